@@ -1,0 +1,39 @@
+# Two commands: `make up` (install, start the embedded PostGIS, migrate, sync the sample, serve
+# on http://127.0.0.1:8000) and `make test` (install, then the suite on a throwaway database).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: up test install system-deps lint format clean
+
+up: install
+	$(BIN)/urbis up
+
+test: install lint
+	$(BIN)/pytest
+
+install: system-deps $(STAMP) node_modules/.installed
+
+system-deps:
+	@scripts/install-system-deps.sh
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache

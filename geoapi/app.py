@@ -1,0 +1,52 @@
+"""The FastAPI application: `create_app(settings)`; the lifespan owns the database pool."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from geoapi.errors import install_error_handlers
+from geoapi.routes import collections, landing
+from geoapi.routes.docs import SWAGGER_STATIC, docs_router
+from urbis_core.db import sqlalchemy_url
+from urbis_core.settings import ApiSettings
+
+
+def create_app(settings: ApiSettings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_async_engine(
+            sqlalchemy_url(settings.database_url),
+            pool_size=settings.pool_size,
+            max_overflow=0,
+            pool_pre_ping=True,
+        )
+        app.state.engine = engine
+        app.state.settings = settings
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="URBIS GeoService",
+        description="OGC API Features over the Brussels URBIS layers kept in PostGIS. "
+                    "Data: Brussels UrbIS®© - Distribution & Copyright CIRB / Paradigm.",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    install_error_handlers(app)
+    app.include_router(landing.router)
+    app.include_router(collections.router)
+    swagger_dir = settings.node_modules / "swagger-ui-dist"
+    app.include_router(docs_router(swagger_dir.is_dir()))
+    if swagger_dir.is_dir():
+        app.mount(SWAGGER_STATIC, StaticFiles(directory=swagger_dir), name="swagger-ui")
+    return app

@@ -1,0 +1,131 @@
+"""SQL for features, composed with SQLAlchemy Core: identifiers from the catalog, values bound.
+
+PostgreSQL writes each feature's GeoJSON itself; Python only joins the rows, which keeps large
+pages cheap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import ColumnElement, Select, func
+from sqlalchemy.dialects.postgresql import JSON
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from urbis_core.catalog import LayerEntry
+from urbis_core.errors import NotFound
+
+CRS84_SRID = 4326  # PostGIS writes EPSG:4326 as lon/lat, which is CRS84's axis order
+COORDINATE_DECIMALS = 8  # about 1 mm in degrees
+MAX_PAIRS_PER_CALL = 50  # PostgreSQL functions take at most 100 arguments
+
+
+@dataclass(frozen=True)
+class ItemsQuery:
+    limit: int
+    offset: int
+    bbox: tuple[float, float, float, float] | None = None
+
+
+@dataclass(frozen=True)
+class ItemsPage:
+    features: list[str]  # each a GeoJSON Feature as JSON text
+    number_matched: int
+
+
+def _const(text: str) -> ColumnElement[Any]:
+    return sa.cast(sa.literal(text), sa.Text)
+
+
+def _properties(layer: LayerEntry, table: sa.Table) -> ColumnElement[Any]:
+    """Properties in the source's field order (json keeps it; jsonb would sort the keys)."""
+    pairs: list[ColumnElement[Any]] = []
+    for column in layer.columns:
+        pairs += [_const(column.name), table.c[column.name]]
+    if len(pairs) <= 2 * MAX_PAIRS_PER_CALL:
+        return func.json_build_object(*pairs)
+    # Too many fields for one call: merge jsonb chunks (key order is then jsonb's own).
+    chunks = [func.jsonb_build_object(*pairs[i:i + 2 * MAX_PAIRS_PER_CALL])
+              for i in range(0, len(pairs), 2 * MAX_PAIRS_PER_CALL)]
+    merged: ColumnElement[Any] = chunks[0]
+    for chunk in chunks[1:]:
+        merged = merged.op("||")(chunk)
+    return merged
+
+
+def feature_json(layer: LayerEntry, table: sa.Table) -> ColumnElement[str]:
+    geometry = sa.cast(
+        func.ST_AsGeoJSON(func.ST_Transform(table.c.geom, CRS84_SRID), COORDINATE_DECIMALS), JSON
+    )
+    return sa.cast(func.json_build_object(
+        _const("type"), _const("Feature"),
+        _const("id"), table.c[layer.key_field],
+        _const("geometry"), geometry,
+        _const("properties"), _properties(layer, table),
+    ), sa.Text)
+
+
+def _filters(layer: LayerEntry, table: sa.Table, query: ItemsQuery) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if query.bbox is not None:
+        # Transform the literal, not the column, so the GiST index is used; densify first so
+        # the envelope's edges stay where the user drew them.
+        envelope = func.ST_Transform(
+            func.ST_Segmentize(func.ST_MakeEnvelope(*query.bbox, CRS84_SRID), 0.001), layer.srid
+        )
+        conditions.append(func.ST_Intersects(table.c.geom, envelope))
+    return conditions
+
+
+async def fetch_items(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery) -> ItemsPage:
+    table = layer.table()
+    conditions = _filters(layer, table, query)
+    page: Select[Any] = (
+        sa.select(feature_json(layer, table)).where(*conditions)
+        .order_by(table.c[layer.key_field]).limit(query.limit).offset(query.offset)
+    )
+    features = list((await conn.execute(page)).scalars())
+    if conditions:
+        count = sa.select(func.count()).select_from(table).where(*conditions)
+        matched = int((await conn.execute(count)).scalar_one())
+    else:
+        matched = layer.feature_count
+    return ItemsPage(features, matched)
+
+
+def _key_value(layer: LayerEntry, feature_id: str) -> Any:
+    """The feature id as the key column's type; an id that cannot be one matches nothing."""
+    sql_type = layer.key_column.sql_type
+    try:
+        if sql_type in ("integer", "bigint"):
+            return int(feature_id)
+        if sql_type == "double precision":
+            return float(feature_id)
+    except ValueError:
+        return None
+    return feature_id
+
+
+async def fetch_feature(conn: AsyncConnection, layer: LayerEntry, feature_id: str) -> str:
+    table = layer.table()
+    value = _key_value(layer, feature_id)
+    key = table.c[layer.key_field]
+    if value is None:
+        row = None
+    elif layer.key_column.sql_type in ("integer", "bigint", "double precision", "text"):
+        row = (await conn.execute(sa.select(feature_json(layer, table)).where(
+            key == sa.bindparam("key", value, type_=_bind_type(layer))))).first()
+    else:
+        row = (await conn.execute(sa.select(feature_json(layer, table)).where(
+            sa.cast(key, sa.Text) == value))).first()
+    if row is None:
+        raise NotFound(f"no feature '{feature_id}' in collection '{layer.id}'")
+    return str(row[0])
+
+
+def _bind_type(layer: LayerEntry) -> sa.types.TypeEngine[Any]:
+    types: dict[str, sa.types.TypeEngine[Any]] = {
+        "integer": sa.Integer(), "bigint": sa.BigInteger(), "double precision": sa.Float()}
+    return types.get(layer.key_column.sql_type, sa.Text())

@@ -1,0 +1,41 @@
+"""Validation of query parameters at the edge: bad values become 400s that say what is wrong."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from urbis_core.errors import InvalidParameter
+
+
+def parse_bbox(raw: str | None) -> tuple[float, float, float, float] | None:
+    """`minx,miny,maxx,maxy` (or 6 numbers with heights) in CRS84, checked for range and order."""
+    if raw is None or raw == "":
+        return None
+    parts = raw.split(",")
+    if len(parts) not in (4, 6):
+        raise InvalidParameter("bbox", f"expected 4 or 6 comma-separated numbers, got {len(parts)}")
+    try:
+        numbers = [float(p) for p in parts]
+    except ValueError:
+        raise InvalidParameter("bbox", f"'{raw}' is not a list of numbers") from None
+    if not all(math.isfinite(n) for n in numbers):
+        raise InvalidParameter("bbox", "numbers must be finite")
+    if len(numbers) == 6:
+        numbers = [numbers[0], numbers[1], numbers[3], numbers[4]]
+    minx, miny, maxx, maxy = numbers
+    if not (-180 <= minx <= 180 and -180 <= maxx <= 180):
+        raise InvalidParameter("bbox", "longitudes must lie between -180 and 180 (CRS84)")
+    if not (-90 <= miny <= 90 and -90 <= maxy <= 90):
+        raise InvalidParameter("bbox", "latitudes must lie between -90 and 90 (CRS84)")
+    if minx > maxx or miny > maxy:
+        raise InvalidParameter("bbox", "expected minx,miny,maxx,maxy with min <= max")
+    return minx, miny, maxx, maxy
+
+
+def reject_unknown(params: Iterable[str], allowed: set[str]) -> None:
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise InvalidParameter(
+            unknown[0], f"unknown parameter; this resource accepts {', '.join(sorted(allowed))}"
+        )

@@ -1,0 +1,1 @@
+"""HTTP routes of the geo-API, one module per group of resources."""

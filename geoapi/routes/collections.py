@@ -1,0 +1,179 @@
+"""Collections (one per URBIS layer), their items, and single features."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import Response
+
+from geoapi import html
+from geoapi.catalog import get_layer, list_layers
+from geoapi.deps import ConnDep, FormatDep, SettingsDep, base_url
+from geoapi.features import ItemsQuery, fetch_feature, fetch_items
+from geoapi.params import parse_bbox, reject_unknown
+from urbis_core.catalog import LayerEntry
+from urbis_core.settings import MAX_ITEMS_LIMIT
+
+router = APIRouter(tags=["Data"])
+
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+GEOJSON = "application/geo+json"
+ITEMS_PARAMS = {"limit", "offset", "bbox", "f"}
+CollectionId = Annotated[str, Path(description="Collection (layer) id, e.g. municipalities")]
+
+
+def _epsg(srid: int) -> str:
+    return f"http://www.opengis.net/def/crs/EPSG/0/{srid}"
+
+
+def collection_doc(layer: LayerEntry, base: str) -> dict[str, Any]:
+    href = f"{base}/collections/{layer.id}"
+    doc: dict[str, Any] = {
+        "id": layer.id,
+        "title": layer.display_title("en"),
+        "titles": layer.title,
+        "description": layer.description,
+        "itemType": "feature",
+        "crs": [CRS84],
+        "storageCrs": _epsg(layer.srid),
+        "keyField": layer.key_field,
+        "geometryType": layer.geometry_type,
+        "featureCount": layer.feature_count,
+        "version": layer.version,
+        "lastUpdated": layer.last_success.isoformat() if layer.last_success else None,
+        "links": [
+            {"rel": "self", "type": "application/json", "href": href},
+            {"rel": "alternate", "type": "text/html", "href": f"{href}?f=html"},
+            {"rel": "items", "type": GEOJSON, "title": "Features as GeoJSON",
+             "href": f"{href}/items"},
+            {"rel": "items", "type": "text/html", "title": "Features as HTML",
+             "href": f"{href}/items?f=html"},
+        ],
+    }
+    if layer.bbox_crs84:
+        doc["extent"] = {"spatial": {"bbox": [list(layer.bbox_crs84)], "crs": CRS84}}
+    if layer.bbox_native:
+        doc["storageCrsExtent"] = {"bbox": [list(layer.bbox_native)], "crs": _epsg(layer.srid)}
+    return doc
+
+
+@router.get("/collections", summary="The collections (URBIS layers)")
+async def collections(request: Request, conn: ConnDep, fmt: FormatDep) -> Any:
+    base = base_url(request)
+    layers = await list_layers(conn)
+    doc = {
+        "collections": [collection_doc(layer, base) for layer in layers],
+        "links": [{"rel": "self", "type": "application/json", "href": f"{base}/collections"},
+                  {"rel": "alternate", "type": "text/html", "href": f"{base}/collections?f=html"}],
+    }
+    if fmt == "html":
+        rows = [[f'<a href="{html.esc(f"{base}/collections/{lyr.id}?f=html")}">'
+                 f"{html.esc(lyr.id)}</a>", html.esc(lyr.display_title("fr")),
+                 html.esc(lyr.display_title("nl")), html.esc(lyr.geometry_type),
+                 html.esc(lyr.feature_count)] for lyr in layers]
+        return html.page("Collections", html.table(
+            ["id", "titre", "titel", "geometry", "features"], rows), f"{base}/collections?f=json")
+    return doc
+
+
+@router.get("/collections/{collection_id}", summary="One collection")
+async def collection(collection_id: CollectionId, request: Request, conn: ConnDep,
+                     fmt: FormatDep) -> Any:
+    base = base_url(request)
+    layer = await get_layer(conn, collection_id)
+    doc = collection_doc(layer, base)
+    if fmt == "html":
+        facts = [["key", html.esc(layer.key_field)], ["geometry", html.esc(layer.geometry_type)],
+                 ["features", html.esc(layer.feature_count)], ["version", html.esc(layer.version)],
+                 ["last updated", html.esc(doc["lastUpdated"])],
+                 ["extent (CRS84)", html.esc(layer.bbox_crs84)]]
+        fields = [[html.esc(c.name), html.esc(c.sql_type)] for c in layer.columns]
+        body = (html.table(["", ""], facts) + "<h2>Fields</h2>"
+                + html.table(["name", "type"], fields) + html.link_list(doc["links"][2:]))
+        return html.page(layer.display_title("en"), body, f"{base}/collections/{layer.id}?f=json")
+    return doc
+
+
+@router.get("/collections/{collection_id}/items", summary="Features of a collection",
+            response_class=Response, responses={200: {"content": {GEOJSON: {}}}})
+async def items(
+    collection_id: CollectionId,
+    request: Request,
+    conn: ConnDep,
+    settings: SettingsDep,
+    fmt: FormatDep,
+    limit: Annotated[int | None, Query(
+        ge=1, description=f"Features per page (default 10; at most {MAX_ITEMS_LIMIT}, "
+                          "larger values are reduced to it)")] = None,
+    offset: Annotated[int, Query(ge=0, description="Features to skip")] = 0,
+    bbox: Annotated[str | None, Query(
+        description="minx,miny,maxx,maxy in CRS84 (lon/lat), e.g. 4.34,50.83,4.36,50.84")] = None,
+) -> Response:
+    reject_unknown(request.query_params.keys(), ITEMS_PARAMS)
+    layer = await get_layer(conn, collection_id)
+    query = ItemsQuery(limit=min(limit or settings.default_limit, settings.max_limit),
+                       offset=offset, bbox=parse_bbox(bbox))
+    page = await fetch_items(conn, layer, query)
+    base = base_url(request)
+    href = f"{base}/collections/{layer.id}/items"
+    params = {k: v for k, v in request.query_params.items() if k not in ("offset", "f")}
+    params["limit"] = str(query.limit)
+
+    def page_link(rel: str, new_offset: int, media: str = GEOJSON, f: str = "json") -> dict:
+        return {"rel": rel, "type": media,
+                "href": f"{href}?{urlencode({**params, 'offset': new_offset, 'f': f})}"}
+
+    links = [page_link("self", query.offset),
+             page_link("alternate", query.offset, "text/html", "html"),
+             {"rel": "collection", "type": "application/json",
+              "href": f"{base}/collections/{layer.id}"}]
+    if query.offset + len(page.features) < page.number_matched:
+        links.append(page_link("next", query.offset + query.limit))
+    if query.offset > 0:
+        links.append(page_link("prev", max(0, query.offset - query.limit)))
+    meta = {
+        "numberMatched": page.number_matched,
+        "numberReturned": len(page.features),
+        "timeStamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "links": links,
+    }
+    if fmt == "html":
+        features = [json.loads(f) for f in page.features]
+        nav = html.link_list([lk | {"title": lk["rel"]} for lk in links
+                              if lk["rel"] in ("next", "prev")])
+        body = (f"<p>{len(features)} of {page.number_matched} features "
+                f"(from {query.offset + 1 if features else 0}).</p>" + nav
+                + html.features_table(features, f"{base}/collections/{layer.id}"))
+        return html.page(f"{layer.display_title('en')}: features", body,
+                         links[0]["href"])
+    body = ('{"type":"FeatureCollection","features":[' + ",".join(page.features) + "],"
+            + json.dumps(meta)[1:])
+    return Response(body, media_type=GEOJSON, headers={"Content-Crs": f"<{CRS84}>"})
+
+
+@router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature by its key",
+            response_class=Response, responses={200: {"content": {GEOJSON: {}}}})
+async def feature(
+    collection_id: CollectionId,
+    feature_id: Annotated[str, Path(description="The feature's key value (e.g. a NIS code)")],
+    request: Request,
+    conn: ConnDep,
+    fmt: FormatDep,
+) -> Response:
+    layer = await get_layer(conn, collection_id)
+    text = await fetch_feature(conn, layer, feature_id)
+    base = base_url(request)
+    href = f"{base}/collections/{layer.id}/items/{feature_id}"
+    if fmt == "html":
+        return html.page(f"{layer.display_title('en')} {feature_id}",
+                         html.feature_body(json.loads(text)), f"{href}?f=json")
+    links = [{"rel": "self", "type": GEOJSON, "href": f"{href}?f=json"},
+             {"rel": "alternate", "type": "text/html", "href": f"{href}?f=html"},
+             {"rel": "collection", "type": "application/json",
+              "href": f"{base}/collections/{layer.id}"}]
+    body = text[:-1] + ',"links":' + json.dumps(links) + "}"
+    return Response(body, media_type=GEOJSON, headers={"Content-Crs": f"<{CRS84}>"})

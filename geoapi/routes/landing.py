@@ -1,0 +1,76 @@
+"""Landing page, conformance and health."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import func, select, text
+
+from geoapi import html
+from geoapi.deps import ConnDep, FormatDep, base_url
+from geoapi.errors import problem
+from urbis_core.catalog import layer_catalog
+
+router = APIRouter()
+
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+]
+
+
+@router.get("/", summary="Landing page", tags=["Capabilities"])
+async def landing(request: Request, fmt: FormatDep) -> Any:
+    base = base_url(request)
+    links = [
+        {"rel": "self", "type": "application/json", "title": "This document",
+         "href": f"{base}/?f=json"},
+        {"rel": "alternate", "type": "text/html", "title": "This document as HTML",
+         "href": f"{base}/?f=html"},
+        {"rel": "service-desc", "type": "application/vnd.oai.openapi+json;version=3.0",
+         "title": "The API definition (OpenAPI 3)", "href": f"{base}/openapi.json"},
+        {"rel": "service-doc", "type": "text/html", "title": "The API documentation",
+         "href": f"{base}/docs"},
+        {"rel": "conformance", "type": "application/json",
+         "title": "OGC API conformance classes implemented", "href": f"{base}/conformance"},
+        {"rel": "data", "type": "application/json", "title": "The collections (URBIS layers)",
+         "href": f"{base}/collections"},
+    ]
+    title = "URBIS GeoService"
+    description = ("Brussels-Capital Region URBIS reference layers (addresses, municipalities, "
+                   "buildings, streets...) kept current from URBIS and served as OGC API "
+                   "Features.")
+    doc = {
+        "title": title,
+        "description": description,
+        "attribution": html.ATTRIBUTION,
+        "links": links,
+    }
+    if fmt == "html":
+        return html.page(title, f"<p>{html.esc(description)}</p>"
+                         + html.link_list(links[1:]), f"{base}/?f=json")
+    return doc
+
+
+@router.get("/conformance", summary="Conformance classes", tags=["Capabilities"])
+async def conformance(request: Request, fmt: FormatDep) -> Any:
+    doc = {"conformsTo": CONFORMANCE}
+    if fmt == "html":
+        items = "".join(f"<li>{html.esc(c)}</li>" for c in CONFORMANCE)
+        return html.page("Conformance", f"<ul>{items}</ul>",
+                         f"{base_url(request)}/conformance?f=json")
+    return doc
+
+
+@router.get("/healthz", summary="Health check", tags=["Capabilities"])
+async def healthz(conn: ConnDep) -> JSONResponse:
+    try:
+        await conn.execute(text("SELECT 1"))
+        layers = (await conn.execute(select(func.count()).select_from(layer_catalog))).scalar()
+    except Exception as exc:  # noqa: BLE001 - any failure means "not healthy"
+        return problem(503, f"database not ready: {type(exc).__name__}")
+    return JSONResponse({"status": "ok", "database": "ok", "layers": layers})

@@ -1,0 +1,85 @@
+"""Shared fixtures: a throwaway PostGIS cluster for the whole run, a fresh database per test.
+
+Set URBIS_TEST_ADMIN_URL (a superuser URL of an existing PostGIS server) to use that server
+instead of starting a cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import make_url
+
+from urbis_core import migrate
+from urbis_core.pgcluster import EmbeddedCluster
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_CONFIG = ROOT / "config" / "urbis.yaml"
+SAMPLE_DIR = ROOT / "data" / "sample"
+TEMPLATE_DB = "urbis_test_template"
+
+
+def with_database(url: str, dbname: str) -> str:
+    return make_url(url).set(database=dbname).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def admin_url() -> Iterator[str]:
+    external = os.environ.get("URBIS_TEST_ADMIN_URL")
+    if external:
+        yield external
+        return
+    home = Path(tempfile.mkdtemp(prefix="urbis-test-cluster-"))
+    home.chmod(0o755)
+    cluster = EmbeddedCluster(home, durable=False, allow_apt=False)
+    state = cluster.start()
+    try:
+        yield state.admin_url()
+    finally:
+        cluster.destroy()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def create_database(admin: str, name: str, template: str | None = None) -> str:
+    with psycopg.connect(admin, autocommit=True) as conn:
+        suffix = f" TEMPLATE {template}" if template else ""
+        conn.execute(f'CREATE DATABASE "{name}"{suffix}')
+    return with_database(admin, name)
+
+
+def drop_database(admin: str, name: str) -> None:
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def template_url(admin_url: str) -> Iterator[str]:
+    """A database with PostGIS and the service schema, copied for each test."""
+    drop_database(admin_url, TEMPLATE_DB)
+    url = create_database(admin_url, TEMPLATE_DB)
+    migrate.upgrade(url)
+    yield url
+    drop_database(admin_url, TEMPLATE_DB)
+
+
+@pytest.fixture
+def empty_database_url(admin_url: str) -> Iterator[str]:
+    """A new database with nothing in it (not even PostGIS)."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    yield create_database(admin_url, name)
+    drop_database(admin_url, name)
+
+
+@pytest.fixture
+def database_url(admin_url: str, template_url: str) -> Iterator[str]:
+    """A new, migrated database of the test's own."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    yield create_database(admin_url, name, template=TEMPLATE_DB)
+    drop_database(admin_url, name)

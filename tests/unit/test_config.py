@@ -1,0 +1,82 @@
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SAMPLE_CONFIG, SAMPLE_DIR
+from urbis_core.config import FileSource, load_config
+from urbis_core.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "urbis.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_sample_config_resolves_paths_against_its_folder():
+    config = load_config(SAMPLE_CONFIG)
+    assert list(config.layers) == ["municipalities", "addresses"]
+    source = config.layers["municipalities"].source
+    assert isinstance(source, FileSource)
+    assert source.path is not None
+    assert source.path.resolve() == (SAMPLE_DIR / "UrbAdm_MUNICIPALITY.shp").resolve()
+    assert source.srid == 31370
+    assert config.layers["municipalities"].title.nl == "Gemeenten"
+    assert config.layers["addresses"].key == "ID"
+
+
+def test_unknown_kind_names_file_layer_and_field(tmp_path):
+    path = write(tmp_path, "layers:\n  streets:\n    source: {kind: ftp, url: x}\n    key: ID\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert message.count("\n") == 0
+    assert str(path) in message and "layer 'streets'" in message
+    assert "source.kind: unknown kind 'ftp'" in message
+
+
+def test_missing_key_is_named(tmp_path):
+    path = write(tmp_path, "layers:\n  streets:\n    source: {kind: file, path: a.gpkg}\n")
+    with pytest.raises(ConfigError, match=r"layer 'streets': key: missing"):
+        load_config(path)
+
+
+def test_file_source_needs_exactly_one_location(tmp_path):
+    path = write(tmp_path, "layers:\n  a:\n    source: {kind: file}\n    key: ID\n")
+    with pytest.raises(ConfigError, match="exactly one of 'path' or 'url'"):
+        load_config(path)
+
+
+def test_wfs_source_fields_are_checked(tmp_path):
+    path = write(tmp_path, "layers:\n  b:\n    source: {kind: wfs, url: 'https://x/wfs'}\n"
+                           "    key: INSPIRE_ID\n")
+    with pytest.raises(ConfigError, match=r"layer 'b': source.typename: missing"):
+        load_config(path)
+
+
+def test_unknown_field_and_bad_layer_id(tmp_path):
+    path = write(tmp_path, "layers:\n  Bad-Id:\n    source: {kind: file, path: a}\n"
+                           "    key: K\n  ok:\n    source: {kind: file, path: a}\n"
+                           "    key: K\n    colour: red\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    lines = str(err.value).splitlines()
+    assert len(lines) == 2
+    assert "layer 'Bad-Id'" in lines[0] and "lower case" in lines[0]
+    assert "layer 'ok': colour: unknown field" in lines[1]
+
+
+def test_not_yaml_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="configuration file not found"):
+        load_config(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(write(tmp_path, "layers: [unclosed"))
+    with pytest.raises(ConfigError, match="non-empty 'layers'"):
+        load_config(write(tmp_path, "layers: {}\n"))
+
+
+def test_schedule_must_be_a_duration(tmp_path):
+    path = write(tmp_path, "layers:\n  a:\n    source: {kind: file, path: a}\n    key: K\n"
+                           "    schedule: weekly\n")
+    with pytest.raises(ConfigError, match="schedule: 'weekly' is not a duration"):
+        load_config(path)

@@ -1,0 +1,1 @@
+"""The `urbis` command: database, migrations, configuration, sync and serving."""

@@ -1,0 +1,228 @@
+"""`urbis`: one entry point composing the core, the sync worker and the API.
+
+Every error the service raises on purpose ends the command with a short message and exit code
+2 (configuration) or 1 (anything else); no traceback for a user's mistake.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from urbis_core.config import ServiceConfig, load_config
+from urbis_core.errors import ConfigError, UrbisError
+from urbis_core.pgcluster import EmbeddedCluster
+from urbis_core.settings import ApiSettings, DatabaseSettings, config_path_from_env
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handle_errors(func: F) -> F:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ConfigError as exc:
+            for line in str(exc).splitlines():
+                click.echo(f"urbis: configuration error: {line}", err=True)
+            sys.exit(2)
+        except UrbisError as exc:
+            click.echo(f"urbis: error: {exc}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _cluster(settings: DatabaseSettings) -> EmbeddedCluster:
+    return EmbeddedCluster(settings.home, allow_apt=settings.allow_apt)
+
+
+def _checked_config(layer_ids: tuple[str, ...] = ()) -> ServiceConfig:
+    """Load the config and check its sources before anything touches the database."""
+    from urbis_sync.check import check_sources
+
+    config = load_config(config_path_from_env())
+    for layer_id in layer_ids:
+        config.layer(layer_id)
+    check_sources(config, list(layer_ids) or None)
+    return config
+
+
+def _prepare_database(settings: DatabaseSettings) -> str:
+    """Start the embedded cluster when needed, make sure PostGIS exists, migrate."""
+    from urbis_core import migrate
+    from urbis_core.db import create_sync_engine, ensure_postgis, resolve_database_url
+
+    url = resolve_database_url(settings)
+    engine = create_sync_engine(url)
+    try:
+        ensure_postgis(engine)
+    finally:
+        engine.dispose()
+    migrate.upgrade(url)
+    return url
+
+
+def _run_sync(url: str, config: ServiceConfig, layer_ids: tuple[str, ...]) -> bool:
+    from urbis_core.db import create_sync_engine
+    from urbis_sync.run import sync_once
+
+    engine = create_sync_engine(url)
+    try:
+        reports = sync_once(engine, config, list(layer_ids) or list(config.layers))
+    finally:
+        engine.dispose()
+    for report in reports:
+        click.echo(report.summary(), err=report.status != "success")
+    return all(r.status == "success" for r in reports)
+
+
+def _serve(url: str, host: str | None, port: int | None) -> None:
+    import uvicorn
+
+    from geoapi.app import create_app
+
+    settings = ApiSettings.from_env(url)
+    host = host or settings.host
+    port = port or settings.port
+    click.echo(f"urbis: serving on http://{host}:{port}/ (Ctrl-C to stop)", err=True)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log more.")
+def cli(verbose: bool) -> None:
+    """URBIS GeoService: keep URBIS layers in PostGIS and serve them as OGC APIs."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+# -- urbis db -------------------------------------------------------------------------------
+@cli.group()
+def db() -> None:
+    """The embedded PostgreSQL + PostGIS cluster under .urbis/ (when DATABASE_URL is unset)."""
+
+
+def _refuse_with_database_url(settings: DatabaseSettings, action: str) -> bool:
+    if settings.url:
+        click.echo(f"urbis: DATABASE_URL is set, so there is no embedded database to {action}",
+                   err=True)
+        return True
+    return False
+
+
+@db.command("start")
+@handle_errors
+def db_start() -> None:
+    """Create (first time) and start the embedded cluster."""
+    settings = DatabaseSettings.from_env()
+    if _refuse_with_database_url(settings, "start"):
+        return
+    state = _cluster(settings).start()
+    click.echo(f"urbis: database running on 127.0.0.1:{state.port} (data in {state.data_dir})")
+
+
+@db.command("stop")
+@handle_errors
+def db_stop() -> None:
+    """Stop the embedded cluster (its data stays)."""
+    settings = DatabaseSettings.from_env()
+    if _refuse_with_database_url(settings, "stop"):
+        return
+    stopped = _cluster(settings).stop()
+    click.echo("urbis: database stopped" if stopped else "urbis: database was not running")
+
+
+@db.command("status")
+@handle_errors
+def db_status() -> None:
+    """Say whether the database is running, and where. Exit code 3 when it is not."""
+    settings = DatabaseSettings.from_env()
+    if settings.url:
+        click.echo("external database (DATABASE_URL)")
+        return
+    cluster = _cluster(settings)
+    state = cluster.state()
+    if state is None:
+        click.echo(f"no embedded database yet under {settings.home} (`urbis db start`)")
+        sys.exit(3)
+    running = cluster.is_running()
+    click.echo(f"{'running' if running else 'stopped'}: 127.0.0.1:{state.port}, "
+               f"data in {state.data_dir}")
+    if not running:
+        sys.exit(3)
+
+
+@db.command("url")
+@handle_errors
+def db_url() -> None:
+    """Print the database URL (libpq form) the other commands use."""
+    from urbis_core.db import resolve_database_url
+
+    click.echo(resolve_database_url(DatabaseSettings.from_env(), start=False))
+
+
+# -- urbis migrate / config -----------------------------------------------------------------
+@cli.command()
+@handle_errors
+def migrate() -> None:
+    """Create or upgrade the service schema (alembic upgrade head)."""
+    _prepare_database(DatabaseSettings.from_env())
+    click.echo("urbis: service schema is up to date")
+
+
+@cli.group()
+def config() -> None:
+    """The layer configuration (URBIS_CONFIG, default config/urbis.yaml)."""
+
+
+@config.command("check")
+@handle_errors
+def config_check() -> None:
+    """Validate the configuration and open every file source; exit 2 on any problem."""
+    cfg = _checked_config()
+    click.echo(f"{cfg.path}: OK ({len(cfg.layers)} layers: {', '.join(cfg.layers)})")
+
+
+# -- urbis sync / serve / up ----------------------------------------------------------------
+@cli.command()
+@click.option("--once", is_flag=True, help="Sync each layer once, then exit.")
+@click.option("--layer", "layers", multiple=True, help="Only this layer id (repeatable).")
+@handle_errors
+def sync(once: bool, layers: tuple[str, ...]) -> None:
+    """Load the configured layers into PostGIS."""
+    if not once:
+        raise UrbisError("continuous sync is not available yet; use `urbis sync --once`")
+    config = _checked_config(layers)
+    url = _prepare_database(DatabaseSettings.from_env())
+    if not _run_sync(url, config, layers):
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--host", default=None, help="Address to listen on (URBIS_HOST, 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (URBIS_PORT, default 8000).")
+@handle_errors
+def serve(host: str | None, port: int | None) -> None:
+    """Serve the API (the database must be migrated; `urbis up` does everything)."""
+    from urbis_core.db import resolve_database_url
+
+    _serve(resolve_database_url(DatabaseSettings.from_env()), host, port)
+
+
+@cli.command()
+@click.option("--host", default=None, help="Address to listen on (URBIS_HOST, 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (URBIS_PORT, default 8000).")
+@handle_errors
+def up(host: str | None, port: int | None) -> None:
+    """Start the database if needed, migrate, sync once, serve."""
+    config = _checked_config()
+    url = _prepare_database(DatabaseSettings.from_env())
+    if not _run_sync(url, config, ()):
+        click.echo("urbis: some layers failed to sync; serving the last good data", err=True)
+    _serve(url, host, port)

@@ -1,0 +1,144 @@
+"""The service schema (`urbis_meta`) as SQLAlchemy Core tables, and the layer catalog model.
+
+Alembic owns the DDL (`migrations/`); these definitions are what the code queries, and a test
+checks that they match what the migrations create.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from geoalchemy2 import Geometry
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+
+from urbis_core.db import LAYER_SCHEMA, META_SCHEMA
+
+STORAGE_SRID = 31370
+
+metadata = sa.MetaData(schema=META_SCHEMA)
+
+layer_catalog = sa.Table(
+    "layer_catalog", metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("table_name", sa.Text, nullable=False),
+    sa.Column("title", JSONB, nullable=False),
+    sa.Column("description", sa.Text),
+    sa.Column("source", JSONB, nullable=False),
+    sa.Column("key_field", sa.Text, nullable=False),
+    sa.Column("geometry_type", sa.Text, nullable=False),
+    sa.Column("srid", sa.Integer, nullable=False),
+    sa.Column("columns", JSONB, nullable=False),
+    sa.Column("feature_count", sa.BigInteger, nullable=False),
+    sa.Column("bbox_native", ARRAY(sa.Float)),
+    sa.Column("bbox_crs84", ARRAY(sa.Float)),
+    sa.Column("version", sa.BigInteger, nullable=False),
+    sa.Column("last_success", sa.DateTime(timezone=True)),
+)
+
+sync_run = sa.Table(
+    "sync_run", metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=True),
+    sa.Column("layer_id", sa.Text, nullable=False),
+    sa.Column("mode", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("fetched", sa.BigInteger, nullable=False),
+    sa.Column("inserted", sa.BigInteger, nullable=False),
+    sa.Column("updated", sa.BigInteger, nullable=False),
+    sa.Column("deleted", sa.BigInteger, nullable=False),
+    sa.Column("repaired", sa.BigInteger, nullable=False),
+    sa.Column("quarantined", sa.BigInteger, nullable=False),
+    sa.Column("version", sa.BigInteger),
+    sa.Column("error", sa.Text),
+)
+
+change_log = sa.Table(
+    "change_log", metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=True),
+    sa.Column("layer_id", sa.Text, nullable=False),
+    sa.Column("run_id", sa.BigInteger, sa.ForeignKey(sync_run.c.id), nullable=False),
+    sa.Column("version", sa.BigInteger, nullable=False),
+    sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("inserted", sa.BigInteger, nullable=False),
+    sa.Column("updated", sa.BigInteger, nullable=False),
+    sa.Column("deleted", sa.BigInteger, nullable=False),
+    sa.Column("bbox", Geometry("POLYGON", srid=STORAGE_SRID, spatial_index=False)),
+)
+
+quarantine = sa.Table(
+    "quarantine", metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=True),
+    sa.Column("layer_id", sa.Text, nullable=False),
+    sa.Column("run_id", sa.BigInteger, sa.ForeignKey(sync_run.c.id), nullable=False),
+    sa.Column("feature_key", sa.Text),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("properties", JSONB, nullable=False),
+    sa.Column("geom", Geometry("GEOMETRY", srid=STORAGE_SRID, spatial_index=False)),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    """A property column of a layer table: its name as the source spells it, its SQL type."""
+
+    name: str
+    sql_type: str
+
+
+@dataclass(frozen=True)
+class LayerEntry:
+    """One row of the layer catalog: everything the API needs to query a layer safely."""
+
+    id: str
+    table_name: str
+    title: dict[str, str]
+    description: str | None
+    key_field: str
+    geometry_type: str
+    srid: int
+    columns: tuple[ColumnInfo, ...]
+    feature_count: int
+    bbox_native: tuple[float, ...] | None
+    bbox_crs84: tuple[float, ...] | None
+    version: int
+    last_success: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> LayerEntry:
+        m = row._mapping
+        return cls(
+            id=m["id"],
+            table_name=m["table_name"],
+            title=dict(m["title"] or {}),
+            description=m["description"],
+            key_field=m["key_field"],
+            geometry_type=m["geometry_type"],
+            srid=m["srid"],
+            columns=tuple(ColumnInfo(c["name"], c["type"]) for c in m["columns"]),
+            feature_count=m["feature_count"],
+            bbox_native=tuple(m["bbox_native"]) if m["bbox_native"] else None,
+            bbox_crs84=tuple(m["bbox_crs84"]) if m["bbox_crs84"] else None,
+            version=m["version"],
+            last_success=m["last_success"],
+        )
+
+    @property
+    def key_column(self) -> ColumnInfo:
+        return next(c for c in self.columns if c.name == self.key_field)
+
+    def display_title(self, language: str = "en") -> str:
+        return self.title.get(language) or next(iter(self.title.values()), None) or self.id
+
+    def table(self) -> sa.Table:
+        """The layer table as SQLAlchemy sees it; identifiers come only from this catalog row."""
+        cols = [sa.Column(c.name, sa.types.NullType()) for c in self.columns]
+        return sa.Table(
+            self.table_name, sa.MetaData(), *cols,
+            sa.Column("geom", Geometry(srid=self.srid, spatial_index=False)),
+            schema=LAYER_SCHEMA,
+        )

@@ -1,0 +1,154 @@
+"""The layer configuration (YAML), validated with messages that name the file, layer and field.
+
+Structural checks live here. Checks that need to open a source (does the file exist, is the
+key one of its fields) live in `urbis_sync.check`, because only the sync knows how to read one.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from urbis_core.errors import ConfigError
+
+LAYER_ID = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+SOURCE_KINDS = ("file", "wfs", "ogcapi")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Title(_Strict):
+    fr: str | None = None
+    nl: str | None = None
+    en: str | None = None
+
+
+class FileSource(_Strict):
+    """A GeoPackage, shapefile, GML or GeoJSON file, zipped or not, local or at a URL."""
+
+    kind: Literal["file"]
+    path: Path | None = None
+    url: str | None = None
+    layer: str | None = None
+    srid: int | None = None
+
+    @model_validator(mode="after")
+    def _one_location(self) -> FileSource:
+        if (self.path is None) == (self.url is None):
+            raise ValueError("a file source needs exactly one of 'path' or 'url'")
+        return self
+
+
+class WfsSource(_Strict):
+    kind: Literal["wfs"]
+    url: str
+    typename: str
+    format: Literal["geojson", "gml"] = "geojson"
+    srid: int | None = None
+    page_size: int | None = Field(default=None, gt=0)
+    bbox: tuple[float, float, float, float] | None = None
+    cql_filter: str | None = None
+
+
+class OgcApiSource(_Strict):
+    kind: Literal["ogcapi"]
+    url: str
+    collection: str
+    srid: int | None = None
+
+
+Source = Annotated[FileSource | WfsSource | OgcApiSource, Field(discriminator="kind")]
+
+
+class LayerConfig(_Strict):
+    title: Title = Title()
+    description: str | None = None
+    source: Source
+    key: str = Field(min_length=1)
+    schedule: str | None = None
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule_format(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"\d+[smhd]", value):
+            raise ValueError(f"'{value}' is not a duration such as 15m, 6h or 1d")
+        return value
+
+
+class ServiceConfig(_Strict):
+    """The whole file: the layers to keep in PostGIS, keyed by their collection id."""
+
+    path: Path
+    layers: dict[str, LayerConfig]
+
+    def layer(self, layer_id: str) -> LayerConfig:
+        try:
+            return self.layers[layer_id]
+        except KeyError:
+            known = ", ".join(sorted(self.layers)) or "none"
+            raise ConfigError(
+                f"{self.path}: no layer '{layer_id}' (configured layers: {known})"
+            ) from None
+
+
+def load_config(path: Path) -> ServiceConfig:
+    """Read and validate the YAML file; relative source paths resolve against its folder."""
+    path = path.resolve()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: configuration file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("layers"), dict) or not raw["layers"]:
+        raise ConfigError(f"{path}: expected a mapping with a non-empty 'layers' mapping")
+
+    layers: dict[str, LayerConfig] = {}
+    problems: list[str] = []
+    for layer_id, body in raw["layers"].items():
+        if not isinstance(layer_id, str) or not LAYER_ID.match(layer_id):
+            problems.append(
+                f"{path}: layer '{layer_id}': the id must be lower case letters, digits and _ "
+                "(it names the table and the collection)"
+            )
+            continue
+        try:
+            layer = LayerConfig.model_validate(body)
+        except ValidationError as exc:
+            problems.extend(f"{path}: layer '{layer_id}': {_describe(e)}" for e in exc.errors())
+            continue
+        source = layer.source
+        if isinstance(source, FileSource) and source.path is not None:
+            resolved = (path.parent / source.path).resolve()
+            source = source.model_copy(update={"path": resolved})
+            layer = layer.model_copy(update={"source": source})
+        layers[layer_id] = layer
+    unknown_top = sorted(set(raw) - {"layers"})
+    problems.extend(f"{path}: unknown top-level key '{k}'" for k in unknown_top)
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return ServiceConfig(path=path, layers=layers)
+
+
+def _describe(error: Any) -> str:
+    """Turn one pydantic error into 'field: problem' in plain words."""
+    loc = [str(p) for p in error["loc"] if p not in SOURCE_KINDS]
+    where = ".".join(loc) or "layer"
+    kind = error["type"]
+    if kind == "missing":
+        return f"{where}: missing (required)"
+    if kind == "union_tag_invalid":
+        tag = error.get("ctx", {}).get("tag")
+        return f"{where}.kind: unknown kind '{tag}' (expected one of: {', '.join(SOURCE_KINDS)})"
+    if kind == "union_tag_not_found":
+        return f"{where}.kind: missing (expected one of: {', '.join(SOURCE_KINDS)})"
+    if kind == "extra_forbidden":
+        return f"{where}: unknown field"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{where}: {message}"

@@ -1,0 +1,67 @@
+"""Database URLs and engines.
+
+Users give a plain libpq URL (`postgresql://user@host:port/dbname`); SQLAlchemy needs the
+driver named, so the conversion happens here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from urbis_core.errors import DatabaseError
+from urbis_core.pgcluster import EmbeddedCluster
+from urbis_core.settings import DatabaseSettings
+
+LAYER_SCHEMA = "urbis"
+META_SCHEMA = "urbis_meta"
+
+
+def sqlalchemy_url(url: str) -> str:
+    """`postgresql://...` -> `postgresql+psycopg://...` (psycopg 3, sync and async)."""
+    try:
+        parsed = make_url(url)
+    except Exception:
+        raise DatabaseError(f"DATABASE_URL is not a valid URL: {url!r}") from None
+    if parsed.get_backend_name() not in {"postgresql", "postgres"}:
+        raise DatabaseError(f"DATABASE_URL must be a postgresql:// URL, not {parsed.drivername}")
+    return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+
+
+def create_sync_engine(url: str, **kwargs: object) -> Engine:
+    return create_engine(sqlalchemy_url(url), pool_pre_ping=True, **kwargs)
+
+
+def ensure_postgis(engine: Engine) -> None:
+    """Create the PostGIS extension when missing; explain clearly when that is not allowed."""
+    try:
+        with engine.begin() as conn:
+            installed = conn.execute(
+                text("SELECT 1 FROM pg_extension WHERE extname = 'postgis'")
+            ).scalar()
+            if not installed:
+                conn.execute(text("CREATE EXTENSION postgis"))
+    except OperationalError as exc:
+        raise DatabaseError(f"cannot connect to the database: {_first_line(exc)}") from exc
+    except DBAPIError as exc:
+        raise DatabaseError(
+            f"PostGIS is missing and could not be created: {_first_line(exc)}"
+        ) from exc
+
+
+def resolve_database_url(settings: DatabaseSettings, *, start: bool = True) -> str:
+    """The URL to use: `DATABASE_URL`, or the embedded cluster (started when `start`)."""
+    if settings.url:
+        return settings.url
+    cluster = EmbeddedCluster(settings.home, allow_apt=settings.allow_apt)
+    if start:
+        return cluster.start().url
+    state = cluster.state()
+    if state is None:
+        raise DatabaseError("no embedded database yet: run `urbis db start` or set DATABASE_URL")
+    return state.url
+
+
+def _first_line(exc: BaseException) -> str:
+    cause = getattr(exc, "orig", None) or exc
+    return str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__

@@ -1,0 +1,37 @@
+"""The service's error hierarchy.
+
+Every message is written for a person: it says what is wrong and, where it can, what to do.
+The API maps these classes to HTTP statuses in one place (`geoapi.errors`).
+"""
+
+
+class UrbisError(Exception):
+    """Base of every error the service raises on purpose."""
+
+
+class ConfigError(UrbisError):
+    """The YAML configuration is invalid; the message names the file, the layer and the field."""
+
+
+class DatabaseError(UrbisError):
+    """The database cannot be reached, started or prepared."""
+
+
+class SourceError(UrbisError):
+    """A layer's source cannot be read, or its content cannot be stored faithfully."""
+
+
+class SyncError(UrbisError):
+    """A sync run failed for a reason other than its source."""
+
+
+class NotFound(UrbisError):
+    """A collection or a feature that does not exist was asked for."""
+
+
+class InvalidParameter(UrbisError):
+    """A request parameter has a value the service cannot use."""
+
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(f"Invalid value for parameter '{parameter}': {message}")
+        self.parameter = parameter

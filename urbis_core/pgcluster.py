@@ -1,0 +1,254 @@
+"""An embedded PostgreSQL 15 + PostGIS cluster owned by the project (`urbis db ...`).
+
+The cluster lives under the project's `.urbis/` folder and is reused from run to run. As root,
+PostgreSQL must run as the `postgres` user, and that user must be able to reach the data folder;
+when the project sits somewhere `postgres` cannot enter (e.g. under /root), the data folder goes
+to /var/lib/urbis/<name> and `.urbis/cluster.json` remembers where.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+from urbis_core.errors import DatabaseError
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+POSTGIS_CONTROL = Path("/usr/share/postgresql/15/extension/postgis.control")
+DEBIAN_PACKAGES = ("postgresql-15", "postgresql-15-postgis-3")
+DATABASE_NAME = "urbis"
+SUPERUSER = "postgres"
+EXTERNAL_ROOT = Path("/var/lib/urbis")
+
+
+def postgis_installed() -> bool:
+    return (PG_BIN / "postgres").exists() and POSTGIS_CONTROL.exists()
+
+
+def ensure_postgis_installed(allow_apt: bool) -> None:
+    """Install PostgreSQL 15 + PostGIS 3 from Debian when missing and allowed, else explain."""
+    if postgis_installed():
+        return
+    install = f"apt-get install {' '.join(DEBIAN_PACKAGES)}"
+    if not allow_apt or os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise DatabaseError(
+            f"PostgreSQL 15 with PostGIS 3 is not installed: run `sudo {install}` "
+            "(or `make up`), or set DATABASE_URL to an existing PostGIS database"
+        )
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq",
+                "--no-install-recommends", *DEBIAN_PACKAGES]):
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise DatabaseError(f"`{' '.join(cmd)}` failed: {done.stderr.strip()[-400:]}")
+    if not postgis_installed():
+        raise DatabaseError(f"`{install}` ran but PostGIS for PostgreSQL 15 is still missing")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _postgres_can_enter(folder: Path) -> bool:
+    """Tell whether the `postgres` user can traverse every parent of `folder`."""
+    probe = folder
+    while not probe.exists():
+        probe = probe.parent
+    done = subprocess.run(
+        ["runuser", "-u", SUPERUSER, "--", "test", "-x", str(probe)],
+        cwd="/", capture_output=True,
+    )
+    return done.returncode == 0
+
+
+@dataclass(frozen=True)
+class ClusterState:
+    """What `.urbis/cluster.json` remembers: where the data is, its port and password."""
+
+    data_dir: Path
+    port: int
+    password: str
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://{SUPERUSER}:{self.password}@127.0.0.1:{self.port}/{DATABASE_NAME}"
+
+    def admin_url(self, dbname: str = "postgres") -> str:
+        return f"postgresql://{SUPERUSER}:{self.password}@127.0.0.1:{self.port}/{dbname}"
+
+
+class EmbeddedCluster:
+    """A PostgreSQL cluster under `home`.
+
+    `durable=False` (tests only) turns fsync off; the project's own cluster keeps it on.
+    """
+
+    def __init__(self, home: Path, *, durable: bool = True, allow_apt: bool = False) -> None:
+        self.home = home
+        self.durable = durable
+        self.allow_apt = allow_apt
+        self.state_file = home / "cluster.json"
+        self._as_root = os.geteuid() == 0
+
+    # -- state -----------------------------------------------------------------------------
+    def state(self) -> ClusterState | None:
+        if not self.state_file.exists():
+            return None
+        raw = json.loads(self.state_file.read_text())
+        return ClusterState(Path(raw["data_dir"]), int(raw["port"]), raw["password"])
+
+    def _save(self, state: ClusterState) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(
+            {"data_dir": str(state.data_dir), "port": state.port, "password": state.password}
+        ))
+        tmp.chmod(0o600)
+        tmp.replace(self.state_file)
+
+    def _cluster_root(self) -> Path:
+        inside = self.home / "postgres"
+        if not self._as_root or _postgres_can_enter(self.home):
+            return inside
+        digest = hashlib.sha1(str(self.home).encode()).hexdigest()[:10]
+        return EXTERNAL_ROOT / f"{self.home.parent.name}-{digest}"
+
+    # -- commands --------------------------------------------------------------------------
+    def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        cmd = [str(PG_BIN / args[0]), *args[1:]]
+        if self._as_root:
+            cmd = ["runuser", "-u", SUPERUSER, "--", *cmd]
+        done = subprocess.run(cmd, cwd="/", capture_output=True, text=True)
+        if check and done.returncode != 0:
+            detail = (done.stderr or done.stdout).strip()[-600:]
+            raise DatabaseError(f"`{args[0]}` failed: {detail}")
+        return done
+
+    def _make_dir(self, path: Path, mode: int) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        if self._as_root:
+            shutil.chown(path, SUPERUSER, SUPERUSER)
+        path.chmod(mode)
+
+    def is_running(self) -> bool:
+        state = self.state()
+        if state is None or not (state.data_dir / "PG_VERSION").exists():
+            return False
+        return self._run("pg_ctl", "status", "-D", str(state.data_dir), check=False).returncode == 0
+
+    def init(self) -> ClusterState:
+        """Create the cluster if there is none yet; return its state."""
+        existing = self.state()
+        if existing is not None and (existing.data_dir / "PG_VERSION").exists():
+            return existing
+        ensure_postgis_installed(self.allow_apt)
+        root = self._cluster_root()
+        data_dir = root / "data"
+        if data_dir.exists():
+            shutil.rmtree(data_dir)  # a half-made cluster from an interrupted init
+        self._make_dir(root, 0o755)
+        self._make_dir(data_dir, 0o700)
+        self._make_dir(root / "sock", 0o755)
+        password = secrets.token_urlsafe(18)
+        pwfile = root / "initdb.pw"
+        pwfile.write_text(password + "\n")
+        if self._as_root:
+            shutil.chown(pwfile, SUPERUSER, SUPERUSER)
+        pwfile.chmod(0o600)
+        try:
+            self._run(
+                "initdb", "-D", str(data_dir), "-U", SUPERUSER, f"--pwfile={pwfile}",
+                "--auth-host=scram-sha-256", "--auth-local=peer", "-E", "UTF8",
+                "--locale=C.UTF-8",
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
+        state = ClusterState(data_dir=data_dir, port=free_port(), password=password)
+        self._write_conf(state)
+        self._save(state)
+        return state
+
+    def _write_conf(self, state: ClusterState) -> None:
+        lines = [
+            "# written by urbis (urbis_core.pgcluster)",
+            "listen_addresses = '127.0.0.1'",
+            f"port = {state.port}",
+            f"unix_socket_directories = '{state.data_dir.parent / 'sock'}'",
+            "max_connections = 100",
+        ]
+        if not self.durable:
+            lines += ["fsync = off", "synchronous_commit = off", "full_page_writes = off"]
+        (state.data_dir / "urbis.conf").write_text("\n".join(lines) + "\n")
+        conf = state.data_dir / "postgresql.conf"
+        text = conf.read_text()
+        if "include_if_exists = 'urbis.conf'" not in text:
+            conf.write_text(text + "\ninclude_if_exists = 'urbis.conf'\n")
+
+    def start(self) -> ClusterState:
+        """Create if needed, start if stopped, and make sure the database and PostGIS exist."""
+        state = self.init()
+        if not self.is_running():
+            if not _port_is_free(state.port):
+                state = ClusterState(state.data_dir, free_port(), state.password)
+                self._write_conf(state)
+                self._save(state)
+            log = state.data_dir.parent / "server.log"
+            self._run("pg_ctl", "start", "-D", str(state.data_dir), "-l", str(log), "-w",
+                      "-t", "60")
+        self._ensure_database(state)
+        return state
+
+    def stop(self) -> bool:
+        """Stop the cluster; False when it was not running."""
+        state = self.state()
+        if state is None or not self.is_running():
+            return False
+        self._run("pg_ctl", "stop", "-D", str(state.data_dir), "-m", "fast", "-w")
+        return True
+
+    def destroy(self) -> None:
+        """Stop and delete the cluster (throwaway test clusters only)."""
+        state = self.state()
+        self.stop()
+        if state is not None:
+            shutil.rmtree(state.data_dir.parent, ignore_errors=True)
+        shutil.rmtree(self.home, ignore_errors=True)
+
+    def _ensure_database(self, state: ClusterState) -> None:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with psycopg.connect(state.admin_url(), autocommit=True) as conn:
+                    exists = conn.execute(
+                        "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)
+                    ).fetchone()
+                    if not exists:
+                        conn.execute(f"CREATE DATABASE {DATABASE_NAME}")
+                break
+            except psycopg.OperationalError as exc:
+                if time.monotonic() > deadline:
+                    raise DatabaseError(f"the embedded cluster does not answer: {exc}") from exc
+                time.sleep(0.3)
+        with psycopg.connect(state.url, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")

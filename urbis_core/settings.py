@@ -1,0 +1,82 @@
+"""Settings, one object per concern, read from the environment and passed explicitly.
+
+Nothing here is a module-level singleton: the CLI builds the settings once and hands them to
+whatever needs them; tests build their own.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from urbis_core.errors import ConfigError
+from urbis_core.paths import DEFAULT_CONFIG, NODE_MODULES, PROJECT_ROOT
+
+MAX_ITEMS_LIMIT = 10_000
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"environment variable {name}={raw!r} is not an integer") from None
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """Which database to use.
+
+    `url` is the libpq URL from `DATABASE_URL`; when it is None the CLI runs an embedded
+    PostgreSQL + PostGIS cluster under `home` (the project's `.urbis/` folder).
+    """
+
+    url: str | None
+    home: Path
+    allow_apt: bool
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> DatabaseSettings:
+        url = env.get("DATABASE_URL") or None
+        home = Path(env.get("URBIS_HOME") or PROJECT_ROOT / ".urbis").resolve()
+        # Installing Debian packages needs root; URBIS_ALLOW_APT=0 forbids it even then.
+        allow_apt = _flag(env.get("URBIS_ALLOW_APT"), default=os.geteuid() == 0)
+        return cls(url=url, home=home, allow_apt=allow_apt)
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """How the geo-API serves: address, pool size, paging limits, static front-end files."""
+
+    database_url: str
+    host: str = "127.0.0.1"
+    port: int = 8000
+    pool_size: int = 10
+    default_limit: int = 10
+    max_limit: int = MAX_ITEMS_LIMIT
+    node_modules: Path = field(default=NODE_MODULES)
+
+    @classmethod
+    def from_env(cls, database_url: str, env: Mapping[str, str] = os.environ) -> ApiSettings:
+        return cls(
+            database_url=database_url,
+            host=env.get("URBIS_HOST") or "127.0.0.1",
+            port=_int(env, "URBIS_PORT", 8000),
+            pool_size=_int(env, "URBIS_DB_POOL_SIZE", 10),
+        )
+
+
+def config_path_from_env(env: Mapping[str, str] = os.environ) -> Path:
+    """The layer configuration file: `URBIS_CONFIG`, or the bundled sample configuration."""
+    raw = env.get("URBIS_CONFIG")
+    return Path(raw).resolve() if raw else DEFAULT_CONFIG

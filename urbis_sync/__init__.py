@@ -1,0 +1,1 @@
+"""The sync worker: reads URBIS layers from their sources and stores them in PostGIS."""

@@ -1,0 +1,207 @@
+"""Reading `file` sources: GeoPackage, shapefile, GML, GeoJSON; zipped or not; path or URL.
+
+Sources are taken as found. Two URBIS quirks are handled here: shapefiles shipped without their
+`.shx` index (GDAL can rebuild it, but writes it beside the file, so we work on a private copy),
+and decimal-comma numbers in .dbf files (see `urbis_sync.dbf`).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import urllib.parse
+import urllib.request
+import warnings
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import pyogrio
+from pyproj import CRS
+
+from urbis_core.config import FileSource
+from urbis_core.errors import SourceError
+
+DATASET_SUFFIXES = (".gpkg", ".shp", ".geojson", ".json", ".gml", ".fgb", ".sqlite")
+_PARTIAL_PARSE = re.compile(r"\.([^.\s]+) parsed incompletely")
+
+
+@dataclass(frozen=True)
+class LocatedDataset:
+    """A dataset GDAL can open, and the layer in it to read."""
+
+    path: Path
+    layer: str | None
+    missing_shx: bool
+
+    @property
+    def is_shapefile(self) -> bool:
+        return self.path.suffix.lower() == ".shp"
+
+
+@dataclass(frozen=True)
+class SourceSchema:
+    fields: dict[str, str]  # name -> OGR type (OFTString, OFTReal, ...), in source order
+    subtypes: dict[str, str]
+    crs: CRS | None
+    geometry_type: str
+    feature_count: int
+    encoding: str | None
+
+
+@contextmanager
+def open_file_source(source: FileSource, layer_id: str) -> Iterator[LocatedDataset]:
+    """Locate the dataset of a file source in a private working folder, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="urbis-source-") as tmp:
+        workdir = Path(tmp)
+        local = _local_copy(source, workdir, layer_id)
+        if zipfile.is_zipfile(local):
+            path = _extract_from_zip(local, source.layer, workdir, layer_id)
+        else:
+            path = local
+        missing_shx = path.suffix.lower() == ".shp" and _sibling(path, ".shx") is None
+        if missing_shx and path.parent != workdir:
+            path = _copy_shapefile(path, workdir)
+        yield LocatedDataset(path, _choose_layer(path, source.layer, layer_id, missing_shx),
+                             missing_shx)
+
+
+def read_schema(dataset: LocatedDataset) -> SourceSchema:
+    with _gdal(dataset):
+        info = pyogrio.read_info(str(dataset.path), layer=dataset.layer)
+    fields = [str(f) for f in info["fields"]]
+    crs = CRS.from_user_input(info["crs"]) if info["crs"] else None
+    return SourceSchema(
+        fields=dict(zip(fields, info["ogr_types"], strict=True)),
+        subtypes=dict(zip(fields, info["ogr_subtypes"], strict=True)),
+        crs=crs,
+        geometry_type=str(info["geometry_type"]),
+        feature_count=int(info["features"]),
+        encoding=info.get("encoding"),
+    )
+
+
+def read_frame(dataset: LocatedDataset, schema: SourceSchema) -> gpd.GeoDataFrame:
+    """All features, with decimal-comma numbers recovered instead of truncated."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with _gdal(dataset):
+            frame = pyogrio.read_dataframe(str(dataset.path), layer=dataset.layer)
+    partial = {m.group(1) for w in caught if (m := _PARTIAL_PARSE.search(str(w.message)))}
+    partial &= set(frame.columns)
+    if partial:
+        _recover_partial_numbers(frame, dataset, schema, partial)
+    return frame
+
+
+def _recover_partial_numbers(
+    frame: gpd.GeoDataFrame, dataset: LocatedDataset, schema: SourceSchema, names: set[str]
+) -> None:
+    from urbis_sync.dbf import parse_decimal_comma, read_text_columns
+
+    dbf = _sibling(dataset.path, ".dbf") if dataset.is_shapefile else None
+    if dbf is None:
+        raise SourceError(
+            f"{dataset.path.name}: GDAL could only partly read the numbers of field(s) "
+            f"{', '.join(sorted(names))}"
+        )
+    raw = read_text_columns(dbf, names, schema.encoding or "latin-1")
+    for name, values in raw.items():
+        if len(values) != len(frame):
+            raise SourceError(f"{dbf.name}: field {name} has {len(values)} records, "
+                              f"the shapefile {len(frame)}")
+        numbers = parse_decimal_comma(values)
+        # Text that is not a number stays text: better a string than a wrong number.
+        frame[name] = numbers if numbers is not None else values
+        schema.fields[name] = "OFTReal" if numbers is not None else "OFTString"
+
+
+@contextmanager
+def _gdal(dataset: LocatedDataset) -> Iterator[None]:
+    """Open the dataset as GDAL must see it, and turn GDAL's failures into SourceError."""
+    if dataset.missing_shx:
+        pyogrio.set_gdal_config_options({"SHAPE_RESTORE_SHX": "YES"})
+    try:
+        yield
+    except pyogrio.errors.DataSourceError as exc:
+        raise SourceError(f"{dataset.path.name}: GDAL cannot read it: {exc}") from exc
+    finally:
+        if dataset.missing_shx:
+            pyogrio.set_gdal_config_options({"SHAPE_RESTORE_SHX": None})
+
+
+def _local_copy(source: FileSource, workdir: Path, layer_id: str) -> Path:
+    if source.path is not None:
+        if not source.path.exists():
+            raise SourceError(f"layer '{layer_id}': source.path {source.path} does not exist")
+        return source.path
+    assert source.url is not None
+    name = Path(urllib.parse.urlparse(source.url).path).name or "download"
+    target = workdir / name
+    try:
+        with urllib.request.urlopen(source.url, timeout=120) as response, target.open("wb") as out:
+            shutil.copyfileobj(response, out)
+    except OSError as exc:
+        raise SourceError(f"layer '{layer_id}': cannot download {source.url}: {exc}") from exc
+    return target
+
+
+def _extract_from_zip(archive: Path, wanted: str | None, workdir: Path, layer_id: str) -> Path:
+    with zipfile.ZipFile(archive) as zf:
+        names = [n for n in zf.namelist() if not n.endswith("/")]
+        candidates = [n for n in names if Path(n).suffix.lower() in DATASET_SUFFIXES]
+        if wanted is not None and len(candidates) > 1:
+            stem_match = [n for n in candidates if Path(n).stem == wanted]
+            candidates = stem_match or candidates
+        if not candidates:
+            raise SourceError(f"layer '{layer_id}': {archive.name} holds no GeoPackage, "
+                              "shapefile, GML or GeoJSON")
+        if len(candidates) > 1:
+            raise SourceError(
+                f"layer '{layer_id}': {archive.name} holds several datasets "
+                f"({', '.join(candidates)}); name one with source.layer"
+            )
+        chosen = candidates[0]
+        prefix = chosen[: -len(Path(chosen).suffix)]
+        members = [n for n in names if n.startswith(prefix + ".")] if chosen.endswith(
+            (".shp", ".SHP")) else [chosen]
+        target = workdir / "unzipped"
+        for member in members:
+            out = target / Path(member).name
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(member) as src, out.open("wb") as dst:
+                shutil.copyfileobj(src, dst)
+        return target / Path(chosen).name
+
+
+def _sibling(path: Path, suffix: str) -> Path | None:
+    for candidate in path.parent.glob(path.stem + ".*"):
+        if candidate.suffix.lower() == suffix:
+            return candidate
+    return None
+
+
+def _copy_shapefile(path: Path, workdir: Path) -> Path:
+    target = workdir / "shapefile"
+    target.mkdir()
+    for part in path.parent.glob(path.stem + ".*"):
+        shutil.copyfile(part, target / part.name)
+    return target / path.name
+
+
+def _choose_layer(path: Path, wanted: str | None, layer_id: str, missing_shx: bool) -> str | None:
+    with _gdal(LocatedDataset(path, None, missing_shx)):
+        layers = [str(row[0]) for row in pyogrio.list_layers(str(path))]
+    if wanted is None:
+        if len(layers) > 1:
+            raise SourceError(f"layer '{layer_id}': {path.name} has several layers "
+                              f"({', '.join(layers)}); name one with source.layer")
+        return None
+    if wanted not in layers:
+        raise SourceError(f"layer '{layer_id}': source.layer '{wanted}' is not in {path.name} "
+                          f"(it has: {', '.join(layers)})")
+    return wanted
