@@ -14,11 +14,10 @@ from sqlalchemy import ColumnElement, Select, func
 from sqlalchemy.dialects.postgresql import JSON
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from geoapi.crs import CRS84_URI, SUPPORTED, OutputCrs
 from urbis_core.catalog import LayerEntry
 from urbis_core.errors import NotFound
 
-CRS84_SRID = 4326  # PostGIS writes EPSG:4326 as lon/lat, which is CRS84's axis order
-COORDINATE_DECIMALS = 8  # about 1 mm in degrees
 MAX_PAIRS_PER_CALL = 50  # PostgreSQL functions take at most 100 arguments
 
 
@@ -27,6 +26,8 @@ class ItemsQuery:
     limit: int
     offset: int
     bbox: tuple[float, float, float, float] | None = None
+    bbox_crs: OutputCrs = SUPPORTED[CRS84_URI]
+    crs: OutputCrs = SUPPORTED[CRS84_URI]
 
 
 @dataclass(frozen=True)
@@ -55,10 +56,13 @@ def _properties(layer: LayerEntry, table: sa.Table) -> ColumnElement[Any]:
     return merged
 
 
-def feature_json(layer: LayerEntry, table: sa.Table) -> ColumnElement[str]:
-    geometry = sa.cast(
-        func.ST_AsGeoJSON(func.ST_Transform(table.c.geom, CRS84_SRID), COORDINATE_DECIMALS), JSON
-    )
+def feature_json(layer: LayerEntry, table: sa.Table, crs: OutputCrs) -> ColumnElement[str]:
+    geom: ColumnElement[Any] = table.c.geom
+    if crs.srid != layer.srid:
+        geom = func.ST_Transform(geom, crs.srid)
+    if crs.lat_first:
+        geom = func.ST_FlipCoordinates(geom)
+    geometry = sa.cast(func.ST_AsGeoJSON(geom, crs.decimals), JSON)
     return sa.cast(func.json_build_object(
         _const("type"), _const("Feature"),
         _const("id"), table.c[layer.key_field],
@@ -72,9 +76,10 @@ def _filters(layer: LayerEntry, table: sa.Table, query: ItemsQuery) -> list[Colu
     if query.bbox is not None:
         # Transform the literal, not the column, so the GiST index is used; densify first so
         # the envelope's edges stay where the user drew them.
-        envelope = func.ST_Transform(
-            func.ST_Segmentize(func.ST_MakeEnvelope(*query.bbox, CRS84_SRID), 0.001), layer.srid
-        )
+        envelope = func.ST_MakeEnvelope(*query.bbox, query.bbox_crs.srid)
+        if query.bbox_crs.srid != layer.srid:
+            step = 0.001 if query.bbox_crs.geographic else 100.0
+            envelope = func.ST_Transform(func.ST_Segmentize(envelope, step), layer.srid)
         conditions.append(func.ST_Intersects(table.c.geom, envelope))
     return conditions
 
@@ -83,7 +88,7 @@ async def fetch_items(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuer
     table = layer.table()
     conditions = _filters(layer, table, query)
     page: Select[Any] = (
-        sa.select(feature_json(layer, table)).where(*conditions)
+        sa.select(feature_json(layer, table, query.crs)).where(*conditions)
         .order_by(table.c[layer.key_field]).limit(query.limit).offset(query.offset)
     )
     features = list((await conn.execute(page)).scalars())
@@ -108,18 +113,20 @@ def _key_value(layer: LayerEntry, feature_id: str) -> Any:
     return feature_id
 
 
-async def fetch_feature(conn: AsyncConnection, layer: LayerEntry, feature_id: str) -> str:
+async def fetch_feature(
+    conn: AsyncConnection, layer: LayerEntry, feature_id: str, crs: OutputCrs
+) -> str:
     table = layer.table()
+    selected = sa.select(feature_json(layer, table, crs))
     value = _key_value(layer, feature_id)
     key = table.c[layer.key_field]
     if value is None:
         row = None
     elif layer.key_column.sql_type in ("integer", "bigint", "double precision", "text"):
-        row = (await conn.execute(sa.select(feature_json(layer, table)).where(
+        row = (await conn.execute(selected.where(
             key == sa.bindparam("key", value, type_=_bind_type(layer))))).first()
     else:
-        row = (await conn.execute(sa.select(feature_json(layer, table)).where(
-            sa.cast(key, sa.Text) == value))).first()
+        row = (await conn.execute(selected.where(sa.cast(key, sa.Text) == value))).first()
     if row is None:
         raise NotFound(f"no feature '{feature_id}' in collection '{layer.id}'")
     return str(row[0])

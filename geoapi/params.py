@@ -5,11 +5,17 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+from geoapi.crs import CRS84_URI, SUPPORTED, OutputCrs
 from urbis_core.errors import InvalidParameter
 
 
-def parse_bbox(raw: str | None) -> tuple[float, float, float, float] | None:
-    """`minx,miny,maxx,maxy` (or 6 numbers with heights) in CRS84, checked for range and order."""
+def parse_bbox(
+    raw: str | None, crs: OutputCrs = SUPPORTED[CRS84_URI]
+) -> tuple[float, float, float, float] | None:
+    """The bbox as x/y (lon/lat) min/max in `crs`, checked for range and order.
+
+    Accepts 4 numbers, or 6 with heights; in EPSG:4326 the numbers come latitude first.
+    """
     if raw is None or raw == "":
         return None
     parts = raw.split(",")
@@ -23,11 +29,13 @@ def parse_bbox(raw: str | None) -> tuple[float, float, float, float] | None:
         raise InvalidParameter("bbox", "numbers must be finite")
     if len(numbers) == 6:
         numbers = [numbers[0], numbers[1], numbers[3], numbers[4]]
+    if crs.lat_first:
+        numbers = [numbers[1], numbers[0], numbers[3], numbers[2]]
     minx, miny, maxx, maxy = numbers
-    if not (-180 <= minx <= 180 and -180 <= maxx <= 180):
-        raise InvalidParameter("bbox", "longitudes must lie between -180 and 180 (CRS84)")
-    if not (-90 <= miny <= 90 and -90 <= maxy <= 90):
-        raise InvalidParameter("bbox", "latitudes must lie between -90 and 90 (CRS84)")
+    if crs.geographic and not (-180 <= minx <= 180 and -180 <= maxx <= 180):
+        raise InvalidParameter("bbox", "longitudes must lie between -180 and 180")
+    if crs.geographic and not (-90 <= miny <= 90 and -90 <= maxy <= 90):
+        raise InvalidParameter("bbox", "latitudes must lie between -90 and 90")
     if minx > maxx or miny > maxy:
         raise InvalidParameter("bbox", "expected minx,miny,maxx,maxy with min <= max")
     return minx, miny, maxx, maxy

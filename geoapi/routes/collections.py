@@ -12,6 +12,7 @@ from fastapi.responses import Response
 
 from geoapi import html
 from geoapi.catalog import get_layer, list_layers
+from geoapi.crs import CRS84_URI, SUPPORTED, parse_crs
 from geoapi.deps import ConnDep, FormatDep, SettingsDep, base_url
 from geoapi.features import ItemsQuery, fetch_feature, fetch_items
 from geoapi.params import parse_bbox, reject_unknown
@@ -20,10 +21,11 @@ from urbis_core.settings import MAX_ITEMS_LIMIT
 
 router = APIRouter(tags=["Data"])
 
-CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 GEOJSON = "application/geo+json"
-ITEMS_PARAMS = {"limit", "offset", "bbox", "f"}
+ITEMS_PARAMS = {"limit", "offset", "bbox", "bbox-crs", "crs", "f"}
 CollectionId = Annotated[str, Path(description="Collection (layer) id, e.g. municipalities")]
+CrsParam = Annotated[str | None, Query(
+    description="Output CRS (URI): CRS84 (default), EPSG:4326 (lat/lon), EPSG:31370, EPSG:3857")]
 
 
 def _epsg(srid: int) -> str:
@@ -38,7 +40,7 @@ def collection_doc(layer: LayerEntry, base: str) -> dict[str, Any]:
         "titles": layer.title,
         "description": layer.description,
         "itemType": "feature",
-        "crs": [CRS84],
+        "crs": list(SUPPORTED),
         "storageCrs": _epsg(layer.srid),
         "keyField": layer.key_field,
         "geometryType": layer.geometry_type,
@@ -55,7 +57,7 @@ def collection_doc(layer: LayerEntry, base: str) -> dict[str, Any]:
         ],
     }
     if layer.bbox_crs84:
-        doc["extent"] = {"spatial": {"bbox": [list(layer.bbox_crs84)], "crs": CRS84}}
+        doc["extent"] = {"spatial": {"bbox": [list(layer.bbox_crs84)], "crs": CRS84_URI}}
     if layer.bbox_native:
         doc["storageCrsExtent"] = {"bbox": [list(layer.bbox_native)], "crs": _epsg(layer.srid)}
     return doc
@@ -111,12 +113,18 @@ async def items(
                           "larger values are reduced to it)")] = None,
     offset: Annotated[int, Query(ge=0, description="Features to skip")] = 0,
     bbox: Annotated[str | None, Query(
-        description="minx,miny,maxx,maxy in CRS84 (lon/lat), e.g. 4.34,50.83,4.36,50.84")] = None,
+        description="minx,miny,maxx,maxy in bbox-crs (default CRS84, lon/lat), "
+                    "e.g. 4.34,50.83,4.36,50.84")] = None,
+    bbox_crs: Annotated[str | None, Query(
+        alias="bbox-crs", description="CRS of bbox (URI), same choices as crs")] = None,
+    crs: CrsParam = None,
 ) -> Response:
     reject_unknown(request.query_params.keys(), ITEMS_PARAMS)
     layer = await get_layer(conn, collection_id)
+    bbox_crs_ = parse_crs(bbox_crs, "bbox-crs")
     query = ItemsQuery(limit=min(limit or settings.default_limit, settings.max_limit),
-                       offset=offset, bbox=parse_bbox(bbox))
+                       offset=offset, bbox=parse_bbox(bbox, bbox_crs_), bbox_crs=bbox_crs_,
+                       crs=parse_crs(crs, "crs"))
     page = await fetch_items(conn, layer, query)
     base = base_url(request)
     href = f"{base}/collections/{layer.id}/items"
@@ -152,7 +160,7 @@ async def items(
                          links[0]["href"])
     body = ('{"type":"FeatureCollection","features":[' + ",".join(page.features) + "],"
             + json.dumps(meta)[1:])
-    return Response(body, media_type=GEOJSON, headers={"Content-Crs": f"<{CRS84}>"})
+    return Response(body, media_type=GEOJSON, headers={"Content-Crs": f"<{query.crs.uri}>"})
 
 
 @router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature by its key",
@@ -163,9 +171,12 @@ async def feature(
     request: Request,
     conn: ConnDep,
     fmt: FormatDep,
+    crs: CrsParam = None,
 ) -> Response:
+    reject_unknown(request.query_params.keys(), {"crs", "f"})
     layer = await get_layer(conn, collection_id)
-    text = await fetch_feature(conn, layer, feature_id)
+    output_crs = parse_crs(crs, "crs")
+    text = await fetch_feature(conn, layer, feature_id, output_crs)
     base = base_url(request)
     href = f"{base}/collections/{layer.id}/items/{feature_id}"
     if fmt == "html":
@@ -176,4 +187,4 @@ async def feature(
              {"rel": "collection", "type": "application/json",
               "href": f"{base}/collections/{layer.id}"}]
     body = text[:-1] + ',"links":' + json.dumps(links) + "}"
-    return Response(body, media_type=GEOJSON, headers={"Content-Crs": f"<{CRS84}>"})
+    return Response(body, media_type=GEOJSON, headers={"Content-Crs": f"<{output_crs.uri}>"})

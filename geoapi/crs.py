@@ -1,0 +1,48 @@
+"""Coordinate reference systems the API reads and writes (OGC API Features Part 2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from urbis_core.errors import InvalidParameter
+
+CRS84_URI = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+EPSG_URI = "http://www.opengis.net/def/crs/EPSG/0/{}"
+
+
+@dataclass(frozen=True)
+class OutputCrs:
+    uri: str
+    srid: int
+    lat_first: bool  # EPSG:4326 is latitude/longitude in OGC APIs; CRS84 is lon/lat
+    geographic: bool
+
+    @property
+    def decimals(self) -> int:
+        return 8 if self.geographic else 3  # about 1 mm either way
+
+
+SUPPORTED: dict[str, OutputCrs] = {
+    CRS84_URI: OutputCrs(CRS84_URI, 4326, lat_first=False, geographic=True),
+    EPSG_URI.format(4326): OutputCrs(EPSG_URI.format(4326), 4326, lat_first=True,
+                                     geographic=True),
+    EPSG_URI.format(31370): OutputCrs(EPSG_URI.format(31370), 31370, lat_first=False,
+                                      geographic=False),
+    EPSG_URI.format(3857): OutputCrs(EPSG_URI.format(3857), 3857, lat_first=False,
+                                     geographic=False),
+}
+_ALIASES = {"CRS84": CRS84_URI, "OGC:CRS84": CRS84_URI, "[OGC:CRS84]": CRS84_URI}
+for _srid in (4326, 31370, 3857):
+    for _alias in (f"EPSG:{_srid}", f"[EPSG:{_srid}]", f"urn:ogc:def:crs:EPSG::{_srid}"):
+        _ALIASES[_alias] = EPSG_URI.format(_srid)
+
+
+def parse_crs(raw: str | None, parameter: str) -> OutputCrs:
+    """A supported CRS from its URI (or a common short form); CRS84 when absent."""
+    if raw is None or raw == "":
+        return SUPPORTED[CRS84_URI]
+    uri = _ALIASES.get(raw.strip(), raw.strip())
+    if uri not in SUPPORTED:
+        raise InvalidParameter(parameter, f"'{raw}' is not supported; use one of "
+                                          f"{', '.join(SUPPORTED)}")
+    return SUPPORTED[uri]

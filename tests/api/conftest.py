@@ -1,0 +1,69 @@
+"""A real `urbis serve` process over a database holding the synced sample, shared by a module."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import SAMPLE_CONFIG, TEMPLATE_DB, create_database, drop_database
+from urbis_core.config import load_config
+from urbis_core.db import create_sync_engine
+from urbis_core.pgcluster import free_port
+from urbis_sync.run import sync_once
+
+URBIS = Path(sys.executable).parent / "urbis"
+
+
+@pytest.fixture(scope="module")
+def synced_database_url(admin_url: str, template_url: str) -> Iterator[str]:
+    name = f"api_{uuid.uuid4().hex[:10]}"
+    url = create_database(admin_url, name, template=TEMPLATE_DB)
+    engine = create_sync_engine(url)
+    config = load_config(SAMPLE_CONFIG)
+    reports = sync_once(engine, config, list(config.layers))
+    engine.dispose()
+    assert all(r.status == "success" for r in reports), [r.summary() for r in reports]
+    yield url
+    drop_database(admin_url, name)
+
+
+def start_server(database_url: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "URBIS_PORT": str(port)}
+    proc = subprocess.Popen([str(URBIS), "serve"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"urbis serve exited: {proc.stderr.read().decode()[-2000:]}")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return proc, base
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("urbis serve did not become healthy within 30 s")
+
+
+@pytest.fixture(scope="module")
+def api(synced_database_url: str) -> Iterator[str]:
+    proc, base = start_server(synced_database_url)
+    yield base
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def client(api: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=api, timeout=30) as c:
+        yield c

@@ -1,0 +1,164 @@
+"""The `urbis` command as a user runs it: embedded database, bad configuration, `urbis up`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from tests.api.conftest import URBIS
+from tests.conftest import SAMPLE_CONFIG, SAMPLE_DIR
+from urbis_core.pgcluster import EmbeddedCluster, free_port
+
+
+def run(*args: str, env: dict[str, str], check: bool = False) -> subprocess.CompletedProcess:
+    done = subprocess.run([str(URBIS), *args], env=env, capture_output=True, text=True,
+                          timeout=300)
+    if check:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "URBIS_CONFIG")}
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def urbis_home() -> Iterator[Path]:
+    home = Path(tempfile.mkdtemp(prefix="urbis-home-"))
+    home.chmod(0o755)
+    yield home
+    EmbeddedCluster(home).destroy()
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def test_embedded_database_start_status_url_stop_and_reuse(urbis_home: Path):
+    env = clean_env(URBIS_HOME=str(urbis_home))
+    status = run("db", "status", env=env)
+    assert status.returncode == 3 and "no embedded database yet" in status.stdout
+
+    started = run("db", "start", env=env, check=True)
+    assert "database running on 127.0.0.1:" in started.stdout
+    assert run("db", "status", env=env, check=True).stdout.startswith("running")
+    url = run("db", "url", env=env, check=True).stdout.strip()
+    assert url.startswith("postgresql://postgres:") and url.endswith("/urbis")
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert conn.execute("SELECT postgis_lib_version()").fetchone()
+        assert conn.execute("SHOW fsync").fetchone() == ("on",)  # durable, unlike test clusters
+        conn.execute("CREATE TABLE kept (v text)")
+        conn.execute("INSERT INTO kept VALUES ('still here')")
+
+    assert "database stopped" in run("db", "stop", env=env, check=True).stdout
+    stopped = run("db", "status", env=env)
+    assert stopped.returncode == 3 and stopped.stdout.startswith("stopped")
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(url, connect_timeout=2)
+
+    run("db", "start", env=env, check=True)
+    assert run("db", "url", env=env, check=True).stdout.strip() == url
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT v FROM kept").fetchone() == ("still here",)
+
+
+def test_database_url_is_used_and_nothing_is_started(database_url: str, urbis_home: Path):
+    env = clean_env(URBIS_HOME=str(urbis_home), DATABASE_URL=database_url)
+    synced = run("sync", "--once", env=env, check=True)
+    assert "municipalities: 19 features stored" in synced.stdout
+    assert "addresses: 666 features stored" in synced.stdout
+    assert not (urbis_home / "cluster.json").exists()
+    assert "DATABASE_URL is set" in run("db", "start", env=env).stderr
+    assert run("db", "status", env=env, check=True).stdout.startswith("external")
+    with psycopg.connect(database_url) as conn:
+        counts = dict(conn.execute(
+            "SELECT id, feature_count FROM urbis_meta.layer_catalog").fetchall())
+    assert counts == {"municipalities": 19, "addresses": 666}
+
+
+def test_database_url_without_postgis_gets_it(empty_database_url: str, urbis_home: Path):
+    env = clean_env(URBIS_HOME=str(urbis_home), DATABASE_URL=empty_database_url)
+    run("migrate", env=env, check=True)
+    with psycopg.connect(empty_database_url) as conn:
+        assert conn.execute("SELECT extname FROM pg_extension WHERE extname = 'postgis'"
+                            ).fetchone() == ("postgis",)
+
+
+BAD_CONFIGS = {
+    "unknown kind": ("source: {kind: ftp, url: 'ftp://x'}\n    key: ID",
+                     "source.kind: unknown kind 'ftp'"),
+    "missing key": ("source: {kind: file, path: MUNI}", "key: missing"),
+    "missing path": ("source: {kind: file, path: nowhere.gpkg}\n    key: ID",
+                     "nowhere.gpkg does not exist"),
+    "key not in source": ("source: {kind: file, path: MUNI, srid: 31370}\n    key: NIS",
+                          "key: field 'NIS' is not in the source"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CONFIGS))
+def test_bad_configuration_stops_with_one_line_and_changes_nothing(
+        case: str, database_url: str, tmp_path: Path):
+    env = clean_env(DATABASE_URL=database_url, URBIS_CONFIG=str(SAMPLE_CONFIG))
+    run("sync", "--once", env=env, check=True)
+    with psycopg.connect(database_url) as conn:
+        before = conn.execute("SELECT id, version, feature_count FROM urbis_meta.layer_catalog "
+                              "ORDER BY id").fetchall()
+        runs_before = conn.execute("SELECT count(*) FROM urbis_meta.sync_run").fetchone()
+
+    body, expected = BAD_CONFIGS[case]
+    body = body.replace("MUNI", str(SAMPLE_DIR / "UrbAdm_MUNICIPALITY.shp"))
+    config = tmp_path / "bad.yaml"
+    config.write_text(f"layers:\n  communes:\n    {body}\n")
+    env["URBIS_CONFIG"] = str(config)
+    for command in (["config", "check"], ["sync", "--once"]):
+        done = run(*command, env=env)
+        assert done.returncode == 2, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1, lines
+        assert "layer 'communes'" in lines[0] and expected in lines[0]
+        assert str(config) in lines[0]
+
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT id, version, feature_count FROM urbis_meta.layer_catalog "
+                            "ORDER BY id").fetchall() == before
+        assert conn.execute("SELECT count(*) FROM urbis_meta.sync_run").fetchone() == runs_before
+
+
+def test_config_check_accepts_the_sample():
+    done = run("config", "check", env=clean_env(), check=True)
+    assert "OK (2 layers: municipalities, addresses)" in done.stdout
+
+
+def test_up_serves_the_sample_from_a_fresh_embedded_database(urbis_home: Path):
+    port = free_port()
+    env = clean_env(URBIS_HOME=str(urbis_home), URBIS_PORT=str(port))
+    proc = subprocess.Popen([str(URBIS), "up"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "urbis up did not serve within 120 s"
+            time.sleep(0.3)
+        collections = httpx.get(f"{base}/collections").json()["collections"]
+        counts = {c["id"]: c["featureCount"] for c in collections}
+        assert counts == {"municipalities": 19, "addresses": 666}
+        items = httpx.get(f"{base}/collections/municipalities/items").json()
+        assert items["numberMatched"] == 19
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
