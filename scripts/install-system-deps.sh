@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Debian packages the project needs: PostgreSQL 15 + PostGIS 3 (embedded and test databases),
-# GDAL's command-line tools (ogrinfo, ogr2ogr for tests and benchmarks), Node.js + npm
-# (front-end packages). Installs only what is missing; needs root for apt-get.
+# Node.js + npm (front-end packages), python3-venv. Installs only what is missing; needs root for apt-get.
 set -euo pipefail
 
 missing=()
 [ -x /usr/lib/postgresql/15/bin/postgres ] || missing+=(postgresql-15)
 [ -f /usr/share/postgresql/15/extension/postgis.control ] || missing+=(postgresql-15-postgis-3)
 command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+python3 -c "import venv, ensurepip" >/dev/null 2>&1 || missing+=(python3-venv)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
