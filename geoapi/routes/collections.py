@@ -143,12 +143,16 @@ async def items(
         links.append(page_link("next", query.offset + query.limit))
     if query.offset > 0:
         links.append(page_link("prev", max(0, query.offset - query.limit)))
-    meta = {
+    meta: dict[str, object] = {
         "numberMatched": page.number_matched,
         "numberReturned": len(page.features),
         "timeStamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "links": links,
     }
+    if not query.crs.geographic:
+        # GeoJSON readers (GDAL, geopandas) assume WGS 84 unless told otherwise.
+        meta["crs"] = {"type": "name",
+                       "properties": {"name": f"urn:ogc:def:crs:EPSG::{query.crs.srid}"}}
     if fmt == "html":
         features = [json.loads(f) for f in page.features]
         nav = html.link_list([lk | {"title": lk["rel"]} for lk in links
