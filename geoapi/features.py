@@ -6,6 +6,8 @@ pages cheap.
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,39 +102,45 @@ async def fetch_items(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuer
     return ItemsPage(features, matched)
 
 
-def _key_value(layer: LayerEntry, feature_id: str) -> Any:
-    """The feature id as the key column's type; an id that cannot be one matches nothing."""
+_INTEGER_LIMITS = {"integer": 2**31, "bigint": 2**63}
+_INTEGER_TEXT = re.compile(r"-?[0-9]+")
+
+
+def _key_condition(
+    layer: LayerEntry, table: sa.Table, feature_id: str
+) -> ColumnElement[bool] | None:
+    """`key = <feature id>` with the id bound as the key's type; None when it cannot match."""
+    key = table.c[layer.key_field]
     sql_type = layer.key_column.sql_type
-    try:
-        if sql_type in ("integer", "bigint"):
-            return int(feature_id)
-        if sql_type == "double precision":
-            return float(feature_id)
-    except ValueError:
+    if "\x00" in feature_id:  # PostgreSQL text cannot hold NUL: no key has one
         return None
-    return feature_id
+    if sql_type in _INTEGER_LIMITS:
+        limit = _INTEGER_LIMITS[sql_type]
+        if not _INTEGER_TEXT.fullmatch(feature_id) or not -limit <= int(feature_id) < limit:
+            return None
+        return key == sa.bindparam("key", int(feature_id), type_=sa.BigInteger())
+    if sql_type == "double precision":
+        try:
+            number = float(feature_id)
+        except ValueError:
+            return None
+        if not math.isfinite(number):
+            return None
+        return key == sa.bindparam("key", number, type_=sa.Float())
+    if sql_type == "text":
+        return key == sa.bindparam("key", feature_id, type_=sa.Text())
+    return sa.cast(key, sa.Text) == sa.bindparam("key", feature_id, type_=sa.Text())
 
 
 async def fetch_feature(
     conn: AsyncConnection, layer: LayerEntry, feature_id: str, crs: OutputCrs
 ) -> str:
     table = layer.table()
-    selected = sa.select(feature_json(layer, table, crs))
-    value = _key_value(layer, feature_id)
-    key = table.c[layer.key_field]
-    if value is None:
-        row = None
-    elif layer.key_column.sql_type in ("integer", "bigint", "double precision", "text"):
-        row = (await conn.execute(selected.where(
-            key == sa.bindparam("key", value, type_=_bind_type(layer))))).first()
-    else:
-        row = (await conn.execute(selected.where(sa.cast(key, sa.Text) == value))).first()
+    condition = _key_condition(layer, table, feature_id)
+    row = None
+    if condition is not None:
+        selected = sa.select(feature_json(layer, table, crs)).where(condition)
+        row = (await conn.execute(selected)).first()
     if row is None:
         raise NotFound(f"no feature '{feature_id}' in collection '{layer.id}'")
     return str(row[0])
-
-
-def _bind_type(layer: LayerEntry) -> sa.types.TypeEngine[Any]:
-    types: dict[str, sa.types.TypeEngine[Any]] = {
-        "integer": sa.Integer(), "bigint": sa.BigInteger(), "double precision": sa.Float()}
-    return types.get(layer.key_column.sql_type, sa.Text())
