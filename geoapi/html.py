@@ -20,6 +20,7 @@ table {{ border-collapse: collapse; width: 100%; font-size: .9rem; }}
 th, td {{ border: 1px solid #ccc; padding: .3rem .5rem; text-align: left; vertical-align: top; }}
 th {{ background: #f0f0f0; }}
 nav a {{ margin-right: 1rem; }}
+.scroll {{ overflow-x: auto; }}
 footer {{ margin-top: 2rem; color: #555; font-size: .85rem; }}
 </style></head>
 <body><nav><a href="/?f=html">Home</a><a href="/collections?f=html">Collections</a>
@@ -48,7 +49,8 @@ def link_list(links: list[dict[str, Any]]) -> str:
 def table(headers: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
+            f"<tbody>{body}</tbody></table></div>")
 
 
 def features_table(features: list[dict[str, Any]], collection_href: str) -> str:
