@@ -54,6 +54,8 @@ sync_run = sa.Table(
     sa.Column("quarantined", sa.BigInteger, nullable=False),
     sa.Column("version", sa.BigInteger),
     sa.Column("error", sa.Text),
+    sa.Column("drift", sa.Text),
+    sa.Column("source_info", sa.Text),
 )
 
 change_log = sa.Table(

@@ -15,6 +15,8 @@ from urbis_core.settings import DatabaseSettings
 
 LAYER_SCHEMA = "urbis"
 META_SCHEMA = "urbis_meta"
+STAGING_SCHEMA = "urbis_staging"
+HISTORY_SCHEMA = "urbis_history"
 
 
 def sqlalchemy_url(url: str) -> str:

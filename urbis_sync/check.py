@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urbis_core.config import FileSource, ServiceConfig
 from urbis_core.errors import ConfigError, SourceError
-from urbis_sync.file_source import open_file_source, read_schema
+from urbis_sync.sources.file import FileReader, open_file_source
 
 
 def check_sources(config: ServiceConfig, layer_ids: list[str] | None = None) -> None:
@@ -24,13 +24,13 @@ def check_sources(config: ServiceConfig, layer_ids: list[str] | None = None) -> 
             continue
         try:
             with open_file_source(source, layer_id) as dataset:
-                schema = read_schema(dataset)
+                schema = FileReader(dataset).schema
         except SourceError as exc:
             problems.append(f"{where}: {str(exc).removeprefix(f'layer {layer_id!r}: ')}")
             continue
-        if layer.key not in schema.fields:
+        if layer.key not in schema.names:
             problems.append(f"{where}: key: field '{layer.key}' is not in the source "
-                            f"(it has: {', '.join(schema.fields)})")
+                            f"(it has: {', '.join(schema.names)})")
         if schema.crs is None and source.srid is None:
             problems.append(f"{where}: source.srid: missing, and the source carries no CRS")
     if problems:

@@ -1,7 +1,8 @@
-"""Raw text of dBASE (.dbf) columns, for values GDAL cannot parse as numbers.
+"""Raw text of dBASE (.dbf) numeric columns, for values GDAL cannot parse as numbers.
 
 Legacy URBIS shapefiles store some numeric fields as decimal-comma text (`309,92.000000000000000`);
-GDAL reads those as 309 and warns. To keep the real value we read the field's bytes ourselves.
+GDAL reads those as 309 and warns. To keep the real value the sync reads such fields' bytes
+itself, before streaming the shapefile through GDAL.
 """
 
 from __future__ import annotations
@@ -10,33 +11,53 @@ import re
 import struct
 from pathlib import Path
 
+import numpy as np
+
 _DECIMAL_COMMA = re.compile(r"^\s*([+-]?\d+),(\d+)(?:\.0*)?\s*$")
+
+
+def _columns(data: bytes) -> tuple[int, int, int, list[tuple[str, str, int, int]]]:
+    count, header_len, record_len = struct.unpack("<IHH", data[4:12])
+    fields: list[tuple[str, str, int, int]] = []  # name, type, offset in record, width
+    offset = 1  # the deletion flag comes first
+    pos = 32
+    while pos < header_len - 1 and data[pos] != 0x0D:
+        name = data[pos:pos + 11].split(b"\x00", 1)[0].decode("ascii", "replace")
+        kind = chr(data[pos + 11])
+        width = data[pos + 16]
+        fields.append((name, kind, offset, width))
+        offset += width
+        pos += 32
+    return count, header_len, record_len, fields
 
 
 def read_text_columns(path: Path, names: set[str], encoding: str) -> dict[str, list[str | None]]:
     """The raw values of `names` in record order, skipping deleted records as GDAL does."""
     data = path.read_bytes()
-    count, header_len, record_len = struct.unpack("<IHH", data[4:12])
-    fields: list[tuple[str, int, int]] = []  # name, offset in record, width
-    offset = 1  # the deletion flag comes first
-    pos = 32
-    while pos < header_len - 1 and data[pos] != 0x0D:
-        raw_name = data[pos:pos + 11].split(b"\x00", 1)[0]
-        width = data[pos + 16]
-        fields.append((raw_name.decode("ascii", "replace"), offset, width))
-        offset += width
-        pos += 32
-    wanted = [f for f in fields if f[0] in names]
-    out: dict[str, list[str | None]] = {f[0]: [] for f in wanted}
-    for i in range(count):
-        start = header_len + i * record_len
-        record = data[start:start + record_len]
-        if not record or record[0:1] == b"*":
+    count, header_len, record_len, fields = _columns(data)
+    available = (len(data) - header_len) // record_len
+    records = np.frombuffer(data, dtype=np.uint8, count=min(count, available) * record_len,
+                            offset=header_len).reshape(-1, record_len)
+    records = records[records[:, 0] != ord("*")]
+    out: dict[str, list[str | None]] = {}
+    for name, _kind, offset, width in fields:
+        if name not in names:
             continue
-        for name, field_offset, width in wanted:
-            text = record[field_offset:field_offset + width].decode(encoding, "replace").strip()
-            out[name].append(text or None)
+        cells = np.ascontiguousarray(records[:, offset:offset + width]).view(f"S{width}")[:, 0]
+        out[name] = [c.decode(encoding, "replace").strip() or None for c in cells]
     return out
+
+
+def decimal_comma_columns(path: Path, encoding: str) -> dict[str, list[str | None]]:
+    """Numeric (N/F) columns in which some value is written with a decimal comma."""
+    data = path.read_bytes()
+    _count, _header, _record_len, fields = _columns(data)
+    numeric = {name for name, kind, _o, _w in fields if kind in "NF"}
+    if not numeric or b"," not in data:
+        return {}
+    raw = read_text_columns(path, numeric, encoding)
+    return {name: values for name, values in raw.items()
+            if any(v is not None and "," in v for v in values)}
 
 
 def parse_decimal_comma(values: list[str | None]) -> list[float | None] | None:

@@ -1,39 +1,36 @@
-"""From a source frame to rows ready for PostGIS: CRS, geometry family, column types, quarantine.
+"""From a source batch to rows ready for COPY: CRS, repair, quarantine, text encoding.
 
-How column types are decided (also in the README): the OGR field type of the source decides —
-Integer -> integer, Integer64 -> bigint, Real -> double precision (or bigint when every value is
-a whole number, which is how shapefiles store identifiers), String -> text, Date -> date,
-DateTime -> timestamptz, boolean subtype -> boolean. Decimal-comma text in a numeric .dbf field
-is recovered as a number by `file_source`.
+Column types come from the source's schema (see `urbis_sync.sources`); PostgreSQL parses the
+text COPY into the typed staging columns, so a value that does not fit its declared type fails
+the run with the field named instead of being silently altered.
 """
 
 from __future__ import annotations
 
-import math
-from collections import Counter
+import io
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-import geopandas as gpd
 import numpy as np
-import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 import shapely
-from pyproj import CRS
+from pyproj import CRS, Transformer
 
-from urbis_core.catalog import STORAGE_SRID, ColumnInfo
+from urbis_core.catalog import STORAGE_SRID
 from urbis_core.errors import SourceError
-from urbis_sync.file_source import SourceSchema
+from urbis_sync.sources import FeatureBatch, SourceSchema
 
 STORAGE_CRS = CRS.from_epsg(STORAGE_SRID)
 # Belgium in EPSG:31370, with a margin: coordinates outside are a CRS or axis-order mistake.
 PLAUSIBLE_31370 = (-50_000.0, -50_000.0, 400_000.0, 350_000.0)
-_FAMILIES = {
+FAMILIES = {
     "Point": "Point", "MultiPoint": "Point",
     "LineString": "LineString", "MultiLineString": "LineString", "LinearRing": "LineString",
     "Polygon": "Polygon", "MultiPolygon": "Polygon",
 }
-_EXACT_INTEGER = 2**53
+_CSV_OPTIONS = pa_csv.WriteOptions(include_header=False)
 
 
 @dataclass(frozen=True)
@@ -41,19 +38,15 @@ class Quarantined:
     key: str | None
     reason: str
     properties: dict[str, Any]
-    geometry: shapely.Geometry | None
+    wkt: str | None
 
 
 @dataclass
-class NormalizedLayer:
-    """Rows in EPSG:31370 with typed values; what could not be stored is in `quarantined`."""
-
-    columns: list[ColumnInfo]
-    geometry_type: str
-    rows: list[list[Any]]  # values in `columns` order
-    geometries: list[shapely.Geometry]
+class PreparedBatch:
+    csv: bytes  # the attribute columns in schema order, then the geometry as hex EWKB
+    rows: int
     fetched: int
-    repaired: int = 0
+    repaired: int
     quarantined: list[Quarantined] = field(default_factory=list)
 
 
@@ -64,7 +57,7 @@ def resolve_crs(detected: CRS | None, declared_srid: int | None, layer_id: str) 
             raise SourceError(f"layer '{layer_id}': the source carries no CRS; "
                               "declare it with source.srid (e.g. 31370)")
         return CRS.from_epsg(declared_srid)
-    if declared_srid is not None and not _same_crs(detected, CRS.from_epsg(declared_srid)):
+    if declared_srid is not None and not same_crs(detected, CRS.from_epsg(declared_srid)):
         raise SourceError(
             f"layer '{layer_id}': source.srid is {declared_srid} but the source says "
             f"{detected.name}; remove source.srid or fix it"
@@ -72,153 +65,119 @@ def resolve_crs(detected: CRS | None, declared_srid: int | None, layer_id: str) 
     return detected
 
 
-def _same_crs(a: CRS, b: CRS) -> bool:
+def same_crs(a: CRS, b: CRS) -> bool:
     return a.equals(b, ignore_axis_order=True) or (
         a.to_epsg(min_confidence=20) is not None
         and a.to_epsg(min_confidence=20) == b.to_epsg(min_confidence=20)
     )
 
 
-def normalize(
-    frame: gpd.GeoDataFrame, schema: SourceSchema, key: str, crs: CRS, layer_id: str
-) -> NormalizedLayer:
-    if key not in schema.fields:
-        raise SourceError(f"layer '{layer_id}': key field '{key}' is not in the source "
-                          f"(fields: {', '.join(schema.fields)})")
-    if "geom" in {name.lower() for name in schema.fields}:
-        raise SourceError(f"layer '{layer_id}': a source field is named 'geom', which is "
-                          "reserved for the geometry column")
-    if not _same_crs(crs, STORAGE_CRS):
-        frame = frame.set_crs(crs, allow_override=True).to_crs(STORAGE_CRS)
-    geoms = shapely.force_2d(np.asarray(frame.geometry.values, dtype=object))
+class Normalizer:
+    """Turns batches of one source into COPY rows; keeps the extent seen for a sanity check."""
 
-    columns = [ColumnInfo(name, _sql_type(name, ogr, schema.subtypes.get(name), frame[name]))
-               for name, ogr in schema.fields.items()]
-    values = {c.name: _python_values(frame[c.name], c.sql_type) for c in columns}
-    result = NormalizedLayer(columns=columns, geometry_type="", rows=[], geometries=[],
-                             fetched=len(frame))
-    keys = values[key]
-    key_counts = Counter(k for k in keys if k is not None)
-    families: Counter[str] = Counter()
-    multi = False
-    for i, geom in enumerate(geoms):
-        props = {c.name: values[c.name][i] for c in columns}
-        reason = None
-        if keys[i] is None:
-            reason = f"no value for key {key}"
-        elif key_counts[keys[i]] > 1:
-            reason = f"duplicate key {key}={keys[i]} ({key_counts[keys[i]]} features)"
-        elif geom is None or shapely.is_empty(geom):
-            reason = "empty geometry"
-        else:
-            if not shapely.is_valid(geom):
-                repaired = _repair(geom)
-                if repaired is None:
-                    why = shapely.is_valid_reason(geom)
-                    reason = f"invalid geometry that cannot be repaired: {why}"
-                else:
-                    geom = repaired
-                    result.repaired += 1
-        if reason is not None:
-            result.quarantined.append(Quarantined(
-                None if keys[i] is None else str(keys[i]), reason, props, geom))
-            continue
-        family = _FAMILIES.get(geom.geom_type)
-        if family is None:
-            result.quarantined.append(Quarantined(str(keys[i]), f"unsupported geometry type "
-                                                  f"{geom.geom_type}", props, geom))
-            continue
-        families[family] += 1
-        multi = multi or geom.geom_type.startswith("Multi")
-        result.rows.append([values[c.name][i] for c in columns])
-        result.geometries.append(geom)
+    def __init__(self, schema: SourceSchema, key: str, crs: CRS, layer_id: str) -> None:
+        if key not in schema.names:
+            raise SourceError(f"layer '{layer_id}': key field '{key}' is not in the source "
+                              f"(fields: {', '.join(schema.names)})")
+        reserved = {"geom", "row_hash", "valid_from", "valid_to", "op", "run_id"}
+        clash = [n for n in schema.names if n.lower() in reserved]
+        if clash:
+            raise SourceError(f"layer '{layer_id}': source field(s) {', '.join(clash)} use a "
+                              "name the service reserves for its own columns")
+        self.schema = schema
+        self.key = key
+        self.layer_id = layer_id
+        self._transformer = None if same_crs(crs, STORAGE_CRS) else Transformer.from_crs(
+            crs, STORAGE_CRS, always_xy=True)
+        self.bounds = [np.inf, np.inf, -np.inf, -np.inf]
 
-    if len(families) > 1:
-        raise SourceError(f"layer '{layer_id}': the source mixes geometry types "
-                          f"({', '.join(sorted(families))}); one layer holds one type")
-    family = next(iter(families), _family_from_schema(schema.geometry_type))
-    if multi or "Multi" in schema.geometry_type:
-        result.geometry_type = "Multi" + family
-        result.geometries = [_to_multi(g) for g in result.geometries]
-    else:
-        result.geometry_type = family
-    _check_plausible(result.geometries, layer_id)
-    return result
+    def prepare(self, batch: FeatureBatch) -> PreparedBatch:
+        table = self._aligned(batch.attributes)
+        geoms = shapely.force_2d(np.asarray(batch.geometries, dtype=object))
+        if self._transformer is not None:
+            transform = self._transformer.transform
+            geoms = shapely.transform(geoms, lambda xy: np.column_stack(transform(xy[:, 0],
+                                                                                   xy[:, 1])))
+        keys = table.column(self.key)
+        key_text = pc.utf8_trim_whitespace(pc.cast(keys, pa.string()))
+        no_key = pc.fill_null(pc.equal(key_text, ""), True).to_numpy(zero_copy_only=False)
+        empty = np.array([g is None for g in geoms]) | shapely.is_empty(geoms)
+        result = PreparedBatch(csv=b"", rows=0, fetched=len(geoms), repaired=0)
+        keep = ~(no_key | empty)
+        reasons: dict[int, str] = {}  # feature index -> why it is set aside
+        for index in np.flatnonzero(no_key).tolist():
+            reasons[index] = f"no value for key {self.key}"
+        for index in np.flatnonzero(empty & ~no_key).tolist():
+            reasons[index] = "empty geometry"
+        for index in np.flatnonzero(keep & ~shapely.is_valid(geoms)).tolist():
+            repaired = _repair(geoms[index])
+            if repaired is None:
+                reasons[index] = ("invalid geometry that cannot be repaired: "
+                                  f"{shapely.is_valid_reason(geoms[index])}")
+                keep[index] = False
+            else:
+                geoms[index] = repaired
+                result.repaired += 1
+        unsupported = keep & np.array([g is not None and g.geom_type not in FAMILIES
+                                       for g in geoms], dtype=bool)
+        for index in np.flatnonzero(unsupported).tolist():
+            reasons[index] = f"unsupported geometry type {geoms[index].geom_type}"
+        keep &= ~unsupported
+        if reasons:
+            rows = table.take(pa.array(sorted(reasons))).to_pylist()
+            for i, props in zip(sorted(reasons), rows, strict=True):
+                key = props.get(self.key)
+                geom = geoms[i]
+                wkt = None if geom is None or shapely.is_empty(geom) else geom.wkt
+                result.quarantined.append(Quarantined(
+                    None if key is None or str(key).strip() == "" else str(key),
+                    reasons[i], props, wkt))
+        kept = geoms[keep]
+        if len(kept):
+            minx, miny, maxx, maxy = shapely.total_bounds(kept)
+            self.bounds = [min(self.bounds[0], minx), min(self.bounds[1], miny),
+                           max(self.bounds[2], maxx), max(self.bounds[3], maxy)]
+        ewkb = shapely.to_wkb(shapely.set_srid(kept, STORAGE_SRID), hex=True, include_srid=True)
+        out = table.filter(pa.array(keep)).append_column("geom", pa.array(ewkb, pa.string()))
+        buffer = io.BytesIO()
+        pa_csv.write_csv(out, buffer, _CSV_OPTIONS)
+        result.csv = buffer.getvalue()
+        result.rows = out.num_rows
+        return result
+
+    def _aligned(self, table: pa.Table) -> pa.Table:
+        """The schema's columns in order; a page that lacks a column gets nulls for it."""
+        columns = []
+        for name in self.schema.names:
+            if name in table.column_names:
+                column = table.column(name)
+                if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
+                    column = pc.cast(column, pa.string())
+                columns.append(column)
+            else:
+                columns.append(pa.nulls(table.num_rows, pa.string()))
+        return pa.table(columns, names=self.schema.names)
+
+    def check_plausible(self) -> None:
+        minx, miny, maxx, maxy = self.bounds
+        if not np.isfinite(minx):
+            return
+        lo_x, lo_y, hi_x, hi_y = PLAUSIBLE_31370
+        if minx < lo_x or miny < lo_y or maxx > hi_x or maxy > hi_y:
+            raise SourceError(
+                f"layer '{self.layer_id}': coordinates ({minx:.0f}, {miny:.0f}, {maxx:.0f}, "
+                f"{maxy:.0f}) are outside Belgium in EPSG:31370; the source CRS (or "
+                "source.srid) is wrong"
+            )
 
 
 def _repair(geom: shapely.Geometry) -> shapely.Geometry | None:
     """make_valid, keeping only the parts of the original family (a polygon stays areal)."""
-    family = _FAMILIES.get(geom.geom_type)
-    fixed = shapely.make_valid(geom)
-    parts = [p for p in shapely.get_parts(fixed) if _FAMILIES.get(p.geom_type) == family]
-    if not parts or family is None:
+    family = FAMILIES.get(geom.geom_type)
+    if family is None:
         return None
-    if len(parts) == 1:
-        return parts[0]
-    return shapely.union_all(parts)
-
-
-def _to_multi(geom: shapely.Geometry) -> shapely.Geometry:
-    if geom.geom_type.startswith("Multi"):
-        return geom
-    return {"Point": shapely.MultiPoint, "LineString": shapely.MultiLineString,
-            "Polygon": shapely.MultiPolygon}[geom.geom_type]([geom])
-
-
-def _family_from_schema(ogr_geometry_type: str) -> str:
-    for name, family in _FAMILIES.items():
-        if ogr_geometry_type.replace(" Z", "").replace(" M", "").strip() == name:
-            return family
-    return "Geometry"
-
-
-def _check_plausible(geoms: list[shapely.Geometry], layer_id: str) -> None:
-    if not geoms:
-        return
-    minx, miny, maxx, maxy = shapely.total_bounds(np.asarray(geoms, dtype=object))
-    lo_x, lo_y, hi_x, hi_y = PLAUSIBLE_31370
-    if minx < lo_x or miny < lo_y or maxx > hi_x or maxy > hi_y:
-        raise SourceError(
-            f"layer '{layer_id}': coordinates ({minx:.0f}, {miny:.0f}, {maxx:.0f}, {maxy:.0f}) "
-            "are outside Belgium in EPSG:31370; the source CRS (or source.srid) is wrong"
-        )
-
-
-def _sql_type(name: str, ogr_type: str, subtype: str | None, series: pd.Series) -> str:
-    if ogr_type == "OFTInteger":
-        return "boolean" if subtype == "OFSTBoolean" else "integer"
-    if ogr_type == "OFTInteger64":
-        return "bigint"
-    if ogr_type == "OFTReal":
-        numbers = pd.to_numeric(series, errors="coerce").dropna()
-        whole = bool(len(numbers)) and bool(
-            ((numbers % 1 == 0) & (numbers.abs() < _EXACT_INTEGER)).all())
-        return "bigint" if whole else "double precision"
-    return {
-        "OFTDate": "date", "OFTDateTime": "timestamptz", "OFTTime": "time",
-        "OFTBinary": "bytea",
-    }.get(ogr_type, "text")
-
-
-def _python_values(series: pd.Series, sql_type: str) -> list[Any]:
-    """Plain Python values (None for missing) that psycopg can COPY."""
-    out: list[Any] = []
-    for value in series.astype(object).tolist():
-        if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
-            out.append(None)
-        elif sql_type in ("integer", "bigint"):
-            out.append(int(value))
-        elif sql_type == "double precision":
-            out.append(float(value))
-        elif sql_type == "boolean":
-            out.append(bool(value))
-        elif sql_type == "date":
-            out.append(value.date() if isinstance(value, datetime) else value)
-        elif sql_type == "timestamptz":
-            ts = pd.Timestamp(value).to_pydatetime()
-            out.append(ts if ts.tzinfo else ts.replace(tzinfo=UTC))
-        elif sql_type == "text":
-            out.append(value if isinstance(value, str) else str(value))
-        else:
-            out.append(value)
-    return out
+    fixed = shapely.make_valid(geom)
+    parts = [p for p in shapely.get_parts(fixed) if FAMILIES.get(p.geom_type) == family]
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else shapely.union_all(parts)

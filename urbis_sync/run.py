@@ -1,62 +1,82 @@
-"""One sync run of one layer: read, normalize, apply in one transaction, record the run."""
+"""One sync run of one layer: stream the source into staging, reconcile in one transaction.
+
+A run is recorded from its start (`sync_run` row, status running) to its end (success with the
+counts, or failed with the reason). Whatever fails, the live layer stays as it was.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
+import zlib
 from dataclasses import dataclass
 
-import shapely
-from sqlalchemy import Connection, Engine, func, select, text
+from psycopg import errors as pg_errors
+from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy.exc import OperationalError
 
 from urbis_core.catalog import STORAGE_SRID, change_log, quarantine, sync_run
-from urbis_core.config import FileSource, LayerConfig, ServiceConfig
+from urbis_core.config import ServiceConfig
 from urbis_core.errors import SyncError, UrbisError
-from urbis_sync.file_source import open_file_source, read_frame, read_schema
-from urbis_sync.load import LoadResult, replace_layer
-from urbis_sync.normalize import NormalizedLayer, normalize, resolve_crs
+from urbis_sync import reconcile
+from urbis_sync.normalize import Normalizer, Quarantined, resolve_crs
+from urbis_sync.sources import open_source
 
 log = logging.getLogger(__name__)
 NOTIFY_CHANNEL = "urbis_layer_changed"
-RUN_MODE = "full-replace"
+RUN_MODE = "reconcile"
+SWAP_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
 class RunReport:
     layer_id: str
-    run_id: int
-    status: str
+    run_id: int | None
+    status: str  # success, failed, busy (another process is syncing this layer)
     fetched: int = 0
     inserted: int = 0
+    updated: int = 0
     deleted: int = 0
     repaired: int = 0
     quarantined: int = 0
     version: int | None = None
+    drift: str | None = None
     error: str | None = None
     seconds: float = 0.0
 
     def summary(self) -> str:
+        if self.status == "busy":
+            return f"{self.layer_id}: skipped, another process is syncing it"
         if self.status != "success":
             return f"{self.layer_id}: FAILED (run {self.run_id}): {self.error}"
-        return (f"{self.layer_id}: {self.inserted} features stored (version {self.version}), "
-                f"{self.repaired} repaired, {self.quarantined} quarantined, "
+        drift = f", schema drift: {self.drift}" if self.drift else ""
+        return (f"{self.layer_id}: {self.fetched} features read, {self.inserted} inserted, "
+                f"{self.updated} updated, {self.deleted} deleted (version {self.version}), "
+                f"{self.repaired} repaired, {self.quarantined} quarantined{drift}, "
                 f"{self.seconds:.1f} s (run {self.run_id})")
 
 
-def read_layer(layer_id: str, layer: LayerConfig) -> NormalizedLayer:
-    source = layer.source
-    if not isinstance(source, FileSource):
-        raise SyncError(f"layer '{layer_id}': source kind '{source.kind}' cannot be synced by "
-                        "this version yet (only 'file' sources)")
-    with open_file_source(source, layer_id) as dataset:
-        schema = read_schema(dataset)
-        frame = read_frame(dataset, schema)
-    crs = resolve_crs(schema.crs, source.srid, layer_id)
-    return normalize(frame, schema, layer.key, crs, layer_id)
+def lock_key(layer_id: str) -> int:
+    """The advisory lock that lets one process at a time sync a layer."""
+    return zlib.crc32(f"urbis_sync:{layer_id}".encode())
 
 
 def sync_layer(engine: Engine, config: ServiceConfig, layer_id: str) -> RunReport:
+    config.layer(layer_id)  # an unknown id is a configuration error, before any lock
+    with engine.connect() as lock_conn:
+        got = lock_conn.execute(select(func.pg_try_advisory_lock(lock_key(layer_id)))).scalar()
+        lock_conn.commit()
+        if not got:
+            return RunReport(layer_id, None, "busy")
+        try:
+            return _run(engine, config, layer_id)
+        finally:
+            lock_conn.execute(select(func.pg_advisory_unlock(lock_key(layer_id))))
+            lock_conn.commit()
+
+
+def _run(engine: Engine, config: ServiceConfig, layer_id: str) -> RunReport:
     layer = config.layer(layer_id)
     started = time.monotonic()
     with engine.begin() as conn:
@@ -64,60 +84,107 @@ def sync_layer(engine: Engine, config: ServiceConfig, layer_id: str) -> RunRepor
             sync_run.insert().values(layer_id=layer_id, mode=RUN_MODE, status="running")
             .returning(sync_run.c.id)
         ).scalar_one()
+    fetched = repaired = 0
+    quarantined: list[Quarantined] = []
+    staging = reconcile.staging_name(layer_id, run_id)
     try:
-        data = read_layer(layer_id, layer)
         with engine.begin() as conn:
-            conn.execute(text("SET LOCAL lock_timeout = '30s'"))
-            result = replace_layer(conn, layer_id, layer, data)
-            _record_quarantine(conn, layer_id, run_id, data)
-            _record_change(conn, layer_id, run_id, result)
-            conn.execute(sync_run.update().where(sync_run.c.id == run_id).values(
-                status="success", finished_at=func.clock_timestamp(), fetched=data.fetched,
-                inserted=result.feature_count, deleted=result.previous_count,
-                repaired=data.repaired, quarantined=len(data.quarantined),
-                version=result.version))
-            conn.execute(select(func.pg_notify(NOTIFY_CHANNEL, json.dumps(
-                {"layer": layer_id, "version": result.version}))))
+            reconcile.drop_staging(conn, layer_id)
+        with open_source(layer_id, layer) as source, engine.begin() as conn:
+            crs = resolve_crs(source.schema.crs, layer.source.srid, layer_id)
+            normalizer = Normalizer(source.schema, layer.key, crs, layer_id)
+            fields = source.schema.fields
+            reconcile.create_staging(conn, staging, fields)
+            for batch in source.batches():
+                prepared = normalizer.prepare(batch)
+                reconcile.copy_rows(conn, staging, fields, prepared.csv)
+                fetched += prepared.fetched
+                repaired += prepared.repaired
+                quarantined += prepared.quarantined
+            normalizer.check_plausible()
+            source_info = "; ".join(source.stats.notes) or None
+        with engine.begin() as conn:
+            shape = reconcile.shape_of(conn, staging, fields, layer_id)
+            duplicates = reconcile.quarantine_duplicates(conn, staging, layer.key, layer_id,
+                                                         run_id)
+            incoming = reconcile.build_incoming(conn, staging, shape, layer.key)
+        result = _apply_with_retries(engine, config, layer_id, run_id, shape, incoming,
+                                     quarantined, fetched, repaired, source_info, duplicates)
     except Exception as exc:
         message = str(exc) if isinstance(exc, UrbisError) else f"{type(exc).__name__}: {exc}"
         if not isinstance(exc, UrbisError):
             log.exception("sync of layer %s failed unexpectedly", layer_id)
         with engine.begin() as conn:
+            conn.execute(quarantine.delete().where(quarantine.c.run_id == run_id))
             conn.execute(sync_run.update().where(sync_run.c.id == run_id).values(
-                status="failed", finished_at=func.clock_timestamp(), error=message))
-        return RunReport(layer_id, run_id, "failed", error=message,
+                status="failed", finished_at=func.clock_timestamp(), error=message,
+                fetched=fetched))
+        return RunReport(layer_id, run_id, "failed", fetched=fetched, error=message,
                          seconds=time.monotonic() - started)
+    finally:
+        with engine.begin() as conn:
+            reconcile.drop_staging(conn, layer_id)
     return RunReport(
-        layer_id, run_id, "success", fetched=data.fetched, inserted=result.feature_count,
-        deleted=result.previous_count, repaired=data.repaired,
-        quarantined=len(data.quarantined), version=result.version,
-        seconds=time.monotonic() - started,
+        layer_id, run_id, "success", fetched=fetched, inserted=result.inserted,
+        updated=result.updated, deleted=result.deleted, repaired=repaired,
+        quarantined=len(quarantined) + duplicates, version=result.version,
+        drift=result.drift, seconds=time.monotonic() - started,
     )
+
+
+def _apply_with_retries(engine: Engine, config: ServiceConfig, layer_id: str, run_id: int,
+                        shape: reconcile.LayerShape, incoming: str,
+                        quarantined: list[Quarantined], fetched: int, repaired: int,
+                        source_info: str | None, duplicates: int) -> reconcile.ApplyResult:
+    layer = config.layer(layer_id)
+    for attempt in range(1, SWAP_ATTEMPTS + 1):
+        try:
+            with engine.begin() as conn:
+                _replace_quarantine(conn, layer_id, run_id, quarantined)
+                result = reconcile.apply(conn, layer_id, layer, shape, incoming, run_id)
+                if result.changed:
+                    _record_change(conn, layer_id, run_id, result)
+                    conn.execute(select(func.pg_notify(NOTIFY_CHANNEL, json.dumps(
+                        {"layer": layer_id, "version": result.version,
+                         "bbox": result.changed_bbox}))))
+                conn.execute(sync_run.update().where(sync_run.c.id == run_id).values(
+                    status="success", finished_at=func.clock_timestamp(), fetched=fetched,
+                    inserted=result.inserted, updated=result.updated, deleted=result.deleted,
+                    repaired=repaired, quarantined=len(quarantined) + duplicates,
+                    version=result.version, drift=result.drift, source_info=source_info))
+            return result
+        except OperationalError as exc:
+            if not isinstance(exc.orig, pg_errors.LockNotAvailable) or attempt == SWAP_ATTEMPTS:
+                raise
+            log.warning("layer %s: readers hold the table; retrying the swap (%d/%d)",
+                        layer_id, attempt, SWAP_ATTEMPTS)
+            time.sleep(min(2 ** attempt, 30))
+    raise SyncError(f"layer '{layer_id}': could not apply after {SWAP_ATTEMPTS} attempts")
+
+
+def _replace_quarantine(conn: Connection, layer_id: str, run_id: int,
+                        items: list[Quarantined]) -> None:
+    """The quarantine shows what the latest run set aside; earlier runs' lists are replaced."""
+    conn.execute(quarantine.delete().where(quarantine.c.layer_id == layer_id,
+                                           quarantine.c.run_id != run_id))
+    if not items:
+        return
+    conn.execute(quarantine.insert(), [
+        {"layer_id": layer_id, "run_id": run_id, "feature_key": item.key, "reason": item.reason,
+         "properties": json.loads(json.dumps(item.properties, default=str)),
+         "geom": f"SRID={STORAGE_SRID};{item.wkt}" if item.wkt else None}
+        for item in items
+    ])
+
+
+def _record_change(conn: Connection, layer_id: str, run_id: int,
+                   result: reconcile.ApplyResult) -> None:
+    bbox = func.ST_MakeEnvelope(*result.changed_bbox, STORAGE_SRID) if result.changed_bbox \
+        else None
+    conn.execute(change_log.insert().values(
+        layer_id=layer_id, run_id=run_id, version=result.version, inserted=result.inserted,
+        updated=result.updated, deleted=result.deleted, bbox=bbox))
 
 
 def sync_once(engine: Engine, config: ServiceConfig, layer_ids: list[str]) -> list[RunReport]:
     return [sync_layer(engine, config, layer_id) for layer_id in layer_ids]
-
-
-def _record_quarantine(conn: Connection, layer_id: str, run_id: int, data: NormalizedLayer) -> None:
-    # A full replace supersedes what earlier runs set aside.
-    conn.execute(quarantine.delete().where(quarantine.c.layer_id == layer_id))
-    for item in data.quarantined:
-        geom = None
-        if item.geometry is not None and not shapely.is_empty(item.geometry):
-            geom = func.ST_GeomFromEWKT(f"SRID={STORAGE_SRID};{item.geometry.wkt}")
-        conn.execute(quarantine.insert().values(
-            layer_id=layer_id, run_id=run_id, feature_key=item.key, reason=item.reason,
-            properties=json.loads(json.dumps(item.properties, default=str)), geom=geom))
-
-
-def _record_change(conn: Connection, layer_id: str, run_id: int, result: LoadResult) -> None:
-    boxes = [b for b in (result.previous_bbox, result.bbox_native) if b]
-    bbox = None
-    if boxes:
-        bbox = func.ST_MakeEnvelope(min(b[0] for b in boxes), min(b[1] for b in boxes),
-                                    max(b[2] for b in boxes), max(b[3] for b in boxes),
-                                    STORAGE_SRID)
-    conn.execute(change_log.insert().values(
-        layer_id=layer_id, run_id=run_id, version=result.version,
-        inserted=result.feature_count, deleted=result.previous_count, bbox=bbox))

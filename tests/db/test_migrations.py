@@ -37,7 +37,7 @@ def test_upgrade_from_empty_downgrade_to_base_and_upgrade_again(empty_database_u
         schemas = set(sa.inspect(conn).get_schema_names())
         version = conn.execute(sa.text("SELECT count(*) FROM urbis_alembic_version")).scalar()
     engine.dispose()
-    assert "urbis" not in schemas and "urbis_meta" not in schemas
+    assert not {"urbis", "urbis_meta", "urbis_staging", "urbis_history"} & schemas
     assert version == 0
 
     migrate.upgrade(url)

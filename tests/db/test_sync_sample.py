@@ -6,14 +6,13 @@ import json
 import shutil
 from pathlib import Path
 
-import psycopg
 import pytest
 import sqlalchemy as sa
 
 from tests.conftest import SAMPLE_CONFIG, SAMPLE_DIR
 from urbis_core.config import load_config
 from urbis_core.db import create_sync_engine
-from urbis_sync.run import NOTIFY_CHANNEL, sync_layer, sync_once
+from urbis_sync.run import sync_layer, sync_once
 
 
 @pytest.fixture
@@ -69,26 +68,6 @@ def test_sample_sync_counts_areas_and_positions(engine):
     assert catalog["addresses"].feature_count == 666
     bbox = muni.bbox_crs84
     assert 4.24 <= bbox[0] < bbox[2] <= 4.49 and 50.76 <= bbox[1] < bbox[3] <= 50.92
-
-
-def test_resync_bumps_version_records_run_change_and_notifies(engine, database_url):
-    config = load_config(SAMPLE_CONFIG)
-    sync_layer(engine, config, "municipalities")
-    listener = psycopg.connect(database_url, autocommit=True)
-    listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
-    report = sync_layer(engine, config, "municipalities")
-    assert report.status == "success" and report.version == 2
-    notes = list(listener.notifies(timeout=5, stop_after=1))
-    listener.close()
-    assert json.loads(notes[0].payload) == {"layer": "municipalities", "version": 2}
-
-    runs = rows(engine, "SELECT status, fetched, inserted, deleted, version, error "
-                        "FROM urbis_meta.sync_run ORDER BY id")
-    assert [tuple(r) for r in runs] == [("success", 19, 19, 0, 1, None),
-                                       ("success", 19, 19, 19, 2, None)]
-    changes = rows(engine, "SELECT version, ST_Area(bbox) > 1e8 FROM urbis_meta.change_log "
-                           "ORDER BY id")
-    assert [tuple(c) for c in changes] == [(1, True), (2, True)]
 
 
 def test_failed_run_keeps_the_last_good_layer(engine, tmp_path: Path):

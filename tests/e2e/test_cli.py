@@ -73,8 +73,8 @@ def test_embedded_database_start_status_url_stop_and_reuse(urbis_home: Path):
 def test_database_url_is_used_and_nothing_is_started(database_url: str, urbis_home: Path):
     env = clean_env(URBIS_HOME=str(urbis_home), DATABASE_URL=database_url)
     synced = run("sync", "--once", env=env, check=True)
-    assert "municipalities: 19 features stored" in synced.stdout
-    assert "addresses: 666 features stored" in synced.stdout
+    assert "municipalities: 19 features read, 19 inserted" in synced.stdout
+    assert "addresses: 666 features read, 666 inserted" in synced.stdout
     assert not (urbis_home / "cluster.json").exists()
     assert "DATABASE_URL is set" in run("db", "start", env=env).stderr
     assert run("db", "status", env=env, check=True).stdout.startswith("external")

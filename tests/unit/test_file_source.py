@@ -3,13 +3,14 @@
 import zipfile
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from tests.conftest import SAMPLE_DIR
 from urbis_core.config import FileSource
 from urbis_core.errors import SourceError
 from urbis_sync.dbf import parse_decimal_comma, read_text_columns
-from urbis_sync.file_source import open_file_source, read_frame, read_schema
+from urbis_sync.sources.file import FileReader, open_file_source
 
 
 def test_shapefile_without_shx_is_read_without_touching_the_source_folder():
@@ -17,11 +18,11 @@ def test_shapefile_without_shx_is_read_without_touching_the_source_folder():
     source = FileSource(kind="file", path=SAMPLE_DIR / "UrbAdm_MUNICIPALITY.shp", srid=31370)
     with open_file_source(source, "municipalities") as dataset:
         assert dataset.missing_shx
-        schema = read_schema(dataset)
-        frame = read_frame(dataset, schema)
-    assert len(frame) == 19
-    assert schema.crs is None  # no .prj travelled with it
-    assert sorted(frame["NAT_CODE"]) == [str(n) for n in range(21001, 21020)]
+        reader = FileReader(dataset)
+        codes = [c for b in reader.batches() for c in b.attributes.column("NAT_CODE").to_pylist()]
+    assert len(codes) == 19
+    assert reader.schema.crs is None  # no .prj travelled with it
+    assert sorted(codes) == [str(n) for n in range(21001, 21020)]
     assert sorted(p.name for p in SAMPLE_DIR.iterdir()) == before  # no .shx written there
 
 
@@ -29,10 +30,12 @@ def test_zipped_shapefile_with_decimal_comma_angles(tmp_path: Path):
     source = FileSource(kind="file", path=SAMPLE_DIR / "UrbAdm_AdPt_sample.zip",
                         layer="UrbAdm_AdPt")
     with open_file_source(source, "addresses") as dataset:
-        schema = read_schema(dataset)
-        frame = read_frame(dataset, schema)
+        reader = FileReader(dataset)
+        frame = pa.concat_tables([b.attributes for b in reader.batches()]).to_pandas()
     assert len(frame) == 666
-    assert schema.crs is not None and schema.crs.to_epsg(min_confidence=20) == 31370
+    assert reader.schema.crs is not None
+    assert reader.schema.crs.to_epsg(min_confidence=20) == 31370
+    assert {f.name: f.sql_type for f in reader.schema.fields}["ANGLE"] == "double precision"
 
     # Independent reading of the raw .dbf text, straight from the archive.
     with zipfile.ZipFile(SAMPLE_DIR / "UrbAdm_AdPt_sample.zip") as zf:

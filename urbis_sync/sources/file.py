@@ -2,12 +2,12 @@
 
 Sources are taken as found. Two URBIS quirks are handled here: shapefiles shipped without their
 `.shx` index (GDAL can rebuild it, but writes it beside the file, so we work on a private copy),
-and decimal-comma numbers in .dbf files (see `urbis_sync.dbf`).
+and decimal-comma numbers in .dbf files (see `urbis_sync.dbf`). Features stream through GDAL's
+Arrow interface in batches, so a layer is never in memory whole.
 """
 
 from __future__ import annotations
 
-import re
 import shutil
 import tempfile
 import urllib.parse
@@ -18,16 +18,26 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import geopandas as gpd
+import pyarrow as pa
 import pyogrio
+import shapely
 from pyproj import CRS
 
 from urbis_core.config import FileSource
 from urbis_core.errors import SourceError
+from urbis_sync.dbf import decimal_comma_columns, parse_decimal_comma
+from urbis_sync.sources import (
+    BATCH_SIZE,
+    FeatureBatch,
+    Field,
+    SourceSchema,
+    SourceStats,
+    sql_type_from_ogr,
+)
 
 DATASET_SUFFIXES = (".gpkg", ".shp", ".geojson", ".json", ".gml", ".fgb", ".sqlite")
-_PARTIAL_PARSE = re.compile(r"\.([^.\s]+) parsed incompletely")
 
 
 @dataclass(frozen=True)
@@ -41,16 +51,6 @@ class LocatedDataset:
     @property
     def is_shapefile(self) -> bool:
         return self.path.suffix.lower() == ".shp"
-
-
-@dataclass(frozen=True)
-class SourceSchema:
-    fields: dict[str, str]  # name -> OGR type (OFTString, OFTReal, ...), in source order
-    subtypes: dict[str, str]
-    crs: CRS | None
-    geometry_type: str
-    feature_count: int
-    encoding: str | None
 
 
 @contextmanager
@@ -70,54 +70,60 @@ def open_file_source(source: FileSource, layer_id: str) -> Iterator[LocatedDatas
                              missing_shx)
 
 
-def read_schema(dataset: LocatedDataset) -> SourceSchema:
-    with _gdal(dataset):
-        info = pyogrio.read_info(str(dataset.path), layer=dataset.layer)
-    fields = [str(f) for f in info["fields"]]
-    crs = CRS.from_user_input(info["crs"]) if info["crs"] else None
-    return SourceSchema(
-        fields=dict(zip(fields, info["ogr_types"], strict=True)),
-        subtypes=dict(zip(fields, info["ogr_subtypes"], strict=True)),
-        crs=crs,
-        geometry_type=str(info["geometry_type"]),
-        feature_count=int(info["features"]),
-        encoding=info.get("encoding"),
-    )
+class FileReader:
+    """Streams the features of a located dataset; `schema` is known before the first batch."""
 
-
-def read_frame(dataset: LocatedDataset, schema: SourceSchema) -> gpd.GeoDataFrame:
-    """All features, with decimal-comma numbers recovered instead of truncated."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    def __init__(self, dataset: LocatedDataset) -> None:
+        self.dataset = dataset
+        self.stats = SourceStats()
         with _gdal(dataset):
-            frame = pyogrio.read_dataframe(str(dataset.path), layer=dataset.layer)
-    partial = {m.group(1) for w in caught if (m := _PARTIAL_PARSE.search(str(w.message)))}
-    partial &= set(frame.columns)
-    if partial:
-        _recover_partial_numbers(frame, dataset, schema, partial)
-    return frame
-
-
-def _recover_partial_numbers(
-    frame: gpd.GeoDataFrame, dataset: LocatedDataset, schema: SourceSchema, names: set[str]
-) -> None:
-    from urbis_sync.dbf import parse_decimal_comma, read_text_columns
-
-    dbf = _sibling(dataset.path, ".dbf") if dataset.is_shapefile else None
-    if dbf is None:
-        raise SourceError(
-            f"{dataset.path.name}: GDAL could only partly read the numbers of field(s) "
-            f"{', '.join(sorted(names))}"
+            info = pyogrio.read_info(str(dataset.path), layer=dataset.layer)
+        names = [str(f) for f in info["fields"]]
+        types = {name: sql_type_from_ogr(ogr, sub) for name, ogr, sub
+                 in zip(names, info["ogr_types"], info["ogr_subtypes"], strict=True)}
+        self._replacements: dict[str, list[Any]] = {}
+        if dataset.is_shapefile:
+            self._replacements = self._decimal_commas(info.get("encoding") or "latin-1")
+            for name, values in self._replacements.items():
+                numeric = all(v is None or isinstance(v, float) for v in values)
+                types[name] = "double precision" if numeric else "text"
+        self.schema = SourceSchema(
+            fields=[Field(name, types[name]) for name in names],
+            crs=CRS.from_user_input(info["crs"]) if info["crs"] else None,
+            geometry_type=str(info["geometry_type"]),
         )
-    raw = read_text_columns(dbf, names, schema.encoding or "latin-1")
-    for name, values in raw.items():
-        if len(values) != len(frame):
-            raise SourceError(f"{dbf.name}: field {name} has {len(values)} records, "
-                              f"the shapefile {len(frame)}")
-        numbers = parse_decimal_comma(values)
-        # Text that is not a number stays text: better a string than a wrong number.
-        frame[name] = numbers if numbers is not None else values
-        schema.fields[name] = "OFTReal" if numbers is not None else "OFTString"
+        self.feature_count = int(info["features"])
+
+    def _decimal_commas(self, encoding: str) -> dict[str, list[Any]]:
+        dbf = _sibling(self.dataset.path, ".dbf")
+        if dbf is None:
+            return {}
+        out: dict[str, list[Any]] = {}
+        for name, raw in decimal_comma_columns(dbf, encoding).items():
+            numbers = parse_decimal_comma(raw)
+            # Text that is not a number stays text: better a string than a wrong number.
+            out[name] = list(numbers) if numbers is not None else list(raw)
+        return out
+
+    def batches(self) -> Iterator[FeatureBatch]:
+        offset = 0
+        with _gdal(self.dataset), warnings.catch_warnings():
+            # GDAL warns about the decimal-comma values, which were re-read from the .dbf.
+            warnings.filterwarnings("ignore", message=".*parsed incompletely.*")
+            with pyogrio.open_arrow(str(self.dataset.path), layer=self.dataset.layer,
+                                    batch_size=BATCH_SIZE, use_pyarrow=True) as (meta, reader):
+                geometry_column = meta["geometry_name"] or "wkb_geometry"
+                for record_batch in reader:
+                    table = pa.Table.from_batches([record_batch])
+                    wkb = table.column(geometry_column).to_numpy(zero_copy_only=False)
+                    attributes = table.drop_columns([geometry_column])
+                    for name, values in self._replacements.items():
+                        column = pa.array(values[offset:offset + table.num_rows])
+                        attributes = attributes.set_column(
+                            attributes.schema.get_field_index(name), name, column)
+                    offset += table.num_rows
+                    self.stats.pages += 1
+                    yield FeatureBatch(attributes, shapely.from_wkb(wkb))
 
 
 @contextmanager

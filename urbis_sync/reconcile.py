@@ -1,0 +1,424 @@
+"""Staging and reconciliation: the layer table becomes the new source state, feature by feature.
+
+Functions take a connection and never commit; `urbis_sync.run` owns the transactions. The
+apply step runs in ONE transaction: history rows for what is replaced or deleted, then deletes,
+updates and inserts by key (or, on schema drift, a rebuilt table swapped in), the catalog, the
+run row and the change log. Readers see the old layer or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from sqlalchemy import Connection, func, select
+
+from urbis_core.catalog import STORAGE_SRID, ColumnInfo, LayerEntry, layer_catalog
+from urbis_core.config import LayerConfig
+from urbis_core.db import HISTORY_SCHEMA, LAYER_SCHEMA, STAGING_SCHEMA
+from urbis_core.errors import SourceError
+from urbis_sync.normalize import FAMILIES
+from urbis_sync.sources import Field
+
+_EXACT_INTEGER = 2**53
+SERVICE_COLUMNS = ("geom", "row_hash", "valid_from")
+
+
+@dataclass(frozen=True)
+class LayerShape:
+    """The typed columns and geometry type of the incoming layer."""
+
+    columns: list[ColumnInfo]
+    geometry_type: str
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    version: int
+    inserted: int
+    updated: int
+    deleted: int
+    feature_count: int
+    changed_bbox: tuple[float, float, float, float] | None
+    drift: str | None
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.inserted or self.updated or self.deleted or self.drift)
+
+
+def raw(conn: Connection) -> psycopg.Connection[Any]:
+    driver = conn.connection.driver_connection
+    assert isinstance(driver, psycopg.Connection)
+    return driver
+
+
+def _ident(*names: str) -> sql.Identifier:
+    return sql.Identifier(*names)
+
+
+def _cols(names: list[str], prefix: str | None = None) -> sql.Composable:
+    if prefix is None:
+        return sql.SQL(", ").join(_ident(n) for n in names)
+    return sql.SQL(", ").join(_ident(prefix, n) for n in names)
+
+
+# -- staging ----------------------------------------------------------------------------------
+def staging_name(layer_id: str, run_id: int) -> str:
+    return f"r{run_id}_{layer_id}"[:63]
+
+
+def create_staging(conn: Connection, name: str, fields: list[Field]) -> None:
+    defs = [sql.SQL("{} {}").format(_ident(f.name), sql.SQL(f.sql_type)) for f in fields]
+    defs.append(sql.SQL("geom geometry(Geometry, {})").format(sql.Literal(STORAGE_SRID)))
+    raw(conn).execute(sql.SQL("CREATE UNLOGGED TABLE {} ({})").format(
+        _ident(STAGING_SCHEMA, name), sql.SQL(", ").join(defs)))
+
+
+def copy_rows(conn: Connection, name: str, fields: list[Field], csv_rows: bytes) -> None:
+    """COPY one prepared batch; a value that does not fit its column names the field."""
+    if not csv_rows:
+        return
+    target = sql.SQL("COPY {} ({}, geom) FROM STDIN (FORMAT csv)").format(
+        _ident(STAGING_SCHEMA, name), _cols([f.name for f in fields]))
+    try:
+        with raw(conn).cursor() as cur, cur.copy(target) as copy:
+            copy.write(csv_rows)
+    except psycopg.errors.DataError as exc:
+        diag = exc.diag
+        where = (diag.context or "").strip().splitlines()[0] if diag.context else ""
+        raise SourceError(f"a value does not fit its field's type: {diag.message_primary} "
+                          f"({where})") from exc
+
+
+def drop_staging(conn: Connection, layer_id: str) -> None:
+    """Drop this layer's scratch tables, including those of interrupted runs."""
+    rows = raw(conn).execute(
+        "SELECT tablename FROM pg_tables WHERE schemaname = %s AND "
+        "(tablename LIKE %s OR tablename = %s)",
+        (STAGING_SCHEMA, f"r%\\_{layer_id}", f"{layer_id}__next"),
+    ).fetchall()
+    for (table,) in rows:
+        raw(conn).execute(sql.SQL("DROP TABLE IF EXISTS {}").format(_ident(STAGING_SCHEMA, table)))
+
+
+# -- from staging to the incoming table -------------------------------------------------------
+def shape_of(conn: Connection, name: str, fields: list[Field], layer_id: str) -> LayerShape:
+    """Final column types and the geometry type, decided from the whole staged layer.
+
+    Real numbers that are all whole become bigint: shapefiles store identifiers as reals.
+    """
+    cur = raw(conn).cursor()
+    table = _ident(STAGING_SCHEMA, name)
+    doubles = [f.name for f in fields if f.sql_type == "double precision"]
+    whole: dict[str, bool] = {}
+    if doubles:
+        checks = [sql.SQL("coalesce(bool_and({c} = trunc({c}) AND abs({c}) < {lim}), false) "
+                          "AND count({c}) > 0").format(c=_ident(n), lim=sql.Literal(_EXACT_INTEGER))
+                  for n in doubles]
+        row = cur.execute(sql.SQL("SELECT {} FROM {}").format(
+            sql.SQL(", ").join(checks), table)).fetchone()
+        whole = dict(zip(doubles, row or [], strict=True))
+    columns = [ColumnInfo(f.name, "bigint" if whole.get(f.name) else f.sql_type) for f in fields]
+    kinds = [r[0] for r in cur.execute(sql.SQL(
+        "SELECT DISTINCT ST_GeometryType(geom) FROM {}").format(table)).fetchall()]
+    families = {FAMILIES.get(k.removeprefix("ST_"), k) for k in kinds}
+    if len(families) > 1:
+        raise SourceError(f"layer '{layer_id}': the source mixes geometry types "
+                          f"({', '.join(sorted(families))}); one layer holds one type")
+    family = next(iter(families), "Geometry")
+    multi = any(k.startswith("ST_Multi") for k in kinds)
+    return LayerShape(columns, ("Multi" + family) if multi and family != "Geometry" else family)
+
+
+def quarantine_duplicates(conn: Connection, name: str, key: str, layer_id: str,
+                          run_id: int) -> int:
+    """Move features whose key occurs more than once into quarantine (all of them)."""
+    table = _ident(STAGING_SCHEMA, name)
+    k = _ident(key)
+    moved = raw(conn).execute(sql.SQL("""
+        WITH dup AS (SELECT {k} AS k, count(*) AS n FROM {t} GROUP BY {k} HAVING count(*) > 1),
+        gone AS (DELETE FROM {t} s USING dup WHERE s.{k} = dup.k RETURNING s.*, dup.n)
+        INSERT INTO urbis_meta.quarantine (layer_id, run_id, feature_key, reason, properties, geom)
+        SELECT %(layer)s, %(run)s, gone.{k}::text,
+               'duplicate key ' || %(key)s || '=' || gone.{k}::text || ' ('
+                   || gone.n || ' features)',
+               to_jsonb(gone) - 'geom' - 'n', gone.geom
+        FROM gone
+    """).format(k=k, t=table), {"layer": layer_id, "run": run_id, "key": key}).rowcount
+    return max(moved, 0)
+
+
+def build_incoming(conn: Connection, name: str, shape: LayerShape, key: str) -> str:
+    """The staged rows with final types, the layer's geometry type and a content hash.
+
+    The hash covers the attributes and the geometry snapped to 1 mm, so float noise in a
+    source does not count as a change.
+    """
+    incoming = f"{name}_in"[:63]
+    exprs = [sql.SQL("{}::{} AS {}").format(_ident(c.name), sql.SQL(c.sql_type), _ident(c.name))
+             for c in shape.columns]
+    geom = sql.SQL("ST_Multi(geom)") if shape.geometry_type.startswith("Multi") else sql.SQL(
+        "geom")
+    values = sql.SQL(", ").join(sql.SQL("{}::{}").format(_ident(c.name), sql.SQL(c.sql_type))
+                                for c in shape.columns)
+    cur = raw(conn).cursor()
+    cur.execute(sql.SQL("""
+        CREATE UNLOGGED TABLE {inc} AS
+        SELECT {exprs}, {geom} AS geom,
+               md5(ROW({values})::text || ST_AsEWKB(ST_SnapToGrid(geom, 0.001))::text)::uuid
+                   AS row_hash
+        FROM {stg}
+    """).format(inc=_ident(STAGING_SCHEMA, incoming), exprs=sql.SQL(", ").join(exprs),
+                geom=geom, values=values, stg=_ident(STAGING_SCHEMA, name)))
+    cur.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(
+        _ident(STAGING_SCHEMA, incoming), _ident(key)))
+    return incoming
+
+
+# -- apply ------------------------------------------------------------------------------------
+def apply(conn: Connection, layer_id: str, layer: LayerConfig, shape: LayerShape,
+          incoming: str, run_id: int) -> ApplyResult:
+    """Make the live layer equal to `incoming`; the caller's transaction makes it atomic."""
+    current_row = conn.execute(select(layer_catalog).where(layer_catalog.c.id == layer_id)
+                               ).first()
+    current = LayerEntry.from_row(current_row) if current_row else None
+    cur = raw(conn).cursor()
+    drift = _drift(current, shape)
+    if current is None or drift is not None:
+        counts, bbox = _rebuild(cur, layer_id, layer.key, shape, incoming, run_id, current)
+    else:
+        counts, bbox = _diff(cur, layer_id, layer.key, shape, incoming, run_id)
+    inserted, updated, deleted = counts
+    changed = bool(inserted or updated or deleted or drift or current is None)
+    version = (current.version if current else 0) + (1 if changed else 0)
+    if changed or current is None:
+        _write_catalog(conn, layer_id, layer, shape, version)
+    else:
+        conn.execute(layer_catalog.update().where(layer_catalog.c.id == layer_id)
+                     .values(last_success=func.now()))
+    count = cur.execute(sql.SQL("SELECT count(*) FROM {}").format(
+        _ident(LAYER_SCHEMA, layer_id))).fetchone()
+    return ApplyResult(version, inserted, updated, deleted, int(count[0]) if count else 0,
+                       bbox, drift)
+
+
+def _drift(current: LayerEntry | None, shape: LayerShape) -> str | None:
+    if current is None:
+        return None
+    before = {c.name: c.sql_type for c in current.columns}
+    after = {c.name: c.sql_type for c in shape.columns}
+    notes = [f"added {n} ({t})" for n, t in after.items() if n not in before]
+    notes += [f"dropped {n}" for n in before if n not in after]
+    notes += [f"{n}: {before[n]} -> {t}" for n, t in after.items()
+              if n in before and before[n] != t]
+    if current.geometry_type != shape.geometry_type:
+        notes.append(f"geometry: {current.geometry_type} -> {shape.geometry_type}")
+    return "; ".join(notes) or None
+
+
+def _counts_and_bbox(cur: psycopg.Cursor[Any], live: sql.Identifier, inc: sql.Identifier,
+                     key: str) -> tuple[tuple[int, int, int], Any]:
+    by_op = dict(cur.execute("SELECT op, count(*) FROM _changes GROUP BY op").fetchall())
+    counts = (by_op.get("insert", 0), by_op.get("update", 0), by_op.get("delete", 0))
+    if not any(counts):
+        return counts, None
+    row = cur.execute(sql.SQL("""
+        SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(g) e FROM (
+            SELECT l.geom g FROM {live} l JOIN _changes c ON c.k = l.{k} WHERE c.op <> 'insert'
+            UNION ALL
+            SELECT i.geom FROM {inc} i JOIN _changes c ON c.k = i.{k} WHERE c.op <> 'delete'
+        ) s) t""").format(live=live, inc=inc, k=_ident(key))).fetchone()
+    bbox = tuple(row) if row and row[0] is not None else None
+    return counts, bbox
+
+
+def _diff(cur: psycopg.Cursor[Any], layer_id: str, key: str, shape: LayerShape, incoming: str,
+          run_id: int) -> tuple[tuple[int, int, int], Any]:
+    live = _ident(LAYER_SCHEMA, layer_id)
+    inc = _ident(STAGING_SCHEMA, incoming)
+    hist = _ident(HISTORY_SCHEMA, layer_id)
+    k = _ident(key)
+    names = [c.name for c in shape.columns]
+    cur.execute(sql.SQL("""
+        CREATE TEMP TABLE _changes ON COMMIT DROP AS
+        SELECT coalesce(i.{k}, l.{k}) AS k,
+               CASE WHEN l.{k} IS NULL THEN 'insert' WHEN i.{k} IS NULL THEN 'delete'
+                    ELSE 'update' END AS op
+        FROM {inc} i FULL JOIN {live} l ON i.{k} = l.{k}
+        WHERE l.{k} IS NULL OR i.{k} IS NULL OR i.row_hash <> l.row_hash
+    """).format(k=k, inc=inc, live=live))
+    counts, bbox = _counts_and_bbox(cur, live, inc, key)
+    if not any(counts):
+        return counts, None
+    cur.execute("CREATE INDEX ON _changes (k)")
+    cur.execute(sql.SQL("""
+        INSERT INTO {hist} ({cols}, geom, row_hash, valid_from, valid_to, op, run_id)
+        SELECT {lcols}, l.geom, l.row_hash, l.valid_from, now(), c.op, %(run)s
+        FROM {live} l JOIN _changes c ON c.k = l.{k} WHERE c.op <> 'insert'
+    """).format(hist=hist, cols=_cols(names), lcols=_cols(names, "l"), live=live, k=k),
+        {"run": run_id})
+    cur.execute(sql.SQL("DELETE FROM {live} l USING _changes c "
+                        "WHERE l.{k} = c.k AND c.op = 'delete'").format(live=live, k=k))
+    others = [n for n in names if n != key]
+    targets = [*others, "geom", "row_hash"]
+    cur.execute(sql.SQL("""
+        UPDATE {live} l SET ({targets}, valid_from) = ({sources}, now())
+        FROM {inc} i JOIN _changes c ON c.k = i.{k} AND c.op = 'update'
+        WHERE l.{k} = i.{k}
+    """).format(live=live, targets=_cols(targets), sources=_cols(targets, "i"), inc=inc, k=k))
+    cur.execute(sql.SQL("""
+        INSERT INTO {live} ({cols}, geom, row_hash, valid_from)
+        SELECT {icols}, i.geom, i.row_hash, now()
+        FROM {inc} i JOIN _changes c ON c.k = i.{k} AND c.op = 'insert'
+    """).format(live=live, cols=_cols(names), icols=_cols(names, "i"), inc=inc, k=k))
+    return counts, bbox
+
+
+def _rebuild(cur: psycopg.Cursor[Any], layer_id: str, key: str, shape: LayerShape,
+             incoming: str, run_id: int, current: LayerEntry | None
+             ) -> tuple[tuple[int, int, int], Any]:
+    """Build the new table beside the live one, keep the old rows in history, swap."""
+    live = _ident(LAYER_SCHEMA, layer_id)
+    inc = _ident(STAGING_SCHEMA, incoming)
+    hist = _ident(HISTORY_SCHEMA, layer_id)
+    nxt_name = f"{layer_id}__next"
+    nxt = _ident(STAGING_SCHEMA, nxt_name)
+    k = _ident(key)
+    names = [c.name for c in shape.columns]
+    _ensure_history(cur, layer_id, shape, current)
+    if current is not None:
+        # Keys are matched as text: the natural key survives a change of product even when its
+        # field is renamed or retyped (legacy NAT_CODE text -> current NISCODE).
+        old_k = _ident(current.key_field)
+        old_names = [c.name for c in current.columns]
+        cur.execute(sql.SQL("""
+            CREATE TEMP TABLE _changes ON COMMIT DROP AS
+            SELECT i.{k} AS ik, l.{old_k} AS lk,
+                   CASE WHEN l.{old_k} IS NULL THEN 'insert' WHEN i.{k} IS NULL THEN 'delete'
+                        ELSE 'update' END AS op
+            FROM {inc} i FULL JOIN {live} l ON i.{k}::text = l.{old_k}::text
+        """).format(k=k, old_k=old_k, inc=inc, live=live))
+        cur.execute(sql.SQL("""
+            INSERT INTO {hist} ({cols}, geom, row_hash, valid_from, valid_to, op, run_id)
+            SELECT {lcols}, l.geom, l.row_hash, l.valid_from, now(), c.op, %(run)s
+            FROM {live} l JOIN _changes c ON c.lk = l.{old_k}
+        """).format(hist=hist, cols=_cols(old_names), lcols=_cols(old_names, "l"), live=live,
+                    old_k=old_k), {"run": run_id})
+        by_op = dict(cur.execute("SELECT op, count(*) FROM _changes GROUP BY op").fetchall())
+        counts = (by_op.get("insert", 0), by_op.get("update", 0), by_op.get("delete", 0))
+    else:
+        count = cur.execute(sql.SQL("SELECT count(*) FROM {}").format(inc)).fetchone()
+        counts = (int(count[0]) if count else 0, 0, 0)
+
+    defs: list[sql.Composable] = [
+        sql.SQL("{} {}").format(_ident(c.name), sql.SQL(c.sql_type)) for c in shape.columns]
+    defs += [
+        sql.SQL("geom geometry({}, {}) NOT NULL").format(sql.SQL(shape.geometry_type),
+                                                        sql.Literal(STORAGE_SRID)),
+        sql.SQL("row_hash uuid NOT NULL"),
+        sql.SQL("valid_from timestamptz NOT NULL"),
+        sql.SQL("CONSTRAINT {} PRIMARY KEY ({})").format(_ident(f"{layer_id}_pkey"[:63]), k),
+    ]
+    cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(nxt))
+    cur.execute(sql.SQL("CREATE TABLE {} ({})").format(nxt, sql.SQL(", ").join(defs)))
+    cur.execute(sql.SQL("""
+        INSERT INTO {nxt} ({cols}, geom, row_hash, valid_from)
+        SELECT {cols}, geom, row_hash, now() FROM {inc}
+    """).format(nxt=nxt, cols=_cols(names), inc=inc))
+    cur.execute(sql.SQL("CREATE INDEX {} ON {} USING gist (geom)").format(
+        _ident(f"{layer_id}_geom_gist"[:63]), nxt))
+    # The swap: the only moment readers wait, kept short by lock_timeout (the caller retries).
+    cur.execute("SET LOCAL lock_timeout = '5s'")
+    cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(live))
+    cur.execute(sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(nxt, _ident(LAYER_SCHEMA)))
+    cur.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+        _ident(LAYER_SCHEMA, nxt_name), _ident(layer_id)))
+    bbox_row = cur.execute(sql.SQL(
+        "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+        "(SELECT ST_Extent(geom) e FROM {}) s").format(live)).fetchone()
+    bbox = tuple(bbox_row) if bbox_row and bbox_row[0] is not None else None
+    if current is not None and current.bbox_native and bbox:
+        bbox = (min(bbox[0], current.bbox_native[0]), min(bbox[1], current.bbox_native[1]),
+                max(bbox[2], current.bbox_native[2]), max(bbox[3], current.bbox_native[3]))
+    return counts, bbox
+
+
+def _ensure_history(cur: psycopg.Cursor[Any], layer_id: str, shape: LayerShape,
+                    current: LayerEntry | None) -> None:
+    """The history table holds every column a layer ever had; new ones are added as they come.
+
+    A column whose type changed becomes text there, so old and new values both fit.
+    """
+    hist = _ident(HISTORY_SCHEMA, layer_id)
+    existing = dict(cur.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = %s AND table_name = %s", (HISTORY_SCHEMA, layer_id)).fetchall())
+    if not existing:
+        columns = list(shape.columns)
+        if current is not None:
+            columns += [c for c in current.columns if c.name not in {x.name for x in columns}]
+        defs: list[sql.Composable] = [
+            sql.SQL("{} {}").format(_ident(c.name), sql.SQL(c.sql_type)) for c in columns]
+        defs += [sql.SQL("geom geometry(Geometry, {})").format(sql.Literal(STORAGE_SRID)),
+                 sql.SQL("row_hash uuid"), sql.SQL("valid_from timestamptz NOT NULL"),
+                 sql.SQL("valid_to timestamptz NOT NULL"), sql.SQL("op text NOT NULL"),
+                 sql.SQL("run_id bigint NOT NULL")]
+        cur.execute(sql.SQL("CREATE TABLE {} ({})").format(hist, sql.SQL(", ").join(defs)))
+        key_index = f"{layer_id}_hist_validity"[:63]
+        cur.execute(sql.SQL("CREATE INDEX {} ON {} (valid_from, valid_to)").format(
+            _ident(key_index), hist))
+        return
+    declared = {c.name: c.sql_type for c in (current.columns if current else [])}
+    for column in shape.columns:
+        if column.name not in existing:
+            cur.execute(sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
+                hist, _ident(column.name), sql.SQL(column.sql_type)))
+        elif declared.get(column.name, column.sql_type) != column.sql_type \
+                and existing[column.name] != "text":
+            cur.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE text USING {}::text").format(
+                hist, _ident(column.name), _ident(column.name)))
+
+
+def _write_catalog(conn: Connection, layer_id: str, layer: LayerConfig, shape: LayerShape,
+                   version: int) -> None:
+    live = f'{LAYER_SCHEMA}."{layer_id}"'
+    extent = conn.exec_driver_sql(
+        f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e), n FROM "
+        f"(SELECT ST_Extent(geom) e, count(*) n FROM {live}) s").one()
+    bbox = list(extent[:4]) if extent[0] is not None else None
+    values = {
+        "table_name": layer_id,
+        "title": {k: v for k, v in layer.title.model_dump().items() if v},
+        "description": layer.description,
+        "source": json.loads(layer.source.model_dump_json()),
+        "key_field": layer.key,
+        "geometry_type": shape.geometry_type,
+        "srid": STORAGE_SRID,
+        "columns": [{"name": c.name, "type": c.sql_type} for c in shape.columns],
+        "feature_count": int(extent[4]),
+        "bbox_native": bbox,
+        "bbox_crs84": _crs84_bbox(conn, bbox),
+        "version": version,
+        "last_success": func.now(),
+    }
+    exists = conn.execute(select(layer_catalog.c.id).where(layer_catalog.c.id == layer_id)
+                          ).first()
+    if exists:
+        conn.execute(layer_catalog.update().where(layer_catalog.c.id == layer_id).values(values))
+    else:
+        conn.execute(layer_catalog.insert().values(id=layer_id, **values))
+
+
+def _crs84_bbox(conn: Connection, bbox: list[float] | None) -> list[float] | None:
+    """The native extent in CRS84, from the densified envelope so curved edges are covered."""
+    if bbox is None:
+        return None
+    env = func.ST_Transform(
+        func.ST_Segmentize(func.ST_MakeEnvelope(*bbox, STORAGE_SRID), 50.0), 4326)
+    row = conn.execute(select(func.ST_XMin(env), func.ST_YMin(env), func.ST_XMax(env),
+                              func.ST_YMax(env))).one()
+    return [float(v) for v in row]

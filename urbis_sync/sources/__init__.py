@@ -1,0 +1,87 @@
+"""Where layers come from: files, WFS 2.0, OGC API Features, download feeds.
+
+Every source streams `FeatureBatch`es (attributes as an Arrow table, geometries as shapely
+arrays) so a layer is never held in memory whole, and describes its fields with SQL types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import pyarrow as pa
+from pyproj import CRS
+
+from urbis_core.config import FileSource, LayerConfig
+from urbis_core.errors import SourceError
+
+BATCH_SIZE = 20_000
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    sql_type: str  # integer, bigint, double precision, boolean, date, timestamptz, time, text
+
+
+@dataclass
+class SourceSchema:
+    fields: list[Field]
+    crs: CRS | None
+    geometry_type: str = "Unknown"
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.fields]
+
+
+@dataclass
+class FeatureBatch:
+    """Up to BATCH_SIZE features: attribute columns named as the schema's fields."""
+
+    attributes: pa.Table
+    geometries: np.ndarray  # shapely geometries (None where a feature has none)
+
+
+@dataclass
+class SourceStats:
+    """What a source learned while streaming (e.g. the server's numberMatched)."""
+
+    pages: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+class Source(Protocol):
+    schema: SourceSchema
+    stats: SourceStats
+
+    def batches(self) -> Iterator[FeatureBatch]: ...
+
+
+OGR_SQL_TYPES = {
+    "OFTInteger": "integer", "OFTInteger64": "bigint", "OFTReal": "double precision",
+    "OFTString": "text", "OFTDate": "date", "OFTDateTime": "timestamptz", "OFTTime": "time",
+}
+
+
+def sql_type_from_ogr(ogr_type: str, subtype: str | None = None) -> str:
+    if ogr_type == "OFTInteger" and subtype == "OFSTBoolean":
+        return "boolean"
+    return OGR_SQL_TYPES.get(ogr_type, "text")
+
+
+@contextmanager
+def open_source(layer_id: str, layer: LayerConfig) -> Iterator[Source]:
+    """Open a layer's source for one run; temporary files go when the run is done."""
+    from urbis_sync.sources.file import FileReader, open_file_source
+
+    source = layer.source
+    if isinstance(source, FileSource):
+        with open_file_source(source, layer_id) as dataset:
+            yield FileReader(dataset)
+        return
+    raise SourceError(f"layer '{layer_id}': source kind '{source.kind}' cannot be synced by "
+                      "this version yet")
