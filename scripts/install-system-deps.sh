@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the project needs: PostgreSQL 15 + PostGIS 3 (embedded and test databases),
-# Node.js + npm (front-end packages), python3-venv. Installs only what is missing; needs root for apt-get.
+# Node.js + npm (front-end packages), python3-venv, MapServer CGI `mapserv` (a real WFS 2.0 server
+# for the sync tests). Installs only what is missing; needs root for apt-get.
 set -euo pipefail
 
 missing=()
@@ -8,6 +9,7 @@ missing=()
 [ -f /usr/share/postgresql/15/extension/postgis.control ] || missing+=(postgresql-15-postgis-3)
 command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 python3 -c "import venv, ensurepip" >/dev/null 2>&1 || missing+=(python3-venv)
+command -v mapserv >/dev/null 2>&1 || missing+=(cgi-mapserver)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

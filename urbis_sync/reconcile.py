@@ -188,6 +188,8 @@ def apply(conn: Connection, layer_id: str, layer: LayerConfig, shape: LayerShape
     current = LayerEntry.from_row(current_row) if current_row else None
     cur = raw(conn).cursor()
     drift = _drift(current, shape)
+    if current is not None and drift is None and not _has_history_columns(cur, layer_id):
+        drift = "table rebuilt with row hashes and validity (made by an earlier version)"
     if current is None or drift is not None:
         counts, bbox = _rebuild(cur, layer_id, layer.key, shape, incoming, run_id, current)
     else:
@@ -204,6 +206,14 @@ def apply(conn: Connection, layer_id: str, layer: LayerConfig, shape: LayerShape
         _ident(LAYER_SCHEMA, layer_id))).fetchone()
     return ApplyResult(version, inserted, updated, deleted, int(count[0]) if count else 0,
                        bbox, drift)
+
+
+def _has_history_columns(cur: psycopg.Cursor[Any], layer_id: str) -> bool:
+    found = cur.execute(
+        "SELECT count(*) FROM information_schema.columns WHERE table_schema = %s "
+        "AND table_name = %s AND column_name IN ('row_hash', 'valid_from')",
+        (LAYER_SCHEMA, layer_id)).fetchone()
+    return bool(found and found[0] == 2)
 
 
 def _drift(current: LayerEntry | None, shape: LayerShape) -> str | None:
@@ -302,12 +312,17 @@ def _rebuild(cur: psycopg.Cursor[Any], layer_id: str, key: str, shape: LayerShap
                         ELSE 'update' END AS op
             FROM {inc} i FULL JOIN {live} l ON i.{k}::text = l.{old_k}::text
         """).format(k=k, old_k=old_k, inc=inc, live=live))
+        if _has_history_columns(cur, layer_id):
+            kept: sql.Composable = sql.SQL("l.row_hash, l.valid_from")
+        else:  # a table from before history existed: valid since its last load
+            kept = sql.SQL("NULL::uuid, {}::timestamptz").format(
+                sql.Literal(current.last_success))
         cur.execute(sql.SQL("""
             INSERT INTO {hist} ({cols}, geom, row_hash, valid_from, valid_to, op, run_id)
-            SELECT {lcols}, l.geom, l.row_hash, l.valid_from, now(), c.op, %(run)s
+            SELECT {lcols}, l.geom, {kept}, now(), c.op, %(run)s
             FROM {live} l JOIN _changes c ON c.lk = l.{old_k}
         """).format(hist=hist, cols=_cols(old_names), lcols=_cols(old_names, "l"), live=live,
-                    old_k=old_k), {"run": run_id})
+                    old_k=old_k, kept=kept), {"run": run_id})
         by_op = dict(cur.execute("SELECT op, count(*) FROM _changes GROUP BY op").fetchall())
         counts = (by_op.get("insert", 0), by_op.get("update", 0), by_op.get("delete", 0))
     else:

@@ -198,3 +198,17 @@ def test_legacy_to_current_product_is_a_set_of_updates_by_nis_code(engine, tmp_p
     assert legacy_id.startswith("BE.BRUSSELS.BRIC.ADM.MU.")
     assert old[:3] == ("Ixelles", legacy_id, "update")
     assert old[3] == pytest.approx(6_406_685.25, abs=1.0)
+
+
+def test_a_table_from_the_full_replace_version_is_upgraded(engine, tmp_path):
+    layer = Layer(tmp_path, legacy_municipalities(tmp_path), "NAT_CODE")
+    layer.sync(engine)
+    with engine.begin() as conn:  # what the first version of the sync left behind
+        conn.execute(sa.text("ALTER TABLE urbis.muni DROP COLUMN row_hash, DROP COLUMN valid_from"))
+        conn.execute(sa.text("DROP TABLE urbis_history.muni"))
+    report = layer.sync(engine)
+    assert report.drift is not None and "earlier version" in report.drift
+    assert (report.updated, report.version) == (19, 2)
+    assert scalar(engine, "SELECT count(*) FROM urbis_history.muni WHERE row_hash IS NULL") == 19
+    again = layer.sync(engine)
+    assert (again.updated, again.drift, again.version) == (0, None, 2)
