@@ -76,6 +76,23 @@ class ApiSettings:
         )
 
 
+@dataclass(frozen=True)
+class SyncSettings:
+    """How the sync talks to network sources."""
+
+    http_attempts: int = 5
+    http_backoff: float = 1.0
+    http_timeout: float = 60.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> SyncSettings:
+        return cls(
+            http_attempts=_int(env, "URBIS_HTTP_ATTEMPTS", 5),
+            http_backoff=float(env.get("URBIS_HTTP_BACKOFF") or 1.0),
+            http_timeout=float(env.get("URBIS_HTTP_TIMEOUT") or 60.0),
+        )
+
+
 def config_path_from_env(env: Mapping[str, str] = os.environ) -> Path:
     """The layer configuration file: `URBIS_CONFIG`, or the bundled sample configuration."""
     raw = env.get("URBIS_CONFIG")

@@ -24,6 +24,9 @@ from urbis_sync.normalize import FAMILIES
 from urbis_sync.sources import Field
 
 _EXACT_INTEGER = 2**53
+# Geometries that differ by less than this (metres) are the same: the hash snaps to this grid,
+# and a vertex that sits on a grid boundary is settled by the distance check.
+GEOMETRY_TOLERANCE = 0.001
 SERVICE_COLUMNS = ("geom", "row_hash", "valid_from")
 
 
@@ -169,11 +172,12 @@ def build_incoming(conn: Connection, name: str, shape: LayerShape, key: str) -> 
     cur.execute(sql.SQL("""
         CREATE UNLOGGED TABLE {inc} AS
         SELECT {exprs}, {geom} AS geom,
-               md5(ROW({values})::text || ST_AsEWKB(ST_SnapToGrid(geom, 0.001))::text)::uuid
+               md5(ROW({values})::text || ST_AsEWKB(ST_SnapToGrid(geom, {grid}))::text)::uuid
                    AS row_hash
         FROM {stg}
     """).format(inc=_ident(STAGING_SCHEMA, incoming), exprs=sql.SQL(", ").join(exprs),
-                geom=geom, values=values, stg=_ident(STAGING_SCHEMA, name)))
+                geom=geom, values=values, stg=_ident(STAGING_SCHEMA, name),
+                grid=sql.Literal(GEOMETRY_TOLERANCE)))
     cur.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(
         _ident(STAGING_SCHEMA, incoming), _ident(key)))
     return incoming
@@ -259,8 +263,12 @@ def _diff(cur: psycopg.Cursor[Any], layer_id: str, key: str, shape: LayerShape, 
                CASE WHEN l.{k} IS NULL THEN 'insert' WHEN i.{k} IS NULL THEN 'delete'
                     ELSE 'update' END AS op
         FROM {inc} i FULL JOIN {live} l ON i.{k} = l.{k}
-        WHERE l.{k} IS NULL OR i.{k} IS NULL OR i.row_hash <> l.row_hash
-    """).format(k=k, inc=inc, live=live))
+        WHERE l.{k} IS NULL OR i.{k} IS NULL OR (i.row_hash <> l.row_hash AND NOT (
+            ROW({icols}) IS NOT DISTINCT FROM ROW({lcols})
+            AND ST_NPoints(i.geom) = ST_NPoints(l.geom)
+            AND ST_HausdorffDistance(i.geom, l.geom) <= {tolerance}))
+    """).format(k=k, inc=inc, live=live, icols=_cols(names, "i"), lcols=_cols(names, "l"),
+                tolerance=sql.Literal(GEOMETRY_TOLERANCE)))
     counts, bbox = _counts_and_bbox(cur, live, inc, key)
     if not any(counts):
         return counts, None

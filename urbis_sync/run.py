@@ -14,11 +14,12 @@ from dataclasses import dataclass
 
 from psycopg import errors as pg_errors
 from sqlalchemy import Connection, Engine, func, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from urbis_core.catalog import STORAGE_SRID, change_log, quarantine, sync_run
 from urbis_core.config import ServiceConfig
 from urbis_core.errors import SyncError, UrbisError
+from urbis_core.settings import SyncSettings
 from urbis_sync import reconcile
 from urbis_sync.normalize import Normalizer, Quarantined, resolve_crs
 from urbis_sync.sources import open_source
@@ -62,7 +63,8 @@ def lock_key(layer_id: str) -> int:
     return zlib.crc32(f"urbis_sync:{layer_id}".encode())
 
 
-def sync_layer(engine: Engine, config: ServiceConfig, layer_id: str) -> RunReport:
+def sync_layer(engine: Engine, config: ServiceConfig, layer_id: str,
+               settings: SyncSettings | None = None) -> RunReport:
     config.layer(layer_id)  # an unknown id is a configuration error, before any lock
     with engine.connect() as lock_conn:
         got = lock_conn.execute(select(func.pg_try_advisory_lock(lock_key(layer_id)))).scalar()
@@ -70,13 +72,14 @@ def sync_layer(engine: Engine, config: ServiceConfig, layer_id: str) -> RunRepor
         if not got:
             return RunReport(layer_id, None, "busy")
         try:
-            return _run(engine, config, layer_id)
+            return _run(engine, config, layer_id, settings or SyncSettings())
         finally:
             lock_conn.execute(select(func.pg_advisory_unlock(lock_key(layer_id))))
             lock_conn.commit()
 
 
-def _run(engine: Engine, config: ServiceConfig, layer_id: str) -> RunReport:
+def _run(engine: Engine, config: ServiceConfig, layer_id: str,
+         settings: SyncSettings) -> RunReport:
     layer = config.layer(layer_id)
     started = time.monotonic()
     with engine.begin() as conn:
@@ -90,7 +93,7 @@ def _run(engine: Engine, config: ServiceConfig, layer_id: str) -> RunReport:
     try:
         with engine.begin() as conn:
             reconcile.drop_staging(conn, layer_id)
-        with open_source(layer_id, layer) as source, engine.begin() as conn:
+        with open_source(layer_id, layer, settings) as source, engine.begin() as conn:
             crs = resolve_crs(source.schema.crs, layer.source.srid, layer_id)
             normalizer = Normalizer(source.schema, layer.key, crs, layer_id)
             fields = source.schema.fields
@@ -111,8 +114,8 @@ def _run(engine: Engine, config: ServiceConfig, layer_id: str) -> RunReport:
         result = _apply_with_retries(engine, config, layer_id, run_id, shape, incoming,
                                      quarantined, fetched, repaired, source_info, duplicates)
     except Exception as exc:
-        message = str(exc) if isinstance(exc, UrbisError) else f"{type(exc).__name__}: {exc}"
-        if not isinstance(exc, UrbisError):
+        message = _describe_failure(exc)
+        if not isinstance(exc, UrbisError | DBAPIError):
             log.exception("sync of layer %s failed unexpectedly", layer_id)
         with engine.begin() as conn:
             conn.execute(quarantine.delete().where(quarantine.c.run_id == run_id))
@@ -130,6 +133,16 @@ def _run(engine: Engine, config: ServiceConfig, layer_id: str) -> RunReport:
         quarantined=len(quarantined) + duplicates, version=result.version,
         drift=result.drift, seconds=time.monotonic() - started,
     )
+
+
+def _describe_failure(exc: Exception) -> str:
+    """One line for the run row: what went wrong, in words a person can act on."""
+    if isinstance(exc, UrbisError):
+        return str(exc)
+    if isinstance(exc, DBAPIError):
+        detail = str(exc.orig or exc).strip().splitlines()
+        return f"database error, nothing applied: {detail[0] if detail else type(exc).__name__}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _apply_with_retries(engine: Engine, config: ServiceConfig, layer_id: str, run_id: int,
@@ -186,5 +199,6 @@ def _record_change(conn: Connection, layer_id: str, run_id: int,
         updated=result.updated, deleted=result.deleted, bbox=bbox))
 
 
-def sync_once(engine: Engine, config: ServiceConfig, layer_ids: list[str]) -> list[RunReport]:
-    return [sync_layer(engine, config, layer_id) for layer_id in layer_ids]
+def sync_once(engine: Engine, config: ServiceConfig, layer_ids: list[str],
+              settings: SyncSettings | None = None) -> list[RunReport]:
+    return [sync_layer(engine, config, layer_id, settings) for layer_id in layer_ids]

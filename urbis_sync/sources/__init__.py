@@ -15,8 +15,9 @@ import numpy as np
 import pyarrow as pa
 from pyproj import CRS
 
-from urbis_core.config import FileSource, LayerConfig
+from urbis_core.config import FileSource, LayerConfig, WfsSource
 from urbis_core.errors import SourceError
+from urbis_core.settings import SyncSettings
 
 BATCH_SIZE = 20_000
 
@@ -74,14 +75,29 @@ def sql_type_from_ogr(ogr_type: str, subtype: str | None = None) -> str:
 
 
 @contextmanager
-def open_source(layer_id: str, layer: LayerConfig) -> Iterator[Source]:
+def open_source(layer_id: str, layer: LayerConfig, settings: SyncSettings) -> Iterator[Source]:
     """Open a layer's source for one run; temporary files go when the run is done."""
     from urbis_sync.sources.file import FileReader, open_file_source
+    from urbis_sync.sources.http import HttpFetcher, RetryPolicy
+    from urbis_sync.sources.wfs import WfsReader
 
     source = layer.source
     if isinstance(source, FileSource):
         with open_file_source(source, layer_id) as dataset:
             yield FileReader(dataset)
         return
+    http = HttpFetcher(RetryPolicy(attempts=settings.http_attempts,
+                                   backoff=settings.http_backoff,
+                                   timeout=settings.http_timeout))
+    try:
+        if isinstance(source, WfsSource):
+            reader = WfsReader(source, layer.key, layer_id, http)
+            try:
+                yield reader
+            finally:
+                reader.close()
+            return
+    finally:
+        http.close()
     raise SourceError(f"layer '{layer_id}': source kind '{source.kind}' cannot be synced by "
                       "this version yet")

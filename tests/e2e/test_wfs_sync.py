@@ -1,0 +1,255 @@
+"""Sync from a real WFS 2.0 server (MapServer), paging, both formats, and faults on the way.
+
+For each fault the live layer must afterwards be exactly the last good state or the new one,
+and the run row must say what happened.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import geopandas as gpd
+import psycopg
+import pytest
+import sqlalchemy as sa
+from shapely.geometry import Polygon
+
+from tests.support.mapserver import (
+    MapServerWfs,
+    WfsLayer,
+    write_sample_address_points,
+    write_sample_municipalities,
+)
+from urbis_core.config import load_config
+from urbis_core.db import create_sync_engine
+from urbis_core.settings import SyncSettings
+from urbis_sync.run import sync_layer
+
+FAST_RETRIES = SyncSettings(http_attempts=3, http_backoff=0.05, http_timeout=5)
+
+
+@pytest.fixture
+def engine(database_url):
+    engine = create_sync_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+def rows(engine: sa.Engine, query: str) -> list:
+    with engine.connect() as conn:
+        return list(conn.execute(sa.text(query)))
+
+
+def live_state(engine: sa.Engine, table: str, key: str) -> list:
+    return rows(engine, f'SELECT "{key}", row_hash FROM urbis.{table} ORDER BY 1')
+
+
+def write_config(tmp_path: Path, url: str, typename: str, key: str, fmt: str = "geojson",
+                 layer_id: str = "muni") -> Path:
+    path = tmp_path / f"{layer_id}-{fmt}.yaml"
+    path.write_text(f"layers:\n  {layer_id}:\n    source: {{kind: wfs, url: '{url}', "
+                    f"typename: '{typename}', format: {fmt}}}\n    key: {key}\n")
+    return path
+
+
+@pytest.fixture
+def municipalities_wfs(tmp_path):
+    gpkg = write_sample_municipalities(tmp_path / "municipalities.gpkg")
+    with MapServerWfs([WfsLayer("Municipalities", gpkg, key="NAT_CODE")], tmp_path / "ms",
+                      page_size=5) as wfs:
+        yield wfs
+
+
+def sync(engine, config_path: Path, layer_id: str = "muni"):
+    return sync_layer(engine, load_config(config_path), layer_id, FAST_RETRIES)
+
+
+@pytest.mark.parametrize("fmt", ["geojson", "gml"])
+def test_pages_through_the_whole_layer(engine, municipalities_wfs, tmp_path, fmt):
+    config = write_config(tmp_path, municipalities_wfs.url, "urbis:Municipalities", "NAT_CODE",
+                          fmt)
+    report = sync(engine, config)
+    assert report.status == "success", report.error
+    assert (report.fetched, report.inserted) == (19, 19)
+    pages = [q for q in municipalities_wfs.getfeature_requests]
+    assert len(pages) == 5  # 4 pages of at most 5 (the server's CountDefault) + the empty one
+    assert all("SORTBY=NAT_CODE" in q for q in pages)
+    worst = rows(engine, 'SELECT max(abs(ST_Area(geom) - "AREA")) FROM urbis.muni')[0][0]
+    assert worst < 1.0
+    types = {c["name"]: c["type"] for c in rows(
+        engine, "SELECT columns FROM urbis_meta.layer_catalog")[0][0]}
+    assert types["NAT_CODE"] == "text" and types["ID"] == "bigint"
+    assert types["BEGIN_LIFE"] == "timestamptz"
+    begin = rows(engine, 'SELECT "BEGIN_LIFE" FROM urbis.muni WHERE "NAT_CODE" = \'21009\'')
+    assert begin[0][0] is not None
+
+
+def test_geojson_and_gml_give_the_same_rows(engine, municipalities_wfs, tmp_path):
+    url = municipalities_wfs.url
+    assert sync(engine, write_config(tmp_path, url, "urbis:Municipalities", "NAT_CODE",
+                                     "geojson")).status == "success"
+    before = live_state(engine, "muni", "NAT_CODE")
+    again = sync(engine, write_config(tmp_path, url, "urbis:Municipalities", "NAT_CODE", "gml"))
+    assert (again.status, again.inserted, again.updated, again.deleted) == ("success", 0, 0, 0)
+    assert live_state(engine, "muni", "NAT_CODE") == before
+
+
+def test_many_pages_of_addresses(engine, tmp_path):
+    gpkg = write_sample_address_points(tmp_path / "addresses.gpkg")
+    with MapServerWfs([WfsLayer("AddressPoints", gpkg, key="ID", geometry_type="POINT")],
+                      tmp_path / "ms", page_size=100) as wfs:
+        config = write_config(tmp_path, wfs.url, "urbis:AddressPoints", "ID", "gml", "addresses")
+        report = sync(engine, config, "addresses")
+    assert report.status == "success", report.error
+    assert (report.fetched, report.inserted) == (666, 666)
+    assert rows(engine, "SELECT count(DISTINCT \"ID\") FROM urbis.addresses")[0][0] == 666
+
+
+@pytest.mark.parametrize("faults", [
+    ["http_500", "http_500"],
+    ["pass", "drop"],
+    ["pass", "pass", "truncate"],
+    ["garbage"],
+    ["pass", "truncate_silent"],
+])
+def test_transient_faults_are_retried(engine, municipalities_wfs, tmp_path, faults):
+    config = write_config(tmp_path, municipalities_wfs.url, "urbis:Municipalities", "NAT_CODE")
+    municipalities_wfs.inject(*faults)
+    report = sync(engine, config)
+    assert report.status == "success", report.error
+    assert report.inserted == 19
+    assert not municipalities_wfs.pending_faults
+
+
+@pytest.mark.parametrize("fault, words", [
+    ("http_500", "HTTP 500"),
+    ("drop", "connection broken"),
+    ("garbage", "unusable body"),
+])
+def test_persistent_faults_fail_the_run_and_keep_the_last_good_layer(
+        engine, municipalities_wfs, tmp_path, fault, words):
+    config = write_config(tmp_path, municipalities_wfs.url, "urbis:Municipalities", "NAT_CODE")
+    assert sync(engine, config).status == "success"
+    good = live_state(engine, "muni", "NAT_CODE")
+    municipalities_wfs.inject("pass", *[fault] * FAST_RETRIES.http_attempts)
+    report = sync(engine, config)
+    assert report.status == "failed"
+    assert words in (report.error or "") and "GetFeature from 5" in (report.error or "")
+    assert live_state(engine, "muni", "NAT_CODE") == good
+    run = rows(engine, "SELECT status, error FROM urbis_meta.sync_run ORDER BY id DESC LIMIT 1")
+    assert run[0].status == "failed" and run[0].error == report.error
+    assert rows(engine, "SELECT version FROM urbis_meta.layer_catalog")[0][0] == 1
+
+
+def test_source_changing_while_paging_fails_the_run(engine, municipalities_wfs, tmp_path):
+    config = write_config(tmp_path, municipalities_wfs.url, "urbis:Municipalities", "NAT_CODE")
+    assert sync(engine, config).status == "success"
+    good = live_state(engine, "muni", "NAT_CODE")
+    smaller = gpd.read_file(municipalities_wfs.layers[0].path)
+    smaller = smaller[smaller["NAT_CODE"] != "21004"]
+    smaller.to_file(tmp_path / "smaller.gpkg", layer="Municipalities", driver="GPKG")
+    # Slow the second page down, and swap the data while it waits.
+    municipalities_wfs.inject("pass", "delay:1.5")
+    result: dict = {}
+    worker = threading.Thread(target=lambda: result.setdefault("report", sync(engine, config)))
+    worker.start()
+    deadline = time.monotonic() + 10
+    while len(municipalities_wfs.getfeature_requests) < 7 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    municipalities_wfs.set_path("Municipalities", tmp_path / "smaller.gpkg")
+    worker.join(30)
+    report = result["report"]
+    assert report.status == "failed"
+    assert "numberMatched changed from 19 to 18" in (report.error or "")
+    assert live_state(engine, "muni", "NAT_CODE") == good
+
+
+def test_short_answer_without_the_rest_fails_the_run(engine, tmp_path):
+    """A server that announces more features than it delivers: nothing is applied."""
+    gpkg = write_sample_municipalities(tmp_path / "m.gpkg")
+    frame = gpd.read_file(gpkg)
+    with MapServerWfs([WfsLayer("Municipalities", gpkg, key="NAT_CODE")], tmp_path / "ms",
+                      page_size=5) as wfs:
+        config = write_config(tmp_path, wfs.url, "urbis:Municipalities", "NAT_CODE")
+        assert sync(engine, config).status == "success"
+        frame.iloc[:3].to_file(tmp_path / "few.gpkg", layer="Municipalities", driver="GPKG")
+        wfs.inject("pass", "delay:1")
+        result: dict = {}
+        worker = threading.Thread(target=lambda: result.setdefault("r", sync(engine, config)))
+        worker.start()
+        deadline = time.monotonic() + 10
+        while len(wfs.getfeature_requests) < 7 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        wfs.set_path("Municipalities", tmp_path / "few.gpkg")
+        worker.join(30)
+    assert result["r"].status == "failed"
+    assert rows(engine, "SELECT count(*) FROM urbis.muni")[0][0] == 19
+
+
+def test_duplicate_keys_and_invalid_geometries(engine, tmp_path):
+    gpkg = write_sample_municipalities(tmp_path / "m.gpkg")
+    frame = gpd.read_file(gpkg)
+    bowtie = Polygon([(150000, 170000), (150100, 170100), (150100, 170000),
+                      (150000, 170100), (150000, 170000)])
+    frame.loc[frame["NAT_CODE"] == "21011", "geometry"] = bowtie  # self-intersecting
+    twin = frame[frame["NAT_CODE"] == "21013"].copy()
+    frame = gpd.GeoDataFrame(gpd.pd.concat([frame, twin], ignore_index=True), crs=31370)
+    frame.to_file(tmp_path / "bad.gpkg", layer="Municipalities", driver="GPKG")
+    with MapServerWfs([WfsLayer("Municipalities", tmp_path / "bad.gpkg", key="NAT_CODE")],
+                      tmp_path / "ms", page_size=5) as wfs:
+        report = sync(engine, write_config(tmp_path, wfs.url, "urbis:Municipalities",
+                                           "NAT_CODE"))
+    assert report.status == "success", report.error
+    assert (report.fetched, report.inserted, report.repaired, report.quarantined) == (
+        20, 18, 1, 2)
+    reasons = rows(engine, "SELECT feature_key, reason FROM urbis_meta.quarantine")
+    assert {tuple(r) for r in reasons} == {
+        ("21013", "duplicate key NAT_CODE=21013 (2 features)")}
+    assert len(reasons) == 2
+    assert rows(engine, 'SELECT ST_IsValid(geom) FROM urbis.muni WHERE "NAT_CODE" = \'21011\''
+                ) == [(True,)]
+
+
+def test_database_connection_lost_mid_apply(engine, database_url, municipalities_wfs, tmp_path):
+    config = write_config(tmp_path, municipalities_wfs.url, "urbis:Municipalities", "NAT_CODE")
+    assert sync(engine, config).status == "success"
+    good = live_state(engine, "muni", "NAT_CODE")
+    changed = gpd.read_file(municipalities_wfs.layers[0].path)
+    changed["NAME_FRE"] = changed["NAME_FRE"] + " (v2)"
+    changed.to_file(tmp_path / "v2.gpkg", layer="Municipalities", driver="GPKG")
+    municipalities_wfs.set_path("Municipalities", tmp_path / "v2.gpkg")
+
+    blocker = create_sync_engine(database_url)
+    with blocker.connect() as conn:
+        # A reader holding a row lock makes the apply wait; then its connection is killed.
+        conn.execute(sa.text('SELECT 1 FROM urbis.muni WHERE "NAT_CODE" = \'21001\' FOR UPDATE'))
+        result: dict = {}
+        worker = threading.Thread(target=lambda: result.setdefault("r", sync(engine, config)))
+        worker.start()
+        waiting: list = []
+        deadline = time.monotonic() + 20
+        # pg_stat_activity is a snapshot per transaction: watch it from an autocommit session.
+        with psycopg.connect(database_url, autocommit=True) as watcher:
+            while not waiting and time.monotonic() < deadline:
+                waiting = watcher.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND query ILIKE '%UPDATE%'").fetchall()
+                time.sleep(0.05)
+            assert waiting, "the apply never reached the locked row"
+            watcher.execute("SELECT pg_terminate_backend(%s)", (waiting[0][0],))
+        worker.join(30)
+        conn.rollback()
+    blocker.dispose()
+    report = result["r"]
+    assert report.status == "failed"
+    assert (report.error or "").startswith("database error, nothing applied:")
+    assert "connection" in (report.error or "")
+    assert live_state(engine, "muni", "NAT_CODE") == good
+    assert rows(engine, "SELECT count(*) FROM urbis_history.muni")[0][0] == 0
+    assert rows(engine, "SELECT status FROM urbis_meta.sync_run ORDER BY id DESC LIMIT 1"
+                )[0][0] == "failed"
+    # The next run, with the database reachable, applies the new state.
+    after = sync(engine, config)
+    assert (after.status, after.updated) == ("success", 19)
