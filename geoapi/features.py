@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from geoapi.crs import CRS84_URI, SUPPORTED, OutputCrs
 from urbis_core.catalog import LayerEntry
+from urbis_core.db import HISTORY_SCHEMA
 from urbis_core.errors import NotFound
 
 MAX_PAIRS_PER_CALL = 50  # PostgreSQL functions take at most 100 arguments
@@ -30,6 +32,7 @@ class ItemsQuery:
     bbox: tuple[float, float, float, float] | None = None
     bbox_crs: OutputCrs = SUPPORTED[CRS84_URI]
     crs: OutputCrs = SUPPORTED[CRS84_URI]
+    as_of: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,15 @@ def _filters(layer: LayerEntry, table: sa.Table, query: ItemsQuery) -> list[Colu
     return conditions
 
 
+async def has_history(conn: AsyncConnection, layer: LayerEntry) -> bool:
+    found = await conn.execute(sa.select(func.to_regclass(
+        f'{HISTORY_SCHEMA}."{layer.table_name}"')))
+    return found.scalar() is not None
+
+
 async def fetch_items(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery) -> ItemsPage:
+    if query.as_of is not None:
+        return await _fetch_as_of(conn, layer, query, query.as_of)
     table = layer.table()
     conditions = _filters(layer, table, query)
     page: Select[Any] = (
@@ -99,6 +110,30 @@ async def fetch_items(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuer
         matched = int((await conn.execute(count)).scalar_one())
     else:
         matched = layer.feature_count
+    return ItemsPage(features, matched)
+
+
+async def _fetch_as_of(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery,
+                       instant: datetime) -> ItemsPage:
+    """The layer as it was at `instant`.
+
+    Live rows already valid then, plus superseded rows (history) that were valid then.
+    """
+    live = layer.table()
+    branches = [sa.select(feature_json(layer, live, query.crs).label("feature"),
+                          live.c[layer.key_field].label("k"))
+                .where(*_filters(layer, live, query), live.c.valid_from <= instant)]
+    if await has_history(conn, layer):
+        hist = layer.history_table()
+        branches.append(
+            sa.select(feature_json(layer, hist, query.crs).label("feature"),
+                      hist.c[layer.key_field].label("k"))
+            .where(*_filters(layer, hist, query), hist.c.valid_from <= instant,
+                   hist.c.valid_to > instant))
+    union = sa.union_all(*branches).subquery("as_of")
+    page = sa.select(union.c.feature).order_by(union.c.k).limit(query.limit).offset(query.offset)
+    features = list((await conn.execute(page)).scalars())
+    matched = int((await conn.execute(sa.select(func.count()).select_from(union))).scalar_one())
     return ItemsPage(features, matched)
 
 

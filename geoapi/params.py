@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 from geoapi.crs import CRS84_URI, SUPPORTED, OutputCrs
 from urbis_core.errors import InvalidParameter
@@ -47,3 +48,23 @@ def reject_unknown(params: Iterable[str], allowed: set[str]) -> None:
         raise InvalidParameter(
             unknown[0], f"unknown parameter; this resource accepts {', '.join(sorted(allowed))}"
         )
+
+
+def parse_instant(raw: str | None, parameter: str) -> datetime | None:
+    """An RFC 3339 instant (a plain date means its midnight, UTC); intervals are refused."""
+    if raw is None or raw == "":
+        return None
+    example = "e.g. 2026-11-28T12:00:00Z"
+    if "/" in raw:
+        raise InvalidParameter(parameter, f"only a single instant is supported ({example}), "
+                                          "not an interval")
+    try:
+        if len(raw) == 10:
+            return datetime.fromisoformat(raw).replace(tzinfo=UTC)
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise InvalidParameter(parameter,
+                               f"'{raw}' is not an RFC 3339 date-time ({example})") from None
+    if value.tzinfo is None:
+        raise InvalidParameter(parameter, f"'{raw}' needs a time zone, Z or +01:00 ({example})")
+    return value

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from geoalchemy2 import Geometry
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
-from urbis_core.db import LAYER_SCHEMA, META_SCHEMA
+from urbis_core.db import HISTORY_SCHEMA, LAYER_SCHEMA, META_SCHEMA
 
 STORAGE_SRID = 31370
 
@@ -138,9 +138,19 @@ class LayerEntry:
 
     def table(self) -> sa.Table:
         """The layer table as SQLAlchemy sees it; identifiers come only from this catalog row."""
+        return self._table(LAYER_SCHEMA, sa.Column("valid_from", sa.DateTime(timezone=True)))
+
+    def history_table(self) -> sa.Table:
+        """Superseded rows of the layer, each with the interval it was current."""
+        return self._table(HISTORY_SCHEMA,
+                           sa.Column("valid_from", sa.DateTime(timezone=True)),
+                           sa.Column("valid_to", sa.DateTime(timezone=True)),
+                           sa.Column("op", sa.Text))
+
+    def _table(self, schema: str, *extra: sa.Column[Any]) -> sa.Table:
         cols = [sa.Column(c.name, sa.types.NullType()) for c in self.columns]
         return sa.Table(
             self.table_name, sa.MetaData(), *cols,
-            sa.Column("geom", Geometry(srid=self.srid, spatial_index=False)),
-            schema=LAYER_SCHEMA,
+            sa.Column("geom", Geometry(srid=self.srid, spatial_index=False)), *extra,
+            schema=schema,
         )

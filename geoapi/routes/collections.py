@@ -15,14 +15,15 @@ from geoapi.catalog import get_layer, list_layers
 from geoapi.crs import CRS84_URI, SUPPORTED, parse_crs
 from geoapi.deps import ConnDep, FormatDep, SettingsDep, base_url
 from geoapi.features import ItemsQuery, fetch_feature, fetch_items
-from geoapi.params import parse_bbox, reject_unknown
+from geoapi.history import fetch_changes, fetch_quarantine
+from geoapi.params import parse_bbox, parse_instant, reject_unknown
 from urbis_core.catalog import LayerEntry
 from urbis_core.settings import MAX_ITEMS_LIMIT
 
 router = APIRouter(tags=["Data"])
 
 GEOJSON = "application/geo+json"
-ITEMS_PARAMS = {"limit", "offset", "bbox", "bbox-crs", "crs", "f"}
+ITEMS_PARAMS = {"limit", "offset", "bbox", "bbox-crs", "crs", "datetime", "f"}
 CollectionId = Annotated[str, Path(description="Collection (layer) id, e.g. municipalities")]
 CrsParam = Annotated[str | None, Query(
     description="Output CRS (URI): CRS84 (default), EPSG:4326 (lat/lon), EPSG:31370, EPSG:3857")]
@@ -118,13 +119,17 @@ async def items(
     bbox_crs: Annotated[str | None, Query(
         alias="bbox-crs", description="CRS of bbox (URI), same choices as crs")] = None,
     crs: CrsParam = None,
+    datetime_: Annotated[str | None, Query(
+        alias="datetime",
+        description="The layer as it was at this instant (RFC 3339, e.g. "
+                    "2026-11-28T12:00:00Z), from the sync's history")] = None,
 ) -> Response:
     reject_unknown(request.query_params.keys(), ITEMS_PARAMS)
     layer = await get_layer(conn, collection_id)
     bbox_crs_ = parse_crs(bbox_crs, "bbox-crs")
     query = ItemsQuery(limit=min(limit or settings.default_limit, settings.max_limit),
                        offset=offset, bbox=parse_bbox(bbox, bbox_crs_), bbox_crs=bbox_crs_,
-                       crs=parse_crs(crs, "crs"))
+                       crs=parse_crs(crs, "crs"), as_of=parse_instant(datetime_, "datetime"))
     page = await fetch_items(conn, layer, query)
     base = base_url(request)
     href = f"{base}/collections/{layer.id}/items"
@@ -192,3 +197,53 @@ async def feature(
               "href": f"{base}/collections/{layer.id}"}]
     body = text[:-1] + ',"links":' + json.dumps(links) + "}"
     return Response(body, media_type=GEOJSON, headers={"Content-Crs": f"<{output_crs.uri}>"})
+
+
+@router.get("/collections/{collection_id}/changes", summary="What changed since an instant")
+async def changes(
+    collection_id: CollectionId,
+    request: Request,
+    conn: ConnDep,
+    settings: SettingsDep,
+    since: Annotated[str, Query(description="RFC 3339 instant, e.g. 2026-11-28T12:00:00Z")],
+    limit: Annotated[int | None, Query(ge=1, description="Changes per page (default 100)")]
+        = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    reject_unknown(request.query_params.keys(), {"since", "limit", "offset", "f"})
+    layer = await get_layer(conn, collection_id)
+    instant = parse_instant(since, "since")
+    assert instant is not None
+    size = min(limit or 100, settings.max_limit)
+    events = await fetch_changes(conn, layer, instant, size, offset)
+    base = base_url(request)
+    href = f"{base}/collections/{layer.id}/changes"
+    links = [{"rel": "self", "type": "application/json",
+              "href": f"{href}?{urlencode({'since': since, 'limit': size, 'offset': offset})}"},
+             {"rel": "collection", "type": "application/json",
+              "href": f"{base}/collections/{layer.id}"}]
+    if len(events) == size:
+        links.append({"rel": "next", "type": "application/json", "href": f"{href}?" + urlencode(
+            {"since": since, "limit": size, "offset": offset + size})})
+    return {"collection": layer.id, "since": instant.isoformat(), "version": layer.version,
+            "changes": events, "numberReturned": len(events), "links": links}
+
+
+@router.get("/collections/{collection_id}/quarantine",
+            summary="Features the sync set aside, with the reason", response_class=Response,
+            responses={200: {"content": {GEOJSON: {}}}})
+async def quarantined(
+    collection_id: CollectionId,
+    request: Request,
+    conn: ConnDep,
+    settings: SettingsDep,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Response:
+    reject_unknown(request.query_params.keys(), {"limit", "offset", "f"})
+    layer = await get_layer(conn, collection_id)
+    size = min(limit or 100, settings.max_limit)
+    features, total = await fetch_quarantine(conn, layer, size, offset)
+    body = {"type": "FeatureCollection", "features": features, "numberMatched": total,
+            "numberReturned": len(features)}
+    return Response(json.dumps(body), media_type=GEOJSON)
