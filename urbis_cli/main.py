@@ -8,16 +8,25 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+import signal
+import subprocess
 import sys
+import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from urbis_cli.output import ProgressLine, configure_logging
 from urbis_core.config import ServiceConfig, load_config
 from urbis_core.errors import ConfigError, UrbisError
 from urbis_core.pgcluster import EmbeddedCluster
-from urbis_core.settings import ApiSettings, DatabaseSettings, config_path_from_env
+from urbis_core.settings import ApiSettings, DatabaseSettings, SyncSettings, config_path_from_env
+
+if TYPE_CHECKING:
+    from urbis_sync.run import RunReport
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -68,18 +77,51 @@ def _prepare_database(settings: DatabaseSettings) -> str:
     return url
 
 
+def _report(report: RunReport) -> None:
+    """A summary line for people, and the same facts as a structured log record."""
+    click.echo(report.summary(), err=report.status != "success")
+    logging.getLogger("urbis_sync.run").log(
+        logging.INFO if report.status == "success" else logging.ERROR, "run %s", report.status,
+        extra={"layer": report.layer_id, "run": report.run_id, "status": report.status,
+               "fetched": report.fetched, "inserted": report.inserted,
+               "updated": report.updated, "deleted": report.deleted,
+               "repaired": report.repaired, "quarantined": report.quarantined,
+               "version": report.version, "seconds": round(report.seconds, 3),
+               "error": report.error})
+
+
 def _run_sync(url: str, config: ServiceConfig, layer_ids: tuple[str, ...]) -> bool:
     from urbis_core.db import create_sync_engine
-    from urbis_sync.run import sync_once
+    from urbis_sync.run import sync_layer
 
     engine = create_sync_engine(url)
+    progress = ProgressLine()
+    ok = True
     try:
-        reports = sync_once(engine, config, list(layer_ids) or list(config.layers))
+        for layer_id in list(layer_ids) or list(config.layers):
+            report = sync_layer(engine, config, layer_id, SyncSettings.from_env(), progress)
+            progress.done()
+            _report(report)
+            ok = ok and report.status != "failed"
     finally:
         engine.dispose()
-    for report in reports:
-        click.echo(report.summary(), err=report.status != "success")
-    return all(r.status == "success" for r in reports)
+    return ok
+
+
+def _run_continuously(url: str, config: ServiceConfig) -> None:
+    from urbis_core.db import create_sync_engine
+    from urbis_sync.schedule import run_continuously
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    engine = create_sync_engine(url)
+    click.echo(f"urbis: syncing {', '.join(config.layers)} on their schedules "
+               "(Ctrl-C to stop)", err=True)
+    try:
+        run_continuously(engine, config, SyncSettings.from_env(), stop, _report)
+    finally:
+        engine.dispose()
 
 
 def _serve(url: str, host: str | None, port: int | None) -> None:
@@ -98,8 +140,7 @@ def _serve(url: str, host: str | None, port: int | None) -> None:
 @click.option("-v", "--verbose", is_flag=True, help="Log more.")
 def cli(verbose: bool) -> None:
     """URBIS GeoService: keep URBIS layers in PostGIS and serve them as OGC APIs."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(verbose)
 
 
 # -- urbis db -------------------------------------------------------------------------------
@@ -195,13 +236,49 @@ def config_check() -> None:
 @click.option("--layer", "layers", multiple=True, help="Only this layer id (repeatable).")
 @handle_errors
 def sync(once: bool, layers: tuple[str, ...]) -> None:
-    """Load the configured layers into PostGIS."""
-    if not once:
-        raise UrbisError("continuous sync is not available yet; use `urbis sync --once`")
+    """Keep the configured layers in PostGIS: each on its schedule, or once with --once."""
     config = _checked_config(layers)
     url = _prepare_database(DatabaseSettings.from_env())
-    if not _run_sync(url, config, layers):
-        sys.exit(1)
+    if once:
+        if not _run_sync(url, config, layers):
+            sys.exit(1)
+        return
+    if layers:
+        config = config.model_copy(update={"layers": {k: config.layers[k] for k in layers}})
+    _run_continuously(url, config)
+
+
+@cli.command()
+@handle_errors
+def status() -> None:
+    """Per layer: version, features, last success, last failure, next run, quarantined."""
+    from urbis_core.db import create_sync_engine, resolve_database_url
+    from urbis_sync.schedule import layer_status
+
+    config = load_config(config_path_from_env())
+    engine = create_sync_engine(resolve_database_url(DatabaseSettings.from_env()))
+    try:
+        rows = layer_status(engine, config)
+    finally:
+        engine.dispose()
+
+    def when(value: datetime | None) -> str:
+        return value.astimezone().strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+    header = ("layer", "version", "features", "last success", "last failure", "next run",
+              "quarantined")
+    table = [header] + [(
+        s.layer_id, str(s.version or "-"), str(s.feature_count if s.feature_count is not None
+                                               else "-"),
+        when(s.last_success), when(s.last_failure) + (" (running)" if s.running else ""),
+        when(s.next_run), str(s.quarantined)) for s in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    for row in table:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    for s in rows:
+        if s.failure_reason and s.failures_in_a_row:
+            click.echo(f"{s.layer_id}: failing ({s.failures_in_a_row} in a row): "
+                       f"{s.failure_reason}")
 
 
 @cli.command()
@@ -225,4 +302,14 @@ def up(host: str | None, port: int | None) -> None:
     url = _prepare_database(DatabaseSettings.from_env())
     if not _run_sync(url, config, ()):
         click.echo("urbis: some layers failed to sync; serving the last good data", err=True)
-    _serve(url, host, port)
+    # The worker runs in its own process, so syncing never slows the API's event loop.
+    worker = subprocess.Popen([sys.executable, "-m", "urbis_cli", "sync"],
+                              env={**os.environ, "DATABASE_URL": url})
+    try:
+        _serve(url, host, port)
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()

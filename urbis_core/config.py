@@ -7,6 +7,7 @@ key one of its fields) live in `urbis_sync.check`, because only the sync knows h
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -17,6 +18,17 @@ from urbis_core.errors import ConfigError
 
 LAYER_ID = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 SOURCE_KINDS = ("file", "wfs", "ogcapi")
+
+
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """`15m`, `6h`, `1d`, `30s` -> timedelta; ValueError for anything else."""
+    match = re.fullmatch(r"(\d+)([smhd])", text.strip())
+    if not match or int(match.group(1)) == 0:
+        raise ValueError(f"'{text}' is not a duration such as 15m, 6h or 1d")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
 
 
 class _Strict(BaseModel):
@@ -76,8 +88,8 @@ class LayerConfig(_Strict):
     @field_validator("schedule")
     @classmethod
     def _schedule_format(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"\d+[smhd]", value):
-            raise ValueError(f"'{value}' is not a duration such as 15m, 6h or 1d")
+        if value is not None:
+            parse_duration(value)
         return value
 
 

@@ -10,6 +10,7 @@ import json
 import logging
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from psycopg import errors as pg_errors
@@ -63,8 +64,12 @@ def lock_key(layer_id: str) -> int:
     return zlib.crc32(f"urbis_sync:{layer_id}".encode())
 
 
+Progress = Callable[[str, int], None]
+
+
 def sync_layer(engine: Engine, config: ServiceConfig, layer_id: str,
-               settings: SyncSettings | None = None) -> RunReport:
+               settings: SyncSettings | None = None,
+               progress: Progress | None = None) -> RunReport:
     config.layer(layer_id)  # an unknown id is a configuration error, before any lock
     with engine.connect() as lock_conn:
         got = lock_conn.execute(select(func.pg_try_advisory_lock(lock_key(layer_id)))).scalar()
@@ -72,14 +77,14 @@ def sync_layer(engine: Engine, config: ServiceConfig, layer_id: str,
         if not got:
             return RunReport(layer_id, None, "busy")
         try:
-            return _run(engine, config, layer_id, settings or SyncSettings())
+            return _run(engine, config, layer_id, settings or SyncSettings(), progress)
         finally:
             lock_conn.execute(select(func.pg_advisory_unlock(lock_key(layer_id))))
             lock_conn.commit()
 
 
-def _run(engine: Engine, config: ServiceConfig, layer_id: str,
-         settings: SyncSettings) -> RunReport:
+def _run(engine: Engine, config: ServiceConfig, layer_id: str, settings: SyncSettings,
+         progress: Progress | None) -> RunReport:
     layer = config.layer(layer_id)
     started = time.monotonic()
     with engine.begin() as conn:
@@ -104,6 +109,8 @@ def _run(engine: Engine, config: ServiceConfig, layer_id: str,
                 fetched += prepared.fetched
                 repaired += prepared.repaired
                 quarantined += prepared.quarantined
+                if progress is not None:
+                    progress(layer_id, fetched)
             normalizer.check_plausible()
             source_info = "; ".join(source.stats.notes) or None
         with engine.begin() as conn:
@@ -200,5 +207,6 @@ def _record_change(conn: Connection, layer_id: str, run_id: int,
 
 
 def sync_once(engine: Engine, config: ServiceConfig, layer_ids: list[str],
-              settings: SyncSettings | None = None) -> list[RunReport]:
-    return [sync_layer(engine, config, layer_id, settings) for layer_id in layer_ids]
+              settings: SyncSettings | None = None,
+              progress: Progress | None = None) -> list[RunReport]:
+    return [sync_layer(engine, config, layer_id, settings, progress) for layer_id in layer_ids]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -162,3 +163,38 @@ def test_up_serves_the_sample_from_a_fresh_embedded_database(urbis_home: Path):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_continuous_sync_and_status(database_url: str, tmp_path: Path):
+    config = tmp_path / "urbis.yaml"
+    config.write_text(
+        "layers:\n"
+        f"  addresses:\n    source: {{kind: file, path: {SAMPLE_DIR / 'UrbAdm_AdPt_sample.zip'}}}\n"
+        "    key: ID\n    schedule: 1s\n"
+        f"  hourly:\n    source: {{kind: file, path: {SAMPLE_DIR / 'UrbAdm_AdPt_sample.zip'}, "
+        "layer: UrbAdm_AdPt}\n    key: ID\n    schedule: 1h\n")
+    env = clean_env(DATABASE_URL=database_url, URBIS_CONFIG=str(config))
+    worker = subprocess.Popen([str(URBIS), "sync"], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    runs = 0
+    while time.monotonic() < deadline and runs < 3:
+        time.sleep(0.5)
+        with psycopg.connect(database_url) as conn:
+            runs = conn.execute("SELECT count(*) FROM urbis_meta.sync_run WHERE layer_id = "
+                                "'addresses' AND status = 'success'").fetchone()[0]
+    worker.terminate()
+    out, err = worker.communicate(timeout=30)
+    assert worker.returncode == 0, err
+    assert runs >= 3
+    assert "addresses: 666 features read" in out
+    # Structured logs when not on a terminal: one JSON object per line.
+    records = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    assert any(r.get("layer") == "addresses" and r.get("status") == "success" for r in records)
+
+    status = run("status", env=env, check=True).stdout.splitlines()
+    assert status[0].split() == ["layer", "version", "features", "last", "success", "last",
+                                 "failure", "next", "run", "quarantined"]
+    addresses = next(line for line in status if line.startswith("addresses"))
+    assert " 666 " in addresses
+    assert next(line for line in status if line.startswith("hourly")).split()[1] == "1"

@@ -1,0 +1,82 @@
+"""Continuous mode: schedules, backoff, one process per layer, status."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import SAMPLE_DIR
+from urbis_core.config import load_config, parse_duration
+from urbis_core.db import create_sync_engine
+from urbis_sync.run import lock_key, sync_layer
+from urbis_sync.schedule import FIRST_RETRY, _next_run, layer_status, run_continuously
+
+
+@pytest.fixture
+def engine(database_url):
+    engine = create_sync_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+def config_file(tmp_path: Path, schedule: str, broken_schedule: str = "1h") -> Path:
+    path = tmp_path / "urbis.yaml"
+    path.write_text(
+        "layers:\n"
+        f"  addresses:\n    source: {{kind: file, path: {SAMPLE_DIR / 'UrbAdm_AdPt_sample.zip'}}}\n"
+        f"    key: ID\n    schedule: {schedule}\n"
+        f"  broken:\n    source: {{kind: file, path: {tmp_path / 'gone.gpkg'}}}\n"
+        f"    key: ID\n    schedule: {broken_schedule}\n")
+    return path
+
+
+def test_durations_and_backoff():
+    assert parse_duration("15m") == timedelta(minutes=15)
+    assert parse_duration("1d") == timedelta(days=1)
+    with pytest.raises(ValueError):
+        parse_duration("0s")
+    now = datetime(2026, 11, 28, 12, tzinfo=UTC)
+    day = timedelta(days=1)
+    assert _next_run(day, None, 0, now) == now
+    assert _next_run(day, now, 0, now) == now + day
+    assert [_next_run(day, now, n, now) - now for n in (1, 2, 3)] == [
+        FIRST_RETRY, FIRST_RETRY * 2, FIRST_RETRY * 4]
+    assert _next_run(timedelta(minutes=1), now, 10, now) == now + timedelta(minutes=1)
+
+
+def test_runs_each_layer_on_its_schedule_and_a_failing_one_backs_off(engine, tmp_path):
+    config = load_config(config_file(tmp_path, "1s"))
+    stop = threading.Event()
+    reports = []
+    worker = threading.Thread(target=run_continuously,
+                              args=(engine, config, None, stop, reports.append))
+    worker.start()
+    stop.wait(4.5)
+    stop.set()
+    worker.join(30)
+    by_layer = {layer: [r.status for r in reports if r.layer_id == layer]
+                for layer in ("addresses", "broken")}
+    assert len(by_layer["addresses"]) >= 2 and set(by_layer["addresses"]) == {"success"}
+    assert by_layer["broken"] == ["failed"]  # next try only after FIRST_RETRY (30 s)
+
+    status = {s.layer_id: s for s in layer_status(engine, config)}
+    assert status["addresses"].version == 1 and status["addresses"].feature_count == 666
+    assert status["addresses"].failures_in_a_row == 0
+    broken = status["broken"]
+    assert broken.version is None and broken.failures_in_a_row == 1
+    assert "does not exist" in (broken.failure_reason or "")
+    assert broken.next_run - broken.last_failure == FIRST_RETRY
+
+
+def test_one_process_per_layer(engine, tmp_path):
+    config = load_config(config_file(tmp_path, "1h"))
+    with engine.connect() as other:
+        other.execute(sa.select(sa.func.pg_advisory_lock(lock_key("addresses"))))
+        busy = sync_layer(engine, config, "addresses")
+        other.execute(sa.select(sa.func.pg_advisory_unlock(lock_key("addresses"))))
+    assert busy.status == "busy" and busy.run_id is None
+    assert sync_layer(engine, config, "addresses").status == "success"

@@ -1,0 +1,107 @@
+"""Continuous mode: each layer on its own schedule, with backoff after failures.
+
+The schedule lives in the database (the run rows), not in the process: a restarted worker, or
+a second one, knows when each layer is due; the advisory lock in `urbis_sync.run` keeps two
+processes from syncing one layer at the same time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, func, select
+
+from urbis_core.catalog import layer_catalog, quarantine, sync_run
+from urbis_core.config import ServiceConfig, parse_duration
+from urbis_core.settings import SyncSettings
+from urbis_sync.run import RunReport, sync_layer
+
+log = logging.getLogger(__name__)
+DEFAULT_SCHEDULE = "1d"
+FIRST_RETRY = timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class LayerStatus:
+    layer_id: str
+    version: int | None
+    feature_count: int | None
+    last_success: datetime | None
+    last_failure: datetime | None
+    failure_reason: str | None
+    failures_in_a_row: int
+    quarantined: int
+    running: bool
+    next_run: datetime
+
+
+def _next_run(schedule: timedelta, last_finished: datetime | None, failures: int,
+              now: datetime) -> datetime:
+    if last_finished is None:
+        return now
+    if failures:
+        # Retry soon after a failure, then less and less often, never later than the schedule.
+        return last_finished + min(schedule, FIRST_RETRY * 2 ** (failures - 1))
+    return last_finished + schedule
+
+
+def layer_status(engine: Engine, config: ServiceConfig,
+                 now: datetime | None = None) -> list[LayerStatus]:
+    """Per configured layer: what is stored, how the last runs went, when it runs next."""
+    now = now or datetime.now(UTC)
+    out = []
+    with engine.connect() as conn:
+        for layer_id, layer in config.layers.items():
+            runs = conn.execute(
+                select(sync_run.c.status, sync_run.c.finished_at, sync_run.c.error,
+                       sync_run.c.started_at)
+                .where(sync_run.c.layer_id == layer_id).order_by(sync_run.c.id.desc()).limit(50)
+            ).all()
+            failures = 0
+            for run in runs:
+                if run.status != "failed":
+                    break
+                failures += 1
+            last_failure = next((r for r in runs if r.status == "failed"), None)
+            finished = [r for r in runs if r.finished_at is not None]
+            catalog = conn.execute(select(layer_catalog.c.version, layer_catalog.c.feature_count,
+                                          layer_catalog.c.last_success)
+                                   .where(layer_catalog.c.id == layer_id)).first()
+            held = conn.execute(select(func.count()).select_from(quarantine)
+                                .where(quarantine.c.layer_id == layer_id)).scalar()
+            schedule = parse_duration(layer.schedule or DEFAULT_SCHEDULE)
+            out.append(LayerStatus(
+                layer_id=layer_id,
+                version=catalog.version if catalog else None,
+                feature_count=catalog.feature_count if catalog else None,
+                last_success=catalog.last_success if catalog else None,
+                last_failure=last_failure.finished_at if last_failure else None,
+                failure_reason=last_failure.error if last_failure else None,
+                failures_in_a_row=failures,
+                quarantined=int(held or 0),
+                running=bool(runs) and runs[0].status == "running",
+                next_run=_next_run(schedule, finished[0].finished_at if finished else None,
+                                   failures, now),
+            ))
+    return out
+
+
+def run_continuously(engine: Engine, config: ServiceConfig, settings: SyncSettings,
+                     stop: threading.Event,
+                     on_report: Callable[[RunReport], None] = lambda r: None) -> None:
+    """Run each layer when it is due until `stop` is set; a failing layer never stops others."""
+    while not stop.is_set():
+        now = datetime.now(UTC)
+        statuses = layer_status(engine, config, now)
+        for status in sorted(statuses, key=lambda s: s.next_run):
+            if stop.is_set():
+                return
+            if status.next_run <= now:
+                on_report(sync_layer(engine, config, status.layer_id, settings))
+        upcoming = min(s.next_run for s in layer_status(engine, config))
+        wait = (upcoming - datetime.now(UTC)).total_seconds()
+        stop.wait(min(max(wait, 1.0), 60.0))
