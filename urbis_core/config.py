@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from urbis_core.errors import ConfigError
 
 LAYER_ID = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-SOURCE_KINDS = ("file", "wfs", "ogcapi")
+SOURCE_KINDS = ("file", "wfs", "ogcapi", "feed")
 
 
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -75,7 +75,17 @@ class OgcApiSource(_Strict):
     srid: int | None = None
 
 
-Source = Annotated[FileSource | WfsSource | OgcApiSource, Field(discriminator="kind")]
+class FeedSource(_Strict):
+    """The newest entry of an Atom feed (URBIS download feeds): a zip holding the layer."""
+
+    kind: Literal["feed"]
+    url: str
+    layer: str | None = None  # the layer inside the downloaded GeoPackage (or dataset in the zip)
+    srid: int | None = None
+
+
+Source = Annotated[FileSource | WfsSource | OgcApiSource | FeedSource,
+                   Field(discriminator="kind")]
 
 
 class LayerConfig(_Strict):
