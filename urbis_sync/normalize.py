@@ -30,6 +30,8 @@ FAMILIES = {
     "LineString": "LineString", "MultiLineString": "LineString", "LinearRing": "LineString",
     "Polygon": "Polygon", "MultiPolygon": "Polygon",
 }
+# shapely type ids of Point, LineString, LinearRing, Polygon and their Multi* (not collections)
+SIMPLE_TYPE_IDS = [0, 1, 2, 3, 4, 5, 6]
 _CSV_OPTIONS = pa_csv.WriteOptions(include_header=False)
 
 
@@ -101,7 +103,7 @@ class Normalizer:
         keys = table.column(self.key)
         key_text = pc.utf8_trim_whitespace(pc.cast(keys, pa.string()))
         no_key = pc.fill_null(pc.equal(key_text, ""), True).to_numpy(zero_copy_only=False)
-        empty = np.array([g is None for g in geoms]) | shapely.is_empty(geoms)
+        empty = shapely.is_missing(geoms) | shapely.is_empty(geoms)
         result = PreparedBatch(csv=b"", rows=0, fetched=len(geoms), repaired=0)
         keep = ~(no_key | empty)
         reasons: dict[int, str] = {}  # feature index -> why it is set aside
@@ -118,8 +120,7 @@ class Normalizer:
             else:
                 geoms[index] = repaired
                 result.repaired += 1
-        unsupported = keep & np.array([g is not None and g.geom_type not in FAMILIES
-                                       for g in geoms], dtype=bool)
+        unsupported = keep & ~np.isin(shapely.get_type_id(geoms), SIMPLE_TYPE_IDS)
         for index in np.flatnonzero(unsupported).tolist():
             reasons[index] = f"unsupported geometry type {geoms[index].geom_type}"
         keep &= ~unsupported

@@ -17,13 +17,13 @@ from psycopg import errors as pg_errors
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from urbis_core.catalog import STORAGE_SRID, change_log, quarantine, sync_run
+from urbis_core.catalog import STORAGE_SRID, change_log, layer_catalog, quarantine, sync_run
 from urbis_core.config import ServiceConfig
 from urbis_core.errors import SyncError, UrbisError
 from urbis_core.settings import SyncSettings
 from urbis_sync import reconcile
 from urbis_sync.normalize import Normalizer, Quarantined, resolve_crs
-from urbis_sync.sources import open_source
+from urbis_sync.sources import SourceUnchanged, open_source
 
 log = logging.getLogger(__name__)
 NOTIFY_CHANNEL = "urbis_layer_changed"
@@ -98,7 +98,12 @@ def _run(engine: Engine, config: ServiceConfig, layer_id: str, settings: SyncSet
     try:
         with engine.begin() as conn:
             reconcile.drop_staging(conn, layer_id)
-        with open_source(layer_id, layer, settings) as source, engine.begin() as conn:
+            previous_info = conn.execute(
+                select(sync_run.c.source_info).where(sync_run.c.layer_id == layer_id,
+                                                     sync_run.c.status == "success")
+                .order_by(sync_run.c.id.desc()).limit(1)).scalar()
+        with open_source(layer_id, layer, settings, previous_info) as source, \
+                engine.begin() as conn:
             crs = resolve_crs(source.schema.crs, layer.source.srid, layer_id)
             normalizer = Normalizer(source.schema, layer.key, crs, layer_id)
             fields = source.schema.fields
@@ -120,6 +125,17 @@ def _run(engine: Engine, config: ServiceConfig, layer_id: str, settings: SyncSet
             incoming = reconcile.build_incoming(conn, staging, shape, layer.key)
         result = _apply_with_retries(engine, config, layer_id, run_id, shape, incoming,
                                      quarantined, fetched, repaired, source_info, duplicates)
+    except SourceUnchanged as unchanged:
+        with engine.begin() as conn:
+            version = conn.execute(select(layer_catalog.c.version)
+                                   .where(layer_catalog.c.id == layer_id)).scalar()
+            conn.execute(sync_run.update().where(sync_run.c.id == run_id).values(
+                status="success", finished_at=func.clock_timestamp(), version=version,
+                source_info=unchanged.info))
+            conn.execute(layer_catalog.update().where(layer_catalog.c.id == layer_id)
+                         .values(last_success=func.now()))
+        return RunReport(layer_id, run_id, "success", version=version,
+                         seconds=time.monotonic() - started)
     except Exception as exc:
         message = _describe_failure(exc)
         if not isinstance(exc, UrbisError | DBAPIError):

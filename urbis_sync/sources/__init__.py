@@ -6,17 +6,18 @@ arrays) so a layer is never held in memory whole, and describes its fields with 
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
 from pyproj import CRS
 
-from urbis_core.config import FileSource, LayerConfig, WfsSource
-from urbis_core.errors import SourceError
+from urbis_core.config import FileSource, LayerConfig, OgcApiSource, WfsSource
 from urbis_core.settings import SyncSettings
 
 BATCH_SIZE = 20_000
@@ -74,11 +75,31 @@ def sql_type_from_ogr(ogr_type: str, subtype: str | None = None) -> str:
     return OGR_SQL_TYPES.get(ogr_type, "text")
 
 
+class SourceUnchanged(Exception):  # noqa: N818 - a signal, not an error
+    """The source says its content is what the last successful run already applied."""
+
+    def __init__(self, info: str) -> None:
+        super().__init__(info)
+        self.info = info
+
+
 @contextmanager
-def open_source(layer_id: str, layer: LayerConfig, settings: SyncSettings) -> Iterator[Source]:
-    """Open a layer's source for one run; temporary files go when the run is done."""
+def open_source(layer_id: str, layer: LayerConfig, settings: SyncSettings,
+                previous_info: str | None = None) -> Iterator[Source]:
+    """Open a layer's source for one run; temporary files go when the run is done.
+
+    `previous_info` is what the last successful run noted about its source (a feed entry):
+    a feed whose newest entry is the same raises SourceUnchanged before any download.
+    """
+    from urbis_sync.sources.feed import (
+        entry_marker,
+        feed_file_source,
+        newest_entry,
+        open_feed_source,
+    )
     from urbis_sync.sources.file import FileReader, open_file_source
     from urbis_sync.sources.http import HttpFetcher, RetryPolicy
+    from urbis_sync.sources.ogcapi import OgcApiReader
     from urbis_sync.sources.wfs import WfsReader
 
     source = layer.source
@@ -90,14 +111,26 @@ def open_source(layer_id: str, layer: LayerConfig, settings: SyncSettings) -> It
                                    backoff=settings.http_backoff,
                                    timeout=settings.http_timeout))
     try:
-        if isinstance(source, WfsSource):
-            reader = WfsReader(source, layer.key, layer_id, http)
+        if isinstance(source, WfsSource | OgcApiSource):
+            reader: WfsReader | OgcApiReader = (
+                WfsReader(source, layer.key, layer_id, http) if isinstance(source, WfsSource)
+                else OgcApiReader(source, layer.key, layer_id, http))
             try:
                 yield reader
             finally:
                 reader.close()
             return
+        entry = newest_entry(source.url, http, layer_id=layer_id)
+        marker = f"feed entry {entry_marker(entry)}"
+        if previous_info is not None and marker in previous_info:
+            raise SourceUnchanged(f"{marker} (already applied; not downloaded again)")
+        with tempfile.TemporaryDirectory(prefix="urbis-feed-") as tmp, \
+                open_feed_source(source.url, source.layer, layer_id, http, Path(tmp),
+                                 entry=entry) as (_entry, archive), \
+                open_file_source(feed_file_source(archive, source.layer, source.srid),
+                                 layer_id) as dataset:
+            from_feed = FileReader(dataset)
+            from_feed.stats.notes.append(marker)
+            yield from_feed
     finally:
         http.close()
-    raise SourceError(f"layer '{layer_id}': source kind '{source.kind}' cannot be synced by "
-                      "this version yet")

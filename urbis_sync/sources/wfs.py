@@ -52,6 +52,11 @@ class Page:
     matched: int | None
 
 
+def _exact(value: float) -> str:
+    """A number as written in the config, every digit kept (no 6-digit `g` rounding)."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
 def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
@@ -184,7 +189,7 @@ class WfsReader:
             "STARTINDEX": str(start), "SORTBY": f"{self.key} ASC",
         }
         if self.source.bbox is not None:
-            params["BBOX"] = ",".join(f"{v:g}" for v in self.source.bbox) + \
+            params["BBOX"] = ",".join(_exact(v) for v in self.source.bbox) + \
                 f",EPSG:{self.schema_srid}"
         if self.source.cql_filter:
             params["CQL_FILTER"] = self.source.cql_filter

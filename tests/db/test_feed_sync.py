@@ -1,0 +1,53 @@
+"""A download feed as a layer source: the newest entry, downloaded once per entry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tests.unit.test_source_feed import ZIP_PATH, atom, entry_xml, product_zip, publish
+from tests.unit.test_source_feed import site as site  # noqa: F401 - the fixture
+from urbis_core.config import load_config
+from urbis_core.db import create_sync_engine
+from urbis_core.settings import SyncSettings
+from urbis_sync.run import sync_layer
+
+FAST = SyncSettings(http_attempts=2, http_backoff=0.01, http_timeout=5)
+
+
+@pytest.fixture
+def engine(database_url):
+    engine = create_sync_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+def test_feed_entry_applied_once_then_skipped_until_a_new_one(engine, request, tmp_path: Path):
+    server = request.getfixturevalue("site")
+    feed_url = publish(server)
+    config = tmp_path / "urbis.yaml"
+    config.write_text(f"layers:\n  municipalities:\n    source: {{kind: feed, url: '{feed_url}', "
+                      "layer: Municipalities}\n    key: NISCODE\n")
+    first = sync_layer(engine, load_config(config), "municipalities", FAST)
+    assert (first.status, first.inserted, first.version) == ("success", 2, 1), first.error
+    zips = [p for p in server.requests if p.endswith(".zip")]
+    assert zips == [ZIP_PATH.format("20240601")]
+
+    again = sync_layer(engine, load_config(config), "municipalities", FAST)
+    assert (again.status, again.inserted, again.updated, again.version) == ("success", 0, 0, 1)
+    assert [p for p in server.requests if p.endswith(".zip")] == zips  # not downloaded again
+    with engine.connect() as conn:
+        info = conn.execute(sa.text("SELECT source_info FROM urbis_meta.sync_run "
+                                    "ORDER BY id DESC LIMIT 1")).scalar()
+    assert "already applied" in info and "20240601" in info
+
+    newer = ZIP_PATH.format("20240901")
+    product_zip(server.root / newer.lstrip("/"))
+    (server.root / "atomfeed" / "urbis-vector-fr.xml").write_text(atom(
+        entry_xml("20240601", f'<link rel="enclosure" href="{ZIP_PATH.format("20240601")}"/>'),
+        entry_xml("20240901", f'<link rel="enclosure" href="{newer}"/>')))
+    third = sync_layer(engine, load_config(config), "municipalities", FAST)
+    assert third.status == "success"
+    assert [p for p in server.requests if p.endswith(".zip")][-1] == newer
