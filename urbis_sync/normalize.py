@@ -95,11 +95,16 @@ class Normalizer:
 
     def prepare(self, batch: FeatureBatch) -> PreparedBatch:
         table = self._aligned(batch.attributes)
-        geoms = shapely.force_2d(np.asarray(batch.geometries, dtype=object))
+        geoms = np.asarray(batch.geometries, dtype=object)
+        # Geometries that end up as they came can be written from the source's own WKB.
+        rewritten = shapely.has_z(geoms)
+        if rewritten.any():
+            geoms = shapely.force_2d(geoms)
         if self._transformer is not None:
             transform = self._transformer.transform
             geoms = shapely.transform(geoms, lambda xy: np.column_stack(transform(xy[:, 0],
                                                                                    xy[:, 1])))
+            rewritten[:] = True
         keys = table.column(self.key)
         key_text = pc.utf8_trim_whitespace(pc.cast(keys, pa.string()))
         no_key = pc.fill_null(pc.equal(key_text, ""), True).to_numpy(zero_copy_only=False)
@@ -119,6 +124,7 @@ class Normalizer:
                 keep[index] = False
             else:
                 geoms[index] = repaired
+                rewritten[index] = True
                 result.repaired += 1
         unsupported = keep & ~np.isin(shapely.get_type_id(geoms), SIMPLE_TYPE_IDS)
         for index in np.flatnonzero(unsupported).tolist():
@@ -138,13 +144,27 @@ class Normalizer:
             minx, miny, maxx, maxy = shapely.total_bounds(kept)
             self.bounds = [min(self.bounds[0], minx), min(self.bounds[1], miny),
                            max(self.bounds[2], maxx), max(self.bounds[3], maxy)]
-        ewkb = shapely.to_wkb(shapely.set_srid(kept, STORAGE_SRID), hex=True, include_srid=True)
-        out = table.filter(pa.array(keep)).append_column("geom", pa.array(ewkb, pa.string()))
+        out = table.filter(pa.array(keep)).append_column(
+            "geom", pa.array(self._hex_wkb(batch, geoms, keep, rewritten), pa.string()))
         buffer = io.BytesIO()
         pa_csv.write_csv(out, buffer, _CSV_OPTIONS)
         result.csv = buffer.getvalue()
         result.rows = out.num_rows
         return result
+
+    @staticmethod
+    def _hex_wkb(batch: FeatureBatch, geoms: np.ndarray, keep: np.ndarray,
+                 rewritten: np.ndarray) -> np.ndarray:
+        """Hex WKB of the kept features (no SRID: the staging table sets it)."""
+        out = np.empty(int(keep.sum()), dtype=object)
+        if batch.wkb is None:
+            out[:] = shapely.to_wkb(geoms[keep], hex=True)
+            return out
+        fresh = rewritten[keep]
+        out[~fresh] = [w.hex() for w in batch.wkb[keep & ~rewritten]]
+        if fresh.any():
+            out[fresh] = shapely.to_wkb(geoms[keep & rewritten], hex=True)
+        return out
 
     def _aligned(self, table: pa.Table) -> pa.Table:
         """The schema's columns in order; a page that lacks a column gets nulls for it."""

@@ -75,8 +75,11 @@ def staging_name(layer_id: str, run_id: int) -> str:
 
 
 def create_staging(conn: Connection, name: str, fields: list[Field]) -> None:
-    defs = [sql.SQL("{} {}").format(_ident(f.name), sql.SQL(f.sql_type)) for f in fields]
-    defs.append(sql.SQL("geom geometry(Geometry, {})").format(sql.Literal(STORAGE_SRID)))
+    defs: list[sql.Composable] = [
+        sql.SQL("{} {}").format(_ident(f.name), sql.SQL(f.sql_type)) for f in fields]
+    # No SRID on the staging column: rows come as plain WKB, the SRID is set when building
+    # the incoming table (the normalizer has already put them in the storage CRS).
+    defs.append(sql.SQL("geom geometry"))
     raw(conn).execute(sql.SQL("CREATE UNLOGGED TABLE {} ({})").format(
         _ident(STAGING_SCHEMA, name), sql.SQL(", ").join(defs)))
 
@@ -149,9 +152,10 @@ def quarantine_duplicates(conn: Connection, name: str, key: str, layer_id: str,
         SELECT %(layer)s, %(run)s, gone.{k}::text,
                'duplicate key ' || %(key)s || '=' || gone.{k}::text || ' ('
                    || gone.n || ' features)',
-               to_jsonb(gone) - 'geom' - 'n', gone.geom
+               to_jsonb(gone) - 'geom' - 'n', ST_SetSRID(gone.geom, {srid})
         FROM gone
-    """).format(k=k, t=table), {"layer": layer_id, "run": run_id, "key": key}).rowcount
+    """).format(k=k, t=table, srid=sql.Literal(STORAGE_SRID)),
+        {"layer": layer_id, "run": run_id, "key": key}).rowcount
     return max(moved, 0)
 
 
@@ -164,8 +168,9 @@ def build_incoming(conn: Connection, name: str, shape: LayerShape, key: str) -> 
     incoming = f"{name}_in"[:63]
     exprs = [sql.SQL("{}::{} AS {}").format(_ident(c.name), sql.SQL(c.sql_type), _ident(c.name))
              for c in shape.columns]
-    geom = sql.SQL("ST_Multi(geom)") if shape.geometry_type.startswith("Multi") else sql.SQL(
-        "geom")
+    geom = sql.SQL("ST_SetSRID({}, {})").format(
+        sql.SQL("ST_Multi(geom)") if shape.geometry_type.startswith("Multi") else sql.SQL("geom"),
+        sql.Literal(STORAGE_SRID))
     values = sql.SQL(", ").join(sql.SQL("{}::{}").format(_ident(c.name), sql.SQL(c.sql_type))
                                 for c in shape.columns)
     cur = raw(conn).cursor()

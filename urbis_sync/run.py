@@ -120,9 +120,16 @@ def _run(engine: Engine, config: ServiceConfig, layer_id: str, settings: SyncSet
             source_info = "; ".join(source.stats.notes) or None
         with engine.begin() as conn:
             shape = reconcile.shape_of(conn, staging, fields, layer_id)
-            duplicates = reconcile.quarantine_duplicates(conn, staging, layer.key, layer_id,
-                                                         run_id)
-            incoming = reconcile.build_incoming(conn, staging, shape, layer.key)
+            duplicates = 0
+            try:
+                # Keys are nearly always unique: let the primary key check it, and look for
+                # the duplicates only when it says there are some.
+                with conn.begin_nested():
+                    incoming = reconcile.build_incoming(conn, staging, shape, layer.key)
+            except pg_errors.UniqueViolation:
+                duplicates = reconcile.quarantine_duplicates(conn, staging, layer.key, layer_id,
+                                                             run_id)
+                incoming = reconcile.build_incoming(conn, staging, shape, layer.key)
         result = _apply_with_retries(engine, config, layer_id, run_id, shape, incoming,
                                      quarantined, fetched, repaired, source_info, duplicates)
     except SourceUnchanged as unchanged:

@@ -123,7 +123,7 @@ class FileReader:
                             attributes.schema.get_field_index(name), name, column)
                     offset += table.num_rows
                     self.stats.pages += 1
-                    yield FeatureBatch(attributes, shapely.from_wkb(wkb))
+                    yield FeatureBatch(attributes, shapely.from_wkb(wkb), wkb)
 
 
 @contextmanager

@@ -234,4 +234,4 @@ class WfsReader:
         for drop in ("gml_id", "id"):
             if drop in attributes.column_names and drop not in self.schema.names:
                 attributes = attributes.drop_columns([drop])
-        return Page(FeatureBatch(attributes, shapely.from_wkb(wkb)), matched)
+        return Page(FeatureBatch(attributes, shapely.from_wkb(wkb), wkb), matched)
