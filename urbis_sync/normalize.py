@@ -93,8 +93,9 @@ class Normalizer:
             crs, STORAGE_CRS, always_xy=True)
         self.bounds = [np.inf, np.inf, -np.inf, -np.inf]
 
-    def prepare(self, batch: FeatureBatch) -> PreparedBatch:
-        table = self._aligned(batch.attributes)
+    def prepare(self, batch: FeatureBatch, fingerprints: list[bytes]) -> PreparedBatch:
+        """COPY rows for the batch's storable features; the others are quarantined."""
+        table = self.align(batch.attributes)
         geoms = np.asarray(batch.geometries, dtype=object)
         # Geometries that end up as they came can be written from the source's own WKB.
         rewritten = shapely.has_z(geoms)
@@ -146,6 +147,8 @@ class Normalizer:
                            max(self.bounds[2], maxx), max(self.bounds[3], maxy)]
         out = table.filter(pa.array(keep)).append_column(
             "geom", pa.array(self._hex_wkb(batch, geoms, keep, rewritten), pa.string()))
+        out = out.append_column("source_hash", pa.array(
+            [f.hex() for f, k in zip(fingerprints, keep.tolist(), strict=True) if k], pa.string()))
         buffer = io.BytesIO()
         pa_csv.write_csv(out, buffer, _CSV_OPTIONS)
         result.csv = buffer.getvalue()
@@ -161,12 +164,12 @@ class Normalizer:
             out[:] = shapely.to_wkb(geoms[keep], hex=True)
             return out
         fresh = rewritten[keep]
-        out[~fresh] = [w.hex() for w in batch.wkb[keep & ~rewritten]]
+        out[~fresh] = [w.hex() for w in batch.wkb.filter(pa.array(keep & ~rewritten)).to_pylist()]
         if fresh.any():
             out[fresh] = shapely.to_wkb(geoms[keep & rewritten], hex=True)
         return out
 
-    def _aligned(self, table: pa.Table) -> pa.Table:
+    def align(self, table: pa.Table) -> pa.Table:
         """The schema's columns in order; a page that lacks a column gets nulls for it."""
         columns = []
         for name in self.schema.names:

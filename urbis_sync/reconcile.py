@@ -24,8 +24,8 @@ from urbis_sync.normalize import FAMILIES
 from urbis_sync.sources import Field
 
 _EXACT_INTEGER = 2**53
-# Geometries that differ by less than this (metres) are the same: the hash snaps to this grid,
-# and a vertex that sits on a grid boundary is settled by the distance check.
+# Geometries with the same vertex count that lie within this distance (metres) of each other
+# are the same geometry: rounding in a source or an output format is not a change.
 GEOMETRY_TOLERANCE = 0.001
 SERVICE_COLUMNS = ("geom", "row_hash", "valid_from")
 
@@ -80,6 +80,7 @@ def create_staging(conn: Connection, name: str, fields: list[Field]) -> None:
     # No SRID on the staging column: rows come as plain WKB, the SRID is set when building
     # the incoming table (the normalizer has already put them in the storage CRS).
     defs.append(sql.SQL("geom geometry"))
+    defs.append(sql.SQL("source_hash uuid"))
     raw(conn).execute(sql.SQL("CREATE UNLOGGED TABLE {} ({})").format(
         _ident(STAGING_SCHEMA, name), sql.SQL(", ").join(defs)))
 
@@ -88,7 +89,7 @@ def copy_rows(conn: Connection, name: str, fields: list[Field], csv_rows: bytes)
     """COPY one prepared batch; a value that does not fit its column names the field."""
     if not csv_rows:
         return
-    target = sql.SQL("COPY {} ({}, geom) FROM STDIN (FORMAT csv)").format(
+    target = sql.SQL("COPY {} ({}, geom, source_hash) FROM STDIN (FORMAT csv)").format(
         _ident(STAGING_SCHEMA, name), _cols([f.name for f in fields]))
     try:
         with raw(conn).cursor() as cur, cur.copy(target) as copy:
@@ -100,26 +101,64 @@ def copy_rows(conn: Connection, name: str, fields: list[Field], csv_rows: bytes)
                           f"({where})") from exc
 
 
+def stage_deletions(conn: Connection, name: str, keys: list[str]) -> str:
+    """The keys of live features the source no longer has (as text), for the apply step."""
+    table = f"{name}_del"[:63]
+    cur = raw(conn).cursor()
+    cur.execute(sql.SQL("CREATE UNLOGGED TABLE {} (k text PRIMARY KEY)").format(
+        _ident(STAGING_SCHEMA, table)))
+    with cur.copy(sql.SQL("COPY {} (k) FROM STDIN").format(_ident(STAGING_SCHEMA, table))) as cp:
+        for key in keys:
+            cp.write_row((key,))
+    return table
+
+
+def live_fingerprints(conn: Connection, layer: LayerEntry) -> dict[str, bytes]:
+    """Key (as text) -> the fingerprint the live row was stored with."""
+    rows = raw(conn).execute(sql.SQL("SELECT {}::text, uuid_send(row_hash) FROM {}").format(
+        _ident(layer.key_field), _ident(LAYER_SCHEMA, layer.table_name)))
+    return {key: bytes(digest) for key, digest in rows if digest is not None}
+
+
+def has_fingerprints(conn: Connection, layer_id: str) -> bool:
+    with raw(conn).cursor() as cur:
+        return _has_history_columns(cur, layer_id)
+
+
+def current_entry(conn: Connection, layer_id: str) -> LayerEntry | None:
+    row = conn.execute(select(layer_catalog).where(layer_catalog.c.id == layer_id)).first()
+    return LayerEntry.from_row(row) if row else None
+
+
+class NeedsFullRun(Exception):  # noqa: N818 - a signal between the run and the apply
+    """Only changed features were staged, but the change needs the whole layer (drift)."""
+
+
 def drop_staging(conn: Connection, layer_id: str) -> None:
     """Drop this layer's scratch tables, including those of interrupted runs."""
     rows = raw(conn).execute(
         "SELECT tablename FROM pg_tables WHERE schemaname = %s AND "
         "(tablename LIKE %s OR tablename = %s)",
-        (STAGING_SCHEMA, f"r%\\_{layer_id}", f"{layer_id}__next"),
+        (STAGING_SCHEMA, f"r%\\_{layer_id}%", f"{layer_id}__next"),
     ).fetchall()
     for (table,) in rows:
         raw(conn).execute(sql.SQL("DROP TABLE IF EXISTS {}").format(_ident(STAGING_SCHEMA, table)))
 
 
 # -- from staging to the incoming table -------------------------------------------------------
-def shape_of(conn: Connection, name: str, fields: list[Field], layer_id: str) -> LayerShape:
-    """Final column types and the geometry type, decided from the whole staged layer.
+def shape_of(conn: Connection, name: str, fields: list[Field], layer_id: str,
+             current: LayerEntry | None = None, complete: bool = True) -> LayerShape:
+    """Final column types and the geometry type of what was staged.
 
-    Real numbers that are all whole become bigint: shapefiles store identifiers as reals.
+    Real numbers that are all whole become bigint: shapefiles store identifiers as reals. When
+    only changed features were staged (`complete` false), the live layer's types stand unless
+    the staged values do not fit them.
     """
     cur = raw(conn).cursor()
     table = _ident(STAGING_SCHEMA, name)
-    doubles = [f.name for f in fields if f.sql_type == "double precision"]
+    live_types = {c.name: c.sql_type for c in current.columns} if current else {}
+    doubles = [f.name for f in fields if f.sql_type == "double precision"
+               and (complete or live_types.get(f.name) != "double precision")]
     whole: dict[str, bool] = {}
     if doubles:
         checks = [sql.SQL("coalesce(bool_and({c} = trunc({c}) AND abs({c}) < {lim}), false) "
@@ -128,9 +167,16 @@ def shape_of(conn: Connection, name: str, fields: list[Field], layer_id: str) ->
         row = cur.execute(sql.SQL("SELECT {} FROM {}").format(
             sql.SQL(", ").join(checks), table)).fetchone()
         whole = dict(zip(doubles, row or [], strict=True))
+    staged = cur.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(table)).fetchone()
+    if not complete and current is not None and not (staged and staged[0]):
+        return LayerShape(list(current.columns), current.geometry_type)
     columns = [ColumnInfo(f.name, "bigint" if whole.get(f.name) else f.sql_type) for f in fields]
     kinds = [r[0] for r in cur.execute(sql.SQL(
         "SELECT DISTINCT ST_GeometryType(geom) FROM {}").format(table)).fetchall()]
+    if not complete and current is not None:
+        fits = _fits(current.geometry_type, [k.removeprefix("ST_") for k in kinds])
+        if fits:
+            return LayerShape(columns, current.geometry_type)
     families = {FAMILIES.get(k.removeprefix("ST_"), k) for k in kinds}
     if len(families) > 1:
         raise SourceError(f"layer '{layer_id}': the source mixes geometry types "
@@ -138,6 +184,16 @@ def shape_of(conn: Connection, name: str, fields: list[Field], layer_id: str) ->
     family = next(iter(families), "Geometry")
     multi = any(k.startswith("ST_Multi") for k in kinds)
     return LayerShape(columns, ("Multi" + family) if multi and family != "Geometry" else family)
+
+
+def _fits(geometry_type: str, kinds: list[str]) -> bool:
+    """Tell whether features of these kinds fit a column of `geometry_type`."""
+    family = FAMILIES.get(geometry_type)
+    if family is None:
+        return False
+    multi = geometry_type.startswith("Multi")
+    return all(FAMILIES.get(k) == family and (multi or not k.startswith("Multi"))
+               for k in kinds)
 
 
 def quarantine_duplicates(conn: Connection, name: str, key: str, layer_id: str,
@@ -160,29 +216,20 @@ def quarantine_duplicates(conn: Connection, name: str, key: str, layer_id: str,
 
 
 def build_incoming(conn: Connection, name: str, shape: LayerShape, key: str) -> str:
-    """The staged rows with final types, the layer's geometry type and a content hash.
-
-    The hash covers the attributes and the geometry snapped to 1 mm, so float noise in a
-    source does not count as a change.
-    """
+    """The staged rows with final types, the layer's geometry type and their fingerprint."""
     incoming = f"{name}_in"[:63]
     exprs = [sql.SQL("{}::{} AS {}").format(_ident(c.name), sql.SQL(c.sql_type), _ident(c.name))
              for c in shape.columns]
     geom = sql.SQL("ST_SetSRID({}, {})").format(
         sql.SQL("ST_Multi(geom)") if shape.geometry_type.startswith("Multi") else sql.SQL("geom"),
         sql.Literal(STORAGE_SRID))
-    values = sql.SQL(", ").join(sql.SQL("{}::{}").format(_ident(c.name), sql.SQL(c.sql_type))
-                                for c in shape.columns)
     cur = raw(conn).cursor()
     cur.execute(sql.SQL("""
         CREATE UNLOGGED TABLE {inc} AS
-        SELECT {exprs}, {geom} AS geom,
-               md5(ROW({values})::text || ST_AsEWKB(ST_SnapToGrid(geom, {grid}))::text)::uuid
-                   AS row_hash
+        SELECT {exprs}, {geom} AS geom, source_hash AS row_hash
         FROM {stg}
     """).format(inc=_ident(STAGING_SCHEMA, incoming), exprs=sql.SQL(", ").join(exprs),
-                geom=geom, values=values, stg=_ident(STAGING_SCHEMA, name),
-                grid=sql.Literal(GEOMETRY_TOLERANCE)))
+                geom=geom, stg=_ident(STAGING_SCHEMA, name)))
     cur.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(
         _ident(STAGING_SCHEMA, incoming), _ident(key)))
     return incoming
@@ -190,19 +237,23 @@ def build_incoming(conn: Connection, name: str, shape: LayerShape, key: str) -> 
 
 # -- apply ------------------------------------------------------------------------------------
 def apply(conn: Connection, layer_id: str, layer: LayerConfig, shape: LayerShape,
-          incoming: str, run_id: int) -> ApplyResult:
-    """Make the live layer equal to `incoming`; the caller's transaction makes it atomic."""
-    current_row = conn.execute(select(layer_catalog).where(layer_catalog.c.id == layer_id)
-                               ).first()
-    current = LayerEntry.from_row(current_row) if current_row else None
+          incoming: str, run_id: int, deletions: str | None = None) -> ApplyResult:
+    """Make the live layer equal to the source; the caller's transaction makes it atomic.
+
+    `incoming` holds the whole layer when `deletions` is None; otherwise only the features
+    whose fingerprint changed, and `deletions` the keys the source no longer has.
+    """
+    current = current_entry(conn, layer_id)
     cur = raw(conn).cursor()
     drift = _drift(current, shape)
     if current is not None and drift is None and not _has_history_columns(cur, layer_id):
         drift = "table rebuilt with row hashes and validity (made by an earlier version)"
     if current is None or drift is not None:
+        if deletions is not None:
+            raise NeedsFullRun(drift or "first load")
         counts, bbox = _rebuild(cur, layer_id, layer.key, shape, incoming, run_id, current)
     else:
-        counts, bbox = _diff(cur, layer_id, layer.key, shape, incoming, run_id)
+        counts, bbox = _diff(cur, layer_id, layer.key, shape, incoming, run_id, deletions)
     inserted, updated, deleted = counts
     changed = bool(inserted or updated or deleted or drift or current is None)
     version = (current.version if current else 0) + (1 if changed else 0)
@@ -256,25 +307,41 @@ def _counts_and_bbox(cur: psycopg.Cursor[Any], live: sql.Identifier, inc: sql.Id
 
 
 def _diff(cur: psycopg.Cursor[Any], layer_id: str, key: str, shape: LayerShape, incoming: str,
-          run_id: int) -> tuple[tuple[int, int, int], Any]:
+          run_id: int, deletions: str | None) -> tuple[tuple[int, int, int], Any]:
     live = _ident(LAYER_SCHEMA, layer_id)
     inc = _ident(STAGING_SCHEMA, incoming)
     hist = _ident(HISTORY_SCHEMA, layer_id)
     k = _ident(key)
     names = [c.name for c in shape.columns]
+    if deletions is None:  # the whole layer was staged: what it lacks is deleted
+        gone = sql.SQL("SELECT l.{k} FROM {live} l WHERE NOT EXISTS "
+                       "(SELECT 1 FROM {inc} i WHERE i.{k} = l.{k})").format(
+            k=k, live=live, inc=inc)
+    else:
+        gone = sql.SQL("SELECT l.{k} FROM {live} l JOIN {dels} d ON d.k = l.{k}::text").format(
+            k=k, live=live, dels=_ident(STAGING_SCHEMA, deletions))
+    # A different fingerprint is only a candidate: equal typed values and a geometry within
+    # the tolerance are no change (a source's float noise, another output format).
     cur.execute(sql.SQL("""
         CREATE TEMP TABLE _changes ON COMMIT DROP AS
-        SELECT coalesce(i.{k}, l.{k}) AS k,
-               CASE WHEN l.{k} IS NULL THEN 'insert' WHEN i.{k} IS NULL THEN 'delete'
-                    ELSE 'update' END AS op
-        FROM {inc} i FULL JOIN {live} l ON i.{k} = l.{k}
-        WHERE l.{k} IS NULL OR i.{k} IS NULL OR (i.row_hash <> l.row_hash AND NOT (
+        SELECT i.{k} AS k, CASE WHEN l.{k} IS NULL THEN 'insert' ELSE 'update' END AS op
+        FROM {inc} i LEFT JOIN {live} l ON i.{k} = l.{k}
+        WHERE l.{k} IS NULL OR (i.row_hash IS DISTINCT FROM l.row_hash AND NOT (
             ROW({icols}) IS NOT DISTINCT FROM ROW({lcols})
             AND ST_NPoints(i.geom) = ST_NPoints(l.geom)
             AND ST_HausdorffDistance(i.geom, l.geom) <= {tolerance}))
+        UNION ALL
+        SELECT g.{k}, 'delete' FROM ({gone}) g
     """).format(k=k, inc=inc, live=live, icols=_cols(names, "i"), lcols=_cols(names, "l"),
-                tolerance=sql.Literal(GEOMETRY_TOLERANCE)))
+                tolerance=sql.Literal(GEOMETRY_TOLERANCE), gone=gone))
     counts, bbox = _counts_and_bbox(cur, live, inc, key)
+    # Rows found equal keep their validity; only their stored fingerprint is refreshed, so the
+    # next run skips them early.
+    cur.execute(sql.SQL("""
+        UPDATE {live} l SET row_hash = i.row_hash FROM {inc} i
+        WHERE l.{k} = i.{k} AND l.row_hash IS DISTINCT FROM i.row_hash
+          AND NOT EXISTS (SELECT 1 FROM _changes c WHERE c.k = i.{k})
+    """).format(live=live, inc=inc, k=k))
     if not any(counts):
         return counts, None
     cur.execute("CREATE INDEX ON _changes (k)")

@@ -13,17 +13,27 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+import pyarrow as pa
 from psycopg import errors as pg_errors
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from urbis_core.catalog import STORAGE_SRID, change_log, layer_catalog, quarantine, sync_run
+from urbis_core.catalog import (
+    STORAGE_SRID,
+    LayerEntry,
+    change_log,
+    layer_catalog,
+    quarantine,
+    sync_run,
+)
 from urbis_core.config import ServiceConfig
 from urbis_core.errors import SyncError, UrbisError
 from urbis_core.settings import SyncSettings
 from urbis_sync import reconcile
+from urbis_sync.fingerprint import key_text, row_fingerprints
 from urbis_sync.normalize import Normalizer, Quarantined, resolve_crs
-from urbis_sync.sources import SourceUnchanged, open_source
+from urbis_sync.sources import FeatureBatch, SourceUnchanged, open_source
 
 log = logging.getLogger(__name__)
 NOTIFY_CHANNEL = "urbis_layer_changed"
@@ -83,18 +93,30 @@ def sync_layer(engine: Engine, config: ServiceConfig, layer_id: str,
             lock_conn.commit()
 
 
+@dataclass
+class Staged:
+    """What one pass over the source left in staging, and what it counted on the way."""
+
+    shape: reconcile.LayerShape
+    incoming: str
+    deletions: str | None
+    fetched: int
+    repaired: int
+    unchanged: int
+    quarantined: list[Quarantined]
+    duplicates: int
+    source_info: str | None
+
+
 def _run(engine: Engine, config: ServiceConfig, layer_id: str, settings: SyncSettings,
          progress: Progress | None) -> RunReport:
-    layer = config.layer(layer_id)
     started = time.monotonic()
     with engine.begin() as conn:
         run_id = conn.execute(
             sync_run.insert().values(layer_id=layer_id, mode=RUN_MODE, status="running")
             .returning(sync_run.c.id)
         ).scalar_one()
-    fetched = repaired = 0
-    quarantined: list[Quarantined] = []
-    staging = reconcile.staging_name(layer_id, run_id)
+    fetched = 0
     try:
         with engine.begin() as conn:
             reconcile.drop_staging(conn, layer_id)
@@ -102,36 +124,23 @@ def _run(engine: Engine, config: ServiceConfig, layer_id: str, settings: SyncSet
                 select(sync_run.c.source_info).where(sync_run.c.layer_id == layer_id,
                                                      sync_run.c.status == "success")
                 .order_by(sync_run.c.id.desc()).limit(1)).scalar()
-        with open_source(layer_id, layer, settings, previous_info) as source, \
-                engine.begin() as conn:
-            crs = resolve_crs(source.schema.crs, layer.source.srid, layer_id)
-            normalizer = Normalizer(source.schema, layer.key, crs, layer_id)
-            fields = source.schema.fields
-            reconcile.create_staging(conn, staging, fields)
-            for batch in source.batches():
-                prepared = normalizer.prepare(batch)
-                reconcile.copy_rows(conn, staging, fields, prepared.csv)
-                fetched += prepared.fetched
-                repaired += prepared.repaired
-                quarantined += prepared.quarantined
-                if progress is not None:
-                    progress(layer_id, fetched)
-            normalizer.check_plausible()
-            source_info = "; ".join(source.stats.notes) or None
-        with engine.begin() as conn:
-            shape = reconcile.shape_of(conn, staging, fields, layer_id)
-            duplicates = 0
+            current = reconcile.current_entry(conn, layer_id)
+            if current is not None and not reconcile.has_fingerprints(conn, layer_id):
+                current = None  # a table from an earlier version: stage it whole
+        # First only what changed since the last run; the whole layer again when the change
+        # needs it (schema drift, duplicate keys) or when there is no usable last run.
+        for complete in (False, True) if current is not None else (True,):
             try:
-                # Keys are nearly always unique: let the primary key check it, and look for
-                # the duplicates only when it says there are some.
-                with conn.begin_nested():
-                    incoming = reconcile.build_incoming(conn, staging, shape, layer.key)
-            except pg_errors.UniqueViolation:
-                duplicates = reconcile.quarantine_duplicates(conn, staging, layer.key, layer_id,
-                                                             run_id)
-                incoming = reconcile.build_incoming(conn, staging, shape, layer.key)
-        result = _apply_with_retries(engine, config, layer_id, run_id, shape, incoming,
-                                     quarantined, fetched, repaired, source_info, duplicates)
+                staged = _stage(engine, config, layer_id, run_id, settings, progress,
+                                previous_info, current if not complete else None)
+                fetched = staged.fetched
+                result = _apply_with_retries(engine, config, layer_id, run_id, staged)
+                break
+            except reconcile.NeedsFullRun as why:
+                log.info("layer %s: staging the whole layer (%s)", layer_id, why)
+                with engine.begin() as conn:
+                    conn.execute(quarantine.delete().where(quarantine.c.run_id == run_id))
+                    reconcile.drop_staging(conn, layer_id)
     except SourceUnchanged as unchanged:
         with engine.begin() as conn:
             version = conn.execute(select(layer_catalog.c.version)
@@ -158,11 +167,86 @@ def _run(engine: Engine, config: ServiceConfig, layer_id: str, settings: SyncSet
         with engine.begin() as conn:
             reconcile.drop_staging(conn, layer_id)
     return RunReport(
-        layer_id, run_id, "success", fetched=fetched, inserted=result.inserted,
-        updated=result.updated, deleted=result.deleted, repaired=repaired,
-        quarantined=len(quarantined) + duplicates, version=result.version,
+        layer_id, run_id, "success", fetched=staged.fetched, inserted=result.inserted,
+        updated=result.updated, deleted=result.deleted, repaired=staged.repaired,
+        quarantined=len(staged.quarantined) + staged.duplicates, version=result.version,
         drift=result.drift, seconds=time.monotonic() - started,
     )
+
+
+def _stage(engine: Engine, config: ServiceConfig, layer_id: str, run_id: int,
+           settings: SyncSettings, progress: Progress | None, previous_info: str | None,
+           current: LayerEntry | None) -> Staged:
+    """One pass over the source into staging.
+
+    With `current` (the live layer), features whose fingerprint is unchanged are skipped and
+    only candidates are staged; without it, every feature is.
+    """
+    layer = config.layer(layer_id)
+    staging = reconcile.staging_name(layer_id, run_id)
+    fetched = repaired = unchanged = 0
+    quarantined: list[Quarantined] = []
+    with open_source(layer_id, layer, settings, previous_info) as source, \
+            engine.begin() as conn:
+        fields = source.schema.fields
+        if current is not None and [f.name for f in fields] != [c.name for c in current.columns]:
+            raise reconcile.NeedsFullRun("the source's fields changed")
+        crs = resolve_crs(source.schema.crs, layer.source.srid, layer_id)
+        normalizer = Normalizer(source.schema, layer.key, crs, layer_id)
+        remaining = reconcile.live_fingerprints(conn, current) if current is not None else {}
+        known = set(remaining) if current is not None else set()
+        new_keys: set[str] = set()
+        reconcile.create_staging(conn, staging, fields)
+        for batch in source.batches():
+            attributes = normalizer.align(batch.attributes)
+            fingerprints = row_fingerprints(attributes, batch.geometries, batch.wkb)
+            fetched += len(fingerprints)
+            if current is not None:
+                keep = np.ones(len(fingerprints), dtype=bool)
+                keys = [key_text(v) for v in attributes.column(layer.key).to_pylist()]
+                for i, (key, fingerprint) in enumerate(zip(keys, fingerprints, strict=True)):
+                    if key is None:
+                        continue  # goes on to quarantine
+                    previous = remaining.pop(key, None)
+                    if previous is None:
+                        if key in known or key in new_keys:
+                            raise reconcile.NeedsFullRun(f"key {key} occurs more than once")
+                        new_keys.add(key)
+                    elif previous == fingerprint:
+                        keep[i] = False
+                unchanged += int((~keep).sum())
+                mask = pa.array(keep)
+                batch = FeatureBatch(
+                    attributes.filter(mask), batch.geometries[keep],
+                    batch.wkb.filter(mask) if batch.wkb is not None else None)
+                fingerprints = [f for f, k in zip(fingerprints, keep.tolist(), strict=True) if k]
+            prepared = normalizer.prepare(batch, fingerprints)
+            reconcile.copy_rows(conn, staging, fields, prepared.csv)
+            repaired += prepared.repaired
+            quarantined += prepared.quarantined
+            if progress is not None:
+                progress(layer_id, fetched)
+        normalizer.check_plausible()
+        deletions = (reconcile.stage_deletions(conn, staging, list(remaining))
+                     if current is not None else None)
+        notes = list(source.stats.notes)
+        if current is not None:
+            notes.append(f"{unchanged} unchanged features skipped by fingerprint")
+    with engine.begin() as conn:
+        shape = reconcile.shape_of(conn, staging, fields, layer_id, current,
+                                   complete=current is None)
+        duplicates = 0
+        try:
+            # Keys are nearly always unique: let the primary key check it, and look for the
+            # duplicates only when it says there are some.
+            with conn.begin_nested():
+                incoming = reconcile.build_incoming(conn, staging, shape, layer.key)
+        except pg_errors.UniqueViolation:
+            duplicates = reconcile.quarantine_duplicates(conn, staging, layer.key, layer_id,
+                                                         run_id)
+            incoming = reconcile.build_incoming(conn, staging, shape, layer.key)
+    return Staged(shape, incoming, deletions, fetched, repaired, unchanged, quarantined,
+                  duplicates, "; ".join(notes) or None)
 
 
 def _describe_failure(exc: Exception) -> str:
@@ -176,25 +260,26 @@ def _describe_failure(exc: Exception) -> str:
 
 
 def _apply_with_retries(engine: Engine, config: ServiceConfig, layer_id: str, run_id: int,
-                        shape: reconcile.LayerShape, incoming: str,
-                        quarantined: list[Quarantined], fetched: int, repaired: int,
-                        source_info: str | None, duplicates: int) -> reconcile.ApplyResult:
+                        staged: Staged) -> reconcile.ApplyResult:
     layer = config.layer(layer_id)
     for attempt in range(1, SWAP_ATTEMPTS + 1):
         try:
             with engine.begin() as conn:
-                _replace_quarantine(conn, layer_id, run_id, quarantined)
-                result = reconcile.apply(conn, layer_id, layer, shape, incoming, run_id)
+                _replace_quarantine(conn, layer_id, run_id, staged.quarantined)
+                result = reconcile.apply(conn, layer_id, layer, staged.shape, staged.incoming,
+                                         run_id, staged.deletions)
                 if result.changed:
                     _record_change(conn, layer_id, run_id, result)
                     conn.execute(select(func.pg_notify(NOTIFY_CHANNEL, json.dumps(
                         {"layer": layer_id, "version": result.version,
                          "bbox": result.changed_bbox}))))
                 conn.execute(sync_run.update().where(sync_run.c.id == run_id).values(
-                    status="success", finished_at=func.clock_timestamp(), fetched=fetched,
-                    inserted=result.inserted, updated=result.updated, deleted=result.deleted,
-                    repaired=repaired, quarantined=len(quarantined) + duplicates,
-                    version=result.version, drift=result.drift, source_info=source_info))
+                    status="success", finished_at=func.clock_timestamp(),
+                    fetched=staged.fetched, inserted=result.inserted, updated=result.updated,
+                    deleted=result.deleted, repaired=staged.repaired,
+                    quarantined=len(staged.quarantined) + staged.duplicates,
+                    version=result.version, drift=result.drift,
+                    source_info=staged.source_info))
             return result
         except OperationalError as exc:
             if not isinstance(exc.orig, pg_errors.LockNotAvailable) or attempt == SWAP_ATTEMPTS:

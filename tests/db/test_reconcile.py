@@ -212,3 +212,46 @@ def test_a_table_from_the_full_replace_version_is_upgraded(engine, tmp_path):
     assert scalar(engine, "SELECT count(*) FROM urbis_history.muni WHERE row_hash IS NULL") == 19
     again = layer.sync(engine)
     assert (again.updated, again.drift, again.version) == (0, None, 2)
+
+
+def test_unchanged_features_are_skipped_by_fingerprint(engine, tmp_path):
+    frame = legacy_municipalities(tmp_path)
+    layer = Layer(tmp_path, frame, "NAT_CODE")
+    layer.sync(engine)
+    changed = frame.copy()
+    changed.loc[changed["NAT_CODE"] == "21007", "NAME_FRE"] = "Vorst"
+    layer.write(changed)
+    report = layer.sync(engine)
+    assert (report.updated, report.fetched) == (1, 19)
+    info = scalar(engine, "SELECT source_info FROM urbis_meta.sync_run ORDER BY id DESC LIMIT 1")
+    assert "18 unchanged features skipped by fingerprint" in info
+
+
+def test_a_duplicate_key_in_a_later_run_is_quarantined_and_the_key_leaves_the_layer(
+        engine, tmp_path):
+    frame = legacy_municipalities(tmp_path)
+    layer = Layer(tmp_path, frame, "NAT_CODE")
+    layer.sync(engine)
+    twin = frame[frame["NAT_CODE"] == "21013"].copy()
+    twin["NAME_FRE"] = "Saint-Gilles (twin)"
+    layer.write(gpd.GeoDataFrame(gpd.pd.concat([frame, twin], ignore_index=True), crs=31370))
+    report = layer.sync(engine)
+    assert (report.quarantined, report.deleted, report.updated) == (2, 1, 0)
+    assert scalar(engine, "SELECT count(*) FROM urbis.muni WHERE \"NAT_CODE\" = '21013'") == 0
+    reasons = {r[0] for r in rows(engine, "SELECT reason FROM urbis_meta.quarantine")}
+    assert reasons == {"duplicate key NAT_CODE=21013 (2 features)"}
+
+
+def test_a_value_that_no_longer_fits_the_column_type_rebuilds_the_layer(engine, tmp_path):
+    frame = legacy_municipalities(tmp_path)
+    layer = Layer(tmp_path, frame, "NAT_CODE")
+    layer.sync(engine)  # POL_ID holds whole numbers: stored as bigint
+    assert {"name": "POL_ID", "type": "bigint"} in scalar(
+        engine, "SELECT columns FROM urbis_meta.layer_catalog")
+    changed = frame.copy()
+    changed.loc[changed["NAT_CODE"] == "21007", "POL_ID"] = 7275049.5
+    layer.write(changed)
+    report = layer.sync(engine)
+    assert report.drift == "POL_ID: bigint -> double precision"
+    assert scalar(engine, 'SELECT "POL_ID" FROM urbis.muni WHERE "NAT_CODE" = \'21007\'') \
+        == 7275049.5

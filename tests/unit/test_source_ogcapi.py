@@ -18,6 +18,7 @@ from pyproj import CRS
 
 from urbis_core.config import OgcApiSource
 from urbis_core.errors import SourceError
+from urbis_sync.fingerprint import row_fingerprints
 from urbis_sync.normalize import Normalizer
 from urbis_sync.sources.http import HttpFetcher, RetryPolicy
 from urbis_sync.sources.ogcapi import OgcApiReader, crs_identity, sql_type_from_json_schema
@@ -216,8 +217,9 @@ def test_three_pages_in_lambert72_typed_by_queryables(fake: FakeApi, http: HttpF
 
     # The batches are what the run needs: the normalizer turns them into COPY rows.
     normalizer = Normalizer(reader.schema, "CAPAKEY", reader.schema.crs, "parcels")
-    prepared = normalizer.prepare(next(iter(OgcApiReader(source, "CAPAKEY", "parcels", http,
-                                                         page_size=2).batches())))
+    batch = next(iter(OgcApiReader(source, "CAPAKEY", "parcels", http, page_size=2).batches()))
+    fingerprints = row_fingerprints(batch.attributes, batch.geometries, batch.wkb)
+    prepared = normalizer.prepare(batch, fingerprints)
     assert prepared.rows == 2 and b"21001A0000" in prepared.csv
 
 
@@ -246,7 +248,9 @@ def test_collection_without_lambert72_is_read_as_crs84_with_inferred_types(
 
     normalizer = Normalizer(reader.schema, "STOP_ID", reader.schema.crs, "stops")
     again = OgcApiReader(source, "STOP_ID", "stops", http)
-    prepared = normalizer.prepare(next(iter(again.batches())))
+    batch = next(iter(again.batches()))
+    prepared = normalizer.prepare(batch, row_fingerprints(batch.attributes, batch.geometries,
+                                                          batch.wkb))
     assert prepared.rows == 3
     normalizer.check_plausible()  # lon/lat became Lambert 72 inside Belgium
 

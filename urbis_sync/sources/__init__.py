@@ -46,7 +46,7 @@ class FeatureBatch:
 
     attributes: pa.Table
     geometries: np.ndarray  # shapely geometries (None where a feature has none)
-    wkb: np.ndarray | None = None  # the source's own WKB bytes, reused when nothing changes
+    wkb: pa.Array | pa.ChunkedArray | None = None  # the source's own WKB, reused if unchanged
 
 
 @dataclass

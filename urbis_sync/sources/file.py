@@ -115,7 +115,7 @@ class FileReader:
                 geometry_column = meta["geometry_name"] or "wkb_geometry"
                 for record_batch in reader:
                     table = pa.Table.from_batches([record_batch])
-                    wkb = table.column(geometry_column).to_numpy(zero_copy_only=False)
+                    wkb = table.column(geometry_column)
                     attributes = table.drop_columns([geometry_column])
                     for name, values in self._replacements.items():
                         column = pa.array(values[offset:offset + table.num_rows])
@@ -123,7 +123,8 @@ class FileReader:
                             attributes.schema.get_field_index(name), name, column)
                     offset += table.num_rows
                     self.stats.pages += 1
-                    yield FeatureBatch(attributes, shapely.from_wkb(wkb), wkb)
+                    yield FeatureBatch(attributes,
+                                       shapely.from_wkb(wkb.to_numpy(zero_copy_only=False)), wkb)
 
 
 @contextmanager

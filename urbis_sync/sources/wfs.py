@@ -229,9 +229,10 @@ class WfsReader:
                 raise BadBody(f"numberReturned is {int(returned.group(1))} but "
                               f"{table.num_rows} features could be read")
         geometry_column = meta["geometry_name"] or "wkb_geometry"
-        wkb = table.column(geometry_column).to_numpy(zero_copy_only=False)
+        wkb = table.column(geometry_column)
         attributes = table.drop_columns([geometry_column])
         for drop in ("gml_id", "id"):
             if drop in attributes.column_names and drop not in self.schema.names:
                 attributes = attributes.drop_columns([drop])
-        return Page(FeatureBatch(attributes, shapely.from_wkb(wkb), wkb), matched)
+        return Page(FeatureBatch(attributes, shapely.from_wkb(wkb.to_numpy(zero_copy_only=False)),
+                                 wkb), matched)
