@@ -12,10 +12,8 @@ import hashlib
 import math
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import shapely
 
 _NULL = "\x00"
 _SEPARATOR = b"\x1f"
@@ -34,15 +32,12 @@ def key_text(value: Any) -> str | None:
     return text or None
 
 
-def row_fingerprints(attributes: pa.Table, geometries: np.ndarray,
-                     wkb: pa.Array | pa.ChunkedArray | None) -> list[bytes]:
+def row_fingerprints(attributes: pa.Table, wkb: pa.Array | pa.ChunkedArray) -> list[bytes]:
     """An MD5 digest per row over its attribute texts and its geometry bytes."""
     parts = []
     for column in attributes.columns:
         as_text = pc.cast(column, pa.string()) if not pa.types.is_string(column.type) else column
         parts.append(pc.cast(pc.fill_null(as_text, _NULL), pa.binary()))
-    if wkb is None:
-        wkb = pa.array(shapely.to_wkb(geometries), pa.binary())
     geometry = pc.fill_null(wkb, b"")
     if not parts:
         joined = geometry

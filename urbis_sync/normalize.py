@@ -160,9 +160,6 @@ class Normalizer:
                  rewritten: np.ndarray) -> np.ndarray:
         """Hex WKB of the kept features (no SRID: the staging table sets it)."""
         out = np.empty(int(keep.sum()), dtype=object)
-        if batch.wkb is None:
-            out[:] = shapely.to_wkb(geoms[keep], hex=True)
-            return out
         fresh = rewritten[keep]
         out[~fresh] = [w.hex() for w in batch.wkb.filter(pa.array(keep & ~rewritten)).to_pylist()]
         if fresh.any():

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import pyarrow as pa
 from psycopg import errors as pg_errors
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -199,7 +198,8 @@ def _stage(engine: Engine, config: ServiceConfig, layer_id: str, run_id: int,
         reconcile.create_staging(conn, staging, fields)
         for batch in source.batches():
             attributes = normalizer.align(batch.attributes)
-            fingerprints = row_fingerprints(attributes, batch.geometries, batch.wkb)
+            batch = FeatureBatch(attributes, batch.wkb)
+            fingerprints = row_fingerprints(attributes, batch.wkb)
             fetched += len(fingerprints)
             if current is not None:
                 keep = np.ones(len(fingerprints), dtype=bool)
@@ -215,10 +215,7 @@ def _stage(engine: Engine, config: ServiceConfig, layer_id: str, run_id: int,
                     elif previous == fingerprint:
                         keep[i] = False
                 unchanged += int((~keep).sum())
-                mask = pa.array(keep)
-                batch = FeatureBatch(
-                    attributes.filter(mask), batch.geometries[keep],
-                    batch.wkb.filter(mask) if batch.wkb is not None else None)
+                batch = batch.filter(keep)
                 fingerprints = [f for f, k in zip(fingerprints, keep.tolist(), strict=True) if k]
             prepared = normalizer.prepare(batch, fingerprints)
             reconcile.copy_rows(conn, staging, fields, prepared.csv)

@@ -218,7 +218,7 @@ def test_three_pages_in_lambert72_typed_by_queryables(fake: FakeApi, http: HttpF
     # The batches are what the run needs: the normalizer turns them into COPY rows.
     normalizer = Normalizer(reader.schema, "CAPAKEY", reader.schema.crs, "parcels")
     batch = next(iter(OgcApiReader(source, "CAPAKEY", "parcels", http, page_size=2).batches()))
-    fingerprints = row_fingerprints(batch.attributes, batch.geometries, batch.wkb)
+    fingerprints = row_fingerprints(batch.attributes, batch.wkb)
     prepared = normalizer.prepare(batch, fingerprints)
     assert prepared.rows == 2 and b"21001A0000" in prepared.csv
 
@@ -249,8 +249,7 @@ def test_collection_without_lambert72_is_read_as_crs84_with_inferred_types(
     normalizer = Normalizer(reader.schema, "STOP_ID", reader.schema.crs, "stops")
     again = OgcApiReader(source, "STOP_ID", "stops", http)
     batch = next(iter(again.batches()))
-    prepared = normalizer.prepare(batch, row_fingerprints(batch.attributes, batch.geometries,
-                                                          batch.wkb))
+    prepared = normalizer.prepare(batch, row_fingerprints(batch.attributes, batch.wkb))
     assert prepared.rows == 3
     normalizer.check_plausible()  # lon/lat became Lambert 72 inside Belgium
 

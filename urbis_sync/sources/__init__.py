@@ -6,6 +6,7 @@ arrays) so a layer is never held in memory whole, and describes its fields with 
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
+import shapely
 from pyproj import CRS
 
 from urbis_core.config import FileSource, LayerConfig, OgcApiSource, WfsSource
@@ -42,11 +44,22 @@ class SourceSchema:
 
 @dataclass
 class FeatureBatch:
-    """Up to BATCH_SIZE features: attribute columns named as the schema's fields."""
+    """Up to BATCH_SIZE features: attribute columns named as the schema's fields.
+
+    Geometries travel as the source's WKB; they are decoded only when asked for, so features
+    the run skips as unchanged are never parsed.
+    """
 
     attributes: pa.Table
-    geometries: np.ndarray  # shapely geometries (None where a feature has none)
-    wkb: pa.Array | pa.ChunkedArray | None = None  # the source's own WKB, reused if unchanged
+    wkb: pa.Array | pa.ChunkedArray  # binary, null where a feature has no geometry
+
+    @functools.cached_property
+    def geometries(self) -> np.ndarray:
+        return shapely.from_wkb(self.wkb.to_numpy(zero_copy_only=False))
+
+    def filter(self, keep: np.ndarray) -> FeatureBatch:
+        mask = pa.array(keep)
+        return FeatureBatch(self.attributes.filter(mask), self.wkb.filter(mask))
 
 
 @dataclass

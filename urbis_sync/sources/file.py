@@ -22,7 +22,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyogrio
-import shapely
 from pyproj import CRS
 
 from urbis_core.config import FileSource
@@ -123,8 +122,7 @@ class FileReader:
                             attributes.schema.get_field_index(name), name, column)
                     offset += table.num_rows
                     self.stats.pages += 1
-                    yield FeatureBatch(attributes,
-                                       shapely.from_wkb(wkb.to_numpy(zero_copy_only=False)), wkb)
+                    yield FeatureBatch(attributes, wkb)
 
 
 @contextmanager

@@ -33,7 +33,6 @@ from urllib.parse import quote, urljoin
 import httpx
 import pyarrow as pa
 import pyogrio
-import shapely
 from pyproj import CRS
 
 from urbis_core.catalog import STORAGE_SRID
@@ -68,7 +67,7 @@ class ItemsPage:
 
     url: str
     attributes: pa.Table
-    geometries: Any  # numpy array of shapely geometries
+    wkb: Any  # pyarrow binary array: the page's geometries as WKB
     matched: int | None
     next_url: str | None
     inferred: tuple[list[Field], str] | None = None  # first page: GDAL's fields, geometry
@@ -254,7 +253,7 @@ class OgcApiReader:
         next_links = _links(doc, ("next",))
         next_url = urljoin(url, str(next_links[0]["href"])) if next_links else None
         if not features:
-            return ItemsPage(url, pa.table({}), shapely.from_wkb([]), matched, next_url)
+            return ItemsPage(url, pa.table({}), pa.array([], pa.binary()), matched, next_url)
         inferred = None
         try:
             if infer:
@@ -269,9 +268,9 @@ class OgcApiReader:
         if table.num_rows != len(features):
             raise BadBody(f"{len(features)} features sent but GDAL read {table.num_rows}")
         geometry_column = meta["geometry_name"] or "wkb_geometry"
-        wkb = table.column(geometry_column).to_numpy(zero_copy_only=False)
         attributes = _plain(table.drop_columns([geometry_column]))
-        return ItemsPage(url, attributes, shapely.from_wkb(wkb), matched, next_url, inferred)
+        return ItemsPage(url, attributes, table.column(geometry_column), matched, next_url,
+                         inferred)
 
     def _check_content_crs(self, response: httpx.Response) -> None:
         """A server that ignored `crs=` says so in Content-Crs; coordinates would be wrong."""
@@ -294,7 +293,7 @@ class OgcApiReader:
                 self.stats.notes.append(note)
         columns = [table.column(name) if name in table.column_names
                    else pa.nulls(table.num_rows, pa.string()) for name in self.schema.names]
-        return FeatureBatch(pa.table(columns, names=self.schema.names), page.geometries)
+        return FeatureBatch(pa.table(columns, names=self.schema.names), page.wkb)
 
     def batches(self) -> Iterator[FeatureBatch]:
         """Every page in turn; the counts are checked once the last one has arrived."""

@@ -21,7 +21,6 @@ from typing import Any
 import httpx
 import pyarrow as pa
 import pyogrio
-import shapely
 from pyproj import CRS
 
 from urbis_core.catalog import STORAGE_SRID
@@ -217,7 +216,7 @@ class WfsReader:
             empty = _EMPTY_JSON.search(body) is not None
         if empty:
             return Page(FeatureBatch(pa.table({f.name: pa.nulls(0) for f in self.schema.fields}),
-                                     shapely.from_wkb([])), matched)
+                                     pa.array([], pa.binary())), matched)
         try:
             options: dict[str, Any] = {"XSD": str(self.xsd_path)} if gml else {}
             meta, table = pyogrio.read_arrow(body, **options)
@@ -234,5 +233,4 @@ class WfsReader:
         for drop in ("gml_id", "id"):
             if drop in attributes.column_names and drop not in self.schema.names:
                 attributes = attributes.drop_columns([drop])
-        return Page(FeatureBatch(attributes, shapely.from_wkb(wkb.to_numpy(zero_copy_only=False)),
-                                 wkb), matched)
+        return Page(FeatureBatch(attributes, wkb), matched)
