@@ -73,7 +73,8 @@ def _prepare_database(settings: DatabaseSettings) -> str:
         ensure_postgis(engine)
     finally:
         engine.dispose()
-    migrate.upgrade(url)
+    if not migrate.is_current(url):
+        migrate.upgrade(url)
     return url
 
 

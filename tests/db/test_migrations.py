@@ -23,7 +23,9 @@ def _schema_tables(url: str) -> dict[str, set[str]]:
 
 def test_upgrade_from_empty_downgrade_to_base_and_upgrade_again(empty_database_url):
     url = empty_database_url
+    assert not migrate.is_current(url)
     migrate.upgrade(url)
+    assert migrate.is_current(url)
     tables = _schema_tables(url)
     assert set(tables) == SERVICE_TABLES
     # The code's view of the schema (urbis_core.catalog) matches what the migration made.
@@ -31,6 +33,7 @@ def test_upgrade_from_empty_downgrade_to_base_and_upgrade_again(empty_database_u
         assert {c.name for c in table.columns} == tables[table.name], table.name
 
     migrate.downgrade(url, "base")
+    assert not migrate.is_current(url)
     assert _schema_tables(url) == {}
     engine = create_sync_engine(url)
     with engine.connect() as conn:
