@@ -142,7 +142,8 @@ def drop_staging(conn: Connection, layer_id: str) -> None:
         (STAGING_SCHEMA, f"r%\\_{layer_id}%", f"{layer_id}__next"),
     ).fetchall()
     for (table,) in rows:
-        raw(conn).execute(sql.SQL("DROP TABLE IF EXISTS {}").format(_ident(STAGING_SCHEMA, table)))
+        raw(conn).execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(
+            _ident(STAGING_SCHEMA, table)))
 
 
 # -- from staging to the incoming table -------------------------------------------------------
@@ -215,8 +216,16 @@ def quarantine_duplicates(conn: Connection, name: str, key: str, layer_id: str,
     return max(moved, 0)
 
 
+class DuplicateKeys(Exception):  # noqa: N818 - a signal to quarantine them
+    """Some key occurs more than once among the staged features."""
+
+
 def build_incoming(conn: Connection, name: str, shape: LayerShape, key: str) -> str:
-    """The staged rows with final types, the layer's geometry type and their fingerprint."""
+    """A view of the staged rows with final types, geometry type and fingerprint.
+
+    A view rather than a copy: the apply step reads it once or twice, and writing the layer a
+    second time would cost more than computing the casts again.
+    """
     incoming = f"{name}_in"[:63]
     exprs = [sql.SQL("{}::{} AS {}").format(_ident(c.name), sql.SQL(c.sql_type), _ident(c.name))
              for c in shape.columns]
@@ -224,14 +233,20 @@ def build_incoming(conn: Connection, name: str, shape: LayerShape, key: str) -> 
         sql.SQL("ST_Multi(geom)") if shape.geometry_type.startswith("Multi") else sql.SQL("geom"),
         sql.Literal(STORAGE_SRID))
     cur = raw(conn).cursor()
+    # Fresh tables have no statistics; with them the planner joins a few changed features to
+    # the live layer through its primary key instead of reading it whole.
+    cur.execute(sql.SQL("ANALYZE {}").format(_ident(STAGING_SCHEMA, name)))
+    duplicate = cur.execute(sql.SQL(
+        "SELECT 1 FROM {stg} GROUP BY {k} HAVING count(*) > 1 LIMIT 1").format(
+        stg=_ident(STAGING_SCHEMA, name), k=_ident(key))).fetchone()
+    if duplicate:
+        raise DuplicateKeys(key)
     cur.execute(sql.SQL("""
-        CREATE UNLOGGED TABLE {inc} AS
+        CREATE VIEW {inc} AS
         SELECT {exprs}, {geom} AS geom, source_hash AS row_hash
         FROM {stg}
     """).format(inc=_ident(STAGING_SCHEMA, incoming), exprs=sql.SQL(", ").join(exprs),
                 geom=geom, stg=_ident(STAGING_SCHEMA, name)))
-    cur.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(
-        _ident(STAGING_SCHEMA, incoming), _ident(key)))
     return incoming
 
 
@@ -424,6 +439,7 @@ def _rebuild(cur: psycopg.Cursor[Any], layer_id: str, key: str, shape: LayerShap
         INSERT INTO {nxt} ({cols}, geom, row_hash, valid_from)
         SELECT {cols}, geom, row_hash, now() FROM {inc}
     """).format(nxt=nxt, cols=_cols(names), inc=inc))
+    cur.execute("SET LOCAL maintenance_work_mem = '256MB'")  # index builds in memory
     cur.execute(sql.SQL("CREATE INDEX {} ON {} USING gist (geom)").format(
         _ident(f"{layer_id}_geom_gist"[:63]), nxt))
     # The swap: the only moment readers wait, kept short by lock_timeout (the caller retries).

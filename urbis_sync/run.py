@@ -234,11 +234,8 @@ def _stage(engine: Engine, config: ServiceConfig, layer_id: str, run_id: int,
                                    complete=current is None)
         duplicates = 0
         try:
-            # Keys are nearly always unique: let the primary key check it, and look for the
-            # duplicates only when it says there are some.
-            with conn.begin_nested():
-                incoming = reconcile.build_incoming(conn, staging, shape, layer.key)
-        except pg_errors.UniqueViolation:
+            incoming = reconcile.build_incoming(conn, staging, shape, layer.key)
+        except reconcile.DuplicateKeys:
             duplicates = reconcile.quarantine_duplicates(conn, staging, layer.key, layer_id,
                                                          run_id)
             incoming = reconcile.build_incoming(conn, staging, shape, layer.key)
