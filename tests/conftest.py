@@ -15,10 +15,12 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from sqlalchemy import make_url
+from sqlalchemy import Engine, make_url
 
 from urbis_core import migrate
+from urbis_core.db import create_sync_engine
 from urbis_core.pgcluster import EmbeddedCluster
+from urbis_sync.sources.http import HttpFetcher, RetryPolicy
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_CONFIG = ROOT / "config" / "urbis.yaml"
@@ -83,3 +85,19 @@ def database_url(admin_url: str, template_url: str) -> Iterator[str]:
     name = f"t_{uuid.uuid4().hex[:12]}"
     yield create_database(admin_url, name, template=TEMPLATE_DB)
     drop_database(admin_url, name)
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """A SQLAlchemy engine on the test's own database."""
+    engine = create_sync_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def http() -> Iterator[HttpFetcher]:
+    """An HTTP client for network sources that retries fast (tests serve on loopback)."""
+    fetcher = HttpFetcher(RetryPolicy(attempts=3, backoff=0.01, timeout=5))
+    yield fetcher
+    fetcher.close()

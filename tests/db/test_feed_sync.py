@@ -4,24 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
 from tests.unit.test_source_feed import ZIP_PATH, atom, entry_xml, product_zip, publish
 from tests.unit.test_source_feed import site as site  # noqa: F401 - the fixture
 from urbis_core.config import load_config
-from urbis_core.db import create_sync_engine
 from urbis_core.settings import SyncSettings
 from urbis_sync.run import sync_layer
 
 FAST = SyncSettings(http_attempts=2, http_backoff=0.01, http_timeout=5)
-
-
-@pytest.fixture
-def engine(database_url):
-    engine = create_sync_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 def test_feed_entry_applied_once_then_skipped_until_a_new_one(engine, request, tmp_path: Path):

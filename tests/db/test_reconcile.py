@@ -15,17 +15,9 @@ import sqlalchemy as sa
 
 from tests.conftest import ROOT, SAMPLE_DIR
 from urbis_core.config import load_config
-from urbis_core.db import create_sync_engine
 from urbis_sync.run import NOTIFY_CHANNEL, sync_layer
 
 GEOSERVER = ROOT / "tests" / "data" / "geoserver"
-
-
-@pytest.fixture
-def engine(database_url):
-    engine = create_sync_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 def rows(engine: sa.Engine, query: str, **params) -> list:

@@ -11,16 +11,8 @@ import sqlalchemy as sa
 
 from tests.conftest import SAMPLE_DIR
 from urbis_core.config import load_config, parse_duration
-from urbis_core.db import create_sync_engine
 from urbis_sync.run import lock_key, sync_layer
 from urbis_sync.schedule import FIRST_RETRY, _next_run, layer_status, run_continuously
-
-
-@pytest.fixture
-def engine(database_url):
-    engine = create_sync_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 def config_file(tmp_path: Path, schedule: str, broken_schedule: str = "1h") -> Path:

@@ -6,20 +6,11 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
 from tests.conftest import SAMPLE_CONFIG, SAMPLE_DIR
 from urbis_core.config import load_config
-from urbis_core.db import create_sync_engine
 from urbis_sync.run import sync_layer, sync_once
-
-
-@pytest.fixture
-def engine(database_url):
-    engine = create_sync_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 def scalar(engine: sa.Engine, query: str):

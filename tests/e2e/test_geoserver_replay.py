@@ -30,7 +30,6 @@ from shapely.geometry import shape
 
 from tests.support.geoserver_replay import GeoServerReplay, Recording, load_recordings
 from urbis_core.config import WfsSource, load_config
-from urbis_core.db import create_sync_engine
 from urbis_core.settings import SyncSettings
 from urbis_sync.run import RunReport, sync_layer
 from urbis_sync.sources.http import HttpFetcher, RetryPolicy
@@ -119,13 +118,6 @@ def with_new_feature_ids(recording: Recording, body: bytes) -> bytes:
                  lambda m: b'"id":"%s.fid-replayed_%d"' % (m.group(1), next(counter)), body)
     assert new != body, f"{label(recording)}: no feature ids in the recording"
     return new
-
-
-@pytest.fixture
-def engine(database_url):
-    engine = create_sync_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

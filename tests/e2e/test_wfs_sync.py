@@ -30,13 +30,6 @@ from urbis_sync.run import sync_layer
 FAST_RETRIES = SyncSettings(http_attempts=3, http_backoff=0.05, http_timeout=5)
 
 
-@pytest.fixture
-def engine(database_url):
-    engine = create_sync_engine(database_url)
-    yield engine
-    engine.dispose()
-
-
 def rows(engine: sa.Engine, query: str) -> list:
     with engine.connect() as conn:
         return list(conn.execute(sa.text(query)))
@@ -173,28 +166,6 @@ def test_source_changing_while_paging_fails_the_run(engine, municipalities_wfs, 
     assert live_state(engine, "muni", "NAT_CODE") == good
 
 
-def test_short_answer_without_the_rest_fails_the_run(engine, tmp_path):
-    """A server that announces more features than it delivers: nothing is applied."""
-    gpkg = write_sample_municipalities(tmp_path / "m.gpkg")
-    frame = gpd.read_file(gpkg)
-    with MapServerWfs([WfsLayer("Municipalities", gpkg, key="NAT_CODE")], tmp_path / "ms",
-                      page_size=5) as wfs:
-        config = write_config(tmp_path, wfs.url, "urbis:Municipalities", "NAT_CODE")
-        assert sync(engine, config).status == "success"
-        frame.iloc[:3].to_file(tmp_path / "few.gpkg", layer="Municipalities", driver="GPKG")
-        wfs.inject("pass", "delay:1")
-        result: dict = {}
-        worker = threading.Thread(target=lambda: result.setdefault("r", sync(engine, config)))
-        worker.start()
-        deadline = time.monotonic() + 10
-        while len(wfs.getfeature_requests) < 7 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        wfs.set_path("Municipalities", tmp_path / "few.gpkg")
-        worker.join(30)
-    assert result["r"].status == "failed"
-    assert rows(engine, "SELECT count(*) FROM urbis.muni")[0][0] == 19
-
-
 def test_duplicate_keys_and_invalid_geometries(engine, tmp_path):
     gpkg = write_sample_municipalities(tmp_path / "m.gpkg")
     frame = gpd.read_file(gpkg)
@@ -260,3 +231,25 @@ def test_database_connection_lost_mid_apply(engine, database_url, municipalities
     # The next run, with the database reachable, applies the new state.
     after = sync(engine, config)
     assert (after.status, after.updated) == ("success", 19)
+
+
+@pytest.mark.parametrize("fmt", ["geojson", "gml"])
+def test_axis_order_when_asking_for_epsg_4326(engine, municipalities_wfs, tmp_path, fmt):
+    """EPSG:4326 is lat/lon in WFS 2.0 GML and lon/lat in GeoJSON; either way the stored
+    Lambert 72 polygons must be where they were (areas equal to AREA)."""
+    config = tmp_path / f"wgs84-{fmt}.yaml"
+    url = municipalities_wfs.url
+    config.write_text(f"layers:\n  muni:\n    source: {{kind: wfs, url: '{url}', "
+                      f"typename: 'urbis:Municipalities', format: {fmt}, srid: 4326}}\n"
+                      "    key: NAT_CODE\n")
+    report = sync(engine, config)
+    assert report.status == "success", report.error
+    assert all("SRSNAME=EPSG%3A4326" in q or "SRSNAME=EPSG:4326" in q
+               for q in municipalities_wfs.getfeature_requests)
+    # A swapped axis would put Brussels in Somalia (and fail the run's plausibility check).
+    x0, y0, x1, y1 = rows(engine, "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+                                  "(SELECT ST_Extent(geom) e FROM urbis.muni) s")[0]
+    assert 141_000 < x0 < x1 < 158_100 and 161_400 < y0 < y1 < 178_200
+    # MapServer writes degrees with fewer decimals in GML than in GeoJSON: areas within 0.01 %.
+    worst = rows(engine, 'SELECT max(abs(ST_Area(geom) - "AREA") / "AREA") FROM urbis.muni')[0][0]
+    assert worst < 1e-4

@@ -25,7 +25,7 @@ from urbis_sync.sources.feed import (
     open_feed_source,
 )
 from urbis_sync.sources.file import FileReader, open_file_source
-from urbis_sync.sources.http import HttpFetcher, RetryPolicy
+from urbis_sync.sources.http import HttpFetcher
 
 ZIP_PATH = "/UrbIS/Vector/M8/UrbIS-Vector/GPKG/UrbISVector_31370_GPKG_04000_{}.zip"
 
@@ -76,13 +76,6 @@ def site(tmp_path: Path) -> Iterator[_Server]:
     yield server
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture
-def http() -> Iterator[HttpFetcher]:
-    fetcher = HttpFetcher(RetryPolicy(attempts=3, backoff=0.01, timeout=5))
-    yield fetcher
-    fetcher.close()
 
 
 def base(site: _Server) -> str:

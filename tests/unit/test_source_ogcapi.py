@@ -104,13 +104,6 @@ def fake(tmp_path: Path) -> Iterator[FakeApi]:
     api.close()
 
 
-@pytest.fixture
-def http() -> Iterator[HttpFetcher]:
-    fetcher = HttpFetcher(RetryPolicy(attempts=3, backoff=0.01, timeout=5))
-    yield fetcher
-    fetcher.close()
-
-
 def square(x: float, y: float, size: float) -> dict[str, Any]:
     ring = [[x, y], [x + size, y], [x + size, y + size], [x, y + size], [x, y]]
     return {"type": "Polygon", "coordinates": [ring]}
