@@ -303,14 +303,36 @@ def up(host: str | None, port: int | None) -> None:
     url = _prepare_database(DatabaseSettings.from_env())
     if not _run_sync(url, config, ()):
         click.echo("urbis: some layers failed to sync; serving the last good data", err=True)
-    # The worker runs in its own process, so syncing never slows the API's event loop.
+    # The worker runs in its own process, so syncing never slows the API's event loop; it is
+    # told to stop when `up` stops, and the kernel stops it if `up` dies without a word.
     worker = subprocess.Popen([sys.executable, "-m", "urbis_cli", "sync"],
-                              env={**os.environ, "DATABASE_URL": url})
+                              env={**os.environ, "DATABASE_URL": url},
+                              preexec_fn=_die_with_parent)
+
+    def stop_worker(*_: object) -> None:
+        if worker.poll() is None:
+            worker.terminate()
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+
+    def stop_and_exit(*_: object) -> None:
+        stop_worker()
+        sys.exit(0)
+
+    # uvicorn re-raises the SIGTERM/SIGINT it caught once it has shut down: stop the worker then.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, stop_and_exit)
     try:
         _serve(url, host, port)
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        stop_worker()
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM it when its parent dies (Linux prctl)."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 NOTIFY_CHANNEL = "urbis_layer_changed"
 RUN_MODE = "reconcile"
 SWAP_ATTEMPTS = 5
+FAILURE_RECORD_ATTEMPTS = 30  # seconds, one a second: long enough for a database restart
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,11 @@ def sync_layer(engine: Engine, config: ServiceConfig, layer_id: str,
         try:
             return _run(engine, config, layer_id, settings or SyncSettings(), progress)
         finally:
-            lock_conn.execute(select(func.pg_advisory_unlock(lock_key(layer_id))))
-            lock_conn.commit()
+            try:
+                lock_conn.execute(select(func.pg_advisory_unlock(lock_key(layer_id))))
+                lock_conn.commit()
+            except DBAPIError:
+                pass  # the connection died (database restart): its lock went with it
 
 
 @dataclass
@@ -155,16 +159,15 @@ def _run(engine: Engine, config: ServiceConfig, layer_id: str, settings: SyncSet
         message = _describe_failure(exc)
         if not isinstance(exc, UrbisError | DBAPIError):
             log.exception("sync of layer %s failed unexpectedly", layer_id)
-        with engine.begin() as conn:
-            conn.execute(quarantine.delete().where(quarantine.c.run_id == run_id))
-            conn.execute(sync_run.update().where(sync_run.c.id == run_id).values(
-                status="failed", finished_at=func.clock_timestamp(), error=message,
-                fetched=fetched))
+        _record_failure(engine, layer_id, run_id, message, fetched)
         return RunReport(layer_id, run_id, "failed", fetched=fetched, error=message,
                          seconds=time.monotonic() - started)
     finally:
-        with engine.begin() as conn:
-            reconcile.drop_staging(conn, layer_id)
+        try:
+            with engine.begin() as conn:
+                reconcile.drop_staging(conn, layer_id)
+        except DBAPIError:
+            log.warning("layer %s: staging tables left for the next run to drop", layer_id)
     return RunReport(
         layer_id, run_id, "success", fetched=staged.fetched, inserted=result.inserted,
         updated=result.updated, deleted=result.deleted, repaired=staged.repaired,
@@ -243,6 +246,25 @@ def _stage(engine: Engine, config: ServiceConfig, layer_id: str, run_id: int,
                   duplicates, "; ".join(notes) or None)
 
 
+def _record_failure(engine: Engine, layer_id: str, run_id: int, message: str,
+                    fetched: int) -> None:
+    """Write the failed run row, waiting for the database when the failure was its restart."""
+    for attempt in range(1, FAILURE_RECORD_ATTEMPTS + 1):
+        try:
+            with engine.begin() as conn:
+                conn.execute(quarantine.delete().where(quarantine.c.run_id == run_id))
+                conn.execute(sync_run.update().where(sync_run.c.id == run_id).values(
+                    status="failed", finished_at=func.clock_timestamp(), error=message,
+                    fetched=fetched))
+            return
+        except OperationalError:
+            if attempt == FAILURE_RECORD_ATTEMPTS:
+                log.error("layer %s: run %s failed (%s) and the database is unreachable to "
+                          "record it", layer_id, run_id, message)
+                return
+            time.sleep(1.0)
+
+
 def _describe_failure(exc: Exception) -> str:
     """One line for the run row: what went wrong, in words a person can act on."""
     if isinstance(exc, UrbisError):
@@ -275,8 +297,10 @@ def _apply_with_retries(engine: Engine, config: ServiceConfig, layer_id: str, ru
                     version=result.version, drift=result.drift,
                     source_info=staged.source_info))
             return result
-        except OperationalError as exc:
-            if not isinstance(exc.orig, pg_errors.LockNotAvailable) or attempt == SWAP_ATTEMPTS:
+        except (OperationalError, pg_errors.LockNotAvailable) as exc:
+            # The apply's SQL runs on the driver's cursor: its errors come unwrapped.
+            cause = exc.orig if isinstance(exc, OperationalError) else exc
+            if not isinstance(cause, pg_errors.LockNotAvailable) or attempt == SWAP_ATTEMPTS:
                 raise
             log.warning("layer %s: readers hold the table; retrying the swap (%d/%d)",
                         layer_id, attempt, SWAP_ATTEMPTS)

@@ -42,3 +42,16 @@ def test_feed_entry_applied_once_then_skipped_until_a_new_one(engine, request, t
     third = sync_layer(engine, load_config(config), "municipalities", FAST)
     assert third.status == "success"
     assert [p for p in server.requests if p.endswith(".zip")][-1] == newer
+
+
+def test_file_source_by_url(engine, request, tmp_path: Path):
+    server = request.getfixturevalue("site")
+    archive = "/downloads/UrbISVector.zip"
+    product_zip(server.root / archive.lstrip("/"))
+    config = tmp_path / "urbis.yaml"
+    config.write_text("layers:\n  addresses:\n    source: {kind: file, "
+                      f"url: 'http://127.0.0.1:{server.server_address[1]}{archive}', "
+                      "layer: Addresses}\n    key: INSPIRE_ID\n")
+    report = sync_layer(engine, load_config(config), "addresses", FAST)
+    assert (report.status, report.inserted) == ("success", 1), report.error
+    assert archive in server.requests

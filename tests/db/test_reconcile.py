@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import geopandas as gpd
@@ -55,8 +57,11 @@ class Layer:
     def write(self, frame: gpd.GeoDataFrame) -> None:
         frame.to_file(self.path, driver="GPKG", layer="muni", engine="pyogrio")
 
+    def sync_report(self, engine: sa.Engine):
+        return sync_layer(engine, load_config(self.config_path), "muni")
+
     def sync(self, engine: sa.Engine):
-        report = sync_layer(engine, load_config(self.config_path), "muni")
+        report = self.sync_report(engine)
         assert report.status == "success", report.error
         return report
 
@@ -247,3 +252,24 @@ def test_a_value_that_no_longer_fits_the_column_type_rebuilds_the_layer(engine, 
     assert report.drift == "POL_ID: bigint -> double precision"
     assert scalar(engine, 'SELECT "POL_ID" FROM urbis.muni WHERE "NAT_CODE" = \'21007\'') \
         == 7275049.5
+
+
+def test_swap_waits_for_readers_with_lock_timeout_and_retries(engine, database_url, tmp_path,
+                                                               caplog):
+    frame = legacy_municipalities(tmp_path)
+    layer = Layer(tmp_path, frame, "NAT_CODE")
+    layer.sync(engine)
+    layer.write(frame.assign(POPULATION=1))  # a new field: the table is rebuilt and swapped
+    reader = psycopg.connect(database_url)
+    reader.execute("SELECT count(*) FROM urbis.muni")  # holds ACCESS SHARE until it ends
+    release = threading.Timer(7.0, reader.rollback)
+    release.start()
+    started = time.monotonic()
+    with caplog.at_level("WARNING", logger="urbis_sync.run"):
+        report = layer.sync(engine)
+    release.join()
+    reader.close()
+    assert report.drift == "added POPULATION (bigint)"
+    assert time.monotonic() - started > 7.0
+    assert any("retrying the swap (1/5)" in r.getMessage() for r in caplog.records)
+    assert scalar(engine, 'SELECT count("POPULATION") FROM urbis.muni') == 19

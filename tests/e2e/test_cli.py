@@ -160,9 +160,30 @@ def test_up_serves_the_sample_from_a_fresh_embedded_database(urbis_home: Path):
         assert counts == {"municipalities": 19, "addresses": 666}
         items = httpx.get(f"{base}/collections/municipalities/items").json()
         assert items["numberMatched"] == 19
+        workers = children_running(proc.pid, "urbis_cli sync")
+        assert len(workers) == 1  # the continuous sync runs beside the API
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+    time.sleep(0.5)
+    left = {pid: Path(f"/proc/{pid}/status").read_text().splitlines()[:3]
+            for pid in workers if Path(f"/proc/{pid}").exists()}
+    assert not left
+
+
+def children_running(parent: int, words: str) -> list[int]:
+    """Child processes of `parent` whose command line contains `words`."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines()
+                          if ":\t" in line)
+            cmdline = (status.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if fields.get("PPid", "").strip() == str(parent) and words in cmdline:
+            found.append(int(status.parent.name))
+    return found
 
 
 def test_continuous_sync_and_status(database_url: str, tmp_path: Path):
