@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from urbis_core.settings import ApiSettings
+from urbis_core.settings import MAX_ITEMS_LIMIT, ApiSettings
 
 
 async def _connection(request: Request) -> AsyncIterator[AsyncConnection]:
@@ -25,6 +25,50 @@ def _settings(request: Request) -> ApiSettings:
     return settings
 
 
+MEDIA_TYPES: dict[str, tuple[str, ...]] = {
+    "json": ("application/geo+json", "application/json"),
+    "html": ("text/html",),
+    "csv": ("text/csv",),
+    "gpkg": ("application/geopackage+sqlite3",),
+}
+
+
+def _accept_ranges(accept: str) -> list[tuple[str, float]]:
+    """The media ranges of an Accept header with their quality (malformed entries dropped)."""
+    ranges = []
+    for entry in accept.split(","):
+        media, *params = (p.strip() for p in entry.split(";"))
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = -1.0
+        if "/" in media and 0.0 <= quality <= 1.0:
+            ranges.append((media.lower(), quality))
+    return ranges
+
+
+def negotiate(accept: str, offered: tuple[str, ...]) -> str:
+    """The offered format the Accept header prefers; the first offered when none is named.
+
+    Each media type takes the quality of the most specific range that matches it (RFC 9110);
+    ties go to the earlier format in `offered`.
+    """
+    ranges = _accept_ranges(accept)
+    best, best_q = offered[0], 0.0
+    for fmt in offered:
+        for media in MEDIA_TYPES[fmt]:
+            kind = media.split("/")[0]
+            matches = [(3 if r == media else 2 if r == f"{kind}/*" else 1, q)
+                       for r, q in ranges if r in (media, f"{kind}/*", "*/*")]
+            if matches and (q := max(matches)[1]) > best_q:
+                best, best_q = fmt, q
+    return best
+
+
 def _output_format(
     request: Request,
     f: Annotated[Literal["json", "html"] | None, Query(
@@ -33,13 +77,30 @@ def _output_format(
 ) -> str:
     if f is not None:
         return f
-    accept = request.headers.get("accept", "")
-    return "html" if "text/html" in accept and "json" not in accept else "json"
+    return negotiate(request.headers.get("accept", ""), ("json", "html"))
+
+
+def _items_format(
+    request: Request,
+    f: Annotated[Literal["json", "html", "csv", "gpkg"] | None, Query(
+        description="Output format: `json` (GeoJSON), `html`, `csv` (a header line, one row per "
+                    "feature, the geometry as WKT in the output crs; paged like JSON, the "
+                    "`Link` header gives next/prev) or `gpkg` (a GeoPackage file of the same "
+                    "page, layer named after the collection, in the output crs; `limit` up to "
+                    f"{MAX_ITEMS_LIMIT} features per file). Without it the Accept header "
+                    "decides: application/geo+json, text/html, text/csv, "
+                    "application/geopackage+sqlite3 (GeoJSON by default)",
+    )] = None,
+) -> str:
+    if f is not None:
+        return f
+    return negotiate(request.headers.get("accept", ""), ("json", "html", "csv", "gpkg"))
 
 
 ConnDep = Annotated[AsyncConnection, Depends(_connection)]
 SettingsDep = Annotated[ApiSettings, Depends(_settings)]
 FormatDep = Annotated[str, Depends(_output_format)]
+ItemsFormatDep = Annotated[str, Depends(_items_format)]
 
 
 def base_url(request: Request) -> str:

@@ -1,16 +1,19 @@
 """SQL for features, composed with SQLAlchemy Core: identifiers from the catalog, values bound.
 
 PostgreSQL writes each feature's GeoJSON itself; Python only joins the rows, which keeps large
-pages cheap.
+pages cheap. The same composition (filters, order, paging, history) also yields plain rows for
+the tabular downloads (CSV, GeoPackage), which are encoded at the end of this module.
 """
 
 from __future__ import annotations
 
-import math
-import re
+import csv
+import io
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy import ColumnElement, Select, func
@@ -18,11 +21,30 @@ from sqlalchemy.dialects.postgresql import JSON
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from geoapi.crs import CRS84_URI, SUPPORTED, OutputCrs
-from urbis_core.catalog import LayerEntry
+from geoapi.values import parse_value
+from urbis_core.catalog import ColumnInfo, LayerEntry
 from urbis_core.db import HISTORY_SCHEMA
 from urbis_core.errors import NotFound
 
 MAX_PAIRS_PER_CALL = 50  # PostgreSQL functions take at most 100 arguments
+CSV_GEOMETRY = "WKT"  # GDAL's CSV driver reads a column of this name as the geometry
+GPKG_GEOMETRY = "geom"
+
+
+@dataclass(frozen=True)
+class SortKey:
+    """One `sortby` entry: a catalog property and its direction."""
+
+    name: str
+    descending: bool = False
+
+
+@dataclass(frozen=True)
+class PropertyFilter:
+    """`<property>=<value>`: the value already converted to the column's type."""
+
+    name: str
+    value: Any
 
 
 @dataclass(frozen=True)
@@ -33,6 +55,9 @@ class ItemsQuery:
     bbox_crs: OutputCrs = SUPPORTED[CRS84_URI]
     crs: OutputCrs = SUPPORTED[CRS84_URI]
     as_of: datetime | None = None
+    properties: tuple[str, ...] | None = None  # None: all, in the source's order
+    sortby: tuple[SortKey, ...] = ()
+    equals: tuple[PropertyFilter, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -41,14 +66,48 @@ class ItemsPage:
     number_matched: int
 
 
+@dataclass(frozen=True)
+class RowsPage:
+    """Items as table rows: one value per column, then the geometry (WKT text or WKB bytes)."""
+
+    columns: list[ColumnInfo]
+    rows: list[tuple[Any, ...]]
+    number_matched: int
+
+
+# How a value converted at the edge is bound, by the catalog's SQL type of the column.
+BIND_TYPES: dict[str, sa.types.TypeEngine[Any]] = {
+    "integer": sa.BigInteger(),
+    "bigint": sa.BigInteger(),
+    "double precision": sa.Float(),
+    "boolean": sa.Boolean(),
+    "date": sa.Date(),
+    "timestamptz": sa.DateTime(timezone=True),
+    "time": sa.Time(),
+    "text": sa.Text(),
+}
+
+
 def _const(text: str) -> ColumnElement[Any]:
     return sa.cast(sa.literal(text), sa.Text)
 
 
-def _properties(layer: LayerEntry, table: sa.Table) -> ColumnElement[Any]:
-    """Properties in the source's field order (json keeps it; jsonb would sort the keys)."""
+def selected_columns(layer: LayerEntry, names: tuple[str, ...] | None) -> list[ColumnInfo]:
+    """The catalog columns `names` asks for, in that order (all of them when None)."""
+    if names is None:
+        return list(layer.columns)
+    by_name = {c.name: c for c in layer.columns}
+    return [by_name[n] for n in names]
+
+
+def _properties(layer: LayerEntry, table: sa.Table,
+                names: tuple[str, ...] | None = None) -> ColumnElement[Any]:
+    """The selected properties (default all, in the source's field order) as a JSON object.
+
+    json keeps the key order; jsonb would sort the keys.
+    """
     pairs: list[ColumnElement[Any]] = []
-    for column in layer.columns:
+    for column in selected_columns(layer, names):
         pairs += [_const(column.name), table.c[column.name]]
     if len(pairs) <= 2 * MAX_PAIRS_PER_CALL:
         return func.json_build_object(*pairs)
@@ -61,18 +120,26 @@ def _properties(layer: LayerEntry, table: sa.Table) -> ColumnElement[Any]:
     return merged
 
 
-def feature_json(layer: LayerEntry, table: sa.Table, crs: OutputCrs) -> ColumnElement[str]:
+def _geometry(layer: LayerEntry, table: sa.Table, crs: OutputCrs,
+              axis_order: bool = True) -> ColumnElement[Any]:
+    """The geometry in `crs`; latitude first where the CRS says so, if `axis_order`."""
     geom: ColumnElement[Any] = table.c.geom
     if crs.srid != layer.srid:
         geom = func.ST_Transform(geom, crs.srid)
-    if crs.lat_first:
+    if crs.lat_first and axis_order:
         geom = func.ST_FlipCoordinates(geom)
-    geometry = sa.cast(func.ST_AsGeoJSON(geom, crs.decimals), JSON)
+    return geom
+
+
+def feature_json(layer: LayerEntry, table: sa.Table, crs: OutputCrs,
+                 properties: tuple[str, ...] | None = None) -> ColumnElement[str]:
+    """One GeoJSON Feature as text, written by PostgreSQL: the key as id, then the geometry."""
+    geometry = sa.cast(func.ST_AsGeoJSON(_geometry(layer, table, crs), crs.decimals), JSON)
     return sa.cast(func.json_build_object(
         _const("type"), _const("Feature"),
         _const("id"), table.c[layer.key_field],
         _const("geometry"), geometry,
-        _const("properties"), _properties(layer, table),
+        _const("properties"), _properties(layer, table, properties),
     ), sa.Text)
 
 
@@ -86,7 +153,33 @@ def _filters(layer: LayerEntry, table: sa.Table, query: ItemsQuery) -> list[Colu
             step = 0.001 if query.bbox_crs.geographic else 100.0
             envelope = func.ST_Transform(func.ST_Segmentize(envelope, step), layer.srid)
         conditions.append(func.ST_Intersects(table.c.geom, envelope))
+    types = {c.name: c.sql_type for c in layer.columns}
+    for flt in query.equals:
+        conditions.append(_equals(table.c[flt.name], types[flt.name], flt.value))
     return conditions
+
+
+def _equals(column: ColumnElement[Any], sql_type: str, value: Any) -> ColumnElement[bool]:
+    """`column = value`, the value bound with the column's type."""
+    bind_type = BIND_TYPES.get(sql_type)
+    if bind_type is None:  # a type the API does not convert: compare as text
+        return sa.cast(column, sa.Text) == sa.literal(str(value), sa.Text())
+    return column == sa.literal(value, bind_type)
+
+
+def _order(layer: LayerEntry, table: sa.Table,
+           query: ItemsQuery) -> list[tuple[ColumnElement[Any], bool]]:
+    """`sortby`, then the key as the last tie-breaker so that pages never overlap."""
+    keys: list[tuple[ColumnElement[Any], bool]] = [
+        (table.c[s.name], s.descending) for s in query.sortby]
+    if all(s.name != layer.key_field for s in query.sortby):
+        keys.append((table.c[layer.key_field], False))
+    return keys
+
+
+def _direction(expr: ColumnElement[Any], descending: bool) -> ColumnElement[Any]:
+    """Features without a value come last whichever the direction."""
+    return (expr.desc() if descending else expr.asc()).nulls_last()
 
 
 async def has_history(conn: AsyncConnection, layer: LayerEntry) -> bool:
@@ -95,87 +188,182 @@ async def has_history(conn: AsyncConnection, layer: LayerEntry) -> bool:
     return found.scalar() is not None
 
 
-async def fetch_items(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery) -> ItemsPage:
+Outputs = Callable[[sa.Table], list[ColumnElement[Any]]]
+
+
+async def _compose(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery,
+                   outputs: Outputs) -> tuple[Select[Any], Select[Any] | None]:
+    """The page query (`outputs` per row, sorted, limited) and its count (None: all features)."""
     if query.as_of is not None:
-        return await _fetch_as_of(conn, layer, query, query.as_of)
+        return await _compose_as_of(conn, layer, query, outputs, query.as_of)
     table = layer.table()
     conditions = _filters(layer, table, query)
-    page: Select[Any] = (
-        sa.select(feature_json(layer, table, query.crs)).where(*conditions)
-        .order_by(table.c[layer.key_field]).limit(query.limit).offset(query.offset)
-    )
-    features = list((await conn.execute(page)).scalars())
-    if conditions:
-        count = sa.select(func.count()).select_from(table).where(*conditions)
-        matched = int((await conn.execute(count)).scalar_one())
-    else:
-        matched = layer.feature_count
-    return ItemsPage(features, matched)
+    page = (sa.select(*outputs(table)).where(*conditions)
+            .order_by(*[_direction(e, d) for e, d in _order(layer, table, query)])
+            .limit(query.limit).offset(query.offset))
+    count = (sa.select(func.count()).select_from(table).where(*conditions)
+             if conditions else None)
+    return page, count
 
 
-async def _fetch_as_of(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery,
-                       instant: datetime) -> ItemsPage:
+async def _compose_as_of(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery,
+                         outputs: Outputs,
+                         instant: datetime) -> tuple[Select[Any], Select[Any] | None]:
     """The layer as it was at `instant`.
 
     Live rows already valid then, plus superseded rows (history) that were valid then.
     """
     live = layer.table()
-    branches = [sa.select(feature_json(layer, live, query.crs).label("feature"),
-                          live.c[layer.key_field].label("k"))
-                .where(*_filters(layer, live, query), live.c.valid_from <= instant)]
+    tables: list[tuple[sa.Table, list[ColumnElement[bool]]]] = [
+        (live, [live.c.valid_from <= instant])]
     if await has_history(conn, layer):
         hist = layer.history_table()
-        branches.append(
-            sa.select(feature_json(layer, hist, query.crs).label("feature"),
-                      hist.c[layer.key_field].label("k"))
-            .where(*_filters(layer, hist, query), hist.c.valid_from <= instant,
-                   hist.c.valid_to > instant))
+        tables.append((hist, [hist.c.valid_from <= instant, hist.c.valid_to > instant]))
+    branches = []
+    directions: list[bool] = []
+    for table, when in tables:
+        out = [c.label(f"c{i}") for i, c in enumerate(outputs(table))]
+        order = _order(layer, table, query)
+        directions = [d for _, d in order]
+        sorts = [e.label(f"s{i}") for i, (e, _) in enumerate(order)]
+        branches.append(sa.select(*out, *sorts).where(*_filters(layer, table, query), *when))
     union = sa.union_all(*branches).subquery("as_of")
-    page = sa.select(union.c.feature).order_by(union.c.k).limit(query.limit).offset(query.offset)
-    features = list((await conn.execute(page)).scalars())
-    matched = int((await conn.execute(sa.select(func.count()).select_from(union))).scalar_one())
-    return ItemsPage(features, matched)
+    width = len(branches[0].selected_columns) - len(directions)
+    page = (sa.select(*[union.c[f"c{i}"] for i in range(width)])
+            .order_by(*[_direction(union.c[f"s{i}"], d) for i, d in enumerate(directions)])
+            .limit(query.limit).offset(query.offset))
+    keys = sa.union_all(*[
+        sa.select(table.c[layer.key_field]).where(*_filters(layer, table, query), *when)
+        for table, when in tables]).subquery("as_of_keys")
+    return page, sa.select(func.count()).select_from(keys)
 
 
-_INTEGER_LIMITS = {"integer": 2**31, "bigint": 2**63}
-_INTEGER_TEXT = re.compile(r"-?[0-9]+")
+async def _matched(conn: AsyncConnection, layer: LayerEntry, count: Select[Any] | None) -> int:
+    if count is None:
+        return layer.feature_count
+    return int((await conn.execute(count)).scalar_one())
+
+
+async def fetch_items(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery) -> ItemsPage:
+    """A page of GeoJSON features and the number of features the filters match."""
+    page, count = await _compose(
+        conn, layer, query, lambda t: [feature_json(layer, t, query.crs, query.properties)])
+    features = [str(f) for f in (await conn.execute(page)).scalars()]
+    return ItemsPage(features, await _matched(conn, layer, count))
+
+
+def table_columns(layer: LayerEntry, properties: tuple[str, ...] | None) -> list[ColumnInfo]:
+    """Columns of a tabular download: the key first unless selected, then the properties."""
+    chosen = selected_columns(layer, properties)
+    if all(c.name != layer.key_field for c in chosen):
+        chosen.insert(0, layer.key_column)
+    return chosen
+
+
+async def fetch_rows(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery,
+                     geometry: Literal["wkt", "wkb"]) -> RowsPage:
+    """The items query as rows for CSV (WKT, axis order of `crs`) or GeoPackage (WKB, x/y)."""
+    columns = table_columns(layer, query.properties)
+    multi = layer.geometry_type.startswith("Multi")
+
+    def outputs(table: sa.Table) -> list[ColumnElement[Any]]:
+        values = [table.c[c.name] if c.sql_type in BIND_TYPES
+                  else sa.cast(table.c[c.name], sa.Text) for c in columns]
+        if geometry == "wkt":
+            return [*values, func.ST_AsText(_geometry(layer, table, query.crs),
+                                            query.crs.decimals)]
+        # GeoPackage stores x/y (longitude first) whatever the CRS's axis order says.
+        geom = _geometry(layer, table, query.crs, axis_order=False)
+        return [*values, func.ST_AsBinary(func.ST_Multi(geom) if multi else geom)]
+
+    page, count = await _compose(conn, layer, query, outputs)
+    rows = [tuple(r) for r in (await conn.execute(page))]
+    return RowsPage(columns, rows, await _matched(conn, layer, count))
 
 
 def _key_condition(
     layer: LayerEntry, table: sa.Table, feature_id: str
 ) -> ColumnElement[bool] | None:
     """`key = <feature id>` with the id bound as the key's type; None when it cannot match."""
-    key = table.c[layer.key_field]
     sql_type = layer.key_column.sql_type
-    if "\x00" in feature_id:  # PostgreSQL text cannot hold NUL: no key has one
-        return None
-    if sql_type in _INTEGER_LIMITS:
-        limit = _INTEGER_LIMITS[sql_type]
-        if not _INTEGER_TEXT.fullmatch(feature_id) or not -limit <= int(feature_id) < limit:
-            return None
-        return key == sa.bindparam("key", int(feature_id), type_=sa.BigInteger())
-    if sql_type == "double precision":
-        try:
-            number = float(feature_id)
-        except ValueError:
-            return None
-        if not math.isfinite(number):
-            return None
-        return key == sa.bindparam("key", number, type_=sa.Float())
-    if sql_type == "text":
-        return key == sa.bindparam("key", feature_id, type_=sa.Text())
-    return sa.cast(key, sa.Text) == sa.bindparam("key", feature_id, type_=sa.Text())
+    try:
+        value = parse_value(sql_type, feature_id)
+    except ValueError:
+        return None  # an id that cannot be a key of this type is no feature
+    return _equals(table.c[layer.key_field], sql_type, value)
 
 
 async def fetch_feature(
-    conn: AsyncConnection, layer: LayerEntry, feature_id: str, crs: OutputCrs
+    conn: AsyncConnection, layer: LayerEntry, feature_id: str, crs: OutputCrs,
+    properties: tuple[str, ...] | None = None,
 ) -> str:
     table = layer.table()
     condition = _key_condition(layer, table, feature_id)
     row = None
     if condition is not None:
-        selected = sa.select(feature_json(layer, table, crs)).where(condition)
+        selected = sa.select(feature_json(layer, table, crs, properties)).where(condition)
         row = (await conn.execute(selected)).first()
     if row is None:
         raise NotFound(f"no feature '{feature_id}' in collection '{layer.id}'")
     return str(row[0])
+
+
+# --- Tabular downloads ---------------------------------------------------------------------
+
+
+def _csv_text(value: Any) -> str:
+    """A value as CSV text, written as the GeoJSON output writes it (ISO dates, true/false)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    return str(value)
+
+
+def rows_csv(page: RowsPage) -> str:
+    """A header line (the column names, then WKT), one line per feature (RFC 4180)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([c.name for c in page.columns] + [CSV_GEOMETRY])
+    for row in page.rows:
+        writer.writerow([_csv_text(v) for v in row])
+    return out.getvalue()
+
+
+def _arrow_type(sql_type: str) -> Any:
+    import pyarrow as pa
+
+    return {
+        "integer": pa.int32(), "bigint": pa.int64(), "double precision": pa.float64(),
+        "boolean": pa.bool_(), "date": pa.date32(), "timestamptz": pa.timestamp("us", tz="UTC"),
+        "time": pa.time64("us"),
+    }.get(sql_type, pa.string())
+
+
+def write_gpkg(page: RowsPage, path: Path, layer: LayerEntry, crs: OutputCrs) -> None:
+    """The rows as a GeoPackage layer named after the collection, in `crs` (x/y order)."""
+    import pyarrow as pa
+    import pyogrio
+
+    arrays = {c.name: pa.array([r[i] for r in page.rows], type=_arrow_type(c.sql_type))
+              for i, c in enumerate(page.columns)}
+    width = len(page.columns)
+    arrays[GPKG_GEOMETRY] = pa.array([r[width] for r in page.rows], type=pa.binary())
+    options = {}
+    if any(c.name.lower() == "fid" for c in page.columns):
+        options["FID"] = "gpkg_fid"  # GeoPackage's own row id must not take a property's name
+    geometry_type = layer.geometry_type
+    if geometry_type not in _OGR_GEOMETRY_TYPES:
+        geometry_type = "Unknown"
+    crs_name = "OGC:CRS84" if crs.uri == CRS84_URI else f"EPSG:{crs.srid}"
+    pyogrio.write_arrow(pa.table(arrays), str(path), layer=layer.id, driver="GPKG",
+                        geometry_name=GPKG_GEOMETRY, geometry_type=geometry_type, crs=crs_name,
+                        layer_options=options or None)
+
+
+_OGR_GEOMETRY_TYPES = {"Point", "LineString", "Polygon", "MultiPoint", "MultiLineString",
+                       "MultiPolygon", "GeometryCollection"}

@@ -3,30 +3,59 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import tempfile
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import Response
+from fastapi import APIRouter, Query, Request
+from fastapi import Path as PathParam
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, Response
+from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.background import BackgroundTask
 
 from geoapi import html
 from geoapi.catalog import get_layer, list_layers
 from geoapi.crs import CRS84_URI, SUPPORTED, parse_crs
-from geoapi.deps import ConnDep, FormatDep, SettingsDep, base_url
-from geoapi.features import ItemsQuery, fetch_feature, fetch_items
+from geoapi.deps import MEDIA_TYPES, ConnDep, FormatDep, ItemsFormatDep, SettingsDep, base_url
+from geoapi.features import (
+    ItemsQuery,
+    fetch_feature,
+    fetch_items,
+    fetch_rows,
+    rows_csv,
+    write_gpkg,
+)
 from geoapi.history import fetch_changes, fetch_quarantine
-from geoapi.params import parse_bbox, parse_instant, reject_unknown
+from geoapi.params import (
+    parse_bbox,
+    parse_equals,
+    parse_instant,
+    parse_properties,
+    parse_sortby,
+    reject_unknown,
+)
 from urbis_core.catalog import LayerEntry
 from urbis_core.settings import MAX_ITEMS_LIMIT
 
 router = APIRouter(tags=["Data"])
 
 GEOJSON = "application/geo+json"
-ITEMS_PARAMS = {"limit", "offset", "bbox", "bbox-crs", "crs", "datetime", "f"}
-CollectionId = Annotated[str, Path(description="Collection (layer) id, e.g. municipalities")]
+GPKG = "application/geopackage+sqlite3"
+FORMAT_TITLES = {"json": "GeoJSON", "html": "HTML", "csv": "CSV", "gpkg": "GeoPackage"}
+ITEMS_PARAMS = {"limit", "offset", "bbox", "bbox-crs", "crs", "datetime", "f", "properties",
+                "sortby"}
+CollectionId = Annotated[str, PathParam(description="Collection (layer) id, e.g. municipalities")]
 CrsParam = Annotated[str | None, Query(
     description="Output CRS (URI): CRS84 (default), EPSG:4326 (lat/lon), EPSG:31370, EPSG:3857")]
+PropertiesParam = Annotated[str | None, Query(
+    description="Only these properties, comma-separated, in this order (e.g. NAME_FRE,AREA); "
+                "an empty value keeps none. The feature id stays the key; CSV and GeoPackage "
+                "add the key column when it is not listed. Default: all")]
 
 
 def _epsg(srid: int) -> str:
@@ -55,6 +84,10 @@ def collection_doc(layer: LayerEntry, base: str) -> dict[str, Any]:
              "href": f"{href}/items"},
             {"rel": "items", "type": "text/html", "title": "Features as HTML",
              "href": f"{href}/items?f=html"},
+            {"rel": "items", "type": "text/csv", "title": "Features as CSV (WKT geometry)",
+             "href": f"{href}/items?f=csv"},
+            {"rel": "items", "type": GPKG, "title": "Features as a GeoPackage",
+             "href": f"{href}/items?f=gpkg"},
         ],
     }
     if layer.bbox_crs84:
@@ -101,14 +134,60 @@ async def collection(collection_id: CollectionId, request: Request, conn: ConnDe
     return doc
 
 
+ITEMS_DESCRIPTION = f"""The features of a collection, a page at a time, as GeoJSON, HTML, CSV or
+GeoPackage (`f`, or the Accept header).
+
+Besides the parameters listed here, **every property of the collection is a filter**:
+`<property>=<value>` keeps the features whose property equals the value (e.g.
+`/collections/addresses/items?PZNC=1060&MU_NAME_FR=Saint-Gilles`). The value is read as the
+property's type (integer, number, true/false, YYYY-MM-DD date, RFC 3339 date-time, text); a value
+that is not one is a 400. Several filters, and `bbox`, are combined with AND; `numberMatched`
+counts what they keep. `GET /collections/{{id}}` lists the properties and their types. Property
+names are case-sensitive; where a property has the name of a parameter above, the parameter wins.
+
+Paging: `limit` (at most {MAX_ITEMS_LIMIT}) and `offset`; the `next`/`prev` links (and, for CSV and
+GeoPackage, the `Link` header) carry every other parameter. The order is `sortby`, then the key.
+"""
+
+
+def _page_links(request: Request, href: str, query: ItemsQuery, returned: int, matched: int,
+                fmt: str = "json") -> list[dict[str, Any]]:
+    """The self and next/prev links in `fmt`, alternates in the others; parameters kept."""
+    kept = [(k, v) for k, v in request.query_params.multi_items()
+            if k not in ("offset", "f", "limit")] + [("limit", str(query.limit))]
+
+    def link(rel: str, offset: int, f: str) -> dict[str, Any]:
+        return {"rel": rel, "type": MEDIA_TYPES[f][0], "title": f"{rel} ({FORMAT_TITLES[f]})",
+                "href": f"{href}?{urlencode([*kept, ('offset', offset), ('f', f)])}"}
+
+    links = [link("self", query.offset, fmt)]
+    links += [link("alternate", query.offset, f) for f in FORMAT_TITLES if f != fmt]
+    if query.offset + returned < matched:
+        links.append(link("next", query.offset + query.limit, fmt))
+    if query.offset > 0:
+        links.append(link("prev", max(0, query.offset - query.limit), fmt))
+    return links
+
+
+def _link_header(links: list[dict[str, Any]]) -> str:
+    """RFC 8288 `Link` header (for CSV and GeoPackage, which have no place for links)."""
+    return ", ".join(f'<{lk["href"]}>; rel="{lk["rel"]}"; type="{lk["type"]}"' for lk in links)
+
+
+def _download_name(layer: LayerEntry, suffix: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", layer.id) + suffix
+
+
 @router.get("/collections/{collection_id}/items", summary="Features of a collection",
-            response_class=Response, responses={200: {"content": {GEOJSON: {}}}})
+            description=ITEMS_DESCRIPTION, response_class=Response,
+            responses={200: {"content": {GEOJSON: {}, "text/html": {}, "text/csv": {},
+                                         GPKG: {}}}})
 async def items(
     collection_id: CollectionId,
     request: Request,
     conn: ConnDep,
     settings: SettingsDep,
-    fmt: FormatDep,
+    fmt: ItemsFormatDep,
     limit: Annotated[int | None, Query(
         ge=1, description=f"Features per page (default 10; at most {MAX_ITEMS_LIMIT}, "
                           "larger values are reduced to it)")] = None,
@@ -123,31 +202,33 @@ async def items(
         alias="datetime",
         description="The layer as it was at this instant (RFC 3339, e.g. "
                     "2026-11-28T12:00:00Z), from the sync's history")] = None,
+    properties: PropertiesParam = None,
+    sortby: Annotated[str | None, Query(
+        description="Sort order: comma-separated properties, each prefixed with + (ascending, "
+                    "the default) or - (descending), e.g. +NAME_FRE,-AREA (a + may arrive as a "
+                    "space). The key is always the last tie-breaker, so pages never overlap. "
+                    "Features without a value come last. Default: the key")] = None,
 ) -> Response:
-    reject_unknown(request.query_params.keys(), ITEMS_PARAMS)
     layer = await get_layer(conn, collection_id)
+    reject_unknown(request.query_params.keys(), ITEMS_PARAMS, layer)
     bbox_crs_ = parse_crs(bbox_crs, "bbox-crs")
     query = ItemsQuery(limit=min(limit or settings.default_limit, settings.max_limit),
                        offset=offset, bbox=parse_bbox(bbox, bbox_crs_), bbox_crs=bbox_crs_,
-                       crs=parse_crs(crs, "crs"), as_of=parse_instant(datetime_, "datetime"))
-    page = await fetch_items(conn, layer, query)
+                       crs=parse_crs(crs, "crs"), as_of=parse_instant(datetime_, "datetime"),
+                       properties=parse_properties(properties, layer),
+                       sortby=parse_sortby(sortby, layer),
+                       equals=parse_equals(request.query_params.multi_items(), layer,
+                                           ITEMS_PARAMS))
     base = base_url(request)
     href = f"{base}/collections/{layer.id}/items"
-    params = {k: v for k, v in request.query_params.items() if k not in ("offset", "f")}
-    params["limit"] = str(query.limit)
-
-    def page_link(rel: str, new_offset: int, media: str = GEOJSON, f: str = "json") -> dict:
-        return {"rel": rel, "type": media,
-                "href": f"{href}?{urlencode({**params, 'offset': new_offset, 'f': f})}"}
-
-    links = [page_link("self", query.offset),
-             page_link("alternate", query.offset, "text/html", "html"),
-             {"rel": "collection", "type": "application/json",
-              "href": f"{base}/collections/{layer.id}"}]
-    if query.offset + len(page.features) < page.number_matched:
-        links.append(page_link("next", query.offset + query.limit))
-    if query.offset > 0:
-        links.append(page_link("prev", max(0, query.offset - query.limit)))
+    content_crs = {"Content-Crs": f"<{query.crs.uri}>"}
+    if fmt in ("csv", "gpkg"):
+        return await _table_download(conn, layer, query, fmt, request, href, content_crs)
+    page = await fetch_items(conn, layer, query)
+    collection_link = {"rel": "collection", "type": "application/json",
+                       "href": f"{base}/collections/{layer.id}"}
+    links = [*_page_links(request, href, query, len(page.features), page.number_matched),
+             collection_link]
     meta: dict[str, object] = {
         "numberMatched": page.number_matched,
         "numberReturned": len(page.features),
@@ -160,32 +241,61 @@ async def items(
                        "properties": {"name": f"urn:ogc:def:crs:EPSG::{query.crs.srid}"}}
     if fmt == "html":
         features = [json.loads(f) for f in page.features]
-        nav = html.link_list([lk | {"title": lk["rel"]} for lk in links
+        pages = _page_links(request, href, query, len(features), page.number_matched, "html")
+        nav = html.link_list([lk | {"title": lk["rel"]} for lk in pages
                               if lk["rel"] in ("next", "prev")])
+        downloads = html.link_list([lk for lk in pages if lk["rel"] == "alternate"])
         body = (f"<p>{len(features)} of {page.number_matched} features "
                 f"(from {query.offset + 1 if features else 0}).</p>" + nav
-                + html.features_table(features, f"{base}/collections/{layer.id}"))
+                + html.features_table(features, f"{base}/collections/{layer.id}") + downloads)
         return html.page(f"{layer.display_title('en')}: features", body,
                          links[0]["href"])
     body = ('{"type":"FeatureCollection","features":[' + ",".join(page.features) + "],"
             + json.dumps(meta)[1:])
-    return Response(body, media_type=GEOJSON, headers={"Content-Crs": f"<{query.crs.uri}>"})
+    return Response(body, media_type=GEOJSON, headers=content_crs)
+
+
+async def _table_download(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery,
+                          fmt: str, request: Request, href: str,
+                          headers: dict[str, str]) -> Response:
+    """The items page as CSV (WKT in the output crs) or as a GeoPackage file."""
+    rows = await fetch_rows(conn, layer, query, "wkt" if fmt == "csv" else "wkb")
+    links = _page_links(request, href, query, len(rows.rows), rows.number_matched, fmt)
+    headers = headers | {"Link": _link_header(links),
+                         "Number-Matched": str(rows.number_matched),
+                         "Number-Returned": str(len(rows.rows))}
+    if fmt == "csv":
+        headers["Content-Disposition"] = (
+            f'inline; filename="{_download_name(layer, ".csv")}"')
+        return Response(rows_csv(rows), media_type="text/csv; charset=utf-8", headers=headers)
+    folder = Path(tempfile.mkdtemp(prefix="urbis-gpkg-"))
+    path = folder / _download_name(layer, ".gpkg")
+    try:
+        await run_in_threadpool(write_gpkg, rows, path, layer, query.crs)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return FileResponse(path, media_type=GPKG, filename=path.name, headers=headers,
+                        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True))
 
 
 @router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature by its key",
-            response_class=Response, responses={200: {"content": {GEOJSON: {}}}})
+            response_class=Response,
+            responses={200: {"content": {GEOJSON: {}, "text/html": {}}}})
 async def feature(
     collection_id: CollectionId,
-    feature_id: Annotated[str, Path(description="The feature's key value (e.g. a NIS code)")],
+    feature_id: Annotated[str, PathParam(description="The feature's key value (e.g. a NIS code)")],
     request: Request,
     conn: ConnDep,
     fmt: FormatDep,
     crs: CrsParam = None,
+    properties: PropertiesParam = None,
 ) -> Response:
-    reject_unknown(request.query_params.keys(), {"crs", "f"})
+    reject_unknown(request.query_params.keys(), {"crs", "f", "properties"})
     layer = await get_layer(conn, collection_id)
     output_crs = parse_crs(crs, "crs")
-    text = await fetch_feature(conn, layer, feature_id, output_crs)
+    text = await fetch_feature(conn, layer, feature_id, output_crs,
+                               parse_properties(properties, layer))
     base = base_url(request)
     href = f"{base}/collections/{layer.id}/items/{feature_id}"
     if fmt == "html":
