@@ -281,7 +281,7 @@ async def fetch_rows(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery
     return RowsPage(columns, rows, await _matched(conn, layer, count))
 
 
-def _key_condition(
+def key_condition(
     layer: LayerEntry, table: sa.Table, feature_id: str
 ) -> ColumnElement[bool] | None:
     """`key = <feature id>` with the id bound as the key's type; None when it cannot match."""
@@ -298,7 +298,7 @@ async def fetch_feature(
     properties: tuple[str, ...] | None = None,
 ) -> str:
     table = layer.table()
-    condition = _key_condition(layer, table, feature_id)
+    condition = key_condition(layer, table, feature_id)
     row = None
     if condition is not None:
         selected = sa.select(feature_json(layer, table, crs, properties)).where(condition)

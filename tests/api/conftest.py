@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -38,13 +39,15 @@ def synced_database_url(admin_url: str, template_url: str) -> Iterator[str]:
 def start_server(database_url: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url, "URBIS_PORT": str(port)}
+    # The server's log goes to a file: a pipe nobody reads would block it once full.
+    log = tempfile.NamedTemporaryFile(prefix="urbis-serve-", suffix=".log", delete=False)
     proc = subprocess.Popen([str(URBIS), "serve"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+                            stderr=log)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"urbis serve exited: {proc.stderr.read().decode()[-2000:]}")
+            raise RuntimeError(f"urbis serve exited: {Path(log.name).read_text()[-2000:]}")
         try:
             if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
                 return proc, base

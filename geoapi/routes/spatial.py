@@ -1,0 +1,376 @@
+"""Spatial queries for regional apps: what is here, within a distance, nearest, intersects, stats.
+
+Points and geometries come in `crs` (CRS84 by default, longitude first; EPSG:4326 latitude
+first) and answers go out in it. Everything is checked here, at the edge: bad values are 400s
+naming the parameter, unknown collections and features 404s.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
+
+import shapely
+import shapely.geometry
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from geoapi.catalog import get_layer, list_layers
+from geoapi.crs import OutputCrs, parse_crs
+from geoapi.deps import ConnDep, SettingsDep, base_url
+from geoapi.params import reject_unknown
+from geoapi.spatial import (
+    LOOKUP_MAX_PER_COLLECTION,
+    LOOKUP_TOLERANCE_M,
+    MAX_DISTANCE_M,
+    MAX_NEAREST,
+    MAX_STATS_GROUPS,
+    GroupStats,
+    QueryPoint,
+    QueryShape,
+    features_at,
+    features_intersecting,
+    features_within,
+    group_stats,
+    literal_shape,
+    nearest_features,
+    stored_shape,
+)
+from urbis_core.catalog import LayerEntry
+from urbis_core.errors import InvalidParameter
+from urbis_core.settings import MAX_ITEMS_LIMIT
+
+router = APIRouter(tags=["Spatial queries"])
+
+GEOJSON = "application/geo+json"
+DEFAULT_LIMIT = 100
+MAX_BODY_BYTES = 10_000_000
+PROJECTED_LIMIT_M = 20_048_966.11  # the extent of Web Mercator: nothing on Earth lies further
+GEOMETRY_DEPTH = {"Point": 1, "MultiPoint": 2, "LineString": 2, "MultiLineString": 3,
+                  "Polygon": 3, "MultiPolygon": 4}  # nesting of lists down to the numbers
+
+CollectionId = Annotated[str, Path(description="Collection (layer) id, e.g. addresses")]
+X = Annotated[float, Query(allow_inf_nan=False, description=(
+    "First coordinate in `crs`: longitude in CRS84 (default), latitude in EPSG:4326, "
+    "easting in EPSG:31370 and EPSG:3857, e.g. 4.3445. Longitudes lie in [-180, 180], "
+    f"latitudes in [-90, 90], projected coordinates within ±{PROJECTED_LIMIT_M:,.0f} m"))]
+Y = Annotated[float, Query(allow_inf_nan=False, description=(
+    "Second coordinate in `crs`: latitude in CRS84, longitude in EPSG:4326, northing in "
+    "EPSG:31370 and EPSG:3857, e.g. 50.8316 (ranges as for x)"))]
+Crs = Annotated[str | None, Query(description=(
+    "CRS (URI or short form) of the point or geometry given and of the answer: "
+    "http://www.opengis.net/def/crs/OGC/1.3/CRS84 (default, lon/lat), EPSG:4326 (lat/lon), "
+    "EPSG:31370 (Belgian Lambert 72, the storage CRS), EPSG:3857"))]
+Limit = Annotated[int | None, Query(ge=1, description=(
+    f"Features per answer (default {DEFAULT_LIMIT}; at most {MAX_ITEMS_LIMIT}, larger values "
+    "are reduced to it)"))]
+Offset = Annotated[int, Query(ge=0, description="Features to skip (paging)")]
+Measure = Annotated[bool, Query(description=(
+    "Add each feature's `intersection_area` (m², polygons with a polygon) or "
+    "`intersection_length` (m, polygons with a line, lines with a polygon), planar in "
+    "EPSG:31370; other pairs intersect in points, with nothing to measure (a 400)"))]
+
+
+# -- validation at the edge ------------------------------------------------------------------
+
+def _out_of_range(first: float, second: float, crs: OutputCrs) -> tuple[int, str] | None:
+    """Which of the two values of a position (in `crs` axis order) is out of range, and why."""
+    if crs.geographic:
+        lon_at, lat_at = (1, 0) if crs.lat_first else (0, 1)
+        lon, lat = (first, second)[lon_at], (first, second)[lat_at]
+        if not -180 <= lon <= 180:
+            order = " (EPSG:4326 takes latitude first)" if crs.lat_first else ""
+            return lon_at, f"longitude {lon} is not between -180 and 180{order}"
+        if not -90 <= lat <= 90:
+            order = "" if crs.lat_first else " (CRS84 takes longitude first)"
+            return lat_at, f"latitude {lat} is not between -90 and 90{order}"
+        return None
+    for at, value in enumerate((first, second)):
+        if abs(value) > PROJECTED_LIMIT_M:
+            return at, (f"{value} m is out of range; projected coordinates lie within "
+                        f"±{PROJECTED_LIMIT_M:,.0f} m")
+    return None
+
+
+def parse_point(x: float, y: float, crs: OutputCrs) -> QueryPoint:
+    """The point x/y given in `crs`, checked for range, as longitude/easting first."""
+    problem = _out_of_range(x, y, crs)
+    if problem is not None:
+        raise InvalidParameter(("x", "y")[problem[0]], problem[1])
+    return QueryPoint(y, x, crs.srid) if crs.lat_first else QueryPoint(x, y, crs.srid)
+
+
+def _positions(kind: str, coordinates: Any, depth: int) -> Iterator[Any]:
+    if depth == 1:
+        yield coordinates
+        return
+    if not isinstance(coordinates, list):
+        raise InvalidParameter("body", f"the 'coordinates' of a {kind} are lists nested "
+                                       f"{GEOMETRY_DEPTH[kind]} deep down to the numbers; found "
+                                       f"{json.dumps(coordinates)[:60]}")
+    for item in coordinates:
+        yield from _positions(kind, item, depth - 1)
+
+
+def _check_coordinates(kind: str, coordinates: Any, crs: OutputCrs) -> None:
+    count = 0
+    for position in _positions(kind, coordinates, GEOMETRY_DEPTH[kind]):
+        if (not isinstance(position, list) or len(position) not in (2, 3)
+                or not all(isinstance(n, int | float) and not isinstance(n, bool)
+                           for n in position)):
+            raise InvalidParameter("body", "each position must be a list of 2 (or 3) numbers; "
+                                           f"found {json.dumps(position)[:60]}")
+        if not all(math.isfinite(n) for n in position):
+            raise InvalidParameter("body", f"position {position} has a number that is not finite")
+        problem = _out_of_range(position[0], position[1], crs)
+        if problem is not None:
+            raise InvalidParameter("body", f"position {position}: {problem[1]}")
+        count += 1
+    if count == 0:
+        raise InvalidParameter("body", f"the {kind} is empty")
+
+
+def parse_geometry(raw: bytes, crs: OutputCrs) -> shapely.Geometry:
+    """The GeoJSON geometry (or a Feature's) of a body, with longitude/easting first.
+
+    Checked to be well-formed, in range for `crs`, non-empty and valid (OGC simple features).
+    """
+    example = '{"type": "Polygon", "coordinates": [[[4.34, 50.83], [4.35, 50.83], ...]]}'
+    if len(raw) > MAX_BODY_BYTES:
+        raise InvalidParameter("body", f"larger than {MAX_BODY_BYTES:,} bytes")
+    if not raw.strip():
+        raise InvalidParameter("body", f"empty; send a GeoJSON geometry, e.g. {example}")
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidParameter("body", f"not JSON ({exc})") from None
+    if isinstance(doc, dict) and doc.get("type") == "Feature":
+        doc = doc.get("geometry")
+        if not isinstance(doc, dict):
+            raise InvalidParameter("body", "the Feature has no geometry")
+    if not isinstance(doc, dict) or doc.get("type") not in GEOMETRY_DEPTH:
+        kind = doc.get("type") if isinstance(doc, dict) else type(doc).__name__
+        raise InvalidParameter("body", f"expected a GeoJSON geometry of type "
+                                       f"{', '.join(GEOMETRY_DEPTH)} (or a Feature with one); "
+                                       f"got {json.dumps(kind)[:60]}")
+    if "coordinates" not in doc:
+        raise InvalidParameter("body", f"the {doc['type']} has no 'coordinates'")
+    _check_coordinates(doc["type"], doc["coordinates"], crs)
+    try:
+        geometry = shapely.force_2d(shapely.geometry.shape(doc))
+    except (ValueError, TypeError, IndexError, shapely.errors.GEOSException) as exc:
+        raise InvalidParameter("body", f"not a valid {doc['type']}: {exc}") from None
+    if geometry.is_empty:
+        raise InvalidParameter("body", f"the {doc['type']} is empty")
+    if not geometry.is_valid:
+        raise InvalidParameter("body", f"the {doc['type']} is not valid: "
+                                       f"{shapely.is_valid_reason(geometry)}")
+    if crs.lat_first:
+        geometry = shapely.transform(geometry, lambda xy: xy[:, ::-1])
+    return geometry
+
+
+def _limit(limit: int | None, cap: int) -> int:
+    return min(limit or DEFAULT_LIMIT, cap)
+
+
+async def _lookup_layers(conn: AsyncConnection, raw: str | None) -> list[LayerEntry]:
+    if raw is None or raw.strip() == "":
+        return await list_layers(conn)
+    ids = [part.strip() for part in raw.split(",")]
+    if not all(ids):
+        raise InvalidParameter("collections", f"'{raw}' has an empty id; expected "
+                                              "comma-separated ids, e.g. municipalities,addresses")
+    return [await get_layer(conn, layer_id) for layer_id in dict.fromkeys(ids)]
+
+
+# -- answers ----------------------------------------------------------------------------------
+
+def _feature_collection(request: Request, layer: LayerEntry, crs: OutputCrs,
+                        features: list[dict[str, Any]], **members: Any) -> Response:
+    doc: dict[str, Any] = {"type": "FeatureCollection", "features": features, **members,
+                           "numberReturned": len(features)}
+    if not crs.geographic:
+        # GeoJSON readers (GDAL, geopandas) assume WGS 84 unless told otherwise.
+        doc["crs"] = {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{crs.srid}"}}
+    doc["links"] = [{"rel": "collection", "type": "application/json",
+                     "href": f"{base_url(request)}/collections/{layer.id}"}]
+    return Response(json.dumps(doc), media_type=GEOJSON,
+                    headers={"Content-Crs": f"<{crs.uri}>"})
+
+
+def _stats_csv(stats: GroupStats) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([name for name in (stats.key_field, stats.title_field, "count", stats.measure)
+                     if name is not None])
+    writer.writerows(row.values() for row in stats.rows)
+    return out.getvalue()
+
+
+_FEATURE_COLLECTION: dict[int | str, dict[str, Any]] = {
+    200: {"content": {GEOJSON: {}}, "description": "GeoJSON FeatureCollection"}}
+_GEOMETRY_BODY = {"requestBody": {"required": True, "description": (
+    "A GeoJSON geometry (Point, MultiPoint, LineString, MultiLineString, Polygon, "
+    "MultiPolygon) or a Feature holding one, in `crs`; it must be valid (no self-intersection)"),
+    "content": {ct: {"schema": {"type": "object", "required": ["type", "coordinates"],
+                                "properties": {"type": {"type": "string"},
+                                               "coordinates": {"type": "array"}}},
+                     "example": {"type": "Polygon", "coordinates": [[
+                         [4.3440, 50.8310], [4.3460, 50.8310], [4.3460, 50.8325],
+                         [4.3440, 50.8325], [4.3440, 50.8310]]]}}
+                for ct in (GEOJSON, "application/json")}}}
+
+
+# -- endpoints --------------------------------------------------------------------------------
+
+@router.get("/lookup", summary="What is at a point, per collection", description=(
+    "For each collection asked for (default: all), the features at the point: in polygon "
+    "collections those whose area contains it (boundary included); in point and line "
+    f"collections those within {LOOKUP_TOLERANCE_M:g} m of it. Nearest first, at most "
+    f"{LOOKUP_MAX_PER_COLLECTION} per collection. Answer: "
+    '`{"point": <GeoJSON Point>, "crs": <uri>, "results": {"<collection>": [<Feature>, ...]}}`, '
+    "features in `crs`."))
+async def lookup(
+    request: Request, conn: ConnDep, x: X, y: Y, crs: Crs = None,
+    collections: Annotated[str | None, Query(description=(
+        "Comma-separated collection ids, e.g. municipalities,addresses (default: all)"))] = None,
+) -> dict[str, Any]:
+    reject_unknown(request.query_params.keys(), {"x", "y", "crs", "collections"})
+    out = parse_crs(crs, "crs")
+    point = parse_point(x, y, out)
+    layers = await _lookup_layers(conn, collections)
+    results = {layer.id: await features_at(conn, layer, point, out) for layer in layers}
+    return {"point": {"type": "Point", "coordinates": [x, y]}, "crs": out.uri,
+            "results": results}
+
+
+@router.get("/collections/{collection_id}/within", summary="Features within a distance",
+            response_class=Response, responses=_FEATURE_COLLECTION, description=(
+                "Features within `distance` metres of the point, nearest first (then by key), "
+                "each with a `distance` property (metres, planar in EPSG:31370, rounded to the "
+                "mm; 0 inside a polygon). `numberMatched` counts them all."))
+async def within(
+    collection_id: CollectionId, request: Request, conn: ConnDep, settings: SettingsDep,
+    x: X, y: Y,
+    distance: Annotated[float, Query(gt=0, le=MAX_DISTANCE_M, allow_inf_nan=False, description=(
+        f"Radius in metres, more than 0 and at most {MAX_DISTANCE_M:,.0f}"))],
+    crs: Crs = None, limit: Limit = None, offset: Offset = 0,
+) -> Response:
+    reject_unknown(request.query_params.keys(),
+                   {"x", "y", "distance", "crs", "limit", "offset"})
+    out = parse_crs(crs, "crs")
+    point = parse_point(x, y, out)
+    layer = await get_layer(conn, collection_id)
+    features, matched = await features_within(conn, layer, point, distance, out,
+                                              _limit(limit, settings.max_limit), offset)
+    return _feature_collection(request, layer, out, features, numberMatched=matched)
+
+
+@router.get("/collections/{collection_id}/nearest", summary="The k nearest features",
+            response_class=Response, responses=_FEATURE_COLLECTION, description=(
+                "The `k` features nearest to the point (the spatial index's KNN order), nearest "
+                "first (ties by key), each with a `distance` property (metres, planar in "
+                "EPSG:31370, rounded to the mm; 0 inside a polygon)."))
+async def nearest(
+    collection_id: CollectionId, request: Request, conn: ConnDep, x: X, y: Y,
+    k: Annotated[int, Query(ge=1, le=MAX_NEAREST, description=(
+        f"How many features (default 1, at most {MAX_NEAREST})"))] = 1,
+    crs: Crs = None,
+) -> Response:
+    reject_unknown(request.query_params.keys(), {"x", "y", "k", "crs"})
+    out = parse_crs(crs, "crs")
+    point = parse_point(x, y, out)
+    layer = await get_layer(conn, collection_id)
+    features = await nearest_features(conn, layer, point, k, out)
+    return _feature_collection(request, layer, out, features)
+
+
+async def _intersecting(request: Request, conn: AsyncConnection, layer: LayerEntry,
+                        shape: QueryShape, out: OutputCrs, measure: bool, limit: int,
+                        offset: int) -> Response:
+    features, matched = await features_intersecting(conn, layer, shape, out, measure, limit,
+                                                    offset)
+    return _feature_collection(request, layer, out, features, numberMatched=matched)
+
+
+@router.post("/collections/{collection_id}/intersects",
+             summary="Features intersecting a geometry", response_class=Response,
+             responses=_FEATURE_COLLECTION, openapi_extra=_GEOMETRY_BODY, description=(
+                 "Features whose geometry intersects the GeoJSON geometry in the body (given "
+                 "in `crs`), by key; `numberMatched` counts them all. A body that is not "
+                 "GeoJSON, or an empty or invalid geometry, is a 400."))
+async def intersects_geometry(
+    collection_id: CollectionId, request: Request, conn: ConnDep, settings: SettingsDep,
+    crs: Crs = None, measure: Measure = False, limit: Limit = None, offset: Offset = 0,
+) -> Response:
+    reject_unknown(request.query_params.keys(), {"crs", "measure", "limit", "offset"})
+    out = parse_crs(crs, "crs")
+    geometry = parse_geometry(await request.body(), out)
+    layer = await get_layer(conn, collection_id)
+    shape = literal_shape(shapely.to_wkb(geometry), out.srid,
+                          int(shapely.get_dimensions(geometry)), layer)
+    return await _intersecting(request, conn, layer, shape, out, measure,
+                               _limit(limit, settings.max_limit), offset)
+
+
+@router.get("/collections/{collection_id}/intersects",
+            summary="Features intersecting another stored feature", response_class=Response,
+            responses=_FEATURE_COLLECTION, description=(
+                "Features whose geometry intersects the geometry of the stored feature "
+                "`feature` (e.g. the addresses in a municipality), by key; `numberMatched` "
+                "counts them all. Features touching it count."))
+async def intersects_feature(
+    collection_id: CollectionId, request: Request, conn: ConnDep, settings: SettingsDep,
+    feature: Annotated[str, Query(description=(
+        "The other feature as <collection>/<key>, e.g. municipalities/21013"))],
+    crs: Annotated[str | None, Query(description=(
+        "Output CRS: CRS84 (default), EPSG:4326 (lat/lon), EPSG:31370, EPSG:3857"))] = None,
+    measure: Measure = False, limit: Limit = None, offset: Offset = 0,
+) -> Response:
+    reject_unknown(request.query_params.keys(), {"feature", "crs", "measure", "limit", "offset"})
+    out = parse_crs(crs, "crs")
+    source_id, slash, key = feature.partition("/")
+    if not slash or not source_id or not key:
+        raise InvalidParameter("feature", f"'{feature}' is not <collection>/<key>, e.g. "
+                                          "municipalities/21013")
+    layer = await get_layer(conn, collection_id)
+    source = await get_layer(conn, source_id)
+    shape = await stored_shape(conn, source, key, layer)
+    return await _intersecting(request, conn, layer, shape, out, measure,
+                               _limit(limit, settings.max_limit), offset)
+
+
+@router.get("/collections/{collection_id}/stats", summary="Counts and totals per area",
+            responses={200: {"content": {"application/json": {}, "text/csv": {}}}},
+            response_class=Response, description=(
+                "For each feature of the polygon collection `by` (by key): its key, a naming "
+                "field when it has one (e.g. NAME_FRE), the `count` of this collection's "
+                "features in it (points: inside or on its boundary; polygons: whose "
+                "representative point, ST_PointOnSurface, is; lines: whose longest part is) "
+                "and, for polygons, `area_m2` of their parts inside it, for lines `length_m`. "
+                f"`by` may have at most {MAX_STATS_GROUPS:,} features. JSON, or CSV with a "
+                "header line (`f=csv` or `Accept: text/csv`)."))
+async def stats(
+    collection_id: CollectionId, request: Request, conn: ConnDep,
+    by: Annotated[str, Query(description="Polygon collection to group by, e.g. municipalities")],
+    f: Annotated[Literal["json", "csv"] | None, Query(description=(
+        "Output format (default: JSON, or CSV when the Accept header asks for text/csv)"))]
+        = None,
+) -> Response:
+    reject_unknown(request.query_params.keys(), {"by", "f"})
+    layer = await get_layer(conn, collection_id)
+    group = await get_layer(conn, by)
+    result = await group_stats(conn, layer, group)
+    if f == "csv" or (f is None and "text/csv" in request.headers.get("accept", "")):
+        return Response(_stats_csv(result), media_type="text/csv; charset=utf-8", headers={
+            "Content-Disposition": f'inline; filename="{layer.id}-by-{group.id}.csv"'})
+    doc = {"collection": layer.id, "by": group.id, "keyField": result.key_field,
+           "titleField": result.title_field, "measure": result.measure,
+           "groups": result.rows, "numberReturned": len(result.rows)}
+    return Response(json.dumps(doc, default=str), media_type="application/json")
