@@ -40,6 +40,7 @@ from geoapi.params import (
     reject_unknown,
 )
 from urbis_core.catalog import LayerEntry
+from urbis_core.errors import InvalidParameter
 from urbis_core.settings import MAX_ITEMS_LIMIT
 
 router = APIRouter(tags=["Data"])
@@ -323,7 +324,9 @@ async def changes(
     reject_unknown(request.query_params.keys(), {"since", "limit", "offset", "f"})
     layer = await get_layer(conn, collection_id)
     instant = parse_instant(since, "since")
-    assert instant is not None
+    if instant is None:
+        raise InvalidParameter("since", "required: an RFC 3339 instant such as "
+                                        "2026-11-28T12:00:00Z")
     size = min(limit or 100, settings.max_limit)
     events = await fetch_changes(conn, layer, instant, size, offset)
     base = base_url(request)

@@ -153,7 +153,8 @@ def parse_geometry(raw: bytes, crs: OutputCrs) -> shapely.Geometry:
         doc = doc.get("geometry")
         if not isinstance(doc, dict):
             raise InvalidParameter("body", "the Feature has no geometry")
-    if not isinstance(doc, dict) or doc.get("type") not in GEOMETRY_DEPTH:
+    if not isinstance(doc, dict) or not isinstance(doc.get("type"), str) \
+            or doc["type"] not in GEOMETRY_DEPTH:
         kind = doc.get("type") if isinstance(doc, dict) else type(doc).__name__
         raise InvalidParameter("body", f"expected a GeoJSON geometry of type "
                                        f"{', '.join(GEOMETRY_DEPTH)} (or a Feature with one); "
