@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,3 +102,18 @@ def http() -> Iterator[HttpFetcher]:
     fetcher = HttpFetcher(RetryPolicy(attempts=3, backoff=0.01, timeout=5))
     yield fetcher
     fetcher.close()
+
+
+def wait_for_blocked_update(url: str, seconds: float = 20) -> int:
+    """The pid of a backend whose UPDATE waits on a lock (a sync's apply held up by a test)."""
+    deadline = time.monotonic() + seconds
+    # pg_stat_activity is a snapshot per transaction: watch it from an autocommit session.
+    with psycopg.connect(url, autocommit=True) as watcher:
+        while time.monotonic() < deadline:
+            waiting = watcher.execute(
+                "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query ILIKE '%UPDATE%'").fetchall()
+            if waiting:
+                return int(waiting[0][0])
+            time.sleep(0.05)
+    raise AssertionError("the apply never reached the locked row")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import shutil
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import psycopg
 import sqlalchemy as sa
 
+from tests.conftest import wait_for_blocked_update
 from tests.db.test_reconcile import Layer, legacy_municipalities
 from urbis_core import migrate
 from urbis_core.db import create_sync_engine
@@ -42,15 +42,7 @@ def test_database_restarted_mid_apply(tmp_path: Path):
         result: dict = {}
         worker = threading.Thread(target=lambda: result.setdefault("r", layer.sync_report(engine)))
         worker.start()
-        waiting: list = []
-        with psycopg.connect(url, autocommit=True) as watcher:
-            deadline = time.monotonic() + 20
-            while not waiting and time.monotonic() < deadline:
-                waiting = watcher.execute(
-                    "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    "AND query ILIKE '%UPDATE%'").fetchall()
-                time.sleep(0.05)
-        assert waiting, "the apply never reached the locked row"
+        wait_for_blocked_update(url)
         cluster.stop()  # pg_ctl stop -m fast: every connection goes, the apply included
         cluster.start()
         worker.join(60)

@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 from shapely.geometry import Polygon
 
+from tests.conftest import wait_for_blocked_update
 from tests.support.mapserver import (
     MapServerWfs,
     WfsLayer,
@@ -206,17 +207,9 @@ def test_database_connection_lost_mid_apply(engine, database_url, municipalities
         result: dict = {}
         worker = threading.Thread(target=lambda: result.setdefault("r", sync(engine, config)))
         worker.start()
-        waiting: list = []
-        deadline = time.monotonic() + 20
-        # pg_stat_activity is a snapshot per transaction: watch it from an autocommit session.
-        with psycopg.connect(database_url, autocommit=True) as watcher:
-            while not waiting and time.monotonic() < deadline:
-                waiting = watcher.execute(
-                    "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    "AND query ILIKE '%UPDATE%'").fetchall()
-                time.sleep(0.05)
-            assert waiting, "the apply never reached the locked row"
-            watcher.execute("SELECT pg_terminate_backend(%s)", (waiting[0][0],))
+        pid = wait_for_blocked_update(database_url)
+        with psycopg.connect(database_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
         worker.join(30)
         conn.rollback()
     blocker.dispose()
