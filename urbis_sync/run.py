@@ -115,6 +115,12 @@ def _run(engine: Engine, config: ServiceConfig, layer_id: str, settings: SyncSet
          progress: Progress | None) -> RunReport:
     started = time.monotonic()
     with engine.begin() as conn:
+        # This process holds the layer's lock, so a run still marked running is one whose
+        # process died (killed, machine restarted): say so rather than leave it running forever.
+        conn.execute(sync_run.update().where(sync_run.c.layer_id == layer_id,
+                                             sync_run.c.status == "running").values(
+            status="failed", finished_at=func.clock_timestamp(),
+            error="interrupted: the process running it stopped before it finished"))
         run_id = conn.execute(
             sync_run.insert().values(layer_id=layer_id, mode=RUN_MODE, status="running")
             .returning(sync_run.c.id)

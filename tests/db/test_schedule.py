@@ -72,3 +72,18 @@ def test_one_process_per_layer(engine, tmp_path):
         other.execute(sa.select(sa.func.pg_advisory_unlock(lock_key("addresses"))))
     assert busy.status == "busy" and busy.run_id is None
     assert sync_layer(engine, config, "addresses").status == "success"
+
+
+def test_a_run_left_running_by_a_dead_process_is_closed_as_failed(engine, tmp_path):
+    config = load_config(config_file(tmp_path, "1h"))
+    with engine.begin() as conn:  # what a worker killed mid-run leaves behind
+        conn.execute(sa.text("INSERT INTO urbis_meta.sync_run (layer_id, mode, status) "
+                             "VALUES ('addresses', 'reconcile', 'running')"))
+    assert layer_status(engine, config)[0].running
+    assert sync_layer(engine, config, "addresses").status == "success"
+    with engine.connect() as conn:
+        runs = conn.execute(sa.text("SELECT status, error FROM urbis_meta.sync_run "
+                                    "ORDER BY id")).all()
+    assert runs[0].status == "failed" and runs[0].error.startswith("interrupted")
+    assert runs[1].status == "success"
+    assert not layer_status(engine, config)[0].running
