@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy import ColumnElement, Select, func
@@ -25,6 +25,9 @@ from geoapi.values import parse_value
 from urbis_core.catalog import ColumnInfo, LayerEntry
 from urbis_core.db import HISTORY_SCHEMA
 from urbis_core.errors import NotFound
+
+if TYPE_CHECKING:
+    from geoapi.cql2 import CqlFilter
 
 MAX_PAIRS_PER_CALL = 50  # PostgreSQL functions take at most 100 arguments
 CSV_GEOMETRY = "WKT"  # GDAL's CSV driver reads a column of this name as the geometry
@@ -58,6 +61,7 @@ class ItemsQuery:
     properties: tuple[str, ...] | None = None  # None: all, in the source's order
     sortby: tuple[SortKey, ...] = ()
     equals: tuple[PropertyFilter, ...] = ()
+    cql: CqlFilter | None = None  # `filter` (OGC API Features Part 3)
 
 
 @dataclass(frozen=True)
@@ -156,6 +160,8 @@ def _filters(layer: LayerEntry, table: sa.Table, query: ItemsQuery) -> list[Colu
     types = {c.name: c.sql_type for c in layer.columns}
     for flt in query.equals:
         conditions.append(_equals(table.c[flt.name], types[flt.name], flt.value))
+    if query.cql is not None:
+        conditions.append(query.cql.condition(layer, table))
     return conditions
 
 

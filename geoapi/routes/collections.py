@@ -20,6 +20,7 @@ from starlette.background import BackgroundTask
 
 from geoapi import html
 from geoapi.catalog import get_layer, list_layers
+from geoapi.cql2 import compile_filter, parse_language
 from geoapi.crs import CRS84_URI, SUPPORTED, parse_crs
 from geoapi.deps import MEDIA_TYPES, ConnDep, FormatDep, ItemsFormatDep, SettingsDep, base_url
 from geoapi.features import (
@@ -49,7 +50,8 @@ GEOJSON = "application/geo+json"
 GPKG = "application/geopackage+sqlite3"
 FORMAT_TITLES = {"json": "GeoJSON", "html": "HTML", "csv": "CSV", "gpkg": "GeoPackage"}
 ITEMS_PARAMS = {"limit", "offset", "bbox", "bbox-crs", "crs", "datetime", "f", "properties",
-                "sortby"}
+                "sortby", "filter", "filter-lang", "filter-crs"}
+QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
 CollectionId = Annotated[str, PathParam(description="Collection (layer) id, e.g. municipalities")]
 CrsParam = Annotated[str | None, Query(
     description="Output CRS (URI): CRS84 (default), EPSG:4326 (lat/lon), EPSG:31370, EPSG:3857")]
@@ -89,6 +91,8 @@ def collection_doc(layer: LayerEntry, base: str) -> dict[str, Any]:
              "href": f"{href}/items?f=csv"},
             {"rel": "items", "type": GPKG, "title": "Features as a GeoPackage",
              "href": f"{href}/items?f=gpkg"},
+            {"rel": QUERYABLES_REL, "type": "application/schema+json",
+             "title": "Properties usable in filter (CQL2)", "href": f"{href}/queryables"},
         ],
     }
     if layer.bbox_crs84:
@@ -135,6 +139,56 @@ async def collection(collection_id: CollectionId, request: Request, conn: ConnDe
     return doc
 
 
+QUERYABLE_TYPES: dict[str, dict[str, str]] = {
+    "integer": {"type": "integer"}, "bigint": {"type": "integer"},
+    "double precision": {"type": "number"}, "boolean": {"type": "boolean"},
+    "date": {"type": "string", "format": "date"},
+    "timestamptz": {"type": "string", "format": "date-time"},
+    "time": {"type": "string", "format": "time"},
+}
+
+
+def queryables_doc(layer: LayerEntry, base: str) -> dict[str, Any]:
+    """The properties `filter` accepts, as a JSON Schema (OGC API Features Part 3)."""
+    properties: dict[str, Any] = {
+        c.name: {"title": c.name, **QUERYABLE_TYPES.get(c.sql_type, {"type": "string"})}
+        for c in layer.columns}
+    kind = layer.geometry_type
+    geometry: dict[str, Any] = {"title": "The geometry (also `geom` in filters)"}
+    if kind in ("Point", "LineString", "Polygon", "MultiPoint", "MultiLineString",
+                "MultiPolygon", "GeometryCollection"):
+        geometry |= {"format": f"geometry-{kind.lower()}",
+                     "$ref": f"https://geojson.org/schema/{kind}.json"}
+    else:
+        geometry |= {"format": "geometry-any", "$ref": "https://geojson.org/schema/Geometry.json"}
+    properties["geometry"] = geometry
+    return {
+        "$schema": "https://json-schema.org/draft/2019-09/schema",
+        "$id": f"{base}/collections/{layer.id}/queryables",
+        "type": "object",
+        "title": layer.display_title("en"),
+        "properties": properties,
+        "additionalProperties": False,
+    }
+
+
+@router.get("/collections/{collection_id}/queryables",
+            summary="The properties a filter can use (JSON Schema)")
+async def queryables(collection_id: CollectionId, request: Request, conn: ConnDep,
+                     fmt: FormatDep) -> Any:
+    reject_unknown(request.query_params.keys(), {"f"})
+    base = base_url(request)
+    layer = await get_layer(conn, collection_id)
+    doc = queryables_doc(layer, base)
+    if fmt == "html":
+        rows = [[html.esc(name), html.esc(spec.get("type", "")), html.esc(spec.get("format", ""))]
+                for name, spec in doc["properties"].items()]
+        return html.page(f"{layer.display_title('en')}: queryables",
+                         html.table(["name", "type", "format"], rows),
+                         f"{base}/collections/{layer.id}/queryables?f=json")
+    return Response(json.dumps(doc), media_type="application/schema+json")
+
+
 ITEMS_DESCRIPTION = f"""The features of a collection, a page at a time, as GeoJSON, HTML, CSV or
 GeoPackage (`f`, or the Accept header).
 
@@ -145,6 +199,14 @@ property's type (integer, number, true/false, YYYY-MM-DD date, RFC 3339 date-tim
 that is not one is a 400. Several filters, and `bbox`, are combined with AND; `numberMatched`
 counts what they keep. `GET /collections/{{id}}` lists the properties and their types. Property
 names are case-sensitive; where a property has the name of a parameter above, the parameter wins.
+
+`filter` takes a CQL2 expression (OGC API Features Part 3), in `filter-lang` cql2-text (the
+default) or cql2-json: comparisons (=, <>, <, <=, >, >=), LIKE, IN, BETWEEN, IS NULL, AND, OR,
+NOT, and S_INTERSECTS, S_WITHIN, S_CONTAINS, S_DISJOINT, S_EQUALS, S_TOUCHES, S_CROSSES,
+S_OVERLAPS between the geometry (`geom` or `geometry`) and a literal (WKT or BBOX() in text,
+GeoJSON or {{"bbox": [...]}} in JSON) whose CRS is `filter-crs` (default CRS84), e.g.
+`MU_NAME_FR LIKE 'Saint%' AND S_INTERSECTS(geom, POLYGON((4.3 50.8, 4.4 50.8, 4.4 50.9,
+4.3 50.8)))`. `GET /collections/{{id}}/queryables` lists the properties it accepts.
 
 Paging: `limit` (at most {MAX_ITEMS_LIMIT}) and `offset`; the `next`/`prev` links (and, for CSV and
 GeoPackage, the `Link` header) carry every other parameter. The order is `sortby`, then the key.
@@ -209,17 +271,30 @@ async def items(
                     "the default) or - (descending), e.g. +NAME_FRE,-AREA (a + may arrive as a "
                     "space). The key is always the last tie-breaker, so pages never overlap. "
                     "Features without a value come last. Default: the key")] = None,
+    filter_: Annotated[str | None, Query(
+        alias="filter",
+        description="CQL2 filter (OGC API Features Part 3), e.g. "
+                    "PZNC = '1060' AND S_INTERSECTS(geom, POINT(4.35 50.83))")] = None,
+    filter_lang: Annotated[str | None, Query(
+        alias="filter-lang", description="cql2-text (default) or cql2-json")] = None,
+    filter_crs: Annotated[str | None, Query(
+        alias="filter-crs", description="CRS of the geometry literals in filter (URI), same "
+                                        "choices as crs; default CRS84")] = None,
 ) -> Response:
     layer = await get_layer(conn, collection_id)
     reject_unknown(request.query_params.keys(), ITEMS_PARAMS, layer)
     bbox_crs_ = parse_crs(bbox_crs, "bbox-crs")
+    filter_crs_ = parse_crs(filter_crs, "filter-crs")
+    language = parse_language(filter_lang)
+    cql = None if filter_ is None else compile_filter(filter_, language, filter_crs_, layer)
     query = ItemsQuery(limit=min(limit or settings.default_limit, settings.max_limit),
                        offset=offset, bbox=parse_bbox(bbox, bbox_crs_), bbox_crs=bbox_crs_,
                        crs=parse_crs(crs, "crs"), as_of=parse_instant(datetime_, "datetime"),
                        properties=parse_properties(properties, layer),
                        sortby=parse_sortby(sortby, layer),
                        equals=parse_equals(request.query_params.multi_items(), layer,
-                                           ITEMS_PARAMS))
+                                           ITEMS_PARAMS),
+                       cql=cql)
     base = base_url(request)
     href = f"{base}/collections/{layer.id}/items"
     content_crs = {"Content-Crs": f"<{query.crs.uri}>"}

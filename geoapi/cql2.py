@@ -1,0 +1,341 @@
+"""OGC API Features Part 3 filters: CQL2 (text or JSON) as SQLAlchemy Core conditions.
+
+pygeofilter parses; the translation is ours: property names must be catalog columns (or the
+layer geometry, `geom`/`geometry`), every value is bound, geometry literals are transformed to
+the layer's SRID (the literal, never the column, so the GiST index is used). Anything the parser
+refuses or the translation does not support is an `InvalidParameter` (a 400).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import shapely
+import shapely.geometry
+import sqlalchemy as sa
+from pygeofilter import ast, values
+from sqlalchemy import ColumnElement, func
+
+from geoapi.crs import OutputCrs
+from urbis_core.catalog import LayerEntry
+from urbis_core.errors import InvalidParameter
+
+LANGUAGES = ("cql2-text", "cql2-json")
+GEOMETRY_NAMES = ("geom", "geometry")
+MAX_FILTER_LENGTH = 100_000
+
+_COMPARISONS: dict[type[ast.Node], str] = {
+    ast.Equal: "=", ast.NotEqual: "<>", ast.LessThan: "<", ast.LessEqual: "<=",
+    ast.GreaterThan: ">", ast.GreaterEqual: ">=",
+}
+_SPATIAL: dict[type[ast.Node], str] = {
+    ast.GeometryIntersects: "ST_Intersects", ast.GeometryWithin: "ST_Within",
+    ast.GeometryContains: "ST_Contains", ast.GeometryDisjoint: "ST_Disjoint",
+    ast.GeometryEquals: "ST_Equals", ast.GeometryTouches: "ST_Touches",
+    ast.GeometryCrosses: "ST_Crosses", ast.GeometryOverlaps: "ST_Overlaps",
+}
+_INTEGER_TYPES = {"integer": sa.BigInteger(), "bigint": sa.BigInteger()}
+_SCALAR_TYPES: dict[str, tuple[type | tuple[type, ...], sa.types.TypeEngine[Any]]] = {
+    "text": (str, sa.Text()),
+    "boolean": (bool, sa.Boolean()),
+    "date": (date, sa.Date()),
+    "timestamptz": (datetime, sa.DateTime(timezone=True)),
+}
+_KNOWN_TYPES = {*_INTEGER_TYPES, "double precision", *_SCALAR_TYPES}
+
+
+def _fail(message: str) -> InvalidParameter:
+    return InvalidParameter("filter", message)
+
+
+def _normalise_json(node: Any) -> Any:
+    """Standard CQL2 JSON `between` (three args) in the two-arg form pygeofilter reads."""
+    if isinstance(node, list):
+        return [_normalise_json(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    node = {k: _normalise_json(v) for k, v in node.items()}
+    args = node.get("args")
+    if node.get("op") == "between" and isinstance(args, list) and len(args) == 3:
+        node["args"] = [args[0], [args[1], args[2]]]
+    return node
+
+
+def parse_language(raw: str | None) -> str:
+    """`filter-lang`: cql2-text (the default) or cql2-json."""
+    language = raw or "cql2-text"
+    if language not in LANGUAGES:
+        raise InvalidParameter("filter-lang", f"'{raw}' is not supported; use "
+                                              f"{' or '.join(LANGUAGES)}")
+    return language
+
+
+def parse_filter(raw: str, language: str | None) -> ast.Node:
+    """The filter's AST; a 400 naming `filter` (or `filter-lang`) when it cannot be read."""
+    from pygeofilter.parsers.cql2_json import parse as parse_json
+    from pygeofilter.parsers.cql2_text import parse as parse_text
+
+    language = parse_language(language)
+    if raw.strip() == "":
+        raise _fail("the filter is empty")
+    if len(raw) > MAX_FILTER_LENGTH:
+        raise _fail(f"the filter is longer than {MAX_FILTER_LENGTH} characters")
+    try:
+        if language == "cql2-json":
+            document = _normalise_json(json.loads(raw))
+            node = parse_json(document)
+        else:
+            node = parse_text(raw)
+    except RecursionError:
+        raise _fail("the filter is nested too deeply") from None
+    except Exception as exc:  # noqa: BLE001 - the parsers raise many kinds of errors
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise _fail(f"not valid {language}: {detail[:300]}") from None
+    if not isinstance(node, ast.Node):
+        raise _fail(f"not valid {language}: expected a condition, got {node!r:.100}")
+    return node
+
+
+@dataclass(frozen=True)
+class CqlFilter:
+    """A parsed filter, the CRS of its geometry literals, and the layer it applies to."""
+
+    node: ast.Node
+    crs: OutputCrs
+
+    def condition(self, layer: LayerEntry, table: sa.Table) -> ColumnElement[bool]:
+        """The filter as a condition on `table` (the layer's live or history table)."""
+        try:
+            return _Translator(layer, table, self.crs).condition(self.node)
+        except RecursionError:
+            raise _fail("the filter is nested too deeply") from None
+
+
+def compile_filter(raw: str, language: str | None, crs: OutputCrs,
+                   layer: LayerEntry) -> CqlFilter:
+    """Parse `raw` and check it against `layer` (a 400 for anything not supported)."""
+    cql = CqlFilter(parse_filter(raw, language), crs)
+    cql.condition(layer, layer.table())  # translate once now, so errors come before any SQL
+    return cql
+
+
+class _Translator:
+    def __init__(self, layer: LayerEntry, table: sa.Table, crs: OutputCrs) -> None:
+        self.layer = layer
+        self.table = table
+        self.crs = crs
+        self.types = {c.name: c.sql_type for c in layer.columns}
+
+    # --- conditions --------------------------------------------------------------------------
+
+    def condition(self, node: Any) -> ColumnElement[bool]:
+        if isinstance(node, ast.And):
+            return sa.and_(self.condition(node.lhs), self.condition(node.rhs))
+        if isinstance(node, ast.Or):
+            return sa.or_(self.condition(node.lhs), self.condition(node.rhs))
+        if isinstance(node, ast.Not):
+            return sa.not_(self.condition(node.sub_node))
+        if isinstance(node, ast.Include):
+            return sa.false() if node.not_ else sa.true()
+        if type(node) in _COMPARISONS:
+            return self.comparison(node)
+        if isinstance(node, ast.Like):
+            return self.like(node)
+        if isinstance(node, ast.In):
+            return self.in_(node)
+        if isinstance(node, ast.Between):
+            return self.between(node)
+        if isinstance(node, ast.IsNull):
+            column = self.scalar_property(node.lhs, "IS NULL")
+            return column.is_not(None) if node.not_ else column.is_(None)
+        if type(node) in _SPATIAL:
+            return self.spatial(node)
+        if isinstance(node, ast.Node):
+            raise _fail(f"{_describe(node)} is not supported; supported: comparisons "
+                        "(=, <>, <, <=, >, >=), LIKE, IN, BETWEEN, IS NULL, AND, OR, NOT, "
+                        + ", ".join(o.upper().replace("ST_", "S_") for o in _SPATIAL.values()))
+        raise _fail(f"expected a condition, got the value {node!r:.100}")
+
+    def comparison(self, node: Any) -> ColumnElement[bool]:
+        op = _COMPARISONS[type(node)]
+        lhs, rhs = node.lhs, node.rhs
+        if not isinstance(lhs, ast.Attribute) and isinstance(rhs, ast.Attribute):
+            lhs, rhs = rhs, lhs
+            op = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}.get(op, op)
+        column = self.scalar_property(lhs, op)
+        name = lhs.name
+        if isinstance(rhs, ast.Attribute):
+            other = self.scalar_property(rhs, op)
+            if _family(self.types[name]) != _family(self.types[rhs.name]):
+                raise _fail(f"cannot compare '{name}' ({self.types[name]}) with "
+                            f"'{rhs.name}' ({self.types[rhs.name]})")
+            return column.op(op, is_comparison=True)(other)
+        value = self.value(name, rhs)
+        return column.op(op, is_comparison=True)(value)
+
+    def like(self, node: ast.Like) -> ColumnElement[bool]:
+        column = self.scalar_property(node.lhs, "LIKE")
+        name = node.lhs.name
+        if not isinstance(node.pattern, str):
+            raise _fail("the pattern of LIKE must be a string")
+        if self.types[name] != "text":
+            column = sa.cast(column, sa.Text)
+        # CQL2 wildcards are SQL's: % and _, escaped with a backslash.
+        pattern = sa.literal(node.pattern, sa.Text())
+        condition = column.like(pattern, escape="\\")
+        return sa.not_(condition) if node.not_ else condition
+
+    def in_(self, node: ast.In) -> ColumnElement[bool]:
+        column = self.scalar_property(node.lhs, "IN")
+        name = node.lhs.name
+        if not isinstance(node.sub_nodes, list) or not node.sub_nodes:
+            raise _fail("IN needs a non-empty list of values")
+        values_ = [self.value(name, v) for v in node.sub_nodes]
+        return column.not_in(values_) if node.not_ else column.in_(values_)
+
+    def between(self, node: ast.Between) -> ColumnElement[bool]:
+        column = self.scalar_property(node.lhs, "BETWEEN")
+        name = node.lhs.name
+        condition = column.between(self.value(name, node.low), self.value(name, node.high))
+        return sa.not_(condition) if node.not_ else condition
+
+    def spatial(self, node: Any) -> ColumnElement[bool]:
+        function = _SPATIAL[type(node)]
+        return getattr(func, function)(self.geometry(node.lhs), self.geometry(node.rhs))
+
+    # --- operands ----------------------------------------------------------------------------
+
+    def scalar_property(self, node: Any, op: str) -> ColumnElement[Any]:
+        """The column of a non-geometry property."""
+        if not isinstance(node, ast.Attribute):
+            raise _fail(f"the left side of {op} must be a property, not {_describe(node)}")
+        if node.name in GEOMETRY_NAMES and node.name not in self.types:
+            raise _fail(f"'{node.name}' is the geometry; use a spatial operator "
+                        "(S_INTERSECTS, S_WITHIN...)")
+        if node.name not in self.types:
+            raise _fail(f"unknown property '{node.name}'; '{self.layer.id}' has "
+                        + ", ".join(self.types) + " and the geometry (geom)")
+        column: ColumnElement[Any] = self.table.c[node.name]
+        if self.types[node.name] not in _KNOWN_TYPES:
+            column = sa.cast(column, sa.Text)  # types the API does not convert: text
+        return column
+
+    def value(self, name: str, raw: Any) -> ColumnElement[Any]:
+        """A literal bound with the type of column `name`; a 400 when it is not of that type."""
+        sql_type = self.types[name]
+        if isinstance(raw, ast.Node | values.Geometry | values.Envelope):
+            raise _fail(f"'{name}' can only be compared with a value, not {_describe(raw)}")
+        if raw is None or isinstance(raw, list | dict):
+            raise _fail(f"'{name}' cannot be compared with {raw!r:.100}")
+        expected = f"'{name}' is {sql_type}; {raw!r:.100} is not"
+        if sql_type in _INTEGER_TYPES or sql_type == "double precision":
+            if isinstance(raw, bool) or not isinstance(raw, int | float):
+                raise _fail(f"{expected} a number")
+            if isinstance(raw, float) and not math.isfinite(raw):
+                raise _fail(f"{expected} a finite number")
+            if isinstance(raw, int) and not -(2**63) <= raw < 2**63:
+                raise _fail(f"{expected} within the range of a 64-bit integer")
+            return sa.literal(raw, sa.BigInteger() if isinstance(raw, int) else sa.Float())
+        if sql_type in _SCALAR_TYPES:
+            kind, bind = _SCALAR_TYPES[sql_type]
+            if sql_type == "date" and isinstance(raw, datetime):
+                raise _fail(f"{expected} a date (use DATE('YYYY-MM-DD'))")
+            if sql_type == "timestamptz" and isinstance(raw, datetime) and raw.tzinfo is None:
+                raise _fail(f"{expected} a timestamp with a time zone")
+            if not isinstance(raw, kind):
+                raise _fail(f"{expected} {'a string' if kind is str else sql_type}")
+            if isinstance(raw, str) and "\x00" in raw:
+                raise _fail("strings cannot hold NUL characters")
+            return sa.literal(raw, bind)
+        if isinstance(raw, date | datetime):
+            return sa.literal(raw.isoformat(), sa.Text())
+        return sa.literal(str(raw).lower() if isinstance(raw, bool) else str(raw), sa.Text())
+
+    def geometry(self, node: Any) -> ColumnElement[Any]:
+        """The layer geometry (a property named geom or geometry) or a literal in its SRID."""
+        if isinstance(node, ast.Attribute):
+            if node.name in GEOMETRY_NAMES:
+                return self.table.c.geom
+            if node.name in self.types:
+                raise _fail(f"'{node.name}' is not a geometry; spatial operators take "
+                            "the geometry (geom)")
+            raise _fail(f"unknown property '{node.name}'; the geometry is 'geom'")
+        if isinstance(node, values.Geometry):
+            return self.literal(node.geometry)
+        if isinstance(node, values.Envelope):  # cql2-json {"bbox": [...]}, read in order
+            return self.envelope([node.x1, node.x2, node.y1, node.y2])
+        if isinstance(node, ast.Function) and node.name.lower() == "bbox":  # cql2-text BBOX()
+            return self.envelope(list(node.arguments))
+        raise _fail(f"spatial operators take the geometry and a geometry literal, "
+                    f"not {_describe(node)}")
+
+    def literal(self, geojson: Any) -> ColumnElement[Any]:
+        try:
+            shape = shapely.geometry.shape(geojson)
+        except Exception as exc:  # noqa: BLE001 - shapely raises several kinds
+            raise _fail(f"not a valid geometry literal: {str(exc)[:200]}") from None
+        if shape.is_empty:
+            raise _fail("the geometry literal is empty")
+        self.check_coordinates(shape)
+        if not shape.is_valid:
+            raise _fail(f"the geometry literal is not valid: {shapely.is_valid_reason(shape)}")
+        shape = shapely.force_2d(shape)
+        if self.crs.lat_first:
+            shape = shapely.transform(shape, lambda xy: xy[:, ::-1])
+        return self.to_layer(func.ST_GeomFromWKB(sa.literal(shape.wkb, sa.LargeBinary()),
+                                                 self.crs.srid))
+
+    def envelope(self, numbers: list[Any]) -> ColumnElement[Any]:
+        if len(numbers) not in (4, 6) or not all(
+                isinstance(n, int | float) and not isinstance(n, bool) for n in numbers):
+            raise _fail("a bbox literal needs 4 (or 6) numbers")
+        if len(numbers) == 6:
+            numbers = [numbers[0], numbers[1], numbers[3], numbers[4]]
+        minx, miny, maxx, maxy = (float(n) for n in numbers)
+        if self.crs.lat_first:
+            minx, miny, maxx, maxy = miny, minx, maxy, maxx
+        if minx > maxx or miny > maxy:
+            raise _fail("a bbox literal is minx,miny,maxx,maxy with min <= max")
+        self.check_coordinates(shapely.box(minx, miny, maxx, maxy))
+        return self.to_layer(func.ST_MakeEnvelope(
+            *(sa.literal(n, sa.Float()) for n in (minx, miny, maxx, maxy)), self.crs.srid))
+
+    def check_coordinates(self, shape: Any) -> None:
+        coordinates = shapely.get_coordinates(shape)
+        if not all(math.isfinite(c) for c in coordinates.flat):
+            raise _fail("geometry coordinates must be finite numbers")
+        if self.crs.geographic:
+            lon = coordinates[:, 1] if self.crs.lat_first else coordinates[:, 0]
+            lat = coordinates[:, 0] if self.crs.lat_first else coordinates[:, 1]
+            if (abs(lon) > 180).any() or (abs(lat) > 90).any():
+                raise _fail("geometry coordinates are out of range for filter-crs "
+                            f"{self.crs.uri} (longitude -180..180, latitude -90..90)")
+
+    def to_layer(self, geom: ColumnElement[Any]) -> ColumnElement[Any]:
+        if self.crs.srid != self.layer.srid:
+            return func.ST_Transform(geom, self.layer.srid)
+        return geom
+
+
+def _family(sql_type: str) -> str:
+    if sql_type in _INTEGER_TYPES or sql_type == "double precision":
+        return "number"
+    return sql_type if sql_type in _SCALAR_TYPES else "text"
+
+
+def _describe(node: Any) -> str:
+    if isinstance(node, ast.Function):
+        return f"the function {node.name}()"
+    if isinstance(node, ast.Attribute):
+        return f"the property '{node.name}'"
+    if isinstance(node, ast.Node):
+        op = getattr(node, "op", None)
+        name = getattr(op, "value", None) or type(node).__name__
+        return f"the operator {str(name).upper()}"
+    if isinstance(node, values.Geometry | values.Envelope):
+        return "a geometry"
+    return f"the value {node!r:.100}"
