@@ -30,8 +30,8 @@ async def fetch_changes(conn: AsyncConnection, layer: LayerEntry, since: datetim
         sa.select(live.c[key].label("k"), live.c.valid_from.label("at"))
         .where(live.c.valid_from > since)]
     ends: list[sa.Select[Any]] = []
+    hist = layer.history_table()
     if await has_history(conn, layer):
-        hist = layer.history_table()
         starts.append(sa.select(hist.c[key].label("k"), hist.c.valid_from.label("at"))
                       .where(hist.c.valid_from > since))
         ends.append(sa.select(hist.c[key].label("k"), hist.c.op.label("op"),
@@ -39,7 +39,6 @@ async def fetch_changes(conn: AsyncConnection, layer: LayerEntry, since: datetim
     begun = sa.union_all(*starts).subquery("begun")
     inserts = sa.select(begun.c.k, sa.literal("insert").label("op"), begun.c.at)
     if ends:
-        hist = layer.history_table()
         replaced = sa.select(sa.literal(1)).where(hist.c[key] == begun.c.k,
                                                   hist.c.valid_to == begun.c.at)
         inserts = inserts.where(~replaced.exists())

@@ -33,7 +33,10 @@ def _columns(data: bytes) -> tuple[int, int, int, list[tuple[str, str, int, int]
 
 def read_text_columns(path: Path, names: set[str], encoding: str) -> dict[str, list[str | None]]:
     """The raw values of `names` in record order, skipping deleted records as GDAL does."""
-    data = path.read_bytes()
+    return _text_columns(path.read_bytes(), names, encoding)
+
+
+def _text_columns(data: bytes, names: set[str], encoding: str) -> dict[str, list[str | None]]:
     count, header_len, record_len, fields = _columns(data)
     available = (len(data) - header_len) // record_len
     records = np.frombuffer(data, dtype=np.uint8, count=min(count, available) * record_len,
@@ -55,7 +58,7 @@ def decimal_comma_columns(path: Path, encoding: str) -> dict[str, list[str | Non
     numeric = {name for name, kind, _o, _w in fields if kind in "NF"}
     if not numeric or b"," not in data:
         return {}
-    raw = read_text_columns(path, numeric, encoding)
+    raw = _text_columns(data, numeric, encoding)
     return {name: values for name, values in raw.items()
             if any(v is not None and "," in v for v in values)}
 

@@ -305,10 +305,15 @@ def _drift(current: LayerEntry | None, shape: LayerShape) -> str | None:
     return "; ".join(notes) or None
 
 
+def _change_counts(cur: psycopg.Cursor[Any]) -> tuple[int, int, int]:
+    """Inserted, updated and deleted keys in the `_changes` table of this transaction."""
+    by_op = dict(cur.execute("SELECT op, count(*) FROM _changes GROUP BY op").fetchall())
+    return by_op.get("insert", 0), by_op.get("update", 0), by_op.get("delete", 0)
+
+
 def _counts_and_bbox(cur: psycopg.Cursor[Any], live: sql.Identifier, inc: sql.Identifier,
                      key: str) -> tuple[tuple[int, int, int], Any]:
-    by_op = dict(cur.execute("SELECT op, count(*) FROM _changes GROUP BY op").fetchall())
-    counts = (by_op.get("insert", 0), by_op.get("update", 0), by_op.get("delete", 0))
+    counts = _change_counts(cur)
     if not any(counts):
         return counts, None
     row = cur.execute(sql.SQL("""
@@ -418,8 +423,7 @@ def _rebuild(cur: psycopg.Cursor[Any], layer_id: str, key: str, shape: LayerShap
             FROM {live} l JOIN _changes c ON c.lk = l.{old_k}
         """).format(hist=hist, cols=_cols(old_names), lcols=_cols(old_names, "l"), live=live,
                     old_k=old_k, kept=kept), {"run": run_id})
-        by_op = dict(cur.execute("SELECT op, count(*) FROM _changes GROUP BY op").fetchall())
-        counts = (by_op.get("insert", 0), by_op.get("update", 0), by_op.get("delete", 0))
+        counts = _change_counts(cur)
     else:
         count = cur.execute(sql.SQL("SELECT count(*) FROM {}").format(inc)).fetchone()
         counts = (int(count[0]) if count else 0, 0, 0)

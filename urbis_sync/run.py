@@ -105,7 +105,6 @@ class Staged:
     deletions: str | None
     fetched: int
     repaired: int
-    unchanged: int
     quarantined: list[Quarantined]
     duplicates: int
     source_info: str | None
@@ -248,7 +247,7 @@ def _stage(engine: Engine, config: ServiceConfig, layer_id: str, run_id: int,
             duplicates = reconcile.quarantine_duplicates(conn, staging, layer.key, layer_id,
                                                          run_id)
             incoming = reconcile.build_incoming(conn, staging, shape, layer.key)
-    return Staged(shape, incoming, deletions, fetched, repaired, unchanged, quarantined,
+    return Staged(shape, incoming, deletions, fetched, repaired, quarantined,
                   duplicates, "; ".join(notes) or None)
 
 

@@ -70,3 +70,11 @@ def api(synced_database_url: str) -> Iterator[str]:
 def client(api: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=api, timeout=30) as c:
         yield c
+
+
+def assert_problem(response: httpx.Response, status: int, words: str) -> None:
+    """The one error model: {status, title, detail}, with a detail that says why."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"status", "title", "detail"} and body["status"] == status
+    assert words in body["detail"], body["detail"]

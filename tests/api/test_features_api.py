@@ -7,6 +7,7 @@ import pyogrio
 import pytest
 import shapely
 
+from tests.api.conftest import assert_problem
 from tests.conftest import SAMPLE_DIR
 
 pytestmark = pytest.mark.api
@@ -132,11 +133,7 @@ def test_feature_by_key_matches_the_source(client):
     ("/no/such/thing", 404, "no resource"),
 ])
 def test_bad_requests_get_a_json_error_that_says_why(client, path, status, words):
-    response = client.get(path)
-    assert response.status_code == status
-    body = response.json()
-    assert body["status"] == status and words in body["detail"]
-    assert set(body) == {"status", "title", "detail"}
+    assert_problem(client.get(path), status, words)
 
 
 def test_limit_above_the_maximum_is_reduced(client):

@@ -15,6 +15,7 @@ import pyproj
 import pytest
 import shapely
 
+from tests.api.conftest import assert_problem
 from tests.conftest import SAMPLE_DIR
 from urbis_core.config import load_config
 from urbis_core.db import create_sync_engine
@@ -510,13 +511,6 @@ BAD_BODIES = [
      "Polygon"),
     (json.dumps(BOWTIE).encode(), 400, "Self-intersection"),
 ]
-
-
-def assert_problem(response: httpx.Response, status: int, words: str) -> None:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"status", "title", "detail"} and body["status"] == status
-    assert words in body["detail"], body["detail"]
 
 
 @pytest.mark.parametrize("path, status, words", BAD_GETS)
