@@ -9,7 +9,8 @@ cluster (fsync off for both contenders alike), then measures, each step in a fre
 2. urbis sync --once on an empty database                (full load: hash, validate, history)
 3. urbis sync --once again, source unchanged             (no-change re-sync)
 4. urbis sync --once on a copy with 1 % of buildings changed (bench.generate.mutate)
-5. the full load of a smaller file, for peak RSS at two sizes
+5. steps 2-4 again inside one process (bench.worker_runs), as the `urbis sync` worker runs them
+6. the full load of a smaller file, for peak RSS at two sizes
 and prints the figures as ratios, and writes them as JSON (--json).
 """
 
@@ -109,6 +110,26 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def migrated_database(admin: str, name: str) -> str:
+    url = database(admin, name)
+    subprocess.run([str(URBIS), "migrate"], env={**os.environ, "DATABASE_URL": url}, check=True,
+                   capture_output=True)
+    return url
+
+
+def figures(n: int, ogr_seconds: float, full: float, same: float, changed: float
+            ) -> dict[str, float]:
+    return {
+        "full_load_seconds": round(full, 2),
+        "full_load_features_per_s": round(n / full),
+        "full_load_vs_ogr2ogr": round(ogr_seconds / full, 2),
+        "no_change_seconds": round(same, 2),
+        "no_change_fraction_of_full": round(same / full, 2),
+        "one_percent_seconds": round(changed, 2),
+        "one_percent_fraction_of_full": round(changed / full, 2),
+    }
+
+
 def run_all(admin: str, args: argparse.Namespace, big: Path, small: Path,
             changed: Path) -> dict[str, object]:
     n = args.buildings
@@ -121,41 +142,45 @@ def run_all(admin: str, args: argparse.Namespace, big: Path, small: Path,
          "-overwrite", "-lco", "GEOMETRY_NAME=geom", "--config", "PG_USE_COPY", "YES"],
         dict(os.environ))
     assert features(ogr_url, "buildings") == n
+    big_config = config_for(args.workdir, big, "big")
+    changed_config = config_for(args.workdir, changed, "changed")
 
-    url = database(admin, "urbis")
-    subprocess.run([str(URBIS), "migrate"], env={**os.environ, "DATABASE_URL": url}, check=True,
-                   capture_output=True)
-    full_seconds, full_rss = rss_of(*sync_cmd(config_for(args.workdir, big, "big"), url))
+    # 1. `urbis sync --once`, a fresh process per run (start-up included, as for ogr2ogr)
+    url = migrated_database(admin, "urbis")
+    full_seconds, full_rss = rss_of(*sync_cmd(big_config, url))
     assert features(url, "urbis.buildings") == n
-    same_seconds, _ = rss_of(*sync_cmd(config_for(args.workdir, big, "big"), url))
-    changed_seconds, _ = rss_of(*sync_cmd(config_for(args.workdir, changed, "changed"), url))
-
-    small_url = database(admin, "urbis_small")
-    subprocess.run([str(URBIS), "migrate"], env={**os.environ, "DATABASE_URL": small_url},
-                   check=True, capture_output=True)
-    small_seconds, small_rss = rss_of(*sync_cmd(config_for(args.workdir, small, "small"),
-                                                small_url))
+    same_seconds, _ = rss_of(*sync_cmd(big_config, url))
+    changed_seconds, _ = rss_of(*sync_cmd(changed_config, url))
     with psycopg.connect(url) as conn:
         runs = conn.execute("SELECT inserted, updated, deleted FROM urbis_meta.sync_run "
                             "ORDER BY id").fetchall()
+
+    # 2. the same three runs inside one worker process (what `urbis sync` does on schedule)
+    worker_url = migrated_database(admin, "urbis_worker")
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.worker_runs", worker_url, str(big_config),
+         str(big_config), str(changed_config)], capture_output=True, text=True, check=True)
+    worker = json.loads(done.stdout)
+    assert features(worker_url, "urbis.buildings") == n
+
+    # 3. peak memory at a fifth of the size
+    small_url = migrated_database(admin, "urbis_small")
+    small_seconds, small_rss = rss_of(*sync_cmd(config_for(args.workdir, small, "small"),
+                                                small_url))
     return {
         "buildings": n,
         "ogr2ogr_seconds": round(ogr_seconds, 2),
         "ogr2ogr_features_per_s": round(n / ogr_seconds),
-        "full_load_seconds": round(full_seconds, 2),
-        "full_load_features_per_s": round(n / full_seconds),
-        "full_load_vs_ogr2ogr": round(ogr_seconds / full_seconds, 2),
-        "no_change_seconds": round(same_seconds, 2),
-        "no_change_fraction_of_full": round(same_seconds / full_seconds, 2),
-        "one_percent_seconds": round(changed_seconds, 2),
-        "one_percent_fraction_of_full": round(changed_seconds / full_seconds, 2),
+        "cli": figures(n, ogr_seconds, full_seconds, same_seconds, changed_seconds),
+        "worker": figures(n, ogr_seconds, *worker),
         "one_percent_counts": {"inserted": runs[-1][0], "updated": runs[-1][1],
                                "deleted": runs[-1][2]},
         "peak_rss_mib": {str(args.small): small_rss, str(n): full_rss},
         "ogr2ogr_peak_rss_mib": ogr_rss,
         "small_load_seconds": round(small_seconds, 2),
-        "note": "each step in its own process (urbis sync --once / ogr2ogr), same cluster, "
-                "fsync off for both",
+        "note": "cli: each run its own `urbis sync --once` process, as ogr2ogr is; worker: "
+                "the three runs in one process, start-up paid before; same cluster, fsync "
+                "off for all",
     }
 
 

@@ -40,6 +40,8 @@ def configure_logging(verbose: bool) -> None:
         handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=logging.INFO if verbose or not interactive() else logging.WARNING,
                         handlers=[handler], force=True)
+    # Alembic announces each of its plugins at INFO: noise in every structured log.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 class ProgressLine:

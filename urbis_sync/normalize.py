@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -20,6 +20,7 @@ from pyproj import CRS, Transformer
 
 from urbis_core.catalog import STORAGE_SRID
 from urbis_core.errors import SourceError
+from urbis_sync.fingerprint import hex_digests
 from urbis_sync.sources import FeatureBatch, SourceSchema
 
 STORAGE_CRS = CRS.from_epsg(STORAGE_SRID)
@@ -30,8 +31,14 @@ FAMILIES = {
     "LineString": "LineString", "MultiLineString": "LineString", "LinearRing": "LineString",
     "Polygon": "Polygon", "MultiPolygon": "Polygon",
 }
-# shapely type ids of Point, LineString, LinearRing, Polygon and their Multi* (not collections)
-SIMPLE_TYPE_IDS = [0, 1, 2, 3, 4, 5, 6]
+# shapely type ids of Point, LineString, LinearRing, Polygon and their Multi* (not collections),
+# with the names PostGIS gives them (WKB has no ring: a LinearRing is written as a LineString)
+TYPE_NAMES = {0: "Point", 1: "LineString", 2: "LineString", 3: "Polygon", 4: "MultiPoint",
+              5: "MultiLineString", 6: "MultiPolygon"}
+SIMPLE_TYPE_IDS = list(TYPE_NAMES)
+_MULTI_TYPE_IDS = [4, 5, 6]
+_EXACT_INTEGER = 2**53
+_EWKB_SRID_FLAG = 0x20000000
 _CSV_OPTIONS = pa_csv.WriteOptions(include_header=False)
 
 
@@ -45,11 +52,28 @@ class Quarantined:
 
 @dataclass
 class PreparedBatch:
-    csv: bytes  # the attribute columns in schema order, then the geometry as hex EWKB
+    csv: bytes  # the attribute columns in schema order, the geometry as hex EWKB, the fingerprint
     rows: int
     fetched: int
     repaired: int
     quarantined: list[Quarantined] = field(default_factory=list)
+
+
+@dataclass
+class LayerFacts:
+    """What the stored features showed about the layer's types, gathered batch by batch."""
+
+    # per real-number column: every value seen is a whole number (None: no value seen yet)
+    whole: dict[str, bool | None]
+    kinds: set[str] = field(default_factory=set)  # geometry types, as PostGIS names them
+
+
+class DoesNotFit(Exception):  # noqa: N818 - a signal to widen the new table's geometry type
+    """A geometry does not fit the geometry type the new table was created with."""
+
+    def __init__(self, kinds: set[str], target: str) -> None:
+        super().__init__(f"{', '.join(sorted(kinds))} into {target}")
+        self.kinds = kinds
 
 
 def resolve_crs(detected: CRS | None, declared_srid: int | None, layer_id: str) -> CRS:
@@ -75,7 +99,7 @@ def same_crs(a: CRS, b: CRS) -> bool:
 
 
 class Normalizer:
-    """Turns batches of one source into COPY rows; keeps the extent seen for a sanity check."""
+    """Turns batches of one source into COPY rows; keeps the extent and types seen."""
 
     def __init__(self, schema: SourceSchema, key: str, crs: CRS, layer_id: str) -> None:
         if key not in schema.names:
@@ -92,8 +116,12 @@ class Normalizer:
         self._transformer = None if same_crs(crs, STORAGE_CRS) else Transformer.from_crs(
             crs, STORAGE_CRS, always_xy=True)
         self.bounds = [np.inf, np.inf, -np.inf, -np.inf]
+        self.facts = LayerFacts({f.name: None for f in schema.fields
+                                 if f.sql_type == "double precision"})
+        # Set when rows go straight into a table whose geometry column has this type.
+        self.target: str | None = None
 
-    def prepare(self, batch: FeatureBatch, fingerprints: list[bytes]) -> PreparedBatch:
+    def prepare(self, batch: FeatureBatch, fingerprints: np.ndarray) -> PreparedBatch:
         """COPY rows for the batch's storable features; the others are quarantined."""
         table = self.align(batch.attributes)
         geoms = np.asarray(batch.geometries, dtype=object)
@@ -127,7 +155,8 @@ class Normalizer:
                 geoms[index] = repaired
                 rewritten[index] = True
                 result.repaired += 1
-        unsupported = keep & ~np.isin(shapely.get_type_id(geoms), SIMPLE_TYPE_IDS)
+        type_ids = shapely.get_type_id(geoms)
+        unsupported = keep & ~np.isin(type_ids, SIMPLE_TYPE_IDS)
         for index in np.flatnonzero(unsupported).tolist():
             reasons[index] = f"unsupported geometry type {geoms[index].geom_type}"
         keep &= ~unsupported
@@ -140,31 +169,73 @@ class Normalizer:
                 result.quarantined.append(Quarantined(
                     None if key is None or str(key).strip() == "" else str(key),
                     reasons[i], props, wkt))
+        kinds = {TYPE_NAMES[t] for t in np.unique(type_ids[keep]).tolist()}
+        self.facts.kinds |= kinds
+        promote = (self._fit_target(kinds, type_ids, keep) if self.target is not None
+                   else np.zeros(len(keep), dtype=bool))
         kept = geoms[keep]
         if len(kept):
             minx, miny, maxx, maxy = shapely.total_bounds(kept)
             self.bounds = [min(self.bounds[0], minx), min(self.bounds[1], miny),
                            max(self.bounds[2], maxx), max(self.bounds[3], maxy)]
-        out = table.filter(pa.array(keep)).append_column(
-            "geom", pa.array(self._hex_wkb(batch, geoms, keep, rewritten), pa.string()))
-        out = out.append_column("source_hash", pa.array(
-            [f.hex() for f, k in zip(fingerprints, keep.tolist(), strict=True) if k], pa.string()))
+        out = table.filter(pa.array(keep))
+        self._note_whole_numbers(out)
+        out = out.append_column(
+            "geom", self._hex_ewkb(batch, geoms, keep, rewritten, promote))
+        out = out.append_column("row_hash", pa.array(hex_digests(fingerprints[keep]),
+                                                     pa.string()))
         buffer = io.BytesIO()
         pa_csv.write_csv(out, buffer, _CSV_OPTIONS)
         result.csv = buffer.getvalue()
         result.rows = out.num_rows
         return result
 
+    def _fit_target(self, kinds: set[str], type_ids: np.ndarray,
+                    keep: np.ndarray) -> np.ndarray:
+        """The features to write as one-part multis for a Multi* column; refuse what won't fit."""
+        assert self.target is not None
+        family = FAMILIES.get(self.target)
+        multi = self.target.startswith("Multi")
+        if any(FAMILIES.get(k) != family or (k.startswith("Multi") and not multi)
+               for k in kinds):
+            raise DoesNotFit(kinds, self.target)
+        if not multi:
+            return np.zeros(len(keep), dtype=bool)
+        return keep & ~np.isin(type_ids, _MULTI_TYPE_IDS)
+
+    def _note_whole_numbers(self, table: pa.Table) -> None:
+        """Real-number columns stay candidates for bigint while every value is whole."""
+        for name, whole in self.facts.whole.items():
+            column = table.column(name)
+            if whole is False or column.null_count == len(column):
+                continue
+            fits = pc.and_(pc.equal(column, pc.trunc(column)),
+                           pc.less(pc.abs(column), _EXACT_INTEGER))
+            self.facts.whole[name] = bool(pc.all(fits).as_py())
+
     @staticmethod
-    def _hex_wkb(batch: FeatureBatch, geoms: np.ndarray, keep: np.ndarray,
-                 rewritten: np.ndarray) -> np.ndarray:
-        """Hex WKB of the kept features (no SRID: the staging table sets it)."""
-        out = np.empty(int(keep.sum()), dtype=object)
+    def _hex_ewkb(batch: FeatureBatch, geoms: np.ndarray, keep: np.ndarray,
+                  rewritten: np.ndarray, promote: np.ndarray) -> pa.Array:
+        """Hex EWKB with the storage SRID of the kept features, `promote` ones as multis.
+
+        Unchanged geometries keep the source's WKB byte for byte; only its header is rewritten
+        (with Arrow's string kernels), which is many times faster than encoding them again.
+        """
+        wkb = batch.wkb.filter(pa.array(keep))
         fresh = rewritten[keep]
-        out[~fresh] = [w.hex() for w in batch.wkb.filter(pa.array(keep & ~rewritten)).to_pylist()]
         if fresh.any():
-            out[fresh] = shapely.to_wkb(geoms[keep & rewritten], hex=True)
-        return out
+            encoded = np.asarray(wkb.to_numpy(zero_copy_only=False), dtype=object)
+            encoded[fresh] = shapely.to_wkb(geoms[keep & rewritten])
+            wkb = pa.array(encoded, pa.binary())
+        hex_wkb = pa.array([w.hex() for w in wkb.to_pylist()], pa.string())
+        wrap = pa.array(promote[keep])
+        header = pc.utf8_slice_codeunits(hex_wkb, 0, 10)
+        variant = pc.if_else(wrap, pc.binary_join_element_wise(header, "m", ""), header)
+        variants = pc.unique(variant)
+        prefixes = pa.array([_ewkb_prefix(v) for v in variants.to_pylist()], pa.string())
+        prefix = pc.take(prefixes, pc.index_in(variant, variants))
+        body = pc.if_else(wrap, hex_wkb, pc.utf8_slice_codeunits(hex_wkb, 10))
+        return pc.binary_join_element_wise(prefix, body, "")
 
     def align(self, table: pa.Table) -> pa.Table:
         """The schema's columns in order; a page that lacks a column gets nulls for it."""
@@ -190,6 +261,30 @@ class Normalizer:
                 f"{maxy:.0f}) are outside Belgium in EPSG:31370; the source CRS (or "
                 "source.srid) is wrong"
             )
+
+
+def _ewkb_prefix(variant: str) -> str:
+    """What replaces a WKB header (hex, 10 digits) to make it EWKB with the storage SRID.
+
+    A variant ending in "m" wraps the whole geometry as the single part of a multi, whose
+    own header comes first (byte order, type, SRID, one part).
+    """
+    header = bytes.fromhex(variant[:10])
+    order: Literal["little", "big"] = "little" if header[0] == 1 else "big"
+    kind = int.from_bytes(header[1:5], order)
+    if variant.endswith("m"):
+        kind += 3  # Point 1 -> MultiPoint 4, LineString 2 -> 5, Polygon 3 -> 6
+    ewkb = (header[:1] + (kind | _EWKB_SRID_FLAG).to_bytes(4, order)
+            + STORAGE_SRID.to_bytes(4, order))
+    if variant.endswith("m"):
+        ewkb += (1).to_bytes(4, order)
+    return ewkb.hex()
+
+
+def first_kinds(batch: FeatureBatch) -> set[str]:
+    """The geometry types in a batch as it came (before repairs), by their PostGIS names."""
+    type_ids = shapely.get_type_id(batch.geometries)
+    return {TYPE_NAMES[t] for t in np.unique(type_ids).tolist() if t in TYPE_NAMES}
 
 
 def _repair(geom: shapely.Geometry) -> shapely.Geometry | None:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any
 
+import numpy as np
 import psycopg
 from psycopg import sql
 from sqlalchemy import Connection, func, select
@@ -20,14 +22,16 @@ from urbis_core.catalog import STORAGE_SRID, ColumnInfo, LayerEntry, layer_catal
 from urbis_core.config import LayerConfig
 from urbis_core.db import HISTORY_SCHEMA, LAYER_SCHEMA, STAGING_SCHEMA
 from urbis_core.errors import SourceError
-from urbis_sync.normalize import FAMILIES
+from urbis_sync.copystream import CopyStream
+from urbis_sync.fingerprint import LiveFingerprints, hex_digests
+from urbis_sync.normalize import FAMILIES, LayerFacts
 from urbis_sync.sources import Field
 
-_EXACT_INTEGER = 2**53
 # Geometries with the same vertex count that lie within this distance (metres) of each other
 # are the same geometry: rounding in a source or an output format is not a change.
 GEOMETRY_TOLERANCE = 0.001
 SERVICE_COLUMNS = ("geom", "row_hash", "valid_from")
+_INDEX_MEMORY = "SET LOCAL maintenance_work_mem = '256MB'"  # index builds sort in memory
 
 
 @dataclass(frozen=True)
@@ -74,50 +78,137 @@ def staging_name(layer_id: str, run_id: int) -> str:
     return f"r{run_id}_{layer_id}"[:63]
 
 
-def create_staging(conn: Connection, name: str, fields: list[Field]) -> None:
+def create_staging(conn: Connection, name: str, fields: list[Field]) -> CopyStream:
+    """A scratch table for the source's rows as they come, and the COPY that fills it."""
     defs: list[sql.Composable] = [
         sql.SQL("{} {}").format(_ident(f.name), sql.SQL(f.sql_type)) for f in fields]
-    # No SRID on the staging column: rows come as plain WKB, the SRID is set when building
-    # the incoming table (the normalizer has already put them in the storage CRS).
     defs.append(sql.SQL("geom geometry"))
     defs.append(sql.SQL("source_hash uuid"))
     raw(conn).execute(sql.SQL("CREATE UNLOGGED TABLE {} ({})").format(
         _ident(STAGING_SCHEMA, name), sql.SQL(", ").join(defs)))
+    return CopyStream(raw(conn), _ident(STAGING_SCHEMA, name),
+                      [*(f.name for f in fields), "geom", "source_hash"])
 
 
-def copy_rows(conn: Connection, name: str, fields: list[Field], csv_rows: bytes) -> None:
-    """COPY one prepared batch; a value that does not fit its column names the field."""
-    if not csv_rows:
-        return
-    target = sql.SQL("COPY {} ({}, geom, source_hash) FROM STDIN (FORMAT csv)").format(
-        _ident(STAGING_SCHEMA, name), _cols([f.name for f in fields]))
-    try:
-        with raw(conn).cursor() as cur, cur.copy(target) as copy:
-            copy.write(csv_rows)
-    except psycopg.errors.DataError as exc:
-        diag = exc.diag
-        where = (diag.context or "").strip().splitlines()[0] if diag.context else ""
-        raise SourceError(f"a value does not fit its field's type: {diag.message_primary} "
-                          f"({where})") from exc
+def next_table_name(layer_id: str) -> str:
+    """The new table of a layer, built in the staging schema before it is swapped in."""
+    return f"{layer_id}__next"
 
 
-def stage_deletions(conn: Connection, name: str, keys: list[str]) -> str:
-    """The keys of live features the source no longer has (as text), for the apply step."""
-    table = f"{name}_del"[:63]
+class NextTable:
+    """A first load streamed straight into the layer's new table: its rows are written once.
+
+    The table is created with the geometry type the first features suggest; when a later
+    feature does not fit (a multi polygon after single ones), the column is widened with the
+    rows loaded so far, rather than reading the source again.
+    """
+
+    def __init__(self, conn: Connection, layer_id: str, fields: list[Field]) -> None:
+        self._conn = raw(conn)
+        self._layer_id = layer_id
+        self._fields = fields
+        self._table = _ident(STAGING_SCHEMA, next_table_name(layer_id))
+        self._stream: CopyStream | None = None
+        self.geometry_type: str | None = None
+
+    def __enter__(self) -> NextTable:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._stream is not None:
+            stream, self._stream = self._stream, None
+            stream.__exit__(kind, exc, tb)
+
+    def open(self, geometry_type: str) -> None:
+        _create_next(self._conn.cursor(), self._layer_id, self._fields, geometry_type)
+        self.geometry_type = geometry_type
+        self._start()
+
+    def write(self, rows: bytes) -> None:
+        assert self._stream is not None
+        self._stream.write(rows)
+
+    def widen(self, geometry_type: str) -> None:
+        self.close()
+        geom = "ST_Multi(geom)" if geometry_type.startswith("Multi") else "geom"
+        self._conn.execute(sql.SQL(
+            "ALTER TABLE {} ALTER COLUMN geom TYPE geometry({}, {}) USING {}").format(
+            self._table, sql.SQL(geometry_type), sql.Literal(STORAGE_SRID), sql.SQL(geom)))
+        self.geometry_type = geometry_type
+        self._start()
+
+    def close(self) -> None:
+        self.__exit__(None, None, None)
+
+    def _start(self) -> None:
+        self._stream = CopyStream(self._conn, self._table,
+                                  [*(f.name for f in self._fields), "geom", "row_hash"])
+        self._stream.__enter__()
+
+
+def _create_next(cur: psycopg.Cursor[Any], layer_id: str, columns: list[Field],
+                 geometry_type: str) -> None:
+    nxt = _ident(STAGING_SCHEMA, next_table_name(layer_id))
+    defs: list[sql.Composable] = [
+        sql.SQL("{} {}").format(_ident(c.name), sql.SQL(c.sql_type)) for c in columns]
+    defs += [
+        sql.SQL("geom geometry({}, {}) NOT NULL").format(sql.SQL(geometry_type),
+                                                        sql.Literal(STORAGE_SRID)),
+        sql.SQL("row_hash uuid NOT NULL"),
+        sql.SQL("valid_from timestamptz NOT NULL DEFAULT now()"),
+    ]
+    cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(nxt))
+    cur.execute(sql.SQL("CREATE TABLE {} ({})").format(nxt, sql.SQL(", ").join(defs)))
+
+
+def finish_next_table(conn: Connection, layer_id: str, key: str, shape: LayerShape,
+                      run_id: int) -> int:
+    """Final column types and the primary key; returns the features quarantined as duplicates.
+
+    The key is indexed after the rows are in (one sort instead of a growing index); a key
+    that occurs twice makes it fail, and then every feature with that key is set aside.
+    """
+    name = next_table_name(layer_id)
+    nxt = _ident(STAGING_SCHEMA, name)
     cur = raw(conn).cursor()
-    cur.execute(sql.SQL("CREATE UNLOGGED TABLE {} (k text PRIMARY KEY)").format(
+    loaded = dict(cur.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = %s AND table_name = %s", (STAGING_SCHEMA, name)).fetchall())
+    retyped = [c.name for c in shape.columns
+               if c.sql_type == "bigint" and loaded.get(c.name) == "double precision"]
+    if retyped:  # shapefile reals that hold identifiers: one rewrite for all of them
+        cur.execute(sql.SQL("ALTER TABLE {} {}").format(nxt, sql.SQL(", ").join(
+            sql.SQL("ALTER COLUMN {c} TYPE bigint USING {c}::bigint").format(c=_ident(n))
+            for n in retyped)))
+    primary_key = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY ({})").format(
+        nxt, _ident(f"{layer_id}_pkey"[:63]), _ident(key))
+    cur.execute(_INDEX_MEMORY)
+    cur.execute("SAVEPOINT primary_key")
+    try:
+        cur.execute(primary_key)
+        return 0
+    except psycopg.errors.UniqueViolation:
+        cur.execute("ROLLBACK TO SAVEPOINT primary_key")
+    duplicates = quarantine_duplicates(conn, name, key, layer_id, run_id)
+    cur.execute(primary_key)
+    return duplicates
+
+
+def stage_unmatched(conn: Connection, name: str, digests: np.ndarray) -> str:
+    """The fingerprints of live features no source feature matched: changed or deleted."""
+    table = f"{name}_gone"[:63]
+    cur = raw(conn).cursor()
+    cur.execute(sql.SQL("CREATE UNLOGGED TABLE {} (h uuid)").format(
         _ident(STAGING_SCHEMA, table)))
-    with cur.copy(sql.SQL("COPY {} (k) FROM STDIN").format(_ident(STAGING_SCHEMA, table))) as cp:
-        for key in keys:
-            cp.write_row((key,))
+    with cur.copy(sql.SQL("COPY {} (h) FROM STDIN").format(_ident(STAGING_SCHEMA, table))) as cp:
+        cp.write("".join(f"{h}\n" for h in hex_digests(digests)))
+    cur.execute(sql.SQL("ANALYZE {}").format(_ident(STAGING_SCHEMA, table)))
     return table
 
 
-def live_fingerprints(conn: Connection, layer: LayerEntry) -> dict[str, bytes]:
-    """Key (as text) -> the fingerprint the live row was stored with."""
-    rows = raw(conn).execute(sql.SQL("SELECT {}::text, uuid_send(row_hash) FROM {}").format(
-        _ident(layer.key_field), _ident(LAYER_SCHEMA, layer.table_name)))
-    return {key: bytes(digest) for key, digest in rows if digest is not None}
+def live_fingerprints(conn: Connection, layer: LayerEntry) -> LiveFingerprints:
+    return LiveFingerprints.load(raw(conn), _ident(LAYER_SCHEMA, layer.table_name))
 
 
 def has_fingerprints(conn: Connection, layer_id: str) -> bool:
@@ -139,7 +230,7 @@ def drop_staging(conn: Connection, layer_id: str) -> None:
     rows = raw(conn).execute(
         "SELECT tablename FROM pg_tables WHERE schemaname = %s AND "
         "(tablename LIKE %s OR tablename = %s)",
-        (STAGING_SCHEMA, f"r%\\_{layer_id}%", f"{layer_id}__next"),
+        (STAGING_SCHEMA, f"r%\\_{layer_id}%", next_table_name(layer_id)),
     ).fetchall()
     for (table,) in rows:
         raw(conn).execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(
@@ -147,47 +238,43 @@ def drop_staging(conn: Connection, layer_id: str) -> None:
 
 
 # -- from staging to the incoming table -------------------------------------------------------
-def shape_of(conn: Connection, name: str, fields: list[Field], layer_id: str,
-             current: LayerEntry | None = None, complete: bool = True) -> LayerShape:
-    """Final column types and the geometry type of what was staged.
+def decide_shape(fields: list[Field], facts: LayerFacts, layer_id: str,
+                 current: LayerEntry | None = None, complete: bool = True) -> LayerShape:
+    """Final column types and the geometry type, from what the normalizer saw.
 
     Real numbers that are all whole become bigint: shapefiles store identifiers as reals. When
-    only changed features were staged (`complete` false), the live layer's types stand unless
-    the staged values do not fit them.
+    only changed features were seen (`complete` false), the live layer's types stand unless
+    those features do not fit them.
     """
-    cur = raw(conn).cursor()
-    table = _ident(STAGING_SCHEMA, name)
     live_types = {c.name: c.sql_type for c in current.columns} if current else {}
-    doubles = [f.name for f in fields if f.sql_type == "double precision"
-               and (complete or live_types.get(f.name) != "double precision")]
-    whole: dict[str, bool] = {}
-    if doubles:
-        checks = [sql.SQL("coalesce(bool_and({c} = trunc({c}) AND abs({c}) < {lim}), false) "
-                          "AND count({c}) > 0").format(c=_ident(n), lim=sql.Literal(_EXACT_INTEGER))
-                  for n in doubles]
-        row = cur.execute(sql.SQL("SELECT {} FROM {}").format(
-            sql.SQL(", ").join(checks), table)).fetchone()
-        whole = dict(zip(doubles, row or [], strict=True))
-    staged = cur.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(table)).fetchone()
-    if not complete and current is not None and not (staged and staged[0]):
+    if not complete and current is not None and not facts.kinds:
         return LayerShape(list(current.columns), current.geometry_type)
-    columns = [ColumnInfo(f.name, "bigint" if whole.get(f.name) else f.sql_type) for f in fields]
-    kinds = [r[0] for r in cur.execute(sql.SQL(
-        "SELECT DISTINCT ST_GeometryType(geom) FROM {}").format(table)).fetchall()]
-    if not complete and current is not None:
-        fits = _fits(current.geometry_type, [k.removeprefix("ST_") for k in kinds])
-        if fits:
-            return LayerShape(columns, current.geometry_type)
-    families = {FAMILIES.get(k.removeprefix("ST_"), k) for k in kinds}
+    columns = [ColumnInfo(f.name, _column_type(f, facts.whole.get(f.name),
+                                               live_types.get(f.name), complete))
+               for f in fields]
+    if not complete and current is not None and _fits(current.geometry_type, facts.kinds):
+        return LayerShape(columns, current.geometry_type)
+    families = {FAMILIES.get(k, k) for k in facts.kinds}
     if len(families) > 1:
         raise SourceError(f"layer '{layer_id}': the source mixes geometry types "
                           f"({', '.join(sorted(families))}); one layer holds one type")
     family = next(iter(families), "Geometry")
-    multi = any(k.startswith("ST_Multi") for k in kinds)
+    multi = any(k.startswith("Multi") for k in facts.kinds)
     return LayerShape(columns, ("Multi" + family) if multi and family != "Geometry" else family)
 
 
-def _fits(geometry_type: str, kinds: list[str]) -> bool:
+def _column_type(field: Field, whole: bool | None, live_type: str | None,
+                 complete: bool) -> str:
+    if field.sql_type != "double precision":
+        return field.sql_type
+    if whole is None and not complete and live_type in ("bigint", "double precision"):
+        return live_type  # the changed features have no value here: nothing to go by
+    if whole and (complete or live_type != "double precision"):
+        return "bigint"
+    return "double precision"
+
+
+def _fits(geometry_type: str, kinds: set[str]) -> bool:
     """Tell whether features of these kinds fit a column of `geometry_type`."""
     family = FAMILIES.get(geometry_type)
     if family is None:
@@ -209,7 +296,8 @@ def quarantine_duplicates(conn: Connection, name: str, key: str, layer_id: str,
         SELECT %(layer)s, %(run)s, gone.{k}::text,
                'duplicate key ' || %(key)s || '=' || gone.{k}::text || ' ('
                    || gone.n || ' features)',
-               to_jsonb(gone) - 'geom' - 'n', ST_SetSRID(gone.geom, {srid})
+               to_jsonb(gone) - 'geom' - 'n' - 'source_hash' - 'row_hash' - 'valid_from',
+               ST_SetSRID(gone.geom, {srid})
         FROM gone
     """).format(k=k, t=table, srid=sql.Literal(STORAGE_SRID)),
         {"layer": layer_id, "run": run_id, "key": key}).rowcount
@@ -252,11 +340,13 @@ def build_incoming(conn: Connection, name: str, shape: LayerShape, key: str) -> 
 
 # -- apply ------------------------------------------------------------------------------------
 def apply(conn: Connection, layer_id: str, layer: LayerConfig, shape: LayerShape,
-          incoming: str, run_id: int, deletions: str | None = None) -> ApplyResult:
+          incoming: str, run_id: int, unmatched: str | None = None) -> ApplyResult:
     """Make the live layer equal to the source; the caller's transaction makes it atomic.
 
-    `incoming` holds the whole layer when `deletions` is None; otherwise only the features
-    whose fingerprint changed, and `deletions` the keys the source no longer has.
+    `incoming` holds the whole layer when `unmatched` is None; otherwise only the features
+    whose fingerprint changed, and `unmatched` the fingerprints of the live features that no
+    source feature had (changed or gone). When
+    `incoming` is the layer's next table (a first load streamed into it), it is swapped in.
     """
     current = current_entry(conn, layer_id)
     cur = raw(conn).cursor()
@@ -264,23 +354,28 @@ def apply(conn: Connection, layer_id: str, layer: LayerConfig, shape: LayerShape
     if current is not None and drift is None and not _has_history_columns(cur, layer_id):
         drift = "table rebuilt with row hashes and validity (made by an earlier version)"
     if current is None or drift is not None:
-        if deletions is not None:
+        if unmatched is not None:
             raise NeedsFullRun(drift or "first load")
-        counts, bbox = _rebuild(cur, layer_id, layer.key, shape, incoming, run_id, current)
+        counts = _rebuild(cur, layer_id, layer.key, shape, incoming, run_id, current)
+        bbox = None  # the whole extent, old and new: known once the catalog is written
     else:
-        counts, bbox = _diff(cur, layer_id, layer.key, shape, incoming, run_id, deletions)
-    inserted, updated, deleted = counts
-    changed = bool(inserted or updated or deleted or drift or current is None)
+        counts, bbox = _diff(cur, layer_id, layer.key, shape, incoming, run_id, unmatched)
+    changed = bool(any(counts) or drift or current is None)
     version = (current.version if current else 0) + (1 if changed else 0)
-    if changed or current is None:
-        _write_catalog(conn, layer_id, layer, shape, version)
-    else:
+    if not changed:
+        assert current is not None
         conn.execute(layer_catalog.update().where(layer_catalog.c.id == layer_id)
                      .values(last_success=func.now()))
-    count = cur.execute(sql.SQL("SELECT count(*) FROM {}").format(
-        _ident(LAYER_SCHEMA, layer_id))).fetchone()
-    return ApplyResult(version, inserted, updated, deleted, int(count[0]) if count else 0,
-                       bbox, drift)
+        return ApplyResult(version, 0, 0, 0, current.feature_count, None, None)
+    count, extent = _write_catalog(conn, layer_id, layer, shape, version)
+    if current is None:  # a first load: every feature is new
+        counts = (count, 0, 0)
+    if bbox is None and extent is not None:
+        old = current.bbox_native if current is not None else None
+        bbox = extent if not old else (min(extent[0], old[0]), min(extent[1], old[1]),
+                                       max(extent[2], old[2]), max(extent[3], old[3]))
+    inserted, updated, deleted = counts
+    return ApplyResult(version, inserted, updated, deleted, count, bbox, drift)
 
 
 def _has_history_columns(cur: psycopg.Cursor[Any], layer_id: str) -> bool:
@@ -327,29 +422,39 @@ def _counts_and_bbox(cur: psycopg.Cursor[Any], live: sql.Identifier, inc: sql.Id
 
 
 def _diff(cur: psycopg.Cursor[Any], layer_id: str, key: str, shape: LayerShape, incoming: str,
-          run_id: int, deletions: str | None) -> tuple[tuple[int, int, int], Any]:
+          run_id: int, unmatched: str | None) -> tuple[tuple[int, int, int], Any]:
     live = _ident(LAYER_SCHEMA, layer_id)
     inc = _ident(STAGING_SCHEMA, incoming)
     hist = _ident(HISTORY_SCHEMA, layer_id)
     k = _ident(key)
     names = [c.name for c in shape.columns]
-    if deletions is None:  # the whole layer was staged: what it lacks is deleted
+    if unmatched is None:  # the whole layer was staged: what it lacks is deleted
         gone = sql.SQL("SELECT l.{k} FROM {live} l WHERE NOT EXISTS "
                        "(SELECT 1 FROM {inc} i WHERE i.{k} = l.{k})").format(
             k=k, live=live, inc=inc)
-    else:
-        gone = sql.SQL("SELECT l.{k} FROM {live} l JOIN {dels} d ON d.k = l.{k}::text").format(
-            k=k, live=live, dels=_ident(STAGING_SCHEMA, deletions))
+    else:  # only candidates were staged: a live feature no one matched and no candidate has
+        missed = _ident(STAGING_SCHEMA, unmatched)
+        _refuse_matched_keys(cur, live, inc, missed, key)
+        gone = sql.SQL("SELECT l.{k} FROM {live} l JOIN {missed} m ON m.h = l.row_hash "
+                       "WHERE NOT EXISTS (SELECT 1 FROM {inc} i WHERE i.{k} = l.{k})").format(
+            k=k, live=live, missed=missed, inc=inc)
     # A different fingerprint is only a candidate: equal typed values and a geometry within
-    # the tolerance are no change (a source's float noise, another output format).
+    # the tolerance are no change (a source's float noise, another output format). The join
+    # is planned on its own (MATERIALIZED) and with cached-storage page costs: otherwise the
+    # planner, pricing the geometry functions into it, hashes the whole live table instead of
+    # looking a few thousand candidates up by key.
+    cur.execute("SET LOCAL random_page_cost = 1.1")
     cur.execute(sql.SQL("""
         CREATE TEMP TABLE _changes ON COMMIT DROP AS
-        SELECT i.{k} AS k, CASE WHEN l.{k} IS NULL THEN 'insert' ELSE 'update' END AS op
-        FROM {inc} i LEFT JOIN {live} l ON i.{k} = l.{k}
-        WHERE l.{k} IS NULL OR (i.row_hash IS DISTINCT FROM l.row_hash AND NOT (
-            ROW({icols}) IS NOT DISTINCT FROM ROW({lcols})
-            AND ST_NPoints(i.geom) = ST_NPoints(l.geom)
-            AND ST_HausdorffDistance(i.geom, l.geom) <= {tolerance}))
+        WITH pairs AS MATERIALIZED (
+            SELECT i.{k} AS k, l.{k} IS NULL AS new, i.row_hash IS DISTINCT FROM l.row_hash
+                       AS differs,
+                   ROW({icols}) IS NOT DISTINCT FROM ROW({lcols}) AS same_values,
+                   i.geom AS ig, l.geom AS lg
+            FROM {inc} i LEFT JOIN {live} l ON i.{k} = l.{k})
+        SELECT k, CASE WHEN new THEN 'insert' ELSE 'update' END AS op FROM pairs
+        WHERE new OR (differs AND NOT (same_values AND ST_NPoints(ig) = ST_NPoints(lg)
+                                      AND ST_HausdorffDistance(ig, lg) <= {tolerance}))
         UNION ALL
         SELECT g.{k}, 'delete' FROM ({gone}) g
     """).format(k=k, inc=inc, live=live, icols=_cols(names, "i"), lcols=_cols(names, "l"),
@@ -388,14 +493,28 @@ def _diff(cur: psycopg.Cursor[Any], layer_id: str, key: str, shape: LayerShape, 
     return counts, bbox
 
 
+def _refuse_matched_keys(cur: psycopg.Cursor[Any], live: sql.Identifier, inc: sql.Identifier,
+                         missed: sql.Identifier, key: str) -> None:
+    """Stop when the source has a candidate's key twice.
+
+    A candidate whose key belongs to a live feature that another source feature matched
+    unchanged means the key occurs twice; only a run over the whole layer quarantines both.
+    """
+    row = cur.execute(sql.SQL(
+        "SELECT i.{k}::text FROM {inc} i JOIN {live} l ON l.{k} = i.{k} "
+        "WHERE l.row_hash NOT IN (SELECT h FROM {missed}) LIMIT 1").format(
+        k=_ident(key), inc=inc, live=live, missed=missed)).fetchone()
+    if row:
+        raise NeedsFullRun(f"key {row[0]} occurs more than once")
+
+
 def _rebuild(cur: psycopg.Cursor[Any], layer_id: str, key: str, shape: LayerShape,
-             incoming: str, run_id: int, current: LayerEntry | None
-             ) -> tuple[tuple[int, int, int], Any]:
+             incoming: str, run_id: int, current: LayerEntry | None) -> tuple[int, int, int]:
     """Build the new table beside the live one, keep the old rows in history, swap."""
     live = _ident(LAYER_SCHEMA, layer_id)
     inc = _ident(STAGING_SCHEMA, incoming)
     hist = _ident(HISTORY_SCHEMA, layer_id)
-    nxt_name = f"{layer_id}__next"
+    nxt_name = next_table_name(layer_id)
     nxt = _ident(STAGING_SCHEMA, nxt_name)
     k = _ident(key)
     names = [c.name for c in shape.columns]
@@ -425,25 +544,18 @@ def _rebuild(cur: psycopg.Cursor[Any], layer_id: str, key: str, shape: LayerShap
                     old_k=old_k, kept=kept), {"run": run_id})
         counts = _change_counts(cur)
     else:
-        count = cur.execute(sql.SQL("SELECT count(*) FROM {}").format(inc)).fetchone()
-        counts = (int(count[0]) if count else 0, 0, 0)
+        counts = (0, 0, 0)  # a first load: counted by the caller
 
-    defs: list[sql.Composable] = [
-        sql.SQL("{} {}").format(_ident(c.name), sql.SQL(c.sql_type)) for c in shape.columns]
-    defs += [
-        sql.SQL("geom geometry({}, {}) NOT NULL").format(sql.SQL(shape.geometry_type),
-                                                        sql.Literal(STORAGE_SRID)),
-        sql.SQL("row_hash uuid NOT NULL"),
-        sql.SQL("valid_from timestamptz NOT NULL"),
-        sql.SQL("CONSTRAINT {} PRIMARY KEY ({})").format(_ident(f"{layer_id}_pkey"[:63]), k),
-    ]
-    cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(nxt))
-    cur.execute(sql.SQL("CREATE TABLE {} ({})").format(nxt, sql.SQL(", ").join(defs)))
-    cur.execute(sql.SQL("""
-        INSERT INTO {nxt} ({cols}, geom, row_hash, valid_from)
-        SELECT {cols}, geom, row_hash, now() FROM {inc}
-    """).format(nxt=nxt, cols=_cols(names), inc=inc))
-    cur.execute("SET LOCAL maintenance_work_mem = '256MB'")  # index builds in memory
+    cur.execute(_INDEX_MEMORY)
+    if incoming != nxt_name:
+        _create_next(cur, layer_id, [Field(c.name, c.sql_type) for c in shape.columns],
+                     shape.geometry_type)
+        cur.execute(sql.SQL("""
+            INSERT INTO {nxt} ({cols}, geom, row_hash, valid_from)
+            SELECT {cols}, geom, row_hash, now() FROM {inc}
+        """).format(nxt=nxt, cols=_cols(names), inc=inc))
+        cur.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY ({})").format(
+            nxt, _ident(f"{layer_id}_pkey"[:63]), k))
     cur.execute(sql.SQL("CREATE INDEX {} ON {} USING gist (geom)").format(
         _ident(f"{layer_id}_geom_gist"[:63]), nxt))
     # The swap: the only moment readers wait, kept short by lock_timeout (the caller retries).
@@ -452,14 +564,7 @@ def _rebuild(cur: psycopg.Cursor[Any], layer_id: str, key: str, shape: LayerShap
     cur.execute(sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(nxt, _ident(LAYER_SCHEMA)))
     cur.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(
         _ident(LAYER_SCHEMA, nxt_name), _ident(layer_id)))
-    bbox_row = cur.execute(sql.SQL(
-        "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
-        "(SELECT ST_Extent(geom) e FROM {}) s").format(live)).fetchone()
-    bbox = tuple(bbox_row) if bbox_row and bbox_row[0] is not None else None
-    if current is not None and current.bbox_native and bbox:
-        bbox = (min(bbox[0], current.bbox_native[0]), min(bbox[1], current.bbox_native[1]),
-                max(bbox[2], current.bbox_native[2]), max(bbox[3], current.bbox_native[3]))
-    return counts, bbox
+    return counts
 
 
 def _ensure_history(cur: psycopg.Cursor[Any], layer_id: str, shape: LayerShape,
@@ -499,7 +604,8 @@ def _ensure_history(cur: psycopg.Cursor[Any], layer_id: str, shape: LayerShape,
 
 
 def _write_catalog(conn: Connection, layer_id: str, layer: LayerConfig, shape: LayerShape,
-                   version: int) -> None:
+                   version: int) -> tuple[int, tuple[float, float, float, float] | None]:
+    """Describe the layer as it now is; returns its feature count and extent."""
     live = f'{LAYER_SCHEMA}."{layer_id}"'
     extent = conn.exec_driver_sql(
         f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e), n FROM "
@@ -526,6 +632,7 @@ def _write_catalog(conn: Connection, layer_id: str, layer: LayerConfig, shape: L
         conn.execute(layer_catalog.update().where(layer_catalog.c.id == layer_id).values(values))
     else:
         conn.execute(layer_catalog.insert().values(id=layer_id, **values))
+    return int(extent[4]), (tuple(bbox) if bbox else None)
 
 
 def _crs84_bbox(conn: Connection, bbox: list[float] | None) -> list[float] | None:

@@ -11,9 +11,9 @@ import logging
 import time
 import zlib
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 
-import numpy as np
 from psycopg import errors as pg_errors
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -30,9 +30,18 @@ from urbis_core.config import ServiceConfig
 from urbis_core.errors import SyncError, UrbisError
 from urbis_core.settings import SyncSettings
 from urbis_sync import reconcile
-from urbis_sync.fingerprint import key_text, row_fingerprints
-from urbis_sync.normalize import Normalizer, Quarantined, resolve_crs
-from urbis_sync.sources import FeatureBatch, SourceUnchanged, open_source
+from urbis_sync.copystream import CopyStream
+from urbis_sync.fingerprint import DuplicateFeature, row_fingerprints
+from urbis_sync.normalize import (
+    TYPE_NAMES,
+    DoesNotFit,
+    LayerFacts,
+    Normalizer,
+    Quarantined,
+    first_kinds,
+    resolve_crs,
+)
+from urbis_sync.sources import FeatureBatch, Field, SourceUnchanged, open_source
 
 log = logging.getLogger(__name__)
 NOTIFY_CHANNEL = "urbis_layer_changed"
@@ -102,7 +111,7 @@ class Staged:
 
     shape: reconcile.LayerShape
     incoming: str
-    deletions: str | None
+    unmatched: str | None  # the live fingerprints nothing matched (when only changes were staged)
     fetched: int
     repaired: int
     quarantined: list[Quarantined]
@@ -137,10 +146,11 @@ def _run(engine: Engine, config: ServiceConfig, layer_id: str, settings: SyncSet
                 current = None  # a table from an earlier version: stage it whole
         # First only what changed since the last run; the whole layer again when the change
         # needs it (schema drift, duplicate keys) or when there is no usable last run.
-        for complete in (False, True) if current is not None else (True,):
+        for mode in ("changes", "whole") if current is not None else ("direct", "whole"):
             try:
                 staged = _stage(engine, config, layer_id, run_id, settings, progress,
-                                previous_info, current if not complete else None)
+                                previous_info, current if mode == "changes" else None,
+                                direct=mode == "direct")
                 fetched = staged.fetched
                 result = _apply_with_retries(engine, config, layer_id, run_id, staged)
                 break
@@ -183,72 +193,102 @@ def _run(engine: Engine, config: ServiceConfig, layer_id: str, settings: SyncSet
 
 def _stage(engine: Engine, config: ServiceConfig, layer_id: str, run_id: int,
            settings: SyncSettings, progress: Progress | None, previous_info: str | None,
-           current: LayerEntry | None) -> Staged:
+           current: LayerEntry | None, direct: bool = False) -> Staged:
     """One pass over the source into staging.
 
     With `current` (the live layer), features whose fingerprint is unchanged are skipped and
-    only candidates are staged; without it, every feature is.
+    only candidates are staged; without it, every feature is. `direct` (a first load) streams
+    the rows straight into the layer's new table, written once.
     """
     layer = config.layer(layer_id)
     staging = reconcile.staging_name(layer_id, run_id)
-    fetched = repaired = unchanged = 0
+    fetched = repaired = unchanged = duplicates = 0
     quarantined: list[Quarantined] = []
     with open_source(layer_id, layer, settings, previous_info) as source, \
-            engine.begin() as conn:
+            engine.begin() as conn, ExitStack() as streams:
         fields = source.schema.fields
         if current is not None and [f.name for f in fields] != [c.name for c in current.columns]:
             raise reconcile.NeedsFullRun("the source's fields changed")
         crs = resolve_crs(source.schema.crs, layer.source.srid, layer_id)
         normalizer = Normalizer(source.schema, layer.key, crs, layer_id)
-        remaining = reconcile.live_fingerprints(conn, current) if current is not None else {}
-        known = set(remaining) if current is not None else set()
-        new_keys: set[str] = set()
-        reconcile.create_staging(conn, staging, fields)
+        live = reconcile.live_fingerprints(conn, current) if current is not None else None
+        stream: CopyStream | reconcile.NextTable
+        if direct:
+            stream = streams.enter_context(reconcile.NextTable(conn, layer_id, fields))
+        else:
+            stream = streams.enter_context(reconcile.create_staging(conn, staging, fields))
         for batch in source.batches():
             attributes = normalizer.align(batch.attributes)
             batch = FeatureBatch(attributes, batch.wkb)
             fingerprints = row_fingerprints(attributes, batch.wkb)
             fetched += len(fingerprints)
-            if current is not None:
-                keep = np.ones(len(fingerprints), dtype=bool)
-                keys = [key_text(v) for v in attributes.column(layer.key).to_pylist()]
-                for i, (key, fingerprint) in enumerate(zip(keys, fingerprints, strict=True)):
-                    if key is None:
-                        continue  # goes on to quarantine
-                    previous = remaining.pop(key, None)
-                    if previous is None:
-                        if key in known or key in new_keys:
-                            raise reconcile.NeedsFullRun(f"key {key} occurs more than once")
-                        new_keys.add(key)
-                    elif previous == fingerprint:
-                        keep[i] = False
-                unchanged += int((~keep).sum())
-                batch = batch.filter(keep)
-                fingerprints = [f for f, k in zip(fingerprints, keep.tolist(), strict=True) if k]
-            prepared = normalizer.prepare(batch, fingerprints)
-            reconcile.copy_rows(conn, staging, fields, prepared.csv)
+            if live is not None:
+                try:
+                    same = live.match(fingerprints)
+                except DuplicateFeature as twice:
+                    raise reconcile.NeedsFullRun("a feature occurs more than once") from twice
+                unchanged += int(same.sum())
+                if same.any():
+                    batch = batch.filter(~same)
+                    fingerprints = fingerprints[~same]
+            if isinstance(stream, reconcile.NextTable) and stream.geometry_type is None:
+                normalizer.target = _geometry_type(fields, layer_id, first_kinds(batch),
+                                                   source.schema.geometry_type)
+                stream.open(normalizer.target)
+            try:
+                prepared = normalizer.prepare(batch, fingerprints)
+            except DoesNotFit as misfit:
+                assert isinstance(stream, reconcile.NextTable) and normalizer.target
+                normalizer.target = _geometry_type(fields, layer_id, misfit.kinds,
+                                                   normalizer.target)
+                stream.widen(normalizer.target)
+                prepared = normalizer.prepare(batch, fingerprints)
+            stream.write(prepared.csv)
             repaired += prepared.repaired
             quarantined += prepared.quarantined
             if progress is not None:
                 progress(layer_id, fetched)
+        if isinstance(stream, reconcile.NextTable) and stream.geometry_type is None:
+            normalizer.target = "Geometry"  # an empty source
+            stream.open(normalizer.target)
+        streams.close()  # the COPY ends here: a value that does not fit fails the run now
         normalizer.check_plausible()
-        deletions = (reconcile.stage_deletions(conn, staging, list(remaining))
-                     if current is not None else None)
+        unmatched = (reconcile.stage_unmatched(conn, staging, live.unmatched())
+                     if live is not None else None)
         notes = list(source.stats.notes)
         if current is not None:
             notes.append(f"{unchanged} unchanged features skipped by fingerprint")
+        if direct:
+            assert normalizer.target is not None
+            columns = reconcile.decide_shape(fields, normalizer.facts, layer_id).columns
+            shape = reconcile.LayerShape(columns, normalizer.target)
+            duplicates = reconcile.finish_next_table(conn, layer_id, layer.key, shape, run_id)
+            return Staged(shape, reconcile.next_table_name(layer_id), None, fetched, repaired,
+                          quarantined, duplicates, "; ".join(notes) or None)
     with engine.begin() as conn:
-        shape = reconcile.shape_of(conn, staging, fields, layer_id, current,
-                                   complete=current is None)
-        duplicates = 0
+        shape = reconcile.decide_shape(fields, normalizer.facts, layer_id, current,
+                                       complete=current is None)
         try:
             incoming = reconcile.build_incoming(conn, staging, shape, layer.key)
         except reconcile.DuplicateKeys:
             duplicates = reconcile.quarantine_duplicates(conn, staging, layer.key, layer_id,
                                                          run_id)
             incoming = reconcile.build_incoming(conn, staging, shape, layer.key)
-    return Staged(shape, incoming, deletions, fetched, repaired, quarantined,
+    return Staged(shape, incoming, unmatched, fetched, repaired, quarantined,
                   duplicates, "; ".join(notes) or None)
+
+
+def _geometry_type(fields: list[Field], layer_id: str, kinds: set[str], hint: str) -> str:
+    """The geometry type of a first load's table, from the features seen and a hint.
+
+    The hint is the source's declared type, or the table's type so far when a feature did not
+    fit it: a layer declared MultiPolygon whose first features are single polygons is made
+    multi from the start, and single polygons followed by a multi one widen to MultiPolygon.
+    """
+    hint = hint.split(" ")[0]  # "MultiPolygon Z": stored in 2D
+    if hint in TYPE_NAMES.values():
+        kinds = kinds | {hint}
+    return reconcile.decide_shape(fields, LayerFacts({}, kinds), layer_id).geometry_type
 
 
 def _record_failure(engine: Engine, layer_id: str, run_id: int, message: str,
@@ -288,7 +328,7 @@ def _apply_with_retries(engine: Engine, config: ServiceConfig, layer_id: str, ru
             with engine.begin() as conn:
                 _replace_quarantine(conn, layer_id, run_id, staged.quarantined)
                 result = reconcile.apply(conn, layer_id, layer, staged.shape, staged.incoming,
-                                         run_id, staged.deletions)
+                                         run_id, staged.unmatched)
                 if result.changed:
                     _record_change(conn, layer_id, run_id, result)
                     conn.execute(select(func.pg_notify(NOTIFY_CHANNEL, json.dumps(

@@ -45,3 +45,11 @@ def test_upgrade_from_empty_downgrade_to_base_and_upgrade_again(empty_database_u
 
     migrate.upgrade(url)
     assert set(_schema_tables(url)) == SERVICE_TABLES
+
+
+def test_head_constant_is_the_newest_migration():
+    """`urbis` checks a database against migrate.HEAD without loading alembic."""
+    from alembic.script import ScriptDirectory
+
+    heads = ScriptDirectory.from_config(migrate.alembic_config("postgresql://unused")).get_heads()
+    assert heads == [migrate.HEAD]

@@ -273,3 +273,38 @@ def test_swap_waits_for_readers_with_lock_timeout_and_retries(engine, database_u
     assert time.monotonic() - started > 7.0
     assert any("retrying the swap (1/5)" in r.getMessage() for r in caplog.records)
     assert scalar(engine, 'SELECT count("POPULATION") FROM urbis.muni') == 19
+
+
+def test_a_first_load_widens_to_multi_when_a_multi_polygon_comes_late(engine, tmp_path,
+                                                                      monkeypatch):
+    """Single polygons first, two multi polygons in a later batch: one read, all stored."""
+    monkeypatch.setattr("urbis_sync.sources.file.BATCH_SIZE", 4)
+    frame = legacy_municipalities(tmp_path)
+    frame = frame.iloc[frame.geom_type.map({"Polygon": 0, "MultiPolygon": 1}).argsort(
+        kind="stable")].reset_index(drop=True)
+    assert list(frame.geom_type[:17]) == ["Polygon"] * 17
+    layer = Layer(tmp_path, frame, "NAT_CODE")
+    frame.to_file(layer.path, driver="GPKG", layer="muni", engine="pyogrio",
+                  promote_to_multi=False, geometry_type="Unknown")  # as the features come
+    from urbis_sync.reconcile import NextTable
+    widened: list[str] = []
+    real_widen = NextTable.widen
+    monkeypatch.setattr(NextTable, "widen", lambda self, kind: (widened.append(kind),
+                                                               real_widen(self, kind)))
+    report = layer.sync(engine)
+    assert (report.fetched, report.inserted, report.quarantined) == (19, 19, 0)
+    assert widened == ["MultiPolygon"]
+    assert scalar(engine, "SELECT type FROM geometry_columns WHERE f_table_schema = 'urbis' "
+                          "AND f_table_name = 'muni'") == "MULTIPOLYGON"
+    assert scalar(engine, "SELECT geometry_type FROM urbis_meta.layer_catalog") == "MultiPolygon"
+    stored = {r[0]: shapely.from_wkb(bytes(r[1])) for r in rows(
+        engine, 'SELECT "NAT_CODE", ST_AsBinary(geom) FROM urbis.muni')}
+    for code, geometry in zip(frame.NAT_CODE, frame.geometry, strict=True):
+        assert stored[code].equals_exact(shapely.multipolygons([geometry])
+                                              if geometry.geom_type == "Polygon" else geometry,
+                                              tolerance=0)
+    # reals that are all whole became bigint, as in a staged load; AREA has decimals
+    types = dict(rows(engine, "SELECT column_name, data_type FROM information_schema.columns "
+                              "WHERE table_schema = 'urbis' AND table_name = 'muni'"))
+    assert (types["ID"], types["POL_ID"], types["AREA"]) == ("bigint", "bigint",
+                                                             "double precision")
