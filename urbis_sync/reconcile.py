@@ -9,6 +9,7 @@ run row and the change log. Readers see the old layer or the new one, never a mi
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 import psycopg
 from psycopg import sql
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Engine, func, select
 
 from urbis_core.catalog import STORAGE_SRID, ColumnInfo, LayerEntry, layer_catalog
 from urbis_core.config import LayerConfig
@@ -103,9 +104,10 @@ class NextTable:
     rows loaded so far, rather than reading the source again.
     """
 
-    def __init__(self, conn: Connection, layer_id: str, fields: list[Field]) -> None:
+    def __init__(self, conn: Connection, layer_id: str, fields: list[Field], key: str) -> None:
         self._conn = raw(conn)
         self._layer_id = layer_id
+        self._key = key
         self._fields = fields
         self._table = _ident(STAGING_SCHEMA, next_table_name(layer_id))
         self._stream: CopyStream | None = None
@@ -121,7 +123,8 @@ class NextTable:
             stream.__exit__(kind, exc, tb)
 
     def open(self, geometry_type: str) -> None:
-        _create_next(self._conn.cursor(), self._layer_id, self._fields, geometry_type)
+        _create_next(self._conn.cursor(), self._layer_id, self._fields, self._key,
+                     geometry_type)
         self.geometry_type = geometry_type
         self._start()
 
@@ -147,11 +150,13 @@ class NextTable:
         self._stream.__enter__()
 
 
-def _create_next(cur: psycopg.Cursor[Any], layer_id: str, columns: list[Field],
+def _create_next(cur: psycopg.Cursor[Any], layer_id: str, columns: list[Field], key: str,
                  geometry_type: str) -> None:
     nxt = _ident(STAGING_SCHEMA, next_table_name(layer_id))
     defs: list[sql.Composable] = [
-        sql.SQL("{} {}").format(_ident(c.name), sql.SQL(c.sql_type)) for c in columns]
+        sql.SQL("{} {}{}").format(_ident(c.name), sql.SQL(c.sql_type),
+                                  sql.SQL(" NOT NULL" if c.name == key else ""))
+        for c in columns]
     defs += [
         sql.SQL("geom geometry({}, {}) NOT NULL").format(sql.SQL(geometry_type),
                                                         sql.Literal(STORAGE_SRID)),
@@ -162,15 +167,9 @@ def _create_next(cur: psycopg.Cursor[Any], layer_id: str, columns: list[Field],
     cur.execute(sql.SQL("CREATE TABLE {} ({})").format(nxt, sql.SQL(", ").join(defs)))
 
 
-def finish_next_table(conn: Connection, layer_id: str, key: str, shape: LayerShape,
-                      run_id: int) -> int:
-    """Final column types and the primary key; returns the features quarantined as duplicates.
-
-    The key is indexed after the rows are in (one sort instead of a growing index); a key
-    that occurs twice makes it fail, and then every feature with that key is set aside.
-    """
+def retype_next_table(conn: Connection, layer_id: str, shape: LayerShape) -> None:
+    """Give the new table its final column types (reals that are all whole become bigint)."""
     name = next_table_name(layer_id)
-    nxt = _ident(STAGING_SCHEMA, name)
     cur = raw(conn).cursor()
     loaded = dict(cur.execute(
         "SELECT column_name, data_type FROM information_schema.columns "
@@ -178,21 +177,44 @@ def finish_next_table(conn: Connection, layer_id: str, key: str, shape: LayerSha
     retyped = [c.name for c in shape.columns
                if c.sql_type == "bigint" and loaded.get(c.name) == "double precision"]
     if retyped:  # shapefile reals that hold identifiers: one rewrite for all of them
-        cur.execute(sql.SQL("ALTER TABLE {} {}").format(nxt, sql.SQL(", ").join(
-            sql.SQL("ALTER COLUMN {c} TYPE bigint USING {c}::bigint").format(c=_ident(n))
-            for n in retyped)))
-    primary_key = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY ({})").format(
-        nxt, _ident(f"{layer_id}_pkey"[:63]), _ident(key))
-    cur.execute(_INDEX_MEMORY)
-    cur.execute("SAVEPOINT primary_key")
-    try:
-        cur.execute(primary_key)
-        return 0
-    except psycopg.errors.UniqueViolation:
-        cur.execute("ROLLBACK TO SAVEPOINT primary_key")
-    duplicates = quarantine_duplicates(conn, name, key, layer_id, run_id)
-    cur.execute(primary_key)
-    return duplicates
+        cur.execute(sql.SQL("ALTER TABLE {} {}").format(
+            _ident(STAGING_SCHEMA, name), sql.SQL(", ").join(
+                sql.SQL("ALTER COLUMN {c} TYPE bigint USING {c}::bigint").format(c=_ident(n))
+                for n in retyped)))
+
+
+def index_next_table(engine: Engine, layer_id: str, key: str, spatial: bool = True) -> None:
+    """Build the new table's key index and GiST index at once, on two connections.
+
+    The table is committed scratch (not yet live), so two backends can each sort one index
+    on its own core. The key index becomes the primary key at the swap. Raises DuplicateKeys
+    when a key occurs twice.
+    """
+    nxt = _ident(STAGING_SCHEMA, next_table_name(layer_id))
+    statements = [sql.SQL("CREATE UNIQUE INDEX {} ON {} ({})").format(
+        _ident(_primary_key_name(layer_id)), nxt, _ident(key))]
+    if spatial:
+        statements.append(sql.SQL("CREATE INDEX {} ON {} USING gist (geom)").format(
+            _ident(f"{layer_id}_geom_gist"[:63]), nxt))
+
+    def build(statement: sql.Composed) -> None:
+        with engine.begin() as conn:
+            raw(conn).execute(_INDEX_MEMORY)
+            # each build has a core to itself: parallel workers would only compete for them
+            raw(conn).execute("SET LOCAL max_parallel_maintenance_workers = 0")
+            raw(conn).execute(statement)
+
+    with ThreadPoolExecutor(max_workers=len(statements)) as pool:
+        builds = [pool.submit(build, statement) for statement in statements]
+        errors = [error for b in builds if (error := b.exception()) is not None]
+    if any(isinstance(e, psycopg.errors.UniqueViolation) for e in errors):
+        raise DuplicateKeys(key)
+    if errors:
+        raise errors[0]
+
+
+def _primary_key_name(layer_id: str) -> str:
+    return f"{layer_id}_pkey"[:63]
 
 
 def stage_unmatched(conn: Connection, name: str, digests: np.ndarray) -> str:
@@ -548,16 +570,19 @@ def _rebuild(cur: psycopg.Cursor[Any], layer_id: str, key: str, shape: LayerShap
 
     cur.execute(_INDEX_MEMORY)
     if incoming != nxt_name:
-        _create_next(cur, layer_id, [Field(c.name, c.sql_type) for c in shape.columns],
+        _create_next(cur, layer_id, [Field(c.name, c.sql_type) for c in shape.columns], key,
                      shape.geometry_type)
         cur.execute(sql.SQL("""
             INSERT INTO {nxt} ({cols}, geom, row_hash, valid_from)
             SELECT {cols}, geom, row_hash, now() FROM {inc}
         """).format(nxt=nxt, cols=_cols(names), inc=inc))
         cur.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY ({})").format(
-            nxt, _ident(f"{layer_id}_pkey"[:63]), k))
-    cur.execute(sql.SQL("CREATE INDEX {} ON {} USING gist (geom)").format(
-        _ident(f"{layer_id}_geom_gist"[:63]), nxt))
+            nxt, _ident(_primary_key_name(layer_id)), k))
+        cur.execute(sql.SQL("CREATE INDEX {} ON {} USING gist (geom)").format(
+            _ident(f"{layer_id}_geom_gist"[:63]), nxt))
+    else:  # streamed and indexed during staging (index_next_table)
+        cur.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY USING INDEX {}").format(
+            nxt, _ident(_primary_key_name(layer_id)), _ident(_primary_key_name(layer_id))))
     # The swap: the only moment readers wait, kept short by lock_timeout (the caller retries).
     cur.execute("SET LOCAL lock_timeout = '5s'")
     cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(live))

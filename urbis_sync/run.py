@@ -214,7 +214,8 @@ def _stage(engine: Engine, config: ServiceConfig, layer_id: str, run_id: int,
         live = reconcile.live_fingerprints(conn, current) if current is not None else None
         stream: CopyStream | reconcile.NextTable
         if direct:
-            stream = streams.enter_context(reconcile.NextTable(conn, layer_id, fields))
+            stream = streams.enter_context(reconcile.NextTable(conn, layer_id, fields,
+                                                               layer.key))
         else:
             stream = streams.enter_context(reconcile.create_staging(conn, staging, fields))
         for batch in source.batches():
@@ -262,9 +263,17 @@ def _stage(engine: Engine, config: ServiceConfig, layer_id: str, run_id: int,
             assert normalizer.target is not None
             columns = reconcile.decide_shape(fields, normalizer.facts, layer_id).columns
             shape = reconcile.LayerShape(columns, normalizer.target)
-            duplicates = reconcile.finish_next_table(conn, layer_id, layer.key, shape, run_id)
-            return Staged(shape, reconcile.next_table_name(layer_id), None, fetched, repaired,
-                          quarantined, duplicates, "; ".join(notes) or None)
+            reconcile.retype_next_table(conn, layer_id, shape)
+    if direct:
+        try:
+            reconcile.index_next_table(engine, layer_id, layer.key)
+        except reconcile.DuplicateKeys:
+            with engine.begin() as conn:
+                duplicates = reconcile.quarantine_duplicates(
+                    conn, reconcile.next_table_name(layer_id), layer.key, layer_id, run_id)
+            reconcile.index_next_table(engine, layer_id, layer.key, spatial=False)
+        return Staged(shape, reconcile.next_table_name(layer_id), None, fetched, repaired,
+                      quarantined, duplicates, "; ".join(notes) or None)
     with engine.begin() as conn:
         shape = reconcile.decide_shape(fields, normalizer.facts, layer_id, current,
                                        complete=current is None)
