@@ -11,7 +11,8 @@ cluster (fsync off for both contenders alike), then measures, each step in a fre
 4. urbis sync --once on a copy with 1 % of buildings changed (bench.generate.mutate)
 5. steps 2-4 again inside one process (bench.worker_runs), as the `urbis sync` worker runs them
 6. the full load of a smaller file, for peak RSS at two sizes
-and prints the figures as ratios, and writes them as JSON (--json).
+Steps 1-5 are repeated (--repeat, 3) and the medians reported, as ratios; a checkpoint and a
+warm read of the source file come before each timed step. Writes the figures as JSON (--json).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -83,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small", type=int, default=100_000)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/urbis-bench"))
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="times each measure is taken (the median is reported)")
     args = parser.parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
     big = args.workdir / f"buildings-{args.buildings}.gpkg"
@@ -130,57 +134,110 @@ def figures(n: int, ogr_seconds: float, full: float, same: float, changed: float
     }
 
 
+def settle(admin: str, *files: Path) -> None:
+    """Before each timed step: the same starting point for every contender.
+
+    A checkpoint, so no one pays for the WAL the step before wrote; the source files read
+    once, so no one pays for reading them from disk while the others read them from memory.
+    """
+    for path in files:
+        with path.open("rb") as source:
+            while source.read(1 << 24):
+                pass
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
+
+
+def ogr2ogr_load(admin: str, big: Path, n: int, attempt: int) -> tuple[float, int]:
+    url = database(admin, f"ogr_{attempt}")
+    pg = make_url(url)
+    dsn = (f"PG:host={pg.host} port={pg.port} dbname={pg.database} user={pg.username} "
+           f"password={pg.password}")
+    settle(admin, big)
+    seconds, rss = rss_of(
+        ["ogr2ogr", "-f", "PostgreSQL", dsn, str(big), "Buildings", "-nln", "buildings",
+         "-overwrite", "-lco", "GEOMETRY_NAME=geom", "--config", "PG_USE_COPY", "YES"],
+        dict(os.environ))
+    assert features(url, "buildings") == n
+    return seconds, rss
+
+
+def cli_runs(admin: str, configs: list[Path], files: list[Path], n: int,
+             attempt: int) -> tuple[list[float], int, list[tuple[int, int, int]]]:
+    """Full load, no change, 1 % changed: each `urbis sync --once` in a fresh process."""
+    url = migrated_database(admin, f"urbis_cli_{attempt}")
+    seconds, peak = [], 0
+    for config, source in zip(configs, files, strict=True):
+        settle(admin, source)
+        took, rss = rss_of(*sync_cmd(config, url))
+        seconds.append(took)
+        peak = max(peak, rss)
+    assert features(url, "urbis.buildings") == n
+    with psycopg.connect(url) as conn:
+        counts = conn.execute("SELECT inserted, updated, deleted FROM urbis_meta.sync_run "
+                              "ORDER BY id").fetchall()
+    return seconds, peak, counts
+
+
+def worker_runs(admin: str, configs: list[Path], files: list[Path], n: int,
+                attempt: int) -> list[float]:
+    """The same three runs inside one process, as the `urbis sync` worker makes them."""
+    url = migrated_database(admin, f"urbis_worker_{attempt}")
+    settle(admin, *files)
+    done = subprocess.run([sys.executable, "-m", "bench.worker_runs", url,
+                           *(str(c) for c in configs)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"bench.worker_runs failed:\n{done.stdout}\n{done.stderr}")
+    assert features(url, "urbis.buildings") == n
+    return [float(x) for x in json.loads(done.stdout)]
+
+
+def middle(repeats: list[list[float]]) -> list[float]:
+    """The median of each step over the repeats."""
+    return [statistics.median(step) for step in zip(*repeats, strict=True)]
+
+
 def run_all(admin: str, args: argparse.Namespace, big: Path, small: Path,
             changed: Path) -> dict[str, object]:
     n = args.buildings
-    ogr_url = database(admin, "ogr")
-    pg = make_url(ogr_url)
-    ogr_dsn = (f"PG:host={pg.host} port={pg.port} dbname={pg.database} user={pg.username} "
-               f"password={pg.password}")
-    ogr_seconds, ogr_rss = rss_of(
-        ["ogr2ogr", "-f", "PostgreSQL", ogr_dsn, str(big), "Buildings", "-nln", "buildings",
-         "-overwrite", "-lco", "GEOMETRY_NAME=geom", "--config", "PG_USE_COPY", "YES"],
-        dict(os.environ))
-    assert features(ogr_url, "buildings") == n
-    big_config = config_for(args.workdir, big, "big")
-    changed_config = config_for(args.workdir, changed, "changed")
+    configs = [config_for(args.workdir, big, "big"), config_for(args.workdir, big, "big"),
+               config_for(args.workdir, changed, "changed")]
+    files = [big, big, changed]
+    ogr: list[float] = []
+    cli: list[list[float]] = []
+    worker: list[list[float]] = []
+    for attempt in range(args.repeat):
+        ogr_seconds, ogr_rss = ogr2ogr_load(admin, big, n, attempt)
+        ogr.append(ogr_seconds)
+        cli_seconds, full_rss, counts = cli_runs(admin, configs, files, n, attempt)
+        cli.append(cli_seconds)
+        worker.append(worker_runs(admin, configs, files, n, attempt))
 
-    # 1. `urbis sync --once`, a fresh process per run (start-up included, as for ogr2ogr)
-    url = migrated_database(admin, "urbis")
-    full_seconds, full_rss = rss_of(*sync_cmd(big_config, url))
-    assert features(url, "urbis.buildings") == n
-    same_seconds, _ = rss_of(*sync_cmd(big_config, url))
-    changed_seconds, _ = rss_of(*sync_cmd(changed_config, url))
-    with psycopg.connect(url) as conn:
-        runs = conn.execute("SELECT inserted, updated, deleted FROM urbis_meta.sync_run "
-                            "ORDER BY id").fetchall()
-
-    # 2. the same three runs inside one worker process (what `urbis sync` does on schedule)
-    worker_url = migrated_database(admin, "urbis_worker")
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.worker_runs", worker_url, str(big_config),
-         str(big_config), str(changed_config)], capture_output=True, text=True, check=True)
-    worker = json.loads(done.stdout)
-    assert features(worker_url, "urbis.buildings") == n
-
-    # 3. peak memory at a fifth of the size
+    # peak memory at a fifth of the size
     small_url = migrated_database(admin, "urbis_small")
+    settle(admin, small)
     small_seconds, small_rss = rss_of(*sync_cmd(config_for(args.workdir, small, "small"),
                                                 small_url))
+    reference = statistics.median(ogr)
     return {
         "buildings": n,
-        "ogr2ogr_seconds": round(ogr_seconds, 2),
-        "ogr2ogr_features_per_s": round(n / ogr_seconds),
-        "cli": figures(n, ogr_seconds, full_seconds, same_seconds, changed_seconds),
-        "worker": figures(n, ogr_seconds, *worker),
-        "one_percent_counts": {"inserted": runs[-1][0], "updated": runs[-1][1],
-                               "deleted": runs[-1][2]},
+        "repeats": args.repeat,
+        "ogr2ogr_seconds": round(reference, 2),
+        "ogr2ogr_features_per_s": round(n / reference),
+        "cli": figures(n, reference, *middle(cli)),
+        "worker": figures(n, reference, *middle(worker)),
+        "all_seconds": {"ogr2ogr": [round(x, 2) for x in ogr],
+                        "cli": [[round(x, 2) for x in r] for r in cli],
+                        "worker": [[round(x, 2) for x in r] for r in worker]},
+        "one_percent_counts": {"inserted": counts[-1][0], "updated": counts[-1][1],
+                               "deleted": counts[-1][2]},
         "peak_rss_mib": {str(args.small): small_rss, str(n): full_rss},
         "ogr2ogr_peak_rss_mib": ogr_rss,
         "small_load_seconds": round(small_seconds, 2),
-        "note": "cli: each run its own `urbis sync --once` process, as ogr2ogr is; worker: "
-                "the three runs in one process, start-up paid before; same cluster, fsync "
-                "off for all",
+        "note": "medians of the repeats; cli: each run its own `urbis sync --once` process, "
+                "as ogr2ogr is; worker: the three runs in one process, start-up paid before; "
+                "same cluster, fsync off for all, a checkpoint and warm source files before "
+                "each timed step",
     }
 
 

@@ -1,5 +1,5 @@
 """`python -m urbis_cli` = `urbis` (how `urbis up` starts its sync worker)."""
 
-from urbis_cli.main import cli
+from urbis_cli.main import main
 
-cli(prog_name="urbis")
+main()
