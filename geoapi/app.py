@@ -10,7 +10,8 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from geoapi.errors import install_error_handlers
-from geoapi.routes import collections, landing, spatial
+from geoapi.geocode import StreetIndexes
+from geoapi.routes import collections, geocode, landing, spatial
 from geoapi.routes.docs import SWAGGER_STATIC, docs_router
 from urbis_core.db import sqlalchemy_url
 from urbis_core.settings import ApiSettings
@@ -46,6 +47,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(landing.router)
     app.include_router(collections.router)
     app.include_router(spatial.router)
+    app.include_router(geocode.router)
+    app.state.street_indexes = StreetIndexes()
     swagger_dir = settings.node_modules / "swagger-ui-dist"
     app.include_router(docs_router(swagger_dir.is_dir()))
     if swagger_dir.is_dir():

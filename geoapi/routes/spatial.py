@@ -192,7 +192,7 @@ async def _lookup_layers(conn: AsyncConnection, raw: str | None) -> list[LayerEn
 
 # -- answers ----------------------------------------------------------------------------------
 
-def _feature_collection(request: Request, layer: LayerEntry, crs: OutputCrs,
+def feature_collection(request: Request, layer: LayerEntry, crs: OutputCrs,
                         features: list[dict[str, Any]], **members: Any) -> Response:
     doc: dict[str, Any] = {"type": "FeatureCollection", "features": features, **members,
                            "numberReturned": len(features)}
@@ -214,7 +214,7 @@ def _stats_csv(stats: GroupStats) -> str:
     return out.getvalue()
 
 
-_FEATURE_COLLECTION: dict[int | str, dict[str, Any]] = {
+FEATURE_COLLECTION_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {"content": {GEOJSON: {}}, "description": "GeoJSON FeatureCollection"}}
 _GEOMETRY_BODY = {"requestBody": {"required": True, "description": (
     "A GeoJSON geometry (Point, MultiPoint, LineString, MultiLineString, Polygon, "
@@ -252,7 +252,7 @@ async def lookup(
 
 
 @router.get("/collections/{collection_id}/within", summary="Features within a distance",
-            response_class=Response, responses=_FEATURE_COLLECTION, description=(
+            response_class=Response, responses=FEATURE_COLLECTION_RESPONSE, description=(
                 "Features within `distance` metres of the point, nearest first (then by key), "
                 "each with a `distance` property (metres, planar in EPSG:31370, rounded to the "
                 "mm; 0 inside a polygon). `numberMatched` counts them all."))
@@ -270,11 +270,11 @@ async def within(
     layer = await get_layer(conn, collection_id)
     features, matched = await features_within(conn, layer, point, distance, out,
                                               _limit(limit, settings.max_limit), offset)
-    return _feature_collection(request, layer, out, features, numberMatched=matched)
+    return feature_collection(request, layer, out, features, numberMatched=matched)
 
 
 @router.get("/collections/{collection_id}/nearest", summary="The k nearest features",
-            response_class=Response, responses=_FEATURE_COLLECTION, description=(
+            response_class=Response, responses=FEATURE_COLLECTION_RESPONSE, description=(
                 "The `k` features nearest to the point (the spatial index's KNN order), nearest "
                 "first (ties by key), each with a `distance` property (metres, planar in "
                 "EPSG:31370, rounded to the mm; 0 inside a polygon)."))
@@ -289,7 +289,7 @@ async def nearest(
     point = parse_point(x, y, out)
     layer = await get_layer(conn, collection_id)
     features = await nearest_features(conn, layer, point, k, out)
-    return _feature_collection(request, layer, out, features)
+    return feature_collection(request, layer, out, features)
 
 
 async def _intersecting(request: Request, conn: AsyncConnection, layer: LayerEntry,
@@ -297,12 +297,12 @@ async def _intersecting(request: Request, conn: AsyncConnection, layer: LayerEnt
                         offset: int) -> Response:
     features, matched = await features_intersecting(conn, layer, shape, out, measure, limit,
                                                     offset)
-    return _feature_collection(request, layer, out, features, numberMatched=matched)
+    return feature_collection(request, layer, out, features, numberMatched=matched)
 
 
 @router.post("/collections/{collection_id}/intersects",
              summary="Features intersecting a geometry", response_class=Response,
-             responses=_FEATURE_COLLECTION, openapi_extra=_GEOMETRY_BODY, description=(
+             responses=FEATURE_COLLECTION_RESPONSE, openapi_extra=_GEOMETRY_BODY, description=(
                  "Features whose geometry intersects the GeoJSON geometry in the body (given "
                  "in `crs`), by key; `numberMatched` counts them all. A body that is not "
                  "GeoJSON, or an empty or invalid geometry, is a 400."))
@@ -322,7 +322,7 @@ async def intersects_geometry(
 
 @router.get("/collections/{collection_id}/intersects",
             summary="Features intersecting another stored feature", response_class=Response,
-            responses=_FEATURE_COLLECTION, description=(
+            responses=FEATURE_COLLECTION_RESPONSE, description=(
                 "Features whose geometry intersects the geometry of the stored feature "
                 "`feature` (e.g. the addresses in a municipality), by key; `numberMatched` "
                 "counts them all. Features touching it count."))

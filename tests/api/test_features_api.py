@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+
 import geopandas as gpd
 import pyogrio
 import pytest
@@ -167,6 +170,27 @@ def test_gdal_oapif_driver_lists_and_reads_collections(api):
     frame = pyogrio.read_dataframe(f"OAPIF:{api}", layer="addresses")
     assert len(frame) == 666
     assert frame["ID"].nunique() == 666
+
+
+def test_ogrinfo_command_lists_collections_and_counts_features(api):
+    """Debian's own GDAL command line (gdal-bin), as a GIS user would run it."""
+    listing = subprocess.run(["ogrinfo", "-ro", "-q", f"OAPIF:{api}"], capture_output=True,
+                             text=True, timeout=120)
+    assert listing.returncode == 0, listing.stderr
+    names = {line.split(":", 1)[1].split("(")[0].strip()
+             for line in listing.stdout.splitlines() if re.match(r"^\d+: ", line)}
+    assert names == {"municipalities", "addresses"}
+    for layer, count in (("municipalities", 19), ("addresses", 666)):
+        summary = subprocess.run(["ogrinfo", "-ro", "-so", "-oo", "PAGE_SIZE=1000",
+                                  f"OAPIF:{api}", layer], capture_output=True, text=True,
+                                 timeout=120)
+        assert summary.returncode == 0, summary.stderr
+        assert f"Feature Count: {count}" in summary.stdout, summary.stdout
+    # reading every feature (not only the advertised count): -al without -so
+    features = subprocess.run(["ogrinfo", "-ro", "-al", "-q", f"OAPIF:{api}", "addresses"],
+                              capture_output=True, text=True, timeout=120)
+    assert features.returncode == 0, features.stderr
+    assert len(re.findall(r"^OGRFeature\(addresses\):", features.stdout, re.M)) == 666
 
 
 def test_output_crs_and_content_crs_header(client):
