@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from geoapi.errors import install_error_handlers
 from geoapi.geocode import StreetIndexes
+from geoapi.html import LEAFLET_STATIC
 from geoapi.routes import collections, geocode, landing, spatial
 from geoapi.routes.docs import SWAGGER_STATIC, docs_router
 from urbis_core.db import sqlalchemy_url
@@ -53,4 +54,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(docs_router(swagger_dir.is_dir()))
     if swagger_dir.is_dir():
         app.mount(SWAGGER_STATIC, StaticFiles(directory=swagger_dir), name="swagger-ui")
+    leaflet_dir = settings.node_modules / "leaflet" / "dist"
+    app.state.leaflet = leaflet_dir.is_dir()
+    if app.state.leaflet:
+        app.mount(LEAFLET_STATIC, StaticFiles(directory=leaflet_dir), name="leaflet")
     return app

@@ -21,7 +21,7 @@ from starlette.background import BackgroundTask
 from geoapi import html
 from geoapi.catalog import get_layer, list_layers
 from geoapi.cql2 import compile_filter, parse_language
-from geoapi.crs import CRS84_URI, SUPPORTED, parse_crs
+from geoapi.crs import CRS84_URI, SUPPORTED, OutputCrs, parse_crs
 from geoapi.deps import MEDIA_TYPES, ConnDep, FormatDep, ItemsFormatDep, SettingsDep, base_url
 from geoapi.features import (
     ItemsQuery,
@@ -323,12 +323,23 @@ async def items(
         downloads = html.link_list([lk for lk in pages if lk["rel"] == "alternate"])
         body = (f"<p>{len(features)} of {page.number_matched} features "
                 f"(from {query.offset + 1 if features else 0}).</p>" + nav
+                + _map(request, features, query.crs, href)
                 + html.features_table(features, f"{base}/collections/{layer.id}") + downloads)
         return html.page(f"{layer.display_title('en')}: features", body,
                          links[0]["href"])
     body = ('{"type":"FeatureCollection","features":[' + ",".join(page.features) + "],"
             + json.dumps(meta)[1:])
     return Response(body, media_type=GEOJSON, headers=content_crs)
+
+
+def _map(request: Request, features: list[dict[str, Any]], crs: OutputCrs,
+         items_href: str) -> str:
+    """The page's map, when Leaflet is installed and the features are in CRS84."""
+    if not request.app.state.leaflet:
+        return ""
+    if not crs.geographic or crs.lat_first:
+        return "<p>(The map is drawn for features in CRS84, the default <code>crs</code>.)</p>"
+    return html.feature_map(features, items_href)
 
 
 async def _table_download(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery,
@@ -375,8 +386,10 @@ async def feature(
     base = base_url(request)
     href = f"{base}/collections/{layer.id}/items/{feature_id}"
     if fmt == "html":
+        one = json.loads(text)
         return html.page(f"{layer.display_title('en')} {feature_id}",
-                         html.feature_body(json.loads(text)), f"{href}?f=json")
+                         _map(request, [one], output_crs, f"{base}/collections/{layer.id}/items")
+                         + html.feature_body(one), f"{href}?f=json")
     links = [{"rel": "self", "type": GEOJSON, "href": f"{href}?f=json"},
              {"rel": "alternate", "type": "text/html", "href": f"{href}?f=html"},
              {"rel": "collection", "type": "application/json",
