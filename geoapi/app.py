@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from geoapi.errors import install_error_handlers
 from geoapi.geocode import StreetIndexes
 from geoapi.html import LEAFLET_STATIC
-from geoapi.routes import collections, geocode, landing, spatial
+from geoapi.routes import collections, geocode, landing, spatial, tiles
 from geoapi.routes.docs import SWAGGER_STATIC, docs_router
+from tiles.cache import TileCache
+from tiles.listener import follow_changes
 from urbis_core.db import sqlalchemy_url
 from urbis_core.settings import ApiSettings
 
@@ -29,9 +34,15 @@ def create_app(settings: ApiSettings) -> FastAPI:
         )
         app.state.engine = engine
         app.state.settings = settings
+        app.state.tile_cache = TileCache(settings.tile_cache_mb * 1024 * 1024)
+        listener = asyncio.create_task(follow_changes(settings.database_url,
+                                                      app.state.tile_cache))
         try:
             yield
         finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
             await engine.dispose()
 
     app = FastAPI(
@@ -45,10 +56,15 @@ def create_app(settings: ApiSettings) -> FastAPI:
         openapi_url="/openapi.json",
     )
     install_error_handlers(app)
+    # Web apps on other origins embed tiles and call the API from the browser.
+    app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+                       allow_methods=["GET", "POST", "HEAD", "OPTIONS"], allow_headers=["*"],
+                       expose_headers=["ETag", "Content-Crs", "Link", "X-Tile-Cache"])
     app.include_router(landing.router)
     app.include_router(collections.router)
     app.include_router(spatial.router)
     app.include_router(geocode.router)
+    app.include_router(tiles.router)
     app.state.street_indexes = StreetIndexes()
     swagger_dir = settings.node_modules / "swagger-ui-dist"
     app.include_router(docs_router(swagger_dir.is_dir()))

@@ -6,7 +6,7 @@ checks that they match what the migrations create.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -36,6 +36,8 @@ layer_catalog = sa.Table(
     sa.Column("bbox_crs84", ARRAY(sa.Float)),
     sa.Column("version", sa.BigInteger, nullable=False),
     sa.Column("last_success", sa.DateTime(timezone=True)),
+    # Vector tile settings (urbis_core.config.TileSettings), as the sync last wrote them.
+    sa.Column("tiles", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
 )
 
 sync_run = sa.Table(
@@ -109,6 +111,7 @@ class LayerEntry:
     bbox_crs84: tuple[float, ...] | None
     version: int
     last_success: datetime | None
+    tiles: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_row(cls, row: Any) -> LayerEntry:
@@ -127,6 +130,7 @@ class LayerEntry:
             bbox_crs84=tuple(m["bbox_crs84"]) if m["bbox_crs84"] else None,
             version=m["version"],
             last_success=m["last_success"],
+            tiles=dict(m["tiles"] or {}),
         )
 
     @property

@@ -88,12 +88,37 @@ Source = Annotated[FileSource | WfsSource | OgcApiSource | FeedSource,
                    Field(discriminator="kind")]
 
 
+class TileSettings(_Strict):
+    """How a layer is cut into vector tiles (OGC API Tiles, TileJSON, seeding).
+
+    `properties` is either one list for every zoom, or lists keyed by the zoom from which they
+    apply (`{0: [NAMEFRE], 15: [NAMEFRE, AREA]}`); the key is always in a tile's features.
+    `priority` orders the features kept when a tile would exceed `max_bytes` (a property,
+    `-` for descending; default: larger geometries first). Polygons and lines whose extent
+    is smaller than `min_size_px` pixels are left out (small features drop at low zoom).
+    """
+
+    minzoom: int = Field(default=0, ge=0, le=24)
+    maxzoom: int = Field(default=22, ge=0, le=24)
+    properties: list[str] | dict[int, list[str]] | None = None
+    priority: str | None = None
+    max_bytes: int = Field(default=500_000, gt=1000)
+    min_size_px: float = Field(default=0.5, ge=0)
+
+    @model_validator(mode="after")
+    def _zoom_order(self) -> TileSettings:
+        if self.minzoom > self.maxzoom:
+            raise ValueError(f"minzoom {self.minzoom} is above maxzoom {self.maxzoom}")
+        return self
+
+
 class LayerConfig(_Strict):
     title: Title = Title()
     description: str | None = None
     source: Source
     key: str = Field(min_length=1)
     schedule: str | None = None
+    tiles: TileSettings = TileSettings()
 
     @field_validator("schedule")
     @classmethod

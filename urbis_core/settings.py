@@ -65,14 +65,24 @@ class ApiSettings:
     default_limit: int = 10
     max_limit: int = MAX_ITEMS_LIMIT
     node_modules: Path = field(default=NODE_MODULES)
+    tile_cache_mb: int = 256  # the in-process tile cache (0: none)
+    # Browsers may reuse a tile this long without asking; 0 makes them revalidate with the
+    # ETag each time (a 304 when the tile did not change), so they never show stale data.
+    tile_max_age: int = 0
+    cors_origins: tuple[str, ...] = ("*",)  # web apps allowed to call the API from a browser
 
     @classmethod
     def from_env(cls, database_url: str, env: Mapping[str, str] = os.environ) -> ApiSettings:
+        origins = env.get("URBIS_CORS_ORIGINS")
         return cls(
             database_url=database_url,
             host=env.get("URBIS_HOST") or "127.0.0.1",
             port=_int(env, "URBIS_PORT", 8000),
             pool_size=_int(env, "URBIS_DB_POOL_SIZE", 10),
+            tile_cache_mb=_int(env, "URBIS_TILE_CACHE_MB", 256),
+            tile_max_age=_int(env, "URBIS_TILE_MAX_AGE", 0),
+            cors_origins=(tuple(o.strip() for o in origins.split(",") if o.strip())
+                          if origins is not None else ("*",)),
         )
 
 

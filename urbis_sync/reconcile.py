@@ -387,7 +387,7 @@ def apply(conn: Connection, layer_id: str, layer: LayerConfig, shape: LayerShape
     if not changed:
         assert current is not None
         conn.execute(layer_catalog.update().where(layer_catalog.c.id == layer_id)
-                     .values(last_success=func.now()))
+                     .values(last_success=func.now(), tiles=layer.tiles.model_dump()))
         return ApplyResult(version, 0, 0, 0, current.feature_count, None, None)
     count, extent = _write_catalog(conn, layer_id, layer, shape, version)
     if current is None:  # a first load: every feature is new
@@ -650,6 +650,7 @@ def _write_catalog(conn: Connection, layer_id: str, layer: LayerConfig, shape: L
         "bbox_crs84": _crs84_bbox(conn, bbox),
         "version": version,
         "last_success": func.now(),
+        "tiles": layer.tiles.model_dump(),
     }
     exists = conn.execute(select(layer_catalog.c.id).where(layer_catalog.c.id == layer_id)
                           ).first()

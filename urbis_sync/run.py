@@ -167,7 +167,8 @@ def _run(engine: Engine, config: ServiceConfig, layer_id: str, settings: SyncSet
                 status="success", finished_at=func.clock_timestamp(), version=version,
                 source_info=unchanged.info))
             conn.execute(layer_catalog.update().where(layer_catalog.c.id == layer_id)
-                         .values(last_success=func.now()))
+                         .values(last_success=func.now(),
+                                 tiles=config.layer(layer_id).tiles.model_dump()))
         return RunReport(layer_id, run_id, "success", version=version,
                          seconds=time.monotonic() - started)
     except Exception as exc:

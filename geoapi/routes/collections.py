@@ -93,6 +93,8 @@ def collection_doc(layer: LayerEntry, base: str) -> dict[str, Any]:
              "href": f"{href}/items?f=gpkg"},
             {"rel": QUERYABLES_REL, "type": "application/schema+json",
              "title": "Properties usable in filter (CQL2)", "href": f"{href}/queryables"},
+            {"rel": "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector",
+             "type": "application/json", "title": "Vector tiles (MVT)", "href": f"{href}/tiles"},
         ],
     }
     if layer.bbox_crs84:

@@ -29,6 +29,13 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
     "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-operators",
     "http://www.opengis.net/spec/cql2/1.0/conf/spatial-operators",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tileset",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tilesets-list",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/geodata-tilesets",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/dataset-tilesets",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt",
+    "http://www.opengis.net/spec/tms/2.0/conf/json-tilematrixset",
 ]
 
 
@@ -48,6 +55,12 @@ async def landing(request: Request, fmt: FormatDep) -> Any:
          "title": "OGC API conformance classes implemented", "href": f"{base}/conformance"},
         {"rel": "data", "type": "application/json", "title": "The collections (URBIS layers)",
          "href": f"{base}/collections"},
+        {"rel": "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector",
+         "type": "application/json", "title": "Vector tiles of all layers together",
+         "href": f"{base}/tiles"},
+        {"rel": "http://www.opengis.net/def/rel/ogc/1.0/tiling-schemes",
+         "type": "application/json", "title": "The tile matrix sets",
+         "href": f"{base}/tileMatrixSets"},
     ]
     title = "URBIS GeoService"
     description = ("Brussels-Capital Region URBIS reference layers (addresses, municipalities, "

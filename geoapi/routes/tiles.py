@@ -1,0 +1,353 @@
+"""OGC API Tiles: vector tiles (MVT) of one collection or several, tile matrix sets, TileJSON.
+
+Tile URLs are `/{z}/{x}/{y}` (zoom, column, row from the top), as web map libraries write
+them; the tileset documents give the same as an OGC template. A cached tile is answered
+without touching the database. An empty tile is a 204 with no body.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from geoapi.catalog import get_layer, list_layers
+from geoapi.cql2 import compile_filter, parse_language
+from geoapi.crs import CRS84_URI, parse_crs
+from geoapi.deps import ConnDep, base_url
+from geoapi.html import ATTRIBUTION
+from geoapi.params import reject_unknown
+from tiles.cache import CachedTile, TileCache, TileKey, bbox_in
+from tiles.mvt import Condition, LayerTileSettings, TileRequest, render_tile
+from tiles.tms import TILE_MATRIX_SETS, TileMatrixSet, get_tms
+from urbis_core.catalog import LayerEntry
+from urbis_core.errors import InvalidParameter
+from urbis_core.settings import ApiSettings
+
+router = APIRouter(tags=["Tiles"])
+
+MVT = "application/vnd.mapbox-vector-tile"
+TILE_PARAMS = {"filter", "filter-lang", "filter-crs", "properties"}
+TmsId = Annotated[str, Path(description="Tile matrix set: WebMercatorQuad or BelgianLambert72")]
+Z = Annotated[int, Path(description="Zoom level (tile matrix)")]
+X = Annotated[int, Path(description="Column, from the left (0-based)")]
+Y = Annotated[int, Path(description="Row, from the top (0-based)")]
+Filter = Annotated[str | None, Query(alias="filter", description=(
+    "CQL2 filter on the features drawn, as for items"))]
+FilterLang = Annotated[str | None, Query(alias="filter-lang")]
+FilterCrs = Annotated[str | None, Query(alias="filter-crs")]
+Properties = Annotated[str | None, Query(description=(
+    "Comma-separated properties to carry (default: those the layer's settings give the zoom)"))]
+Collections = Annotated[str | None, Query(description=(
+    "Comma-separated collection ids, drawn in that order (default: all)"))]
+
+_TILE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {MVT: {}}, "description": "The tile (Mapbox Vector Tile)"},
+    204: {"description": "An empty tile: no feature of the collections in it"},
+    304: {"description": "Not modified (If-None-Match matched the ETag)"},
+}
+
+
+def _cache(request: Request) -> TileCache:
+    cache: TileCache = request.app.state.tile_cache
+    return cache
+
+
+def _settings(request: Request) -> ApiSettings:
+    settings: ApiSettings = request.app.state.settings
+    return settings
+
+
+def _variant(params: dict[str, str | None]) -> str:
+    """What besides z/x/y makes two requests for a tile differ (hashed into the cache key)."""
+    given = {k: v for k, v in sorted(params.items()) if v}
+    return hashlib.sha1(json.dumps(given).encode()).hexdigest()[:16] if given else ""
+
+
+def _properties(raw: str | None, layers: list[LayerEntry]) -> list[str] | None:
+    if raw is None:
+        return None
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    known = {c.name for layer in layers for c in layer.columns}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise InvalidParameter("properties", f"no property {', '.join(unknown)} in "
+                               f"{', '.join(layer.id for layer in layers)}")
+    return names
+
+
+def _conditions(layers: list[LayerEntry], raw: str | None, lang: str | None,
+                crs: str | None) -> dict[str, Condition]:
+    """The CQL2 filter per layer (checked against each now: a 400 before any tile SQL)."""
+    if raw is None:
+        return {}
+    language = parse_language(lang)
+    filter_crs = parse_crs(crs, "filter-crs")
+    conditions: dict[str, Condition] = {}
+    for layer in layers:
+        cql = compile_filter(raw, language, filter_crs, layer)
+        conditions[layer.id] = functools.partial(cql.condition, layer)
+    return conditions
+
+
+async def _tile_response(request: Request, key: TileKey, layers_of: Any,
+                         params: dict[str, str | None]) -> Response:
+    """The tile from the cache, or rendered (once, however many ask at the same moment)."""
+    tms = get_tms(key.tms)
+    tms.check(key.z, key.x, key.y)
+    cache = _cache(request)
+
+    async def render() -> CachedTile:
+        engine: AsyncEngine = request.app.state.engine
+        async with engine.connect() as conn:
+            await conn.execution_options(isolation_level="REPEATABLE READ")
+            async with conn.begin():
+                layers = await layers_of(conn)
+                properties = _properties(params.get("properties"), layers)
+                conditions = _conditions(layers, params.get("filter"),
+                                         params.get("filter-lang"), params.get("filter-crs"))
+                data = await render_tile(conn, layers, TileRequest(tms, key.z, key.x, key.y),
+                                         properties, conditions)
+        versions = "-".join(f"{layer.id}.{layer.version}" for layer in layers)
+        return CachedTile(data, f'"{versions}{"-" + key.variant if key.variant else ""}"')
+
+    tile, hit = await cache.get_or_render(key, render)
+    settings = _settings(request)
+    headers = {"ETag": tile.etag, "X-Tile-Cache": "hit" if hit else "miss",
+               "Cache-Control": (f"public, max-age={settings.tile_max_age}"
+                                 + (", must-revalidate" if settings.tile_max_age == 0 else ""))}
+    if tile.etag in _etags(request.headers.get("if-none-match")):
+        return Response(status_code=304, headers=headers)
+    if not tile.data:
+        return Response(status_code=204, headers=headers)
+    return Response(tile.data, media_type=MVT, headers=headers)
+
+
+def _etags(header: str | None) -> set[str]:
+    if not header:
+        return set()
+    return {tag.strip().removeprefix("W/") for tag in header.split(",")}
+
+
+@router.get("/collections/{collection_id}/tiles/{tms_id}/{z}/{x}/{y}",
+            summary="A vector tile of one collection", response_class=Response,
+            responses=_TILE_RESPONSES)
+async def collection_tile(
+    request: Request, collection_id: str, tms_id: TmsId, z: Z, x: X, y: Y,
+    filter_: Filter = None, filter_lang: FilterLang = None, filter_crs: FilterCrs = None,
+    properties: Properties = None,
+) -> Response:
+    reject_unknown(request.query_params.keys(), TILE_PARAMS)
+    params = {"filter": filter_, "filter-lang": filter_lang, "filter-crs": filter_crs,
+              "properties": properties}
+
+    async def layers_of(conn: AsyncConnection) -> list[LayerEntry]:
+        return [await get_layer(conn, collection_id)]
+
+    key = TileKey((collection_id,), tms_id, z, x, y, _variant(params))
+    return await _tile_response(request, key, layers_of, params)
+
+
+@router.get("/tiles/{tms_id}/{z}/{x}/{y}", summary="A vector tile of several collections",
+            response_class=Response, responses=_TILE_RESPONSES)
+async def dataset_tile(
+    request: Request, tms_id: TmsId, z: Z, x: X, y: Y, collections: Collections = None,
+    filter_: Filter = None, filter_lang: FilterLang = None, filter_crs: FilterCrs = None,
+    properties: Properties = None,
+) -> Response:
+    reject_unknown(request.query_params.keys(), TILE_PARAMS | {"collections"})
+    params = {"filter": filter_, "filter-lang": filter_lang, "filter-crs": filter_crs,
+              "properties": properties}
+    ids = tuple(dict.fromkeys(c.strip() for c in (collections or "").split(",") if c.strip()))
+
+    async def layers_of(conn: AsyncConnection) -> list[LayerEntry]:
+        if ids:
+            return [await get_layer(conn, i) for i in ids]
+        return await list_layers(conn)
+
+    key = TileKey(ids or ("*",), tms_id, z, x, y, _variant(params))
+    return await _tile_response(request, key, layers_of, params)
+
+
+# -- metadata ---------------------------------------------------------------------------------
+
+def _tms_link(base: str, tms: TileMatrixSet) -> dict[str, str]:
+    return {"rel": "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme",
+            "type": "application/json", "href": f"{base}/tileMatrixSets/{tms.id}"}
+
+
+@router.get("/tileMatrixSets", summary="The tile matrix sets tiles are offered in")
+async def tile_matrix_sets(request: Request) -> dict[str, Any]:
+    base = base_url(request)
+    return {"tileMatrixSets": [
+        {"id": t.id, "title": t.title, "uri": t.uri, "crs": t.crs_uri,
+         "links": [{"rel": "self", "type": "application/json",
+                    "href": f"{base}/tileMatrixSets/{t.id}"}]}
+        for t in TILE_MATRIX_SETS.values()]}
+
+
+@router.get("/tileMatrixSets/{tms_id}", summary="One tile matrix set's definition")
+async def tile_matrix_set(tms_id: TmsId) -> dict[str, Any]:
+    return get_tms(tms_id).description()
+
+
+def _limits(tms: TileMatrixSet, layers: list[LayerEntry], minzoom: int,
+            maxzoom: int) -> list[dict[str, Any]]:
+    """Per zoom, the rows and columns that hold data (from the layers' extents)."""
+    boxes = [bbox_in(tms, tuple(layer.bbox_native))  # type: ignore[arg-type]
+             for layer in layers if layer.bbox_native]
+    if not boxes:
+        return []
+    union = (min(b[0] for b in boxes), min(b[1] for b in boxes),
+             max(b[2] for b in boxes), max(b[3] for b in boxes))
+    limits = []
+    for z in range(minzoom, maxzoom + 1):
+        cols, rows = tms.tiles_covering(z, union)
+        limits.append({"tileMatrix": str(z), "minTileRow": rows.start,
+                       "maxTileRow": rows.stop - 1, "minTileCol": cols.start,
+                       "maxTileCol": cols.stop - 1})
+    return limits
+
+
+def _zoom_range(layers: list[LayerEntry]) -> tuple[int, int]:
+    settings = [LayerTileSettings.of(layer) for layer in layers]
+    if not settings:
+        return 0, 22
+    return min(s.minzoom for s in settings), max(s.maxzoom for s in settings)
+
+
+def _vector_layer(layer: LayerEntry) -> dict[str, Any]:
+    settings = LayerTileSettings.of(layer)
+    dimension = 0 if "Point" in layer.geometry_type else (
+        1 if "LineString" in layer.geometry_type else 2)
+    return {"id": layer.id, "title": layer.display_title("en"), "dataType": "vector",
+            "geometryDimension": dimension, "minTileMatrix": str(settings.minzoom),
+            "maxTileMatrix": str(settings.maxzoom),
+            "propertiesSchema": {"type": "object", "properties": {
+                c.name: {"type": _json_type(c.sql_type)} for c in layer.columns}}}
+
+
+def _json_type(sql_type: str) -> str:
+    if sql_type in ("integer", "bigint", "smallint"):
+        return "integer"
+    if sql_type in ("double precision", "real", "numeric"):
+        return "number"
+    return "boolean" if sql_type == "boolean" else "string"
+
+
+def _tileset(base: str, path: str, tms: TileMatrixSet, layers: list[LayerEntry],
+             title: str, query: str = "") -> dict[str, Any]:
+    minzoom, maxzoom = _zoom_range(layers)
+    template = f"{base}{path}/{tms.id}/{{tileMatrix}}/{{tileCol}}/{{tileRow}}{query}"
+    return {
+        "title": title, "dataType": "vector", "crs": tms.crs_uri,
+        "tileMatrixSetURI": tms.uri or f"{base}/tileMatrixSets/{tms.id}",
+        "tileMatrixSetLimits": _limits(tms, layers, minzoom, maxzoom),
+        "layers": [_vector_layer(layer) for layer in layers],
+        "links": [
+            {"rel": "self", "type": "application/json", "href": f"{base}{path}/{tms.id}"},
+            _tms_link(base, tms),
+            {"rel": "item", "type": MVT, "templated": True, "href": template},
+            {"rel": "describedby", "type": "application/json",
+             "href": f"{base}{path}/{tms.id}/tilejson.json{query}"},
+        ],
+    }
+
+
+def _tilesets(base: str, path: str, title: str, query: str = "") -> dict[str, Any]:
+    return {"tilesets": [
+        {"title": f"{title} ({t.id})", "dataType": "vector", "crs": t.crs_uri,
+         "tileMatrixSetURI": t.uri or f"{base}/tileMatrixSets/{t.id}",
+         "links": [{"rel": "self", "type": "application/json",
+                    "href": f"{base}{path}/{t.id}{query}"}, _tms_link(base, t)]}
+        for t in TILE_MATRIX_SETS.values()]}
+
+
+@router.get("/collections/{collection_id}/tiles", summary="The tilesets of a collection")
+async def collection_tilesets(request: Request, conn: ConnDep,
+                              collection_id: str) -> dict[str, Any]:
+    layer = await get_layer(conn, collection_id)
+    return _tilesets(base_url(request), f"/collections/{layer.id}/tiles",
+                     layer.display_title("en"))
+
+
+@router.get("/collections/{collection_id}/tiles/{tms_id}", summary="A collection's tileset")
+async def collection_tileset(request: Request, conn: ConnDep, collection_id: str,
+                             tms_id: TmsId) -> dict[str, Any]:
+    layer = await get_layer(conn, collection_id)
+    return _tileset(base_url(request), f"/collections/{layer.id}/tiles", get_tms(tms_id),
+                    [layer], layer.display_title("en"))
+
+
+async def _dataset_layers(conn: AsyncConnection, collections: str | None) -> list[LayerEntry]:
+    ids = [c.strip() for c in (collections or "").split(",") if c.strip()]
+    if ids:
+        return [await get_layer(conn, i) for i in dict.fromkeys(ids)]
+    return await list_layers(conn)
+
+
+@router.get("/tiles", summary="The dataset's tilesets (all collections in one tile)")
+async def dataset_tilesets(request: Request) -> dict[str, Any]:
+    return _tilesets(base_url(request), "/tiles", "URBIS layers")
+
+
+@router.get("/tiles/{tms_id}", summary="The dataset's tileset")
+async def dataset_tileset(request: Request, conn: ConnDep, tms_id: TmsId,
+                          collections: Collections = None) -> dict[str, Any]:
+    layers = await _dataset_layers(conn, collections)
+    query = f"?collections={','.join(layer.id for layer in layers)}" if collections else ""
+    return _tileset(base_url(request), "/tiles", get_tms(tms_id), layers, "URBIS layers", query)
+
+
+def _tilejson(base: str, tile_url: str, layers: list[LayerEntry],
+              name: str) -> dict[str, Any]:
+    minzoom, maxzoom = _zoom_range(layers)
+    boxes = [layer.bbox_crs84 for layer in layers if layer.bbox_crs84]
+    bounds = ([min(b[0] for b in boxes), min(b[1] for b in boxes),
+               max(b[2] for b in boxes), max(b[3] for b in boxes)] if boxes
+              else [-180, -85.0511, 180, 85.0511])
+    return {
+        "tilejson": "3.0.0", "name": name, "scheme": "xyz", "tiles": [tile_url],
+        "minzoom": minzoom, "maxzoom": maxzoom, "bounds": bounds,
+        "center": [(bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2,
+                   max(minzoom, min(12, maxzoom))],
+        "attribution": ATTRIBUTION, "crs": CRS84_URI,
+        "vector_layers": [{"id": layer.id, "description": layer.display_title("en"),
+                           "minzoom": LayerTileSettings.of(layer).minzoom,
+                           "maxzoom": LayerTileSettings.of(layer).maxzoom,
+                           "fields": {c.name: _json_type(c.sql_type).capitalize()
+                                      for c in layer.columns}} for layer in layers],
+    }
+
+
+def _web_mercator_only(tms_id: str) -> None:
+    if tms_id != "WebMercatorQuad":
+        raise InvalidParameter("tileMatrixSetId", "TileJSON describes Web Mercator tiles "
+                               "only; use WebMercatorQuad")
+
+
+@router.get("/collections/{collection_id}/tiles/{tms_id}/tilejson.json",
+            summary="TileJSON 3.0 of a collection's tiles")
+async def collection_tilejson(request: Request, conn: ConnDep, collection_id: str,
+                              tms_id: TmsId) -> dict[str, Any]:
+    _web_mercator_only(tms_id)
+    layer = await get_layer(conn, collection_id)
+    base = base_url(request)
+    url = f"{base}/collections/{layer.id}/tiles/{tms_id}/{{z}}/{{x}}/{{y}}"
+    return _tilejson(base, url, [layer], layer.display_title("en"))
+
+
+@router.get("/tiles/{tms_id}/tilejson.json", summary="TileJSON 3.0 of the dataset's tiles")
+async def dataset_tilejson(request: Request, conn: ConnDep, tms_id: TmsId,
+                           collections: Collections = None) -> dict[str, Any]:
+    _web_mercator_only(tms_id)
+    layers = await _dataset_layers(conn, collections)
+    base = base_url(request)
+    query = f"?collections={','.join(layer.id for layer in layers)}" if collections else ""
+    return _tilejson(base, f"{base}/tiles/{tms_id}/{{z}}/{{x}}/{{y}}{query}", layers,
+                     "URBIS layers")

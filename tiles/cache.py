@@ -1,0 +1,153 @@
+"""An in-process tile cache: LRU by bytes, single-flight, invalidated by what the sync changed.
+
+A hit never touches the database. The sync's NOTIFY (layer, version, bbox of the change in
+EPSG:31370) drops exactly the cached tiles of that layer whose area meets the bbox; the others
+stay hits. A render that was running when its layer changed is served but not kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import lru_cache
+
+from pyproj import Transformer
+
+from tiles.mvt import BUFFER, EXTENT
+from tiles.tms import TILE_MATRIX_SETS, TileMatrixSet
+
+STORAGE_SRID = 31370
+
+
+@dataclass(frozen=True)
+class TileKey:
+    collections: tuple[str, ...]
+    tms: str
+    z: int
+    x: int
+    y: int
+    variant: str = ""  # the request's filter and properties, when it has some
+
+
+@dataclass(frozen=True)
+class CachedTile:
+    data: bytes
+    etag: str
+
+
+@dataclass
+class CacheStats:
+    hits: int = 0
+    misses: int = 0
+    dropped: int = 0
+    entries: int = 0
+    bytes: int = 0
+
+
+@lru_cache(maxsize=8)
+def _from_storage(srid: int) -> Transformer:
+    return Transformer.from_crs(STORAGE_SRID, srid, always_xy=True)
+
+
+def bbox_in(tms: TileMatrixSet, bbox: tuple[float, float, float, float]
+            ) -> tuple[float, float, float, float]:
+    """A Lambert 72 box in the set's CRS (its edges densified, so the box still covers it)."""
+    if tms.srid == STORAGE_SRID:
+        return bbox
+    minx, miny, maxx, maxy = _from_storage(tms.srid).transform_bounds(*bbox, densify_pts=21)
+    return minx, miny, maxx, maxy
+
+
+class TileCache:
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[TileKey, CachedTile] = OrderedDict()
+        self._inflight: dict[TileKey, asyncio.Future[CachedTile]] = {}
+        self._generation: dict[str, int] = {}  # per layer, bumped by each change
+        self.stats = CacheStats()
+
+    def get(self, key: TileKey) -> CachedTile | None:
+        tile = self._entries.get(key)
+        if tile is not None:
+            self._entries.move_to_end(key)
+            self.stats.hits += 1
+        return tile
+
+    async def get_or_render(self, key: TileKey,
+                            render: Callable[[], Awaitable[CachedTile]]) -> tuple[CachedTile,
+                                                                                   bool]:
+        """The tile and whether it was a hit; concurrent misses for one tile render once."""
+        hit = self.get(key)
+        if hit is not None:
+            return hit, True
+        running = self._inflight.get(key)
+        if running is not None:
+            self.stats.hits += 1  # served by the render another request started
+            return await asyncio.shield(running), True
+        self.stats.misses += 1
+        future: asyncio.Future[CachedTile] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        generations = [self._generation.get(c, 0) for c in key.collections]
+        try:
+            tile = await render()
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters get it, nobody is warned twice
+            raise
+        finally:
+            self._inflight.pop(key, None)
+        future.set_result(tile)
+        if generations == [self._generation.get(c, 0) for c in key.collections]:
+            self._store(key, tile)
+        return tile, False
+
+    def _store(self, key: TileKey, tile: CachedTile) -> None:
+        if len(tile.data) > self.max_bytes:
+            return
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self.stats.bytes -= len(old.data)
+        self._entries[key] = tile
+        self.stats.bytes += len(tile.data)
+        while self.stats.bytes > self.max_bytes:
+            _, evicted = self._entries.popitem(last=False)
+            self.stats.bytes -= len(evicted.data)
+        self.stats.entries = len(self._entries)
+
+    def invalidate(self, layer_id: str, bbox: tuple[float, float, float, float] | None) -> int:
+        """Drop the layer's tiles that meet `bbox` (EPSG:31370; None: all of them)."""
+        self._generation[layer_id] = self._generation.get(layer_id, 0) + 1
+        boxes: dict[str, tuple[float, float, float, float]] = {}
+        doomed = []
+        for key in self._entries:
+            if layer_id not in key.collections:
+                continue
+            if bbox is not None:
+                tms = TILE_MATRIX_SETS[key.tms]
+                if key.tms not in boxes:
+                    boxes[key.tms] = bbox_in(tms, bbox)
+                if not _meets(tms, key, boxes[key.tms]):
+                    continue
+            doomed.append(key)
+        for key in doomed:
+            self.stats.bytes -= len(self._entries.pop(key).data)
+        self.stats.dropped += len(doomed)
+        self.stats.entries = len(self._entries)
+        return len(doomed)
+
+    def clear(self) -> None:
+        for layer_id in {c for key in self._entries for c in key.collections}:
+            self._generation[layer_id] = self._generation.get(layer_id, 0) + 1
+        self.stats.dropped += len(self._entries)
+        self._entries.clear()
+        self.stats.bytes = self.stats.entries = 0
+
+
+def _meets(tms: TileMatrixSet, key: TileKey, box: tuple[float, float, float, float]) -> bool:
+    """Whether a tile (with its MVT buffer, which shows neighbours' features) meets a box."""
+    minx, miny, maxx, maxy = tms.bounds(key.z, key.x, key.y)
+    margin = tms.tile_span(key.z) * BUFFER / EXTENT
+    return not (maxx + margin < box[0] or minx - margin > box[2]
+                or maxy + margin < box[1] or miny - margin > box[3])

@@ -1,0 +1,188 @@
+"""Mapbox Vector Tiles from the layer tables, written by PostGIS (ST_AsMVT).
+
+Per layer and tile: features whose geometry meets the tile's envelope grown by the MVT
+buffer (so shapes continue across tile edges without gaps), found with the GiST index in the
+layer's own CRS; simplified by about one pixel in that CRS, then reprojected; polygons and
+lines smaller than `min_size_px` left out; the properties the zoom level keeps. A tile of
+several layers is their MVT layers one after the other (protobuf messages concatenate).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy import func
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
+
+from tiles.tms import TileMatrixSet
+from urbis_core.catalog import LayerEntry
+
+EXTENT = 4096  # MVT coordinate units across a tile
+BUFFER = 64  # units of margin around it: lines and outlines continue past the edge
+INTEGER_TYPES = {"integer", "bigint", "smallint"}
+# When a tile is over its size cap, the features kept are cut to this share of what would
+# fit at the size seen, so one retry is almost always enough.
+SHRINK_MARGIN = 0.9
+MAX_ATTEMPTS = 4
+
+
+@dataclass(frozen=True)
+class LayerTileSettings:
+    """A layer's tile settings (urbis_core.config.TileSettings as stored in the catalog)."""
+
+    minzoom: int = 0
+    maxzoom: int = 22
+    properties: list[str] | dict[int, list[str]] | None = None
+    priority: str | None = None
+    max_bytes: int = 500_000
+    min_size_px: float = 0.5
+
+    @classmethod
+    def of(cls, layer: LayerEntry) -> LayerTileSettings:
+        raw = dict(layer.tiles)
+        props = raw.get("properties")
+        if isinstance(props, dict):  # JSON object keys are text: zoom levels again
+            raw["properties"] = {int(z): list(names) for z, names in props.items()}
+        known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def properties_at(self, z: int, layer: LayerEntry) -> list[str]:
+        """The properties a tile at zoom `z` carries (default: all of the layer's)."""
+        if self.properties is None:
+            names = [c.name for c in layer.columns]
+        elif isinstance(self.properties, list):
+            names = list(self.properties)
+        else:
+            steps = [zoom for zoom in self.properties if zoom <= z]
+            names = list(self.properties[max(steps)]) if steps else []
+        known = {c.name for c in layer.columns}
+        return [n for n in names if n in known]
+
+
+# A filter on a layer's features, built on the very table object the tile query selects from.
+Condition = Callable[[sa.Table], ColumnElement[bool]]
+
+
+@dataclass(frozen=True)
+class TileRequest:
+    tms: TileMatrixSet
+    z: int
+    x: int
+    y: int
+
+
+@dataclass(frozen=True)
+class LayerTile:
+    data: bytes
+    features: int
+    dropped: int  # features left out to honour the size cap
+
+
+def _is_areal_or_linear(layer: LayerEntry) -> bool:
+    return "Polygon" in layer.geometry_type or "LineString" in layer.geometry_type
+
+
+def _priority(layer: LayerEntry, table: sa.Table, settings: LayerTileSettings
+              ) -> list[ColumnElement[Any]]:
+    """What the features kept under the size cap are ordered by, best first."""
+    key = table.c[layer.key_field]
+    if settings.priority:
+        name = settings.priority.lstrip("+-")
+        column = table.c[name] if name in table.c else None
+        if column is not None:
+            return [column.desc() if settings.priority.startswith("-") else column.asc(), key]
+    geom = table.c.geom
+    if "Polygon" in layer.geometry_type:
+        return [func.ST_Area(geom).desc(), key]
+    if "LineString" in layer.geometry_type:
+        return [func.ST_Length(geom).desc(), key]
+    return [key]
+
+
+def _feature_id(layer: LayerEntry, table: sa.Table) -> ColumnElement[Any]:
+    """MVT ids are integers: the key itself when it is one, else a 63-bit hash of it."""
+    key = table.c[layer.key_field]
+    if layer.key_column.sql_type in INTEGER_TYPES:
+        return key
+    return func.abs(func.hashtextextended(sa.cast(key, sa.Text), 0))
+
+
+def layer_tile_query(layer: LayerEntry, tile: TileRequest, settings: LayerTileSettings,
+                     properties: Sequence[str] | None = None,
+                     condition: Condition | None = None,
+                     limit: int | None = None) -> sa.Select[Any]:
+    """One layer's MVT for a tile: `SELECT ST_AsMVT(...), count(*)`."""
+    tms, z = tile.tms, tile.z
+    table = layer.table()
+    minx, miny, maxx, maxy = tms.bounds(z, tile.x, tile.y)
+    envelope = func.ST_MakeEnvelope(minx, miny, maxx, maxy, tms.srid)
+    margin = tms.tile_span(z) * BUFFER / EXTENT
+    search = func.ST_MakeEnvelope(minx - margin, miny - margin, maxx + margin, maxy + margin,
+                                  tms.srid)
+    if tms.srid != layer.srid:
+        # Densified before reprojecting so the envelope's edges stay where they were drawn.
+        search = func.ST_Transform(func.ST_Segmentize(search, tms.tile_span(z) / 16),
+                                   layer.srid)
+    pixel = tms.cell_size(z) * tms.ground_metres_per_unit  # one pixel, in native metres
+    geom = table.c.geom
+    shape = func.ST_Simplify(geom, pixel, True) if _is_areal_or_linear(layer) else geom
+    if tms.srid != layer.srid:
+        shape = func.ST_Transform(shape, tms.srid)
+    names = list(properties) if properties is not None else settings.properties_at(z, layer)
+    if layer.key_field not in names:
+        names.insert(0, layer.key_field)
+    columns: list[ColumnElement[Any]] = [_feature_id(layer, table).label("mvt_id")]
+    columns += [table.c[n].label(n) for n in names]
+    columns.append(func.ST_AsMVTGeom(shape, envelope, EXTENT, BUFFER, True).label("mvt_geom"))
+    where: list[ColumnElement[bool]] = [geom.op("&&")(search)]
+    if _is_areal_or_linear(layer) and settings.min_size_px > 0:
+        size = func.greatest(func.ST_XMax(geom) - func.ST_XMin(geom),
+                             func.ST_YMax(geom) - func.ST_YMin(geom))
+        where.append(size >= settings.min_size_px * pixel)
+    if condition is not None:
+        where.append(condition(table))
+    features = sa.select(*columns).where(*where)
+    if limit is not None:
+        features = features.order_by(*_priority(layer, table, settings)).limit(limit)
+    rows = features.subquery("f")
+    drawn = sa.select(rows).where(rows.c.mvt_geom.is_not(None)).subquery("t")
+    mvt = func.ST_AsMVT(sa.literal_column("t"), layer.id, EXTENT, "mvt_geom", "mvt_id")
+    return cast(sa.Select[Any], sa.select(func.coalesce(mvt, sa.literal(b"", sa.LargeBinary)),
+                                          func.count()).select_from(drawn))
+
+
+async def render_layer(conn: AsyncConnection, layer: LayerEntry, tile: TileRequest,
+                       properties: Sequence[str] | None = None,
+                       condition: Condition | None = None) -> LayerTile:
+    """One layer's part of a tile, kept under the layer's size cap by its priority order."""
+    settings = LayerTileSettings.of(layer)
+    if not settings.minzoom <= tile.z <= settings.maxzoom:
+        return LayerTile(b"", 0, 0)
+    first = (await conn.execute(layer_tile_query(layer, tile, settings, properties,
+                                                 condition))).one()
+    data, count = first[0], first[1]
+    total = int(count)
+    limit = total
+    for _attempt in range(MAX_ATTEMPTS):
+        if len(data) <= settings.max_bytes or limit <= 1:
+            break
+        limit = max(1, int(limit * settings.max_bytes / len(data) * SHRINK_MARGIN))
+        again = (await conn.execute(layer_tile_query(layer, tile, settings, properties,
+                                                     condition, limit))).one()
+        data, count = again[0], again[1]
+    return LayerTile(bytes(data), int(count), total - int(count))
+
+
+async def render_tile(conn: AsyncConnection, layers: Sequence[LayerEntry], tile: TileRequest,
+                      properties: Sequence[str] | None = None,
+                      conditions: dict[str, Condition] | None = None) -> bytes:
+    """The tile of several layers (in the order given): their MVT layers concatenated."""
+    parts = []
+    for layer in layers:
+        condition = (conditions or {}).get(layer.id)
+        parts.append((await render_layer(conn, layer, tile, properties, condition)).data)
+    return b"".join(parts)
