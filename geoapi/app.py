@@ -18,7 +18,8 @@ from geoapi.html import LEAFLET_STATIC
 from geoapi.routes import collections, geocode, landing, spatial, tiles
 from geoapi.routes.docs import SWAGGER_STATIC, docs_router
 from tiles.cache import TileCache
-from tiles.listener import follow_changes
+from tiles.disk import DiskTier
+from tiles.listener import follow_changes, reconcile_at_start
 from urbis_core.db import sqlalchemy_url
 from urbis_core.settings import ApiSettings
 
@@ -34,7 +35,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
         )
         app.state.engine = engine
         app.state.settings = settings
-        app.state.tile_cache = TileCache(settings.tile_cache_mb * 1024 * 1024)
+        disk = DiskTier(settings.tile_cache_dir) if settings.tile_cache_dir else None
+        app.state.tile_cache = TileCache(settings.tile_cache_mb * 1024 * 1024, disk)
+        await reconcile_at_start(settings.database_url, app.state.tile_cache)
         listener = asyncio.create_task(follow_changes(settings.database_url,
                                                       app.state.tile_cache))
         try:

@@ -1,4 +1,4 @@
-"""An in-process tile cache: LRU by bytes, single-flight, invalidated by what the sync changed.
+"""The tile cache: LRU in memory (and a disk tier), single-flight, invalidated by the sync.
 
 A hit never touches the database. The sync's NOTIFY (layer, version, bbox of the change in
 EPSG:31370) drops exactly the cached tiles of that layer whose area meets the bbox; the others
@@ -12,11 +12,15 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from pyproj import Transformer
 
 from tiles.mvt import BUFFER, EXTENT
 from tiles.tms import TILE_MATRIX_SETS, TileMatrixSet
+
+if TYPE_CHECKING:
+    from tiles.disk import DiskTier
 
 STORAGE_SRID = 31370
 
@@ -35,6 +39,7 @@ class TileKey:
 class CachedTile:
     data: bytes
     etag: str
+    versions: tuple[tuple[str, int], ...] = ()  # the layer versions it was drawn from
 
 
 @dataclass
@@ -61,8 +66,9 @@ def bbox_in(tms: TileMatrixSet, bbox: tuple[float, float, float, float]
 
 
 class TileCache:
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, disk: DiskTier | None = None) -> None:
         self.max_bytes = max_bytes
+        self.disk = disk
         self._entries: OrderedDict[TileKey, CachedTile] = OrderedDict()
         self._inflight: dict[TileKey, asyncio.Future[CachedTile]] = {}
         self._generation: dict[str, int] = {}  # per layer, bumped by each change
@@ -72,6 +78,11 @@ class TileCache:
         tile = self._entries.get(key)
         if tile is not None:
             self._entries.move_to_end(key)
+            self.stats.hits += 1
+            return tile
+        tile = self.disk.read(key) if self.disk is not None else None
+        if tile is not None:
+            self._keep(key, tile)
             self.stats.hits += 1
         return tile
 
@@ -104,6 +115,16 @@ class TileCache:
         return tile, False
 
     def _store(self, key: TileKey, tile: CachedTile) -> None:
+        if self.disk is not None:
+            self.disk.write(key, tile)
+            recorded = self.disk.versions()
+            new = {layer: version for layer, version in tile.versions if layer not in recorded}
+            if new:
+                self.disk.record_versions(recorded | new)
+        self._keep(key, tile)
+
+    def _keep(self, key: TileKey, tile: CachedTile) -> None:
+        """In memory, evicting the least recently used tiles beyond the size."""
         if len(tile.data) > self.max_bytes:
             return
         old = self._entries.pop(key, None)
@@ -116,9 +137,14 @@ class TileCache:
             self.stats.bytes -= len(evicted.data)
         self.stats.entries = len(self._entries)
 
-    def invalidate(self, layer_id: str, bbox: tuple[float, float, float, float] | None) -> int:
+    def invalidate(self, layer_id: str, bbox: tuple[float, float, float, float] | None,
+                   version: int | None = None) -> int:
         """Drop the layer's tiles that meet `bbox` (EPSG:31370; None: all of them)."""
         self._generation[layer_id] = self._generation.get(layer_id, 0) + 1
+        if self.disk is not None:
+            self.stats.dropped += self.disk.drop(layer_id, bbox)
+            if version is not None:
+                self.disk.record_versions(self.disk.versions() | {layer_id: version})
         boxes: dict[str, tuple[float, float, float, float]] = {}
         doomed = []
         for key in self._entries:
@@ -138,6 +164,7 @@ class TileCache:
         return len(doomed)
 
     def clear(self) -> None:
+        """Empty the memory tier (the disk tier is reconciled with the change log instead)."""
         for layer_id in {c for key in self._entries for c in key.collections}:
             self._generation[layer_id] = self._generation.get(layer_id, 0) + 1
         self.stats.dropped += len(self._entries)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from typing import Any
 
 import psycopg
 
@@ -15,12 +16,62 @@ CHANNEL = "urbis_layer_changed"  # urbis_sync.run.NOTIFY_CHANNEL
 MAX_RETRY_DELAY = 30.0
 
 
-def parse_change(payload: str) -> tuple[str, tuple[float, float, float, float] | None]:
-    """(layer, bbox in EPSG:31370 or None for 'anywhere') from a notification's payload."""
+Box = tuple[float, float, float, float]
+
+
+def parse_change(payload: str) -> tuple[str, Box | None, int | None]:
+    """(layer, bbox in EPSG:31370 or None for 'anywhere', version) from a notification."""
     change = json.loads(payload)
     bbox = change.get("bbox")
-    return str(change["layer"]), (tuple(float(v) for v in bbox)  # type: ignore[return-value]
-                                  if bbox else None)
+    version = change.get("version")
+    box: Box | None = (float(bbox[0]), float(bbox[1]), float(bbox[2]), float(bbox[3])
+                       ) if bbox else None
+    return str(change["layer"]), box, int(version) if version is not None else None
+
+
+async def reconcile_disk(conn: psycopg.AsyncConnection[Any], cache: TileCache) -> None:
+    """Drop the disk tiles that changes made while nobody listened have touched.
+
+    The change log gives each change's bbox since the versions the disk tiles record.
+    """
+    disk = cache.disk
+    if disk is None:
+        return
+    recorded = disk.versions()
+    current = dict(await (await conn.execute(
+        "SELECT id, version FROM urbis_meta.layer_catalog")).fetchall())
+    for layer, version in recorded.items():
+        now = current.get(layer)
+        if now == version:
+            continue
+        changes = await (await conn.execute(
+            "SELECT ST_XMin(bbox), ST_YMin(bbox), ST_XMax(bbox), ST_YMax(bbox) "
+            "FROM urbis_meta.change_log WHERE layer_id = %s AND version > %s",
+            (layer, version))).fetchall()
+        if now is None or any(c[0] is None for c in changes):
+            disk.drop(layer, None)  # the layer is gone, or a change has no bbox: all of it
+        else:
+            for change in changes:
+                disk.drop(layer, (change[0], change[1], change[2], change[3]))
+        log.info("layer %s went from version %s to %s while the API was away: %d changes "
+                 "dropped from the disk tile cache", layer, version, now, len(changes))
+    disk.record_versions({layer: current[layer] for layer in recorded if layer in current})
+
+
+async def reconcile_at_start(database_url: str, cache: TileCache) -> None:
+    """Before the API answers: the disk tier's tiles that changes made meanwhile touched go.
+
+    When the database cannot tell what changed, the disk tier is emptied rather than trusted.
+    """
+    if cache.disk is None:
+        return
+    try:
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+            await reconcile_disk(conn, cache)
+    except (psycopg.Error, OSError) as exc:
+        log.warning("cannot compare the disk tile cache with the change log (%s): emptied",
+                    exc)
+        cache.disk.clear()
 
 
 async def follow_changes(database_url: str, cache: TileCache) -> None:
@@ -36,16 +87,17 @@ async def follow_changes(database_url: str, cache: TileCache) -> None:
                                                              autocommit=True) as conn:
                 await conn.execute(f"LISTEN {CHANNEL}")
                 cache.clear()
+                await reconcile_disk(conn, cache)
                 delay = 1.0
                 async for note in conn.notifies():
                     try:
-                        layer, bbox = parse_change(note.payload)
+                        layer, bbox, version = parse_change(note.payload)
                     except (ValueError, KeyError, TypeError):
                         log.warning("unreadable change notification %r: emptying the tile "
                                     "cache", note.payload)
                         cache.clear()
                         continue
-                    dropped = cache.invalidate(layer, bbox)
+                    dropped = cache.invalidate(layer, bbox, version)
                     log.info("layer %s changed: %d cached tiles dropped", layer, dropped)
         except (psycopg.OperationalError, OSError) as exc:
             log.warning("tile cache cannot follow changes (%s); retrying in %.0f s", exc,

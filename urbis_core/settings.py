@@ -66,6 +66,7 @@ class ApiSettings:
     max_limit: int = MAX_ITEMS_LIMIT
     node_modules: Path = field(default=NODE_MODULES)
     tile_cache_mb: int = 256  # the in-process tile cache (0: none)
+    tile_cache_dir: Path | None = None  # the cache's disk tier, kept across restarts
     # Browsers may reuse a tile this long without asking; 0 makes them revalidate with the
     # ETag each time (a 304 when the tile did not change), so they never show stale data.
     tile_max_age: int = 0
@@ -80,6 +81,8 @@ class ApiSettings:
             port=_int(env, "URBIS_PORT", 8000),
             pool_size=_int(env, "URBIS_DB_POOL_SIZE", 10),
             tile_cache_mb=_int(env, "URBIS_TILE_CACHE_MB", 256),
+            tile_cache_dir=Path(env["URBIS_TILE_CACHE_DIR"]) if env.get("URBIS_TILE_CACHE_DIR")
+            else None,
             tile_max_age=_int(env, "URBIS_TILE_MAX_AGE", 0),
             cors_origins=(tuple(o.strip() for o in origins.split(",") if o.strip())
                           if origins is not None else ("*",)),

@@ -114,7 +114,8 @@ async def _tile_response(request: Request, key: TileKey, layers_of: Any,
                 data = await render_tile(conn, layers, TileRequest(tms, key.z, key.x, key.y),
                                          properties, conditions)
         versions = "-".join(f"{layer.id}.{layer.version}" for layer in layers)
-        return CachedTile(data, f'"{versions}{"-" + key.variant if key.variant else ""}"')
+        return CachedTile(data, f'"{versions}{"-" + key.variant if key.variant else ""}"',
+                          tuple((layer.id, layer.version) for layer in layers))
 
     tile, hit = await cache.get_or_render(key, render)
     settings = _settings(request)

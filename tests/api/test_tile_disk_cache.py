@@ -1,0 +1,80 @@
+"""The tile cache's disk tier: tiles survive a restart; changes made meanwhile are dropped."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.api.conftest import start_server
+from urbis_core.config import load_config
+from urbis_core.db import create_sync_engine
+from urbis_sync.run import sync_layer
+
+pytestmark = pytest.mark.api
+
+SPAN_Z10 = 300_000 / 2 ** 10  # BelgianLambert72 zoom 10: 293 m tiles
+BARRIERE, UCCLE = (148384.0, 169116.0), (148000.0, 163000.0)
+
+
+def tile_path(xy: tuple[float, float]) -> str:
+    return (f"/collections/stored/tiles/BelgianLambert72/10/{int(xy[0] // SPAN_Z10)}/"
+            f"{int((300_000 - xy[1]) // SPAN_Z10)}")
+
+
+def sync_points(database_url: str, folder: Path, points: dict[str, tuple[float, float]]) -> None:
+    source = folder / "stored.geojson"
+    source.write_text(json.dumps({
+        "type": "FeatureCollection",
+        "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::31370"}},
+        "features": [{"type": "Feature", "properties": {"SID": key},
+                      "geometry": {"type": "Point", "coordinates": list(xy)}}
+                     for key, xy in points.items()]}))
+    config = folder / "stored.yaml"
+    config.write_text(f"layers:\n  stored:\n    source: {{kind: file, path: {source}}}\n"
+                      "    key: SID\n")
+    engine = create_sync_engine(database_url)
+    try:
+        assert sync_layer(engine, load_config(config), "stored").status == "success"
+    finally:
+        engine.dispose()
+
+
+def get(base: str, path: str) -> httpx.Response:
+    response = httpx.get(base + path, timeout=30)
+    assert response.status_code == 200, response.text
+    return response
+
+
+def test_tiles_survive_a_restart_and_changes_made_meanwhile_are_dropped(
+        synced_database_url, tmp_path):
+    cache_dir = tmp_path / "tile-cache"
+    sync_points(synced_database_url, tmp_path, {"a": BARRIERE, "b": UCCLE})
+    near, far = tile_path(BARRIERE), tile_path(UCCLE)
+
+    server, base = start_server(synced_database_url, URBIS_TILE_CACHE_DIR=str(cache_dir))
+    try:
+        first = {path: get(base, path) for path in (near, far)}
+        assert {r.headers["x-tile-cache"] for r in first.values()} == {"miss"}
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert len(list(cache_dir.rglob("*.mvt"))) == 2
+
+    # while no API listens, point a moves (inside its tile): the near tile is stale on disk
+    sync_points(synced_database_url, tmp_path, {"a": (BARRIERE[0] + 30, BARRIERE[1]),
+                                                 "b": UCCLE})
+    server, base = start_server(synced_database_url, URBIS_TILE_CACHE_DIR=str(cache_dir))
+    try:
+        untouched = get(base, far)
+        assert untouched.headers["x-tile-cache"] == "hit"  # from disk, after a restart
+        assert untouched.content == first[far].content
+        changed = get(base, near)
+        assert changed.headers["x-tile-cache"] == "miss"  # dropped on start from the change log
+        assert changed.content != first[near].content
+        assert get(base, near).headers["x-tile-cache"] == "hit"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
