@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from geoapi.errors import install_error_handlers
 from geoapi.geocode import StreetIndexes
 from geoapi.html import LEAFLET_STATIC
-from geoapi.routes import collections, geocode, landing, spatial, tiles
+from geoapi.routes import collections, geocode, landing, spatial, styles, tiles
 from geoapi.routes.docs import SWAGGER_STATIC, docs_router
 from tiles.cache import TileCache
 from tiles.disk import DiskTier
@@ -68,6 +68,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(spatial.router)
     app.include_router(geocode.router)
     app.include_router(tiles.router)
+    app.include_router(styles.router)
     app.state.street_indexes = StreetIndexes()
     swagger_dir = settings.node_modules / "swagger-ui-dist"
     app.include_router(docs_router(swagger_dir.is_dir()))
@@ -77,4 +78,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.state.leaflet = leaflet_dir.is_dir()
     if app.state.leaflet:
         app.mount(LEAFLET_STATIC, StaticFiles(directory=leaflet_dir), name="leaflet")
+    maplibre_dir = settings.node_modules / "maplibre-gl" / "dist"
+    if maplibre_dir.is_dir():
+        app.mount(styles.MAPLIBRE_STATIC, StaticFiles(directory=maplibre_dir), name="maplibre")
     return app

@@ -61,6 +61,10 @@ async def landing(request: Request, fmt: FormatDep) -> Any:
         {"rel": "http://www.opengis.net/def/rel/ogc/1.0/tiling-schemes",
          "type": "application/json", "title": "The tile matrix sets",
          "href": f"{base}/tileMatrixSets"},
+        {"rel": "http://www.opengis.net/def/rel/ogc/1.0/styles",
+         "type": "application/json", "title": "Map styles (MapLibre)", "href": f"{base}/styles"},
+        {"rel": "alternate", "type": "text/html", "title": "A map of all layers",
+         "href": f"{base}/map"},
     ]
     title = "URBIS GeoService"
     description = ("Brussels-Capital Region URBIS reference layers (addresses, municipalities, "

@@ -1,0 +1,71 @@
+"""Map styles for web apps (MapLibre), the fonts their labels use, and a map page."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, Response
+
+from geoapi.catalog import list_layers
+from geoapi.deps import ConnDep, base_url
+from geoapi.html import ATTRIBUTION, esc
+from tiles.glyphs import glyph_range
+from tiles.style import default_style
+from urbis_core.errors import InvalidParameter
+
+router = APIRouter(tags=["Styles"])
+MAPLIBRE_STATIC = "/static/maplibre"  # node_modules/maplibre-gl/dist, installed by `npm ci`
+_RANGE = re.compile(r"^(\d+)-(\d+)\.pbf$")
+
+
+@router.get("/styles", summary="The map styles offered")
+async def styles(request: Request) -> dict[str, Any]:
+    base = base_url(request)
+    return {"styles": [{"id": "default", "title": "URBIS layers, FR/NL labels", "links": [
+        {"rel": "stylesheet", "type": "application/vnd.maplibre.style+json",
+         "href": f"{base}/styles/default/style.json"}]}]}
+
+
+@router.get("/styles/default/style.json", summary="The default MapLibre style (all layers)")
+async def default_style_json(request: Request, conn: ConnDep) -> dict[str, Any]:
+    return default_style(base_url(request), await list_layers(conn), ATTRIBUTION)
+
+
+@router.get("/fonts/{fontstack}/{glyphs}", summary="Label glyphs (SDF, 256 codepoints)",
+            response_class=Response,
+            responses={200: {"content": {"application/x-protobuf": {}}}})
+async def font_glyphs(
+    fontstack: Annotated[str, Path(description="Font names, comma-separated")],
+    glyphs: Annotated[str, Path(description="The range, e.g. 0-255.pbf")],
+) -> Response:
+    match = _RANGE.match(glyphs)
+    if not match or int(match.group(2)) != int(match.group(1)) + 255:
+        raise InvalidParameter("range", f"'{glyphs}' is not a range such as 0-255.pbf")
+    data = await run_in_threadpool(glyph_range, fontstack, int(match.group(1)))
+    return Response(data, media_type="application/x-protobuf",
+                    headers={"Cache-Control": "public, max-age=86400"})
+
+
+_MAP_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Map - URBIS GeoService</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="{static}/maplibre-gl.css">
+<style>html, body, #map {{ margin: 0; height: 100%; }}</style></head>
+<body><div id="map" role="region" aria-label="Map of the URBIS layers"></div>
+<script type="module">
+import {{ Map, NavigationControl }} from "{static}/maplibre-gl.mjs";
+const map = new Map({{container: "map", style: {style}, hash: true}});
+map.addControl(new NavigationControl());
+window.urbisMap = map;
+</script></body></html>"""
+
+
+@router.get("/map", summary="A map of all layers in the default style (HTML)",
+            response_class=HTMLResponse)
+async def map_page(request: Request) -> HTMLResponse:
+    style = f'"{esc(base_url(request))}/styles/default/style.json"'
+    return HTMLResponse(_MAP_PAGE.format(static=MAPLIBRE_STATIC, style=style))
