@@ -13,12 +13,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
 
 from tests.conftest import SAMPLE_CONFIG, TEMPLATE_DB, create_database, drop_database
 from urbis_core.config import load_config
 from urbis_core.db import create_sync_engine
 from urbis_core.pgcluster import free_port
-from urbis_sync.run import sync_once
+from urbis_sync.run import sync_layer, sync_once
 
 URBIS = Path(sys.executable).parent / "urbis"
 
@@ -79,3 +81,28 @@ def assert_problem(response: httpx.Response, status: int, words: str) -> None:
     body = response.json()
     assert set(body) == {"status", "title", "detail"} and body["status"] == status
     assert words in body["detail"], body["detail"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[webdriver.Chrome]:
+    """Debian's headless Chromium through its WebDriver, with the console log kept."""
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                 "--window-size=1280,1000"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+def sync_file_layer(database_url: str, config: Path, layer_id: str) -> None:
+    """One sync run of a layer the test configured, which must succeed."""
+    engine = create_sync_engine(database_url)
+    try:
+        report = sync_layer(engine, load_config(config), layer_id)
+        assert report.status == "success", report.error
+    finally:
+        engine.dispose()

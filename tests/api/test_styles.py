@@ -11,7 +11,6 @@ from urllib.parse import urlparse
 
 import pytest
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 
 from tests.api.conftest import assert_problem
 
@@ -83,19 +82,6 @@ def test_glyph_ranges_hold_sdf_bitmaps_for_french_and_dutch_letters(client):
     assert glyphs[ord(" ")][7] > 0 and 2 not in glyphs[ord(" ")]  # a space: advance only
     assert_problem(client.get("/fonts/DejaVu Sans Book/0-100.pbf"), 400, "range")
     assert_problem(client.get("/fonts/Comic Sans/0-255.pbf"), 404, "DejaVu")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[webdriver.Chrome]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                 "--window-size=1100,850"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    yield driver
-    driver.quit()
 
 
 def rendered(browser: webdriver.Chrome, layer: str) -> int:

@@ -8,10 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.conftest import start_server
-from urbis_core.config import load_config
-from urbis_core.db import create_sync_engine
-from urbis_sync.run import sync_layer
+from tests.api.conftest import start_server, sync_file_layer
 
 pytestmark = pytest.mark.api
 
@@ -35,11 +32,7 @@ def sync_points(database_url: str, folder: Path, points: dict[str, tuple[float, 
     config = folder / "stored.yaml"
     config.write_text(f"layers:\n  stored:\n    source: {{kind: file, path: {source}}}\n"
                       "    key: SID\n")
-    engine = create_sync_engine(database_url)
-    try:
-        assert sync_layer(engine, load_config(config), "stored").status == "success"
-    finally:
-        engine.dispose()
+    sync_file_layer(database_url, config, "stored")
 
 
 def get(base: str, path: str) -> httpx.Response:

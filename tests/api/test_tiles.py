@@ -13,10 +13,7 @@ import mapbox_vector_tile
 import psycopg
 import pytest
 
-from tests.api.conftest import assert_problem
-from urbis_core.config import load_config
-from urbis_core.db import create_sync_engine
-from urbis_sync.run import sync_layer
+from tests.api.conftest import assert_problem, sync_file_layer
 
 pytestmark = pytest.mark.api
 
@@ -248,12 +245,7 @@ def _write_points(folder: Path, points: dict[str, tuple[float, float]], **tiles)
 
 
 def _sync(database_url: str, config: Path) -> None:
-    engine = create_sync_engine(database_url)
-    try:
-        report = sync_layer(engine, load_config(config), "moving")
-        assert report.status == "success", report.error
-    finally:
-        engine.dispose()
+    sync_file_layer(database_url, config, "moving")
 
 
 def test_a_sync_drops_only_the_tiles_it_changed(client, points_layer, synced_database_url):
