@@ -111,15 +111,21 @@ def _feature_id(layer: LayerEntry, table: sa.Table) -> ColumnElement[Any]:
     return func.abs(func.hashtextextended(sa.cast(key, sa.Text), 0))
 
 
-def layer_tile_query(layer: LayerEntry, tile: TileRequest, settings: LayerTileSettings,
-                     properties: Sequence[str] | None = None,
-                     condition: Condition | None = None,
-                     limit: int | None = None) -> sa.Select[Any]:
-    """One layer's MVT for a tile: `SELECT ST_AsMVT(...), count(*)`."""
+def _pixel(tile: TileRequest) -> float:
+    """One pixel of the tile, in the layer's native metres."""
+    return tile.tms.cell_size(tile.z) * tile.tms.ground_metres_per_unit
+
+
+def _candidates(layer: LayerEntry, table: sa.Table, tile: TileRequest,
+                settings: LayerTileSettings,
+                condition: Condition | None) -> list[ColumnElement[bool]]:
+    """Which features a tile may show.
+
+    They meet its buffered envelope (the GiST index finds them in the layer's CRS), are not
+    too small to see, and pass the request's filter.
+    """
     tms, z = tile.tms, tile.z
-    table = layer.table()
     minx, miny, maxx, maxy = tms.bounds(z, tile.x, tile.y)
-    envelope = func.ST_MakeEnvelope(minx, miny, maxx, maxy, tms.srid)
     margin = tms.tile_span(z) * BUFFER / EXTENT
     search = func.ST_MakeEnvelope(minx - margin, miny - margin, maxx + margin, maxy + margin,
                                   tms.srid)
@@ -127,9 +133,35 @@ def layer_tile_query(layer: LayerEntry, tile: TileRequest, settings: LayerTileSe
         # Densified before reprojecting so the envelope's edges stay where they were drawn.
         search = func.ST_Transform(func.ST_Segmentize(search, tms.tile_span(z) / 16),
                                    layer.srid)
-    pixel = tms.cell_size(z) * tms.ground_metres_per_unit  # one pixel, in native metres
     geom = table.c.geom
-    shape = func.ST_Simplify(geom, pixel, True) if _is_areal_or_linear(layer) else geom
+    where: list[ColumnElement[bool]] = [geom.op("&&")(search)]
+    if _is_areal_or_linear(layer) and settings.min_size_px > 0:
+        size = func.greatest(func.ST_XMax(geom) - func.ST_XMin(geom),
+                             func.ST_YMax(geom) - func.ST_YMin(geom))
+        where.append(size >= settings.min_size_px * _pixel(tile))
+    if condition is not None:
+        where.append(condition(table))
+    return where
+
+
+def candidate_count_query(layer: LayerEntry, tile: TileRequest, settings: LayerTileSettings,
+                          condition: Condition | None = None) -> sa.Select[Any]:
+    table = layer.table()
+    return sa.select(func.count()).select_from(table).where(
+        *_candidates(layer, table, tile, settings, condition))
+
+
+def layer_tile_query(layer: LayerEntry, tile: TileRequest, settings: LayerTileSettings,
+                     properties: Sequence[str] | None = None,
+                     condition: Condition | None = None,
+                     limit: int | None = None) -> sa.Select[Any]:
+    """One layer's MVT for a tile: `SELECT ST_AsMVT(...), count(*)`."""
+    tms, z = tile.tms, tile.z
+    table = layer.table()
+    envelope = func.ST_MakeEnvelope(*tms.bounds(z, tile.x, tile.y), tms.srid)
+    geom = table.c.geom
+    shape = (func.ST_Simplify(geom, _pixel(tile), True) if _is_areal_or_linear(layer)
+             else geom)
     if tms.srid != layer.srid:
         shape = func.ST_Transform(shape, tms.srid)
     names = list(properties) if properties is not None else settings.properties_at(z, layer)
@@ -138,14 +170,7 @@ def layer_tile_query(layer: LayerEntry, tile: TileRequest, settings: LayerTileSe
     columns: list[ColumnElement[Any]] = [_feature_id(layer, table).label("mvt_id")]
     columns += [table.c[n].label(n) for n in names]
     columns.append(func.ST_AsMVTGeom(shape, envelope, EXTENT, BUFFER, True).label("mvt_geom"))
-    where: list[ColumnElement[bool]] = [geom.op("&&")(search)]
-    if _is_areal_or_linear(layer) and settings.min_size_px > 0:
-        size = func.greatest(func.ST_XMax(geom) - func.ST_XMin(geom),
-                             func.ST_YMax(geom) - func.ST_YMin(geom))
-        where.append(size >= settings.min_size_px * pixel)
-    if condition is not None:
-        where.append(condition(table))
-    features = sa.select(*columns).where(*where)
+    features = sa.select(*columns).where(*_candidates(layer, table, tile, settings, condition))
     if limit is not None:
         features = features.order_by(*_priority(layer, table, settings)).limit(limit)
     rows = features.subquery("f")
@@ -155,6 +180,12 @@ def layer_tile_query(layer: LayerEntry, tile: TileRequest, settings: LayerTileSe
                                           func.count()).select_from(drawn))
 
 
+# Bytes per feature seen in the tiles of each (layer, tile matrix set, zoom): lets a tile whose
+# candidates would not fit be cut to its priority features before it is drawn, instead of
+# after drawing it whole once.
+_BYTES_PER_FEATURE: dict[tuple[str, str, int], float] = {}
+
+
 async def render_layer(conn: AsyncConnection, layer: LayerEntry, tile: TileRequest,
                        properties: Sequence[str] | None = None,
                        condition: Condition | None = None) -> LayerTile:
@@ -162,19 +193,31 @@ async def render_layer(conn: AsyncConnection, layer: LayerEntry, tile: TileReque
     settings = LayerTileSettings.of(layer)
     if not settings.minzoom <= tile.z <= settings.maxzoom:
         return LayerTile(b"", 0, 0)
-    first = (await conn.execute(layer_tile_query(layer, tile, settings, properties,
-                                                 condition))).one()
-    data, count = first[0], first[1]
-    total = int(count)
-    limit = total
+    seen = (layer.id, tile.tms.id, tile.z)
+    limit = candidates = None
+    if seen in _BYTES_PER_FEATURE:
+        candidates = int((await conn.execute(candidate_count_query(
+            layer, tile, settings, condition))).scalar_one())
+        if candidates * _BYTES_PER_FEATURE[seen] > settings.max_bytes:
+            limit = max(1, int(settings.max_bytes / _BYTES_PER_FEATURE[seen] * SHRINK_MARGIN))
+    data, count = await _draw(conn, layer, tile, settings, properties, condition, limit)
+    total = candidates if candidates is not None else count
+    if count:
+        _BYTES_PER_FEATURE[seen] = len(data) / count
     for _attempt in range(MAX_ATTEMPTS):
-        if len(data) <= settings.max_bytes or limit <= 1:
+        if len(data) <= settings.max_bytes or count <= 1:
             break
-        limit = max(1, int(limit * settings.max_bytes / len(data) * SHRINK_MARGIN))
-        again = (await conn.execute(layer_tile_query(layer, tile, settings, properties,
-                                                     condition, limit))).one()
-        data, count = again[0], again[1]
-    return LayerTile(bytes(data), int(count), total - int(count))
+        limit = max(1, int(count * settings.max_bytes / len(data) * SHRINK_MARGIN))
+        data, count = await _draw(conn, layer, tile, settings, properties, condition, limit)
+    return LayerTile(data, count, max(0, total - count))
+
+
+async def _draw(conn: AsyncConnection, layer: LayerEntry, tile: TileRequest,
+                settings: LayerTileSettings, properties: Sequence[str] | None,
+                condition: Condition | None, limit: int | None) -> tuple[bytes, int]:
+    row = (await conn.execute(layer_tile_query(layer, tile, settings, properties, condition,
+                                               limit))).one()
+    return bytes(row[0]), int(row[1])
 
 
 async def render_tile(conn: AsyncConnection, layers: Sequence[LayerEntry], tile: TileRequest,
