@@ -49,6 +49,7 @@ class CacheStats:
     dropped: int = 0
     entries: int = 0
     bytes: int = 0
+    changes: int = 0  # the sync's change notifications applied
 
 
 @lru_cache(maxsize=8)
@@ -141,6 +142,7 @@ class TileCache:
                    version: int | None = None) -> int:
         """Drop the layer's tiles that meet `bbox` (EPSG:31370; None: all of them)."""
         self._generation[layer_id] = self._generation.get(layer_id, 0) + 1
+        self.stats.changes += 1
         if self.disk is not None:
             self.stats.dropped += self.disk.drop(layer_id, bbox)
             if version is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -93,10 +94,12 @@ async def conformance(request: Request, fmt: FormatDep) -> Any:
 
 
 @router.get("/healthz", summary="Health check", tags=["Capabilities"])
-async def healthz(conn: ConnDep) -> JSONResponse:
+async def healthz(request: Request, conn: ConnDep) -> JSONResponse:
     try:
         await conn.execute(text("SELECT 1"))
         layers = (await conn.execute(select(func.count()).select_from(layer_catalog))).scalar()
     except Exception as exc:  # noqa: BLE001 - any failure means "not healthy"
         return problem(503, f"database not ready: {type(exc).__name__}")
-    return JSONResponse({"status": "ok", "database": "ok", "layers": layers})
+    cache = request.app.state.tile_cache
+    return JSONResponse({"status": "ok", "database": "ok", "layers": layers,
+                         "tile_cache": dataclasses.asdict(cache.stats)})

@@ -39,7 +39,11 @@ def test_landing_conformance_openapi_health(client):
     assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core" in conf
     spec = client.get("/openapi.json").json()
     assert "/collections/{collection_id}/items" in spec["paths"]
-    assert client.get("/healthz").json() == {"status": "ok", "database": "ok", "layers": 2}
+    health = client.get("/healthz").json()
+    assert {k: health[k] for k in ("status", "database", "layers")} == {
+        "status": "ok", "database": "ok", "layers": 2}
+    assert set(health["tile_cache"]) == {"hits", "misses", "dropped", "entries", "bytes",
+                                         "changes"}
 
 
 def test_docs_page_is_served_offline(client):

@@ -244,13 +244,19 @@ def _write_points(folder: Path, points: dict[str, tuple[float, float]], **tiles)
     return config
 
 
-def _sync(database_url: str, config: Path) -> None:
+def _sync(client: httpx.Client, database_url: str, config: Path) -> None:
+    """Sync, then wait until the API has applied the change notification to its tile cache."""
+    seen = client.get("/healthz").json()["tile_cache"]["changes"]
     sync_file_layer(database_url, config, "moving")
+    deadline = time.monotonic() + 20
+    while client.get("/healthz").json()["tile_cache"]["changes"] == seen:
+        assert time.monotonic() < deadline, "the API did not see the sync's notification"
+        time.sleep(0.05)
 
 
 def test_a_sync_drops_only_the_tiles_it_changed(client, points_layer, synced_database_url):
     barriere, uccle = (148384.0, 169116.0), (148000.0, 163000.0)
-    _sync(synced_database_url, _write_points(points_layer, {"a": barriere, "b": uccle}))
+    _sync(client, synced_database_url, _write_points(points_layer, {"a": barriere, "b": uccle}))
     changed = "/collections/moving/tiles/BelgianLambert72/10/{}/{}"
     span = 300_000 / 2 ** 10  # 293 m: the move below stays in its tile
     near = changed.format(int(barriere[0] // span), int((300_000 - barriere[1]) // span))
@@ -261,13 +267,8 @@ def test_a_sync_drops_only_the_tiles_it_changed(client, points_layer, synced_dat
     assert client.get(near).headers["x-tile-cache"] == "hit"
 
     moved = (barriere[0] + 30, barriere[1] + 20)  # point a moves by 36 m, within its tile
-    _sync(synced_database_url, _write_points(points_layer, {"a": moved, "b": uccle}))
-    deadline = time.monotonic() + 10
-    while True:  # the NOTIFY reaches the API's listener asynchronously
-        after = client.get(near)
-        if after.headers["x-tile-cache"] == "miss" or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
+    _sync(client, synced_database_url, _write_points(points_layer, {"a": moved, "b": uccle}))
+    after = client.get(near)
     assert after.headers["x-tile-cache"] == "miss"
     assert after.content != before[near].content
     assert after.headers["etag"] != before[near].headers["etag"]
@@ -284,17 +285,13 @@ def test_a_size_cap_keeps_the_features_of_highest_priority(client, points_layer,
                                                            synced_database_url):
     # 300 points in 76 m x 56 m, all inside one BelgianLambert72 zoom-9 tile (586 m)
     points = {f"p{i:03d}": (148100.0 + i % 20 * 4, 169000.0 + i // 20 * 4) for i in range(300)}
-    _sync(synced_database_url, _write_points(points_layer, points, max_bytes=2000,
-                                             priority="-PID"))
+    _sync(client, synced_database_url, _write_points(points_layer, points, max_bytes=2000,
+                                                     priority="-PID"))
     span = 300_000 / 2 ** 9
     path = (f"/collections/moving/tiles/BelgianLambert72/9/{int(148100 // span)}/"
             f"{int((300_000 - 169000) // span)}")
-    deadline = time.monotonic() + 10
-    while True:
-        response = client.get(path)
-        if response.headers["x-tile-cache"] == "miss" or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
+    response = client.get(path)
+    assert response.headers["x-tile-cache"] == "miss"
     assert len(response.content) <= 2000
     kept = sorted(f["properties"]["PID"] for f in
                   mapbox_vector_tile.decode(response.content)["moving"]["features"])
