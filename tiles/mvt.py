@@ -18,6 +18,7 @@ from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
+from tiles.names import LABELS_SUFFIX, labelled_polygons
 from tiles.tms import TileMatrixSet
 from urbis_core.catalog import LayerEntry
 
@@ -180,6 +181,34 @@ def layer_tile_query(layer: LayerEntry, tile: TileRequest, settings: LayerTileSe
                                           func.count()).select_from(drawn))
 
 
+def label_points_query(layer: LayerEntry, tile: TileRequest, settings: LayerTileSettings,
+                       pair: tuple[str, str], condition: Condition | None = None
+                       ) -> sa.Select[Any]:
+    """The MVT layer `<id>_labels`: each polygon's point on surface, with its names.
+
+    A point belongs to the one tile it falls in (edges half-open), so a polygon spread over
+    many tiles is labelled once, not once per piece.
+    """
+    tms, z = tile.tms, tile.z
+    table = layer.table()
+    minx, miny, maxx, maxy = tms.bounds(z, tile.x, tile.y)
+    point = func.ST_PointOnSurface(table.c.geom)
+    if tms.srid != layer.srid:
+        point = func.ST_Transform(point, tms.srid)
+    rows = sa.select(_feature_id(layer, table).label("mvt_id"),
+                     *(table.c[n].label(n) for n in dict.fromkeys((layer.key_field, *pair))),
+                     point.label("p")).where(
+        *_candidates(layer, table, tile, settings, condition)).subquery("f")
+    x, y = func.ST_X(rows.c.p), func.ST_Y(rows.c.p)
+    envelope = func.ST_MakeEnvelope(minx, miny, maxx, maxy, tms.srid)
+    inside = sa.select(*(c for c in rows.c if c.name != "p"),
+                       func.ST_AsMVTGeom(rows.c.p, envelope, EXTENT, 0, False).label("mvt_geom")
+                       ).where(x >= minx, x < maxx, y > miny, y <= maxy).subquery("t")
+    mvt = func.ST_AsMVT(sa.literal_column("t"), layer.id + LABELS_SUFFIX, EXTENT, "mvt_geom",
+                        "mvt_id")
+    return sa.select(func.coalesce(mvt, sa.literal(b"", sa.LargeBinary))).select_from(inside)
+
+
 # Bytes per feature seen in the tiles of each (layer, tile matrix set, zoom): lets a tile whose
 # candidates would not fit be cut to its priority features before it is drawn, instead of
 # after drawing it whole once.
@@ -228,4 +257,9 @@ async def render_tile(conn: AsyncConnection, layers: Sequence[LayerEntry], tile:
     for layer in layers:
         condition = (conditions or {}).get(layer.id)
         parts.append((await render_layer(conn, layer, tile, properties, condition)).data)
+        pair = labelled_polygons(layer)
+        settings = LayerTileSettings.of(layer)
+        if pair is not None and settings.minzoom <= tile.z <= settings.maxzoom:
+            parts.append(bytes((await conn.execute(label_points_query(
+                layer, tile, settings, pair, condition))).scalar_one()))
     return b"".join(parts)

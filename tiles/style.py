@@ -7,37 +7,19 @@ PW_NAME_FR/PW_NAME_DU...). Address points are labelled with their house number u
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from tiles.glyphs import DEFAULT_FONT
 from tiles.mvt import LayerTileSettings
+from tiles.names import LABELS_SUFFIX, name_fields
 from urbis_core.catalog import LayerEntry
 
 BACKGROUND = "#f3f1ec"
 # fill or line, outline (colour-blind safe hues, light enough for labels to stay readable)
 PALETTE = [("#8da0cb", "#4c5f8f"), ("#fc8d62", "#b85a33"), ("#66c2a5", "#2f7d64"),
            ("#e78ac3", "#a34d84"), ("#a6d854", "#6a9024"), ("#ffd92f", "#b8960b")]
-_FRENCH = re.compile(r"^(?P<stem>.*?)(FRE|_FR|FR)$", re.IGNORECASE)
-_DUTCH_ENDINGS = ("DUT", "_DU", "_NL", "NL", "DU")
 HOUSE_NUMBER_FIELDS = ("POLICENUM", "ADRN")
 NUMBER_MINZOOM = 17
-
-
-def name_fields(layer: LayerEntry) -> tuple[str, str] | None:
-    """The (French, Dutch) name fields of a layer, those with NAME in them first."""
-    text = {c.name for c in layer.columns if c.sql_type == "text"}
-    pairs = []
-    for name in sorted(text):
-        match = _FRENCH.match(name)
-        if not match or not match.group("stem"):
-            continue
-        stem = match.group("stem")
-        dutch = next((stem + end for end in _DUTCH_ENDINGS if stem + end in text), None)
-        if dutch:
-            pairs.append((name, dutch))
-    pairs.sort(key=lambda pair: "NAME" not in pair[0].upper())
-    return pairs[0] if pairs else None
 
 
 def _label(pair: tuple[str, str]) -> list[Any]:
@@ -92,6 +74,8 @@ def _labels(layer: LayerEntry, outline: str) -> list[dict[str, Any]]:
             layout["symbol-placement"] = "line"
         elif kind == "point":
             layout["text-offset"] = [0, 1.2]
+        else:  # one label point per polygon, in the one tile it falls in
+            base["source-layer"] = layer.id + LABELS_SUFFIX
         return [{"id": f"{layer.id}-label", "type": "symbol", **base, "layout": layout,
                  "paint": paint}]
     if number is not None:

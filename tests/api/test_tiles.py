@@ -142,8 +142,31 @@ def test_dataset_tiles_put_several_layers_in_one_tile(client):
     both = decode(client.get(f"/tiles/WebMercatorQuad/{z}/{x}/{y}",
                              params={"collections": "municipalities,addresses"}))
     alone = decode(client.get(f"/collections/addresses/tiles/WebMercatorQuad/{z}/{x}/{y}"))
-    assert list(both) == ["municipalities", "addresses"]
+    assert list(both) == ["municipalities", "municipalities_labels", "addresses"]
     assert both["addresses"]["features"] == alone["addresses"]["features"]
+
+
+def test_each_polygon_has_one_label_point_in_the_one_tile_it_falls_in(client, database):
+    z = 12
+    columns, rows_ = range(2093, 2100), range(1369, 1377)  # the whole Region at zoom 12
+    labels: dict[str, list] = {}
+    for x in columns:
+        for y in rows_:
+            response = client.get(f"/collections/municipalities/tiles/WebMercatorQuad/{z}/{x}/{y}")
+            if response.status_code == 204:
+                continue
+            for f in decode(response).get("municipalities_labels", {}).get("features", []):
+                labels.setdefault(f["properties"]["NAT_CODE"], []).append((x, y, f))
+    assert len(labels) == 19 and all(len(v) == 1 for v in labels.values())
+    points = dict(rows(database, """
+        SELECT "NAT_CODE", ST_AsText(ST_Transform(ST_PointOnSurface(geom), 3857))
+        FROM urbis.municipalities"""))
+    for code, [(x, y, feature)] in labels.items():
+        px, py = tile_position(feature, mercator_bounds(z, x, y))
+        ex, ey = map(float, points[code][6:-1].split())
+        unit = 2 * MERCATOR_HALF / 2 ** z / EXTENT
+        assert abs(px - ex) <= unit and abs(py - ey) <= unit
+        assert set(feature["properties"]) == {"NAT_CODE", "NAME_FRE", "NAME_DUT"}
 
 
 def test_properties_and_cql2_filter_on_tiles(client, database):
@@ -214,7 +237,8 @@ def test_tile_matrix_sets_tilesets_and_tilejson(client):
     tilejson = client.get("/tiles/WebMercatorQuad/tilejson.json",
                           params={"collections": "municipalities,addresses"}).json()
     assert tilejson["tilejson"] == "3.0.0" and "UrbIS" in tilejson["attribution"]
-    assert [v["id"] for v in tilejson["vector_layers"]] == ["municipalities", "addresses"]
+    assert [v["id"] for v in tilejson["vector_layers"]] == [
+        "municipalities", "municipalities_labels", "addresses"]
     assert tilejson["tiles"][0].endswith(
         "/tiles/WebMercatorQuad/{z}/{x}/{y}?collections=municipalities,addresses")
     west, south, east, north = tilejson["bounds"]
