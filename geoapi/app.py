@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from geoapi.counting import MatchCounts
 from geoapi.errors import install_error_handlers
 from geoapi.geocode import StreetIndexes
 from geoapi.html import LEAFLET_STATIC
@@ -70,6 +71,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(tiles.router)
     app.include_router(styles.router)
     app.state.street_indexes = StreetIndexes()
+    app.state.match_counts = MatchCounts()
     swagger_dir = settings.node_modules / "swagger-ui-dist"
     app.include_router(docs_router(swagger_dir.is_dir()))
     if swagger_dir.is_dir():

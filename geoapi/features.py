@@ -20,6 +20,7 @@ from sqlalchemy import ColumnElement, Select, func
 from sqlalchemy.dialects.postgresql import JSON
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from geoapi.counting import MatchCounts
 from geoapi.crs import CRS84_URI, SUPPORTED, OutputCrs
 from geoapi.values import parse_value
 from urbis_core.catalog import ColumnInfo, LayerEntry
@@ -244,18 +245,22 @@ async def _compose_as_of(conn: AsyncConnection, layer: LayerEntry, query: ItemsQ
     return page, sa.select(func.count()).select_from(keys)
 
 
-async def _matched(conn: AsyncConnection, layer: LayerEntry, count: Select[Any] | None) -> int:
+async def _matched(conn: AsyncConnection, layer: LayerEntry, count: Select[Any] | None,
+                   counts: MatchCounts | None) -> int:
     if count is None:
         return layer.feature_count
+    if counts is not None:
+        return await counts.count(conn, layer, count)
     return int((await conn.execute(count)).scalar_one())
 
 
-async def fetch_items(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery) -> ItemsPage:
+async def fetch_items(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery,
+                      counts: MatchCounts | None = None) -> ItemsPage:
     """A page of GeoJSON features and the number of features the filters match."""
     page, count = await _compose(
         conn, layer, query, lambda t: [feature_json(layer, t, query.crs, query.properties)])
     features = [str(f) for f in (await conn.execute(page)).scalars()]
-    return ItemsPage(features, await _matched(conn, layer, count))
+    return ItemsPage(features, await _matched(conn, layer, count, counts))
 
 
 def table_columns(layer: LayerEntry, properties: tuple[str, ...] | None) -> list[ColumnInfo]:
@@ -267,7 +272,8 @@ def table_columns(layer: LayerEntry, properties: tuple[str, ...] | None) -> list
 
 
 async def fetch_rows(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery,
-                     geometry: Literal["wkt", "wkb"]) -> RowsPage:
+                     geometry: Literal["wkt", "wkb"],
+                     counts: MatchCounts | None = None) -> RowsPage:
     """The items query as rows for CSV (WKT, axis order of `crs`) or GeoPackage (WKB, x/y)."""
     columns = table_columns(layer, query.properties)
     multi = layer.geometry_type.startswith("Multi")
@@ -284,7 +290,7 @@ async def fetch_rows(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery
 
     page, count = await _compose(conn, layer, query, outputs)
     rows = [tuple(r) for r in (await conn.execute(page))]
-    return RowsPage(columns, rows, await _matched(conn, layer, count))
+    return RowsPage(columns, rows, await _matched(conn, layer, count, counts))
 
 
 def key_condition(

@@ -302,7 +302,7 @@ async def items(
     content_crs = {"Content-Crs": f"<{query.crs.uri}>"}
     if fmt in ("csv", "gpkg"):
         return await _table_download(conn, layer, query, fmt, request, href, content_crs)
-    page = await fetch_items(conn, layer, query)
+    page = await fetch_items(conn, layer, query, request.app.state.match_counts)
     collection_link = {"rel": "collection", "type": "application/json",
                        "href": f"{base}/collections/{layer.id}"}
     links = [*_page_links(request, href, query, len(page.features), page.number_matched),
@@ -348,7 +348,8 @@ async def _table_download(conn: AsyncConnection, layer: LayerEntry, query: Items
                           fmt: str, request: Request, href: str,
                           headers: dict[str, str]) -> Response:
     """The items page as CSV (WKT in the output crs) or as a GeoPackage file."""
-    rows = await fetch_rows(conn, layer, query, "wkt" if fmt == "csv" else "wkb")
+    rows = await fetch_rows(conn, layer, query, "wkt" if fmt == "csv" else "wkb",
+                            request.app.state.match_counts)
     links = _page_links(request, href, query, len(rows.rows), rows.number_matched, fmt)
     headers = headers | {"Link": _link_header(links),
                          "Number-Matched": str(rows.number_matched),
