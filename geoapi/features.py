@@ -174,6 +174,9 @@ def _equals(column: ColumnElement[Any], sql_type: str, value: Any) -> ColumnElem
     return column == sa.literal(value, bind_type)
 
 
+DEFERRED_OFFSET = 1000  # from here, a page's keys are found before its rows are read
+
+
 def _order(layer: LayerEntry, table: sa.Table,
            query: ItemsQuery) -> list[tuple[ColumnElement[Any], bool]]:
     """`sortby`, then the key as the last tie-breaker so that pages never overlap."""
@@ -205,9 +208,17 @@ async def _compose(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery,
         return await _compose_as_of(conn, layer, query, outputs, query.as_of)
     table = layer.table()
     conditions = _filters(layer, table, query)
-    page = (sa.select(*outputs(table)).where(*conditions)
-            .order_by(*[_direction(e, d) for e, d in _order(layer, table, query)])
-            .limit(query.limit).offset(query.offset))
+    order = [_direction(e, d) for e, d in _order(layer, table, query)]
+    if query.offset >= DEFERRED_OFFSET:
+        # Far into the layer: find the page's keys first (walking the key index, an index-only
+        # scan once the table is vacuumed), then read and encode only those rows.
+        key = table.c[layer.key_field]
+        keys = sa.select(key).where(*conditions).order_by(*order).limit(
+            query.limit).offset(query.offset)
+        page = sa.select(*outputs(table)).where(key.in_(keys.scalar_subquery())).order_by(*order)
+    else:
+        page = (sa.select(*outputs(table)).where(*conditions).order_by(*order)
+                .limit(query.limit).offset(query.offset))
     count = (sa.select(func.count()).select_from(table).where(*conditions)
              if conditions else None)
     return page, count
