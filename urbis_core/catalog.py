@@ -6,6 +6,7 @@ checks that they match what the migrations create.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -142,19 +143,25 @@ class LayerEntry:
 
     def table(self) -> sa.Table:
         """The layer table as SQLAlchemy sees it; identifiers come only from this catalog row."""
-        return self._table(LAYER_SCHEMA, sa.Column("valid_from", sa.DateTime(timezone=True)))
+        return _layer_table(LAYER_SCHEMA, self.table_name,
+                            tuple(c.name for c in self.columns), self.srid)
 
     def history_table(self) -> sa.Table:
         """Superseded rows of the layer, each with the interval it was current."""
-        return self._table(HISTORY_SCHEMA,
-                           sa.Column("valid_from", sa.DateTime(timezone=True)),
-                           sa.Column("valid_to", sa.DateTime(timezone=True)),
-                           sa.Column("op", sa.Text))
+        return _layer_table(HISTORY_SCHEMA, self.table_name,
+                            tuple(c.name for c in self.columns), self.srid)
 
-    def _table(self, schema: str, *extra: sa.Column[Any]) -> sa.Table:
-        cols = [sa.Column(c.name, sa.types.NullType()) for c in self.columns]
-        return sa.Table(
-            self.table_name, sa.MetaData(), *cols,
-            sa.Column("geom", Geometry(srid=self.srid, spatial_index=False)), *extra,
-            schema=schema,
-        )
+
+@functools.lru_cache(maxsize=512)
+def _layer_table(schema: str, name: str, columns: tuple[str, ...], srid: int) -> sa.Table:
+    """One Table object per table definition, shared by every request and tile.
+
+    SQLAlchemy keys its cache of compiled statements on the Table object: a new one at each
+    request would compile every query afresh (milliseconds of Python each time).
+    """
+    extra: list[sa.Column[Any]] = [sa.Column("valid_from", sa.DateTime(timezone=True))]
+    if schema == HISTORY_SCHEMA:
+        extra += [sa.Column("valid_to", sa.DateTime(timezone=True)), sa.Column("op", sa.Text)]
+    return sa.Table(name, sa.MetaData(), *(sa.Column(c, sa.types.NullType()) for c in columns),
+                    sa.Column("geom", Geometry(srid=srid, spatial_index=False)), *extra,
+                    schema=schema)

@@ -24,7 +24,7 @@ from geoapi.html import ATTRIBUTION
 from geoapi.params import reject_unknown
 from tiles.cache import CachedTile, TileCache, TileKey, bbox_in
 from tiles.mvt import Condition, LayerTileSettings, TileRequest, render_tile
-from tiles.names import LABELS_SUFFIX, labelled_polygons
+from tiles.tilejson import vector_layers
 from tiles.tms import TILE_MATRIX_SETS, TileMatrixSet, get_tms
 from urbis_core.catalog import LayerEntry
 from urbis_core.errors import InvalidParameter
@@ -319,23 +319,8 @@ def _tilejson(base: str, tile_url: str, layers: list[LayerEntry],
         "center": [(bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2,
                    max(minzoom, min(12, maxzoom))],
         "attribution": ATTRIBUTION, "crs": CRS84_URI,
-        "vector_layers": [v for layer in layers for v in _vector_layers(layer)],
+        "vector_layers": vector_layers(layers),
     }
-
-
-def _vector_layers(layer: LayerEntry) -> list[dict[str, Any]]:
-    """TileJSON's view of a layer's MVT layers: its features, and its label points if any."""
-    settings = LayerTileSettings.of(layer)
-    zooms = {"minzoom": settings.minzoom, "maxzoom": settings.maxzoom}
-    fields = {c.name: _json_type(c.sql_type).capitalize() for c in layer.columns}
-    layers = [{"id": layer.id, "description": layer.display_title("en"), **zooms,
-               "fields": fields}]
-    pair = labelled_polygons(layer)
-    if pair is not None:
-        layers.append({"id": layer.id + LABELS_SUFFIX, **zooms,
-                       "description": f"{layer.display_title('en')}: one label point each",
-                       "fields": {n: fields[n] for n in (layer.key_field, *pair)}})
-    return layers
 
 
 def _web_mercator_only(tms_id: str) -> None:

@@ -1,0 +1,41 @@
+"""What a TileJSON (and a tile archive's metadata) says of the layers in the tiles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tiles.mvt import LayerTileSettings
+from tiles.names import LABELS_SUFFIX, labelled_polygons
+from urbis_core.catalog import LayerEntry
+
+
+def field_type(sql_type: str) -> str:
+    """A column's type as TileJSON names it."""
+    if sql_type in ("integer", "bigint", "smallint"):
+        return "Integer"
+    if sql_type in ("double precision", "real", "numeric"):
+        return "Number"
+    return "Boolean" if sql_type == "boolean" else "String"
+
+
+def vector_layers(layers: list[LayerEntry], minzoom: int = 0,
+                  maxzoom: int = 24) -> list[dict[str, Any]]:
+    """Each layer's MVT layers, their zooms within [minzoom, maxzoom] (an archive's).
+
+    A layer's features, and for named polygons their label points (`<id>_labels`).
+    """
+    described = []
+    for layer in layers:
+        settings = LayerTileSettings.of(layer)
+        zooms = {"minzoom": max(settings.minzoom, minzoom),
+                 "maxzoom": min(settings.maxzoom, maxzoom)}
+        fields = {c.name: field_type(c.sql_type) for c in layer.columns}
+        described.append({"id": layer.id, "description": layer.display_title("en"), **zooms,
+                          "fields": fields})
+        pair = labelled_polygons(layer)
+        if pair is not None:
+            described.append({"id": layer.id + LABELS_SUFFIX, **zooms,
+                              "description": f"{layer.display_title('en')}: one label point "
+                                             "each",
+                              "fields": {n: fields[n] for n in (layer.key_field, *pair)}})
+    return described
