@@ -16,12 +16,14 @@ from geoapi.counting import MatchCounts
 from geoapi.errors import install_error_handlers
 from geoapi.geocode import StreetIndexes
 from geoapi.html import LEAFLET_STATIC
-from geoapi.routes import collections, geocode, landing, spatial, styles, tiles
+from geoapi.routes import archives, collections, geocode, landing, spatial, styles, tiles
 from geoapi.routes.docs import SWAGGER_STATIC, docs_router
+from tiles.archive import open_archive
 from tiles.cache import TileCache
 from tiles.disk import DiskTier
 from tiles.listener import follow_changes, reconcile_at_start
 from urbis_core.db import sqlalchemy_url
+from urbis_core.errors import ConfigError
 from urbis_core.settings import ApiSettings
 
 
@@ -39,11 +41,18 @@ def create_app(settings: ApiSettings) -> FastAPI:
         disk = DiskTier(settings.tile_cache_dir) if settings.tile_cache_dir else None
         app.state.tile_cache = TileCache(settings.tile_cache_mb * 1024 * 1024, disk)
         await reconcile_at_start(settings.database_url, app.state.tile_cache)
+        missing = [str(p) for p in settings.tile_archives if not p.is_file()]
+        if missing:
+            raise ConfigError(f"URBIS_TILE_ARCHIVES: no such file: {', '.join(missing)}")
+        app.state.tile_archives = {path.stem: open_archive(path)
+                                   for path in settings.tile_archives}
         listener = asyncio.create_task(follow_changes(settings.database_url,
                                                       app.state.tile_cache))
         try:
             yield
         finally:
+            for archive in app.state.tile_archives.values():
+                archive.close()
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
@@ -70,6 +79,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(geocode.router)
     app.include_router(tiles.router)
     app.include_router(styles.router)
+    app.include_router(archives.router)
     app.state.street_indexes = StreetIndexes()
     app.state.match_counts = MatchCounts()
     swagger_dir = settings.node_modules / "swagger-ui-dist"

@@ -67,6 +67,7 @@ class ApiSettings:
     node_modules: Path = field(default=NODE_MODULES)
     tile_cache_mb: int = 256  # the in-process tile cache (0: none)
     tile_cache_dir: Path | None = None  # the cache's disk tier, kept across restarts
+    tile_archives: tuple[Path, ...] = ()  # seeded PMTiles/MBTiles files served under /archives
     # Browsers may reuse a tile this long without asking; 0 makes them revalidate with the
     # ETag each time (a 304 when the tile did not change), so they never show stale data.
     tile_max_age: int = 0
@@ -83,6 +84,8 @@ class ApiSettings:
             tile_cache_mb=_int(env, "URBIS_TILE_CACHE_MB", 256),
             tile_cache_dir=Path(env["URBIS_TILE_CACHE_DIR"]) if env.get("URBIS_TILE_CACHE_DIR")
             else None,
+            tile_archives=tuple(Path(p.strip()) for p in
+                                (env.get("URBIS_TILE_ARCHIVES") or "").split(",") if p.strip()),
             tile_max_age=_int(env, "URBIS_TILE_MAX_AGE", 0),
             cors_origins=(tuple(o.strip() for o in origins.split(",") if o.strip())
                           if origins is not None else ("*",)),

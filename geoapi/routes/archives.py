@@ -1,0 +1,76 @@
+"""Seeded tile archives (`urbis tiles seed`) served as they are: `URBIS_TILE_ARCHIVES`.
+
+An archive is a frozen picture of the layers at the versions it was seeded from; the live
+tiles (`/tiles/...`) follow the sync, an archive does not. Each is named by its file name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from geoapi.deps import base_url
+from geoapi.html import ATTRIBUTION
+from geoapi.routes.tiles import MVT, X, Y, Z
+from tiles.archive import MBTilesArchive, PMTilesArchive
+from tiles.tms import get_tms
+from urbis_core.errors import NotFound
+
+router = APIRouter(tags=["Tiles"])
+Archive = PMTilesArchive | MBTilesArchive
+
+
+def _archive(request: Request, name: str) -> Archive:
+    archives: dict[str, Archive] = request.app.state.tile_archives
+    if name not in archives:
+        known = ", ".join(archives) or "none (set URBIS_TILE_ARCHIVES)"
+        raise NotFound(f"no tile archive '{name}'; served: {known}")
+    return archives[name]
+
+
+def _describe(base: str, name: str, archive: Archive) -> dict[str, Any]:
+    meta = archive.metadata
+    return {"name": name, "tileMatrixSet": meta.get("tile_matrix_set"),
+            "minzoom": meta.get("minzoom"), "maxzoom": meta.get("maxzoom"),
+            "links": [{"rel": "describedby", "type": "application/json",
+                       "href": f"{base}/archives/{name}/tilejson.json"},
+                      {"rel": "item", "type": MVT, "templated": True,
+                       "href": f"{base}/archives/{name}/{{z}}/{{x}}/{{y}}"}]}
+
+
+@router.get("/archives", summary="The seeded tile archives served")
+async def archives(request: Request) -> dict[str, Any]:
+    base = base_url(request)
+    return {"archives": [_describe(base, name, archive)
+                         for name, archive in request.app.state.tile_archives.items()]}
+
+
+@router.get("/archives/{name}/tilejson.json", summary="TileJSON 3.0 of a seeded archive")
+async def archive_tilejson(request: Request, name: str) -> dict[str, Any]:
+    archive = _archive(request, name)
+    meta = archive.metadata
+    return {"tilejson": "3.0.0", "name": name, "scheme": "xyz",
+            "tiles": [f"{base_url(request)}/archives/{name}/{{z}}/{{x}}/{{y}}"],
+            "minzoom": meta.get("minzoom"), "maxzoom": meta.get("maxzoom"),
+            "bounds": meta.get("bounds"), "center": meta.get("center"),
+            "attribution": ATTRIBUTION, "vector_layers": meta.get("vector_layers", [])}
+
+
+@router.get("/archives/{name}/{z}/{x}/{y}", summary="A tile of a seeded archive",
+            response_class=Response,
+            responses={200: {"content": {MVT: {}}}, 204: {"description": "No tile there"}})
+async def archive_tile(request: Request, name: str, z: Z, x: X, y: Y) -> Response:
+    archive = _archive(request, name)
+    get_tms(str(archive.metadata.get("tile_matrix_set"))).check(z, x, y)
+    data = archive.get(z, x, y)
+    settings = request.app.state.settings
+    headers = {"Cache-Control": f"public, max-age={settings.tile_max_age}"}
+    if data is None:
+        return Response(status_code=204, headers=headers)
+    headers["ETag"] = '"' + hashlib.sha1(data).hexdigest()[:20] + '"'
+    if request.headers.get("if-none-match") == headers["ETag"]:
+        return Response(status_code=304, headers=headers)
+    return Response(data, media_type=MVT, headers=headers)
