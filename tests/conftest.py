@@ -57,6 +57,22 @@ def create_database(admin: str, name: str, template: str | None = None) -> str:
     return with_database(admin, name)
 
 
+def synced_sample_database(admin: str, name: str) -> str:
+    """A new database (from the migrated template) holding the bundled sample, synced."""
+    from urbis_core.config import load_config
+    from urbis_sync.run import sync_once
+
+    url = create_database(admin, name, template=TEMPLATE_DB)
+    engine = create_sync_engine(url)
+    try:
+        config = load_config(SAMPLE_CONFIG)
+        reports = sync_once(engine, config, list(config.layers))
+    finally:
+        engine.dispose()
+    assert all(r.status == "success" for r in reports), [r.summary() for r in reports]
+    return url
+
+
 def drop_database(admin: str, name: str) -> None:
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

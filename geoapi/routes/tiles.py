@@ -24,7 +24,7 @@ from geoapi.html import ATTRIBUTION
 from geoapi.params import reject_unknown
 from tiles.cache import CachedTile, TileCache, TileKey, bbox_in
 from tiles.mvt import Condition, LayerTileSettings, TileRequest, render_tile
-from tiles.tilejson import vector_layers
+from tiles.tilejson import field_type, vector_layers
 from tiles.tms import TILE_MATRIX_SETS, TileMatrixSet, get_tms
 from urbis_core.catalog import LayerEntry
 from urbis_core.errors import InvalidParameter
@@ -231,15 +231,7 @@ def _vector_layer(layer: LayerEntry) -> dict[str, Any]:
             "geometryDimension": dimension, "minTileMatrix": str(settings.minzoom),
             "maxTileMatrix": str(settings.maxzoom),
             "propertiesSchema": {"type": "object", "properties": {
-                c.name: {"type": _json_type(c.sql_type)} for c in layer.columns}}}
-
-
-def _json_type(sql_type: str) -> str:
-    if sql_type in ("integer", "bigint", "smallint"):
-        return "integer"
-    if sql_type in ("double precision", "real", "numeric"):
-        return "number"
-    return "boolean" if sql_type == "boolean" else "string"
+                c.name: {"type": field_type(c.sql_type).lower()} for c in layer.columns}}}
 
 
 def _tileset(base: str, path: str, tms: TileMatrixSet, layers: list[LayerEntry],

@@ -16,11 +16,11 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
-from tests.conftest import SAMPLE_CONFIG, TEMPLATE_DB, create_database, drop_database
+from tests.conftest import drop_database, synced_sample_database
 from urbis_core.config import load_config
 from urbis_core.db import create_sync_engine
 from urbis_core.pgcluster import free_port
-from urbis_sync.run import sync_layer, sync_once
+from urbis_sync.run import sync_layer
 
 URBIS = Path(sys.executable).parent / "urbis"
 
@@ -28,13 +28,7 @@ URBIS = Path(sys.executable).parent / "urbis"
 @pytest.fixture(scope="module")
 def synced_database_url(admin_url: str, template_url: str) -> Iterator[str]:
     name = f"api_{uuid.uuid4().hex[:10]}"
-    url = create_database(admin_url, name, template=TEMPLATE_DB)
-    engine = create_sync_engine(url)
-    config = load_config(SAMPLE_CONFIG)
-    reports = sync_once(engine, config, list(config.layers))
-    engine.dispose()
-    assert all(r.status == "success" for r in reports), [r.summary() for r in reports]
-    yield url
+    yield synced_sample_database(admin_url, name)
     drop_database(admin_url, name)
 
 

@@ -25,7 +25,7 @@ from pmtiles.tile import Compression, TileType
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.api.conftest import URBIS
-from tests.conftest import SAMPLE_CONFIG, TEMPLATE_DB, create_database, drop_database
+from tests.conftest import drop_database, synced_sample_database
 from tiles.archive import open_archive
 from tiles.mvt import TileRequest, render_tile
 from tiles.seed import (
@@ -41,10 +41,8 @@ from tiles.seed import (
 )
 from tiles.tms import get_tms
 from urbis_core.catalog import LayerEntry, layer_catalog
-from urbis_core.config import load_config
 from urbis_core.db import create_sync_engine, sqlalchemy_url
 from urbis_core.errors import InvalidParameter, UrbisError
-from urbis_sync.run import sync_once
 
 COLLECTIONS = ("municipalities", "addresses")
 Tile = tuple[int, int, int]
@@ -54,12 +52,7 @@ Tile = tuple[int, int, int]
 def sample_url(admin_url: str, template_url: str) -> Iterator[str]:
     """A database holding the synced sample, shared by the module (seeding only reads it)."""
     name = f"seed_{uuid.uuid4().hex[:10]}"
-    url = create_database(admin_url, name, template=TEMPLATE_DB)
-    engine = create_sync_engine(url)
-    config = load_config(SAMPLE_CONFIG)
-    reports = sync_once(engine, config, list(config.layers))
-    engine.dispose()
-    assert all(r.status == "success" for r in reports), [r.summary() for r in reports]
+    url = synced_sample_database(admin_url, name)
     # With statistics, as in production: then a tile's rows may come in another order from
     # one connection to the next (custom or generic plan), so tiles are compared by content.
     with psycopg.connect(url, autocommit=True) as conn:
