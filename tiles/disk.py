@@ -25,6 +25,7 @@ class DiskTier:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self._versions_file = root / "versions.json"
+        self._versions = self._read_versions()  # read once; every tile stored consults it
 
     def _path(self, key: TileKey) -> Path:
         return (self.root / ",".join(key.collections) / (key.variant or _NO_VARIANT) / key.tms
@@ -90,12 +91,18 @@ class DiskTier:
         for entry in self._dirs(self.root):
             shutil.rmtree(entry, ignore_errors=True)
         self._versions_file.unlink(missing_ok=True)
+        self._versions = {}
 
-    def versions(self) -> dict[str, int]:
+    def _read_versions(self) -> dict[str, int]:
         try:
             return {k: int(v) for k, v in json.loads(self._versions_file.read_text()).items()}
         except (FileNotFoundError, ValueError):
             return {}
 
+    def versions(self) -> dict[str, int]:
+        return dict(self._versions)
+
     def record_versions(self, versions: dict[str, int]) -> None:
-        self._versions_file.write_text(json.dumps(versions, sort_keys=True))
+        if versions != self._versions:
+            self._versions_file.write_text(json.dumps(versions, sort_keys=True))
+            self._versions = dict(versions)

@@ -45,7 +45,7 @@ from tiles.archive import (
 )
 from tiles.cache import bbox_in
 from tiles.mvt import BUFFER, EXTENT, LayerTileSettings, TileRequest, render_tile
-from tiles.tilejson import vector_layers
+from tiles.tilejson import crs84_extent, vector_layers
 from tiles.tms import MAX_ZOOM, WEB_MERCATOR_QUAD, TileMatrixSet, get_tms
 from urbis_core.catalog import LayerEntry, layer_catalog
 from urbis_core.db import sqlalchemy_url
@@ -160,11 +160,6 @@ def _intersection(a: Box, b: Box) -> Box | None:
     return box if box[0] <= box[2] and box[1] <= box[3] else None
 
 
-def _union(boxes: Sequence[Sequence[float]]) -> Box:
-    return (min(b[0] for b in boxes), min(b[1] for b in boxes),
-            max(b[2] for b in boxes), max(b[3] for b in boxes))
-
-
 def _grown(box: Box, margin: float) -> Box:
     return box[0] - margin, box[1] - margin, box[2] + margin, box[3] + margin
 
@@ -242,10 +237,9 @@ def _box(values: Sequence[float]) -> Box:
 
 
 def _crs84_bounds(layers: list[LayerEntry], bbox: Box | None) -> Box | None:
-    extents = [layer.bbox_crs84 for layer in layers if layer.bbox_crs84]
-    if not extents:
+    bounds = crs84_extent(layers)
+    if bounds is None:
         return bbox
-    bounds = _union(extents)
     return _intersection(bounds, bbox) if bbox else bounds
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from tiles.glyphs import DEFAULT_FONT
 from tiles.mvt import LayerTileSettings
 from tiles.names import LABELS_SUFFIX, name_fields
+from tiles.tilejson import crs84_extent
 from urbis_core.catalog import LayerEntry
 
 BACKGROUND = "#f3f1ec"
@@ -94,10 +95,9 @@ def default_style(base: str, layers: list[LayerEntry], attribution: str) -> dict
     colours = {layer.id: PALETTE[i % len(PALETTE)] for i, layer in enumerate(layers)}
     shapes = [s for layer in ordered for s in _shapes(layer, *colours[layer.id])]
     labels = [s for layer in ordered for s in _labels(layer, colours[layer.id][1])]
-    boxes = [layer.bbox_crs84 for layer in layers if layer.bbox_crs84]
-    centre = ([(min(b[0] for b in boxes) + max(b[2] for b in boxes)) / 2,
-               (min(b[1] for b in boxes) + max(b[3] for b in boxes)) / 2]
-              if boxes else [4.352, 50.846])
+    extent = crs84_extent(layers)
+    centre = ([(extent[0] + extent[2]) / 2, (extent[1] + extent[3]) / 2] if extent
+              else [4.352, 50.846])
     return {
         "version": 8,
         "name": "URBIS default",

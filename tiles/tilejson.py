@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from tiles.mvt import LayerTileSettings
 from tiles.names import LABELS_SUFFIX, labelled_polygons
 from urbis_core.catalog import LayerEntry
+
+Box = tuple[float, float, float, float]
+
+
+def union_of(boxes: Sequence[Sequence[float]]) -> Box:
+    """The box covering all of them (min x, min y, max x, max y)."""
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes),
+            max(b[2] for b in boxes), max(b[3] for b in boxes))
+
+
+def crs84_extent(layers: Sequence[LayerEntry]) -> Box | None:
+    """The layers' extent in CRS84 (from the catalog); None when none has one."""
+    boxes = [layer.bbox_crs84 for layer in layers if layer.bbox_crs84]
+    return union_of(boxes) if boxes else None
 
 
 def field_type(sql_type: str) -> str:

@@ -31,7 +31,6 @@ from urbis_sync.sources import Field
 # Geometries with the same vertex count that lie within this distance (metres) of each other
 # are the same geometry: rounding in a source or an output format is not a change.
 GEOMETRY_TOLERANCE = 0.001
-SERVICE_COLUMNS = ("geom", "row_hash", "valid_from")
 _INDEX_MEMORY = "SET LOCAL maintenance_work_mem = '256MB'"  # index builds sort in memory
 
 

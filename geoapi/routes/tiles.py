@@ -24,7 +24,7 @@ from geoapi.html import ATTRIBUTION
 from geoapi.params import reject_unknown
 from tiles.cache import CachedTile, TileCache, TileKey, bbox_in
 from tiles.mvt import Condition, LayerTileSettings, TileRequest, render_tile
-from tiles.tilejson import field_type, vector_layers
+from tiles.tilejson import crs84_extent, field_type, union_of, vector_layers
 from tiles.tms import TILE_MATRIX_SETS, TileMatrixSet, get_tms
 from urbis_core.catalog import LayerEntry
 from urbis_core.errors import InvalidParameter
@@ -205,8 +205,7 @@ def _limits(tms: TileMatrixSet, layers: list[LayerEntry], minzoom: int,
              for layer in layers if layer.bbox_native]
     if not boxes:
         return []
-    union = (min(b[0] for b in boxes), min(b[1] for b in boxes),
-             max(b[2] for b in boxes), max(b[3] for b in boxes))
+    union = union_of(boxes)
     limits = []
     for z in range(minzoom, maxzoom + 1):
         cols, rows = tms.tiles_covering(z, union)
@@ -301,10 +300,8 @@ async def dataset_tileset(request: Request, conn: ConnDep, tms_id: TmsId,
 def _tilejson(base: str, tile_url: str, layers: list[LayerEntry],
               name: str) -> dict[str, Any]:
     minzoom, maxzoom = _zoom_range(layers)
-    boxes = [layer.bbox_crs84 for layer in layers if layer.bbox_crs84]
-    bounds = ([min(b[0] for b in boxes), min(b[1] for b in boxes),
-               max(b[2] for b in boxes), max(b[3] for b in boxes)] if boxes
-              else [-180, -85.0511, 180, 85.0511])
+    extent = crs84_extent(layers)
+    bounds = list(extent) if extent else [-180, -85.0511, 180, 85.0511]
     return {
         "tilejson": "3.0.0", "name": name, "scheme": "xyz", "tiles": [tile_url],
         "minzoom": minzoom, "maxzoom": maxzoom, "bounds": bounds,
