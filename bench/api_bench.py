@@ -7,7 +7,8 @@ What it does, in order:
 1. generates the data (bench.generate: Buildings and Addresses, seed 1; cached under --workdir)
    and starts a throwaway PostgreSQL cluster (fsync off), loads the two layers and the 19 real
    municipalities with `urbis sync --once`, then VACUUM ANALYZE: all three servers read these
-   same tables (`urbis.buildings`...);
+   same tables (`urbis.buildings`...) with the same indexes: key, GiST, and B-trees on the two
+   filtered properties (the buildings' `indexes: [AREA, CAPAKEY]` in the layer config);
 2. draws the requests once, with a fixed seed (--seed): pages of 1000 from the start and at
    random offsets; distinct bboxes inside the data, each matching 200 to 900 buildings, alone
    and with a CQL2 filter; distinct CQL2 filters (number comparisons, text LIKEs), each paged
@@ -68,6 +69,7 @@ NUMBER_FILTERS = ("AREA > {k}", range(60, 200))  # 120,000 to 2,000 of 500,000 b
 TEXT_FILTERS = "CAPAKEY LIKE '{prefix}%'"  # a parcel-key prefix: municipality (NIS) + section
 FILTER_PAGES = 5  # pages a client reads per filter
 BBOX_FILTER = ("AREA > 50", '"AREA" > 50')  # CQL2 text, and the same in SQL for the checks
+FILTERED_PROPERTIES = ("AREA", "CAPAKEY")  # the buildings' `indexes`: every server uses them
 BBOXES_PER_SECOND = 150  # distinct bboxes drawn per second of run: more than any server needs
 BBOX_MATCHES = (200, 900)  # features a drawn bbox must match (under a page, for all servers)
 TARGETS = {"tipg": 2.0, "pygeoapi": 10.0}  # issue 4: ours >= 2 x tipg, >= 10 x pygeoapi
@@ -691,7 +693,7 @@ def layer_config(workdir: Path, gpkg: Path, municipalities: Path) -> Path:
     path.write_text(
         "layers:\n"
         f"  buildings:\n    source: {{kind: file, path: {gpkg}, layer: Buildings}}\n"
-        "    key: INSPIRE_ID\n"
+        f"    key: INSPIRE_ID\n    indexes: [{', '.join(FILTERED_PROPERTIES)}]\n"
         f"  addresses:\n    source: {{kind: file, path: {gpkg}, layer: Addresses}}\n"
         "    key: INSPIRE_ID\n"
         f"  municipalities:\n    source: {{kind: file, path: {municipalities}, srid: 31370}}\n"

@@ -21,6 +21,7 @@ from pygeofilter import ast, values
 from sqlalchemy import ColumnElement, func
 
 from geoapi.crs import OutputCrs
+from geoapi.once import once
 from urbis_core.catalog import LayerEntry
 from urbis_core.errors import InvalidParameter
 
@@ -317,8 +318,8 @@ class _Translator:
 
     def to_layer(self, geom: ColumnElement[Any]) -> ColumnElement[Any]:
         if self.crs.srid != self.layer.srid:
-            return func.ST_Transform(geom, self.layer.srid)
-        return geom
+            geom = func.ST_Transform(geom, self.layer.srid)
+        return once(geom)
 
 
 def _family(sql_type: str) -> str:

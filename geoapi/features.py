@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from geoapi.counting import MatchCounts
 from geoapi.crs import CRS84_URI, SUPPORTED, OutputCrs
+from geoapi.once import once
 from geoapi.values import parse_value
 from urbis_core.catalog import ColumnInfo, LayerEntry
 from urbis_core.db import HISTORY_SCHEMA
@@ -105,7 +106,7 @@ def selected_columns(layer: LayerEntry, names: tuple[str, ...] | None) -> list[C
     return [by_name[n] for n in names]
 
 
-def _properties(layer: LayerEntry, table: sa.Table,
+def _properties(layer: LayerEntry, table: sa.FromClause,
                 names: tuple[str, ...] | None = None) -> ColumnElement[Any]:
     """The selected properties (default all, in the source's field order) as a JSON object.
 
@@ -125,7 +126,7 @@ def _properties(layer: LayerEntry, table: sa.Table,
     return merged
 
 
-def _geometry(layer: LayerEntry, table: sa.Table, crs: OutputCrs,
+def _geometry(layer: LayerEntry, table: sa.FromClause, crs: OutputCrs,
               axis_order: bool = True) -> ColumnElement[Any]:
     """The geometry in `crs`; latitude first where the CRS says so, if `axis_order`."""
     geom: ColumnElement[Any] = table.c.geom
@@ -136,7 +137,7 @@ def _geometry(layer: LayerEntry, table: sa.Table, crs: OutputCrs,
     return geom
 
 
-def feature_json(layer: LayerEntry, table: sa.Table, crs: OutputCrs,
+def feature_json(layer: LayerEntry, table: sa.FromClause, crs: OutputCrs,
                  properties: tuple[str, ...] | None = None) -> ColumnElement[str]:
     """One GeoJSON Feature as text, written by PostgreSQL: the key as id, then the geometry."""
     geometry = sa.cast(func.ST_AsGeoJSON(_geometry(layer, table, crs), crs.decimals), JSON)
@@ -157,7 +158,7 @@ def _filters(layer: LayerEntry, table: sa.Table, query: ItemsQuery) -> list[Colu
         if query.bbox_crs.srid != layer.srid:
             step = 0.001 if query.bbox_crs.geographic else 100.0
             envelope = func.ST_Transform(func.ST_Segmentize(envelope, step), layer.srid)
-        conditions.append(func.ST_Intersects(table.c.geom, envelope))
+        conditions.append(func.ST_Intersects(table.c.geom, once(envelope)))
     types = {c.name: c.sql_type for c in layer.columns}
     for flt in query.equals:
         conditions.append(_equals(table.c[flt.name], types[flt.name], flt.value))
@@ -177,7 +178,7 @@ def _equals(column: ColumnElement[Any], sql_type: str, value: Any) -> ColumnElem
 DEFERRED_OFFSET = 1000  # from here, a page's keys are found before its rows are read
 
 
-def _order(layer: LayerEntry, table: sa.Table,
+def _order(layer: LayerEntry, table: sa.FromClause,
            query: ItemsQuery) -> list[tuple[ColumnElement[Any], bool]]:
     """`sortby`, then the key as the last tie-breaker so that pages never overlap."""
     keys: list[tuple[ColumnElement[Any], bool]] = [
@@ -198,30 +199,50 @@ async def has_history(conn: AsyncConnection, layer: LayerEntry) -> bool:
     return found.scalar() is not None
 
 
-Outputs = Callable[[sa.Table], list[ColumnElement[Any]]]
+Outputs = Callable[[sa.FromClause], list[ColumnElement[Any]]]
+
+
+def _filter_first(matched: int, query: ItemsQuery, layer: LayerEntry) -> bool:
+    """Whether to find every matching feature first and sort them, rather than walk the order.
+
+    Walking the key (or sort) index and testing each row finds a page of `limit` after about
+    (offset + limit) / s rows, s being the matching share; finding the s * N matching ones
+    through the filter's own index and sorting them costs about s * N. PostgreSQL's estimate
+    of the walk trusts the page to come early, and a filter that keeps 1 % of a large layer
+    then walks most of it: the cheaper way is taken here, from the exact count.
+    """
+    return matched * matched < (query.offset + query.limit) * max(layer.feature_count, 1)
 
 
 async def _compose(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery,
-                   outputs: Outputs) -> tuple[Select[Any], Select[Any] | None]:
-    """The page query (`outputs` per row, sorted, limited) and its count (None: all features)."""
+                   outputs: Outputs, counts: MatchCounts | None) -> tuple[Select[Any], int]:
+    """The page query (`outputs` per row, sorted, limited) and the number of matches."""
     if query.as_of is not None:
-        return await _compose_as_of(conn, layer, query, outputs, query.as_of)
+        as_of, count = await _compose_as_of(conn, layer, query, outputs, query.as_of)
+        return as_of, await _matched(conn, layer, count, counts)
     table = layer.table()
     conditions = _filters(layer, table, query)
-    order = [_direction(e, d) for e, d in _order(layer, table, query)]
+    count = (sa.select(func.count()).select_from(table).where(*conditions)
+             if conditions else None)
+    matched = await _matched(conn, layer, count, counts)
+    source: sa.FromClause = table
+    if conditions and _filter_first(matched, query, layer):
+        # OFFSET 0 keeps PostgreSQL from merging the filter back into the walk of the order.
+        source = sa.select(table).where(*conditions).offset(0).subquery("matching")
+        conditions = []
+    order = [_direction(e, d) for e, d in _order(layer, source, query)]
     if query.offset >= DEFERRED_OFFSET:
         # Far into the layer: find the page's keys first (walking the key index, an index-only
         # scan once the table is vacuumed), then read and encode only those rows.
-        key = table.c[layer.key_field]
-        keys = sa.select(key).where(*conditions).order_by(*order).limit(
+        keys = sa.select(source.c[layer.key_field]).where(*conditions).order_by(*order).limit(
             query.limit).offset(query.offset)
-        page = sa.select(*outputs(table)).where(key.in_(keys.scalar_subquery())).order_by(*order)
+        page = (sa.select(*outputs(table))
+                .where(table.c[layer.key_field].in_(keys.scalar_subquery()))
+                .order_by(*[_direction(e, d) for e, d in _order(layer, table, query)]))
     else:
-        page = (sa.select(*outputs(table)).where(*conditions).order_by(*order)
+        page = (sa.select(*outputs(source)).where(*conditions).order_by(*order)
                 .limit(query.limit).offset(query.offset))
-    count = (sa.select(func.count()).select_from(table).where(*conditions)
-             if conditions else None)
-    return page, count
+    return page, matched
 
 
 async def _compose_as_of(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery,
@@ -268,10 +289,11 @@ async def _matched(conn: AsyncConnection, layer: LayerEntry, count: Select[Any] 
 async def fetch_items(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery,
                       counts: MatchCounts | None = None) -> ItemsPage:
     """A page of GeoJSON features and the number of features the filters match."""
-    page, count = await _compose(
-        conn, layer, query, lambda t: [feature_json(layer, t, query.crs, query.properties)])
+    page, matched = await _compose(
+        conn, layer, query, lambda t: [feature_json(layer, t, query.crs, query.properties)],
+        counts)
     features = [str(f) for f in (await conn.execute(page)).scalars()]
-    return ItemsPage(features, await _matched(conn, layer, count, counts))
+    return ItemsPage(features, matched)
 
 
 def table_columns(layer: LayerEntry, properties: tuple[str, ...] | None) -> list[ColumnInfo]:
@@ -289,7 +311,7 @@ async def fetch_rows(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery
     columns = table_columns(layer, query.properties)
     multi = layer.geometry_type.startswith("Multi")
 
-    def outputs(table: sa.Table) -> list[ColumnElement[Any]]:
+    def outputs(table: sa.FromClause) -> list[ColumnElement[Any]]:
         values = [table.c[c.name] if c.sql_type in BIND_TYPES
                   else sa.cast(table.c[c.name], sa.Text) for c in columns]
         if geometry == "wkt":
@@ -299,9 +321,9 @@ async def fetch_rows(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery
         geom = _geometry(layer, table, query.crs, axis_order=False)
         return [*values, func.ST_AsBinary(func.ST_Multi(geom) if multi else geom)]
 
-    page, count = await _compose(conn, layer, query, outputs)
+    page, matched = await _compose(conn, layer, query, outputs, counts)
     rows = [tuple(r) for r in (await conn.execute(page))]
-    return RowsPage(columns, rows, await _matched(conn, layer, count, counts))
+    return RowsPage(columns, rows, matched)
 
 
 def key_condition(

@@ -22,6 +22,7 @@ from sqlalchemy.sql.selectable import NamedFromClause
 
 from geoapi.crs import OutputCrs
 from geoapi.features import feature_json, key_condition
+from geoapi.once import once
 from urbis_core.catalog import LayerEntry
 from urbis_core.errors import InvalidParameter, NotFound
 
@@ -55,7 +56,7 @@ class QueryPoint:
     def in_srid(self, srid: int) -> ColumnElement[Any]:
         point: ColumnElement[Any] = func.ST_SetSRID(func.ST_MakePoint(
             sa.literal(self.x, sa.Float), sa.literal(self.y, sa.Float)), self.srid)
-        return point if srid == self.srid else func.ST_Transform(point, srid)
+        return once(point if srid == self.srid else func.ST_Transform(point, srid))
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def literal_shape(wkb: bytes, srid: int, dim: int, layer: LayerEntry) -> QuerySh
     geom: ColumnElement[Any] = func.ST_GeomFromWKB(sa.literal(wkb, sa.LargeBinary), srid)
     if srid != layer.srid:
         geom = func.ST_MakeValid(func.ST_Transform(geom, layer.srid))
-    return QueryShape(geom, dim)
+    return QueryShape(once(geom), dim)
 
 
 async def stored_shape(conn: AsyncConnection, source: LayerEntry, feature_id: str,
@@ -91,7 +92,7 @@ async def stored_shape(conn: AsyncConnection, source: LayerEntry, feature_id: st
         raise NotFound(f"no feature '{feature_id}' in collection '{source.id}'")
     geom: ColumnElement[Any] = sa.select(table.c.geom).where(condition).scalar_subquery()
     if source.srid != layer.srid:
-        geom = func.ST_Transform(geom, layer.srid)
+        geom = once(func.ST_Transform(geom, layer.srid))
     return QueryShape(geom, int(dim))
 
 

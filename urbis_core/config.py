@@ -119,6 +119,8 @@ class LayerConfig(_Strict):
     key: str = Field(min_length=1)
     schedule: str | None = None
     tiles: TileSettings = TileSettings()
+    # properties filters use often: each gets a B-tree (urbis_sync.filter_indexes)
+    indexes: list[str] = []
 
     @field_validator("schedule")
     @classmethod

@@ -31,6 +31,10 @@ def check_sources(config: ServiceConfig, layer_ids: list[str] | None = None) -> 
         if layer.key not in schema.names:
             problems.append(f"{where}: key: field '{layer.key}' is not in the source "
                             f"(it has: {', '.join(schema.names)})")
+        missing = [name for name in layer.indexes if name not in schema.names]
+        if missing:
+            problems.append(f"{where}: indexes: {', '.join(repr(n) for n in missing)} "
+                            f"not in the source (it has: {', '.join(schema.names)})")
         if schema.crs is None and source.srid is None:
             problems.append(f"{where}: source.srid: missing, and the source carries no CRS")
     if problems:

@@ -9,6 +9,7 @@ run row and the change log. Readers see the old layer or the new one, never a mi
 from __future__ import annotations
 
 import json
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
@@ -23,6 +24,7 @@ from urbis_core.catalog import STORAGE_SRID, ColumnInfo, LayerEntry, layer_catal
 from urbis_core.config import LayerConfig
 from urbis_core.db import HISTORY_SCHEMA, LAYER_SCHEMA, STAGING_SCHEMA
 from urbis_core.errors import SourceError
+from urbis_sync import filter_indexes
 from urbis_sync.copystream import CopyStream
 from urbis_sync.fingerprint import LiveFingerprints, hex_digests
 from urbis_sync.normalize import FAMILIES, LayerFacts
@@ -182,12 +184,14 @@ def retype_next_table(conn: Connection, layer_id: str, shape: LayerShape) -> Non
                 for n in retyped)))
 
 
-def index_next_table(engine: Engine, layer_id: str, key: str, spatial: bool = True) -> None:
-    """Build the new table's key index and GiST index at once, on two connections.
+def index_next_table(engine: Engine, layer_id: str, key: str, spatial: bool = True,
+                     filters: tuple[list[ColumnInfo], list[str]] = ([], [])) -> None:
+    """Build the new table's key index, GiST index and property indexes at once.
 
-    The table is committed scratch (not yet live), so two backends can each sort one index
-    on its own core. The key index becomes the primary key at the swap. Raises DuplicateKeys
-    when a key occurs twice.
+    The table is committed scratch (not yet live), so several backends can each sort one
+    index on its own core. The key index becomes the primary key at the swap. `filters`: the
+    columns and the names of those the configuration indexes. Raises DuplicateKeys when a key
+    occurs twice.
     """
     nxt = _ident(STAGING_SCHEMA, next_table_name(layer_id))
     statements = [sql.SQL("CREATE UNIQUE INDEX {} ON {} ({})").format(
@@ -195,6 +199,7 @@ def index_next_table(engine: Engine, layer_id: str, key: str, spatial: bool = Tr
     if spatial:
         statements.append(sql.SQL("CREATE INDEX {} ON {} USING gist (geom)").format(
             _ident(f"{layer_id}_geom_gist"[:63]), nxt))
+    statements += filter_indexes.create_statements(nxt, layer_id, *filters)
 
     def build(statement: sql.Composed) -> None:
         with engine.begin() as conn:
@@ -203,7 +208,7 @@ def index_next_table(engine: Engine, layer_id: str, key: str, spatial: bool = Tr
             raw(conn).execute("SET LOCAL max_parallel_maintenance_workers = 0")
             raw(conn).execute(statement)
 
-    with ThreadPoolExecutor(max_workers=len(statements)) as pool:
+    with ThreadPoolExecutor(max_workers=min(len(statements), os.cpu_count() or 2)) as pool:
         builds = [pool.submit(build, statement) for statement in statements]
         errors = [error for b in builds if (error := b.exception()) is not None]
     if any(isinstance(e, psycopg.errors.UniqueViolation) for e in errors):
@@ -381,6 +386,7 @@ def apply(conn: Connection, layer_id: str, layer: LayerConfig, shape: LayerShape
         bbox = None  # the whole extent, old and new: known once the catalog is written
     else:
         counts, bbox = _diff(cur, layer_id, layer.key, shape, incoming, run_id, unmatched)
+    filter_indexes.reconcile_indexes(cur, layer_id, shape.columns, layer.indexes)
     changed = bool(any(counts) or drift or current is None)
     version = (current.version if current else 0) + (1 if changed else 0)
     if not changed:

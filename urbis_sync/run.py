@@ -267,12 +267,14 @@ def _stage(engine: Engine, config: ServiceConfig, layer_id: str, run_id: int,
             reconcile.retype_next_table(conn, layer_id, shape)
     if direct:
         try:
-            reconcile.index_next_table(engine, layer_id, layer.key)
+            reconcile.index_next_table(engine, layer_id, layer.key,
+                                       filters=(shape.columns, layer.indexes))
         except reconcile.DuplicateKeys:
             with engine.begin() as conn:
                 duplicates = reconcile.quarantine_duplicates(
                     conn, reconcile.next_table_name(layer_id), layer.key, layer_id, run_id)
-            reconcile.index_next_table(engine, layer_id, layer.key, spatial=False)
+            reconcile.index_next_table(engine, layer_id, layer.key, spatial=False,
+                                       filters=(shape.columns, layer.indexes))
         return Staged(shape, reconcile.next_table_name(layer_id), None, fetched, repaired,
                       quarantined, duplicates, "; ".join(notes) or None)
     with engine.begin() as conn:

@@ -129,6 +129,26 @@ def test_filter_combines_with_property_filter_and_bbox_and_pages(client, address
     assert got <= address_ids(kept) and len(got) == 200
 
 
+@pytest.mark.parametrize("share", [0.03, 0.3, 0.9])  # few matches are found, then sorted
+@pytest.mark.parametrize("sortby", ["ID", "-PZNC"])
+def test_filtered_pages_follow_the_order_whatever_the_share_that_matches(
+        client, addresses, share, sortby):
+    ordered = sorted(addresses["ID"].tolist())
+    bound = ordered[int(share * len(ordered))]
+    kept = addresses[addresses["ID"] < bound]
+    if sortby == "ID":
+        expected = sorted(kept["ID"].tolist())
+    else:  # descending postcode, missing ones last, then the key
+        with_code = kept[kept["PZNC"].notna()].sort_values(["PZNC", "ID"],
+                                                           ascending=[False, True])
+        expected = with_code["ID"].tolist() + sorted(kept[kept["PZNC"].isna()]["ID"].tolist())
+    for offset in (0, 14):
+        body = client.get(ADDR, params={"filter": f"ID < {bound}", "sortby": sortby,
+                                        "limit": 7, "offset": offset}).json()
+        assert body["numberMatched"] == len(kept)
+        assert [f["id"] for f in body["features"]] == expected[offset:offset + 7]
+
+
 # --- spatial ----------------------------------------------------------------------------------
 
 

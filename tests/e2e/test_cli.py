@@ -101,6 +101,9 @@ BAD_CONFIGS = {
                      "nowhere.gpkg does not exist"),
     "key not in source": ("source: {kind: file, path: MUNI, srid: 31370}\n    key: NIS",
                           "key: field 'NIS' is not in the source"),
+    "index not in source": ("source: {kind: file, path: MUNI, srid: 31370}\n    key: NAT_CODE"
+                            "\n    indexes: [NAME_FRE, SURFACE]",
+                            "indexes: 'SURFACE' not in the source"),
 }
 
 
