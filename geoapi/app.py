@@ -35,6 +35,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
             pool_size=settings.pool_size,
             max_overflow=0,
             pool_pre_ping=True,
+            # Plan each statement for its values: psycopg prepares repeated statements, and a
+            # generic plan cannot see a LIKE prefix (so no index for it) nor a filter's share.
+            connect_args={"options": "-c plan_cache_mode=force_custom_plan"},
         )
         app.state.engine = engine
         app.state.settings = settings

@@ -2,12 +2,15 @@
 
 Paging through a filtered collection asks for the same count on every page; the count of a
 query only changes when its layer does, and the layer's version says when. Counts are kept
-per (layer, version, query) in a small LRU, so each is computed once per version.
+per (layer, version, request) in a small LRU, so each is computed once per version. The
+request part of the key is what the caller's conditions were made from (bbox, filters...):
+cheaper to build than the compiled SQL, which would cost more than many counts it saves.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Hashable
 from typing import Any
 
 from sqlalchemy import Select
@@ -23,13 +26,21 @@ class MatchCounts:
         self.max_entries = max_entries
         self._counts: OrderedDict[tuple[Any, ...], int] = OrderedDict()
 
-    async def count(self, conn: AsyncConnection, layer: LayerEntry, query: Select[Any]) -> int:
-        compiled = query.compile(dialect=conn.dialect)
-        key = (layer.id, layer.version, str(compiled),
-               tuple(sorted((k, repr(v)) for k, v in compiled.params.items())))
-        if key in self._counts:
+    def known(self, layer: LayerEntry, request: Hashable) -> int | None:
+        """The count remembered for `request` on this version of the layer, if any."""
+        key = (layer.id, layer.version, request)
+        value = self._counts.get(key)
+        if value is not None:
             self._counts.move_to_end(key)
-            return self._counts[key]
+        return value
+
+    async def count(self, conn: AsyncConnection, layer: LayerEntry, request: Hashable,
+                    query: Select[Any]) -> int:
+        """`query`'s count; `request` must tell apart every two requests it can differ for."""
+        known = self.known(layer, request)
+        if known is not None:
+            return known
+        key = (layer.id, layer.version, request)
         value = int((await conn.execute(query)).scalar_one())
         self._counts[key] = value
         while len(self._counts) > self.max_entries:

@@ -20,7 +20,7 @@ async def _connection(request: Request) -> AsyncIterator[AsyncConnection]:
             yield conn
 
 
-def _settings(request: Request) -> ApiSettings:
+async def _settings(request: Request) -> ApiSettings:
     settings: ApiSettings = request.app.state.settings
     return settings
 
@@ -69,7 +69,7 @@ def negotiate(accept: str, offered: tuple[str, ...]) -> str:
     return best
 
 
-def _output_format(
+async def _output_format(
     request: Request,
     f: Annotated[Literal["json", "html"] | None, Query(
         description="Output format; without it the Accept header decides (JSON by default)",
@@ -80,7 +80,7 @@ def _output_format(
     return negotiate(request.headers.get("accept", ""), ("json", "html"))
 
 
-def _items_format(
+async def _items_format(
     request: Request,
     f: Annotated[Literal["json", "html", "csv", "gpkg"] | None, Query(
         description="Output format: `json` (GeoJSON), `html`, `csv` (a header line, one row per "

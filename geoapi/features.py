@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
-from sqlalchemy import ColumnElement, Select, func
+from sqlalchemy import ColumnElement, Row, Select, func
 from sqlalchemy.dialects.postgresql import JSON
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -205,44 +205,85 @@ Outputs = Callable[[sa.FromClause], list[ColumnElement[Any]]]
 def _filter_first(matched: int, query: ItemsQuery, layer: LayerEntry) -> bool:
     """Whether to find every matching feature first and sort them, rather than walk the order.
 
-    Walking the key (or sort) index and testing each row finds a page of `limit` after about
+    Walking the key (or sort) index and testing each row finds a page after about
     (offset + limit) / s rows, s being the matching share; finding the s * N matching ones
-    through the filter's own index and sorting them costs about s * N. PostgreSQL's estimate
-    of the walk trusts the page to come early, and a filter that keeps 1 % of a large layer
-    then walks most of it: the cheaper way is taken here, from the exact count.
+    through the filter's own index and sorting them costs about s * N, each a few times more
+    than a step of the walk. PostgreSQL estimates the walk well when the index carries the
+    filtered properties (`indexes` in the layer config) and picks it; when the walk has to
+    read the table, its estimate trusts the page to come early, and a filter that keeps 1 %
+    of a large layer then walks most of it. The exact count settles it here.
     """
-    return matched * matched < (query.offset + query.limit) * max(layer.feature_count, 1)
+    return 4 * matched * matched < (query.offset + query.limit) * max(layer.feature_count, 1)
 
 
-async def _compose(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery,
-                   outputs: Outputs, counts: MatchCounts | None) -> tuple[Select[Any], int]:
-    """The page query (`outputs` per row, sorted, limited) and the number of matches."""
+def _page(layer: LayerEntry, table: sa.Table, conditions: list[ColumnElement[bool]],
+          query: ItemsQuery, outputs: Outputs, by_keys: bool,
+          filter_first: bool) -> Select[Any]:
+    """The page query: `outputs` per row, sorted, limited.
+
+    `by_keys`: find the page's keys first, then read and encode only those rows. Far into the
+    layer, or through a filter, the walk then stays in indexes (the key index, or one carrying
+    the filtered properties) instead of reading every row it passes.
+    """
+    order = [_direction(e, d) for e, d in _order(layer, table, query)]
+    if not by_keys:
+        return (sa.select(*outputs(table)).where(*conditions).order_by(*order)
+                .limit(query.limit).offset(query.offset))
+    source: sa.FromClause = table
+    if filter_first:
+        # OFFSET 0 keeps PostgreSQL from merging the filter back into the walk of the order.
+        needed = dict.fromkeys([layer.key_field, *(s.name for s in query.sortby)])
+        source = (sa.select(*(table.c[n] for n in needed)).where(*conditions).offset(0)
+                  .subquery("matching"))
+        conditions = []
+    keys = (sa.select(source.c[layer.key_field]).where(*conditions)
+            .order_by(*[_direction(e, d) for e, d in _order(layer, source, query)])
+            .limit(query.limit).offset(query.offset))
+    return (sa.select(*outputs(table)).where(table.c[layer.key_field].in_(
+        keys.scalar_subquery())).order_by(*order))
+
+
+def _counted_by_page(query: ItemsQuery, returned: int) -> int | None:
+    """The count a page tells by itself: a short one (not past the end) ends the matches."""
+    if returned < query.limit and (returned > 0 or query.offset == 0):
+        return query.offset + returned
+    return None
+
+
+async def _select(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery,
+                  outputs: Outputs, counts: MatchCounts | None) -> tuple[list[Row[Any]], int]:
+    """The page's rows and the number of features the query matches.
+
+    Property filters without a bbox count first (the count is remembered per filter, and
+    chooses how the page is found). A bbox lets its GiST index find the page, and is counted
+    only when the page cannot tell (a full page, or one past the end).
+    """
     if query.as_of is not None:
-        as_of, count = await _compose_as_of(conn, layer, query, outputs, query.as_of)
-        return as_of, await _matched(conn, layer, count, counts)
+        page, count = await _compose_as_of(conn, layer, query, outputs, query.as_of)
+        rows = list(await conn.execute(page))
+        matched = _counted_by_page(query, len(rows))
+        return rows, (matched if matched is not None
+                      else await _matched(conn, layer, query, count, counts))
     table = layer.table()
     conditions = _filters(layer, table, query)
-    count = (sa.select(func.count()).select_from(table).where(*conditions)
-             if conditions else None)
-    matched = await _matched(conn, layer, count, counts)
-    source: sa.FromClause = table
-    if conditions and _filter_first(matched, query, layer):
-        # OFFSET 0 keeps PostgreSQL from merging the filter back into the walk of the order.
-        source = sa.select(table).where(*conditions).offset(0).subquery("matching")
-        conditions = []
-    order = [_direction(e, d) for e, d in _order(layer, source, query)]
-    if query.offset >= DEFERRED_OFFSET:
-        # Far into the layer: find the page's keys first (walking the key index, an index-only
-        # scan once the table is vacuumed), then read and encode only those rows.
-        keys = sa.select(source.c[layer.key_field]).where(*conditions).order_by(*order).limit(
-            query.limit).offset(query.offset)
-        page = (sa.select(*outputs(table))
-                .where(table.c[layer.key_field].in_(keys.scalar_subquery()))
-                .order_by(*[_direction(e, d) for e, d in _order(layer, table, query)]))
-    else:
-        page = (sa.select(*outputs(source)).where(*conditions).order_by(*order)
-                .limit(query.limit).offset(query.offset))
-    return page, matched
+    far = query.offset >= DEFERRED_OFFSET
+    if not conditions:
+        page = _page(layer, table, conditions, query, outputs, far, filter_first=False)
+        return list(await conn.execute(page)), layer.feature_count
+    count = sa.select(func.count()).select_from(table).where(*conditions)
+    known = counts.known(layer, _selection(query)) if counts is not None else None
+    properties_only = query.bbox is None
+    if known is None and properties_only:
+        known = await _matched(conn, layer, query, count, counts)
+    filter_first = (properties_only and known is not None
+                    and _filter_first(known, query, layer))
+    page = _page(layer, table, conditions, query, outputs, far or properties_only, filter_first)
+    rows = list(await conn.execute(page))
+    if known is None:
+        known = _counted_by_page(query, len(rows))
+    if known is None:
+        known = await _matched(conn, layer, query, count, counts)
+    return rows, known
 
 
 async def _compose_as_of(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery,
@@ -277,23 +318,28 @@ async def _compose_as_of(conn: AsyncConnection, layer: LayerEntry, query: ItemsQ
     return page, sa.select(func.count()).select_from(keys)
 
 
-async def _matched(conn: AsyncConnection, layer: LayerEntry, count: Select[Any] | None,
-                   counts: MatchCounts | None) -> int:
+def _selection(query: ItemsQuery) -> tuple[Any, ...]:
+    """Everything the features a query matches depend on (not its paging, order or output)."""
+    cql = (repr(query.cql.node), query.cql.crs.uri) if query.cql is not None else None
+    return (query.bbox, query.bbox_crs.uri, query.equals, cql, query.as_of)
+
+
+async def _matched(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery,
+                   count: Select[Any] | None, counts: MatchCounts | None) -> int:
     if count is None:
         return layer.feature_count
     if counts is not None:
-        return await counts.count(conn, layer, count)
+        return await counts.count(conn, layer, _selection(query), count)
     return int((await conn.execute(count)).scalar_one())
 
 
 async def fetch_items(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery,
                       counts: MatchCounts | None = None) -> ItemsPage:
     """A page of GeoJSON features and the number of features the filters match."""
-    page, matched = await _compose(
+    rows, matched = await _select(
         conn, layer, query, lambda t: [feature_json(layer, t, query.crs, query.properties)],
         counts)
-    features = [str(f) for f in (await conn.execute(page)).scalars()]
-    return ItemsPage(features, matched)
+    return ItemsPage([str(r[0]) for r in rows], matched)
 
 
 def table_columns(layer: LayerEntry, properties: tuple[str, ...] | None) -> list[ColumnInfo]:
@@ -321,9 +367,8 @@ async def fetch_rows(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery
         geom = _geometry(layer, table, query.crs, axis_order=False)
         return [*values, func.ST_AsBinary(func.ST_Multi(geom) if multi else geom)]
 
-    page, matched = await _compose(conn, layer, query, outputs, counts)
-    rows = [tuple(r) for r in (await conn.execute(page))]
-    return RowsPage(columns, rows, matched)
+    rows, matched = await _select(conn, layer, query, outputs, counts)
+    return RowsPage(columns, [tuple(r) for r in rows], matched)
 
 
 def key_condition(

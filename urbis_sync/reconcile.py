@@ -199,7 +199,7 @@ def index_next_table(engine: Engine, layer_id: str, key: str, spatial: bool = Tr
     if spatial:
         statements.append(sql.SQL("CREATE INDEX {} ON {} USING gist (geom)").format(
             _ident(f"{layer_id}_geom_gist"[:63]), nxt))
-    statements += filter_indexes.create_statements(nxt, layer_id, *filters)
+    statements += filter_indexes.create_statements(nxt, layer_id, key, *filters)
 
     def build(statement: sql.Composed) -> None:
         with engine.begin() as conn:
@@ -386,7 +386,7 @@ def apply(conn: Connection, layer_id: str, layer: LayerConfig, shape: LayerShape
         bbox = None  # the whole extent, old and new: known once the catalog is written
     else:
         counts, bbox = _diff(cur, layer_id, layer.key, shape, incoming, run_id, unmatched)
-    filter_indexes.reconcile_indexes(cur, layer_id, shape.columns, layer.indexes)
+    filter_indexes.reconcile_indexes(cur, layer_id, layer.key, shape.columns, layer.indexes)
     changed = bool(any(counts) or drift or current is None)
     version = (current.version if current else 0) + (1 if changed else 0)
     if not changed:
