@@ -80,7 +80,6 @@ class TileRequest:
 class LayerTile:
     data: bytes
     features: int
-    dropped: int  # features left out to honour the size cap
 
 
 def _is_areal_or_linear(layer: LayerEntry) -> bool:
@@ -145,13 +144,6 @@ def _candidates(layer: LayerEntry, table: sa.Table, tile: TileRequest,
     return where
 
 
-def candidate_count_query(layer: LayerEntry, tile: TileRequest, settings: LayerTileSettings,
-                          condition: Condition | None = None) -> sa.Select[Any]:
-    table = layer.table()
-    return sa.select(func.count()).select_from(table).where(
-        *_candidates(layer, table, tile, settings, condition))
-
-
 def layer_tile_query(layer: LayerEntry, tile: TileRequest, settings: LayerTileSettings,
                      properties: Sequence[str] | None = None,
                      condition: Condition | None = None,
@@ -161,8 +153,8 @@ def layer_tile_query(layer: LayerEntry, tile: TileRequest, settings: LayerTileSe
     table = layer.table()
     envelope = func.ST_MakeEnvelope(*tms.bounds(z, tile.x, tile.y), tms.srid)
     geom = table.c.geom
-    shape = (func.ST_Simplify(geom, _pixel(tile), True) if _is_areal_or_linear(layer)
-             else geom)
+    shape: ColumnElement[Any] = (func.ST_Simplify(geom, _pixel(tile), True)
+                                 if _is_areal_or_linear(layer) else geom)
     if tms.srid != layer.srid:
         shape = func.ST_Transform(shape, tms.srid)
     names = list(properties) if properties is not None else settings.properties_at(z, layer)
@@ -174,11 +166,12 @@ def layer_tile_query(layer: LayerEntry, tile: TileRequest, settings: LayerTileSe
     features = sa.select(*columns).where(*_candidates(layer, table, tile, settings, condition))
     if limit is not None:
         features = features.order_by(*_priority(layer, table, settings)).limit(limit)
-    rows = features.subquery("f")
-    drawn = sa.select(rows).where(rows.c.mvt_geom.is_not(None)).subquery("t")
+    # ST_AsMVT skips the rows whose geometry ST_AsMVTGeom clipped away (NULL), and so does
+    # count(): filtering them in SQL would have PostgreSQL compute each geometry twice.
+    drawn = features.subquery("t")
     mvt = func.ST_AsMVT(sa.literal_column("t"), layer.id, EXTENT, "mvt_geom", "mvt_id")
     return cast(sa.Select[Any], sa.select(func.coalesce(mvt, sa.literal(b"", sa.LargeBinary)),
-                                          func.count()).select_from(drawn))
+                                          func.count(drawn.c.mvt_geom)).select_from(drawn))
 
 
 def label_points_query(layer: LayerEntry, tile: TileRequest, settings: LayerTileSettings,
@@ -209,9 +202,10 @@ def label_points_query(layer: LayerEntry, tile: TileRequest, settings: LayerTile
     return sa.select(func.coalesce(mvt, sa.literal(b"", sa.LargeBinary))).select_from(inside)
 
 
-# Bytes per feature seen in the tiles of each (layer, tile matrix set, zoom): lets a tile whose
-# candidates would not fit be cut to its priority features before it is drawn, instead of
-# after drawing it whole once.
+# Bytes per feature seen in the tiles of each (layer, tile matrix set, zoom): a tile is drawn
+# with at most the features that size lets fit, best first, so that one too large is cut in the
+# same query instead of being drawn whole first. Where fewer features meet the tile, the limit
+# does not bind and the tile holds them all.
 _BYTES_PER_FEATURE: dict[tuple[str, str, int], float] = {}
 
 
@@ -221,16 +215,12 @@ async def render_layer(conn: AsyncConnection, layer: LayerEntry, tile: TileReque
     """One layer's part of a tile, kept under the layer's size cap by its priority order."""
     settings = LayerTileSettings.of(layer)
     if not settings.minzoom <= tile.z <= settings.maxzoom:
-        return LayerTile(b"", 0, 0)
+        return LayerTile(b"", 0)
     seen = (layer.id, tile.tms.id, tile.z)
-    limit = candidates = None
+    limit = None
     if seen in _BYTES_PER_FEATURE:
-        candidates = int((await conn.execute(candidate_count_query(
-            layer, tile, settings, condition))).scalar_one())
-        if candidates * _BYTES_PER_FEATURE[seen] > settings.max_bytes:
-            limit = max(1, int(settings.max_bytes / _BYTES_PER_FEATURE[seen] * SHRINK_MARGIN))
+        limit = max(1, int(settings.max_bytes / _BYTES_PER_FEATURE[seen]))
     data, count = await _draw(conn, layer, tile, settings, properties, condition, limit)
-    total = candidates if candidates is not None else count
     if count:
         _BYTES_PER_FEATURE[seen] = len(data) / count
     for _attempt in range(MAX_ATTEMPTS):
@@ -238,7 +228,7 @@ async def render_layer(conn: AsyncConnection, layer: LayerEntry, tile: TileReque
             break
         limit = max(1, int(count * settings.max_bytes / len(data) * SHRINK_MARGIN))
         data, count = await _draw(conn, layer, tile, settings, properties, condition, limit)
-    return LayerTile(data, count, max(0, total - count))
+    return LayerTile(data, count)
 
 
 async def _draw(conn: AsyncConnection, layer: LayerEntry, tile: TileRequest,
@@ -252,7 +242,13 @@ async def _draw(conn: AsyncConnection, layer: LayerEntry, tile: TileRequest,
 async def render_tile(conn: AsyncConnection, layers: Sequence[LayerEntry], tile: TileRequest,
                       properties: Sequence[str] | None = None,
                       conditions: dict[str, Condition] | None = None) -> bytes:
-    """The tile of several layers (in the order given): their MVT layers concatenated."""
+    """The tile of several layers (in the order given): their MVT layers concatenated.
+
+    Runs in the caller's transaction.
+    """
+    # Parallel workers are new processes: each would set up PROJ again (tens of milliseconds)
+    # to reproject a tile's features, more than the workers save; and tiles come many at once.
+    await conn.execute(sa.text("SET LOCAL max_parallel_workers_per_gather = 0"))
     parts = []
     for layer in layers:
         condition = (conditions or {}).get(layer.id)

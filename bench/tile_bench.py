@@ -1,0 +1,390 @@
+"""Tile benchmark: our vector tiles against tipg's on the same PostGIS tables, in one run.
+
+    python -m bench.tile_bench --json out.json     # 500,000 buildings and their street axes
+    python -m bench.tile_bench --quick             # 50,000 buildings
+
+What it does, in order:
+1. generates Buildings and StreetAxes (bench.generate, seed 1; cached under --workdir),
+   starts a throwaway PostgreSQL cluster (fsync off), loads both with `urbis sync --once`,
+   then VACUUM ANALYZE: both servers read these same tables;
+2. draws the tiles once (--seed): Web Mercator tiles at z12-z18, each around a building drawn
+   at random (ZOOM_WEIGHTS), distinct, plus every z10 and z11 tile that meets the data. Each
+   tile is asked for each of the two layers, `/collections/{id}/tiles/WebMercatorQuad/{z}/{x}/{y}`
+   on both servers, the (layer, tile) requests in one shuffled order;
+3. for each server in turn (one process, the same pool size, never two at once):
+   - low zoom: a fresh process answers the z10-z11 requests one at a time (time and bytes);
+   - cold: a fresh process answers the whole list once, --concurrency requests in flight
+     (our tile cache starts empty; tipg has none);
+   - warm: the same process answers the same list again, round and round for --warm-seconds
+     (ours from its cache; tipg draws every tile again);
+4. compares both servers' tiles at z16 and above: features per layer, decoded;
+5. seeds the same two layers into a PMTiles archive (tiles.seed, in this process) over
+   --seed-zooms and reports tiles/s.
+
+It prints (and with --json writes) tiles/s per server and pass, the ratios ours/tipg, the
+low-zoom sizes and times, CPU per tile of each server and of PostgreSQL, and the seeding
+rate. Server logs of the last run stay in <workdir>/tile-run/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import mapbox_vector_tile
+import psycopg
+
+from bench import api_peers
+from bench.api_bench import (
+    HEADERS,
+    CpuMeter,
+    cpu_per_request,
+    drive,
+    latency_summary,
+    loaded_database,
+    our_code,
+    ratio,
+    wait_for_quiet,
+)
+from bench.generate import generate
+from tiles.seed import run_seed, seed_request
+from tiles.tms import get_tms
+from urbis_core.pgcluster import EmbeddedCluster, free_port
+
+LAYERS = ("buildings", "street_axes")
+SOURCE_LAYERS = {"buildings": "Buildings", "street_axes": "StreetAxes"}
+ZOOM_WEIGHTS = {12: 1, 13: 1, 14: 2, 15: 2, 16: 2, 17: 1, 18: 1}  # how often each is drawn
+LOW_ZOOMS = (10, 11)
+COMPARED_FROM_ZOOM = 16  # below, ours leaves out features smaller than half a pixel
+TMS = "WebMercatorQuad"
+TARGETS = {"cold": 1.5, "warm": 20.0, "low_zoom_speed": 5.0, "low_zoom_max_bytes": 500_000}
+SERVERS = ("ours", "tipg")
+
+
+@dataclass(frozen=True)
+class TileAsk:
+    layer: str
+    z: int
+    x: int
+    y: int
+
+    def path(self, collection: str) -> str:
+        return f"/collections/{collection}/tiles/{TMS}/{self.z}/{self.x}/{self.y}"
+
+
+# -- the tile list ---------------------------------------------------------------------------
+
+def data_extent_3857(url: str) -> tuple[float, float, float, float]:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+                           "(SELECT ST_Transform(ST_SetSRID(ST_Extent(geom), 31370), 3857) e "
+                           "FROM urbis.buildings) s").fetchone()
+    assert row is not None
+    return (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
+
+
+def building_points_3857(url: str, count: int, seed: int) -> list[tuple[float, float]]:
+    """`count` points on buildings drawn at random (in key order first, so runs agree)."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            'SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_Transform(ST_PointOnSurface(geom), 3857) '
+            'AS p FROM urbis.buildings ORDER BY "INSPIRE_ID") s').fetchall()
+    rng = random.Random(seed)
+    return [(float(x), float(y)) for x, y in rng.sample(rows, min(count, len(rows)))]
+
+
+def draw_tiles(url: str, count: int, seed: int) -> list[tuple[int, int, int]]:
+    """Distinct z12-z18 tiles around random buildings, then every low-zoom tile of the data."""
+    tms = get_tms(TMS)
+    rng = random.Random(seed)
+    zooms = [z for z, w in ZOOM_WEIGHTS.items() for _ in range(w)]
+    tiles: dict[tuple[int, int, int], None] = {}
+    for x, y in building_points_3857(url, count * 3, seed):
+        if len(tiles) >= count:
+            break
+        z = rng.choice(zooms)
+        columns, rows = tms.tiles_covering(z, (x, y, x, y))
+        tiles[(z, columns[0], rows[0])] = None
+    extent = data_extent_3857(url)
+    for z in LOW_ZOOMS:
+        columns, rows = tms.tiles_covering(z, extent)
+        tiles.update({(z, cx, cy): None for cx in columns for cy in rows})
+    return list(tiles)
+
+
+def requests_for(tiles: list[tuple[int, int, int]], seed: int) -> list[TileAsk]:
+    asks = [TileAsk(layer, z, x, y) for z, x, y in tiles for layer in LAYERS]
+    random.Random(seed).shuffle(asks)
+    return asks
+
+
+# -- servers ---------------------------------------------------------------------------------
+
+def columns_of(url: str, table: str) -> list[str]:
+    """The source's fields: what ours puts in tiles, and what tipg is told to."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'urbis' "
+            "AND table_name = %s ORDER BY ordinal_position", (table,)).fetchall()
+    return [r[0] for r in rows if r[0] not in ("geom", "row_hash", "valid_from")]
+
+
+def tipg_tile_spec(venv: Path, url: str, port: int, pool: int) -> api_peers.ServerSpec:
+    spec = api_peers.tipg_spec(venv, url, port, pool, columns_of(url, "buildings"))
+    spec.env["TIPG_TABLE_CONFIG__urbis_street_axes__properties"] = json.dumps(
+        columns_of(url, "street_axes"))
+    return spec
+
+
+def collection_id(server: str, layer: str) -> str:
+    return layer if server == "ours" else f"urbis.{layer}"
+
+
+@dataclass
+class ServerTiles:
+    low_zoom: list[dict[str, Any]]
+    passes: dict[str, dict[str, Any]]
+    decoded: dict[TileAsk, dict[str, int]]
+
+
+def measure_server(name: str, spec_for: Callable[[int], api_peers.ServerSpec],
+                   asks: list[TileAsk], rundir: Path, postmaster: int,
+                   args: argparse.Namespace) -> ServerTiles:
+    low = [a for a in asks if a.z in LOW_ZOOMS]
+    compared = [a for a in asks if a.z >= COMPARED_FROM_ZOOM][:args.compare]
+
+    def urls(base: str, chosen: list[TileAsk]) -> list[str]:
+        return [base + a.path(collection_id(name, a.layer)) for a in chosen]
+
+    port = free_port()
+    with api_peers.running(spec_for(port), port, rundir / f"{name}-low-zoom.log") as server:
+        low_zoom = []
+        with httpx.Client(headers=HEADERS, timeout=600.0) as client:
+            for ask, url in zip(low, urls(server.base, low), strict=True):
+                t0 = time.perf_counter()
+                response = client.get(url)
+                low_zoom.append({"layer": ask.layer, "tile": f"{ask.z}/{ask.x}/{ask.y}",
+                                 "status": response.status_code,
+                                 "ms": round((time.perf_counter() - t0) * 1000, 1),
+                                 "bytes": len(response.content)})
+    port = free_port()
+    passes: dict[str, dict[str, Any]] = {}
+    with api_peers.running(spec_for(port), port, rundir / f"{name}.log") as server:
+        meter = CpuMeter(server.group, postmaster)
+        for pass_name, seconds in (("cold", 0.0), ("warm", args.warm_seconds)):
+            before = meter.sample()
+            load = asyncio.run(drive(urls(server.base, asks), args.concurrency, seconds,
+                                     ok_statuses=(200, 204)))
+            after = meter.sample()
+            figures = load.figures()
+            passes[pass_name] = {
+                "tiles_per_s": figures.pop("requests_per_s"), **figures,
+                **cpu_per_request(before, after, load.ok, load.seconds)}
+            print(f"  {name:5} {pass_name:5} {passes[pass_name]['tiles_per_s']:9.1f} tiles/s "
+                  f"({load.ok} ok, {len(load.errors)} errors)", file=sys.stderr)
+        decoded = {}
+        with httpx.Client(headers=HEADERS, timeout=600.0) as client:
+            for ask, url in zip(compared, urls(server.base, compared), strict=True):
+                decoded[ask] = feature_counts(client.get(url))
+    return ServerTiles(low_zoom, passes, decoded)
+
+
+def feature_counts(response: httpx.Response) -> dict[str, int]:
+    if response.status_code == 204 or not response.content:
+        return {}
+    layers = mapbox_vector_tile.decode(response.content)
+    return {name: len(layer["features"]) for name, layer in layers.items()}
+
+
+# -- seeding ---------------------------------------------------------------------------------
+
+def seed_rate(url: str, workdir: Path, zooms: str) -> dict[str, Any]:
+    out = workdir / "tile-run" / "seed.pmtiles"
+    request = seed_request(out, TMS, zooms, ",".join(LAYERS), force=True)
+    result = run_seed(url, request)
+    return {"zooms": zooms, "tiles_planned": result.planned, "tiles_rendered": result.rendered,
+            "tiles_stored": result.tiles, "archive_bytes": result.bytes,
+            "seconds": round(result.seconds, 2), "tiles_per_s": round(result.rate, 1)}
+
+
+# -- report ----------------------------------------------------------------------------------
+
+def low_zoom_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    ok = [r for r in rows if r["status"] in (200, 204)]
+    return {"tiles": len(rows), "answered": len(ok),
+            "max_bytes": max((r["bytes"] for r in ok), default=0),
+            "mean_bytes": round(sum(r["bytes"] for r in ok) / len(ok)) if ok else None,
+            "total_ms": round(sum(r["ms"] for r in ok), 1),
+            **({"latency": latency_summary([r["ms"] / 1000 for r in ok])} if ok else {})}
+
+
+def comparison(runs: dict[str, ServerTiles]) -> dict[str, Any]:
+    """Per compared (layer, tile): the features each server's tile holds for that layer."""
+    rows = []
+    for ask, ours in runs["ours"].decoded.items():
+        tipg = runs["tipg"].decoded.get(ask, {})
+        # tipg names the tile's layer after the collection ("default" in older releases)
+        counts = {"ours": ours.get(ask.layer, 0),
+                  "tipg": next(iter(tipg.values()), 0) if tipg else 0}
+        rows.append({"layer": ask.layer, "tile": f"{ask.z}/{ask.x}/{ask.y}", **counts,
+                     "same": counts["ours"] == counts["tipg"]})
+    return {"compared": len(rows), "same_count": sum(r["same"] for r in rows), "tiles": rows}
+
+
+def report(args: argparse.Namespace, url: str, asks: list[TileAsk],
+           runs: dict[str, ServerTiles], seeding: dict[str, Any],
+           started: float) -> dict[str, Any]:
+    tps = {p: {s: runs[s].passes[p]["tiles_per_s"] for s in SERVERS} for p in ("cold", "warm")}
+    low = {s: low_zoom_summary(runs[s].low_zoom) for s in SERVERS}
+    ratios = {"cold": ratio(tps["cold"]["ours"], tps["cold"]["tipg"]),
+              "warm": ratio(tps["warm"]["ours"], tps["warm"]["tipg"]),
+              # how many times less time ours takes over the low-zoom tiles, one at a time
+              "low_zoom_speed": ratio(low["tipg"]["total_ms"], low["ours"]["total_ms"])}
+    zooms: dict[int, int] = {}
+    for ask in asks:
+        zooms[ask.z] = zooms.get(ask.z, 0) + 1
+    return {
+        "command": "python -m bench.tile_bench " + " ".join(sys.argv[1:]),
+        "data": {"buildings": args.buildings, "seed": 1, "features": table_counts(url)},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "busy_cores_before_start": args.busy_at_start},
+        "setup": {"pool_size": args.pool_size, "concurrency": args.concurrency,
+                  "warm_seconds": args.warm_seconds,
+                  "tile_requests": len(asks), "requests_per_zoom": dict(sorted(zooms.items())),
+                  "tms": TMS, "order": list(SERVERS),
+                  "servers": {"ours": "urbis serve (uvicorn, one process), tile cache "
+                                      "256 MB in memory, no disk tier",
+                              "tipg": f"tipg {api_peers.TIPG_VERSION} (uvicorn, one process), "
+                                      "defaults: buffer 256, at most 10000 features a tile"}},
+        "versions": {"ours code": args.our_code,
+                     "tipg": api_peers.installed_version(args.workdir / "peers" / "tipg",
+                                                         "tipg")},
+        "tiles_per_s": tps,
+        "ratios": ratios,
+        "targets": {
+            "cold >= 1.5 x tipg": _met(ratios["cold"], TARGETS["cold"]),
+            "warm >= 20 x tipg": _met(ratios["warm"], TARGETS["warm"]),
+            "low zoom >= 5 x faster than tipg": _met(ratios["low_zoom_speed"],
+                                                     TARGETS["low_zoom_speed"]),
+            "low zoom tiles <= 500 KB (ours)":
+                low["ours"]["max_bytes"] <= TARGETS["low_zoom_max_bytes"]},
+        "low_zoom": {s: {**low[s], "tiles": runs[s].low_zoom} for s in SERVERS},
+        "passes": {p: {s: runs[s].passes[p] for s in SERVERS} for p in ("cold", "warm")},
+        "feature_counts_z16_plus": comparison(runs),
+        "seeding": seeding,
+        "total_seconds": round(time.perf_counter() - started),
+    }
+
+
+def _met(value: float | None, target: float) -> bool | None:
+    return None if value is None else value >= target
+
+
+def table_counts(url: str) -> dict[str, int]:
+    with psycopg.connect(url) as conn:
+        return {t: int(conn.execute(f"SELECT count(*) FROM urbis.{t}").fetchone()[0])  # type: ignore[index]
+                for t in LAYERS}
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+def layer_config(rundir: Path, gpkg: Path) -> Path:
+    path = rundir / "tile-bench.yaml"
+    path.write_text("layers:\n" + "".join(
+        f"  {layer}:\n    source: {{kind: file, path: {gpkg}, layer: {SOURCE_LAYERS[layer]}}}\n"
+        "    key: INSPIRE_ID\n" for layer in LAYERS))
+    return path
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--buildings", type=int, default=None,
+                        help="buildings to generate (default 500000; 50000 with --quick)")
+    parser.add_argument("--tiles", type=int, default=None,
+                        help="distinct z12-z18 tiles drawn (default 300; 80 with --quick)")
+    parser.add_argument("--concurrency", type=int, default=8, help="requests in flight")
+    parser.add_argument("--pool-size", type=int, default=10,
+                        help="database connections per server")
+    parser.add_argument("--compare", type=int, default=60,
+                        help="z16+ tile requests whose features are compared")
+    parser.add_argument("--warm-seconds", type=float, default=10.0,
+                        help="how long the warm pass goes round the list (at least once)")
+    parser.add_argument("--seed-zooms", default=None,
+                        help="zooms seeded into PMTiles (default 10-15; 10-14 with --quick)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
+                        help="first wait up to this long for the CPU to be idle")
+    parser.add_argument("--quick", action="store_true", help="50,000 buildings, fewer tiles")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/urbis-bench"))
+    parser.add_argument("--json", type=Path, default=None, help="write the result here too")
+    args = parser.parse_args(argv)
+    defaults = {"buildings": 50_000 if args.quick else 500_000,
+                "tiles": 80 if args.quick else 300,
+                "seed_zooms": "10-14" if args.quick else "10-15"}
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    args.busy_at_start = wait_for_quiet(args.wait_quiet)
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    gpkg = args.workdir / f"brussels-tiles-{args.buildings}.gpkg"
+    if not gpkg.exists():
+        print(f"generating {gpkg} ...", file=sys.stderr)
+        generate(gpkg, buildings=args.buildings, seed=1, layers=list(LAYERS))
+    rundir = args.workdir / "tile-run"
+    shutil.rmtree(rundir, ignore_errors=True)
+    rundir.mkdir()
+    config = layer_config(rundir, gpkg)
+    home = Path(tempfile.mkdtemp(prefix="urbis-tile-bench-cluster-"))
+    home.chmod(0o755)
+    cluster = EmbeddedCluster(home, durable=False)
+    try:
+        state = cluster.start()
+        postmaster = int((state.data_dir / "postmaster.pid").read_text().split()[0])
+        print("loading the layers with urbis sync ...", file=sys.stderr)
+        url = loaded_database(state.admin_url(), config, LAYERS)
+        asks = requests_for(draw_tiles(url, args.tiles, args.seed), args.seed)
+        print(f"{len(asks)} tile requests", file=sys.stderr)
+        tipg = api_peers.ensure_venv(args.workdir / "peers", "tipg")
+        specs: dict[str, Callable[[int], api_peers.ServerSpec]] = {
+            "ours": lambda port: api_peers.ours_spec(url, config, port, args.pool_size),
+            "tipg": lambda port: tipg_tile_spec(tipg, url, port, args.pool_size)}
+        runs = {}
+        before = our_code()
+        for name in SERVERS:
+            print(f"{name} ...", file=sys.stderr)
+            runs[name] = measure_server(name, specs[name], asks, rundir, postmaster, args)
+        args.our_code = before if before == our_code() else f"CHANGED during the run: {before}"
+        print(f"seeding {args.seed_zooms} ...", file=sys.stderr)
+        seeding = seed_rate(url, args.workdir, args.seed_zooms)
+        result = report(args, url, asks, runs, seeding, started)
+    finally:
+        cluster.destroy()
+        shutil.rmtree(home, ignore_errors=True)
+    text = json.dumps(result, indent=2, default=str)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
