@@ -16,6 +16,7 @@ from geoapi.counting import MatchCounts
 from geoapi.errors import install_error_handlers
 from geoapi.geocode import StreetIndexes
 from geoapi.html import LEAFLET_STATIC
+from geoapi.lowzoom import LowZoomKeeper
 from geoapi.routes import archives, collections, geocode, landing, spatial, styles, tiles
 from geoapi.routes.docs import SWAGGER_STATIC, docs_router
 from tiles.archive import open_archive
@@ -49,13 +50,16 @@ def create_app(settings: ApiSettings) -> FastAPI:
             raise ConfigError(f"URBIS_TILE_ARCHIVES: no such file: {', '.join(missing)}")
         app.state.tile_archives = {path.stem: open_archive(path)
                                    for path in settings.tile_archives}
+        keeper = LowZoomKeeper(engine, app.state.tile_cache, settings.tile_warm_zoom)
+        app.state.low_zoom_keeper = keeper
         listener = asyncio.create_task(follow_changes(settings.database_url,
-                                                      app.state.tile_cache))
+                                                      app.state.tile_cache, keeper.poke))
         try:
             yield
         finally:
             for archive in app.state.tile_archives.values():
                 archive.close()
+            await keeper.stop()
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener

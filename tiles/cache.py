@@ -35,6 +35,14 @@ class TileKey:
     variant: str = ""  # the request's filter and properties, when it has some
 
 
+EVERY_LAYER = ("*",)  # the collections of a dataset tile drawn with every layer (the default)
+
+
+def draws(collections: tuple[str, ...], layer_id: str) -> bool:
+    """Whether a tile of these collections shows the layer (so its changes concern it)."""
+    return layer_id in collections or collections == EVERY_LAYER
+
+
 @dataclass(frozen=True)
 class CachedTile:
     data: bytes
@@ -141,7 +149,8 @@ class TileCache:
     def invalidate(self, layer_id: str, bbox: tuple[float, float, float, float] | None,
                    version: int | None = None) -> int:
         """Drop the layer's tiles that meet `bbox` (EPSG:31370; None: all of them)."""
-        self._generation[layer_id] = self._generation.get(layer_id, 0) + 1
+        for name in (layer_id, *EVERY_LAYER):
+            self._generation[name] = self._generation.get(name, 0) + 1
         self.stats.changes += 1
         if self.disk is not None:
             self.stats.dropped += self.disk.drop(layer_id, bbox)
@@ -150,7 +159,7 @@ class TileCache:
         boxes: dict[str, tuple[float, float, float, float]] = {}
         doomed = []
         for key in self._entries:
-            if layer_id not in key.collections:
+            if not draws(key.collections, layer_id):
                 continue
             if bbox is not None:
                 tms = TILE_MATRIX_SETS[key.tms]

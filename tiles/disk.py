@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from tiles.cache import CachedTile, TileKey, bbox_in
+from tiles.cache import CachedTile, TileKey, bbox_in, draws
 from tiles.mvt import BUFFER, EXTENT
 from tiles.tms import TILE_MATRIX_SETS
 
@@ -52,7 +52,7 @@ class DiskTier:
         """Remove the layer's tiles that meet `bbox` (EPSG:31370; None: all of them)."""
         dropped = 0
         for collections in self._dirs(self.root):
-            if layer_id not in collections.name.split(","):
+            if not draws(tuple(collections.name.split(",")), layer_id):
                 continue
             if bbox is None:
                 dropped += sum(1 for _ in collections.rglob("*.mvt"))

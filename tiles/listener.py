@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -74,11 +75,12 @@ async def reconcile_at_start(database_url: str, cache: TileCache) -> None:
         cache.disk.clear()
 
 
-async def follow_changes(database_url: str, cache: TileCache) -> None:
+async def follow_changes(database_url: str, cache: TileCache,
+                         after: Callable[[], None] | None = None) -> None:
     """Runs for the app's life (cancelled at shutdown); reconnects after database outages.
 
     The cache is emptied each time listening (re)starts: a change may have been missed while
-    nobody listened.
+    nobody listened. `after` is called once listening and after each change applied.
     """
     delay = 1.0
     while True:
@@ -88,6 +90,8 @@ async def follow_changes(database_url: str, cache: TileCache) -> None:
                 await conn.execute(f"LISTEN {CHANNEL}")
                 cache.clear()
                 await reconcile_disk(conn, cache)
+                if after is not None:
+                    after()
                 delay = 1.0
                 async for note in conn.notifies():
                     try:
@@ -99,6 +103,8 @@ async def follow_changes(database_url: str, cache: TileCache) -> None:
                         continue
                     dropped = cache.invalidate(layer, bbox, version)
                     log.info("layer %s changed: %d cached tiles dropped", layer, dropped)
+                    if after is not None:
+                        after()
         except (psycopg.OperationalError, OSError) as exc:
             log.warning("tile cache cannot follow changes (%s); retrying in %.0f s", exc,
                         delay)

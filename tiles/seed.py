@@ -23,7 +23,7 @@ import logging
 import signal
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -214,11 +214,18 @@ class SeedPlan:
 
 
 def plan_tiles(request: SeedRequest, layers: list[LayerEntry]) -> SeedPlan:
-    """Per zoom, each layer drawn there contributes its extent (grown by the MVT buffer)."""
-    tms = request.tms
-    area = crs84_bbox_in(tms, request.bbox) if request.bbox else None
+    return plan_for(request.tms, request.zooms, layers, request.bbox)
+
+
+def plan_for(tms: TileMatrixSet, zooms: Iterable[int], layers: list[LayerEntry],
+             bbox: Box | None = None) -> SeedPlan:
+    """Per zoom, each layer drawn there contributes its extent (grown by the MVT buffer).
+
+    Within `bbox` (CRS84) when given.
+    """
+    area = crs84_bbox_in(tms, bbox) if bbox else None
     boxes: dict[int, list[Box]] = {}
-    for z in request.zooms:
+    for z in zooms:
         margin = tms.tile_span(z) * BUFFER / EXTENT
         for layer in layers:
             settings = LayerTileSettings.of(layer)
@@ -229,7 +236,7 @@ def plan_tiles(request: SeedRequest, layers: list[LayerEntry]) -> SeedPlan:
                 box = _intersection(box, area)
             if box is not None:
                 boxes.setdefault(z, []).append(box)
-    return SeedPlan(tms, layers, boxes, _crs84_bounds(layers, request.bbox))
+    return SeedPlan(tms, layers, boxes, _crs84_bounds(layers, bbox))
 
 
 def _box(values: Sequence[float]) -> Box:

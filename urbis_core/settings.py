@@ -71,6 +71,9 @@ class ApiSettings:
     # Browsers may reuse a tile this long without asking; 0 makes them revalidate with the
     # ETag each time (a 304 when the tile did not change), so they never show stale data.
     tile_max_age: int = 0
+    # Tiles as coarse as Web Mercator's at this zoom, and coarser, are drawn ahead into the
+    # cache (geoapi.lowzoom): they read whole layers. -1: none.
+    tile_warm_zoom: int = 11
     cors_origins: tuple[str, ...] = ("*",)  # web apps allowed to call the API from a browser
 
     @classmethod
@@ -87,6 +90,7 @@ class ApiSettings:
             tile_archives=tuple(Path(p.strip()) for p in
                                 (env.get("URBIS_TILE_ARCHIVES") or "").split(",") if p.strip()),
             tile_max_age=_int(env, "URBIS_TILE_MAX_AGE", 0),
+            tile_warm_zoom=_int(env, "URBIS_TILE_WARM_ZOOM", 11),
             cors_origins=(tuple(o.strip() for o in origins.split(",") if o.strip())
                           if origins is not None else ("*",)),
         )

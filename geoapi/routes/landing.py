@@ -101,5 +101,8 @@ async def healthz(request: Request, conn: ConnDep) -> JSONResponse:
     except Exception as exc:  # noqa: BLE001 - any failure means "not healthy"
         return problem(503, f"database not ready: {type(exc).__name__}")
     cache = request.app.state.tile_cache
+    keeper = request.app.state.low_zoom_keeper
     return JSONResponse({"status": "ok", "database": "ok", "layers": layers,
-                         "tile_cache": dataclasses.asdict(cache.stats)})
+                         "tile_cache": dataclasses.asdict(cache.stats),
+                         "low_zoom_tiles": {"drawn_ahead": keeper.drawn,
+                                            "drawing": not keeper.idle.is_set()}})

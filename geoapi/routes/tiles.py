@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -22,7 +23,7 @@ from geoapi.crs import CRS84_URI, parse_crs
 from geoapi.deps import ConnDep, base_url
 from geoapi.html import ATTRIBUTION
 from geoapi.params import reject_unknown
-from tiles.cache import CachedTile, TileCache, TileKey, bbox_in
+from tiles.cache import EVERY_LAYER, CachedTile, TileCache, TileKey, bbox_in
 from tiles.mvt import Condition, LayerTileSettings, TileRequest, render_tile
 from tiles.tilejson import crs84_extent, field_type, union_of, vector_layers
 from tiles.tms import TILE_MATRIX_SETS, TileMatrixSet, get_tms
@@ -96,29 +97,44 @@ def _conditions(layers: list[LayerEntry], raw: str | None, lang: str | None,
     return conditions
 
 
-async def _tile_response(request: Request, key: TileKey, layers_of: Any,
+LayersOf = Callable[[AsyncConnection], Awaitable[list[LayerEntry]]]
+
+
+async def draw_tile(engine: AsyncEngine, key: TileKey, layers_of: LayersOf,
+                    params: dict[str, str | None]) -> CachedTile:
+    """Render a tile in one snapshot of the catalog and the layers, with its ETag."""
+    tms = get_tms(key.tms)
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="REPEATABLE READ")
+        async with conn.begin():
+            layers = await layers_of(conn)
+            properties = _properties(params.get("properties"), layers)
+            conditions = _conditions(layers, params.get("filter"),
+                                     params.get("filter-lang"), params.get("filter-crs"))
+            data = await render_tile(conn, layers, TileRequest(tms, key.z, key.x, key.y),
+                                     properties, conditions)
+    versions = "-".join(f"{layer.id}.{layer.version}" for layer in layers)
+    return CachedTile(data, f'"{versions}{"-" + key.variant if key.variant else ""}"',
+                      tuple((layer.id, layer.version) for layer in layers))
+
+
+def layers_of(ids: tuple[str, ...]) -> LayersOf:
+    """The layers a tile draws: these collections, or every layer when there are none."""
+    async def read(conn: AsyncConnection) -> list[LayerEntry]:
+        if not ids:
+            return await list_layers(conn)
+        return [await get_layer(conn, i) for i in ids]
+    return read
+
+
+async def _tile_response(request: Request, key: TileKey, ids: tuple[str, ...],
                          params: dict[str, str | None]) -> Response:
     """The tile from the cache, or rendered (once, however many ask at the same moment)."""
-    tms = get_tms(key.tms)
-    tms.check(key.z, key.x, key.y)
+    get_tms(key.tms).check(key.z, key.x, key.y)
     cache = _cache(request)
-
-    async def render() -> CachedTile:
-        engine: AsyncEngine = request.app.state.engine
-        async with engine.connect() as conn:
-            await conn.execution_options(isolation_level="REPEATABLE READ")
-            async with conn.begin():
-                layers = await layers_of(conn)
-                properties = _properties(params.get("properties"), layers)
-                conditions = _conditions(layers, params.get("filter"),
-                                         params.get("filter-lang"), params.get("filter-crs"))
-                data = await render_tile(conn, layers, TileRequest(tms, key.z, key.x, key.y),
-                                         properties, conditions)
-        versions = "-".join(f"{layer.id}.{layer.version}" for layer in layers)
-        return CachedTile(data, f'"{versions}{"-" + key.variant if key.variant else ""}"',
-                          tuple((layer.id, layer.version) for layer in layers))
-
-    tile, hit = await cache.get_or_render(key, render)
+    engine: AsyncEngine = request.app.state.engine
+    tile, hit = await cache.get_or_render(
+        key, lambda: draw_tile(engine, key, layers_of(ids), params))
     settings = _settings(request)
     headers = {"ETag": tile.etag, "X-Tile-Cache": "hit" if hit else "miss",
                "Cache-Control": (f"public, max-age={settings.tile_max_age}"
@@ -148,11 +164,8 @@ async def collection_tile(
     params = {"filter": filter_, "filter-lang": filter_lang, "filter-crs": filter_crs,
               "properties": properties}
 
-    async def layers_of(conn: AsyncConnection) -> list[LayerEntry]:
-        return [await get_layer(conn, collection_id)]
-
     key = TileKey((collection_id,), tms_id, z, x, y, _variant(params))
-    return await _tile_response(request, key, layers_of, params)
+    return await _tile_response(request, key, (collection_id,), params)
 
 
 @router.get("/tiles/{tms_id}/{z}/{x}/{y}", summary="A vector tile of several collections",
@@ -167,13 +180,8 @@ async def dataset_tile(
               "properties": properties}
     ids = tuple(dict.fromkeys(c.strip() for c in (collections or "").split(",") if c.strip()))
 
-    async def layers_of(conn: AsyncConnection) -> list[LayerEntry]:
-        if ids:
-            return [await get_layer(conn, i) for i in ids]
-        return await list_layers(conn)
-
-    key = TileKey(ids or ("*",), tms_id, z, x, y, _variant(params))
-    return await _tile_response(request, key, layers_of, params)
+    key = TileKey(ids or EVERY_LAYER, tms_id, z, x, y, _variant(params))
+    return await _tile_response(request, key, ids, params)
 
 
 # -- metadata ---------------------------------------------------------------------------------

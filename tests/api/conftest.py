@@ -35,7 +35,9 @@ def synced_database_url(admin_url: str, template_url: str) -> Iterator[str]:
 def start_server(database_url: str, **settings: str) -> tuple[subprocess.Popen[bytes], str]:
     """`urbis serve` on a free port; `settings` are extra environment variables."""
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "URBIS_PORT": str(port), **settings}
+    # Low zooms are not drawn ahead unless a test asks: first requests are then cache misses.
+    env = {**os.environ, "URBIS_TILE_WARM_ZOOM": "-1", "DATABASE_URL": database_url,
+           "URBIS_PORT": str(port), **settings}
     # The server's log goes to a file: a pipe nobody reads would block it once full.
     log = tempfile.NamedTemporaryFile(prefix="urbis-serve-", suffix=".log", delete=False)
     proc = subprocess.Popen([str(URBIS), "serve"], env=env, stdout=subprocess.DEVNULL,

@@ -288,7 +288,9 @@ def test_a_sync_drops_only_the_tiles_it_changed(client, points_layer, synced_dat
     span = 300_000 / 2 ** 10  # 293 m: the move below stays in its tile
     near = changed.format(int(barriere[0] // span), int((300_000 - barriere[1]) // span))
     far = changed.format(int(uccle[0] // span), int((300_000 - uccle[1]) // span))
-    before = {path: client.get(path) for path in (near, far)}
+    # the same tile of every layer together (the dataset tile without `collections`)
+    every = near.replace("/collections/moving/tiles/", "/tiles/")
+    before = {path: client.get(path) for path in (near, far, every)}
     assert all(r.status_code == 200 for r in before.values())
     assert client.get(far).headers["x-tile-cache"] == "hit"
     assert client.get(near).headers["x-tile-cache"] == "hit"
@@ -306,6 +308,11 @@ def test_a_sync_drops_only_the_tiles_it_changed(client, points_layer, synced_dat
     untouched = client.get(far)
     assert untouched.headers["x-tile-cache"] == "hit"  # far from the change: still cached
     assert untouched.content == before[far].content
+    redrawn = client.get(every)
+    assert redrawn.headers["x-tile-cache"] == "miss" and redrawn.content != before[every].content
+    (feature,) = mapbox_vector_tile.decode(redrawn.content)["moving"]["features"]
+    x, y = tile_position(feature, bounds)
+    assert abs(x - moved[0]) < span / EXTENT and abs(y - moved[1]) < span / EXTENT
 
 
 def test_a_size_cap_keeps_the_features_of_highest_priority(client, points_layer,
