@@ -13,8 +13,10 @@ What it does, in order:
    on both servers, the (layer, tile) requests in one shuffled order;
 3. for each server in turn (one process, the same pool size, never two at once):
    - low zoom: a fresh process answers the z10-z11 requests one at a time (time and bytes);
+     ours twice: drawing every tile when asked, and as it runs by default, having drawn its
+     low zooms ahead after starting (how long that took is reported);
    - cold: a fresh process answers the whole list once, --concurrency requests in flight
-     (our tile cache starts empty; tipg has none);
+     (ours with an empty cache and nothing drawn ahead; tipg has no cache);
    - warm: the same process answers the same list again, round and round for --warm-seconds
      (ours from its cache; tipg draws every tile again);
 4. compares both servers' tiles at z16 and above: features per layer, decoded;
@@ -143,6 +145,14 @@ def columns_of(url: str, table: str) -> list[str]:
     return [r[0] for r in rows if r[0] not in ("geom", "row_hash", "valid_from")]
 
 
+def ours_tile_spec(url: str, config: Path, port: int, pool: int,
+                   ahead: bool) -> api_peers.ServerSpec:
+    spec = api_peers.ours_spec(url, config, port, pool)
+    if not ahead:  # every tile drawn when asked: the cold pass measures drawing
+        spec.env["URBIS_TILE_WARM_ZOOM"] = "-1"
+    return spec
+
+
 def tipg_tile_spec(venv: Path, url: str, port: int, pool: int) -> api_peers.ServerSpec:
     spec = api_peers.tipg_spec(venv, url, port, pool, columns_of(url, "buildings"))
     spec.env["TIPG_TABLE_CONFIG__urbis_street_axes__properties"] = json.dumps(
@@ -156,34 +166,34 @@ def collection_id(server: str, layer: str) -> str:
 
 @dataclass
 class ServerTiles:
-    low_zoom: list[dict[str, Any]]
+    low_zoom: dict[str, Any]  # "cold" (and, ours, "drawn ahead"): rows, one per request
     passes: dict[str, dict[str, Any]]
     decoded: dict[TileAsk, dict[str, int]]
 
 
-def measure_server(name: str, spec_for: Callable[[int], api_peers.ServerSpec],
+def measure_server(name: str, spec_for: Callable[[int, bool], api_peers.ServerSpec],
                    asks: list[TileAsk], rundir: Path, postmaster: int,
                    args: argparse.Namespace) -> ServerTiles:
+    """`spec_for(port, ahead)`: the server, drawing low zooms ahead or not (ours only)."""
     low = [a for a in asks if a.z in LOW_ZOOMS]
     compared = [a for a in asks if a.z >= COMPARED_FROM_ZOOM][:args.compare]
 
     def urls(base: str, chosen: list[TileAsk]) -> list[str]:
         return [base + a.path(collection_id(name, a.layer)) for a in chosen]
 
-    port = free_port()
-    with api_peers.running(spec_for(port), port, rundir / f"{name}-low-zoom.log") as server:
-        low_zoom = []
-        with httpx.Client(headers=HEADERS, timeout=600.0) as client:
-            for ask, url in zip(low, urls(server.base, low), strict=True):
-                t0 = time.perf_counter()
-                response = client.get(url)
-                low_zoom.append({"layer": ask.layer, "tile": f"{ask.z}/{ask.x}/{ask.y}",
-                                 "status": response.status_code,
-                                 "ms": round((time.perf_counter() - t0) * 1000, 1),
-                                 "bytes": len(response.content)})
+    low_zoom: dict[str, Any] = {}
+    for ahead in ((False, True) if name == "ours" else (False,)):
+        port = free_port()
+        label = "drawn ahead" if ahead else "cold"
+        log = rundir / f"{name}-low-zoom-{label.replace(' ', '-')}.log"
+        with api_peers.running(spec_for(port, ahead), port, log) as server:
+            waited = wait_drawn_ahead(server.base) if ahead else None
+            low_zoom[label] = {"rows": one_at_a_time(low, urls(server.base, low)),
+                               **({"seconds_drawing_ahead_after_start": waited}
+                                  if waited is not None else {})}
     port = free_port()
     passes: dict[str, dict[str, Any]] = {}
-    with api_peers.running(spec_for(port), port, rundir / f"{name}.log") as server:
+    with api_peers.running(spec_for(port, False), port, rundir / f"{name}.log") as server:
         meter = CpuMeter(server.group, postmaster)
         for pass_name, seconds in (("cold", 0.0), ("warm", args.warm_seconds)):
             before = meter.sample()
@@ -201,6 +211,31 @@ def measure_server(name: str, spec_for: Callable[[int], api_peers.ServerSpec],
             for ask, url in zip(compared, urls(server.base, compared), strict=True):
                 decoded[ask] = feature_counts(client.get(url))
     return ServerTiles(low_zoom, passes, decoded)
+
+
+def one_at_a_time(asks: list[TileAsk], urls: list[str]) -> list[dict[str, Any]]:
+    rows = []
+    with httpx.Client(headers=HEADERS, timeout=600.0) as client:
+        for ask, url in zip(asks, urls, strict=True):
+            t0 = time.perf_counter()
+            response = client.get(url)
+            rows.append({"layer": ask.layer, "tile": f"{ask.z}/{ask.x}/{ask.y}",
+                         "status": response.status_code,
+                         "ms": round((time.perf_counter() - t0) * 1000, 1),
+                         "bytes": len(response.content),
+                         "cache": response.headers.get("x-tile-cache")})
+    return rows
+
+
+def wait_drawn_ahead(base: str, timeout: float = 600.0) -> float:
+    """Seconds until our server says it has drawn its low zooms ahead (from when it answers)."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        state = httpx.get(f"{base}/healthz", timeout=10).json().get("low_zoom_tiles", {})
+        if state.get("drawn_ahead", 0) > 0 and not state.get("drawing", True):
+            return round(time.perf_counter() - started, 2)
+        time.sleep(0.1)
+    raise SystemExit(f"{base}: low zooms still not drawn after {timeout:.0f} s")
 
 
 def feature_counts(response: httpx.Response) -> dict[str, int]:
@@ -249,11 +284,16 @@ def report(args: argparse.Namespace, url: str, asks: list[TileAsk],
            runs: dict[str, ServerTiles], seeding: dict[str, Any],
            started: float) -> dict[str, Any]:
     tps = {p: {s: runs[s].passes[p]["tiles_per_s"] for s in SERVERS} for p in ("cold", "warm")}
-    low = {s: low_zoom_summary(runs[s].low_zoom) for s in SERVERS}
+    low = {f"{s} {label}": {**low_zoom_summary(run["rows"]),
+                            **{k: v for k, v in run.items() if k != "rows"}, "rows": run["rows"]}
+           for s in SERVERS for label, run in runs[s].low_zoom.items()}
+    tipg_ms = low["tipg cold"]["total_ms"]
     ratios = {"cold": ratio(tps["cold"]["ours"], tps["cold"]["tipg"]),
               "warm": ratio(tps["warm"]["ours"], tps["warm"]["tipg"]),
-              # how many times less time ours takes over the low-zoom tiles, one at a time
-              "low_zoom_speed": ratio(low["tipg"]["total_ms"], low["ours"]["total_ms"])}
+              # how many times less time ours takes over the low-zoom tiles, one at a time:
+              # as a running server answers (drawn ahead), and drawn when asked
+              "low_zoom_speed": ratio(tipg_ms, low["ours drawn ahead"]["total_ms"]),
+              "low_zoom_speed_drawn_when_asked": ratio(tipg_ms, low["ours cold"]["total_ms"])}
     zooms: dict[int, int] = {}
     for ask in asks:
         zooms[ask.z] = zooms.get(ask.z, 0) + 1
@@ -281,8 +321,8 @@ def report(args: argparse.Namespace, url: str, asks: list[TileAsk],
             "low zoom >= 5 x faster than tipg": _met(ratios["low_zoom_speed"],
                                                      TARGETS["low_zoom_speed"]),
             "low zoom tiles <= 500 KB (ours)":
-                low["ours"]["max_bytes"] <= TARGETS["low_zoom_max_bytes"]},
-        "low_zoom": {s: {**low[s], "tiles": runs[s].low_zoom} for s in SERVERS},
+                low["ours cold"]["max_bytes"] <= TARGETS["low_zoom_max_bytes"]},
+        "low_zoom": low,
         "passes": {p: {s: runs[s].passes[p] for s in SERVERS} for p in ("cold", "warm")},
         "feature_counts_z16_plus": comparison(runs),
         "seeding": seeding,
@@ -365,9 +405,9 @@ def main(argv: list[str] | None = None) -> int:
         asks = requests_for(draw_tiles(url, args.tiles, args.seed), args.seed)
         print(f"{len(asks)} tile requests", file=sys.stderr)
         tipg = api_peers.ensure_venv(args.workdir / "peers", "tipg")
-        specs: dict[str, Callable[[int], api_peers.ServerSpec]] = {
-            "ours": lambda port: api_peers.ours_spec(url, config, port, args.pool_size),
-            "tipg": lambda port: tipg_tile_spec(tipg, url, port, args.pool_size)}
+        specs: dict[str, Callable[[int, bool], api_peers.ServerSpec]] = {
+            "ours": lambda port, ahead: ours_tile_spec(url, config, port, args.pool_size, ahead),
+            "tipg": lambda port, _: tipg_tile_spec(tipg, url, port, args.pool_size)}
         runs = {}
         before = our_code()
         for name in SERVERS:

@@ -48,8 +48,8 @@ def test_low_zoom_summary_takes_the_largest_tile_and_the_total_time() -> None:
 def test_comparison_reads_each_servers_layer_whatever_tipg_names_it() -> None:
     same = TileAsk("buildings", 17, 1, 2)
     other = TileAsk("street_axes", 16, 3, 4)
-    runs = {"ours": ServerTiles([], {}, {same: {"buildings": 40}, other: {"street_axes": 3}}),
-            "tipg": ServerTiles([], {}, {same: {"urbis.buildings": 40}, other: {}})}
+    runs = {"ours": ServerTiles({}, {}, {same: {"buildings": 40}, other: {"street_axes": 3}}),
+            "tipg": ServerTiles({}, {}, {same: {"urbis.buildings": 40}, other: {}})}
     result = comparison(runs)
     assert (result["compared"], result["same_count"]) == (2, 1)
     assert result["tiles"][1] == {"layer": "street_axes", "tile": "16/3/4", "ours": 3,
