@@ -47,7 +47,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -881,6 +882,55 @@ def report(args: argparse.Namespace, url: str, plan: Plan, runs: dict[str, Serve
     }
 
 
+# -- set-up shared with bench.tile_bench -----------------------------------------------------
+
+def with_defaults(args: argparse.Namespace, defaults: dict[str, Any]) -> argparse.Namespace:
+    """Fill the options left unset (None) with `defaults`."""
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    return args
+
+
+def generated(workdir: Path, stem: str, buildings: int, layers: list[str]) -> Path:
+    """The generated GeoPackage `<stem>-<buildings>.gpkg`, made on first use (seed 1)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    gpkg = workdir / f"{stem}-{buildings}.gpkg"
+    if not gpkg.exists():
+        print(f"generating {gpkg} ...", file=sys.stderr)
+        generate(gpkg, buildings=buildings, seed=1, layers=layers)
+    return gpkg
+
+
+def fresh_folder(path: Path) -> Path:
+    """`path`, emptied: the configurations and server logs of the last run."""
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir()
+    return path
+
+
+@contextmanager
+def scratch_cluster(prefix: str) -> Iterator[tuple[str, int]]:
+    """A throwaway PostgreSQL cluster (fsync off): its admin URL and postmaster pid."""
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    home.chmod(0o755)
+    cluster = EmbeddedCluster(home, durable=False)
+    try:
+        state = cluster.start()
+        yield state.admin_url(), int((state.data_dir / "postmaster.pid").read_text().split()[0])
+    finally:
+        cluster.destroy()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def write_result(result: dict[str, Any], json_path: Path | None) -> None:
+    text = json.dumps(result, indent=2, default=str)
+    print(text)
+    if json_path:
+        json_path.write_text(text + "\n")
+
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--buildings", type=int, default=None,
@@ -906,12 +956,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, default=None, help="write the result here too")
     args = parser.parse_args(argv)
     quick = args.quick
-    defaults = {"buildings": 50_000 if quick else 500_000, "duration": 5.0 if quick else 15.0,
-                "warmup": 1.0 if quick else 3.0, "latency_requests": 100 if quick else 500}
-    for key, value in defaults.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
-    return args
+    return with_defaults(args, {
+        "buildings": 50_000 if quick else 500_000, "duration": 5.0 if quick else 15.0,
+        "warmup": 1.0 if quick else 3.0, "latency_requests": 100 if quick else 500})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -919,36 +966,18 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     args.busy_at_start = wait_for_quiet(args.wait_quiet)
     args.load_at_start = [round(v, 2) for v in os.getloadavg()]
-    args.workdir.mkdir(parents=True, exist_ok=True)
-    gpkg = args.workdir / f"brussels-api-{args.buildings}.gpkg"
-    if not gpkg.exists():
-        print(f"generating {gpkg} ...", file=sys.stderr)
-        generate(gpkg, buildings=args.buildings, seed=1, layers=["buildings", "addresses"])
-    rundir = args.workdir / "api-run"  # configs and server logs of the last run
-    shutil.rmtree(rundir, ignore_errors=True)
-    rundir.mkdir()
+    gpkg = generated(args.workdir, "brussels-api", args.buildings, ["buildings", "addresses"])
+    rundir = fresh_folder(args.workdir / "api-run")
     config = layer_config(rundir, gpkg, Path(__file__).resolve().parent.parent / "data"
                           / "sample" / "UrbAdm_MUNICIPALITY.shp")
-    home = Path(tempfile.mkdtemp(prefix="urbis-api-bench-cluster-"))
-    home.chmod(0o755)
-    cluster = EmbeddedCluster(home, durable=False)
-    try:
-        state = cluster.start()
-        admin = state.admin_url()
-        postmaster = int((state.data_dir / "postmaster.pid").read_text().split()[0])
+    with scratch_cluster("urbis-api-bench-cluster-") as (admin, postmaster):
         print("loading the layers with urbis sync ...", file=sys.stderr)
         url = loaded_database(admin, config)
         print("drawing the requests ...", file=sys.stderr)
         plan = build_plan(url, args.seed, args)
         runs, notes = run_servers(args, url, config, rundir, plan, postmaster)
         result = report(args, url, plan, runs, notes, started)
-    finally:
-        cluster.destroy()
-        shutil.rmtree(home, ignore_errors=True)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    write_result(result, args.json)
     return 0
 
 

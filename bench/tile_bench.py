@@ -37,9 +37,7 @@ import json
 import os
 import platform
 import random
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,16 +54,20 @@ from bench.api_bench import (
     CpuMeter,
     cpu_per_request,
     drive,
+    fresh_folder,
+    generated,
     latency_summary,
     loaded_database,
     our_code,
     ratio,
+    scratch_cluster,
     wait_for_quiet,
+    with_defaults,
+    write_result,
 )
-from bench.generate import generate
 from tiles.seed import run_seed, seed_request
 from tiles.tms import get_tms
-from urbis_core.pgcluster import EmbeddedCluster, free_port
+from urbis_core.pgcluster import free_port
 
 LAYERS = ("buildings", "street_axes")
 SOURCE_LAYERS = {"buildings": "Buildings", "street_axes": "StreetAxes"}
@@ -372,36 +374,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/urbis-bench"))
     parser.add_argument("--json", type=Path, default=None, help="write the result here too")
     args = parser.parse_args(argv)
-    defaults = {"buildings": 50_000 if args.quick else 500_000,
-                "tiles": 80 if args.quick else 300,
-                "seed_zooms": "10-14" if args.quick else "10-15"}
-    for key, value in defaults.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
-    return args
+    return with_defaults(args, {"buildings": 50_000 if args.quick else 500_000,
+                                "tiles": 80 if args.quick else 300,
+                                "seed_zooms": "10-14" if args.quick else "10-15"})
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
     args.busy_at_start = wait_for_quiet(args.wait_quiet)
-    args.workdir.mkdir(parents=True, exist_ok=True)
-    gpkg = args.workdir / f"brussels-tiles-{args.buildings}.gpkg"
-    if not gpkg.exists():
-        print(f"generating {gpkg} ...", file=sys.stderr)
-        generate(gpkg, buildings=args.buildings, seed=1, layers=list(LAYERS))
-    rundir = args.workdir / "tile-run"
-    shutil.rmtree(rundir, ignore_errors=True)
-    rundir.mkdir()
+    gpkg = generated(args.workdir, "brussels-tiles", args.buildings, list(LAYERS))
+    rundir = fresh_folder(args.workdir / "tile-run")
     config = layer_config(rundir, gpkg)
-    home = Path(tempfile.mkdtemp(prefix="urbis-tile-bench-cluster-"))
-    home.chmod(0o755)
-    cluster = EmbeddedCluster(home, durable=False)
-    try:
-        state = cluster.start()
-        postmaster = int((state.data_dir / "postmaster.pid").read_text().split()[0])
+    with scratch_cluster("urbis-tile-bench-cluster-") as (admin, postmaster):
         print("loading the layers with urbis sync ...", file=sys.stderr)
-        url = loaded_database(state.admin_url(), config, LAYERS)
+        url = loaded_database(admin, config, LAYERS)
         asks = requests_for(draw_tiles(url, args.tiles, args.seed), args.seed)
         print(f"{len(asks)} tile requests", file=sys.stderr)
         tipg = api_peers.ensure_venv(args.workdir / "peers", "tipg")
@@ -417,13 +404,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seeding {args.seed_zooms} ...", file=sys.stderr)
         seeding = seed_rate(url, args.workdir, args.seed_zooms)
         result = report(args, url, asks, runs, seeding, started)
-    finally:
-        cluster.destroy()
-        shutil.rmtree(home, ignore_errors=True)
-    text = json.dumps(result, indent=2, default=str)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    write_result(result, args.json)
     return 0
 
 
