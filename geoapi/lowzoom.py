@@ -37,8 +37,8 @@ def low_zooms(tms: TileMatrixSet, max_zoom: int) -> list[int]:
     """The zooms of `tms` whose pixel is at least Web Mercator's at `max_zoom`."""
     if max_zoom < 0:
         return []
-    coarsest = ground_pixel(WEB_MERCATOR_QUAD, max_zoom) * (1 - 1e-9)
-    return [z for z in range(MAX_ZOOM + 1) if ground_pixel(tms, z) >= coarsest]
+    finest = ground_pixel(WEB_MERCATOR_QUAD, max_zoom) * (1 - 1e-9)  # rounding aside
+    return [z for z in range(MAX_ZOOM + 1) if ground_pixel(tms, z) >= finest]
 
 
 Drawn = tuple[TileKey, tuple[str, ...]]  # a tile, and the collections it draws (none: all)
