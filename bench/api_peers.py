@@ -108,12 +108,15 @@ def installed_version(venv: Path, dist: str) -> str:
 # -- server specs ----------------------------------------------------------------------------
 
 def ours_spec(url: str, config: Path, port: int, pool: int) -> ServerSpec:
+    # no tiles drawn ahead in the background: these benchmarks measure requests
     env = {**os.environ, "DATABASE_URL": url, "URBIS_CONFIG": str(config),
-           "URBIS_PORT": str(port), "URBIS_DB_POOL_SIZE": str(pool)}
+           "URBIS_PORT": str(port), "URBIS_DB_POOL_SIZE": str(pool),
+           "URBIS_TILE_WARM_ZOOM": "-1"}
     return ServerSpec("ours", [str(URBIS), "serve", "--host", "127.0.0.1", "--port", str(port)],
                       env, "/healthz", "buildings",
                       [f"urbis serve: uvicorn, one process; pool {pool} connections "
-                       "(URBIS_DB_POOL_SIZE, no overflow)"])
+                       "(URBIS_DB_POOL_SIZE, no overflow); no tiles drawn ahead "
+                       "(URBIS_TILE_WARM_ZOOM=-1)"])
 
 
 def tipg_spec(venv: Path, url: str, port: int, pool: int, properties: list[str]) -> ServerSpec:

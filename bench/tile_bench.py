@@ -68,6 +68,7 @@ from bench.api_bench import (
 from tiles.seed import run_seed, seed_request
 from tiles.tms import get_tms
 from urbis_core.pgcluster import free_port
+from urbis_core.settings import ApiSettings
 
 LAYERS = ("buildings", "street_axes")
 SOURCE_LAYERS = {"buildings": "Buildings", "street_axes": "StreetAxes"}
@@ -77,6 +78,7 @@ COMPARED_FROM_ZOOM = 16  # below, ours leaves out features smaller than half a p
 TMS = "WebMercatorQuad"
 TARGETS = {"cold": 1.5, "warm": 20.0, "low_zoom_speed": 5.0, "low_zoom_max_bytes": 500_000}
 SERVERS = ("ours", "tipg")
+TILE_WARM_ZOOM = ApiSettings.tile_warm_zoom  # the default
 
 
 @dataclass(frozen=True)
@@ -150,8 +152,9 @@ def columns_of(url: str, table: str) -> list[str]:
 def ours_tile_spec(url: str, config: Path, port: int, pool: int,
                    ahead: bool) -> api_peers.ServerSpec:
     spec = api_peers.ours_spec(url, config, port, pool)
-    if not ahead:  # every tile drawn when asked: the cold pass measures drawing
-        spec.env["URBIS_TILE_WARM_ZOOM"] = "-1"
+    # ahead: as `urbis serve` runs by default; else every tile is drawn when asked (the cold
+    # pass measures drawing)
+    spec.env["URBIS_TILE_WARM_ZOOM"] = str(TILE_WARM_ZOOM) if ahead else "-1"
     return spec
 
 
