@@ -37,12 +37,10 @@ class MatchCounts:
     async def count(self, conn: AsyncConnection, layer: LayerEntry, request: Hashable,
                     query: Select[Any]) -> int:
         """`query`'s count; `request` must tell apart every two requests it can differ for."""
-        known = self.known(layer, request)
-        if known is not None:
-            return known
-        key = (layer.id, layer.version, request)
-        value = int((await conn.execute(query)).scalar_one())
-        self._counts[key] = value
-        while len(self._counts) > self.max_entries:
-            self._counts.popitem(last=False)
+        value = self.known(layer, request)
+        if value is None:
+            value = int((await conn.execute(query)).scalar_one())
+            self._counts[(layer.id, layer.version, request)] = value
+            while len(self._counts) > self.max_entries:
+                self._counts.popitem(last=False)
         return value

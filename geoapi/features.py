@@ -106,7 +106,7 @@ def selected_columns(layer: LayerEntry, names: tuple[str, ...] | None) -> list[C
     return [by_name[n] for n in names]
 
 
-def _properties(layer: LayerEntry, table: sa.FromClause,
+def _properties(layer: LayerEntry, table: sa.Table,
                 names: tuple[str, ...] | None = None) -> ColumnElement[Any]:
     """The selected properties (default all, in the source's field order) as a JSON object.
 
@@ -126,7 +126,7 @@ def _properties(layer: LayerEntry, table: sa.FromClause,
     return merged
 
 
-def _geometry(layer: LayerEntry, table: sa.FromClause, crs: OutputCrs,
+def _geometry(layer: LayerEntry, table: sa.Table, crs: OutputCrs,
               axis_order: bool = True) -> ColumnElement[Any]:
     """The geometry in `crs`; latitude first where the CRS says so, if `axis_order`."""
     geom: ColumnElement[Any] = table.c.geom
@@ -137,7 +137,7 @@ def _geometry(layer: LayerEntry, table: sa.FromClause, crs: OutputCrs,
     return geom
 
 
-def feature_json(layer: LayerEntry, table: sa.FromClause, crs: OutputCrs,
+def feature_json(layer: LayerEntry, table: sa.Table, crs: OutputCrs,
                  properties: tuple[str, ...] | None = None) -> ColumnElement[str]:
     """One GeoJSON Feature as text, written by PostgreSQL: the key as id, then the geometry."""
     geometry = sa.cast(func.ST_AsGeoJSON(_geometry(layer, table, crs), crs.decimals), JSON)
@@ -199,7 +199,7 @@ async def has_history(conn: AsyncConnection, layer: LayerEntry) -> bool:
     return found.scalar() is not None
 
 
-Outputs = Callable[[sa.FromClause], list[ColumnElement[Any]]]
+Outputs = Callable[[sa.Table], list[ColumnElement[Any]]]
 
 
 def _filter_first(matched: int, query: ItemsQuery, layer: LayerEntry) -> bool:
@@ -357,7 +357,7 @@ async def fetch_rows(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery
     columns = table_columns(layer, query.properties)
     multi = layer.geometry_type.startswith("Multi")
 
-    def outputs(table: sa.FromClause) -> list[ColumnElement[Any]]:
+    def outputs(table: sa.Table) -> list[ColumnElement[Any]]:
         values = [table.c[c.name] if c.sql_type in BIND_TYPES
                   else sa.cast(table.c[c.name], sa.Text) for c in columns]
         if geometry == "wkt":

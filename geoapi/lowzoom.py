@@ -103,6 +103,8 @@ class LowZoomKeeper:
         async with self.engine.connect() as conn:
             layers = await list_layers(conn)
         for key, ids in low_zoom_tiles(layers, self.max_zoom):
+            if self.cache.holds(key):  # looked at, not asked for: no hit in the counters
+                continue
             _, cached = await self.cache.get_or_render(key, self._drawing(key, ids))
             self.drawn += not cached
 

@@ -83,6 +83,10 @@ class TileCache:
         self._generation: dict[str, int] = {}  # per layer, bumped by each change
         self.stats = CacheStats()
 
+    def holds(self, key: TileKey) -> bool:
+        """Whether the tile is cached, in memory or on disk (not counted as a hit)."""
+        return key in self._entries or (self.disk is not None and self.disk.holds(key))
+
     def get(self, key: TileKey) -> CachedTile | None:
         tile = self._entries.get(key)
         if tile is not None:

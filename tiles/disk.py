@@ -31,6 +31,9 @@ class DiskTier:
         return (self.root / ",".join(key.collections) / (key.variant or _NO_VARIANT) / key.tms
                 / str(key.z) / str(key.x) / f"{key.y}.mvt")
 
+    def holds(self, key: TileKey) -> bool:
+        return self._path(key).is_file()
+
     def read(self, key: TileKey) -> CachedTile | None:
         path = self._path(key)
         try:

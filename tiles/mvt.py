@@ -76,12 +76,6 @@ class TileRequest:
     y: int
 
 
-@dataclass(frozen=True)
-class LayerTile:
-    data: bytes
-    features: int
-
-
 def _is_areal_or_linear(layer: LayerEntry) -> bool:
     return "Polygon" in layer.geometry_type or "LineString" in layer.geometry_type
 
@@ -210,12 +204,9 @@ _BYTES_PER_FEATURE: dict[tuple[str, str, int], float] = {}
 
 
 async def render_layer(conn: AsyncConnection, layer: LayerEntry, tile: TileRequest,
-                       properties: Sequence[str] | None = None,
-                       condition: Condition | None = None) -> LayerTile:
-    """One layer's part of a tile, kept under the layer's size cap by its priority order."""
-    settings = LayerTileSettings.of(layer)
-    if not settings.minzoom <= tile.z <= settings.maxzoom:
-        return LayerTile(b"", 0)
+                       settings: LayerTileSettings, properties: Sequence[str] | None = None,
+                       condition: Condition | None = None) -> bytes:
+    """One layer's part of a tile (drawn at its zoom), under its size cap by priority order."""
     seen = (layer.id, tile.tms.id, tile.z)
     limit = None
     if seen in _BYTES_PER_FEATURE:
@@ -228,7 +219,7 @@ async def render_layer(conn: AsyncConnection, layer: LayerEntry, tile: TileReque
             break
         limit = max(1, int(count * settings.max_bytes / len(data) * SHRINK_MARGIN))
         data, count = await _draw(conn, layer, tile, settings, properties, condition, limit)
-    return LayerTile(data, count)
+    return data
 
 
 async def _draw(conn: AsyncConnection, layer: LayerEntry, tile: TileRequest,
@@ -253,11 +244,13 @@ async def render_tile(conn: AsyncConnection, layers: Sequence[LayerEntry], tile:
                                "set_config('jit', 'off', true)"))
     parts = []
     for layer in layers:
-        condition = (conditions or {}).get(layer.id)
-        parts.append((await render_layer(conn, layer, tile, properties, condition)).data)
-        pair = labelled_polygons(layer)
         settings = LayerTileSettings.of(layer)
-        if pair is not None and settings.minzoom <= tile.z <= settings.maxzoom:
+        if not settings.minzoom <= tile.z <= settings.maxzoom:
+            continue  # outside its zooms, the layer is absent from tiles
+        condition = (conditions or {}).get(layer.id)
+        parts.append(await render_layer(conn, layer, tile, settings, properties, condition))
+        pair = labelled_polygons(layer)
+        if pair is not None:
             parts.append(bytes((await conn.execute(label_points_query(
                 layer, tile, settings, pair, condition))).scalar_one()))
     return b"".join(parts)

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from geoapi.catalog import get_layer, list_layers
 from geoapi.cql2 import compile_filter, parse_language
 from geoapi.crs import CRS84_URI, parse_crs
-from geoapi.deps import ConnDep, base_url
+from geoapi.deps import ConnDep, SettingsDep, base_url
 from geoapi.html import ATTRIBUTION
 from geoapi.params import reject_unknown
 from tiles.cache import EVERY_LAYER, CachedTile, TileCache, TileKey, bbox_in
@@ -58,11 +58,6 @@ _TILE_RESPONSES: dict[int | str, dict[str, Any]] = {
 def _cache(request: Request) -> TileCache:
     cache: TileCache = request.app.state.tile_cache
     return cache
-
-
-def _settings(request: Request) -> ApiSettings:
-    settings: ApiSettings = request.app.state.settings
-    return settings
 
 
 def _variant(params: dict[str, str | None]) -> str:
@@ -127,15 +122,14 @@ def layers_of(ids: tuple[str, ...]) -> LayersOf:
     return read
 
 
-async def _tile_response(request: Request, key: TileKey, ids: tuple[str, ...],
-                         params: dict[str, str | None]) -> Response:
+async def _tile_response(request: Request, settings: ApiSettings, key: TileKey,
+                         ids: tuple[str, ...], params: dict[str, str | None]) -> Response:
     """The tile from the cache, or rendered (once, however many ask at the same moment)."""
     get_tms(key.tms).check(key.z, key.x, key.y)
     cache = _cache(request)
     engine: AsyncEngine = request.app.state.engine
     tile, hit = await cache.get_or_render(
         key, lambda: draw_tile(engine, key, layers_of(ids), params))
-    settings = _settings(request)
     headers = {"ETag": tile.etag, "X-Tile-Cache": "hit" if hit else "miss",
                "Cache-Control": (f"public, max-age={settings.tile_max_age}"
                                  + (", must-revalidate" if settings.tile_max_age == 0 else ""))}
@@ -156,7 +150,7 @@ def _etags(header: str | None) -> set[str]:
             summary="A vector tile of one collection", response_class=Response,
             responses=_TILE_RESPONSES)
 async def collection_tile(
-    request: Request, collection_id: str, tms_id: TmsId, z: Z, x: X, y: Y,
+    request: Request, settings: SettingsDep, collection_id: str, tms_id: TmsId, z: Z, x: X, y: Y,
     filter_: Filter = None, filter_lang: FilterLang = None, filter_crs: FilterCrs = None,
     properties: Properties = None,
 ) -> Response:
@@ -165,13 +159,14 @@ async def collection_tile(
               "properties": properties}
 
     key = TileKey((collection_id,), tms_id, z, x, y, _variant(params))
-    return await _tile_response(request, key, (collection_id,), params)
+    return await _tile_response(request, settings, key, (collection_id,), params)
 
 
 @router.get("/tiles/{tms_id}/{z}/{x}/{y}", summary="A vector tile of several collections",
             response_class=Response, responses=_TILE_RESPONSES)
 async def dataset_tile(
-    request: Request, tms_id: TmsId, z: Z, x: X, y: Y, collections: Collections = None,
+    request: Request, settings: SettingsDep, tms_id: TmsId, z: Z, x: X, y: Y,
+    collections: Collections = None,
     filter_: Filter = None, filter_lang: FilterLang = None, filter_crs: FilterCrs = None,
     properties: Properties = None,
 ) -> Response:
@@ -181,7 +176,7 @@ async def dataset_tile(
     ids = tuple(dict.fromkeys(c.strip() for c in (collections or "").split(",") if c.strip()))
 
     key = TileKey(ids or EVERY_LAYER, tms_id, z, x, y, _variant(params))
-    return await _tile_response(request, key, ids, params)
+    return await _tile_response(request, settings, key, ids, params)
 
 
 # -- metadata ---------------------------------------------------------------------------------
