@@ -62,11 +62,12 @@ from sqlalchemy import make_url
 from bench import api_peers
 from bench.generate import generate
 from bench.rawhttp import RawClient
+from urbis_core.catalog import MERCATOR_GEOM
 from urbis_core.pgcluster import EmbeddedCluster, free_port
 
 EPSG_31370 = "http://www.opengis.net/def/crs/EPSG/0/31370"
 PAGE = 1000
-INTERNAL_COLUMNS = ("geom", "row_hash", "valid_from")  # the sync's, not the source's
+INTERNAL_COLUMNS = ("geom", "row_hash", "valid_from", MERCATOR_GEOM)  # the sync's, not the source's
 NUMBER_FILTERS = ("AREA > {k}", range(60, 200))  # 120,000 to 2,000 of 500,000 buildings
 TEXT_FILTERS = "CAPAKEY LIKE '{prefix}%'"  # a parcel-key prefix: municipality (NIS) + section
 FILTER_PAGES = 5  # pages a client reads per filter

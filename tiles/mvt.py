@@ -2,8 +2,9 @@
 
 Per layer and tile: features whose geometry meets the tile's envelope grown by the MVT
 buffer (so shapes continue across tile edges without gaps), found with the GiST index in the
-layer's own CRS; simplified by about one pixel in that CRS, then reprojected; polygons and
-lines smaller than `min_size_px` left out; the properties the zoom level keeps. A tile of
+layer's own CRS; simplified by about one pixel (in Web Mercator, the copy the sync reprojected
+once; else in the layer's CRS, then reprojected); polygons and lines smaller than
+`min_size_px` left out; the properties the zoom level keeps. A tile of
 several layers is their MVT layers one after the other (protobuf messages concatenate).
 """
 
@@ -15,12 +16,20 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy import func
+from sqlalchemy.engine import Dialect
+from sqlalchemy.engine.interfaces import Compiled
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from tiles.names import LABELS_SUFFIX, labelled_polygons
 from tiles.tms import TileMatrixSet
-from urbis_core.catalog import LayerEntry
+from urbis_core.catalog import (
+    GEOM_MEASURE,
+    GEOM_SIZE,
+    MERCATOR_GEOM,
+    MERCATOR_SRID,
+    LayerEntry,
+)
 
 EXTENT = 4096  # MVT coordinate units across a tile
 BUFFER = 64  # units of margin around it: lines and outlines continue past the edge
@@ -89,12 +98,31 @@ def _priority(layer: LayerEntry, table: sa.Table, settings: LayerTileSettings
         column = table.c[name] if name in table.c else None
         if column is not None:
             return [column.desc() if settings.priority.startswith("-") else column.asc(), key]
-    geom = table.c.geom
-    if "Polygon" in layer.geometry_type:
-        return [func.ST_Area(geom).desc(), key]
-    if "LineString" in layer.geometry_type:
-        return [func.ST_Length(geom).desc(), key]
+    if _is_areal_or_linear(layer):  # area or length, kept ready by the sync
+        return [_kept_ready(table, GEOM_MEASURE, _measure(layer, table)).desc(), key]
     return [key]
+
+
+def _measure(layer: LayerEntry, table: sa.Table) -> ColumnElement[Any]:
+    geom = table.c.geom
+    return func.ST_Area(geom) if "Polygon" in layer.geometry_type else func.ST_Length(geom)
+
+
+def _size(table: sa.Table) -> ColumnElement[Any]:
+    """The largest side of a feature's bounding box, in the layer's units."""
+    geom = table.c.geom
+    return func.greatest(func.ST_XMax(geom) - func.ST_XMin(geom),
+                         func.ST_YMax(geom) - func.ST_YMin(geom))
+
+
+def _kept_ready(table: sa.Table, column: str, computed: ColumnElement[Any]
+                ) -> ColumnElement[Any]:
+    """A value the sync keeps ready in `column`, or computed now for a row written since.
+
+    urbis_sync.tile_geometry fills `column` with the same expression: a tile is the same
+    either way.
+    """
+    return func.coalesce(table.c[column], computed)
 
 
 def _feature_id(layer: LayerEntry, table: sa.Table) -> ColumnElement[Any]:
@@ -110,7 +138,26 @@ def _pixel(tile: TileRequest) -> float:
     return tile.tms.cell_size(tile.z) * tile.tms.ground_metres_per_unit
 
 
-def _candidates(layer: LayerEntry, table: sa.Table, tile: TileRequest,
+def _tile_values(layer: LayerEntry, tile: TileRequest, settings: LayerTileSettings,
+                 limit: int | None) -> dict[str, Any]:
+    """The numbers of a tile, bound to the named parameters of its layer's statement."""
+    tms, z = tile.tms, tile.z
+    minx, miny, maxx, maxy = tms.bounds(z, tile.x, tile.y)
+    margin = tms.tile_span(z) * BUFFER / EXTENT
+    on_copy = _draws_mercator_copy(layer, tms)
+    return {"minx": minx, "miny": miny, "maxx": maxx, "maxy": maxy,
+            "search_minx": minx - margin, "search_miny": miny - margin,
+            "search_maxx": maxx + margin, "search_maxy": maxy + margin,
+            "segment": tms.tile_span(z) / 16,
+            "tolerance": tms.cell_size(z) if on_copy else _pixel(tile),
+            "min_size": settings.min_size_px * _pixel(tile), "limit": limit}
+
+
+def _value(name: str) -> ColumnElement[Any]:
+    return sa.bindparam(name, type_=sa.Integer if name == "limit" else sa.Float)
+
+
+def _candidates(layer: LayerEntry, table: sa.Table, tms: TileMatrixSet,
                 settings: LayerTileSettings,
                 condition: Condition | None) -> list[ColumnElement[bool]]:
     """Which features a tile may show.
@@ -118,54 +165,109 @@ def _candidates(layer: LayerEntry, table: sa.Table, tile: TileRequest,
     They meet its buffered envelope (the GiST index finds them in the layer's CRS), are not
     too small to see, and pass the request's filter.
     """
-    tms, z = tile.tms, tile.z
-    minx, miny, maxx, maxy = tms.bounds(z, tile.x, tile.y)
-    margin = tms.tile_span(z) * BUFFER / EXTENT
-    search = func.ST_MakeEnvelope(minx - margin, miny - margin, maxx + margin, maxy + margin,
-                                  tms.srid)
+    search = func.ST_MakeEnvelope(*(_value(f"search_{c}") for c in ("minx", "miny", "maxx",
+                                                                  "maxy")), tms.srid)
     if tms.srid != layer.srid:
         # Densified before reprojecting so the envelope's edges stay where they were drawn.
-        search = func.ST_Transform(func.ST_Segmentize(search, tms.tile_span(z) / 16),
-                                   layer.srid)
+        search = func.ST_Transform(func.ST_Segmentize(search, _value("segment")), layer.srid)
     geom = table.c.geom
     where: list[ColumnElement[bool]] = [geom.op("&&")(search)]
     if _is_areal_or_linear(layer) and settings.min_size_px > 0:
-        size = func.greatest(func.ST_XMax(geom) - func.ST_XMin(geom),
-                             func.ST_YMax(geom) - func.ST_YMin(geom))
-        where.append(size >= settings.min_size_px * _pixel(tile))
+        size = _kept_ready(table, GEOM_SIZE, _size(table))
+        where.append(size >= _value("min_size"))
     if condition is not None:
         where.append(condition(table))
     return where
 
 
-def layer_tile_query(layer: LayerEntry, tile: TileRequest, settings: LayerTileSettings,
-                     properties: Sequence[str] | None = None,
-                     condition: Condition | None = None,
-                     limit: int | None = None) -> sa.Select[Any]:
-    """One layer's MVT for a tile: `SELECT ST_AsMVT(...), count(*)`."""
-    tms, z = tile.tms, tile.z
-    table = layer.table()
-    envelope = func.ST_MakeEnvelope(*tms.bounds(z, tile.x, tile.y), tms.srid)
-    geom = table.c.geom
-    shape: ColumnElement[Any] = (func.ST_Simplify(geom, _pixel(tile), True)
-                                 if _is_areal_or_linear(layer) else geom)
+def _draws_mercator_copy(layer: LayerEntry, tms: TileMatrixSet) -> bool:
+    return tms.srid == MERCATOR_SRID and layer.srid != MERCATOR_SRID
+
+
+def _drawn_geometry(layer: LayerEntry, table: sa.Table, tms: TileMatrixSet
+                    ) -> ColumnElement[Any]:
+    """A feature's geometry in the tile's CRS, lines and polygons simplified by about a pixel.
+
+    Web Mercator tiles read the copy the sync reprojected once (urbis_sync.tile_geometry) and
+    simplify it by a pixel of their own units: a tile reprojects nothing. A row whose copy is
+    not made yet is reprojected here first, to the same shape. In any other CRS the geometry
+    is simplified in the layer's own CRS, then reprojected if the tile's CRS differs.
+    """
+    simplified = _is_areal_or_linear(layer)
+    if _draws_mercator_copy(layer, tms):
+        copy = _kept_ready(table, MERCATOR_GEOM, func.ST_Transform(table.c.geom, MERCATOR_SRID))
+        return func.ST_Simplify(copy, _value("tolerance"), True) if simplified else copy
+    shape: ColumnElement[Any] = table.c.geom
+    if simplified:
+        shape = func.ST_Simplify(shape, _value("tolerance"), True)
     if tms.srid != layer.srid:
         shape = func.ST_Transform(shape, tms.srid)
-    names = list(properties) if properties is not None else settings.properties_at(z, layer)
-    if layer.key_field not in names:
-        names.insert(0, layer.key_field)
+    return shape
+
+
+def _layer_statement(layer: LayerEntry, tms: TileMatrixSet, settings: LayerTileSettings,
+                     names: Sequence[str], condition: Condition | None,
+                     limited: bool) -> sa.Select[Any]:
+    """One layer's MVT for any tile of `tms`: `SELECT ST_AsMVT(...), count(*)`.
+
+    The tile's numbers are named parameters (`_tile_values`), so one statement serves every
+    tile of the same shape.
+    """
+    table = layer.table()
+    envelope = func.ST_MakeEnvelope(*(_value(c) for c in ("minx", "miny", "maxx", "maxy")),
+                                    tms.srid)
+    shape = _drawn_geometry(layer, table, tms)
     columns: list[ColumnElement[Any]] = [_feature_id(layer, table).label("mvt_id")]
     columns += [table.c[n].label(n) for n in names]
     columns.append(func.ST_AsMVTGeom(shape, envelope, EXTENT, BUFFER, True).label("mvt_geom"))
-    features = sa.select(*columns).where(*_candidates(layer, table, tile, settings, condition))
-    if limit is not None:
-        features = features.order_by(*_priority(layer, table, settings)).limit(limit)
+    features = sa.select(*columns).where(*_candidates(layer, table, tms, settings, condition))
+    if limited:
+        features = features.order_by(*_priority(layer, table, settings)).limit(_value("limit"))
     # ST_AsMVT skips the rows whose geometry ST_AsMVTGeom clipped away (NULL), and so does
     # count(): filtering them in SQL would have PostgreSQL compute each geometry twice.
     drawn = features.subquery("t")
     mvt = func.ST_AsMVT(sa.literal_column("t"), layer.id, EXTENT, "mvt_geom", "mvt_id")
     return cast(sa.Select[Any], sa.select(func.coalesce(mvt, sa.literal(b"", sa.LargeBinary)),
                                           func.count(drawn.c.mvt_geom)).select_from(drawn))
+
+
+def _names(layer: LayerEntry, z: int, settings: LayerTileSettings,
+           properties: Sequence[str] | None) -> tuple[str, ...]:
+    """The properties a layer's features carry in a tile: those asked for, or the zoom's."""
+    names = list(properties) if properties is not None else settings.properties_at(z, layer)
+    if layer.key_field not in names:
+        names.insert(0, layer.key_field)
+    return tuple(names)
+
+
+def layer_tile_query(layer: LayerEntry, tile: TileRequest, settings: LayerTileSettings,
+                     properties: Sequence[str] | None = None,
+                     condition: Condition | None = None,
+                     limit: int | None = None) -> sa.Select[Any]:
+    """One layer's MVT for a tile, its numbers bound: `SELECT ST_AsMVT(...), count(*)`."""
+    statement = _layer_statement(layer, tile.tms, settings,
+                                 _names(layer, tile.z, settings, properties), condition,
+                                 limit is not None)
+    return statement.params(_tile_values(layer, tile, settings, limit))
+
+
+_COMPILED: dict[tuple[Any, ...], Compiled] = {}
+_COMPILED_MAX = 1024
+
+
+def _compiled(layer: LayerEntry, tms: TileMatrixSet, settings: LayerTileSettings,
+              names: tuple[str, ...], limited: bool, dialect: Dialect) -> Compiled:
+    """A layer's statement for tiles of `tms` (no filter), compiled once for every tile."""
+    key = (layer.id, layer.table_name, layer.srid, layer.geometry_type, layer.key_field,
+           layer.columns, tms.id, settings.priority, settings.min_size_px > 0, names, limited,
+           dialect.name)
+    compiled = _COMPILED.get(key)
+    if compiled is None:
+        if len(_COMPILED) >= _COMPILED_MAX:  # layers' columns changed many times: start again
+            _COMPILED.clear()
+        compiled = _COMPILED[key] = _layer_statement(
+            layer, tms, settings, names, None, limited).compile(dialect=dialect)
+    return compiled
 
 
 def label_points_query(layer: LayerEntry, tile: TileRequest, settings: LayerTileSettings,
@@ -185,7 +287,7 @@ def label_points_query(layer: LayerEntry, tile: TileRequest, settings: LayerTile
     rows = sa.select(_feature_id(layer, table).label("mvt_id"),
                      *(table.c[n].label(n) for n in dict.fromkeys((layer.key_field, *pair))),
                      point.label("p")).where(
-        *_candidates(layer, table, tile, settings, condition)).subquery("f")
+        *_candidates(layer, table, tms, settings, condition)).subquery("f")
     x, y = func.ST_X(rows.c.p), func.ST_Y(rows.c.p)
     envelope = func.ST_MakeEnvelope(minx, miny, maxx, maxy, tms.srid)
     inside = sa.select(*(c for c in rows.c if c.name != "p"),
@@ -193,7 +295,8 @@ def label_points_query(layer: LayerEntry, tile: TileRequest, settings: LayerTile
                        ).where(x >= minx, x < maxx, y > miny, y <= maxy).subquery("t")
     mvt = func.ST_AsMVT(sa.literal_column("t"), layer.id + LABELS_SUFFIX, EXTENT, "mvt_geom",
                         "mvt_id")
-    return sa.select(func.coalesce(mvt, sa.literal(b"", sa.LargeBinary))).select_from(inside)
+    return sa.select(func.coalesce(mvt, sa.literal(b"", sa.LargeBinary))).select_from(
+        inside).params(_tile_values(layer, tile, settings, None))
 
 
 # Bytes per feature seen in the tiles of each (layer, tile matrix set, zoom): a tile is drawn
@@ -225,8 +328,17 @@ async def render_layer(conn: AsyncConnection, layer: LayerEntry, tile: TileReque
 async def _draw(conn: AsyncConnection, layer: LayerEntry, tile: TileRequest,
                 settings: LayerTileSettings, properties: Sequence[str] | None,
                 condition: Condition | None, limit: int | None) -> tuple[bytes, int]:
-    row = (await conn.execute(layer_tile_query(layer, tile, settings, properties, condition,
-                                               limit))).one()
+    row: Any
+    if condition is not None:  # its values are bound in it: compiled for this tile only
+        row = (await conn.execute(layer_tile_query(layer, tile, settings, properties, condition,
+                                                   limit))).one()
+        return bytes(row[0]), int(row[1])
+    # The statement compiled once per shape, and sent with the tile's numbers: building and
+    # compiling it for each tile cost the API more CPU than PostgreSQL took for a small tile.
+    compiled = _compiled(layer, tile.tms, settings, _names(layer, tile.z, settings, properties),
+                         limit is not None, conn.dialect)
+    values = compiled.construct_params(_tile_values(layer, tile, settings, limit))
+    row = (await conn.exec_driver_sql(compiled.string, values)).one()
     return bytes(row[0]), int(row[1])
 
 
@@ -239,9 +351,12 @@ async def render_tile(conn: AsyncConnection, layers: Sequence[LayerEntry], tile:
     """
     # Parallel workers are new processes: each would set up PROJ again (tens of milliseconds)
     # to reproject a tile's features, more than the workers save; and tiles come many at once.
-    # JIT compiling a crowded tile's query costs more (about 8 ms) than it saves.
+    # JIT compiling a crowded tile's query costs more (about 8 ms) than it saves. A crowded
+    # tile keeps its largest features under the size cap: a top-N sort of ~10,000 rows, which
+    # spills to disk in the default 4 MB of work memory.
     await conn.execute(sa.text("SELECT set_config('max_parallel_workers_per_gather', '0', true), "
-                               "set_config('jit', 'off', true)"))
+                               "set_config('jit', 'off', true), "
+                               "set_config('work_mem', '32MB', true)"))
     parts = []
     for layer in layers:
         settings = LayerTileSettings.of(layer)

@@ -1,4 +1,4 @@
-"""Tile matrix sets (OGC 2D Tile Matrix Set 2.0): Web Mercator and Belgian Lambert 72.
+"""Tile matrix sets (OGC 2D Tile Matrix Set 2.0): Web Mercator and URBIS' Belgian Lambert 72.
 
 Both are quad trees of 256-pixel tiles: each zoom level halves the cell size. A tile is found
 by (zoom, column x, row y), rows counted from the top.
@@ -103,16 +103,19 @@ WEB_MERCATOR_QUAD = TileMatrixSet(
     ground_metres_per_unit=math.cos(math.radians(50.85)),  # Brussels' latitude
 )
 
-# Belgian Lambert 72: one 256-pixel tile covers Belgium at zoom 0 (x 0-300 km, y 0-300 km);
-# zoom 16 has 1.8 cm cells. Whole-metre origin and power-of-two cells keep tile edges on
-# round coordinates; the set is ours (URBIS' own WMTS grid could not be read from here).
+# Belgian Lambert 72 as URBIS' own WMTS serves it (GeoWebCache matrix set "EPSG:31370",
+# matrices "EPSG:31370:0" to "EPSG:31370:15"): one 256-pixel tile at zoom 0 over the square
+# x 16,478.795-301,307.738, y 19,244.928-304,073.871 (284,828.943 m, so 1,112.613 m cells),
+# each zoom halving them. Our zoom z is URBIS' "EPSG:31370:z", tile for tile; we go on halving
+# past its last zoom (15, 3.4 cm cells). Values as CIRB's own map code gives them for the
+# service (OpenLayers `serverResolutions` and `maxExtent`, whose top-left is the WMTS origin).
 BELGIAN_LAMBERT_72 = TileMatrixSet(
     id="BelgianLambert72",
-    title="Belgian Lambert 72 (EPSG:31370) quad tree covering Belgium",
+    title="Belgian Lambert 72 (EPSG:31370), the grid of URBIS' WMTS (matrix set EPSG:31370)",
     srid=31370,
     crs_uri="http://www.opengis.net/def/crs/EPSG/0/31370",
-    origin=(0.0, 300_000.0),
-    cell_size_z0=300_000.0 / TILE_PIXELS,
+    origin=(16_478.795, 304_073.871),
+    cell_size_z0=1_112.61305859375,
 )
 
 TILE_MATRIX_SETS = {t.id: t for t in (WEB_MERCATOR_QUAD, BELGIAN_LAMBERT_72)}

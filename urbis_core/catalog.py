@@ -18,6 +18,15 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from urbis_core.db import HISTORY_SCHEMA, LAYER_SCHEMA, META_SCHEMA
 
 STORAGE_SRID = 31370
+# Each live layer table keeps, for the tiles, what drawing a tile would otherwise compute for
+# every feature it meets: the geometry in Web Mercator, the largest side of its bounding box
+# (metres) and its area (m², polygons) or length (m, lines). The sync fills them after each run
+# (urbis_sync.tile_geometry); NULL where not yet filled.
+MERCATOR_SRID = 3857
+MERCATOR_GEOM = "geom_3857"
+GEOM_SIZE = "geom_size"
+GEOM_MEASURE = "geom_measure"
+TILE_COLUMNS = (MERCATOR_GEOM, GEOM_SIZE, GEOM_MEASURE)
 
 metadata = sa.MetaData(schema=META_SCHEMA)
 
@@ -162,6 +171,9 @@ def _layer_table(schema: str, name: str, columns: tuple[str, ...], srid: int) ->
     extra: list[sa.Column[Any]] = [sa.Column("valid_from", sa.DateTime(timezone=True))]
     if schema == HISTORY_SCHEMA:
         extra += [sa.Column("valid_to", sa.DateTime(timezone=True)), sa.Column("op", sa.Text)]
+    else:
+        extra += [sa.Column(MERCATOR_GEOM, Geometry(srid=MERCATOR_SRID, spatial_index=False)),
+                  sa.Column(GEOM_SIZE, sa.Float), sa.Column(GEOM_MEASURE, sa.Float)]
     return sa.Table(name, sa.MetaData(), *(sa.Column(c, sa.types.NullType()) for c in columns),
                     sa.Column("geom", Geometry(srid=srid, spatial_index=False)), *extra,
                     schema=schema)

@@ -20,7 +20,17 @@ import psycopg
 from psycopg import sql
 from sqlalchemy import Connection, Engine, func, select
 
-from urbis_core.catalog import STORAGE_SRID, ColumnInfo, LayerEntry, layer_catalog
+from urbis_core.catalog import (
+    GEOM_MEASURE,
+    GEOM_SIZE,
+    MERCATOR_GEOM,
+    MERCATOR_SRID,
+    STORAGE_SRID,
+    TILE_COLUMNS,
+    ColumnInfo,
+    LayerEntry,
+    layer_catalog,
+)
 from urbis_core.config import LayerConfig
 from urbis_core.db import HISTORY_SCHEMA, LAYER_SCHEMA, STAGING_SCHEMA
 from urbis_core.errors import SourceError
@@ -163,6 +173,11 @@ def _create_next(cur: psycopg.Cursor[Any], layer_id: str, columns: list[Field], 
                                                         sql.Literal(STORAGE_SRID)),
         sql.SQL("row_hash uuid NOT NULL"),
         sql.SQL("valid_from timestamptz NOT NULL DEFAULT now()"),
+        # left NULL by the rows' writers; filled after the run (urbis_sync.tile_geometry)
+        sql.SQL("{} geometry(Geometry, {})").format(_ident(MERCATOR_GEOM),
+                                                    sql.Literal(MERCATOR_SRID)),
+        sql.SQL("{} double precision").format(_ident(GEOM_SIZE)),
+        sql.SQL("{} double precision").format(_ident(GEOM_MEASURE)),
     ]
     cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(nxt))
     cur.execute(sql.SQL("CREATE TABLE {} ({})").format(nxt, sql.SQL(", ").join(defs)))
@@ -508,10 +523,12 @@ def _diff(cur: psycopg.Cursor[Any], layer_id: str, key: str, shape: LayerShape, 
     others = [n for n in names if n != key]
     targets = [*others, "geom", "row_hash"]
     cur.execute(sql.SQL("""
-        UPDATE {live} l SET ({targets}, valid_from) = ({sources}, now())
+        UPDATE {live} l SET ({targets}, valid_from, {derived}) = ({sources}, now(), {nulls})
         FROM {inc} i JOIN _changes c ON c.k = i.{k} AND c.op = 'update'
         WHERE l.{k} = i.{k}
-    """).format(live=live, targets=_cols(targets), sources=_cols(targets, "i"), inc=inc, k=k))
+    """).format(live=live, targets=_cols(targets), sources=_cols(targets, "i"), inc=inc, k=k,
+                derived=_cols(list(TILE_COLUMNS)),  # made again after the run
+                nulls=sql.SQL(", ").join(sql.NULL for _ in TILE_COLUMNS)))
     cur.execute(sql.SQL("""
         INSERT INTO {live} ({cols}, geom, row_hash, valid_from)
         SELECT {icols}, i.geom, i.row_hash, now()

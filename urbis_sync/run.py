@@ -6,6 +6,7 @@ counts, or failed with the reason). Whatever fails, the live layer stays as it w
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -29,7 +30,7 @@ from urbis_core.catalog import (
 from urbis_core.config import ServiceConfig
 from urbis_core.errors import SyncError, UrbisError
 from urbis_core.settings import SyncSettings
-from urbis_sync import reconcile
+from urbis_sync import reconcile, tile_geometry
 from urbis_sync.copystream import CopyStream
 from urbis_sync.fingerprint import DuplicateFeature, row_fingerprints
 from urbis_sync.normalize import (
@@ -42,6 +43,7 @@ from urbis_sync.normalize import (
     resolve_crs,
 )
 from urbis_sync.sources import FeatureBatch, Field, SourceUnchanged, open_source
+from urbis_sync.tile_geometry import Filled
 
 log = logging.getLogger(__name__)
 NOTIFY_CHANNEL = "urbis_layer_changed"
@@ -65,6 +67,7 @@ class RunReport:
     drift: str | None = None
     error: str | None = None
     seconds: float = 0.0
+    tile_ready: Filled | None = None  # rows made ready for tiles after the run
 
     def summary(self) -> str:
         if self.status == "busy":
@@ -75,7 +78,13 @@ class RunReport:
         return (f"{self.layer_id}: {self.fetched} features read, {self.inserted} inserted, "
                 f"{self.updated} updated, {self.deleted} deleted (version {self.version}), "
                 f"{self.repaired} repaired, {self.quarantined} quarantined{drift}, "
-                f"{self.seconds:.1f} s (run {self.run_id})")
+                f"{self.seconds:.1f} s (run {self.run_id}){self._tile_ready()}")
+
+    def _tile_ready(self) -> str:
+        filled = self.tile_ready
+        if filled is None or not filled.rows:
+            return ""
+        return f"; {filled.rows} rows made ready for tiles in {filled.seconds:.1f} s"
 
 
 def lock_key(layer_id: str) -> int:
@@ -96,13 +105,35 @@ def sync_layer(engine: Engine, config: ServiceConfig, layer_id: str,
         if not got:
             return RunReport(layer_id, None, "busy")
         try:
-            return _run(engine, config, layer_id, settings or SyncSettings(), progress)
+            report = _run(engine, config, layer_id, settings or SyncSettings(), progress)
+            if report.status == "success":
+                report = _made_ready_for_tiles(engine, report)
+            return report
         finally:
             try:
                 lock_conn.execute(select(func.pg_advisory_unlock(lock_key(layer_id))))
                 lock_conn.commit()
             except DBAPIError:
                 pass  # the connection died (database restart): its lock went with it
+
+
+def _made_ready_for_tiles(engine: Engine, report: RunReport) -> RunReport:
+    """The run's report, once the rows it wrote are ready for tiles (urbis_sync.tile_geometry).
+
+    Still under the layer's lock, so no other run swaps the table meanwhile. The run stands
+    if this fails: tiles compute what a row lacks as they draw it, and the next run tries again.
+    """
+    with engine.connect() as conn:
+        table = conn.execute(select(layer_catalog.c.table_name)
+                             .where(layer_catalog.c.id == report.layer_id)).scalar()
+    if table is None:
+        return report
+    try:
+        return dataclasses.replace(report, tile_ready=tile_geometry.fill(engine, table))
+    except DBAPIError as exc:
+        log.warning("layer %s: rows not made ready for tiles: %s", report.layer_id,
+                    _describe_failure(exc))
+        return report
 
 
 @dataclass

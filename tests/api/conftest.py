@@ -71,6 +71,28 @@ def client(api: str) -> Iterator[httpx.Client]:
         yield c
 
 
+# BelgianLambert72 is URBIS' own WMTS grid (GeoWebCache "EPSG:31370"): its top-left corner and
+# the span of its one zoom-0 tile, as CIRB's map code gives them (not read from tiles.tms).
+LAMBERT_ORIGIN = (16_478.795, 304_073.871)
+LAMBERT_SPAN_Z0 = 284_828.943
+
+
+def lambert_span(z: int) -> float:
+    return LAMBERT_SPAN_Z0 / 2 ** z
+
+
+def lambert_tile(z: int, x: float, y: float) -> tuple[int, int]:
+    """The column and row of the BelgianLambert72 tile holding the point (x, y)."""
+    return (int((x - LAMBERT_ORIGIN[0]) // lambert_span(z)),
+            int((LAMBERT_ORIGIN[1] - y) // lambert_span(z)))
+
+
+def lambert_bounds(z: int, col: int, row: int) -> tuple[float, float, float, float]:
+    span = lambert_span(z)
+    minx, maxy = LAMBERT_ORIGIN[0] + col * span, LAMBERT_ORIGIN[1] - row * span
+    return minx, maxy - span, minx + span, maxy
+
+
 def assert_problem(response: httpx.Response, status: int, words: str) -> None:
     """The one error model: {status, title, detail}, with a detail that says why."""
     assert response.status_code == status, response.text

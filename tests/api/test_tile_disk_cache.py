@@ -8,17 +8,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.conftest import start_server, sync_file_layer
+from tests.api.conftest import lambert_tile, start_server, sync_file_layer
 
 pytestmark = pytest.mark.api
 
-SPAN_Z10 = 300_000 / 2 ** 10  # BelgianLambert72 zoom 10: 293 m tiles
 BARRIERE, UCCLE = (148384.0, 169116.0), (148000.0, 163000.0)
 
 
 def tile_path(xy: tuple[float, float]) -> str:
-    return (f"/collections/stored/tiles/BelgianLambert72/10/{int(xy[0] // SPAN_Z10)}/"
-            f"{int((300_000 - xy[1]) // SPAN_Z10)}")
+    return "/collections/stored/tiles/BelgianLambert72/10/{}/{}".format(  # 278 m tiles
+        *lambert_tile(10, *xy))
 
 
 def sync_points(database_url: str, folder: Path, points: dict[str, tuple[float, float]]) -> None:

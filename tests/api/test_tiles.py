@@ -13,13 +13,24 @@ import mapbox_vector_tile
 import psycopg
 import pytest
 
-from tests.api.conftest import assert_problem, sync_file_layer
+from tests.api.conftest import (
+    assert_problem,
+    lambert_bounds,
+    lambert_span,
+    lambert_tile,
+    sync_file_layer,
+)
 
 pytestmark = pytest.mark.api
 
 MVT = "application/vnd.mapbox-vector-tile"
 EXTENT, BUFFER = 4096, 64
 MERCATOR_HALF = 20037508.3427892
+URBIS_WMTS_RESOLUTIONS = [
+    1112.61305859375, 556.306529296875, 278.1532646484375, 139.07663232421876, 69.53831616210938,
+    34.76915808105469, 17.384579040527345, 8.692289520263673, 4.346144760131836, 2.173072380065918,
+    1.086536190032959, 0.5432680950164795, 0.2716340475082398, 0.1358170237541199,
+    0.06790851187705994, 0.03395425593852997]
 # Saint-Gilles, around the Barrière (the sample addresses) at zoom 15, and a tile far away
 SAINT_GILLES_Z15 = (15, 16779, 10994)
 
@@ -36,11 +47,6 @@ def mercator_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]
     minx = -MERCATOR_HALF + x * span
     maxy = MERCATOR_HALF - y * span
     return minx, maxy - span, minx + span, maxy
-
-
-def lambert_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:
-    span = 300_000 / 2 ** z
-    return x * span, 300_000 - (y + 1) * span, (x + 1) * span, 300_000 - y * span
 
 
 def decode(response: httpx.Response) -> dict:
@@ -123,8 +129,8 @@ def test_polygons_carry_a_hashed_id_for_text_keys_and_the_key_itself(client, dat
 def test_belgian_lambert_72_tiles_need_no_reprojection(client, database):
     # the tile of BelgianLambert72 zoom 13 holding the Barrière de Saint-Gilles (148384, 169116)
     z = 13
-    span = 300_000 / 2 ** z
-    x, y = int(148384 // span), int((300_000 - 169116) // span)
+    span = lambert_span(z)
+    x, y = lambert_tile(z, 148384, 169116)
     tile = decode(client.get(f"/collections/addresses/tiles/BelgianLambert72/{z}/{x}/{y}"))
     bounds = lambert_bounds(z, x, y)
     expected = expected_points(database, 31370, bounds)
@@ -227,7 +233,13 @@ def test_tile_matrix_sets_tilesets_and_tilejson(client):
     assert mercator["crs"].endswith("3857") and mercator["tileMatrices"][0]["matrixWidth"] == 1
     assert mercator["tileMatrices"][0]["scaleDenominator"] == pytest.approx(559082264.0287178)
     lambert = client.get("/tileMatrixSets/BelgianLambert72").json()
-    assert lambert["tileMatrices"][13]["cellSize"] == pytest.approx(300_000 / 256 / 2 ** 13)
+    # URBIS' WMTS matrices EPSG:31370:0 to :15, tile for tile (resolutions as CIRB's map code
+    # gives them), then halving on
+    assert [m["cellSize"] for m in lambert["tileMatrices"][:16]] == pytest.approx(
+        URBIS_WMTS_RESOLUTIONS, rel=1e-12)
+    assert all(m["pointOfOrigin"] == [16478.795, 304073.871] and m["tileWidth"] == 256
+               and m["matrixWidth"] == 2 ** z for z, m in enumerate(lambert["tileMatrices"]))
+    assert lambert["tileMatrices"][16]["cellSize"] == URBIS_WMTS_RESOLUTIONS[15] / 2
     tilesets = client.get("/collections/addresses/tiles").json()["tilesets"]
     assert len(tilesets) == 2
     tileset = client.get("/collections/addresses/tiles/WebMercatorQuad").json()
@@ -285,9 +297,9 @@ def test_a_sync_drops_only_the_tiles_it_changed(client, points_layer, synced_dat
     barriere, uccle = (148384.0, 169116.0), (148000.0, 163000.0)
     _sync(client, synced_database_url, _write_points(points_layer, {"a": barriere, "b": uccle}))
     changed = "/collections/moving/tiles/BelgianLambert72/10/{}/{}"
-    span = 300_000 / 2 ** 10  # 293 m: the move below stays in its tile
-    near = changed.format(int(barriere[0] // span), int((300_000 - barriere[1]) // span))
-    far = changed.format(int(uccle[0] // span), int((300_000 - uccle[1]) // span))
+    span = lambert_span(10)  # 278 m: the move below stays in its tile
+    near = changed.format(*lambert_tile(10, *barriere))
+    far = changed.format(*lambert_tile(10, *uccle))
     # the same tile of every layer together (the dataset tile without `collections`)
     every = near.replace("/collections/moving/tiles/", "/tiles/")
     before = {path: client.get(path) for path in (near, far, every)}
@@ -317,13 +329,12 @@ def test_a_sync_drops_only_the_tiles_it_changed(client, points_layer, synced_dat
 
 def test_a_size_cap_keeps_the_features_of_highest_priority(client, points_layer,
                                                            synced_database_url):
-    # 300 points in 76 m x 56 m, all inside one BelgianLambert72 zoom-9 tile (586 m)
+    # 300 points in 76 m x 56 m, all inside one BelgianLambert72 zoom-9 tile (556 m)
     points = {f"p{i:03d}": (148100.0 + i % 20 * 4, 169000.0 + i // 20 * 4) for i in range(300)}
     _sync(client, synced_database_url, _write_points(points_layer, points, max_bytes=2000,
                                                      priority="-PID"))
-    span = 300_000 / 2 ** 9
-    path = (f"/collections/moving/tiles/BelgianLambert72/9/{int(148100 // span)}/"
-            f"{int((300_000 - 169000) // span)}")
+    path = "/collections/moving/tiles/BelgianLambert72/9/{}/{}".format(
+        *lambert_tile(9, 148100, 169000))
     response = client.get(path)
     assert response.headers["x-tile-cache"] == "miss"
     assert len(response.content) <= 2000
