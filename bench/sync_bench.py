@@ -180,8 +180,9 @@ def cli_runs(admin: str, configs: list[Path], files: list[Path], n: int,
 
 
 def worker_runs(admin: str, configs: list[Path], files: list[Path], n: int,
-                attempt: int) -> list[float]:
-    """The same three runs inside one process, as the `urbis sync` worker makes them."""
+                attempt: int) -> dict[str, list[float]]:
+    """The same three runs inside one process, as the `urbis sync` worker makes them: the
+    seconds until each run's changes are live, and then to make its rows ready for tiles."""
     url = migrated_database(admin, f"urbis_worker_{attempt}")
     settle(admin, *files)
     done = subprocess.run([sys.executable, "-m", "bench.worker_runs", url,
@@ -189,7 +190,8 @@ def worker_runs(admin: str, configs: list[Path], files: list[Path], n: int,
     if done.returncode != 0:
         raise SystemExit(f"bench.worker_runs failed:\n{done.stdout}\n{done.stderr}")
     assert features(url, "urbis.buildings") == n
-    return [float(x) for x in json.loads(done.stdout)]
+    timed: dict[str, list[float]] = json.loads(done.stdout)
+    return timed
 
 
 def middle(repeats: list[list[float]]) -> list[float]:
@@ -206,12 +208,15 @@ def run_all(admin: str, args: argparse.Namespace, big: Path, small: Path,
     ogr: list[float] = []
     cli: list[list[float]] = []
     worker: list[list[float]] = []
+    worker_tile_ready: list[list[float]] = []
     for attempt in range(args.repeat):
         ogr_seconds, ogr_rss = ogr2ogr_load(admin, big, n, attempt)
         ogr.append(ogr_seconds)
         cli_seconds, full_rss, counts = cli_runs(admin, configs, files, n, attempt)
         cli.append(cli_seconds)
-        worker.append(worker_runs(admin, configs, files, n, attempt))
+        timed = worker_runs(admin, configs, files, n, attempt)
+        worker.append(timed["until_live"])
+        worker_tile_ready.append(timed["tile_ready"])
 
     # peak memory at a fifth of the size
     small_url = migrated_database(admin, "urbis_small")
@@ -226,6 +231,11 @@ def run_all(admin: str, args: argparse.Namespace, big: Path, small: Path,
         "ogr2ogr_features_per_s": round(n / reference),
         "cli": figures(n, reference, *middle(cli)),
         "worker": figures(n, reference, *middle(worker)),
+        # after each run, apart from the figures above (which end when the run's changes are
+        # live): making the rows it wrote ready for tiles; `cli` includes it
+        "worker_tile_ready_seconds": dict(zip(("full_load", "no_change", "one_percent"),
+                                              (round(x, 2) for x in middle(worker_tile_ready)),
+                                              strict=True)),
         "all_seconds": {"ogr2ogr": [round(x, 2) for x in ogr],
                         "cli": [[round(x, 2) for x in r] for r in cli],
                         "worker": [[round(x, 2) for x in r] for r in worker]},

@@ -2,9 +2,11 @@
 
     python -m bench.worker_runs DATABASE_URL CONFIG [CONFIG ...]
 
-Each CONFIG (one layer, `buildings`) is synced in turn; prints the seconds of each run as a
-JSON list. Start-up (imports, engine, the source readers' modules) is paid before the first
-timing, once, as a running worker has already paid it.
+Each CONFIG (one layer, `buildings`) is synced in turn; prints, as JSON, the seconds each run
+took until its changes were live (`until_live`) and then to make the rows it wrote ready for
+tiles (`tile_ready`, urbis_sync.tile_geometry; 0 when it wrote none). Start-up (imports, engine,
+the source readers' modules) is paid before the first timing, once, as a running worker has
+already paid it.
 """
 
 from __future__ import annotations
@@ -23,18 +25,21 @@ from urbis_sync.run import sync_layer
 def main(argv: list[str]) -> int:
     url, *configs = argv
     engine = create_sync_engine(url)
-    seconds = []
+    until_live, tile_ready = [], []
     try:
         for path in configs:
             config = load_config(Path(path))
             started = time.perf_counter()
             report = sync_layer(engine, config, "buildings")
-            seconds.append(time.perf_counter() - started)
+            took = time.perf_counter() - started
             if report.status != "success":
                 raise SystemExit(f"{path}: {report.summary()}")
+            ready = report.tile_ready.seconds if report.tile_ready else 0.0
+            until_live.append(took - ready)
+            tile_ready.append(ready)
     finally:
         engine.dispose()
-    print(json.dumps(seconds))
+    print(json.dumps({"until_live": until_live, "tile_ready": tile_ready}))
     return 0
 
 

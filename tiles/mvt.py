@@ -29,6 +29,7 @@ from urbis_core.catalog import (
     MERCATOR_GEOM,
     MERCATOR_SRID,
     LayerEntry,
+    tile_ready_values,
 )
 
 EXTENT = 4096  # MVT coordinate units across a tile
@@ -98,31 +99,17 @@ def _priority(layer: LayerEntry, table: sa.Table, settings: LayerTileSettings
         column = table.c[name] if name in table.c else None
         if column is not None:
             return [column.desc() if settings.priority.startswith("-") else column.asc(), key]
-    if _is_areal_or_linear(layer):  # area or length, kept ready by the sync
-        return [_kept_ready(table, GEOM_MEASURE, _measure(layer, table)).desc(), key]
+    if _is_areal_or_linear(layer):  # area or length
+        return [_kept_ready(table, GEOM_MEASURE).desc(), key]
     return [key]
 
 
-def _measure(layer: LayerEntry, table: sa.Table) -> ColumnElement[Any]:
-    geom = table.c.geom
-    return func.ST_Area(geom) if "Polygon" in layer.geometry_type else func.ST_Length(geom)
+def _kept_ready(table: sa.Table, column: str) -> ColumnElement[Any]:
+    """A value the sync keeps ready (one of TILE_COLUMNS), or computed now for a row not filled.
 
-
-def _size(table: sa.Table) -> ColumnElement[Any]:
-    """The largest side of a feature's bounding box, in the layer's units."""
-    geom = table.c.geom
-    return func.greatest(func.ST_XMax(geom) - func.ST_XMin(geom),
-                         func.ST_YMax(geom) - func.ST_YMin(geom))
-
-
-def _kept_ready(table: sa.Table, column: str, computed: ColumnElement[Any]
-                ) -> ColumnElement[Any]:
-    """A value the sync keeps ready in `column`, or computed now for a row written since.
-
-    urbis_sync.tile_geometry fills `column` with the same expression: a tile is the same
-    either way.
+    urbis_sync.tile_geometry fills the columns with the same expressions.
     """
-    return func.coalesce(table.c[column], computed)
+    return func.coalesce(table.c[column], tile_ready_values(table.c.geom)[column])
 
 
 def _feature_id(layer: LayerEntry, table: sa.Table) -> ColumnElement[Any]:
@@ -173,7 +160,7 @@ def _candidates(layer: LayerEntry, table: sa.Table, tms: TileMatrixSet,
     geom = table.c.geom
     where: list[ColumnElement[bool]] = [geom.op("&&")(search)]
     if _is_areal_or_linear(layer) and settings.min_size_px > 0:
-        size = _kept_ready(table, GEOM_SIZE, _size(table))
+        size = _kept_ready(table, GEOM_SIZE)  # the largest side of its bounding box
         where.append(size >= _value("min_size"))
     if condition is not None:
         where.append(condition(table))
@@ -195,7 +182,7 @@ def _drawn_geometry(layer: LayerEntry, table: sa.Table, tms: TileMatrixSet
     """
     simplified = _is_areal_or_linear(layer)
     if _draws_mercator_copy(layer, tms):
-        copy = _kept_ready(table, MERCATOR_GEOM, func.ST_Transform(table.c.geom, MERCATOR_SRID))
+        copy = _kept_ready(table, MERCATOR_GEOM)
         return func.ST_Simplify(copy, _value("tolerance"), True) if simplified else copy
     shape: ColumnElement[Any] = table.c.geom
     if simplified:

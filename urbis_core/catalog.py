@@ -28,6 +28,22 @@ GEOM_SIZE = "geom_size"
 GEOM_MEASURE = "geom_measure"
 TILE_COLUMNS = (MERCATOR_GEOM, GEOM_SIZE, GEOM_MEASURE)
 
+
+def tile_ready_values(geom: sa.ColumnElement[Any]) -> dict[str, sa.ColumnElement[Any]]:
+    """The TILE_COLUMNS of a row, as expressions of its geometry.
+
+    The sync fills the columns with them, and tiles compute them for a row not filled yet, so
+    a tile is the same either way.
+    """
+    dimension = sa.func.ST_Dimension(geom)
+    return {
+        MERCATOR_GEOM: sa.func.ST_Transform(geom, MERCATOR_SRID),
+        GEOM_SIZE: sa.func.greatest(sa.func.ST_XMax(geom) - sa.func.ST_XMin(geom),
+                                    sa.func.ST_YMax(geom) - sa.func.ST_YMin(geom)),
+        GEOM_MEASURE: sa.case((dimension == 2, sa.func.ST_Area(geom)),
+                              (dimension == 1, sa.func.ST_Length(geom))),
+    }
+
 metadata = sa.MetaData(schema=META_SCHEMA)
 
 layer_catalog = sa.Table(

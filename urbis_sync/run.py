@@ -106,8 +106,8 @@ def sync_layer(engine: Engine, config: ServiceConfig, layer_id: str,
             return RunReport(layer_id, None, "busy")
         try:
             report = _run(engine, config, layer_id, settings or SyncSettings(), progress)
-            if report.status == "success":
-                report = _made_ready_for_tiles(engine, report)
+            if report.status == "success" and (report.inserted or report.updated or report.drift):
+                report = _made_ready_for_tiles(engine, report)  # the rows it wrote
             return report
         finally:
             try:

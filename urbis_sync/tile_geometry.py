@@ -15,12 +15,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from psycopg import sql
+import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from urbis_core.catalog import GEOM_MEASURE, GEOM_SIZE, MERCATOR_GEOM, MERCATOR_SRID
+from urbis_core.catalog import MERCATOR_GEOM, TILE_COLUMNS, tile_ready_values
 from urbis_core.db import LAYER_SCHEMA
-from urbis_sync.reconcile import raw
 
 BATCH_ROWS = 50_000
 
@@ -32,26 +31,17 @@ class Filled:
 
 
 def fill(engine: Engine, table_name: str, batch_rows: int = BATCH_ROWS) -> Filled:
-    """Fill the rows of a layer table that lack them; how many, and how long it took.
-
-    The expressions are those tiles.mvt falls back on, so a tile is the same either way.
-    """
+    """Fill the rows of a layer table that lack them; how many, and how long it took."""
     started = time.monotonic()
-    statement = sql.SQL("""
-        UPDATE {t} SET
-            {merc} = ST_Transform(geom, {srid}),
-            {size} = greatest(ST_XMax(geom) - ST_XMin(geom), ST_YMax(geom) - ST_YMin(geom)),
-            {measure} = CASE ST_Dimension(geom) WHEN 2 THEN ST_Area(geom)
-                                                WHEN 1 THEN ST_Length(geom) END
-        WHERE ctid = ANY (ARRAY(SELECT ctid FROM {t} WHERE {merc} IS NULL LIMIT {n}))
-    """).format(t=sql.Identifier(LAYER_SCHEMA, table_name), merc=sql.Identifier(MERCATOR_GEOM),
-                size=sql.Identifier(GEOM_SIZE), measure=sql.Identifier(GEOM_MEASURE),
-                srid=sql.Literal(MERCATOR_SRID), n=sql.Literal(batch_rows))
+    table = sa.table(table_name, sa.column("geom"), *map(sa.column, TILE_COLUMNS),
+                     sa.column("ctid"), schema=LAYER_SCHEMA)
+    batch = sa.select(table.c.ctid).where(table.c[MERCATOR_GEOM].is_(None)).limit(batch_rows)
+    statement = (table.update().values(tile_ready_values(table.c.geom))
+                 .where(table.c.ctid == sa.func.any(sa.func.array(batch.scalar_subquery()))))
     rows = 0
     while True:
         with engine.begin() as conn:
-            done = raw(conn).execute(statement).rowcount
+            done = conn.execute(statement).rowcount
         rows += done
         if done < batch_rows:
             return Filled(rows, time.monotonic() - started)
-

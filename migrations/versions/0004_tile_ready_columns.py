@@ -1,8 +1,8 @@
 """What each live layer table keeps ready for the tiles: Web Mercator geometry, size, measure.
 
-The tables the sync makes from now on have the columns; this gives them to those made before.
-They are left NULL here: the next run of each layer fills them (urbis_sync.tile_geometry), and
-tiles compute the values on the fly meanwhile.
+The tables the sync makes from now on have the columns; this gives them to those made before,
+filled with the expressions urbis_sync.tile_geometry uses (the sync fills only the rows its
+runs write).
 
 Revision ID: 0004
 Revises: 0003
@@ -33,6 +33,12 @@ def upgrade() -> None:
     for table in _live_tables():
         op.execute(sa.text(f'ALTER TABLE urbis."{table}" ' + ", ".join(
             f"ADD COLUMN IF NOT EXISTS {name} {sql_type}" for name, sql_type in COLUMNS.items())))
+        op.execute(sa.text(f"""
+            UPDATE urbis."{table}" SET
+                geom_3857 = ST_Transform(geom, 3857),
+                geom_size = greatest(ST_XMax(geom) - ST_XMin(geom), ST_YMax(geom) - ST_YMin(geom)),
+                geom_measure = CASE ST_Dimension(geom) WHEN 2 THEN ST_Area(geom)
+                                                       WHEN 1 THEN ST_Length(geom) END"""))
 
 
 def downgrade() -> None:
