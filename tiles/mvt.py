@@ -34,6 +34,7 @@ from urbis_core.catalog import (
 
 EXTENT = 4096  # MVT coordinate units across a tile
 BUFFER = 64  # units of margin around it: lines and outlines continue past the edge
+MERGED = "merged"  # the property of a square standing for small polygons (`small: merge`)
 INTEGER_TYPES = {"integer", "bigint", "smallint"}
 # When a tile is over its size cap, the features kept are cut to this share of what would
 # fit at the size seen, so one retry is almost always enough.
@@ -51,6 +52,7 @@ class LayerTileSettings:
     priority: str | None = None
     max_bytes: int = 500_000
     min_size_px: float = 0.5
+    small: str = "drop"  # or "merge": polygons under min_size_px become squares per pixel
 
     @classmethod
     def of(cls, layer: LayerEntry) -> LayerTileSettings:
@@ -137,7 +139,8 @@ def _tile_values(layer: LayerEntry, tile: TileRequest, settings: LayerTileSettin
             "search_maxx": maxx + margin, "search_maxy": maxy + margin,
             "segment": tms.tile_span(z) / 16,
             "tolerance": tms.cell_size(z) if on_copy else _pixel(tile),
-            "min_size": settings.min_size_px * _pixel(tile), "limit": limit}
+            "min_size": settings.min_size_px * _pixel(tile), "limit": limit,
+            "cell": tms.cell_size(z), "units_per_metre": 1 / tms.ground_metres_per_unit}
 
 
 def _value(name: str) -> ColumnElement[Any]:
@@ -145,9 +148,9 @@ def _value(name: str) -> ColumnElement[Any]:
 
 
 def _candidates(layer: LayerEntry, table: sa.Table, tms: TileMatrixSet,
-                settings: LayerTileSettings,
-                condition: Condition | None) -> list[ColumnElement[bool]]:
-    """Which features a tile may show.
+                settings: LayerTileSettings, condition: Condition | None,
+                small: bool = False) -> list[ColumnElement[bool]]:
+    """Which features a tile may show (`small`: those too small to, that it merges).
 
     They meet its buffered envelope (the GiST index finds them in the layer's CRS), are not
     too small to see, and pass the request's filter.
@@ -161,7 +164,7 @@ def _candidates(layer: LayerEntry, table: sa.Table, tms: TileMatrixSet,
     where: list[ColumnElement[bool]] = [geom.op("&&")(search)]
     if _is_areal_or_linear(layer) and settings.min_size_px > 0:
         size = _kept_ready(table, GEOM_SIZE)  # the largest side of its bounding box
-        where.append(size >= _value("min_size"))
+        where.append(size < _value("min_size") if small else size >= _value("min_size"))
     if condition is not None:
         where.append(condition(table))
     return where
@@ -206,16 +209,56 @@ def _layer_statement(layer: LayerEntry, tms: TileMatrixSet, settings: LayerTileS
     shape = _drawn_geometry(layer, table, tms)
     columns: list[ColumnElement[Any]] = [_feature_id(layer, table).label("mvt_id")]
     columns += [table.c[n].label(n) for n in names]
+    if merges_small(layer, settings):
+        columns.append(sa.cast(sa.null(), sa.BigInteger).label(MERGED))
     columns.append(func.ST_AsMVTGeom(shape, envelope, EXTENT, BUFFER, True).label("mvt_geom"))
     features = sa.select(*columns).where(*_candidates(layer, table, tms, settings, condition))
     if limited:
         features = features.order_by(*_priority(layer, table, settings)).limit(_value("limit"))
+    drawn: sa.Subquery = features.subquery("t")
+    if merges_small(layer, settings):
+        drawn = sa.select(features.subquery("kept")).union_all(
+            _merged_small(layer, table, tms, settings, names, condition, envelope)).subquery("t")
     # ST_AsMVT skips the rows whose geometry ST_AsMVTGeom clipped away (NULL), and so does
     # count(): filtering them in SQL would have PostgreSQL compute each geometry twice.
-    drawn = features.subquery("t")
     mvt = func.ST_AsMVT(sa.literal_column("t"), layer.id, EXTENT, "mvt_geom", "mvt_id")
     return cast(sa.Select[Any], sa.select(func.coalesce(mvt, sa.literal(b"", sa.LargeBinary)),
                                           func.count(drawn.c.mvt_geom)).select_from(drawn))
+
+
+def merges_small(layer: LayerEntry, settings: LayerTileSettings) -> bool:
+    """Whether the layer's polygons too small to draw are merged (`small: merge`)."""
+    return (settings.small == "merge" and "Polygon" in layer.geometry_type
+            and settings.min_size_px > 0)
+
+
+def _merged_small(layer: LayerEntry, table: sa.Table, tms: TileMatrixSet,
+                  settings: LayerTileSettings, names: Sequence[str],
+                  condition: Condition | None, envelope: ColumnElement[Any]
+                  ) -> sa.Select[Any]:
+    """The polygons too small to draw, gathered per pixel of the tile into squares.
+
+    As tippecanoe's tiny polygon reduction does: the polygons whose centre falls in a pixel
+    become one square there (centred on their centres' mean) of their summed area, so a
+    dense block of small buildings still shows at low zoom, as the area it covers. The square
+    has no id and no property but `merged`, how many polygons it stands for.
+    """
+    centre = func.ST_Centroid(_kept_ready(table, MERCATOR_GEOM) if _draws_mercator_copy(
+        layer, tms) else func.ST_Transform(table.c.geom, tms.srid))
+    small = sa.select(func.ST_X(centre).label("x"), func.ST_Y(centre).label("y"),
+                      _kept_ready(table, GEOM_MEASURE).label("area")).where(
+        *_candidates(layer, table, tms, settings, condition, small=True)).subquery("small")
+    cell_x, cell_y = (func.floor(small.c.x / _value("cell")),
+                      func.floor(small.c.y / _value("cell")))
+    side = func.sqrt(func.sum(small.c.area)) * _value("units_per_metre")
+    square = func.ST_Expand(func.ST_SetSRID(func.ST_MakePoint(func.avg(small.c.x),
+                                                               func.avg(small.c.y)), tms.srid),
+                            side / 2)
+    columns: list[ColumnElement[Any]] = [sa.cast(sa.null(), sa.BigInteger).label("mvt_id")]
+    columns += [sa.null().label(n) for n in names]
+    columns += [func.count().label(MERGED),
+                func.ST_AsMVTGeom(square, envelope, EXTENT, BUFFER, True).label("mvt_geom")]
+    return sa.select(*columns).group_by(cell_x, cell_y)
 
 
 def _names(layer: LayerEntry, z: int, settings: LayerTileSettings,
@@ -246,8 +289,8 @@ def _compiled(layer: LayerEntry, tms: TileMatrixSet, settings: LayerTileSettings
               names: tuple[str, ...], limited: bool, dialect: Dialect) -> Compiled:
     """A layer's statement for tiles of `tms` (no filter), compiled once for every tile."""
     key = (layer.id, layer.table_name, layer.srid, layer.geometry_type, layer.key_field,
-           layer.columns, tms.id, settings.priority, settings.min_size_px > 0, names, limited,
-           dialect.name)
+           layer.columns, tms.id, settings.priority, settings.min_size_px > 0, settings.small,
+           names, limited, dialect.name)
     compiled = _COMPILED.get(key)
     if compiled is None:
         if len(_COMPILED) >= _COMPILED_MAX:  # layers' columns changed many times: start again

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from tiles.mvt import LayerTileSettings
+from tiles.mvt import MERGED, LayerTileSettings, merges_small
 from tiles.names import LABELS_SUFFIX, labelled_polygons
 from urbis_core.catalog import LayerEntry
 
@@ -45,6 +45,8 @@ def vector_layers(layers: list[LayerEntry], minzoom: int = 0,
         zooms = {"minzoom": max(settings.minzoom, minzoom),
                  "maxzoom": min(settings.maxzoom, maxzoom)}
         fields = {c.name: field_type(c.sql_type) for c in layer.columns}
+        if merges_small(layer, settings):  # squares standing for small polygons
+            fields[MERGED] = "Integer"
         described.append({"id": layer.id, "description": layer.display_title("en"), **zooms,
                           "fields": fields})
         pair = labelled_polygons(layer)

@@ -95,7 +95,9 @@ class TileSettings(_Strict):
     apply (`{0: [NAMEFRE], 15: [NAMEFRE, AREA]}`); the key is always in a tile's features.
     `priority` orders the features kept when a tile would exceed `max_bytes` (a property,
     `-` for descending; default: larger geometries first). Polygons and lines whose extent
-    is smaller than `min_size_px` pixels are left out (small features drop at low zoom).
+    is smaller than `min_size_px` pixels are left out (small features drop at low zoom); with
+    `small: merge`, such polygons are instead gathered per pixel of the tile into one square
+    of their summed area, with the property `merged` (how many it stands for).
     """
 
     minzoom: int = Field(default=0, ge=0, le=24)
@@ -104,6 +106,7 @@ class TileSettings(_Strict):
     priority: str | None = None
     max_bytes: int = Field(default=500_000, gt=1000)
     min_size_px: float = Field(default=0.5, ge=0)
+    small: Literal["drop", "merge"] = "drop"
 
     @model_validator(mode="after")
     def _zoom_order(self) -> TileSettings:

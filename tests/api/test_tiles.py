@@ -12,6 +12,8 @@ import httpx
 import mapbox_vector_tile
 import psycopg
 import pytest
+import shapely.geometry
+from pyproj import Transformer
 
 from tests.api.conftest import (
     assert_problem,
@@ -356,3 +358,54 @@ def test_tiles_are_linked_from_the_landing_page_and_each_collection(client):
     assert client.get(tiles[0]["href"]).status_code == 200
     conforms = client.get("/conformance").json()["conformsTo"]
     assert "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt" in conforms
+
+
+def test_small_polygons_merge_into_squares_of_their_area_when_asked(client, synced_database_url,
+                                                                   tmp_path):
+    # 100 buildings of 4 m x 4 m, 6 m apart, inside one zoom-11 tile (139 m), and one of
+    # 200 m x 200 m beside them
+    minx, _, _, maxy = lambert_bounds(11, *lambert_tile(11, 148100.0, 169000.0))
+    x0, y0 = minx + 20, maxy - 80
+    small = {f"s{i:03d}": (x0 + i % 10 * 6, y0 + i // 10 * 6, 4.0) for i in range(100)}
+    squares = {**small, "big": (x0 + 300, y0, 200.0)}
+    source = tmp_path / "blocks.geojson"
+    source.write_text(json.dumps({
+        "type": "FeatureCollection",
+        "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::31370"}},
+        "features": [{"type": "Feature", "properties": {"BID": key},
+                      "geometry": {"type": "Polygon", "coordinates": [[
+                          [x, y], [x + side, y], [x + side, y + side], [x, y + side], [x, y]]]}}
+                     for key, (x, y, side) in squares.items()]}))
+    config = tmp_path / "blocks.yaml"
+    config.write_text(f"layers:\n  blocks:\n    source: {{kind: file, path: {source}}}\n"
+                      "    key: BID\n    tiles: {small: merge}\n")
+    sync_file_layer(synced_database_url, config, "blocks")
+
+    # zoom 7: 8.7 m pixels, so the 4 m buildings are under half a pixel
+    z = 7
+    assert lambert_tile(z, x0, y0) == lambert_tile(z, x0 + 500, y0 + 200)  # all in one tile
+    path = "/collections/blocks/tiles/BelgianLambert72/{}/{}/{}".format(z, *lambert_tile(z, x0, y0))
+    features = decode(client.get(path))["blocks"]["features"]
+    kept = [f for f in features if "merged" not in f["properties"]]
+    merged = [f for f in features if "merged" in f["properties"]]
+    assert [f["properties"]["BID"] for f in kept] == ["big"]
+    assert sum(f["properties"]["merged"] for f in merged) == 100
+    assert 1 < len(merged) < 100  # gathered per pixel, not all in one nor one each
+    # no id (the decoder says 0 for an absent one) and no property but `merged`
+    assert all(not f.get("id") and set(f["properties"]) == {"merged"} for f in merged)
+    unit = lambert_span(z) / EXTENT
+    area = sum(shapely.geometry.shape(f["geometry"]).area for f in merged) * unit ** 2
+    assert area == pytest.approx(100 * 4.0 ** 2, rel=0.3)  # their summed area, to the grid
+    # zoom 11: 54 cm pixels, every building drawn as itself
+    z = 11
+    path = "/collections/blocks/tiles/BelgianLambert72/{}/{}/{}".format(z, *lambert_tile(z, x0, y0))
+    features = decode(client.get(path))["blocks"]["features"]
+    assert len(features) == 100 and not any("merged" in f["properties"] for f in features)
+    # the same in Web Mercator (zoom 13: 12 m on the ground a pixel)
+    lon, lat = Transformer.from_crs(31370, 4326, always_xy=True).transform(x0 + 30, y0 + 30)
+    features = decode(client.get(
+        "/collections/blocks/tiles/WebMercatorQuad/{}/{}/{}".format(*mercator_tile(lon, lat, 13))
+    ))["blocks"]["features"]
+    assert sum(f["properties"].get("merged", 0) for f in features) == 100
+    tilejson = client.get("/collections/blocks/tiles/WebMercatorQuad/tilejson.json").json()
+    assert tilejson["vector_layers"][0]["fields"]["merged"] == "Integer"
