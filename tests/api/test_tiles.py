@@ -6,6 +6,7 @@ import json
 import math
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -226,6 +227,25 @@ def test_etag_304_cache_hits_and_cors(client):
     not_modified = client.get(path, headers={"If-None-Match": etag})
     assert not_modified.status_code == 304 and not_modified.content == b""
     assert client.get(path, headers={"If-None-Match": '"other"'}).status_code == 200
+
+
+def test_concurrent_requests_for_a_tile_not_cached_draw_it_once(api, client):
+    path = "/collections/municipalities/tiles/WebMercatorQuad/{}/{}/{}".format(
+        *mercator_tile(4.40, 50.82, 14))
+    params = {"properties": "NAT_CODE"}  # a variant no other test asks for: not cached yet
+    before = client.get("/healthz").json()["tile_cache"]
+
+    def ask(_: int) -> httpx.Response:
+        with httpx.Client(base_url=api, timeout=30) as own:
+            return own.get(path, params=params)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(ask, range(8)))
+    after = client.get("/healthz").json()["tile_cache"]
+    assert all(a.status_code == 200 for a in answers)
+    assert len({a.content for a in answers}) == 1
+    assert after["misses"] - before["misses"] == 1  # drawn once, for all eight
+    assert sorted(a.headers["x-tile-cache"] for a in answers).count("miss") == 1
 
 
 def test_tile_matrix_sets_tilesets_and_tilejson(client):
