@@ -140,7 +140,8 @@ def _tile_values(layer: LayerEntry, tile: TileRequest, settings: LayerTileSettin
             "segment": tms.tile_span(z) / 16,
             "tolerance": tms.cell_size(z) if on_copy else _pixel(tile),
             "min_size": settings.min_size_px * _pixel(tile), "limit": limit,
-            "cell": tms.cell_size(z), "units_per_metre": 1 / tms.ground_metres_per_unit}
+            "cell": tms.cell_size(z), "origin_x": tms.origin[0], "origin_y": tms.origin[1],
+            "units_per_metre": 1 / tms.ground_metres_per_unit}
 
 
 def _value(name: str) -> ColumnElement[Any]:
@@ -150,7 +151,7 @@ def _value(name: str) -> ColumnElement[Any]:
 def _candidates(layer: LayerEntry, table: sa.Table, tms: TileMatrixSet,
                 settings: LayerTileSettings, condition: Condition | None,
                 small: bool = False) -> list[ColumnElement[bool]]:
-    """Which features a tile may show (`small`: those too small to, that it merges).
+    """Which features a tile may show (`small`: instead, those too small to show).
 
     They meet its buffered envelope (the GiST index finds them in the layer's CRS), are not
     too small to see, and pass the request's filter.
@@ -184,15 +185,22 @@ def _drawn_geometry(layer: LayerEntry, table: sa.Table, tms: TileMatrixSet
     is simplified in the layer's own CRS, then reprojected if the tile's CRS differs.
     """
     simplified = _is_areal_or_linear(layer)
-    if _draws_mercator_copy(layer, tms):
-        copy = _kept_ready(table, MERCATOR_GEOM)
-        return func.ST_Simplify(copy, _value("tolerance"), True) if simplified else copy
-    shape: ColumnElement[Any] = table.c.geom
+    if _draws_mercator_copy(layer, tms) or tms.srid == layer.srid:
+        shape = _in_tile_crs(layer, table, tms)
+        return func.ST_Simplify(shape, _value("tolerance"), True) if simplified else shape
+    shape = table.c.geom
     if simplified:
         shape = func.ST_Simplify(shape, _value("tolerance"), True)
-    if tms.srid != layer.srid:
-        shape = func.ST_Transform(shape, tms.srid)
-    return shape
+    return func.ST_Transform(shape, tms.srid)
+
+
+def _in_tile_crs(layer: LayerEntry, table: sa.Table, tms: TileMatrixSet) -> ColumnElement[Any]:
+    """A feature's whole geometry in the tile's CRS (Web Mercator: the copy the sync keeps)."""
+    if tms.srid == layer.srid:
+        return table.c.geom
+    if _draws_mercator_copy(layer, tms):
+        return _kept_ready(table, MERCATOR_GEOM)
+    return func.ST_Transform(table.c.geom, tms.srid)
 
 
 def _layer_statement(layer: LayerEntry, tms: TileMatrixSet, settings: LayerTileSettings,
@@ -241,15 +249,17 @@ def _merged_small(layer: LayerEntry, table: sa.Table, tms: TileMatrixSet,
     As tippecanoe's tiny polygon reduction does: the polygons whose centre falls in a pixel
     become one square there (centred on their centres' mean) of their summed area, so a
     dense block of small buildings still shows at low zoom, as the area it covers. The square
-    has no id and no property but `merged`, how many polygons it stands for.
+    has no id and no property but `merged`, how many polygons it stands for. A pixel's
+    polygons all meet the envelope of each tile that draws it (they are under a pixel, the
+    buffer is 64 units), so neighbouring tiles draw the same square.
     """
-    centre = func.ST_Centroid(_kept_ready(table, MERCATOR_GEOM) if _draws_mercator_copy(
-        layer, tms) else func.ST_Transform(table.c.geom, tms.srid))
+    centre = func.ST_Centroid(_in_tile_crs(layer, table, tms))
     small = sa.select(func.ST_X(centre).label("x"), func.ST_Y(centre).label("y"),
                       _kept_ready(table, GEOM_MEASURE).label("area")).where(
         *_candidates(layer, table, tms, settings, condition, small=True)).subquery("small")
-    cell_x, cell_y = (func.floor(small.c.x / _value("cell")),
-                      func.floor(small.c.y / _value("cell")))
+    # the tile's own pixels (counted from the matrix's corner), the same in every tile
+    cell_x = func.floor((small.c.x - _value("origin_x")) / _value("cell"))
+    cell_y = func.floor((_value("origin_y") - small.c.y) / _value("cell"))
     side = func.sqrt(func.sum(small.c.area)) * _value("units_per_metre")
     square = func.ST_Expand(func.ST_SetSRID(func.ST_MakePoint(func.avg(small.c.x),
                                                                func.avg(small.c.y)), tms.srid),

@@ -121,7 +121,8 @@ def _made_ready_for_tiles(engine: Engine, report: RunReport) -> RunReport:
     """The run's report, once the rows it wrote are ready for tiles (urbis_sync.tile_geometry).
 
     Still under the layer's lock, so no other run swaps the table meanwhile. The run stands
-    if this fails: tiles compute what a row lacks as they draw it, and the next run tries again.
+    if this fails: tiles compute what a row lacks as they draw it, and the next run that
+    writes rows fills what is missing.
     """
     with engine.connect() as conn:
         table = conn.execute(select(layer_catalog.c.table_name)
