@@ -6,8 +6,9 @@ benchmark's list), and for a crowded tile also compute every candidate's boundin
 out what is too small to see) and area or length (to keep the largest under the size cap).
 A run's writers leave these columns NULL (a load is not slowed by them, and an updated row
 never keeps stale ones); right after the run, `fill` computes the missing ones in batches, each
-committed on its own, so readers and the next run never wait long. Tiles use them where they
-are filled and compute the same values on the fly where they are not yet.
+committed on its own, so readers and the next run never wait long, and after a first load
+rebuilds the indexes and vacuums. Tiles use them where they are filled and compute the same
+values on the fly where they are not yet.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ import time
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from psycopg import sql
 from sqlalchemy import Engine
 
 from urbis_core.catalog import MERCATOR_GEOM, TILE_COLUMNS, tile_ready_values
 from urbis_core.db import LAYER_SCHEMA
+from urbis_sync.reconcile import raw
 
 BATCH_ROWS = 50_000
 
@@ -44,4 +47,34 @@ def fill(engine: Engine, table_name: str, batch_rows: int = BATCH_ROWS) -> Fille
             done = conn.execute(statement).rowcount
         rows += done
         if done < batch_rows:
-            return Filled(rows, time.monotonic() - started)
+            break
+    if rows >= batch_rows and rows * 2 >= _row_count(engine, table):
+        _tidy(engine, table_name)
+    return Filled(rows, time.monotonic() - started)
+
+
+def _row_count(engine: Engine, table: sa.TableClause) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+
+
+def _tidy(engine: Engine, table_name: str) -> None:
+    """Rebuild the indexes and vacuum, after a fill that rewrote most of a table (a first load).
+
+    Neither blocks readers. Each row the fill updated got a new version and new index entries
+    beside the old ones, so the indexes would stay twice their size; and until the table is
+    vacuumed, index-only scans (the key and property indexes filtered pages read) would visit
+    every row anyway.
+    """
+    name = sql.Identifier(LAYER_SCHEMA, table_name)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        driver = raw(conn)
+        # what an earlier REINDEX left if it was stopped half-way: invalid copies, kept up to
+        # date by every write and used by no query
+        for (leftover,) in driver.execute(
+                "SELECT i.indexrelid::regclass::text FROM pg_index i "
+                "WHERE i.indrelid = %s::regclass AND NOT i.indisvalid",
+                (f'{LAYER_SCHEMA}."{table_name}"',)).fetchall():
+            driver.execute(sql.SQL("DROP INDEX CONCURRENTLY {}").format(sql.SQL(leftover)))
+        driver.execute(sql.SQL("REINDEX TABLE CONCURRENTLY {}").format(name))
+        driver.execute(sql.SQL("VACUUM (ANALYZE) {}").format(name))

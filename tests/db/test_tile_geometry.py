@@ -4,6 +4,8 @@ each run, never stale, and tiles the same with or without them."""
 from __future__ import annotations
 
 import geopandas as gpd
+import psycopg
+import pytest
 import shapely
 import sqlalchemy as sa
 
@@ -12,6 +14,7 @@ from tiles.mvt import LayerTileSettings, TileRequest, layer_tile_query
 from tiles.tms import get_tms
 from urbis_core import migrate
 from urbis_core.catalog import TILE_COLUMNS, LayerEntry, layer_catalog
+from urbis_sync import tile_geometry
 
 # Every copy is the stored geometry reprojected by PostGIS, bit for bit; the size its bounding
 # box's largest side, the measure its area.
@@ -88,3 +91,36 @@ def test_tables_from_before_get_the_columns_filled_by_the_migration(engine, data
     assert not columns & set(TILE_COLUMNS)
     migrate.upgrade(database_url)
     assert scalar(engine, STALE_OR_MISSING) == 0
+
+
+def test_a_fill_of_most_of_a_table_rebuilds_its_indexes_and_vacuums_it(engine, database_url,
+                                                                       tmp_path):
+    Layer(tmp_path, legacy_municipalities(tmp_path), "NAT_CODE").sync(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE urbis.muni "
+                             "SET geom_3857 = NULL, geom_size = NULL, geom_measure = NULL"))
+    before = dict(rows(engine, "SELECT indexrelname, indexrelid FROM pg_stat_user_indexes "
+                               "WHERE schemaname = 'urbis' AND relname = 'muni'"))
+    # an index build stopped half-way leaves an invalid index behind (here: a unique one that
+    # fails): the rebuild drops it
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            conn.execute("CREATE UNIQUE INDEX CONCURRENTLY half_built ON urbis.muni ((1))")
+    assert scalar(engine, "SELECT count(*) FROM pg_index WHERE NOT indisvalid") == 1
+
+    filled = tile_geometry.fill(engine, "muni", batch_rows=5)  # 19 rows, 4 batches
+
+    assert filled.rows == 19 and scalar(engine, STALE_OR_MISSING) == 0
+    after = dict(rows(engine, "SELECT indexrelname, indexrelid FROM pg_stat_user_indexes "
+                              "WHERE schemaname = 'urbis' AND relname = 'muni'"))
+    assert set(after) == set(before) and not set(after.values()) & set(before.values())  # new
+    assert scalar(engine, "SELECT bool_and(indisvalid) FROM pg_index "
+                          "WHERE indrelid = 'urbis.muni'::regclass")  # the half-built one gone
+    assert scalar(engine, "SELECT last_vacuum IS NOT NULL FROM pg_stat_user_tables "
+                          "WHERE schemaname = 'urbis' AND relname = 'muni'")
+    # a small share of the table: filled in place, nothing rebuilt
+    with engine.begin() as conn:
+        conn.execute(sa.text('UPDATE urbis.muni SET geom_3857 = NULL WHERE "NAT_CODE" = \'21004\''))
+    assert tile_geometry.fill(engine, "muni", batch_rows=5).rows == 1
+    assert dict(rows(engine, "SELECT indexrelname, indexrelid FROM pg_stat_user_indexes "
+                             "WHERE schemaname = 'urbis' AND relname = 'muni'")) == after
