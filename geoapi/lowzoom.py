@@ -28,17 +28,12 @@ from urbis_core.catalog import LayerEntry
 log = logging.getLogger(__name__)
 
 
-def ground_pixel(tms: TileMatrixSet, z: int) -> float:
-    """Metres on the ground of one pixel at zoom `z` (where the data lies)."""
-    return tms.cell_size(z) * tms.ground_metres_per_unit
-
-
 def low_zooms(tms: TileMatrixSet, max_zoom: int) -> list[int]:
     """The zooms of `tms` whose pixel is at least Web Mercator's at `max_zoom`."""
     if max_zoom < 0:
         return []
-    finest = ground_pixel(WEB_MERCATOR_QUAD, max_zoom) * (1 - 1e-9)  # rounding aside
-    return [z for z in range(MAX_ZOOM + 1) if ground_pixel(tms, z) >= finest]
+    finest = WEB_MERCATOR_QUAD.ground_pixel(max_zoom) * (1 - 1e-9)  # rounding aside
+    return [z for z in range(MAX_ZOOM + 1) if tms.ground_pixel(z) >= finest]
 
 
 Drawn = tuple[TileKey, tuple[str, ...]]  # a tile, and the collections it draws (none: all)

@@ -122,11 +122,6 @@ def _feature_id(layer: LayerEntry, table: sa.Table) -> ColumnElement[Any]:
     return func.abs(func.hashtextextended(sa.cast(key, sa.Text), 0))
 
 
-def _pixel(tile: TileRequest) -> float:
-    """One pixel of the tile, in the layer's native metres."""
-    return tile.tms.cell_size(tile.z) * tile.tms.ground_metres_per_unit
-
-
 def _tile_values(layer: LayerEntry, tile: TileRequest, settings: LayerTileSettings,
                  limit: int | None) -> dict[str, Any]:
     """The numbers of a tile, bound to the named parameters of its layer's statement."""
@@ -134,12 +129,13 @@ def _tile_values(layer: LayerEntry, tile: TileRequest, settings: LayerTileSettin
     minx, miny, maxx, maxy = tms.bounds(z, tile.x, tile.y)
     margin = tms.tile_span(z) * BUFFER / EXTENT
     on_copy = _draws_mercator_copy(layer, tms)
+    pixel = tms.ground_pixel(z)  # in the layer's native metres
     return {"minx": minx, "miny": miny, "maxx": maxx, "maxy": maxy,
             "search_minx": minx - margin, "search_miny": miny - margin,
             "search_maxx": maxx + margin, "search_maxy": maxy + margin,
             "segment": tms.tile_span(z) / 16,
-            "tolerance": tms.cell_size(z) if on_copy else _pixel(tile),
-            "min_size": settings.min_size_px * _pixel(tile), "limit": limit,
+            "tolerance": tms.cell_size(z) if on_copy else pixel,
+            "min_size": settings.min_size_px * pixel, "limit": limit,
             "cell": tms.cell_size(z), "origin_x": tms.origin[0], "origin_y": tms.origin[1],
             "units_per_metre": 1 / tms.ground_metres_per_unit}
 
@@ -368,17 +364,19 @@ async def render_layer(conn: AsyncConnection, layer: LayerEntry, tile: TileReque
 async def _draw(conn: AsyncConnection, layer: LayerEntry, tile: TileRequest,
                 settings: LayerTileSettings, properties: Sequence[str] | None,
                 condition: Condition | None, limit: int | None) -> tuple[bytes, int]:
-    row: Any
     if condition is not None:  # its values are bound in it: compiled for this tile only
-        row = (await conn.execute(layer_tile_query(layer, tile, settings, properties, condition,
-                                                   limit))).one()
-        return bytes(row[0]), int(row[1])
-    # The statement compiled once per shape, and sent with the tile's numbers: building and
-    # compiling it for each tile cost the API more CPU than PostgreSQL took for a small tile.
-    compiled = _compiled(layer, tile.tms, settings, _names(layer, tile.z, settings, properties),
-                         limit is not None, conn.dialect)
-    values = compiled.construct_params(_tile_values(layer, tile, settings, limit))
-    row = (await conn.exec_driver_sql(compiled.string, values)).one()
+        result = await conn.execute(layer_tile_query(layer, tile, settings, properties,
+                                                     condition, limit))
+    else:
+        # The statement compiled once per shape, and sent with the tile's numbers: building
+        # and compiling it for each tile cost the API more CPU than PostgreSQL took for a
+        # small tile.
+        compiled = _compiled(layer, tile.tms, settings,
+                             _names(layer, tile.z, settings, properties), limit is not None,
+                             conn.dialect)
+        values = compiled.construct_params(_tile_values(layer, tile, settings, limit))
+        result = await conn.exec_driver_sql(compiled.string, values)
+    row = result.one()
     return bytes(row[0]), int(row[1])
 
 

@@ -36,6 +36,10 @@ class TileMatrixSet:
     def cell_size(self, z: int) -> float:
         return self.cell_size_z0 / 2 ** z
 
+    def ground_pixel(self, z: int) -> float:
+        """Metres on the ground of one pixel at zoom `z` (where the data lies)."""
+        return self.cell_size(z) * self.ground_metres_per_unit
+
     def tile_span(self, z: int) -> float:
         return self.cell_size(z) * TILE_PIXELS
 

@@ -26,7 +26,11 @@ MERCATOR_SRID = 3857
 MERCATOR_GEOM = "geom_3857"
 GEOM_SIZE = "geom_size"
 GEOM_MEASURE = "geom_measure"
-TILE_COLUMNS = (MERCATOR_GEOM, GEOM_SIZE, GEOM_MEASURE)
+TILE_COLUMNS = {  # name: SQL type
+    MERCATOR_GEOM: f"geometry(Geometry, {MERCATOR_SRID})",
+    GEOM_SIZE: "double precision",
+    GEOM_MEASURE: "double precision",
+}
 
 
 def tile_ready_values(geom: sa.ColumnElement[Any]) -> dict[str, sa.ColumnElement[Any]]:

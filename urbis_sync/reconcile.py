@@ -21,10 +21,6 @@ from psycopg import sql
 from sqlalchemy import Connection, Engine, func, select
 
 from urbis_core.catalog import (
-    GEOM_MEASURE,
-    GEOM_SIZE,
-    MERCATOR_GEOM,
-    MERCATOR_SRID,
     STORAGE_SRID,
     TILE_COLUMNS,
     ColumnInfo,
@@ -173,12 +169,10 @@ def _create_next(cur: psycopg.Cursor[Any], layer_id: str, columns: list[Field], 
                                                         sql.Literal(STORAGE_SRID)),
         sql.SQL("row_hash uuid NOT NULL"),
         sql.SQL("valid_from timestamptz NOT NULL DEFAULT now()"),
-        # left NULL by the rows' writers; filled after the run (urbis_sync.tile_geometry)
-        sql.SQL("{} geometry(Geometry, {})").format(_ident(MERCATOR_GEOM),
-                                                    sql.Literal(MERCATOR_SRID)),
-        sql.SQL("{} double precision").format(_ident(GEOM_SIZE)),
-        sql.SQL("{} double precision").format(_ident(GEOM_MEASURE)),
     ]
+    # left NULL by the rows' writers; filled after the run (urbis_sync.tile_geometry)
+    defs += [sql.SQL("{} {}").format(_ident(name), sql.SQL(sql_type))
+             for name, sql_type in TILE_COLUMNS.items()]
     cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(nxt))
     cur.execute(sql.SQL("CREATE TABLE {} ({})").format(nxt, sql.SQL(", ").join(defs)))
 
