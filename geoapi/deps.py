@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from urbis_core.settings import MAX_ITEMS_LIMIT, ApiSettings
+from urbis_core.settings import ApiSettings
 
 
 async def _connection(request: Request) -> AsyncIterator[AsyncConnection]:
@@ -83,12 +83,12 @@ async def _output_format(
 async def _items_format(
     request: Request,
     f: Annotated[Literal["json", "html", "csv", "gpkg"] | None, Query(
-        description="Output format: `json` (GeoJSON), `html`, `csv` (a header line, one row per "
-                    "feature, the geometry as WKT in the output crs; paged like JSON, the "
-                    "`Link` header gives next/prev) or `gpkg` (a GeoPackage file of the same "
-                    "page, layer named after the collection, in the output crs; `limit` up to "
-                    f"{MAX_ITEMS_LIMIT} features per file). Without it the Accept header "
-                    "decides: application/geo+json, text/html, text/csv, "
+        description="Output format: `json` (GeoJSON, a page at a time), `html`, `csv` (a "
+                    "header line, one row per feature, the geometry as WKT in the output crs) "
+                    "or `gpkg` (a GeoPackage file, layer named after the collection, in the "
+                    "output crs). CSV and GeoPackage hold every matching feature without "
+                    "`limit` (a 413 past the download maximum), the page with it. Without `f` "
+                    "the Accept header decides: application/geo+json, text/html, text/csv, "
                     "application/geopackage+sqlite3 (GeoJSON by default)",
     )] = None,
 ) -> str:

@@ -14,13 +14,14 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from urbis_core.errors import DatabaseError, InvalidParameter, NotFound, UrbisError
+from urbis_core.errors import DatabaseError, InvalidParameter, NotFound, TooLarge, UrbisError
 
 log = logging.getLogger(__name__)
 
 STATUS_BY_ERROR: dict[type[UrbisError], int] = {
     InvalidParameter: 400,
     NotFound: 404,
+    TooLarge: 413,
     DatabaseError: 503,
 }
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
@@ -69,15 +69,6 @@ class ItemsQuery:
 @dataclass(frozen=True)
 class ItemsPage:
     features: list[str]  # each a GeoJSON Feature as JSON text
-    number_matched: int
-
-
-@dataclass(frozen=True)
-class RowsPage:
-    """Items as table rows: one value per column, then the geometry (WKT text or WKB bytes)."""
-
-    columns: list[ColumnInfo]
-    rows: list[tuple[Any, ...]]
     number_matched: int
 
 
@@ -266,24 +257,36 @@ async def _select(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery,
                       else await _matched(conn, layer, query, count, counts))
     table = layer.table()
     conditions = _filters(layer, table, query)
-    far = query.offset >= DEFERRED_OFFSET
     if not conditions:
-        page = _page(layer, table, conditions, query, outputs, far, filter_first=False)
+        page = _live_page(layer, table, conditions, query, outputs, None)
         return list(await conn.execute(page)), layer.feature_count
     count = sa.select(func.count()).select_from(table).where(*conditions)
     known = counts.known(layer, _selection(query)) if counts is not None else None
-    properties_only = query.bbox is None
-    if known is None and properties_only:
+    if known is None and query.bbox is None:
         known = await _matched(conn, layer, query, count, counts)
-    filter_first = (properties_only and known is not None
-                    and _filter_first(known, query, layer))
-    page = _page(layer, table, conditions, query, outputs, far or properties_only, filter_first)
-    rows = list(await conn.execute(page))
+    rows = list(await conn.execute(_live_page(layer, table, conditions, query, outputs, known)))
     if known is None:
         known = _counted_by_page(query, len(rows))
     if known is None:
         known = await _matched(conn, layer, query, count, counts)
     return rows, known
+
+
+def _live_page(layer: LayerEntry, table: sa.Table, conditions: list[ColumnElement[bool]],
+               query: ItemsQuery, outputs: Outputs, matched: int | None) -> Select[Any]:
+    """The page query on the live layer, found the way its conditions and count suit best.
+
+    Without conditions, or with a bbox (whose GiST index finds the page), it walks the order;
+    property filters find the page's keys first, and when few features match (`matched`,
+    known before), find them all and sort them.
+    """
+    far = query.offset >= DEFERRED_OFFSET
+    if not conditions:
+        return _page(layer, table, conditions, query, outputs, far, filter_first=False)
+    properties_only = query.bbox is None
+    filter_first = (properties_only and matched is not None
+                    and _filter_first(matched, query, layer))
+    return _page(layer, table, conditions, query, outputs, far or properties_only, filter_first)
 
 
 async def _compose_as_of(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery,
@@ -350,11 +353,9 @@ def table_columns(layer: LayerEntry, properties: tuple[str, ...] | None) -> list
     return chosen
 
 
-async def fetch_rows(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery,
-                     geometry: Literal["wkt", "wkb"],
-                     counts: MatchCounts | None = None) -> RowsPage:
-    """The items query as rows for CSV (WKT, axis order of `crs`) or GeoPackage (WKB, x/y)."""
-    columns = table_columns(layer, query.properties)
+def _row_outputs(layer: LayerEntry, query: ItemsQuery, columns: list[ColumnInfo],
+                 geometry: Literal["wkt", "wkb"]) -> Outputs:
+    """Per row, one value per column, then the geometry as WKT or WKB."""
     multi = layer.geometry_type.startswith("Multi")
 
     def outputs(table: sa.Table) -> list[ColumnElement[Any]]:
@@ -367,8 +368,47 @@ async def fetch_rows(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery
         geom = _geometry(layer, table, query.crs, axis_order=False)
         return [*values, func.ST_AsBinary(func.ST_Multi(geom) if multi else geom)]
 
-    rows, matched = await _select(conn, layer, query, outputs, counts)
-    return RowsPage(columns, [tuple(r) for r in rows], matched)
+    return outputs
+
+
+async def count_matched(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery,
+                        counts: MatchCounts | None = None) -> int:
+    """How many features the query's filters keep, whatever its paging."""
+    if query.as_of is not None:
+        _, count = await _compose_as_of(conn, layer, query,
+                                        lambda t: [t.c[layer.key_field]], query.as_of)
+        return await _matched(conn, layer, query, count, counts)
+    table = layer.table()
+    conditions = _filters(layer, table, query)
+    if not conditions:
+        return layer.feature_count
+    count = sa.select(func.count()).select_from(table).where(*conditions)
+    return await _matched(conn, layer, query, count, counts)
+
+
+# Rows fetched from the server-side cursor, and written to a GeoPackage, at a time: what a
+# download holds in memory (a few MB), whatever its size.
+STREAM_BATCH = 2000
+
+
+async def stream_rows(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery,
+                      columns: list[ColumnInfo], geometry: Literal["wkt", "wkb"],
+                      matched: int) -> AsyncIterator[list[tuple[Any, ...]]]:
+    """The query's rows (`query.limit` of them from `query.offset`), a batch at a time.
+
+    Read through a server-side cursor in the request's snapshot, so a download of the whole
+    layer holds one batch in memory, never the layer. `matched` is the query's count, known
+    before (it chooses how the rows are found, as for a page).
+    """
+    outputs = _row_outputs(layer, query, columns, geometry)
+    if query.as_of is not None:
+        page, _ = await _compose_as_of(conn, layer, query, outputs, query.as_of)
+    else:
+        table = layer.table()
+        page = _live_page(layer, table, _filters(layer, table, query), query, outputs, matched)
+    result = await conn.stream(page)
+    async for rows in result.partitions(STREAM_BATCH):
+        yield [tuple(row) for row in rows]
 
 
 def key_condition(
@@ -414,14 +454,18 @@ def _csv_text(value: Any) -> str:
     return str(value)
 
 
-def rows_csv(page: RowsPage) -> str:
-    """A header line (the column names, then WKT), one line per feature (RFC 4180)."""
+async def csv_chunks(columns: list[ColumnInfo],
+                     batches: AsyncIterator[list[tuple[Any, ...]]]) -> AsyncIterator[str]:
+    """A header line (the column names, then WKT), then one line per feature (RFC 4180)."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow([c.name for c in page.columns] + [CSV_GEOMETRY])
-    for row in page.rows:
-        writer.writerow([_csv_text(v) for v in row])
-    return out.getvalue()
+    writer.writerow([c.name for c in columns] + [CSV_GEOMETRY])
+    yield out.getvalue()
+    async for rows in batches:
+        out.seek(0)
+        out.truncate()
+        writer.writerows([_csv_text(v) for v in row] for row in rows)
+        yield out.getvalue()
 
 
 def _arrow_type(sql_type: str) -> Any:
@@ -434,25 +478,50 @@ def _arrow_type(sql_type: str) -> Any:
     }.get(sql_type, pa.string())
 
 
-def write_gpkg(page: RowsPage, path: Path, layer: LayerEntry, crs: OutputCrs) -> None:
-    """The rows as a GeoPackage layer named after the collection, in `crs` (x/y order)."""
-    import pyarrow as pa
-    import pyogrio
+class GpkgWriter:
+    """Rows appended, batch by batch, to a GeoPackage layer named after the collection.
 
-    arrays = {c.name: pa.array([r[i] for r in page.rows], type=_arrow_type(c.sql_type))
-              for i, c in enumerate(page.columns)}
-    width = len(page.columns)
-    arrays[GPKG_GEOMETRY] = pa.array([r[width] for r in page.rows], type=pa.binary())
-    options = {}
-    if any(c.name.lower() == "fid" for c in page.columns):
-        options["FID"] = "gpkg_fid"  # GeoPackage's own row id must not take a property's name
-    geometry_type = layer.geometry_type
-    if geometry_type not in _OGR_GEOMETRY_TYPES:
-        geometry_type = "Unknown"
-    crs_name = "OGC:CRS84" if crs.uri == CRS84_URI else f"EPSG:{crs.srid}"
-    pyogrio.write_arrow(pa.table(arrays), str(path), layer=layer.id, driver="GPKG",
-                        geometry_name=GPKG_GEOMETRY, geometry_type=geometry_type, crs=crs_name,
-                        layer_options=options or None)
+    In `crs` (x/y order). The first batch creates the file; with no batch at all, `close`
+    writes the empty layer, so a download that matched nothing is still a GeoPackage.
+    """
+
+    def __init__(self, path: Path, layer: LayerEntry, columns: list[ColumnInfo],
+                 crs: OutputCrs) -> None:
+        self.path = path
+        self.layer = layer
+        self.columns = columns
+        self.crs = crs
+        self.written = False
+
+    def append(self, rows: list[tuple[Any, ...]]) -> None:
+        import pyarrow as pa
+        import pyogrio
+
+        # Arrow's own allocator keeps what a batch used; the system's gives it back, so a long
+        # download stays at one batch's worth of memory.
+        pool = pa.system_memory_pool()
+        arrays = {c.name: pa.array([r[i] for r in rows], type=_arrow_type(c.sql_type),
+                                   memory_pool=pool)
+                  for i, c in enumerate(self.columns)}
+        width = len(self.columns)
+        arrays[GPKG_GEOMETRY] = pa.array([r[width] for r in rows], type=pa.binary(),
+                                         memory_pool=pool)
+        options = {}
+        if any(c.name.lower() == "fid" for c in self.columns):
+            options["FID"] = "gpkg_fid"  # GeoPackage's own row id must not take a property's name
+        geometry_type = self.layer.geometry_type
+        if geometry_type not in _OGR_GEOMETRY_TYPES:
+            geometry_type = "Unknown"
+        crs_name = "OGC:CRS84" if self.crs.uri == CRS84_URI else f"EPSG:{self.crs.srid}"
+        pyogrio.write_arrow(pa.table(arrays), str(self.path), layer=self.layer.id,
+                            driver="GPKG", geometry_name=GPKG_GEOMETRY,
+                            geometry_type=geometry_type, crs=crs_name, append=self.written,
+                            layer_options=None if self.written else options or None)
+        self.written = True
+
+    def close(self) -> None:
+        if not self.written:
+            self.append([])
 
 
 _OGR_GEOMETRY_TYPES = {"Point", "LineString", "Polygon", "MultiPoint", "MultiLineString",

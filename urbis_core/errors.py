@@ -29,6 +29,10 @@ class NotFound(UrbisError):
     """A collection or a feature that does not exist was asked for."""
 
 
+class TooLarge(UrbisError):
+    """An answer would exceed what one request may hold; the message says how to narrow it."""
+
+
 class InvalidParameter(UrbisError):
     """A request parameter has a value the service cannot use."""
 

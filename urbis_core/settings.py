@@ -15,6 +15,7 @@ from urbis_core.errors import ConfigError
 from urbis_core.paths import DEFAULT_CONFIG, NODE_MODULES, PROJECT_ROOT
 
 MAX_ITEMS_LIMIT = 10_000
+MAX_DOWNLOAD_FEATURES = 1_000_000
 
 
 def _flag(value: str | None, default: bool) -> bool:
@@ -64,6 +65,9 @@ class ApiSettings:
     pool_size: int = 10
     default_limit: int = 10
     max_limit: int = MAX_ITEMS_LIMIT
+    # CSV and GeoPackage downloads stream the whole selection up to this many features; past
+    # it they answer 413 rather than a part of it.
+    download_max_features: int = MAX_DOWNLOAD_FEATURES
     node_modules: Path = field(default=NODE_MODULES)
     tile_cache_mb: int = 256  # the in-process tile cache (0: none)
     tile_cache_dir: Path | None = None  # the cache's disk tier, kept across restarts
@@ -84,6 +88,8 @@ class ApiSettings:
             host=env.get("URBIS_HOST") or "127.0.0.1",
             port=_int(env, "URBIS_PORT", 8000),
             pool_size=_int(env, "URBIS_DB_POOL_SIZE", 10),
+            download_max_features=_int(env, "URBIS_DOWNLOAD_MAX_FEATURES",
+                                       MAX_DOWNLOAD_FEATURES),
             tile_cache_mb=_int(env, "URBIS_TILE_CACHE_MB", 256),
             tile_cache_dir=Path(env["URBIS_TILE_CACHE_DIR"]) if env.get("URBIS_TILE_CACHE_DIR")
             else None,

@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import tempfile
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,7 +15,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, Response, StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.background import BackgroundTask
 
@@ -24,12 +25,14 @@ from geoapi.cql2 import compile_filter, parse_language
 from geoapi.crs import CRS84_URI, SUPPORTED, OutputCrs, parse_crs
 from geoapi.deps import MEDIA_TYPES, ConnDep, FormatDep, ItemsFormatDep, SettingsDep, base_url
 from geoapi.features import (
+    GpkgWriter,
     ItemsQuery,
+    count_matched,
+    csv_chunks,
     fetch_feature,
     fetch_items,
-    fetch_rows,
-    rows_csv,
-    write_gpkg,
+    stream_rows,
+    table_columns,
 )
 from geoapi.history import fetch_changes, fetch_quarantine
 from geoapi.params import (
@@ -41,8 +44,8 @@ from geoapi.params import (
     reject_unknown,
 )
 from urbis_core.catalog import LayerEntry
-from urbis_core.errors import InvalidParameter
-from urbis_core.settings import MAX_ITEMS_LIMIT
+from urbis_core.errors import InvalidParameter, TooLarge
+from urbis_core.settings import MAX_ITEMS_LIMIT, ApiSettings
 
 router = APIRouter(tags=["Data"])
 
@@ -65,7 +68,17 @@ def _epsg(srid: int) -> str:
     return f"http://www.opengis.net/def/crs/EPSG/0/{srid}"
 
 
-def collection_doc(layer: LayerEntry, base: str) -> dict[str, Any]:
+def download_title(fmt: str, matched: int, maximum: int, filtered: bool = False) -> str:
+    """What a whole download link gives, in words: 'All 666 features as CSV'."""
+    what = f"{matched:,} {'matching ' if filtered else ''}feature{'s' if matched != 1 else ''}"
+    name = {"csv": "CSV (WKT geometry)", "gpkg": "a GeoPackage"}[fmt]
+    if matched > maximum:
+        return (f"{name}: the {what} are more than one download holds ({maximum:,}); "
+                "filter them or add limit and offset")
+    return f"All {what} as {name}"
+
+
+def collection_doc(layer: LayerEntry, base: str, max_download: int) -> dict[str, Any]:
     href = f"{base}/collections/{layer.id}"
     doc: dict[str, Any] = {
         "id": layer.id,
@@ -87,9 +100,11 @@ def collection_doc(layer: LayerEntry, base: str) -> dict[str, Any]:
              "href": f"{href}/items"},
             {"rel": "items", "type": "text/html", "title": "Features as HTML",
              "href": f"{href}/items?f=html"},
-            {"rel": "items", "type": "text/csv", "title": "Features as CSV (WKT geometry)",
+            {"rel": "items", "type": "text/csv",
+             "title": download_title("csv", layer.feature_count, max_download),
              "href": f"{href}/items?f=csv"},
-            {"rel": "items", "type": GPKG, "title": "Features as a GeoPackage",
+            {"rel": "items", "type": GPKG,
+             "title": download_title("gpkg", layer.feature_count, max_download),
              "href": f"{href}/items?f=gpkg"},
             {"rel": QUERYABLES_REL, "type": "application/schema+json",
              "title": "Properties usable in filter (CQL2)", "href": f"{href}/queryables"},
@@ -105,11 +120,13 @@ def collection_doc(layer: LayerEntry, base: str) -> dict[str, Any]:
 
 
 @router.get("/collections", summary="The collections (URBIS layers)")
-async def collections(request: Request, conn: ConnDep, fmt: FormatDep) -> Any:
+async def collections(request: Request, conn: ConnDep, settings: SettingsDep,
+                      fmt: FormatDep) -> Any:
     base = base_url(request)
     layers = await list_layers(conn)
     doc = {
-        "collections": [collection_doc(layer, base) for layer in layers],
+        "collections": [collection_doc(layer, base, settings.download_max_features)
+                        for layer in layers],
         "links": [{"rel": "self", "type": "application/json", "href": f"{base}/collections"},
                   {"rel": "alternate", "type": "text/html", "href": f"{base}/collections?f=html"}],
     }
@@ -125,10 +142,10 @@ async def collections(request: Request, conn: ConnDep, fmt: FormatDep) -> Any:
 
 @router.get("/collections/{collection_id}", summary="One collection")
 async def collection(collection_id: CollectionId, request: Request, conn: ConnDep,
-                     fmt: FormatDep) -> Any:
+                     settings: SettingsDep, fmt: FormatDep) -> Any:
     base = base_url(request)
     layer = await get_layer(conn, collection_id)
-    doc = collection_doc(layer, base)
+    doc = collection_doc(layer, base, settings.download_max_features)
     if fmt == "html":
         facts = [["key", html.esc(layer.key_field)], ["geometry", html.esc(layer.geometry_type)],
                  ["features", html.esc(layer.feature_count)], ["version", html.esc(layer.version)],
@@ -210,8 +227,13 @@ GeoJSON or {{"bbox": [...]}} in JSON) whose CRS is `filter-crs` (default CRS84),
 `MU_NAME_FR LIKE 'Saint%' AND S_INTERSECTS(geom, POLYGON((4.3 50.8, 4.4 50.8, 4.4 50.9,
 4.3 50.8)))`. `GET /collections/{{id}}/queryables` lists the properties it accepts.
 
-Paging: `limit` (at most {MAX_ITEMS_LIMIT}) and `offset`; the `next`/`prev` links (and, for CSV and
-GeoPackage, the `Link` header) carry every other parameter. The order is `sortby`, then the key.
+Paging: GeoJSON and HTML come a page at a time, `limit` (default 10, at most {MAX_ITEMS_LIMIT})
+features from `offset`; the `next`/`prev` links carry every other parameter. The order is
+`sortby`, then the key. CSV and GeoPackage without `limit` hold every matching feature (from
+`offset`), streamed, up to the download maximum (`URBIS_DOWNLOAD_MAX_FEATURES`, default
+1,000,000); past it the answer is a 413 that says how to narrow the request, never a part of it.
+With `limit` they hold that page, and the `Link` header gives next/prev. `Number-Matched` and
+`Number-Returned` headers say how many features matched and how many the file holds.
 """
 
 
@@ -255,7 +277,10 @@ async def items(
     fmt: ItemsFormatDep,
     limit: Annotated[int | None, Query(
         ge=1, description=f"Features per page (default 10; at most {MAX_ITEMS_LIMIT}, "
-                          "larger values are reduced to it)")] = None,
+                          "larger values are reduced to it). CSV and GeoPackage: without "
+                          "limit, every matching feature (up to the download maximum, "
+                          "URBIS_DOWNLOAD_MAX_FEATURES, past which the answer is a 413); "
+                          "with it, that page")] = None,
     offset: Annotated[int, Query(ge=0, description="Features to skip")] = 0,
     bbox: Annotated[str | None, Query(
         description="minx,miny,maxx,maxy in bbox-crs (default CRS84, lon/lat), "
@@ -301,7 +326,8 @@ async def items(
     href = f"{base}/collections/{layer.id}/items"
     content_crs = {"Content-Crs": f"<{query.crs.uri}>"}
     if fmt in ("csv", "gpkg"):
-        return await _table_download(conn, layer, query, fmt, request, href, content_crs)
+        return await _table_download(conn, layer, query, limit, fmt, request, href, content_crs,
+                                     settings)
     page = await fetch_items(conn, layer, query, request.app.state.match_counts)
     collection_link = {"rel": "collection", "type": "application/json",
                        "href": f"{base}/collections/{layer.id}"}
@@ -322,16 +348,37 @@ async def items(
         pages = _page_links(request, href, query, len(features), page.number_matched, "html")
         nav = html.link_list([lk | {"title": lk["rel"]} for lk in pages
                               if lk["rel"] in ("next", "prev")])
-        downloads = html.link_list([lk for lk in pages if lk["rel"] == "alternate"])
         body = (f"<p>{len(features)} of {page.number_matched} features "
                 f"(from {query.offset + 1 if features else 0}).</p>" + nav
                 + _map(request, features, query.crs, href)
-                + html.features_table(features, f"{base}/collections/{layer.id}") + downloads)
+                + html.features_table(features, f"{base}/collections/{layer.id}")
+                + _downloads_html(request, href, pages, page.number_matched, settings))
         return html.page(f"{layer.display_title('en')}: features", body,
                          links[0]["href"])
     body = ('{"type":"FeatureCollection","features":[' + ",".join(page.features) + "],"
             + json.dumps(meta)[1:])
     return Response(body, media_type=GEOJSON, headers=content_crs)
+
+
+def _downloads_html(request: Request, href: str, pages: list[dict[str, Any]], matched: int,
+                    settings: ApiSettings) -> str:
+    """The items page's downloads, each saying what it holds, and how GeoJSON pages."""
+    kept = [(k, v) for k, v in request.query_params.multi_items()
+            if k not in ("offset", "f", "limit")]
+    filtered = any(k not in ("crs", "properties", "sortby") for k, _ in kept)
+    links = [{"href": f"{href}?{urlencode([*kept, ('f', fmt)])}",
+              "title": download_title(fmt, matched, settings.download_max_features, filtered)}
+             for fmt in ("csv", "gpkg")]
+    links += [lk | {"title": f"This page ({FORMAT_TITLES[fmt]})"} for lk in pages
+              for fmt in FORMAT_TITLES if lk["rel"] == "alternate"
+              and lk["type"] == MEDIA_TYPES[fmt][0]]
+    whole = href.removesuffix("/items")
+    note = (f"<p>GeoJSON comes a page at a time: <code>limit</code> features (default "
+            f"{settings.default_limit}, at most {settings.max_limit:,}) from "
+            "<code>offset</code>, with <code>next</code> links. "
+            "To read the whole layer into geopandas (GDAL follows the links): "
+            f"<code>geopandas.read_file(\"OAPIF:{html.esc(whole)}\")</code>.</p>")
+    return "<h2>Downloads</h2>" + html.link_list(links) + note
 
 
 def _map(request: Request, features: list[dict[str, Any]], crs: OutputCrs,
@@ -345,28 +392,53 @@ def _map(request: Request, features: list[dict[str, Any]], crs: OutputCrs,
 
 
 async def _table_download(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery,
-                          fmt: str, request: Request, href: str,
-                          headers: dict[str, str]) -> Response:
-    """The items page as CSV (WKT in the output crs) or as a GeoPackage file."""
-    rows = await fetch_rows(conn, layer, query, "wkt" if fmt == "csv" else "wkb",
-                            request.app.state.match_counts)
-    links = _page_links(request, href, query, len(rows.rows), rows.number_matched, fmt)
-    headers = headers | {"Link": _link_header(links),
-                         "Number-Matched": str(rows.number_matched),
-                         "Number-Returned": str(len(rows.rows))}
+                          limit: int | None, fmt: str, request: Request, href: str,
+                          headers: dict[str, str], settings: ApiSettings) -> Response:
+    """CSV (WKT in the output crs) or GeoPackage of every matching feature, or of one page.
+
+    Without `limit` the whole selection (from `offset`), streamed; with it, that page. Either
+    way the answer holds all it says it holds: past the download maximum it is a 413 that says
+    how to narrow the request, never a silent part of it.
+    """
+    matched = await count_matched(conn, layer, query, request.app.state.match_counts)
+    remaining = max(0, matched - query.offset)
+    returned = remaining if limit is None else min(limit, remaining)
+    if returned > settings.download_max_features:
+        raise TooLarge(_too_large(layer, returned, settings.download_max_features, fmt))
+    query = replace(query, limit=returned if limit is None else limit)
+    if limit is None:
+        links = [{"rel": "self", "type": MEDIA_TYPES[fmt][0],
+                  "href": f"{href}?{urlencode(request.query_params.multi_items())}"}]
+    else:
+        links = _page_links(request, href, query, returned, matched, fmt)
+    headers = headers | {"Link": _link_header(links), "Number-Matched": str(matched),
+                         "Number-Returned": str(returned)}
+    columns = table_columns(layer, query.properties)
     if fmt == "csv":
         headers["Content-Disposition"] = (
             f'inline; filename="{_download_name(layer, ".csv")}"')
-        return Response(rows_csv(rows), media_type="text/csv; charset=utf-8", headers=headers)
+        rows = stream_rows(conn, layer, query, columns, "wkt", matched)
+        return StreamingResponse(csv_chunks(columns, rows), media_type="text/csv; charset=utf-8",
+                                 headers=headers)
     folder = Path(tempfile.mkdtemp(prefix="urbis-gpkg-"))
     path = folder / _download_name(layer, ".gpkg")
+    writer = GpkgWriter(path, layer, columns, query.crs)
     try:
-        await run_in_threadpool(write_gpkg, rows, path, layer, query.crs)
+        async for batch in stream_rows(conn, layer, query, columns, "wkb", matched):
+            await run_in_threadpool(writer.append, batch)
+        await run_in_threadpool(writer.close)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
     return FileResponse(path, media_type=GPKG, filename=path.name, headers=headers,
                         background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True))
+
+
+def _too_large(layer: LayerEntry, returned: int, maximum: int, fmt: str) -> str:
+    return (f"{returned:,} features of '{layer.id}' would be in this {FORMAT_TITLES[fmt]} "
+            f"download; one download holds at most {maximum:,} (URBIS_DOWNLOAD_MAX_FEATURES). "
+            "Narrow it with bbox, filter or <property>=<value>, or download it in parts with "
+            f"limit and offset (limit={maximum}&offset=0, then offset={maximum}, ...)")
 
 
 @router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature by its key",
