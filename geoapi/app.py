@@ -17,7 +17,18 @@ from geoapi.errors import install_error_handlers
 from geoapi.geocode import StreetIndexes
 from geoapi.html import LEAFLET_STATIC
 from geoapi.lowzoom import LowZoomKeeper
-from geoapi.routes import archives, collections, geocode, landing, spatial, styles, tiles
+from geoapi.openapi import ApiDefinition
+from geoapi.public_url import PublicUrl, VaryMiddleware, parse_networks, parse_public_url
+from geoapi.routes import (
+    archives,
+    collections,
+    geocode,
+    landing,
+    schemas,
+    spatial,
+    styles,
+    tiles,
+)
 from geoapi.routes.docs import SWAGGER_STATIC, docs_router
 from tiles.archive import open_archive
 from tiles.cache import TileCache
@@ -73,15 +84,21 @@ def create_app(settings: ApiSettings) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
-        openapi_url="/openapi.json",
+        openapi_url=None,  # served as OpenAPI 3.0 by geoapi.routes.docs
     )
     install_error_handlers(app)
+    app.state.public_url = PublicUrl(
+        parse_public_url(settings.public_url, "URBIS_PUBLIC_URL") if settings.public_url
+        else None, parse_networks(settings.trusted_proxies, "URBIS_TRUSTED_PROXIES"))
+    app.state.api_definition = ApiDefinition(app)
+    app.add_middleware(VaryMiddleware)
     # Web apps on other origins embed tiles and call the API from the browser.
     app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                        allow_methods=["GET", "POST", "HEAD", "OPTIONS"], allow_headers=["*"],
                        expose_headers=["ETag", "Content-Crs", "Link", "X-Tile-Cache"])
     app.include_router(landing.router)
     app.include_router(collections.router)
+    app.include_router(schemas.router)
     app.include_router(spatial.router)
     app.include_router(geocode.router)
     app.include_router(tiles.router)

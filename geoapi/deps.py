@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from fastapi import Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from geoapi.public_url import PublicUrl
 from urbis_core.settings import ApiSettings
 
 
@@ -104,4 +105,6 @@ ItemsFormatDep = Annotated[str, Depends(_items_format)]
 
 
 def base_url(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
+    """The base of absolute links: the service's URL as the client sees it (`public_url`)."""
+    public: PublicUrl = request.app.state.public_url
+    return public.base(request)

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from geoapi.cql2 import CqlFilter
 
 MAX_PAIRS_PER_CALL = 50  # PostgreSQL functions take at most 100 arguments
+GEOJSON_PLAIN = 0  # ST_AsGeoJSON options: no bbox, no crs member
 CSV_GEOMETRY = "WKT"  # GDAL's CSV driver reads a column of this name as the geometry
 GPKG_GEOMETRY = "geom"
 
@@ -130,8 +131,13 @@ def _geometry(layer: LayerEntry, table: sa.Table, crs: OutputCrs,
 
 def feature_json(layer: LayerEntry, table: sa.Table, crs: OutputCrs,
                  properties: tuple[str, ...] | None = None) -> ColumnElement[str]:
-    """One GeoJSON Feature as text, written by PostgreSQL: the key as id, then the geometry."""
-    geometry = sa.cast(func.ST_AsGeoJSON(_geometry(layer, table, crs), crs.decimals), JSON)
+    """One GeoJSON Feature as text, written by PostgreSQL: the key as id, then the geometry.
+
+    Option 0 keeps PostGIS from adding a `crs` member to each geometry outside EPSG:4326 (not
+    GeoJSON; the Content-Crs header says the CRS).
+    """
+    geometry = sa.cast(func.ST_AsGeoJSON(_geometry(layer, table, crs), crs.decimals,
+                                         GEOJSON_PLAIN), JSON)
     return sa.cast(func.json_build_object(
         _const("type"), _const("Feature"),
         _const("id"), table.c[layer.key_field],

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from geoapi.features import has_history
+from geoapi.features import GEOJSON_PLAIN, has_history
 from urbis_core.catalog import LayerEntry, quarantine, sync_run
 
 CRS84_DECIMALS = 9
@@ -53,7 +53,8 @@ async def fetch_changes(conn: AsyncConnection, layer: LayerEntry, since: datetim
 async def fetch_quarantine(conn: AsyncConnection, layer: LayerEntry, limit: int,
                            offset: int) -> tuple[list[dict[str, Any]], int]:
     """The features the latest successful run set aside, with the reason, as GeoJSON."""
-    geometry = func.ST_AsGeoJSON(func.ST_Transform(quarantine.c.geom, 4326), CRS84_DECIMALS)
+    geometry = func.ST_AsGeoJSON(func.ST_Transform(quarantine.c.geom, 4326), CRS84_DECIMALS,
+                                GEOJSON_PLAIN)
     query = (
         sa.select(quarantine.c.id, quarantine.c.feature_key, quarantine.c.reason,
                   quarantine.c.properties, quarantine.c.run_id, sync_run.c.started_at,

@@ -27,8 +27,8 @@ nav a {{ margin-right: 1rem; }}
 footer {{ margin-top: 2rem; color: #555; font-size: .85rem; }}
 .map {{ height: 24rem; margin: 1rem 0; background: #eef1f4; border: 1px solid #ccc; }}
 </style></head>
-<body><nav><a href="/?f=html">Home</a><a href="/collections?f=html">Collections</a>
-<a href="/docs">API documentation</a></nav>
+<body><nav><a href="{base}/?f=html">Home</a><a href="{base}/collections?f=html">Collections</a>
+<a href="{base}/map">Map</a><a href="{base}/docs">API documentation</a></nav>
 <h1>{title}</h1>
 {body}
 <footer>Data: {attribution}. <a href="{json_href}">This page as JSON</a>.</footer>
@@ -39,9 +39,10 @@ def esc(value: Any) -> str:
     return html.escape("" if value is None else str(value))
 
 
-def page(title: str, body: str, json_href: str) -> HTMLResponse:
+def page(title: str, body: str, json_href: str, base: str) -> HTMLResponse:
+    """A page of the service; `base` is its public URL (links work behind a proxy's prefix)."""
     return HTMLResponse(_PAGE.format(title=esc(title), body=body, attribution=esc(ATTRIBUTION),
-                                     json_href=esc(json_href)))
+                                     json_href=esc(json_href), base=esc(base)))
 
 
 def link_list(links: list[dict[str, Any]]) -> str:
@@ -107,7 +108,7 @@ _MAP_SCRIPT = """
 """
 
 
-def feature_map(features: list[dict[str, Any]], items_href: str) -> str:
+def feature_map(features: list[dict[str, Any]], items_href: str, base: str) -> str:
     """A small map of the features (GeoJSON in CRS84) with a popup link to each.
 
     Offline, so there is no background map: the features are drawn on a plain ground.
@@ -115,9 +116,10 @@ def feature_map(features: list[dict[str, Any]], items_href: str) -> str:
     collection = json.dumps({"type": "FeatureCollection", "features": features})
     script = _MAP_SCRIPT % {"attribution": json.dumps(esc(ATTRIBUTION)),
                             "items": json.dumps(items_href), "centre": json.dumps(BRUSSELS)}
-    return (f'<link rel="stylesheet" href="{LEAFLET_STATIC}/leaflet.css">'
+    static = esc(f"{base}{LEAFLET_STATIC}")
+    return (f'<link rel="stylesheet" href="{static}/leaflet.css">'
             '<div id="map" class="map" role="img" aria-label="Map of the features"></div>'
-            f'<script src="{LEAFLET_STATIC}/leaflet.js"></script>'
+            f'<script src="{static}/leaflet.js"></script>'
             f'<script type="application/json" id="map-features">{_json_in_script(collection)}'
             f"</script><script>{script}</script>")
 

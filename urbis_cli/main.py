@@ -156,7 +156,10 @@ def _serve(url: str, host: str | None, port: int | None) -> None:
     host = host or settings.host
     port = port or settings.port
     click.echo(f"urbis: serving on http://{host}:{port}/ (Ctrl-C to stop)", err=True)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    # proxy_headers off: the app believes X-Forwarded-* only from URBIS_TRUSTED_PROXIES and
+    # needs the real peer to tell (geoapi.public_url); uvicorn would replace it.
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info",
+                proxy_headers=False)
 
 
 @click.group()

@@ -79,10 +79,15 @@ class ApiSettings:
     # cache (geoapi.lowzoom): they read whole layers. -1: none.
     tile_warm_zoom: int = 11
     cors_origins: tuple[str, ...] = ("*",)  # web apps allowed to call the API from a browser
+    # The base of every absolute link; unset, links follow the request (and trusted proxies).
+    public_url: str | None = None
+    # Peers whose X-Forwarded-* and Forwarded headers are believed (addresses or networks).
+    trusted_proxies: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
 
     @classmethod
     def from_env(cls, database_url: str, env: Mapping[str, str] = os.environ) -> ApiSettings:
         origins = env.get("URBIS_CORS_ORIGINS")
+        proxies = env.get("URBIS_TRUSTED_PROXIES")
         return cls(
             database_url=database_url,
             host=env.get("URBIS_HOST") or "127.0.0.1",
@@ -99,6 +104,9 @@ class ApiSettings:
             tile_warm_zoom=_int(env, "URBIS_TILE_WARM_ZOOM", 11),
             cors_origins=(tuple(o.strip() for o in origins.split(",") if o.strip())
                           if origins is not None else ("*",)),
+            public_url=env.get("URBIS_PUBLIC_URL") or None,
+            trusted_proxies=(tuple(p.strip() for p in proxies.split(",") if p.strip())
+                             if proxies is not None else ("127.0.0.0/8", "::1/128")),
         )
 
 

@@ -35,6 +35,7 @@ from geoapi.features import (
     table_columns,
 )
 from geoapi.history import fetch_changes, fetch_quarantine
+from geoapi.json_schema import QUERYABLES_REL, SCHEMA_MEDIA_TYPE, SCHEMA_REL
 from geoapi.params import (
     parse_bbox,
     parse_equals,
@@ -54,7 +55,6 @@ GPKG = "application/geopackage+sqlite3"
 FORMAT_TITLES = {"json": "GeoJSON", "html": "HTML", "csv": "CSV", "gpkg": "GeoPackage"}
 ITEMS_PARAMS = {"limit", "offset", "bbox", "bbox-crs", "crs", "datetime", "f", "properties",
                 "sortby", "filter", "filter-lang", "filter-crs"}
-QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
 CollectionId = Annotated[str, PathParam(description="Collection (layer) id, e.g. municipalities")]
 CrsParam = Annotated[str | None, Query(
     description="Output CRS (URI): CRS84 (default), EPSG:4326 (lat/lon), EPSG:31370, EPSG:3857")]
@@ -106,8 +106,10 @@ def collection_doc(layer: LayerEntry, base: str, max_download: int) -> dict[str,
             {"rel": "items", "type": GPKG,
              "title": download_title("gpkg", layer.feature_count, max_download),
              "href": f"{href}/items?f=gpkg"},
-            {"rel": QUERYABLES_REL, "type": "application/schema+json",
+            {"rel": QUERYABLES_REL, "type": SCHEMA_MEDIA_TYPE,
              "title": "Properties usable in filter (CQL2)", "href": f"{href}/queryables"},
+            {"rel": SCHEMA_REL, "type": SCHEMA_MEDIA_TYPE,
+             "title": "The schema of the features (JSON Schema)", "href": f"{href}/schema"},
             {"rel": "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector",
              "type": "application/json", "title": "Vector tiles (MVT)", "href": f"{href}/tiles"},
         ],
@@ -136,7 +138,8 @@ async def collections(request: Request, conn: ConnDep, settings: SettingsDep,
                  html.esc(lyr.display_title("nl")), html.esc(lyr.geometry_type),
                  html.esc(lyr.feature_count)] for lyr in layers]
         return html.page("Collections", html.table(
-            ["id", "titre", "titel", "geometry", "features"], rows), f"{base}/collections?f=json")
+            ["id", "titre", "titel", "geometry", "features"], rows), f"{base}/collections?f=json",
+            base)
     return doc
 
 
@@ -154,58 +157,9 @@ async def collection(collection_id: CollectionId, request: Request, conn: ConnDe
         fields = [[html.esc(c.name), html.esc(c.sql_type)] for c in layer.columns]
         body = (html.table(["", ""], facts) + "<h2>Fields</h2>"
                 + html.table(["name", "type"], fields) + html.link_list(doc["links"][2:]))
-        return html.page(layer.display_title("en"), body, f"{base}/collections/{layer.id}?f=json")
+        return html.page(layer.display_title("en"), body, f"{base}/collections/{layer.id}?f=json",
+                         base)
     return doc
-
-
-QUERYABLE_TYPES: dict[str, dict[str, str]] = {
-    "integer": {"type": "integer"}, "bigint": {"type": "integer"},
-    "double precision": {"type": "number"}, "boolean": {"type": "boolean"},
-    "date": {"type": "string", "format": "date"},
-    "timestamptz": {"type": "string", "format": "date-time"},
-    "time": {"type": "string", "format": "time"},
-}
-
-
-def queryables_doc(layer: LayerEntry, base: str) -> dict[str, Any]:
-    """The properties `filter` accepts, as a JSON Schema (OGC API Features Part 3)."""
-    properties: dict[str, Any] = {
-        c.name: {"title": c.name, **QUERYABLE_TYPES.get(c.sql_type, {"type": "string"})}
-        for c in layer.columns}
-    kind = layer.geometry_type
-    geometry: dict[str, Any] = {"title": "The geometry (also `geom` in filters)"}
-    if kind in ("Point", "LineString", "Polygon", "MultiPoint", "MultiLineString",
-                "MultiPolygon", "GeometryCollection"):
-        geometry |= {"format": f"geometry-{kind.lower()}",
-                     "$ref": f"https://geojson.org/schema/{kind}.json"}
-    else:
-        geometry |= {"format": "geometry-any", "$ref": "https://geojson.org/schema/Geometry.json"}
-    properties["geometry"] = geometry
-    return {
-        "$schema": "https://json-schema.org/draft/2019-09/schema",
-        "$id": f"{base}/collections/{layer.id}/queryables",
-        "type": "object",
-        "title": layer.display_title("en"),
-        "properties": properties,
-        "additionalProperties": False,
-    }
-
-
-@router.get("/collections/{collection_id}/queryables",
-            summary="The properties a filter can use (JSON Schema)")
-async def queryables(collection_id: CollectionId, request: Request, conn: ConnDep,
-                     fmt: FormatDep) -> Any:
-    reject_unknown(request.query_params.keys(), {"f"})
-    base = base_url(request)
-    layer = await get_layer(conn, collection_id)
-    doc = queryables_doc(layer, base)
-    if fmt == "html":
-        rows = [[html.esc(name), html.esc(spec.get("type", "")), html.esc(spec.get("format", ""))]
-                for name, spec in doc["properties"].items()]
-        return html.page(f"{layer.display_title('en')}: queryables",
-                         html.table(["name", "type", "format"], rows),
-                         f"{base}/collections/{layer.id}/queryables?f=json")
-    return Response(json.dumps(doc), media_type="application/schema+json")
 
 
 ITEMS_DESCRIPTION = f"""The features of a collection, a page at a time, as GeoJSON, HTML, CSV or
@@ -354,7 +308,7 @@ async def items(
                 + html.features_table(features, f"{base}/collections/{layer.id}")
                 + _downloads_html(request, href, pages, page.number_matched, settings))
         return html.page(f"{layer.display_title('en')}: features", body,
-                         links[0]["href"])
+                         links[0]["href"], base)
     body = ('{"type":"FeatureCollection","features":[' + ",".join(page.features) + "],"
             + json.dumps(meta)[1:])
     return Response(body, media_type=GEOJSON, headers=content_crs)
@@ -388,7 +342,7 @@ def _map(request: Request, features: list[dict[str, Any]], crs: OutputCrs,
         return ""
     if not crs.geographic or crs.lat_first:
         return "<p>(The map is drawn for features in CRS84, the default <code>crs</code>.)</p>"
-    return html.feature_map(features, items_href)
+    return html.feature_map(features, items_href, base_url(request))
 
 
 async def _table_download(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery,
@@ -464,7 +418,7 @@ async def feature(
         one = json.loads(text)
         return html.page(f"{layer.display_title('en')} {feature_id}",
                          _map(request, [one], output_crs, f"{base}/collections/{layer.id}/items")
-                         + html.feature_body(one), f"{href}?f=json")
+                         + html.feature_body(one), f"{href}?f=json", base)
     links = [{"rel": "self", "type": GEOJSON, "href": f"{href}?f=json"},
              {"rel": "alternate", "type": "text/html", "href": f"{href}?f=html"},
              {"rel": "collection", "type": "application/json",

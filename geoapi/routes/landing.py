@@ -16,26 +16,34 @@ from urbis_core.catalog import layer_catalog
 
 router = APIRouter()
 
+# Each class is declared because the service does what it requires, and
+# tests/api/test_standards.py checks each one against the running API.
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
+    "http://www.opengis.net/spec/ogcapi-features-5/1.0/conf/schemas",
+    "http://www.opengis.net/spec/ogcapi-features-5/1.0/conf/core-roles-features",
     "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
     "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
     "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
-    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-operators",
-    "http://www.opengis.net/spec/cql2/1.0/conf/spatial-operators",
+    "http://www.opengis.net/spec/cql2/1.0/conf/advanced-comparison-operators",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions-plus",
+    "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
     "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tileset",
     "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tilesets-list",
     "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/geodata-tilesets",
     "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/dataset-tilesets",
     "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt",
+    "http://www.opengis.net/spec/tms/2.0/conf/tilematrixset",
     "http://www.opengis.net/spec/tms/2.0/conf/json-tilematrixset",
 ]
 
@@ -79,7 +87,7 @@ async def landing(request: Request, fmt: FormatDep) -> Any:
     }
     if fmt == "html":
         return html.page(title, f"<p>{html.esc(description)}</p>"
-                         + html.link_list(links[1:]), f"{base}/?f=json")
+                         + html.link_list(links[1:]), f"{base}/?f=json", base)
     return doc
 
 
@@ -88,8 +96,9 @@ async def conformance(request: Request, fmt: FormatDep) -> Any:
     doc = {"conformsTo": CONFORMANCE}
     if fmt == "html":
         items = "".join(f"<li>{html.esc(c)}</li>" for c in CONFORMANCE)
-        return html.page("Conformance", f"<ul>{items}</ul>",
-                         f"{base_url(request)}/conformance?f=json")
+        base = base_url(request)
+        return html.page("Conformance", f"<ul>{items}</ul>", f"{base}/conformance?f=json",
+                         base)
     return doc
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Annotated, Any
 
@@ -67,5 +68,6 @@ window.urbisMap = map;
 @router.get("/map", summary="A map of all layers in the default style (HTML)",
             response_class=HTMLResponse)
 async def map_page(request: Request) -> HTMLResponse:
-    style = f'"{esc(base_url(request))}/styles/default/style.json"'
-    return HTMLResponse(_MAP_PAGE.format(static=MAPLIBRE_STATIC, style=style))
+    base = base_url(request)
+    style = json.dumps(f"{base}/styles/default/style.json")
+    return HTMLResponse(_MAP_PAGE.format(static=esc(f"{base}{MAPLIBRE_STATIC}"), style=style))

@@ -281,5 +281,5 @@ def test_collection_links_queryables_and_conformance(client):
     conforms = client.get("/conformance").json()["conformsTo"]
     for cls in ("ogcapi-features-3/1.0/conf/filter", "ogcapi-features-3/1.0/conf/queryables",
                 "cql2/1.0/conf/cql2-text", "cql2/1.0/conf/cql2-json",
-                "cql2/1.0/conf/basic-cql2", "cql2/1.0/conf/basic-spatial-operators"):
+                "cql2/1.0/conf/basic-cql2", "cql2/1.0/conf/basic-spatial-functions"):
         assert f"http://www.opengis.net/spec/{cls}" in conforms
