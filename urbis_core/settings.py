@@ -88,6 +88,8 @@ class ApiSettings:
     def from_env(cls, database_url: str, env: Mapping[str, str] = os.environ) -> ApiSettings:
         origins = env.get("URBIS_CORS_ORIGINS")
         proxies = env.get("URBIS_TRUSTED_PROXIES")
+        if _int(env, "URBIS_DOWNLOAD_MAX_FEATURES", MAX_DOWNLOAD_FEATURES) < 1:
+            raise ConfigError("URBIS_DOWNLOAD_MAX_FEATURES must be at least 1")
         return cls(
             database_url=database_url,
             host=env.get("URBIS_HOST") or "127.0.0.1",
