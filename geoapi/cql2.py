@@ -1,9 +1,10 @@
 """OGC API Features Part 3 filters: CQL2 (text or JSON) as SQLAlchemy Core conditions.
 
 pygeofilter parses; the translation is ours: property names must be catalog columns (or the
-layer geometry, `geom`/`geometry`), every value is bound, geometry literals are transformed to
-the layer's SRID (the literal, never the column, so the GiST index is used). Anything the parser
-refuses or the translation does not support is an `InvalidParameter` (a 400).
+layer geometry, `geom`/`geometry`), every value is bound, geometry literals are cut to the area
+where the layer's CRS is valid (`geoapi.area_of_use`) and transformed to its SRID (the literal,
+never the column, so the GiST index is used). Anything the parser refuses or the translation
+does not support is an `InvalidParameter` (a 400).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ import sqlalchemy as sa
 from pygeofilter import ast, values
 from sqlalchemy import ColumnElement, func
 
+from geoapi.area_of_use import bbox_shape, in_storage
 from geoapi.crs import OutputCrs
-from geoapi.once import once
 from urbis_core.catalog import LayerEntry
 from urbis_core.errors import InvalidParameter
 
@@ -60,6 +61,10 @@ def _normalise_json(node: Any) -> Any:
     if not isinstance(node, dict):
         return node
     node = {k: _normalise_json(v) for k, v in node.items()}
+    if node.get("type") == "GeometryCollection" and "coordinates" not in node:
+        # pygeofilter knows a geometry literal by its `coordinates`; a collection has
+        # `geometries` instead (`_shape` reads them).
+        node["coordinates"] = []
     args = node.get("args")
     if node.get("op") == "between" and isinstance(args, list) and len(args) == 3:
         node["args"] = [args[0], [args[1], args[2]]]
@@ -206,7 +211,16 @@ class _Translator:
 
     def spatial(self, node: Any) -> ColumnElement[bool]:
         function = _SPATIAL[type(node)]
-        return getattr(func, function)(self.geometry(node.lhs), self.geometry(node.rhs))
+        lhs, rhs = self.geometry(node.lhs), self.geometry(node.rhs)
+        if isinstance(lhs, shapely.Geometry) and isinstance(rhs, shapely.Geometry):
+            # Two literals: the same answer for every feature, found here in their own CRS.
+            return sa.true() if _shapely_predicate(function)(lhs, rhs) else sa.false()
+        sides = [self.to_layer(g) if isinstance(g, shapely.Geometry) else g for g in (lhs, rhs)]
+        if sides[0] is None or sides[1] is None:
+            # The literal lies outside the storage CRS's area of use, where no feature can:
+            # every feature is disjoint from it, and no other relation holds.
+            return sa.true() if function == "ST_Disjoint" else sa.false()
+        return getattr(func, function)(*sides)
 
     # --- operands ----------------------------------------------------------------------------
 
@@ -256,8 +270,11 @@ class _Translator:
             return sa.literal(raw.isoformat(), sa.Text())
         return sa.literal(str(raw).lower() if isinstance(raw, bool) else str(raw), sa.Text())
 
-    def geometry(self, node: Any) -> ColumnElement[Any]:
-        """The layer geometry (a property named geom or geometry) or a literal in its SRID."""
+    def geometry(self, node: Any) -> ColumnElement[Any] | shapely.Geometry:
+        """The layer geometry (a property named geom or geometry), or a literal as a shape.
+
+        A literal's shape is x/y (longitude or easting first) in the filter's CRS.
+        """
         if isinstance(node, ast.Attribute):
             if node.name in GEOMETRY_NAMES:
                 return self.table.c.geom
@@ -274,9 +291,9 @@ class _Translator:
         raise _fail(f"spatial operators take the geometry and a geometry literal, "
                     f"not {_describe(node)}")
 
-    def literal(self, geojson: Any) -> ColumnElement[Any]:
+    def literal(self, geojson: Any) -> shapely.Geometry:
         try:
-            shape = shapely.geometry.shape(geojson)
+            shape = _shape(geojson)
         except Exception as exc:  # noqa: BLE001 - shapely raises several kinds
             raise _fail(f"not a valid geometry literal: {str(exc)[:200]}") from None
         if shape.is_empty:
@@ -287,23 +304,22 @@ class _Translator:
         shape = shapely.force_2d(shape)
         if self.crs.lat_first:
             shape = shapely.transform(shape, lambda xy: xy[:, ::-1])
-        return self.to_layer(func.ST_GeomFromWKB(sa.literal(shape.wkb, sa.LargeBinary()),
-                                                 self.crs.srid))
+        return shape
 
-    def envelope(self, numbers: list[Any]) -> ColumnElement[Any]:
+    def envelope(self, numbers: list[Any]) -> shapely.Geometry:
         if len(numbers) not in (4, 6) or not all(
                 isinstance(n, int | float) and not isinstance(n, bool) for n in numbers):
             raise _fail("a bbox literal needs 4 (or 6) numbers")
         if len(numbers) == 6:
             numbers = [numbers[0], numbers[1], numbers[3], numbers[4]]
         minx, miny, maxx, maxy = (float(n) for n in numbers)
+        # Checked in the order given (latitude first in EPSG:4326), as the other literals are.
+        self.check_coordinates(shapely.MultiPoint([(minx, miny), (maxx, maxy)]))
         if self.crs.lat_first:
             minx, miny, maxx, maxy = miny, minx, maxy, maxx
         if minx > maxx or miny > maxy:
             raise _fail("a bbox literal is minx,miny,maxx,maxy with min <= max")
-        self.check_coordinates(shapely.box(minx, miny, maxx, maxy))
-        return self.to_layer(func.ST_MakeEnvelope(
-            *(sa.literal(n, sa.Float()) for n in (minx, miny, maxx, maxy)), self.crs.srid))
+        return bbox_shape((minx, miny, maxx, maxy))
 
     def check_coordinates(self, shape: Any) -> None:
         coordinates = shapely.get_coordinates(shape)
@@ -316,10 +332,24 @@ class _Translator:
                 raise _fail("geometry coordinates are out of range for filter-crs "
                             f"{self.crs.uri} (longitude -180..180, latitude -90..90)")
 
-    def to_layer(self, geom: ColumnElement[Any]) -> ColumnElement[Any]:
-        if self.crs.srid != self.layer.srid:
-            geom = func.ST_Transform(geom, self.layer.srid)
-        return once(geom)
+    def to_layer(self, shape: shapely.Geometry) -> ColumnElement[Any] | None:
+        """A literal in the layer's SRID, cut to where that CRS is valid; None if nothing is."""
+        return in_storage(shape, self.crs.srid, self.layer.srid)
+
+
+def _shape(geojson: Any) -> shapely.Geometry:
+    """A GeoJSON geometry as a shape; a collection from its `geometries` alone."""
+    if isinstance(geojson, dict) and geojson.get("type") == "GeometryCollection":
+        members = geojson.get("geometries")
+        if not isinstance(members, list | tuple):
+            raise ValueError("a GeometryCollection needs a list of 'geometries'")
+        return shapely.GeometryCollection([_shape(g) for g in members])
+    return shapely.geometry.shape(geojson)
+
+
+def _shapely_predicate(function: str) -> Any:
+    """The shapely function of a PostGIS predicate (ST_Intersects: shapely.intersects)."""
+    return getattr(shapely, function.removeprefix("ST_").lower())
 
 
 def _family(sql_type: str) -> str:

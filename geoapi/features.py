@@ -20,9 +20,9 @@ from sqlalchemy import ColumnElement, Row, Select, func
 from sqlalchemy.dialects.postgresql import JSON
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from geoapi.area_of_use import bbox_shape, in_storage
 from geoapi.counting import MatchCounts
 from geoapi.crs import CRS84_URI, SUPPORTED, OutputCrs
-from geoapi.once import once
 from geoapi.values import parse_value
 from urbis_core.catalog import ColumnInfo, LayerEntry
 from urbis_core.db import HISTORY_SCHEMA
@@ -149,13 +149,11 @@ def feature_json(layer: LayerEntry, table: sa.Table, crs: OutputCrs,
 def _filters(layer: LayerEntry, table: sa.Table, query: ItemsQuery) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if query.bbox is not None:
-        # Transform the literal, not the column, so the GiST index is used; densify first so
-        # the envelope's edges stay where the user drew them.
-        envelope = func.ST_MakeEnvelope(*query.bbox, query.bbox_crs.srid)
-        if query.bbox_crs.srid != layer.srid:
-            step = 0.001 if query.bbox_crs.geographic else 100.0
-            envelope = func.ST_Transform(func.ST_Segmentize(envelope, step), layer.srid)
-        conditions.append(func.ST_Intersects(table.c.geom, once(envelope)))
+        # Transform the bbox, not the column, so the GiST index is used; cut to where the
+        # storage CRS is valid first (a bbox of the whole world then selects everything).
+        envelope = in_storage(bbox_shape(query.bbox), query.bbox_crs.srid, layer.srid)
+        conditions.append(sa.false() if envelope is None
+                          else func.ST_Intersects(table.c.geom, envelope))
     types = {c.name: c.sql_type for c in layer.columns}
     for flt in query.equals:
         conditions.append(_equals(table.c[flt.name], types[flt.name], flt.value))

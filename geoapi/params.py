@@ -41,7 +41,8 @@ def parse_bbox(
     if crs.geographic and not (-90 <= miny <= 90 and -90 <= maxy <= 90):
         raise InvalidParameter("bbox", "latitudes must lie between -90 and 90")
     if minx > maxx or miny > maxy:
-        raise InvalidParameter("bbox", "expected minx,miny,maxx,maxy with min <= max")
+        raise InvalidParameter("bbox", "expected minx,miny,maxx,maxy with min <= max (a bbox "
+                                       "across the antimeridian is not supported)")
     return minx, miny, maxx, maxy
 
 

@@ -2,9 +2,10 @@
 
 Composed with SQLAlchemy Core like `geoapi.features`: identifiers come only from the catalog
 (`LayerEntry.table()`), values are always bound. The user's point or geometry (the literal) is
-transformed to the layer's SRID, never the column, so the GiST index answers. Distances, areas
-and lengths are planar in the storage CRS (EPSG:31370, metres; within Brussels they differ from
-ground distances by about 0.005 %).
+transformed to the layer's SRID, never the column, so the GiST index answers; a geometry is cut
+to the area where that CRS is valid first, and a point outside it finds nothing
+(`geoapi.area_of_use`). Distances, areas and lengths are planar in the storage CRS (EPSG:31370,
+metres; within Brussels they differ from ground distances by about 0.005 %).
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import shapely
 import sqlalchemy as sa
 from sqlalchemy import ColumnElement, Select, func
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.selectable import NamedFromClause
 
+from geoapi.area_of_use import in_storage, inside
 from geoapi.crs import OutputCrs
 from geoapi.features import feature_json, key_condition
 from geoapi.once import once
@@ -53,6 +56,13 @@ class QueryPoint:
     y: float
     srid: int
 
+    def inside(self, srid: int) -> bool:
+        """Whether the point lies in the area of use of `srid` (its edge included).
+
+        Outside it, no stored feature lies near, and planar distances in that CRS mean little.
+        """
+        return inside(shapely.Point(self.x, self.y), self.srid, srid)
+
     def in_srid(self, srid: int) -> ColumnElement[Any]:
         point: ColumnElement[Any] = func.ST_SetSRID(func.ST_MakePoint(
             sa.literal(self.x, sa.Float), sa.literal(self.y, sa.Float)), self.srid)
@@ -61,22 +71,23 @@ class QueryPoint:
 
 @dataclass(frozen=True)
 class QueryShape:
-    """The geometry to intersect with: its SQL in the layer's SRID, and its dimension."""
+    """The geometry to intersect with: its SQL in the layer's SRID, and its dimension.
 
-    geometry: ColumnElement[Any]
+    No SQL (None) when the request's geometry lies outside the area where the layer's CRS is
+    valid: no stored feature can intersect it.
+    """
+
+    geometry: ColumnElement[Any] | None
     dimension: int
 
 
-def literal_shape(wkb: bytes, srid: int, dim: int, layer: LayerEntry) -> QueryShape:
-    """A geometry from the request (WKB in `srid`), transformed to the layer's SRID.
+def literal_shape(shape: shapely.Geometry, srid: int, layer: LayerEntry) -> QueryShape:
+    """A geometry from the request (x/y in `srid`) in the layer's SRID.
 
-    `ST_MakeValid` after the transform: a valid polygon can pick up a self-touch when its
-    vertices move, and GEOS refuses to intersect an invalid geometry.
+    Cut to the area where the layer's CRS is valid, then transformed and made valid again
+    (`geoapi.area_of_use.in_storage`).
     """
-    geom: ColumnElement[Any] = func.ST_GeomFromWKB(sa.literal(wkb, sa.LargeBinary), srid)
-    if srid != layer.srid:
-        geom = func.ST_MakeValid(func.ST_Transform(geom, layer.srid))
-    return QueryShape(once(geom), dim)
+    return QueryShape(in_storage(shape, srid, layer.srid), int(shapely.get_dimensions(shape)))
 
 
 async def stored_shape(conn: AsyncConnection, source: LayerEntry, feature_id: str,
@@ -128,6 +139,8 @@ async def features_at(conn: AsyncConnection, layer: LayerEntry, point: QueryPoin
     Polygons that contain it (boundary included); points and lines within `LOOKUP_TOLERANCE_M`
     of it. At most `LOOKUP_MAX_PER_COLLECTION`.
     """
+    if not point.inside(layer.srid):
+        return []
     table = layer.table()
     here = point.in_srid(layer.srid)
     if dimension(layer) == 2:
@@ -147,6 +160,8 @@ async def features_within(conn: AsyncConnection, layer: LayerEntry, point: Query
 
     Nearest first (then by key), each with its `distance` in metres.
     """
+    if not point.inside(layer.srid):
+        return [], 0
     table = layer.table()
     here = point.in_srid(layer.srid)
     condition = func.ST_DWithin(table.c.geom, here, sa.literal(distance, sa.Float))
@@ -164,7 +179,12 @@ async def nearest_features(conn: AsyncConnection, layer: LayerEntry, point: Quer
     k-th nearest lies; the features that near are then ranked by distance and key, so that
     ties at the k-th place are broken by key rather than by chance (a KNN scan cannot sort on
     a second column).
+
+    Nothing for a point outside the layer CRS's area of use: the nearest feature would lie
+    hundreds of kilometres away at least, at a planar distance that means little there.
     """
+    if not point.inside(layer.srid):
+        return []
     table = layer.table()
     here = point.in_srid(layer.srid)
     near = layer.table().alias("near")
@@ -209,11 +229,14 @@ async def features_intersecting(conn: AsyncConnection, layer: LayerEntry, shape:
 
     With `measure`, each has the area or the length of its part inside (`intersection_measure`).
     """
+    extra: dict[str, ColumnElement[Any]] = {}
+    measured = intersection_measure(layer, shape) if measure else None
+    if shape.geometry is None:
+        return [], 0
     table = layer.table()
     condition = func.ST_Intersects(table.c.geom, shape.geometry)
-    extra: dict[str, ColumnElement[Any]] = {}
-    if measure:
-        name, function = intersection_measure(layer, shape)
+    if measured is not None:
+        name, function = measured
         extra[name] = _measured_part(table.c.geom, shape.geometry, function)
     query = (_feature_query(layer, table, crs, **extra).where(condition)
              .order_by(table.c[layer.key_field]).limit(limit).offset(offset))

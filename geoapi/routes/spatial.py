@@ -70,6 +70,9 @@ Limit = Annotated[int | None, Query(ge=1, description=(
     f"Features per answer (default {DEFAULT_LIMIT}; at most {MAX_ITEMS_LIMIT}, larger values "
     "are reduced to it)"))]
 Offset = Annotated[int, Query(ge=0, description="Features to skip (paging)")]
+# What a query far from the data answers (geoapi.area_of_use), said on each endpoint.
+OUTSIDE_POINT = (" A point outside EPSG:31370's area of use (Belgium: 2.5-6.4 E, 49.5-51.51 N, "
+                 "edges included) finds nothing: the answer is empty.")
 Measure = Annotated[bool, Query(description=(
     "Add each feature's `intersection_area` (m², polygons with a polygon) or "
     "`intersection_length` (m, polygons with a line, lines with a polygon), planar in "
@@ -236,7 +239,7 @@ _GEOMETRY_BODY = {"requestBody": {"required": True, "description": (
     f"collections those within {LOOKUP_TOLERANCE_M:g} m of it. Nearest first, at most "
     f"{LOOKUP_MAX_PER_COLLECTION} per collection. Answer: "
     '`{"point": <GeoJSON Point>, "crs": <uri>, "results": {"<collection>": [<Feature>, ...]}}`, '
-    "features in `crs`."))
+    "features in `crs`." + OUTSIDE_POINT))
 async def lookup(
     request: Request, conn: ConnDep, x: X, y: Y, crs: Crs = None,
     collections: Annotated[str | None, Query(description=(
@@ -255,7 +258,7 @@ async def lookup(
             response_class=Response, responses=FEATURE_COLLECTION_RESPONSE, description=(
                 "Features within `distance` metres of the point, nearest first (then by key), "
                 "each with a `distance` property (metres, planar in EPSG:31370, rounded to the "
-                "mm; 0 inside a polygon). `numberMatched` counts them all."))
+                "mm; 0 inside a polygon). `numberMatched` counts them all." + OUTSIDE_POINT))
 async def within(
     collection_id: CollectionId, request: Request, conn: ConnDep, settings: SettingsDep,
     x: X, y: Y,
@@ -277,7 +280,9 @@ async def within(
             response_class=Response, responses=FEATURE_COLLECTION_RESPONSE, description=(
                 "The `k` features nearest to the point (the spatial index's KNN order), nearest "
                 "first (ties by key), each with a `distance` property (metres, planar in "
-                "EPSG:31370, rounded to the mm; 0 inside a polygon)."))
+                "EPSG:31370, rounded to the mm; 0 inside a polygon)." + OUTSIDE_POINT
+                + " No feature is then reported as nearest: it would lie hundreds of kilometres "
+                "away, at a planar Lambert 72 distance that means little there."))
 async def nearest(
     collection_id: CollectionId, request: Request, conn: ConnDep, x: X, y: Y,
     k: Annotated[int, Query(ge=1, le=MAX_NEAREST, description=(
@@ -305,7 +310,9 @@ async def _intersecting(request: Request, conn: AsyncConnection, layer: LayerEnt
              responses=FEATURE_COLLECTION_RESPONSE, openapi_extra=_GEOMETRY_BODY, description=(
                  "Features whose geometry intersects the GeoJSON geometry in the body (given "
                  "in `crs`), by key; `numberMatched` counts them all. A body that is not "
-                 "GeoJSON, or an empty or invalid geometry, is a 400."))
+                 "GeoJSON, or an empty or invalid geometry, is a 400. The geometry is cut to "
+                 "EPSG:31370's area of use (Belgium) before it is reprojected: a polygon of the "
+                 "whole world intersects every feature, one far from Belgium none."))
 async def intersects_geometry(
     collection_id: CollectionId, request: Request, conn: ConnDep, settings: SettingsDep,
     crs: Crs = None, measure: Measure = False, limit: Limit = None, offset: Offset = 0,
@@ -314,8 +321,7 @@ async def intersects_geometry(
     out = parse_crs(crs, "crs")
     geometry = parse_geometry(await request.body(), out)
     layer = await get_layer(conn, collection_id)
-    shape = literal_shape(shapely.to_wkb(geometry), out.srid,
-                          int(shapely.get_dimensions(geometry)), layer)
+    shape = literal_shape(geometry, out.srid, layer)
     return await _intersecting(request, conn, layer, shape, out, measure,
                                _limit(limit, settings.max_limit), offset)
 

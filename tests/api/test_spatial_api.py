@@ -266,8 +266,10 @@ def test_intersects_a_polygon_matches_shapely(client, addresses, municipalities)
 
 @pytest.mark.parametrize("crs", [CRS84, "EPSG:4326"])
 def test_intersects_a_geographic_polygon_matches_shapely(client, municipalities, crs):
-    # The server moves the vertices to EPSG:31370; so does pyproj here, independently.
-    ring = [lambert(*TO_CRS84.transform(x, y)) for x, y in PENTAGON.exterior.coords]
+    # The server draws the edges straight in longitude/latitude (a vertex every 0.001 degree)
+    # and moves the vertices to EPSG:31370; so do shapely and pyproj here, independently.
+    geographic = shapely.Polygon([TO_CRS84.transform(x, y) for x, y in PENTAGON.exterior.coords])
+    ring = [lambert(x, y) for x, y in shapely.segmentize(geographic, 0.001).exterior.coords]
     moved = shapely.Polygon(ring)
     areas = {k: g.intersection(moved).area
              for k, g in municipalities.geometry.items() if g.intersects(moved)}
