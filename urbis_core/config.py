@@ -58,10 +58,16 @@ class FileSource(_Strict):
 
 
 class WfsSource(_Strict):
+    """A WFS 2.0 feature type.
+
+    `format` forces GeoJSON or GML 3.2; unset, the run takes the one the server offers for the
+    type (GeoJSON when offered, else GML 3.2).
+    """
+
     kind: Literal["wfs"]
     url: str
     typename: str
-    format: Literal["geojson", "gml"] = "geojson"
+    format: Literal["geojson", "gml"] | None = None
     srid: int | None = None
     page_size: int | None = Field(default=None, gt=0)
     bbox: tuple[float, float, float, float] | None = None

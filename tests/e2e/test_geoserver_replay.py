@@ -28,7 +28,12 @@ import shapely
 import sqlalchemy as sa
 from shapely.geometry import shape
 
-from tests.support.geoserver_replay import GeoServerReplay, Recording, load_recordings
+from tests.support.geoserver_replay import (
+    GEOSERVER_OUTPUT_FORMATS,
+    GeoServerReplay,
+    Recording,
+    load_recordings,
+)
 from urbis_core.config import WfsSource, load_config
 from urbis_core.settings import SyncSettings
 from urbis_sync.run import RunReport, sync_layer
@@ -191,6 +196,11 @@ def test_synthesized_capabilities_and_schema_read_by_the_wfs_client(replay):
     assert count is not None and count.text == "1000"
     names = {e.text for e in capabilities.iter("{http://www.opengis.net/wfs/2.0}Name")}
     assert names == {r.typename for r in RECORDINGS}
+    formats = [e.text for e in capabilities.findall(
+        f"{ows}OperationsMetadata/{ows}Operation[@name='GetFeature']"
+        f"/{ows}Parameter[@name='outputFormat']/{ows}AllowedValues/{ows}Value")]
+    assert formats == list(GEOSERVER_OUTPUT_FORMATS)
+    assert "application/json" in formats and "text/xml; subtype=gml/3.2" in formats
 
     http = HttpFetcher(RetryPolicy(attempts=1, timeout=5))
     try:
@@ -201,6 +211,9 @@ def test_synthesized_capabilities_and_schema_read_by_the_wfs_client(replay):
             try:
                 fields = {f.name: f.sql_type for f in reader.schema.fields}
                 assert reader.page_size == 1000
+                # GeoServer offers GeoJSON: asked as it spells it, the recordings' format.
+                assert (reader.output.kind, reader.output.value) == ("geojson",
+                                                                     "application/json")
             finally:
                 reader.close()
             recorded = [r for r in RECORDINGS if r.layer == layer]
@@ -278,7 +291,10 @@ def test_complete_recording_syncs_exactly_and_again_changes_nothing(
     assert (run.status, run.fetched, run.inserted) == ("success", n, n)
     assert f"numberMatched {recording.number_matched}" in run.source_info
 
-    # What the client asked: the recorded query, then the next page (past the end).
+    # What the client asked: the capabilities once, the recorded query, then the next page
+    # (past the end).
+    assert [r.request for r in replay.requests] == [
+        "getcapabilities", "describefeaturetype", "getfeature", "getfeature"]
     asked = replay.getfeature_requests
     assert [r.answer for r in asked] == ["recorded", "past_end"]
     bbox = ",".join(f"{v:g}" for v in recording.bbox)
