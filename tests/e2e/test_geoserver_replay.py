@@ -413,3 +413,31 @@ def test_bbox_is_sent_at_full_precision(engine, replay, tmp_path):
     sync(engine, config, recording)  # succeeds today, with the rounded cell's features
     sent = replay.getfeature_requests[0].params["BBOX"].split(",")
     assert tuple(float(v) for v in sent[:4]) == wanted
+
+
+def test_sources_check_reads_the_geoserver_as_it_is(replay, tmp_path):
+    """`urbis sources check` on the GeoServer: GeoJSON chosen from its own list, and, as the
+    replay answers RESULTTYPE=hits with an exception (nothing like it was recorded),
+    numberMatched taken from the first page, saying why."""
+    from urbis_sync.probe import probe_layer
+
+    recording = max(COMPLETE, key=lambda r: len(r.features))
+    config = load_config(write_config(tmp_path, replay.url, [recording]))
+    probe = probe_layer(layer_id(recording), config.layer(layer_id(recording)), SETTINGS)
+    assert probe.ok, probe.error
+    facts = dict(probe.facts)
+    assert facts["capabilities"] == (
+        f"URBIS GeoServer replay (synthesized), WFS 2.0.0, {len({r.layer for r in RECORDINGS})} "
+        "feature types")
+    assert facts["type name"] == f"{recording.typename} ({recording.layer})"
+    assert facts["formats offered"] == (
+        f"{', '.join(GEOSERVER_OUTPUT_FORMATS)} (the GetFeature operation)")
+    assert facts["format used"] == "application/json (GeoJSON, offered by the server)"
+    assert facts["numberMatched"].startswith(
+        f"{recording.number_matched} (the first page's; RESULTTYPE=hits failed: layer "
+        f"'{layer_id(recording)}': GetFeature RESULTTYPE=hits: the server says (HTTP 400): "
+        "InvalidParameterValue (locator outputFormat): only application/json was recorded")
+    keys = sorted(f["properties"][KEY] for f in recording.features)[:5]
+    assert facts["first page"] == (f"{len(recording.features)} features read (page size 1000); "
+                                   f"{KEY}: {', '.join(keys)}, ...")
+    assert [r.answer for r in replay.getfeature_requests] == ["recorded", "exception"]
