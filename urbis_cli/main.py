@@ -413,9 +413,9 @@ def up(host: str | None, port: int | None) -> None:
         click.echo("urbis: some layers failed to sync; serving the last good data", err=True)
     # The worker runs in its own process, so syncing never slows the API's event loop; it is
     # told to stop when `up` stops, and the kernel stops it if `up` dies without a word.
-    worker = subprocess.Popen([sys.executable, "-m", "urbis_cli", "--config", str(config.path),
-                               "sync"],
-                              env={**os.environ, "DATABASE_URL": url},
+    worker = subprocess.Popen([sys.executable, "-m", "urbis_cli", "sync"],
+                              env={**os.environ, "DATABASE_URL": url,
+                                   "URBIS_CONFIG": str(config.path)},
                               preexec_fn=_die_with_parent)
 
     def stop_worker(*_: object) -> None:
