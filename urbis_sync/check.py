@@ -39,13 +39,6 @@ def check_config(path: Path, layer_ids: list[str] | None = None) -> ServiceConfi
     return config
 
 
-def check_sources(config: ServiceConfig, layer_ids: list[str] | None = None) -> None:
-    """Raise ConfigError listing every layer whose source cannot serve its configuration."""
-    problems = source_problems(config, layer_ids or list(config.layers))
-    if problems:
-        raise ConfigError("\n".join(problems))
-
-
 def source_problems(config: ServiceConfig, layer_ids: list[str]) -> list[str]:
     """Every problem found by opening the layers' file sources.
 
