@@ -330,15 +330,16 @@ def test_a_type_without_geojson_on_a_server_with_it_is_read_as_gml(engine, tmp_p
                        "urbis:AddressPoints": "application/json"}
 
 
-def test_unknown_type_name_fails_at_once_naming_the_closest(engine, municipalities_wfs,
-                                                            tmp_path):
-    config = write_config(tmp_path, municipalities_wfs.url, "urbis:Municipalites", "NAT_CODE")
+@pytest.mark.parametrize("server", ["gml_only_wfs", "municipalities_wfs"])
+def test_unknown_type_name_fails_at_once_naming_the_closest(engine, request, tmp_path, server):
+    wfs = request.getfixturevalue(server)
+    config = write_config(tmp_path, wfs.url, "urbis:Municipalites", "NAT_CODE")
     report = sync(engine, config)
     assert report.status == "failed"
     assert report.error == ("layer 'muni': the server has no feature type "
                             "'urbis:Municipalites' (closest of the 1 it offers: "
                             "urbis:Municipalities)")
-    assert [p["REQUEST"] for p in asked(municipalities_wfs)] == ["GetCapabilities"]
+    assert [p["REQUEST"] for p in asked(wfs)] == ["GetCapabilities"]
     assert rows(engine, "SELECT status, error FROM urbis_meta.sync_run")[0] == (
         "failed", report.error)
 
@@ -363,16 +364,18 @@ def test_unknown_type_among_several_lists_the_closest_first(engine, tmp_path):
                                         "msWFSGetFeature(): injected fault"),
     ("exception:OperationNotSupported", "OperationNotSupported"),
 ])
-def test_answers_retrying_cannot_fix_fail_at_once(engine, municipalities_wfs, tmp_path,
-                                                  fault, words):
-    config = write_config(tmp_path, municipalities_wfs.url, "urbis:Municipalities", "NAT_CODE")
-    municipalities_wfs.inject("pass", fault, "pass", "pass")
+@pytest.mark.parametrize("server", ["gml_only_wfs", "municipalities_wfs"])  # GML, GeoJSON asked
+def test_answers_retrying_cannot_fix_fail_at_once(engine, request, tmp_path, fault, words,
+                                                  server):
+    wfs = request.getfixturevalue(server)
+    config = write_config(tmp_path, wfs.url, "urbis:Municipalities", "NAT_CODE")
+    wfs.inject("pass", fault, "pass", "pass")
     report = sync(engine, config)
     assert report.status == "failed"
     assert (report.error or "").startswith("layer 'muni': GetFeature from 5: ")
     assert words in (report.error or "") and "gave up" not in (report.error or "")
-    assert len(municipalities_wfs.getfeature_requests) == 2  # page 1, then the refusal: no retry
-    assert len(municipalities_wfs.pending_faults) == 2
+    assert len(wfs.getfeature_requests) == 2  # page 1, then the refusal: no retry
+    assert len(wfs.pending_faults) == 2
 
 
 def test_real_refusal_with_geojson_asked_fails_at_once_in_the_servers_words(
