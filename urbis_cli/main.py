@@ -1,7 +1,9 @@
 """`urbis`: one entry point composing the core, the sync worker and the API.
 
 Every error the service raises on purpose ends the command with a short message and exit code
-2 (configuration) or 1 (anything else); no traceback for a user's mistake.
+2 (configuration) or 1 (anything else); no traceback for a user's mistake. The layer
+configuration is `--config PATH`, else `URBIS_CONFIG`, else the bundled sample; commands that
+take layers take them as `--layer a,b` or `--collections a,b` (the same option, repeatable).
 """
 
 from __future__ import annotations
@@ -14,16 +16,18 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from urbis_cli.output import ProgressLine, configure_logging
+from urbis_cli.output import ProgressLine, configure_logging, local_time
 from urbis_core.config import ServiceConfig, load_config
 from urbis_core.errors import ConfigError, UrbisError
 from urbis_core.pgcluster import EmbeddedCluster
-from urbis_core.settings import ApiSettings, DatabaseSettings, SyncSettings, config_path_from_env
+from urbis_core.settings import ApiSettings, DatabaseSettings, SyncSettings, config_path
 
 if TYPE_CHECKING:
     from urbis_sync.run import RunReport
@@ -69,19 +73,45 @@ def main() -> None:
     os._exit(code)
 
 
+@dataclass(frozen=True)
+class Invocation:
+    """What the `urbis` group's own options decided, for every command under it."""
+
+    config: Path  # the layer configuration file
+
+
+def _config_path() -> Path:
+    invocation = click.get_current_context().find_object(Invocation)
+    return invocation.config if invocation is not None else config_path()
+
+
+def _layer_ids(ctx: click.Context, param: click.Parameter,
+               values: tuple[str, ...]) -> tuple[str, ...]:
+    """`--layer a,b --layer c` -> ('a', 'b', 'c'): comma lists and repeats, in order, once."""
+    ids = [part.strip() for value in values for part in value.split(",")]
+    if any(not layer_id for layer_id in ids):
+        raise click.BadParameter(f"an empty layer id in {' '.join(values)!r}")
+    return tuple(dict.fromkeys(ids))
+
+
+def layers_option(func: F) -> F:
+    """The one way commands take layers: `--layer` and `--collections` are the same option."""
+    return click.option(
+        "--layer", "--collections", "layers", multiple=True,
+        callback=_layer_ids, metavar="ID[,ID...]",
+        help="Only these layers (collection ids): a comma-separated list, or the option "
+             "repeated; --layer and --collections are the same. Default: all.")(func)
+
+
 def _cluster(settings: DatabaseSettings) -> EmbeddedCluster:
     return EmbeddedCluster(settings.home, allow_apt=settings.allow_apt)
 
 
 def _checked_config(layer_ids: tuple[str, ...] = ()) -> ServiceConfig:
     """Load the config and check its sources before anything touches the database."""
-    from urbis_sync.check import check_sources
+    from urbis_sync.check import check_config
 
-    config = load_config(config_path_from_env())
-    for layer_id in layer_ids:
-        config.layer(layer_id)
-    check_sources(config, list(layer_ids) or None)
-    return config
+    return check_config(_config_path(), list(layer_ids))
 
 
 def _prepare_database(settings: DatabaseSettings) -> str:
@@ -102,7 +132,8 @@ def _prepare_database(settings: DatabaseSettings) -> str:
 
 def _report(report: RunReport) -> None:
     """A summary line for people, and the same facts as a structured log record."""
-    click.echo(report.summary(), err=report.status != "success")
+    click.echo(f"{local_time(datetime.now(UTC))} {report.summary()}",
+               err=report.status != "success")
     logging.getLogger("urbis_sync.run").log(
         logging.INFO if report.status == "success" else logging.ERROR, "run %s", report.status,
         extra={"layer": report.layer_id, "run": report.run_id, "status": report.status,
@@ -163,10 +194,17 @@ def _serve(url: str, host: str | None, port: int | None) -> None:
 
 
 @click.group()
+@click.version_option(package_name="urbis-geoservice", prog_name="urbis",
+                      message="%(prog)s %(version)s")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, metavar="PATH",
+              help="The layer configuration (default: URBIS_CONFIG, else config/urbis.yaml).")
 @click.option("-v", "--verbose", is_flag=True, help="Log more.")
-def cli(verbose: bool) -> None:
+@click.pass_context
+def cli(ctx: click.Context, config_file: Path | None, verbose: bool) -> None:
     """URBIS GeoService: keep URBIS layers in PostGIS and serve them as OGC APIs."""
     configure_logging(verbose)
+    ctx.obj = Invocation(config=config_path(config_file))
 
 
 # -- urbis db -------------------------------------------------------------------------------
@@ -245,21 +283,66 @@ def migrate() -> None:
 
 @cli.group()
 def config() -> None:
-    """The layer configuration (URBIS_CONFIG, default config/urbis.yaml)."""
+    """The layer configuration (--config, else URBIS_CONFIG, else config/urbis.yaml)."""
 
 
 @config.command("check")
 @handle_errors
 def config_check() -> None:
-    """Validate the configuration and open every file source; exit 2 on any problem."""
+    """Validate the configuration and open every file source; exit 2 on any problem.
+
+    Every problem of the file is reported, one line each, including a declared srid that
+    puts a file's data outside that CRS's area of use or outside Belgium.
+    """
     cfg = _checked_config()
     click.echo(f"{cfg.path}: OK ({len(cfg.layers)} layers: {', '.join(cfg.layers)})")
+
+
+# -- urbis sources --------------------------------------------------------------------------
+@cli.group()
+def sources() -> None:
+    """The layers' sources, asked over the network; nothing touches the database."""
+
+
+@sources.command("check")
+@layers_option
+@handle_errors
+def sources_check(layers: tuple[str, ...]) -> None:
+    """Ask each network source what a sync would ask; exit 1 when one fails.
+
+    WFS: capabilities (title, version), the type name, the formats offered and the one a sync
+    would use, numberMatched, the fields and the first page. OGC API: the collection, its
+    fields and first page. Feed: the newest entry. Failures are the server's own words.
+    """
+    from urbis_sync.probe import probe_layer
+
+    config = load_config(_config_path())
+    settings = SyncSettings.from_env()
+    failed: list[str] = []
+    checked = 0
+    for layer_id in config.select(layers):
+        probe = probe_layer(layer_id, config.layer(layer_id), settings)
+        click.echo(f"{layer_id}: {probe.source}")
+        width = max((len(name) for name, _ in probe.facts), default=0) + 1
+        for name, value in probe.facts:
+            click.echo(f"  {name + ':':<{width}} {value}")
+        if probe.error is not None:
+            click.echo(f"  FAILED: {probe.error}")
+            failed.append(layer_id)
+        elif probe.network:
+            click.echo("  OK")
+        checked += probe.network
+    if failed:
+        click.echo(f"urbis: {len(failed)} of {checked} sources failed their check: "
+                   f"{', '.join(failed)}", err=True)
+        sys.exit(1)
+    click.echo(f"urbis: {checked} source{'s' if checked != 1 else ''} checked, all OK")
 
 
 # -- urbis sync / serve / up ----------------------------------------------------------------
 @cli.command()
 @click.option("--once", is_flag=True, help="Sync each layer once, then exit.")
-@click.option("--layer", "layers", multiple=True, help="Only this layer id (repeatable).")
+@layers_option
 @handle_errors
 def sync(once: bool, layers: tuple[str, ...]) -> None:
     """Keep the configured layers in PostGIS: each on its schedule, or once with --once."""
@@ -275,29 +358,32 @@ def sync(once: bool, layers: tuple[str, ...]) -> None:
 
 
 @cli.command()
+@layers_option
 @handle_errors
-def status() -> None:
-    """Per layer: version, features, last success, last failure, next run, quarantined."""
+def status(layers: tuple[str, ...]) -> None:
+    """Per layer: version, features, last success, last failure, next run, quarantined.
+
+    Times are local, ISO 8601 with their UTC offset.
+    """
     from urbis_core.db import create_sync_engine, resolve_database_url
     from urbis_sync.schedule import layer_status
 
-    config = load_config(config_path_from_env())
+    config = load_config(_config_path())
+    wanted = config.select(layers)
     engine = create_sync_engine(resolve_database_url(DatabaseSettings.from_env()))
     try:
-        rows = layer_status(engine, config)
+        rows = [s for s in layer_status(engine, config) if s.layer_id in wanted]
     finally:
         engine.dispose()
-
-    def when(value: datetime | None) -> str:
-        return value.astimezone().strftime("%Y-%m-%d %H:%M:%S") if value else "-"
 
     header = ("layer", "version", "features", "last success", "last failure", "next run",
               "quarantined")
     table = [header] + [(
         s.layer_id, str(s.version or "-"), str(s.feature_count if s.feature_count is not None
                                                else "-"),
-        when(s.last_success), when(s.last_failure) + (" (running)" if s.running else ""),
-        when(s.next_run), str(s.quarantined)) for s in rows]
+        local_time(s.last_success),
+        local_time(s.last_failure) + (" (running)" if s.running else ""),
+        local_time(s.next_run), str(s.quarantined)) for s in rows]
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     for row in table:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
@@ -331,7 +417,8 @@ def up(host: str | None, port: int | None) -> None:
     # The worker runs in its own process, so syncing never slows the API's event loop; it is
     # told to stop when `up` stops, and the kernel stops it if `up` dies without a word.
     worker = subprocess.Popen([sys.executable, "-m", "urbis_cli", "sync"],
-                              env={**os.environ, "DATABASE_URL": url},
+                              env={**os.environ, "DATABASE_URL": url,
+                                   "URBIS_CONFIG": str(config.path)},
                               preexec_fn=_die_with_parent)
 
     def stop_worker(*_: object) -> None:
@@ -370,8 +457,7 @@ def tiles_group() -> None:
 
 
 @tiles_group.command("seed")
-@click.option("--collections", default=None,
-              help="Comma-separated collection ids, drawn in that order (default: all).")
+@layers_option
 @click.option("--tms", "tms_id", default="WebMercatorQuad", show_default=True,
               help="Tile matrix set: WebMercatorQuad, or BelgianLambert72 (MBTiles only).")
 @click.option("--zooms", required=True, help="Zoom levels: a range (10-16) or one (14).")
@@ -383,7 +469,7 @@ def tiles_group() -> None:
 @click.option("--force", is_flag=True,
               help="Start over: seed a finished archive again, drop an interrupted run's tiles.")
 @handle_errors
-def tiles_seed(collections: str | None, tms_id: str, zooms: str, bbox: str | None, out: str,
+def tiles_seed(layers: tuple[str, ...], tms_id: str, zooms: str, bbox: str | None, out: str,
                force: bool) -> None:
     """Render every tile of the collections into a PMTiles or MBTiles archive.
 
@@ -391,7 +477,6 @@ def tiles_seed(collections: str | None, tms_id: str, zooms: str, bbox: str | Non
     left out. Interrupted (Ctrl-C, kill)? Run the same command again: it goes on from there.
     """
     import time
-    from pathlib import Path
     from typing import NoReturn
 
     from tiles.seed import SeedInterrupted, SeedProgress, progress_bar, run_seed, seed_request
@@ -418,7 +503,7 @@ def tiles_seed(collections: str | None, tms_id: str, zooms: str, bbox: str | Non
             sys.stderr.flush()
 
     try:
-        request = seed_request(Path(out), tms_id, zooms, collections, bbox, force)
+        request = seed_request(Path(out), tms_id, zooms, ",".join(layers) or None, bbox, force)
     except InvalidParameter as exc:
         refuse(exc)
     url = _prepare_database(DatabaseSettings.from_env())

@@ -1,4 +1,8 @@
-"""What the CLI prints: a live progress line for people, JSON log lines for machines."""
+"""What the CLI prints: a live progress line for people, JSON log lines for machines.
+
+Every time it prints is ISO 8601 with its UTC offset (local time for people, UTC in JSON), so
+that a line read elsewhere, or after a change of daylight saving time, is never ambiguous.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,23 @@ import logging
 import sys
 import time
 from datetime import UTC, datetime
+
+
+def local_time(value: datetime | None, empty: str = "-") -> str:
+    """`2026-12-06T21:10:33+01:00`: the local time with its offset (naive values are UTC)."""
+    if value is None:
+        return empty
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone().isoformat(timespec="seconds")
+
+
+class PeopleFormatter(logging.Formatter):
+    """Log lines for a terminal, stamped with the local time and its offset."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        return datetime.fromtimestamp(record.created, UTC).astimezone().isoformat(
+            timespec="milliseconds")
 
 
 class JsonFormatter(logging.Formatter):
@@ -35,7 +56,7 @@ def interactive() -> bool:
 def configure_logging(verbose: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if interactive():
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(PeopleFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     else:
         handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=logging.INFO if verbose or not interactive() else logging.WARNING,

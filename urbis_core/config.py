@@ -7,6 +7,7 @@ key one of its fields) live in `urbis_sync.check`, because only the sync knows h
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -58,10 +59,16 @@ class FileSource(_Strict):
 
 
 class WfsSource(_Strict):
+    """A WFS 2.0 feature type.
+
+    `format` forces GeoJSON or GML 3.2; unset, the run takes the one the server offers for the
+    type (GeoJSON when offered, else GML 3.2).
+    """
+
     kind: Literal["wfs"]
     url: str
     typename: str
-    format: Literal["geojson", "gml"] = "geojson"
+    format: Literal["geojson", "gml"] | None = None
     srid: int | None = None
     page_size: int | None = Field(default=None, gt=0)
     bbox: tuple[float, float, float, float] | None = None
@@ -140,26 +147,43 @@ class ServiceConfig(_Strict):
     layers: dict[str, LayerConfig]
 
     def layer(self, layer_id: str) -> LayerConfig:
-        try:
-            return self.layers[layer_id]
-        except KeyError:
+        self.select([layer_id])
+        return self.layers[layer_id]
+
+    def select(self, layer_ids: Sequence[str]) -> list[str]:
+        """The layer ids asked for, checked, in order; every layer when none is asked for."""
+        unknown = [layer_id for layer_id in layer_ids if layer_id not in self.layers]
+        if unknown:
             known = ", ".join(sorted(self.layers)) or "none"
-            raise ConfigError(
-                f"{self.path}: no layer '{layer_id}' (configured layers: {known})"
-            ) from None
+            names = ", ".join(f"'{layer_id}'" for layer_id in unknown)
+            raise ConfigError(f"{self.path}: no layer {names} (configured layers: {known})")
+        return list(dict.fromkeys(layer_ids)) or list(self.layers)
 
 
 def load_config(path: Path) -> ServiceConfig:
     """Read and validate the YAML file; relative source paths resolve against its folder."""
+    config, problems = read_config(path)
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return config
+
+
+def read_config(path: Path) -> tuple[ServiceConfig, list[str]]:
+    """The layers that are valid, and every problem of the file.
+
+    Each problem is one line naming the file, the layer and the field, so that
+    `urbis config check` reports them all in one pass.
+    """
     path = path.resolve()
+    nothing = ServiceConfig(path=path, layers={})
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"{path}: configuration file not found") from None
+        return nothing, [f"{path}: configuration file not found"]
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from None
+        return nothing, [f"{path}: not valid YAML: {exc}".replace("\n", " ")]
     if not isinstance(raw, dict) or not isinstance(raw.get("layers"), dict) or not raw["layers"]:
-        raise ConfigError(f"{path}: expected a mapping with a non-empty 'layers' mapping")
+        return nothing, [f"{path}: expected a mapping with a non-empty 'layers' mapping"]
 
     layers: dict[str, LayerConfig] = {}
     problems: list[str] = []
@@ -183,9 +207,7 @@ def load_config(path: Path) -> ServiceConfig:
         layers[layer_id] = layer
     unknown_top = sorted(set(raw) - {"layers"})
     problems.extend(f"{path}: unknown top-level key '{k}'" for k in unknown_top)
-    if problems:
-        raise ConfigError("\n".join(problems))
-    return ServiceConfig(path=path, layers=layers)
+    return ServiceConfig(path=path, layers=layers), problems
 
 
 def _describe(error: Any) -> str:

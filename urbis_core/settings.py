@@ -129,7 +129,7 @@ class SyncSettings:
         )
 
 
-def config_path_from_env(env: Mapping[str, str] = os.environ) -> Path:
-    """The layer configuration file: `URBIS_CONFIG`, or the bundled sample configuration."""
-    raw = env.get("URBIS_CONFIG")
+def config_path(option: Path | None = None, env: Mapping[str, str] = os.environ) -> Path:
+    """The layer configuration file: `--config`, else `URBIS_CONFIG`, else the sample's."""
+    raw = option or env.get("URBIS_CONFIG")
     return Path(raw).resolve() if raw else DEFAULT_CONFIG

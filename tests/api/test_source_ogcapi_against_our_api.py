@@ -53,3 +53,26 @@ def test_addresses_all_arrive_once(api: str, http: HttpFetcher) -> None:
     assert all(g is not None and g.geom_type in ("Point", "MultiPoint") for g in geometries)
     x, y = shapely.get_coordinates(geometries).mean(axis=0)
     assert 140_000 < x < 160_000 and 160_000 < y < 180_000  # Saint-Gilles, in Lambert 72
+
+
+def test_sources_check_reads_our_collection(api: str) -> None:
+    from urbis_core.config import LayerConfig
+    from urbis_core.settings import SyncSettings
+    from urbis_sync.probe import probe_layer
+
+    layer = LayerConfig.model_validate(
+        {"source": {"kind": "ogcapi", "url": api, "collection": "municipalities"},
+         "key": "NAT_CODE"})
+    probe = probe_layer("muni", layer, SyncSettings(http_attempts=2, http_backoff=0.1))
+    assert probe.ok, probe.error
+    facts = dict(probe.facts)
+    assert facts["collection"] == (f"storageCrs EPSG:31370; OGC API {api}/collections/"
+                                   "municipalities, EPSG:31370, types from queryables, limit 1000")
+    assert "NAT_CODE text" in facts["fields"]
+    assert facts["numberMatched"] == "19 (the first page's)"
+    assert facts["first page"].startswith("19 features read (page size 1000); NAT_CODE: ")
+    missing = LayerConfig.model_validate(
+        {"source": {"kind": "ogcapi", "url": api, "collection": "nope"}, "key": "ID"})
+    failed = probe_layer("nope", missing, SyncSettings(http_attempts=3, http_backoff=0.1))
+    assert failed.error is not None and "HTTP 404" in failed.error and "gave up" not in \
+        failed.error

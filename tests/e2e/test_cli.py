@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
+import re
 import shutil
+import sqlite3
 import subprocess
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
+import geopandas as gpd
 import httpx
 import psycopg
 import pytest
 
 from tests.api.conftest import URBIS
 from tests.conftest import SAMPLE_CONFIG, SAMPLE_DIR
+from tests.support.mapserver import write_sample_municipalities
 from urbis_core.pgcluster import EmbeddedCluster, free_port
 
 
@@ -143,9 +150,11 @@ def test_config_check_accepts_the_sample():
 
 def test_up_serves_the_sample_from_a_fresh_embedded_database(urbis_home: Path):
     port = free_port()
-    env = clean_env(URBIS_HOME=str(urbis_home), URBIS_PORT=str(port))
-    proc = subprocess.Popen([str(URBIS), "up"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    # --config wins over URBIS_CONFIG, for `up` and for the sync worker it starts.
+    env = clean_env(URBIS_HOME=str(urbis_home), URBIS_PORT=str(port),
+                    URBIS_CONFIG=str(urbis_home / "absent.yaml"))
+    proc = subprocess.Popen([str(URBIS), "--config", str(SAMPLE_CONFIG), "up"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120
@@ -165,6 +174,8 @@ def test_up_serves_the_sample_from_a_fresh_embedded_database(urbis_home: Path):
         assert items["numberMatched"] == 19
         workers = children_running(proc.pid, "urbis_cli sync")
         assert len(workers) == 1  # the continuous sync runs beside the API
+        worker_env = Path(f"/proc/{workers[0]}/environ").read_bytes().split(b"\0")
+        assert f"URBIS_CONFIG={SAMPLE_CONFIG}".encode() in worker_env
     finally:
         proc.terminate()
         proc.wait(timeout=20)
@@ -222,3 +233,129 @@ def test_continuous_sync_and_status(database_url: str, tmp_path: Path):
     addresses = next(line for line in status if line.startswith("addresses"))
     assert " 666 " in addresses
     assert next(line for line in status if line.startswith("hourly")).split()[1] == "1"
+
+
+# -- the CLI's polish: version, --config, one option for layers, every problem, times -----------
+
+ISO_WITH_OFFSET = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d")
+
+
+def test_version_is_the_package_version():
+    done = run("--version", env=clean_env(), check=True)
+    assert done.stdout.strip() == f"urbis {importlib.metadata.version('urbis-geoservice')}"
+
+
+def test_config_option_wins_over_urbis_config(tmp_path: Path):
+    env = clean_env(URBIS_CONFIG=str(tmp_path / "absent.yaml"))
+    from_env = run("config", "check", env=env)
+    assert from_env.returncode == 2 and "absent.yaml: configuration file not found" in \
+        from_env.stderr
+    chosen = run("--config", str(SAMPLE_CONFIG), "config", "check", env=env, check=True)
+    assert chosen.stdout.strip() == f"{SAMPLE_CONFIG}: OK (2 layers: municipalities, addresses)"
+    missing = run("--config", str(tmp_path / "nope.yaml"), "sources", "check", env=env)
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == (f"urbis: configuration error: {tmp_path / 'nope.yaml'}: "
+                                      "configuration file not found")
+
+
+def lon_lat_shapefile_without_prj(folder: Path) -> Path:
+    """The sample municipalities in degrees (EPSG:4326), as a shapefile with no .prj."""
+    gpkg = write_sample_municipalities(folder / "municipalities.gpkg")
+    frame = gpd.read_file(gpkg).to_crs(4326)
+    path = folder / "degrees.shp"
+    with warnings.catch_warnings():  # shapefiles keep dates as text: not what is tested here
+        warnings.simplefilter("ignore", RuntimeWarning)
+        frame.to_file(path)
+    path.with_suffix(".prj").unlink()
+    return path
+
+
+def test_config_check_reports_every_problem_in_one_pass(tmp_path: Path):
+    degrees = lon_lat_shapefile_without_prj(tmp_path)
+    muni = SAMPLE_DIR / "UrbAdm_MUNICIPALITY.shp"
+    config = tmp_path / "urbis.yaml"
+    config.write_text(
+        "layers:\n"
+        "  wrong_kind:\n    source: {kind: ftp, url: 'ftp://x'}\n    key: ID\n"
+        f"  declared_degrees:\n    source: {{kind: file, path: {muni}, srid: 4326}}\n"
+        "    key: NAT_CODE\n"
+        f"  declared_lambert:\n    source: {{kind: file, path: {degrees}, srid: 31370}}\n"
+        "    key: NAT_CODE\n"
+        f"  missing_fields:\n    source: {{kind: file, path: {muni}, srid: 31370}}\n"
+        "    key: NIS\n    indexes: [NAME_FRE, SURFACE]\n"
+        f"  fine:\n    source: {{kind: file, path: {degrees}, srid: 4326}}\n    key: NAT_CODE\n"
+        "  no_file:\n    source: {kind: file, path: nowhere.gpkg}\n    key: ID\n")
+    done = run("--config", str(config), "config", "check", env=clean_env())
+    assert done.returncode == 2 and done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    prefix = f"urbis: configuration error: {config}: layer "
+    assert all(line.startswith(prefix) for line in lines), lines
+    problems = sorted(line.removeprefix(prefix) for line in lines)
+    assert len(problems) == 6, problems
+    assert problems[0].startswith(
+        "'declared_degrees': source.srid: EPSG:4326 (WGS 84) does not fit the data: its "
+        "extent (141")
+    assert "outside that CRS's area of use (World: -180, -90, 180, 90)" in problems[0]
+    assert problems[1].startswith(
+        "'declared_lambert': source.srid: EPSG:31370 (BD72 / Belgian Lambert 72) does not fit "
+        "the data: its extent (4.2")
+    assert "outside that CRS's area of use (Belgium - onshore: 2.5, 49.5, 6.4, 51.51)" in \
+        problems[1]
+    assert problems[2].startswith("'missing_fields': indexes: 'SURFACE' not in the source")
+    assert problems[3].startswith("'missing_fields': key: field 'NIS' is not in the source")
+    assert problems[4].startswith("'no_file': source.path ") and "does not exist" in problems[4]
+    assert problems[5].startswith("'wrong_kind': source.kind: unknown kind 'ftp'")
+
+    # The same file with the srids fixed is accepted: the sample data are plausible.
+    config.write_text(
+        "layers:\n"
+        f"  lambert:\n    source: {{kind: file, path: {muni}, srid: 31370}}\n    key: NAT_CODE\n"
+        f"  degrees:\n    source: {{kind: file, path: {degrees}, srid: 4326}}\n"
+        "    key: NAT_CODE\n"
+        f"  addresses:\n    source: {{kind: file, path: {SAMPLE_DIR / 'UrbAdm_AdPt_sample.zip'}}}"
+        "\n    key: ID\n")
+    run("--config", str(config), "config", "check", env=clean_env(), check=True)
+
+
+def test_layers_by_layer_or_collections_and_times_with_their_offset(database_url: str,
+                                                                     tmp_path: Path):
+    env = clean_env(DATABASE_URL=database_url)
+    unknown = run("sync", "--once", "--layer", "municipalities,nope", env=env)
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip() == (
+        f"urbis: configuration error: {SAMPLE_CONFIG}: no layer 'nope' (configured layers: "
+        "addresses, municipalities)")
+    empty = run("sync", "--once", "--collections", "municipalities,", env=env)
+    assert empty.returncode == 2 and "an empty layer id" in empty.stderr
+
+    synced = run("sync", "--once", "--collections", "municipalities", env=env, check=True)
+    assert ISO_WITH_OFFSET.match(synced.stdout)  # the summary line starts with its time
+    assert "municipalities: 19 features read, 19 inserted" in synced.stdout
+    assert "addresses:" not in synced.stdout
+    logs = [json.loads(line) for line in synced.stderr.splitlines() if line.startswith("{")]
+    assert logs and all(datetime.fromisoformat(r["time"]).utcoffset() is not None
+                        for r in logs)
+    again = run("sync", "--once", "--layer", "addresses", "--layer", "municipalities", env=env,
+                check=True)
+    assert "addresses: 666 features read, 666 inserted" in again.stdout
+    assert "municipalities: 19 features read, 0 inserted" in again.stdout
+
+    status = run("status", "--collections", "addresses", env=env, check=True).stdout
+    rows = status.splitlines()
+    assert len(rows) == 2 and rows[1].startswith("addresses ")
+    stamps = ISO_WITH_OFFSET.findall(rows[1])
+    assert len(stamps) == 2  # last success, next run (no failure)
+    assert all(datetime.fromisoformat(s).utcoffset() is not None for s in stamps)
+
+    out = tmp_path / "two.mbtiles"
+    seeded = run("tiles", "seed", "--layer", "municipalities", "--collections", "addresses",
+                 "--zooms", "11", "--out", str(out), env=env, check=True)
+    assert "tiles" in seeded.stdout and out.exists()
+    with sqlite3.connect(out) as archive:
+        meta = dict(archive.execute("SELECT name, value FROM metadata").fetchall())
+    layers = [layer["id"] for layer in json.loads(meta["json"])["vector_layers"]]
+    assert layers == ["municipalities", "municipalities_labels", "addresses"]
+    refused = run("tiles", "seed", "--layer", "nope", "--zooms", "11", "--out",
+                  str(tmp_path / "n.mbtiles"), env=env)
+    assert refused.returncode == 2
+    assert "no collection nope; synced ones: addresses, municipalities" in refused.stderr

@@ -28,7 +28,12 @@ import shapely
 import sqlalchemy as sa
 from shapely.geometry import shape
 
-from tests.support.geoserver_replay import GeoServerReplay, Recording, load_recordings
+from tests.support.geoserver_replay import (
+    GEOSERVER_OUTPUT_FORMATS,
+    GeoServerReplay,
+    Recording,
+    load_recordings,
+)
 from urbis_core.config import WfsSource, load_config
 from urbis_core.settings import SyncSettings
 from urbis_sync.run import RunReport, sync_layer
@@ -191,6 +196,11 @@ def test_synthesized_capabilities_and_schema_read_by_the_wfs_client(replay):
     assert count is not None and count.text == "1000"
     names = {e.text for e in capabilities.iter("{http://www.opengis.net/wfs/2.0}Name")}
     assert names == {r.typename for r in RECORDINGS}
+    formats = [e.text for e in capabilities.findall(
+        f"{ows}OperationsMetadata/{ows}Operation[@name='GetFeature']"
+        f"/{ows}Parameter[@name='outputFormat']/{ows}AllowedValues/{ows}Value")]
+    assert formats == list(GEOSERVER_OUTPUT_FORMATS)
+    assert "application/json" in formats and "text/xml; subtype=gml/3.2" in formats
 
     http = HttpFetcher(RetryPolicy(attempts=1, timeout=5))
     try:
@@ -201,6 +211,9 @@ def test_synthesized_capabilities_and_schema_read_by_the_wfs_client(replay):
             try:
                 fields = {f.name: f.sql_type for f in reader.schema.fields}
                 assert reader.page_size == 1000
+                # GeoServer offers GeoJSON: asked as it spells it, the recordings' format.
+                assert (reader.output.kind, reader.output.value) == ("geojson",
+                                                                     "application/json")
             finally:
                 reader.close()
             recorded = [r for r in RECORDINGS if r.layer == layer]
@@ -278,7 +291,10 @@ def test_complete_recording_syncs_exactly_and_again_changes_nothing(
     assert (run.status, run.fetched, run.inserted) == ("success", n, n)
     assert f"numberMatched {recording.number_matched}" in run.source_info
 
-    # What the client asked: the recorded query, then the next page (past the end).
+    # What the client asked: the capabilities once, the recorded query, then the next page
+    # (past the end).
+    assert [r.request for r in replay.requests] == [
+        "getcapabilities", "describefeaturetype", "getfeature", "getfeature"]
     asked = replay.getfeature_requests
     assert [r.answer for r in asked] == ["recorded", "past_end"]
     bbox = ",".join(f"{v:g}" for v in recording.bbox)
@@ -397,3 +413,31 @@ def test_bbox_is_sent_at_full_precision(engine, replay, tmp_path):
     sync(engine, config, recording)  # succeeds today, with the rounded cell's features
     sent = replay.getfeature_requests[0].params["BBOX"].split(",")
     assert tuple(float(v) for v in sent[:4]) == wanted
+
+
+def test_sources_check_reads_the_geoserver_as_it_is(replay, tmp_path):
+    """`urbis sources check` on the GeoServer: GeoJSON chosen from its own list, and, as the
+    replay answers RESULTTYPE=hits with an exception (nothing like it was recorded),
+    numberMatched taken from the first page, saying why."""
+    from urbis_sync.probe import probe_layer
+
+    recording = max(COMPLETE, key=lambda r: len(r.features))
+    config = load_config(write_config(tmp_path, replay.url, [recording]))
+    probe = probe_layer(layer_id(recording), config.layer(layer_id(recording)), SETTINGS)
+    assert probe.ok, probe.error
+    facts = dict(probe.facts)
+    assert facts["capabilities"] == (
+        f"URBIS GeoServer replay (synthesized), WFS 2.0.0, {len({r.layer for r in RECORDINGS})} "
+        "feature types")
+    assert facts["type name"] == f"{recording.typename} ({recording.layer})"
+    assert facts["formats offered"] == (
+        f"{', '.join(GEOSERVER_OUTPUT_FORMATS)} (the GetFeature operation)")
+    assert facts["format used"] == "application/json (GeoJSON, offered by the server)"
+    assert facts["numberMatched"].startswith(
+        f"{recording.number_matched} (the first page's; RESULTTYPE=hits failed: layer "
+        f"'{layer_id(recording)}': GetFeature RESULTTYPE=hits: the server says (HTTP 400): "
+        "InvalidParameterValue (locator outputFormat): only application/json was recorded")
+    keys = sorted(f["properties"][KEY] for f in recording.features)[:5]
+    assert facts["first page"] == (f"{len(recording.features)} features read (page size 1000); "
+                                   f"{KEY}: {', '.join(keys)}, ...")
+    assert [r.answer for r in replay.getfeature_requests] == ["recorded", "exception"]

@@ -384,3 +384,114 @@ def test_factory_fixture(request: pytest.FixtureRequest, data: dict[str, Path],
     r = client.get(server.url, params=get_feature("urbisvector:Municipalities",
                                                   OUTPUTFORMAT="geojson", SORTBY="NAT_CODE"))
     assert [f["properties"]["NAT_CODE"] for f in r.json()["features"]] == NIS_CODES[:7]
+
+
+# -- servers without GeoJSON, refusals, and the faults that imitate them ----------------------
+
+def advertised_formats(root: ET.Element) -> tuple[list[str], dict[str, list[str]]]:
+    """(the GetFeature operation's outputFormat values, each FeatureType's OutputFormats)."""
+    operation = [e.text or "" for e in root.findall(
+        "ows:OperationsMetadata/ows:Operation[@name='GetFeature']"
+        "/ows:Parameter[@name='outputFormat']/ows:AllowedValues/ows:Value", NS)]
+    per_type = {
+        ft.findtext("wfs:Name", namespaces=NS) or "": [
+            f.text or "" for f in ft.findall("wfs:OutputFormats/wfs:Format", NS)]
+        for ft in root.findall("wfs:FeatureTypeList/wfs:FeatureType", NS)}
+    return operation, per_type
+
+
+GML_FORMATS = [GML32, "text/xml; subtype=gml/3.2.1", "text/xml; subtype=gml/3.1.1",
+               "text/xml; subtype=gml/2.1.2"]
+
+
+def test_server_without_geojson_offers_gml_only_and_refuses_json(
+        data: dict[str, Path], tmp_path: Path, client: httpx.Client) -> None:
+    with MapServerWfs(layers(data), tmp_path, page_size=5, geojson=False) as server:
+        assert "OUTPUTFORMAT" not in server.mapfile.read_text()
+        caps = ET.fromstring(client.get(server.url, params={
+            **BASE, "REQUEST": "GetCapabilities"}).content)
+        operation, per_type = advertised_formats(caps)
+        assert operation == GML_FORMATS
+        assert per_type == {"urbis:Municipalities": GML_FORMATS,
+                            "urbis:AddressPoints": GML_FORMATS}
+        for asked in ("application/json", "geojson", "json", "application/geo+json"):
+            refused = client.get(server.url, params=get_feature(
+                "urbis:Municipalities", OUTPUTFORMAT=asked, COUNT=5))
+            assert refused.status_code == 400, asked
+            assert refused.headers["content-type"] == "text/xml; charset=UTF-8"
+            report = ET.fromstring(refused.content)
+            assert report.tag == f"{{{NS['ows']}}}ExceptionReport"
+            exception = report.find("ows:Exception", NS)
+            assert exception is not None
+            assert exception.get("exceptionCode") == "InvalidParameterValue"
+            assert exception.get("locator") == "outputformat"
+            assert exception.findtext("ows:ExceptionText", namespaces=NS) == (
+                f"msWFSGetFeature(): WFS server error. '{asked}' is not a permitted output "
+                "format for layer 'Municipalities', review wfs_getfeature_formatlist setting.")
+        page = client.get(server.url, params=get_feature(
+            "urbis:Municipalities", OUTPUTFORMAT=GML32, COUNT=5, SORTBY="NAT_CODE"))
+        assert page.status_code == 200
+        root = ET.fromstring(page.content)
+        assert (root.get("numberMatched"), root.get("numberReturned")) == ("19", "5")
+        # GeoServer's spelling of GML 3.2 is not MapServer's: refused like any unknown format.
+        other = client.get(server.url, params=get_feature(
+            "urbis:Municipalities", OUTPUTFORMAT="text/xml; subtype=gml/3.2"))
+        assert other.status_code == 400 and b"not a permitted output format" in other.content
+
+
+def test_one_type_without_geojson_on_a_server_with_it(data: dict[str, Path], tmp_path: Path,
+                                                       client: httpx.Client) -> None:
+    gml_only = [WfsLayer("Municipalities", data["mu"], key="NAT_CODE", geojson=False),
+                layers(data)[1]]
+    with MapServerWfs(gml_only, tmp_path, page_size=5) as server:
+        caps = ET.fromstring(client.get(server.url, params={
+            **BASE, "REQUEST": "GetCapabilities"}).content)
+        operation, per_type = advertised_formats(caps)
+        assert operation == [*GML_FORMATS, "application/json"]  # another type offers it
+        assert per_type == {"urbis:Municipalities": GML_FORMATS,
+                            "urbis:AddressPoints": [*GML_FORMATS, "application/json"]}
+        refused = client.get(server.url, params=get_feature(
+            "urbis:Municipalities", OUTPUTFORMAT="application/json"))
+        assert refused.status_code == 400 and b"InvalidParameterValue" in refused.content
+        served = client.get(server.url, params=get_feature(
+            "urbis:AddressPoints", OUTPUTFORMAT="application/json", COUNT=1))
+        assert served.status_code == 200 and served.json()["numberMatched"] == 666
+
+
+def test_refusals_and_hits(wfs: MapServerWfs, client: httpx.Client) -> None:
+    def refusal(**params: Any) -> tuple[int, str | None, str]:
+        r = client.get(wfs.url, params=get_feature("urbis:Municipalities", **params))
+        exception = ET.fromstring(r.content).find("ows:Exception", NS)
+        assert exception is not None, r.text
+        assert exception.get("exceptionCode") == "InvalidParameterValue"
+        return r.status_code, exception.get("locator"), exception.findtext(
+            "ows:ExceptionText", namespaces=NS) or ""
+
+    status, locator, text = refusal(TYPENAMES="urbis:Nope")
+    assert (status, locator) == (400, "typename") and "TYPENAME 'Nope' doesn't exist" in text
+    status, locator, text = refusal(SRSNAME="EPSG:3812", OUTPUTFORMAT="application/json")
+    assert (status, locator) == (400, "srsname") and "Invalid SRS" in text
+    hits = client.get(wfs.url, params=get_feature("urbis:Municipalities", RESULTTYPE="hits"))
+    root = ET.fromstring(hits.content)
+    assert (root.get("numberMatched"), root.get("numberReturned")) == ("19", "0")
+    crash = client.get(wfs.url, params=get_feature("urbis:Municipalities", RESULTTYPE="hits",
+                                                   OUTPUTFORMAT="application/json"))
+    assert crash.status_code == 502 and b"mapserv failed" in crash.content
+
+
+def test_http_status_and_exception_report_faults(fresh_wfs: MapServerWfs,
+                                                 client: httpx.Client) -> None:
+    fresh_wfs.inject("http:404", "http:429", "exception:NoApplicableCode")
+    assert [str(f) for f in fresh_wfs.pending_faults] == [
+        "http:404", "http:429", "exception:NoApplicableCode"]
+    not_found = client.get(fresh_wfs.url, params=municipalities_page(fresh_wfs))
+    assert not_found.status_code == 404 and b"injected fault" in not_found.content
+    assert client.get(fresh_wfs.url, params=municipalities_page(fresh_wfs)).status_code == 429
+    report = client.get(fresh_wfs.url, params=municipalities_page(fresh_wfs))  # GeoJSON asked
+    assert report.status_code == 200 and report.headers["content-type"].startswith("text/xml")
+    exception = ET.fromstring(report.content).find("ows:Exception", NS)
+    assert exception is not None and exception.get("exceptionCode") == "NoApplicableCode"
+    assert client.get(fresh_wfs.url, params=municipalities_page(fresh_wfs)).status_code == 200
+    for bad in ("http:200", "http:x", "exception:", "exception:a b"):
+        with pytest.raises(ValueError):
+            fresh_wfs.inject(bad)

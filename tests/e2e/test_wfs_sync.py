@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 import geopandas as gpd
 import psycopg
@@ -46,11 +47,13 @@ def live_content(engine: sa.Engine, table: str, key: str) -> list:
                         f'ST_AsEWKB(geom) FROM urbis.{table} t ORDER BY 1')
 
 
-def write_config(tmp_path: Path, url: str, typename: str, key: str, fmt: str = "geojson",
-                 layer_id: str = "muni") -> Path:
-    path = tmp_path / f"{layer_id}-{fmt}.yaml"
+def write_config(tmp_path: Path, url: str, typename: str, key: str, fmt: str | None = None,
+                 layer_id: str = "muni", extra: str = "") -> Path:
+    """A one-layer config; `fmt` None leaves the format to the server's capabilities."""
+    path = tmp_path / f"{layer_id}-{fmt or 'auto'}.yaml"
+    forced = f", format: {fmt}" if fmt else ""
     path.write_text(f"layers:\n  {layer_id}:\n    source: {{kind: wfs, url: '{url}', "
-                    f"typename: '{typename}', format: {fmt}}}\n    key: {key}\n")
+                    f"typename: '{typename}'{forced}{extra}}}\n    key: {key}\n")
     return path
 
 
@@ -246,3 +249,173 @@ def test_axis_order_when_asking_for_epsg_4326(engine, municipalities_wfs, tmp_pa
     # MapServer writes degrees with fewer decimals in GML than in GeoJSON: areas within 0.01 %.
     worst = rows(engine, 'SELECT max(abs(ST_Area(geom) - "AREA") / "AREA") FROM urbis.muni')[0][0]
     assert worst < 1e-4
+
+
+# -- servers as they are: no GeoJSON, refusals that retrying cannot fix ------------------------
+
+def asked(wfs: MapServerWfs) -> list[dict[str, str]]:
+    """Every request the server received, as upper-case parameters."""
+    return [{k.upper(): v for k, v in parse_qsl(q)} for q in wfs.requests]
+
+
+def requests_of(wfs: MapServerWfs, operation: str) -> list[dict[str, str]]:
+    return [p for p in asked(wfs) if p.get("REQUEST") == operation]
+
+
+@pytest.fixture
+def gml_only_wfs(tmp_path):
+    """The municipalities on a MapServer configured without any GeoJSON output format."""
+    gpkg = write_sample_municipalities(tmp_path / "municipalities.gpkg")
+    with MapServerWfs([WfsLayer("Municipalities", gpkg, key="NAT_CODE")], tmp_path / "ms",
+                      page_size=5, geojson=False) as wfs:
+        yield wfs
+
+
+def test_server_without_geojson_syncs_through_gml32(engine, gml_only_wfs, tmp_path):
+    config = write_config(tmp_path, gml_only_wfs.url, "urbis:Municipalities", "NAT_CODE")
+    report = sync(engine, config)
+    assert report.status == "success", report.error
+    assert (report.fetched, report.inserted) == (19, 19)
+    assert len(requests_of(gml_only_wfs, "GetCapabilities")) == 1  # once per run
+    pages = requests_of(gml_only_wfs, "GetFeature")
+    assert len(pages) == 5
+    # The exact string the server advertises, not one of the spellings it would refuse.
+    assert {p["OUTPUTFORMAT"] for p in pages} == {"application/gml+xml; version=3.2"}
+    source_info = rows(engine, "SELECT source_info FROM urbis_meta.sync_run")[0][0]
+    assert "GML 3.2, the server offers no GeoJSON" in source_info
+    # The right features with their typed values: those of the file the server serves.
+    served = gpd.read_file(gml_only_wfs.layers[0].path).set_index("NAT_CODE")
+    stored = {r.NAT_CODE: r for r in rows(
+        engine, 'SELECT "NAT_CODE", "ID", "NAME_FRE", "AREA", "BEGIN_LIFE", '
+                'ST_Area(geom) AS area FROM urbis.muni')}
+    assert sorted(stored) == sorted(served.index) == [str(c) for c in range(21001, 21020)]
+    for code, row in stored.items():
+        assert row.ID == served.loc[code, "ID"] and isinstance(row.ID, int)
+        assert row.NAME_FRE == served.loc[code, "NAME_FRE"]
+        assert row.AREA == pytest.approx(served.loc[code, "AREA"])
+        assert abs(row.area - row.AREA) < 1.0
+        assert row.BEGIN_LIFE.date() == served.loc[code, "BEGIN_LIFE"].date()
+    types = {c["name"]: c["type"] for c in rows(
+        engine, "SELECT columns FROM urbis_meta.layer_catalog")[0][0]}
+    assert (types["ID"], types["AREA"], types["BEGIN_LIFE"]) == (
+        "bigint", "double precision", "timestamptz")
+
+
+def test_forced_geojson_on_a_server_without_it_fails_at_once(engine, gml_only_wfs, tmp_path):
+    config = write_config(tmp_path, gml_only_wfs.url, "urbis:Municipalities", "NAT_CODE",
+                          "geojson")
+    report = sync(engine, config)
+    assert report.status == "failed"
+    assert report.error == (
+        "layer 'muni': format: geojson, but the server does not offer GeoJSON (it offers: "
+        "application/gml+xml; version=3.2, text/xml; subtype=gml/3.2.1, "
+        "text/xml; subtype=gml/3.1.1, text/xml; subtype=gml/2.1.2); remove `format` (or set "
+        "`format: gml`) to use GML 3.2")
+    assert [p["REQUEST"] for p in asked(gml_only_wfs)] == ["GetCapabilities"]
+
+
+def test_a_type_without_geojson_on_a_server_with_it_is_read_as_gml(engine, tmp_path):
+    gpkg = write_sample_municipalities(tmp_path / "municipalities.gpkg")
+    points = write_sample_address_points(tmp_path / "addresses.gpkg")
+    with MapServerWfs([WfsLayer("Municipalities", gpkg, key="NAT_CODE", geojson=False),
+                       WfsLayer("AddressPoints", points, key="ID", geometry_type="POINT")],
+                      tmp_path / "ms", page_size=200) as wfs:
+        muni = sync(engine, write_config(tmp_path, wfs.url, "Municipalities", "NAT_CODE"))
+        addresses = sync(engine, write_config(tmp_path, wfs.url, "urbis:AddressPoints", "ID",
+                                              layer_id="addresses"), "addresses")
+        formats = {p["TYPENAMES"]: p["OUTPUTFORMAT"] for p in requests_of(wfs, "GetFeature")}
+    assert (muni.status, muni.inserted) == ("success", 19), muni.error
+    assert (addresses.status, addresses.inserted) == ("success", 666), addresses.error
+    assert formats == {"Municipalities": "application/gml+xml; version=3.2",
+                       "urbis:AddressPoints": "application/json"}
+
+
+@pytest.mark.parametrize("server", ["gml_only_wfs", "municipalities_wfs"])
+def test_unknown_type_name_fails_at_once_naming_the_closest(engine, request, tmp_path, server):
+    wfs = request.getfixturevalue(server)
+    config = write_config(tmp_path, wfs.url, "urbis:Municipalites", "NAT_CODE")
+    report = sync(engine, config)
+    assert report.status == "failed"
+    assert report.error == ("layer 'muni': the server has no feature type "
+                            "'urbis:Municipalites' (closest of the 1 it offers: "
+                            "urbis:Municipalities)")
+    assert [p["REQUEST"] for p in asked(wfs)] == ["GetCapabilities"]
+    assert rows(engine, "SELECT status, error FROM urbis_meta.sync_run")[0] == (
+        "failed", report.error)
+
+
+def test_unknown_type_among_several_lists_the_closest_first(engine, tmp_path):
+    gpkg = write_sample_municipalities(tmp_path / "m.gpkg")
+    layers = [WfsLayer(name, gpkg, key="NAT_CODE") for name in (
+        "Buildings", "StreetAxes", "Municipalities", "StreetSurfaces", "Blocks", "Addresses",
+        "CadastralParcels")]
+    with MapServerWfs(layers, tmp_path / "ms") as wfs:
+        report = sync(engine, write_config(tmp_path, wfs.url, "urbis:StreetAxis", "NAT_CODE"))
+        assert len(wfs.requests) == 1
+    assert report.status == "failed"
+    assert "(closest of the 7 it offers: urbis:StreetAxes, urbis:StreetSurfaces, " in (
+        report.error or "")
+
+
+@pytest.mark.parametrize("fault, words", [
+    ("http:404", "HTTP 404 from"),
+    ("http:400", "HTTP 400 from"),
+    ("exception:InvalidParameterValue", "the server says (HTTP 200): InvalidParameterValue: "
+                                        "msWFSGetFeature(): injected fault"),
+    ("exception:OperationNotSupported", "OperationNotSupported"),
+])
+@pytest.mark.parametrize("server", ["gml_only_wfs", "municipalities_wfs"])  # GML, GeoJSON asked
+def test_answers_retrying_cannot_fix_fail_at_once(engine, request, tmp_path, fault, words,
+                                                  server):
+    wfs = request.getfixturevalue(server)
+    config = write_config(tmp_path, wfs.url, "urbis:Municipalities", "NAT_CODE")
+    wfs.inject("pass", fault, "pass", "pass")
+    report = sync(engine, config)
+    assert report.status == "failed"
+    assert (report.error or "").startswith("layer 'muni': GetFeature from 5: ")
+    assert words in (report.error or "") and "gave up" not in (report.error or "")
+    assert len(wfs.getfeature_requests) == 2  # page 1, then the refusal: no retry
+    assert len(wfs.pending_faults) == 2
+
+
+def test_real_refusal_with_geojson_asked_fails_at_once_in_the_servers_words(
+        engine, municipalities_wfs, tmp_path):
+    """GeoJSON asked, an XML ExceptionReport with HTTP 400 answered (an SRS MapServer does not
+    offer): the server's code, locator and text, after one request."""
+    config = write_config(tmp_path, municipalities_wfs.url, "urbis:Municipalities", "NAT_CODE",
+                          extra=", srid: 3812")
+    report = sync(engine, config)
+    assert report.status == "failed"
+    assert report.error == (
+        "layer 'muni': GetFeature from 0: the server says (HTTP 400): InvalidParameterValue "
+        "(locator srsname): msWFSGetFeature(): WFS server error. Invalid GetFeature Request:"
+        "Invalid SRS. Please check the capabilities and reformulate your request.")
+    assert len(municipalities_wfs.getfeature_requests) == 1
+
+
+@pytest.mark.parametrize("faults", [
+    ["http:503", "http:502"],
+    ["pass", "http:408"],
+    ["pass", "http:429"],
+    ["pass", "exception:NoApplicableCode", "exception:NoApplicableCode"],
+])
+def test_transient_answers_are_still_retried(engine, gml_only_wfs, tmp_path, faults):
+    config = write_config(tmp_path, gml_only_wfs.url, "urbis:Municipalities", "NAT_CODE")
+    gml_only_wfs.inject(*faults)
+    report = sync(engine, config)
+    assert report.status == "success", report.error
+    assert report.inserted == 19
+    retries = len([f for f in faults if f != "pass"])
+    assert len(gml_only_wfs.getfeature_requests) == 5 + retries
+
+
+def test_a_transient_exception_that_persists_fails_with_the_servers_words(
+        engine, municipalities_wfs, tmp_path):
+    config = write_config(tmp_path, municipalities_wfs.url, "urbis:Municipalities", "NAT_CODE")
+    municipalities_wfs.inject(*["exception:NoApplicableCode"] * FAST_RETRIES.http_attempts)
+    report = sync(engine, config)
+    assert report.status == "failed"
+    assert report.error == (
+        "layer 'muni': GetFeature from 0: gave up after 3 attempts: the server says (HTTP 200): "
+        "NoApplicableCode: msWFSGetFeature(): injected fault")
+    assert len(municipalities_wfs.getfeature_requests) == 3

@@ -28,7 +28,10 @@ manager. What is RECORDED and what is SYNTHESIZED:
   recorded, and the replay does not pretend to reproject or to serve whole layers.
 - GetCapabilities: SYNTHESIZED (not recorded): a minimal WFS 2.0 document with the three
   operations, ImplementsResultPaging TRUE and a `CountDefault` constraint (`count_default`),
-  and the recorded feature types.
+  and the recorded feature types (no per-type `OutputFormats`, as GeoServer writes none). The
+  GetFeature operation advertises the `outputFormat` values a stock GeoServer 2.x lists
+  (`GEOSERVER_OUTPUT_FORMATS`, as published GeoServer capabilities show them), although only
+  GetFeature as application/json is answered from the recordings.
 - DescribeFeatureType: SYNTHESIZED (not recorded), shaped like GeoServer's: an XSD with one
   `<Layer>Type` per feature type, properties in the recordings' order typed from the recorded
   values of that layer in all cells (str -> xsd:string, whole numbers -> xsd:int or xsd:long,
@@ -64,6 +67,13 @@ SRID = 31370
 _CRS_NAMES = {f"EPSG:{SRID}", f"urn:ogc:def:crs:EPSG::{SRID}", f"urn:x-ogc:def:crs:EPSG:{SRID}",
               f"http://www.opengis.net/def/crs/EPSG/0/{SRID}",
               f"http://www.opengis.net/gml/srs/epsg.xml#{SRID}"}
+# The GetFeature outputFormat values of a stock GeoServer 2.x WFS 2.0 (no extensions).
+GEOSERVER_OUTPUT_FORMATS = (
+    "application/gml+xml; version=3.2", "GML2", "KML", "SHAPE-ZIP", "application/json",
+    "application/vnd.google-earth.kml xml", "application/vnd.google-earth.kml+xml", "csv",
+    "gml3", "gml32", "json", "text/xml; subtype=gml/2.1.2", "text/xml; subtype=gml/3.1.1",
+    "text/xml; subtype=gml/3.2",
+)
 _JSON_FORMATS = {"application/json", "json", "application/json;subtype=geojson",
                  "application/geo+json"}
 _GML_TYPES = {
@@ -307,10 +317,13 @@ class GeoServerReplay:
             f"<wfs:Name>{WORKSPACE}:{layer}</wfs:Name><wfs:Title>{layer}</wfs:Title>"
             f"<wfs:DefaultCRS>urn:ogc:def:crs:EPSG::{SRID}</wfs:DefaultCRS>"
             "</wfs:FeatureType>" for layer in sorted(self._by_layer))
+        formats = "".join(f"<ows:Value>{escape(f)}</ows:Value>" for f in GEOSERVER_OUTPUT_FORMATS)
+        parameters = {"GetFeature": '<ows:Parameter name="outputFormat"><ows:AllowedValues>'
+                                    f"{formats}</ows:AllowedValues></ows:Parameter>"}
         operations = "".join(
             f'<ows:Operation name="{op}"><ows:DCP><ows:HTTP>'
             f'<ows:Get xlink:href={quoteattr(self.url + "?")}/>'
-            "</ows:HTTP></ows:DCP></ows:Operation>"
+            f"</ows:HTTP></ows:DCP>{parameters.get(op, '')}</ows:Operation>"
             for op in ("GetCapabilities", "DescribeFeatureType", "GetFeature"))
         constraints = "".join(
             f'<ows:Constraint name="{name}"><ows:NoValues/>'

@@ -14,6 +14,26 @@ What the MapServer 8.0 behind it does (checked on Debian 12):
 - OUTPUTFORMAT: `geojson` or `application/json` (same OGR GeoJSON output); GML 3.2 with
   `application/gml+xml; version=3.2`, `text/xml; subtype=gml/3.2.1`, or no OUTPUTFORMAT (the
   default). GML responses come back as `Content-Type: text/xml; subtype="gml/3.2.1"` either way.
+  `text/xml; subtype=gml/3.2` (GeoServer's spelling) is refused like an unknown format.
+  Capabilities list the formats twice: the GetFeature operation's `outputFormat` values
+  (`application/gml+xml; version=3.2`, `text/xml; subtype=gml/3.2.1`, `.../3.1.1`,
+  `.../2.1.2`, then `application/json`) and each FeatureType's `OutputFormats`.
+- Without GeoJSON (`geojson=False`: no OGR GeoJSON OUTPUTFORMAT in the mapfile, no
+  `wfs_getfeature_formatlist`), both lists hold the four GML formats only, and GetFeature with
+  OUTPUTFORMAT=application/json (or geojson, json, application/geo+json) answers HTTP 400,
+  `Content-Type: text/xml; charset=UTF-8`, an `ows:ExceptionReport` with
+  exceptionCode="InvalidParameterValue" locator="outputformat" and the text
+  "msWFSGetFeature(): WFS server error. 'application/json' is not a permitted output format for
+  layer 'Municipalities', review wfs_getfeature_formatlist setting." A layer of its own without
+  GeoJSON on a server with it (`WfsLayer(geojson=False)`, a layer-level
+  `wfs_getfeature_formatlist`) drops application/json from that FeatureType's `OutputFormats`
+  only: the operation still lists it (other types offer it), and that type refuses it the same
+  way.
+- Other refusals are HTTP 400 with an ExceptionReport too, InvalidParameterValue each time: an
+  unknown TYPENAMES (locator `typename`: "TYPENAME 'Nope' doesn't exist in this server..."),
+  an SRSNAME it does not offer (locator `srsname`), a malformed BBOX or FILTER. RESULTTYPE=hits
+  works in GML 3.2 (numberMatched, numberReturned="0"), but with OUTPUTFORMAT=application/json
+  mapserv crashes (exit -11: the front answers 502 "mapserv failed").
 - Paging: `wfs_maxfeatures` = `page_size` is both the default COUNT and a hard cap (COUNT above it
   is silently cut to it); GetCapabilities advertises it as the `CountDefault` constraint and
   `ImplementsResultPaging` TRUE. STARTINDEX is 0-based.
@@ -35,6 +55,11 @@ What the MapServer 8.0 behind it does (checked on Debian 12):
 Faults (one per GetFeature request, in order; other requests are never affected):
 - `pass`: answer normally (to aim a later fault at a given page).
 - `http_500`: 500 with an HTML body; mapserv is not run.
+- `http:<status>`: that HTTP status (e.g. `http:404`, `http:408`, `http:429`, `http:503`) with a
+  small HTML body; mapserv is not run.
+- `exception:<exceptionCode>`: HTTP 200 with `Content-Type: text/xml` and an OWS 2.0
+  ExceptionReport (MapServer's layout) with that exceptionCode, whatever OUTPUTFORMAT was asked,
+  as servers answer some errors; mapserv is not run.
 - `drop`: real status and headers (with the full Content-Length), half the body, then a TCP reset.
 - `truncate`: real status and headers (with the full Content-Length), half the body, then a clean
   close: httpx raises RemoteProtocolError ("peer closed connection without sending complete
@@ -67,7 +92,8 @@ from urllib.parse import unquote_plus
 
 import pytest
 
-FAULT_KINDS = ("pass", "http_500", "drop", "truncate", "truncate_silent", "garbage", "delay")
+FAULT_KINDS = ("pass", "http_500", "http", "exception", "drop", "truncate", "truncate_silent",
+               "garbage", "delay")
 GEOMETRY_NAME = "GEOM"
 NAMESPACE_URI = "http://example.org/urbis-test"
 MAPSERV_TIMEOUT = 60.0
@@ -82,32 +108,50 @@ ERROR_500_BODY = (
 
 @dataclass(frozen=True)
 class Fault:
-    """One fault for one GetFeature request: kind in FAULT_KINDS; seconds only for `delay`."""
+    """One fault for one GetFeature request: kind in FAULT_KINDS; seconds only for `delay`,
+    status only for `http`, code only for `exception`."""
 
     kind: str
     seconds: float = 0.0
+    status: int = 0
+    code: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r} (known: {', '.join(FAULT_KINDS)})")
         if self.kind == "delay" and self.seconds <= 0:
             raise ValueError("a delay fault needs seconds > 0, e.g. Fault.parse('delay:2')")
+        if self.kind == "http" and not 400 <= self.status <= 599:
+            raise ValueError("an http fault needs a 4xx or 5xx status, e.g. 'http:404'")
+        if self.kind == "exception" and not self.code.isalnum():
+            raise ValueError("an exception fault needs an exceptionCode, e.g. "
+                             "'exception:NoApplicableCode'")
 
     @classmethod
     def parse(cls, spec: Fault | str) -> Fault:
-        """`"http_500"`, `"drop"`, `"truncate"`, `"truncate_silent"`, `"garbage"`, `"pass"`,
-        `"delay:<seconds>"`, or a Fault."""
+        """`"http_500"`, `"http:<status>"`, `"exception:<code>"`, `"drop"`, `"truncate"`,
+        `"truncate_silent"`, `"garbage"`, `"pass"`, `"delay:<seconds>"`, or a Fault."""
         if isinstance(spec, Fault):
             return spec
         kind, sep, arg = spec.partition(":")
         if kind == "delay":
             return cls("delay", float(arg))
+        if kind == "http":
+            return cls("http", status=int(arg) if arg.isdigit() else 0)
+        if kind == "exception":
+            return cls("exception", code=arg)
         if sep:
             raise ValueError(f"fault {kind!r} takes no argument: {spec!r}")
         return cls(kind)
 
     def __str__(self) -> str:
-        return f"delay:{self.seconds:g}" if self.kind == "delay" else self.kind
+        if self.kind == "delay":
+            return f"delay:{self.seconds:g}"
+        if self.kind == "http":
+            return f"http:{self.status}"
+        if self.kind == "exception":
+            return f"exception:{self.code}"
+        return self.kind
 
 
 @dataclass
@@ -119,6 +163,8 @@ class WfsLayer:
     key: unique key field; becomes the gml:id (`<name>.<key>`), use it for SORTBY.
     source_layer: layer inside the file (GeoPackage); None = the file's first layer.
     geometry_type: MapServer layer TYPE (POINT, LINE or POLYGON).
+    geojson: False = this type offers GML only, even on a server that offers GeoJSON (a
+        layer-level `wfs_getfeature_formatlist`); True = as the server.
     """
 
     name: str
@@ -126,6 +172,7 @@ class WfsLayer:
     key: str
     source_layer: str | None = None
     geometry_type: str = "POLYGON"
+    geojson: bool = True
 
 
 class MapServerWfs:
@@ -144,6 +191,7 @@ class MapServerWfs:
         namespace_prefix: str = "urbis",
         typed: bool = True,
         number_matched: bool = True,
+        geojson: bool = True,
         mapserv: str | None = None,
     ) -> None:
         if not layers:
@@ -161,6 +209,7 @@ class MapServerWfs:
         self.namespace_prefix = namespace_prefix
         self.typed = typed
         self.number_matched = number_matched
+        self.geojson = geojson
         self.url = ""
         self.requests: list[str] = []
         self._mapserv = mapserv
@@ -330,11 +379,12 @@ class MapServerWfs:
             "wfs_onlineresource": f"{self.url}?",
             "wfs_srs": "EPSG:31370 EPSG:4326",
             "wfs_enable_request": "*",
-            "wfs_getfeature_formatlist": "geojson",
             "wfs_maxfeatures": str(self.page_size),
             "wfs_namespace_prefix": self.namespace_prefix,
             "wfs_namespace_uri": NAMESPACE_URI,
         }
+        if self.geojson:
+            web_meta["wfs_getfeature_formatlist"] = "geojson"
         if self.number_matched:
             web_meta["wfs_compute_number_matched"] = "true"
         out = [
@@ -344,14 +394,19 @@ class MapServerWfs:
             "  SIZE 1000 1000",
             "  UNITS METERS",
             '  PROJECTION\n    "init=epsg:31370"\n  END',
-            "  OUTPUTFORMAT",
-            '    NAME "geojson"',
-            '    DRIVER "OGR/GEOJSON"',
-            '    MIMETYPE "application/json"',
-            '    FORMATOPTION "FORM=SIMPLE"',
-            '    FORMATOPTION "STORAGE=memory"',
-            '    FORMATOPTION "FILENAME=result.json"',
-            "  END",
+        ]
+        if self.geojson:
+            out += [
+                "  OUTPUTFORMAT",
+                '    NAME "geojson"',
+                '    DRIVER "OGR/GEOJSON"',
+                '    MIMETYPE "application/json"',
+                '    FORMATOPTION "FORM=SIMPLE"',
+                '    FORMATOPTION "STORAGE=memory"',
+                '    FORMATOPTION "FILENAME=result.json"',
+                "  END",
+            ]
+        out += [
             "  WEB",
             _metadata(web_meta, "    "),
             "  END",
@@ -366,6 +421,9 @@ class MapServerWfs:
             }
             if self.typed:
                 meta["gml_types"] = "auto"
+            if self.geojson and not layer.geojson:
+                # A list of GML formats only; MapServer then lists the four GML versions.
+                meta["wfs_getfeature_formatlist"] = "gml32"
             out += [
                 "  LAYER",
                 f"    NAME {_q(layer.name)}",
@@ -416,6 +474,20 @@ class MapServerWfs:
         except subprocess.TimeoutExpired:
             return 504, "mapserv timed out", [("Content-Type", "text/plain")], b"mapserv timeout\n"
         return _parse_cgi(done.stdout, done.stderr, done.returncode)
+
+
+def exception_report_body(code: str, locator: str = "",
+                          text: str = "msWFSGetFeature(): injected fault") -> bytes:
+    """An OWS 2.0 ExceptionReport laid out as MapServer writes one."""
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<ows:ExceptionReport xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+        'xmlns:ows="http://www.opengis.net/ows/1.1" version="2.0.0" xml:lang="en-US">\n'
+        f'  <ows:Exception exceptionCode="{code}" locator="{locator}">\n'
+        f"    <ows:ExceptionText>{text}</ows:ExceptionText>\n"
+        "  </ows:Exception>\n"
+        "</ows:ExceptionReport>\n"
+    ).encode()
 
 
 def _q(value: str) -> str:
@@ -504,6 +576,16 @@ class _Handler(BaseHTTPRequestHandler):
         if kind == "http_500":
             self._send(500, "Internal Server Error",
                        [("Content-Type", "text/html; charset=utf-8")], ERROR_500_BODY)
+            return
+        if kind == "http" and fault is not None:
+            self._send(fault.status, "Injected",
+                       [("Content-Type", "text/html; charset=utf-8")],
+                       b"<html><body><h1>%d</h1><p>injected fault</p></body></html>\n"
+                       % fault.status)
+            return
+        if kind == "exception" and fault is not None:
+            self._send(200, "OK", [("Content-Type", "text/xml; charset=UTF-8")],
+                       exception_report_body(fault.code))
             return
         if kind == "garbage":
             asked = _params(query).get("outputformat", "").lower()

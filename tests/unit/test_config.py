@@ -3,8 +3,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SAMPLE_CONFIG, SAMPLE_DIR
-from urbis_core.config import FileSource, load_config
+from urbis_core.config import FileSource, load_config, read_config
 from urbis_core.errors import ConfigError
+from urbis_core.paths import DEFAULT_CONFIG
+from urbis_core.settings import config_path
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -80,3 +82,55 @@ def test_schedule_must_be_a_duration(tmp_path):
                            "    schedule: weekly\n")
     with pytest.raises(ConfigError, match="schedule: 'weekly' is not a duration"):
         load_config(path)
+
+
+def test_every_problem_of_the_file_in_one_pass(tmp_path):
+    path = write(tmp_path, "layers:\n"
+                           "  a:\n    source: {kind: ftp, url: x}\n"
+                           "  b:\n    source: {kind: wfs, url: 'https://x/wfs', format: kml}\n"
+                           "    key: K\n    schedule: weekly\n"
+                           "  Bad-Id:\n    source: {kind: file, path: a}\n    key: K\n"
+                           "  ok:\n    source: {kind: file, path: a.gpkg}\n    key: K\n"
+                           "colours: red\n")
+    config, problems = read_config(path)
+    assert list(config.layers) == ["ok"]  # the valid layers are kept for the source checks
+    assert problems == [
+        f"{path}: layer 'a': source.kind: unknown kind 'ftp' (expected one of: file, wfs, "
+        "ogcapi, feed)",
+        f"{path}: layer 'a': key: missing (required)",
+        f"{path}: layer 'b': source.typename: missing (required)",
+        f"{path}: layer 'b': source.format: Input should be 'geojson' or 'gml'",
+        f"{path}: layer 'b': schedule: 'weekly' is not a duration such as 15m, 6h or 1d",
+        f"{path}: layer 'Bad-Id': the id must be lower case letters, digits and _ (it names "
+        "the table and the collection)",
+        f"{path}: unknown top-level key 'colours'",
+    ]
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value).splitlines() == problems
+
+
+def test_wfs_format_is_auto_unless_forced(tmp_path):
+    path = write(tmp_path, "layers:\n  a:\n    source: {kind: wfs, url: u, typename: t}\n"
+                           "    key: K\n  b:\n    source: {kind: wfs, url: u, typename: t, "
+                           "format: gml}\n    key: K\n")
+    config = load_config(path)
+    assert [layer.source.format for layer in config.layers.values()] == [None, "gml"]
+
+
+def test_select_checks_the_layer_ids_and_lists_the_known_ones():
+    config = load_config(SAMPLE_CONFIG)
+    assert config.select([]) == ["municipalities", "addresses"]
+    assert config.select(["addresses", "municipalities", "addresses"]) == [
+        "addresses", "municipalities"]
+    with pytest.raises(ConfigError) as err:
+        config.select(["addresses", "streets", "blocks"])
+    assert str(err.value) == (f"{config.path}: no layer 'streets', 'blocks' (configured "
+                              "layers: addresses, municipalities)")
+
+
+def test_config_option_wins_over_the_environment(tmp_path):
+    env = {"URBIS_CONFIG": str(tmp_path / "from-env.yaml")}
+    assert config_path(None, env) == tmp_path / "from-env.yaml"
+    assert config_path(tmp_path / "option.yaml", env) == tmp_path / "option.yaml"
+    assert config_path(None, {}) == DEFAULT_CONFIG

@@ -1,6 +1,7 @@
 """The live configuration can't be exercised here (no network); its structure can."""
 
 import re
+from urllib.parse import urlsplit
 
 from tests.conftest import ROOT
 from urbis_core.config import FeedSource, WfsSource, load_config
@@ -30,3 +31,12 @@ def test_host_names_live_in_configuration_only():
     for folder in ("urbis_core", "urbis_sync", "geoapi", "tiles", "urbis_cli"):
         for path in (ROOT / folder).rglob("*.py"):
             assert not hosts.search(path.read_text()), path
+
+
+def test_live_config_points_at_the_renamed_wfs_host():
+    config = load_config(LIVE)
+    hosts = {urlsplit(layer.source.url).hostname for layer in config.layers.values()
+             if isinstance(layer.source, WfsSource)}
+    assert hosts == {"geoservices-vector.irisnet.be"}
+    old = [line for line in LIVE.read_text().splitlines() if "geoservices-urbis" in line]
+    assert old and all(line.lstrip().startswith("#") for line in old)  # kept as a comment only

@@ -226,3 +226,22 @@ def test_download_that_is_not_a_zip_or_missing(site: _Server, http: HttpFetcher,
         with open_feed_source("feed", "L", "l", http, workdir, entry=gone):
             pass
     assert list(workdir.iterdir()) == []  # no partial download left behind
+
+
+def test_sources_check_reads_the_feed_and_downloads_nothing(site: _Server) -> None:
+    from urbis_core.config import LayerConfig
+    from urbis_core.settings import SyncSettings
+    from urbis_sync.probe import probe_layer
+
+    feed_url = publish(site)
+    layer = LayerConfig.model_validate(
+        {"source": {"kind": "feed", "url": feed_url, "layer": "Municipalities"},
+         "key": "NISCODE"})
+    probe = probe_layer("municipalities", layer, SyncSettings(http_attempts=1))
+    assert probe.ok, probe.error
+    newest = f"{base(site)}{ZIP_PATH.format('20240601')}"
+    assert probe.facts == [
+        ("newest entry", "UrbIS-Vector GPKG 20240601 (https://urbisdownload.datastore.brussels/"
+                         "UrbIS-Vector-20240601), updated 2024-06-01T00:00:00+00:00"),
+        ("download", f"{newest} (not downloaded; layer Municipalities)")]
+    assert site.requests == ["/atomfeed/urbis-vector-fr.xml"]

@@ -27,7 +27,7 @@ import httpx
 
 from urbis_core.config import FileSource
 from urbis_core.errors import SourceError
-from urbis_sync.sources.http import HttpFetcher
+from urbis_sync.sources.http import HttpFetcher, PermanentError, is_transient_status
 
 log = logging.getLogger(__name__)
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -159,7 +159,7 @@ def _download(http: HttpFetcher, url: str, target: Path, what: str) -> None:
     """Stream a URL to target with the fetcher's retry policy; a partial file never remains.
 
     HttpFetcher.get reads whole bodies into memory, which a product zip must not be, so the
-    same policy (5xx/429, timeouts and broken connections retried with backoff) is applied
+    same policy (5xx/408/429, timeouts and broken connections retried with backoff) is applied
     here to a streamed GET.
     """
     policy = http.policy
@@ -168,13 +168,13 @@ def _download(http: HttpFetcher, url: str, target: Path, what: str) -> None:
     for attempt in range(1, policy.attempts + 1):
         try:
             with http.client.stream("GET", url) as response:
-                if response.status_code >= 500 or response.status_code == 429:
+                if is_transient_status(response.status_code):
                     reason = f"HTTP {response.status_code}"
                 elif response.status_code >= 400:
                     response.read()
                     text = " ".join(response.text.split())[:300]
-                    raise SourceError(f"{what}: HTTP {response.status_code} from "
-                                      f"{response.url}: {text}")
+                    raise PermanentError(f"{what}: HTTP {response.status_code} from "
+                                         f"{response.url}: {text}")
                 else:
                     with partial.open("wb") as out:
                         for chunk in response.iter_bytes(CHUNK):

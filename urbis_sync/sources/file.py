@@ -8,6 +8,7 @@ Arrow interface in batches, so a layer is never in memory whole.
 
 from __future__ import annotations
 
+import math
 import shutil
 import tempfile
 import urllib.parse
@@ -92,6 +93,17 @@ class FileReader:
             geometry_type=str(info["geometry_type"]),
         )
         self.feature_count = int(info["features"])
+
+    def extent(self) -> tuple[float, float, float, float] | None:
+        """The layer's bounding box in its own coordinates; None when it has no geometry."""
+        with _gdal(self.dataset):
+            info = pyogrio.read_info(str(self.dataset.path), layer=self.dataset.layer,
+                                     force_total_bounds=True)
+        bounds = info.get("total_bounds")
+        if bounds is None or not all(math.isfinite(v) for v in bounds):
+            return None
+        minx, miny, maxx, maxy = (float(v) for v in bounds)
+        return minx, miny, maxx, maxy
 
     def _decimal_commas(self, encoding: str) -> dict[str, list[Any]]:
         dbf = _sibling(self.dataset.path, ".dbf")

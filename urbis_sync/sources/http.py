@@ -1,7 +1,17 @@
-"""HTTP for network sources: retries with exponential backoff on 5xx, timeouts, broken reads.
+"""HTTP for network sources: transient faults are retried with backoff, permanent ones are not.
 
 A response counts as received only when its whole body arrived and the caller's check of it
-passed; anything else is retried, then reported with the URL and the last reason.
+passed. What happens otherwise depends on whether asking again could give another answer:
+
+- transient (retried with exponential backoff, then reported with the URL and the last reason):
+  5xx, 408 (request timeout), 429 (too many requests), no answer in time, a broken connection,
+  a truncated or garbled body (`BadBody`);
+- permanent (`PermanentError`, the run fails at once): any other 4xx, and whatever the caller's
+  check calls permanent (a server's refusal of a parameter, an unknown type name). Asking again
+  would only get the same refusal five times, minutes later.
+
+A `SourceError` raised by the caller's parser (the answer is well formed but says something
+the run cannot use) is permanent too.
 """
 
 from __future__ import annotations
@@ -18,6 +28,8 @@ from urbis_core.errors import SourceError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# The 4xx answers that say "not now" rather than "not this request".
+TRANSIENT_4XX = frozenset({408, 429})
 
 
 @dataclass(frozen=True)
@@ -28,8 +40,27 @@ class RetryPolicy:
     timeout: float = 60.0
 
 
-class BadBody(Exception):
+class TransientAnswer(Exception):
+    """An answer that may be different if asked again later; the message says why."""
+
+
+class BadBody(TransientAnswer):
     """The body arrived but is not what the protocol promises (truncated, garbage)."""
+
+
+class PermanentError(SourceError):
+    """An answer that asking again cannot change: the run fails at once, without retries."""
+
+
+def is_transient_status(status: int) -> bool:
+    """Whether an HTTP status may be different if the same request is sent again later."""
+    return status >= 500 or status in TRANSIENT_4XX
+
+
+# Sees every complete answer, whatever its status, before the status is judged: raises
+# PermanentError or TransientAnswer for what it recognises (an OWS ExceptionReport), else
+# nothing.
+ResponseCheck = Callable[[httpx.Response], None]
 
 
 class HttpFetcher:
@@ -42,17 +73,23 @@ class HttpFetcher:
         self.client.close()
 
     def get(self, url: str, params: dict[str, str] | None, parse: Callable[[httpx.Response], T],
-            what: str) -> T:
-        """GET and parse, retrying transient failures; SourceError when they do not pass."""
+            what: str, check: ResponseCheck | None = None) -> T:
+        """GET and parse, retrying transient failures; SourceError when they do not pass.
+
+        PermanentError (a 4xx other than 408/429, or from `check`) and SourceError from
+        `parse` end the call at once.
+        """
         reason = ""
         for attempt in range(1, self.policy.attempts + 1):
             try:
                 response = self.client.get(url, params=params)
-                if response.status_code >= 500 or response.status_code == 429:
+                if check is not None:
+                    check(response)
+                if is_transient_status(response.status_code):
                     reason = f"HTTP {response.status_code}"
                 elif response.status_code >= 400:
-                    raise SourceError(f"{what}: HTTP {response.status_code} from {response.url}: "
-                                      f"{_excerpt(response.text)}")
+                    raise PermanentError(f"{what}: HTTP {response.status_code} from "
+                                         f"{response.url}: {_excerpt(response.text)}")
                 else:
                     return parse(response)
             except httpx.TimeoutException:
@@ -61,6 +98,8 @@ class HttpFetcher:
                 reason = f"connection broken ({type(exc).__name__}: {exc})"
             except BadBody as exc:
                 reason = f"unusable body: {exc}"
+            except TransientAnswer as exc:
+                reason = str(exc)
             if attempt < self.policy.attempts:
                 pause = min(self.policy.backoff * 2 ** (attempt - 1), self.policy.max_backoff)
                 log.warning("%s: %s; retrying in %.1f s (%d/%d)", what, reason, pause, attempt,

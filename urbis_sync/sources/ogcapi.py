@@ -137,6 +137,11 @@ class OgcApiReader:
         """Nothing is held but the first page, which is dropped."""
         self._first = None
 
+    @property
+    def first_page(self) -> ItemsPage | None:
+        """The page read on creation, until `batches` takes it (`urbis sources check`)."""
+        return self._first
+
     # -- metadata -----------------------------------------------------------------------------
     def _what(self, what: str, url: str) -> str:
         return f"layer '{self.layer_id}': OGC API {what} ({url})"

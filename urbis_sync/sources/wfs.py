@@ -6,6 +6,12 @@ a `numberMatched` that changes between pages means the source changed under us, 
 is never taken as the end (filtered or truncated answers exist): paging stops at an empty page.
 Each page goes through GDAL (GeoJSON or GML driver) from memory, so axis order and geometry
 parsing are GDAL's, and lands in the run as one batch.
+
+The server's capabilities are read once per run, before anything else: the type name must be
+one of its feature types, and the output format is the one it offers for that type (GeoJSON,
+else GML 3.2; `format` in the config forces one). An OWS exception report is recognised in
+every answer whatever format was asked (`urbis_sync.sources.ows`); a refusal of the request
+fails the run at once, without the retries transient faults get.
 """
 
 from __future__ import annotations
@@ -27,10 +33,12 @@ from urbis_core.catalog import STORAGE_SRID
 from urbis_core.config import WfsSource
 from urbis_core.errors import SourceError
 from urbis_sync.sources import FeatureBatch, Field, SourceSchema, SourceStats
-from urbis_sync.sources.http import BadBody, HttpFetcher
+from urbis_sync.sources.http import BadBody, HttpFetcher, PermanentError
+from urbis_sync.sources.ows import ows_check
+from urbis_sync.sources.wfs_capabilities import WfsCapabilities, choose_format
 
 DEFAULT_PAGE_SIZE = 1000
-FORMATS = {"geojson": "application/json", "gml": "application/gml+xml; version=3.2"}
+BASE_PARAMS = {"SERVICE": "WFS", "VERSION": "2.0.0"}
 XSD_TYPES = {
     "string": "text", "anyURI": "text", "normalizedString": "text", "token": "text",
     "int": "integer", "short": "integer", "byte": "integer", "integer": "bigint",
@@ -60,8 +68,34 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
+def read_capabilities(http: HttpFetcher, url: str, what: str) -> WfsCapabilities:
+    """GetCapabilities, parsed; PermanentError when the server is no WFS 2.0 server."""
+    def parse(response: httpx.Response) -> ET.Element:
+        try:
+            return ET.fromstring(response.content)
+        except ET.ParseError as exc:
+            raise BadBody(f"not XML ({exc})") from exc
+
+    root = http.get(url, {**BASE_PARAMS, "REQUEST": "GetCapabilities"}, parse, what,
+                    check=ows_check(what))
+    if _local(root.tag) != "WFS_Capabilities":
+        raise PermanentError(f"{what}: not a WFS capabilities document (its root element is "
+                             f"<{_local(root.tag)}>)")
+    capabilities = WfsCapabilities.parse(root)
+    if not capabilities.version.startswith("2."):
+        raise PermanentError(f"{what}: the server answers as WFS {capabilities.version or '?'}"
+                             ", not 2.0 (paging, sorting and numberMatched need WFS 2.0)")
+    return capabilities
+
+
 class WfsReader:
-    def __init__(self, source: WfsSource, key: str, layer_id: str, http: HttpFetcher) -> None:
+    """Streams one feature type of a WFS 2.0 server; `schema` is known on creation.
+
+    `capabilities` may be given when they were already read (`urbis sources check`).
+    """
+
+    def __init__(self, source: WfsSource, key: str, layer_id: str, http: HttpFetcher,
+                 capabilities: WfsCapabilities | None = None) -> None:
         self.source = source
         self.key = key
         self.layer_id = layer_id
@@ -69,57 +103,41 @@ class WfsReader:
         self.stats = SourceStats()
         self._workdir = tempfile.TemporaryDirectory(prefix="urbis-wfs-")
         self.xsd_path = Path(self._workdir.name) / "schema.xsd"
-        self.page_size = source.page_size or self._count_default() or DEFAULT_PAGE_SIZE
-        fields, geometry = self._describe()
+        try:
+            what = f"layer '{layer_id}': GetCapabilities"
+            self.capabilities = capabilities or read_capabilities(http, source.url, what)
+            self.feature_type = self.capabilities.require_type(source.typename,
+                                                               f"layer '{layer_id}'")
+            self.output = choose_format(self.capabilities.formats_for(self.feature_type),
+                                        source.format, f"layer '{layer_id}'")
+            self.page_size = (source.page_size or self.capabilities.count_default
+                              or DEFAULT_PAGE_SIZE)
+            fields, geometry = self._describe()
+        except BaseException:
+            self.close()
+            raise
         srid = source.srid or STORAGE_SRID
         self.schema = SourceSchema(fields=fields, crs=CRS.from_epsg(srid), geometry_type=geometry)
-        self.stats.notes.append(f"WFS {source.typename}, {source.format}, "
+        self.stats.notes.append(f"WFS {source.typename}, {self.output}, "
                                 f"page size {self.page_size}")
 
     def close(self) -> None:
         self._workdir.cleanup()
 
     # -- metadata -----------------------------------------------------------------------------
-    def _xml(self, params: dict[str, str], what: str) -> ET.Element:
-        def parse(response: httpx.Response) -> ET.Element:
-            try:
-                return ET.fromstring(response.content)
-            except ET.ParseError as exc:
-                raise BadBody(f"not XML ({exc})") from exc
-
-        root = self.http.get(self.source.url, {"SERVICE": "WFS", "VERSION": "2.0.0", **params},
-                             parse, f"layer '{self.layer_id}': {what}")
-        if _local(root.tag) == "ExceptionReport":
-            text = " ".join(t.strip() for t in root.itertext() if t.strip())
-            raise SourceError(f"layer '{self.layer_id}': {what}: the server says: {text[:300]}")
-        return root
-
-    def _count_default(self) -> int | None:
-        root = self._xml({"REQUEST": "GetCapabilities"}, "GetCapabilities")
-        for constraint in root.iter():
-            if _local(constraint.tag) == "Constraint" and constraint.get("name") == "CountDefault":
-                for value in constraint.iter():
-                    if _local(value.tag) == "DefaultValue" and (value.text or "").strip():
-                        return int((value.text or "").strip())
-        return None
-
     def _describe(self) -> tuple[list[Field], str]:
-        params = {"SERVICE": "WFS", "VERSION": "2.0.0", "REQUEST": "DescribeFeatureType",
+        params = {**BASE_PARAMS, "REQUEST": "DescribeFeatureType",
                   "TYPENAMES": self.source.typename}
-        schema_text = self.http.get(self.source.url, params, lambda r: r.content,
-                                    f"layer '{self.layer_id}': DescribeFeatureType")
+        what = f"layer '{self.layer_id}': DescribeFeatureType"
+        schema_text = self.http.get(self.source.url, params, lambda r: r.content, what,
+                                    check=ows_check(what))
         # GDAL's GML reader needs the schema to read typed values (dates are nested
         # gml:TimeInstant elements without it).
         self.xsd_path.write_bytes(schema_text)
         try:
             root = ET.fromstring(schema_text)
         except ET.ParseError as exc:
-            raise SourceError(f"layer '{self.layer_id}': DescribeFeatureType is not XML: "
-                              f"{exc}") from exc
-        if _local(root.tag) == "ExceptionReport":
-            text = " ".join(t.strip() for t in root.itertext() if t.strip())
-            raise SourceError(f"layer '{self.layer_id}': DescribeFeatureType: the server says: "
-                              f"{text[:300]}")
+            raise SourceError(f"{what} is not XML: {exc}") from exc
         fields: list[Field] = []
         geometry = "Unknown"
         for sequence in (e for e in root.iter() if _local(e.tag) == "sequence"):
@@ -147,7 +165,7 @@ class WfsReader:
         first_page: dict[str, int] = {}  # key -> page it first arrived on
         across_pages: set[str] = set()
         while True:
-            page = self._page(start)
+            page = self.page(start)
             rows = page.batch.attributes.num_rows
             self.stats.pages += 1
             if page.matched is not None:
@@ -180,20 +198,42 @@ class WfsReader:
                 f"layer '{self.layer_id}': key(s) {sample} arrived on more than one page; "
                 f"paging on {self.key} is not stable (duplicate keys?); nothing was applied")
 
-    def _page(self, start: int) -> Page:
+    def page(self, start: int) -> Page:
+        """The page of features from `start` (0-based), as the sync reads it."""
         params = {
-            "SERVICE": "WFS", "VERSION": "2.0.0", "REQUEST": "GetFeature",
-            "TYPENAMES": self.source.typename, "SRSNAME": f"EPSG:{self.schema_srid}",
-            "OUTPUTFORMAT": FORMATS[self.source.format], "COUNT": str(self.page_size),
+            **self._query(), "OUTPUTFORMAT": self.output.value, "COUNT": str(self.page_size),
             "STARTINDEX": str(start), "SORTBY": f"{self.key} ASC",
         }
+        what = f"layer '{self.layer_id}': GetFeature from {start}"
+        return self.http.get(self.source.url, params, self._parse, what, check=ows_check(what))
+
+    def hits(self) -> int | None:
+        """The server's numberMatched by RESULTTYPE=hits: counted, no feature sent.
+
+        No OUTPUTFORMAT: hits answer in XML (GML 3.2, the WFS 2.0 default) on every server;
+        MapServer 8 even crashes on hits asked as GeoJSON.
+        """
+        what = f"layer '{self.layer_id}': GetFeature RESULTTYPE=hits"
+
+        def parse(response: httpx.Response) -> int | None:
+            found = _MATCHED_GML.search(response.content[:4096])
+            if found is None:
+                raise BadBody("no numberMatched in the answer")
+            return int(found.group(1)) if found.group(1) != b"unknown" else None
+
+        return self.http.get(self.source.url, {**self._query(), "RESULTTYPE": "hits"}, parse,
+                             what, check=ows_check(what))
+
+    def _query(self) -> dict[str, str]:
+        """The parameters that say which features: type, CRS, bbox, filter."""
+        params = {**BASE_PARAMS, "REQUEST": "GetFeature", "TYPENAMES": self.source.typename,
+                  "SRSNAME": f"EPSG:{self.schema_srid}"}
         if self.source.bbox is not None:
             params["BBOX"] = ",".join(_exact(v) for v in self.source.bbox) + \
                 f",EPSG:{self.schema_srid}"
         if self.source.cql_filter:
             params["CQL_FILTER"] = self.source.cql_filter
-        return self.http.get(self.source.url, params, self._parse,
-                             f"layer '{self.layer_id}': GetFeature from {start}")
+        return params
 
     @property
     def schema_srid(self) -> int:
@@ -201,12 +241,7 @@ class WfsReader:
 
     def _parse(self, response: httpx.Response) -> Page:
         body = response.content
-        gml = self.source.format == "gml"
-        if gml and body.lstrip()[:1] == b"<" and b"ExceptionReport" in body[:2000]:
-            root = ET.fromstring(body)
-            text = " ".join(t.strip() for t in root.itertext() if t.strip())
-            raise SourceError(f"layer '{self.layer_id}': GetFeature: the server says: "
-                              f"{text[:300]}")
+        gml = self.output.kind == "gml"
         found = (_MATCHED_GML if gml else _MATCHED_JSON).search(body[:4096] if gml else body)
         matched = int(found.group(1)) if found and found.group(1) != b"unknown" else None
         if gml:
