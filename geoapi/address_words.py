@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
 from urbis_core.errors import InvalidParameter
 
@@ -66,12 +67,16 @@ def _plain(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).lower()
 
 
+# Stored house numbers repeat across streets ('1' to a few hundred, with letters): their
+# keys are remembered rather than recomputed for every street a query looks at.
+@lru_cache(maxsize=1 << 16)
 def number_key(value: object) -> str:
     """A house number or box as compared: folded, without spaces ('27--31' -> '27-31')."""
     text = re.sub(r"-+", "-", _plain(str(value or "")))
     return re.sub(r"[^0-9a-z-]+", "", text)
 
 
+@lru_cache(maxsize=1 << 16)
 def numeric(value: object) -> int | None:
     """The number a house number starts with (23 for '23C', 27 for '27-31'), if any."""
     digits = _LEADING_DIGITS.match(number_key(value))
@@ -152,19 +157,26 @@ class StreetWords:
         return "".join(self.full)
 
 
-def written_out(token: str) -> str:
-    """A folded word with its abbreviation written out (one word for one word)."""
+def written_out(token: str, glued: bool = True) -> str:
+    """A folded word with its abbreviation written out (one word for one word).
+
+    With `glued`, also a Dutch kind abbreviated at the end of a word ('Overwinningsstr').
+    """
     if token in ABBREVIATIONS:
         return ABBREVIATIONS[token]
-    for short, long in GLUED_ABBREVIATIONS:
+    for short, long in GLUED_ABBREVIATIONS if glued else ():
         if token.endswith(short) and len(token) > len(short) + 2:
             return token[: -len(short)] + long
     return token
 
 
-def street_words(words: tuple[str, ...] | list[str]) -> StreetWords:
-    """The kind, core and full words of folded street words (a name or a query)."""
-    tokens = [written_out(token) for token in words]
+def street_words(words: tuple[str, ...] | list[str], glued: bool = True) -> StreetWords:
+    """The kind, core and full words of folded street words (a name or a query).
+
+    `glued`: see `written_out`; a query is read both ways, since 'mouln' may be a slip for
+    'moulin' rather than an abbreviated 'moulaan'.
+    """
+    tokens = [written_out(token, glued) for token in words]
     kind = language = None
     core = [t for t in tokens if t not in ARTICLES]
     if core and core[0] in FRENCH_KINDS and len(core) > 1:

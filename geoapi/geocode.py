@@ -25,6 +25,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from pyproj import Transformer
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from geoapi.address_layers import AddressFields, label
@@ -40,6 +41,7 @@ DEFAULT_MIN_SCORE = 0.8
 # same number with another letter or box, the nearest existing one, the street only.
 EXACT, OTHER_LETTER_OR_BOX, NEAREST_NUMBER, STREET_ONLY = 1.0, 0.95, 0.8, 0.7
 ENVELOPE_MARGIN_M = 0.01  # a street's extent, a little wider: one address is a point
+MAX_BOX_SEARCH = 200  # numbers read at most to find a box (a name common to many streets)
 
 
 @dataclass
@@ -50,6 +52,7 @@ class Planned:
     fit: float
     number: Any = None  # the stored house number to read, or None for the street itself
     area: AreaMatch | None = None
+    tier: int = 0
     rows: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -83,55 +86,83 @@ def _number_order(value: Any) -> tuple[int, str]:
 
 
 def plan(query: ParsedQuery, matches: list[StreetMatch], limit: int) -> list[Planned]:
-    """What to answer, in order, until `limit` answers are sure (see the module's docstring)."""
+    """What to answer, in order, until `limit` answers are sure (see the module's docstring).
+
+    Each planned number is at least one address. Boxes are not in memory: when one is asked,
+    every address of the tier with that number is read, to find the box wherever it is.
+    """
     planned: list[Planned] = []
     for position, tier in enumerate(_tiers(matches)):
         if len(planned) >= limit:
             break
         if query.number is None:
-            planned += [Planned(m, 1.0) for m in tier]
+            planned += [Planned(m, 1.0, tier=position) for m in tier]
             continue
         found = [(fit, m, n) for m in tier for n, fit in _number_fits(query.number, m.street)]
         found.sort(key=lambda f: (-f[0]))  # stable: the tier's order, then the numbers'
-        planned += [Planned(m, fit, n) for fit, m, n in found]
+        planned += [Planned(m, fit, n, tier=position) for fit, m, n in found]
         if found or position > 0:
             continue
         near = sorted(((d, _number_order(n), i, n) for i, m in enumerate(tier)
                        for d, n in _nearest(query.number, m.street)), key=lambda x: x[:3])
-        planned += [Planned(tier[i], NEAREST_NUMBER, n) for _d, _o, i, n in near]
-        planned += [Planned(m, STREET_ONLY) for m in tier]
-    return planned
+        planned += [Planned(tier[i], NEAREST_NUMBER, n, tier=position)
+                    for _d, _o, i, n in near]
+        planned += [Planned(m, STREET_ONLY, tier=position) for m in tier]
+    return planned[:MAX_BOX_SEARCH if query.box is not None else limit]
+
+
+def _address_statement(layer: LayerEntry, fields: AddressFields,
+                       crs: OutputCrs) -> sa.Select[Any]:
+    """The addresses with given numbers in given extents, found through the GiST index.
+
+    The extents and numbers are bound as arrays (x0, y0, x1, y1, numbers): one statement
+    whatever their count.
+    """
+    table = layer.table()
+    m = ENVELOPE_MARGIN_M
+    arrays = [sa.bindparam(name, type_=ARRAY(sa.Float)) for name in ("x0", "y0", "x1", "y1")]
+    wanted = (sa.func.unnest(*arrays, sa.bindparam("numbers", type_=ARRAY(sa.Text)))
+              .table_valued("x0", "y0", "x1", "y1", "number").render_derived(name="wanted"))
+    envelope = sa.func.ST_MakeEnvelope(wanted.c.x0 - m, wanted.c.y0 - m, wanted.c.x1 + m,
+                                       wanted.c.y1 + m, layer.srid)
+    return (sa.select(feature_json(layer, table, crs).label("feature"),
+                      *(table.c[n] for n in fields.all()))
+            .select_from(wanted)
+            .join(table, sa.and_(table.c.geom.op("&&")(envelope),
+                                 sa.cast(table.c[fields.number], sa.Text) == wanted.c.number)))
 
 
 async def read_addresses(conn: AsyncConnection, layer: LayerEntry, fields: AddressFields,
-                         planned: list[Planned], crs: OutputCrs) -> None:
-    """Read the planned numbers' addresses (every box of each) into `planned[i].rows`."""
+                         index: StreetIndex, planned: list[Planned], crs: OutputCrs) -> None:
+    """Read the planned numbers' addresses (every box of each) into `planned[i].rows`.
+
+    Each number is looked for in the extent of its addresses, through the GiST index; what
+    another street's address in that extent brings is left out here. The statement is
+    compiled once per layer version and CRS: building and compiling it took longer than
+    PostgreSQL takes to answer it.
+    """
     wanted = [p for p in planned if p.number is not None and p.match is not None]
     if not wanted:
         return
-    table = layer.table()
-    by_street: dict[int, tuple[Street, set[Any]]] = {}
+    looked: dict[tuple[int, Any], tuple[Any, ...]] = {}
     for p in wanted:
         assert p.match is not None
-        by_street.setdefault(id(p.match.street), (p.match.street, set()))[1].add(p.number)
-    conditions = []
-    for street, numbers in by_street.values():
-        minx, miny, maxx, maxy = street.extent
-        m = ENVELOPE_MARGIN_M
-        envelope = sa.func.ST_MakeEnvelope(minx - m, miny - m, maxx + m, maxy + m, layer.srid)
-        same_street = [table.c[name].is_(None) if value is None else table.c[name] == value
-                       for name, value in zip(fields.street_fields(), _street_values(street),
-                                              strict=True)]
-        conditions.append(sa.and_(table.c.geom.op("&&")(envelope), *same_street,
-                                  table.c[fields.number].in_(sorted(numbers, key=str))))
-    columns = [table.c[n] for n in fields.all()]
-    rows = await conn.execute(sa.select(feature_json(layer, table, crs).label("feature"),
-                                        *columns).where(sa.or_(*conditions)))
+        looked[(id(p.match.street), p.number)] = (*p.match.street.number_extent(p.number),
+                                                  str(p.number))
+    compiled = index.statements.get(crs.uri)
+    if compiled is None:
+        compiled = index.statements[crs.uri] = _address_statement(
+            layer, fields, crs).compile(dialect=conn.dialect)
+    columns = list(zip(*looked.values(), strict=True))
+    values = compiled.construct_params({name: list(column) for name, column in zip(
+        ("x0", "y0", "x1", "y1", "numbers"), columns, strict=True)})
     read: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
-    for row in rows:
+    for row in await conn.exec_driver_sql(compiled.string, values):
         mapping = dict(row._mapping)
         key = (*(mapping[n] for n in fields.street_fields()), mapping[fields.number])
-        read.setdefault(key, []).append(mapping)
+        rows = read.setdefault(key, [])
+        if not any(r["feature"] == mapping["feature"] for r in rows):  # extents overlap
+            rows.append(mapping)
     for p in wanted:
         assert p.match is not None
         p.rows = read.get((*_street_values(p.match.street), p.number), [])
@@ -212,38 +243,42 @@ def _street_properties(fields: AddressFields, street: Street) -> dict[str, Any]:
 
 def answer(layer: LayerEntry, fields: AddressFields, query: ParsedQuery,
            planned: list[Planned], limit: int, crs: OutputCrs) -> list[dict[str, Any]]:
-    features: list[dict[str, Any]] = []
-    for p in planned:
-        if len(features) >= limit:
-            break
-        if p.area is not None:
-            features.append(_area_feature(layer, fields, query, p.area, crs))
-            continue
-        m = p.match
-        assert m is not None
-        language = m.name.language
+    """The features, tier by tier; in a tier by what the number (and box) are worth."""
+    ranked: list[tuple[tuple[Any, ...], Planned, dict[str, Any] | None]] = []
+    for i, p in enumerate(planned):
         if p.number is None:
-            properties = _street_properties(fields, m.street)
-            properties.update(score=round(m.score * p.fit, 3),
-                              label=label(properties, fields, language), language=language,
-                              match="street", compared=_compared(query, m, None, None))
-            features.append(_place_feature(layer, fields, crs, m.street.extent,
-                                           m.street.middle, properties))
-            continue
-        rows = sorted(p.rows, key=lambda r: _box_order(r.get(fields.box) if fields.box
-                                                       else None, query.box))
-        for row in rows:
+            ranked.append(((p.tier, -p.fit, i), p, None))
+        for row in p.rows:
             box = row.get(fields.box) if fields.box else None
             fit = p.fit
             if query.box is not None and number_key(box) != query.box:
                 fit = min(fit, OTHER_LETTER_OR_BOX)
-            how = "nearest_number" if p.fit == NEAREST_NUMBER else _how(query, m, p.number, box)
-            feature: dict[str, Any] = json.loads(row["feature"])
-            feature["properties"].update(
-                score=round(m.score * fit, 3), label=label(row, fields, language),
-                language=language, match=how, compared=_compared(query, m, p.number, box))
-            features.append(feature)
-    return features[:limit]
+            ranked.append(((p.tier, -fit, i, _box_order(box, query.box)), p, row))
+    ranked.sort(key=lambda r: r[0])
+    return [_feature(layer, fields, query, p, row, -order[1], crs)
+            for order, p, row in ranked[:limit]]
+
+
+def _feature(layer: LayerEntry, fields: AddressFields, query: ParsedQuery, p: Planned,
+             row: dict[str, Any] | None, fit: float, crs: OutputCrs) -> dict[str, Any]:
+    if p.area is not None:
+        return _area_feature(layer, fields, query, p.area, crs)
+    m = p.match
+    assert m is not None
+    language = m.name.language
+    if row is None:
+        properties = _street_properties(fields, m.street)
+        properties.update(score=round(m.score * fit, 3),
+                          label=label(properties, fields, language), language=language,
+                          match="street", compared=_compared(query, m, None, None))
+        return _place_feature(layer, fields, crs, m.street.extent, m.street.middle, properties)
+    box = row.get(fields.box) if fields.box else None
+    how = "nearest_number" if p.fit == NEAREST_NUMBER else _how(query, m, p.number, box)
+    feature: dict[str, Any] = json.loads(row["feature"])
+    feature["properties"].update(
+        score=round(m.score * fit, 3), label=label(row, fields, language),
+        language=language, match=how, compared=_compared(query, m, p.number, box))
+    return feature
 
 
 def _area_feature(layer: LayerEntry, fields: AddressFields, query: ParsedQuery,
@@ -281,5 +316,5 @@ async def geocode(conn: AsyncConnection, layer: LayerEntry, fields: AddressField
         return answer(layer, fields, query, [Planned(None, 1.0, area=a) for a in areas],
                       limit, crs)
     planned = plan(query, index.match(query.words, query.postcode, min_score), limit)
-    await read_addresses(conn, layer, fields, planned, crs)
+    await read_addresses(conn, layer, fields, index, planned, crs)
     return answer(layer, fields, query, planned, limit, crs)
