@@ -57,11 +57,11 @@ def plain(text: str) -> str:
 
 
 def typo(name: str, rng: random.Random) -> str:
-    """One slip in the longest word: two letters swapped, one left out or a wrong one."""
+    """One slip on a letter of the longest word: two swapped, one left out or a wrong one."""
     words = name.split()
     longest = max(range(len(words)), key=lambda i: len(words[i]))
     w = words[longest]
-    i = rng.randrange(1, len(w) - 1)
+    i = rng.choice([i for i in range(1, len(w) - 1) if w[i].isalpha() and w[i - 1].isalpha()])
     slip = rng.choice(["swap", "drop", "wrong"]) if w[i] != w[i - 1] else "wrong"
     if slip == "swap":
         w = w[:i - 1] + w[i] + w[i - 1] + w[i + 1:]

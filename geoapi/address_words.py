@@ -143,6 +143,7 @@ class StreetWords:
     kind_language: str | None  # 'fr' or 'nl'
     core: tuple[str, ...]  # what names this street among those of its kind
     full: tuple[str, ...]  # kind and core, articles left out
+    written: str = ""  # every word, articles too, joined: 'avenuedeleglise'
 
     @property
     def core_text(self) -> str:
@@ -191,4 +192,5 @@ def street_words(words: tuple[str, ...] | list[str], glued: bool = True) -> Stre
                 kind, language, core = suffix, "nl", [*core[:-1], last[: -len(suffix)]]
                 break
     full = ([kind] if language == "fr" else []) + core + ([kind] if language == "nl" else [])
-    return StreetWords(kind, language, tuple(core), tuple(w for w in full if w))
+    return StreetWords(kind, language, tuple(core), tuple(w for w in full if w),
+                       "".join(tokens))

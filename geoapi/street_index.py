@@ -174,10 +174,12 @@ def one_typo_whole(query: StreetWords, name: StreetWords) -> float:
     """The whole name, kind included, within one typo: ONE_TYPO (or 1), else 0.
 
     This is what finds a typo in the kind ('Reu Haute', 'Vorstse Stenweg': a kind then not
-    recognised, or read as another). Beyond one typo the whole names are not compared: a
-    shared kind ('...straat') would make unrelated names look alike.
+    recognised, or read as another) or in an article ("de leeglise" for "de l'Eglise"), the
+    names compared without and with their articles. Beyond one typo the whole names are not
+    compared: a shared kind ('...straat') would make unrelated names look alike.
     """
-    whole = similarity(query.full_text, name.full_text)
+    whole = max(similarity(query.full_text, name.full_text),
+                similarity(query.written, name.written))
     return whole if whole >= ONE_TYPO else 0.0
 
 
