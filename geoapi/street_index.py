@@ -40,6 +40,7 @@ PARTIAL_BASE = 0.6  # a query naming some of the name's words: this plus the sha
 OTHER_KIND = 0.7  # 'Place X' asked, 'Rue X' found: another street, below any minimum score
 PREFILTER = 0.5  # names compared in full: those whose plain similarity reaches this
 TYPO_MIN_LETTERS = 5  # words shorter than this must be spelled right to match word by word
+MAX_REMEMBERED = 10_000  # (street municipality, municipality as typed) agreements kept
 
 
 @dataclass(frozen=True)
@@ -322,6 +323,8 @@ class StreetIndex:
             asked = "".join(place_words(municipality))
             known = any(similarity("".join(place_words(m)), asked) >= ONE_TYPO
                         for m in key[:2])
+            if len(self._agreements) >= MAX_REMEMBERED:  # typed variants are unbounded
+                self._agreements.clear()
             self._agreements[key] = known
         return known
 
