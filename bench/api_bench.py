@@ -2,6 +2,7 @@
 
     python -m bench.api_bench --json out.json        # 500,000 buildings, 600,000 addresses
     python -m bench.api_bench --quick                # 50,000 buildings, shorter runs
+    python -m bench.api_bench --points-only          # ours' point queries only, no peers
 
 What it does, in order:
 1. generates the data (bench.generate: Buildings and Addresses, seed 1; cached under --workdir)
@@ -21,7 +22,10 @@ What it does, in order:
    answered first (feature counts and ids compared across servers afterwards), then every
    throughput scenario is warmed up (--warmup s) and driven for --duration s by --concurrency
    requests in flight (one asyncio httpx client, keep-alive, no compression), then point
-   queries are timed one at a time (--latency-requests).
+   queries are timed one at a time (--latency-requests): ours' /lookup, /nearest, /reverse
+   and /geocode (a mix of what users type, bench.geocode_queries, whose first answers are
+   then checked), and the items in a tiny bbox that all three serve. --points-only times
+   ours' point queries alone (no peers, no throughput scenarios).
 
 It prints (and with --json writes) requests/s per server and scenario, the ratios ours/tipg and
 ours/pygeoapi, p50/p99 latencies, the CPU time per request of the server, of PostgreSQL and of
@@ -61,6 +65,7 @@ from sqlalchemy import make_url
 
 from bench import api_peers
 from bench.generate import generate
+from bench.geocode_queries import MIX, Query, draw_queries, right_first
 from bench.rawhttp import RawClient
 from urbis_core.catalog import MERCATOR_GEOM
 from urbis_core.pgcluster import EmbeddedCluster, free_port
@@ -105,8 +110,9 @@ def ratio(ours: float | None, peer: float | None) -> float | None:
 
 
 def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
-    """p50, p99 and mean in milliseconds, and how many requests they summarize."""
+    """p50, p95, p99 and mean in milliseconds, and how many requests they summarize."""
     return {"p50_ms": round(percentile(seconds, 50) * 1000, 2),
+            "p95_ms": round(percentile(seconds, 95) * 1000, 2),
             "p99_ms": round(percentile(seconds, 99) * 1000, 2),
             "mean_ms": round(sum(seconds) / len(seconds) * 1000, 2),
             "n": len(seconds)}
@@ -241,6 +247,7 @@ class Plan:
     ours_latency: dict[str, list[Request]]  # our point endpoints: no peer has them
     shared_latency: dict[str, list[Request]]  # the closest thing all three serve
     notes: dict[str, str] = field(default_factory=dict)
+    geocode_queries: list[Query] = field(default_factory=list)  # behind ours' geocode_mix
 
     def shared(self) -> dict[str, list[Request]]:
         """The requests every server answers, per scenario (for the cross-server checks)."""
@@ -303,6 +310,7 @@ def build_plan(url: str, seed: int, args: argparse.Namespace) -> Plan:
     lambert = [{"x": f"{x:.3f}", "y": f"{y:.3f}", "crs": EPSG_31370} for x, y in points]
     tiny = [bbox_param(square_bbox_crs84(*to_crs84.transform(x, y), 2.0)) for x, y in points]
     sessions = shuffled(paging_sessions(filter_counts(url), FILTER_PAGES), seed)
+    queries = draw_queries(url, n_points, seed)
     first = [items(offset=o) for o in first_pages(20)]
     jumps = [items(offset=o) for o in random_offsets(rng, total, 20)]
     return Plan(
@@ -340,6 +348,8 @@ def build_plan(url: str, seed: int, args: argparse.Namespace) -> Plan:
                                      for p in lambert],
             "nearest_buildings_k5": [Request("/collections/buildings/nearest", {**p, "k": 5})
                                      for p in lambert],
+            "reverse": [Request("/reverse", p) for p in lambert],
+            "geocode_mix": [Request("/geocode", {"q": g.q}) for g in queries],
         },
         shared_latency={
             "point_bbox_items": [Request(ITEMS, {"bbox": b, "limit": 10}) for b in tiny],
@@ -352,10 +362,17 @@ def build_plan(url: str, seed: int, args: argparse.Namespace) -> Plan:
             "lookup_all_layers": "/lookup, collections=buildings,addresses,municipalities",
             "nearest_addresses_k5": "/collections/addresses/nearest?x&y&k=5&crs=EPSG:31370",
             "nearest_buildings_k5": "/collections/buildings/nearest?x&y&k=5&crs=EPSG:31370",
+            "reverse": "/reverse?x&y&crs=EPSG:31370 (max_distance 100 m by default)",
+            "geocode_mix": "/geocode?q (limit 10) on the addresses: "
+                           + ", ".join(f"{round(100 * share)} % {kind}"
+                                       for kind, share in MIX.items())
+                           + " (bench.geocode_queries), all distinct; the first request, "
+                             "which builds the street index, is timed apart",
             "points": f"{args.latency_requests} points, each a building's point on surface "
                       f"moved up to 10 m; requests one at a time, after {LATENCY_WARMUP} "
                       "others",
         },
+        geocode_queries=queries,
     )
 
 
@@ -681,7 +698,15 @@ def measure(base: str, server: str, collection: str, plan: Plan, meter: CpuMeter
     latency_sets = dict(plan.shared_latency)
     if server == "ours":
         latency_sets.update(plan.ours_latency)
+    time_latencies(base, server, collection, plan, latency_sets, run)
+    return run
+
+
+def time_latencies(base: str, server: str, collection: str, plan: Plan,
+                   latency_sets: dict[str, list[Request]], run: ServerRun) -> None:
     for name, requests in latency_sets.items():
+        if name == "geocode_mix":
+            run.latency["geocode_first_request"] = first_geocode(base)
         urls = [r.url(base, server, collection) for r in requests]
         timed, errors = sequential(urls, warmup=LATENCY_WARMUP)
         summary = latency_summary([t for t, _ in timed]) if timed else {}
@@ -691,8 +716,35 @@ def measure(base: str, server: str, collection: str, plan: Plan, meter: CpuMeter
         if errors:
             run.latency[name]["first_errors"] = errors[:3]
         print(f"  {server:9s} {name:22s} p50 {summary.get('p50_ms')} ms, "
-              f"p99 {summary.get('p99_ms')} ms, {len(errors)} errors", file=sys.stderr)
-    return run
+              f"p95 {summary.get('p95_ms')} ms, p99 {summary.get('p99_ms')} ms, "
+              f"{len(errors)} errors", file=sys.stderr)
+        if name == "geocode_mix":
+            run.latency["geocode_answers_checked"] = check_geocoder(base, plan.geocode_queries)
+            print(f"  {server:9s} geocoder answers: "
+                  f"{run.latency['geocode_answers_checked']}", file=sys.stderr)
+
+
+def first_geocode(base: str) -> dict[str, float]:
+    """The first /geocode request of a fresh server: it reads the layer's streets."""
+    t0 = time.perf_counter()
+    response = httpx.get(f"{base}/geocode", params={"q": "Rue de la Victoire 1"},
+                         headers=HEADERS, timeout=300.0)
+    return {"ms": round((time.perf_counter() - t0) * 1000, 1),
+            "status": response.status_code}
+
+
+def check_geocoder(base: str, queries: list[Query]) -> dict[str, str]:
+    """Per kind of query, how many first answers were right (asked again, untimed)."""
+    right: dict[str, list[int]] = {}
+    with httpx.Client(headers=HEADERS, timeout=300.0) as client:
+        for query in queries[LATENCY_WARMUP:]:
+            response = client.get(f"{base}/geocode", params={"q": query.q})
+            ok = (response.status_code == 200
+                  and right_first(query, response.json()["features"]))
+            counts = right.setdefault(query.kind, [0, 0])
+            counts[0] += ok
+            counts[1] += 1
+    return {kind: f"{ok}/{total}" for kind, (ok, total) in right.items()}
 
 
 # -- the database ----------------------------------------------------------------------------
@@ -824,6 +876,41 @@ def run_servers(args: argparse.Namespace, url: str, config: Path, rundir: Path, 
     return runs, notes
 
 
+def run_our_point_queries(args: argparse.Namespace, url: str, config: Path, rundir: Path,
+                          plan: Plan) -> ServerRun:
+    """--points-only: our server alone, its point queries timed (no peers, no throughput)."""
+    port = free_port()
+    spec = api_peers.ours_spec(url, config, port, args.pool_size)
+    print(f"ours: {' '.join(spec.cmd[:2])} ... on port {port}", file=sys.stderr)
+    run = ServerRun()
+    before = our_code()
+    with api_peers.running(spec, port, rundir / "ours.log") as server:
+        time_latencies(server.base, "ours", spec.collection, plan, plan.ours_latency, run)
+    args.our_code = (before, our_code())
+    return run
+
+
+def points_report(args: argparse.Namespace, url: str, plan: Plan, run: ServerRun,
+                  started: float) -> dict[str, Any]:
+    code = args.our_code
+    return {
+        "command": "python -m bench.api_bench " + " ".join(sys.argv[1:]),
+        "data": {"buildings": args.buildings, "seed": args.seed, **database_facts(url)},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "busy_cores_before_start": args.busy_at_start,
+                    "load_average_at_start": args.load_at_start,
+                    "load_average_at_end": [round(v, 2) for v in os.getloadavg()]},
+        "setup": {"pool_size": args.pool_size, "latency_requests": args.latency_requests,
+                  "only": "ours' point queries, one at a time (--points-only)"},
+        "versions": {"ours code": code[0] if code[0] == code[1] else (
+            f"CHANGED while ours ran: {code[0]} at its start, {code[1]} at its end")},
+        "latency_ms": {"ours": run.latency},
+        "scenarios": {name: note for name, note in plan.notes.items()
+                      if name in plan.ours_latency or name == "points"},
+        "total_seconds": round(time.perf_counter() - started),
+    }
+
+
 def report(args: argparse.Namespace, url: str, plan: Plan, runs: dict[str, ServerRun],
            notes: dict[str, list[str]], started: float) -> dict[str, Any]:
     rps = {scenario: {s: runs[s].throughput[scenario]["requests_per_s"] for s in SERVERS}
@@ -953,6 +1040,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "idle (a shared machine)")
     parser.add_argument("--quick", action="store_true",
                         help="50,000 buildings, 5 s runs, 100 point queries: a quick look")
+    parser.add_argument("--points-only", action="store_true",
+                        help="time only our point queries (/lookup, /nearest, /reverse, "
+                             "/geocode): no peers, no throughput scenarios")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/urbis-bench"))
     parser.add_argument("--json", type=Path, default=None, help="write the result here too")
     args = parser.parse_args(argv)
@@ -976,8 +1066,13 @@ def main(argv: list[str] | None = None) -> int:
         url = loaded_database(admin, config)
         print("drawing the requests ...", file=sys.stderr)
         plan = build_plan(url, args.seed, args)
-        runs, notes = run_servers(args, url, config, rundir, plan, postmaster)
-        result = report(args, url, plan, runs, notes, started)
+        if args.points_only:
+            result = points_report(args, url, plan,
+                                   run_our_point_queries(args, url, config, rundir, plan),
+                                   started)
+        else:
+            runs, notes = run_servers(args, url, config, rundir, plan, postmaster)
+            result = report(args, url, plan, runs, notes, started)
     write_result(result, args.json)
     return 0
 

@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from geoapi.counting import MatchCounts
 from geoapi.errors import install_error_handlers
-from geoapi.geocode import StreetIndexes
 from geoapi.html import LEAFLET_STATIC
 from geoapi.lowzoom import LowZoomKeeper
 from geoapi.openapi import ApiDefinition
@@ -30,6 +29,7 @@ from geoapi.routes import (
     tiles,
 )
 from geoapi.routes.docs import SWAGGER_STATIC, docs_router
+from geoapi.street_index import StreetIndexes
 from tiles.archive import open_archive
 from tiles.cache import TileCache
 from tiles.disk import DiskTier

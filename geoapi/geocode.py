@@ -1,275 +1,320 @@
-"""Geocoding on the synced URBIS addresses: free text to address points, and back.
+"""Geocoding on the synced URBIS addresses: free text to the addresses, street or place it names.
 
-Matching works in two steps. Streets first: the distinct (street, postcode, municipality) of
-the address layer, in French and in Dutch, are kept in memory per layer version (a few
-thousand for the whole Region) and compared with the query's words by a fuzzy score
-(rapidfuzz's WRatio: typos, word order and partial names), after case and accents are
-folded. Then numbers: the addresses of the best streets are read from the layer and ranked
-by how well their house number fits the one asked for.
+The street the query names comes first. Its candidates are scored by name alone
+(`street_index`); those under the minimum score are not answers, so a street missing from the
+data answers nothing rather than the least bad other street. Streets of equal score form a
+tier, and tiers are answered in order:
+
+1. with a house number: the tier's addresses with that number (and box, when asked), then
+   those with the same number and another letter or box; if the first tier has none, the
+   nearest existing numbers on its streets (below and above), then the streets themselves;
+   later tiers (other streets) only add their addresses with the number asked;
+2. without a number: the streets themselves, each as its middle address point with its
+   extent as `bbox`, carrying the street's fields and empty number fields.
+
+A query naming only a municipality or a postcode answers where its addresses lie, the same way.
 """
 
 from __future__ import annotations
 
 import json
-import re
-import unicodedata
-from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import groupby
 from typing import Any
 
 import sqlalchemy as sa
-from rapidfuzz import fuzz, process
+from pyproj import Transformer
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from geoapi.address_layers import AddressFields, label
+from geoapi.address_words import ParsedQuery, number_key, numeric, parse_query, require_something
 from geoapi.crs import OutputCrs
 from geoapi.features import feature_json
+from geoapi.street_index import AreaMatch, Street, StreetIndex, StreetMatch
 from urbis_core.catalog import LayerEntry
-from urbis_core.errors import InvalidParameter, NotFound
 
 MAX_RESULTS = 50
-STREET_CANDIDATES = 8  # streets whose addresses are read for one query
-MIN_STREET_SCORE = 60.0  # below this, a street is not what the query names
-OTHER_POSTCODE_PENALTY = 15.0  # the query gives a postcode and the street has another
-# How well a house number fits: exactly, same number with another suffix (23 for 23C), or
-# only the nearest number on the street when the one asked for does not exist.
-EXACT, SAME_NUMBER, NEAREST_NUMBER = 1.0, 0.9, 0.6
-NO_NUMBER = 0.95  # the query names a street only: its addresses, in number order
-_POSTCODE = re.compile(r"^1[0-2]\d\d$")  # the Region's postcodes: 1000-1299
-_HOUSE_NUMBER = re.compile(r"^(\d+)\s*([a-z]{0,3})$")
-_LEADING_DIGITS = re.compile(r"^\d+")
-
-
-@dataclass(frozen=True)
-class AddressFields:
-    """Where an address layer keeps its parts (French and Dutch names)."""
-
-    street_fr: str
-    street_nl: str
-    number: str
-    postcode: str
-    municipality_fr: str
-    municipality_nl: str
-    box: str | None = None
-
-    def names(self) -> set[str]:
-        return {self.street_fr, self.street_nl, self.number, self.postcode,
-                self.municipality_fr, self.municipality_nl}
-
-
-# The URBIS address schemas: UrbIS-Vector (current) and UrbAdm (legacy).
-KNOWN_SCHEMAS = (
-    AddressFields("STRNAMEFRE", "STRNAMEDUT", "POLICENUM", "ZIPCODE", "MUNNAMEFRE",
-                  "MUNNAMEDUT", box="BOXNUMBER"),
-    AddressFields("PW_NAME_FR", "PW_NAME_DU", "ADRN", "PZNC", "MU_NAME_FR", "MU_NAME_DU"),
-)
-
-
-def address_fields(layer: LayerEntry) -> AddressFields | None:
-    names = {c.name for c in layer.columns}
-    return next((s for s in KNOWN_SCHEMAS if s.names() <= names), None)
-
-
-def address_layer(layers: Iterable[LayerEntry], wanted: str | None) -> tuple[LayerEntry,
-                                                                             AddressFields]:
-    """The layer to geocode on: `wanted`, or the first whose fields are an address schema."""
-    layers = list(layers)
-    if wanted is not None:
-        layer = next((x for x in layers if x.id == wanted), None)
-        if layer is None:
-            raise NotFound(f"no collection '{wanted}'; /collections lists the available ones")
-        fields = address_fields(layer)
-        if fields is None:
-            raise InvalidParameter("collection", f"'{wanted}' is not an address layer (it "
-                                   "lacks street, number, postcode and municipality fields)")
-        return layer, fields
-    for layer in layers:
-        fields = address_fields(layer)
-        if fields is not None:
-            return layer, fields
-    raise NotFound("no address layer is synced: geocoding needs a layer with URBIS address "
-                   "fields (e.g. STRNAMEFRE, POLICENUM, ZIPCODE, MUNNAMEFRE)")
-
-
-def fold(text: str) -> str:
-    """Lower case, no accents, punctuation as spaces: 'Linière' and 'liniere' meet."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).lower()
-    return " ".join(re.sub(r"[^0-9a-z]+", " ", plain).split())
-
-
-@dataclass(frozen=True)
-class ParsedQuery:
-    words: str  # folded street (and municipality) words
-    number: str | None  # folded house number, e.g. "23c"
-    postcode: str | None
-
-
-def parse_query(q: str) -> ParsedQuery:
-    """Split free text into street words, a house number and a postcode.
-
-    A number from 1000 to 1299 is the postcode when another number or a word follows it, or a
-    number came before ("Rue X 2, 1060 Saint-Gilles", "1060 Rue X 2"); otherwise a number is
-    the house number, with its letter suffix glued or spaced ("23C", "23 c").
-    """
-    tokens = fold(q).split()
-    words: list[str] = []
-    number = postcode = None
-    i = 0
-    while i < len(tokens):
-        token, rest = tokens[i], tokens[i + 1:]
-        if postcode is None and _POSTCODE.match(token) and (number is not None or rest):
-            postcode = token
-        elif number is None and _HOUSE_NUMBER.match(token):
-            number = token
-            if token.isdigit() and rest and len(rest[0]) == 1 and rest[0].isalpha():
-                number, i = token + rest[0], i + 1
-        else:
-            words.append(token)
-        i += 1
-    if not words:
-        raise InvalidParameter("q", "name a street, e.g. 'Rue de la Victoire 2, 1060 "
-                               "Saint-Gilles' or 'Overwinningsstraat 2'")
-    return ParsedQuery(" ".join(words), number, postcode)
-
-
-@dataclass(frozen=True)
-class Street:
-    """One street of the layer as stored (values keep their column types)."""
-
-    street_fr: Any
-    street_nl: Any
-    postcode: Any
-    municipality_fr: Any
-    municipality_nl: Any
+DEFAULT_MIN_SCORE = 0.8
+# What the number found is worth, against the street's score: the number asked (and box), the
+# same number with another letter or box, the nearest existing one, the street only.
+EXACT, OTHER_LETTER_OR_BOX, NEAREST_NUMBER, STREET_ONLY = 1.0, 0.95, 0.8, 0.7
+ENVELOPE_MARGIN_M = 0.01  # a street's extent, a little wider: one address is a point
+MAX_BOX_SEARCH = 200  # numbers read at most to find a box (a name common to many streets)
 
 
 @dataclass
-class StreetIndex:
-    streets: list[Street]
-    choices: list[str]  # folded names to match against
-    owners: list[tuple[int, str]]  # per choice: the street and the language ("fr", "nl")
+class Planned:
+    """An answer decided before any address is read: a street's number, or a street/area."""
 
-    @classmethod
-    def build(cls, streets: list[Street]) -> StreetIndex:
-        choices: list[str] = []
-        owners: list[tuple[int, str]] = []
-        for i, s in enumerate(streets):
-            for lang, name, municipality in (("fr", s.street_fr, s.municipality_fr),
-                                             ("nl", s.street_nl, s.municipality_nl)):
-                if not name:
-                    continue
-                # the street alone, and with its municipality for queries that name both
-                for choice in (fold(str(name)), fold(f"{name} {municipality or ''}")):
-                    choices.append(choice)
-                    owners.append((i, lang))
-        return cls(streets, choices, owners)
-
-    def best(self, query: ParsedQuery) -> list[tuple[Street, float, str]]:
-        """The streets the words name best: (street, score 0-100, language), best first."""
-        found = process.extract(query.words, self.choices, scorer=fuzz.WRatio,
-                                limit=STREET_CANDIDATES * 8, score_cutoff=MIN_STREET_SCORE)
-        scores: dict[int, tuple[float, str]] = {}
-        for _choice, score, index in found:
-            street, lang = self.owners[index]
-            if query.postcode and str(self.streets[street].postcode) != query.postcode:
-                score -= OTHER_POSTCODE_PENALTY
-            if street not in scores or score > scores[street][0]:
-                scores[street] = (score, lang)
-        ranked = sorted(scores.items(), key=lambda item: -item[1][0])[:STREET_CANDIDATES]
-        return [(self.streets[i], score, lang) for i, (score, lang) in ranked
-                if score >= MIN_STREET_SCORE]
+    match: StreetMatch | None
+    fit: float
+    number: Any = None  # the stored house number to read, or None for the street itself
+    area: AreaMatch | None = None
+    tier: int = 0
+    rows: list[dict[str, Any]] = field(default_factory=list)
 
 
-class StreetIndexes:
-    """One StreetIndex per address layer, rebuilt when the layer's version changes."""
-
-    def __init__(self) -> None:
-        self._by_layer: dict[str, tuple[int, StreetIndex]] = {}
-
-    async def get(self, conn: AsyncConnection, layer: LayerEntry,
-                  fields: AddressFields) -> StreetIndex:
-        cached = self._by_layer.get(layer.id)
-        if cached is not None and cached[0] == layer.version:
-            return cached[1]
-        table = layer.table()
-        columns = [table.c[n] for n in (fields.street_fr, fields.street_nl, fields.postcode,
-                                        fields.municipality_fr, fields.municipality_nl)]
-        rows = await conn.execute(sa.select(*columns).group_by(*columns))
-        index = StreetIndex.build([Street(*row) for row in rows])
-        self._by_layer[layer.id] = (layer.version, index)
-        return index
+def _tiers(matches: list[StreetMatch]) -> list[list[StreetMatch]]:
+    return [list(t) for _s, t in groupby(matches, key=lambda m: round(m.score, 6))]
 
 
-def number_fit(asked: str | None, stored: Any) -> float:
-    """How well a stored house number fits the one asked for (0 when it does not)."""
-    if asked is None:
-        return NO_NUMBER
-    have = fold(str(stored or "")).replace(" ", "")
-    if have == asked:
-        return EXACT
-    digits = _LEADING_DIGITS.match(have)
-    wanted = _LEADING_DIGITS.match(asked)
-    if digits and wanted and digits.group() == wanted.group():
-        return SAME_NUMBER
-    return 0.0
+def _number_fits(asked: str, street: Street) -> list[tuple[Any, float]]:
+    exact = [n for n in street.numbers if number_key(n) == asked]
+    wanted = numeric(asked)
+    other = [n for n in street.numbers
+             if wanted is not None and numeric(n) == wanted and number_key(n) != asked]
+    return ([(n, EXACT) for n in sorted(exact, key=_number_order)]
+            + [(n, OTHER_LETTER_OR_BOX) for n in sorted(other, key=_number_order)])
 
 
-def _numeric(value: Any) -> int:
-    digits = _LEADING_DIGITS.match(fold(str(value or "")))
-    return int(digits.group()) if digits else 0
+def _nearest(asked: str, street: Street) -> list[tuple[int, Any]]:
+    """The street's numbers nearest below and above the one asked: (distance, number)."""
+    wanted = numeric(asked)
+    if wanted is None:
+        return []
+    known = [(value, n) for n in street.numbers if (value := numeric(n)) is not None]
+    below = max((v for v, _n in known if v < wanted), default=None)
+    above = min((v for v, _n in known if v > wanted), default=None)
+    return [(abs(v - wanted), n) for v, n in known if v in (below, above)]
 
 
-def label(row: Any, fields: AddressFields, lang: str) -> str:
-    """'Rue de la Victoire 2, 1060 Saint-Gilles' in the language the query matched."""
-    street = row[fields.street_fr if lang == "fr" else fields.street_nl]
-    municipality = row[fields.municipality_fr if lang == "fr" else fields.municipality_nl]
-    number = " ".join(str(v) for v in (row[fields.number],
-                                        row[fields.box] if fields.box else None) if v)
-    return f"{street} {number}, {row[fields.postcode]} {municipality}".replace(" ,", ",")
+def _number_order(value: Any) -> tuple[int, str]:
+    n = numeric(value)
+    return (n if n is not None else 1 << 30, number_key(value))
+
+
+def plan(query: ParsedQuery, matches: list[StreetMatch], limit: int) -> list[Planned]:
+    """What to answer, in order, until `limit` answers are sure (see the module's docstring).
+
+    Each planned number is at least one address. Boxes are not in memory: when one is asked,
+    every address of the tier with that number is read, to find the box wherever it is.
+    """
+    planned: list[Planned] = []
+    for position, tier in enumerate(_tiers(matches)):
+        if len(planned) >= limit:
+            break
+        if query.number is None:
+            planned += [Planned(m, 1.0, tier=position) for m in tier]
+            continue
+        found = [(fit, m, n) for m in tier for n, fit in _number_fits(query.number, m.street)]
+        found.sort(key=lambda f: (-f[0]))  # stable: the tier's order, then the numbers'
+        planned += [Planned(m, fit, n, tier=position) for fit, m, n in found]
+        if found or position > 0:
+            continue
+        near = sorted(((d, _number_order(n), i, n) for i, m in enumerate(tier)
+                       for d, n in _nearest(query.number, m.street)), key=lambda x: x[:3])
+        planned += [Planned(tier[i], NEAREST_NUMBER, n, tier=position)
+                    for _d, _o, i, n in near]
+        planned += [Planned(m, STREET_ONLY, tier=position) for m in tier]
+    return planned[:MAX_BOX_SEARCH if query.box is not None else limit]
+
+
+def _address_statement(layer: LayerEntry, fields: AddressFields,
+                       crs: OutputCrs) -> sa.Select[Any]:
+    """The addresses with given numbers in given extents, found through the GiST index.
+
+    The extents and numbers are bound as arrays (x0, y0, x1, y1, numbers): one statement
+    whatever their count.
+    """
+    table = layer.table()
+    m = ENVELOPE_MARGIN_M
+    arrays = [sa.bindparam(name, type_=ARRAY(sa.Float)) for name in ("x0", "y0", "x1", "y1")]
+    wanted = (sa.func.unnest(*arrays, sa.bindparam("numbers", type_=ARRAY(sa.Text)))
+              .table_valued("x0", "y0", "x1", "y1", "number").render_derived(name="wanted"))
+    envelope = sa.func.ST_MakeEnvelope(wanted.c.x0 - m, wanted.c.y0 - m, wanted.c.x1 + m,
+                                       wanted.c.y1 + m, layer.srid)
+    return (sa.select(feature_json(layer, table, crs).label("feature"),
+                      *(table.c[n] for n in fields.all()))
+            .select_from(wanted)
+            .join(table, sa.and_(table.c.geom.op("&&")(envelope),
+                                 sa.cast(table.c[fields.number], sa.Text) == wanted.c.number)))
+
+
+async def read_addresses(conn: AsyncConnection, layer: LayerEntry, fields: AddressFields,
+                         index: StreetIndex, planned: list[Planned], crs: OutputCrs) -> None:
+    """Read the planned numbers' addresses (every box of each) into `planned[i].rows`.
+
+    Each number is looked for in the extent of its addresses, through the GiST index; what
+    another street's address in that extent brings is left out here. The statement is
+    compiled once per layer version and CRS: building and compiling it took longer than
+    PostgreSQL takes to answer it.
+    """
+    wanted = [p for p in planned if p.number is not None and p.match is not None]
+    if not wanted:
+        return
+    looked: dict[tuple[int, Any], tuple[Any, ...]] = {}
+    for p in wanted:
+        assert p.match is not None
+        looked[(id(p.match.street), p.number)] = (*p.match.street.number_extent(p.number),
+                                                  str(p.number))
+    compiled = index.statements.get(crs.uri)
+    if compiled is None:
+        compiled = index.statements[crs.uri] = _address_statement(
+            layer, fields, crs).compile(dialect=conn.dialect)
+    columns = list(zip(*looked.values(), strict=True))
+    values = compiled.construct_params({name: list(column) for name, column in zip(
+        ("x0", "y0", "x1", "y1", "numbers"), columns, strict=True)})
+    read: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for row in await conn.exec_driver_sql(compiled.string, values):
+        mapping = dict(row._mapping)
+        key = (*(mapping[n] for n in fields.street_fields()), mapping[fields.number])
+        rows = read.setdefault(key, [])
+        if not any(r["feature"] == mapping["feature"] for r in rows):  # extents overlap
+            rows.append(mapping)
+    for p in wanted:
+        assert p.match is not None
+        p.rows = read.get((*_street_values(p.match.street), p.number), [])
+
+
+def _street_values(street: Street) -> tuple[Any, ...]:
+    values = (street.street_fr, street.street_nl, street.postcode, street.municipality_fr,
+              street.municipality_nl)
+    return values if street.street_id is None else (street.street_id, *values)
+
+
+def _box_order(box: Any, asked: str | None) -> tuple[int, int, str]:
+    key = number_key(box)
+    if asked is not None and key == asked:
+        return (0, 0, key)
+    n = numeric(box)
+    return (1 if not key else 2, n if n is not None else 1 << 30, key)
+
+
+@lru_cache(maxsize=16)
+def _transformer(source: int, target: int) -> Transformer:
+    return Transformer.from_crs(source, target, always_xy=True)
+
+
+def _place_feature(layer: LayerEntry, fields: AddressFields, crs: OutputCrs,
+                   extent: tuple[float, float, float, float], middle: tuple[float, float],
+                   properties: dict[str, Any]) -> dict[str, Any]:
+    """A street or an area as a feature: its middle point, its extent as `bbox`."""
+    x, y = middle
+    minx, miny, maxx, maxy = extent
+    if crs.srid != layer.srid:
+        transform = _transformer(layer.srid, crs.srid)
+        x, y = transform.transform(x, y)
+        minx, miny, maxx, maxy = transform.transform_bounds(minx, miny, maxx, maxy)
+    if crs.lat_first:
+        x, y, minx, miny, maxx, maxy = y, x, miny, minx, maxy, maxx
+    d = crs.decimals
+    return {"type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [round(x, d), round(y, d)]},
+            "bbox": [round(v, d) for v in (minx, miny, maxx, maxy)],
+            "properties": properties}
+
+
+def _compared(query: ParsedQuery, m: StreetMatch, number: Any,
+              box: Any) -> dict[str, dict[str, Any]]:
+    """What of the query was compared with what of the answer."""
+    street = m.street
+    compared: dict[str, dict[str, Any]] = {"street": {
+        "query": m.query_words, "matched": m.name.text, "score": round(m.name_score, 3)}}
+    if query.number is not None:
+        compared["number"] = {"query": query.number, "matched": number}
+    if query.box is not None:
+        compared["box"] = {"query": query.box, "matched": box}
+    if query.postcode is not None:
+        compared["postcode"] = {"query": query.postcode, "matched": street.postcode}
+    if m.municipality is not None:
+        compared["municipality"] = {"query": m.municipality,
+                                    "matched": street.municipality_fr
+                                    if m.name.language == "fr" else street.municipality_nl}
+    return compared
+
+
+def _how(query: ParsedQuery, m: StreetMatch, number: Any, box: Any) -> str:
+    """exact: the street's name, the number and box as asked, nothing disagreeing."""
+    exact = (m.name_score >= 1.0 and m.score >= m.name_score
+             and (query.number is None or number_key(number) == query.number)
+             and (query.box is None or number_key(box) == query.box))
+    return "exact" if exact else "fuzzy"
+
+
+def _street_properties(fields: AddressFields, street: Street) -> dict[str, Any]:
+    properties = dict(zip(fields.street_fields(), _street_values(street), strict=True))
+    properties[fields.number] = None
+    if fields.box:
+        properties[fields.box] = None
+    return properties
+
+
+def answer(layer: LayerEntry, fields: AddressFields, query: ParsedQuery,
+           planned: list[Planned], limit: int, crs: OutputCrs) -> list[dict[str, Any]]:
+    """The features, tier by tier; in a tier by what the number (and box) are worth."""
+    ranked: list[tuple[tuple[Any, ...], Planned, dict[str, Any] | None]] = []
+    for i, p in enumerate(planned):
+        if p.number is None:
+            ranked.append(((p.tier, -p.fit, i), p, None))
+        for row in p.rows:
+            box = row.get(fields.box) if fields.box else None
+            fit = p.fit
+            if query.box is not None and number_key(box) != query.box:
+                fit = min(fit, OTHER_LETTER_OR_BOX)
+            ranked.append(((p.tier, -fit, i, _box_order(box, query.box)), p, row))
+    ranked.sort(key=lambda r: r[0])
+    return [_feature(layer, fields, query, p, row, -order[1], crs)
+            for order, p, row in ranked[:limit]]
+
+
+def _feature(layer: LayerEntry, fields: AddressFields, query: ParsedQuery, p: Planned,
+             row: dict[str, Any] | None, fit: float, crs: OutputCrs) -> dict[str, Any]:
+    if p.area is not None:
+        return _area_feature(layer, fields, query, p.area, crs)
+    m = p.match
+    assert m is not None
+    language = m.name.language
+    if row is None:
+        properties = _street_properties(fields, m.street)
+        properties.update(score=round(m.score * fit, 3),
+                          label=label(properties, fields, language), language=language,
+                          match="street", compared=_compared(query, m, None, None))
+        return _place_feature(layer, fields, crs, m.street.extent, m.street.middle, properties)
+    box = row.get(fields.box) if fields.box else None
+    how = "nearest_number" if p.fit == NEAREST_NUMBER else _how(query, m, p.number, box)
+    feature: dict[str, Any] = json.loads(row["feature"])
+    feature["properties"].update(
+        score=round(m.score * fit, 3), label=label(row, fields, language),
+        language=language, match=how, compared=_compared(query, m, p.number, box))
+    return feature
+
+
+def _area_feature(layer: LayerEntry, fields: AddressFields, query: ParsedQuery,
+                  m: AreaMatch, crs: OutputCrs) -> dict[str, Any]:
+    area = m.area
+    properties: dict[str, Any] = {n: None for n in fields.all()}
+    properties.update({fields.postcode: area.postcode,
+                       fields.municipality_fr: area.municipality_fr,
+                       fields.municipality_nl: area.municipality_nl})
+    compared: dict[str, dict[str, Any]] = {}
+    if query.postcode is not None:
+        compared["postcode"] = {"query": query.postcode, "matched": area.postcode}
+    if m.municipality is not None:
+        compared["municipality"] = {"query": m.municipality, "matched": area.municipality_fr
+                                    if m.municipality_language == "fr"
+                                    else area.municipality_nl}
+    properties.update(score=round(m.score, 3),
+                      label=label(properties, fields, m.municipality_language),
+                      language=m.municipality_language,
+                      match="municipality" if m.municipality is not None else "postcode",
+                      compared=compared)
+    return _place_feature(layer, fields, crs, area.extent, area.middle, properties)
 
 
 async def geocode(conn: AsyncConnection, layer: LayerEntry, fields: AddressFields,
-                  index: StreetIndex, q: str, limit: int,
+                  index: StreetIndex, q: str, limit: int, min_score: float,
                   crs: OutputCrs) -> list[dict[str, Any]]:
-    """Addresses matching `q`, best first, each with `score` (0-1) and `label`."""
+    """What `q` names, best first, each with `score` (0-1), `match`, `compared` and `label`."""
     query = parse_query(q)
-    streets = index.best(query)
-    if not streets:
-        return []
-    table = layer.table()
-    street_col, postcode_col = table.c[fields.street_fr], table.c[fields.postcode]
-    wanted = {(s.street_fr, s.postcode): (score, lang) for s, score, lang in streets}
-    parts = [table.c[n] for n in sorted(fields.names() | ({fields.box} if fields.box else set()))]
-    rows = (await conn.execute(
-        sa.select(feature_json(layer, table, crs).label("feature"), *parts)
-        .where(sa.tuple_(street_col, postcode_col).in_(list(wanted))))).all()
-    scored: list[tuple[float, int, str, dict[str, Any]]] = []
-    by_street: dict[tuple[Any, Any], list[Any]] = {}
-    for row in rows:
-        by_street.setdefault((row._mapping[fields.street_fr], row._mapping[fields.postcode]),
-                             []).append(row._mapping)
-    top = max(score for score, _lang in wanted.values())
-    for street_key, members in by_street.items():
-        street_score, lang = wanted[street_key]
-        fits = [(number_fit(query.number, m[fields.number]), m) for m in members]
-        if query.number is not None and street_score == top and not any(f for f, _ in fits):
-            # the best street lacks the number asked for: offer its nearest one
-            asked = _numeric(query.number)
-            nearest = min(members, key=lambda m: abs(_numeric(m[fields.number]) - asked))
-            fits = [(NEAREST_NUMBER, nearest)]
-        for fit, member in fits:
-            if fit:
-                scored.append((street_score / 100 * fit, _numeric(member[fields.number]),
-                               lang, dict(member)))
-    scored.sort(key=lambda s: (-s[0], s[1], label(s[3], fields, s[2])))
-    return [_geocoded(member, fields, lang, score)
-            for score, _n, lang, member in scored[:limit]]
-
-
-def _geocoded(member: dict[str, Any], fields: AddressFields, lang: str,
-              score: float) -> dict[str, Any]:
-    feature: dict[str, Any] = json.loads(member["feature"])
-    feature["properties"]["score"] = round(score, 3)
-    feature["properties"]["label"] = label(member, fields, lang)
-    feature["properties"]["language"] = lang
-    return feature
+    require_something(query)
+    readings = index.readings(query.words) if query.words else [((), None)]
+    place_only = [municipality for words, municipality in readings if not words]
+    if place_only:
+        areas = index.areas(place_only[0], query.postcode)
+        return answer(layer, fields, query, [Planned(None, 1.0, area=a) for a in areas],
+                      limit, crs)
+    planned = plan(query, index.match(query.words, query.postcode, min_score), limit)
+    await read_addresses(conn, layer, fields, index, planned, crs)
+    return answer(layer, fields, query, planned, limit, crs)

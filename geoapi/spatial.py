@@ -172,8 +172,10 @@ async def features_within(conn: AsyncConnection, layer: LayerEntry, point: Query
 
 
 async def nearest_features(conn: AsyncConnection, layer: LayerEntry, point: QueryPoint, k: int,
-                           crs: OutputCrs) -> list[dict[str, Any]]:
+                           crs: OutputCrs, within: float | None = None) -> list[dict[str, Any]]:
     """The `k` features nearest to the point, nearest first (then by key), with `distance`.
+
+    Only those within `within` metres, when it is given.
 
     The GiST index's KNN operator (`<->`, the exact distance for geometries) finds how far the
     k-th nearest lies; the features that near are then ranked by distance and key, so that
@@ -192,8 +194,10 @@ async def nearest_features(conn: AsyncConnection, layer: LayerEntry, point: Quer
     nearest = sa.select(knn.label("d")).order_by(knn).limit(k).subquery("knn")
     reach = sa.select(func.max(nearest.c.d) + KNN_SLACK_M).scalar_subquery()
     metres = func.ST_Distance(table.c.geom, here)
-    query = (_feature_query(layer, table, crs, distance=metres)
-             .where(func.ST_DWithin(table.c.geom, here, reach))
+    conditions = [func.ST_DWithin(table.c.geom, here, reach)]
+    if within is not None:
+        conditions.append(func.ST_DWithin(table.c.geom, here, sa.literal(within, sa.Float)))
+    query = (_feature_query(layer, table, crs, distance=metres).where(*conditions)
              .order_by(metres, table.c[layer.key_field]).limit(k))
     return await _features(conn, query, ("distance",))
 
