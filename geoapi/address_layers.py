@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from urbis_core.catalog import LayerEntry
@@ -50,11 +50,8 @@ def address_fields(layer: LayerEntry) -> AddressFields | None:
     names = {c.name for c in layer.columns}
     for schema in KNOWN_SCHEMAS:
         if schema.required() <= names:
-            return AddressFields(
-                schema.street_fr, schema.street_nl, schema.number, schema.postcode,
-                schema.municipality_fr, schema.municipality_nl,
-                box=schema.box if schema.box in names else None,
-                street_id=schema.street_id if schema.street_id in names else None)
+            return replace(schema, box=schema.box if schema.box in names else None,
+                           street_id=schema.street_id if schema.street_id in names else None)
     return None
 
 

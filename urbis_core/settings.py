@@ -16,12 +16,21 @@ from urbis_core.paths import DEFAULT_CONFIG, NODE_MODULES, PROJECT_ROOT
 
 MAX_ITEMS_LIMIT = 10_000
 MAX_DOWNLOAD_FEATURES = 1_000_000
+LOOPBACK = ("127.0.0.0/8", "::1/128")  # the peers trusted as proxies unless told otherwise
 
 
 def _flag(value: str | None, default: bool) -> bool:
     if value is None or value == "":
         return default
     return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _list(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """A comma-separated variable's items (an empty value: none; unset: `default`)."""
+    raw = env.get(name)
+    if raw is None:
+        return default
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -82,33 +91,28 @@ class ApiSettings:
     # The base of every absolute link; unset, links follow the request (and trusted proxies).
     public_url: str | None = None
     # Peers whose X-Forwarded-* and Forwarded headers are believed (addresses or networks).
-    trusted_proxies: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    trusted_proxies: tuple[str, ...] = LOOPBACK
 
     @classmethod
     def from_env(cls, database_url: str, env: Mapping[str, str] = os.environ) -> ApiSettings:
-        origins = env.get("URBIS_CORS_ORIGINS")
-        proxies = env.get("URBIS_TRUSTED_PROXIES")
-        if _int(env, "URBIS_DOWNLOAD_MAX_FEATURES", MAX_DOWNLOAD_FEATURES) < 1:
+        download_max = _int(env, "URBIS_DOWNLOAD_MAX_FEATURES", MAX_DOWNLOAD_FEATURES)
+        if download_max < 1:
             raise ConfigError("URBIS_DOWNLOAD_MAX_FEATURES must be at least 1")
         return cls(
             database_url=database_url,
             host=env.get("URBIS_HOST") or "127.0.0.1",
             port=_int(env, "URBIS_PORT", 8000),
             pool_size=_int(env, "URBIS_DB_POOL_SIZE", 10),
-            download_max_features=_int(env, "URBIS_DOWNLOAD_MAX_FEATURES",
-                                       MAX_DOWNLOAD_FEATURES),
+            download_max_features=download_max,
             tile_cache_mb=_int(env, "URBIS_TILE_CACHE_MB", 256),
             tile_cache_dir=Path(env["URBIS_TILE_CACHE_DIR"]) if env.get("URBIS_TILE_CACHE_DIR")
             else None,
-            tile_archives=tuple(Path(p.strip()) for p in
-                                (env.get("URBIS_TILE_ARCHIVES") or "").split(",") if p.strip()),
+            tile_archives=tuple(Path(p) for p in _list(env, "URBIS_TILE_ARCHIVES", ())),
             tile_max_age=_int(env, "URBIS_TILE_MAX_AGE", 0),
             tile_warm_zoom=_int(env, "URBIS_TILE_WARM_ZOOM", 11),
-            cors_origins=(tuple(o.strip() for o in origins.split(",") if o.strip())
-                          if origins is not None else ("*",)),
+            cors_origins=_list(env, "URBIS_CORS_ORIGINS", ("*",)),
             public_url=env.get("URBIS_PUBLIC_URL") or None,
-            trusted_proxies=(tuple(p.strip() for p in proxies.split(",") if p.strip())
-                             if proxies is not None else ("127.0.0.0/8", "::1/128")),
+            trusted_proxies=_list(env, "URBIS_TRUSTED_PROXIES", LOOPBACK),
         )
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from urbis_core.config import FeedSource, LayerConfig, OgcApiSource, ServiceConfig, WfsSource
+from urbis_core.config import FeedSource, LayerConfig, OgcApiSource, WfsSource
 from urbis_core.errors import SourceError
 from urbis_core.settings import SyncSettings
 from urbis_sync.sources import SourceSchema
@@ -43,12 +43,6 @@ class SourceProbe:
         return self.error is None
 
 
-def probe_sources(config: ServiceConfig, layer_ids: list[str],
-                  settings: SyncSettings) -> list[SourceProbe]:
-    """Probe each layer's source in turn; one failing source does not stop the others."""
-    return [probe_layer(layer_id, config.layer(layer_id), settings) for layer_id in layer_ids]
-
-
 def probe_layer(layer_id: str, layer: LayerConfig, settings: SyncSettings) -> SourceProbe:
     source = layer.source
     if isinstance(source, WfsSource):
@@ -61,9 +55,7 @@ def probe_layer(layer_id: str, layer: LayerConfig, settings: SyncSettings) -> So
         probe = SourceProbe(layer_id, f"file {source.path or source.url}", network=False)
         probe.facts.append(("not checked", "a file source: `urbis config check` opens it"))
         return probe
-    http = HttpFetcher(RetryPolicy(attempts=settings.http_attempts,
-                                   backoff=settings.http_backoff,
-                                   timeout=settings.http_timeout))
+    http = HttpFetcher(RetryPolicy.from_settings(settings))
     try:
         if isinstance(source, WfsSource):
             _probe_wfs(probe, source, layer.key, http)
@@ -113,14 +105,16 @@ def _probe_wfs(probe: SourceProbe, source: WfsSource, key: str, http: HttpFetche
 def _probe_ogcapi(probe: SourceProbe, source: OgcApiSource, key: str,
                   http: HttpFetcher) -> None:
     reader = OgcApiReader(source, key, probe.layer_id, http)
-    first = reader.first_page
-    probe.facts.append(("collection", "; ".join(reader.stats.notes)))
-    probe.facts.append(("fields", _fields(reader.schema)))
-    if first is not None:
-        probe.facts.append(("numberMatched", f"{_count(first.matched)} (the first page's)"))
-        probe.facts.append(("first page", _first_page(first.attributes, key,
-                                                      reader.page_size)))
-    reader.close()
+    try:
+        first = reader.first_page
+        probe.facts.append(("collection", "; ".join(reader.stats.notes)))
+        probe.facts.append(("fields", _fields(reader.schema)))
+        if first is not None:
+            probe.facts.append(("numberMatched", f"{_count(first.matched)} (the first page's)"))
+            probe.facts.append(("first page", _first_page(first.attributes, key,
+                                                          reader.page_size)))
+    finally:
+        reader.close()
 
 
 def _probe_feed(probe: SourceProbe, source: FeedSource, http: HttpFetcher) -> None:

@@ -191,11 +191,16 @@ With `limit` they hold that page, and the `Link` header gives next/prev. `Number
 """
 
 
+def _selection_params(request: Request) -> list[tuple[str, str]]:
+    """The request's parameters but its paging and format: what selects the features."""
+    return [(k, v) for k, v in request.query_params.multi_items()
+            if k not in ("offset", "f", "limit")]
+
+
 def _page_links(request: Request, href: str, query: ItemsQuery, returned: int, matched: int,
                 fmt: str = "json") -> list[dict[str, Any]]:
     """The self and next/prev links in `fmt`, alternates in the others; parameters kept."""
-    kept = [(k, v) for k, v in request.query_params.multi_items()
-            if k not in ("offset", "f", "limit")] + [("limit", str(query.limit))]
+    kept = _selection_params(request) + [("limit", str(query.limit))]
 
     def link(rel: str, offset: int, f: str) -> dict[str, Any]:
         return {"rel": rel, "type": MEDIA_TYPES[f][0], "title": f"{rel} ({FORMAT_TITLES[f]})",
@@ -317,15 +322,14 @@ async def items(
 def _downloads_html(request: Request, href: str, pages: list[dict[str, Any]], matched: int,
                     settings: ApiSettings) -> str:
     """The items page's downloads, each saying what it holds, and how GeoJSON pages."""
-    kept = [(k, v) for k, v in request.query_params.multi_items()
-            if k not in ("offset", "f", "limit")]
+    kept = _selection_params(request)
     filtered = any(k not in ("crs", "properties", "sortby") for k, _ in kept)
     links = [{"href": f"{href}?{urlencode([*kept, ('f', fmt)])}",
               "title": download_title(fmt, matched, settings.download_max_features, filtered)}
              for fmt in ("csv", "gpkg")]
-    links += [lk | {"title": f"This page ({FORMAT_TITLES[fmt]})"} for lk in pages
-              for fmt in FORMAT_TITLES if lk["rel"] == "alternate"
-              and lk["type"] == MEDIA_TYPES[fmt][0]]
+    # an alternate link's title is "alternate (<format>)" (_page_links)
+    links += [lk | {"title": "This page" + lk["title"].removeprefix("alternate")}
+              for lk in pages if lk["rel"] == "alternate"]
     whole = href.removesuffix("/items")
     note = (f"<p>GeoJSON comes a page at a time: <code>limit</code> features (default "
             f"{settings.default_limit}, at most {settings.max_limit:,}) from "

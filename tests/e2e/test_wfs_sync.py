@@ -69,6 +69,13 @@ def sync(engine, config_path: Path, layer_id: str = "muni"):
     return sync_layer(engine, load_config(config_path), layer_id, FAST_RETRIES)
 
 
+def sync_with_faults(engine, wfs, tmp_path: Path, *faults: str):
+    """A run of the municipalities from `wfs`, its GetFeature requests meeting `faults`."""
+    config = write_config(tmp_path, wfs.url, "urbis:Municipalities", "NAT_CODE")
+    wfs.inject(*faults)
+    return sync(engine, config)
+
+
 @pytest.mark.parametrize("fmt", ["geojson", "gml"])
 def test_pages_through_the_whole_layer(engine, municipalities_wfs, tmp_path, fmt):
     config = write_config(tmp_path, municipalities_wfs.url, "urbis:Municipalities", "NAT_CODE",
@@ -119,9 +126,7 @@ def test_many_pages_of_addresses(engine, tmp_path):
     ["pass", "truncate_silent"],
 ])
 def test_transient_faults_are_retried(engine, municipalities_wfs, tmp_path, faults):
-    config = write_config(tmp_path, municipalities_wfs.url, "urbis:Municipalities", "NAT_CODE")
-    municipalities_wfs.inject(*faults)
-    report = sync(engine, config)
+    report = sync_with_faults(engine, municipalities_wfs, tmp_path, *faults)
     assert report.status == "success", report.error
     assert report.inserted == 19
     assert not municipalities_wfs.pending_faults
@@ -368,9 +373,7 @@ def test_unknown_type_among_several_lists_the_closest_first(engine, tmp_path):
 def test_answers_retrying_cannot_fix_fail_at_once(engine, request, tmp_path, fault, words,
                                                   server):
     wfs = request.getfixturevalue(server)
-    config = write_config(tmp_path, wfs.url, "urbis:Municipalities", "NAT_CODE")
-    wfs.inject("pass", fault, "pass", "pass")
-    report = sync(engine, config)
+    report = sync_with_faults(engine, wfs, tmp_path, "pass", fault, "pass", "pass")
     assert report.status == "failed"
     assert (report.error or "").startswith("layer 'muni': GetFeature from 5: ")
     assert words in (report.error or "") and "gave up" not in (report.error or "")
@@ -400,9 +403,7 @@ def test_real_refusal_with_geojson_asked_fails_at_once_in_the_servers_words(
     ["pass", "exception:NoApplicableCode", "exception:NoApplicableCode"],
 ])
 def test_transient_answers_are_still_retried(engine, gml_only_wfs, tmp_path, faults):
-    config = write_config(tmp_path, gml_only_wfs.url, "urbis:Municipalities", "NAT_CODE")
-    gml_only_wfs.inject(*faults)
-    report = sync(engine, config)
+    report = sync_with_faults(engine, gml_only_wfs, tmp_path, *faults)
     assert report.status == "success", report.error
     assert report.inserted == 19
     retries = len([f for f in faults if f != "pass"])
@@ -411,9 +412,8 @@ def test_transient_answers_are_still_retried(engine, gml_only_wfs, tmp_path, fau
 
 def test_a_transient_exception_that_persists_fails_with_the_servers_words(
         engine, municipalities_wfs, tmp_path):
-    config = write_config(tmp_path, municipalities_wfs.url, "urbis:Municipalities", "NAT_CODE")
-    municipalities_wfs.inject(*["exception:NoApplicableCode"] * FAST_RETRIES.http_attempts)
-    report = sync(engine, config)
+    report = sync_with_faults(engine, municipalities_wfs, tmp_path,
+                              *["exception:NoApplicableCode"] * FAST_RETRIES.http_attempts)
     assert report.status == "failed"
     assert report.error == (
         "layer 'muni': GetFeature from 0: gave up after 3 attempts: the server says (HTTP 200): "

@@ -121,9 +121,7 @@ def open_source(layer_id: str, layer: LayerConfig, settings: SyncSettings,
         with open_file_source(source, layer_id) as dataset:
             yield FileReader(dataset)
         return
-    http = HttpFetcher(RetryPolicy(attempts=settings.http_attempts,
-                                   backoff=settings.http_backoff,
-                                   timeout=settings.http_timeout))
+    http = HttpFetcher(RetryPolicy.from_settings(settings))
     try:
         if isinstance(source, WfsSource | OgcApiSource):
             reader: WfsReader | OgcApiReader = (

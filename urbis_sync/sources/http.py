@@ -25,6 +25,7 @@ from typing import TypeVar
 import httpx
 
 from urbis_core.errors import SourceError
+from urbis_core.settings import SyncSettings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -38,6 +39,11 @@ class RetryPolicy:
     backoff: float = 1.0  # seconds before the 2nd attempt; doubles each time
     max_backoff: float = 30.0
     timeout: float = 60.0
+
+    @classmethod
+    def from_settings(cls, settings: SyncSettings) -> RetryPolicy:
+        return cls(attempts=settings.http_attempts, backoff=settings.http_backoff,
+                   timeout=settings.http_timeout)
 
 
 class TransientAnswer(Exception):
