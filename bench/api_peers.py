@@ -113,7 +113,7 @@ def ours_spec(url: str, config: Path, port: int, pool: int) -> ServerSpec:
            "URBIS_PORT": str(port), "URBIS_DB_POOL_SIZE": str(pool),
            "URBIS_TILE_WARM_ZOOM": "-1"}
     return ServerSpec("ours", [str(URBIS), "serve", "--host", "127.0.0.1", "--port", str(port)],
-                      env, "/healthz", "buildings",
+                      env, "/readyz", "buildings",
                       [f"urbis serve: uvicorn, one process; pool {pool} connections "
                        "(URBIS_DB_POOL_SIZE, no overflow); no tiles drawn ahead "
                        "(URBIS_TILE_WARM_ZOOM=-1)"])

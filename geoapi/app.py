@@ -7,15 +7,22 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from geoapi import area_of_use
+from geoapi.budgets import DEFAULT_KIND, Budgets
 from geoapi.counting import MatchCounts
+from geoapi.crs import SUPPORTED
+from geoapi.db_health import DatabaseHealth
+from geoapi.disconnect import CancelOnDisconnect
 from geoapi.errors import install_error_handlers
 from geoapi.html import LEAFLET_STATIC
 from geoapi.lowzoom import LowZoomKeeper
+from geoapi.offload import Workers
 from geoapi.openapi import ApiDefinition
 from geoapi.public_url import PublicUrl, VaryMiddleware, parse_networks, parse_public_url
 from geoapi.routes import (
@@ -34,25 +41,35 @@ from tiles.archive import open_archive
 from tiles.cache import TileCache
 from tiles.disk import DiskTier
 from tiles.listener import follow_changes, reconcile_at_start
-from urbis_core.db import sqlalchemy_url
+from urbis_core.catalog import STORAGE_SRID
+from urbis_core.db import session_options, sqlalchemy_url
 from urbis_core.errors import ConfigError
 from urbis_core.settings import ApiSettings
+
+API_APPLICATION_NAME = "urbis-api"  # how the API's sessions show in pg_stat_activity
 
 
 def create_app(settings: ApiSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        budgets = Budgets(settings, app.state.db_health)
         engine = create_async_engine(
             sqlalchemy_url(settings.database_url),
             pool_size=settings.pool_size,
             max_overflow=0,
+            pool_timeout=settings.queue_timeout,
             pool_pre_ping=True,
             # Plan each statement for its values: psycopg prepares repeated statements, and a
             # generic plan cannot see a LIKE prefix (so no index for it) nor a filter's share.
-            connect_args={"options": "-c plan_cache_mode=force_custom_plan"},
+            connect_args={"options": session_options(
+                budgets.timeouts[DEFAULT_KIND], settings.idle_in_transaction_timeout,
+                API_APPLICATION_NAME, plan_cache_mode="force_custom_plan")},
         )
         app.state.engine = engine
         app.state.settings = settings
+        app.state.budgets = budgets
+        app.state.workers = Workers(settings.cpu_threads, settings.cpu_processes,
+                                    settings.queue_timeout)
         disk = DiskTier(settings.tile_cache_dir) if settings.tile_cache_dir else None
         app.state.tile_cache = TileCache(settings.tile_cache_mb * 1024 * 1024, disk)
         await reconcile_at_start(settings.database_url, app.state.tile_cache)
@@ -61,7 +78,10 @@ def create_app(settings: ApiSettings) -> FastAPI:
             raise ConfigError(f"URBIS_TILE_ARCHIVES: no such file: {', '.join(missing)}")
         app.state.tile_archives = {path.stem: open_archive(path)
                                    for path in settings.tile_archives}
-        keeper = LowZoomKeeper(engine, app.state.tile_cache, settings.tile_warm_zoom)
+        # in a thread, as the API starts, rather than on the loop in the first query's way
+        warming = asyncio.create_task(anyio.to_thread.run_sync(
+            area_of_use.warm, STORAGE_SRID, {crs.srid for crs in SUPPORTED.values()}))
+        keeper = LowZoomKeeper(engine, app.state.tile_cache, settings.tile_warm_zoom, budgets)
         app.state.low_zoom_keeper = keeper
         listener = asyncio.create_task(follow_changes(settings.database_url,
                                                       app.state.tile_cache, keeper.poke))
@@ -72,9 +92,11 @@ def create_app(settings: ApiSettings) -> FastAPI:
                 archive.close()
             await keeper.stop()
             listener.cancel()
+            warming.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
             await engine.dispose()
+            app.state.workers.close()
 
     app = FastAPI(
         title="URBIS GeoService",
@@ -87,11 +109,13 @@ def create_app(settings: ApiSettings) -> FastAPI:
         openapi_url=None,  # served as OpenAPI 3.0 by geoapi.routes.docs
     )
     install_error_handlers(app)
+    app.state.db_health = DatabaseHealth()
     app.state.public_url = PublicUrl(
         parse_public_url(settings.public_url, "URBIS_PUBLIC_URL") if settings.public_url
         else None, parse_networks(settings.trusted_proxies, "URBIS_TRUSTED_PROXIES"))
     app.state.api_definition = ApiDefinition(app)
     app.add_middleware(VaryMiddleware)
+    app.add_middleware(CancelOnDisconnect)
     # Web apps on other origins embed tiles and call the API from the browser.
     app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                        allow_methods=["GET", "POST", "HEAD", "OPTIONS"], allow_headers=["*"],

@@ -31,6 +31,7 @@ Bbox = tuple[float, float, float, float]
 # (straight in its own CRS) rather than becoming the chord between its transformed ends.
 STEP_DEGREES = 0.001  # about 100 m
 STEP_METRES = 100.0
+MAX_DENSIFIED_VERTICES = 100_000
 # The area's own edges, straight in longitude/latitude, are drawn in other CRSs with a
 # vertex every 0.01 degree (about 1 km): the area is a generous box around the country, so
 # the few metres a chord strays from the curve never decide which stored feature matches.
@@ -71,6 +72,12 @@ def area_of_use(storage_srid: int, srid: int) -> shapely.Polygon:
     return shape
 
 
+def warm(storage_srid: int, srids: set[int]) -> None:
+    """Compute the areas ahead: pyproj's first use reads its database (a few hundred ms)."""
+    for srid in srids:
+        area_of_use(storage_srid, srid)
+
+
 def bbox_shape(bbox: Bbox) -> shapely.Geometry:
     """The bbox as a geometry: a rectangle, or a line or a point when it is flat."""
     minx, miny, maxx, maxy = bbox
@@ -109,6 +116,17 @@ def _intersection(shape: shapely.Geometry, area: shapely.Geometry) -> shapely.Ge
     return shapely.intersection(shape, area)
 
 
+def densify_step(shape: shapely.Geometry, srid: int) -> float:
+    """The step at which the shape's edges are cut before a transform.
+
+    About 100 m, coarser when that would add more than `MAX_DENSIFIED_VERTICES` (edges of
+    hundreds of kilometres, thousands of them): the database would build a geometry of
+    millions of vertices, for a precision nobody asked for.
+    """
+    step = STEP_DEGREES if _crs(srid).is_geographic else STEP_METRES
+    return max(step, float(shapely.length(shape)) / MAX_DENSIFIED_VERTICES)
+
+
 def _is_rectangle(shape: shapely.Geometry) -> bool:
     return isinstance(shape, shapely.Polygon) and shape.equals(shapely.envelope(shape))
 
@@ -139,8 +157,8 @@ def in_storage(shape: shapely.Geometry, srid: int,
         ewkb = shapely.to_wkb(shapely.set_srid(part, srid), include_srid=True)
         geom = func.ST_GeomFromEWKB(sa.literal(ewkb, sa.LargeBinary()))
     if srid != storage_srid:
-        step = STEP_DEGREES if _crs(srid).is_geographic else STEP_METRES
-        geom = func.ST_Transform(func.ST_Segmentize(geom, step), storage_srid)
+        geom = func.ST_Transform(func.ST_Segmentize(geom, densify_step(part, srid)),
+                                 storage_srid)
         if not rectangle:
             geom = func.ST_MakeValid(geom)
     return once(geom)

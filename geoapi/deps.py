@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Literal
 
 from fastapi import Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from geoapi.budgets import Budgets
 from geoapi.public_url import PublicUrl
 from urbis_core.settings import ApiSettings
 
 
-async def _connection(request: Request) -> AsyncIterator[AsyncConnection]:
-    engine: AsyncEngine = request.app.state.engine
-    async with engine.connect() as conn:
-        # One snapshot per request: the catalog row and the layer rows agree with each other.
-        await conn.execution_options(isolation_level="REPEATABLE READ")
-        async with conn.begin():
+def _connection(kind: str) -> Callable[[Request], AsyncIterator[AsyncConnection]]:
+    """A dependency: the request's connection, after its turn, under `kind`'s budget."""
+    async def connection(request: Request) -> AsyncIterator[AsyncConnection]:
+        budgets: Budgets = request.app.state.budgets
+        engine: AsyncEngine = request.app.state.engine
+        request.state.query_kind = kind  # for the error handler to name the limit
+        async with budgets.turn(kind), budgets.snapshot(engine, kind) as conn:
             yield conn
+    return connection
 
 
 async def _settings(request: Request) -> ApiSettings:
@@ -98,7 +101,13 @@ async def _items_format(
     return negotiate(request.headers.get("accept", ""), ("json", "html", "csv", "gpkg"))
 
 
-ConnDep = Annotated[AsyncConnection, Depends(_connection)]
+# The catalog's small reads (a collection's description, the list of collections) are not
+# queued; the other kinds are (geoapi.budgets).
+ConnDep = Annotated[AsyncConnection, Depends(_connection("catalog"))]
+ItemsConnDep = Annotated[AsyncConnection, Depends(_connection("items"))]
+SpatialConnDep = Annotated[AsyncConnection, Depends(_connection("spatial"))]
+StatsConnDep = Annotated[AsyncConnection, Depends(_connection("stats"))]
+GeocodeConnDep = Annotated[AsyncConnection, Depends(_connection("geocode"))]
 SettingsDep = Annotated[ApiSettings, Depends(_settings)]
 FormatDep = Annotated[str, Depends(_output_format)]
 ItemsFormatDep = Annotated[str, Depends(_items_format)]

@@ -1,6 +1,8 @@
 """One error model for every 4xx/5xx (status, title, detail), mapped from the domain errors here.
 
-Only real server faults (5xx) are logged with their traceback; a user's bad input is not news.
+Only real server faults (500) are logged with their traceback; a user's bad input is not news,
+and a database outage is told once per change of state (geoapi.db_health), not per request.
+Every 503 says when to come back (Retry-After).
 """
 
 from __future__ import annotations
@@ -11,10 +13,19 @@ from http import HTTPStatus
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from psycopg.errors import QueryCanceled
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from urbis_core.errors import DatabaseError, InvalidParameter, NotFound, TooLarge, UrbisError
+from urbis_core.db import first_line
+from urbis_core.errors import (
+    DatabaseError,
+    InvalidParameter,
+    NotFound,
+    TooLarge,
+    Unavailable,
+    UrbisError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -23,14 +34,18 @@ STATUS_BY_ERROR: dict[type[UrbisError], int] = {
     NotFound: 404,
     TooLarge: 413,
     DatabaseError: 503,
+    Unavailable: 503,
 }
+OUTAGE_RETRY_AFTER = 5  # seconds: the database usually comes back within a few
+TIMEOUT_RETRY_AFTER = 10
 
 
-def problem(status: int, detail: str) -> JSONResponse:
+def problem(status: int, detail: str, retry_after: int = OUTAGE_RETRY_AFTER) -> JSONResponse:
     return JSONResponse(
         {"status": status, "title": HTTPStatus(status).phrase, "detail": detail},
         status_code=status,
         media_type="application/problem+json",
+        headers={"Retry-After": str(retry_after)} if status == 503 else None,
     )
 
 
@@ -44,8 +59,10 @@ def _status_of(exc: UrbisError) -> int:
 async def _on_urbis_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, UrbisError)
     status = _status_of(exc)
-    if status >= 500:
+    if status == 500:
         log.error("%s %s failed: %s", request.method, request.url.path, exc, exc_info=exc)
+    if isinstance(exc, Unavailable):
+        return problem(status, str(exc), exc.retry_after)
     return problem(status, str(exc))
 
 
@@ -67,10 +84,26 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
-    log.error("%s %s: database error", request.method, request.url.path, exc_info=exc)
+    assert isinstance(exc, DBAPIError)
+    if isinstance(exc.orig, QueryCanceled):
+        return _timed_out(request)
     if isinstance(exc, OperationalError):
+        request.app.state.db_health.failed(first_line(exc))
         return problem(503, "the database is not reachable right now; try again shortly")
+    log.error("%s %s: database error", request.method, request.url.path, exc_info=exc)
     return problem(500, "the database could not answer this request")
+
+
+def _timed_out(request: Request) -> JSONResponse:
+    """A statement ran past its kind's timeout (geoapi.budgets) and PostgreSQL cancelled it."""
+    kind = getattr(request.state, "query_kind", "catalog")
+    budgets = request.app.state.budgets
+    log.warning("%s %s: cancelled after the %s timeout of %g s", request.method,
+                request.url.path, kind, budgets.timeouts[kind])
+    return problem(503, f"this {kind} query took longer than the {budgets.timeouts[kind]:g} s "
+                        f"it may take ({budgets.variable(kind)}) and was stopped. Narrow it "
+                        "(a smaller area or geometry, fewer features, a filter), or try again "
+                        "later if the service is busy", TIMEOUT_RETRY_AFTER)
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:

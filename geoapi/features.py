@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
@@ -458,18 +458,16 @@ def _csv_text(value: Any) -> str:
     return str(value)
 
 
-async def csv_chunks(columns: list[ColumnInfo],
-                     batches: AsyncIterator[list[tuple[Any, ...]]]) -> AsyncIterator[str]:
-    """A header line (the column names, then WKT), then one line per feature (RFC 4180)."""
+def csv_header(columns: list[ColumnInfo]) -> str:
+    """The header line: the column names, then WKT (RFC 4180)."""
+    return csv_lines([[c.name for c in columns] + [CSV_GEOMETRY]])
+
+
+def csv_lines(rows: Iterable[Iterable[Any]]) -> str:
+    """One CSV line per row, values written as the GeoJSON output writes them."""
     out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow([c.name for c in columns] + [CSV_GEOMETRY])
-    yield out.getvalue()
-    async for rows in batches:
-        out.seek(0)
-        out.truncate()
-        writer.writerows([_csv_text(v) for v in row] for row in rows)
-        yield out.getvalue()
+    csv.writer(out).writerows([_csv_text(v) for v in row] for row in rows)
+    return out.getvalue()
 
 
 def _arrow_type(sql_type: str) -> Any:

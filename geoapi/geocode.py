@@ -32,7 +32,7 @@ from geoapi.address_layers import AddressFields, label
 from geoapi.address_words import ParsedQuery, number_key, numeric, parse_query, require_something
 from geoapi.crs import OutputCrs
 from geoapi.features import feature_json
-from geoapi.street_index import AreaMatch, Street, StreetIndex, StreetMatch
+from geoapi.street_index import AreaMatch, OffLoop, Street, StreetIndex, StreetMatch
 from urbis_core.catalog import LayerEntry
 
 MAX_RESULTS = 50
@@ -305,16 +305,25 @@ def _area_feature(layer: LayerEntry, fields: AddressFields, query: ParsedQuery,
 
 async def geocode(conn: AsyncConnection, layer: LayerEntry, fields: AddressFields,
                   index: StreetIndex, q: str, limit: int, min_score: float,
-                  crs: OutputCrs) -> list[dict[str, Any]]:
+                  crs: OutputCrs, off_loop: OffLoop) -> list[dict[str, Any]]:
     """What `q` names, best first, each with `score` (0-1), `match`, `compared` and `label`."""
     query = parse_query(q)
     require_something(query)
+    planned, place_only = await off_loop(_plan_query, index, query, limit, min_score)
+    if not place_only:
+        await read_addresses(conn, layer, fields, index, planned, crs)
+    return answer(layer, fields, query, planned, limit, crs)
+
+
+def _plan_query(index: StreetIndex, query: ParsedQuery, limit: int,
+                min_score: float) -> tuple[list[Planned], bool]:
+    """What to answer, before any address is read (CPU-bound: matching every street name).
+
+    True with areas when the query names only a municipality or a postcode.
+    """
     readings = index.readings(query.words) if query.words else [((), None)]
     place_only = [municipality for words, municipality in readings if not words]
     if place_only:
         areas = index.areas(place_only[0], query.postcode)
-        return answer(layer, fields, query, [Planned(None, 1.0, area=a) for a in areas],
-                      limit, crs)
-    planned = plan(query, index.match(query.words, query.postcode, min_score), limit)
-    await read_addresses(conn, layer, fields, index, planned, crs)
-    return answer(layer, fields, query, planned, limit, crs)
+        return [Planned(None, 1.0, area=a) for a in areas], True
+    return plan(query, index.match(query.words, query.postcode, min_score), limit), False

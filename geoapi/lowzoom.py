@@ -13,11 +13,13 @@ Web Mercator's at `max_zoom` (URBIS_TILE_WARM_ZOOM; -1: none).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from geoapi.budgets import Budgets
 from geoapi.catalog import list_layers
 from geoapi.routes.tiles import draw_tile, layers_of
 from tiles.cache import EVERY_LAYER, CachedTile, TileCache, TileKey
@@ -26,6 +28,8 @@ from tiles.tms import MAX_ZOOM, TILE_MATRIX_SETS, WEB_MERCATOR_QUAD, TileMatrixS
 from urbis_core.catalog import LayerEntry
 
 log = logging.getLogger(__name__)
+
+DRAWING_AHEAD_TIMEOUT = 120.0  # seconds a low-zoom tile's statements may take
 
 
 def low_zooms(tms: TileMatrixSet, max_zoom: int) -> list[int]:
@@ -56,8 +60,10 @@ def low_zoom_tiles(layers: list[LayerEntry], max_zoom: int) -> list[Drawn]:
 class LowZoomKeeper:
     """Draws the low-zoom tiles missing from the cache, in the background, when poked."""
 
-    def __init__(self, engine: AsyncEngine, cache: TileCache, max_zoom: int) -> None:
+    def __init__(self, engine: AsyncEngine, cache: TileCache, max_zoom: int,
+                 budgets: Budgets) -> None:
         self.engine = engine
+        self.budgets = budgets
         self.cache = cache
         self.max_zoom = max_zoom
         self._task: asyncio.Task[None] | None = None
@@ -104,4 +110,8 @@ class LowZoomKeeper:
             self.drawn += not cached
 
     def _drawing(self, key: TileKey, ids: tuple[str, ...]) -> Callable[[], Awaitable[CachedTile]]:
-        return lambda: draw_tile(self.engine, key, layers_of(ids), {})
+        # no request waits on these (unless one asks for the same tile meanwhile): they may
+        # read whole layers for longer than a tile request's timeout allows
+        snapshot = functools.partial(self.budgets.snapshot, self.engine, "tiles",
+                                     DRAWING_AHEAD_TIMEOUT)
+        return lambda: draw_tile(snapshot, key, layers_of(ids), {})

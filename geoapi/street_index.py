@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from array import array
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +40,7 @@ PARTIAL_BASE = 0.6  # a query naming some of the name's words: this plus the sha
 OTHER_KIND = 0.7  # 'Place X' asked, 'Rue X' found: another street, below any minimum score
 PREFILTER = 0.5  # names compared in full: those whose plain similarity reaches this
 TYPO_MIN_LETTERS = 5  # words shorter than this must be spelled right to match word by word
+INDEX_READ_TIMEOUT_S = 120  # reading every street once per layer version
 MAX_REMEMBERED = 10_000  # (street municipality, municipality as typed) agreements kept
 
 
@@ -409,17 +410,19 @@ def _areas(streets: Iterable[Street], key: Any) -> dict[Any, Area]:
 
 
 async def read_streets(conn: AsyncConnection, layer: LayerEntry,
-                       fields: AddressFields) -> list[Street]:
-    """Every street of the layer with its numbers, extents and middle, in one pass.
+                       fields: AddressFields) -> StreetRows:
+    """Every street of the layer with its numbers and their extents, in one pass.
 
     Only numbers are aggregated (no geometry is collected): per house number the extent of
-    its addresses; per street their count and centroid. The street's middle is the centre of
-    its house number nearest that centroid: an address, unless the number's boxes lie apart.
+    its addresses; per street their count and centroid.
     """
     # a sort of every address on its street's fields: in memory, and JIT compiling this
-    # one-off statement costs more than it saves
-    await conn.execute(sa.text("SELECT set_config('jit', 'off', true), "
-                               "set_config('work_mem', '64MB', true)"))
+    # one-off statement costs more than it saves. It reads the whole layer, once per
+    # version: it may take longer than a geocoding query (its timeout is put back after).
+    timeout = (await conn.execute(sa.text(
+        "SELECT current_setting('statement_timeout'), set_config('jit', 'off', true), "
+        "set_config('work_mem', '64MB', true), set_config('statement_timeout', :t, true)"),
+        {"t": f"{INDEX_READ_TIMEOUT_S}s"})).scalar_one()
     table = layer.table()
     # OFFSET 0 keeps the point computed once per address, not once per aggregate using it
     point = (sa.select(*(table.c[n] for n in fields.street_fields()),
@@ -442,6 +445,18 @@ async def read_streets(conn: AsyncConnection, layer: LayerEntry,
         *(func.array_agg(per_number.c[c]) for c in ("x0", "y0", "x1", "y1")),
         func.sum(per_number.c.n), func.sum(per_number.c.sx), func.sum(per_number.c.sy),
     ).group_by(*street)
+    rows = (await conn.execute(query)).all()
+    await conn.execute(sa.text("SELECT set_config('statement_timeout', :t, true)"),
+                       {"t": timeout})
+    return rows
+
+
+def streets_of(rows: StreetRows, fields: AddressFields) -> list[Street]:
+    """The streets of `read_streets`' rows, each with its middle (CPU-bound: off the loop).
+
+    The street's middle is the centre of its house number nearest the centroid of its
+    addresses: an address, unless the number's boxes lie apart.
+    """
     streets = []
     interned: dict[Any, Any] = {}
     kinds_of: dict[Any, str | None] = {}  # per name: tens of thousands of streets share a few
@@ -451,7 +466,7 @@ async def read_streets(conn: AsyncConnection, layer: LayerEntry,
             kinds_of[name] = street_words(fold(str(name)).split()).kind if name else None
         return kinds_of[name]
 
-    for row in await conn.execute(query):
+    for row in rows:
         values = list(row)
         if fields.street_id is None:
             values.insert(0, None)
@@ -471,6 +486,10 @@ async def read_streets(conn: AsyncConnection, layer: LayerEntry,
     return streets
 
 
+StreetRows = Sequence[Any]  # read_streets' rows: a street's fields, numbers, extents, sums
+OffLoop = Callable[..., Awaitable[Any]]  # runs a CPU-bound call off the event loop
+
+
 class StreetIndexes:
     """One StreetIndex per address layer, rebuilt when the layer's version changes."""
 
@@ -478,8 +497,8 @@ class StreetIndexes:
         self._by_layer: dict[str, tuple[int, StreetIndex]] = {}
         self._building: dict[str, asyncio.Lock] = {}
 
-    async def get(self, conn: AsyncConnection, layer: LayerEntry,
-                  fields: AddressFields) -> StreetIndex:
+    async def get(self, conn: AsyncConnection, layer: LayerEntry, fields: AddressFields,
+                  off_loop: OffLoop) -> StreetIndex:
         cached = self._by_layer.get(layer.id)
         if cached is not None and cached[0] == layer.version:
             return cached[1]
@@ -488,6 +507,11 @@ class StreetIndexes:
             cached = self._by_layer.get(layer.id)
             if cached is not None and cached[0] == layer.version:
                 return cached[1]
-            index = StreetIndex.build(await read_streets(conn, layer, fields))
+            rows = await read_streets(conn, layer, fields)
+            index = await off_loop(_build, rows, fields)
             self._by_layer[layer.id] = (layer.version, index)
             return index
+
+
+def _build(rows: StreetRows, fields: AddressFields) -> StreetIndex:
+    return StreetIndex.build(streets_of(rows, fields))

@@ -102,7 +102,11 @@ class TileCache:
     async def get_or_render(self, key: TileKey,
                             render: Callable[[], Awaitable[CachedTile]]) -> tuple[CachedTile,
                                                                                    bool]:
-        """The tile and whether it was a hit; concurrent misses for one tile render once."""
+        """The tile and whether it was a hit; concurrent misses for one tile render once.
+
+        The render is a task of its own: a client that leaves (its request cancelled) does
+        not take the tile from the others waiting for it, and the tile is kept all the same.
+        """
         hit = self.get(key)
         if hit is not None:
             return hit, True
@@ -111,21 +115,21 @@ class TileCache:
             self.stats.hits += 1  # served by the render another request started
             return await asyncio.shield(running), True
         self.stats.misses += 1
-        future: asyncio.Future[CachedTile] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
+        task = asyncio.ensure_future(self._render_and_keep(key, render))
+        self._inflight[key] = task
+        task.add_done_callback(_retrieve)
+        return await asyncio.shield(task), False
+
+    async def _render_and_keep(self, key: TileKey,
+                               render: Callable[[], Awaitable[CachedTile]]) -> CachedTile:
         generations = [self._generation.get(c, 0) for c in key.collections]
         try:
             tile = await render()
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: waiters get it, nobody is warned twice
-            raise
         finally:
             self._inflight.pop(key, None)
-        future.set_result(tile)
         if generations == [self._generation.get(c, 0) for c in key.collections]:
             self._store(key, tile)
-        return tile, False
+        return tile
 
     def _store(self, key: TileKey, tile: CachedTile) -> None:
         if self.disk is not None:
@@ -193,3 +197,9 @@ def _meets(tms: TileMatrixSet, key: TileKey, box: tuple[float, float, float, flo
     margin = tms.tile_span(key.z) * BUFFER / EXTENT
     return not (maxx + margin < box[0] or minx - margin > box[2]
                 or maxy + margin < box[1] or miny - margin > box[3])
+
+
+def _retrieve(task: asyncio.Future[CachedTile]) -> None:
+    """Mark a render's failure as seen: its requesters may all have gone before it ended."""
+    if not task.cancelled():
+        task.exception()

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 import psycopg
 
 from tiles.cache import TileCache
+from urbis_core.db import first_line
 
 log = logging.getLogger(__name__)
 CHANNEL = "urbis_layer_changed"  # urbis_sync.run.NOTIFY_CHANNEL
@@ -80,9 +82,12 @@ async def follow_changes(database_url: str, cache: TileCache,
     """Runs for the app's life (cancelled at shutdown); reconnects after database outages.
 
     The cache is emptied each time listening (re)starts: a change may have been missed while
-    nobody listened. `after` is called once listening and after each change applied.
+    nobody listened. While the database is away it is kept, and its tiles served: nothing can
+    change them meanwhile. `after` is called once listening and after each change applied.
+    An outage is logged when it starts and when it ends, not at each attempt.
     """
     delay = 1.0
+    failing_since: float | None = None
     while True:
         try:
             async with await psycopg.AsyncConnection.connect(database_url,
@@ -92,6 +97,10 @@ async def follow_changes(database_url: str, cache: TileCache,
                 await reconcile_disk(conn, cache)
                 if after is not None:
                     after()
+                if failing_since is not None:
+                    log.warning("tile cache follows changes again, after %.0f s; emptied",
+                                time.monotonic() - failing_since)
+                    failing_since = None
                 delay = 1.0
                 async for note in conn.notifies():
                     try:
@@ -106,8 +115,9 @@ async def follow_changes(database_url: str, cache: TileCache,
                     if after is not None:
                         after()
         except (psycopg.OperationalError, OSError) as exc:
-            log.warning("tile cache cannot follow changes (%s); retrying in %.0f s", exc,
-                        delay)
-            cache.clear()
+            if failing_since is None:
+                failing_since = time.monotonic()
+                log.warning("tile cache cannot follow changes (%s); serving the cached tiles "
+                            "and retrying", first_line(exc))
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_RETRY_DELAY)

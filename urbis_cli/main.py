@@ -148,12 +148,13 @@ def _run_sync(url: str, config: ServiceConfig, layer_ids: tuple[str, ...]) -> bo
     from urbis_core.db import create_sync_engine
     from urbis_sync.run import sync_layer
 
-    engine = create_sync_engine(url)
+    settings = SyncSettings.from_env()
+    engine = create_sync_engine(url, statement_timeout=settings.statement_timeout)
     progress = ProgressLine()
     ok = True
     try:
         for layer_id in list(layer_ids) or list(config.layers):
-            report = sync_layer(engine, config, layer_id, SyncSettings.from_env(), progress)
+            report = sync_layer(engine, config, layer_id, settings, progress)
             progress.done()
             _report(report)
             ok = ok and report.status != "failed"
@@ -169,11 +170,12 @@ def _run_continuously(url: str, config: ServiceConfig) -> None:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    engine = create_sync_engine(url)
+    settings = SyncSettings.from_env()
+    engine = create_sync_engine(url, statement_timeout=settings.statement_timeout)
     click.echo(f"urbis: syncing {', '.join(config.layers)} on their schedules "
                "(Ctrl-C to stop)", err=True)
     try:
-        run_continuously(engine, config, SyncSettings.from_env(), stop, _report)
+        run_continuously(engine, config, settings, stop, _report)
     finally:
         engine.dispose()
 

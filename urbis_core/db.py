@@ -30,8 +30,23 @@ def sqlalchemy_url(url: str) -> str:
     return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
 
 
-def create_sync_engine(url: str, **kwargs: object) -> Engine:
+def create_sync_engine(url: str, *, statement_timeout: float | None = None,
+                       **kwargs: object) -> Engine:
+    """An engine; with `statement_timeout` (seconds), no statement of it runs longer."""
+    if statement_timeout is not None:
+        kwargs["connect_args"] = {"options": session_options(statement_timeout)}
     return create_engine(sqlalchemy_url(url), pool_pre_ping=True, **kwargs)
+
+
+def session_options(statement_timeout: float, idle_in_transaction: float | None = None,
+                    application_name: str | None = None, **others: str) -> str:
+    """Libpq `options` setting these for every session of a pool (timeouts in seconds)."""
+    settings = {"statement_timeout": f"{round(statement_timeout * 1000)}ms", **others}
+    if idle_in_transaction is not None:
+        settings["idle_in_transaction_session_timeout"] = f"{round(idle_in_transaction * 1000)}ms"
+    if application_name is not None:
+        settings["application_name"] = application_name
+    return " ".join(f"-c {name}={value}" for name, value in settings.items())
 
 
 def ensure_postgis(engine: Engine) -> None:
@@ -44,10 +59,10 @@ def ensure_postgis(engine: Engine) -> None:
             if not installed:
                 conn.execute(text("CREATE EXTENSION postgis"))
     except OperationalError as exc:
-        raise DatabaseError(f"cannot connect to the database: {_first_line(exc)}") from exc
+        raise DatabaseError(f"cannot connect to the database: {first_line(exc)}") from exc
     except DBAPIError as exc:
         raise DatabaseError(
-            f"PostGIS is missing and could not be created: {_first_line(exc)}"
+            f"PostGIS is missing and could not be created: {first_line(exc)}"
         ) from exc
 
 
@@ -64,6 +79,7 @@ def resolve_database_url(settings: DatabaseSettings, *, start: bool = True) -> s
     return state.url
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """The first line of what the database (or its driver) said."""
     cause = getattr(exc, "orig", None) or exc
     return str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__

@@ -4,6 +4,8 @@ Every message is written for a person: it says what is wrong and, where it can, 
 The API maps these classes to HTTP statuses in one place (`geoapi.errors`).
 """
 
+from __future__ import annotations
+
 
 class UrbisError(Exception):
     """Base of every error the service raises on purpose."""
@@ -39,3 +41,19 @@ class InvalidParameter(UrbisError):
     def __init__(self, parameter: str, message: str) -> None:
         super().__init__(f"Invalid value for parameter '{parameter}': {message}")
         self.parameter = parameter
+        self.message = message
+
+    def __reduce__(self) -> tuple[type[InvalidParameter], tuple[str, str]]:
+        # raised in worker processes (geoapi.offload) and sent back pickled
+        return InvalidParameter, (self.parameter, self.message)
+
+
+class Unavailable(UrbisError):
+    """The service cannot answer now but may soon: too busy, or the database slow or away.
+
+    `retry_after` is the seconds a client should wait before asking again.
+    """
+
+    def __init__(self, message: str, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

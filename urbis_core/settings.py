@@ -15,6 +15,12 @@ from urbis_core.errors import ConfigError
 from urbis_core.paths import DEFAULT_CONFIG, NODE_MODULES, PROJECT_ROOT
 
 MAX_ITEMS_LIMIT = 10_000
+# The kinds of database work a request does (geoapi.budgets): each has its statement timeout
+# (seconds) and, but for the catalog's small reads, a bound on how many run at once.
+QUERY_KINDS = ("catalog", "items", "spatial", "stats", "geocode", "tiles")
+DEFAULT_TIMEOUTS = {"catalog": 5.0, "items": 5.0, "spatial": 5.0, "stats": 10.0,
+                    "geocode": 3.0, "tiles": 5.0}
+DEFAULT_CONCURRENCY = {"items": 6, "spatial": 4, "stats": 2, "geocode": 6, "tiles": 4}
 MAX_DOWNLOAD_FEATURES = 1_000_000
 LOOPBACK = ("127.0.0.0/8", "::1/128")  # the peers trusted as proxies unless told otherwise
 
@@ -31,6 +37,21 @@ def _list(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[
     if raw is None:
         return default
     return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"environment variable {name}={raw!r} is not a number of seconds")\
+            from None
+    if not 0 < value < 86_400:
+        raise ConfigError(f"environment variable {name}={raw!r} must be more than 0 and "
+                          "less than a day (in seconds)")
+    return value
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -92,17 +113,44 @@ class ApiSettings:
     public_url: str | None = None
     # Peers whose X-Forwarded-* and Forwarded headers are believed (addresses or networks).
     trusted_proxies: tuple[str, ...] = LOOPBACK
+    # What one request may cost (geoapi.budgets). Each kind of query's statement timeout, in
+    # seconds; past it the query is cancelled and the answer is a 503 with Retry-After.
+    statement_timeouts: Mapping[str, float] = field(
+        default_factory=lambda: dict(DEFAULT_TIMEOUTS))
+    # How many requests of each kind run at once; the others wait for their turn, and all
+    # but the catalog's together leave two of the pool's connections to the cheap ones.
+    concurrency: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_CONCURRENCY))
+    # How long a request waits for its turn or a pooled connection before a 503 (seconds).
+    queue_timeout: float = 5.0
+    # A transaction left idle this long is ended by PostgreSQL (a download whose client
+    # stopped reading holds one open between its batches).
+    idle_in_transaction_timeout: float = 120.0
+    # Worker threads for CPU-bound steps (parsing posted geometries, encoding large answers,
+    # writing downloads), so that the event loop keeps answering meanwhile.
+    cpu_threads: int = 4
+    # Worker processes decoding posted JSON geometries (a decoder no thread can share).
+    cpu_processes: int = 2
+    # A posted query geometry may have at most this many vertices.
+    max_query_vertices: int = 20_000
 
     @classmethod
     def from_env(cls, database_url: str, env: Mapping[str, str] = os.environ) -> ApiSettings:
         download_max = _int(env, "URBIS_DOWNLOAD_MAX_FEATURES", MAX_DOWNLOAD_FEATURES)
         if download_max < 1:
             raise ConfigError("URBIS_DOWNLOAD_MAX_FEATURES must be at least 1")
+        concurrency = {kind: _int(env, f"URBIS_CONCURRENCY_{kind.upper()}", default)
+                       for kind, default in DEFAULT_CONCURRENCY.items()}
+        if min(concurrency.values()) < 1:
+            raise ConfigError("URBIS_CONCURRENCY_* must be at least 1")
+        pool_size = _int(env, "URBIS_DB_POOL_SIZE", 10)
+        if pool_size < 3:
+            raise ConfigError("URBIS_DB_POOL_SIZE must be at least 3 (two are kept for "
+                              "cheap requests)")
         return cls(
             database_url=database_url,
             host=env.get("URBIS_HOST") or "127.0.0.1",
             port=_int(env, "URBIS_PORT", 8000),
-            pool_size=_int(env, "URBIS_DB_POOL_SIZE", 10),
+            pool_size=pool_size,
             download_max_features=download_max,
             tile_cache_mb=_int(env, "URBIS_TILE_CACHE_MB", 256),
             tile_cache_dir=Path(env["URBIS_TILE_CACHE_DIR"]) if env.get("URBIS_TILE_CACHE_DIR")
@@ -113,6 +161,15 @@ class ApiSettings:
             cors_origins=_list(env, "URBIS_CORS_ORIGINS", ("*",)),
             public_url=env.get("URBIS_PUBLIC_URL") or None,
             trusted_proxies=_list(env, "URBIS_TRUSTED_PROXIES", LOOPBACK),
+            statement_timeouts={kind: _seconds(env, f"URBIS_TIMEOUT_{kind.upper()}", default)
+                                for kind, default in DEFAULT_TIMEOUTS.items()},
+            concurrency=concurrency,
+            queue_timeout=_seconds(env, "URBIS_QUEUE_TIMEOUT", 5.0),
+            idle_in_transaction_timeout=_seconds(env, "URBIS_IDLE_IN_TRANSACTION_TIMEOUT",
+                                                 120.0),
+            cpu_threads=max(1, _int(env, "URBIS_CPU_THREADS", 4)),
+            cpu_processes=max(1, _int(env, "URBIS_CPU_PROCESSES", 2)),
+            max_query_vertices=max(4, _int(env, "URBIS_MAX_QUERY_VERTICES", 20_000)),
         )
 
 
@@ -123,6 +180,9 @@ class SyncSettings:
     http_attempts: int = 5
     http_backoff: float = 1.0
     http_timeout: float = 60.0
+    # The sync writes whole layers in one transaction: its statements get far longer than
+    # the API's, but not for ever (a lock never released, a runaway diff).
+    statement_timeout: float = 1800.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> SyncSettings:
@@ -130,6 +190,7 @@ class SyncSettings:
             http_attempts=_int(env, "URBIS_HTTP_ATTEMPTS", 5),
             http_backoff=float(env.get("URBIS_HTTP_BACKOFF") or 1.0),
             http_timeout=float(env.get("URBIS_HTTP_TIMEOUT") or 60.0),
+            statement_timeout=_seconds(env, "URBIS_SYNC_STATEMENT_TIMEOUT", 1800.0),
         )
 
 

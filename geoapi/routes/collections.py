@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import tempfile
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,7 +15,6 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.background import BackgroundTask
@@ -23,12 +23,22 @@ from geoapi import html
 from geoapi.catalog import get_layer, list_layers
 from geoapi.cql2 import compile_filter, parse_language
 from geoapi.crs import CRS84_URI, SUPPORTED, OutputCrs, parse_crs
-from geoapi.deps import MEDIA_TYPES, ConnDep, FormatDep, ItemsFormatDep, SettingsDep, base_url
+from geoapi.deps import (
+    MEDIA_TYPES,
+    ConnDep,
+    FormatDep,
+    ItemsConnDep,
+    ItemsFormatDep,
+    SettingsDep,
+    base_url,
+)
 from geoapi.features import (
     GpkgWriter,
+    ItemsPage,
     ItemsQuery,
     count_matched,
-    csv_chunks,
+    csv_header,
+    csv_lines,
     fetch_feature,
     fetch_items,
     stream_rows,
@@ -36,6 +46,7 @@ from geoapi.features import (
 )
 from geoapi.history import fetch_changes, fetch_quarantine
 from geoapi.json_schema import QUERYABLES_REL, SCHEMA_MEDIA_TYPE, SCHEMA_REL
+from geoapi.offload import json_text, off_loop
 from geoapi.params import (
     parse_bbox,
     parse_equals,
@@ -44,7 +55,7 @@ from geoapi.params import (
     parse_sortby,
     reject_unknown,
 )
-from urbis_core.catalog import LayerEntry
+from urbis_core.catalog import ColumnInfo, LayerEntry
 from urbis_core.errors import InvalidParameter, TooLarge
 from urbis_core.settings import MAX_ITEMS_LIMIT, ApiSettings
 
@@ -231,7 +242,7 @@ def _download_name(layer: LayerEntry, suffix: str) -> str:
 async def items(
     collection_id: CollectionId,
     request: Request,
-    conn: ConnDep,
+    conn: ItemsConnDep,
     settings: SettingsDep,
     fmt: ItemsFormatDep,
     limit: Annotated[int | None, Query(
@@ -303,20 +314,27 @@ async def items(
         meta["crs"] = {"type": "name",
                        "properties": {"name": f"urn:ogc:def:crs:EPSG::{query.crs.srid}"}}
     if fmt == "html":
-        features = [json.loads(f) for f in page.features]
-        pages = _page_links(request, href, query, len(features), page.number_matched, "html")
-        nav = html.link_list([lk | {"title": lk["rel"]} for lk in pages
-                              if lk["rel"] in ("next", "prev")])
-        body = (f"<p>{len(features)} of {page.number_matched} features "
-                f"(from {query.offset + 1 if features else 0}).</p>" + nav
-                + _map(request, features, query.crs, href)
-                + html.features_table(features, f"{base}/collections/{layer.id}")
-                + _downloads_html(request, href, pages, page.number_matched, settings))
-        return html.page(f"{layer.display_title('en')}: features", body,
-                         links[0]["href"], base)
+        # tens of milliseconds to seconds for a page of thousands of features
+        return await off_loop(request, _items_page, request, layer, query, page, href,
+                              links[0]["href"], settings)
     body = ('{"type":"FeatureCollection","features":[' + ",".join(page.features) + "],"
             + json.dumps(meta)[1:])
     return Response(body, media_type=GEOJSON, headers=content_crs)
+
+
+def _items_page(request: Request, layer: LayerEntry, query: ItemsQuery, page: ItemsPage,
+                href: str, json_href: str, settings: ApiSettings) -> Response:
+    base = base_url(request)
+    features = [json.loads(f) for f in page.features]
+    pages = _page_links(request, href, query, len(features), page.number_matched, "html")
+    nav = html.link_list([lk | {"title": lk["rel"]} for lk in pages
+                          if lk["rel"] in ("next", "prev")])
+    body = (f"<p>{len(features)} of {page.number_matched} features "
+            f"(from {query.offset + 1 if features else 0}).</p>" + nav
+            + _map(request, features, query.crs, href)
+            + html.features_table(features, f"{base}/collections/{layer.id}")
+            + _downloads_html(request, href, pages, page.number_matched, settings))
+    return html.page(f"{layer.display_title('en')}: features", body, json_href, base)
 
 
 def _downloads_html(request: Request, href: str, pages: list[dict[str, Any]], matched: int,
@@ -376,20 +394,27 @@ async def _table_download(conn: AsyncConnection, layer: LayerEntry, query: Items
         headers["Content-Disposition"] = (
             f'inline; filename="{_download_name(layer, ".csv")}"')
         rows = stream_rows(conn, layer, query, columns, "wkt", matched)
-        return StreamingResponse(csv_chunks(columns, rows), media_type="text/csv; charset=utf-8",
-                                 headers=headers)
+        return StreamingResponse(_csv_body(request, columns, rows),
+                                 media_type="text/csv; charset=utf-8", headers=headers)
     folder = Path(tempfile.mkdtemp(prefix="urbis-gpkg-"))
     path = folder / _download_name(layer, ".gpkg")
     writer = GpkgWriter(path, layer, columns, query.crs)
     try:
         async for batch in stream_rows(conn, layer, query, columns, "wkb", matched):
-            await run_in_threadpool(writer.append, batch)
-        await run_in_threadpool(writer.close)
+            await off_loop(request, writer.append, batch)
+        await off_loop(request, writer.close)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
     return FileResponse(path, media_type=GPKG, filename=path.name, headers=headers,
                         background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True))
+
+
+async def _csv_body(request: Request, columns: list[ColumnInfo],
+                    batches: AsyncIterator[list[tuple[Any, ...]]]) -> AsyncIterator[str]:
+    yield csv_header(columns)
+    async for rows in batches:
+        yield await off_loop(request, csv_lines, rows)
 
 
 def _too_large(layer: LayerEntry, returned: int, maximum: int, fmt: str) -> str:
@@ -406,7 +431,7 @@ async def feature(
     collection_id: CollectionId,
     feature_id: Annotated[str, PathParam(description="The feature's key value (e.g. a NIS code)")],
     request: Request,
-    conn: ConnDep,
+    conn: ItemsConnDep,
     fmt: FormatDep,
     crs: CrsParam = None,
     properties: PropertiesParam = None,
@@ -431,17 +456,18 @@ async def feature(
     return Response(body, media_type=GEOJSON, headers={"Content-Crs": f"<{output_crs.uri}>"})
 
 
-@router.get("/collections/{collection_id}/changes", summary="What changed since an instant")
+@router.get("/collections/{collection_id}/changes", summary="What changed since an instant",
+            response_class=Response, responses={200: {"content": {"application/json": {}}}})
 async def changes(
     collection_id: CollectionId,
     request: Request,
-    conn: ConnDep,
+    conn: ItemsConnDep,
     settings: SettingsDep,
     since: Annotated[str, Query(description="RFC 3339 instant, e.g. 2026-11-28T12:00:00Z")],
     limit: Annotated[int | None, Query(ge=1, description="Changes per page (default 100)")]
         = None,
     offset: Annotated[int, Query(ge=0)] = 0,
-) -> dict[str, Any]:
+) -> Response:
     reject_unknown(request.query_params.keys(), {"since", "limit", "offset", "f"})
     layer = await get_layer(conn, collection_id)
     instant = parse_instant(since, "since")
@@ -459,8 +485,9 @@ async def changes(
     if len(events) == size:
         links.append({"rel": "next", "type": "application/json", "href": f"{href}?" + urlencode(
             {"since": since, "limit": size, "offset": offset + size})})
-    return {"collection": layer.id, "since": instant.isoformat(), "version": layer.version,
-            "changes": events, "numberReturned": len(events), "links": links}
+    doc = {"collection": layer.id, "since": instant.isoformat(), "version": layer.version,
+           "changes": events, "numberReturned": len(events), "links": links}
+    return Response(await json_text(request, doc, len(events)), media_type="application/json")
 
 
 @router.get("/collections/{collection_id}/quarantine",
@@ -469,7 +496,7 @@ async def changes(
 async def quarantined(
     collection_id: CollectionId,
     request: Request,
-    conn: ConnDep,
+    conn: ItemsConnDep,
     settings: SettingsDep,
     limit: Annotated[int | None, Query(ge=1)] = None,
     offset: Annotated[int, Query(ge=0)] = 0,
@@ -480,4 +507,4 @@ async def quarantined(
     features, total = await fetch_quarantine(conn, layer, size, offset)
     body = {"type": "FeatureCollection", "features": features, "numberMatched": total,
             "numberReturned": len(features)}
-    return Response(json.dumps(body), media_type=GEOJSON)
+    return Response(await json_text(request, body, len(features)), media_type=GEOJSON)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -10,8 +11,9 @@ from fastapi.responses import Response
 from geoapi.address_layers import address_layer, label
 from geoapi.catalog import list_layers
 from geoapi.crs import parse_crs
-from geoapi.deps import ConnDep
+from geoapi.deps import GeocodeConnDep
 from geoapi.geocode import DEFAULT_MIN_SCORE, MAX_RESULTS, geocode
+from geoapi.offload import off_loop
 from geoapi.params import reject_unknown
 from geoapi.routes.spatial import (
     FEATURE_COLLECTION_RESPONSE,
@@ -55,7 +57,7 @@ def street_indexes(request: Request) -> StreetIndexes:
                 "postcode), `compared` (what of the query was compared with what), `label` and "
                 "`language`."))
 async def geocode_address(
-    request: Request, conn: ConnDep,
+    request: Request, conn: GeocodeConnDep,
     q: Annotated[str, Query(min_length=1, max_length=200, description=(
         "The address, e.g. 'Rue de la Victoire 2, 1060 Saint-Gilles' or "
         "'overwinningstraat 2 sint-gillis'"))],
@@ -72,9 +74,10 @@ async def geocode_address(
                    {"q", "limit", "min_score", "crs", "collection"})
     out = parse_crs(crs, "crs")
     layer, fields = address_layer(await list_layers(conn), collection)
-    index = await street_indexes(request).get(conn, layer, fields)
-    features = await geocode(conn, layer, fields, index, q, limit, min_score, out)
-    return feature_collection(request, layer, out, features)
+    run = functools.partial(off_loop, request)
+    index = await street_indexes(request).get(conn, layer, fields, run)
+    features = await geocode(conn, layer, fields, index, q, limit, min_score, out, run)
+    return await feature_collection(request, layer, out, features)
 
 
 @router.get("/reverse", summary="The nearest address to a point", response_class=Response,
@@ -83,7 +86,7 @@ async def geocode_address(
                 "(metres, planar in EPSG:31370, rounded to the mm) and `label` in the chosen "
                 "language; an empty collection when no address lies that near."))
 async def reverse_geocode(
-    request: Request, conn: ConnDep, x: X, y: Y, crs: Crs = None,
+    request: Request, conn: GeocodeConnDep, x: X, y: Y, crs: Crs = None,
     lang: Annotated[Literal["fr", "nl"], Query(description="Language of `label`")] = "fr",
     max_distance: Annotated[float, Query(gt=0, le=MAX_DISTANCE_M, allow_inf_nan=False,
                                          description=(
@@ -99,4 +102,4 @@ async def reverse_geocode(
     features = await nearest_features(conn, layer, point, 1, out, within=max_distance)
     for feature in features:
         feature["properties"]["label"] = label(feature["properties"], fields, lang)
-    return feature_collection(request, layer, out, features)
+    return await feature_collection(request, layer, out, features)

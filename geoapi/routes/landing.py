@@ -7,12 +7,16 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError
 
 from geoapi import html
-from geoapi.deps import ConnDep, FormatDep, base_url
+from geoapi.budgets import Budgets
+from geoapi.db_health import DatabaseHealth
+from geoapi.deps import FormatDep, base_url
 from geoapi.errors import problem
 from urbis_core.catalog import layer_catalog
+from urbis_core.db import first_line
 
 router = APIRouter()
 
@@ -102,16 +106,32 @@ async def conformance(request: Request, fmt: FormatDep) -> Any:
     return doc
 
 
-@router.get("/healthz", summary="Health check", tags=["Capabilities"])
-async def healthz(request: Request, conn: ConnDep) -> JSONResponse:
-    try:
-        await conn.execute(text("SELECT 1"))
-        layers = (await conn.execute(select(func.count()).select_from(layer_catalog))).scalar()
-    except Exception as exc:  # noqa: BLE001 - any failure means "not healthy"
-        return problem(503, f"database not ready: {type(exc).__name__}")
+@router.get("/healthz", summary="Liveness: the process answers", tags=["Capabilities"],
+            description="200 while the process lives, whatever the database's state (for a "
+                        "supervisor deciding whether to restart it); `database` says whether "
+                        "the last requests reached it. Readiness to answer queries: /readyz.")
+async def healthz(request: Request) -> JSONResponse:
+    health: DatabaseHealth = request.app.state.db_health
     cache = request.app.state.tile_cache
     keeper = request.app.state.low_zoom_keeper
-    return JSONResponse({"status": "ok", "database": "ok", "layers": layers,
+    return JSONResponse({"status": "ok",
+                         "database": "reachable" if health.reachable else "unreachable",
+                         "database_error": health.last_error if not health.reachable else None,
                          "tile_cache": dataclasses.asdict(cache.stats),
                          "low_zoom_tiles": {"drawn_ahead": keeper.drawn,
                                             "drawing": not keeper.idle.is_set()}})
+
+
+@router.get("/readyz", summary="Readiness: the database answers", tags=["Capabilities"],
+            description="200 with the number of layers when the database answers a query "
+                        "now; 503 with Retry-After when it does not (for a load balancer "
+                        "deciding where to send requests).")
+async def readyz(request: Request) -> JSONResponse:
+    budgets: Budgets = request.app.state.budgets
+    try:
+        async with budgets.snapshot(request.app.state.engine, "catalog") as conn:
+            layers = (await conn.execute(select(func.count()).select_from(layer_catalog))
+                      ).scalar()
+    except (DBAPIError, OSError) as exc:
+        return problem(503, f"the database does not answer: {first_line(exc)}")
+    return JSONResponse({"status": "ready", "database": "ok", "layers": layers})

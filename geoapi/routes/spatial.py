@@ -10,20 +10,18 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
-from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
-import shapely
-import shapely.geometry
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from geoapi.catalog import get_layer, list_layers
 from geoapi.crs import OutputCrs, parse_crs
-from geoapi.deps import ConnDep, SettingsDep, base_url
+from geoapi.deps import SettingsDep, SpatialConnDep, StatsConnDep, base_url
+from geoapi.offload import in_process, json_text, off_loop
 from geoapi.params import reject_unknown
+from geoapi.posted_geometry import PROJECTED_LIMIT_M, out_of_range, parse_geometry
 from geoapi.spatial import (
     LOOKUP_MAX_PER_COLLECTION,
     LOOKUP_TOLERANCE_M,
@@ -49,10 +47,6 @@ router = APIRouter(tags=["Spatial queries"])
 
 GEOJSON = "application/geo+json"
 DEFAULT_LIMIT = 100
-MAX_BODY_BYTES = 10_000_000
-PROJECTED_LIMIT_M = 20_048_966.11  # the extent of Web Mercator: nothing on Earth lies further
-GEOMETRY_DEPTH = {"Point": 1, "MultiPoint": 2, "LineString": 2, "MultiLineString": 3,
-                  "Polygon": 3, "MultiPolygon": 4}  # nesting of lists down to the numbers
 
 CollectionId = Annotated[str, Path(description="Collection (layer) id, e.g. addresses")]
 X = Annotated[float, Query(allow_inf_nan=False, description=(
@@ -81,102 +75,12 @@ Measure = Annotated[bool, Query(description=(
 
 # -- validation at the edge ------------------------------------------------------------------
 
-def _out_of_range(first: float, second: float, crs: OutputCrs) -> tuple[int, str] | None:
-    """Which of the two values of a position (in `crs` axis order) is out of range, and why."""
-    if crs.geographic:
-        lon_at, lat_at = (1, 0) if crs.lat_first else (0, 1)
-        lon, lat = (first, second)[lon_at], (first, second)[lat_at]
-        if not -180 <= lon <= 180:
-            order = " (EPSG:4326 takes latitude first)" if crs.lat_first else ""
-            return lon_at, f"longitude {lon} is not between -180 and 180{order}"
-        if not -90 <= lat <= 90:
-            order = "" if crs.lat_first else " (CRS84 takes longitude first)"
-            return lat_at, f"latitude {lat} is not between -90 and 90{order}"
-        return None
-    for at, value in enumerate((first, second)):
-        if abs(value) > PROJECTED_LIMIT_M:
-            return at, (f"{value} m is out of range; projected coordinates lie within "
-                        f"±{PROJECTED_LIMIT_M:,.0f} m")
-    return None
-
-
 def parse_point(x: float, y: float, crs: OutputCrs) -> QueryPoint:
     """The point x/y given in `crs`, checked for range, as longitude/easting first."""
-    problem = _out_of_range(x, y, crs)
+    problem = out_of_range(x, y, crs)
     if problem is not None:
         raise InvalidParameter(("x", "y")[problem[0]], problem[1])
     return QueryPoint(y, x, crs.srid) if crs.lat_first else QueryPoint(x, y, crs.srid)
-
-
-def _positions(kind: str, coordinates: Any, depth: int) -> Iterator[Any]:
-    if depth == 1:
-        yield coordinates
-        return
-    if not isinstance(coordinates, list):
-        raise InvalidParameter("body", f"the 'coordinates' of a {kind} are lists nested "
-                                       f"{GEOMETRY_DEPTH[kind]} deep down to the numbers; found "
-                                       f"{json.dumps(coordinates)[:60]}")
-    for item in coordinates:
-        yield from _positions(kind, item, depth - 1)
-
-
-def _check_coordinates(kind: str, coordinates: Any, crs: OutputCrs) -> None:
-    count = 0
-    for position in _positions(kind, coordinates, GEOMETRY_DEPTH[kind]):
-        if (not isinstance(position, list) or len(position) not in (2, 3)
-                or not all(isinstance(n, int | float) and not isinstance(n, bool)
-                           for n in position)):
-            raise InvalidParameter("body", "each position must be a list of 2 (or 3) numbers; "
-                                           f"found {json.dumps(position)[:60]}")
-        if not all(math.isfinite(n) for n in position):
-            raise InvalidParameter("body", f"position {position} has a number that is not finite")
-        problem = _out_of_range(position[0], position[1], crs)
-        if problem is not None:
-            raise InvalidParameter("body", f"position {position}: {problem[1]}")
-        count += 1
-    if count == 0:
-        raise InvalidParameter("body", f"the {kind} is empty")
-
-
-def parse_geometry(raw: bytes, crs: OutputCrs) -> shapely.Geometry:
-    """The GeoJSON geometry (or a Feature's) of a body, with longitude/easting first.
-
-    Checked to be well-formed, in range for `crs`, non-empty and valid (OGC simple features).
-    """
-    example = '{"type": "Polygon", "coordinates": [[[4.34, 50.83], [4.35, 50.83], ...]]}'
-    if len(raw) > MAX_BODY_BYTES:
-        raise InvalidParameter("body", f"larger than {MAX_BODY_BYTES:,} bytes")
-    if not raw.strip():
-        raise InvalidParameter("body", f"empty; send a GeoJSON geometry, e.g. {example}")
-    try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidParameter("body", f"not JSON ({exc})") from None
-    if isinstance(doc, dict) and doc.get("type") == "Feature":
-        doc = doc.get("geometry")
-        if not isinstance(doc, dict):
-            raise InvalidParameter("body", "the Feature has no geometry")
-    if not isinstance(doc, dict) or not isinstance(doc.get("type"), str) \
-            or doc["type"] not in GEOMETRY_DEPTH:
-        kind = doc.get("type") if isinstance(doc, dict) else type(doc).__name__
-        raise InvalidParameter("body", f"expected a GeoJSON geometry of type "
-                                       f"{', '.join(GEOMETRY_DEPTH)} (or a Feature with one); "
-                                       f"got {json.dumps(kind)[:60]}")
-    if "coordinates" not in doc:
-        raise InvalidParameter("body", f"the {doc['type']} has no 'coordinates'")
-    _check_coordinates(doc["type"], doc["coordinates"], crs)
-    try:
-        geometry = shapely.force_2d(shapely.geometry.shape(doc))
-    except (ValueError, TypeError, IndexError, shapely.errors.GEOSException) as exc:
-        raise InvalidParameter("body", f"not a valid {doc['type']}: {exc}") from None
-    if geometry.is_empty:
-        raise InvalidParameter("body", f"the {doc['type']} is empty")
-    if not geometry.is_valid:
-        raise InvalidParameter("body", f"the {doc['type']} is not valid: "
-                                       f"{shapely.is_valid_reason(geometry)}")
-    if crs.lat_first:
-        geometry = shapely.transform(geometry, lambda xy: xy[:, ::-1])
-    return geometry
 
 
 def _limit(limit: int | None, cap: int) -> int:
@@ -195,8 +99,8 @@ async def _lookup_layers(conn: AsyncConnection, raw: str | None) -> list[LayerEn
 
 # -- answers ----------------------------------------------------------------------------------
 
-def feature_collection(request: Request, layer: LayerEntry, crs: OutputCrs,
-                        features: list[dict[str, Any]], **members: Any) -> Response:
+async def feature_collection(request: Request, layer: LayerEntry, crs: OutputCrs,
+                             features: list[dict[str, Any]], **members: Any) -> Response:
     doc: dict[str, Any] = {"type": "FeatureCollection", "features": features, **members,
                            "numberReturned": len(features)}
     if not crs.geographic:
@@ -204,7 +108,7 @@ def feature_collection(request: Request, layer: LayerEntry, crs: OutputCrs,
         doc["crs"] = {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{crs.srid}"}}
     doc["links"] = [{"rel": "collection", "type": "application/json",
                      "href": f"{base_url(request)}/collections/{layer.id}"}]
-    return Response(json.dumps(doc), media_type=GEOJSON,
+    return Response(await json_text(request, doc, len(features)), media_type=GEOJSON,
                     headers={"Content-Crs": f"<{crs.uri}>"})
 
 
@@ -241,7 +145,7 @@ _GEOMETRY_BODY = {"requestBody": {"required": True, "description": (
     '`{"point": <GeoJSON Point>, "crs": <uri>, "results": {"<collection>": [<Feature>, ...]}}`, '
     "features in `crs`." + OUTSIDE_POINT))
 async def lookup(
-    request: Request, conn: ConnDep, x: X, y: Y, crs: Crs = None,
+    request: Request, conn: SpatialConnDep, x: X, y: Y, crs: Crs = None,
     collections: Annotated[str | None, Query(description=(
         "Comma-separated collection ids, e.g. municipalities,addresses (default: all)"))] = None,
 ) -> dict[str, Any]:
@@ -260,7 +164,7 @@ async def lookup(
                 "each with a `distance` property (metres, planar in EPSG:31370, rounded to the "
                 "mm; 0 inside a polygon). `numberMatched` counts them all." + OUTSIDE_POINT))
 async def within(
-    collection_id: CollectionId, request: Request, conn: ConnDep, settings: SettingsDep,
+    collection_id: CollectionId, request: Request, conn: SpatialConnDep, settings: SettingsDep,
     x: X, y: Y,
     distance: Annotated[float, Query(gt=0, le=MAX_DISTANCE_M, allow_inf_nan=False, description=(
         f"Radius in metres, more than 0 and at most {MAX_DISTANCE_M:,.0f}"))],
@@ -273,7 +177,7 @@ async def within(
     layer = await get_layer(conn, collection_id)
     features, matched = await features_within(conn, layer, point, distance, out,
                                               _limit(limit, settings.max_limit), offset)
-    return feature_collection(request, layer, out, features, numberMatched=matched)
+    return await feature_collection(request, layer, out, features, numberMatched=matched)
 
 
 @router.get("/collections/{collection_id}/nearest", summary="The k nearest features",
@@ -284,7 +188,7 @@ async def within(
                 + " No feature is then reported as nearest: it would lie hundreds of kilometres "
                 "away, at a planar Lambert 72 distance that means little there."))
 async def nearest(
-    collection_id: CollectionId, request: Request, conn: ConnDep, x: X, y: Y,
+    collection_id: CollectionId, request: Request, conn: SpatialConnDep, x: X, y: Y,
     k: Annotated[int, Query(ge=1, le=MAX_NEAREST, description=(
         f"How many features (default 1, at most {MAX_NEAREST})"))] = 1,
     crs: Crs = None,
@@ -294,7 +198,7 @@ async def nearest(
     point = parse_point(x, y, out)
     layer = await get_layer(conn, collection_id)
     features = await nearest_features(conn, layer, point, k, out)
-    return feature_collection(request, layer, out, features)
+    return await feature_collection(request, layer, out, features)
 
 
 async def _intersecting(request: Request, conn: AsyncConnection, layer: LayerEntry,
@@ -302,7 +206,7 @@ async def _intersecting(request: Request, conn: AsyncConnection, layer: LayerEnt
                         offset: int) -> Response:
     features, matched = await features_intersecting(conn, layer, shape, out, measure, limit,
                                                     offset)
-    return feature_collection(request, layer, out, features, numberMatched=matched)
+    return await feature_collection(request, layer, out, features, numberMatched=matched)
 
 
 @router.post("/collections/{collection_id}/intersects",
@@ -314,14 +218,15 @@ async def _intersecting(request: Request, conn: AsyncConnection, layer: LayerEnt
                  "EPSG:31370's area of use (Belgium) before it is reprojected: a polygon of the "
                  "whole world intersects every feature, one far from Belgium none."))
 async def intersects_geometry(
-    collection_id: CollectionId, request: Request, conn: ConnDep, settings: SettingsDep,
+    collection_id: CollectionId, request: Request, conn: SpatialConnDep, settings: SettingsDep,
     crs: Crs = None, measure: Measure = False, limit: Limit = None, offset: Offset = 0,
 ) -> Response:
     reject_unknown(request.query_params.keys(), {"crs", "measure", "limit", "offset"})
     out = parse_crs(crs, "crs")
-    geometry = parse_geometry(await request.body(), out)
+    geometry = await in_process(request, parse_geometry, await request.body(), out,
+                                settings.max_query_vertices)
     layer = await get_layer(conn, collection_id)
-    shape = literal_shape(geometry, out.srid, layer)
+    shape = await off_loop(request, literal_shape, geometry, out.srid, layer)
     return await _intersecting(request, conn, layer, shape, out, measure,
                                _limit(limit, settings.max_limit), offset)
 
@@ -333,7 +238,7 @@ async def intersects_geometry(
                 "`feature` (e.g. the addresses in a municipality), by key; `numberMatched` "
                 "counts them all. Features touching it count."))
 async def intersects_feature(
-    collection_id: CollectionId, request: Request, conn: ConnDep, settings: SettingsDep,
+    collection_id: CollectionId, request: Request, conn: SpatialConnDep, settings: SettingsDep,
     feature: Annotated[str, Query(description=(
         "The other feature as <collection>/<key>, e.g. municipalities/21013"))],
     crs: Annotated[str | None, Query(description=(
@@ -364,7 +269,7 @@ async def intersects_feature(
                 f"`by` may have at most {MAX_STATS_GROUPS:,} features. JSON, or CSV with a "
                 "header line (`f=csv` or `Accept: text/csv`)."))
 async def stats(
-    collection_id: CollectionId, request: Request, conn: ConnDep,
+    collection_id: CollectionId, request: Request, conn: StatsConnDep,
     by: Annotated[str, Query(description="Polygon collection to group by, e.g. municipalities")],
     f: Annotated[Literal["json", "csv"] | None, Query(description=(
         "Output format (default: JSON, or CSV when the Accept header asks for text/csv)"))]

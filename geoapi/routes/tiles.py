@@ -11,12 +11,14 @@ import functools
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from geoapi.budgets import Budgets
 from geoapi.catalog import get_layer, list_layers
 from geoapi.cql2 import compile_filter, parse_language
 from geoapi.crs import CRS84_URI, parse_crs
@@ -95,19 +97,20 @@ def _conditions(layers: list[LayerEntry], raw: str | None, lang: str | None,
 LayersOf = Callable[[AsyncConnection], Awaitable[list[LayerEntry]]]
 
 
-async def draw_tile(engine: AsyncEngine, key: TileKey, layers_of: LayersOf,
+Snapshot = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
+
+
+async def draw_tile(snapshot: Snapshot, key: TileKey, layers_of: LayersOf,
                     params: dict[str, str | None]) -> CachedTile:
     """Render a tile in one snapshot of the catalog and the layers, with its ETag."""
     tms = get_tms(key.tms)
-    async with engine.connect() as conn:
-        await conn.execution_options(isolation_level="REPEATABLE READ")
-        async with conn.begin():
-            layers = await layers_of(conn)
-            properties = _properties(params.get("properties"), layers)
-            conditions = _conditions(layers, params.get("filter"),
-                                     params.get("filter-lang"), params.get("filter-crs"))
-            data = await render_tile(conn, layers, TileRequest(tms, key.z, key.x, key.y),
-                                     properties, conditions)
+    async with snapshot() as conn:
+        layers = await layers_of(conn)
+        properties = _properties(params.get("properties"), layers)
+        conditions = _conditions(layers, params.get("filter"),
+                                 params.get("filter-lang"), params.get("filter-crs"))
+        data = await render_tile(conn, layers, TileRequest(tms, key.z, key.x, key.y),
+                                 properties, conditions)
     versions = "-".join(f"{layer.id}.{layer.version}" for layer in layers)
     return CachedTile(data, f'"{versions}{"-" + key.variant if key.variant else ""}"',
                       tuple((layer.id, layer.version) for layer in layers))
@@ -127,9 +130,8 @@ async def _tile_response(request: Request, settings: ApiSettings, key: TileKey,
     """The tile from the cache, or rendered (once, however many ask at the same moment)."""
     get_tms(key.tms).check(key.z, key.x, key.y)
     cache = _cache(request)
-    engine: AsyncEngine = request.app.state.engine
-    tile, hit = await cache.get_or_render(
-        key, lambda: draw_tile(engine, key, layers_of(ids), params))
+    tile, hit = await cache.get_or_render(key, functools.partial(_draw, request, key, ids,
+                                                                 params))
     headers = {"ETag": tile.etag, "X-Tile-Cache": "hit" if hit else "miss",
                "Cache-Control": (f"public, max-age={settings.tile_max_age}"
                                  + (", must-revalidate" if settings.tile_max_age == 0 else ""))}
@@ -138,6 +140,16 @@ async def _tile_response(request: Request, settings: ApiSettings, key: TileKey,
     if not tile.data:
         return Response(status_code=204, headers=headers)
     return Response(tile.data, media_type=MVT, headers=headers)
+
+
+async def _draw(request: Request, key: TileKey, ids: tuple[str, ...],
+                params: dict[str, str | None]) -> CachedTile:
+    """A tile drawn for a request: in its turn among tile requests, under their timeout."""
+    budgets: Budgets = request.app.state.budgets
+    request.state.query_kind = "tiles"
+    async with budgets.turn("tiles"):
+        return await draw_tile(functools.partial(budgets.snapshot, request.app.state.engine,
+                                                 "tiles"), key, layers_of(ids), params)
 
 
 def _etags(header: str | None) -> set[str]:

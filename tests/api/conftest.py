@@ -23,6 +23,12 @@ from urbis_core.pgcluster import free_port
 from urbis_sync.run import sync_layer
 
 URBIS = Path(sys.executable).parent / "urbis"
+SERVER_LOGS: dict[int, Path] = {}  # the log file of each server started, by process id
+
+
+def server_log(proc: subprocess.Popen[bytes]) -> str:
+    """What a server started by `start_server` has written to its log so far."""
+    return SERVER_LOGS[proc.pid].read_text()
 
 
 @pytest.fixture(scope="module")
@@ -42,19 +48,20 @@ def start_server(database_url: str, **settings: str) -> tuple[subprocess.Popen[b
     log = tempfile.NamedTemporaryFile(prefix="urbis-serve-", suffix=".log", delete=False)
     proc = subprocess.Popen([str(URBIS), "serve"], env=env, stdout=subprocess.DEVNULL,
                             stderr=log)
+    SERVER_LOGS[proc.pid] = Path(log.name)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"urbis serve exited: {Path(log.name).read_text()[-2000:]}")
         try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
                 return proc, base
         except httpx.TransportError:
             pass
         time.sleep(0.2)
     proc.kill()
-    raise RuntimeError("urbis serve did not become healthy within 30 s")
+    raise RuntimeError("urbis serve was not ready within 30 s")
 
 
 @pytest.fixture(scope="module")

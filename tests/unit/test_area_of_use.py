@@ -11,7 +11,17 @@ import shapely
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from geoapi.area_of_use import area_of_use, bbox_shape, clip, in_storage, inside
+from geoapi.area_of_use import (
+    MAX_DENSIFIED_VERTICES,
+    STEP_DEGREES,
+    STEP_METRES,
+    area_of_use,
+    bbox_shape,
+    clip,
+    densify_step,
+    in_storage,
+    inside,
+)
 
 LAMBERT, MERCATOR, LONLAT = 31370, 3857, 4326
 # EPSG's area of use of Belgian Lambert 72 ("Belgium - onshore"), as the registry publishes it.
@@ -170,3 +180,18 @@ def test_the_edge_of_the_area_belongs_to_it():
     assert inside(shapely.Point(*BRUSSELS_LAMBERT), LAMBERT, LAMBERT)
     assert inside(shapely.Point(*moved(MERCATOR, 4.35, 50.83)), MERCATOR, LAMBERT)
     assert not inside(shapely.Point(1e7, 1e7), LAMBERT, LAMBERT)
+
+
+def test_densifying_adds_at_most_a_bounded_number_of_vertices():
+    # a bbox of Brussels keeps its ~100 m step
+    assert densify_step(shapely.box(4.24, 50.76, 4.48, 50.92), 4326) == STEP_DEGREES
+    assert densify_step(shapely.box(470_000, 6_570_000, 500_000, 6_600_000), 3857) == \
+        STEP_METRES
+    # thousands of edges hundreds of kilometres long: a coarser step, the same bound
+    teeth = shapely.union_all([shapely.box(300_000, 6_400_000, 700_000, 6_410_000)] + [
+        shapely.box(300_000 + 80 * i, 6_409_999, 300_040 + 80 * i, 6_650_000)
+        for i in range(5_000)])
+    step = densify_step(teeth, 3857)
+    assert step > STEP_METRES
+    added = shapely.get_num_coordinates(shapely.segmentize(teeth, step))
+    assert added <= MAX_DENSIFIED_VERTICES + shapely.get_num_coordinates(teeth)

@@ -1,0 +1,92 @@
+"""What one request may spend: its turn among requests of its kind, a connection, a timeout.
+
+Each kind of database work (`QUERY_KINDS`: catalog reads, items, spatial queries, stats,
+geocoding, tiles) has a statement timeout, so that no query runs on after it stopped being
+worth waiting for, and, but for the catalog's small reads, a bound on how many run at once. All
+bounded kinds together hold at most the pool's size less two connections, which stay for the
+cheap requests (the landing page, a collection's description, the health check): they keep
+answering while expensive requests queue. A request that cannot get its turn, or a
+connection, within `queue_timeout` is told to come back (503 with Retry-After) rather than left
+waiting without end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from geoapi.db_health import DatabaseHealth
+from urbis_core.db import first_line
+from urbis_core.errors import Unavailable
+from urbis_core.settings import ApiSettings
+
+RESERVED_CONNECTIONS = 2  # left to the catalog's cheap reads whatever else is running
+DEFAULT_KIND = "catalog"  # its timeout is each pooled session's own, set when it connects
+BUSY_RETRY_AFTER = 2
+
+
+class Budgets:
+    def __init__(self, settings: ApiSettings, health: DatabaseHealth) -> None:
+        self.health = health
+        self.timeouts = dict(settings.statement_timeouts)
+        self.queue_timeout = settings.queue_timeout
+        self._gates = {kind: asyncio.Semaphore(n) for kind, n in settings.concurrency.items()}
+        self._expensive = asyncio.Semaphore(max(1, settings.pool_size - RESERVED_CONNECTIONS))
+
+    def variable(self, kind: str) -> str:
+        return f"URBIS_TIMEOUT_{kind.upper()}"
+
+    @contextlib.asynccontextmanager
+    async def turn(self, kind: str) -> AsyncIterator[None]:
+        """Wait (at most `queue_timeout`) until a request of `kind` may run."""
+        gate = self._gates.get(kind)
+        if gate is None:
+            yield
+            return
+        async with contextlib.AsyncExitStack() as held:
+            try:
+                async with asyncio.timeout(self.queue_timeout):
+                    await held.enter_async_context(gate)
+                    await held.enter_async_context(self._expensive)
+            except TimeoutError:
+                raise Unavailable(
+                    f"too many {kind} requests are running; none freed its place within "
+                    f"{self.queue_timeout:g} s. Try again shortly",
+                    BUSY_RETRY_AFTER) from None
+            yield
+
+    @contextlib.asynccontextmanager
+    async def snapshot(self, engine: AsyncEngine, kind: str,
+                       timeout: float | None = None) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection in one REPEATABLE READ transaction, under `kind`'s timeout.
+
+        `timeout` (seconds) replaces it for work no request waits for (tiles drawn ahead).
+        """
+        seconds = self.timeouts[kind] if timeout is None else timeout
+        conn = engine.connect()
+        try:
+            await conn.start()
+        except PoolTimeout:
+            raise Unavailable(f"every database connection is in use; none came free within "
+                              f"{self.queue_timeout:g} s. Try again shortly",
+                              BUSY_RETRY_AFTER) from None
+        except OperationalError as exc:
+            self.health.failed(first_line(exc))
+            raise
+        self.health.answered()
+        try:
+            # One snapshot per request: the catalog row and the layer rows agree.
+            await conn.execution_options(isolation_level="REPEATABLE READ")
+            async with conn.begin():
+                if seconds != self.timeouts[DEFAULT_KIND]:
+                    await conn.execute(text("SELECT set_config('statement_timeout', :t, true)"),
+                                       {"t": f"{round(seconds * 1000)}ms"})
+                yield conn
+        finally:
+            await conn.close()
