@@ -18,6 +18,7 @@ from geoapi.html import LEAFLET_STATIC
 from geoapi.lowzoom import LowZoomKeeper
 from geoapi.openapi import ApiDefinition
 from geoapi.public_url import PublicUrl, VaryMiddleware, parse_networks, parse_public_url
+from geoapi.request_limits import RequestLimits
 from geoapi.routes import (
     archives,
     collections,
@@ -91,6 +92,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
         parse_public_url(settings.public_url, "URBIS_PUBLIC_URL") if settings.public_url
         else None, parse_networks(settings.trusted_proxies, "URBIS_TRUSTED_PROXIES"))
     app.state.api_definition = ApiDefinition(app)
+    # Innermost of the three, so that its refusals carry Vary and CORS headers as well.
+    app.add_middleware(RequestLimits, limits=settings.limits)
     app.add_middleware(VaryMiddleware)
     # Web apps on other origins embed tiles and call the API from the browser.
     app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),

@@ -49,7 +49,6 @@ router = APIRouter(tags=["Spatial queries"])
 
 GEOJSON = "application/geo+json"
 DEFAULT_LIMIT = 100
-MAX_BODY_BYTES = 10_000_000
 PROJECTED_LIMIT_M = 20_048_966.11  # the extent of Web Mercator: nothing on Earth lies further
 GEOMETRY_DEPTH = {"Point": 1, "MultiPoint": 2, "LineString": 2, "MultiLineString": 3,
                   "Polygon": 3, "MultiPolygon": 4}  # nesting of lists down to the numbers
@@ -142,10 +141,9 @@ def parse_geometry(raw: bytes, crs: OutputCrs) -> shapely.Geometry:
     """The GeoJSON geometry (or a Feature's) of a body, with longitude/easting first.
 
     Checked to be well-formed, in range for `crs`, non-empty and valid (OGC simple features).
+    Its size was bounded while it was read (geoapi.request_limits, URBIS_MAX_BODY_BYTES).
     """
     example = '{"type": "Polygon", "coordinates": [[[4.34, 50.83], [4.35, 50.83], ...]]}'
-    if len(raw) > MAX_BODY_BYTES:
-        raise InvalidParameter("body", f"larger than {MAX_BODY_BYTES:,} bytes")
     if not raw.strip():
         raise InvalidParameter("body", f"empty; send a GeoJSON geometry, e.g. {example}")
     try:
