@@ -25,6 +25,7 @@ from geoapi.lowzoom import LowZoomKeeper
 from geoapi.offload import Workers
 from geoapi.openapi import ApiDefinition
 from geoapi.public_url import PublicUrl, VaryMiddleware, parse_networks, parse_public_url
+from geoapi.request_limits import RequestLimits
 from geoapi.routes import (
     archives,
     collections,
@@ -114,6 +115,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
         parse_public_url(settings.public_url, "URBIS_PUBLIC_URL") if settings.public_url
         else None, parse_networks(settings.trusted_proxies, "URBIS_TRUSTED_PROXIES"))
     app.state.api_definition = ApiDefinition(app)
+    # Innermost of the three, so that its refusals carry Vary and CORS headers as well.
+    app.add_middleware(RequestLimits, limits=settings.limits)
     app.add_middleware(VaryMiddleware)
     app.add_middleware(CancelOnDisconnect)
     # Web apps on other origins embed tiles and call the API from the browser.

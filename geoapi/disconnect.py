@@ -50,7 +50,10 @@ class CancelOnDisconnect:
         async def read() -> None:
             nonlocal gone
             while True:
-                message = await receive()
+                try:
+                    message = await receive()
+                except Exception:  # noqa: BLE001 - the connection is lost all the same
+                    message = {"type": "http.disconnect"}
                 if message["type"] == "http.disconnect":
                     gone = True
                     if not answered:

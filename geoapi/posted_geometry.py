@@ -21,7 +21,6 @@ import shapely.geometry
 from geoapi.crs import OutputCrs
 from urbis_core.errors import InvalidParameter
 
-MAX_BODY_BYTES = 10_000_000
 LISTS_PER_VERTEX = 2  # a generous bound: one list per vertex, a few per ring and polygon
 PROJECTED_LIMIT_M = 20_048_966.11  # the extent of Web Mercator: nothing on Earth lies further
 GEOMETRY_DEPTH = {"Point": 1, "MultiPoint": 2, "LineString": 2, "MultiLineString": 3,
@@ -88,11 +87,10 @@ def parse_geometry(raw: bytes, crs: OutputCrs, max_vertices: int) -> shapely.Geo
 
     Checked to be well-formed, of at most `max_vertices`, in range for `crs`, non-empty and
     valid (OGC simple features). Its nesting and size are checked before shapely builds it.
+    Its size was bounded while it was read (geoapi.request_limits, URBIS_MAX_BODY_BYTES).
     CPU-bound for large bodies: run it off the event loop (geoapi.offload).
     """
     example = '{"type": "Polygon", "coordinates": [[[4.34, 50.83], [4.35, 50.83], ...]]}'
-    if len(raw) > MAX_BODY_BYTES:
-        raise InvalidParameter("body", f"larger than {MAX_BODY_BYTES:,} bytes")
     lists = raw.count(b"[")  # a vertex is a list: too many of them show before decoding
     if lists > LISTS_PER_VERTEX * max_vertices + 100:
         raise InvalidParameter("body", f"it holds {lists:,} JSON lists: more than a geometry "

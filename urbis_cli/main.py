@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -27,7 +27,14 @@ from urbis_cli.output import ProgressLine, configure_logging, local_time
 from urbis_core.config import ServiceConfig, load_config
 from urbis_core.errors import ConfigError, UrbisError
 from urbis_core.pgcluster import EmbeddedCluster
-from urbis_core.settings import ApiSettings, DatabaseSettings, SyncSettings, config_path
+from urbis_core.settings import (
+    LIMIT_VARIABLES,
+    ApiSettings,
+    DatabaseSettings,
+    ServerLimits,
+    SyncSettings,
+    config_path,
+)
 
 if TYPE_CHECKING:
     from urbis_sync.run import RunReport
@@ -180,19 +187,52 @@ def _run_continuously(url: str, config: ServiceConfig) -> None:
         engine.dispose()
 
 
-def _serve(url: str, host: str | None, port: int | None) -> None:
+def _serve(url: str, host: str | None, port: int | None, limits: dict[str, Any]) -> None:
     import uvicorn
 
     from geoapi.app import create_app
+    from geoapi.server import uvicorn_options
 
     settings = ApiSettings.from_env(url)
+    settings = replace(settings, limits=replace(
+        settings.limits, **{name: value for name, value in limits.items() if value is not None}))
     host = host or settings.host
     port = port or settings.port
     click.echo(f"urbis: serving on http://{host}:{port}/ (Ctrl-C to stop)", err=True)
     # proxy_headers off: the app believes X-Forwarded-* only from URBIS_TRUSTED_PROXIES and
     # needs the real peer to tell (geoapi.public_url); uvicorn would replace it.
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info",
-                proxy_headers=False)
+                proxy_headers=False, **uvicorn_options(settings.limits))
+
+
+_LIMIT_HELP = {
+    "max_body_bytes": "Request bodies past this many bytes are refused with a 413, as soon as "
+                      "Content-Length or the bytes received pass it",
+    "body_timeout": "Seconds a request body may take to arrive once read; then a 408",
+    "max_url_bytes": "URLs (path and query) past this many bytes are refused with a 414",
+    "max_header_bytes": "Request headers past this many bytes (together) are refused with a 431",
+    "header_timeout": "Seconds a request's line and headers may take to arrive (a new "
+                      "connection's first request too); then the connection is closed, with a "
+                      "408 if part of them came",
+    "keep_alive_timeout": "Seconds an idle connection is kept open between requests",
+}
+
+
+def server_options(func: F) -> F:
+    """Where `serve` and `up` listen and what a request may send; each flag over its variable."""
+    defaults = ServerLimits()
+    for name in reversed(list(_LIMIT_HELP)):
+        default = getattr(defaults, name)
+        kind = (click.FloatRange(min=0, min_open=True) if isinstance(default, float)
+                else click.IntRange(min=1))
+        shown = f"{default:g} s" if isinstance(default, float) else f"{default:,}"
+        func = click.option(f"--{name.replace('_', '-')}", name, type=kind, default=None,
+                            help=f"{_LIMIT_HELP[name]} ({LIMIT_VARIABLES[name]}, default "
+                                 f"{shown}).")(func)
+    func = click.option("--port", type=int, default=None,
+                        help="Port (URBIS_PORT, default 8000).")(func)
+    return click.option("--host", default=None,
+                        help="Address to listen on (URBIS_HOST, 127.0.0.1).")(func)
 
 
 @click.group()
@@ -396,21 +436,23 @@ def status(layers: tuple[str, ...]) -> None:
 
 
 @cli.command()
-@click.option("--host", default=None, help="Address to listen on (URBIS_HOST, 127.0.0.1).")
-@click.option("--port", type=int, default=None, help="Port (URBIS_PORT, default 8000).")
+@server_options
 @handle_errors
-def serve(host: str | None, port: int | None) -> None:
-    """Serve the API (the database must be migrated; `urbis up` does everything)."""
+def serve(host: str | None, port: int | None, **limits: Any) -> None:
+    """Serve the API (the database must be migrated; `urbis up` does everything).
+
+    The limits on requests and connections are described in README.md, "Limits and server
+    settings", with the matching nginx directives.
+    """
     from urbis_core.db import resolve_database_url
 
-    _serve(resolve_database_url(DatabaseSettings.from_env()), host, port)
+    _serve(resolve_database_url(DatabaseSettings.from_env()), host, port, limits)
 
 
 @cli.command()
-@click.option("--host", default=None, help="Address to listen on (URBIS_HOST, 127.0.0.1).")
-@click.option("--port", type=int, default=None, help="Port (URBIS_PORT, default 8000).")
+@server_options
 @handle_errors
-def up(host: str | None, port: int | None) -> None:
+def up(host: str | None, port: int | None, **limits: Any) -> None:
     """Start the database if needed, migrate, sync once, serve."""
     config = _checked_config()
     url = _prepare_database(DatabaseSettings.from_env())
@@ -439,7 +481,7 @@ def up(host: str | None, port: int | None) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, stop_and_exit)
     try:
-        _serve(url, host, port)
+        _serve(url, host, port, limits)
     finally:
         stop_worker()
 

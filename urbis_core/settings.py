@@ -86,6 +86,51 @@ class DatabaseSettings:
 
 
 @dataclass(frozen=True)
+class ServerLimits:
+    """What one request or connection may send the API, and for how long (issue 12).
+
+    Checked by geoapi.request_limits (URL, headers, body) and geoapi.server (the request head's
+    deadline, keep-alive); `urbis serve` flags override the environment.
+    """
+
+    max_body_bytes: int = 10_000_000  # request bodies, read in pieces: past it a 413
+    body_timeout: float = 30.0  # seconds for a whole body once the app reads it: then a 408
+    max_url_bytes: int = 8192  # path and query: past it a 414
+    max_header_bytes: int = 32_768  # all header lines together: past it a 431
+    header_timeout: float = 10.0  # seconds for a request's line and headers: then a 408
+    keep_alive_timeout: int = 5  # seconds an idle connection is kept between requests
+
+    def __post_init__(self) -> None:
+        for name in ("max_body_bytes", "max_url_bytes", "max_header_bytes", "body_timeout",
+                     "header_timeout", "keep_alive_timeout"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{LIMIT_VARIABLES[name]} must be more than 0, "
+                                  f"not {getattr(self, name)}")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> ServerLimits:
+        d, var = cls(), LIMIT_VARIABLES
+        return cls(
+            max_body_bytes=_int(env, var["max_body_bytes"], d.max_body_bytes),
+            body_timeout=_seconds(env, var["body_timeout"], d.body_timeout),
+            max_url_bytes=_int(env, var["max_url_bytes"], d.max_url_bytes),
+            max_header_bytes=_int(env, var["max_header_bytes"], d.max_header_bytes),
+            header_timeout=_seconds(env, var["header_timeout"], d.header_timeout),
+            keep_alive_timeout=_int(env, var["keep_alive_timeout"], d.keep_alive_timeout),
+        )
+
+
+LIMIT_VARIABLES = {
+    "max_body_bytes": "URBIS_MAX_BODY_BYTES",
+    "body_timeout": "URBIS_BODY_TIMEOUT",
+    "max_url_bytes": "URBIS_MAX_URL_BYTES",
+    "max_header_bytes": "URBIS_MAX_HEADER_BYTES",
+    "header_timeout": "URBIS_HEADER_TIMEOUT",
+    "keep_alive_timeout": "URBIS_KEEP_ALIVE_TIMEOUT",
+}
+
+
+@dataclass(frozen=True)
 class ApiSettings:
     """How the geo-API serves: address, pool size, paging limits, static front-end files."""
 
@@ -132,6 +177,7 @@ class ApiSettings:
     cpu_processes: int = 2
     # A posted query geometry may have at most this many vertices.
     max_query_vertices: int = 20_000
+    limits: ServerLimits = field(default_factory=ServerLimits)
 
     @classmethod
     def from_env(cls, database_url: str, env: Mapping[str, str] = os.environ) -> ApiSettings:
@@ -170,6 +216,7 @@ class ApiSettings:
             cpu_threads=max(1, _int(env, "URBIS_CPU_THREADS", 4)),
             cpu_processes=max(1, _int(env, "URBIS_CPU_PROCESSES", 2)),
             max_query_vertices=max(4, _int(env, "URBIS_MAX_QUERY_VERTICES", 20_000)),
+            limits=ServerLimits.from_env(env),
         )
 
 

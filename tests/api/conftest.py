@@ -38,15 +38,17 @@ def synced_database_url(admin_url: str, template_url: str) -> Iterator[str]:
     drop_database(admin_url, name)
 
 
-def start_server(database_url: str, **settings: str) -> tuple[subprocess.Popen[bytes], str]:
-    """`urbis serve` on a free port; `settings` are extra environment variables."""
+def start_server(database_url: str, *args: str,
+                 **settings: str) -> tuple[subprocess.Popen[bytes], str]:
+    """`urbis serve` on a free port; `args` are its flags, `settings` extra environment
+    variables."""
     port = free_port()
     # Low zooms are not drawn ahead unless a test asks: first requests are then cache misses.
     env = {**os.environ, "URBIS_TILE_WARM_ZOOM": "-1", "DATABASE_URL": database_url,
            "URBIS_PORT": str(port), **settings}
     # The server's log goes to a file: a pipe nobody reads would block it once full.
     log = tempfile.NamedTemporaryFile(prefix="urbis-serve-", suffix=".log", delete=False)
-    proc = subprocess.Popen([str(URBIS), "serve"], env=env, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen([str(URBIS), "serve", *args], env=env, stdout=subprocess.DEVNULL,
                             stderr=log)
     SERVER_LOGS[proc.pid] = Path(log.name)
     base = f"http://127.0.0.1:{port}"

@@ -129,7 +129,7 @@ def test_feature_by_key_matches_the_source(client):
     ("/collections/addresses/items/not-a-number", 404, "no feature 'not-a-number'"),
     ("/collections/addresses/items/99999999999999999999999", 404, "no feature"),
     ("/collections/addresses/items/1_116_857", 404, "no feature"),
-    ("/collections/municipalities/items/21009%00", 404, "no feature"),
+    ("/collections/municipalities/items/21009%00", 400, "control character U+0000"),
     ("/collections/municipalities/items/21009';DROP TABLE x;--", 404, "no feature"),
     ("/collections/addresses/items?limit=0", 400, "limit"),
     ("/collections/addresses/items?limit=abc", 400, "limit"),

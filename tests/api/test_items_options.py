@@ -101,7 +101,7 @@ def test_properties_keeps_only_the_named_ones_in_their_order(client):
     (MUNI, {"AREA": "1e999"}, "AREA", "expected a number"),
     (MUNI, {"BEGIN_LIFE": "2016-13-45"}, "BEGIN_LIFE", "date: expected a date (YYYY-MM-DD)"),
     (MUNI, {"BEGIN_LIFE": "yesterday"}, "BEGIN_LIFE", "expected a date"),
-    (MUNI, {"NAME_FRE": "a\x00b"}, "NAME_FRE", "expected text"),
+    (MUNI, {"NAME_FRE": "a\x00b"}, "NAME_FRE", "control character U+0000"),
     (ADDR, {"pznc": "1060"}, "pznc", "did you mean 'PZNC'"),
     (ADDR, {"colour": "red"}, "colour", "properties of 'addresses' as filters"),
 ])
