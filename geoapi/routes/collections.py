@@ -37,12 +37,14 @@ from geoapi.features import (
 from geoapi.history import fetch_changes, fetch_quarantine
 from geoapi.json_schema import QUERYABLES_REL, SCHEMA_MEDIA_TYPE, SCHEMA_REL
 from geoapi.params import (
+    Offset,
     parse_bbox,
     parse_equals,
     parse_instant,
     parse_properties,
     parse_sortby,
     reject_unknown,
+    sql_limit,
 )
 from urbis_core.catalog import LayerEntry
 from urbis_core.errors import InvalidParameter, TooLarge
@@ -240,7 +242,7 @@ async def items(
                           "limit, every matching feature (up to the download maximum, "
                           "URBIS_DOWNLOAD_MAX_FEATURES, past which the answer is a 413); "
                           "with it, that page")] = None,
-    offset: Annotated[int, Query(ge=0, description="Features to skip")] = 0,
+    offset: Offset = 0,
     bbox: Annotated[str | None, Query(
         description="minx,miny,maxx,maxy in bbox-crs (default CRS84, lon/lat), "
                     "e.g. 4.34,50.83,4.36,50.84")] = None,
@@ -363,7 +365,7 @@ async def _table_download(conn: AsyncConnection, layer: LayerEntry, query: Items
     returned = remaining if limit is None else min(limit, remaining)
     if returned > settings.download_max_features:
         raise TooLarge(_too_large(layer, returned, settings.download_max_features, fmt))
-    query = replace(query, limit=returned if limit is None else limit)
+    query = replace(query, limit=sql_limit(returned if limit is None else limit))
     if limit is None:
         links = [{"rel": "self", "type": MEDIA_TYPES[fmt][0],
                   "href": f"{href}?{urlencode(request.query_params.multi_items())}"}]
@@ -440,7 +442,7 @@ async def changes(
     since: Annotated[str, Query(description="RFC 3339 instant, e.g. 2026-11-28T12:00:00Z")],
     limit: Annotated[int | None, Query(ge=1, description="Changes per page (default 100)")]
         = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     reject_unknown(request.query_params.keys(), {"since", "limit", "offset", "f"})
     layer = await get_layer(conn, collection_id)
@@ -472,7 +474,7 @@ async def quarantined(
     conn: ConnDep,
     settings: SettingsDep,
     limit: Annotated[int | None, Query(ge=1)] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> Response:
     reject_unknown(request.query_params.keys(), {"limit", "offset", "f"})
     layer = await get_layer(conn, collection_id)
