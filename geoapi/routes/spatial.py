@@ -21,7 +21,7 @@ from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from geoapi.catalog import get_layer, list_layers
-from geoapi.crs import OutputCrs, parse_crs
+from geoapi.crs import PROJECTED_LIMIT_M, OutputCrs, parse_crs
 from geoapi.deps import ConnDep, SettingsDep, base_url
 from geoapi.params import Offset, reject_unknown
 from geoapi.spatial import (
@@ -50,7 +50,6 @@ router = APIRouter(tags=["Spatial queries"])
 GEOJSON = "application/geo+json"
 DEFAULT_LIMIT = 100
 MAX_BODY_BYTES = 10_000_000
-PROJECTED_LIMIT_M = 20_048_966.11  # the extent of Web Mercator: nothing on Earth lies further
 GEOMETRY_DEPTH = {"Point": 1, "MultiPoint": 2, "LineString": 2, "MultiLineString": 3,
                   "Polygon": 3, "MultiPolygon": 4}  # nesting of lists down to the numbers
 
