@@ -99,12 +99,48 @@ def clip(shape: shapely.Geometry, srid: int, storage_srid: int) -> shapely.Geome
     `shape` itself when it lies wholly inside; None when no part of it does.
     """
     area = area_of_use(storage_srid, srid)
+    box = _box(shape)
+    if box is not None:
+        # A bbox is cut to the area's bounds by its numbers first: exact, and GEOS then never
+        # sees a bbox of 1e308 (past about 1e300 its overlay overflows to infinity and fails).
+        minx, miny, maxx, maxy = box
+        west, south, east, north = area.bounds
+        box = (max(minx, west), max(miny, south), min(maxx, east), min(maxy, north))
+        if box[0] > box[2] or box[1] > box[3]:
+            return None
+        shape = bbox_shape(box)
     if area.covers(shape):
         return shape
     if not area.intersects(shape):
         return None
     part = _intersection(shape, area)
     return None if part.is_empty else part
+
+
+def _box(shape: shapely.Geometry) -> Bbox | None:
+    """The bounds of a shape that is its own bounding box (what `bbox_shape` makes), else None.
+
+    Found from the numbers alone: a point, a horizontal or vertical line of two points, or a
+    polygon without holes whose ring of four edges each runs along an axis.
+    """
+    if isinstance(shape, shapely.Point):
+        return shape.bounds
+    if isinstance(shape, shapely.LineString):
+        xy = shapely.get_coordinates(shape)
+        flat = len(xy) == 2 and (xy[0, 0] == xy[1, 0] or xy[0, 1] == xy[1, 1])
+        return shape.bounds if flat else None
+    if not isinstance(shape, shapely.Polygon) or len(shape.interiors) > 0:
+        return None
+    xy = shapely.get_coordinates(shape.exterior)
+    if len(xy) != 5:
+        return None
+    moves = xy[1:] != xy[:-1]
+    if not (moves.sum(axis=1) == 1).all():  # each edge runs along one axis only
+        return None
+    minx, miny, maxx, maxy = shape.bounds
+    if minx == maxx or miny == maxy:
+        return None
+    return minx, miny, maxx, maxy
 
 
 def _intersection(shape: shapely.Geometry, area: shapely.Geometry) -> shapely.Geometry:

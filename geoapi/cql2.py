@@ -11,24 +11,41 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+import numpy as np
 import shapely
 import shapely.geometry
 import sqlalchemy as sa
 from pygeofilter import ast, values
-from sqlalchemy import ColumnElement, func
+from sqlalchemy import BindParameter, ColumnElement, func
+from sqlalchemy.dialects import postgresql
 
 from geoapi.area_of_use import bbox_shape, in_storage
-from geoapi.crs import OutputCrs
+from geoapi.crs import PROJECTED_LIMIT_M, OutputCrs
 from urbis_core.catalog import LayerEntry
 from urbis_core.errors import InvalidParameter
 
 LANGUAGES = ("cql2-text", "cql2-json")
 GEOMETRY_NAMES = ("geom", "geometry")
 MAX_FILTER_LENGTH = 100_000
+# Brackets ( [ { open at once, strings aside. A real filter needs a dozen or two (a multipolygon
+# literal in JSON inside AND and OR: about 12); far deeper ones are refused before any parser
+# recurses through them.
+MAX_NESTING = 100
+# Operators inside one another in the parsed filter (a chain of ANDs or ORs is as deep as it
+# is long). Translating it, writing its SQL and telling two filters apart (repr) recurse
+# through each level: 400 ANDs ran out of Python's stack there, a 500.
+MAX_DEPTH = 100
+# GeometryCollections inside GeometryCollections in a literal. PostGIS refuses some 200 ("too
+# many chained collections"), and shapely recurses through each.
+MAX_COLLECTION_DEPTH = 16
+_STRINGS = {"cql2-text": re.compile(r"'(?:[^']|'')*'|\"[^\"]*\""),
+            "cql2-json": re.compile(r'"(?:[^"\\]|\\.)*"')}
+_OPENS, _CLOSES = np.frombuffer(b"([{", np.uint8), np.frombuffer(b")]}", np.uint8)
 
 _COMPARISONS: dict[type[ast.Node], str] = {
     ast.Equal: "=", ast.NotEqual: "<>", ast.LessThan: "<", ast.LessEqual: "<=",
@@ -90,6 +107,9 @@ def parse_filter(raw: str, language: str | None) -> ast.Node:
         raise _fail("the filter is empty")
     if len(raw) > MAX_FILTER_LENGTH:
         raise _fail(f"the filter is longer than {MAX_FILTER_LENGTH} characters")
+    if _nesting(raw, language) > MAX_NESTING:
+        raise _fail(f"the filter is nested too deeply: more than {MAX_NESTING} brackets "
+                    "( [ { open at once")
     try:
         if language == "cql2-json":
             document = _normalise_json(json.loads(raw))
@@ -103,7 +123,28 @@ def parse_filter(raw: str, language: str | None) -> ast.Node:
         raise _fail(f"not valid {language}: {detail[:300]}") from None
     if not isinstance(node, ast.Node):
         raise _fail(f"not valid {language}: expected a condition, got {node!r:.100}")
+    if _depth(node) > MAX_DEPTH:
+        raise _fail(f"the filter is nested too deeply: more than {MAX_DEPTH} operators inside "
+                    "one another (each AND or OR of a chain is one more; for a list of values "
+                    "use IN)")
     return node
+
+
+def _depth(node: ast.Node) -> int:
+    """How many operators lie inside one another at most in `node` (found without recursion)."""
+    deepest, todo = 0, [(node, 1)]
+    while todo:
+        current, depth = todo.pop()
+        deepest = max(deepest, depth)
+        todo += [(sub, depth + 1) for sub in current.get_sub_nodes() if isinstance(sub, ast.Node)]
+    return deepest
+
+
+def _nesting(raw: str, language: str) -> int:
+    """How many brackets are open at most at once in `raw`, its string literals left out."""
+    code = np.frombuffer(_STRINGS[language].sub("", raw).encode(), np.uint8)
+    step = np.isin(code, _OPENS).astype(np.int64) - np.isin(code, _CLOSES)
+    return int(np.cumsum(step).max(initial=0))
 
 
 @dataclass(frozen=True)
@@ -200,8 +241,15 @@ class _Translator:
         name = node.lhs.name
         if not isinstance(node.sub_nodes, list) or not node.sub_nodes:
             raise _fail("IN needs a non-empty list of values")
-        values_ = [self.value(name, v) for v in node.sub_nodes]
-        return column.not_in(values_) if node.not_ else column.in_(values_)
+        binds = [self.value(name, v) for v in node.sub_nodes]
+        # One array bound, `= ANY(...)`, rather than a bound value each: a list of 20,000
+        # values took SQLAlchemy 2 s to compile into each statement, on the event loop.
+        kinds = {type(b.type) for b in binds if isinstance(b, BindParameter)}
+        if len(kinds) == 1 and all(isinstance(b, BindParameter) for b in binds):
+            array = sa.literal([b.value for b in binds],
+                               postgresql.ARRAY(binds[0].type))
+            return column != sa.all_(array) if node.not_ else column == sa.any_(array)
+        return column.not_in(binds) if node.not_ else column.in_(binds)
 
     def between(self, node: ast.Between) -> ColumnElement[bool]:
         column = self.scalar_property(node.lhs, "BETWEEN")
@@ -214,7 +262,11 @@ class _Translator:
         lhs, rhs = self.geometry(node.lhs), self.geometry(node.rhs)
         if isinstance(lhs, shapely.Geometry) and isinstance(rhs, shapely.Geometry):
             # Two literals: the same answer for every feature, found here in their own CRS.
-            return sa.true() if _shapely_predicate(function)(lhs, rhs) else sa.false()
+            try:
+                holds = _shapely_predicate(function)(lhs, rhs)
+            except shapely.errors.GEOSException as exc:  # e.g. a bbox of 1e308 overflows
+                raise _fail(f"cannot compare the two geometry literals: {exc}") from None
+            return sa.true() if holds else sa.false()
         sides = [self.to_layer(g) if isinstance(g, shapely.Geometry) else g for g in (lhs, rhs)]
         if sides[0] is None or sides[1] is None:
             # The literal lies outside the storage CRS's area of use, where no feature can:
@@ -292,13 +344,16 @@ class _Translator:
                     f"not {_describe(node)}")
 
     def literal(self, geojson: Any) -> shapely.Geometry:
+        if _collection_depth(geojson) > MAX_COLLECTION_DEPTH:
+            raise _fail(f"a geometry literal has GeometryCollections nested more than "
+                        f"{MAX_COLLECTION_DEPTH} deep")
         try:
             shape = _shape(geojson)
         except Exception as exc:  # noqa: BLE001 - shapely raises several kinds
             raise _fail(f"not a valid geometry literal: {str(exc)[:200]}") from None
         if shape.is_empty:
             raise _fail("the geometry literal is empty")
-        self.check_coordinates(shape)
+        self.check_coordinates(shape, projected_limit=PROJECTED_LIMIT_M)
         if not shape.is_valid:
             raise _fail(f"the geometry literal is not valid: {shapely.is_valid_reason(shape)}")
         shape = shapely.force_2d(shape)
@@ -321,10 +376,19 @@ class _Translator:
             raise _fail("a bbox literal is minx,miny,maxx,maxy with min <= max")
         return bbox_shape((minx, miny, maxx, maxy))
 
-    def check_coordinates(self, shape: Any) -> None:
+    def check_coordinates(self, shape: Any, projected_limit: float = math.inf) -> None:
+        """Finite numbers, in range for a geographic CRS, within `projected_limit` in others.
+
+        A bbox has no projected limit: cut by its numbers to the storage CRS's area of use
+        (`geoapi.area_of_use.clip`), any finite one is answered exactly, as `bbox` is.
+        """
         coordinates = shapely.get_coordinates(shape)
-        if not all(math.isfinite(c) for c in coordinates.flat):
+        if not np.isfinite(coordinates).all():
             raise _fail("geometry coordinates must be finite numbers")
+        if not self.crs.geographic and (np.abs(coordinates) > projected_limit).any():
+            raise _fail("geometry coordinates are out of range for filter-crs "
+                        f"{self.crs.uri}: projected coordinates lie within "
+                        f"±{projected_limit:,.0f} m")
         if self.crs.geographic:
             lon = coordinates[:, 1] if self.crs.lat_first else coordinates[:, 0]
             lat = coordinates[:, 0] if self.crs.lat_first else coordinates[:, 1]
@@ -335,6 +399,19 @@ class _Translator:
     def to_layer(self, shape: shapely.Geometry) -> ColumnElement[Any] | None:
         """A literal in the layer's SRID, cut to where that CRS is valid; None if nothing is."""
         return in_storage(shape, self.crs.srid, self.layer.srid)
+
+
+def _collection_depth(geojson: Any) -> int:
+    """How deep GeometryCollections nest in a GeoJSON geometry (found without recursion)."""
+    deepest, todo = 0, [(geojson, 0)]
+    while todo:
+        node, depth = todo.pop()
+        if isinstance(node, dict) and node.get("type") == "GeometryCollection":
+            deepest = max(deepest, depth + 1)
+            members = node.get("geometries")
+            if isinstance(members, list | tuple):
+                todo += [(m, depth + 1) for m in members]
+    return deepest
 
 
 def _shape(geojson: Any) -> shapely.Geometry:

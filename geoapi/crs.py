@@ -8,6 +8,9 @@ from urbis_core.errors import InvalidParameter
 
 CRS84_URI = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 EPSG_URI = "http://www.opengis.net/def/crs/EPSG/0/{}"
+# The extent of Web Mercator: nothing on Earth lies further in a projected CRS (metres), and the
+# range the API takes a projected position in (a point, a posted geometry, a filter's literal).
+PROJECTED_LIMIT_M = 20_048_966.11
 
 
 @dataclass(frozen=True)

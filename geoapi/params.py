@@ -5,12 +5,33 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Query
 
 from geoapi.crs import CRS84_URI, SUPPORTED, OutputCrs
 from geoapi.features import PropertyFilter, SortKey
 from geoapi.values import EXPECTED, parse_value
 from urbis_core.catalog import LayerEntry
 from urbis_core.errors import InvalidParameter
+
+# --- Paging: what PostgreSQL takes ----------------------------------------------------------
+
+# OFFSET is bound as a bigint (at most 2^63 - 1) and LIMIT as an integer (at most 2^31 - 1); a
+# larger number fails in the database. An offset is refused past MAX_OFFSET, a 400 naming it:
+# that is past every layer there can be, and a page's size added to it (the next link) stays
+# a bigint. A limit is never refused for being large (OGC API Features reduces it): the SQL
+# takes at most SQL_MAX_LIMIT, where no page maximum reduces it first (a CSV page).
+MAX_OFFSET = 10**18
+SQL_MAX_LIMIT = 2**31 - 1
+
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description=(
+    f"Features to skip (paging): 0 to {MAX_OFFSET:,} (10^18)"))]
+
+
+def sql_limit(limit: int) -> int:
+    """`limit` as the database takes it: larger values, past any page it can give, reduced."""
+    return min(limit, SQL_MAX_LIMIT)
 
 
 def parse_bbox(

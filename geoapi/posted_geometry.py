@@ -18,11 +18,10 @@ from typing import Any
 import shapely
 import shapely.geometry
 
-from geoapi.crs import OutputCrs
+from geoapi.crs import PROJECTED_LIMIT_M, OutputCrs
 from urbis_core.errors import InvalidParameter
 
 LISTS_PER_VERTEX = 2  # a generous bound: one list per vertex, a few per ring and polygon
-PROJECTED_LIMIT_M = 20_048_966.11  # the extent of Web Mercator: nothing on Earth lies further
 GEOMETRY_DEPTH = {"Point": 1, "MultiPoint": 2, "LineString": 2, "MultiLineString": 3,
                   "Polygon": 3, "MultiPolygon": 4}  # nesting of lists down to the numbers
 

@@ -48,12 +48,14 @@ from geoapi.history import fetch_changes, fetch_quarantine
 from geoapi.json_schema import QUERYABLES_REL, SCHEMA_MEDIA_TYPE, SCHEMA_REL
 from geoapi.offload import json_text, off_loop
 from geoapi.params import (
+    Offset,
     parse_bbox,
     parse_equals,
     parse_instant,
     parse_properties,
     parse_sortby,
     reject_unknown,
+    sql_limit,
 )
 from urbis_core.catalog import ColumnInfo, LayerEntry
 from urbis_core.errors import InvalidParameter, TooLarge
@@ -251,7 +253,7 @@ async def items(
                           "limit, every matching feature (up to the download maximum, "
                           "URBIS_DOWNLOAD_MAX_FEATURES, past which the answer is a 413); "
                           "with it, that page")] = None,
-    offset: Annotated[int, Query(ge=0, description="Features to skip")] = 0,
+    offset: Offset = 0,
     bbox: Annotated[str | None, Query(
         description="minx,miny,maxx,maxy in bbox-crs (default CRS84, lon/lat), "
                     "e.g. 4.34,50.83,4.36,50.84")] = None,
@@ -381,7 +383,7 @@ async def _table_download(conn: AsyncConnection, layer: LayerEntry, query: Items
     returned = remaining if limit is None else min(limit, remaining)
     if returned > settings.download_max_features:
         raise TooLarge(_too_large(layer, returned, settings.download_max_features, fmt))
-    query = replace(query, limit=returned if limit is None else limit)
+    query = replace(query, limit=sql_limit(returned if limit is None else limit))
     if limit is None:
         links = [{"rel": "self", "type": MEDIA_TYPES[fmt][0],
                   "href": f"{href}?{urlencode(request.query_params.multi_items())}"}]
@@ -466,7 +468,7 @@ async def changes(
     since: Annotated[str, Query(description="RFC 3339 instant, e.g. 2026-11-28T12:00:00Z")],
     limit: Annotated[int | None, Query(ge=1, description="Changes per page (default 100)")]
         = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> Response:
     reject_unknown(request.query_params.keys(), {"since", "limit", "offset", "f"})
     layer = await get_layer(conn, collection_id)
@@ -499,7 +501,7 @@ async def quarantined(
     conn: ItemsConnDep,
     settings: SettingsDep,
     limit: Annotated[int | None, Query(ge=1)] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> Response:
     reject_unknown(request.query_params.keys(), {"limit", "offset", "f"})
     layer = await get_layer(conn, collection_id)

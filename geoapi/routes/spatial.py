@@ -17,11 +17,11 @@ from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from geoapi.catalog import get_layer, list_layers
-from geoapi.crs import OutputCrs, parse_crs
+from geoapi.crs import PROJECTED_LIMIT_M, OutputCrs, parse_crs
 from geoapi.deps import SettingsDep, SpatialConnDep, StatsConnDep, base_url
 from geoapi.offload import in_process, json_text, off_loop
-from geoapi.params import reject_unknown
-from geoapi.posted_geometry import PROJECTED_LIMIT_M, out_of_range, parse_geometry
+from geoapi.params import Offset, reject_unknown
+from geoapi.posted_geometry import out_of_range, parse_geometry
 from geoapi.spatial import (
     LOOKUP_MAX_PER_COLLECTION,
     LOOKUP_TOLERANCE_M,
@@ -63,7 +63,6 @@ Crs = Annotated[str | None, Query(description=(
 Limit = Annotated[int | None, Query(ge=1, description=(
     f"Features per answer (default {DEFAULT_LIMIT}; at most {MAX_ITEMS_LIMIT}, larger values "
     "are reduced to it)"))]
-Offset = Annotated[int, Query(ge=0, description="Features to skip (paging)")]
 # What a query far from the data answers (geoapi.area_of_use), said on each endpoint.
 OUTSIDE_POINT = (" A point outside EPSG:31370's area of use (Belgium: 2.5-6.4 E, 49.5-51.51 N, "
                  "edges included) finds nothing: the answer is empty.")

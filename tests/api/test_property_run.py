@@ -1,0 +1,118 @@
+"""A property-based run (issue 12): schemathesis over the served /openapi.json of a real server.
+
+Every operation the API documents is called with values generated from its schema, valid ones
+and invalid ones (wrong types, out of range, missing, odd strings), against `urbis serve` over
+the synced sample. Whatever comes, the answer is no 5xx but a 503 (the database busy or away)
+and comes within ANSWER_BOUND. The run is deterministic: Hypothesis draws from a fixed seed
+(`derandomize`) with no example database, so a run repeats the last one request for request.
+
+`make test` runs a small budget per operation; the `slow` test a larger one.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from dataclasses import dataclass, field
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, seed, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
+from schemathesis.core import NotSet
+
+pytestmark = pytest.mark.api
+
+ANSWER_BOUND = 5.0  # seconds any one answer may take
+SEED = 20261206
+FAST_EXAMPLES = 10  # per operation, path variant and generation mode
+SLOW_EXAMPLES = 100  # about 11,000 requests, some 6 minutes
+
+
+@pytest.fixture(scope="module")
+def served_schema(api: str) -> schemathesis.BaseSchema:
+    schema = schemathesis.openapi.from_url(f"{api}/openapi.json")
+    schema.config.update(base_url=api)
+    return schema
+
+
+# Path parameters drawn from the schema alone are nearly always unknown (a 404 at once): each
+# operation is also run with the sample's own collections and both tile matrix sets, so the
+# generated query parameters and bodies reach the code behind them.
+KNOWN_PATHS = [{"collection_id": "addresses", "tms_id": "WebMercatorQuad"},
+               {"collection_id": "municipalities", "tms_id": "BelgianLambert72"}]
+
+
+@dataclass
+class Outcome:
+    requests: int = 0
+    operations: set[str] = field(default_factory=set)  # those that were called at least once
+    failures: list[str] = field(default_factory=list)
+    statuses: Counter[int] = field(default_factory=Counter)
+    slowest: tuple[float, str] = (0.0, "")
+
+
+def _check(case: schemathesis.Case, outcome: Outcome) -> None:
+    response = case.call(timeout=ANSWER_BOUND * 4)
+    where = f"{case.method} {response.request.url}"
+    if not isinstance(case.body, NotSet):
+        where += f" with body {str(case.body)[:200]}"
+    outcome.requests += 1
+    outcome.operations.add(case.operation.label)
+    outcome.statuses[response.status_code] += 1
+    outcome.slowest = max(outcome.slowest, (response.elapsed, where[:200]))
+    assert response.status_code < 500 or response.status_code == 503, (
+        f"{where} answered {response.status_code}: {response.text[:300]}")
+    assert response.elapsed < ANSWER_BOUND, f"{where} took {response.elapsed:.1f} s"
+
+
+def _variants(operation: schemathesis.APIOperation) -> list[dict[str, str]]:
+    names = {p.name for p in operation.path_parameters}
+    known = [{k: v for k, v in paths.items() if k in names} for paths in KNOWN_PATHS]
+    return [{}] + [paths for paths in known if paths] if names & {"collection_id", "tms_id"} \
+        else [{}]
+
+
+def run(schema: schemathesis.BaseSchema, examples: int) -> Outcome:
+    """Every operation, valid and invalid values: what went wrong (the smallest example each).
+
+    Hypothesis draws from SEED with no example database: a run repeats the last one. Each
+    operation's first failure is shrunk to its smallest form and kept; the run goes on.
+    """
+    outcome = Outcome()
+    operations = [result.ok() for result in schema.get_all_operations()]
+    for operation in operations:
+        for paths, mode in itertools.product(_variants(operation),
+                                             (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)):
+            strategy = operation.as_strategy(generation_mode=mode, path_parameters=paths or None)
+
+            @seed(SEED)
+            @settings(max_examples=examples, database=None, deadline=None,
+                      suppress_health_check=list(HealthCheck),
+                      phases=[Phase.explicit, Phase.generate, Phase.shrink])
+            @given(case=strategy)
+            def call(case: schemathesis.Case) -> None:
+                _check(case, outcome)
+
+            try:
+                call()
+            except Unsatisfiable:
+                pass  # nothing to make invalid: an operation without parameters or body
+            except AssertionError as exc:
+                outcome.failures.append(f"{operation.label} {paths} ({mode.value}): {exc}")
+    assert outcome.operations == {o.label for o in operations}  # the run reached every one
+    print(f"\n{outcome.requests} requests; statuses {dict(sorted(outcome.statuses.items()))}; "
+          f"slowest {outcome.slowest[0]:.2f} s: {outcome.slowest[1]}")
+    return outcome
+
+
+def test_no_request_gets_a_server_error_or_a_slow_answer(served_schema):
+    outcome = run(served_schema, FAST_EXAMPLES)
+    assert not outcome.failures, "\n".join(outcome.failures)
+
+
+@pytest.mark.slow
+def test_no_request_gets_a_server_error_or_a_slow_answer_in_a_long_run(served_schema):
+    outcome = run(served_schema, SLOW_EXAMPLES)
+    assert not outcome.failures, "\n".join(outcome.failures)
