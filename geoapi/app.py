@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from geoapi import area_of_use
 from geoapi.budgets import DEFAULT_KIND, Budgets
 from geoapi.counting import MatchCounts
+from geoapi.cql2 import parse_filter
 from geoapi.crs import SUPPORTED
 from geoapi.db_health import DatabaseHealth
 from geoapi.disconnect import CancelOnDisconnect
@@ -50,6 +51,13 @@ from urbis_core.settings import ApiSettings
 API_APPLICATION_NAME = "urbis-api"  # how the API's sessions show in pg_stat_activity
 
 
+def _warm_up() -> None:
+    """What takes hundreds of milliseconds the first time: pyproj's database, CQL2 grammars."""
+    area_of_use.warm(STORAGE_SRID, {crs.srid for crs in SUPPORTED.values()})
+    parse_filter("1 = 1", "cql2-text")
+    parse_filter('{"op": "=", "args": [1, 1]}', "cql2-json")
+
+
 def create_app(settings: ApiSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -80,8 +88,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         app.state.tile_archives = {path.stem: open_archive(path)
                                    for path in settings.tile_archives}
         # in a thread, as the API starts, rather than on the loop in the first query's way
-        warming = asyncio.create_task(anyio.to_thread.run_sync(
-            area_of_use.warm, STORAGE_SRID, {crs.srid for crs in SUPPORTED.values()}))
+        warming = asyncio.create_task(anyio.to_thread.run_sync(_warm_up))
         keeper = LowZoomKeeper(engine, app.state.tile_cache, settings.tile_warm_zoom, budgets)
         app.state.low_zoom_keeper = keeper
         listener = asyncio.create_task(follow_changes(settings.database_url,

@@ -9,6 +9,7 @@ does not support is an `InvalidParameter` (a 400).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -97,8 +98,13 @@ def parse_language(raw: str | None) -> str:
     return language
 
 
+@functools.lru_cache(maxsize=128)
 def parse_filter(raw: str, language: str | None) -> ast.Node:
-    """The filter's AST; a 400 naming `filter` (or `filter-lang`) when it cannot be read."""
+    """The filter's AST; a 400 naming `filter` (or `filter-lang`) when it cannot be read.
+
+    Remembered: a map asks for tile after tile with the same filter, and a long one takes
+    tens of milliseconds to parse (the first, which builds the parser, hundreds).
+    """
     from pygeofilter.parsers.cql2_json import parse as parse_json
     from pygeofilter.parsers.cql2_text import parse as parse_text
 

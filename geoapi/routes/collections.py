@@ -285,7 +285,8 @@ async def items(
     bbox_crs_ = parse_crs(bbox_crs, "bbox-crs")
     filter_crs_ = parse_crs(filter_crs, "filter-crs")
     language = parse_language(filter_lang)
-    cql = None if filter_ is None else compile_filter(filter_, language, filter_crs_, layer)
+    cql = None if filter_ is None else await off_loop(request, compile_filter, filter_, language,
+                                                      filter_crs_, layer)
     query = ItemsQuery(limit=min(limit or settings.default_limit, settings.max_limit),
                        offset=offset, bbox=parse_bbox(bbox, bbox_crs_), bbox_crs=bbox_crs_,
                        crs=parse_crs(crs, "crs"), as_of=parse_instant(datetime_, "datetime"),

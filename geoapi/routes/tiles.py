@@ -20,10 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from geoapi.budgets import Budgets
 from geoapi.catalog import get_layer, list_layers
-from geoapi.cql2 import compile_filter, parse_language
+from geoapi.cql2 import compile_filter, parse_filter, parse_language
 from geoapi.crs import CRS84_URI, parse_crs
 from geoapi.deps import ConnDep, SettingsDep, base_url
 from geoapi.html import ATTRIBUTION
+from geoapi.offload import off_loop
 from geoapi.params import reject_unknown
 from tiles.cache import EVERY_LAYER, CachedTile, TileCache, TileKey, bbox_in
 from tiles.mvt import Condition, LayerTileSettings, TileRequest, render_tile
@@ -147,6 +148,9 @@ async def _draw(request: Request, key: TileKey, ids: tuple[str, ...],
     """A tile drawn for a request: in its turn among tile requests, under their timeout."""
     budgets: Budgets = request.app.state.budgets
     request.state.query_kind = "tiles"
+    if params.get("filter") is not None:
+        # parsed off the loop once; drawing then finds it parsed (geoapi.cql2.parse_filter)
+        await off_loop(request, parse_filter, params["filter"], params.get("filter-lang"))
     async with budgets.turn("tiles"):
         return await draw_tile(functools.partial(budgets.snapshot, request.app.state.engine,
                                                  "tiles"), key, layers_of(ids), params)
