@@ -397,7 +397,10 @@ async def _table_download(conn: AsyncConnection, layer: LayerEntry, query: Items
         headers["Content-Disposition"] = (
             f'inline; filename="{_download_name(layer, ".csv")}"')
         rows = stream_rows(conn, layer, query, columns, "wkt", matched)
-        return StreamingResponse(_csv_body(request, columns, rows),
+        # the first batch read before the status is sent: a query that cannot start (past
+        # its timeout, the database away) is then a 503, not a 200 cut short
+        first: list[tuple[Any, ...]] = await anext(rows, [])
+        return StreamingResponse(_csv_body(request, columns, first, rows),
                                  media_type="text/csv; charset=utf-8", headers=headers)
     folder = Path(tempfile.mkdtemp(prefix="urbis-gpkg-"))
     path = folder / _download_name(layer, ".gpkg")
@@ -413,9 +416,10 @@ async def _table_download(conn: AsyncConnection, layer: LayerEntry, query: Items
                         background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True))
 
 
-async def _csv_body(request: Request, columns: list[ColumnInfo],
+async def _csv_body(request: Request, columns: list[ColumnInfo], first: list[tuple[Any, ...]],
                     batches: AsyncIterator[list[tuple[Any, ...]]]) -> AsyncIterator[str]:
     yield csv_header(columns)
+    yield await off_loop(request, csv_lines, first)
     async for rows in batches:
         yield await off_loop(request, csv_lines, rows)
 
