@@ -17,7 +17,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -83,10 +83,23 @@ class Budgets:
         try:
             # One snapshot per request: the catalog row and the layer rows agree.
             await conn.execution_options(isolation_level="REPEATABLE READ")
-            async with conn.begin():
-                if seconds != self.timeouts[DEFAULT_KIND]:
-                    await conn.execute(text("SELECT set_config('statement_timeout', :t, true)"),
-                                       {"t": f"{round(seconds * 1000)}ms"})
-                yield conn
+            await conn.begin()
+            if seconds != self.timeouts[DEFAULT_KIND]:
+                await conn.execute(text("SELECT set_config('statement_timeout', :t, true)"),
+                                   {"t": f"{round(seconds * 1000)}ms"})
+            yield conn
+        finally:
+            await self._end(conn)
+
+    async def _end(self, conn: AsyncConnection) -> None:
+        """Roll back (the API only reads) and give the connection back to the pool.
+
+        By then the answer may be on its way: a database gone meanwhile must not turn it into
+        an error. The connection is then dropped from the pool, and the outage noted.
+        """
+        try:
+            await conn.rollback()
+        except DBAPIError as exc:
+            self.health.failed(first_line(exc))
         finally:
             await conn.close()
