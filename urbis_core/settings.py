@@ -19,7 +19,7 @@ MAX_ITEMS_LIMIT = 10_000
 # (seconds) and, but for the catalog's small reads, a bound on how many run at once.
 QUERY_KINDS = ("catalog", "items", "spatial", "stats", "geocode", "tiles")
 DEFAULT_TIMEOUTS = {"catalog": 5.0, "items": 5.0, "spatial": 5.0, "stats": 10.0,
-                    "geocode": 3.0, "tiles": 5.0}
+                    "geocode": 5.0, "tiles": 5.0}
 DEFAULT_CONCURRENCY = {"items": 6, "spatial": 4, "stats": 2, "geocode": 6, "tiles": 4}
 MAX_DOWNLOAD_FEATURES = 1_000_000
 LOOPBACK = ("127.0.0.0/8", "::1/128")  # the peers trusted as proxies unless told otherwise
