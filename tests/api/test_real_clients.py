@@ -35,7 +35,10 @@ def test_schemathesis_finds_no_server_error(api, tmp_path):
          "--no-color"],
         capture_output=True, text=True, timeout=600, cwd=tmp_path)
     summary = done.stdout[-3000:]
-    assert done.returncode == 0, summary
+    # when schemathesis takes the server for gone, it names the last requests it sent
+    gone = done.stdout.find("stopped responding")
+    assert done.returncode == 0, (done.stdout[gone - 200:gone + 3000] if gone >= 0 else "") \
+        + summary
     assert "Server error" not in summary
     counted = re.search(r"(\d+) generated", summary)
     assert counted is not None and int(counted.group(1)) > 500, summary  # it really ran
