@@ -81,6 +81,19 @@ def _check_coordinates(kind: str, coordinates: Any, crs: OutputCrs, max_vertices
         raise InvalidParameter("body", f"the {kind} is empty")
 
 
+def check_lists(raw: bytes, max_vertices: int) -> None:
+    """Refuse a body with far more vertices than allowed, before it is decoded.
+
+    Even before it is sent to a worker process: a vertex is a JSON list, and counting them
+    takes milliseconds.
+    """
+    lists = raw.count(b"[")
+    if lists > LISTS_PER_VERTEX * max_vertices + 100:
+        raise InvalidParameter("body", f"it holds {lists:,} JSON lists: more than a geometry "
+                                       f"of at most {max_vertices:,} vertices "
+                                       "(URBIS_MAX_QUERY_VERTICES) has; simplify it")
+
+
 def parse_geometry(raw: bytes, crs: OutputCrs, max_vertices: int) -> shapely.Geometry:
     """The GeoJSON geometry (or a Feature's) of a body, with longitude/easting first.
 
@@ -90,11 +103,7 @@ def parse_geometry(raw: bytes, crs: OutputCrs, max_vertices: int) -> shapely.Geo
     CPU-bound for large bodies: run it off the event loop (geoapi.offload).
     """
     example = '{"type": "Polygon", "coordinates": [[[4.34, 50.83], [4.35, 50.83], ...]]}'
-    lists = raw.count(b"[")  # a vertex is a list: too many of them show before decoding
-    if lists > LISTS_PER_VERTEX * max_vertices + 100:
-        raise InvalidParameter("body", f"it holds {lists:,} JSON lists: more than a geometry "
-                                       f"of at most {max_vertices:,} vertices "
-                                       "(URBIS_MAX_QUERY_VERTICES) has; simplify it")
+    check_lists(raw, max_vertices)
     if not raw.strip():
         raise InvalidParameter("body", f"empty; send a GeoJSON geometry, e.g. {example}")
     try:

@@ -21,7 +21,7 @@ from geoapi.crs import PROJECTED_LIMIT_M, OutputCrs, parse_crs
 from geoapi.deps import SettingsDep, SpatialConnDep, StatsConnDep, base_url
 from geoapi.offload import in_process, json_text, off_loop
 from geoapi.params import Offset, reject_unknown
-from geoapi.posted_geometry import out_of_range, parse_geometry
+from geoapi.posted_geometry import check_lists, out_of_range, parse_geometry
 from geoapi.spatial import (
     LOOKUP_MAX_PER_COLLECTION,
     LOOKUP_TOLERANCE_M,
@@ -222,8 +222,9 @@ async def intersects_geometry(
 ) -> Response:
     reject_unknown(request.query_params.keys(), {"crs", "measure", "limit", "offset"})
     out = parse_crs(crs, "crs")
-    geometry = await in_process(request, parse_geometry, await request.body(), out,
-                                settings.max_query_vertices)
+    body = await request.body()
+    check_lists(body, settings.max_query_vertices)
+    geometry = await in_process(request, parse_geometry, body, out, settings.max_query_vertices)
     layer = await get_layer(conn, collection_id)
     shape = await off_loop(request, literal_shape, geometry, out.srid, layer)
     return await _intersecting(request, conn, layer, shape, out, measure,
