@@ -22,7 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from geoapi.budgets import Budgets
 from geoapi.catalog import list_layers
 from geoapi.routes.tiles import draw_tile, layers_of
-from tiles.cache import EVERY_LAYER, CachedTile, TileCache, TileKey
+from tiles.cache import TileCache
+from tiles.keys import EVERY_LAYER, CachedTile, TileKey
 from tiles.seed import plan_for
 from tiles.tms import MAX_ZOOM, TILE_MATRIX_SETS, WEB_MERCATOR_QUAD, TileMatrixSet
 from urbis_core.catalog import LayerEntry

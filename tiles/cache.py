@@ -11,43 +11,11 @@ import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import TYPE_CHECKING
 
-from pyproj import Transformer
-
+from tiles.disk import DiskTier
+from tiles.keys import EVERY_LAYER, CachedTile, TileKey, bbox_in, draws
 from tiles.mvt import BUFFER, EXTENT
 from tiles.tms import TILE_MATRIX_SETS, TileMatrixSet
-
-if TYPE_CHECKING:
-    from tiles.disk import DiskTier
-
-STORAGE_SRID = 31370
-
-
-@dataclass(frozen=True)
-class TileKey:
-    collections: tuple[str, ...]
-    tms: str
-    z: int
-    x: int
-    y: int
-    variant: str = ""  # the request's filter and properties, when it has some
-
-
-EVERY_LAYER = ("*",)  # the collections of a dataset tile drawn with every layer (the default)
-
-
-def draws(collections: tuple[str, ...], layer_id: str) -> bool:
-    """Whether a tile of these collections shows the layer (so its changes concern it)."""
-    return layer_id in collections or collections == EVERY_LAYER
-
-
-@dataclass(frozen=True)
-class CachedTile:
-    data: bytes
-    etag: str
-    versions: tuple[tuple[str, int], ...] = ()  # the layer versions it was drawn from
 
 
 @dataclass
@@ -58,20 +26,6 @@ class CacheStats:
     entries: int = 0
     bytes: int = 0
     changes: int = 0  # the sync's change notifications applied
-
-
-@lru_cache(maxsize=8)
-def _from_storage(srid: int) -> Transformer:
-    return Transformer.from_crs(STORAGE_SRID, srid, always_xy=True)
-
-
-def bbox_in(tms: TileMatrixSet, bbox: tuple[float, float, float, float]
-            ) -> tuple[float, float, float, float]:
-    """A Lambert 72 box in the set's CRS (its edges densified, so the box still covers it)."""
-    if tms.srid == STORAGE_SRID:
-        return bbox
-    minx, miny, maxx, maxy = _from_storage(tms.srid).transform_bounds(*bbox, densify_pts=21)
-    return minx, miny, maxx, maxy
 
 
 class TileCache:

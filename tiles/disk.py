@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from tiles.cache import CachedTile, TileKey, bbox_in, draws
+from tiles.keys import CachedTile, TileKey, bbox_in, draws
 from tiles.mvt import BUFFER, EXTENT
 from tiles.tms import TILE_MATRIX_SETS
 

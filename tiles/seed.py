@@ -43,7 +43,7 @@ from tiles.archive import (
     write_mbtiles,
     write_pmtiles,
 )
-from tiles.cache import bbox_in
+from tiles.keys import bbox_in
 from tiles.mvt import BUFFER, EXTENT, LayerTileSettings, TileRequest, render_tile
 from tiles.tilejson import crs84_extent, vector_layers
 from tiles.tms import MAX_ZOOM, WEB_MERCATOR_QUAD, TileMatrixSet, get_tms

@@ -26,7 +26,8 @@ from geoapi.deps import ConnDep, SettingsDep, base_url
 from geoapi.html import ATTRIBUTION
 from geoapi.offload import off_loop
 from geoapi.params import reject_unknown
-from tiles.cache import EVERY_LAYER, CachedTile, TileCache, TileKey, bbox_in
+from tiles.cache import TileCache
+from tiles.keys import EVERY_LAYER, CachedTile, TileKey, bbox_in
 from tiles.mvt import Condition, LayerTileSettings, TileRequest, render_tile
 from tiles.tilejson import crs84_extent, field_type, union_of, vector_layers
 from tiles.tms import TILE_MATRIX_SETS, TileMatrixSet, get_tms

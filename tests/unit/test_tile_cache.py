@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from tiles.cache import CachedTile, TileCache, TileKey
+from tiles.cache import TileCache
+from tiles.keys import CachedTile, TileKey
 
 
 def key(x: int) -> TileKey:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tiles.cache import CachedTile, TileKey
 from tiles.disk import DiskTier
+from tiles.keys import CachedTile, TileKey
 from tiles.mvt import BUFFER, EXTENT
 from tiles.tms import BELGIAN_LAMBERT_72 as L72
 
