@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -22,7 +23,6 @@ from geoapi.db_health import DatabaseHealth
 from geoapi.disconnect import CancelOnDisconnect
 from geoapi.errors import install_error_handlers
 from geoapi.html import LEAFLET_STATIC
-from geoapi.lowzoom import LowZoomKeeper
 from geoapi.offload import Workers
 from geoapi.openapi import ApiDefinition
 from geoapi.public_url import PublicUrl, VaryMiddleware, parse_networks, parse_public_url
@@ -43,6 +43,7 @@ from tiles.archive import open_archive
 from tiles.cache import TileCache
 from tiles.disk import DiskTier
 from tiles.listener import follow_changes, reconcile_at_start
+from tiles.lowzoom import DRAWING_AHEAD_TIMEOUT, LowZoomKeeper
 from urbis_core.catalog import STORAGE_SRID
 from urbis_core.db import session_options, sqlalchemy_url
 from urbis_core.errors import ConfigError
@@ -89,7 +90,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
                                    for path in settings.tile_archives}
         # in a thread, as the API starts, rather than on the loop in the first query's way
         warming = asyncio.create_task(anyio.to_thread.run_sync(_warm_up))
-        keeper = LowZoomKeeper(engine, app.state.tile_cache, settings.tile_warm_zoom, budgets)
+        keeper = LowZoomKeeper(
+            functools.partial(budgets.snapshot, engine, "tiles", DRAWING_AHEAD_TIMEOUT),
+            app.state.tile_cache, settings.tile_warm_zoom)
         app.state.low_zoom_keeper = keeper
         listener = asyncio.create_task(follow_changes(settings.database_url,
                                                       app.state.tile_cache, keeper.poke))

@@ -14,8 +14,10 @@ from typing import Any
 import sqlalchemy as sa
 from geoalchemy2 import Geometry
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from urbis_core.db import HISTORY_SCHEMA, LAYER_SCHEMA, META_SCHEMA
+from urbis_core.errors import NotFound
 
 STORAGE_SRID = 31370
 # Each live layer table keeps, for the tiles, what drawing a tile would otherwise compute for
@@ -197,3 +199,18 @@ def _layer_table(schema: str, name: str, columns: tuple[str, ...], srid: int) ->
     return sa.Table(name, sa.MetaData(), *(sa.Column(c, sa.types.NullType()) for c in columns),
                     sa.Column("geom", Geometry(srid=srid, spatial_index=False)), *extra,
                     schema=schema)
+
+
+# --- the reader: the only place collection ids turn into tables ----------------------------
+
+async def list_layers(conn: AsyncConnection) -> list[LayerEntry]:
+    rows = await conn.execute(sa.select(layer_catalog).order_by(layer_catalog.c.id))
+    return [LayerEntry.from_row(r) for r in rows]
+
+
+async def get_layer(conn: AsyncConnection, layer_id: str) -> LayerEntry:
+    row = (await conn.execute(
+        sa.select(layer_catalog).where(layer_catalog.c.id == layer_id))).first()
+    if row is None:
+        raise NotFound(f"no collection '{layer_id}'; /collections lists the available ones")
+    return LayerEntry.from_row(row)

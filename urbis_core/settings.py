@@ -151,7 +151,7 @@ class ApiSettings:
     # ETag each time (a 304 when the tile did not change), so they never show stale data.
     tile_max_age: int = 0
     # Tiles as coarse as Web Mercator's at this zoom, and coarser, are drawn ahead into the
-    # cache (geoapi.lowzoom): they read whole layers. -1: none.
+    # cache (tiles.lowzoom): they read whole layers. -1: none.
     tile_warm_zoom: int = 11
     cors_origins: tuple[str, ...] = ("*",)  # web apps allowed to call the API from a browser
     # The base of every absolute link; unset, links follow the request (and trusted proxies).

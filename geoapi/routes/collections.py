@@ -20,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.background import BackgroundTask
 
 from geoapi import html
-from geoapi.catalog import get_layer, list_layers
 from geoapi.cql2 import compile_filter, parse_language
 from geoapi.crs import CRS84_URI, SUPPORTED, OutputCrs, parse_crs
 from geoapi.deps import (
@@ -57,7 +56,7 @@ from geoapi.params import (
     reject_unknown,
     sql_limit,
 )
-from urbis_core.catalog import ColumnInfo, LayerEntry
+from urbis_core.catalog import ColumnInfo, LayerEntry, get_layer, list_layers
 from urbis_core.errors import InvalidParameter, TooLarge
 from urbis_core.settings import MAX_ITEMS_LIMIT, ApiSettings
 

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from geoapi.address_layers import address_layer, label
-from geoapi.catalog import list_layers
 from geoapi.crs import parse_crs
 from geoapi.deps import GeocodeConnDep
 from geoapi.geocode import DEFAULT_MIN_SCORE, MAX_RESULTS, geocode
@@ -25,6 +24,7 @@ from geoapi.routes.spatial import (
 )
 from geoapi.spatial import MAX_DISTANCE_M, nearest_features
 from geoapi.street_index import StreetIndexes
+from urbis_core.catalog import list_layers
 
 router = APIRouter(tags=["Geocoding"])
 

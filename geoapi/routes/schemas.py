@@ -10,12 +10,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from geoapi import html
-from geoapi.catalog import get_layer
 from geoapi.deps import ConnDep, FormatDep, base_url
 from geoapi.json_schema import SCHEMA_MEDIA_TYPE, feature_schema_doc, queryables_doc
 from geoapi.params import reject_unknown
 from geoapi.routes.collections import CollectionId
-from urbis_core.catalog import LayerEntry
+from urbis_core.catalog import LayerEntry, get_layer
 
 router = APIRouter(tags=["Data"])
 _SCHEMA_RESPONSE: dict[int | str, dict[str, Any]] = {

@@ -16,7 +16,6 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from geoapi.catalog import get_layer, list_layers
 from geoapi.crs import PROJECTED_LIMIT_M, OutputCrs, parse_crs
 from geoapi.deps import SettingsDep, SpatialConnDep, StatsConnDep, base_url
 from geoapi.offload import in_process, json_text, off_loop
@@ -39,7 +38,7 @@ from geoapi.spatial import (
     nearest_features,
     stored_shape,
 )
-from urbis_core.catalog import LayerEntry
+from urbis_core.catalog import LayerEntry, get_layer, list_layers
 from urbis_core.errors import InvalidParameter
 from urbis_core.settings import MAX_ITEMS_LIMIT
 

@@ -10,11 +10,11 @@ from fastapi import APIRouter, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 
-from geoapi.catalog import list_layers
 from geoapi.deps import ConnDep, base_url
 from geoapi.html import ATTRIBUTION, esc
 from tiles.glyphs import glyph_range
 from tiles.style import default_style
+from urbis_core.catalog import list_layers
 from urbis_core.errors import InvalidParameter
 
 router = APIRouter(tags=["Styles"])

@@ -10,8 +10,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -19,7 +17,6 @@ from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from geoapi.budgets import Budgets
-from geoapi.catalog import get_layer, list_layers
 from geoapi.cql2 import compile_filter, parse_filter, parse_language
 from geoapi.crs import CRS84_URI, parse_crs
 from geoapi.deps import ConnDep, SettingsDep, base_url
@@ -27,11 +24,12 @@ from geoapi.html import ATTRIBUTION
 from geoapi.offload import off_loop
 from geoapi.params import reject_unknown
 from tiles.cache import TileCache
+from tiles.draw import draw_tile, layers_of
 from tiles.keys import EVERY_LAYER, CachedTile, TileKey, bbox_in
-from tiles.mvt import Condition, LayerTileSettings, TileRequest, render_tile
+from tiles.mvt import Condition, LayerTileSettings
 from tiles.tilejson import crs84_extent, field_type, union_of, vector_layers
 from tiles.tms import TILE_MATRIX_SETS, TileMatrixSet, get_tms
-from urbis_core.catalog import LayerEntry
+from urbis_core.catalog import LayerEntry, get_layer, list_layers
 from urbis_core.errors import InvalidParameter
 from urbis_core.settings import ApiSettings
 
@@ -70,18 +68,6 @@ def _variant(params: dict[str, str | None]) -> str:
     return hashlib.sha1(json.dumps(given).encode()).hexdigest()[:16] if given else ""
 
 
-def _properties(raw: str | None, layers: list[LayerEntry]) -> list[str] | None:
-    if raw is None:
-        return None
-    names = [n.strip() for n in raw.split(",") if n.strip()]
-    known = {c.name for layer in layers for c in layer.columns}
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise InvalidParameter("properties", f"no property {', '.join(unknown)} in "
-                               f"{', '.join(layer.id for layer in layers)}")
-    return names
-
-
 def _conditions(layers: list[LayerEntry], raw: str | None, lang: str | None,
                 crs: str | None) -> dict[str, Condition]:
     """The CQL2 filter per layer (checked against each now: a 400 before any tile SQL)."""
@@ -94,37 +80,6 @@ def _conditions(layers: list[LayerEntry], raw: str | None, lang: str | None,
         cql = compile_filter(raw, language, filter_crs, layer)
         conditions[layer.id] = functools.partial(cql.condition, layer)
     return conditions
-
-
-LayersOf = Callable[[AsyncConnection], Awaitable[list[LayerEntry]]]
-
-
-Snapshot = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
-
-
-async def draw_tile(snapshot: Snapshot, key: TileKey, layers_of: LayersOf,
-                    params: dict[str, str | None]) -> CachedTile:
-    """Render a tile in one snapshot of the catalog and the layers, with its ETag."""
-    tms = get_tms(key.tms)
-    async with snapshot() as conn:
-        layers = await layers_of(conn)
-        properties = _properties(params.get("properties"), layers)
-        conditions = _conditions(layers, params.get("filter"),
-                                 params.get("filter-lang"), params.get("filter-crs"))
-        data = await render_tile(conn, layers, TileRequest(tms, key.z, key.x, key.y),
-                                 properties, conditions)
-    versions = "-".join(f"{layer.id}.{layer.version}" for layer in layers)
-    return CachedTile(data, f'"{versions}{"-" + key.variant if key.variant else ""}"',
-                      tuple((layer.id, layer.version) for layer in layers))
-
-
-def layers_of(ids: tuple[str, ...]) -> LayersOf:
-    """The layers a tile draws: these collections, or every layer when there are none."""
-    async def read(conn: AsyncConnection) -> list[LayerEntry]:
-        if not ids:
-            return await list_layers(conn)
-        return [await get_layer(conn, i) for i in ids]
-    return read
 
 
 async def _tile_response(request: Request, settings: ApiSettings, key: TileKey,
@@ -152,9 +107,13 @@ async def _draw(request: Request, key: TileKey, ids: tuple[str, ...],
     if params.get("filter") is not None:
         # parsed off the loop once; drawing then finds it parsed (geoapi.cql2.parse_filter)
         await off_loop(request, parse_filter, params["filter"], params.get("filter-lang"))
+    conditions_of = functools.partial(_conditions, raw=params.get("filter"),
+                                      lang=params.get("filter-lang"),
+                                      crs=params.get("filter-crs"))
     async with budgets.turn("tiles"):
         return await draw_tile(functools.partial(budgets.snapshot, request.app.state.engine,
-                                                 "tiles"), key, layers_of(ids), params)
+                                                 "tiles"), key, layers_of(ids),
+                               params.get("properties"), conditions_of)
 
 
 def _etags(header: str | None) -> set[str]:

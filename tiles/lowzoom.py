@@ -13,24 +13,21 @@ Web Mercator's at `max_zoom` (URBIS_TILE_WARM_ZOOM; -1: none).
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from geoapi.budgets import Budgets
-from geoapi.catalog import list_layers
-from geoapi.routes.tiles import draw_tile, layers_of
 from tiles.cache import TileCache
+from tiles.draw import Snapshot, draw_tile, layers_of
 from tiles.keys import EVERY_LAYER, CachedTile, TileKey
 from tiles.seed import plan_for
 from tiles.tms import MAX_ZOOM, TILE_MATRIX_SETS, WEB_MERCATOR_QUAD, TileMatrixSet
-from urbis_core.catalog import LayerEntry
+from urbis_core.catalog import LayerEntry, list_layers
 
 log = logging.getLogger(__name__)
 
-DRAWING_AHEAD_TIMEOUT = 120.0  # seconds a low-zoom tile's statements may take
+# Seconds a low-zoom tile's statements may take: no request waits on them (unless one asks
+# for the same tile meanwhile), and they read whole layers.
+DRAWING_AHEAD_TIMEOUT = 120.0
 
 
 def low_zooms(tms: TileMatrixSet, max_zoom: int) -> list[int]:
@@ -61,10 +58,9 @@ def low_zoom_tiles(layers: list[LayerEntry], max_zoom: int) -> list[Drawn]:
 class LowZoomKeeper:
     """Draws the low-zoom tiles missing from the cache, in the background, when poked."""
 
-    def __init__(self, engine: AsyncEngine, cache: TileCache, max_zoom: int,
-                 budgets: Budgets) -> None:
-        self.engine = engine
-        self.budgets = budgets
+    def __init__(self, snapshot: Snapshot, cache: TileCache, max_zoom: int) -> None:
+        """`snapshot` gives the connections to draw with (under DRAWING_AHEAD_TIMEOUT)."""
+        self.snapshot = snapshot
         self.cache = cache
         self.max_zoom = max_zoom
         self._task: asyncio.Task[None] | None = None
@@ -102,7 +98,7 @@ class LowZoomKeeper:
             self.idle.set()
 
     async def _draw_missing(self) -> None:
-        async with self.engine.connect() as conn:
+        async with self.snapshot() as conn:
             layers = await list_layers(conn)
         for key, ids in low_zoom_tiles(layers, self.max_zoom):
             if self.cache.holds(key):  # looked at, not asked for: no hit in the counters
@@ -111,8 +107,4 @@ class LowZoomKeeper:
             self.drawn += not cached
 
     def _drawing(self, key: TileKey, ids: tuple[str, ...]) -> Callable[[], Awaitable[CachedTile]]:
-        # no request waits on these (unless one asks for the same tile meanwhile): they may
-        # read whole layers for longer than a tile request's timeout allows
-        snapshot = functools.partial(self.budgets.snapshot, self.engine, "tiles",
-                                     DRAWING_AHEAD_TIMEOUT)
-        return lambda: draw_tile(snapshot, key, layers_of(ids), {})
+        return lambda: draw_tile(self.snapshot, key, layers_of(ids))
