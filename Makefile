@@ -6,13 +6,20 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up test install system-deps lint format clean
+.PHONY: up test check install system-deps lint format clean
 
 up: install
 	$(BIN)/urbis up
 
 test: install lint
 	$(BIN)/pytest
+
+# The quick loop (well under a minute, no database): lint, format, types and the unit tests.
+check: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/pytest -q tests/unit
 
 install: system-deps $(STAMP) node_modules/.installed
 
@@ -30,10 +37,12 @@ node_modules/.installed: package.json package-lock.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 clean:
 	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache

@@ -91,6 +91,7 @@ HEADERS = {
 
 # -- pure helpers (unit-tested) --------------------------------------------------------------
 
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The q-th percentile (0-100), linear between closest ranks (numpy's default)."""
     if not values:
@@ -111,19 +112,22 @@ def ratio(ours: float | None, peer: float | None) -> float | None:
 
 def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
     """p50, p95, p99 and mean in milliseconds, and how many requests they summarize."""
-    return {"p50_ms": round(percentile(seconds, 50) * 1000, 2),
-            "p95_ms": round(percentile(seconds, 95) * 1000, 2),
-            "p99_ms": round(percentile(seconds, 99) * 1000, 2),
-            "mean_ms": round(sum(seconds) / len(seconds) * 1000, 2),
-            "n": len(seconds)}
+    return {
+        "p50_ms": round(percentile(seconds, 50) * 1000, 2),
+        "p95_ms": round(percentile(seconds, 95) * 1000, 2),
+        "p99_ms": round(percentile(seconds, 99) * 1000, 2),
+        "mean_ms": round(sum(seconds) / len(seconds) * 1000, 2),
+        "n": len(seconds),
+    }
 
 
 def square_bbox_crs84(lon: float, lat: float, side_m: float) -> tuple[float, ...]:
     """A bbox of about side_m x side_m metres centred on lon/lat, in CRS84, to 1e-6 degree."""
     half_lat = side_m / 2 / 111_195.0  # metres per degree of latitude (mean Earth radius)
     half_lon = half_lat / math.cos(math.radians(lat))
-    return tuple(round(v, 6) for v in (lon - half_lon, lat - half_lat,
-                                       lon + half_lon, lat + half_lat))
+    return tuple(
+        round(v, 6) for v in (lon - half_lon, lat - half_lat, lon + half_lon, lat + half_lat)
+    )
 
 
 def bbox_param(bbox: Sequence[float]) -> str:
@@ -174,8 +178,12 @@ def parse_answer(status: int, body: bytes) -> Answer:
         return Answer(status)
     doc = json.loads(body)
     features = doc.get("features", [])
-    return Answer(status, doc.get("numberMatched"), len(features),
-                  tuple(sorted(str(f.get("id")) for f in features)))
+    return Answer(
+        status,
+        doc.get("numberMatched"),
+        len(features),
+        tuple(sorted(str(f.get("id")) for f in features)),
+    )
 
 
 def compare_answers(answers: dict[str, Answer]) -> dict[str, Any]:
@@ -187,7 +195,10 @@ def compare_answers(answers: dict[str, Answer]) -> dict[str, Any]:
         if name == "ours" or ours is None:
             continue
         if (answer.status, answer.matched, answer.returned) != (
-                ours.status, ours.matched, ours.returned):
+            ours.status,
+            ours.matched,
+            ours.returned,
+        ):
             same = False
         if answer.ids != ours.ids:
             same = False
@@ -204,12 +215,14 @@ def targets_met(ratios: dict[str, dict[str, float | None]]) -> dict[str, dict[st
         out[scenario] = {}
         for peer, target in TARGETS.items():
             value = by_peer.get(f"ours/{peer}")
-            out[scenario][f"ours/{peer} >= {target:g}"] = None if value is None else (
-                value >= target)
+            out[scenario][f"ours/{peer} >= {target:g}"] = (
+                None if value is None else (value >= target)
+            )
     return out
 
 
 # -- the request plan ------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Request:
@@ -219,8 +232,9 @@ class Request:
     params: dict[str, Any]
 
     def url(self, base: str, server: str, collection: str) -> str:
-        return request_url(base, self.path.format(collection=collection),
-                           adapt_params(server, self.params))
+        return request_url(
+            base, self.path.format(collection=collection), adapt_params(server, self.params)
+        )
 
 
 @dataclass
@@ -251,8 +265,10 @@ class Plan:
 
     def shared(self) -> dict[str, list[Request]]:
         """The requests every server answers, per scenario (for the cross-server checks)."""
-        return {**{name: sc.requests for name, sc in self.throughput.items()},
-                **self.shared_latency}
+        return {
+            **{name: sc.requests for name, sc in self.throughput.items()},
+            **self.shared_latency,
+        }
 
 
 ITEMS = "/collections/{collection}/items"
@@ -277,8 +293,10 @@ def shuffled(requests: list[Any], seed: int) -> list[Any]:
 
 def paging_sessions(filters: list[tuple[str, int]], pages: int) -> list[list[Request]]:
     """Per filter (CQL2 text, features it matches), a client reading its first pages."""
-    return [[cql(text, offset=o) for o in first_pages(max(1, min(pages, matched // PAGE)))]
-            for text, matched in filters]
+    return [
+        [cql(text, offset=o) for o in first_pages(max(1, min(pages, matched // PAGE)))]
+        for text, matched in filters
+    ]
 
 
 def as_clients(sessions: list[list[Request]], clients: int) -> list[Request]:
@@ -290,7 +308,7 @@ def as_clients(sessions: list[list[Request]], clients: int) -> list[Request]:
     """
     out: list[Request] = []
     for start in range(0, len(sessions), clients):
-        group = sessions[start:start + clients]
+        group = sessions[start : start + clients]
         for page in range(max(len(s) for s in group)):
             out.extend(s[page] for s in group if page < len(s))
     return out
@@ -316,14 +334,18 @@ def build_plan(url: str, seed: int, args: argparse.Namespace) -> Plan:
     return Plan(
         throughput={
             "items_first_pages": Scenario(
-                first, first, f"limit={PAGE}, offsets 0..{19 * PAGE}, no filter"),
+                first, first, f"limit={PAGE}, offsets 0..{19 * PAGE}, no filter"
+            ),
             "items_random_offsets": Scenario(
-                jumps, jumps, f"limit={PAGE}, 20 offsets drawn in the whole layer, no filter"),
+                jumps, jumps, f"limit={PAGE}, 20 offsets drawn in the whole layer, no filter"
+            ),
             "bbox": Scenario(
-                [items(bbox=b) for b in timed_boxes], [items(bbox=b) for b in warm_boxes],
+                [items(bbox=b) for b in timed_boxes],
+                [items(bbox=b) for b in warm_boxes],
                 f"limit={PAGE}, distinct CRS84 bboxes (150-500 m at full size) matching "
                 f"{BBOX_MATCHES[0]}-{BBOX_MATCHES[1]} buildings (by ours' count); warm-up on "
-                "other bboxes"),
+                "other bboxes",
+            ),
             "cql2_filter": Scenario(
                 as_clients(sessions[WARMUP_SESSIONS:], args.concurrency),
                 as_clients(sessions[:WARMUP_SESSIONS], args.concurrency),
@@ -333,21 +355,28 @@ def build_plan(url: str, seed: int, args: argparse.Namespace) -> Plan:
                 f"{min(NUMBER_FILTERS[1])}..{max(NUMBER_FILTERS[1])} "
                 f"and {TEXT_FILTERS!r} for each parcel-key prefix (municipality + section) "
                 "with 500+ buildings; filter-lang=cql2-text (pygeoapi: no filter-lang, its "
-                "CQL text parser)"),
+                "CQL text parser)",
+            ),
             "cql2_filter_bbox": Scenario(
                 [cql(BBOX_FILTER[0], bbox=b) for b in timed_boxes],
                 [cql(BBOX_FILTER[0], bbox=b) for b in warm_boxes],
-                f"limit={PAGE}, filter={BBOX_FILTER[0]!r} with each bbox of the bbox scenario"),
+                f"limit={PAGE}, filter={BBOX_FILTER[0]!r} with each bbox of the bbox scenario",
+            ),
         },
         ours_latency={
-            "lookup_buildings": [Request("/lookup", {**p, "collections": "buildings"})
-                                 for p in lambert],
-            "lookup_all_layers": [Request("/lookup", {
-                **p, "collections": "buildings,addresses,municipalities"}) for p in lambert],
-            "nearest_addresses_k5": [Request("/collections/addresses/nearest", {**p, "k": 5})
-                                     for p in lambert],
-            "nearest_buildings_k5": [Request("/collections/buildings/nearest", {**p, "k": 5})
-                                     for p in lambert],
+            "lookup_buildings": [
+                Request("/lookup", {**p, "collections": "buildings"}) for p in lambert
+            ],
+            "lookup_all_layers": [
+                Request("/lookup", {**p, "collections": "buildings,addresses,municipalities"})
+                for p in lambert
+            ],
+            "nearest_addresses_k5": [
+                Request("/collections/addresses/nearest", {**p, "k": 5}) for p in lambert
+            ],
+            "nearest_buildings_k5": [
+                Request("/collections/buildings/nearest", {**p, "k": 5}) for p in lambert
+            ],
             "reverse": [Request("/reverse", p) for p in lambert],
             "geocode_mix": [Request("/geocode", {"q": g.q}) for g in queries],
         },
@@ -356,21 +385,20 @@ def build_plan(url: str, seed: int, args: argparse.Namespace) -> Plan:
         },
         notes={
             "point_bbox_items": "the closest query tipg and pygeoapi have to /lookup: items "
-                                "with a 2 m x 2 m CRS84 bbox around the point, limit=10 (not "
-                                "the same work: no distance order, CRS84 output)",
+            "with a 2 m x 2 m CRS84 bbox around the point, limit=10 (not "
+            "the same work: no distance order, CRS84 output)",
             "lookup_buildings": "/lookup?x&y&crs=EPSG:31370&collections=buildings",
             "lookup_all_layers": "/lookup, collections=buildings,addresses,municipalities",
             "nearest_addresses_k5": "/collections/addresses/nearest?x&y&k=5&crs=EPSG:31370",
             "nearest_buildings_k5": "/collections/buildings/nearest?x&y&k=5&crs=EPSG:31370",
             "reverse": "/reverse?x&y&crs=EPSG:31370 (max_distance 100 m by default)",
             "geocode_mix": "/geocode?q (limit 10) on the addresses: "
-                           + ", ".join(f"{round(100 * share)} % {kind}"
-                                       for kind, share in MIX.items())
-                           + " (bench.geocode_queries), all distinct; the first request, "
-                             "which builds the street index, is timed apart",
+            + ", ".join(f"{round(100 * share)} % {kind}" for kind, share in MIX.items())
+            + " (bench.geocode_queries), all distinct; the first request, "
+            "which builds the street index, is timed apart",
             "points": f"{args.latency_requests} points, each a building's point on surface "
-                      f"moved up to 10 m; requests one at a time, after {LATENCY_WARMUP} "
-                      "others",
+            f"moved up to 10 m; requests one at a time, after {LATENCY_WARMUP} "
+            "others",
         },
         geocode_queries=queries,
     )
@@ -379,11 +407,13 @@ def build_plan(url: str, seed: int, args: argparse.Namespace) -> Plan:
 def filter_counts(url: str) -> list[tuple[str, int]]:
     """The CQL2 filters of the filter scenario, each with the features it matches."""
     with psycopg.connect(url) as conn:
-        areas = conn.execute('SELECT "AREA", count(*) FROM urbis.buildings '
-                             'WHERE "AREA" IS NOT NULL GROUP BY 1').fetchall()
+        areas = conn.execute(
+            'SELECT "AREA", count(*) FROM urbis.buildings WHERE "AREA" IS NOT NULL GROUP BY 1'
+        ).fetchall()
         prefixes = conn.execute(
             'SELECT left("CAPAKEY", 6), count(*) FROM urbis.buildings GROUP BY 1 '
-            "HAVING count(*) >= 500 ORDER BY 1").fetchall()
+            "HAVING count(*) >= 500 ORDER BY 1"
+        ).fetchall()
     template, thresholds = NUMBER_FILTERS
     out = [(template.format(k=k), sum(n for area, n in areas if area > k)) for k in thresholds]
     return out + [(TEXT_FILTERS.format(prefix=p), int(n)) for p, n in prefixes]
@@ -399,7 +429,8 @@ def building_anchors(url: str) -> list[tuple[float, float]]:
     with psycopg.connect(url) as conn:
         rows = conn.execute(
             'SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) AS p, "INSPIRE_ID" '
-            'FROM urbis.buildings) s ORDER BY "INSPIRE_ID"').fetchall()
+            'FROM urbis.buildings) s ORDER BY "INSPIRE_ID"'
+        ).fetchall()
     return [(float(x), float(y)) for x, y in rows]
 
 
@@ -407,8 +438,9 @@ def jitter(point: tuple[float, float], rng: random.Random, metres: float) -> tup
     return (point[0] + rng.uniform(-metres, metres), point[1] + rng.uniform(-metres, metres))
 
 
-def draw_bboxes(url: str, anchors: list[tuple[float, float]], rng: random.Random,
-                wanted: int) -> list[tuple[float, ...]]:
+def draw_bboxes(
+    url: str, anchors: list[tuple[float, float]], rng: random.Random, wanted: int
+) -> list[tuple[float, ...]]:
     """Bboxes centred on buildings, kept when ours would match BBOX_MATCHES features.
 
     Sides of 150 to 500 m at the full 500,000 buildings, longer when there are fewer (the
@@ -422,9 +454,13 @@ def draw_bboxes(url: str, anchors: list[tuple[float, float]], rng: random.Random
             lon, lat = to_crs84.transform(*anchors[rng.randrange(len(anchors))])
             bbox = square_bbox_crs84(lon, lat, rng.uniform(150.0, 500.0) * scale)
             # our server's reading of a CRS84 bbox: the densified envelope, transformed
-            matched = count_rows(conn, "SELECT count(*) FROM urbis.buildings WHERE ST_Intersects("
-                            "geom, ST_Transform(ST_Segmentize(ST_MakeEnvelope(%s, %s, %s, %s, "
-                            "4326), 0.001), 31370))", bbox)
+            matched = count_rows(
+                conn,
+                "SELECT count(*) FROM urbis.buildings WHERE ST_Intersects("
+                "geom, ST_Transform(ST_Segmentize(ST_MakeEnvelope(%s, %s, %s, %s, "
+                "4326), 0.001), 31370))",
+                bbox,
+            )
             if BBOX_MATCHES[0] <= matched <= BBOX_MATCHES[1]:
                 kept.append(bbox)
                 if len(kept) == wanted:
@@ -453,8 +489,9 @@ def expected_counts(url: str, bbox: Sequence[float], where: str = "TRUE") -> dic
     with psycopg.connect(url) as conn:
         out = {"ours": count_rows(conn, matches.format(ours), tuple(bbox))}
         for server, envelope in lambert_envelopes(bbox).items():
-            out[server] = count_rows(conn, matches.format(
-                "ST_MakeEnvelope(%s, %s, %s, %s, 31370)"), envelope)
+            out[server] = count_rows(
+                conn, matches.format("ST_MakeEnvelope(%s, %s, %s, %s, 31370)"), envelope
+            )
     return out
 
 
@@ -474,7 +511,8 @@ def explain_bbox_checks(url: str, checks: dict[str, list[dict[str, Any]]]) -> No
             expected = expected_counts(url, bbox, where)
             row["expected_by_own_bbox_rule"] = expected
             row["explained_by_bbox_rules"] = all(
-                row[s] == [expected[s], expected[s]] for s in SERVERS)
+                row[s] == [expected[s], expected[s]] for s in SERVERS
+            )
 
 
 # -- driving the servers ---------------------------------------------------------------------
@@ -551,18 +589,24 @@ def wait_for_quiet(max_wait: float, threshold: float = 0.25) -> float:
     return load
 
 
-def cpu_per_request(before: tuple[float, ...], after: tuple[float, ...], requests: int,
-                    seconds: float) -> dict[str, float | None]:
+def cpu_per_request(
+    before: tuple[float, ...], after: tuple[float, ...], requests: int, seconds: float
+) -> dict[str, float | None]:
     """Milliseconds of CPU per answered request (server, PostgreSQL, client), and how many
     cores other processes on the machine kept busy meanwhile (0 on a quiet machine)."""
-    names = ("server_cpu_ms_per_request", "postgres_cpu_ms_per_request",
-             "client_cpu_ms_per_request")
+    names = (
+        "server_cpu_ms_per_request",
+        "postgres_cpu_ms_per_request",
+        "client_cpu_ms_per_request",
+    )
     out: dict[str, float | None] = {
         name: round((b - a) / requests * 1000, 1) if requests else None
-        for name, a, b in zip(names, before[:3], after[:3], strict=True)}
+        for name, a, b in zip(names, before[:3], after[:3], strict=True)
+    }
     ours = sum(b - a for a, b in zip(before[:3], after[:3], strict=True))
-    out["other_processes_cores"] = round(max(0.0, after[3] - before[3] - ours) / seconds, 2) \
-        if seconds else None
+    out["other_processes_cores"] = (
+        round(max(0.0, after[3] - before[3] - ours) / seconds, 2) if seconds else None
+    )
     return out
 
 
@@ -581,8 +625,10 @@ class Load:
     def figures(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "requests_per_s": round(self.ok / self.seconds, 2) if self.seconds else 0.0,
-            "requests": self.ok, "seconds": round(self.seconds, 2),
-            "distinct_requests": self.distinct, "repeated_requests": self.repeated,
+            "requests": self.ok,
+            "seconds": round(self.seconds, 2),
+            "distinct_requests": self.distinct,
+            "repeated_requests": self.repeated,
             "errors": len(self.errors),
             "mean_body_kb": round(self.body_bytes / self.ok / 1024, 1) if self.ok else None,
         }
@@ -593,9 +639,14 @@ class Load:
         return out
 
 
-async def drive(urls: list[str], concurrency: int, seconds: float,
-                full_pass: bool = True, ok_statuses: tuple[int, ...] = (200,),
-                raw: bool = False) -> Load:
+async def drive(
+    urls: list[str],
+    concurrency: int,
+    seconds: float,
+    full_pass: bool = True,
+    ok_statuses: tuple[int, ...] = (200,),
+    raw: bool = False,
+) -> Load:
     """`concurrency` requests in flight until `seconds` are up (and, with `full_pass`, every
     URL was sent once, so that a slow server is measured on the whole list too).
 
@@ -612,8 +663,10 @@ async def drive(urls: list[str], concurrency: int, seconds: float,
     sent = 0
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     client: httpx.AsyncClient | RawClient = (
-        RawClient(HEADERS) if raw else
-        httpx.AsyncClient(headers=HEADERS, limits=limits, timeout=300.0))
+        RawClient(HEADERS)
+        if raw
+        else httpx.AsyncClient(headers=HEADERS, limits=limits, timeout=300.0)
+    )
     async with client:
         started = time.perf_counter()
         deadline = started + seconds
@@ -638,8 +691,15 @@ async def drive(urls: list[str], concurrency: int, seconds: float,
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
-    return Load(len(latencies), errors, elapsed, latencies, body, min(sent, len(urls)),
-                max(0, sent - len(urls)))
+    return Load(
+        len(latencies),
+        errors,
+        elapsed,
+        latencies,
+        body,
+        min(sent, len(urls)),
+        max(0, sent - len(urls)),
+    )
 
 
 def sequential(urls: list[str], warmup: int) -> tuple[list[tuple[float, str]], list[str]]:
@@ -659,8 +719,9 @@ def sequential(urls: list[str], warmup: int) -> tuple[list[tuple[float, str]], l
     return latencies, errors
 
 
-def sample_answers(base: str, server: str, collection: str, plan: Plan,
-                   per_scenario: int) -> dict[str, list[Answer]]:
+def sample_answers(
+    base: str, server: str, collection: str, plan: Plan, per_scenario: int
+) -> dict[str, list[Answer]]:
     """The first requests of each shared scenario, answered and parsed (before any timing)."""
     out: dict[str, list[Answer]] = {}
     with httpx.Client(headers=HEADERS, timeout=300.0) as client:
@@ -679,8 +740,9 @@ class ServerRun:
     samples: dict[str, list[Answer]] = field(default_factory=dict)
 
 
-def measure(base: str, server: str, collection: str, plan: Plan, meter: CpuMeter,
-            args: argparse.Namespace) -> ServerRun:
+def measure(
+    base: str, server: str, collection: str, plan: Plan, meter: CpuMeter, args: argparse.Namespace
+) -> ServerRun:
     run = ServerRun(samples=sample_answers(base, server, collection, plan, args.check))
     for name, scenario in plan.throughput.items():
         warm = [r.url(base, server, collection) for r in scenario.warmup]
@@ -690,11 +752,14 @@ def measure(base: str, server: str, collection: str, plan: Plan, meter: CpuMeter
         load = asyncio.run(drive(urls, args.concurrency, args.duration, scenario.full_pass))
         cpu = cpu_per_request(before, meter.sample(), load.ok, load.seconds)
         run.throughput[name] = {**load.figures(), **cpu}
-        print(f"  {server:9s} {name:22s} {run.throughput[name]['requests_per_s']:8.2f} req/s"
-              f"  ({load.ok} ok, {len(load.errors)} errors; CPU ms/request: server "
-              f"{cpu['server_cpu_ms_per_request']}, postgres "
-              f"{cpu['postgres_cpu_ms_per_request']}; other processes "
-              f"{cpu['other_processes_cores']} cores)", file=sys.stderr)
+        print(
+            f"  {server:9s} {name:22s} {run.throughput[name]['requests_per_s']:8.2f} req/s"
+            f"  ({load.ok} ok, {len(load.errors)} errors; CPU ms/request: server "
+            f"{cpu['server_cpu_ms_per_request']}, postgres "
+            f"{cpu['postgres_cpu_ms_per_request']}; other processes "
+            f"{cpu['other_processes_cores']} cores)",
+            file=sys.stderr,
+        )
     latency_sets = dict(plan.shared_latency)
     if server == "ours":
         latency_sets.update(plan.ours_latency)
@@ -702,35 +767,51 @@ def measure(base: str, server: str, collection: str, plan: Plan, meter: CpuMeter
     return run
 
 
-def time_latencies(base: str, server: str, collection: str, plan: Plan,
-                   latency_sets: dict[str, list[Request]], run: ServerRun) -> None:
+def time_latencies(
+    base: str,
+    server: str,
+    collection: str,
+    plan: Plan,
+    latency_sets: dict[str, list[Request]],
+    run: ServerRun,
+) -> None:
     for name, requests in latency_sets.items():
         if name == "geocode_mix":
             run.latency["geocode_first_request"] = first_geocode(base)
         urls = [r.url(base, server, collection) for r in requests]
         timed, errors = sequential(urls, warmup=LATENCY_WARMUP)
         summary = latency_summary([t for t, _ in timed]) if timed else {}
-        run.latency[name] = {**summary, "errors": len(errors),
-                             "slowest": [[round(t * 1000, 1), u.removeprefix(base)]
-                                         for t, u in sorted(timed, reverse=True)[:3]]}
+        run.latency[name] = {
+            **summary,
+            "errors": len(errors),
+            "slowest": [
+                [round(t * 1000, 1), u.removeprefix(base)]
+                for t, u in sorted(timed, reverse=True)[:3]
+            ],
+        }
         if errors:
             run.latency[name]["first_errors"] = errors[:3]
-        print(f"  {server:9s} {name:22s} p50 {summary.get('p50_ms')} ms, "
-              f"p95 {summary.get('p95_ms')} ms, p99 {summary.get('p99_ms')} ms, "
-              f"{len(errors)} errors", file=sys.stderr)
+        print(
+            f"  {server:9s} {name:22s} p50 {summary.get('p50_ms')} ms, "
+            f"p95 {summary.get('p95_ms')} ms, p99 {summary.get('p99_ms')} ms, "
+            f"{len(errors)} errors",
+            file=sys.stderr,
+        )
         if name == "geocode_mix":
             run.latency["geocode_answers_checked"] = check_geocoder(base, plan.geocode_queries)
-            print(f"  {server:9s} geocoder answers: "
-                  f"{run.latency['geocode_answers_checked']}", file=sys.stderr)
+            print(
+                f"  {server:9s} geocoder answers: {run.latency['geocode_answers_checked']}",
+                file=sys.stderr,
+            )
 
 
 def first_geocode(base: str) -> dict[str, float]:
     """The first /geocode request of a fresh server: it reads the layer's streets."""
     t0 = time.perf_counter()
-    response = httpx.get(f"{base}/geocode", params={"q": "Rue de la Victoire 1"},
-                         headers=HEADERS, timeout=300.0)
-    return {"ms": round((time.perf_counter() - t0) * 1000, 1),
-            "status": response.status_code}
+    response = httpx.get(
+        f"{base}/geocode", params={"q": "Rue de la Victoire 1"}, headers=HEADERS, timeout=300.0
+    )
+    return {"ms": round((time.perf_counter() - t0) * 1000, 1), "status": response.status_code}
 
 
 def check_geocoder(base: str, queries: list[Query]) -> dict[str, str]:
@@ -739,8 +820,7 @@ def check_geocoder(base: str, queries: list[Query]) -> dict[str, str]:
     with httpx.Client(headers=HEADERS, timeout=300.0) as client:
         for query in queries[LATENCY_WARMUP:]:
             response = client.get(f"{base}/geocode", params={"q": query.q})
-            ok = (response.status_code == 200
-                  and right_first(query, response.json()["features"]))
+            ok = response.status_code == 200 and right_first(query, response.json()["features"])
             counts = right.setdefault(query.kind, [0, 0])
             counts[0] += ok
             counts[1] += 1
@@ -748,6 +828,7 @@ def check_geocoder(base: str, queries: list[Query]) -> dict[str, str]:
 
 
 # -- the database ----------------------------------------------------------------------------
+
 
 def layer_config(workdir: Path, gpkg: Path, municipalities: Path) -> Path:
     path = workdir / "api-bench.yaml"
@@ -758,12 +839,14 @@ def layer_config(workdir: Path, gpkg: Path, municipalities: Path) -> Path:
         f"  addresses:\n    source: {{kind: file, path: {gpkg}, layer: Addresses}}\n"
         "    key: INSPIRE_ID\n"
         f"  municipalities:\n    source: {{kind: file, path: {municipalities}, srid: 31370}}\n"
-        "    key: NAT_CODE\n")
+        "    key: NAT_CODE\n"
+    )
     return path
 
 
-def loaded_database(admin: str, config: Path,
-                    tables: Sequence[str] = ("buildings", "addresses", "municipalities")) -> str:
+def loaded_database(
+    admin: str, config: Path, tables: Sequence[str] = ("buildings", "addresses", "municipalities")
+) -> str:
     """A fresh database, migrated, with the layers loaded by our sync and analysed."""
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute("DROP DATABASE IF EXISTS api_bench WITH (FORCE)")
@@ -773,8 +856,7 @@ def loaded_database(admin: str, config: Path,
         conn.execute("CREATE EXTENSION postgis")
     env = {**os.environ, "DATABASE_URL": url, "URBIS_CONFIG": str(config)}
     for cmd in (["migrate"], ["sync", "--once"]):
-        done = subprocess.run([str(api_peers.URBIS), *cmd], env=env, capture_output=True,
-                              text=True)
+        done = subprocess.run([str(api_peers.URBIS), *cmd], env=env, capture_output=True, text=True)
         if done.returncode != 0:
             raise SystemExit(f"urbis {' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}")
     with psycopg.connect(url, autocommit=True) as conn:
@@ -788,28 +870,36 @@ def served_properties(url: str) -> list[str]:
     with psycopg.connect(url) as conn:
         rows = conn.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_schema = 'urbis' "
-            "AND table_name = 'buildings' ORDER BY ordinal_position").fetchall()
+            "AND table_name = 'buildings' ORDER BY ordinal_position"
+        ).fetchall()
     return [r[0] for r in rows if r[0] not in INTERNAL_COLUMNS]
 
 
 def database_facts(url: str) -> dict[str, Any]:
     with psycopg.connect(url) as conn:
+
         def one(sql: str) -> Any:
             return conn.execute(sql).fetchone()[0]  # type: ignore[index]
-        return {"postgresql": one("SHOW server_version"),
-                "postgis": one("SELECT postgis_lib_version()"),
-                "shared_buffers": one("SHOW shared_buffers"),
-                "max_parallel_workers_per_gather": one(
-                    "SHOW max_parallel_workers_per_gather"),
-                "jit": one("SHOW jit"),
-                "features": {t: one(f"SELECT count(*) FROM urbis.{t}")
-                             for t in ("buildings", "addresses", "municipalities")}}
+
+        return {
+            "postgresql": one("SHOW server_version"),
+            "postgis": one("SELECT postgis_lib_version()"),
+            "shared_buffers": one("SHOW shared_buffers"),
+            "max_parallel_workers_per_gather": one("SHOW max_parallel_workers_per_gather"),
+            "jit": one("SHOW jit"),
+            "features": {
+                t: one(f"SELECT count(*) FROM urbis.{t}")
+                for t in ("buildings", "addresses", "municipalities")
+            },
+        }
 
 
 # -- the run ---------------------------------------------------------------------------------
 
-def server_specs(args: argparse.Namespace, url: str, config: Path, rundir: Path,
-                 properties: list[str]) -> dict[str, Callable[[int], api_peers.ServerSpec]]:
+
+def server_specs(
+    args: argparse.Namespace, url: str, config: Path, rundir: Path, properties: list[str]
+) -> dict[str, Callable[[int], api_peers.ServerSpec]]:
     """Each server's start-up, built lazily with its port (peers installed first)."""
     peers = args.workdir / "peers"
     tipg = api_peers.ensure_venv(peers, "tipg")
@@ -817,8 +907,9 @@ def server_specs(args: argparse.Namespace, url: str, config: Path, rundir: Path,
     return {
         "ours": lambda port: api_peers.ours_spec(url, config, port, args.pool_size),
         "tipg": lambda port: api_peers.tipg_spec(tipg, url, port, args.pool_size, properties),
-        "pygeoapi": lambda port: api_peers.pygeoapi_spec(pygeoapi, url, port, args.pool_size,
-                                                         properties, rundir),
+        "pygeoapi": lambda port: api_peers.pygeoapi_spec(
+            pygeoapi, url, port, args.pool_size, properties, rundir
+        ),
     }
 
 
@@ -830,24 +921,30 @@ def our_code() -> str:
     it, and a digest of that code (git is only read: others may be editing the tree)."""
     root = Path(__file__).resolve().parent.parent
     git = ["git", "--no-optional-locks", "-C", str(root)]
-    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True,
-                          text=True)
-    changed = subprocess.run([*git, "diff", "--quiet", "HEAD", "--", *SERVER_CODE],
-                             capture_output=True).returncode != 0
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    changed = (
+        subprocess.run(
+            [*git, "diff", "--quiet", "HEAD", "--", *SERVER_CODE], capture_output=True
+        ).returncode
+        != 0
+    )
     digest = hashlib.sha256()
     for path in sorted(p for d in SERVER_CODE for p in (root / d).rglob("*.py")):
         digest.update(path.relative_to(root).as_posix().encode() + path.read_bytes())
     commit = head.stdout.strip() if head.returncode == 0 else "unknown"
-    return (f"{commit}{' +uncommitted changes' if changed else ''} "
-            f"(code sha256 {digest.hexdigest()[:12]})")
+    return (
+        f"{commit}{' +uncommitted changes' if changed else ''} "
+        f"(code sha256 {digest.hexdigest()[:12]})"
+    )
 
 
 def versions(workdir: Path, code: tuple[str, str]) -> dict[str, str]:
     peers = workdir / "peers"
     return {
         "ours (urbis-geoservice)": importlib.metadata.version("urbis-geoservice"),
-        "ours code": code[0] if code[0] == code[1] else (
-            f"CHANGED while ours ran: {code[0]} at its start, {code[1]} at its end"),
+        "ours code": code[0]
+        if code[0] == code[1]
+        else (f"CHANGED while ours ran: {code[0]} at its start, {code[1]} at its end"),
         "ours uvicorn": importlib.metadata.version("uvicorn"),
         "tipg": api_peers.installed_version(peers / "tipg", "tipg"),
         "tipg uvicorn": api_peers.installed_version(peers / "tipg", "uvicorn"),
@@ -857,8 +954,9 @@ def versions(workdir: Path, code: tuple[str, str]) -> dict[str, str]:
     }
 
 
-def run_servers(args: argparse.Namespace, url: str, config: Path, rundir: Path, plan: Plan,
-                postmaster: int) -> tuple[dict[str, ServerRun], dict[str, list[str]]]:
+def run_servers(
+    args: argparse.Namespace, url: str, config: Path, rundir: Path, plan: Plan, postmaster: int
+) -> tuple[dict[str, ServerRun], dict[str, list[str]]]:
     specs = server_specs(args, url, config, rundir, served_properties(url))
     runs: dict[str, ServerRun] = {}
     notes: dict[str, list[str]] = {}
@@ -869,15 +967,17 @@ def run_servers(args: argparse.Namespace, url: str, config: Path, rundir: Path, 
         print(f"{name}: {' '.join(spec.cmd[:2])} ... on port {port}", file=sys.stderr)
         before = our_code()  # the tree may change under us: the code ours started with...
         with api_peers.running(spec, port, rundir / f"{name}.log") as server:
-            runs[name] = measure(server.base, name, spec.collection, plan,
-                                 CpuMeter(server.group, postmaster), args)
+            runs[name] = measure(
+                server.base, name, spec.collection, plan, CpuMeter(server.group, postmaster), args
+            )
         if name == "ours":
             args.our_code = (before, our_code())  # ... and still had when it stopped
     return runs, notes
 
 
-def run_our_point_queries(args: argparse.Namespace, url: str, config: Path, rundir: Path,
-                          plan: Plan) -> ServerRun:
+def run_our_point_queries(
+    args: argparse.Namespace, url: str, config: Path, rundir: Path, plan: Plan
+) -> ServerRun:
     """--points-only: our server alone, its point queries timed (no peers, no throughput)."""
     port = free_port()
     spec = api_peers.ours_spec(url, config, port, args.pool_size)
@@ -890,87 +990,129 @@ def run_our_point_queries(args: argparse.Namespace, url: str, config: Path, rund
     return run
 
 
-def points_report(args: argparse.Namespace, url: str, plan: Plan, run: ServerRun,
-                  started: float) -> dict[str, Any]:
+def points_report(
+    args: argparse.Namespace, url: str, plan: Plan, run: ServerRun, started: float
+) -> dict[str, Any]:
     code = args.our_code
     return {
         "command": "python -m bench.api_bench " + " ".join(sys.argv[1:]),
         "data": {"buildings": args.buildings, "seed": args.seed, **database_facts(url)},
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "busy_cores_before_start": args.busy_at_start,
-                    "load_average_at_start": args.load_at_start,
-                    "load_average_at_end": [round(v, 2) for v in os.getloadavg()]},
-        "setup": {"pool_size": args.pool_size, "latency_requests": args.latency_requests,
-                  "only": "ours' point queries, one at a time (--points-only)"},
-        "versions": {"ours code": code[0] if code[0] == code[1] else (
-            f"CHANGED while ours ran: {code[0]} at its start, {code[1]} at its end")},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "busy_cores_before_start": args.busy_at_start,
+            "load_average_at_start": args.load_at_start,
+            "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
+        },
+        "setup": {
+            "pool_size": args.pool_size,
+            "latency_requests": args.latency_requests,
+            "only": "ours' point queries, one at a time (--points-only)",
+        },
+        "versions": {
+            "ours code": code[0]
+            if code[0] == code[1]
+            else (f"CHANGED while ours ran: {code[0]} at its start, {code[1]} at its end")
+        },
         "latency_ms": {"ours": run.latency},
-        "scenarios": {name: note for name, note in plan.notes.items()
-                      if name in plan.ours_latency or name == "points"},
+        "scenarios": {
+            name: note
+            for name, note in plan.notes.items()
+            if name in plan.ours_latency or name == "points"
+        },
         "total_seconds": round(time.perf_counter() - started),
     }
 
 
-def report(args: argparse.Namespace, url: str, plan: Plan, runs: dict[str, ServerRun],
-           notes: dict[str, list[str]], started: float) -> dict[str, Any]:
-    rps = {scenario: {s: runs[s].throughput[scenario]["requests_per_s"] for s in SERVERS}
-           for scenario in plan.throughput}
-    ratios = {scenario: {f"ours/{peer}": ratio(by_server["ours"], by_server[peer])
-                         for peer in ("tipg", "pygeoapi")}
-              for scenario, by_server in rps.items()}
+def report(
+    args: argparse.Namespace,
+    url: str,
+    plan: Plan,
+    runs: dict[str, ServerRun],
+    notes: dict[str, list[str]],
+    started: float,
+) -> dict[str, Any]:
+    rps = {
+        scenario: {s: runs[s].throughput[scenario]["requests_per_s"] for s in SERVERS}
+        for scenario in plan.throughput
+    }
+    ratios = {
+        scenario: {
+            f"ours/{peer}": ratio(by_server["ours"], by_server[peer])
+            for peer in ("tipg", "pygeoapi")
+        }
+        for scenario, by_server in rps.items()
+    }
     checks: dict[str, list[dict[str, Any]]] = {}
     for scenario, answers in runs["ours"].samples.items():
         requests = plan.shared()[scenario]
         checks[scenario] = [
-            {"params": requests[i].params,
-             **compare_answers({s: runs[s].samples[scenario][i] for s in SERVERS})}
-            for i in range(len(answers))]
+            {
+                "params": requests[i].params,
+                **compare_answers({s: runs[s].samples[scenario][i] for s in SERVERS}),
+            }
+            for i in range(len(answers))
+        ]
     explain_bbox_checks(url, checks)
     point = {s: runs[s].latency["point_bbox_items"] for s in SERVERS}
     return {
         "command": "python -m bench.api_bench " + " ".join(sys.argv[1:]),
         "data": {"buildings": args.buildings, "seed": args.seed, **database_facts(url)},
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "system": platform.platform(),
-                    # other work on the machine shows here (and per scenario, in
-                    # throughput_detail: other_processes_cores)
-                    "busy_cores_before_start": args.busy_at_start,
-                    "load_average_at_start": args.load_at_start,
-                    "load_average_at_end": [round(v, 2) for v in os.getloadavg()]},
-        "setup": {"pool_size": args.pool_size, "concurrency": args.concurrency,
-                  "duration_s": args.duration, "warmup_s": args.warmup,
-                  "latency_requests": args.latency_requests,
-                  "servers": notes, "order": list(SERVERS),
-                  "client": "one asyncio httpx client in the benchmark process, keep-alive, "
-                            "Accept-Encoding: identity; servers run one at a time"},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "system": platform.platform(),
+            # other work on the machine shows here (and per scenario, in
+            # throughput_detail: other_processes_cores)
+            "busy_cores_before_start": args.busy_at_start,
+            "load_average_at_start": args.load_at_start,
+            "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
+        },
+        "setup": {
+            "pool_size": args.pool_size,
+            "concurrency": args.concurrency,
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "latency_requests": args.latency_requests,
+            "servers": notes,
+            "order": list(SERVERS),
+            "client": "one asyncio httpx client in the benchmark process, keep-alive, "
+            "Accept-Encoding: identity; servers run one at a time",
+        },
         "versions": versions(args.workdir, args.our_code),
         "throughput_rps": rps,
         "ratios": ratios,
         "targets": targets_met(ratios),
-        "throughput_detail": {scenario: {s: runs[s].throughput[scenario] for s in SERVERS}
-                              for scenario in plan.throughput},
-        "latency_ms": {"ours": runs["ours"].latency,
-                       "point_bbox_items (all servers)": point,
-                       # how many times less time ours takes: the peer's p50 over ours
-                       "point_bbox_items p50 speed-up": {
-                           f"{p} p50 / ours p50": ratio(point[p].get("p50_ms"),
-                                                        point["ours"].get("p50_ms"))
-                           for p in ("tipg", "pygeoapi")}},
+        "throughput_detail": {
+            scenario: {s: runs[s].throughput[scenario] for s in SERVERS}
+            for scenario in plan.throughput
+        },
+        "latency_ms": {
+            "ours": runs["ours"].latency,
+            "point_bbox_items (all servers)": point,
+            # how many times less time ours takes: the peer's p50 over ours
+            "point_bbox_items p50 speed-up": {
+                f"{p} p50 / ours p50": ratio(point[p].get("p50_ms"), point["ours"].get("p50_ms"))
+                for p in ("tipg", "pygeoapi")
+            },
+        },
         "feature_count_checks": {
-            "mismatched_requests": sum(not row["same"] for rows in checks.values()
-                                       for row in rows),
+            "mismatched_requests": sum(not row["same"] for rows in checks.values() for row in rows),
             "mismatches_not_explained_by_bbox_rules": sum(
                 not row["same"] and not row.get("explained_by_bbox_rules", False)
-                for rows in checks.values() for row in rows),
+                for rows in checks.values()
+                for row in rows
+            ),
             "checked_requests": sum(len(rows) for rows in checks.values()),
-            "by_scenario": checks},
-        "scenarios": {**{name: sc.note for name, sc in plan.throughput.items()},
-                      **plan.notes},
+            "by_scenario": checks,
+        },
+        "scenarios": {**{name: sc.note for name, sc in plan.throughput.items()}, **plan.notes},
         "total_seconds": round(time.perf_counter() - started),
     }
 
 
 # -- set-up shared with bench.tile_bench -----------------------------------------------------
+
 
 def with_defaults(args: argparse.Namespace, defaults: dict[str, Any]) -> argparse.Namespace:
     """Fill the options left unset (None) with `defaults`."""
@@ -1018,38 +1160,75 @@ def write_result(result: dict[str, Any], json_path: Path | None) -> None:
         json_path.write_text(text + "\n")
 
 
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--buildings", type=int, default=None,
-                        help="buildings to generate (default 500000; 50000 with --quick)")
-    parser.add_argument("--duration", type=float, default=None,
-                        help="seconds each throughput scenario is driven (default 15)")
-    parser.add_argument("--warmup", type=float, default=None,
-                        help="seconds of the same requests before each (default 3)")
+    parser.add_argument(
+        "--buildings",
+        type=int,
+        default=None,
+        help="buildings to generate (default 500000; 50000 with --quick)",
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="seconds each throughput scenario is driven (default 15)",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=None,
+        help="seconds of the same requests before each (default 3)",
+    )
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight")
-    parser.add_argument("--pool-size", type=int, default=10,
-                        help="database connections per server (ours, tipg; pygeoapi: threads)")
-    parser.add_argument("--latency-requests", type=int, default=None,
-                        help="sequential requests per point query (default 500)")
-    parser.add_argument("--check", type=int, default=6,
-                        help="sample requests per scenario compared across servers")
+    parser.add_argument(
+        "--pool-size",
+        type=int,
+        default=10,
+        help="database connections per server (ours, tipg; pygeoapi: threads)",
+    )
+    parser.add_argument(
+        "--latency-requests",
+        type=int,
+        default=None,
+        help="sequential requests per point query (default 500)",
+    )
+    parser.add_argument(
+        "--check", type=int, default=6, help="sample requests per scenario compared across servers"
+    )
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
-                        help="first wait up to this long for other processes to leave the CPU "
-                             "idle (a shared machine)")
-    parser.add_argument("--quick", action="store_true",
-                        help="50,000 buildings, 5 s runs, 100 point queries: a quick look")
-    parser.add_argument("--points-only", action="store_true",
-                        help="time only our point queries (/lookup, /nearest, /reverse, "
-                             "/geocode): no peers, no throughput scenarios")
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="first wait up to this long for other processes to leave the CPU "
+        "idle (a shared machine)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="50,000 buildings, 5 s runs, 100 point queries: a quick look",
+    )
+    parser.add_argument(
+        "--points-only",
+        action="store_true",
+        help="time only our point queries (/lookup, /nearest, /reverse, "
+        "/geocode): no peers, no throughput scenarios",
+    )
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/urbis-bench"))
     parser.add_argument("--json", type=Path, default=None, help="write the result here too")
     args = parser.parse_args(argv)
     quick = args.quick
-    return with_defaults(args, {
-        "buildings": 50_000 if quick else 500_000, "duration": 5.0 if quick else 15.0,
-        "warmup": 1.0 if quick else 3.0, "latency_requests": 100 if quick else 500})
+    return with_defaults(
+        args,
+        {
+            "buildings": 50_000 if quick else 500_000,
+            "duration": 5.0 if quick else 15.0,
+            "warmup": 1.0 if quick else 3.0,
+            "latency_requests": 100 if quick else 500,
+        },
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1059,17 +1238,20 @@ def main(argv: list[str] | None = None) -> int:
     args.load_at_start = [round(v, 2) for v in os.getloadavg()]
     gpkg = generated(args.workdir, "brussels-api", args.buildings, ["buildings", "addresses"])
     rundir = fresh_folder(args.workdir / "api-run")
-    config = layer_config(rundir, gpkg, Path(__file__).resolve().parent.parent / "data"
-                          / "sample" / "UrbAdm_MUNICIPALITY.shp")
+    config = layer_config(
+        rundir,
+        gpkg,
+        Path(__file__).resolve().parent.parent / "data" / "sample" / "UrbAdm_MUNICIPALITY.shp",
+    )
     with scratch_cluster("urbis-api-bench-cluster-") as (admin, postmaster):
         print("loading the layers with urbis sync ...", file=sys.stderr)
         url = loaded_database(admin, config)
         print("drawing the requests ...", file=sys.stderr)
         plan = build_plan(url, args.seed, args)
         if args.points_only:
-            result = points_report(args, url, plan,
-                                   run_our_point_queries(args, url, config, rundir, plan),
-                                   started)
+            result = points_report(
+                args, url, plan, run_our_point_queries(args, url, config, rundir, plan), started
+            )
         else:
             runs, notes = run_servers(args, url, config, rundir, plan, postmaster)
             result = report(args, url, plan, runs, notes, started)

@@ -34,8 +34,12 @@ TIPG_VERSION = "1.6.1"
 PYGEOAPI_VERSION = "0.21.0"
 REQUIREMENTS = {
     "tipg": [f"tipg=={TIPG_VERSION}", f"uvicorn=={uvicorn.__version__}"],
-    "pygeoapi": [f"pygeoapi=={PYGEOAPI_VERSION}", "gunicorn==27.0.1",
-                 "psycopg2-binary==2.9.13", "geoalchemy2==0.20.0"],
+    "pygeoapi": [
+        f"pygeoapi=={PYGEOAPI_VERSION}",
+        "gunicorn==27.0.1",
+        "psycopg2-binary==2.9.13",
+        "geoalchemy2==0.20.0",
+    ],
 }
 # tipg builds each feature's `item` link with Starlette's url_path_for, which refuses a path
 # parameter holding "/" (AssertionError -> HTTP 500 for every page): URBIS keys are URIs
@@ -75,6 +79,7 @@ class ServerSpec:
 
 # -- virtualenvs -----------------------------------------------------------------------------
 
+
 def ensure_venv(root: Path, name: str) -> Path:
     """The peer's virtualenv, created and filled on first use, reused while its pins hold."""
     venv = root / name
@@ -84,8 +89,9 @@ def ensure_venv(root: Path, name: str) -> Path:
         return venv
     print(f"installing {name} into {venv} ...", file=sys.stderr)
     subprocess.run([sys_python(), "-m", "venv", "--clear", str(venv)], check=True)
-    done = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", *wanted],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "-q", *wanted], capture_output=True, text=True
+    )
     if done.returncode != 0:
         raise SystemExit(f"pip install {' '.join(wanted)} failed:\n{done.stderr[-3000:]}")
     marker.write_text(json.dumps(wanted))
@@ -99,100 +105,223 @@ def sys_python() -> str:
 
 def installed_version(venv: Path, dist: str) -> str:
     done = subprocess.run(
-        [str(venv / "bin" / "python"), "-c",
-         f"import importlib.metadata as m; print(m.version({dist!r}))"],
-        capture_output=True, text=True, check=True)
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            f"import importlib.metadata as m; print(m.version({dist!r}))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return done.stdout.strip()
 
 
 # -- server specs ----------------------------------------------------------------------------
 
+
 def ours_spec(url: str, config: Path, port: int, pool: int) -> ServerSpec:
     # no tiles drawn ahead in the background: these benchmarks measure requests
-    env = {**os.environ, "DATABASE_URL": url, "URBIS_CONFIG": str(config),
-           "URBIS_PORT": str(port), "URBIS_DB_POOL_SIZE": str(pool),
-           "URBIS_TILE_WARM_ZOOM": "-1"}
-    return ServerSpec("ours", [str(URBIS), "serve", "--host", "127.0.0.1", "--port", str(port)],
-                      env, "/readyz", "buildings",
-                      [f"urbis serve: uvicorn, one process; pool {pool} connections "
-                       "(URBIS_DB_POOL_SIZE, no overflow); no tiles drawn ahead "
-                       "(URBIS_TILE_WARM_ZOOM=-1)"])
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "URBIS_CONFIG": str(config),
+        "URBIS_PORT": str(port),
+        "URBIS_DB_POOL_SIZE": str(pool),
+        "URBIS_TILE_WARM_ZOOM": "-1",
+    }
+    return ServerSpec(
+        "ours",
+        [str(URBIS), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env,
+        "/readyz",
+        "buildings",
+        [
+            f"urbis serve: uvicorn, one process; pool {pool} connections "
+            "(URBIS_DB_POOL_SIZE, no overflow); no tiles drawn ahead "
+            "(URBIS_TILE_WARM_ZOOM=-1)"
+        ],
+    )
 
 
 def tipg_spec(venv: Path, url: str, port: int, pool: int, properties: list[str]) -> ServerSpec:
     (venv / "urbis_bench_tipg.py").write_text(TIPG_LAUNCHER)
-    env = {**_clean_env(), "DATABASE_URL": url,
-           "TIPG_DB_SCHEMAS": '["urbis"]', "TIPG_DB_EXCLUDE_FUNCTION_SCHEMAS": '["public"]',
-           "TIPG_DB_MIN_CONN_SIZE": str(pool), "TIPG_DB_MAX_CONN_SIZE": str(pool),
-           # the same properties as ours serves: not the sync's row_hash / valid_from columns
-           "TIPG_TABLE_CONFIG__urbis_buildings__properties": json.dumps(properties)}
-    cmd = [str(venv / "bin" / "uvicorn"), "--app-dir", str(venv), "urbis_bench_tipg:app",
-           "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    return ServerSpec("tipg", cmd, env, "/collections/urbis.buildings", "urbis.buildings",
-                      [f"uvicorn tipg app, one process; asyncpg pool min = max = {pool}",
-                       "launched through a 10-line wrapper that percent-encodes feature ids in "
-                       "item links: unpatched tipg answers 500 to every items request here, "
-                       "because the keys are URIs containing '/'"])
+    env = {
+        **_clean_env(),
+        "DATABASE_URL": url,
+        "TIPG_DB_SCHEMAS": '["urbis"]',
+        "TIPG_DB_EXCLUDE_FUNCTION_SCHEMAS": '["public"]',
+        "TIPG_DB_MIN_CONN_SIZE": str(pool),
+        "TIPG_DB_MAX_CONN_SIZE": str(pool),
+        # the same properties as ours serves: not the sync's row_hash / valid_from columns
+        "TIPG_TABLE_CONFIG__urbis_buildings__properties": json.dumps(properties),
+    }
+    cmd = [
+        str(venv / "bin" / "uvicorn"),
+        "--app-dir",
+        str(venv),
+        "urbis_bench_tipg:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    return ServerSpec(
+        "tipg",
+        cmd,
+        env,
+        "/collections/urbis.buildings",
+        "urbis.buildings",
+        [
+            f"uvicorn tipg app, one process; asyncpg pool min = max = {pool}",
+            "launched through a 10-line wrapper that percent-encodes feature ids in "
+            "item links: unpatched tipg answers 500 to every items request here, "
+            "because the keys are URIs containing '/'",
+        ],
+    )
 
 
-def pygeoapi_spec(venv: Path, url: str, port: int, pool: int, properties: list[str],
-                  workdir: Path) -> ServerSpec:
+def pygeoapi_spec(
+    venv: Path, url: str, port: int, pool: int, properties: list[str], workdir: Path
+) -> ServerSpec:
     config = workdir / "pygeoapi.yml"
     openapi = workdir / "pygeoapi-openapi.yml"
     config.write_text(pygeoapi_config(url, port, properties))
     env = {**_clean_env(), "PYGEOAPI_CONFIG": str(config), "PYGEOAPI_OPENAPI": str(openapi)}
-    done = subprocess.run([str(venv / "bin" / "pygeoapi"), "openapi", "generate", str(config),
-                           "--output-file", str(openapi)], env=env, capture_output=True,
-                          text=True)
+    done = subprocess.run(
+        [
+            str(venv / "bin" / "pygeoapi"),
+            "openapi",
+            "generate",
+            str(config),
+            "--output-file",
+            str(openapi),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0 or not openapi.exists():
         raise SystemExit(f"pygeoapi openapi generate failed:\n{done.stdout}\n{done.stderr}")
-    cmd = [str(venv / "bin" / "gunicorn"), "--workers", "1", "--worker-class", "gthread",
-           "--threads", str(pool), "--bind", f"127.0.0.1:{port}", "--timeout", "300",
-           "--no-control-socket", "pygeoapi.flask_app:APP"]
-    return ServerSpec("pygeoapi", cmd, env, "/collections/buildings", "buildings",
-                      [f"gunicorn, one gthread worker process with {pool} threads (the master "
-                       "only supervises)",
-                       "no pool setting in pygeoapi 0.21: its PostgreSQL provider uses "
-                       "SQLAlchemy's default pool (5 kept + 10 overflow); with its "
-                       f"{pool} threads it holds at most {pool} connections at once"])
+    cmd = [
+        str(venv / "bin" / "gunicorn"),
+        "--workers",
+        "1",
+        "--worker-class",
+        "gthread",
+        "--threads",
+        str(pool),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--timeout",
+        "300",
+        "--no-control-socket",
+        "pygeoapi.flask_app:APP",
+    ]
+    return ServerSpec(
+        "pygeoapi",
+        cmd,
+        env,
+        "/collections/buildings",
+        "buildings",
+        [
+            f"gunicorn, one gthread worker process with {pool} threads (the master "
+            "only supervises)",
+            "no pool setting in pygeoapi 0.21: its PostgreSQL provider uses "
+            "SQLAlchemy's default pool (5 kept + 10 overflow); with its "
+            f"{pool} threads it holds at most {pool} connections at once",
+        ],
+    )
 
 
 def pygeoapi_config(url: str, port: int, properties: list[str]) -> str:
     """A minimal pygeoapi configuration: the buildings table, as ours serves it."""
     db = make_url(url)
-    data = {"host": db.host, "port": db.port, "dbname": db.database,
-            "user": db.username, "password": db.password, "search_path": ["urbis"]}
-    provider = {"type": "feature", "name": "PostgreSQL", "data": data,
-                "id_field": "INSPIRE_ID", "table": "buildings", "geom_field": "geom",
-                "storage_crs": "http://www.opengis.net/def/crs/EPSG/0/31370",
-                "properties": properties}
-    contact = {k: "bench" for k in ("name", "position", "address", "city", "stateorprovince",
-                                    "postalcode", "country", "phone", "fax", "hours",
-                                    "instructions")}
+    data = {
+        "host": db.host,
+        "port": db.port,
+        "dbname": db.database,
+        "user": db.username,
+        "password": db.password,
+        "search_path": ["urbis"],
+    }
+    provider = {
+        "type": "feature",
+        "name": "PostgreSQL",
+        "data": data,
+        "id_field": "INSPIRE_ID",
+        "table": "buildings",
+        "geom_field": "geom",
+        "storage_crs": "http://www.opengis.net/def/crs/EPSG/0/31370",
+        "properties": properties,
+    }
+    contact = {
+        k: "bench"
+        for k in (
+            "name",
+            "position",
+            "address",
+            "city",
+            "stateorprovince",
+            "postalcode",
+            "country",
+            "phone",
+            "fax",
+            "hours",
+            "instructions",
+        )
+    }
     doc = {
-        "server": {"bind": {"host": "127.0.0.1", "port": port},
-                   "url": f"http://127.0.0.1:{port}", "mimetype": "application/json; "
-                   "charset=UTF-8", "encoding": "utf-8", "gzip": False,
-                   "languages": ["en-US"], "pretty_print": False,
-                   "limits": {"default_items": 10, "max_items": 10000},
-                   "map": {"url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
-                           "attribution": "OpenStreetMap"}},
+        "server": {
+            "bind": {"host": "127.0.0.1", "port": port},
+            "url": f"http://127.0.0.1:{port}",
+            "mimetype": "application/json; charset=UTF-8",
+            "encoding": "utf-8",
+            "gzip": False,
+            "languages": ["en-US"],
+            "pretty_print": False,
+            "limits": {"default_items": 10, "max_items": 10000},
+            "map": {
+                "url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+                "attribution": "OpenStreetMap",
+            },
+        },
         "logging": {"level": "ERROR"},
         "metadata": {
-            "identification": {"title": "bench", "description": "API benchmark",
-                               "keywords": ["bench"], "keywords_type": "theme",
-                               "terms_of_service": "https://example.org",
-                               "url": "https://example.org"},
+            "identification": {
+                "title": "bench",
+                "description": "API benchmark",
+                "keywords": ["bench"],
+                "keywords_type": "theme",
+                "terms_of_service": "https://example.org",
+                "url": "https://example.org",
+            },
             "license": {"name": "CC0", "url": "https://example.org"},
             "provider": {"name": "bench", "url": "https://example.org"},
-            "contact": {**contact, "email": "bench@example.org", "url": "https://example.org",
-                        "role": "pointOfContact"}},
-        "resources": {"buildings": {
-            "type": "collection", "title": "Buildings", "description": "Buildings",
-            "keywords": ["buildings"],
-            "extents": {"spatial": {"bbox": [4.24, 50.76, 4.48, 50.92],
-                                    "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"}},
-            "providers": [provider]}},
+            "contact": {
+                **contact,
+                "email": "bench@example.org",
+                "url": "https://example.org",
+                "role": "pointOfContact",
+            },
+        },
+        "resources": {
+            "buildings": {
+                "type": "collection",
+                "title": "Buildings",
+                "description": "Buildings",
+                "keywords": ["buildings"],
+                "extents": {
+                    "spatial": {
+                        "bbox": [4.24, 50.76, 4.48, 50.92],
+                        "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84",
+                    }
+                },
+                "providers": [provider],
+            }
+        },
     }
     return str(yaml.safe_dump(doc, sort_keys=False))
 
@@ -201,12 +330,12 @@ def _clean_env() -> dict[str, str]:
     """The environment without the project's virtualenv, so a peer sees only its own."""
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
     venv_bin = str(Path(sys.executable).parent)
-    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
-                                  if p != venv_bin)
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != venv_bin)
     return env
 
 
 # -- running ---------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Running:
@@ -223,8 +352,14 @@ def running(spec: ServerSpec, port: int, log: Path, timeout: float = 120.0) -> I
     """
     base = f"http://127.0.0.1:{port}"
     with log.open("wb") as out:
-        proc = subprocess.Popen(spec.cmd, env=spec.env, stdout=out, stderr=subprocess.STDOUT,
-                                cwd=log.parent, start_new_session=True)
+        proc = subprocess.Popen(
+            spec.cmd,
+            env=spec.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=log.parent,
+            start_new_session=True,
+        )
     try:
         wait_ready(proc, base + spec.ready_path, log, timeout)
         yield Running(base, proc.pid)

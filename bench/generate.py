@@ -76,12 +76,28 @@ LAYERS = {"buildings": "Buildings", "street_axes": "StreetAxes", "addresses": "A
 FIELDS = {
     "Buildings": ("INSPIRE_ID", "BLOCK_ID", "AREA", "CAPA_ID", "CAPAKEY"),
     "StreetAxes": (
-        "INSPIRE_ID", "TYPE", "HIERARCHY", "LVL", "STARTSN_ID", "ENDSN_ID",
-        "STRNAMEFRE", "STRNAMEDUT", "SLOPE", "LENGTH",
+        "INSPIRE_ID",
+        "TYPE",
+        "HIERARCHY",
+        "LVL",
+        "STARTSN_ID",
+        "ENDSN_ID",
+        "STRNAMEFRE",
+        "STRNAMEDUT",
+        "SLOPE",
+        "LENGTH",
     ),
     "Addresses": (
-        "INSPIRE_ID", "STREET_ID", "STRNAMEFRE", "STRNAMEDUT", "POLICENUM", "BOXNUMBER",
-        "ZIPCODE", "MUNNISCODE", "MUNNAMEFRE", "MUNNAMEDUT",
+        "INSPIRE_ID",
+        "STREET_ID",
+        "STRNAMEFRE",
+        "STRNAMEDUT",
+        "POLICENUM",
+        "BOXNUMBER",
+        "ZIPCODE",
+        "MUNNISCODE",
+        "MUNNAMEFRE",
+        "MUNNAMEDUT",
     ),
 }
 # The GeoServer property name of the geometry in every urbisvector layer.
@@ -90,55 +106,141 @@ GEOMETRY_NAME = "GEOM"
 # Relative building density per municipality (buildings per km² of municipal area): dense
 # 19th-century centre, garden suburbs and forest in the south-east.
 DENSITY = {
-    "21001": 1.0, "21002": 0.6, "21003": 1.0, "21004": 1.6, "21005": 1.9, "21006": 1.0,
-    "21007": 1.2, "21008": 0.9, "21009": 2.0, "21010": 1.1, "21011": 1.6, "21012": 1.7,
-    "21013": 2.5, "21014": 2.6, "21015": 1.8, "21016": 0.7, "21017": 0.45, "21018": 0.9,
+    "21001": 1.0,
+    "21002": 0.6,
+    "21003": 1.0,
+    "21004": 1.6,
+    "21005": 1.9,
+    "21006": 1.0,
+    "21007": 1.2,
+    "21008": 0.9,
+    "21009": 2.0,
+    "21010": 1.1,
+    "21011": 1.6,
+    "21012": 1.7,
+    "21013": 2.5,
+    "21014": 2.6,
+    "21015": 1.8,
+    "21016": 0.7,
+    "21017": 0.45,
+    "21018": 0.9,
     "21019": 0.7,
 }
 ZIPCODES = {
-    "21001": "1070", "21002": "1160", "21003": "1082", "21004": "1000", "21005": "1040",
-    "21006": "1140", "21007": "1190", "21008": "1083", "21009": "1050", "21010": "1090",
-    "21011": "1081", "21012": "1080", "21013": "1060", "21014": "1210", "21015": "1030",
-    "21016": "1180", "21017": "1170", "21018": "1200", "21019": "1150",
+    "21001": "1070",
+    "21002": "1160",
+    "21003": "1082",
+    "21004": "1000",
+    "21005": "1040",
+    "21006": "1140",
+    "21007": "1190",
+    "21008": "1083",
+    "21009": "1050",
+    "21010": "1090",
+    "21011": "1081",
+    "21012": "1080",
+    "21013": "1060",
+    "21014": "1210",
+    "21015": "1030",
+    "21016": "1180",
+    "21017": "1170",
+    "21018": "1200",
+    "21019": "1150",
 }
 BRUXELLES = "21004"
 
 # Street-name building blocks: (French type, Dutch suffix) and (French rest, Dutch stem).
 STREET_KINDS = (
-    ("Rue", "straat"), ("Avenue", "laan"), ("Place", "plein"), ("Drève", "dreef"),
-    ("Square", "square"), ("Clos", "gaarde"), ("Chemin", "weg"),
+    ("Rue", "straat"),
+    ("Avenue", "laan"),
+    ("Place", "plein"),
+    ("Drève", "dreef"),
+    ("Square", "square"),
+    ("Clos", "gaarde"),
+    ("Chemin", "weg"),
 )
 STREET_SPECS = (
-    ("de la Victoire", "Overwinnings"), ("Louise", "Louiza"), ("du Midi", "Zuid"),
-    ("de la Loi", "Wet"), ("Royale", "Konings"), ("des Alliés", "Geallieerden"),
-    ("de la Station", "Stations"), ("de l'Église", "Kerk"), ("du Moulin", "Molen"),
-    ("des Tilleuls", "Linden"), ("du Marché", "Markt"), ("de la Paix", "Vrede"),
-    ("de l'École", "School"), ("des Fleurs", "Bloemen"), ("du Château", "Kasteel"),
-    ("de la Colline", "Heuvel"), ("du Parc", "Park"), ("des Champs", "Velden"),
-    ("du Pont", "Brug"), ("de la Source", "Bron"), ("des Roses", "Rozen"), ("du Bois", "Bos"),
-    ("de la Forêt", "Woud"), ("des Peupliers", "Populieren"), ("du Lac", "Meer"),
-    ("de la Ferme", "Hoeve"), ("des Moines", "Monniken"), ("de la Croix", "Kruis"),
-    ("du Canal", "Kanaal"), ("de la Chapelle", "Kapel"), ("du Prince", "Prins"),
-    ("de la Reine", "Koningin"), ("des Betteraves", "Bieten"), ("Meylemeersch", "Mijlenmeers"),
-    ("Émile Féron", "Emile Féron"), ("Anspach", "Anspach"), ("Adolphe Max", "Adolphe Max"),
-    ("Brugmann", "Brugmann"), ("Van Volxem", "Van Volxem"), ("Charles Woeste", "Charles Woeste"),
-    ("Ernest Allard", "Ernest Allard"), ("Defacqz", "Defacqz"), ("Américaine", "Amerikaanse"),
-    ("de Stalingrad", "Stalingrad"), ("Montoyer", "Montoyer"), ("Belliard", "Belliard"),
-    ("Jourdan", "Jourdan"), ("Franklin Roosevelt", "Franklin Roosevelt"),
-    ("du Général Jacques", "Generaal Jacques"), ("Paul Janson", "Paul Janson"),
-    ("Georges Henri", "Georges Henri"), ("Jean Volders", "Jean Volders"),
-    ("Fernand Bernier", "Fernand Bernier"), ("Henri Jaspar", "Henri Jaspar"),
-    ("des Sablons", "Zavel"), ("des Bouchers", "Beenhouwers"), ("de Flandre", "Vlaamse"),
-    ("du Noyer", "Notelaars"), ("des Coquelicots", "Klaprozen"), ("des Écoliers", "Scholieren"),
+    ("de la Victoire", "Overwinnings"),
+    ("Louise", "Louiza"),
+    ("du Midi", "Zuid"),
+    ("de la Loi", "Wet"),
+    ("Royale", "Konings"),
+    ("des Alliés", "Geallieerden"),
+    ("de la Station", "Stations"),
+    ("de l'Église", "Kerk"),
+    ("du Moulin", "Molen"),
+    ("des Tilleuls", "Linden"),
+    ("du Marché", "Markt"),
+    ("de la Paix", "Vrede"),
+    ("de l'École", "School"),
+    ("des Fleurs", "Bloemen"),
+    ("du Château", "Kasteel"),
+    ("de la Colline", "Heuvel"),
+    ("du Parc", "Park"),
+    ("des Champs", "Velden"),
+    ("du Pont", "Brug"),
+    ("de la Source", "Bron"),
+    ("des Roses", "Rozen"),
+    ("du Bois", "Bos"),
+    ("de la Forêt", "Woud"),
+    ("des Peupliers", "Populieren"),
+    ("du Lac", "Meer"),
+    ("de la Ferme", "Hoeve"),
+    ("des Moines", "Monniken"),
+    ("de la Croix", "Kruis"),
+    ("du Canal", "Kanaal"),
+    ("de la Chapelle", "Kapel"),
+    ("du Prince", "Prins"),
+    ("de la Reine", "Koningin"),
+    ("des Betteraves", "Bieten"),
+    ("Meylemeersch", "Mijlenmeers"),
+    ("Émile Féron", "Emile Féron"),
+    ("Anspach", "Anspach"),
+    ("Adolphe Max", "Adolphe Max"),
+    ("Brugmann", "Brugmann"),
+    ("Van Volxem", "Van Volxem"),
+    ("Charles Woeste", "Charles Woeste"),
+    ("Ernest Allard", "Ernest Allard"),
+    ("Defacqz", "Defacqz"),
+    ("Américaine", "Amerikaanse"),
+    ("de Stalingrad", "Stalingrad"),
+    ("Montoyer", "Montoyer"),
+    ("Belliard", "Belliard"),
+    ("Jourdan", "Jourdan"),
+    ("Franklin Roosevelt", "Franklin Roosevelt"),
+    ("du Général Jacques", "Generaal Jacques"),
+    ("Paul Janson", "Paul Janson"),
+    ("Georges Henri", "Georges Henri"),
+    ("Jean Volders", "Jean Volders"),
+    ("Fernand Bernier", "Fernand Bernier"),
+    ("Henri Jaspar", "Henri Jaspar"),
+    ("des Sablons", "Zavel"),
+    ("des Bouchers", "Beenhouwers"),
+    ("de Flandre", "Vlaamse"),
+    ("du Noyer", "Notelaars"),
+    ("des Coquelicots", "Klaprozen"),
+    ("des Écoliers", "Scholieren"),
 )
 # Radial roads: always a "Chaussée"/"steenweg" (Chaussée de Waterloo / Waterloosesteenweg).
 CHAUSSEES = (
-    ("de Waterloo", "Waterloose"), ("de Ninove", "Ninoofse"), ("de Mons", "Bergense"),
-    ("de Haecht", "Haachtse"), ("de Louvain", "Leuvense"), ("de Wavre", "Waverse"),
-    ("d'Alsemberg", "Alsembergse"), ("de Gand", "Gentse"), ("de Vleurgat", "Vleurgatse"),
-    ("de Charleroi", "Charleroise"), ("d'Anvers", "Antwerpse"), ("de Stockel", "Stokkelse"),
-    ("de La Hulpe", "Terhulpse"), ("de Boondael", "Boondaalse"), ("d'Ixelles", "Elsense"),
-    ("de Jette", "Jetse"), ("de Helmet", "Helmetse"), ("de Lennik", "Lennikse"),
+    ("de Waterloo", "Waterloose"),
+    ("de Ninove", "Ninoofse"),
+    ("de Mons", "Bergense"),
+    ("de Haecht", "Haachtse"),
+    ("de Louvain", "Leuvense"),
+    ("de Wavre", "Waverse"),
+    ("d'Alsemberg", "Alsembergse"),
+    ("de Gand", "Gentse"),
+    ("de Vleurgat", "Vleurgatse"),
+    ("de Charleroi", "Charleroise"),
+    ("d'Anvers", "Antwerpse"),
+    ("de Stockel", "Stokkelse"),
+    ("de La Hulpe", "Terhulpse"),
+    ("de Boondael", "Boondaalse"),
+    ("d'Ixelles", "Elsense"),
+    ("de Jette", "Jetse"),
+    ("de Helmet", "Helmetse"),
+    ("de Lennik", "Lennikse"),
 )
 
 CELL_SIZE = 1000.0  # mean spacing of the Voronoi seeds: one street-grid orientation per cell
@@ -208,8 +310,9 @@ def _uris(kind: str, ids: np.ndarray) -> np.ndarray:
     return np.array([f"{prefix}{i}" for i in ids.tolist()], dtype=object)
 
 
-def _to_world(origin: np.ndarray, ax: np.ndarray, ay: np.ndarray,
-              x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def _to_world(
+    origin: np.ndarray, ax: np.ndarray, ay: np.ndarray, x: np.ndarray, y: np.ndarray
+) -> np.ndarray:
     """Map frame coordinates (x along `ax`, y along `ay`) to millimetre-rounded world points."""
     if x.ndim == 2:
         origin, ax, ay = origin[:, None, :], ax[:, None, :], ay[:, None, :]
@@ -301,15 +404,21 @@ class Blocks:
     def corners(self, margin: float = 0.0) -> np.ndarray:
         """(n, 5, 2) closed world outline of each block, grown by `margin`."""
         m = margin
-        local = [(self.u0 - m, self.v0 - m), (self.u1 + m, self.v0 - m),
-                 (self.u1 + m, self.v1 + m), (self.u0 - m, self.v1 + m), (self.u0 - m, self.v0 - m)]
+        local = [
+            (self.u0 - m, self.v0 - m),
+            (self.u1 + m, self.v0 - m),
+            (self.u1 + m, self.v1 + m),
+            (self.u0 - m, self.v1 + m),
+            (self.u0 - m, self.v0 - m),
+        ]
         return np.stack(
             [self.centre + u[:, None] * self.eu + v[:, None] * self.ev for u, v in local], axis=1
         )
 
 
-def _cells(munis: Municipalities,
-           rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _cells(
+    munis: Municipalities, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Voronoi cells of jittered seeds: each gets its own street-grid angle and block size."""
     xmin, ymin, xmax, ymax = shapely.total_bounds(munis.geoms)
     xs = np.arange(xmin - CELL_SIZE / 2, xmax + CELL_SIZE, CELL_SIZE)
@@ -322,8 +431,9 @@ def _cells(munis: Municipalities,
         shapely.voronoi_polygons(shapely.multipoints(seeds), extend_to=frame, ordered=True)
     )
     keep = shapely.intersects(munis.region, cells)
-    edges = shapely.get_parts(shapely.voronoi_polygons(
-        shapely.multipoints(seeds), extend_to=frame, only_edges=True))
+    edges = shapely.get_parts(
+        shapely.voronoi_polygons(shapely.multipoints(seeds), extend_to=frame, only_edges=True)
+    )
     edges = edges[shapely.intersects(munis.region, edges)]
     return seeds[keep], cells[keep], edges
 
@@ -341,22 +451,34 @@ def _nearest_municipality(munis: Municipalities, xy: np.ndarray) -> np.ndarray:
     outside = np.flatnonzero(result < 0)
     if len(outside):  # layout parameters only: 50 m simplified outlines are close enough
         pairs = shapely.STRtree(shapely.simplify(munis.geoms, 50.0)).query_nearest(
-            shapely.points(xy[outside]), all_matches=False)
+            shapely.points(xy[outside]), all_matches=False
+        )
         result[outside[pairs[0]]] = pairs[1]
     return result
 
 
-def _grid_lines(rng: np.random.Generator, radius: float, pitch: float, street: float,
-                spread: tuple[float, float]) -> np.ndarray:
+def _grid_lines(
+    rng: np.random.Generator,
+    radius: float,
+    pitch: float,
+    street: float,
+    spread: tuple[float, float],
+) -> np.ndarray:
     """Street centre-line positions across a cell, with irregular spacing like a real city."""
     count = int(np.ceil(2 * radius / (pitch * spread[0]))) + 2
     steps = pitch * rng.uniform(*spread, count) + street
     return -radius - rng.uniform(0, pitch) + np.concatenate([[0.0], np.cumsum(steps)])
 
 
-def _cell_blocks(rng: np.random.Generator, shrunk: shapely.Geometry, radius: float,
-                 seed: np.ndarray, z: float, line_base: int,
-                 node_base: int) -> tuple[dict, int, int]:
+def _cell_blocks(
+    rng: np.random.Generator,
+    shrunk: shapely.Geometry,
+    radius: float,
+    seed: np.ndarray,
+    z: float,
+    line_base: int,
+    node_base: int,
+) -> tuple[dict, int, int]:
     """Blocks of one cell that reach into its shrunk outline (partial ones are clipped later).
 
     The cell is shrunk by three quarters of a street width, so that the plots of neighbouring
@@ -375,25 +497,46 @@ def _cell_blocks(rng: np.random.Generator, shrunk: shapely.Geometry, radius: flo
     i, j = i.ravel(), j.ravel()
     u0, u1 = pu[i] + street / 2, pu[i + 1] - street / 2
     v0, v1 = pv[j] + street / 2, pv[j + 1] - street / 2
-    corner_in = np.stack([
-        shapely.contains_xy(shrunk, *(seed + cu[:, None] * eu + cv[:, None] * ev).T)
-        for cu, cv in ((u0, v0), (u1, v0), (u0, v1), (u1, v1))
-    ], axis=1)
+    corner_in = np.stack(
+        [
+            shapely.contains_xy(shrunk, *(seed + cu[:, None] * eu + cv[:, None] * ev).T)
+            for cu, cv in ((u0, v0), (u1, v0), (u0, v1), (u1, v1))
+        ],
+        axis=1,
+    )
     keep = corner_in.any(axis=1)
     i, j, u0, u1, v0, v1 = (a[keep] for a in (i, j, u0, u1, v0, v1))
     rows = len(pv)
-    lines = np.column_stack([
-        line_base + len(pu) + j, line_base + len(pu) + j + 1, line_base + i, line_base + i + 1,
-    ])
-    nodes = node_base + np.column_stack([
-        i * rows + j, (i + 1) * rows + j, i * rows + j + 1, (i + 1) * rows + j + 1,
-    ])
+    lines = np.column_stack(
+        [
+            line_base + len(pu) + j,
+            line_base + len(pu) + j + 1,
+            line_base + i,
+            line_base + i + 1,
+        ]
+    )
+    nodes = node_base + np.column_stack(
+        [
+            i * rows + j,
+            (i + 1) * rows + j,
+            i * rows + j + 1,
+            (i + 1) * rows + j + 1,
+        ]
+    )
     n = len(i)
     arrays = dict(
-        centre=np.tile(seed, (n, 1)), eu=np.tile(eu, (n, 1)), ev=np.tile(ev, (n, 1)),
-        u0=u0, u1=u1, v0=v0, v1=v1, street=np.full(n, street),
+        centre=np.tile(seed, (n, 1)),
+        eu=np.tile(eu, (n, 1)),
+        ev=np.tile(ev, (n, 1)),
+        u0=u0,
+        u1=u1,
+        v0=v0,
+        v1=v1,
+        street=np.full(n, street),
         depth=np.minimum(depth, np.minimum(u1 - u0, v1 - v0) / 2 - 3.0),
-        lines=lines, nodes=nodes, in_cell=corner_in[keep].all(axis=1),
+        lines=lines,
+        nodes=nodes,
+        in_cell=corner_in[keep].all(axis=1),
     )
     return arrays, len(pu) + rows, len(pu) * rows
 
@@ -430,8 +573,9 @@ def build_blocks(munis: Municipalities, seed: int) -> tuple[Blocks, Cells, int]:
         radius = float(np.max(np.hypot(*(shapely.get_coordinates(cells[k]) - seeds[k]).T)))
         shrunk = shapely.buffer(cells[k], -0.75 * float(_lerp(13.0, 9.5, z[k])) * 1.1)
         shapely.prepare(shrunk)
-        arrays, n_lines, n_nodes = _cell_blocks(rng, shrunk, radius, seeds[k], z[k], line_base,
-                                                node_base)
+        arrays, n_lines, n_nodes = _cell_blocks(
+            rng, shrunk, radius, seeds[k], z[k], line_base, node_base
+        )
         arrays["cell"] = np.full(len(arrays["u0"]), k)
         parts.append(arrays)
         shrunk_cells.append(shrunk)
@@ -483,28 +627,36 @@ class Layout:
     density: np.ndarray  # density score of each municipality
 
 
-def plan_layout(blocks: Blocks, cells: Cells, munis: Municipalities,
-                targets: np.ndarray) -> Layout:
+def plan_layout(blocks: Blocks, cells: Cells, munis: Municipalities, targets: np.ndarray) -> Layout:
     """Narrow the plots, then fill block interiors, where a municipality needs more buildings.
 
     The street frontage each municipality really offers is measured on probe plots (10 m
     wide, clipped like the real ones); what the plan still misses is later spilled over to
     the other municipalities, so the total stays exact.
     """
-    probe = Layout(frontage=np.full(len(munis.nis), 10.0), boost=np.zeros(len(munis.nis)),
-                   density=munis.density)
+    probe = Layout(
+        frontage=np.full(len(munis.nis), 10.0),
+        boost=np.zeros(len(munis.nis)),
+        density=munis.density,
+    )
     plots = clip_plots(build_plots(blocks, probe, 0, interior=False), blocks, cells, munis)
     perimeter = np.bincount(plots.muni, plots.width, minlength=len(munis.nis))
     natural = _lerp(17.0, 6.0, munis.density)
     wanted = 1.05 * np.maximum(targets, 1)
     frontage = np.maximum(np.minimum(natural, perimeter / wanted), MIN_FRONTAGE)
     shortfall = wanted * frontage / np.maximum(perimeter, 1.0)
-    return Layout(frontage=frontage, boost=np.clip(shortfall - 1.0, 0.0, 1.0),
-                  density=munis.density)
+    return Layout(
+        frontage=frontage, boost=np.clip(shortfall - 1.0, 0.0, 1.0), density=munis.density
+    )
 
 
-def _split_sides(rng: np.random.Generator, lengths: np.ndarray, mean_width: np.ndarray,
-                 spread: tuple[float, float], wide: float) -> tuple[np.ndarray, ...]:
+def _split_sides(
+    rng: np.random.Generator,
+    lengths: np.ndarray,
+    mean_width: np.ndarray,
+    spread: tuple[float, float],
+    wide: float,
+) -> tuple[np.ndarray, ...]:
     """Cut each side into plots: side index, width and offset from the side start per plot."""
     count = np.where(lengths > 0, np.floor(lengths / mean_width), 0).astype(np.int64)
     side = np.repeat(np.arange(len(lengths)), count)
@@ -521,8 +673,9 @@ def _street_plots(rng: np.random.Generator, blocks: Blocks, layout: Layout) -> d
     short = blocks.v1 - blocks.v0 - 2 * blocks.depth
     lengths = np.stack([blocks.u1 - blocks.u0, blocks.u1 - blocks.u0, short, short], axis=1)
     start_u = np.stack([blocks.u0, blocks.u1, blocks.u0, blocks.u1], axis=1)
-    start_v = np.stack([blocks.v0, blocks.v1, blocks.v1 - blocks.depth,
-                        blocks.v0 + blocks.depth], axis=1)
+    start_v = np.stack(
+        [blocks.v0, blocks.v1, blocks.v1 - blocks.depth, blocks.v0 + blocks.depth], axis=1
+    )
     mean_width = np.repeat(layout.frontage[blocks.ref], 4)
     side_index, width, offset = _split_sides(rng, lengths.ravel(), mean_width, (0.8, 1.2), 0.06)
     block, side = side_index // 4, side_index % 4
@@ -530,15 +683,26 @@ def _street_plots(rng: np.random.Generator, blocks: Blocks, layout: Layout) -> d
     su = start_u.ravel()[side_index] + du * offset
     sv = start_v.ravel()[side_index] + dv * offset
     along = np.where(side < 2, su + du * width / 2, sv + dv * width / 2)
-    return dict(block=block, side=side, su=su, sv=sv, du=du, dv=dv, width=width,
-                depth=blocks.depth[block], line=blocks.lines[block, side], along=along)
+    return dict(
+        block=block,
+        side=side,
+        su=su,
+        sv=sv,
+        du=du,
+        dv=dv,
+        width=width,
+        depth=blocks.depth[block],
+        line=blocks.lines[block, side],
+        along=along,
+    )
 
 
 def _interior_plots(rng: np.random.Generator, blocks: Blocks, layout: Layout) -> dict:
     """Rows of workshops and garages in the middle of some blocks (more where it is dense)."""
     n = len(blocks.u0)
-    chance = np.clip(_lerp(0.15, 0.5, layout.density[blocks.ref]) + layout.boost[blocks.ref],
-                     0.0, 1.0)
+    chance = np.clip(
+        _lerp(0.15, 0.5, layout.density[blocks.ref]) + layout.boost[blocks.ref], 0.0, 1.0
+    )
     depth = np.minimum(rng.uniform(5.0, 10.0, n), blocks.v1 - blocks.v0 - 2 * blocks.depth - 2)
     lengths = blocks.u1 - blocks.u0 - 2 * blocks.depth - 2
     lengths = np.where((rng.random(n) < chance) & (depth >= 4.5), lengths, 0.0)
@@ -546,8 +710,18 @@ def _interior_plots(rng: np.random.Generator, blocks: Blocks, layout: Layout) ->
     su = blocks.u0[block] + blocks.depth[block] + 1 + offset
     sv = (blocks.v0 + blocks.v1)[block] / 2 - depth[block] / 2
     ones = np.ones(len(block))
-    return dict(block=block, side=np.full(len(block), 4), su=su, sv=sv, du=ones, dv=0 * ones,
-                width=width, depth=depth[block], line=np.full(len(block), -1), along=su)
+    return dict(
+        block=block,
+        side=np.full(len(block), 4),
+        su=su,
+        sv=sv,
+        du=ones,
+        dv=0 * ones,
+        width=width,
+        depth=depth[block],
+        line=np.full(len(block), -1),
+        along=su,
+    )
 
 
 def build_plots(blocks: Blocks, layout: Layout, seed: int, interior: bool = True) -> Plots:
@@ -562,10 +736,17 @@ def build_plots(blocks: Blocks, layout: Layout, seed: int, interior: bool = True
     ax = p["du"][:, None] * eu + p["dv"][:, None] * ev
     ay = np.column_stack([-ax[:, 1], ax[:, 0]])  # left of the street direction: into the block
     return Plots(
-        block=block, side=p["side"],
+        block=block,
+        side=p["side"],
         origin=blocks.centre[block] + p["su"][:, None] * eu + p["sv"][:, None] * ev,
-        ax=ax, ay=ay, width=p["width"], depth=p["depth"], line=p["line"], along=p["along"],
-        muni=blocks.muni[block], z=np.zeros(len(block)),
+        ax=ax,
+        ay=ay,
+        width=p["width"],
+        depth=p["depth"],
+        line=p["line"],
+        along=p["along"],
+        muni=blocks.muni[block],
+        z=np.zeros(len(block)),
     )
 
 
@@ -576,23 +757,30 @@ def clip_plots(plots: Plots, blocks: Blocks, cells: Cells, munis: Municipalities
     along a boulevard or a border do; every kept plot gets a single municipality.
     """
     m = 1.0  # footprints turn by up to 0.6 m about their centre
-    x = np.stack([-m + 0 * plots.width, plots.width + m, plots.width + m, -m + 0 * plots.width],
-                 axis=1)
-    y = np.stack([-m + 0 * plots.depth, -m + 0 * plots.depth, plots.depth + m,
-                  plots.depth + m], axis=1)
-    ring = plots.origin[:, None, :] + x[..., None] * plots.ax[:, None, :] \
+    x = np.stack(
+        [-m + 0 * plots.width, plots.width + m, plots.width + m, -m + 0 * plots.width], axis=1
+    )
+    y = np.stack(
+        [-m + 0 * plots.depth, -m + 0 * plots.depth, plots.depth + m, plots.depth + m], axis=1
+    )
+    ring = (
+        plots.origin[:, None, :]
+        + x[..., None] * plots.ax[:, None, :]
         + y[..., None] * plots.ay[:, None, :]
+    )
     ok = np.ones(len(plots.width), dtype=bool)
     partial = np.flatnonzero(~blocks.in_cell[plots.block])
     cell = blocks.cell[plots.block[partial]]
     for k, idx in _by_cell(cell, partial, len(cells.shrunk)):
-        inside = [shapely.contains_xy(cells.shrunk[k], ring[idx, c, 0], ring[idx, c, 1])
-                  for c in range(4)]
+        inside = [
+            shapely.contains_xy(cells.shrunk[k], ring[idx, c, 0], ring[idx, c, 1]) for c in range(4)
+        ]
         ok[idx] = np.logical_and.reduce(inside)
     muni = plots.muni.copy()
     border = np.flatnonzero(ok & (muni < 0))
-    tree = shapely.STRtree(shapely.polygons(np.concatenate([ring[border],
-                                                            ring[border, :1]], axis=1)))
+    tree = shapely.STRtree(
+        shapely.polygons(np.concatenate([ring[border], ring[border, :1]], axis=1))
+    )
     for index, geom in enumerate(munis.geoms):
         muni[border[tree.query(geom, predicate="contains_properly")]] = index
     plots.muni = muni
@@ -601,13 +789,12 @@ def clip_plots(plots: Plots, blocks: Blocks, cells: Cells, munis: Municipalities
     return kept
 
 
-def _by_cell(cell: np.ndarray, items: np.ndarray,
-             n_cells: int) -> Iterable[tuple[int, np.ndarray]]:
+def _by_cell(cell: np.ndarray, items: np.ndarray, n_cells: int) -> Iterable[tuple[int, np.ndarray]]:
     """Group `items` by their cell number, for per-cell geometry tests."""
     order = np.argsort(cell, kind="stable")
     bounds = np.searchsorted(cell[order], np.arange(n_cells + 1))
     for k in np.flatnonzero(np.diff(bounds)):
-        yield int(k), items[order[bounds[k]:bounds[k + 1]]]
+        yield int(k), items[order[bounds[k] : bounds[k + 1]]]
 
 
 def _outline(kind: int, p: dict[str, np.ndarray]) -> np.ndarray:
@@ -626,16 +813,42 @@ def _outline(kind: int, p: dict[str, np.ndarray]) -> np.ndarray:
         pts = [(o, o), (i, o), (i, 1 - c), (1 - a, 1 - c), (1 - a, i), (o, i)]
     elif kind == USHAPE:
         wing = 0.25 + 0.6 * (a - 0.3)  # 0.25 .. 0.43: two back wings around a courtyard
-        pts = [(o, o), (i, o), (i, i), (1 - wing, i), (1 - wing, 1 - c), (wing, 1 - c),
-               (wing, i), (o, i)]
+        pts = [
+            (o, o),
+            (i, o),
+            (i, i),
+            (1 - wing, i),
+            (1 - wing, 1 - c),
+            (wing, 1 - c),
+            (wing, i),
+            (o, i),
+        ]
     elif kind == TSHAPE:
         narrow = 0.1 + 0.5 * (b - 0.3)  # 0.1 .. 0.2
-        pts = [(o, o), (i, o), (i, e), (1 - narrow, e), (1 - narrow, i), (narrow, i),
-               (narrow, e), (o, e)]
+        pts = [
+            (o, o),
+            (i, o),
+            (i, e),
+            (1 - narrow, e),
+            (1 - narrow, i),
+            (narrow, i),
+            (narrow, e),
+            (o, e),
+        ]
     else:  # C11 / C12: a porch recess in the facade and a notch at the back
         porch = 0.25 + 0.3 * (a - 0.3)  # 0.25 .. 0.34
-        pts = [(o, o), (porch * i, o), (porch * i, q), (1 - porch, q), (1 - porch, o), (i, o),
-               (i, 1 - c), (1 - b, 1 - c), (1 - b, i), (o, i)]
+        pts = [
+            (o, o),
+            (porch * i, o),
+            (porch * i, q),
+            (1 - porch, q),
+            (1 - porch, o),
+            (i, o),
+            (i, 1 - c),
+            (1 - b, 1 - c),
+            (1 - b, i),
+            (o, i),
+        ]
         if kind == C12:
             pts.append((o, 0.5 * i))
     pts.append(pts[0])
@@ -664,11 +877,11 @@ def design_houses(plots: Plots, layout: Layout, seed: int) -> Houses:
     n, z, w, d = len(plots.width), plots.z, plots.width, plots.depth
     inner = plots.interior
     detached = (w >= 9.5) & (rng.random(n) < 1 - 0.85 * z) & ~inner
-    gap = np.where(detached, np.minimum(rng.uniform(1.0, 3.0, n), 0.2 * w),
-                   rng.uniform(0.1, 0.2, n))
+    gap = np.where(
+        detached, np.minimum(rng.uniform(1.0, 3.0, n), 0.2 * w), rng.uniform(0.1, 0.2, n)
+    )
     gap[inner] = 0.25
-    setback = np.where(detached, rng.uniform(1.5, 7.0, n) * (1 - 0.5 * z),
-                       rng.uniform(0.0, 0.5, n))
+    setback = np.where(detached, rng.uniform(1.5, 7.0, n) * (1 - 0.5 * z), rng.uniform(0.0, 0.5, n))
     setback[inner] = 0.25
     bw = w - 2 * gap
     bh = np.minimum(rng.uniform(8.0, 12.0 + 6.0 * z), d - setback - 1.0)
@@ -678,9 +891,12 @@ def design_houses(plots: Plots, layout: Layout, seed: int) -> Houses:
     kind = np.where((bw < 5.0) & (kind > LSHAPE), LSHAPE, kind)
     kind[inner] = np.where(kind[inner] == LSHAPE, LSHAPE, RECT5)
     params = {
-        "a": rng.uniform(0.3, 0.6, n), "b": rng.uniform(0.3, 0.5, n),
-        "c": rng.uniform(0.25, 0.5, n), "e": rng.uniform(0.4, 0.7, n),
-        "q": rng.uniform(0.05, 0.12, n), "t": rng.uniform(0.3, 0.7, n),
+        "a": rng.uniform(0.3, 0.6, n),
+        "b": rng.uniform(0.3, 0.5, n),
+        "c": rng.uniform(0.25, 0.5, n),
+        "e": rng.uniform(0.4, 0.7, n),
+        "q": rng.uniform(0.05, 0.12, n),
+        "t": rng.uniform(0.3, 0.7, n),
     }
     mirror = rng.random(n) < 0.5
     radius = np.hypot(bw, bh) / 2
@@ -765,8 +981,9 @@ class Selection:
     block_used: np.ndarray  # bool per block
 
 
-def select_buildings(blocks: Blocks, plots: Plots, houses: Houses, targets: np.ndarray,
-                     seed: int) -> Selection:
+def select_buildings(
+    blocks: Blocks, plots: Plots, houses: Houses, targets: np.ndarray, seed: int
+) -> Selection:
     """Keep exactly the target count per municipality, block by block in noise order."""
     rng = _rng(seed, "select")
     mid = blocks.corners()[:, :4].mean(axis=1)
@@ -845,7 +1062,8 @@ def buildings_layer(city: City, seed: int) -> gpd.GeoDataFrame:
             "CAPA_ID": capa[sel.plot],
             "CAPAKEY": _capakeys(city, rng, sel.plot),
         },
-        geometry=geoms, crs=CRS,
+        geometry=geoms,
+        crs=CRS,
     )
 
 
@@ -864,9 +1082,18 @@ def _capakeys(city: City, rng: np.random.Generator, index: np.ndarray) -> np.nda
     power = np.where(rng.random(n) < 0.9, 0, rng.integers(1, 20, n))[index]
     division = city.munis.nis[plots.muni[index]]
     return np.array(
-        [f"{d}{s}{r:04d}/{b:02d}{x}{p:03d}" for d, s, r, b, x, p in zip(
-            division.tolist(), section.tolist(), radical.tolist(), bis.tolist(),
-            letter.tolist(), power.tolist(), strict=True)],
+        [
+            f"{d}{s}{r:04d}/{b:02d}{x}{p:03d}"
+            for d, s, r, b, x, p in zip(
+                division.tolist(),
+                section.tolist(),
+                radical.tolist(),
+                bis.tolist(),
+                letter.tolist(),
+                power.tolist(),
+                strict=True,
+            )
+        ],
         dtype=object,
     )
 
@@ -890,18 +1117,22 @@ def street_names(n_lines: int, n_boulevards: int, seed: int) -> Streets:
     table = np.array([(fr, nl[0].upper() + nl[1:]) for fr, nl in names], dtype=object)
     is_radial = rng.random(n_lines) < 0.05
     chosen = table[rng.integers(0, len(table), n_lines)]
-    chosen[is_radial] = np.array(radial, dtype=object)[rng.integers(0, len(radial),
-                                                                    int(is_radial.sum()))]
-    hierarchy = rng.choice(np.array([None, "DR", "IDR"], dtype=object), n_lines,
-                           p=[0.55, 0.33, 0.12])
+    chosen[is_radial] = np.array(radial, dtype=object)[
+        rng.integers(0, len(radial), int(is_radial.sum()))
+    ]
+    hierarchy = rng.choice(
+        np.array([None, "DR", "IDR"], dtype=object), n_lines, p=[0.55, 0.33, 0.12]
+    )
     hierarchy[is_radial] = "IDR"
     boulevards = np.array(wide, dtype=object)[rng.integers(0, len(wide), n_boulevards)]
     chosen = np.concatenate([chosen, boulevards.reshape(-1, 2)])
-    hierarchy = np.concatenate([hierarchy, rng.choice(np.array(["IDR", "DR"], dtype=object),
-                                                      n_boulevards, p=[0.6, 0.4])])
+    hierarchy = np.concatenate(
+        [hierarchy, rng.choice(np.array(["IDR", "DR"], dtype=object), n_boulevards, p=[0.6, 0.4])]
+    )
     total = n_lines + n_boulevards
-    return Streets(chosen[:, 0], chosen[:, 1], _uris("streetname", _unique_ids(rng, total)),
-                   hierarchy)
+    return Streets(
+        chosen[:, 0], chosen[:, 1], _uris("streetname", _unique_ids(rng, total)), hierarchy
+    )
 
 
 def street_axes_layer(city: City, streets: Streets, count: int, seed: int) -> gpd.GeoDataFrame:
@@ -918,8 +1149,9 @@ def street_axes_layer(city: City, streets: Streets, count: int, seed: int) -> gp
     order = np.sort(order[:count])
     length = np.hypot(*(cand["b_xy"] - cand["a_xy"])[order].T)
     pieces = 1 + _allocate(count - len(order), length)
-    seg = _split_segments(*(cand[key][order] for key in ("a_xy", "b_xy", "start", "stop", "line")),
-                          pieces, next_node)
+    seg = _split_segments(
+        *(cand[key][order] for key in ("a_xy", "b_xy", "start", "stop", "line")), pieces, next_node
+    )
     seg["bendable"] = cand["bendable"][order][seg["source"]]
     return _axes_frame(rng, streets, seg, city.munis.region)
 
@@ -944,7 +1176,10 @@ def _grid_segments(city: City) -> tuple[dict, int]:
     seg = dict(
         a_xy=node_xy[:, ends[:, 0]].reshape(-1, 2)[first],
         b_xy=node_xy[:, ends[:, 1]].reshape(-1, 2)[first],
-        start=start[first], stop=stop[first], line=b.lines.ravel()[first], priority=priority,
+        start=start[first],
+        stop=stop[first],
+        line=b.lines.ravel()[first],
+        priority=priority,
         bendable=np.ones(len(unique), dtype=bool),
     )
     keep = np.zeros(len(unique), dtype=bool)
@@ -956,8 +1191,9 @@ def _grid_segments(city: City) -> tuple[dict, int]:
     return {key: value[keep] for key, value in seg.items()}, next_node
 
 
-def _clip_to_cell(seg: dict, idx: np.ndarray, outline: shapely.Geometry, keep: np.ndarray,
-                  next_node: int) -> int:
+def _clip_to_cell(
+    seg: dict, idx: np.ndarray, outline: shapely.Geometry, keep: np.ndarray, next_node: int
+) -> int:
     """Cut the segments `idx` of one cell to its outline; a cut end gets a new node id."""
     a_xy, b_xy = seg["a_xy"][idx], seg["b_xy"][idx]
     inside = shapely.contains_xy(outline, *a_xy.T) & shapely.contains_xy(outline, *b_xy.T)
@@ -985,9 +1221,10 @@ def _boulevard_segments(city: City, next_node: int) -> tuple[dict, int]:
     edges = city.cells.edges
     a_xy = shapely.get_coordinates(shapely.get_point(edges, 0))
     b_xy = shapely.get_coordinates(shapely.get_point(edges, -1))
-    vertex = np.unique(np.round(np.concatenate([a_xy, b_xy]), 2), axis=0,
-                       return_inverse=True)[1].ravel()
-    start, stop = next_node + vertex[:len(edges)], next_node + vertex[len(edges):]
+    vertex = np.unique(np.round(np.concatenate([a_xy, b_xy]), 2), axis=0, return_inverse=True)[
+        1
+    ].ravel()
+    start, stop = next_node + vertex[: len(edges)], next_node + vertex[len(edges) :]
     next_node += int(vertex.max(initial=-1)) + 1
     pieces = np.maximum(1, np.round(shapely.length(edges) / 120.0)).astype(np.int64)
     line = city.n_lines + np.arange(len(edges))
@@ -1001,8 +1238,15 @@ def _boulevard_segments(city: City, next_node: int) -> tuple[dict, int]:
     return {key: value[keep] for key, value in seg.items()}, next_node
 
 
-def _split_segments(a_xy: np.ndarray, b_xy: np.ndarray, start: np.ndarray, stop: np.ndarray,
-                    line: np.ndarray, pieces: np.ndarray, next_node: int) -> dict:
+def _split_segments(
+    a_xy: np.ndarray,
+    b_xy: np.ndarray,
+    start: np.ndarray,
+    stop: np.ndarray,
+    line: np.ndarray,
+    pieces: np.ndarray,
+    next_node: int,
+) -> dict:
     """Cut segment i into pieces[i] equal parts, numbering the new nodes from `next_node`."""
     source = np.repeat(np.arange(len(pieces)), pieces)
     k = np.arange(len(source)) - np.repeat(np.cumsum(pieces) - pieces, pieces)
@@ -1014,12 +1258,14 @@ def _split_segments(a_xy: np.ndarray, b_xy: np.ndarray, start: np.ndarray, stop:
         b_xy=a_xy[source] + vector * ((k + 1) / total)[:, None],
         start=np.where(k == 0, start[source], inner_base + k - 1),
         stop=np.where(k == total - 1, stop[source], inner_base + k),
-        line=line[source], source=source,
+        line=line[source],
+        source=source,
     )
 
 
-def _axes_frame(rng: np.random.Generator, streets: Streets, seg: dict,
-                region: shapely.Geometry) -> gpd.GeoDataFrame:
+def _axes_frame(
+    rng: np.random.Generator, streets: Streets, seg: dict, region: shapely.Geometry
+) -> gpd.GeoDataFrame:
     """Segment geometries (some grid ones slightly bent) and StreetAxes attributes."""
     a_xy, b_xy, start, stop, line = (seg[k] for k in ("a_xy", "b_xy", "start", "stop", "line"))
     n = len(line)
@@ -1032,8 +1278,9 @@ def _axes_frame(rng: np.random.Generator, streets: Streets, seg: dict,
     bent = (rng.random(n) < 0.3) & seg["bendable"]
     geoms = shapely.linestrings(np.round(np.stack([a_xy, b_xy], axis=1), 3))
     curved = shapely.linestrings(np.round(np.stack([a_xy, mid, b_xy], axis=1), 3)[bent])
-    geoms[np.flatnonzero(bent)[shapely.contains(region, curved)]] = \
-        curved[shapely.contains(region, curved)]
+    geoms[np.flatnonzero(bent)[shapely.contains(region, curved)]] = curved[
+        shapely.contains(region, curved)
+    ]
     node_uri = _uris("streetnode", np.concatenate([start, stop]) + 1)
     node_uri[rng.random(2 * n) < 0.02] = f"{URI}streetnode/"  # quirk of the real service
     slope = np.round(rng.exponential(2.0, n), 2)
@@ -1050,7 +1297,8 @@ def _axes_frame(rng: np.random.Generator, streets: Streets, seg: dict,
             "SLOPE": np.where(rng.random(n) < 0.08, np.nan, slope),
             "LENGTH": shapely.length(geoms),
         },
-        geometry=geoms, crs=CRS,
+        geometry=geoms,
+        crs=CRS,
     )
 
 
@@ -1063,8 +1311,9 @@ def addresses_layer(city: City, streets: Streets, count: int, seed: int) -> gpd.
     number = _house_numbers(plots, house)
     weight = (houses.bw[house] * houses.bh[house]) ** 1.5
     extra = max(count - len(house), 0)
-    per_house = 1 + np.bincount(rng.choice(len(house), extra, p=weight / weight.sum()),
-                                minlength=len(house))
+    per_house = 1 + np.bincount(
+        rng.choice(len(house), extra, p=weight / weight.sum()), minlength=len(house)
+    )
     row = np.repeat(np.arange(len(house)), per_house)[:count]
     rank = np.arange(len(row)) - np.repeat(np.cumsum(per_house) - per_house, per_house)[:count]
     bis_mode = (rng.random(len(house)) < 0.3) & (per_house <= 6)
@@ -1090,7 +1339,8 @@ def addresses_layer(city: City, streets: Streets, count: int, seed: int) -> gpd.
             "MUNNAMEFRE": munis.name_fre[muni],
             "MUNNAMEDUT": munis.name_dut[muni],
         },
-        geometry=shapely.points(xy), crs=CRS,
+        geometry=shapely.points(xy),
+        crs=CRS,
     )
 
 
@@ -1105,13 +1355,15 @@ def _house_numbers(plots: Plots, house: np.ndarray) -> np.ndarray:
     return number
 
 
-def _labels(number: np.ndarray, rank: np.ndarray, total: np.ndarray, bis: np.ndarray,
-            rc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _labels(
+    number: np.ndarray, rank: np.ndarray, total: np.ndarray, bis: np.ndarray, rc: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """POLICENUM ("12", "12A") and BOXNUMBER ("1", "RC" or null) of each address."""
     letters = " ABCDEF"
     police, box = [], []
-    for num, k, tot, is_bis, is_rc in zip(number.tolist(), rank.tolist(), total.tolist(),
-                                         bis.tolist(), rc.tolist(), strict=True):
+    for num, k, tot, is_bis, is_rc in zip(
+        number.tolist(), rank.tolist(), total.tolist(), bis.tolist(), rc.tolist(), strict=True
+    ):
         if tot == 1 or is_bis:
             police.append(f"{num}{letters[k].strip()}")
             box.append(None)
@@ -1139,7 +1391,11 @@ def _zipcodes(nis: np.ndarray, xy: np.ndarray) -> np.ndarray:
 def _write(frame: gpd.GeoDataFrame, out: Path, layer: str) -> None:
     """One GeoPackage layer; Polygon and MultiPolygon stay as they are (no promotion)."""
     pyogrio.write_dataframe(
-        frame, out, layer=layer, driver="GPKG", promote_to_multi=False,
+        frame,
+        out,
+        layer=layer,
+        driver="GPKG",
+        promote_to_multi=False,
         layer_options={"GEOMETRY_NAME": GEOMETRY_NAME},
     )
 
@@ -1158,9 +1414,13 @@ def _layer_keys(layers: Iterable[str] | str) -> list[str]:
     return [k for k in LAYERS if k in wanted]
 
 
-def generate(out: Path, buildings: int = 500_000, seed: int = 1,
-             layers: Iterable[str] | str = tuple(LAYERS),
-             municipalities: Path = DEFAULT_MUNICIPALITIES) -> dict[str, int]:
+def generate(
+    out: Path,
+    buildings: int = 500_000,
+    seed: int = 1,
+    layers: Iterable[str] | str = tuple(LAYERS),
+    municipalities: Path = DEFAULT_MUNICIPALITIES,
+) -> dict[str, int]:
     """Write the synthetic GeoPackage and return the feature count per layer name.
 
     The address count is 1.2 x buildings and the street-axis count buildings / 15, whichever
@@ -1233,8 +1493,9 @@ def _new_block_id(rng: np.random.Generator, current: np.ndarray, pool: np.ndarra
     out = np.array(pool[rng.integers(0, len(pool), n)] if len(pool) else current, dtype=object)
     is_null = np.array([c is None for c in current.tolist()], dtype=bool)
     out[~is_null & (rng.random(n) < 0.5)] = None
-    same = np.array([a == b for a, b in zip(out.tolist(), current.tolist(), strict=True)],
-                    dtype=bool)
+    same = np.array(
+        [a == b for a, b in zip(out.tolist(), current.tolist(), strict=True)], dtype=bool
+    )
     out[same & ~is_null] = None  # drew its own block
     out[same & is_null] = f"{URI}block/0"  # a null without any block to draw from
     return out
@@ -1283,7 +1544,8 @@ def mutate(src: Path, out: Path, fraction: float = 0.01, seed: int = 2) -> dict[
     keep = np.ones(n, dtype=bool)
     keep[dele] = False
     result = gpd.GeoDataFrame(
-        pd.concat([frame[keep], new], ignore_index=True), geometry="geometry", crs=CRS)
+        pd.concat([frame[keep], new], ignore_index=True), geometry="geometry", crs=CRS
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.unlink(missing_ok=True)
     shutil.copyfile(src, out)
@@ -1301,18 +1563,28 @@ def mutate(src: Path, out: Path, fraction: float = 0.01, seed: int = 2) -> dict[
 # --------------------------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m bench.generate --out X.gpkg [...]`: print the counts and the time as JSON."""
-    parser = argparse.ArgumentParser(prog="python -m bench.generate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.generate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--out", type=Path, required=True, help="GeoPackage to write")
     parser.add_argument("--buildings", type=int, default=500_000)
-    parser.add_argument("--seed", type=int, default=None,
-                        help="random seed (default 1, or 2 with --mutate-from)")
-    parser.add_argument("--layers", default=",".join(LAYERS),
-                        help="comma-separated subset of " + ",".join(LAYERS))
-    parser.add_argument("--mutate-from", type=Path, default=None,
-                        help="write a changed copy of this GeoPackage instead of generating")
-    parser.add_argument("--fraction", type=float, default=0.01,
-                        help="share of Buildings changed by --mutate-from")
+    parser.add_argument(
+        "--seed", type=int, default=None, help="random seed (default 1, or 2 with --mutate-from)"
+    )
+    parser.add_argument(
+        "--layers", default=",".join(LAYERS), help="comma-separated subset of " + ",".join(LAYERS)
+    )
+    parser.add_argument(
+        "--mutate-from",
+        type=Path,
+        default=None,
+        help="write a changed copy of this GeoPackage instead of generating",
+    )
+    parser.add_argument(
+        "--fraction", type=float, default=0.01, help="share of Buildings changed by --mutate-from"
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
     if args.mutate_from is not None:
@@ -1321,8 +1593,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         seed = 1 if args.seed is None else args.seed
         counts = generate(args.out, buildings=args.buildings, seed=seed, layers=args.layers)
-    report = {"out": str(args.out), "seed": seed, "counts": counts,
-              "seconds": round(time.perf_counter() - started, 1)}
+    report = {
+        "out": str(args.out),
+        "seed": seed,
+        "counts": counts,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
     print(json.dumps(report))
     return 0
 

@@ -18,23 +18,41 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-MIX = {"full_address": 0.35, "one_typo": 0.2, "street_only": 0.15, "missing_number": 0.1,
-       "absent_street": 0.2}
+MIX = {
+    "full_address": 0.35,
+    "one_typo": 0.2,
+    "street_only": 0.15,
+    "missing_number": 0.1,
+    "absent_street": 0.2,
+}
 # Real streets of the Region whose names the generator does not use (checked against the
 # data before use: one found there is left out).
 ABSENT_STREETS = (
-    ("Rue Neuve", "Nieuwstraat"), ("Rue Haute", "Hoogstraat"), ("Rue Blaes", "Blaesstraat"),
-    ("Rue des Minimes", "Miniemenstraat"), ("Place Flagey", "Flageyplein"),
-    ("Rue Antoine Dansaert", "Antoine Dansaertstraat"), ("Avenue des Arts", "Kunstlaan"),
-    ("Rue du Marché aux Herbes", "Grasmarkt"), ("Avenue de Tervueren", "Tervurenlaan"),
-    ("Rue de Namur", "Naamsestraat"), ("Rue Ducale", "Hertogsstraat"),
-    ("Rue du Trône", "Troonstraat"), ("Rue de Parme", "Parmastraat"),
-    ("Place Morichar", "Moricharplein"), ("Avenue Fonsny", "Fonsnylaan"),
-    ("Rue de Bosnie", "Bosniëstraat"), ("Rue de Danemark", "Denemarkenstraat"),
-    ("Rue d'Espagne", "Spanjestraat"), ("Rue Rogier", "Rogierstraat"),
-    ("Rue de Laeken", "Lakensestraat"), ("Rue du Bailli", "Baljuwstraat"),
-    ("Place Stéphanie", "Stefaniaplein"), ("Rue de Mérode", "de Mérodestraat"),
-    ("Avenue de la Couronne", "Kroonlaan"), ("Rue Gray", "Graystraat"),
+    ("Rue Neuve", "Nieuwstraat"),
+    ("Rue Haute", "Hoogstraat"),
+    ("Rue Blaes", "Blaesstraat"),
+    ("Rue des Minimes", "Miniemenstraat"),
+    ("Place Flagey", "Flageyplein"),
+    ("Rue Antoine Dansaert", "Antoine Dansaertstraat"),
+    ("Avenue des Arts", "Kunstlaan"),
+    ("Rue du Marché aux Herbes", "Grasmarkt"),
+    ("Avenue de Tervueren", "Tervurenlaan"),
+    ("Rue de Namur", "Naamsestraat"),
+    ("Rue Ducale", "Hertogsstraat"),
+    ("Rue du Trône", "Troonstraat"),
+    ("Rue de Parme", "Parmastraat"),
+    ("Place Morichar", "Moricharplein"),
+    ("Avenue Fonsny", "Fonsnylaan"),
+    ("Rue de Bosnie", "Bosniëstraat"),
+    ("Rue de Danemark", "Denemarkenstraat"),
+    ("Rue d'Espagne", "Spanjestraat"),
+    ("Rue Rogier", "Rogierstraat"),
+    ("Rue de Laeken", "Lakensestraat"),
+    ("Rue du Bailli", "Baljuwstraat"),
+    ("Place Stéphanie", "Stefaniaplein"),
+    ("Rue de Mérode", "de Mérodestraat"),
+    ("Avenue de la Couronne", "Kroonlaan"),
+    ("Rue Gray", "Graystraat"),
 )
 BOX_FORMS = ("{n} bte {b}", "{n}/{b}", "{n} bus {b}", "{n} boîte {b}")
 SAMPLE_ROWS = 5000  # addresses drawn from the layer to make queries of
@@ -52,8 +70,11 @@ class Query:
 
 def plain(text: str) -> str:
     folded = unicodedata.normalize("NFKD", text)
-    return " ".join(re.sub(r"[^0-9a-z]+", " ", "".join(
-        c for c in folded if not unicodedata.combining(c)).lower()).split())
+    return " ".join(
+        re.sub(
+            r"[^0-9a-z]+", " ", "".join(c for c in folded if not unicodedata.combining(c)).lower()
+        ).split()
+    )
 
 
 def typo(name: str, rng: random.Random) -> str:
@@ -64,35 +85,42 @@ def typo(name: str, rng: random.Random) -> str:
     i = rng.choice([i for i in range(1, len(w) - 1) if w[i].isalpha() and w[i - 1].isalpha()])
     slip = rng.choice(["swap", "drop", "wrong"]) if w[i] != w[i - 1] else "wrong"
     if slip == "swap":
-        w = w[:i - 1] + w[i] + w[i - 1] + w[i + 1:]
+        w = w[: i - 1] + w[i] + w[i - 1] + w[i + 1 :]
     elif slip == "drop":
-        w = w[:i] + w[i + 1:]
+        w = w[:i] + w[i + 1 :]
     else:
-        w = w[:i] + ("e" if w[i] != "e" else "a") + w[i + 1:]
+        w = w[:i] + ("e" if w[i] != "e" else "a") + w[i + 1 :]
     words[longest] = w
     return " ".join(words)
 
 
 def _rows(url: str, table: sql.Composable, seed: int) -> list[dict[str, Any]]:
     with psycopg.connect(url) as conn:
-        cur = conn.execute(sql.SQL(
-            'SELECT "STRNAMEFRE", "STRNAMEDUT", "POLICENUM", "BOXNUMBER", "ZIPCODE", '
-            '"MUNNAMEFRE", "MUNNAMEDUT" FROM {} '
-            'WHERE "STRNAMEFRE" IS NOT NULL ORDER BY md5("INSPIRE_ID" || %s) LIMIT %s'
-        ).format(table), (str(seed), SAMPLE_ROWS))
+        cur = conn.execute(
+            sql.SQL(
+                'SELECT "STRNAMEFRE", "STRNAMEDUT", "POLICENUM", "BOXNUMBER", "ZIPCODE", '
+                '"MUNNAMEFRE", "MUNNAMEDUT" FROM {} '
+                'WHERE "STRNAMEFRE" IS NOT NULL ORDER BY md5("INSPIRE_ID" || %s) LIMIT %s'
+            ).format(table),
+            (str(seed), SAMPLE_ROWS),
+        )
         names = [d.name for d in cur.description or ()]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
-def _numbers_on(url: str, table: sql.Composable,
-                streets: set[tuple[str, str]]) -> dict[tuple[str, str], set[int]]:
+def _numbers_on(
+    url: str, table: sql.Composable, streets: set[tuple[str, str]]
+) -> dict[tuple[str, str], set[int]]:
     """The leading numbers of every address on these (French name, postcode) streets."""
     with psycopg.connect(url) as conn:
-        rows = conn.execute(sql.SQL(
-            'SELECT "STRNAMEFRE", "ZIPCODE", substring("POLICENUM" from \'^[0-9]+\')::int '
-            'FROM {} WHERE ("STRNAMEFRE", "ZIPCODE") IN '
-            '(SELECT * FROM unnest(%s::text[], %s::text[]))').format(table),
-            ([s for s, _ in streets], [p for _, p in streets])).fetchall()
+        rows = conn.execute(
+            sql.SQL(
+                'SELECT "STRNAMEFRE", "ZIPCODE", substring("POLICENUM" from \'^[0-9]+\')::int '
+                'FROM {} WHERE ("STRNAMEFRE", "ZIPCODE") IN '
+                "(SELECT * FROM unnest(%s::text[], %s::text[]))"
+            ).format(table),
+            ([s for s, _ in streets], [p for _, p in streets]),
+        ).fetchall()
     out: dict[tuple[str, str], set[int]] = {}
     for name, postcode, number in rows:
         if number is not None:
@@ -102,8 +130,9 @@ def _numbers_on(url: str, table: sql.Composable,
 
 def _known_names(url: str, table: sql.Composable) -> set[str]:
     with psycopg.connect(url) as conn:
-        rows = conn.execute(sql.SQL('SELECT DISTINCT "STRNAMEFRE", "STRNAMEDUT" FROM {}')
-                            .format(table)).fetchall()
+        rows = conn.execute(
+            sql.SQL('SELECT DISTINCT "STRNAMEFRE", "STRNAMEDUT" FROM {}').format(table)
+        ).fetchall()
     return {plain(n) for row in rows for n in row if n}
 
 
@@ -118,8 +147,11 @@ def draw_queries(url: str, count: int, seed: int, layer: str = "addresses") -> l
     rng.shuffle(kinds)
     numbers = _numbers_on(url, table, {(r["STRNAMEFRE"], r["ZIPCODE"]) for r in rows})
     known = _known_names(url, table)
-    absent = [pair for pair in ABSENT_STREETS
-              if plain(pair[0]) not in known and plain(pair[1]) not in known]
+    absent = [
+        pair
+        for pair in ABSENT_STREETS
+        if plain(pair[0]) not in known and plain(pair[1]) not in known
+    ]
     queries: list[Query] = []
     seen: set[str] = set()
     row_at = iter(rows)
@@ -134,9 +166,13 @@ def draw_queries(url: str, count: int, seed: int, layer: str = "addresses") -> l
     return queries
 
 
-def _one(kind: str, row: dict[str, Any], rng: random.Random,
-         numbers: dict[tuple[str, str], set[int]],
-         absent: list[tuple[str, str]]) -> Query | None:
+def _one(
+    kind: str,
+    row: dict[str, Any],
+    rng: random.Random,
+    numbers: dict[tuple[str, str], set[int]],
+    absent: list[tuple[str, str]],
+) -> Query | None:
     dutch = rng.random() < 0.4
     name = row["STRNAMEDUT"] if dutch else row["STRNAMEFRE"]
     place = f", {row['ZIPCODE']} {row['MUNNAMEDUT'] if dutch else row['MUNNAMEFRE']}"
@@ -147,18 +183,32 @@ def _one(kind: str, row: dict[str, Any], rng: random.Random,
         text = nl if dutch else fr
         return Query(f"{text} {rng.randint(1, 150)}" if rng.random() < 0.6 else text, kind)
     if kind == "street_only":
-        return Query(name + (place if with_place else ""), kind, street=name,
-                     postcode=row["ZIPCODE"] if with_place else None)
+        return Query(
+            name + (place if with_place else ""),
+            kind,
+            street=name,
+            postcode=row["ZIPCODE"] if with_place else None,
+        )
     if kind == "missing_number":
         have = numbers.get((row["STRNAMEFRE"], row["ZIPCODE"]), set())
-        free = [n for n in range(max(have, default=0) + 2, max(have, default=0) + 60)
-                if n not in have and not 1000 <= n <= 1299]
-        return Query(f"{name} {rng.choice(free)}{place}", kind, street=name,
-                     postcode=row["ZIPCODE"])
+        free = [
+            n
+            for n in range(max(have, default=0) + 2, max(have, default=0) + 60)
+            if n not in have and not 1000 <= n <= 1299
+        ]
+        return Query(
+            f"{name} {rng.choice(free)}{place}", kind, street=name, postcode=row["ZIPCODE"]
+        )
     written = number if box is None else rng.choice(BOX_FORMS).format(n=number, b=box)
     street = typo(name, rng) if kind == "one_typo" else name
-    return Query(f"{street} {written}" + (place if with_place else ""), kind, street=name,
-                 number=number, box=box, postcode=row["ZIPCODE"] if with_place else None)
+    return Query(
+        f"{street} {written}" + (place if with_place else ""),
+        kind,
+        street=name,
+        number=number,
+        box=box,
+        postcode=row["ZIPCODE"] if with_place else None,
+    )
 
 
 def right_first(query: Query, features: list[dict[str, Any]]) -> bool:
@@ -175,5 +225,9 @@ def right_first(query: Query, features: list[dict[str, Any]]) -> bool:
     if query.kind == "missing_number":
         return on_street and in_place and p.get("match") == "nearest_number"
     # without a box asked, any of the number's addresses (a house's boxes tie)
-    return (on_street and in_place and p.get("POLICENUM") == query.number
-            and (query.box is None or p.get("BOXNUMBER") == query.box))
+    return (
+        on_street
+        and in_place
+        and p.get("POLICENUM") == query.number
+        and (query.box is None or p.get("BOXNUMBER") == query.box)
+    )

@@ -35,8 +35,9 @@ class RawClient:
     async def __aenter__(self) -> RawClient:
         return self
 
-    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         for _, writer in self._idle:
             writer.close()
         self._idle.clear()
@@ -48,8 +49,7 @@ class RawClient:
             reader, writer = self._idle.pop()
         else:
             reader, writer = await asyncio.open_connection(parts.hostname, parts.port or 80)
-        writer.write(f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\n{self._headers}\r\n"
-                     .encode())
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\n{self._headers}\r\n".encode())
         status, headers = await _head(reader)
         if status in (204, 304):
             body = b""

@@ -42,8 +42,9 @@ def rss_of(cmd: list[str], env: dict[str, str]) -> tuple[float, int]:
     out = tempfile.NamedTemporaryFile(suffix=".time", delete=False)
     out.close()
     started = time.perf_counter()
-    done = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", out.name, *cmd], env=env,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["/usr/bin/time", "-f", "%M", "-o", out.name, *cmd], env=env, capture_output=True, text=True
+    )
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(cmd[:3])} failed:\n{done.stdout}\n{done.stderr}")
@@ -64,8 +65,10 @@ def database(admin: str, name: str) -> str:
 
 def config_for(workdir: Path, gpkg: Path, name: str) -> Path:
     path = workdir / f"{name}.yaml"
-    path.write_text(f"layers:\n  buildings:\n    source: {{kind: file, path: {gpkg}, "
-                    "layer: Buildings}\n    key: INSPIRE_ID\n")
+    path.write_text(
+        f"layers:\n  buildings:\n    source: {{kind: file, path: {gpkg}, "
+        "layer: Buildings}\n    key: INSPIRE_ID\n"
+    )
     return path
 
 
@@ -85,8 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small", type=int, default=100_000)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/urbis-bench"))
     parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="times each measure is taken (the median is reported)")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="times each measure is taken (the median is reported)"
+    )
     args = parser.parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
     big = args.workdir / f"buildings-{args.buildings}.gpkg"
@@ -116,13 +120,18 @@ def main(argv: list[str] | None = None) -> int:
 
 def migrated_database(admin: str, name: str) -> str:
     url = database(admin, name)
-    subprocess.run([str(URBIS), "migrate"], env={**os.environ, "DATABASE_URL": url}, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [str(URBIS), "migrate"],
+        env={**os.environ, "DATABASE_URL": url},
+        check=True,
+        capture_output=True,
+    )
     return url
 
 
-def figures(n: int, ogr_seconds: float, full: float, same: float, changed: float
-            ) -> dict[str, float]:
+def figures(
+    n: int, ogr_seconds: float, full: float, same: float, changed: float
+) -> dict[str, float]:
     return {
         "full_load_seconds": round(full, 2),
         "full_load_features_per_s": round(n / full),
@@ -151,19 +160,37 @@ def settle(admin: str, *files: Path) -> None:
 def ogr2ogr_load(admin: str, big: Path, n: int, attempt: int) -> tuple[float, int]:
     url = database(admin, f"ogr_{attempt}")
     pg = make_url(url)
-    dsn = (f"PG:host={pg.host} port={pg.port} dbname={pg.database} user={pg.username} "
-           f"password={pg.password}")
+    dsn = (
+        f"PG:host={pg.host} port={pg.port} dbname={pg.database} user={pg.username} "
+        f"password={pg.password}"
+    )
     settle(admin, big)
     seconds, rss = rss_of(
-        ["ogr2ogr", "-f", "PostgreSQL", dsn, str(big), "Buildings", "-nln", "buildings",
-         "-overwrite", "-lco", "GEOMETRY_NAME=geom", "--config", "PG_USE_COPY", "YES"],
-        dict(os.environ))
+        [
+            "ogr2ogr",
+            "-f",
+            "PostgreSQL",
+            dsn,
+            str(big),
+            "Buildings",
+            "-nln",
+            "buildings",
+            "-overwrite",
+            "-lco",
+            "GEOMETRY_NAME=geom",
+            "--config",
+            "PG_USE_COPY",
+            "YES",
+        ],
+        dict(os.environ),
+    )
     assert features(url, "buildings") == n
     return seconds, rss
 
 
-def cli_runs(admin: str, configs: list[Path], files: list[Path], n: int,
-             attempt: int) -> tuple[list[float], int, list[tuple[int, int, int]]]:
+def cli_runs(
+    admin: str, configs: list[Path], files: list[Path], n: int, attempt: int
+) -> tuple[list[float], int, list[tuple[int, int, int]]]:
     """Full load, no change, 1 % changed: each `urbis sync --once` in a fresh process."""
     url = migrated_database(admin, f"urbis_cli_{attempt}")
     seconds, peak = [], 0
@@ -174,19 +201,24 @@ def cli_runs(admin: str, configs: list[Path], files: list[Path], n: int,
         peak = max(peak, rss)
     assert features(url, "urbis.buildings") == n
     with psycopg.connect(url) as conn:
-        counts = conn.execute("SELECT inserted, updated, deleted FROM urbis_meta.sync_run "
-                              "ORDER BY id").fetchall()
+        counts = conn.execute(
+            "SELECT inserted, updated, deleted FROM urbis_meta.sync_run ORDER BY id"
+        ).fetchall()
     return seconds, peak, counts
 
 
-def worker_runs(admin: str, configs: list[Path], files: list[Path], n: int,
-                attempt: int) -> dict[str, list[float]]:
+def worker_runs(
+    admin: str, configs: list[Path], files: list[Path], n: int, attempt: int
+) -> dict[str, list[float]]:
     """The same three runs inside one process, as the `urbis sync` worker makes them: the
     seconds until each run's changes are live, and then to make its rows ready for tiles."""
     url = migrated_database(admin, f"urbis_worker_{attempt}")
     settle(admin, *files)
-    done = subprocess.run([sys.executable, "-m", "bench.worker_runs", url,
-                           *(str(c) for c in configs)], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.worker_runs", url, *(str(c) for c in configs)],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         raise SystemExit(f"bench.worker_runs failed:\n{done.stdout}\n{done.stderr}")
     assert features(url, "urbis.buildings") == n
@@ -199,11 +231,15 @@ def middle(repeats: list[list[float]]) -> list[float]:
     return [statistics.median(step) for step in zip(*repeats, strict=True)]
 
 
-def run_all(admin: str, args: argparse.Namespace, big: Path, small: Path,
-            changed: Path) -> dict[str, object]:
+def run_all(
+    admin: str, args: argparse.Namespace, big: Path, small: Path, changed: Path
+) -> dict[str, object]:
     n = args.buildings
-    configs = [config_for(args.workdir, big, "big"), config_for(args.workdir, big, "big"),
-               config_for(args.workdir, changed, "changed")]
+    configs = [
+        config_for(args.workdir, big, "big"),
+        config_for(args.workdir, big, "big"),
+        config_for(args.workdir, changed, "changed"),
+    ]
     files = [big, big, changed]
     ogr: list[float] = []
     cli: list[list[float]] = []
@@ -221,8 +257,9 @@ def run_all(admin: str, args: argparse.Namespace, big: Path, small: Path,
     # peak memory at a fifth of the size
     small_url = migrated_database(admin, "urbis_small")
     settle(admin, small)
-    small_seconds, small_rss = rss_of(*sync_cmd(config_for(args.workdir, small, "small"),
-                                                small_url))
+    small_seconds, small_rss = rss_of(
+        *sync_cmd(config_for(args.workdir, small, "small"), small_url)
+    )
     reference = statistics.median(ogr)
     return {
         "buildings": n,
@@ -233,21 +270,30 @@ def run_all(admin: str, args: argparse.Namespace, big: Path, small: Path,
         "worker": figures(n, reference, *middle(worker)),
         # after each run, apart from the figures above (which end when the run's changes are
         # live): making the rows it wrote ready for tiles; `cli` includes it
-        "worker_tile_ready_seconds": dict(zip(("full_load", "no_change", "one_percent"),
-                                              (round(x, 2) for x in middle(worker_tile_ready)),
-                                              strict=True)),
-        "all_seconds": {"ogr2ogr": [round(x, 2) for x in ogr],
-                        "cli": [[round(x, 2) for x in r] for r in cli],
-                        "worker": [[round(x, 2) for x in r] for r in worker]},
-        "one_percent_counts": {"inserted": counts[-1][0], "updated": counts[-1][1],
-                               "deleted": counts[-1][2]},
+        "worker_tile_ready_seconds": dict(
+            zip(
+                ("full_load", "no_change", "one_percent"),
+                (round(x, 2) for x in middle(worker_tile_ready)),
+                strict=True,
+            )
+        ),
+        "all_seconds": {
+            "ogr2ogr": [round(x, 2) for x in ogr],
+            "cli": [[round(x, 2) for x in r] for r in cli],
+            "worker": [[round(x, 2) for x in r] for r in worker],
+        },
+        "one_percent_counts": {
+            "inserted": counts[-1][0],
+            "updated": counts[-1][1],
+            "deleted": counts[-1][2],
+        },
         "peak_rss_mib": {str(args.small): small_rss, str(n): full_rss},
         "ogr2ogr_peak_rss_mib": ogr_rss,
         "small_load_seconds": round(small_seconds, 2),
         "note": "medians of the repeats; cli: each run its own `urbis sync --once` process, "
-                "as ogr2ogr is; worker: the three runs in one process, start-up paid before; "
-                "same cluster, fsync off for all, a checkpoint and warm source files before "
-                "each timed step",
+        "as ogr2ogr is; worker: the three runs in one process, start-up paid before; "
+        "same cluster, fsync off for all, a checkpoint and warm source files before "
+        "each timed step",
     }
 
 

@@ -95,11 +95,14 @@ class TileAsk:
 
 # -- the tile list ---------------------------------------------------------------------------
 
+
 def data_extent_3857(url: str) -> tuple[float, float, float, float]:
     with psycopg.connect(url) as conn:
-        row = conn.execute("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
-                           "(SELECT ST_Transform(ST_SetSRID(ST_Extent(geom), 31370), 3857) e "
-                           "FROM urbis.buildings) s").fetchone()
+        row = conn.execute(
+            "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+            "(SELECT ST_Transform(ST_SetSRID(ST_Extent(geom), 31370), 3857) e "
+            "FROM urbis.buildings) s"
+        ).fetchone()
     assert row is not None
     return (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
 
@@ -108,8 +111,9 @@ def building_points_3857(url: str, count: int, seed: int) -> list[tuple[float, f
     """`count` points on buildings drawn at random (in key order first, so runs agree)."""
     with psycopg.connect(url) as conn:
         rows = conn.execute(
-            'SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_Transform(ST_PointOnSurface(geom), 3857) '
-            'AS p FROM urbis.buildings ORDER BY "INSPIRE_ID") s').fetchall()
+            "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_Transform(ST_PointOnSurface(geom), 3857) "
+            'AS p FROM urbis.buildings ORDER BY "INSPIRE_ID") s'
+        ).fetchall()
     rng = random.Random(seed)
     return [(float(x), float(y)) for x, y in rng.sample(rows, min(count, len(rows)))]
 
@@ -141,17 +145,21 @@ def requests_for(tiles: list[tuple[int, int, int]], seed: int) -> list[TileAsk]:
 
 # -- servers ---------------------------------------------------------------------------------
 
+
 def columns_of(url: str, table: str) -> list[str]:
     """The source's fields: what ours puts in tiles, and what tipg is told to."""
     with psycopg.connect(url) as conn:
         rows = conn.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_schema = 'urbis' "
-            "AND table_name = %s ORDER BY ordinal_position", (table,)).fetchall()
+            "AND table_name = %s ORDER BY ordinal_position",
+            (table,),
+        ).fetchall()
     return [r[0] for r in rows if r[0] not in INTERNAL_COLUMNS]
 
 
-def ours_tile_spec(url: str, config: Path, port: int, pool: int,
-                   ahead: bool) -> api_peers.ServerSpec:
+def ours_tile_spec(
+    url: str, config: Path, port: int, pool: int, ahead: bool
+) -> api_peers.ServerSpec:
     spec = api_peers.ours_spec(url, config, port, pool)
     # ahead: as `urbis serve` runs by default; else every tile is drawn when asked (the cold
     # pass measures drawing)
@@ -162,7 +170,8 @@ def ours_tile_spec(url: str, config: Path, port: int, pool: int,
 def tipg_tile_spec(venv: Path, url: str, port: int, pool: int) -> api_peers.ServerSpec:
     spec = api_peers.tipg_spec(venv, url, port, pool, columns_of(url, "buildings"))
     spec.env["TIPG_TABLE_CONFIG__urbis_street_axes__properties"] = json.dumps(
-        columns_of(url, "street_axes"))
+        columns_of(url, "street_axes")
+    )
     return spec
 
 
@@ -177,41 +186,59 @@ class ServerTiles:
     decoded: dict[TileAsk, dict[str, int]]
 
 
-def measure_server(name: str, spec_for: Callable[[int, bool], api_peers.ServerSpec],
-                   asks: list[TileAsk], rundir: Path, postmaster: int,
-                   args: argparse.Namespace) -> ServerTiles:
+def measure_server(
+    name: str,
+    spec_for: Callable[[int, bool], api_peers.ServerSpec],
+    asks: list[TileAsk],
+    rundir: Path,
+    postmaster: int,
+    args: argparse.Namespace,
+) -> ServerTiles:
     """`spec_for(port, ahead)`: the server, drawing low zooms ahead or not (ours only)."""
     low = [a for a in asks if a.z in LOW_ZOOMS]
-    compared = [a for a in asks if a.z >= COMPARED_FROM_ZOOM][:args.compare]
+    compared = [a for a in asks if a.z >= COMPARED_FROM_ZOOM][: args.compare]
 
     def urls(base: str, chosen: list[TileAsk]) -> list[str]:
         return [base + a.path(collection_id(name, a.layer)) for a in chosen]
 
     low_zoom: dict[str, Any] = {}
-    for ahead in ((False, True) if name == "ours" else (False,)):
+    for ahead in (False, True) if name == "ours" else (False,):
         port = free_port()
         label = "drawn ahead" if ahead else "cold"
         log = rundir / f"{name}-low-zoom-{label.replace(' ', '-')}.log"
         with api_peers.running(spec_for(port, ahead), port, log) as server:
             waited = wait_drawn_ahead(server.base) if ahead else None
-            low_zoom[label] = {"rows": one_at_a_time(low, urls(server.base, low)),
-                               **({"seconds_drawing_ahead_after_start": waited}
-                                  if waited is not None else {})}
+            low_zoom[label] = {
+                "rows": one_at_a_time(low, urls(server.base, low)),
+                **({"seconds_drawing_ahead_after_start": waited} if waited is not None else {}),
+            }
     port = free_port()
     passes: dict[str, dict[str, Any]] = {}
     with api_peers.running(spec_for(port, False), port, rundir / f"{name}.log") as server:
         meter = CpuMeter(server.group, postmaster)
         for pass_name, seconds in (("cold", 0.0), ("warm", args.warm_seconds)):
             before = meter.sample()
-            load = asyncio.run(drive(urls(server.base, asks), args.concurrency, seconds,
-                                     ok_statuses=(200, 204), raw=True))
+            load = asyncio.run(
+                drive(
+                    urls(server.base, asks),
+                    args.concurrency,
+                    seconds,
+                    ok_statuses=(200, 204),
+                    raw=True,
+                )
+            )
             after = meter.sample()
             figures = load.figures()
             passes[pass_name] = {
-                "tiles_per_s": figures.pop("requests_per_s"), **figures,
-                **cpu_per_request(before, after, load.ok, load.seconds)}
-            print(f"  {name:5} {pass_name:5} {passes[pass_name]['tiles_per_s']:9.1f} tiles/s "
-                  f"({load.ok} ok, {len(load.errors)} errors)", file=sys.stderr)
+                "tiles_per_s": figures.pop("requests_per_s"),
+                **figures,
+                **cpu_per_request(before, after, load.ok, load.seconds),
+            }
+            print(
+                f"  {name:5} {pass_name:5} {passes[pass_name]['tiles_per_s']:9.1f} tiles/s "
+                f"({load.ok} ok, {len(load.errors)} errors)",
+                file=sys.stderr,
+            )
         decoded = {}
         with httpx.Client(headers=HEADERS, timeout=600.0) as client:
             for ask, url in zip(compared, urls(server.base, compared), strict=True):
@@ -225,11 +252,16 @@ def one_at_a_time(asks: list[TileAsk], urls: list[str]) -> list[dict[str, Any]]:
         for ask, url in zip(asks, urls, strict=True):
             t0 = time.perf_counter()
             response = client.get(url)
-            rows.append({"layer": ask.layer, "tile": f"{ask.z}/{ask.x}/{ask.y}",
-                         "status": response.status_code,
-                         "ms": round((time.perf_counter() - t0) * 1000, 1),
-                         "bytes": len(response.content),
-                         "cache": response.headers.get("x-tile-cache")})
+            rows.append(
+                {
+                    "layer": ask.layer,
+                    "tile": f"{ask.z}/{ask.x}/{ask.y}",
+                    "status": response.status_code,
+                    "ms": round((time.perf_counter() - t0) * 1000, 1),
+                    "bytes": len(response.content),
+                    "cache": response.headers.get("x-tile-cache"),
+                }
+            )
     return rows
 
 
@@ -253,24 +285,35 @@ def feature_counts(response: httpx.Response) -> dict[str, int]:
 
 # -- seeding ---------------------------------------------------------------------------------
 
+
 def seed_rate(url: str, workdir: Path, zooms: str) -> dict[str, Any]:
     out = workdir / "tile-run" / "seed.pmtiles"
     request = seed_request(out, TMS, zooms, ",".join(LAYERS), force=True)
     result = run_seed(url, request)
-    return {"zooms": zooms, "tiles_planned": result.planned, "tiles_rendered": result.rendered,
-            "tiles_stored": result.tiles, "archive_bytes": result.bytes,
-            "seconds": round(result.seconds, 2), "tiles_per_s": round(result.rate, 1)}
+    return {
+        "zooms": zooms,
+        "tiles_planned": result.planned,
+        "tiles_rendered": result.rendered,
+        "tiles_stored": result.tiles,
+        "archive_bytes": result.bytes,
+        "seconds": round(result.seconds, 2),
+        "tiles_per_s": round(result.rate, 1),
+    }
 
 
 # -- report ----------------------------------------------------------------------------------
 
+
 def low_zoom_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     ok = [r for r in rows if r["status"] in (200, 204)]
-    return {"tiles": len(rows), "answered": len(ok),
-            "max_bytes": max((r["bytes"] for r in ok), default=0),
-            "mean_bytes": round(sum(r["bytes"] for r in ok) / len(ok)) if ok else None,
-            "total_ms": round(sum(r["ms"] for r in ok), 1),
-            **({"latency": latency_summary([r["ms"] / 1000 for r in ok])} if ok else {})}
+    return {
+        "tiles": len(rows),
+        "answered": len(ok),
+        "max_bytes": max((r["bytes"] for r in ok), default=0),
+        "mean_bytes": round(sum(r["bytes"] for r in ok) / len(ok)) if ok else None,
+        "total_ms": round(sum(r["ms"] for r in ok), 1),
+        **({"latency": latency_summary([r["ms"] / 1000 for r in ok])} if ok else {}),
+    }
 
 
 def comparison(runs: dict[str, ServerTiles]) -> dict[str, Any]:
@@ -279,55 +322,89 @@ def comparison(runs: dict[str, ServerTiles]) -> dict[str, Any]:
     for ask, ours in runs["ours"].decoded.items():
         tipg = runs["tipg"].decoded.get(ask, {})
         # tipg names the tile's layer after the collection ("default" in older releases)
-        counts = {"ours": ours.get(ask.layer, 0),
-                  "tipg": next(iter(tipg.values()), 0) if tipg else 0}
-        rows.append({"layer": ask.layer, "tile": f"{ask.z}/{ask.x}/{ask.y}", **counts,
-                     "same": counts["ours"] == counts["tipg"]})
+        counts = {
+            "ours": ours.get(ask.layer, 0),
+            "tipg": next(iter(tipg.values()), 0) if tipg else 0,
+        }
+        rows.append(
+            {
+                "layer": ask.layer,
+                "tile": f"{ask.z}/{ask.x}/{ask.y}",
+                **counts,
+                "same": counts["ours"] == counts["tipg"],
+            }
+        )
     return {"compared": len(rows), "same_count": sum(r["same"] for r in rows), "tiles": rows}
 
 
-def report(args: argparse.Namespace, url: str, asks: list[TileAsk],
-           runs: dict[str, ServerTiles], seeding: dict[str, Any],
-           started: float) -> dict[str, Any]:
+def report(
+    args: argparse.Namespace,
+    url: str,
+    asks: list[TileAsk],
+    runs: dict[str, ServerTiles],
+    seeding: dict[str, Any],
+    started: float,
+) -> dict[str, Any]:
     tps = {p: {s: runs[s].passes[p]["tiles_per_s"] for s in SERVERS} for p in ("cold", "warm")}
-    low = {f"{s} {label}": {**low_zoom_summary(run["rows"]),
-                            **{k: v for k, v in run.items() if k != "rows"}, "rows": run["rows"]}
-           for s in SERVERS for label, run in runs[s].low_zoom.items()}
+    low = {
+        f"{s} {label}": {
+            **low_zoom_summary(run["rows"]),
+            **{k: v for k, v in run.items() if k != "rows"},
+            "rows": run["rows"],
+        }
+        for s in SERVERS
+        for label, run in runs[s].low_zoom.items()
+    }
     tipg_ms = low["tipg cold"]["total_ms"]
-    ratios = {"cold": ratio(tps["cold"]["ours"], tps["cold"]["tipg"]),
-              "warm": ratio(tps["warm"]["ours"], tps["warm"]["tipg"]),
-              # how many times less time ours takes over the low-zoom tiles, one at a time:
-              # as a running server answers (drawn ahead), and drawn when asked
-              "low_zoom_speed": ratio(tipg_ms, low["ours drawn ahead"]["total_ms"]),
-              "low_zoom_speed_drawn_when_asked": ratio(tipg_ms, low["ours cold"]["total_ms"])}
+    ratios = {
+        "cold": ratio(tps["cold"]["ours"], tps["cold"]["tipg"]),
+        "warm": ratio(tps["warm"]["ours"], tps["warm"]["tipg"]),
+        # how many times less time ours takes over the low-zoom tiles, one at a time:
+        # as a running server answers (drawn ahead), and drawn when asked
+        "low_zoom_speed": ratio(tipg_ms, low["ours drawn ahead"]["total_ms"]),
+        "low_zoom_speed_drawn_when_asked": ratio(tipg_ms, low["ours cold"]["total_ms"]),
+    }
     zooms: dict[int, int] = {}
     for ask in asks:
         zooms[ask.z] = zooms.get(ask.z, 0) + 1
     return {
         "command": "python -m bench.tile_bench " + " ".join(sys.argv[1:]),
         "data": {"buildings": args.buildings, "seed": 1, "features": table_counts(url)},
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "busy_cores_before_start": args.busy_at_start},
-        "setup": {"pool_size": args.pool_size, "concurrency": args.concurrency,
-                  "warm_seconds": args.warm_seconds,
-                  "tile_requests": len(asks), "requests_per_zoom": dict(sorted(zooms.items())),
-                  "tms": TMS, "order": list(SERVERS),
-                  "servers": {"ours": "urbis serve (uvicorn, one process), tile cache "
-                                      "256 MB in memory, no disk tier",
-                              "tipg": f"tipg {api_peers.TIPG_VERSION} (uvicorn, one process), "
-                                      "defaults: buffer 256, at most 10000 features a tile"}},
-        "versions": {"ours code": args.our_code,
-                     "tipg": api_peers.installed_version(args.workdir / "peers" / "tipg",
-                                                         "tipg")},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "busy_cores_before_start": args.busy_at_start,
+        },
+        "setup": {
+            "pool_size": args.pool_size,
+            "concurrency": args.concurrency,
+            "warm_seconds": args.warm_seconds,
+            "tile_requests": len(asks),
+            "requests_per_zoom": dict(sorted(zooms.items())),
+            "tms": TMS,
+            "order": list(SERVERS),
+            "servers": {
+                "ours": "urbis serve (uvicorn, one process), tile cache "
+                "256 MB in memory, no disk tier",
+                "tipg": f"tipg {api_peers.TIPG_VERSION} (uvicorn, one process), "
+                "defaults: buffer 256, at most 10000 features a tile",
+            },
+        },
+        "versions": {
+            "ours code": args.our_code,
+            "tipg": api_peers.installed_version(args.workdir / "peers" / "tipg", "tipg"),
+        },
         "tiles_per_s": tps,
         "ratios": ratios,
         "targets": {
             "cold >= 1.5 x tipg": _met(ratios["cold"], TARGETS["cold"]),
             "warm >= 20 x tipg": _met(ratios["warm"], TARGETS["warm"]),
-            "low zoom >= 5 x faster than tipg": _met(ratios["low_zoom_speed"],
-                                                     TARGETS["low_zoom_speed"]),
-            "low zoom tiles <= 500 KB (ours)":
-                low["ours cold"]["max_bytes"] <= TARGETS["low_zoom_max_bytes"]},
+            "low zoom >= 5 x faster than tipg": _met(
+                ratios["low_zoom_speed"], TARGETS["low_zoom_speed"]
+            ),
+            "low zoom tiles <= 500 KB (ours)": low["ours cold"]["max_bytes"]
+            <= TARGETS["low_zoom_max_bytes"],
+        },
         "low_zoom": low,
         "passes": {p: {s: runs[s].passes[p] for s in SERVERS} for p in ("cold", "warm")},
         "feature_counts_z16_plus": comparison(runs),
@@ -342,17 +419,25 @@ def _met(value: float | None, target: float) -> bool | None:
 
 def table_counts(url: str) -> dict[str, int]:
     with psycopg.connect(url) as conn:
-        return {t: int(conn.execute(f"SELECT count(*) FROM urbis.{t}").fetchone()[0])  # type: ignore[index]
-                for t in LAYERS}
+        return {
+            t: int(conn.execute(f"SELECT count(*) FROM urbis.{t}").fetchone()[0])  # type: ignore[index]
+            for t in LAYERS
+        }
 
 
 # -- the run ---------------------------------------------------------------------------------
 
+
 def layer_config(rundir: Path, gpkg: Path) -> Path:
     path = rundir / "tile-bench.yaml"
-    path.write_text("layers:\n" + "".join(
-        f"  {layer}:\n    source: {{kind: file, path: {gpkg}, layer: {SOURCE_LAYERS[layer]}}}\n"
-        "    key: INSPIRE_ID\n" for layer in LAYERS))
+    path.write_text(
+        "layers:\n"
+        + "".join(
+            f"  {layer}:\n    source: {{kind: file, path: {gpkg}, layer: {SOURCE_LAYERS[layer]}}}\n"
+            "    key: INSPIRE_ID\n"
+            for layer in LAYERS
+        )
+    )
     return path
 
 
@@ -365,29 +450,54 @@ def compact(url: str) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--buildings", type=int, default=None,
-                        help="buildings to generate (default 500000; 50000 with --quick)")
-    parser.add_argument("--tiles", type=int, default=None,
-                        help="distinct z12-z18 tiles drawn (default 300; 80 with --quick)")
+    parser.add_argument(
+        "--buildings",
+        type=int,
+        default=None,
+        help="buildings to generate (default 500000; 50000 with --quick)",
+    )
+    parser.add_argument(
+        "--tiles",
+        type=int,
+        default=None,
+        help="distinct z12-z18 tiles drawn (default 300; 80 with --quick)",
+    )
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight")
-    parser.add_argument("--pool-size", type=int, default=10,
-                        help="database connections per server")
-    parser.add_argument("--compare", type=int, default=60,
-                        help="z16+ tile requests whose features are compared")
-    parser.add_argument("--warm-seconds", type=float, default=10.0,
-                        help="how long the warm pass goes round the list (at least once)")
-    parser.add_argument("--seed-zooms", default=None,
-                        help="zooms seeded into PMTiles (default 10-15; 10-14 with --quick)")
+    parser.add_argument("--pool-size", type=int, default=10, help="database connections per server")
+    parser.add_argument(
+        "--compare", type=int, default=60, help="z16+ tile requests whose features are compared"
+    )
+    parser.add_argument(
+        "--warm-seconds",
+        type=float,
+        default=10.0,
+        help="how long the warm pass goes round the list (at least once)",
+    )
+    parser.add_argument(
+        "--seed-zooms",
+        default=None,
+        help="zooms seeded into PMTiles (default 10-15; 10-14 with --quick)",
+    )
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
-                        help="first wait up to this long for the CPU to be idle")
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="first wait up to this long for the CPU to be idle",
+    )
     parser.add_argument("--quick", action="store_true", help="50,000 buildings, fewer tiles")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/urbis-bench"))
     parser.add_argument("--json", type=Path, default=None, help="write the result here too")
     args = parser.parse_args(argv)
-    return with_defaults(args, {"buildings": 50_000 if args.quick else 500_000,
-                                "tiles": 80 if args.quick else 300,
-                                "seed_zooms": "10-14" if args.quick else "10-15"})
+    return with_defaults(
+        args,
+        {
+            "buildings": 50_000 if args.quick else 500_000,
+            "tiles": 80 if args.quick else 300,
+            "seed_zooms": "10-14" if args.quick else "10-15",
+        },
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -406,7 +516,8 @@ def main(argv: list[str] | None = None) -> int:
         tipg = api_peers.ensure_venv(args.workdir / "peers", "tipg")
         specs: dict[str, Callable[[int, bool], api_peers.ServerSpec]] = {
             "ours": lambda port, ahead: ours_tile_spec(url, config, port, args.pool_size, ahead),
-            "tipg": lambda port, _: tipg_tile_spec(tipg, url, port, args.pool_size)}
+            "tipg": lambda port, _: tipg_tile_spec(tipg, url, port, args.pool_size),
+        }
         runs = {}
         before = our_code()
         for name in SERVERS:

@@ -24,13 +24,29 @@ class AddressFields:
     street_id: str | None = None
 
     def required(self) -> set[str]:
-        return {self.street_fr, self.street_nl, self.number, self.postcode,
-                self.municipality_fr, self.municipality_nl}
+        return {
+            self.street_fr,
+            self.street_nl,
+            self.number,
+            self.postcode,
+            self.municipality_fr,
+            self.municipality_nl,
+        }
 
     def street_fields(self) -> list[str]:
         """The fields a street's addresses share: its id (if any), names, postcode, municipality."""
-        return [n for n in (self.street_id, self.street_fr, self.street_nl, self.postcode,
-                            self.municipality_fr, self.municipality_nl) if n is not None]
+        return [
+            n
+            for n in (
+                self.street_id,
+                self.street_fr,
+                self.street_nl,
+                self.postcode,
+                self.municipality_fr,
+                self.municipality_nl,
+            )
+            if n is not None
+        ]
 
     def all(self) -> list[str]:
         return [*self.street_fields(), self.number, *([self.box] if self.box else [])]
@@ -39,10 +55,19 @@ class AddressFields:
 # The URBIS address schemas: UrbIS-Vector (current) and UrbAdm (legacy); the box and the
 # street id are used when the layer has them.
 KNOWN_SCHEMAS = (
-    AddressFields("STRNAMEFRE", "STRNAMEDUT", "POLICENUM", "ZIPCODE", "MUNNAMEFRE",
-                  "MUNNAMEDUT", box="BOXNUMBER", street_id="STREET_ID"),
-    AddressFields("PW_NAME_FR", "PW_NAME_DU", "ADRN", "PZNC", "MU_NAME_FR", "MU_NAME_DU",
-                  street_id="PW_ID"),
+    AddressFields(
+        "STRNAMEFRE",
+        "STRNAMEDUT",
+        "POLICENUM",
+        "ZIPCODE",
+        "MUNNAMEFRE",
+        "MUNNAMEDUT",
+        box="BOXNUMBER",
+        street_id="STREET_ID",
+    ),
+    AddressFields(
+        "PW_NAME_FR", "PW_NAME_DU", "ADRN", "PZNC", "MU_NAME_FR", "MU_NAME_DU", street_id="PW_ID"
+    ),
 )
 
 
@@ -50,13 +75,17 @@ def address_fields(layer: LayerEntry) -> AddressFields | None:
     names = {c.name for c in layer.columns}
     for schema in KNOWN_SCHEMAS:
         if schema.required() <= names:
-            return replace(schema, box=schema.box if schema.box in names else None,
-                           street_id=schema.street_id if schema.street_id in names else None)
+            return replace(
+                schema,
+                box=schema.box if schema.box in names else None,
+                street_id=schema.street_id if schema.street_id in names else None,
+            )
     return None
 
 
-def address_layer(layers: Iterable[LayerEntry], wanted: str | None) -> tuple[LayerEntry,
-                                                                             AddressFields]:
+def address_layer(
+    layers: Iterable[LayerEntry], wanted: str | None
+) -> tuple[LayerEntry, AddressFields]:
     """The layer to geocode on: `wanted`, or the first whose fields are an address schema."""
     layers = list(layers)
     if wanted is not None:
@@ -65,15 +94,20 @@ def address_layer(layers: Iterable[LayerEntry], wanted: str | None) -> tuple[Lay
             raise NotFound(f"no collection '{wanted}'; /collections lists the available ones")
         fields = address_fields(layer)
         if fields is None:
-            raise InvalidParameter("collection", f"'{wanted}' is not an address layer (it "
-                                   "lacks street, number, postcode and municipality fields)")
+            raise InvalidParameter(
+                "collection",
+                f"'{wanted}' is not an address layer (it "
+                "lacks street, number, postcode and municipality fields)",
+            )
         return layer, fields
     for layer in layers:
         fields = address_fields(layer)
         if fields is not None:
             return layer, fields
-    raise NotFound("no address layer is synced: geocoding needs a layer with URBIS address "
-                   "fields (e.g. STRNAMEFRE, POLICENUM, ZIPCODE, MUNNAMEFRE)")
+    raise NotFound(
+        "no address layer is synced: geocoding needs a layer with URBIS address "
+        "fields (e.g. STRNAMEFRE, POLICENUM, ZIPCODE, MUNNAMEFRE)"
+    )
 
 
 BOX_WORD = {"fr": "bte", "nl": "bus"}  # how a box is written after the number

@@ -22,31 +22,133 @@ from urbis_core.errors import InvalidParameter
 
 # Written-out forms of the usual abbreviations (folded, without their dot).
 ABBREVIATIONS = {
-    "av": "avenue", "ave": "avenue", "bd": "boulevard", "bld": "boulevard",
-    "blvd": "boulevard", "boul": "boulevard", "bvd": "boulevard", "ch": "chaussee",
-    "chee": "chaussee", "chss": "chaussee", "chau": "chaussee", "r": "rue", "pl": "place",
-    "sq": "square", "imp": "impasse", "gal": "galerie", "pass": "passage", "rte": "route",
-    "qu": "quai", "crf": "carrefour", "str": "straat", "ln": "laan", "stwg": "steenweg",
-    "stw": "steenweg", "pln": "plein", "drf": "dreef",
+    "av": "avenue",
+    "ave": "avenue",
+    "bd": "boulevard",
+    "bld": "boulevard",
+    "blvd": "boulevard",
+    "boul": "boulevard",
+    "bvd": "boulevard",
+    "ch": "chaussee",
+    "chee": "chaussee",
+    "chss": "chaussee",
+    "chau": "chaussee",
+    "r": "rue",
+    "pl": "place",
+    "sq": "square",
+    "imp": "impasse",
+    "gal": "galerie",
+    "pass": "passage",
+    "rte": "route",
+    "qu": "quai",
+    "crf": "carrefour",
+    "str": "straat",
+    "ln": "laan",
+    "stwg": "steenweg",
+    "stw": "steenweg",
+    "pln": "plein",
+    "drf": "dreef",
     # saint, sainte, sint and their short forms are one word in every name
-    "st": "st", "ste": "st", "saint": "st", "sainte": "st", "sint": "st",
+    "st": "st",
+    "ste": "st",
+    "saint": "st",
+    "sainte": "st",
+    "sint": "st",
 }
 # Dutch kinds are glued to the name ('Overwinningsstraat') and abbreviated glued as well.
-GLUED_ABBREVIATIONS = (("stwg", "steenweg"), ("str", "straat"), ("ln", "laan"),
-                       ("pln", "plein"))
+GLUED_ABBREVIATIONS = (("stwg", "steenweg"), ("str", "straat"), ("ln", "laan"), ("pln", "plein"))
 # A French street name starts with its kind; a Dutch one ends with it.
-FRENCH_KINDS = frozenset({
-    "rue", "ruelle", "avenue", "boulevard", "chaussee", "place", "square", "cite", "impasse",
-    "allee", "quai", "chemin", "dreve", "clos", "parvis", "galerie", "passage", "sentier",
-    "route", "pont", "carrefour", "esplanade", "cour", "rampe", "venelle", "voie", "promenade",
-    "montee", "jardin", "parc", "rond"})
-DUTCH_KINDS = ("steenweg", "voorplein", "straat", "laan", "plein", "square", "hof", "dreef",
-               "weg", "kaai", "kade", "gaarde", "pad", "gang", "dijk", "markt", "park",
-               "plaats", "lei", "vest", "baan", "singel", "wegel", "galerij", "doorgang",
-               "brug", "rotonde", "tuin", "steeg")
+FRENCH_KINDS = frozenset(
+    {
+        "rue",
+        "ruelle",
+        "avenue",
+        "boulevard",
+        "chaussee",
+        "place",
+        "square",
+        "cite",
+        "impasse",
+        "allee",
+        "quai",
+        "chemin",
+        "dreve",
+        "clos",
+        "parvis",
+        "galerie",
+        "passage",
+        "sentier",
+        "route",
+        "pont",
+        "carrefour",
+        "esplanade",
+        "cour",
+        "rampe",
+        "venelle",
+        "voie",
+        "promenade",
+        "montee",
+        "jardin",
+        "parc",
+        "rond",
+    }
+)
+DUTCH_KINDS = (
+    "steenweg",
+    "voorplein",
+    "straat",
+    "laan",
+    "plein",
+    "square",
+    "hof",
+    "dreef",
+    "weg",
+    "kaai",
+    "kade",
+    "gaarde",
+    "pad",
+    "gang",
+    "dijk",
+    "markt",
+    "park",
+    "plaats",
+    "lei",
+    "vest",
+    "baan",
+    "singel",
+    "wegel",
+    "galerij",
+    "doorgang",
+    "brug",
+    "rotonde",
+    "tuin",
+    "steeg",
+)
 _DUTCH_KINDS_LONGEST_FIRST = tuple(sorted(DUTCH_KINDS, key=len, reverse=True))
-ARTICLES = frozenset({"de", "du", "des", "la", "le", "les", "l", "d", "a", "au", "aux", "en",
-                      "et", "het", "van", "der", "den", "t", "ter", "ten"})
+ARTICLES = frozenset(
+    {
+        "de",
+        "du",
+        "des",
+        "la",
+        "le",
+        "les",
+        "l",
+        "d",
+        "a",
+        "au",
+        "aux",
+        "en",
+        "et",
+        "het",
+        "van",
+        "der",
+        "den",
+        "t",
+        "ter",
+        "ten",
+    }
+)
 BOX_WORDS = frozenset({"bte", "bt", "boite", "bus", "box"})
 BOX_MAX_LENGTH = 6
 
@@ -102,23 +204,37 @@ def parse_query(q: str) -> ParsedQuery:
     text = _SLASH_BOX.sub(r"\1 bte \2", _plain(q))
     text = _RANGE.sub(r"\1-\2", text)
     tokens = re.sub(r"[^0-9a-z-]+", " ", text).replace(" -", " ").replace("- ", " ").split()
-    tokens = [t for part in tokens for t in (part.split("-") if not _HOUSE_NUMBER.match(part)
-                                             else [part]) if t]
+    tokens = [
+        t
+        for part in tokens
+        for t in (part.split("-") if not _HOUSE_NUMBER.match(part) else [part])
+        if t
+    ]
     words: list[str] = []
     number = box = postcode = None
     i = 0
     while i < len(tokens):
-        token, rest = tokens[i], tokens[i + 1:]
+        token, rest = tokens[i], tokens[i + 1 :]
         if postcode is None and _POSTCODE.match(token) and (number is not None or rest):
             postcode = token
         elif number is None and _HOUSE_NUMBER.match(token):
             number = token
             # a spaced letter suffix ('23 c'), unless it is an abbreviation ('12 r. Haute')
-            if (token[-1].isdigit() and rest and len(rest[0]) == 1 and rest[0].isalpha()
-                    and rest[0] not in ABBREVIATIONS):
+            if (
+                token[-1].isdigit()
+                and rest
+                and len(rest[0]) == 1
+                and rest[0].isalpha()
+                and rest[0] not in ABBREVIATIONS
+            ):
                 number, i = token + rest[0], i + 1
-        elif (number is not None and box is None and token in BOX_WORDS and rest
-              and len(rest[0]) <= BOX_MAX_LENGTH):
+        elif (
+            number is not None
+            and box is None
+            and token in BOX_WORDS
+            and rest
+            and len(rest[0]) <= BOX_MAX_LENGTH
+        ):
             box, i = rest[0], i + 1
         else:
             words.append(token)
@@ -130,9 +246,12 @@ def parse_query(q: str) -> ParsedQuery:
 
 def require_something(query: ParsedQuery) -> None:
     if not query.words and query.postcode is None:
-        raise InvalidParameter("q", "name a street (e.g. 'Rue de la Victoire 2, 1060 "
-                               "Saint-Gilles' or 'Overwinningsstraat 2'), a municipality or a "
-                               "postcode of the Region (1000-1299)")
+        raise InvalidParameter(
+            "q",
+            "name a street (e.g. 'Rue de la Victoire 2, 1060 "
+            "Saint-Gilles' or 'Overwinningsstraat 2'), a municipality or a "
+            "postcode of the Region (1000-1299)",
+        )
 
 
 @dataclass(frozen=True)
@@ -192,5 +311,4 @@ def street_words(words: tuple[str, ...] | list[str], glued: bool = True) -> Stre
                 kind, language, core = suffix, "nl", [*core[:-1], last[: -len(suffix)]]
                 break
     full = ([kind] if language == "fr" else []) + core + ([kind] if language == "nl" else [])
-    return StreetWords(kind, language, tuple(core), tuple(w for w in full if w),
-                       "".join(tokens))
+    return StreetWords(kind, language, tuple(core), tuple(w for w in full if w), "".join(tokens))

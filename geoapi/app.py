@@ -71,31 +71,39 @@ def create_app(settings: ApiSettings) -> FastAPI:
             pool_pre_ping=True,
             # Plan each statement for its values: psycopg prepares repeated statements, and a
             # generic plan cannot see a LIKE prefix (so no index for it) nor a filter's share.
-            connect_args={"options": session_options(
-                budgets.timeouts[DEFAULT_KIND], settings.idle_in_transaction_timeout,
-                API_APPLICATION_NAME, plan_cache_mode="force_custom_plan")},
+            connect_args={
+                "options": session_options(
+                    budgets.timeouts[DEFAULT_KIND],
+                    settings.idle_in_transaction_timeout,
+                    API_APPLICATION_NAME,
+                    plan_cache_mode="force_custom_plan",
+                )
+            },
         )
         app.state.engine = engine
         app.state.settings = settings
         app.state.budgets = budgets
-        app.state.workers = Workers(settings.cpu_threads, settings.cpu_processes,
-                                    settings.queue_timeout)
+        app.state.workers = Workers(
+            settings.cpu_threads, settings.cpu_processes, settings.queue_timeout
+        )
         disk = DiskTier(settings.tile_cache_dir) if settings.tile_cache_dir else None
         app.state.tile_cache = TileCache(settings.tile_cache_mb * 1024 * 1024, disk)
         await reconcile_at_start(settings.database_url, app.state.tile_cache)
         missing = [str(p) for p in settings.tile_archives if not p.is_file()]
         if missing:
             raise ConfigError(f"URBIS_TILE_ARCHIVES: no such file: {', '.join(missing)}")
-        app.state.tile_archives = {path.stem: open_archive(path)
-                                   for path in settings.tile_archives}
+        app.state.tile_archives = {path.stem: open_archive(path) for path in settings.tile_archives}
         # in a thread, as the API starts, rather than on the loop in the first query's way
         warming = asyncio.create_task(anyio.to_thread.run_sync(_warm_up))
         keeper = LowZoomKeeper(
             functools.partial(budgets.snapshot, engine, "tiles", DRAWING_AHEAD_TIMEOUT),
-            app.state.tile_cache, settings.tile_warm_zoom)
+            app.state.tile_cache,
+            settings.tile_warm_zoom,
+        )
         app.state.low_zoom_keeper = keeper
-        listener = asyncio.create_task(follow_changes(settings.database_url,
-                                                      app.state.tile_cache, keeper.poke))
+        listener = asyncio.create_task(
+            follow_changes(settings.database_url, app.state.tile_cache, keeper.poke)
+        )
         try:
             yield
         finally:
@@ -112,7 +120,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app = FastAPI(
         title="URBIS GeoService",
         description="OGC API Features over the Brussels URBIS layers kept in PostGIS. "
-                    "Data: Brussels UrbIS®© - Distribution & Copyright CIRB / Paradigm.",
+        "Data: Brussels UrbIS®© - Distribution & Copyright CIRB / Paradigm.",
         version="0.1.0",
         lifespan=lifespan,
         docs_url=None,
@@ -122,17 +130,22 @@ def create_app(settings: ApiSettings) -> FastAPI:
     install_error_handlers(app)
     app.state.db_health = DatabaseHealth()
     app.state.public_url = PublicUrl(
-        parse_public_url(settings.public_url, "URBIS_PUBLIC_URL") if settings.public_url
-        else None, parse_networks(settings.trusted_proxies, "URBIS_TRUSTED_PROXIES"))
+        parse_public_url(settings.public_url, "URBIS_PUBLIC_URL") if settings.public_url else None,
+        parse_networks(settings.trusted_proxies, "URBIS_TRUSTED_PROXIES"),
+    )
     app.state.api_definition = ApiDefinition(app)
     # Innermost of the three, so that its refusals carry Vary and CORS headers as well.
     app.add_middleware(RequestLimits, limits=settings.limits)
     app.add_middleware(VaryMiddleware)
     app.add_middleware(CancelOnDisconnect)
     # Web apps on other origins embed tiles and call the API from the browser.
-    app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
-                       allow_methods=["GET", "POST", "HEAD", "OPTIONS"], allow_headers=["*"],
-                       expose_headers=["ETag", "Content-Crs", "Link", "X-Tile-Cache"])
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(settings.cors_origins),
+        allow_methods=["GET", "POST", "HEAD", "OPTIONS"],
+        allow_headers=["*"],
+        expose_headers=["ETag", "Content-Crs", "Link", "X-Tile-Cache"],
+    )
     app.include_router(landing.router)
     app.include_router(collections.router)
     app.include_router(schemas.router)

@@ -67,7 +67,8 @@ def area_of_use(storage_srid: int, srid: int) -> shapely.Polygon:
         # simplify(0) drops only the vertices that fall on a straight line (Web Mercator's
         # edges stay straight), so a rectangle stays a rectangle of four corners.
         shape = shapely.simplify(
-            shapely.transform(shapely.segmentize(shape, AREA_STEP_DEGREES), move), 0)
+            shapely.transform(shapely.segmentize(shape, AREA_STEP_DEGREES), move), 0
+        )
     shapely.prepare(shape)
     return shape
 
@@ -146,7 +147,8 @@ def _box(shape: shapely.Geometry) -> Bbox | None:
 def _intersection(shape: shapely.Geometry, area: shapely.Geometry) -> shapely.Geometry:
     # GEOS' overlay refuses collections that mix dimensions: cut their members one by one.
     if isinstance(shape, shapely.GeometryCollection) and not isinstance(
-            shape, shapely.MultiPoint | shapely.MultiLineString | shapely.MultiPolygon):
+        shape, shapely.MultiPoint | shapely.MultiLineString | shapely.MultiPolygon
+    ):
         parts = [_intersection(g, area) for g in shape.geoms]
         return shapely.GeometryCollection([p for p in parts if not p.is_empty])
     return shapely.intersection(shape, area)
@@ -167,8 +169,7 @@ def _is_rectangle(shape: shapely.Geometry) -> bool:
     return isinstance(shape, shapely.Polygon) and shape.equals(shapely.envelope(shape))
 
 
-def in_storage(shape: shapely.Geometry, srid: int,
-               storage_srid: int) -> ColumnElement[Any] | None:
+def in_storage(shape: shapely.Geometry, srid: int, storage_srid: int) -> ColumnElement[Any] | None:
     """`shape` (x/y in EPSG:`srid`) cut to the storage CRS's area of use, in that CRS.
 
     SQL evaluated once per statement (`geoapi.once`); None when no part of the shape lies in
@@ -193,8 +194,7 @@ def in_storage(shape: shapely.Geometry, srid: int,
         ewkb = shapely.to_wkb(shapely.set_srid(part, srid), include_srid=True)
         geom = func.ST_GeomFromEWKB(sa.literal(ewkb, sa.LargeBinary()))
     if srid != storage_srid:
-        geom = func.ST_Transform(func.ST_Segmentize(geom, densify_step(part, srid)),
-                                 storage_srid)
+        geom = func.ST_Transform(func.ST_Segmentize(geom, densify_step(part, srid)), storage_srid)
         if not rectangle:
             geom = func.ST_MakeValid(geom)
     return once(geom)

@@ -58,12 +58,14 @@ class Budgets:
                 raise Unavailable(
                     f"too many {kind} requests are running; none freed its place within "
                     f"{self.queue_timeout:g} s. Try again shortly",
-                    BUSY_RETRY_AFTER) from None
+                    BUSY_RETRY_AFTER,
+                ) from None
             yield
 
     @contextlib.asynccontextmanager
-    async def snapshot(self, engine: AsyncEngine, kind: str,
-                       timeout: float | None = None) -> AsyncIterator[AsyncConnection]:
+    async def snapshot(
+        self, engine: AsyncEngine, kind: str, timeout: float | None = None
+    ) -> AsyncIterator[AsyncConnection]:
         """A pooled connection in one REPEATABLE READ transaction, under `kind`'s timeout.
 
         `timeout` (seconds) replaces it for work no request waits for (tiles drawn ahead).
@@ -73,9 +75,11 @@ class Budgets:
         try:
             await conn.start()
         except PoolTimeout:
-            raise Unavailable(f"every database connection is in use; none came free within "
-                              f"{self.queue_timeout:g} s. Try again shortly",
-                              BUSY_RETRY_AFTER) from None
+            raise Unavailable(
+                f"every database connection is in use; none came free within "
+                f"{self.queue_timeout:g} s. Try again shortly",
+                BUSY_RETRY_AFTER,
+            ) from None
         except OperationalError as exc:
             self.health.failed(first_line(exc))
             raise
@@ -85,8 +89,10 @@ class Budgets:
             await conn.execution_options(isolation_level="REPEATABLE READ")
             await conn.begin()
             if seconds != self.timeouts[DEFAULT_KIND]:
-                await conn.execute(text("SELECT set_config('statement_timeout', :t, true)"),
-                                   {"t": f"{round(seconds * 1000)}ms"})
+                await conn.execute(
+                    text("SELECT set_config('statement_timeout', :t, true)"),
+                    {"t": f"{round(seconds * 1000)}ms"},
+                )
             yield conn
         finally:
             await self._end(conn)

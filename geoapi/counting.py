@@ -34,8 +34,9 @@ class MatchCounts:
             self._counts.move_to_end(key)
         return value
 
-    async def count(self, conn: AsyncConnection, layer: LayerEntry, request: Hashable,
-                    query: Select[Any]) -> int:
+    async def count(
+        self, conn: AsyncConnection, layer: LayerEntry, request: Hashable, query: Select[Any]
+    ) -> int:
         """`query`'s count; `request` must tell apart every two requests it can differ for."""
         value = self.known(layer, request)
         if value is None:

@@ -44,19 +44,29 @@ MAX_DEPTH = 100
 # GeometryCollections inside GeometryCollections in a literal. PostGIS refuses some 200 ("too
 # many chained collections"), and shapely recurses through each.
 MAX_COLLECTION_DEPTH = 16
-_STRINGS = {"cql2-text": re.compile(r"'(?:[^']|'')*'|\"[^\"]*\""),
-            "cql2-json": re.compile(r'"(?:[^"\\]|\\.)*"')}
+_STRINGS = {
+    "cql2-text": re.compile(r"'(?:[^']|'')*'|\"[^\"]*\""),
+    "cql2-json": re.compile(r'"(?:[^"\\]|\\.)*"'),
+}
 _OPENS, _CLOSES = np.frombuffer(b"([{", np.uint8), np.frombuffer(b")]}", np.uint8)
 
 _COMPARISONS: dict[type[ast.Node], str] = {
-    ast.Equal: "=", ast.NotEqual: "<>", ast.LessThan: "<", ast.LessEqual: "<=",
-    ast.GreaterThan: ">", ast.GreaterEqual: ">=",
+    ast.Equal: "=",
+    ast.NotEqual: "<>",
+    ast.LessThan: "<",
+    ast.LessEqual: "<=",
+    ast.GreaterThan: ">",
+    ast.GreaterEqual: ">=",
 }
 _SPATIAL: dict[type[ast.Node], str] = {
-    ast.GeometryIntersects: "ST_Intersects", ast.GeometryWithin: "ST_Within",
-    ast.GeometryContains: "ST_Contains", ast.GeometryDisjoint: "ST_Disjoint",
-    ast.GeometryEquals: "ST_Equals", ast.GeometryTouches: "ST_Touches",
-    ast.GeometryCrosses: "ST_Crosses", ast.GeometryOverlaps: "ST_Overlaps",
+    ast.GeometryIntersects: "ST_Intersects",
+    ast.GeometryWithin: "ST_Within",
+    ast.GeometryContains: "ST_Contains",
+    ast.GeometryDisjoint: "ST_Disjoint",
+    ast.GeometryEquals: "ST_Equals",
+    ast.GeometryTouches: "ST_Touches",
+    ast.GeometryCrosses: "ST_Crosses",
+    ast.GeometryOverlaps: "ST_Overlaps",
 }
 _INTEGER_TYPES = {"integer": sa.BigInteger(), "bigint": sa.BigInteger()}
 _SCALAR_TYPES: dict[str, tuple[type | tuple[type, ...], sa.types.TypeEngine[Any]]] = {
@@ -93,8 +103,9 @@ def parse_language(raw: str | None) -> str:
     """`filter-lang`: cql2-text (the default) or cql2-json."""
     language = raw or "cql2-text"
     if language not in LANGUAGES:
-        raise InvalidParameter("filter-lang", f"'{raw}' is not supported; use "
-                                              f"{' or '.join(LANGUAGES)}")
+        raise InvalidParameter(
+            "filter-lang", f"'{raw}' is not supported; use {' or '.join(LANGUAGES)}"
+        )
     return language
 
 
@@ -114,8 +125,9 @@ def parse_filter(raw: str, language: str | None) -> ast.Node:
     if len(raw) > MAX_FILTER_LENGTH:
         raise _fail(f"the filter is longer than {MAX_FILTER_LENGTH} characters")
     if _nesting(raw, language) > MAX_NESTING:
-        raise _fail(f"the filter is nested too deeply: more than {MAX_NESTING} brackets "
-                    "( [ { open at once")
+        raise _fail(
+            f"the filter is nested too deeply: more than {MAX_NESTING} brackets ( [ {{ open at once"
+        )
     try:
         if language == "cql2-json":
             document = _normalise_json(json.loads(raw))
@@ -130,9 +142,11 @@ def parse_filter(raw: str, language: str | None) -> ast.Node:
     if not isinstance(node, ast.Node):
         raise _fail(f"not valid {language}: expected a condition, got {node!r:.100}")
     if _depth(node) > MAX_DEPTH:
-        raise _fail(f"the filter is nested too deeply: more than {MAX_DEPTH} operators inside "
-                    "one another (each AND or OR of a chain is one more; for a list of values "
-                    "use IN)")
+        raise _fail(
+            f"the filter is nested too deeply: more than {MAX_DEPTH} operators inside "
+            "one another (each AND or OR of a chain is one more; for a list of values "
+            "use IN)"
+        )
     return node
 
 
@@ -168,8 +182,7 @@ class CqlFilter:
             raise _fail("the filter is nested too deeply") from None
 
 
-def compile_filter(raw: str, language: str | None, crs: OutputCrs,
-                   layer: LayerEntry) -> CqlFilter:
+def compile_filter(raw: str, language: str | None, crs: OutputCrs, layer: LayerEntry) -> CqlFilter:
     """Parse `raw` and check it against `layer` (a 400 for anything not supported)."""
     cql = CqlFilter(parse_filter(raw, language), crs)
     cql.condition(layer, layer.table())  # translate once now, so errors come before any SQL
@@ -208,9 +221,11 @@ class _Translator:
         if type(node) in _SPATIAL:
             return self.spatial(node)
         if isinstance(node, ast.Node):
-            raise _fail(f"{_describe(node)} is not supported; supported: comparisons "
-                        "(=, <>, <, <=, >, >=), LIKE, IN, BETWEEN, IS NULL, AND, OR, NOT, "
-                        + ", ".join(o.upper().replace("ST_", "S_") for o in _SPATIAL.values()))
+            raise _fail(
+                f"{_describe(node)} is not supported; supported: comparisons "
+                "(=, <>, <, <=, >, >=), LIKE, IN, BETWEEN, IS NULL, AND, OR, NOT, "
+                + ", ".join(o.upper().replace("ST_", "S_") for o in _SPATIAL.values())
+            )
         raise _fail(f"expected a condition, got the value {node!r:.100}")
 
     def comparison(self, node: Any) -> ColumnElement[bool]:
@@ -224,8 +239,10 @@ class _Translator:
         if isinstance(rhs, ast.Attribute):
             other = self.scalar_property(rhs, op)
             if _family(self.types[name]) != _family(self.types[rhs.name]):
-                raise _fail(f"cannot compare '{name}' ({self.types[name]}) with "
-                            f"'{rhs.name}' ({self.types[rhs.name]})")
+                raise _fail(
+                    f"cannot compare '{name}' ({self.types[name]}) with "
+                    f"'{rhs.name}' ({self.types[rhs.name]})"
+                )
             return column.op(op, is_comparison=True)(other)
         value = self.value(name, rhs)
         return column.op(op, is_comparison=True)(value)
@@ -252,8 +269,7 @@ class _Translator:
         # values took SQLAlchemy 2 s to compile into each statement, on the event loop.
         kinds = {type(b.type) for b in binds if isinstance(b, BindParameter)}
         if len(kinds) == 1 and all(isinstance(b, BindParameter) for b in binds):
-            array = sa.literal([b.value for b in binds],
-                               postgresql.ARRAY(binds[0].type))
+            array = sa.literal([b.value for b in binds], postgresql.ARRAY(binds[0].type))
             return column != sa.all_(array) if node.not_ else column == sa.any_(array)
         return column.not_in(binds) if node.not_ else column.in_(binds)
 
@@ -287,11 +303,15 @@ class _Translator:
         if not isinstance(node, ast.Attribute):
             raise _fail(f"the left side of {op} must be a property, not {_describe(node)}")
         if node.name in GEOMETRY_NAMES and node.name not in self.types:
-            raise _fail(f"'{node.name}' is the geometry; use a spatial operator "
-                        "(S_INTERSECTS, S_WITHIN...)")
+            raise _fail(
+                f"'{node.name}' is the geometry; use a spatial operator (S_INTERSECTS, S_WITHIN...)"
+            )
         if node.name not in self.types:
-            raise _fail(f"unknown property '{node.name}'; '{self.layer.id}' has "
-                        + ", ".join(self.types) + " and the geometry (geom)")
+            raise _fail(
+                f"unknown property '{node.name}'; '{self.layer.id}' has "
+                + ", ".join(self.types)
+                + " and the geometry (geom)"
+            )
         column: ColumnElement[Any] = self.table.c[node.name]
         if self.types[node.name] not in _KNOWN_TYPES:
             column = sa.cast(column, sa.Text)  # types the API does not convert: text
@@ -337,8 +357,9 @@ class _Translator:
             if node.name in GEOMETRY_NAMES:
                 return self.table.c.geom
             if node.name in self.types:
-                raise _fail(f"'{node.name}' is not a geometry; spatial operators take "
-                            "the geometry (geom)")
+                raise _fail(
+                    f"'{node.name}' is not a geometry; spatial operators take the geometry (geom)"
+                )
             raise _fail(f"unknown property '{node.name}'; the geometry is 'geom'")
         if isinstance(node, values.Geometry):
             return self.literal(node.geometry)
@@ -346,13 +367,16 @@ class _Translator:
             return self.envelope([node.x1, node.x2, node.y1, node.y2])
         if isinstance(node, ast.Function) and node.name.lower() == "bbox":  # cql2-text BBOX()
             return self.envelope(list(node.arguments))
-        raise _fail(f"spatial operators take the geometry and a geometry literal, "
-                    f"not {_describe(node)}")
+        raise _fail(
+            f"spatial operators take the geometry and a geometry literal, not {_describe(node)}"
+        )
 
     def literal(self, geojson: Any) -> shapely.Geometry:
         if _collection_depth(geojson) > MAX_COLLECTION_DEPTH:
-            raise _fail(f"a geometry literal has GeometryCollections nested more than "
-                        f"{MAX_COLLECTION_DEPTH} deep")
+            raise _fail(
+                f"a geometry literal has GeometryCollections nested more than "
+                f"{MAX_COLLECTION_DEPTH} deep"
+            )
         try:
             shape = _shape(geojson)
         except Exception as exc:  # noqa: BLE001 - shapely raises several kinds
@@ -369,7 +393,8 @@ class _Translator:
 
     def envelope(self, numbers: list[Any]) -> shapely.Geometry:
         if len(numbers) not in (4, 6) or not all(
-                isinstance(n, int | float) and not isinstance(n, bool) for n in numbers):
+            isinstance(n, int | float) and not isinstance(n, bool) for n in numbers
+        ):
             raise _fail("a bbox literal needs 4 (or 6) numbers")
         if len(numbers) == 6:
             numbers = [numbers[0], numbers[1], numbers[3], numbers[4]]
@@ -392,15 +417,19 @@ class _Translator:
         if not np.isfinite(coordinates).all():
             raise _fail("geometry coordinates must be finite numbers")
         if not self.crs.geographic and (np.abs(coordinates) > projected_limit).any():
-            raise _fail("geometry coordinates are out of range for filter-crs "
-                        f"{self.crs.uri}: projected coordinates lie within "
-                        f"±{projected_limit:,.0f} m")
+            raise _fail(
+                "geometry coordinates are out of range for filter-crs "
+                f"{self.crs.uri}: projected coordinates lie within "
+                f"±{projected_limit:,.0f} m"
+            )
         if self.crs.geographic:
             lon = coordinates[:, 1] if self.crs.lat_first else coordinates[:, 0]
             lat = coordinates[:, 0] if self.crs.lat_first else coordinates[:, 1]
             if (abs(lon) > 180).any() or (abs(lat) > 90).any():
-                raise _fail("geometry coordinates are out of range for filter-crs "
-                            f"{self.crs.uri} (longitude -180..180, latitude -90..90)")
+                raise _fail(
+                    "geometry coordinates are out of range for filter-crs "
+                    f"{self.crs.uri} (longitude -180..180, latitude -90..90)"
+                )
 
     def to_layer(self, shape: shapely.Geometry) -> ColumnElement[Any] | None:
         """A literal in the layer's SRID, cut to where that CRS is valid; None if nothing is."""

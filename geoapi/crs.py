@@ -28,12 +28,13 @@ class OutputCrs:
 
 SUPPORTED: dict[str, OutputCrs] = {
     CRS84_URI: OutputCrs(CRS84_URI, 4326, lat_first=False, geographic=True),
-    EPSG_URI.format(4326): OutputCrs(EPSG_URI.format(4326), 4326, lat_first=True,
-                                     geographic=True),
-    EPSG_URI.format(31370): OutputCrs(EPSG_URI.format(31370), 31370, lat_first=False,
-                                      geographic=False),
-    EPSG_URI.format(3857): OutputCrs(EPSG_URI.format(3857), 3857, lat_first=False,
-                                     geographic=False),
+    EPSG_URI.format(4326): OutputCrs(EPSG_URI.format(4326), 4326, lat_first=True, geographic=True),
+    EPSG_URI.format(31370): OutputCrs(
+        EPSG_URI.format(31370), 31370, lat_first=False, geographic=False
+    ),
+    EPSG_URI.format(3857): OutputCrs(
+        EPSG_URI.format(3857), 3857, lat_first=False, geographic=False
+    ),
 }
 _ALIASES = {"CRS84": CRS84_URI, "OGC:CRS84": CRS84_URI, "[OGC:CRS84]": CRS84_URI}
 for _srid in (4326, 31370, 3857):
@@ -47,6 +48,7 @@ def parse_crs(raw: str | None, parameter: str) -> OutputCrs:
         return SUPPORTED[CRS84_URI]
     uri = _ALIASES.get(raw.strip(), raw.strip())
     if uri not in SUPPORTED:
-        raise InvalidParameter(parameter, f"'{raw}' is not supported; use one of "
-                                          f"{', '.join(SUPPORTED)}")
+        raise InvalidParameter(
+            parameter, f"'{raw}' is not supported; use one of {', '.join(SUPPORTED)}"
+        )
     return SUPPORTED[uri]

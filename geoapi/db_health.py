@@ -26,6 +26,7 @@ class DatabaseHealth:
 
     def answered(self) -> None:
         if not self.reachable:
-            log.warning("the database is reachable again after %.1f s",
-                        time.monotonic() - self.since)
+            log.warning(
+                "the database is reachable again after %.1f s", time.monotonic() - self.since
+            )
             self.reachable, self.since = True, time.monotonic()

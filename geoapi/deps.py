@@ -15,12 +15,14 @@ from urbis_core.settings import ApiSettings
 
 def _connection(kind: str) -> Callable[[Request], AsyncIterator[AsyncConnection]]:
     """A dependency: the request's connection, after its turn, under `kind`'s budget."""
+
     async def connection(request: Request) -> AsyncIterator[AsyncConnection]:
         budgets: Budgets = request.app.state.budgets
         engine: AsyncEngine = request.app.state.engine
         request.state.query_kind = kind  # for the error handler to name the limit
         async with budgets.turn(kind), budgets.snapshot(engine, kind) as conn:
             yield conn
+
     return connection
 
 
@@ -66,8 +68,11 @@ def negotiate(accept: str, offered: tuple[str, ...]) -> str:
     for fmt in offered:
         for media in MEDIA_TYPES[fmt]:
             kind = media.split("/")[0]
-            matches = [(3 if r == media else 2 if r == f"{kind}/*" else 1, q)
-                       for r, q in ranges if r in (media, f"{kind}/*", "*/*")]
+            matches = [
+                (3 if r == media else 2 if r == f"{kind}/*" else 1, q)
+                for r, q in ranges
+                if r in (media, f"{kind}/*", "*/*")
+            ]
             if matches and (q := max(matches)[1]) > best_q:
                 best, best_q = fmt, q
     return best
@@ -75,9 +80,12 @@ def negotiate(accept: str, offered: tuple[str, ...]) -> str:
 
 async def _output_format(
     request: Request,
-    f: Annotated[Literal["json", "html"] | None, Query(
-        description="Output format; without it the Accept header decides (JSON by default)",
-    )] = None,
+    f: Annotated[
+        Literal["json", "html"] | None,
+        Query(
+            description="Output format; without it the Accept header decides (JSON by default)",
+        ),
+    ] = None,
 ) -> str:
     if f is not None:
         return f
@@ -86,15 +94,18 @@ async def _output_format(
 
 async def _items_format(
     request: Request,
-    f: Annotated[Literal["json", "html", "csv", "gpkg"] | None, Query(
-        description="Output format: `json` (GeoJSON, a page at a time), `html`, `csv` (a "
-                    "header line, one row per feature, the geometry as WKT in the output crs) "
-                    "or `gpkg` (a GeoPackage file, layer named after the collection, in the "
-                    "output crs). CSV and GeoPackage hold every matching feature without "
-                    "`limit` (a 413 past the download maximum), the page with it. Without `f` "
-                    "the Accept header decides: application/geo+json, text/html, text/csv, "
-                    "application/geopackage+sqlite3 (GeoJSON by default)",
-    )] = None,
+    f: Annotated[
+        Literal["json", "html", "csv", "gpkg"] | None,
+        Query(
+            description="Output format: `json` (GeoJSON, a page at a time), `html`, `csv` (a "
+            "header line, one row per feature, the geometry as WKT in the output crs) "
+            "or `gpkg` (a GeoPackage file, layer named after the collection, in the "
+            "output crs). CSV and GeoPackage hold every matching feature without "
+            "`limit` (a 413 past the download maximum), the page with it. Without `f` "
+            "the Accept header decides: application/geo+json, text/html, text/csv, "
+            "application/geopackage+sqlite3 (GeoJSON by default)",
+        ),
+    ] = None,
 ) -> str:
     if f is not None:
         return f

@@ -98,12 +98,21 @@ def _timed_out(request: Request) -> JSONResponse:
     """A statement ran past its kind's timeout (geoapi.budgets) and PostgreSQL cancelled it."""
     kind = getattr(request.state, "query_kind", "catalog")
     budgets = request.app.state.budgets
-    log.warning("%s %s: cancelled after the %s timeout of %g s", request.method,
-                request.url.path, kind, budgets.timeouts[kind])
-    return problem(503, f"this {kind} query took longer than the {budgets.timeouts[kind]:g} s "
-                        f"it may take ({budgets.variable(kind)}) and was stopped. Narrow it "
-                        "(a smaller area or geometry, fewer features, a filter), or try again "
-                        "later if the service is busy", TIMEOUT_RETRY_AFTER)
+    log.warning(
+        "%s %s: cancelled after the %s timeout of %g s",
+        request.method,
+        request.url.path,
+        kind,
+        budgets.timeouts[kind],
+    )
+    return problem(
+        503,
+        f"this {kind} query took longer than the {budgets.timeouts[kind]:g} s "
+        f"it may take ({budgets.variable(kind)}) and was stopped. Narrow it "
+        "(a smaller area or geometry, fewer features, a filter), or try again "
+        "later if the service is busy",
+        TIMEOUT_RETRY_AFTER,
+    )
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:

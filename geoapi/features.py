@@ -98,8 +98,9 @@ def selected_columns(layer: LayerEntry, names: tuple[str, ...] | None) -> list[C
     return [by_name[n] for n in names]
 
 
-def _properties(layer: LayerEntry, table: sa.Table,
-                names: tuple[str, ...] | None = None) -> ColumnElement[Any]:
+def _properties(
+    layer: LayerEntry, table: sa.Table, names: tuple[str, ...] | None = None
+) -> ColumnElement[Any]:
     """The selected properties (default all, in the source's field order) as a JSON object.
 
     json keeps the key order; jsonb would sort the keys.
@@ -110,16 +111,19 @@ def _properties(layer: LayerEntry, table: sa.Table,
     if len(pairs) <= 2 * MAX_PAIRS_PER_CALL:
         return func.json_build_object(*pairs)
     # Too many fields for one call: merge jsonb chunks (key order is then jsonb's own).
-    chunks = [func.jsonb_build_object(*pairs[i:i + 2 * MAX_PAIRS_PER_CALL])
-              for i in range(0, len(pairs), 2 * MAX_PAIRS_PER_CALL)]
+    chunks = [
+        func.jsonb_build_object(*pairs[i : i + 2 * MAX_PAIRS_PER_CALL])
+        for i in range(0, len(pairs), 2 * MAX_PAIRS_PER_CALL)
+    ]
     merged: ColumnElement[Any] = chunks[0]
     for chunk in chunks[1:]:
         merged = merged.op("||")(chunk)
     return merged
 
 
-def _geometry(layer: LayerEntry, table: sa.Table, crs: OutputCrs,
-              axis_order: bool = True) -> ColumnElement[Any]:
+def _geometry(
+    layer: LayerEntry, table: sa.Table, crs: OutputCrs, axis_order: bool = True
+) -> ColumnElement[Any]:
     """The geometry in `crs`; latitude first where the CRS says so, if `axis_order`."""
     geom: ColumnElement[Any] = table.c.geom
     if crs.srid != layer.srid:
@@ -129,21 +133,30 @@ def _geometry(layer: LayerEntry, table: sa.Table, crs: OutputCrs,
     return geom
 
 
-def feature_json(layer: LayerEntry, table: sa.Table, crs: OutputCrs,
-                 properties: tuple[str, ...] | None = None) -> ColumnElement[str]:
+def feature_json(
+    layer: LayerEntry, table: sa.Table, crs: OutputCrs, properties: tuple[str, ...] | None = None
+) -> ColumnElement[str]:
     """One GeoJSON Feature as text, written by PostgreSQL: the key as id, then the geometry.
 
     Option 0 keeps PostGIS from adding a `crs` member to each geometry outside EPSG:4326 (not
     GeoJSON; the Content-Crs header says the CRS).
     """
-    geometry = sa.cast(func.ST_AsGeoJSON(_geometry(layer, table, crs), crs.decimals,
-                                         GEOJSON_PLAIN), JSON)
-    return sa.cast(func.json_build_object(
-        _const("type"), _const("Feature"),
-        _const("id"), table.c[layer.key_field],
-        _const("geometry"), geometry,
-        _const("properties"), _properties(layer, table, properties),
-    ), sa.Text)
+    geometry = sa.cast(
+        func.ST_AsGeoJSON(_geometry(layer, table, crs), crs.decimals, GEOJSON_PLAIN), JSON
+    )
+    return sa.cast(
+        func.json_build_object(
+            _const("type"),
+            _const("Feature"),
+            _const("id"),
+            table.c[layer.key_field],
+            _const("geometry"),
+            geometry,
+            _const("properties"),
+            _properties(layer, table, properties),
+        ),
+        sa.Text,
+    )
 
 
 def _filters(layer: LayerEntry, table: sa.Table, query: ItemsQuery) -> list[ColumnElement[bool]]:
@@ -152,8 +165,9 @@ def _filters(layer: LayerEntry, table: sa.Table, query: ItemsQuery) -> list[Colu
         # Transform the bbox, not the column, so the GiST index is used; cut to where the
         # storage CRS is valid first (a bbox of the whole world then selects everything).
         envelope = in_storage(bbox_shape(query.bbox), query.bbox_crs.srid, layer.srid)
-        conditions.append(sa.false() if envelope is None
-                          else func.ST_Intersects(table.c.geom, envelope))
+        conditions.append(
+            sa.false() if envelope is None else func.ST_Intersects(table.c.geom, envelope)
+        )
     types = {c.name: c.sql_type for c in layer.columns}
     for flt in query.equals:
         conditions.append(_equals(table.c[flt.name], types[flt.name], flt.value))
@@ -173,11 +187,13 @@ def _equals(column: ColumnElement[Any], sql_type: str, value: Any) -> ColumnElem
 DEFERRED_OFFSET = 1000  # from here, a page's keys are found before its rows are read
 
 
-def _order(layer: LayerEntry, table: sa.FromClause,
-           query: ItemsQuery) -> list[tuple[ColumnElement[Any], bool]]:
+def _order(
+    layer: LayerEntry, table: sa.FromClause, query: ItemsQuery
+) -> list[tuple[ColumnElement[Any], bool]]:
     """`sortby`, then the key as the last tie-breaker so that pages never overlap."""
     keys: list[tuple[ColumnElement[Any], bool]] = [
-        (table.c[s.name], s.descending) for s in query.sortby]
+        (table.c[s.name], s.descending) for s in query.sortby
+    ]
     if all(s.name != layer.key_field for s in query.sortby):
         keys.append((table.c[layer.key_field], False))
     return keys
@@ -189,8 +205,9 @@ def _direction(expr: ColumnElement[Any], descending: bool) -> ColumnElement[Any]
 
 
 async def has_history(conn: AsyncConnection, layer: LayerEntry) -> bool:
-    found = await conn.execute(sa.select(func.to_regclass(
-        f'{HISTORY_SCHEMA}."{layer.table_name}"')))
+    found = await conn.execute(
+        sa.select(func.to_regclass(f'{HISTORY_SCHEMA}."{layer.table_name}"'))
+    )
     return found.scalar() is not None
 
 
@@ -211,9 +228,15 @@ def _filter_first(matched: int, query: ItemsQuery, layer: LayerEntry) -> bool:
     return 4 * matched * matched < (query.offset + query.limit) * max(layer.feature_count, 1)
 
 
-def _page(layer: LayerEntry, table: sa.Table, conditions: list[ColumnElement[bool]],
-          query: ItemsQuery, outputs: Outputs, by_keys: bool,
-          filter_first: bool) -> Select[Any]:
+def _page(
+    layer: LayerEntry,
+    table: sa.Table,
+    conditions: list[ColumnElement[bool]],
+    query: ItemsQuery,
+    outputs: Outputs,
+    by_keys: bool,
+    filter_first: bool,
+) -> Select[Any]:
     """The page query: `outputs` per row, sorted, limited.
 
     `by_keys`: find the page's keys first, then read and encode only those rows. Far into the
@@ -222,20 +245,36 @@ def _page(layer: LayerEntry, table: sa.Table, conditions: list[ColumnElement[boo
     """
     order = [_direction(e, d) for e, d in _order(layer, table, query)]
     if not by_keys:
-        return (sa.select(*outputs(table)).where(*conditions).order_by(*order)
-                .limit(query.limit).offset(query.offset))
+        return (
+            sa.select(*outputs(table))
+            .where(*conditions)
+            .order_by(*order)
+            .limit(query.limit)
+            .offset(query.offset)
+        )
     source: sa.FromClause = table
     if filter_first:
         # OFFSET 0 keeps PostgreSQL from merging the filter back into the walk of the order.
         needed = dict.fromkeys([layer.key_field, *(s.name for s in query.sortby)])
-        source = (sa.select(*(table.c[n] for n in needed)).where(*conditions).offset(0)
-                  .subquery("matching"))
+        source = (
+            sa.select(*(table.c[n] for n in needed))
+            .where(*conditions)
+            .offset(0)
+            .subquery("matching")
+        )
         conditions = []
-    keys = (sa.select(source.c[layer.key_field]).where(*conditions)
-            .order_by(*[_direction(e, d) for e, d in _order(layer, source, query)])
-            .limit(query.limit).offset(query.offset))
-    return (sa.select(*outputs(table)).where(table.c[layer.key_field].in_(
-        keys.scalar_subquery())).order_by(*order))
+    keys = (
+        sa.select(source.c[layer.key_field])
+        .where(*conditions)
+        .order_by(*[_direction(e, d) for e, d in _order(layer, source, query)])
+        .limit(query.limit)
+        .offset(query.offset)
+    )
+    return (
+        sa.select(*outputs(table))
+        .where(table.c[layer.key_field].in_(keys.scalar_subquery()))
+        .order_by(*order)
+    )
 
 
 def _counted_by_page(query: ItemsQuery, returned: int) -> int | None:
@@ -245,8 +284,13 @@ def _counted_by_page(query: ItemsQuery, returned: int) -> int | None:
     return None
 
 
-async def _select(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery,
-                  outputs: Outputs, counts: MatchCounts | None) -> tuple[list[Row[Any]], int]:
+async def _select(
+    conn: AsyncConnection,
+    layer: LayerEntry,
+    query: ItemsQuery,
+    outputs: Outputs,
+    counts: MatchCounts | None,
+) -> tuple[list[Row[Any]], int]:
     """The page's rows and the number of features the query matches.
 
     Property filters without a bbox count first (the count is remembered per filter, and
@@ -257,8 +301,9 @@ async def _select(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery,
         page, count = await _compose_as_of(conn, layer, query, outputs, query.as_of)
         rows = list(await conn.execute(page))
         matched = _counted_by_page(query, len(rows))
-        return rows, (matched if matched is not None
-                      else await _matched(conn, layer, query, count, counts))
+        return rows, (
+            matched if matched is not None else await _matched(conn, layer, query, count, counts)
+        )
     table = layer.table()
     conditions = _filters(layer, table, query)
     if not conditions:
@@ -276,8 +321,14 @@ async def _select(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery,
     return rows, known
 
 
-def _live_page(layer: LayerEntry, table: sa.Table, conditions: list[ColumnElement[bool]],
-               query: ItemsQuery, outputs: Outputs, matched: int | None) -> Select[Any]:
+def _live_page(
+    layer: LayerEntry,
+    table: sa.Table,
+    conditions: list[ColumnElement[bool]],
+    query: ItemsQuery,
+    outputs: Outputs,
+    matched: int | None,
+) -> Select[Any]:
     """The page query on the live layer, found the way its conditions and count suit best.
 
     Without conditions, or with a bbox (whose GiST index finds the page), it walks the order;
@@ -288,21 +339,21 @@ def _live_page(layer: LayerEntry, table: sa.Table, conditions: list[ColumnElemen
     if not conditions:
         return _page(layer, table, conditions, query, outputs, far, filter_first=False)
     properties_only = query.bbox is None
-    filter_first = (properties_only and matched is not None
-                    and _filter_first(matched, query, layer))
+    filter_first = properties_only and matched is not None and _filter_first(matched, query, layer)
     return _page(layer, table, conditions, query, outputs, far or properties_only, filter_first)
 
 
-async def _compose_as_of(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery,
-                         outputs: Outputs,
-                         instant: datetime) -> tuple[Select[Any], Select[Any] | None]:
+async def _compose_as_of(
+    conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery, outputs: Outputs, instant: datetime
+) -> tuple[Select[Any], Select[Any] | None]:
     """The layer as it was at `instant`.
 
     Live rows already valid then, plus superseded rows (history) that were valid then.
     """
     live = layer.table()
     tables: list[tuple[sa.Table, list[ColumnElement[bool]]]] = [
-        (live, [live.c.valid_from <= instant])]
+        (live, [live.c.valid_from <= instant])
+    ]
     if await has_history(conn, layer):
         hist = layer.history_table()
         tables.append((hist, [hist.c.valid_from <= instant, hist.c.valid_to > instant]))
@@ -316,12 +367,18 @@ async def _compose_as_of(conn: AsyncConnection, layer: LayerEntry, query: ItemsQ
         branches.append(sa.select(*out, *sorts).where(*_filters(layer, table, query), *when))
     union = sa.union_all(*branches).subquery("as_of")
     width = len(branches[0].selected_columns) - len(directions)
-    page = (sa.select(*[union.c[f"c{i}"] for i in range(width)])
-            .order_by(*[_direction(union.c[f"s{i}"], d) for i, d in enumerate(directions)])
-            .limit(query.limit).offset(query.offset))
-    keys = sa.union_all(*[
-        sa.select(table.c[layer.key_field]).where(*_filters(layer, table, query), *when)
-        for table, when in tables]).subquery("as_of_keys")
+    page = (
+        sa.select(*[union.c[f"c{i}"] for i in range(width)])
+        .order_by(*[_direction(union.c[f"s{i}"], d) for i, d in enumerate(directions)])
+        .limit(query.limit)
+        .offset(query.offset)
+    )
+    keys = sa.union_all(
+        *[
+            sa.select(table.c[layer.key_field]).where(*_filters(layer, table, query), *when)
+            for table, when in tables
+        ]
+    ).subquery("as_of_keys")
     return page, sa.select(func.count()).select_from(keys)
 
 
@@ -331,8 +388,13 @@ def _selection(query: ItemsQuery) -> tuple[Any, ...]:
     return (query.bbox, query.bbox_crs.uri, query.equals, cql, query.as_of)
 
 
-async def _matched(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery,
-                   count: Select[Any] | None, counts: MatchCounts | None) -> int:
+async def _matched(
+    conn: AsyncConnection,
+    layer: LayerEntry,
+    query: ItemsQuery,
+    count: Select[Any] | None,
+    counts: MatchCounts | None,
+) -> int:
     if count is None:
         return layer.feature_count
     if counts is not None:
@@ -340,12 +402,13 @@ async def _matched(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery,
     return int((await conn.execute(count)).scalar_one())
 
 
-async def fetch_items(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery,
-                      counts: MatchCounts | None = None) -> ItemsPage:
+async def fetch_items(
+    conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery, counts: MatchCounts | None = None
+) -> ItemsPage:
     """A page of GeoJSON features and the number of features the filters match."""
     rows, matched = await _select(
-        conn, layer, query, lambda t: [feature_json(layer, t, query.crs, query.properties)],
-        counts)
+        conn, layer, query, lambda t: [feature_json(layer, t, query.crs, query.properties)], counts
+    )
     return ItemsPage([str(r[0]) for r in rows], matched)
 
 
@@ -357,17 +420,19 @@ def table_columns(layer: LayerEntry, properties: tuple[str, ...] | None) -> list
     return chosen
 
 
-def _row_outputs(layer: LayerEntry, query: ItemsQuery, columns: list[ColumnInfo],
-                 geometry: Literal["wkt", "wkb"]) -> Outputs:
+def _row_outputs(
+    layer: LayerEntry, query: ItemsQuery, columns: list[ColumnInfo], geometry: Literal["wkt", "wkb"]
+) -> Outputs:
     """Per row, one value per column, then the geometry as WKT or WKB."""
     multi = layer.geometry_type.startswith("Multi")
 
     def outputs(table: sa.Table) -> list[ColumnElement[Any]]:
-        values = [table.c[c.name] if c.sql_type in BIND_TYPES
-                  else sa.cast(table.c[c.name], sa.Text) for c in columns]
+        values = [
+            table.c[c.name] if c.sql_type in BIND_TYPES else sa.cast(table.c[c.name], sa.Text)
+            for c in columns
+        ]
         if geometry == "wkt":
-            return [*values, func.ST_AsText(_geometry(layer, table, query.crs),
-                                            query.crs.decimals)]
+            return [*values, func.ST_AsText(_geometry(layer, table, query.crs), query.crs.decimals)]
         # GeoPackage stores x/y (longitude first) whatever the CRS's axis order says.
         geom = _geometry(layer, table, query.crs, axis_order=False)
         return [*values, func.ST_AsBinary(func.ST_Multi(geom) if multi else geom)]
@@ -375,12 +440,14 @@ def _row_outputs(layer: LayerEntry, query: ItemsQuery, columns: list[ColumnInfo]
     return outputs
 
 
-async def count_matched(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery,
-                        counts: MatchCounts | None = None) -> int:
+async def count_matched(
+    conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery, counts: MatchCounts | None = None
+) -> int:
     """How many features the query's filters keep, whatever its paging."""
     if query.as_of is not None:
-        _, count = await _compose_as_of(conn, layer, query,
-                                        lambda t: [t.c[layer.key_field]], query.as_of)
+        _, count = await _compose_as_of(
+            conn, layer, query, lambda t: [t.c[layer.key_field]], query.as_of
+        )
         return await _matched(conn, layer, query, count, counts)
     table = layer.table()
     conditions = _filters(layer, table, query)
@@ -395,9 +462,14 @@ async def count_matched(conn: AsyncConnection, layer: LayerEntry, query: ItemsQu
 STREAM_BATCH = 2000
 
 
-async def stream_rows(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery,
-                      columns: list[ColumnInfo], geometry: Literal["wkt", "wkb"],
-                      matched: int) -> AsyncIterator[list[tuple[Any, ...]]]:
+async def stream_rows(
+    conn: AsyncConnection,
+    layer: LayerEntry,
+    query: ItemsQuery,
+    columns: list[ColumnInfo],
+    geometry: Literal["wkt", "wkb"],
+    matched: int,
+) -> AsyncIterator[list[tuple[Any, ...]]]:
     """The query's rows (`query.limit` of them from `query.offset`), a batch at a time.
 
     Read through a server-side cursor in the request's snapshot, so a download of the whole
@@ -428,7 +500,10 @@ def key_condition(
 
 
 async def fetch_feature(
-    conn: AsyncConnection, layer: LayerEntry, feature_id: str, crs: OutputCrs,
+    conn: AsyncConnection,
+    layer: LayerEntry,
+    feature_id: str,
+    crs: OutputCrs,
     properties: tuple[str, ...] | None = None,
 ) -> str:
     table = layer.table()
@@ -474,8 +549,12 @@ def _arrow_type(sql_type: str) -> Any:
     import pyarrow as pa
 
     return {
-        "integer": pa.int32(), "bigint": pa.int64(), "double precision": pa.float64(),
-        "boolean": pa.bool_(), "date": pa.date32(), "timestamptz": pa.timestamp("us", tz="UTC"),
+        "integer": pa.int32(),
+        "bigint": pa.int64(),
+        "double precision": pa.float64(),
+        "boolean": pa.bool_(),
+        "date": pa.date32(),
+        "timestamptz": pa.timestamp("us", tz="UTC"),
         "time": pa.time64("us"),
     }.get(sql_type, pa.string())
 
@@ -487,8 +566,9 @@ class GpkgWriter:
     writes the empty layer, so a download that matched nothing is still a GeoPackage.
     """
 
-    def __init__(self, path: Path, layer: LayerEntry, columns: list[ColumnInfo],
-                 crs: OutputCrs) -> None:
+    def __init__(
+        self, path: Path, layer: LayerEntry, columns: list[ColumnInfo], crs: OutputCrs
+    ) -> None:
         self.path = path
         self.layer = layer
         self.columns = columns
@@ -502,12 +582,14 @@ class GpkgWriter:
         # Arrow's own allocator keeps what a batch used; the system's gives it back, so a long
         # download stays at one batch's worth of memory.
         pool = pa.system_memory_pool()
-        arrays = {c.name: pa.array([r[i] for r in rows], type=_arrow_type(c.sql_type),
-                                   memory_pool=pool)
-                  for i, c in enumerate(self.columns)}
+        arrays = {
+            c.name: pa.array([r[i] for r in rows], type=_arrow_type(c.sql_type), memory_pool=pool)
+            for i, c in enumerate(self.columns)
+        }
         width = len(self.columns)
-        arrays[GPKG_GEOMETRY] = pa.array([r[width] for r in rows], type=pa.binary(),
-                                         memory_pool=pool)
+        arrays[GPKG_GEOMETRY] = pa.array(
+            [r[width] for r in rows], type=pa.binary(), memory_pool=pool
+        )
         options = {}
         if any(c.name.lower() == "fid" for c in self.columns):
             options["FID"] = "gpkg_fid"  # GeoPackage's own row id must not take a property's name
@@ -515,10 +597,17 @@ class GpkgWriter:
         if geometry_type not in _OGR_GEOMETRY_TYPES:
             geometry_type = "Unknown"
         crs_name = "OGC:CRS84" if self.crs.uri == CRS84_URI else f"EPSG:{self.crs.srid}"
-        pyogrio.write_arrow(pa.table(arrays), str(self.path), layer=self.layer.id,
-                            driver="GPKG", geometry_name=GPKG_GEOMETRY,
-                            geometry_type=geometry_type, crs=crs_name, append=self.written,
-                            layer_options=None if self.written else options or None)
+        pyogrio.write_arrow(
+            pa.table(arrays),
+            str(self.path),
+            layer=self.layer.id,
+            driver="GPKG",
+            geometry_name=GPKG_GEOMETRY,
+            geometry_type=geometry_type,
+            crs=crs_name,
+            append=self.written,
+            layer_options=None if self.written else options or None,
+        )
         self.written = True
 
     def close(self) -> None:
@@ -526,5 +615,12 @@ class GpkgWriter:
             self.append([])
 
 
-_OGR_GEOMETRY_TYPES = {"Point", "LineString", "Polygon", "MultiPoint", "MultiLineString",
-                       "MultiPolygon", "GeometryCollection"}
+_OGR_GEOMETRY_TYPES = {
+    "Point",
+    "LineString",
+    "Polygon",
+    "MultiPoint",
+    "MultiLineString",
+    "MultiPolygon",
+    "GeometryCollection",
+}

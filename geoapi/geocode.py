@@ -63,10 +63,14 @@ def _tiers(matches: list[StreetMatch]) -> list[list[StreetMatch]]:
 def _number_fits(asked: str, street: Street) -> list[tuple[Any, float]]:
     exact = [n for n in street.numbers if number_key(n) == asked]
     wanted = numeric(asked)
-    other = [n for n in street.numbers
-             if wanted is not None and numeric(n) == wanted and number_key(n) != asked]
-    return ([(n, EXACT) for n in sorted(exact, key=_number_order)]
-            + [(n, OTHER_LETTER_OR_BOX) for n in sorted(other, key=_number_order)])
+    other = [
+        n
+        for n in street.numbers
+        if wanted is not None and numeric(n) == wanted and number_key(n) != asked
+    ]
+    return [(n, EXACT) for n in sorted(exact, key=_number_order)] + [
+        (n, OTHER_LETTER_OR_BOX) for n in sorted(other, key=_number_order)
+    ]
 
 
 def _nearest(asked: str, street: Street) -> list[tuple[int, Any]]:
@@ -99,20 +103,24 @@ def plan(query: ParsedQuery, matches: list[StreetMatch], limit: int) -> list[Pla
             planned += [Planned(m, 1.0, tier=position) for m in tier]
             continue
         found = [(fit, m, n) for m in tier for n, fit in _number_fits(query.number, m.street)]
-        found.sort(key=lambda f: (-f[0]))  # stable: the tier's order, then the numbers'
+        found.sort(key=lambda f: -f[0])  # stable: the tier's order, then the numbers'
         planned += [Planned(m, fit, n, tier=position) for fit, m, n in found]
         if found or position > 0:
             continue
-        near = sorted(((d, _number_order(n), i, n) for i, m in enumerate(tier)
-                       for d, n in _nearest(query.number, m.street)), key=lambda x: x[:3])
-        planned += [Planned(tier[i], NEAREST_NUMBER, n, tier=position)
-                    for _d, _o, i, n in near]
+        near = sorted(
+            (
+                (d, _number_order(n), i, n)
+                for i, m in enumerate(tier)
+                for d, n in _nearest(query.number, m.street)
+            ),
+            key=lambda x: x[:3],
+        )
+        planned += [Planned(tier[i], NEAREST_NUMBER, n, tier=position) for _d, _o, i, n in near]
         planned += [Planned(m, STREET_ONLY, tier=position) for m in tier]
-    return planned[:MAX_BOX_SEARCH if query.box is not None else limit]
+    return planned[: MAX_BOX_SEARCH if query.box is not None else limit]
 
 
-def _address_statement(layer: LayerEntry, fields: AddressFields,
-                       crs: OutputCrs) -> sa.Select[Any]:
+def _address_statement(layer: LayerEntry, fields: AddressFields, crs: OutputCrs) -> sa.Select[Any]:
     """The addresses with given numbers in given extents, found through the GiST index.
 
     The extents and numbers are bound as arrays (x0, y0, x1, y1, numbers): one statement
@@ -121,19 +129,37 @@ def _address_statement(layer: LayerEntry, fields: AddressFields,
     table = layer.table()
     m = ENVELOPE_MARGIN_M
     arrays = [sa.bindparam(name, type_=ARRAY(sa.Float)) for name in ("x0", "y0", "x1", "y1")]
-    wanted = (sa.func.unnest(*arrays, sa.bindparam("numbers", type_=ARRAY(sa.Text)))
-              .table_valued("x0", "y0", "x1", "y1", "number").render_derived(name="wanted"))
-    envelope = sa.func.ST_MakeEnvelope(wanted.c.x0 - m, wanted.c.y0 - m, wanted.c.x1 + m,
-                                       wanted.c.y1 + m, layer.srid)
-    return (sa.select(feature_json(layer, table, crs).label("feature"),
-                      *(table.c[n] for n in fields.all()))
-            .select_from(wanted)
-            .join(table, sa.and_(table.c.geom.op("&&")(envelope),
-                                 sa.cast(table.c[fields.number], sa.Text) == wanted.c.number)))
+    wanted = (
+        sa.func.unnest(*arrays, sa.bindparam("numbers", type_=ARRAY(sa.Text)))
+        .table_valued("x0", "y0", "x1", "y1", "number")
+        .render_derived(name="wanted")
+    )
+    envelope = sa.func.ST_MakeEnvelope(
+        wanted.c.x0 - m, wanted.c.y0 - m, wanted.c.x1 + m, wanted.c.y1 + m, layer.srid
+    )
+    return (
+        sa.select(
+            feature_json(layer, table, crs).label("feature"), *(table.c[n] for n in fields.all())
+        )
+        .select_from(wanted)
+        .join(
+            table,
+            sa.and_(
+                table.c.geom.op("&&")(envelope),
+                sa.cast(table.c[fields.number], sa.Text) == wanted.c.number,
+            ),
+        )
+    )
 
 
-async def read_addresses(conn: AsyncConnection, layer: LayerEntry, fields: AddressFields,
-                         index: StreetIndex, planned: list[Planned], crs: OutputCrs) -> None:
+async def read_addresses(
+    conn: AsyncConnection,
+    layer: LayerEntry,
+    fields: AddressFields,
+    index: StreetIndex,
+    planned: list[Planned],
+    crs: OutputCrs,
+) -> None:
     """Read the planned numbers' addresses (every box of each) into `planned[i].rows`.
 
     Each number is looked for in the extent of its addresses, through the GiST index; what
@@ -147,15 +173,22 @@ async def read_addresses(conn: AsyncConnection, layer: LayerEntry, fields: Addre
     looked: dict[tuple[int, Any], tuple[Any, ...]] = {}
     for p in wanted:
         assert p.match is not None
-        looked[(id(p.match.street), p.number)] = (*p.match.street.number_extent(p.number),
-                                                  str(p.number))
+        looked[(id(p.match.street), p.number)] = (
+            *p.match.street.number_extent(p.number),
+            str(p.number),
+        )
     compiled = index.statements.get(crs.uri)
     if compiled is None:
-        compiled = index.statements[crs.uri] = _address_statement(
-            layer, fields, crs).compile(dialect=conn.dialect)
+        compiled = index.statements[crs.uri] = _address_statement(layer, fields, crs).compile(
+            dialect=conn.dialect
+        )
     columns = list(zip(*looked.values(), strict=True))
-    values = compiled.construct_params({name: list(column) for name, column in zip(
-        ("x0", "y0", "x1", "y1", "numbers"), columns, strict=True)})
+    values = compiled.construct_params(
+        {
+            name: list(column)
+            for name, column in zip(("x0", "y0", "x1", "y1", "numbers"), columns, strict=True)
+        }
+    )
     read: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for row in await conn.exec_driver_sql(compiled.string, values):
         mapping = dict(row._mapping)
@@ -169,8 +202,13 @@ async def read_addresses(conn: AsyncConnection, layer: LayerEntry, fields: Addre
 
 
 def _street_values(street: Street) -> tuple[Any, ...]:
-    values = (street.street_fr, street.street_nl, street.postcode, street.municipality_fr,
-              street.municipality_nl)
+    values = (
+        street.street_fr,
+        street.street_nl,
+        street.postcode,
+        street.municipality_fr,
+        street.municipality_nl,
+    )
     return values if street.street_id is None else (street.street_id, *values)
 
 
@@ -187,9 +225,14 @@ def _transformer(source: int, target: int) -> Transformer:
     return Transformer.from_crs(source, target, always_xy=True)
 
 
-def _place_feature(layer: LayerEntry, fields: AddressFields, crs: OutputCrs,
-                   extent: tuple[float, float, float, float], middle: tuple[float, float],
-                   properties: dict[str, Any]) -> dict[str, Any]:
+def _place_feature(
+    layer: LayerEntry,
+    fields: AddressFields,
+    crs: OutputCrs,
+    extent: tuple[float, float, float, float],
+    middle: tuple[float, float],
+    properties: dict[str, Any],
+) -> dict[str, Any]:
     """A street or an area as a feature: its middle point, its extent as `bbox`."""
     x, y = middle
     minx, miny, maxx, maxy = extent
@@ -200,18 +243,22 @@ def _place_feature(layer: LayerEntry, fields: AddressFields, crs: OutputCrs,
     if crs.lat_first:
         x, y, minx, miny, maxx, maxy = y, x, miny, minx, maxy, maxx
     d = crs.decimals
-    return {"type": "Feature",
-            "geometry": {"type": "Point", "coordinates": [round(x, d), round(y, d)]},
-            "bbox": [round(v, d) for v in (minx, miny, maxx, maxy)],
-            "properties": properties}
+    return {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [round(x, d), round(y, d)]},
+        "bbox": [round(v, d) for v in (minx, miny, maxx, maxy)],
+        "properties": properties,
+    }
 
 
-def _compared(query: ParsedQuery, m: StreetMatch, number: Any,
-              box: Any) -> dict[str, dict[str, Any]]:
+def _compared(
+    query: ParsedQuery, m: StreetMatch, number: Any, box: Any
+) -> dict[str, dict[str, Any]]:
     """What of the query was compared with what of the answer."""
     street = m.street
-    compared: dict[str, dict[str, Any]] = {"street": {
-        "query": m.query_words, "matched": m.name.text, "score": round(m.name_score, 3)}}
+    compared: dict[str, dict[str, Any]] = {
+        "street": {"query": m.query_words, "matched": m.name.text, "score": round(m.name_score, 3)}
+    }
     if query.number is not None:
         compared["number"] = {"query": query.number, "matched": number}
     if query.box is not None:
@@ -219,17 +266,23 @@ def _compared(query: ParsedQuery, m: StreetMatch, number: Any,
     if query.postcode is not None:
         compared["postcode"] = {"query": query.postcode, "matched": street.postcode}
     if m.municipality is not None:
-        compared["municipality"] = {"query": m.municipality,
-                                    "matched": street.municipality_fr
-                                    if m.name.language == "fr" else street.municipality_nl}
+        compared["municipality"] = {
+            "query": m.municipality,
+            "matched": street.municipality_fr
+            if m.name.language == "fr"
+            else street.municipality_nl,
+        }
     return compared
 
 
 def _how(query: ParsedQuery, m: StreetMatch, number: Any, box: Any) -> str:
     """exact: the street's name, the number and box as asked, nothing disagreeing."""
-    exact = (m.name_score >= 1.0 and m.score >= m.name_score
-             and (query.number is None or number_key(number) == query.number)
-             and (query.box is None or number_key(box) == query.box))
+    exact = (
+        m.name_score >= 1.0
+        and m.score >= m.name_score
+        and (query.number is None or number_key(number) == query.number)
+        and (query.box is None or number_key(box) == query.box)
+    )
     return "exact" if exact else "fuzzy"
 
 
@@ -241,8 +294,14 @@ def _street_properties(fields: AddressFields, street: Street) -> dict[str, Any]:
     return properties
 
 
-def answer(layer: LayerEntry, fields: AddressFields, query: ParsedQuery,
-           planned: list[Planned], limit: int, crs: OutputCrs) -> list[dict[str, Any]]:
+def answer(
+    layer: LayerEntry,
+    fields: AddressFields,
+    query: ParsedQuery,
+    planned: list[Planned],
+    limit: int,
+    crs: OutputCrs,
+) -> list[dict[str, Any]]:
     """The features, tier by tier; in a tier by what the number (and box) are worth."""
     ranked: list[tuple[tuple[Any, ...], Planned, dict[str, Any] | None]] = []
     for i, p in enumerate(planned):
@@ -255,12 +314,20 @@ def answer(layer: LayerEntry, fields: AddressFields, query: ParsedQuery,
                 fit = min(fit, OTHER_LETTER_OR_BOX)
             ranked.append(((p.tier, -fit, i, _box_order(box, query.box)), p, row))
     ranked.sort(key=lambda r: r[0])
-    return [_feature(layer, fields, query, p, row, -order[1], crs)
-            for order, p, row in ranked[:limit]]
+    return [
+        _feature(layer, fields, query, p, row, -order[1], crs) for order, p, row in ranked[:limit]
+    ]
 
 
-def _feature(layer: LayerEntry, fields: AddressFields, query: ParsedQuery, p: Planned,
-             row: dict[str, Any] | None, fit: float, crs: OutputCrs) -> dict[str, Any]:
+def _feature(
+    layer: LayerEntry,
+    fields: AddressFields,
+    query: ParsedQuery,
+    p: Planned,
+    row: dict[str, Any] | None,
+    fit: float,
+    crs: OutputCrs,
+) -> dict[str, Any]:
     if p.area is not None:
         return _area_feature(layer, fields, query, p.area, crs)
     m = p.match
@@ -268,44 +335,70 @@ def _feature(layer: LayerEntry, fields: AddressFields, query: ParsedQuery, p: Pl
     language = m.name.language
     if row is None:
         properties = _street_properties(fields, m.street)
-        properties.update(score=round(m.score * fit, 3),
-                          label=label(properties, fields, language), language=language,
-                          match="street", compared=_compared(query, m, None, None))
+        properties.update(
+            score=round(m.score * fit, 3),
+            label=label(properties, fields, language),
+            language=language,
+            match="street",
+            compared=_compared(query, m, None, None),
+        )
         return _place_feature(layer, fields, crs, m.street.extent, m.street.middle, properties)
     box = row.get(fields.box) if fields.box else None
     how = "nearest_number" if p.fit == NEAREST_NUMBER else _how(query, m, p.number, box)
     feature: dict[str, Any] = json.loads(row["feature"])
     feature["properties"].update(
-        score=round(m.score * fit, 3), label=label(row, fields, language),
-        language=language, match=how, compared=_compared(query, m, p.number, box))
+        score=round(m.score * fit, 3),
+        label=label(row, fields, language),
+        language=language,
+        match=how,
+        compared=_compared(query, m, p.number, box),
+    )
     return feature
 
 
-def _area_feature(layer: LayerEntry, fields: AddressFields, query: ParsedQuery,
-                  m: AreaMatch, crs: OutputCrs) -> dict[str, Any]:
+def _area_feature(
+    layer: LayerEntry, fields: AddressFields, query: ParsedQuery, m: AreaMatch, crs: OutputCrs
+) -> dict[str, Any]:
     area = m.area
     properties: dict[str, Any] = {n: None for n in fields.all()}
-    properties.update({fields.postcode: area.postcode,
-                       fields.municipality_fr: area.municipality_fr,
-                       fields.municipality_nl: area.municipality_nl})
+    properties.update(
+        {
+            fields.postcode: area.postcode,
+            fields.municipality_fr: area.municipality_fr,
+            fields.municipality_nl: area.municipality_nl,
+        }
+    )
     compared: dict[str, dict[str, Any]] = {}
     if query.postcode is not None:
         compared["postcode"] = {"query": query.postcode, "matched": area.postcode}
     if m.municipality is not None:
-        compared["municipality"] = {"query": m.municipality, "matched": area.municipality_fr
-                                    if m.municipality_language == "fr"
-                                    else area.municipality_nl}
-    properties.update(score=round(m.score, 3),
-                      label=label(properties, fields, m.municipality_language),
-                      language=m.municipality_language,
-                      match="municipality" if m.municipality is not None else "postcode",
-                      compared=compared)
+        compared["municipality"] = {
+            "query": m.municipality,
+            "matched": area.municipality_fr
+            if m.municipality_language == "fr"
+            else area.municipality_nl,
+        }
+    properties.update(
+        score=round(m.score, 3),
+        label=label(properties, fields, m.municipality_language),
+        language=m.municipality_language,
+        match="municipality" if m.municipality is not None else "postcode",
+        compared=compared,
+    )
     return _place_feature(layer, fields, crs, area.extent, area.middle, properties)
 
 
-async def geocode(conn: AsyncConnection, layer: LayerEntry, fields: AddressFields,
-                  index: StreetIndex, q: str, limit: int, min_score: float,
-                  crs: OutputCrs, off_loop: OffLoop) -> list[dict[str, Any]]:
+async def geocode(
+    conn: AsyncConnection,
+    layer: LayerEntry,
+    fields: AddressFields,
+    index: StreetIndex,
+    q: str,
+    limit: int,
+    min_score: float,
+    crs: OutputCrs,
+    off_loop: OffLoop,
+) -> list[dict[str, Any]]:
     """What `q` names, best first, each with `score` (0-1), `match`, `compared` and `label`."""
     query = parse_query(q)
     require_something(query)
@@ -315,8 +408,9 @@ async def geocode(conn: AsyncConnection, layer: LayerEntry, fields: AddressField
     return answer(layer, fields, query, planned, limit, crs)
 
 
-def _plan_query(index: StreetIndex, query: ParsedQuery, limit: int,
-                min_score: float) -> tuple[list[Planned], bool]:
+def _plan_query(
+    index: StreetIndex, query: ParsedQuery, limit: int, min_score: float
+) -> tuple[list[Planned], bool]:
     """What to answer, before any address is read (CPU-bound: matching every street name).
 
     True with areas when the query names only a municipality or a postcode.

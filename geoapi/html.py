@@ -41,21 +41,32 @@ def esc(value: Any) -> str:
 
 def page(title: str, body: str, json_href: str, base: str) -> HTMLResponse:
     """A page of the service; `base` is its public URL (links work behind a proxy's prefix)."""
-    return HTMLResponse(_PAGE.format(title=esc(title), body=body, attribution=esc(ATTRIBUTION),
-                                     json_href=esc(json_href), base=esc(base)))
+    return HTMLResponse(
+        _PAGE.format(
+            title=esc(title),
+            body=body,
+            attribution=esc(ATTRIBUTION),
+            json_href=esc(json_href),
+            base=esc(base),
+        )
+    )
 
 
 def link_list(links: list[dict[str, Any]]) -> str:
-    items = "".join(f'<li><a href="{esc(link["href"])}">{esc(link.get("title") or link["rel"])}'
-                    f"</a></li>" for link in links)
+    items = "".join(
+        f'<li><a href="{esc(link["href"])}">{esc(link.get("title") or link["rel"])}</a></li>'
+        for link in links
+    )
     return f"<ul>{items}</ul>"
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
-    return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
-            f"<tbody>{body}</tbody></table></div>")
+    return (
+        f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table></div>"
+    )
 
 
 def features_table(features: list[dict[str, Any]], collection_href: str) -> str:
@@ -76,8 +87,9 @@ def feature_body(feature: dict[str, Any]) -> str:
     rows.append(["geometry type", esc(feature["geometry"]["type"])])
     geometry = json.dumps(feature["geometry"])
     preview = geometry if len(geometry) < 2000 else geometry[:2000] + " ..."
-    return (table(["property", "value"], rows)
-            + f"<h2>Geometry (CRS84)</h2><pre>{esc(preview)}</pre>")
+    return (
+        table(["property", "value"], rows) + f"<h2>Geometry (CRS84)</h2><pre>{esc(preview)}</pre>"
+    )
 
 
 # Drawn by Leaflet from the features embedded in the page (CRS84). Values reach the page as
@@ -114,14 +126,19 @@ def feature_map(features: list[dict[str, Any]], items_href: str, base: str) -> s
     Offline, so there is no background map: the features are drawn on a plain ground.
     """
     collection = json.dumps({"type": "FeatureCollection", "features": features})
-    script = _MAP_SCRIPT % {"attribution": json.dumps(esc(ATTRIBUTION)),
-                            "items": json.dumps(items_href), "centre": json.dumps(BRUSSELS)}
+    script = _MAP_SCRIPT % {
+        "attribution": json.dumps(esc(ATTRIBUTION)),
+        "items": json.dumps(items_href),
+        "centre": json.dumps(BRUSSELS),
+    }
     static = esc(f"{base}{LEAFLET_STATIC}")
-    return (f'<link rel="stylesheet" href="{static}/leaflet.css">'
-            '<div id="map" class="map" role="img" aria-label="Map of the features"></div>'
-            f'<script src="{static}/leaflet.js"></script>'
-            f'<script type="application/json" id="map-features">{_json_in_script(collection)}'
-            f"</script><script>{script}</script>")
+    return (
+        f'<link rel="stylesheet" href="{static}/leaflet.css">'
+        '<div id="map" class="map" role="img" aria-label="Map of the features"></div>'
+        f'<script src="{static}/leaflet.js"></script>'
+        f'<script type="application/json" id="map-features">{_json_in_script(collection)}'
+        f"</script><script>{script}</script>"
+    )
 
 
 def _json_in_script(text: str) -> str:

@@ -15,14 +15,23 @@ SCHEMA_MEDIA_TYPE = "application/schema+json"
 QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
 SCHEMA_REL = "http://www.opengis.net/def/rel/ogc/1.0/schema"
 JSON_TYPES: dict[str, dict[str, str]] = {
-    "integer": {"type": "integer"}, "bigint": {"type": "integer"},
-    "double precision": {"type": "number"}, "boolean": {"type": "boolean"},
+    "integer": {"type": "integer"},
+    "bigint": {"type": "integer"},
+    "double precision": {"type": "number"},
+    "boolean": {"type": "boolean"},
     "date": {"type": "string", "format": "date"},
     "timestamptz": {"type": "string", "format": "date-time"},
     "time": {"type": "string", "format": "time"},
 }
-_GEOMETRY_KINDS = ("Point", "LineString", "Polygon", "MultiPoint", "MultiLineString",
-                   "MultiPolygon", "GeometryCollection")
+_GEOMETRY_KINDS = (
+    "Point",
+    "LineString",
+    "Polygon",
+    "MultiPoint",
+    "MultiLineString",
+    "MultiPolygon",
+    "GeometryCollection",
+)
 
 
 def json_type(sql_type: str) -> dict[str, str]:
@@ -38,12 +47,15 @@ def _geometry_format(layer: LayerEntry) -> str:
 def queryables_doc(layer: LayerEntry, base: str) -> dict[str, Any]:
     """The properties `filter` accepts, as a JSON Schema (OGC API Features Part 3)."""
     properties: dict[str, Any] = {
-        c.name: {"title": c.name, **json_type(c.sql_type)} for c in layer.columns}
+        c.name: {"title": c.name, **json_type(c.sql_type)} for c in layer.columns
+    }
     kind = layer.geometry_type
     shape = kind if kind in _GEOMETRY_KINDS else "Geometry"
-    properties["geometry"] = {"title": "The geometry (also `geom` in filters)",
-                              "format": _geometry_format(layer),
-                              "$ref": f"https://geojson.org/schema/{shape}.json"}
+    properties["geometry"] = {
+        "title": "The geometry (also `geom` in filters)",
+        "format": _geometry_format(layer),
+        "$ref": f"https://geojson.org/schema/{shape}.json",
+    }
     return {
         "$schema": "https://json-schema.org/draft/2019-09/schema",
         "$id": f"{base}/collections/{layer.id}/queryables",
@@ -64,14 +76,20 @@ def feature_schema_doc(layer: LayerEntry, base: str) -> dict[str, Any]:
     """
     properties: dict[str, Any] = {}
     for sequence, column in enumerate(layer.columns, start=1):
-        spec: dict[str, Any] = {"title": column.name, **json_type(column.sql_type),
-                                "x-ogc-propertySeq": sequence}
+        spec: dict[str, Any] = {
+            "title": column.name,
+            **json_type(column.sql_type),
+            "x-ogc-propertySeq": sequence,
+        }
         if column.name == layer.key_field:
             spec["x-ogc-role"] = "id"
         properties[column.name] = spec
-    properties["geometry"] = {"title": "The geometry", "format": _geometry_format(layer),
-                              "x-ogc-role": "primary-geometry",
-                              "x-ogc-propertySeq": len(layer.columns) + 1}
+    properties["geometry"] = {
+        "title": "The geometry",
+        "format": _geometry_format(layer),
+        "x-ogc-role": "primary-geometry",
+        "x-ogc-propertySeq": len(layer.columns) + 1,
+    }
     doc: dict[str, Any] = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": f"{base}/collections/{layer.id}/schema",

@@ -37,8 +37,9 @@ class Workers:
     def __init__(self, threads: int, processes: int, queue_timeout: float) -> None:
         self.threads = anyio.CapacityLimiter(threads)
         # spawned, not forked: the API process has threads and an event loop by then
-        self.processes = ProcessPoolExecutor(processes,
-                                             mp_context=multiprocessing.get_context("spawn"))
+        self.processes = ProcessPoolExecutor(
+            processes, mp_context=multiprocessing.get_context("spawn")
+        )
         # the pool's own queue is unbounded, and each waiting call holds its arguments
         self._process_turns = asyncio.Semaphore(processes * 2)
         self.queue_timeout = queue_timeout
@@ -52,9 +53,11 @@ class Workers:
             async with asyncio.timeout(self.queue_timeout):
                 await self._process_turns.acquire()
         except TimeoutError:
-            raise Unavailable("too many posted geometries are being read; none was done "
-                              f"within {self.queue_timeout:g} s. Try again shortly",
-                              2) from None
+            raise Unavailable(
+                "too many posted geometries are being read; none was done "
+                f"within {self.queue_timeout:g} s. Try again shortly",
+                2,
+            ) from None
         try:
             yield
         finally:

@@ -25,8 +25,12 @@ from urbis_core.errors import InvalidParameter
 MAX_OFFSET = 10**18
 SQL_MAX_LIMIT = 2**31 - 1
 
-Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description=(
-    f"Features to skip (paging): 0 to {MAX_OFFSET:,} (10^18)"))]
+Offset = Annotated[
+    int,
+    Query(
+        ge=0, le=MAX_OFFSET, description=(f"Features to skip (paging): 0 to {MAX_OFFSET:,} (10^18)")
+    ),
+]
 
 
 def sql_limit(limit: int) -> int:
@@ -62,13 +66,17 @@ def parse_bbox(
     if crs.geographic and not (-90 <= miny <= 90 and -90 <= maxy <= 90):
         raise InvalidParameter("bbox", "latitudes must lie between -90 and 90")
     if minx > maxx or miny > maxy:
-        raise InvalidParameter("bbox", "expected minx,miny,maxx,maxy with min <= max (a bbox "
-                                       "across the antimeridian is not supported)")
+        raise InvalidParameter(
+            "bbox",
+            "expected minx,miny,maxx,maxy with min <= max (a bbox "
+            "across the antimeridian is not supported)",
+        )
     return minx, miny, maxx, maxy
 
 
-def reject_unknown(params: Iterable[str], allowed: set[str],
-                   layer: LayerEntry | None = None) -> None:
+def reject_unknown(
+    params: Iterable[str], allowed: set[str], layer: LayerEntry | None = None
+) -> None:
     """A 400 for the first parameter that is neither in `allowed` nor a property of `layer`.
 
     With a layer, its properties are accepted as `<property>=<value>` equality filters.
@@ -76,12 +84,19 @@ def reject_unknown(params: Iterable[str], allowed: set[str],
     properties = {c.name for c in layer.columns} if layer is not None else set()
     unknown = sorted(set(params) - allowed - properties)
     if unknown:
-        hint = next((f" (did you mean '{n}'?)" for n in sorted(allowed | properties)
-                     if n.lower() == unknown[0].lower()), "")
+        hint = next(
+            (
+                f" (did you mean '{n}'?)"
+                for n in sorted(allowed | properties)
+                if n.lower() == unknown[0].lower()
+            ),
+            "",
+        )
         message = f"unknown parameter{hint}; this resource accepts {', '.join(sorted(allowed))}"
         if layer is not None:
             message += f", and the properties of '{layer.id}' as filters: " + ", ".join(
-                c.name for c in layer.columns)
+                c.name for c in layer.columns
+            )
         raise InvalidParameter(unknown[0], message)
 
 
@@ -91,15 +106,17 @@ def parse_instant(raw: str | None, parameter: str) -> datetime | None:
         return None
     example = "e.g. 2026-11-28T12:00:00Z"
     if "/" in raw:
-        raise InvalidParameter(parameter, f"only a single instant is supported ({example}), "
-                                          "not an interval")
+        raise InvalidParameter(
+            parameter, f"only a single instant is supported ({example}), not an interval"
+        )
     try:
         if len(raw) == 10:
             return datetime.fromisoformat(raw).replace(tzinfo=UTC)
         value = datetime.fromisoformat(raw)
     except ValueError:
-        raise InvalidParameter(parameter,
-                               f"'{raw}' is not an RFC 3339 date-time ({example})") from None
+        raise InvalidParameter(
+            parameter, f"'{raw}' is not an RFC 3339 date-time ({example})"
+        ) from None
     if value.tzinfo is None:
         raise InvalidParameter(parameter, f"'{raw}' needs a time zone, Z or +01:00 ({example})")
     return value
@@ -113,10 +130,14 @@ def _property_names(layer: LayerEntry) -> str:
 
 
 def _unknown_property(parameter: str, name: str, layer: LayerEntry) -> InvalidParameter:
-    hint = next((f" (did you mean '{c.name}'?)" for c in layer.columns
-                 if c.name.lower() == name.lower()), "")
-    return InvalidParameter(parameter, f"unknown property '{name}'{hint}; collection "
-                                       f"'{layer.id}' has {_property_names(layer)}")
+    hint = next(
+        (f" (did you mean '{c.name}'?)" for c in layer.columns if c.name.lower() == name.lower()),
+        "",
+    )
+    return InvalidParameter(
+        parameter,
+        f"unknown property '{name}'{hint}; collection '{layer.id}' has {_property_names(layer)}",
+    )
 
 
 def parse_properties(raw: str | None, layer: LayerEntry) -> tuple[str, ...] | None:
@@ -155,8 +176,9 @@ def parse_sortby(raw: str | None, layer: LayerEntry) -> tuple[SortKey, ...]:
         descending = entry.startswith("-")
         name = entry[1:].strip() if entry[:1] in ("+", "-") else entry
         if not name:
-            raise InvalidParameter("sortby", f"'{raw}' has an empty entry; expected e.g. "
-                                             "+NAME_FRE,-AREA")
+            raise InvalidParameter(
+                "sortby", f"'{raw}' has an empty entry; expected e.g. +NAME_FRE,-AREA"
+            )
         if name not in known:
             raise _unknown_property("sortby", name, layer)
         if any(k.name == name for k in keys):
@@ -165,8 +187,9 @@ def parse_sortby(raw: str | None, layer: LayerEntry) -> tuple[SortKey, ...]:
     return tuple(keys)
 
 
-def parse_equals(params: Iterable[tuple[str, str]], layer: LayerEntry,
-                 reserved: set[str]) -> tuple[PropertyFilter, ...]:
+def parse_equals(
+    params: Iterable[tuple[str, str]], layer: LayerEntry, reserved: set[str]
+) -> tuple[PropertyFilter, ...]:
     """`<property>=<value>` pairs for catalog properties (other names are left alone).
 
     Each value is converted to its column's type; one that cannot be is a 400 naming the

@@ -22,8 +22,14 @@ from geoapi.crs import PROJECTED_LIMIT_M, OutputCrs
 from urbis_core.errors import InvalidParameter
 
 LISTS_PER_VERTEX = 2  # a generous bound: one list per vertex, a few per ring and polygon
-GEOMETRY_DEPTH = {"Point": 1, "MultiPoint": 2, "LineString": 2, "MultiLineString": 3,
-                  "Polygon": 3, "MultiPolygon": 4}  # nesting of lists down to the numbers
+GEOMETRY_DEPTH = {
+    "Point": 1,
+    "MultiPoint": 2,
+    "LineString": 2,
+    "MultiLineString": 3,
+    "Polygon": 3,
+    "MultiPolygon": 4,
+}  # nesting of lists down to the numbers
 
 
 def out_of_range(first: float, second: float, crs: OutputCrs) -> tuple[int, str] | None:
@@ -40,11 +46,11 @@ def out_of_range(first: float, second: float, crs: OutputCrs) -> tuple[int, str]
         return None
     for at, value in enumerate((first, second)):
         if abs(value) > PROJECTED_LIMIT_M:
-            return at, (f"{value} m is out of range; projected coordinates lie within "
-                        f"±{PROJECTED_LIMIT_M:,.0f} m")
+            return at, (
+                f"{value} m is out of range; projected coordinates lie within "
+                f"±{PROJECTED_LIMIT_M:,.0f} m"
+            )
     return None
-
-
 
 
 def _positions(kind: str, coordinates: Any, depth: int) -> Iterator[Any]:
@@ -52,9 +58,12 @@ def _positions(kind: str, coordinates: Any, depth: int) -> Iterator[Any]:
         yield coordinates
         return
     if not isinstance(coordinates, list):
-        raise InvalidParameter("body", f"the 'coordinates' of a {kind} are lists nested "
-                                       f"{GEOMETRY_DEPTH[kind]} deep down to the numbers; found "
-                                       f"{json.dumps(coordinates)[:60]}")
+        raise InvalidParameter(
+            "body",
+            f"the 'coordinates' of a {kind} are lists nested "
+            f"{GEOMETRY_DEPTH[kind]} deep down to the numbers; found "
+            f"{json.dumps(coordinates)[:60]}",
+        )
     for item in coordinates:
         yield from _positions(kind, item, depth - 1)
 
@@ -63,14 +72,22 @@ def _check_coordinates(kind: str, coordinates: Any, crs: OutputCrs, max_vertices
     count = 0
     for position in _positions(kind, coordinates, GEOMETRY_DEPTH[kind]):
         if count == max_vertices:
-            raise InvalidParameter("body", f"the {kind} has more than {max_vertices:,} "
-                                           "vertices, the most a query geometry may have "
-                                           "(URBIS_MAX_QUERY_VERTICES); simplify it")
-        if (not isinstance(position, list) or len(position) not in (2, 3)
-                or not all(isinstance(n, int | float) and not isinstance(n, bool)
-                           for n in position)):
-            raise InvalidParameter("body", "each position must be a list of 2 (or 3) numbers; "
-                                           f"found {json.dumps(position)[:60]}")
+            raise InvalidParameter(
+                "body",
+                f"the {kind} has more than {max_vertices:,} "
+                "vertices, the most a query geometry may have "
+                "(URBIS_MAX_QUERY_VERTICES); simplify it",
+            )
+        if (
+            not isinstance(position, list)
+            or len(position) not in (2, 3)
+            or not all(isinstance(n, int | float) and not isinstance(n, bool) for n in position)
+        ):
+            raise InvalidParameter(
+                "body",
+                "each position must be a list of 2 (or 3) numbers; "
+                f"found {json.dumps(position)[:60]}",
+            )
         if not all(math.isfinite(n) for n in position):
             raise InvalidParameter("body", f"position {position} has a number that is not finite")
         problem = out_of_range(position[0], position[1], crs)
@@ -89,9 +106,12 @@ def check_lists(raw: bytes, max_vertices: int) -> None:
     """
     lists = raw.count(b"[")
     if lists > LISTS_PER_VERTEX * max_vertices + 100:
-        raise InvalidParameter("body", f"it holds {lists:,} JSON lists: more than a geometry "
-                                       f"of at most {max_vertices:,} vertices "
-                                       "(URBIS_MAX_QUERY_VERTICES) has; simplify it")
+        raise InvalidParameter(
+            "body",
+            f"it holds {lists:,} JSON lists: more than a geometry "
+            f"of at most {max_vertices:,} vertices "
+            "(URBIS_MAX_QUERY_VERTICES) has; simplify it",
+        )
 
 
 def parse_geometry(raw: bytes, crs: OutputCrs, max_vertices: int) -> shapely.Geometry:
@@ -111,18 +131,27 @@ def parse_geometry(raw: bytes, crs: OutputCrs, max_vertices: int) -> shapely.Geo
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidParameter("body", f"not JSON ({exc})") from None
     except RecursionError:
-        raise InvalidParameter("body", "JSON nested too deeply for a GeoJSON geometry (a "
-                                       "MultiPolygon's coordinates are 4 lists deep)") from None
+        raise InvalidParameter(
+            "body",
+            "JSON nested too deeply for a GeoJSON geometry (a "
+            "MultiPolygon's coordinates are 4 lists deep)",
+        ) from None
     if isinstance(doc, dict) and doc.get("type") == "Feature":
         doc = doc.get("geometry")
         if not isinstance(doc, dict):
             raise InvalidParameter("body", "the Feature has no geometry")
-    if not isinstance(doc, dict) or not isinstance(doc.get("type"), str) \
-            or doc["type"] not in GEOMETRY_DEPTH:
+    if (
+        not isinstance(doc, dict)
+        or not isinstance(doc.get("type"), str)
+        or doc["type"] not in GEOMETRY_DEPTH
+    ):
         kind = doc.get("type") if isinstance(doc, dict) else type(doc).__name__
-        raise InvalidParameter("body", f"expected a GeoJSON geometry of type "
-                                       f"{', '.join(GEOMETRY_DEPTH)} (or a Feature with one); "
-                                       f"got {json.dumps(kind)[:60]}")
+        raise InvalidParameter(
+            "body",
+            f"expected a GeoJSON geometry of type "
+            f"{', '.join(GEOMETRY_DEPTH)} (or a Feature with one); "
+            f"got {json.dumps(kind)[:60]}",
+        )
     if "coordinates" not in doc:
         raise InvalidParameter("body", f"the {doc['type']} has no 'coordinates'")
     _check_coordinates(doc["type"], doc["coordinates"], crs, max_vertices)
@@ -133,10 +162,9 @@ def parse_geometry(raw: bytes, crs: OutputCrs, max_vertices: int) -> shapely.Geo
     if geometry.is_empty:
         raise InvalidParameter("body", f"the {doc['type']} is empty")
     if not geometry.is_valid:
-        raise InvalidParameter("body", f"the {doc['type']} is not valid: "
-                                       f"{shapely.is_valid_reason(geometry)}")
+        raise InvalidParameter(
+            "body", f"the {doc['type']} is not valid: {shapely.is_valid_reason(geometry)}"
+        )
     if crs.lat_first:
         geometry = shapely.transform(geometry, lambda xy: xy[:, ::-1])
     return geometry
-
-

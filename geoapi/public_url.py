@@ -36,21 +36,31 @@ _VARY_KEY = "link_vary"  # in the ASGI scope's state: the headers this answer's 
 
 def parse_networks(raw: Iterable[str], setting: str) -> tuple[IpNetwork, ...]:
     try:
-        return tuple(ipaddress.ip_network(part.strip(), strict=False)
-                     for part in raw if part.strip())
+        return tuple(
+            ipaddress.ip_network(part.strip(), strict=False) for part in raw if part.strip()
+        )
     except ValueError as exc:
-        raise ConfigError(f"{setting}: {exc}; expected addresses or networks such as "
-                          "127.0.0.1, 10.0.0.0/8, ::1") from None
+        raise ConfigError(
+            f"{setting}: {exc}; expected addresses or networks such as 127.0.0.1, 10.0.0.0/8, ::1"
+        ) from None
 
 
 def parse_public_url(raw: str, setting: str) -> str:
     """`https://host[:port][/path]`, without a trailing slash."""
     match = re.match(r"^(https?)://([^/?#]+)(/[^?#]*)?$", raw.strip())
-    if not match or not _HOST.match(match.group(2)) \
-            or (match.group(3) and match.group(3) != "/"
-                and not _PREFIX.match(match.group(3).rstrip("/"))):
-        raise ConfigError(f"{setting}={raw!r} is not a URL such as https://maps.example.org "
-                          "or https://example.org/urbis")
+    if (
+        not match
+        or not _HOST.match(match.group(2))
+        or (
+            match.group(3)
+            and match.group(3) != "/"
+            and not _PREFIX.match(match.group(3).rstrip("/"))
+        )
+    ):
+        raise ConfigError(
+            f"{setting}={raw!r} is not a URL such as https://maps.example.org "
+            "or https://example.org/urbis"
+        )
     return f"{match.group(1)}://{match.group(2)}{(match.group(3) or '').rstrip('/')}"
 
 
@@ -128,14 +138,21 @@ class PublicUrl:
                 pairs = forwarded_pairs(headers["forwarded"])
                 proto, host = pairs.get("proto"), pairs.get("host")
                 used.append("Forwarded")
-            for name in ("X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Port",
-                         "X-Forwarded-Prefix"):
+            for name in (
+                "X-Forwarded-Proto",
+                "X-Forwarded-Host",
+                "X-Forwarded-Port",
+                "X-Forwarded-Prefix",
+            ):
                 if name.lower() in headers:
                     used.append(name)
             proto = proto or _first(headers.get("x-forwarded-proto"))
             if host is None and (forwarded_host := _first(headers.get("x-forwarded-host"))):
-                host = _with_port(forwarded_host, _first(headers.get("x-forwarded-port")),
-                                  (proto or request.url.scheme).lower())
+                host = _with_port(
+                    forwarded_host,
+                    _first(headers.get("x-forwarded-port")),
+                    (proto or request.url.scheme).lower(),
+                )
             prefix = _first(headers.get("x-forwarded-prefix"))
         proto = proto.lower() if proto and proto.lower() in _DEFAULT_PORTS else None
         host = host if host and _HOST.match(host) else None
@@ -153,8 +170,13 @@ class PublicUrl:
 def _with_port(host: str, port: str | None, scheme: str) -> str:
     """A forwarded host with `X-Forwarded-Port` added, unless it has one or it is the default."""
     match = _HOST.match(host)
-    if (port is None or not port.isdigit() or match is None or match.group(1) is not None
-            or port == _DEFAULT_PORTS.get(scheme)):
+    if (
+        port is None
+        or not port.isdigit()
+        or match is None
+        or match.group(1) is not None
+        or port == _DEFAULT_PORTS.get(scheme)
+    ):
         return host
     return f"{host}:{port}"
 

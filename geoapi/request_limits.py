@@ -79,8 +79,7 @@ class RequestLimits:
                 if body.expected and not body.complete:
                     # Answered before its body was read: end the connection rather than read
                     # and throw away whatever the client still sends.
-                    message["headers"] = [*message.get("headers", []),
-                                          (b"connection", b"close")]
+                    message["headers"] = [*message.get("headers", []), (b"connection", b"close")]
             await send(message)
 
         try:
@@ -111,8 +110,11 @@ class _Body:
         return None
 
     def _too_large(self) -> Refusal:
-        return Refusal(413, f"the request body is larger than the "
-                            f"{self._limits.max_body_bytes:,} bytes this service accepts")
+        return Refusal(
+            413,
+            f"the request body is larger than the "
+            f"{self._limits.max_body_bytes:,} bytes this service accepts",
+        )
 
     async def receive(self) -> Message:
         if self.complete:  # e.g. a streaming answer listening for the client to leave
@@ -126,8 +128,11 @@ class _Body:
             async with asyncio.timeout_at(self._deadline):
                 message = await self._receive()
         except TimeoutError:
-            self._refuse(Refusal(408, f"the request body did not arrive within "
-                                      f"{self._limits.body_timeout:g} s"))
+            self._refuse(
+                Refusal(
+                    408, f"the request body did not arrive within {self._limits.body_timeout:g} s"
+                )
+            )
         if message["type"] == "http.request":
             self._received += len(message.get("body", b""))
             if self._received > self._limits.max_body_bytes:
@@ -150,12 +155,18 @@ def _head_refusal(scope: Scope, limits: ServerLimits) -> Refusal | None:
     query: bytes = scope["query_string"]
     url_bytes = len(raw_path) + (len(query) + 1 if query else 0)
     if url_bytes > limits.max_url_bytes:
-        return Refusal(414, f"the URL (path and query) is {url_bytes:,} bytes long; this "
-                            f"service accepts at most {limits.max_url_bytes:,}")
+        return Refusal(
+            414,
+            f"the URL (path and query) is {url_bytes:,} bytes long; this "
+            f"service accepts at most {limits.max_url_bytes:,}",
+        )
     header_bytes = sum(len(name) + len(value) + 4 for name, value in scope["headers"])
     if header_bytes > limits.max_header_bytes:
-        return Refusal(431, f"the request headers are {header_bytes:,} bytes long; this "
-                            f"service accepts at most {limits.max_header_bytes:,}")
+        return Refusal(
+            431,
+            f"the request headers are {header_bytes:,} bytes long; this "
+            f"service accepts at most {limits.max_header_bytes:,}",
+        )
     problem_text = _path_problem(raw_path) or _query_problem(query)
     return Refusal(400, problem_text) if problem_text else None
 
@@ -164,8 +175,9 @@ def _path_problem(raw_path: bytes) -> str | None:
     # Named 'path' with the segment shown: the route, which knows the segment's name (e.g. a
     # collection id), is not chosen yet.
     for raw in raw_path.decode("ascii", "replace").split("/"):
-        reason = _text_problem(raw, plus_is_space=False, allowed=frozenset(),
-                               rule="path segments may hold none")
+        reason = _text_problem(
+            raw, plus_is_space=False, allowed=frozenset(), rule="path segments may hold none"
+        )
         if reason is not None:
             return str(InvalidParameter("path", f"the segment '{_shown(raw)}' {reason}"))
     return None
@@ -174,29 +186,36 @@ def _path_problem(raw_path: bytes) -> str | None:
 def _query_problem(query: bytes) -> str | None:
     for pair in query.decode("ascii", "replace").split("&"):
         raw_name, _, raw_value = pair.partition("=")
-        reason = _text_problem(raw_name, plus_is_space=True, allowed=frozenset(),
-                               rule="parameter names may hold none")
+        reason = _text_problem(
+            raw_name, plus_is_space=True, allowed=frozenset(), rule="parameter names may hold none"
+        )
         if reason is not None:
             return str(InvalidParameter(_shown(raw_name), f"the parameter's name {reason}"))
-        reason = _text_problem(raw_value, plus_is_space=True, allowed=ALLOWED_IN_VALUES,
-                               rule="values may hold none but tab, line feed and carriage "
-                                    "return")
+        reason = _text_problem(
+            raw_value,
+            plus_is_space=True,
+            allowed=ALLOWED_IN_VALUES,
+            rule="values may hold none but tab, line feed and carriage return",
+        )
         if reason is not None:
-            return str(InvalidParameter(_shown(unquote(raw_name.replace("+", " "))),
-                                        f"'{_shown(raw_value)}' {reason}"))
+            return str(
+                InvalidParameter(
+                    _shown(unquote(raw_name.replace("+", " "))), f"'{_shown(raw_value)}' {reason}"
+                )
+            )
     return None
 
 
-def _text_problem(raw: str, plus_is_space: bool, allowed: frozenset[str],
-                  rule: str) -> str | None:
+def _text_problem(raw: str, plus_is_space: bool, allowed: frozenset[str], rule: str) -> str | None:
     """Why a percent-encoded piece of the URL cannot be an id, a name or a value, if it cannot."""
     if "%" not in raw:  # h11 lets only visible ASCII through: nothing else to look at
         return None
     try:
         text = unquote_to_bytes(raw.replace("+", " ") if plus_is_space else raw).decode()
     except UnicodeDecodeError as exc:
-        return (f"is not UTF-8 text once its %-escapes are decoded ({exc.reason} at byte "
-                f"{exc.start})")
+        return (
+            f"is not UTF-8 text once its %-escapes are decoded ({exc.reason} at byte {exc.start})"
+        )
     for char in text:
         if char not in allowed and unicodedata.category(char) == "Cc":
             return f"holds the control character U+{ord(char):04X}; {rule}"
@@ -211,6 +230,11 @@ async def _answer(send: Send, refusal: Refusal, close: bool) -> None:
     response = problem(refusal.status, refusal.detail)
     if close:
         response.headers["connection"] = "close"
-    await send({"type": "http.response.start", "status": response.status_code,
-                "headers": response.raw_headers})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": response.status_code,
+            "headers": response.raw_headers,
+        }
+    )
     await send({"type": "http.response.body", "body": response.body})

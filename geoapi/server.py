@@ -69,8 +69,9 @@ class GuardedH11Protocol(H11Protocol):
         if self.transport.is_closing() or self.conn.their_state is not h11.IDLE:
             return
         if self.conn.trailing_data[0]:  # part of a head came: say why the connection ends
-            self._answer_and_close(408, f"the request line and headers did not arrive within "
-                                        f"{self.header_timeout:g} s")
+            self._answer_and_close(
+                408, f"the request line and headers did not arrive within {self.header_timeout:g} s"
+            )
         else:
             self.transport.close()
 
@@ -80,9 +81,11 @@ class GuardedH11Protocol(H11Protocol):
         error = sys.exc_info()[1]
         status = getattr(error, "error_status_hint", 400)
         if status == 431:
-            detail = (f"the request line and headers are longer than the "
-                      f"{self.config.h11_max_incomplete_event_size or 0:,} bytes this service "
-                      "reads")
+            detail = (
+                f"the request line and headers are longer than the "
+                f"{self.config.h11_max_incomplete_event_size or 0:,} bytes this service "
+                "reads"
+            )
         else:
             # h11 says what is wrong before a colon, and quotes the bytes after it.
             detail = f"not a valid HTTP/1.1 request: {str(error or msg).partition(':')[0]}"
@@ -93,17 +96,22 @@ class GuardedH11Protocol(H11Protocol):
         if self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
             response = problem(status, detail)
             headers = [*response.raw_headers, (b"connection", b"close")]
-            for event in (h11.Response(status_code=status, headers=headers,
-                                       reason=HTTPStatus(status).phrase.encode()),
-                          h11.Data(data=bytes(response.body)), h11.EndOfMessage()):
+            for event in (
+                h11.Response(
+                    status_code=status, headers=headers, reason=HTTPStatus(status).phrase.encode()
+                ),
+                h11.Data(data=bytes(response.body)),
+                h11.EndOfMessage(),
+            ):
                 self.transport.write(self.conn.send(event) or b"")
         self.transport.close()
 
 
 def protocol_class(limits: ServerLimits) -> type[GuardedH11Protocol]:
     """The protocol uvicorn builds per connection (it takes a class), with this deadline."""
-    return type("GuardedH11Protocol", (GuardedH11Protocol,),
-                {"header_timeout": limits.header_timeout})
+    return type(
+        "GuardedH11Protocol", (GuardedH11Protocol,), {"header_timeout": limits.header_timeout}
+    )
 
 
 def uvicorn_options(limits: ServerLimits) -> dict[str, Any]:
@@ -117,6 +125,7 @@ def uvicorn_options(limits: ServerLimits) -> dict[str, Any]:
     return {
         "http": protocol_class(limits),
         "timeout_keep_alive": limits.keep_alive_timeout,
-        "h11_max_incomplete_event_size": limits.max_url_bytes + limits.max_header_bytes
+        "h11_max_incomplete_event_size": limits.max_url_bytes
+        + limits.max_header_bytes
         + HEAD_SLACK_BYTES,
     }

@@ -37,8 +37,14 @@ MAX_STATS_GROUPS = 10_000
 KNN_SLACK_M = 1e-6  # floating-point slack when re-reading the k-th nearest distance
 MM = 3  # decimals of metres (distances, lengths) and of square metres (areas)
 
-_DIMENSIONS = {"Point": 0, "MultiPoint": 0, "LineString": 1, "MultiLineString": 1,
-               "Polygon": 2, "MultiPolygon": 2}
+_DIMENSIONS = {
+    "Point": 0,
+    "MultiPoint": 0,
+    "LineString": 1,
+    "MultiLineString": 1,
+    "Polygon": 2,
+    "MultiPolygon": 2,
+}
 Measure = Callable[[ColumnElement[Any]], ColumnElement[Any]]  # ST_Area or ST_Length
 _TITLE_NAME = re.compile(r"(^|_)(name|title|label|nom|naam|titre|titel)", re.IGNORECASE)
 
@@ -64,8 +70,9 @@ class QueryPoint:
         return inside(shapely.Point(self.x, self.y), self.srid, srid)
 
     def in_srid(self, srid: int) -> ColumnElement[Any]:
-        point: ColumnElement[Any] = func.ST_SetSRID(func.ST_MakePoint(
-            sa.literal(self.x, sa.Float), sa.literal(self.y, sa.Float)), self.srid)
+        point: ColumnElement[Any] = func.ST_SetSRID(
+            func.ST_MakePoint(sa.literal(self.x, sa.Float), sa.literal(self.y, sa.Float)), self.srid
+        )
         return once(point if srid == self.srid else func.ST_Transform(point, srid))
 
 
@@ -90,8 +97,9 @@ def literal_shape(shape: shapely.Geometry, srid: int, layer: LayerEntry) -> Quer
     return QueryShape(in_storage(shape, srid, layer.srid), int(shapely.get_dimensions(shape)))
 
 
-async def stored_shape(conn: AsyncConnection, source: LayerEntry, feature_id: str,
-                       layer: LayerEntry) -> QueryShape:
+async def stored_shape(
+    conn: AsyncConnection, source: LayerEntry, feature_id: str, layer: LayerEntry
+) -> QueryShape:
     """The geometry of a stored feature (a scalar subquery, so it never leaves the database)."""
     table = source.table()
     condition = key_condition(source, table, feature_id)
@@ -107,15 +115,19 @@ async def stored_shape(conn: AsyncConnection, source: LayerEntry, feature_id: st
     return QueryShape(geom, int(dim))
 
 
-def _feature_query(layer: LayerEntry, table: sa.Table, crs: OutputCrs,
-                   **extra: ColumnElement[Any]) -> Select[Any]:
+def _feature_query(
+    layer: LayerEntry, table: sa.Table, crs: OutputCrs, **extra: ColumnElement[Any]
+) -> Select[Any]:
     """Each feature's GeoJSON (`feature_json`) with extra values to add to its properties."""
-    return sa.select(feature_json(layer, table, crs).label("feature"),
-                     *(value.label(name) for name, value in extra.items()))
+    return sa.select(
+        feature_json(layer, table, crs).label("feature"),
+        *(value.label(name) for name, value in extra.items()),
+    )
 
 
-async def _features(conn: AsyncConnection, query: Select[Any],
-                    extra: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+async def _features(
+    conn: AsyncConnection, query: Select[Any], extra: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
     """Run a `_feature_query`; the extra values join the properties, rounded to the mm."""
     features = []
     for row in await conn.execute(query):
@@ -132,8 +144,9 @@ async def _count(conn: AsyncConnection, table: sa.Table, condition: ColumnElemen
     return int(counted.scalar_one())
 
 
-async def features_at(conn: AsyncConnection, layer: LayerEntry, point: QueryPoint,
-                      crs: OutputCrs) -> list[dict[str, Any]]:
+async def features_at(
+    conn: AsyncConnection, layer: LayerEntry, point: QueryPoint, crs: OutputCrs
+) -> list[dict[str, Any]]:
     """The features of `layer` at the point, nearest first (then by key).
 
     Polygons that contain it (boundary included); points and lines within `LOOKUP_TOLERANCE_M`
@@ -147,15 +160,24 @@ async def features_at(conn: AsyncConnection, layer: LayerEntry, point: QueryPoin
         condition = func.ST_Intersects(table.c.geom, here)
     else:
         condition = func.ST_DWithin(table.c.geom, here, LOOKUP_TOLERANCE_M)
-    query = (_feature_query(layer, table, crs).where(condition)
-             .order_by(func.ST_Distance(table.c.geom, here), table.c[layer.key_field])
-             .limit(LOOKUP_MAX_PER_COLLECTION))
+    query = (
+        _feature_query(layer, table, crs)
+        .where(condition)
+        .order_by(func.ST_Distance(table.c.geom, here), table.c[layer.key_field])
+        .limit(LOOKUP_MAX_PER_COLLECTION)
+    )
     return await _features(conn, query)
 
 
-async def features_within(conn: AsyncConnection, layer: LayerEntry, point: QueryPoint,
-                          distance: float, crs: OutputCrs, limit: int,
-                          offset: int) -> tuple[list[dict[str, Any]], int]:
+async def features_within(
+    conn: AsyncConnection,
+    layer: LayerEntry,
+    point: QueryPoint,
+    distance: float,
+    crs: OutputCrs,
+    limit: int,
+    offset: int,
+) -> tuple[list[dict[str, Any]], int]:
     """Features within `distance` metres of the point, and how many there are in all.
 
     Nearest first (then by key), each with its `distance` in metres.
@@ -166,13 +188,24 @@ async def features_within(conn: AsyncConnection, layer: LayerEntry, point: Query
     here = point.in_srid(layer.srid)
     condition = func.ST_DWithin(table.c.geom, here, sa.literal(distance, sa.Float))
     metres = func.ST_Distance(table.c.geom, here)
-    query = (_feature_query(layer, table, crs, distance=metres).where(condition)
-             .order_by(metres, table.c[layer.key_field]).limit(limit).offset(offset))
+    query = (
+        _feature_query(layer, table, crs, distance=metres)
+        .where(condition)
+        .order_by(metres, table.c[layer.key_field])
+        .limit(limit)
+        .offset(offset)
+    )
     return await _features(conn, query, ("distance",)), await _count(conn, table, condition)
 
 
-async def nearest_features(conn: AsyncConnection, layer: LayerEntry, point: QueryPoint, k: int,
-                           crs: OutputCrs, within: float | None = None) -> list[dict[str, Any]]:
+async def nearest_features(
+    conn: AsyncConnection,
+    layer: LayerEntry,
+    point: QueryPoint,
+    k: int,
+    crs: OutputCrs,
+    within: float | None = None,
+) -> list[dict[str, Any]]:
     """The `k` features nearest to the point, nearest first (then by key), with `distance`.
 
     Only those within `within` metres, when it is given.
@@ -197,16 +230,23 @@ async def nearest_features(conn: AsyncConnection, layer: LayerEntry, point: Quer
     conditions = [func.ST_DWithin(table.c.geom, here, reach)]
     if within is not None:
         conditions.append(func.ST_DWithin(table.c.geom, here, sa.literal(within, sa.Float)))
-    query = (_feature_query(layer, table, crs, distance=metres).where(*conditions)
-             .order_by(metres, table.c[layer.key_field]).limit(k))
+    query = (
+        _feature_query(layer, table, crs, distance=metres)
+        .where(*conditions)
+        .order_by(metres, table.c[layer.key_field])
+        .limit(k)
+    )
     return await _features(conn, query, ("distance",))
 
 
-def _measured_part(geom: ColumnElement[Any], shape: ColumnElement[Any],
-                   measure: Measure) -> ColumnElement[Any]:
+def _measured_part(
+    geom: ColumnElement[Any], shape: ColumnElement[Any], measure: Measure
+) -> ColumnElement[Any]:
     """`measure` of the part of `geom` inside `shape`, without intersecting what is all inside."""
-    return sa.case((func.ST_CoveredBy(geom, shape), measure(geom)),
-                   else_=measure(func.ST_Intersection(geom, shape)))
+    return sa.case(
+        (func.ST_CoveredBy(geom, shape), measure(geom)),
+        else_=measure(func.ST_Intersection(geom, shape)),
+    )
 
 
 def intersection_measure(layer: LayerEntry, shape: QueryShape) -> tuple[str, Measure]:
@@ -220,15 +260,24 @@ def intersection_measure(layer: LayerEntry, shape: QueryShape) -> tuple[str, Mea
         return "intersection_area", func.ST_Area
     if layer_dim is not None and layer_dim + shape.dimension == 3:
         return "intersection_length", func.ST_Length
-    raise InvalidParameter("measure", f"the intersection of {layer.geometry_type} features of "
-                                      f"'{layer.id}' with this geometry is made of points: it "
-                                      "has no area or length (polygons with polygons give an "
-                                      "area, polygons with lines a length)")
+    raise InvalidParameter(
+        "measure",
+        f"the intersection of {layer.geometry_type} features of "
+        f"'{layer.id}' with this geometry is made of points: it "
+        "has no area or length (polygons with polygons give an "
+        "area, polygons with lines a length)",
+    )
 
 
-async def features_intersecting(conn: AsyncConnection, layer: LayerEntry, shape: QueryShape,
-                                crs: OutputCrs, measure: bool, limit: int,
-                                offset: int) -> tuple[list[dict[str, Any]], int]:
+async def features_intersecting(
+    conn: AsyncConnection,
+    layer: LayerEntry,
+    shape: QueryShape,
+    crs: OutputCrs,
+    measure: bool,
+    limit: int,
+    offset: int,
+) -> tuple[list[dict[str, Any]], int]:
     """Features whose geometry intersects `shape` (by key), and how many there are in all.
 
     With `measure`, each has the area or the length of its part inside (`intersection_measure`).
@@ -242,15 +291,26 @@ async def features_intersecting(conn: AsyncConnection, layer: LayerEntry, shape:
     if measured is not None:
         name, function = measured
         extra[name] = _measured_part(table.c.geom, shape.geometry, function)
-    query = (_feature_query(layer, table, crs, **extra).where(condition)
-             .order_by(table.c[layer.key_field]).limit(limit).offset(offset))
+    query = (
+        _feature_query(layer, table, crs, **extra)
+        .where(condition)
+        .order_by(table.c[layer.key_field])
+        .limit(limit)
+        .offset(offset)
+    )
     return await _features(conn, query, tuple(extra)), await _count(conn, table, condition)
 
 
 def title_field(layer: LayerEntry) -> str | None:
     """A text field that names a feature (NAME_FRE, name, titre...), the first in field order."""
-    return next((c.name for c in layer.columns if c.name != layer.key_field
-                 and c.sql_type == "text" and _TITLE_NAME.search(c.name)), None)
+    return next(
+        (
+            c.name
+            for c in layer.columns
+            if c.name != layer.key_field and c.sql_type == "text" and _TITLE_NAME.search(c.name)
+        ),
+        None,
+    )
 
 
 @dataclass(frozen=True)
@@ -263,8 +323,9 @@ class GroupStats:
     rows: list[dict[str, Any]]
 
 
-def _stats_columns(layer: LayerEntry, f: NamedFromClause, b: NamedFromClause,
-                   by: LayerEntry) -> tuple[ColumnElement[Any], ColumnElement[Any] | None]:
+def _stats_columns(
+    layer: LayerEntry, f: NamedFromClause, b: NamedFromClause, by: LayerEntry
+) -> tuple[ColumnElement[Any], ColumnElement[Any] | None]:
     """SQL of the count and the measure of the features `f` that fall in the group `b`."""
     dim = dimension(layer)
     if dim == 2:  # a polygon counts where its representative point is; its area is split
@@ -273,11 +334,15 @@ def _stats_columns(layer: LayerEntry, f: NamedFromClause, b: NamedFromClause,
     if dim == 1:  # a line counts where most of its length is; its length is split
         inside = _measured_part(f.c.geom, b.c.geom, func.ST_Length)
         other = by.table().alias("other")
-        best = (sa.select(other.c[by.key_field])
-                .where(func.ST_Intersects(other.c.geom, f.c.geom))
-                .order_by(_measured_part(f.c.geom, other.c.geom, func.ST_Length).desc(),
-                          other.c[by.key_field])
-                .limit(1).scalar_subquery())
+        best = (
+            sa.select(other.c[by.key_field])
+            .where(func.ST_Intersects(other.c.geom, f.c.geom))
+            .order_by(
+                _measured_part(f.c.geom, other.c.geom, func.ST_Length).desc(), other.c[by.key_field]
+            )
+            .limit(1)
+            .scalar_subquery()
+        )
         count = func.count().filter(sa.and_(inside > 0, b.c[by.key_field] == best))
         return count, func.coalesce(func.sum(inside), 0)
     return func.count().filter(func.ST_Covers(b.c.geom, f.c.geom)), None
@@ -291,20 +356,36 @@ async def group_stats(conn: AsyncConnection, layer: LayerEntry, by: LayerEntry) 
     or length (lines) of their parts inside it.
     """
     if dimension(by) != 2:
-        raise InvalidParameter("by", f"collection '{by.id}' holds {by.geometry_type} features; "
-                                     "stats group by a collection of polygons")
+        raise InvalidParameter(
+            "by",
+            f"collection '{by.id}' holds {by.geometry_type} features; "
+            "stats group by a collection of polygons",
+        )
     if by.feature_count > MAX_STATS_GROUPS:
-        raise InvalidParameter("by", f"collection '{by.id}' has {by.feature_count} features; "
-                                     f"stats group by at most {MAX_STATS_GROUPS}")
+        raise InvalidParameter(
+            "by",
+            f"collection '{by.id}' has {by.feature_count} features; "
+            f"stats group by at most {MAX_STATS_GROUPS}",
+        )
     f = layer.table().alias("f")
     b = by.table().alias("b")
     count, measure = _stats_columns(layer, f, b, by)
-    inside = sa.select(count.label("n"), (measure if measure is not None else sa.null())
-                       .label("m")).where(func.ST_Intersects(b.c.geom, f.c.geom)).lateral("s")
+    inside = (
+        sa.select(count.label("n"), (measure if measure is not None else sa.null()).label("m"))
+        .where(func.ST_Intersects(b.c.geom, f.c.geom))
+        .lateral("s")
+    )
     title = title_field(by)
-    query = (sa.select(b.c[by.key_field].label("key"),
-                       (b.c[title] if title else sa.null()).label("title"), inside.c.n, inside.c.m)
-             .select_from(b.join(inside, sa.true())).order_by(b.c[by.key_field]))
+    query = (
+        sa.select(
+            b.c[by.key_field].label("key"),
+            (b.c[title] if title else sa.null()).label("title"),
+            inside.c.n,
+            inside.c.m,
+        )
+        .select_from(b.join(inside, sa.true()))
+        .order_by(b.c[by.key_field])
+    )
     name = {2: "area_m2", 1: "length_m"}.get(dimension(layer) or 0)
     rows = []
     for r in await conn.execute(query):

@@ -67,7 +67,7 @@ class Street:
 
     def number_extent(self, number: Any) -> tuple[float, float, float, float]:
         at = 4 * self.numbers.index(number)
-        x0, y0, x1, y1 = self.number_extents[at:at + 4]
+        x0, y0, x1, y1 = self.number_extents[at : at + 4]
         return x0, y0, x1, y1
 
 
@@ -146,8 +146,7 @@ def aligned(query: tuple[str, ...], name: tuple[str, ...]) -> float:
                 quality = 1.0
             elif len(word) == 1 and other.startswith(word):
                 quality = INITIAL
-            elif (min(len(word), len(other)) >= TYPO_MIN_LETTERS
-                  and OSA.distance(word, other) <= 1):
+            elif min(len(word), len(other)) >= TYPO_MIN_LETTERS and OSA.distance(word, other) <= 1:
                 quality = ONE_TYPO
             else:
                 continue
@@ -167,9 +166,11 @@ def aligned(query: tuple[str, ...], name: tuple[str, ...]) -> float:
 
 def name_score(query: StreetWords, name: StreetWords) -> float:
     """How well the query's street words name this street name (before its kind is checked)."""
-    return max(similarity(query.core_text, name.core_text),
-               similarity(query.sorted_core_text, name.sorted_core_text),
-               aligned(query.core, name.core))
+    return max(
+        similarity(query.core_text, name.core_text),
+        similarity(query.sorted_core_text, name.sorted_core_text),
+        aligned(query.core, name.core),
+    )
 
 
 def one_typo_whole(query: StreetWords, name: StreetWords) -> float:
@@ -180,8 +181,9 @@ def one_typo_whole(query: StreetWords, name: StreetWords) -> float:
     names compared without and with their articles. Beyond one typo the whole names are not
     compared: a shared kind ('...straat') would make unrelated names look alike.
     """
-    whole = max(similarity(query.full_text, name.full_text),
-                similarity(query.written, name.written))
+    whole = max(
+        similarity(query.full_text, name.full_text), similarity(query.written, name.written)
+    )
     return whole if whole >= ONE_TYPO else 0.0
 
 
@@ -231,14 +233,17 @@ class StreetIndex:
                 words = place_words(muni)
                 if words:
                     municipalities.setdefault(words, (language, []))[1].append(i)
-        names = [StreetName(text, language, street_words(fold(text).split()), tuple(members))
-                 for (language, text), members in by_name.items()]
+        names = [
+            StreetName(text, language, street_words(fold(text).split()), tuple(members))
+            for (language, text), members in by_name.items()
+        ]
         index = cls(streets, names, municipalities)
-        index.areas_by_municipality = _areas(streets, lambda s: (s.municipality_fr,
-                                                                 s.municipality_nl))
-        index.areas_by_postcode = _areas(streets, lambda s: (str(s.postcode),
-                                                             s.municipality_fr,
-                                                             s.municipality_nl))
+        index.areas_by_municipality = _areas(
+            streets, lambda s: (s.municipality_fr, s.municipality_nl)
+        )
+        index.areas_by_postcode = _areas(
+            streets, lambda s: (str(s.postcode), s.municipality_fr, s.municipality_nl)
+        )
         return index
 
     def municipality_named(self, words: tuple[str, ...]) -> set[tuple[int, int]]:
@@ -249,7 +254,7 @@ class StreetIndex:
             if k > len(words):
                 continue
             for start in {0, len(words) - k}:
-                part = words[start:start + k]
+                part = words[start : start + k]
                 if similarity("".join(part), "".join(place)) >= ONE_TYPO:
                     found.add((start, start + k))
         return found
@@ -259,27 +264,34 @@ class StreetIndex:
         if min_score < PREFILTER:
             return set(range(len(self.names)))
         chosen: set[int] = set()
-        for text, choices in ((query.core_text, self._core),
-                              (query.sorted_core_text, self._sorted),
-                              (query.full_text, self._full)):
+        for text, choices in (
+            (query.core_text, self._core),
+            (query.sorted_core_text, self._sorted),
+            (query.full_text, self._full),
+        ):
             if text:
-                for _c, _s, i in process.extract(text, choices,
-                                                 scorer=OSA.normalized_similarity,
-                                                 score_cutoff=PREFILTER, limit=None):
+                for _c, _s, i in process.extract(
+                    text,
+                    choices,
+                    scorer=OSA.normalized_similarity,
+                    score_cutoff=PREFILTER,
+                    limit=None,
+                ):
                     chosen.add(i)
         for word in query.core:
             if len(word) < 3:
                 continue
             chosen |= self._by_word.get(word, set())
             if len(word) >= TYPO_MIN_LETTERS:
-                for other, _d, _i in process.extract(word, self._vocabulary,
-                                                     scorer=OSA.distance, score_cutoff=1,
-                                                     limit=None):
+                for other, _d, _i in process.extract(
+                    word, self._vocabulary, scorer=OSA.distance, score_cutoff=1, limit=None
+                ):
                     chosen |= self._by_word[other]
         return chosen
 
-    def match(self, words: tuple[str, ...], postcode: str | None,
-              min_score: float) -> list[StreetMatch]:
+    def match(
+        self, words: tuple[str, ...], postcode: str | None, min_score: float
+    ) -> list[StreetMatch]:
         """The streets `words` may name with a score of at least `min_score`, best first.
 
         The words are tried whole, and without a municipality's name at their start or end
@@ -287,9 +299,12 @@ class StreetIndex:
         street's lowers its score (`DISAGREEMENT` each) but never drops it.
         """
         best: dict[int, tuple[tuple[float, float, float], StreetMatch]] = {}
-        readings = [(street_words(part, glued), part, municipality)
-                    for part, municipality in self.readings(words) if part
-                    for glued in (True, False)]
+        readings = [
+            (street_words(part, glued), part, municipality)
+            for part, municipality in self.readings(words)
+            if part
+            for glued in (True, False)
+        ]
         for query, street_part, municipality in dict.fromkeys(readings):
             for i in self._candidates(query, min_score):
                 name = self.names[i]
@@ -304,26 +319,37 @@ class StreetIndex:
                     scored = max(plain * kind_factor(query, street), whole)
                     if scored < min_score:
                         continue
-                    postcode_agrees = (None if postcode is None
-                                       else str(street.postcode) == postcode)
-                    municipality_agrees = (None if municipality is None else
-                                           self._names_municipality(street, municipality))
+                    postcode_agrees = None if postcode is None else str(street.postcode) == postcode
+                    municipality_agrees = (
+                        None
+                        if municipality is None
+                        else self._names_municipality(street, municipality)
+                    )
                     score = scored * agreement(postcode_agrees, municipality_agrees)
-                    candidate = StreetMatch(street, score, scored, name, " ".join(street_part),
-                                            municipality, municipality_agrees, postcode_agrees)
+                    candidate = StreetMatch(
+                        street,
+                        score,
+                        scored,
+                        name,
+                        " ".join(street_part),
+                        municipality,
+                        municipality_agrees,
+                        postcode_agrees,
+                    )
                     kept = best.get(s)
                     if kept is None or (score, scored, closeness) > kept[0]:
                         best[s] = ((score, scored, closeness), candidate)
-        return sorted((m for _rank, m in best.values()),
-                      key=lambda m: (-m.score, -m.name_score, _order(m.street)))
+        return sorted(
+            (m for _rank, m in best.values()),
+            key=lambda m: (-m.score, -m.name_score, _order(m.street)),
+        )
 
     def _names_municipality(self, street: Street, municipality: str) -> bool:
         key = (street.municipality_fr, street.municipality_nl, municipality)
         known = self._agreements.get(key)
         if known is None:
             asked = "".join(place_words(municipality))
-            known = any(similarity("".join(place_words(m)), asked) >= ONE_TYPO
-                        for m in key[:2])
+            known = any(similarity("".join(place_words(m)), asked) >= ONE_TYPO for m in key[:2])
             if len(self._agreements) >= MAX_REMEMBERED:  # typed variants are unbounded
                 self._agreements.clear()
             self._agreements[key] = known
@@ -340,15 +366,22 @@ class StreetIndex:
     def areas(self, municipality: str | None, postcode: str | None) -> list[AreaMatch]:
         """The municipality and/or postcode named alone: where their addresses lie."""
         asked = "".join(place_words(municipality))
-        scored = [] if municipality is None else sorted(
-            ((similarity("".join(words), asked), words, language)
-             for words, (language, _s) in self.municipalities.items()), reverse=True)
+        scored = (
+            []
+            if municipality is None
+            else sorted(
+                (
+                    (similarity("".join(words), asked), words, language)
+                    for words, (language, _s) in self.municipalities.items()
+                ),
+                reverse=True,
+            )
+        )
         named = [(words, language) for score, words, language in scored if score >= ONE_TYPO]
 
         def is_named(area: Area) -> tuple[bool, str]:
             for words, language in named:
-                if words in (place_words(area.municipality_fr),
-                             place_words(area.municipality_nl)):
+                if words in (place_words(area.municipality_fr), place_words(area.municipality_nl)):
                     return True, language
             return False, "fr"
 
@@ -364,16 +397,19 @@ class StreetIndex:
                     continue
                 hit, language = is_named(area)
                 agrees = None if municipality is None else hit
-                found.append(AreaMatch(area, agreement(True, agrees), municipality, language,
-                                       True, agrees))
+                found.append(
+                    AreaMatch(area, agreement(True, agrees), municipality, language, True, agrees)
+                )
             if municipality is not None and not any(m.municipality_agrees for m in found):
                 for area in self.areas_by_municipality.values():
                     hit, language = is_named(area)
                     if hit:
-                        found.append(AreaMatch(area, agreement(False, True), municipality,
-                                               language, False, True))
-        return sorted(found, key=lambda m: (-m.score, -m.area.count,
-                                            str(m.area.municipality_fr)))
+                        found.append(
+                            AreaMatch(
+                                area, agreement(False, True), municipality, language, False, True
+                            )
+                        )
+        return sorted(found, key=lambda m: (-m.score, -m.area.count, str(m.area.municipality_fr)))
 
 
 DISAGREEMENT = 0.85  # a postcode or municipality given that is not the street's
@@ -381,7 +417,8 @@ DISAGREEMENT = 0.85  # a postcode or municipality given that is not the street's
 
 def agreement(postcode: bool | None, municipality: bool | None) -> float:
     return (DISAGREEMENT if postcode is False else 1.0) * (
-        DISAGREEMENT if municipality is False else 1.0)
+        DISAGREEMENT if municipality is False else 1.0
+    )
 
 
 def _order(street: Street) -> tuple[str, str, str]:
@@ -398,19 +435,29 @@ def _areas(streets: Iterable[Street], key: Any) -> dict[Any, Area]:
         count = sum(s.count for s in members)
         cx = sum(s.centroid[0] * s.count for s in members) / count
         cy = sum(s.centroid[1] * s.count for s in members) / count
-        middle = min((s.middle for s in members),
-                     key=lambda p: (p[0] - cx) ** 2 + (p[1] - cy) ** 2)
-        extent = (min(s.extent[0] for s in members), min(s.extent[1] for s in members),
-                  max(s.extent[2] for s in members), max(s.extent[3] for s in members))
+        middle = min((s.middle for s in members), key=lambda p: (p[0] - cx) ** 2 + (p[1] - cy) ** 2)
+        extent = (
+            min(s.extent[0] for s in members),
+            min(s.extent[1] for s in members),
+            max(s.extent[2] for s in members),
+            max(s.extent[3] for s in members),
+        )
         postcodes = {str(s.postcode) for s in members}
         first = members[0]
-        areas[k] = Area(first.postcode if len(postcodes) == 1 else None, first.municipality_fr,
-                        first.municipality_nl, count, extent, middle)
+        areas[k] = Area(
+            first.postcode if len(postcodes) == 1 else None,
+            first.municipality_fr,
+            first.municipality_nl,
+            count,
+            extent,
+            middle,
+        )
     return areas
 
 
-async def read_streets(conn: AsyncConnection, layer: LayerEntry,
-                       fields: AddressFields) -> StreetRows:
+async def read_streets(
+    conn: AsyncConnection, layer: LayerEntry, fields: AddressFields
+) -> StreetRows:
     """Every street of the layer with its numbers and their extents, in one pass.
 
     Only numbers are aggregated (no geometry is collected): per house number the extent of
@@ -419,35 +466,61 @@ async def read_streets(conn: AsyncConnection, layer: LayerEntry,
     # a sort of every address on its street's fields: in memory, and JIT compiling this
     # one-off statement costs more than it saves. It reads the whole layer, once per
     # version: it may take longer than a geocoding query (its timeout is put back after).
-    timeout = (await conn.execute(sa.text(
-        "SELECT current_setting('statement_timeout'), set_config('jit', 'off', true), "
-        "set_config('work_mem', '64MB', true), set_config('statement_timeout', :t, true)"),
-        {"t": f"{INDEX_READ_TIMEOUT_S}s"})).scalar_one()
+    timeout = (
+        await conn.execute(
+            sa.text(
+                "SELECT current_setting('statement_timeout'), set_config('jit', 'off', true), "
+                "set_config('work_mem', '64MB', true), set_config('statement_timeout', :t, true)"
+            ),
+            {"t": f"{INDEX_READ_TIMEOUT_S}s"},
+        )
+    ).scalar_one()
     table = layer.table()
     # OFFSET 0 keeps the point computed once per address, not once per aggregate using it
-    point = (sa.select(*(table.c[n] for n in fields.street_fields()),
-                       table.c[fields.number].label("number"),
-                       func.ST_PointOnSurface(table.c.geom).label("p"))
-             .where(table.c.geom.is_not(None)).offset(0).subquery("point"))
-    located = sa.select(*(point.c[n] for n in fields.street_fields()), point.c.number,
-                        func.ST_X(point.c.p).label("x"),
-                        func.ST_Y(point.c.p).label("y")).subquery("located")
+    point = (
+        sa.select(
+            *(table.c[n] for n in fields.street_fields()),
+            table.c[fields.number].label("number"),
+            func.ST_PointOnSurface(table.c.geom).label("p"),
+        )
+        .where(table.c.geom.is_not(None))
+        .offset(0)
+        .subquery("point")
+    )
+    located = sa.select(
+        *(point.c[n] for n in fields.street_fields()),
+        point.c.number,
+        func.ST_X(point.c.p).label("x"),
+        func.ST_Y(point.c.p).label("y"),
+    ).subquery("located")
     x, y = located.c.x, located.c.y
     group = [located.c[n] for n in fields.street_fields()]
-    per_number = (sa.select(
-        *group, located.c.number, func.count().label("n"),
-        func.min(x).label("x0"), func.min(y).label("y0"), func.max(x).label("x1"),
-        func.max(y).label("y1"), func.sum(x).label("sx"), func.sum(y).label("sy"))
-        .group_by(*group, located.c.number).subquery("numbers"))
+    per_number = (
+        sa.select(
+            *group,
+            located.c.number,
+            func.count().label("n"),
+            func.min(x).label("x0"),
+            func.min(y).label("y0"),
+            func.max(x).label("x1"),
+            func.max(y).label("y1"),
+            func.sum(x).label("sx"),
+            func.sum(y).label("sy"),
+        )
+        .group_by(*group, located.c.number)
+        .subquery("numbers")
+    )
     street = [per_number.c[n] for n in fields.street_fields()]
     query = sa.select(
-        *street, func.array_agg(per_number.c.number),
+        *street,
+        func.array_agg(per_number.c.number),
         *(func.array_agg(per_number.c[c]) for c in ("x0", "y0", "x1", "y1")),
-        func.sum(per_number.c.n), func.sum(per_number.c.sx), func.sum(per_number.c.sy),
+        func.sum(per_number.c.n),
+        func.sum(per_number.c.sx),
+        func.sum(per_number.c.sy),
     ).group_by(*street)
     rows = (await conn.execute(query)).all()
-    await conn.execute(sa.text("SELECT set_config('statement_timeout', :t, true)"),
-                       {"t": timeout})
+    await conn.execute(sa.text("SELECT set_config('statement_timeout', :t, true)"), {"t": timeout})
     return rows
 
 
@@ -475,14 +548,28 @@ def streets_of(rows: StreetRows, fields: AddressFields) -> list[Street]:
         cx, cy = sx / count, sy / count
         px = [(a + b) / 2 for a, b in zip(x0, x1, strict=True)]
         py = [(a + b) / 2 for a, b in zip(y0, y1, strict=True)]
-        middle = min(range(len(numbers)),
-                     key=lambda i: ((px[i] - cx) ** 2 + (py[i] - cy) ** 2, px[i], py[i]))
+        middle = min(
+            range(len(numbers)), key=lambda i: ((px[i] - cx) ** 2 + (py[i] - cy) ** 2, px[i], py[i])
+        )
         kept = [i for i, n in enumerate(numbers) if n is not None]
         extents = array("d", (v for i in kept for v in (x0[i], y0[i], x1[i], y1[i])))
-        streets.append(Street(street_id, fr, nl, postcode, mfr, mnl,
-                              tuple(interned.setdefault(numbers[i], numbers[i]) for i in kept),
-                              extents, count, (min(x0), min(y0), max(x1), max(y1)),
-                              (px[middle], py[middle]), (cx, cy), (kind(fr), kind(nl))))
+        streets.append(
+            Street(
+                street_id,
+                fr,
+                nl,
+                postcode,
+                mfr,
+                mnl,
+                tuple(interned.setdefault(numbers[i], numbers[i]) for i in kept),
+                extents,
+                count,
+                (min(x0), min(y0), max(x1), max(y1)),
+                (px[middle], py[middle]),
+                (cx, cy),
+                (kind(fr), kind(nl)),
+            )
+        )
     return streets
 
 
@@ -497,8 +584,9 @@ class StreetIndexes:
         self._by_layer: dict[str, tuple[int, StreetIndex]] = {}
         self._building: dict[str, asyncio.Lock] = {}
 
-    async def get(self, conn: AsyncConnection, layer: LayerEntry, fields: AddressFields,
-                  off_loop: OffLoop) -> StreetIndex:
+    async def get(
+        self, conn: AsyncConnection, layer: LayerEntry, fields: AddressFields, off_loop: OffLoop
+    ) -> StreetIndex:
         cached = self._by_layer.get(layer.id)
         if cached is not None and cached[0] == layer.version:
             return cached[1]

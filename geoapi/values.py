@@ -14,10 +14,14 @@ _TIME = re.compile(r"[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?")
 _BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
 _INTEGER_RANGES = {"integer": 2**31, "bigint": 2**63}
 EXPECTED = {
-    "integer": "an integer", "bigint": "an integer", "double precision": "a number",
-    "boolean": "true or false", "date": "a date (YYYY-MM-DD)",
+    "integer": "an integer",
+    "bigint": "an integer",
+    "double precision": "a number",
+    "boolean": "true or false",
+    "date": "a date (YYYY-MM-DD)",
     "timestamptz": "an RFC 3339 date-time with a time zone (e.g. 2026-11-28T12:00:00Z)",
-    "time": "a time (HH:MM:SS)", "text": "text",
+    "time": "a time (HH:MM:SS)",
+    "text": "text",
 }
 
 

@@ -128,7 +128,8 @@ def wait_for_blocked_update(url: str, seconds: float = 20) -> int:
         while time.monotonic() < deadline:
             waiting = watcher.execute(
                 "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                "AND query ILIKE '%UPDATE%'").fetchall()
+                "AND query ILIKE '%UPDATE%'"
+            ).fetchall()
             if waiting:
                 return int(waiting[0][0])
             time.sleep(0.05)

@@ -64,8 +64,11 @@ def archive_format(path: Path) -> str:
 def check_format_fits(fmt: str, tms: TileMatrixSet) -> None:
     """PMTiles addresses tiles on the Web Mercator quad tree only (its tile ids say so)."""
     if fmt == "pmtiles" and tms.id != WEB_MERCATOR_QUAD.id:
-        raise InvalidParameter("--out", f"PMTiles holds {WEB_MERCATOR_QUAD.id} tiles only; "
-                               f"write {tms.id} tiles to an .mbtiles file")
+        raise InvalidParameter(
+            "--out",
+            f"PMTiles holds {WEB_MERCATOR_QUAD.id} tiles only; "
+            f"write {tms.id} tiles to an .mbtiles file",
+        )
 
 
 def compress_tile(mvt: bytes) -> bytes:
@@ -79,6 +82,7 @@ def pmtiles_tile_id(z: int, x: int, y: int) -> int:
 
 
 # -- writing ------------------------------------------------------------------------------------
+
 
 @contextmanager
 def _replaced_atomically(path: Path) -> Iterator[Path]:
@@ -98,18 +102,29 @@ def _e7(degrees: float) -> int:
 
 def _pmtiles_header(info: TilesetInfo) -> dict[str, Any]:
     west, south, east, north = info.bounds
-    return {"tile_type": TileType.MVT, "tile_compression": Compression.GZIP,
-            "min_zoom": info.minzoom, "max_zoom": info.maxzoom,
-            "min_lon_e7": _e7(west), "min_lat_e7": _e7(south),
-            "max_lon_e7": _e7(east), "max_lat_e7": _e7(north),
-            "center_zoom": info.center[2], "center_lon_e7": _e7(info.center[0]),
-            "center_lat_e7": _e7(info.center[1])}
+    return {
+        "tile_type": TileType.MVT,
+        "tile_compression": Compression.GZIP,
+        "min_zoom": info.minzoom,
+        "max_zoom": info.maxzoom,
+        "min_lon_e7": _e7(west),
+        "min_lat_e7": _e7(south),
+        "max_lon_e7": _e7(east),
+        "max_lat_e7": _e7(north),
+        "center_zoom": info.center[2],
+        "center_lon_e7": _e7(info.center[0]),
+        "center_lat_e7": _e7(info.center[1]),
+    }
 
 
 def _pmtiles_metadata(info: TilesetInfo) -> dict[str, Any]:
-    return {"name": info.name, "description": info.description,
-            "attribution": info.attribution, "type": "overlay",
-            "vector_layers": info.vector_layers}
+    return {
+        "name": info.name,
+        "description": info.description,
+        "attribution": info.attribution,
+        "type": "overlay",
+        "vector_layers": info.vector_layers,
+    }
 
 
 def write_pmtiles(path: Path, tiles: Iterable[tuple[int, bytes]], info: TilesetInfo) -> int:
@@ -136,12 +151,19 @@ CREATE UNIQUE INDEX tile_index ON tiles (zoom_level, tile_column, tile_row);
 
 
 def _mbtiles_metadata(info: TilesetInfo) -> dict[str, str]:
-    rows = {"name": info.name, "format": "pbf", "type": "overlay", "version": "1",
-            "description": info.description, "attribution": info.attribution,
-            "minzoom": str(info.minzoom), "maxzoom": str(info.maxzoom),
-            "bounds": ",".join(f"{v:.7f}" for v in info.bounds),
-            "center": f"{info.center[0]:.7f},{info.center[1]:.7f},{info.center[2]}",
-            "json": json.dumps({"vector_layers": info.vector_layers})}
+    rows = {
+        "name": info.name,
+        "format": "pbf",
+        "type": "overlay",
+        "version": "1",
+        "description": info.description,
+        "attribution": info.attribution,
+        "minzoom": str(info.minzoom),
+        "maxzoom": str(info.maxzoom),
+        "bounds": ",".join(f"{v:.7f}" for v in info.bounds),
+        "center": f"{info.center[0]:.7f},{info.center[1]:.7f},{info.center[2]}",
+        "json": json.dumps({"vector_layers": info.vector_layers}),
+    }
     if info.tms.id != WEB_MERCATOR_QUAD.id:
         # MBTiles assumes Web Mercator; readers that know better find the grid here.
         rows.update(tile_matrix_set=info.tms.id, crs=f"EPSG:{info.tms.srid}")
@@ -167,8 +189,7 @@ def write_mbtiles(path: Path, tiles: Iterable[StoredTile], info: TilesetInfo) ->
         conn = sqlite3.connect(partial)
         try:
             conn.executescript(_MBTILES_SCHEMA)
-            conn.executemany("INSERT INTO metadata VALUES (?, ?)",
-                             _mbtiles_metadata(info).items())
+            conn.executemany("INSERT INTO metadata VALUES (?, ?)", _mbtiles_metadata(info).items())
             conn.executemany("INSERT INTO tiles VALUES (?, ?, ?, ?)", rows())
             conn.commit()
         finally:
@@ -177,6 +198,7 @@ def write_mbtiles(path: Path, tiles: Iterable[StoredTile], info: TilesetInfo) ->
 
 
 # -- reading ------------------------------------------------------------------------------------
+
 
 class _Closing:
     """`with open_archive(path) as archive:` closes the file at the end."""
@@ -187,8 +209,9 @@ class _Closing:
     def __enter__(self) -> Any:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
 
@@ -205,11 +228,18 @@ class PMTilesArchive(_Closing):
         h = self.header
         meta = dict(self._reader.metadata())
         meta.update(
-            format="pbf", minzoom=h["min_zoom"], maxzoom=h["max_zoom"],
-            bounds=[h["min_lon_e7"] / 1e7, h["min_lat_e7"] / 1e7, h["max_lon_e7"] / 1e7,
-                    h["max_lat_e7"] / 1e7],
+            format="pbf",
+            minzoom=h["min_zoom"],
+            maxzoom=h["max_zoom"],
+            bounds=[
+                h["min_lon_e7"] / 1e7,
+                h["min_lat_e7"] / 1e7,
+                h["max_lon_e7"] / 1e7,
+                h["max_lat_e7"] / 1e7,
+            ],
             center=[h["center_lon_e7"] / 1e7, h["center_lat_e7"] / 1e7, h["center_zoom"]],
-            tile_matrix_set=WEB_MERCATOR_QUAD.id)
+            tile_matrix_set=WEB_MERCATOR_QUAD.id,
+        )
         return meta
 
     def get(self, z: int, x: int, y: int) -> bytes | None:
@@ -252,8 +282,9 @@ class MBTilesArchive(_Closing):
 
     def get(self, z: int, x: int, y: int) -> bytes | None:
         row = self._conn.execute(
-            "SELECT tile_data FROM tiles WHERE zoom_level = ? AND tile_column = ? "
-            "AND tile_row = ?", (z, x, _tms_row(self.tms, z, y))).fetchone()
+            "SELECT tile_data FROM tiles WHERE zoom_level = ? AND tile_column = ? AND tile_row = ?",
+            (z, x, _tms_row(self.tms, z, y)),
+        ).fetchone()
         if row is None:
             return None
         data = bytes(row[0])

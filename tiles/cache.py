@@ -53,9 +53,9 @@ class TileCache:
             self.stats.hits += 1
         return tile
 
-    async def get_or_render(self, key: TileKey,
-                            render: Callable[[], Awaitable[CachedTile]]) -> tuple[CachedTile,
-                                                                                   bool]:
+    async def get_or_render(
+        self, key: TileKey, render: Callable[[], Awaitable[CachedTile]]
+    ) -> tuple[CachedTile, bool]:
         """The tile and whether it was a hit; concurrent misses for one tile render once.
 
         The render is a task of its own: a client that leaves (its request cancelled) does
@@ -74,8 +74,9 @@ class TileCache:
         task.add_done_callback(_retrieve)
         return await asyncio.shield(task), False
 
-    async def _render_and_keep(self, key: TileKey,
-                               render: Callable[[], Awaitable[CachedTile]]) -> CachedTile:
+    async def _render_and_keep(
+        self, key: TileKey, render: Callable[[], Awaitable[CachedTile]]
+    ) -> CachedTile:
         generations = [self._generation.get(c, 0) for c in key.collections]
         try:
             tile = await render()
@@ -108,8 +109,12 @@ class TileCache:
             self.stats.bytes -= len(evicted.data)
         self.stats.entries = len(self._entries)
 
-    def invalidate(self, layer_id: str, bbox: tuple[float, float, float, float] | None,
-                   version: int | None = None) -> int:
+    def invalidate(
+        self,
+        layer_id: str,
+        bbox: tuple[float, float, float, float] | None,
+        version: int | None = None,
+    ) -> int:
         """Drop the layer's tiles that meet `bbox` (EPSG:31370; None: all of them)."""
         for name in (layer_id, *EVERY_LAYER):
             self._generation[name] = self._generation.get(name, 0) + 1
@@ -149,8 +154,12 @@ def _meets(tms: TileMatrixSet, key: TileKey, box: tuple[float, float, float, flo
     """Whether a tile (with its MVT buffer, which shows neighbours' features) meets a box."""
     minx, miny, maxx, maxy = tms.bounds(key.z, key.x, key.y)
     margin = tms.tile_span(key.z) * BUFFER / EXTENT
-    return not (maxx + margin < box[0] or minx - margin > box[2]
-                or maxy + margin < box[1] or miny - margin > box[3])
+    return not (
+        maxx + margin < box[0]
+        or minx - margin > box[2]
+        or maxy + margin < box[1]
+        or miny - margin > box[3]
+    )
 
 
 def _retrieve(task: asyncio.Future[CachedTile]) -> None:

@@ -28,8 +28,15 @@ class DiskTier:
         self._versions = self._read_versions()  # read once; every tile stored consults it
 
     def _path(self, key: TileKey) -> Path:
-        return (self.root / ",".join(key.collections) / (key.variant or _NO_VARIANT) / key.tms
-                / str(key.z) / str(key.x) / f"{key.y}.mvt")
+        return (
+            self.root
+            / ",".join(key.collections)
+            / (key.variant or _NO_VARIANT)
+            / key.tms
+            / str(key.z)
+            / str(key.x)
+            / f"{key.y}.mvt"
+        )
 
     def holds(self, key: TileKey) -> bool:
         return self._path(key).is_file()
@@ -78,8 +85,9 @@ class DiskTier:
         for z_dir in self._dirs(tms_dir):
             z = int(z_dir.name)
             margin = tms.tile_span(z) * BUFFER / EXTENT  # a tile shows its buffer too
-            cols, rows = tms.tiles_covering(z, (box[0] - margin, box[1] - margin,
-                                                box[2] + margin, box[3] + margin))
+            cols, rows = tms.tiles_covering(
+                z, (box[0] - margin, box[1] - margin, box[2] + margin, box[3] + margin)
+            )
             for x_dir in self._dirs(z_dir):
                 if int(x_dir.name) not in cols:
                     continue

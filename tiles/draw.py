@@ -26,10 +26,12 @@ ConditionsOf = Callable[[list[LayerEntry]], dict[str, Condition]]  # a filter, p
 
 def layers_of(ids: tuple[str, ...]) -> LayersOf:
     """The layers a tile draws: these collections, or every layer when there are none."""
+
     async def read(conn: AsyncConnection) -> list[LayerEntry]:
         if not ids:
             return await list_layers(conn)
         return [await get_layer(conn, i) for i in ids]
+
     return read
 
 
@@ -40,14 +42,20 @@ def _properties(raw: str | None, layers: list[LayerEntry]) -> list[str] | None:
     known = {c.name for layer in layers for c in layer.columns}
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise InvalidParameter("properties", f"no property {', '.join(unknown)} in "
-                               f"{', '.join(layer.id for layer in layers)}")
+        raise InvalidParameter(
+            "properties",
+            f"no property {', '.join(unknown)} in {', '.join(layer.id for layer in layers)}",
+        )
     return names
 
 
-async def draw_tile(snapshot: Snapshot, key: TileKey, layers_of: LayersOf,
-                    properties: str | None = None,
-                    conditions_of: ConditionsOf | None = None) -> CachedTile:
+async def draw_tile(
+    snapshot: Snapshot,
+    key: TileKey,
+    layers_of: LayersOf,
+    properties: str | None = None,
+    conditions_of: ConditionsOf | None = None,
+) -> CachedTile:
     """Render a tile in one snapshot of the catalog and the layers, with its ETag.
 
     `properties` is the comma-separated list asked for (None: all); `conditions_of` gives
@@ -58,8 +66,12 @@ async def draw_tile(snapshot: Snapshot, key: TileKey, layers_of: LayersOf,
         layers = await layers_of(conn)
         names = _properties(properties, layers)
         conditions = conditions_of(layers) if conditions_of is not None else {}
-        data = await render_tile(conn, layers, TileRequest(tms, key.z, key.x, key.y),
-                                 names, conditions)
+        data = await render_tile(
+            conn, layers, TileRequest(tms, key.z, key.x, key.y), names, conditions
+        )
     versions = "-".join(f"{layer.id}.{layer.version}" for layer in layers)
-    return CachedTile(data, f'"{versions}{"-" + key.variant if key.variant else ""}"',
-                      tuple((layer.id, layer.version) for layer in layers))
+    return CachedTile(
+        data,
+        f'"{versions}{"-" + key.variant if key.variant else ""}"',
+        tuple((layer.id, layer.version) for layer in layers),
+    )

@@ -62,7 +62,7 @@ def _distance_field(coverage: np.ndarray) -> np.ndarray:
     padded = np.pad(inside, 1)
     neighbour_differs = np.zeros_like(inside)
     for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2)):
-        neighbour_differs |= padded[dy:dy + height, dx:dx + width] != inside
+        neighbour_differs |= padded[dy : dy + height, dx : dx + width] != inside
     ys, xs = np.nonzero(neighbour_differs)
     grid_y, grid_x = np.mgrid[0:height, 0:width]
     if len(ys) == 0:
@@ -87,10 +87,13 @@ def _glyph(face: freetype.Face, codepoint: int) -> bytes | None:
     if width and height:
         rows = np.array(bitmap.buffer, dtype=np.uint8).reshape(height, bitmap.pitch)[:, :width]
         message += _field(2, 2, _distance_field(rows / 255.0).tobytes())
-    message += (_field(3, 0, width) + _field(4, 0, height)
-                + _field(5, 0, _zigzag(slot.bitmap_left))
-                + _field(6, 0, _zigzag(slot.bitmap_top - ASCENDER_PX))
-                + _field(7, 0, slot.advance.x >> 6))
+    message += (
+        _field(3, 0, width)
+        + _field(4, 0, height)
+        + _field(5, 0, _zigzag(slot.bitmap_left))
+        + _field(6, 0, _zigzag(slot.bitmap_top - ASCENDER_PX))
+        + _field(7, 0, slot.advance.x >> 6)
+    )
     return message
 
 
@@ -104,7 +107,8 @@ def glyph_range(fontstack: str, start: int) -> bytes:
         raise NotFound(f"no font among '{fontstack}'; available: {', '.join(FONT_FILES)}")
     face = freetype.Face(str(FONT_FILES[font]))
     face.set_pixel_sizes(0, SIZE_PX)
-    glyphs = b"".join(_field(3, 2, g) for cp in range(start, start + 256)
-                      if (g := _glyph(face, cp)) is not None)
+    glyphs = b"".join(
+        _field(3, 2, g) for cp in range(start, start + 256) if (g := _glyph(face, cp)) is not None
+    )
     stack = _field(1, 2, fontstack.encode()) + _field(2, 2, f"{start}-{start + 255}".encode())
     return _field(1, 2, stack + glyphs)

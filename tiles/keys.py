@@ -45,8 +45,9 @@ def _from_storage(srid: int) -> Transformer:
     return Transformer.from_crs(STORAGE_SRID, srid, always_xy=True)
 
 
-def bbox_in(tms: TileMatrixSet, bbox: tuple[float, float, float, float]
-            ) -> tuple[float, float, float, float]:
+def bbox_in(
+    tms: TileMatrixSet, bbox: tuple[float, float, float, float]
+) -> tuple[float, float, float, float]:
     """A Lambert 72 box in the set's CRS (its edges densified, so the box still covers it)."""
     if tms.srid == STORAGE_SRID:
         return bbox

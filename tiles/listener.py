@@ -27,8 +27,9 @@ def parse_change(payload: str) -> tuple[str, Box | None, int | None]:
     change = json.loads(payload)
     bbox = change.get("bbox")
     version = change.get("version")
-    box: Box | None = (float(bbox[0]), float(bbox[1]), float(bbox[2]), float(bbox[3])
-                       ) if bbox else None
+    box: Box | None = (
+        (float(bbox[0]), float(bbox[1]), float(bbox[2]), float(bbox[3])) if bbox else None
+    )
     return str(change["layer"]), box, int(version) if version is not None else None
 
 
@@ -41,23 +42,33 @@ async def reconcile_disk(conn: psycopg.AsyncConnection[Any], cache: TileCache) -
     if disk is None:
         return
     recorded = disk.versions()
-    current = dict(await (await conn.execute(
-        "SELECT id, version FROM urbis_meta.layer_catalog")).fetchall())
+    current = dict(
+        await (await conn.execute("SELECT id, version FROM urbis_meta.layer_catalog")).fetchall()
+    )
     for layer, version in recorded.items():
         now = current.get(layer)
         if now == version:
             continue
-        changes = await (await conn.execute(
-            "SELECT ST_XMin(bbox), ST_YMin(bbox), ST_XMax(bbox), ST_YMax(bbox) "
-            "FROM urbis_meta.change_log WHERE layer_id = %s AND version > %s",
-            (layer, version))).fetchall()
+        changes = await (
+            await conn.execute(
+                "SELECT ST_XMin(bbox), ST_YMin(bbox), ST_XMax(bbox), ST_YMax(bbox) "
+                "FROM urbis_meta.change_log WHERE layer_id = %s AND version > %s",
+                (layer, version),
+            )
+        ).fetchall()
         if now is None or any(c[0] is None for c in changes):
             disk.drop(layer, None)  # the layer is gone, or a change has no bbox: all of it
         else:
             for change in changes:
                 disk.drop(layer, (change[0], change[1], change[2], change[3]))
-        log.info("layer %s went from version %s to %s while the API was away: %d changes "
-                 "dropped from the disk tile cache", layer, version, now, len(changes))
+        log.info(
+            "layer %s went from version %s to %s while the API was away: %d changes "
+            "dropped from the disk tile cache",
+            layer,
+            version,
+            now,
+            len(changes),
+        )
     disk.record_versions({layer: current[layer] for layer in recorded if layer in current})
 
 
@@ -72,13 +83,13 @@ async def reconcile_at_start(database_url: str, cache: TileCache) -> None:
         async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
             await reconcile_disk(conn, cache)
     except (psycopg.Error, OSError) as exc:
-        log.warning("cannot compare the disk tile cache with the change log (%s): emptied",
-                    exc)
+        log.warning("cannot compare the disk tile cache with the change log (%s): emptied", exc)
         cache.disk.clear()
 
 
-async def follow_changes(database_url: str, cache: TileCache,
-                         after: Callable[[], None] | None = None) -> None:
+async def follow_changes(
+    database_url: str, cache: TileCache, after: Callable[[], None] | None = None
+) -> None:
     """Runs for the app's life (cancelled at shutdown); reconnects after database outages.
 
     The cache is emptied each time listening (re)starts: a change may have been missed while
@@ -90,24 +101,27 @@ async def follow_changes(database_url: str, cache: TileCache,
     failing_since: float | None = None
     while True:
         try:
-            async with await psycopg.AsyncConnection.connect(database_url,
-                                                             autocommit=True) as conn:
+            async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
                 await conn.execute(f"LISTEN {CHANNEL}")
                 cache.clear()
                 await reconcile_disk(conn, cache)
                 if after is not None:
                     after()
                 if failing_since is not None:
-                    log.warning("tile cache follows changes again, after %.0f s; emptied",
-                                time.monotonic() - failing_since)
+                    log.warning(
+                        "tile cache follows changes again, after %.0f s; emptied",
+                        time.monotonic() - failing_since,
+                    )
                     failing_since = None
                 delay = 1.0
                 async for note in conn.notifies():
                     try:
                         layer, bbox, version = parse_change(note.payload)
                     except (ValueError, KeyError, TypeError):
-                        log.warning("unreadable change notification %r: emptying the tile "
-                                    "cache", note.payload)
+                        log.warning(
+                            "unreadable change notification %r: emptying the tile cache",
+                            note.payload,
+                        )
                         cache.clear()
                         continue
                     dropped = cache.invalidate(layer, bbox, version)
@@ -117,7 +131,9 @@ async def follow_changes(database_url: str, cache: TileCache,
         except (psycopg.OperationalError, OSError) as exc:
             if failing_since is None:
                 failing_since = time.monotonic()
-                log.warning("tile cache cannot follow changes (%s); serving the cached tiles "
-                            "and retrying", first_line(exc))
+                log.warning(
+                    "tile cache cannot follow changes (%s); serving the cached tiles and retrying",
+                    first_line(exc),
+                )
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_RETRY_DELAY)

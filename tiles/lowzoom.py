@@ -46,12 +46,16 @@ def low_zoom_tiles(layers: list[LayerEntry], max_zoom: int) -> list[Drawn]:
     out: list[Drawn] = []
     for tms in TILE_MATRIX_SETS.values():
         zooms = low_zooms(tms, max_zoom)
-        groups = [(EVERY_LAYER, (), layers)] + [((layer.id,), (layer.id,), [layer])
-                                                for layer in layers]
+        groups = [(EVERY_LAYER, (), layers)] + [
+            ((layer.id,), (layer.id,), [layer]) for layer in layers
+        ]
         for collections, ids, drawn in groups:
             plan = plan_for(tms, zooms, drawn)
-            out += [(TileKey(collections, tms.id, z, x, y), ids)
-                    for z in plan.zooms for x, y in plan.tiles(z)]
+            out += [
+                (TileKey(collections, tms.id, z, x, y), ids)
+                for z in plan.zooms
+                for x, y in plan.tiles(z)
+            ]
     return out
 
 

@@ -92,8 +92,9 @@ def _is_areal_or_linear(layer: LayerEntry) -> bool:
     return "Polygon" in layer.geometry_type or "LineString" in layer.geometry_type
 
 
-def _priority(layer: LayerEntry, table: sa.Table, settings: LayerTileSettings
-              ) -> list[ColumnElement[Any]]:
+def _priority(
+    layer: LayerEntry, table: sa.Table, settings: LayerTileSettings
+) -> list[ColumnElement[Any]]:
     """What the features kept under the size cap are ordered by, best first."""
     key = table.c[layer.key_field]
     if settings.priority:
@@ -122,38 +123,55 @@ def _feature_id(layer: LayerEntry, table: sa.Table) -> ColumnElement[Any]:
     return func.abs(func.hashtextextended(sa.cast(key, sa.Text), 0))
 
 
-def _tile_values(layer: LayerEntry, tile: TileRequest, settings: LayerTileSettings,
-                 limit: int | None) -> dict[str, Any]:
+def _tile_values(
+    layer: LayerEntry, tile: TileRequest, settings: LayerTileSettings, limit: int | None
+) -> dict[str, Any]:
     """The numbers of a tile, bound to the named parameters of its layer's statement."""
     tms, z = tile.tms, tile.z
     minx, miny, maxx, maxy = tms.bounds(z, tile.x, tile.y)
     margin = tms.tile_span(z) * BUFFER / EXTENT
     on_copy = _draws_mercator_copy(layer, tms)
     pixel = tms.ground_pixel(z)  # in the layer's native metres
-    return {"minx": minx, "miny": miny, "maxx": maxx, "maxy": maxy,
-            "search_minx": minx - margin, "search_miny": miny - margin,
-            "search_maxx": maxx + margin, "search_maxy": maxy + margin,
-            "segment": tms.tile_span(z) / 16,
-            "tolerance": tms.cell_size(z) if on_copy else pixel,
-            "min_size": settings.min_size_px * pixel, "limit": limit,
-            "cell": tms.cell_size(z), "origin_x": tms.origin[0], "origin_y": tms.origin[1],
-            "units_per_metre": 1 / tms.ground_metres_per_unit}
+    return {
+        "minx": minx,
+        "miny": miny,
+        "maxx": maxx,
+        "maxy": maxy,
+        "search_minx": minx - margin,
+        "search_miny": miny - margin,
+        "search_maxx": maxx + margin,
+        "search_maxy": maxy + margin,
+        "segment": tms.tile_span(z) / 16,
+        "tolerance": tms.cell_size(z) if on_copy else pixel,
+        "min_size": settings.min_size_px * pixel,
+        "limit": limit,
+        "cell": tms.cell_size(z),
+        "origin_x": tms.origin[0],
+        "origin_y": tms.origin[1],
+        "units_per_metre": 1 / tms.ground_metres_per_unit,
+    }
 
 
 def _value(name: str) -> ColumnElement[Any]:
     return sa.bindparam(name, type_=sa.Integer if name == "limit" else sa.Float)
 
 
-def _candidates(layer: LayerEntry, table: sa.Table, tms: TileMatrixSet,
-                settings: LayerTileSettings, condition: Condition | None,
-                small: bool = False) -> list[ColumnElement[bool]]:
+def _candidates(
+    layer: LayerEntry,
+    table: sa.Table,
+    tms: TileMatrixSet,
+    settings: LayerTileSettings,
+    condition: Condition | None,
+    small: bool = False,
+) -> list[ColumnElement[bool]]:
     """Which features a tile may show (`small`: instead, those too small to show).
 
     They meet its buffered envelope (the GiST index finds them in the layer's CRS), are not
     too small to see, and pass the request's filter.
     """
-    search = func.ST_MakeEnvelope(*(_value(f"search_{c}") for c in ("minx", "miny", "maxx",
-                                                                  "maxy")), tms.srid)
+    search = func.ST_MakeEnvelope(
+        *(_value(f"search_{c}") for c in ("minx", "miny", "maxx", "maxy")), tms.srid
+    )
     if tms.srid != layer.srid:
         # Densified before reprojecting so the envelope's edges stay where they were drawn.
         search = func.ST_Transform(func.ST_Segmentize(search, _value("segment")), layer.srid)
@@ -171,8 +189,7 @@ def _draws_mercator_copy(layer: LayerEntry, tms: TileMatrixSet) -> bool:
     return tms.srid == MERCATOR_SRID and layer.srid != MERCATOR_SRID
 
 
-def _drawn_geometry(layer: LayerEntry, table: sa.Table, tms: TileMatrixSet
-                    ) -> ColumnElement[Any]:
+def _drawn_geometry(layer: LayerEntry, table: sa.Table, tms: TileMatrixSet) -> ColumnElement[Any]:
     """A feature's geometry in the tile's CRS, lines and polygons simplified by about a pixel.
 
     Web Mercator tiles read the copy the sync reprojected once (urbis_sync.tile_geometry) and
@@ -199,17 +216,23 @@ def _in_tile_crs(layer: LayerEntry, table: sa.Table, tms: TileMatrixSet) -> Colu
     return func.ST_Transform(table.c.geom, tms.srid)
 
 
-def _layer_statement(layer: LayerEntry, tms: TileMatrixSet, settings: LayerTileSettings,
-                     names: Sequence[str], condition: Condition | None,
-                     limited: bool) -> sa.Select[Any]:
+def _layer_statement(
+    layer: LayerEntry,
+    tms: TileMatrixSet,
+    settings: LayerTileSettings,
+    names: Sequence[str],
+    condition: Condition | None,
+    limited: bool,
+) -> sa.Select[Any]:
     """One layer's MVT for any tile of `tms`: `SELECT ST_AsMVT(...), count(*)`.
 
     The tile's numbers are named parameters (`_tile_values`), so one statement serves every
     tile of the same shape.
     """
     table = layer.table()
-    envelope = func.ST_MakeEnvelope(*(_value(c) for c in ("minx", "miny", "maxx", "maxy")),
-                                    tms.srid)
+    envelope = func.ST_MakeEnvelope(
+        *(_value(c) for c in ("minx", "miny", "maxx", "maxy")), tms.srid
+    )
     shape = _drawn_geometry(layer, table, tms)
     columns: list[ColumnElement[Any]] = [_feature_id(layer, table).label("mvt_id")]
     columns += [table.c[n].label(n) for n in names]
@@ -221,25 +244,38 @@ def _layer_statement(layer: LayerEntry, tms: TileMatrixSet, settings: LayerTileS
         features = features.order_by(*_priority(layer, table, settings)).limit(_value("limit"))
     drawn: sa.Subquery = features.subquery("t")
     if merges_small(layer, settings):
-        drawn = sa.select(features.subquery("kept")).union_all(
-            _merged_small(layer, table, tms, settings, names, condition, envelope)).subquery("t")
+        drawn = (
+            sa.select(features.subquery("kept"))
+            .union_all(_merged_small(layer, table, tms, settings, names, condition, envelope))
+            .subquery("t")
+        )
     # ST_AsMVT skips the rows whose geometry ST_AsMVTGeom clipped away (NULL), and so does
     # count(): filtering them in SQL would have PostgreSQL compute each geometry twice.
     mvt = func.ST_AsMVT(sa.literal_column("t"), layer.id, EXTENT, "mvt_geom", "mvt_id")
-    return cast(sa.Select[Any], sa.select(func.coalesce(mvt, sa.literal(b"", sa.LargeBinary)),
-                                          func.count(drawn.c.mvt_geom)).select_from(drawn))
+    return cast(
+        sa.Select[Any],
+        sa.select(
+            func.coalesce(mvt, sa.literal(b"", sa.LargeBinary)), func.count(drawn.c.mvt_geom)
+        ).select_from(drawn),
+    )
 
 
 def merges_small(layer: LayerEntry, settings: LayerTileSettings) -> bool:
     """Whether the layer's polygons too small to draw are merged (`small: merge`)."""
-    return (settings.small == "merge" and "Polygon" in layer.geometry_type
-            and settings.min_size_px > 0)
+    return (
+        settings.small == "merge" and "Polygon" in layer.geometry_type and settings.min_size_px > 0
+    )
 
 
-def _merged_small(layer: LayerEntry, table: sa.Table, tms: TileMatrixSet,
-                  settings: LayerTileSettings, names: Sequence[str],
-                  condition: Condition | None, envelope: ColumnElement[Any]
-                  ) -> sa.Select[Any]:
+def _merged_small(
+    layer: LayerEntry,
+    table: sa.Table,
+    tms: TileMatrixSet,
+    settings: LayerTileSettings,
+    names: Sequence[str],
+    condition: Condition | None,
+    envelope: ColumnElement[Any],
+) -> sa.Select[Any]:
     """The polygons too small to draw, gathered per pixel of the tile into squares.
 
     As tippecanoe's tiny polygon reduction does: the polygons whose centre falls in a pixel
@@ -250,25 +286,35 @@ def _merged_small(layer: LayerEntry, table: sa.Table, tms: TileMatrixSet,
     buffer is 64 units), so neighbouring tiles draw the same square.
     """
     centre = func.ST_Centroid(_in_tile_crs(layer, table, tms))
-    small = sa.select(func.ST_X(centre).label("x"), func.ST_Y(centre).label("y"),
-                      _kept_ready(table, GEOM_MEASURE).label("area")).where(
-        *_candidates(layer, table, tms, settings, condition, small=True)).subquery("small")
+    small = (
+        sa.select(
+            func.ST_X(centre).label("x"),
+            func.ST_Y(centre).label("y"),
+            _kept_ready(table, GEOM_MEASURE).label("area"),
+        )
+        .where(*_candidates(layer, table, tms, settings, condition, small=True))
+        .subquery("small")
+    )
     # the tile's own pixels (counted from the matrix's corner), the same in every tile
     cell_x = func.floor((small.c.x - _value("origin_x")) / _value("cell"))
     cell_y = func.floor((_value("origin_y") - small.c.y) / _value("cell"))
     side = func.sqrt(func.sum(small.c.area)) * _value("units_per_metre")
-    square = func.ST_Expand(func.ST_SetSRID(func.ST_MakePoint(func.avg(small.c.x),
-                                                               func.avg(small.c.y)), tms.srid),
-                            side / 2)
+    square = func.ST_Expand(
+        func.ST_SetSRID(func.ST_MakePoint(func.avg(small.c.x), func.avg(small.c.y)), tms.srid),
+        side / 2,
+    )
     columns: list[ColumnElement[Any]] = [sa.cast(sa.null(), sa.BigInteger).label("mvt_id")]
     columns += [sa.null().label(n) for n in names]
-    columns += [func.count().label(MERGED),
-                func.ST_AsMVTGeom(square, envelope, EXTENT, BUFFER, True).label("mvt_geom")]
+    columns += [
+        func.count().label(MERGED),
+        func.ST_AsMVTGeom(square, envelope, EXTENT, BUFFER, True).label("mvt_geom"),
+    ]
     return sa.select(*columns).group_by(cell_x, cell_y)
 
 
-def _names(layer: LayerEntry, z: int, settings: LayerTileSettings,
-           properties: Sequence[str] | None) -> tuple[str, ...]:
+def _names(
+    layer: LayerEntry, z: int, settings: LayerTileSettings, properties: Sequence[str] | None
+) -> tuple[str, ...]:
     """The properties a layer's features carry in a tile: those asked for, or the zoom's."""
     names = list(properties) if properties is not None else settings.properties_at(z, layer)
     if layer.key_field not in names:
@@ -276,14 +322,23 @@ def _names(layer: LayerEntry, z: int, settings: LayerTileSettings,
     return tuple(names)
 
 
-def layer_tile_query(layer: LayerEntry, tile: TileRequest, settings: LayerTileSettings,
-                     properties: Sequence[str] | None = None,
-                     condition: Condition | None = None,
-                     limit: int | None = None) -> sa.Select[Any]:
+def layer_tile_query(
+    layer: LayerEntry,
+    tile: TileRequest,
+    settings: LayerTileSettings,
+    properties: Sequence[str] | None = None,
+    condition: Condition | None = None,
+    limit: int | None = None,
+) -> sa.Select[Any]:
     """One layer's MVT for a tile, its numbers bound: `SELECT ST_AsMVT(...), count(*)`."""
-    statement = _layer_statement(layer, tile.tms, settings,
-                                 _names(layer, tile.z, settings, properties), condition,
-                                 limit is not None)
+    statement = _layer_statement(
+        layer,
+        tile.tms,
+        settings,
+        _names(layer, tile.z, settings, properties),
+        condition,
+        limit is not None,
+    )
     return statement.params(_tile_values(layer, tile, settings, limit))
 
 
@@ -291,24 +346,47 @@ _COMPILED: dict[tuple[Any, ...], Compiled] = {}
 _COMPILED_MAX = 1024
 
 
-def _compiled(layer: LayerEntry, tms: TileMatrixSet, settings: LayerTileSettings,
-              names: tuple[str, ...], limited: bool, dialect: Dialect) -> Compiled:
+def _compiled(
+    layer: LayerEntry,
+    tms: TileMatrixSet,
+    settings: LayerTileSettings,
+    names: tuple[str, ...],
+    limited: bool,
+    dialect: Dialect,
+) -> Compiled:
     """A layer's statement for tiles of `tms` (no filter), compiled once for every tile."""
-    key = (layer.id, layer.table_name, layer.srid, layer.geometry_type, layer.key_field,
-           layer.columns, tms.id, settings.priority, settings.min_size_px > 0, settings.small,
-           names, limited, dialect.name)
+    key = (
+        layer.id,
+        layer.table_name,
+        layer.srid,
+        layer.geometry_type,
+        layer.key_field,
+        layer.columns,
+        tms.id,
+        settings.priority,
+        settings.min_size_px > 0,
+        settings.small,
+        names,
+        limited,
+        dialect.name,
+    )
     compiled = _COMPILED.get(key)
     if compiled is None:
         if len(_COMPILED) >= _COMPILED_MAX:  # layers' columns changed many times: start again
             _COMPILED.clear()
         compiled = _COMPILED[key] = _layer_statement(
-            layer, tms, settings, names, None, limited).compile(dialect=dialect)
+            layer, tms, settings, names, None, limited
+        ).compile(dialect=dialect)
     return compiled
 
 
-def label_points_query(layer: LayerEntry, tile: TileRequest, settings: LayerTileSettings,
-                       pair: tuple[str, str], condition: Condition | None = None
-                       ) -> sa.Select[Any]:
+def label_points_query(
+    layer: LayerEntry,
+    tile: TileRequest,
+    settings: LayerTileSettings,
+    pair: tuple[str, str],
+    condition: Condition | None = None,
+) -> sa.Select[Any]:
     """The MVT layer `<id>_labels`: each polygon's point on surface, with its names.
 
     A point belongs to the one tile it falls in (edges half-open), so a polygon spread over
@@ -320,19 +398,33 @@ def label_points_query(layer: LayerEntry, tile: TileRequest, settings: LayerTile
     point = func.ST_PointOnSurface(table.c.geom)
     if tms.srid != layer.srid:
         point = func.ST_Transform(point, tms.srid)
-    rows = sa.select(_feature_id(layer, table).label("mvt_id"),
-                     *(table.c[n].label(n) for n in dict.fromkeys((layer.key_field, *pair))),
-                     point.label("p")).where(
-        *_candidates(layer, table, tms, settings, condition)).subquery("f")
+    rows = (
+        sa.select(
+            _feature_id(layer, table).label("mvt_id"),
+            *(table.c[n].label(n) for n in dict.fromkeys((layer.key_field, *pair))),
+            point.label("p"),
+        )
+        .where(*_candidates(layer, table, tms, settings, condition))
+        .subquery("f")
+    )
     x, y = func.ST_X(rows.c.p), func.ST_Y(rows.c.p)
     envelope = func.ST_MakeEnvelope(minx, miny, maxx, maxy, tms.srid)
-    inside = sa.select(*(c for c in rows.c if c.name != "p"),
-                       func.ST_AsMVTGeom(rows.c.p, envelope, EXTENT, 0, False).label("mvt_geom")
-                       ).where(x >= minx, x < maxx, y > miny, y <= maxy).subquery("t")
-    mvt = func.ST_AsMVT(sa.literal_column("t"), layer.id + LABELS_SUFFIX, EXTENT, "mvt_geom",
-                        "mvt_id")
-    return sa.select(func.coalesce(mvt, sa.literal(b"", sa.LargeBinary))).select_from(
-        inside).params(_tile_values(layer, tile, settings, None))
+    inside = (
+        sa.select(
+            *(c for c in rows.c if c.name != "p"),
+            func.ST_AsMVTGeom(rows.c.p, envelope, EXTENT, 0, False).label("mvt_geom"),
+        )
+        .where(x >= minx, x < maxx, y > miny, y <= maxy)
+        .subquery("t")
+    )
+    mvt = func.ST_AsMVT(
+        sa.literal_column("t"), layer.id + LABELS_SUFFIX, EXTENT, "mvt_geom", "mvt_id"
+    )
+    return (
+        sa.select(func.coalesce(mvt, sa.literal(b"", sa.LargeBinary)))
+        .select_from(inside)
+        .params(_tile_values(layer, tile, settings, None))
+    )
 
 
 # Bytes per feature seen in the tiles of each (layer, tile matrix set, zoom): a tile is drawn
@@ -342,9 +434,14 @@ def label_points_query(layer: LayerEntry, tile: TileRequest, settings: LayerTile
 _BYTES_PER_FEATURE: dict[tuple[str, str, int], float] = {}
 
 
-async def render_layer(conn: AsyncConnection, layer: LayerEntry, tile: TileRequest,
-                       settings: LayerTileSettings, properties: Sequence[str] | None = None,
-                       condition: Condition | None = None) -> bytes:
+async def render_layer(
+    conn: AsyncConnection,
+    layer: LayerEntry,
+    tile: TileRequest,
+    settings: LayerTileSettings,
+    properties: Sequence[str] | None = None,
+    condition: Condition | None = None,
+) -> bytes:
     """One layer's part of a tile (drawn at its zoom), under its size cap by priority order."""
     seen = (layer.id, tile.tms.id, tile.z)
     limit = None
@@ -361,28 +458,44 @@ async def render_layer(conn: AsyncConnection, layer: LayerEntry, tile: TileReque
     return data
 
 
-async def _draw(conn: AsyncConnection, layer: LayerEntry, tile: TileRequest,
-                settings: LayerTileSettings, properties: Sequence[str] | None,
-                condition: Condition | None, limit: int | None) -> tuple[bytes, int]:
+async def _draw(
+    conn: AsyncConnection,
+    layer: LayerEntry,
+    tile: TileRequest,
+    settings: LayerTileSettings,
+    properties: Sequence[str] | None,
+    condition: Condition | None,
+    limit: int | None,
+) -> tuple[bytes, int]:
     if condition is not None:  # its values are bound in it: compiled for this tile only
-        result = await conn.execute(layer_tile_query(layer, tile, settings, properties,
-                                                     condition, limit))
+        result = await conn.execute(
+            layer_tile_query(layer, tile, settings, properties, condition, limit)
+        )
     else:
         # The statement compiled once per shape, and sent with the tile's numbers: building
         # and compiling it for each tile cost the API more CPU than PostgreSQL took for a
         # small tile.
-        compiled = _compiled(layer, tile.tms, settings,
-                             _names(layer, tile.z, settings, properties), limit is not None,
-                             conn.dialect)
+        compiled = _compiled(
+            layer,
+            tile.tms,
+            settings,
+            _names(layer, tile.z, settings, properties),
+            limit is not None,
+            conn.dialect,
+        )
         values = compiled.construct_params(_tile_values(layer, tile, settings, limit))
         result = await conn.exec_driver_sql(compiled.string, values)
     row = result.one()
     return bytes(row[0]), int(row[1])
 
 
-async def render_tile(conn: AsyncConnection, layers: Sequence[LayerEntry], tile: TileRequest,
-                      properties: Sequence[str] | None = None,
-                      conditions: dict[str, Condition] | None = None) -> bytes:
+async def render_tile(
+    conn: AsyncConnection,
+    layers: Sequence[LayerEntry],
+    tile: TileRequest,
+    properties: Sequence[str] | None = None,
+    conditions: dict[str, Condition] | None = None,
+) -> bytes:
     """The tile of several layers (in the order given): their MVT layers concatenated.
 
     Runs in the caller's transaction.
@@ -392,9 +505,13 @@ async def render_tile(conn: AsyncConnection, layers: Sequence[LayerEntry], tile:
     # JIT compiling a crowded tile's query costs more (about 8 ms) than it saves. A crowded
     # tile keeps its largest features under the size cap: a top-N sort of ~10,000 rows, which
     # spills to disk in the default 4 MB of work memory.
-    await conn.execute(sa.text("SELECT set_config('max_parallel_workers_per_gather', '0', true), "
-                               "set_config('jit', 'off', true), "
-                               "set_config('work_mem', '32MB', true)"))
+    await conn.execute(
+        sa.text(
+            "SELECT set_config('max_parallel_workers_per_gather', '0', true), "
+            "set_config('jit', 'off', true), "
+            "set_config('work_mem', '32MB', true)"
+        )
+    )
     parts = []
     for layer in layers:
         settings = LayerTileSettings.of(layer)
@@ -404,6 +521,13 @@ async def render_tile(conn: AsyncConnection, layers: Sequence[LayerEntry], tile:
         parts.append(await render_layer(conn, layer, tile, settings, properties, condition))
         pair = labelled_polygons(layer)
         if pair is not None:
-            parts.append(bytes((await conn.execute(label_points_query(
-                layer, tile, settings, pair, condition))).scalar_one()))
+            parts.append(
+                bytes(
+                    (
+                        await conn.execute(
+                            label_points_query(layer, tile, settings, pair, condition)
+                        )
+                    ).scalar_one()
+                )
+            )
     return b"".join(parts)

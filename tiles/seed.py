@@ -66,6 +66,7 @@ class SeedInterrupted(UrbisError):
 
 # -- the request --------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class SeedRequest:
     out: Path
@@ -91,11 +92,14 @@ def parse_zooms(text: str) -> range:
     try:
         low, high = int(first), int(last or first)
     except ValueError:
-        raise InvalidParameter("--zooms", f"{text!r} is not a zoom (14) or a range (10-16)"
-                               ) from None
+        raise InvalidParameter(
+            "--zooms", f"{text!r} is not a zoom (14) or a range (10-16)"
+        ) from None
     if not 0 <= low <= high <= MAX_ZOOM:
-        raise InvalidParameter("--zooms", f"{text!r}: zooms run from 0 to {MAX_ZOOM}, the "
-                               "first no larger than the last")
+        raise InvalidParameter(
+            "--zooms",
+            f"{text!r}: zooms run from 0 to {MAX_ZOOM}, the first no larger than the last",
+        )
     return range(low, high + 1)
 
 
@@ -114,8 +118,10 @@ def parse_bbox(text: str) -> Box:
         raise InvalidParameter("--bbox", f"{text!r} is not minlon,minlat,maxlon,maxlat")
     west, south, east, north = values
     if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
-        raise InvalidParameter("--bbox", f"{text!r} is not a lon/lat box (CRS84: longitude "
-                               "first, minimum before maximum)")
+        raise InvalidParameter(
+            "--bbox",
+            f"{text!r} is not a lon/lat box (CRS84: longitude first, minimum before maximum)",
+        )
     return west, south, east, north
 
 
@@ -123,8 +129,14 @@ def parse_collections(text: str | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(c.strip() for c in (text or "").split(",") if c.strip()))
 
 
-def seed_request(out: Path, tms_id: str, zooms: str, collections: str | None = None,
-                 bbox: str | None = None, force: bool = False) -> SeedRequest:
+def seed_request(
+    out: Path,
+    tms_id: str,
+    zooms: str,
+    collections: str | None = None,
+    bbox: str | None = None,
+    force: bool = False,
+) -> SeedRequest:
     """The command line's options checked and parsed; InvalidParameter names the bad one."""
     try:
         tms = get_tms(tms_id)
@@ -133,12 +145,18 @@ def seed_request(out: Path, tms_id: str, zooms: str, collections: str | None = N
     check_format_fits(archive_format(out), tms)
     if not out.parent.is_dir():
         raise InvalidParameter("--out", f"there is no folder {out.parent}")
-    return SeedRequest(out=out, tms=tms, zooms=parse_zooms(zooms),
-                       collections=parse_collections(collections),
-                       bbox=parse_bbox(bbox) if bbox else None, force=force)
+    return SeedRequest(
+        out=out,
+        tms=tms,
+        zooms=parse_zooms(zooms),
+        collections=parse_collections(collections),
+        bbox=parse_bbox(bbox) if bbox else None,
+        force=force,
+    )
 
 
 # -- which tiles --------------------------------------------------------------------------------
+
 
 @lru_cache(maxsize=4)
 def _from_crs84(srid: int) -> Transformer:
@@ -150,8 +168,9 @@ def crs84_bbox_in(tms: TileMatrixSet, bbox: Box) -> Box:
     west, south, east, north = bbox
     if tms.srid == WEB_MERCATOR_QUAD.srid:  # the poles are infinitely far in Web Mercator
         south, north = max(south, -MERCATOR_MAX_LAT), min(north, MERCATOR_MAX_LAT)
-    minx, miny, maxx, maxy = _from_crs84(tms.srid).transform_bounds(west, south, east, north,
-                                                                     densify_pts=21)
+    minx, miny, maxx, maxy = _from_crs84(tms.srid).transform_bounds(
+        west, south, east, north, densify_pts=21
+    )
     return minx, miny, maxx, maxy
 
 
@@ -217,8 +236,9 @@ def plan_tiles(request: SeedRequest, layers: list[LayerEntry]) -> SeedPlan:
     return plan_for(request.tms, request.zooms, layers, request.bbox)
 
 
-def plan_for(tms: TileMatrixSet, zooms: Iterable[int], layers: list[LayerEntry],
-             bbox: Box | None = None) -> SeedPlan:
+def plan_for(
+    tms: TileMatrixSet, zooms: Iterable[int], layers: list[LayerEntry], bbox: Box | None = None
+) -> SeedPlan:
     """Per zoom, each layer drawn there contributes its extent (grown by the MVT buffer).
 
     Within `bbox` (CRS84) when given.
@@ -294,21 +314,24 @@ class WorkFile:
 
     def start_over(self, fingerprint: dict[str, Any]) -> None:
         self._conn.execute("DELETE FROM tile")
-        self._conn.execute("INSERT OR REPLACE INTO seeded_for VALUES ('run', ?)",
-                           (json.dumps(fingerprint, sort_keys=True),))
+        self._conn.execute(
+            "INSERT OR REPLACE INTO seeded_for VALUES ('run', ?)",
+            (json.dumps(fingerprint, sort_keys=True),),
+        )
 
     def rendered(self) -> int:
         return int(self._conn.execute("SELECT count(*) FROM tile").fetchone()[0])
 
     def done_at(self, z: int) -> set[tuple[int, int]]:
-        return {(x, y) for x, y in self._conn.execute("SELECT x, y FROM tile WHERE z = ?",
-                                                       (z,))}
+        return {(x, y) for x, y in self._conn.execute("SELECT x, y FROM tile WHERE z = ?", (z,))}
 
     def add(self, z: int, x: int, y: int, data: bytes | None) -> None:
         if not self._conn.in_transaction:
             self._conn.execute("BEGIN")
-        self._conn.execute("INSERT OR REPLACE INTO tile VALUES (?, ?, ?, ?, ?)",
-                           (z, x, y, pmtiles_tile_id(z, x, y), data))
+        self._conn.execute(
+            "INSERT OR REPLACE INTO tile VALUES (?, ?, ?, ?, ?)",
+            (z, x, y, pmtiles_tile_id(z, x, y), data),
+        )
         if time.monotonic() - self._last_commit >= COMMIT_EVERY:
             self.commit()
 
@@ -319,16 +342,19 @@ class WorkFile:
 
     def zoom_range(self) -> tuple[int, int] | None:
         low, high = self._conn.execute(
-            "SELECT min(z), max(z) FROM tile WHERE data IS NOT NULL").fetchone()
+            "SELECT min(z), max(z) FROM tile WHERE data IS NOT NULL"
+        ).fetchone()
         return None if low is None else (int(low), int(high))
 
     def by_tile_id(self) -> Iterator[tuple[int, bytes]]:
         yield from self._conn.execute(
-            "SELECT tile_id, data FROM tile WHERE data IS NOT NULL ORDER BY tile_id")
+            "SELECT tile_id, data FROM tile WHERE data IS NOT NULL ORDER BY tile_id"
+        )
 
     def by_zxy(self) -> Iterator[tuple[int, int, int, bytes]]:
         yield from self._conn.execute(
-            "SELECT z, x, y, data FROM tile WHERE data IS NOT NULL ORDER BY z, x, y")
+            "SELECT z, x, y, data FROM tile WHERE data IS NOT NULL ORDER BY z, x, y"
+        )
 
     def close(self) -> None:
         self.commit()
@@ -336,10 +362,13 @@ class WorkFile:
 
 
 def _fingerprint(request: SeedRequest, layers: list[LayerEntry]) -> dict[str, Any]:
-    return {"collections": [layer.id for layer in layers], "tms": request.tms.id,
-            "zooms": [request.zooms.start, request.zooms.stop - 1],
-            "bbox": list(request.bbox) if request.bbox else None,
-            "versions": {layer.id: layer.version for layer in layers}}
+    return {
+        "collections": [layer.id for layer in layers],
+        "tms": request.tms.id,
+        "zooms": [request.zooms.start, request.zooms.stop - 1],
+        "bbox": list(request.bbox) if request.bbox else None,
+        "versions": {layer.id: layer.version for layer in layers},
+    }
 
 
 def _why_start_over(before: dict[str, Any] | None, now: dict[str, Any]) -> str | None:
@@ -347,15 +376,19 @@ def _why_start_over(before: dict[str, Any] | None, now: dict[str, Any]) -> str |
     if before is None or before == now:
         return None
     if {k: v for k, v in before.items() if k != "versions"} != {
-            k: v for k, v in now.items() if k != "versions"}:
+        k: v for k, v in now.items() if k != "versions"
+    }:
         return "the interrupted run had other arguments"
-    changed = [f"{layer} v{version} -> v{now['versions'][layer]}"
-               for layer, version in before["versions"].items()
-               if now["versions"].get(layer) != version]
+    changed = [
+        f"{layer} v{version} -> v{now['versions'][layer]}"
+        for layer, version in before["versions"].items()
+        if now["versions"].get(layer) != version
+    ]
     return f"layers changed since the interrupted run ({', '.join(changed)})"
 
 
 # -- rendering ----------------------------------------------------------------------------------
+
 
 @dataclass
 class SeedProgress:
@@ -386,12 +419,15 @@ def progress_bar(progress: SeedProgress, width: int = 30) -> str:
     """`[#########.....] 62% 1,234/2,000 tiles, z15, 142 tiles/s` for a terminal line."""
     share = progress.done / progress.total if progress.total else 1.0
     filled = int(share * width)
-    return (f"[{'#' * filled}{'.' * (width - filled)}] {share:4.0%} {progress.done:,}/"
-            f"{progress.total:,} tiles, z{progress.zoom}, {progress.rate:,.0f} tiles/s")
+    return (
+        f"[{'#' * filled}{'.' * (width - filled)}] {share:4.0%} {progress.done:,}/"
+        f"{progress.total:,} tiles, z{progress.zoom}, {progress.rate:,.0f} tiles/s"
+    )
 
 
-def _pending(plan: SeedPlan, work: WorkFile, progress: SeedProgress
-             ) -> Iterator[tuple[int, int, int]]:
+def _pending(
+    plan: SeedPlan, work: WorkFile, progress: SeedProgress
+) -> Iterator[tuple[int, int, int]]:
     """The plan's tiles not yet in the work file, zoom by zoom."""
     for z in plan.zooms:
         done = work.done_at(z)
@@ -420,15 +456,26 @@ class _Tally:
             p.bytes += len(data)
         if time.monotonic() - self._last_log >= LOG_EVERY:
             self._last_log = time.monotonic()
-            log.info("seeding: %d/%d tiles, zoom %d, %.0f tiles/s", p.done, p.total, p.zoom,
-                     p.rate, extra={"status": "running", "seconds": round(p.seconds, 1)})
+            log.info(
+                "seeding: %d/%d tiles, zoom %d, %.0f tiles/s",
+                p.done,
+                p.total,
+                p.zoom,
+                p.rate,
+                extra={"status": "running", "seconds": round(p.seconds, 1)},
+            )
         if self.on_progress is not None:
             self.on_progress(p)
 
 
-async def _render_worker(engine: AsyncEngine, plan: SeedPlan,
-                         pending: Iterator[tuple[int, int, int]], work: WorkFile,
-                         tally: _Tally, stop: asyncio.Event) -> None:
+async def _render_worker(
+    engine: AsyncEngine,
+    plan: SeedPlan,
+    pending: Iterator[tuple[int, int, int]],
+    work: WorkFile,
+    tally: _Tally,
+    stop: asyncio.Event,
+) -> None:
     """Takes tiles from the shared iterator until it is exhausted or `stop` is set."""
     async with engine.connect() as conn:
         # As the API draws a tile: its layers seen at one instant.
@@ -443,8 +490,14 @@ async def _render_worker(engine: AsyncEngine, plan: SeedPlan,
                 return
 
 
-async def _render_all(engine: AsyncEngine, plan: SeedPlan, work: WorkFile, tally: _Tally,
-                      stop: asyncio.Event, concurrency: int) -> None:
+async def _render_all(
+    engine: AsyncEngine,
+    plan: SeedPlan,
+    work: WorkFile,
+    tally: _Tally,
+    stop: asyncio.Event,
+    concurrency: int,
+) -> None:
     # One iterator shared by the workers: the event loop runs one of them at a time, so
     # each tile is handed out once.
     pending = _pending(plan, work, tally.progress)
@@ -461,24 +514,33 @@ async def _render_all(engine: AsyncEngine, plan: SeedPlan, work: WorkFile, tally
 
 # -- the archive --------------------------------------------------------------------------------
 
+
 def tileset_info(plan: SeedPlan, minzoom: int, maxzoom: int) -> TilesetInfo:
     bounds = plan.bounds or (-180.0, -MERCATOR_MAX_LAT, 180.0, MERCATOR_MAX_LAT)
     ids = ", ".join(layer.id for layer in plan.layers)
     return TilesetInfo(
-        name=f"URBIS layers: {ids}", tms=plan.tms, minzoom=minzoom, maxzoom=maxzoom,
+        name=f"URBIS layers: {ids}",
+        tms=plan.tms,
+        minzoom=minzoom,
+        maxzoom=maxzoom,
         bounds=bounds,
         # The API's TileJSON centre: the middle, at zoom 12 when the archive has it.
-        center=((bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2,
-                max(minzoom, min(12, maxzoom))),
+        center=(
+            (bounds[0] + bounds[2]) / 2,
+            (bounds[1] + bounds[3]) / 2,
+            max(minzoom, min(12, maxzoom)),
+        ),
         vector_layers=vector_layers(plan.layers, minzoom, maxzoom),
-        description=f"Vector tiles ({plan.tms.id}) of {ids}, seeded by urbis tiles seed")
+        description=f"Vector tiles ({plan.tms.id}) of {ids}, seeded by urbis tiles seed",
+    )
 
 
 def _write_archive(request: SeedRequest, plan: SeedPlan, work: WorkFile) -> int:
     zooms = work.zoom_range()
     if zooms is None:
-        raise UrbisError(f"none of the {plan.total:,} tiles holds a feature: "
-                         f"{request.out.name} was not written")
+        raise UrbisError(
+            f"none of the {plan.total:,} tiles holds a feature: {request.out.name} was not written"
+        )
     info = tileset_info(plan, *zooms)
     if request.format == "pmtiles":
         return write_pmtiles(request.out, work.by_tile_id(), info)
@@ -486,6 +548,7 @@ def _write_archive(request: SeedRequest, plan: SeedPlan, work: WorkFile) -> int:
 
 
 # -- the run ------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class SeedResult:
@@ -506,36 +569,42 @@ class SeedResult:
 
     def summary(self) -> str:
         if self.status == "already complete":
-            return (f"{self.out} is already complete ({self.bytes:,} bytes); --force seeds "
-                    "it again")
+            return f"{self.out} is already complete ({self.bytes:,} bytes); --force seeds it again"
         if self.status == "interrupted":
-            return (f"interrupted after {self.resumed + self.rendered:,} of {self.planned:,} "
-                    f"tiles (kept in {self.out.name}.seeding): run the same command to go on")
+            return (
+                f"interrupted after {self.resumed + self.rendered:,} of {self.planned:,} "
+                f"tiles (kept in {self.out.name}.seeding): run the same command to go on"
+            )
         resumed = f", {self.resumed:,} from the interrupted run" if self.resumed else ""
-        return (f"{self.out}: {self.tiles:,} tiles, {self.bytes:,} bytes; {self.rendered:,} "
-                f"rendered in {self.seconds:.1f} s ({self.rate:,.0f} tiles/s){resumed}; empty "
-                f"tiles left out: {self.planned - self.tiles:,}")
+        return (
+            f"{self.out}: {self.tiles:,} tiles, {self.bytes:,} bytes; {self.rendered:,} "
+            f"rendered in {self.seconds:.1f} s ({self.rate:,.0f} tiles/s){resumed}; empty "
+            f"tiles left out: {self.planned - self.tiles:,}"
+        )
 
 
 async def _load_layers(engine: AsyncEngine, ids: tuple[str, ...]) -> list[LayerEntry]:
     """The collections asked for, in that order (all of them, by id, when none is named)."""
     async with engine.connect() as conn:
         rows = await conn.execute(sa.select(layer_catalog).order_by(layer_catalog.c.id))
-        synced: dict[str, LayerEntry] = {
-            row.id: LayerEntry.from_row(row) for row in rows}
+        synced: dict[str, LayerEntry] = {row.id: LayerEntry.from_row(row) for row in rows}
     if not synced:
         raise UrbisError("no layer is synced yet: run `urbis sync --once` first")
     unknown = [i for i in ids if i not in synced]
     if unknown:
-        raise InvalidParameter("--collections", f"no collection {', '.join(unknown)}; synced "
-                               f"ones: {', '.join(synced)}")
+        raise InvalidParameter(
+            "--collections", f"no collection {', '.join(unknown)}; synced ones: {', '.join(synced)}"
+        )
     return [synced[i] for i in ids] if ids else list(synced.values())
 
 
 async def _changed_layers(engine: AsyncEngine, layers: list[LayerEntry]) -> tuple[str, ...]:
     now = {layer.id: layer for layer in await _load_layers(engine, ())}
-    return tuple(layer.id for layer in layers
-                 if layer.id not in now or now[layer.id].version != layer.version)
+    return tuple(
+        layer.id
+        for layer in layers
+        if layer.id not in now or now[layer.id].version != layer.version
+    )
 
 
 def _check_finished(out: Path) -> None:
@@ -545,27 +614,32 @@ def _check_finished(out: Path) -> None:
             if "vector_layers" not in archive.metadata:
                 raise ValueError("no vector_layers")
     except Exception as exc:  # whatever the file is, it is not ours to overwrite silently
-        raise UrbisError(f"{out} exists and is not a tile archive ({type(exc).__name__}): "
-                         "remove it, or seed again with --force") from None
+        raise UrbisError(
+            f"{out} exists and is not a tile archive ({type(exc).__name__}): "
+            "remove it, or seed again with --force"
+        ) from None
 
 
-async def seed(database_url: str, request: SeedRequest,
-               on_progress: ProgressCallback | None = None,
-               stop: asyncio.Event | None = None) -> SeedResult:
+async def seed(
+    database_url: str,
+    request: SeedRequest,
+    on_progress: ProgressCallback | None = None,
+    stop: asyncio.Event | None = None,
+) -> SeedResult:
     """Seed `request.out`; `stop` set (by a signal) ends the run early, tiles kept."""
     if request.out.exists() and not request.force:
         _check_finished(request.out)
         return SeedResult(request.out, "already complete", bytes=request.out.stat().st_size)
-    engine = create_async_engine(sqlalchemy_url(database_url), pool_size=request.concurrency,
-                                 max_overflow=0)
+    engine = create_async_engine(
+        sqlalchemy_url(database_url), pool_size=request.concurrency, max_overflow=0
+    )
     try:
         return await _seed(engine, request, on_progress, stop or asyncio.Event())
     finally:
         await engine.dispose()
 
 
-def _reuse_or_reset(work: WorkFile, request: SeedRequest, layers: list[LayerEntry]
-                    ) -> str | None:
+def _reuse_or_reset(work: WorkFile, request: SeedRequest, layers: list[LayerEntry]) -> str | None:
     """Keep an interrupted run's tiles when they fit this run; else why they were dropped."""
     fingerprint = _fingerprint(request, layers)
     before = work.seeded_for()
@@ -578,45 +652,74 @@ def _reuse_or_reset(work: WorkFile, request: SeedRequest, layers: list[LayerEntr
     return started_over
 
 
-async def _seed(engine: AsyncEngine, request: SeedRequest,
-                on_progress: ProgressCallback | None, stop: asyncio.Event) -> SeedResult:
+async def _seed(
+    engine: AsyncEngine,
+    request: SeedRequest,
+    on_progress: ProgressCallback | None,
+    stop: asyncio.Event,
+) -> SeedResult:
     layers = await _load_layers(engine, request.collections)
     plan = plan_tiles(request, layers)
     if plan.total == 0:
-        raise InvalidParameter("--bbox" if request.bbox else "--zooms",
-                               f"no tile to seed: {', '.join(x.id for x in layers)} have no "
-                               f"data there at {_zooms_text(request.zooms)} (see their "
-                               "tiles minzoom/maxzoom)")
+        raise InvalidParameter(
+            "--bbox" if request.bbox else "--zooms",
+            f"no tile to seed: {', '.join(x.id for x in layers)} have no "
+            f"data there at {_zooms_text(request.zooms)} (see their "
+            "tiles minzoom/maxzoom)",
+        )
     work = WorkFile(request.work_path)  # locked first: a forced run never resets another's
     try:
         started_over = _reuse_or_reset(work, request, layers)
         progress = SeedProgress(total=plan.total, done=work.rendered())
         resumed = progress.done
-        await _render_all(engine, plan, work, _Tally(progress, on_progress), stop,
-                          request.concurrency)
+        await _render_all(
+            engine, plan, work, _Tally(progress, on_progress), stop, request.concurrency
+        )
         if stop.is_set() and progress.done < plan.total:
-            return SeedResult(request.out, "interrupted", plan.total, progress.rendered,
-                              resumed, seconds=progress.seconds, started_over=started_over)
+            return SeedResult(
+                request.out,
+                "interrupted",
+                plan.total,
+                progress.rendered,
+                resumed,
+                seconds=progress.seconds,
+                started_over=started_over,
+            )
         changed = await _changed_layers(engine, layers)
         if changed:
-            log.warning("%s changed while seeding: the archive mixes their versions (seed "
-                        "again with --force for one version)", ", ".join(changed))
+            log.warning(
+                "%s changed while seeding: the archive mixes their versions (seed "
+                "again with --force for one version)",
+                ", ".join(changed),
+            )
         written = _write_archive(request, plan, work)
         seconds = progress.seconds
     finally:
         work.close()
     request.work_path.unlink(missing_ok=True)
-    return SeedResult(request.out, "complete", plan.total, progress.rendered, resumed, written,
-                      request.out.stat().st_size, seconds, started_over, changed)
+    return SeedResult(
+        request.out,
+        "complete",
+        plan.total,
+        progress.rendered,
+        resumed,
+        written,
+        request.out.stat().st_size,
+        seconds,
+        started_over,
+        changed,
+    )
 
 
-def run_seed(database_url: str, request: SeedRequest,
-             on_progress: ProgressCallback | None = None) -> SeedResult:
+def run_seed(
+    database_url: str, request: SeedRequest, on_progress: ProgressCallback | None = None
+) -> SeedResult:
     """`seed` for the command line, stopped by SIGINT/SIGTERM as a user means it.
 
     The first signal lets the tiles being drawn finish and stops; a second stops at once.
     Either way the next run goes on from there.
     """
+
     async def main() -> SeedResult:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -633,12 +736,12 @@ def run_seed(database_url: str, request: SeedRequest,
         try:
             return await seed(database_url, request, on_progress, stop)
         except asyncio.CancelledError:
-            raise SeedInterrupted(f"stopped: the tiles rendered so far are kept in "
-                                  f"{request.work_path.name}; run the same command to go on"
-                                  ) from None
+            raise SeedInterrupted(
+                f"stopped: the tiles rendered so far are kept in "
+                f"{request.work_path.name}; run the same command to go on"
+            ) from None
         finally:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
 
     return asyncio.run(main())
-

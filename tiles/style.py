@@ -17,18 +17,26 @@ from urbis_core.catalog import LayerEntry
 
 BACKGROUND = "#f3f1ec"
 # fill or line, outline (colour-blind safe hues, light enough for labels to stay readable)
-PALETTE = [("#8da0cb", "#4c5f8f"), ("#fc8d62", "#b85a33"), ("#66c2a5", "#2f7d64"),
-           ("#e78ac3", "#a34d84"), ("#a6d854", "#6a9024"), ("#ffd92f", "#b8960b")]
+PALETTE = [
+    ("#8da0cb", "#4c5f8f"),
+    ("#fc8d62", "#b85a33"),
+    ("#66c2a5", "#2f7d64"),
+    ("#e78ac3", "#a34d84"),
+    ("#a6d854", "#6a9024"),
+    ("#ffd92f", "#b8960b"),
+]
 HOUSE_NUMBER_FIELDS = ("POLICENUM", "ADRN")
 NUMBER_MINZOOM = 17
 
 
 def _label(pair: tuple[str, str]) -> list[Any]:
     french, dutch = pair
-    return ["case",
-            ["all", ["has", french], ["has", dutch], ["!=", ["get", french], ["get", dutch]]],
-            ["format", ["get", french], {}, "\n", {}, ["get", dutch], {"font-scale": 0.85}],
-            ["coalesce", ["get", french], ["get", dutch], ""]]
+    return [
+        "case",
+        ["all", ["has", french], ["has", dutch], ["!=", ["get", french], ["get", dutch]]],
+        ["format", ["get", french], {}, "\n", {}, ["get", dutch], {"font-scale": 0.85}],
+        ["coalesce", ["get", french], ["get", dutch], ""],
+    ]
 
 
 def _kind(layer: LayerEntry) -> str:
@@ -46,26 +54,52 @@ def _shapes(layer: LayerEntry, fill: str, outline: str) -> list[dict[str, Any]]:
     base = {"source": "urbis", "source-layer": layer.id, **_zooms(layer)}
     kind = _kind(layer)
     if kind == "polygon":
-        return [{"id": f"{layer.id}-fill", "type": "fill", **base,
-                 "paint": {"fill-color": fill, "fill-opacity": 0.35}},
-                {"id": f"{layer.id}-outline", "type": "line", **base,
-                 "paint": {"line-color": outline, "line-width": 1.2}}]
+        return [
+            {
+                "id": f"{layer.id}-fill",
+                "type": "fill",
+                **base,
+                "paint": {"fill-color": fill, "fill-opacity": 0.35},
+            },
+            {
+                "id": f"{layer.id}-outline",
+                "type": "line",
+                **base,
+                "paint": {"line-color": outline, "line-width": 1.2},
+            },
+        ]
     if kind == "line":
-        return [{"id": f"{layer.id}-line", "type": "line", **base,
-                 "paint": {"line-color": outline,
-                           "line-width": ["interpolate", ["linear"], ["zoom"], 12, 1, 18, 4]}}]
-    return [{"id": f"{layer.id}-point", "type": "circle", **base,
-             "paint": {"circle-color": fill, "circle-stroke-color": outline,
-                       "circle-stroke-width": 1,
-                       "circle-radius": ["interpolate", ["linear"], ["zoom"], 12, 2, 18, 6]}}]
+        return [
+            {
+                "id": f"{layer.id}-line",
+                "type": "line",
+                **base,
+                "paint": {
+                    "line-color": outline,
+                    "line-width": ["interpolate", ["linear"], ["zoom"], 12, 1, 18, 4],
+                },
+            }
+        ]
+    return [
+        {
+            "id": f"{layer.id}-point",
+            "type": "circle",
+            **base,
+            "paint": {
+                "circle-color": fill,
+                "circle-stroke-color": outline,
+                "circle-stroke-width": 1,
+                "circle-radius": ["interpolate", ["linear"], ["zoom"], 12, 2, 18, 6],
+            },
+        }
+    ]
 
 
 def _labels(layer: LayerEntry, outline: str) -> list[dict[str, Any]]:
     base = {"source": "urbis", "source-layer": layer.id, **_zooms(layer)}
     kind = _kind(layer)
     paint = {"text-color": "#222222", "text-halo-color": "#ffffff", "text-halo-width": 1.5}
-    layout: dict[str, Any] = {"text-font": [DEFAULT_FONT], "text-size": 13,
-                              "text-max-width": 10}
+    layout: dict[str, Any] = {"text-font": [DEFAULT_FONT], "text-size": 13, "text-max-width": 10}
     pair = name_fields(layer)
     names = {c.name for c in layer.columns}
     number = next((f for f in HOUSE_NUMBER_FIELDS if f in names), None)
@@ -77,14 +111,23 @@ def _labels(layer: LayerEntry, outline: str) -> list[dict[str, Any]]:
             layout["text-offset"] = [0, 1.2]
         else:  # one label point per polygon, in the one tile it falls in
             base["source-layer"] = layer.id + LABELS_SUFFIX
-        return [{"id": f"{layer.id}-label", "type": "symbol", **base, "layout": layout,
-                 "paint": paint}]
+        return [
+            {"id": f"{layer.id}-label", "type": "symbol", **base, "layout": layout, "paint": paint}
+        ]
     if number is not None:
-        layout.update({"text-field": ["to-string", ["get", number]], "text-size": 11,
-                       "text-offset": [0, 1.0]})
+        layout.update(
+            {"text-field": ["to-string", ["get", number]], "text-size": 11, "text-offset": [0, 1.0]}
+        )
         zooms = base | {"minzoom": max(int(base["minzoom"]), NUMBER_MINZOOM)}
-        return [{"id": f"{layer.id}-number", "type": "symbol", **zooms, "layout": layout,
-                 "paint": paint | {"text-color": outline}}]
+        return [
+            {
+                "id": f"{layer.id}-number",
+                "type": "symbol",
+                **zooms,
+                "layout": layout,
+                "paint": paint | {"text-color": outline},
+            }
+        ]
     return []
 
 
@@ -96,17 +139,26 @@ def default_style(base: str, layers: list[LayerEntry], attribution: str) -> dict
     shapes = [s for layer in ordered for s in _shapes(layer, *colours[layer.id])]
     labels = [s for layer in ordered for s in _labels(layer, colours[layer.id][1])]
     extent = crs84_extent(layers)
-    centre = ([(extent[0] + extent[2]) / 2, (extent[1] + extent[3]) / 2] if extent
-              else [4.352, 50.846])
+    centre = (
+        [(extent[0] + extent[2]) / 2, (extent[1] + extent[3]) / 2] if extent else [4.352, 50.846]
+    )
     return {
         "version": 8,
         "name": "URBIS default",
         "metadata": {"urbis:collections": [layer.id for layer in layers]},
-        "center": centre, "zoom": 12,
+        "center": centre,
+        "zoom": 12,
         "glyphs": f"{base}/fonts/{{fontstack}}/{{range}}.pbf",
-        "sources": {"urbis": {
-            "type": "vector", "url": f"{base}/tiles/WebMercatorQuad/tilejson.json",
-            "attribution": attribution}},
-        "layers": [{"id": "background", "type": "background",
-                    "paint": {"background-color": BACKGROUND}}, *shapes, *labels],
+        "sources": {
+            "urbis": {
+                "type": "vector",
+                "url": f"{base}/tiles/WebMercatorQuad/tilejson.json",
+                "attribution": attribution,
+            }
+        },
+        "layers": [
+            {"id": "background", "type": "background", "paint": {"background-color": BACKGROUND}},
+            *shapes,
+            *labels,
+        ],
     }

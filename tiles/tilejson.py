@@ -14,8 +14,12 @@ Box = tuple[float, float, float, float]
 
 def union_of(boxes: Sequence[Sequence[float]]) -> Box:
     """The box covering all of them (min x, min y, max x, max y)."""
-    return (min(b[0] for b in boxes), min(b[1] for b in boxes),
-            max(b[2] for b in boxes), max(b[3] for b in boxes))
+    return (
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    )
 
 
 def crs84_extent(layers: Sequence[LayerEntry]) -> Box | None:
@@ -33,8 +37,9 @@ def field_type(sql_type: str) -> str:
     return "Boolean" if sql_type == "boolean" else "String"
 
 
-def vector_layers(layers: list[LayerEntry], minzoom: int = 0,
-                  maxzoom: int = 24) -> list[dict[str, Any]]:
+def vector_layers(
+    layers: list[LayerEntry], minzoom: int = 0, maxzoom: int = 24
+) -> list[dict[str, Any]]:
     """Each layer's MVT layers, their zooms within [minzoom, maxzoom] (an archive's).
 
     A layer's features, and for named polygons their label points (`<id>_labels`).
@@ -42,17 +47,24 @@ def vector_layers(layers: list[LayerEntry], minzoom: int = 0,
     described = []
     for layer in layers:
         settings = LayerTileSettings.of(layer)
-        zooms = {"minzoom": max(settings.minzoom, minzoom),
-                 "maxzoom": min(settings.maxzoom, maxzoom)}
+        zooms = {
+            "minzoom": max(settings.minzoom, minzoom),
+            "maxzoom": min(settings.maxzoom, maxzoom),
+        }
         fields = {c.name: field_type(c.sql_type) for c in layer.columns}
         if merges_small(layer, settings):  # squares standing for small polygons
             fields[MERGED] = "Integer"
-        described.append({"id": layer.id, "description": layer.display_title("en"), **zooms,
-                          "fields": fields})
+        described.append(
+            {"id": layer.id, "description": layer.display_title("en"), **zooms, "fields": fields}
+        )
         pair = labelled_polygons(layer)
         if pair is not None:
-            described.append({"id": layer.id + LABELS_SUFFIX, **zooms,
-                              "description": f"{layer.display_title('en')}: one label point "
-                                             "each",
-                              "fields": {n: fields[n] for n in (layer.key_field, *pair)}})
+            described.append(
+                {
+                    "id": layer.id + LABELS_SUFFIX,
+                    **zooms,
+                    "description": f"{layer.display_title('en')}: one label point each",
+                    "fields": {n: fields[n] for n in (layer.key_field, *pair)},
+                }
+            )
     return described

@@ -34,7 +34,7 @@ class TileMatrixSet:
     ground_metres_per_unit: float = 1.0
 
     def cell_size(self, z: int) -> float:
-        return self.cell_size_z0 / 2 ** z
+        return self.cell_size_z0 / 2**z
 
     def ground_pixel(self, z: int) -> float:
         """Metres on the ground of one pixel at zoom `z` (where the data lies)."""
@@ -44,7 +44,7 @@ class TileMatrixSet:
         return self.cell_size(z) * TILE_PIXELS
 
     def matrix_size(self, z: int) -> tuple[int, int]:
-        return self.width_z0 * 2 ** z, self.height_z0 * 2 ** z
+        return self.width_z0 * 2**z, self.height_z0 * 2**z
 
     def check(self, z: int, x: int, y: int) -> None:
         """404 with a message for a tile outside the set."""
@@ -52,8 +52,10 @@ class TileMatrixSet:
             raise NotFound(f"zoom {z} is not in {self.id} (0 to {MAX_ZOOM})")
         width, height = self.matrix_size(z)
         if not (0 <= x < width and 0 <= y < height):
-            raise NotFound(f"tile {z}/{x}/{y} is outside {self.id}: at zoom {z} columns run "
-                           f"0-{width - 1} and rows 0-{height - 1}")
+            raise NotFound(
+                f"tile {z}/{x}/{y} is outside {self.id}: at zoom {z} columns run "
+                f"0-{width - 1} and rows 0-{height - 1}"
+            )
 
     def bounds(self, z: int, x: int, y: int) -> tuple[float, float, float, float]:
         """(minx, miny, maxx, maxy) of a tile in the set's CRS."""
@@ -62,8 +64,9 @@ class TileMatrixSet:
         maxy = self.origin[1] - y * span
         return minx, maxy - span, minx + span, maxy
 
-    def tiles_covering(self, z: int, bbox: tuple[float, float, float, float]
-                       ) -> tuple[range, range]:
+    def tiles_covering(
+        self, z: int, bbox: tuple[float, float, float, float]
+    ) -> tuple[range, range]:
         """The columns and rows of the tiles that touch a box (in the set's CRS)."""
         span = self.tile_span(z)
         width, height = self.matrix_size(z)
@@ -78,14 +81,26 @@ class TileMatrixSet:
         matrices = []
         for z in range(MAX_ZOOM + 1):
             width, height = self.matrix_size(z)
-            matrices.append({
-                "id": str(z), "scaleDenominator": self.cell_size(z) / PIXEL_METRES,
-                "cellSize": self.cell_size(z), "cornerOfOrigin": "topLeft",
-                "pointOfOrigin": list(self.origin), "tileWidth": TILE_PIXELS,
-                "tileHeight": TILE_PIXELS, "matrixWidth": width, "matrixHeight": height,
-            })
-        doc: dict[str, Any] = {"id": self.id, "title": self.title, "crs": self.crs_uri,
-                               "orderedAxes": ["E", "N"], "tileMatrices": matrices}
+            matrices.append(
+                {
+                    "id": str(z),
+                    "scaleDenominator": self.cell_size(z) / PIXEL_METRES,
+                    "cellSize": self.cell_size(z),
+                    "cornerOfOrigin": "topLeft",
+                    "pointOfOrigin": list(self.origin),
+                    "tileWidth": TILE_PIXELS,
+                    "tileHeight": TILE_PIXELS,
+                    "matrixWidth": width,
+                    "matrixHeight": height,
+                }
+            )
+        doc: dict[str, Any] = {
+            "id": self.id,
+            "title": self.title,
+            "crs": self.crs_uri,
+            "orderedAxes": ["E", "N"],
+            "tileMatrices": matrices,
+        }
         if self.uri:
             doc["uri"] = self.uri
         if self.well_known_scale_set:
@@ -129,5 +144,6 @@ def get_tms(tms_id: str) -> TileMatrixSet:
     try:
         return TILE_MATRIX_SETS[tms_id]
     except KeyError:
-        raise NotFound(f"no tile matrix set '{tms_id}'; /tileMatrixSets lists "
-                       f"{', '.join(TILE_MATRIX_SETS)}") from None
+        raise NotFound(
+            f"no tile matrix set '{tms_id}'; /tileMatrixSets lists {', '.join(TILE_MATRIX_SETS)}"
+        ) from None

@@ -92,8 +92,9 @@ def _config_path() -> Path:
     return invocation.config if invocation is not None else config_path()
 
 
-def _layer_ids(ctx: click.Context, param: click.Parameter,
-               values: tuple[str, ...]) -> tuple[str, ...]:
+def _layer_ids(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> tuple[str, ...]:
     """`--layer a,b --layer c` -> ('a', 'b', 'c'): comma lists and repeats, in order, once."""
     ids = [part.strip() for value in values for part in value.split(",")]
     if any(not layer_id for layer_id in ids):
@@ -104,10 +105,15 @@ def _layer_ids(ctx: click.Context, param: click.Parameter,
 def layers_option(func: F) -> F:
     """The one way commands take layers: `--layer` and `--collections` are the same option."""
     return click.option(
-        "--layer", "--collections", "layers", multiple=True,
-        callback=_layer_ids, metavar="ID[,ID...]",
+        "--layer",
+        "--collections",
+        "layers",
+        multiple=True,
+        callback=_layer_ids,
+        metavar="ID[,ID...]",
         help="Only these layers (collection ids): a comma-separated list, or the option "
-             "repeated; --layer and --collections are the same. Default: all.")(func)
+        "repeated; --layer and --collections are the same. Default: all.",
+    )(func)
 
 
 def _cluster(settings: DatabaseSettings) -> EmbeddedCluster:
@@ -139,16 +145,28 @@ def _prepare_database(settings: DatabaseSettings) -> str:
 
 def _report(report: RunReport) -> None:
     """A summary line for people, and the same facts as a structured log record."""
-    click.echo(f"{local_time(datetime.now(UTC))} {report.summary()}",
-               err=report.status != "success")
+    click.echo(
+        f"{local_time(datetime.now(UTC))} {report.summary()}", err=report.status != "success"
+    )
     logging.getLogger("urbis_sync.run").log(
-        logging.INFO if report.status == "success" else logging.ERROR, "run %s", report.status,
-        extra={"layer": report.layer_id, "run": report.run_id, "status": report.status,
-               "fetched": report.fetched, "inserted": report.inserted,
-               "updated": report.updated, "deleted": report.deleted,
-               "repaired": report.repaired, "quarantined": report.quarantined,
-               "version": report.version, "seconds": round(report.seconds, 3),
-               "error": report.error})
+        logging.INFO if report.status == "success" else logging.ERROR,
+        "run %s",
+        report.status,
+        extra={
+            "layer": report.layer_id,
+            "run": report.run_id,
+            "status": report.status,
+            "fetched": report.fetched,
+            "inserted": report.inserted,
+            "updated": report.updated,
+            "deleted": report.deleted,
+            "repaired": report.repaired,
+            "quarantined": report.quarantined,
+            "version": report.version,
+            "seconds": round(report.seconds, 3),
+            "error": report.error,
+        },
+    )
 
 
 def _run_sync(url: str, config: ServiceConfig, layer_ids: tuple[str, ...]) -> bool:
@@ -179,8 +197,9 @@ def _run_continuously(url: str, config: ServiceConfig) -> None:
         signal.signal(signum, lambda *_: stop.set())
     settings = SyncSettings.from_env()
     engine = create_sync_engine(url, statement_timeout=settings.statement_timeout)
-    click.echo(f"urbis: syncing {', '.join(config.layers)} on their schedules "
-               "(Ctrl-C to stop)", err=True)
+    click.echo(
+        f"urbis: syncing {', '.join(config.layers)} on their schedules (Ctrl-C to stop)", err=True
+    )
     try:
         run_continuously(engine, config, settings, stop, _report)
     finally:
@@ -194,26 +213,36 @@ def _serve(url: str, host: str | None, port: int | None, limits: dict[str, Any])
     from geoapi.server import uvicorn_options
 
     settings = ApiSettings.from_env(url)
-    settings = replace(settings, limits=replace(
-        settings.limits, **{name: value for name, value in limits.items() if value is not None}))
+    settings = replace(
+        settings,
+        limits=replace(
+            settings.limits, **{name: value for name, value in limits.items() if value is not None}
+        ),
+    )
     host = host or settings.host
     port = port or settings.port
     click.echo(f"urbis: serving on http://{host}:{port}/ (Ctrl-C to stop)", err=True)
     # proxy_headers off: the app believes X-Forwarded-* only from URBIS_TRUSTED_PROXIES and
     # needs the real peer to tell (geoapi.public_url); uvicorn would replace it.
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info",
-                proxy_headers=False, **uvicorn_options(settings.limits))
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level="info",
+        proxy_headers=False,
+        **uvicorn_options(settings.limits),
+    )
 
 
 _LIMIT_HELP = {
     "max_body_bytes": "Request bodies past this many bytes are refused with a 413, as soon as "
-                      "Content-Length or the bytes received pass it",
+    "Content-Length or the bytes received pass it",
     "body_timeout": "Seconds a request body may take to arrive once read; then a 408",
     "max_url_bytes": "URLs (path and query) past this many bytes are refused with a 414",
     "max_header_bytes": "Request headers past this many bytes (together) are refused with a 431",
     "header_timeout": "Seconds a request's line and headers may take to arrive (a new "
-                      "connection's first request too); then the connection is closed, with a "
-                      "408 if part of them came",
+    "connection's first request too); then the connection is closed, with a "
+    "408 if part of them came",
     "keep_alive_timeout": "Seconds an idle connection is kept open between requests",
 }
 
@@ -223,24 +252,39 @@ def server_options(func: F) -> F:
     defaults = ServerLimits()
     for name in reversed(list(_LIMIT_HELP)):
         default = getattr(defaults, name)
-        kind = (click.FloatRange(min=0, min_open=True) if isinstance(default, float)
-                else click.IntRange(min=1))
+        kind = (
+            click.FloatRange(min=0, min_open=True)
+            if isinstance(default, float)
+            else click.IntRange(min=1)
+        )
         shown = f"{default:g} s" if isinstance(default, float) else f"{default:,}"
-        func = click.option(f"--{name.replace('_', '-')}", name, type=kind, default=None,
-                            help=f"{_LIMIT_HELP[name]} ({LIMIT_VARIABLES[name]}, default "
-                                 f"{shown}).")(func)
-    func = click.option("--port", type=int, default=None,
-                        help="Port (URBIS_PORT, default 8000).")(func)
-    return click.option("--host", default=None,
-                        help="Address to listen on (URBIS_HOST, 127.0.0.1).")(func)
+        func = click.option(
+            f"--{name.replace('_', '-')}",
+            name,
+            type=kind,
+            default=None,
+            help=f"{_LIMIT_HELP[name]} ({LIMIT_VARIABLES[name]}, default {shown}).",
+        )(func)
+    func = click.option("--port", type=int, default=None, help="Port (URBIS_PORT, default 8000).")(
+        func
+    )
+    return click.option(
+        "--host", default=None, help="Address to listen on (URBIS_HOST, 127.0.0.1)."
+    )(func)
 
 
 @click.group()
-@click.version_option(package_name="urbis-geoservice", prog_name="urbis",
-                      message="%(prog)s %(version)s")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, metavar="PATH",
-              help="The layer configuration (default: URBIS_CONFIG, else config/urbis.yaml).")
+@click.version_option(
+    package_name="urbis-geoservice", prog_name="urbis", message="%(prog)s %(version)s"
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="PATH",
+    help="The layer configuration (default: URBIS_CONFIG, else config/urbis.yaml).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log more.")
 @click.pass_context
 def cli(ctx: click.Context, config_file: Path | None, verbose: bool) -> None:
@@ -257,8 +301,9 @@ def db() -> None:
 
 def _refuse_with_database_url(settings: DatabaseSettings, action: str) -> bool:
     if settings.url:
-        click.echo(f"urbis: DATABASE_URL is set, so there is no embedded database to {action}",
-                   err=True)
+        click.echo(
+            f"urbis: DATABASE_URL is set, so there is no embedded database to {action}", err=True
+        )
         return True
     return False
 
@@ -299,8 +344,9 @@ def db_status() -> None:
         click.echo(f"no embedded database yet under {settings.home} (`urbis db start`)")
         sys.exit(3)
     running = cluster.is_running()
-    click.echo(f"{'running' if running else 'stopped'}: 127.0.0.1:{state.port}, "
-               f"data in {state.data_dir}")
+    click.echo(
+        f"{'running' if running else 'stopped'}: 127.0.0.1:{state.port}, data in {state.data_dir}"
+    )
     if not running:
         sys.exit(3)
 
@@ -375,8 +421,10 @@ def sources_check(layers: tuple[str, ...]) -> None:
             click.echo("  OK")
         checked += probe.network
     if failed:
-        click.echo(f"urbis: {len(failed)} of {checked} sources failed their check: "
-                   f"{', '.join(failed)}", err=True)
+        click.echo(
+            f"urbis: {len(failed)} of {checked} sources failed their check: {', '.join(failed)}",
+            err=True,
+        )
         sys.exit(1)
     click.echo(f"urbis: {checked} source{'s' if checked != 1 else ''} checked, all OK")
 
@@ -418,21 +466,35 @@ def status(layers: tuple[str, ...]) -> None:
     finally:
         engine.dispose()
 
-    header = ("layer", "version", "features", "last success", "last failure", "next run",
-              "quarantined")
-    table = [header] + [(
-        s.layer_id, str(s.version or "-"), str(s.feature_count if s.feature_count is not None
-                                               else "-"),
-        local_time(s.last_success),
-        local_time(s.last_failure) + (" (running)" if s.running else ""),
-        local_time(s.next_run), str(s.quarantined)) for s in rows]
+    header = (
+        "layer",
+        "version",
+        "features",
+        "last success",
+        "last failure",
+        "next run",
+        "quarantined",
+    )
+    table = [header] + [
+        (
+            s.layer_id,
+            str(s.version or "-"),
+            str(s.feature_count if s.feature_count is not None else "-"),
+            local_time(s.last_success),
+            local_time(s.last_failure) + (" (running)" if s.running else ""),
+            local_time(s.next_run),
+            str(s.quarantined),
+        )
+        for s in rows
+    ]
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     for row in table:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
     for s in rows:
         if s.failure_reason and s.failures_in_a_row:
-            click.echo(f"{s.layer_id}: failing ({s.failures_in_a_row} in a row): "
-                       f"{s.failure_reason}")
+            click.echo(
+                f"{s.layer_id}: failing ({s.failures_in_a_row} in a row): {s.failure_reason}"
+            )
 
 
 @cli.command()
@@ -460,10 +522,11 @@ def up(host: str | None, port: int | None, **limits: Any) -> None:
         click.echo("urbis: some layers failed to sync; serving the last good data", err=True)
     # The worker runs in its own process, so syncing never slows the API's event loop; it is
     # told to stop when `up` stops, and the kernel stops it if `up` dies without a word.
-    worker = subprocess.Popen([sys.executable, "-m", "urbis_cli", "sync"],
-                              env={**os.environ, "DATABASE_URL": url,
-                                   "URBIS_CONFIG": str(config.path)},
-                              preexec_fn=_die_with_parent)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "urbis_cli", "sync"],
+        env={**os.environ, "DATABASE_URL": url, "URBIS_CONFIG": str(config.path)},
+        preexec_fn=_die_with_parent,
+    )
 
     def stop_worker(*_: object) -> None:
         if worker.poll() is None:
@@ -502,19 +565,35 @@ def tiles_group() -> None:
 
 @tiles_group.command("seed")
 @layers_option
-@click.option("--tms", "tms_id", default="WebMercatorQuad", show_default=True,
-              help="Tile matrix set: WebMercatorQuad, or BelgianLambert72 (MBTiles only).")
+@click.option(
+    "--tms",
+    "tms_id",
+    default="WebMercatorQuad",
+    show_default=True,
+    help="Tile matrix set: WebMercatorQuad, or BelgianLambert72 (MBTiles only).",
+)
 @click.option("--zooms", required=True, help="Zoom levels: a range (10-16) or one (14).")
-@click.option("--bbox", default=None,
-              help="Only the tiles meeting minlon,minlat,maxlon,maxlat (CRS84 degrees); "
-                   "default: the layers' extent.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False),
-              help="The archive to write: a .pmtiles or .mbtiles file.")
-@click.option("--force", is_flag=True,
-              help="Start over: seed a finished archive again, drop an interrupted run's tiles.")
+@click.option(
+    "--bbox",
+    default=None,
+    help="Only the tiles meeting minlon,minlat,maxlon,maxlat (CRS84 degrees); "
+    "default: the layers' extent.",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The archive to write: a .pmtiles or .mbtiles file.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Start over: seed a finished archive again, drop an interrupted run's tiles.",
+)
 @handle_errors
-def tiles_seed(layers: tuple[str, ...], tms_id: str, zooms: str, bbox: str | None, out: str,
-               force: bool) -> None:
+def tiles_seed(
+    layers: tuple[str, ...], tms_id: str, zooms: str, bbox: str | None, out: str, force: bool
+) -> None:
     """Render every tile of the collections into a PMTiles or MBTiles archive.
 
     The tiles are those `/tiles/{tms}/{z}/{x}/{y}?collections=...` serves; empty ones are
@@ -562,8 +641,11 @@ def tiles_seed(layers: tuple[str, ...], tms_id: str, zooms: str, bbox: str | Non
         click.echo(f"urbis: {exc}", err=True)
         sys.exit(130)
     logging.getLogger("tiles.seed").info(
-        "seed %s: %s", result.status, result.summary(),
-        extra={"status": result.status, "seconds": round(result.seconds, 3)})
+        "seed %s: %s",
+        result.status,
+        result.summary(),
+        extra={"status": result.status, "seconds": round(result.seconds, 3)},
+    )
     if result.status == "interrupted":
         click.echo(f"urbis: {result.summary()}", err=True)
         sys.exit(130)

@@ -26,8 +26,11 @@ class PeopleFormatter(logging.Formatter):
     """Log lines for a terminal, stamped with the local time and its offset."""
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
-        return datetime.fromtimestamp(record.created, UTC).astimezone().isoformat(
-            timespec="milliseconds")
+        return (
+            datetime.fromtimestamp(record.created, UTC)
+            .astimezone()
+            .isoformat(timespec="milliseconds")
+        )
 
 
 class JsonFormatter(logging.Formatter):
@@ -40,8 +43,20 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for name in ("layer", "run", "status", "fetched", "inserted", "updated", "deleted",
-                     "repaired", "quarantined", "version", "seconds", "error"):
+        for name in (
+            "layer",
+            "run",
+            "status",
+            "fetched",
+            "inserted",
+            "updated",
+            "deleted",
+            "repaired",
+            "quarantined",
+            "version",
+            "seconds",
+            "error",
+        ):
             if hasattr(record, name):
                 entry[name] = getattr(record, name)
         if record.exc_info:
@@ -59,8 +74,11 @@ def configure_logging(verbose: bool) -> None:
         handler.setFormatter(PeopleFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     else:
         handler.setFormatter(JsonFormatter())
-    logging.basicConfig(level=logging.INFO if verbose or not interactive() else logging.WARNING,
-                        handlers=[handler], force=True)
+    logging.basicConfig(
+        level=logging.INFO if verbose or not interactive() else logging.WARNING,
+        handlers=[handler],
+        force=True,
+    )
     # Alembic announces each of its plugins at INFO: noise in every structured log.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 

@@ -44,16 +44,21 @@ def tile_ready_values(geom: sa.ColumnElement[Any]) -> dict[str, sa.ColumnElement
     dimension = sa.func.ST_Dimension(geom)
     return {
         MERCATOR_GEOM: sa.func.ST_Transform(geom, MERCATOR_SRID),
-        GEOM_SIZE: sa.func.greatest(sa.func.ST_XMax(geom) - sa.func.ST_XMin(geom),
-                                    sa.func.ST_YMax(geom) - sa.func.ST_YMin(geom)),
-        GEOM_MEASURE: sa.case((dimension == 2, sa.func.ST_Area(geom)),
-                              (dimension == 1, sa.func.ST_Length(geom))),
+        GEOM_SIZE: sa.func.greatest(
+            sa.func.ST_XMax(geom) - sa.func.ST_XMin(geom),
+            sa.func.ST_YMax(geom) - sa.func.ST_YMin(geom),
+        ),
+        GEOM_MEASURE: sa.case(
+            (dimension == 2, sa.func.ST_Area(geom)), (dimension == 1, sa.func.ST_Length(geom))
+        ),
     }
+
 
 metadata = sa.MetaData(schema=META_SCHEMA)
 
 layer_catalog = sa.Table(
-    "layer_catalog", metadata,
+    "layer_catalog",
+    metadata,
     sa.Column("id", sa.Text, primary_key=True),
     sa.Column("table_name", sa.Text, nullable=False),
     sa.Column("title", JSONB, nullable=False),
@@ -73,7 +78,8 @@ layer_catalog = sa.Table(
 )
 
 sync_run = sa.Table(
-    "sync_run", metadata,
+    "sync_run",
+    metadata,
     sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=True),
     sa.Column("layer_id", sa.Text, nullable=False),
     sa.Column("mode", sa.Text, nullable=False),
@@ -93,7 +99,8 @@ sync_run = sa.Table(
 )
 
 change_log = sa.Table(
-    "change_log", metadata,
+    "change_log",
+    metadata,
     sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=True),
     sa.Column("layer_id", sa.Text, nullable=False),
     sa.Column("run_id", sa.BigInteger, sa.ForeignKey(sync_run.c.id), nullable=False),
@@ -106,7 +113,8 @@ change_log = sa.Table(
 )
 
 quarantine = sa.Table(
-    "quarantine", metadata,
+    "quarantine",
+    metadata,
     sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=True),
     sa.Column("layer_id", sa.Text, nullable=False),
     sa.Column("run_id", sa.BigInteger, sa.ForeignKey(sync_run.c.id), nullable=False),
@@ -174,13 +182,15 @@ class LayerEntry:
 
     def table(self) -> sa.Table:
         """The layer table as SQLAlchemy sees it; identifiers come only from this catalog row."""
-        return _layer_table(LAYER_SCHEMA, self.table_name,
-                            tuple(c.name for c in self.columns), self.srid)
+        return _layer_table(
+            LAYER_SCHEMA, self.table_name, tuple(c.name for c in self.columns), self.srid
+        )
 
     def history_table(self) -> sa.Table:
         """Superseded rows of the layer, each with the interval it was current."""
-        return _layer_table(HISTORY_SCHEMA, self.table_name,
-                            tuple(c.name for c in self.columns), self.srid)
+        return _layer_table(
+            HISTORY_SCHEMA, self.table_name, tuple(c.name for c in self.columns), self.srid
+        )
 
 
 @functools.lru_cache(maxsize=512)
@@ -194,14 +204,23 @@ def _layer_table(schema: str, name: str, columns: tuple[str, ...], srid: int) ->
     if schema == HISTORY_SCHEMA:
         extra += [sa.Column("valid_to", sa.DateTime(timezone=True)), sa.Column("op", sa.Text)]
     else:
-        extra += [sa.Column(MERCATOR_GEOM, Geometry(srid=MERCATOR_SRID, spatial_index=False)),
-                  sa.Column(GEOM_SIZE, sa.Float), sa.Column(GEOM_MEASURE, sa.Float)]
-    return sa.Table(name, sa.MetaData(), *(sa.Column(c, sa.types.NullType()) for c in columns),
-                    sa.Column("geom", Geometry(srid=srid, spatial_index=False)), *extra,
-                    schema=schema)
+        extra += [
+            sa.Column(MERCATOR_GEOM, Geometry(srid=MERCATOR_SRID, spatial_index=False)),
+            sa.Column(GEOM_SIZE, sa.Float),
+            sa.Column(GEOM_MEASURE, sa.Float),
+        ]
+    return sa.Table(
+        name,
+        sa.MetaData(),
+        *(sa.Column(c, sa.types.NullType()) for c in columns),
+        sa.Column("geom", Geometry(srid=srid, spatial_index=False)),
+        *extra,
+        schema=schema,
+    )
 
 
 # --- the reader: the only place collection ids turn into tables ----------------------------
+
 
 async def list_layers(conn: AsyncConnection) -> list[LayerEntry]:
     rows = await conn.execute(sa.select(layer_catalog).order_by(layer_catalog.c.id))
@@ -209,8 +228,9 @@ async def list_layers(conn: AsyncConnection) -> list[LayerEntry]:
 
 
 async def get_layer(conn: AsyncConnection, layer_id: str) -> LayerEntry:
-    row = (await conn.execute(
-        sa.select(layer_catalog).where(layer_catalog.c.id == layer_id))).first()
+    row = (
+        await conn.execute(sa.select(layer_catalog).where(layer_catalog.c.id == layer_id))
+    ).first()
     if row is None:
         raise NotFound(f"no collection '{layer_id}'; /collections lists the available ones")
     return LayerEntry.from_row(row)

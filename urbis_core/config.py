@@ -91,8 +91,7 @@ class FeedSource(_Strict):
     srid: int | None = None
 
 
-Source = Annotated[FileSource | WfsSource | OgcApiSource | FeedSource,
-                   Field(discriminator="kind")]
+Source = Annotated[FileSource | WfsSource | OgcApiSource | FeedSource, Field(discriminator="kind")]
 
 
 class TileSettings(_Strict):

@@ -30,16 +30,21 @@ def sqlalchemy_url(url: str) -> str:
     return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
 
 
-def create_sync_engine(url: str, *, statement_timeout: float | None = None,
-                       **kwargs: object) -> Engine:
+def create_sync_engine(
+    url: str, *, statement_timeout: float | None = None, **kwargs: object
+) -> Engine:
     """An engine; with `statement_timeout` (seconds), no statement of it runs longer."""
     if statement_timeout is not None:
         kwargs["connect_args"] = {"options": session_options(statement_timeout)}
     return create_engine(sqlalchemy_url(url), pool_pre_ping=True, **kwargs)
 
 
-def session_options(statement_timeout: float, idle_in_transaction: float | None = None,
-                    application_name: str | None = None, **others: str) -> str:
+def session_options(
+    statement_timeout: float,
+    idle_in_transaction: float | None = None,
+    application_name: str | None = None,
+    **others: str,
+) -> str:
     """Libpq `options` setting these for every session of a pool (timeouts in seconds)."""
     settings = {"statement_timeout": f"{round(statement_timeout * 1000)}ms", **others}
     if idle_in_transaction is not None:

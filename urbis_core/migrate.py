@@ -46,12 +46,15 @@ def is_current(database_url: str) -> bool:
     engine = create_sync_engine(database_url)
     try:
         with engine.connect() as conn:
-            exists = conn.execute(text("SELECT to_regclass('public.urbis_alembic_version')")
-                                  ).scalar()
+            exists = conn.execute(
+                text("SELECT to_regclass('public.urbis_alembic_version')")
+            ).scalar()
             if exists is None:
                 return False
-            current = {r[0] for r in conn.execute(
-                text("SELECT version_num FROM public.urbis_alembic_version"))}
+            current = {
+                r[0]
+                for r in conn.execute(text("SELECT version_num FROM public.urbis_alembic_version"))
+            }
     finally:
         engine.dispose()
     return current == {HEAD}

@@ -46,8 +46,10 @@ def ensure_postgis_installed(allow_apt: bool) -> None:
             "(or `make up`), or set DATABASE_URL to an existing PostGIS database"
         )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq",
-                "--no-install-recommends", *DEBIAN_PACKAGES]):
+    for cmd in (
+        ["apt-get", "update", "-qq"],
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *DEBIAN_PACKAGES],
+    ):
         done = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if done.returncode != 0:
             raise DatabaseError(f"`{' '.join(cmd)}` failed: {done.stderr.strip()[-400:]}")
@@ -80,7 +82,8 @@ def _postgres_can_enter(folder: Path) -> bool:
         probe = probe.parent
     done = subprocess.run(
         ["runuser", "-u", SUPERUSER, "--", "test", "-x", str(probe)],
-        cwd="/", capture_output=True,
+        cwd="/",
+        capture_output=True,
     )
     return done.returncode == 0
 
@@ -124,9 +127,11 @@ class EmbeddedCluster:
     def _save(self, state: ClusterState) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(
-            {"data_dir": str(state.data_dir), "port": state.port, "password": state.password}
-        ))
+        tmp.write_text(
+            json.dumps(
+                {"data_dir": str(state.data_dir), "port": state.port, "password": state.password}
+            )
+        )
         tmp.chmod(0o600)
         tmp.replace(self.state_file)
 
@@ -181,8 +186,16 @@ class EmbeddedCluster:
         pwfile.chmod(0o600)
         try:
             self._run(
-                "initdb", "-D", str(data_dir), "-U", SUPERUSER, f"--pwfile={pwfile}",
-                "--auth-host=scram-sha-256", "--auth-local=peer", "-E", "UTF8",
+                "initdb",
+                "-D",
+                str(data_dir),
+                "-U",
+                SUPERUSER,
+                f"--pwfile={pwfile}",
+                "--auth-host=scram-sha-256",
+                "--auth-local=peer",
+                "-E",
+                "UTF8",
                 "--locale=C.UTF-8",
             )
         finally:
@@ -217,8 +230,9 @@ class EmbeddedCluster:
                 self._write_conf(state)
                 self._save(state)
             log = state.data_dir.parent / "server.log"
-            self._run("pg_ctl", "start", "-D", str(state.data_dir), "-l", str(log), "-w",
-                      "-t", "60")
+            self._run(
+                "pg_ctl", "start", "-D", str(state.data_dir), "-l", str(log), "-w", "-t", "60"
+            )
         self._ensure_database(state)
         return state
 

@@ -18,8 +18,14 @@ MAX_ITEMS_LIMIT = 10_000
 # The kinds of database work a request does (geoapi.budgets): each has its statement timeout
 # (seconds) and, but for the catalog's small reads, a bound on how many run at once.
 QUERY_KINDS = ("catalog", "items", "spatial", "stats", "geocode", "tiles")
-DEFAULT_TIMEOUTS = {"catalog": 5.0, "items": 5.0, "spatial": 5.0, "stats": 10.0,
-                    "geocode": 5.0, "tiles": 5.0}
+DEFAULT_TIMEOUTS = {
+    "catalog": 5.0,
+    "items": 5.0,
+    "spatial": 5.0,
+    "stats": 10.0,
+    "geocode": 5.0,
+    "tiles": 5.0,
+}
 DEFAULT_CONCURRENCY = {"items": 6, "spatial": 4, "stats": 2, "geocode": 6, "tiles": 4}
 MAX_DOWNLOAD_FEATURES = 1_000_000
 LOOPBACK = ("127.0.0.0/8", "::1/128")  # the peers trusted as proxies unless told otherwise
@@ -46,11 +52,14 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise ConfigError(f"environment variable {name}={raw!r} is not a number of seconds")\
-            from None
+        raise ConfigError(
+            f"environment variable {name}={raw!r} is not a number of seconds"
+        ) from None
     if not 0 < value < 86_400:
-        raise ConfigError(f"environment variable {name}={raw!r} must be more than 0 and "
-                          "less than a day (in seconds)")
+        raise ConfigError(
+            f"environment variable {name}={raw!r} must be more than 0 and "
+            "less than a day (in seconds)"
+        )
     return value
 
 
@@ -101,11 +110,18 @@ class ServerLimits:
     keep_alive_timeout: int = 5  # seconds an idle connection is kept between requests
 
     def __post_init__(self) -> None:
-        for name in ("max_body_bytes", "max_url_bytes", "max_header_bytes", "body_timeout",
-                     "header_timeout", "keep_alive_timeout"):
+        for name in (
+            "max_body_bytes",
+            "max_url_bytes",
+            "max_header_bytes",
+            "body_timeout",
+            "header_timeout",
+            "keep_alive_timeout",
+        ):
             if getattr(self, name) <= 0:
-                raise ConfigError(f"{LIMIT_VARIABLES[name]} must be more than 0, "
-                                  f"not {getattr(self, name)}")
+                raise ConfigError(
+                    f"{LIMIT_VARIABLES[name]} must be more than 0, not {getattr(self, name)}"
+                )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> ServerLimits:
@@ -160,8 +176,7 @@ class ApiSettings:
     trusted_proxies: tuple[str, ...] = LOOPBACK
     # What one request may cost (geoapi.budgets). Each kind of query's statement timeout, in
     # seconds; past it the query is cancelled and the answer is a 503 with Retry-After.
-    statement_timeouts: Mapping[str, float] = field(
-        default_factory=lambda: dict(DEFAULT_TIMEOUTS))
+    statement_timeouts: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_TIMEOUTS))
     # How many requests of each kind run at once; the others wait for their turn, and all
     # but the catalog's together leave two of the pool's connections to the cheap ones.
     concurrency: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_CONCURRENCY))
@@ -184,14 +199,17 @@ class ApiSettings:
         download_max = _int(env, "URBIS_DOWNLOAD_MAX_FEATURES", MAX_DOWNLOAD_FEATURES)
         if download_max < 1:
             raise ConfigError("URBIS_DOWNLOAD_MAX_FEATURES must be at least 1")
-        concurrency = {kind: _int(env, f"URBIS_CONCURRENCY_{kind.upper()}", default)
-                       for kind, default in DEFAULT_CONCURRENCY.items()}
+        concurrency = {
+            kind: _int(env, f"URBIS_CONCURRENCY_{kind.upper()}", default)
+            for kind, default in DEFAULT_CONCURRENCY.items()
+        }
         if min(concurrency.values()) < 1:
             raise ConfigError("URBIS_CONCURRENCY_* must be at least 1")
         pool_size = _int(env, "URBIS_DB_POOL_SIZE", 10)
         if pool_size < 3:
-            raise ConfigError("URBIS_DB_POOL_SIZE must be at least 3 (two are kept for "
-                              "cheap requests)")
+            raise ConfigError(
+                "URBIS_DB_POOL_SIZE must be at least 3 (two are kept for cheap requests)"
+            )
         return cls(
             database_url=database_url,
             host=env.get("URBIS_HOST") or "127.0.0.1",
@@ -199,7 +217,8 @@ class ApiSettings:
             pool_size=pool_size,
             download_max_features=download_max,
             tile_cache_mb=_int(env, "URBIS_TILE_CACHE_MB", 256),
-            tile_cache_dir=Path(env["URBIS_TILE_CACHE_DIR"]) if env.get("URBIS_TILE_CACHE_DIR")
+            tile_cache_dir=Path(env["URBIS_TILE_CACHE_DIR"])
+            if env.get("URBIS_TILE_CACHE_DIR")
             else None,
             tile_archives=tuple(Path(p) for p in _list(env, "URBIS_TILE_ARCHIVES", ())),
             tile_max_age=_int(env, "URBIS_TILE_MAX_AGE", 0),
@@ -207,12 +226,13 @@ class ApiSettings:
             cors_origins=_list(env, "URBIS_CORS_ORIGINS", ("*",)),
             public_url=env.get("URBIS_PUBLIC_URL") or None,
             trusted_proxies=_list(env, "URBIS_TRUSTED_PROXIES", LOOPBACK),
-            statement_timeouts={kind: _seconds(env, f"URBIS_TIMEOUT_{kind.upper()}", default)
-                                for kind, default in DEFAULT_TIMEOUTS.items()},
+            statement_timeouts={
+                kind: _seconds(env, f"URBIS_TIMEOUT_{kind.upper()}", default)
+                for kind, default in DEFAULT_TIMEOUTS.items()
+            },
             concurrency=concurrency,
             queue_timeout=_seconds(env, "URBIS_QUEUE_TIMEOUT", 5.0),
-            idle_in_transaction_timeout=_seconds(env, "URBIS_IDLE_IN_TRANSACTION_TIMEOUT",
-                                                 120.0),
+            idle_in_transaction_timeout=_seconds(env, "URBIS_IDLE_IN_TRANSACTION_TIMEOUT", 120.0),
             cpu_threads=max(1, _int(env, "URBIS_CPU_THREADS", 4)),
             cpu_processes=max(1, _int(env, "URBIS_CPU_PROCESSES", 2)),
             max_query_vertices=max(4, _int(env, "URBIS_MAX_QUERY_VERTICES", 20_000)),

@@ -32,8 +32,9 @@ def check_config(path: Path, layer_ids: list[str] | None = None) -> ServiceConfi
     config, problems = read_config(path)
     if not problems:
         layer_ids = config.select(layer_ids or [])
-    problems += source_problems(config, [i for i in layer_ids or config.layers
-                                         if i in config.layers])
+    problems += source_problems(
+        config, [i for i in layer_ids or config.layers if i in config.layers]
+    )
     if problems:
         raise ConfigError("\n".join(problems))
     return config
@@ -64,12 +65,16 @@ def source_problems(config: ServiceConfig, layer_ids: list[str]) -> list[str]:
             continue
         schema = reader.schema
         if layer.key not in schema.names:
-            problems.append(f"{where}: key: field '{layer.key}' is not in the source "
-                            f"(it has: {', '.join(schema.names)})")
+            problems.append(
+                f"{where}: key: field '{layer.key}' is not in the source "
+                f"(it has: {', '.join(schema.names)})"
+            )
         missing = [name for name in layer.indexes if name not in schema.names]
         if missing:
-            problems.append(f"{where}: indexes: {', '.join(repr(n) for n in missing)} "
-                            f"not in the source (it has: {', '.join(schema.names)})")
+            problems.append(
+                f"{where}: indexes: {', '.join(repr(n) for n in missing)} "
+                f"not in the source (it has: {', '.join(schema.names)})"
+            )
         if schema.crs is None and source.srid is None:
             problems.append(f"{where}: source.srid: missing, and the source carries no CRS")
             continue
@@ -96,18 +101,27 @@ def extent_misfit(extent: Extent, crs: CRS) -> str | None:
     name = _crs_name(crs)
     shown = ", ".join(f"{v:.6g}" for v in extent)
     lonlat = _transformed(extent, crs, CRS.from_epsg(4326))
-    where = ("nowhere on Earth" if lonlat is None
-             else "at lon/lat " + ", ".join(f"{v:.4g}" for v in lonlat))
-    for area, whose in ((crs.area_of_use, "that CRS's area of use"),
-                        (CRS.from_epsg(STORAGE_SRID).area_of_use, "Belgium")):
+    where = (
+        "nowhere on Earth"
+        if lonlat is None
+        else "at lon/lat " + ", ".join(f"{v:.4g}" for v in lonlat)
+    )
+    for area, whose in (
+        (crs.area_of_use, "that CRS's area of use"),
+        (CRS.from_epsg(STORAGE_SRID).area_of_use, "Belgium"),
+    ):
         if area is None:
             continue
         west, south, east, north = area.bounds
-        if lonlat is None or not _within(lonlat, (west - AREA_MARGIN, south - AREA_MARGIN,
-                                                  east + AREA_MARGIN, north + AREA_MARGIN)):
-            return (f"{name} does not fit the data: its extent ({shown}) read in {name} is "
-                    f"{where}, outside {whose} ({area.name.rstrip('.')}: {west:g}, {south:g}, "
-                    f"{east:g}, {north:g}); is the data in another CRS?")
+        if lonlat is None or not _within(
+            lonlat,
+            (west - AREA_MARGIN, south - AREA_MARGIN, east + AREA_MARGIN, north + AREA_MARGIN),
+        ):
+            return (
+                f"{name} does not fit the data: its extent ({shown}) read in {name} is "
+                f"{where}, outside {whose} ({area.name.rstrip('.')}: {west:g}, {south:g}, "
+                f"{east:g}, {north:g}); is the data in another CRS?"
+            )
     return None
 
 
@@ -125,5 +139,9 @@ def _transformed(extent: Extent, source: CRS, target: CRS) -> Extent | None:
 
 
 def _within(inner: Extent, outer: Extent) -> bool:
-    return (inner[0] >= outer[0] and inner[1] >= outer[1] and inner[2] <= outer[2]
-            and inner[3] <= outer[3])
+    return (
+        inner[0] >= outer[0]
+        and inner[1] >= outer[1]
+        and inner[2] <= outer[2]
+        and inner[3] <= outer[3]
+    )

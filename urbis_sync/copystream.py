@@ -23,10 +23,12 @@ QUEUE_DEPTH = 2
 class CopyStream:
     """`COPY table (columns) FROM STDIN (FORMAT csv)` fed with prepared CSV batches."""
 
-    def __init__(self, conn: psycopg.Connection[Any], table: sql.Composable,
-                 columns: list[str]) -> None:
+    def __init__(
+        self, conn: psycopg.Connection[Any], table: sql.Composable, columns: list[str]
+    ) -> None:
         self._statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
-            table, sql.SQL(", ").join(sql.Identifier(c) for c in columns))
+            table, sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+        )
         self._conn = conn
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUE_DEPTH)
         self._error: BaseException | None = None
@@ -42,8 +44,9 @@ class CopyStream:
         if rows:
             self._queue.put(rows)
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if exc is None:
             self._finish()
         else:  # the caller's error wins; the transaction it is in rolls back
@@ -57,8 +60,9 @@ class CopyStream:
         if isinstance(error, psycopg.errors.DataError):
             diag = error.diag
             where = (diag.context or "").strip().splitlines()[0] if diag.context else ""
-            raise SourceError(f"a value does not fit its field's type: {diag.message_primary} "
-                              f"({where})") from error
+            raise SourceError(
+                f"a value does not fit its field's type: {diag.message_primary} ({where})"
+            ) from error
         if error is not None:
             raise error
 

@@ -22,7 +22,7 @@ def _columns(data: bytes) -> tuple[int, int, int, list[tuple[str, str, int, int]
     offset = 1  # the deletion flag comes first
     pos = 32
     while pos < header_len - 1 and data[pos] != 0x0D:
-        name = data[pos:pos + 11].split(b"\x00", 1)[0].decode("ascii", "replace")
+        name = data[pos : pos + 11].split(b"\x00", 1)[0].decode("ascii", "replace")
         kind = chr(data[pos + 11])
         width = data[pos + 16]
         fields.append((name, kind, offset, width))
@@ -39,14 +39,15 @@ def read_text_columns(path: Path, names: set[str], encoding: str) -> dict[str, l
 def _text_columns(data: bytes, names: set[str], encoding: str) -> dict[str, list[str | None]]:
     count, header_len, record_len, fields = _columns(data)
     available = (len(data) - header_len) // record_len
-    records = np.frombuffer(data, dtype=np.uint8, count=min(count, available) * record_len,
-                            offset=header_len).reshape(-1, record_len)
+    records = np.frombuffer(
+        data, dtype=np.uint8, count=min(count, available) * record_len, offset=header_len
+    ).reshape(-1, record_len)
     records = records[records[:, 0] != ord("*")]
     out: dict[str, list[str | None]] = {}
     for name, _kind, offset, width in fields:
         if name not in names:
             continue
-        cells = np.ascontiguousarray(records[:, offset:offset + width]).view(f"S{width}")[:, 0]
+        cells = np.ascontiguousarray(records[:, offset : offset + width]).view(f"S{width}")[:, 0]
         out[name] = [c.decode(encoding, "replace").strip() or None for c in cells]
     return out
 
@@ -59,8 +60,11 @@ def decimal_comma_columns(path: Path, encoding: str) -> dict[str, list[str | Non
     if not numeric or b"," not in data:
         return {}
     raw = _text_columns(data, numeric, encoding)
-    return {name: values for name, values in raw.items()
-            if any(v is not None and "," in v for v in values)}
+    return {
+        name: values
+        for name, values in raw.items()
+        if any(v is not None and "," in v for v in values)
+    }
 
 
 def parse_decimal_comma(values: list[str | None]) -> list[float | None] | None:

@@ -39,7 +39,7 @@ def _name(layer_id: str, suffix: str) -> str:
     if len(name) <= MAX_IDENTIFIER:
         return name
     digest = hashlib.sha1(name.encode()).hexdigest()[:8]
-    return f"{name[:MAX_IDENTIFIER - 9]}_{digest}"
+    return f"{name[: MAX_IDENTIFIER - 9]}_{digest}"
 
 
 def index_name(layer_id: str, column: str) -> str:
@@ -58,8 +58,9 @@ class PlannedIndex:
     statement: sql.Composed
 
 
-def _wanted_columns(layer_id: str, key: str, columns: list[ColumnInfo],
-                    names: list[str]) -> list[ColumnInfo]:
+def _wanted_columns(
+    layer_id: str, key: str, columns: list[ColumnInfo], names: list[str]
+) -> list[ColumnInfo]:
     """The columns to index, in the configuration's order; a name the source lacks is an error."""
     by_name = {c.name: c for c in columns}
     missing = [n for n in names if n not in by_name]
@@ -67,12 +68,14 @@ def _wanted_columns(layer_id: str, key: str, columns: list[ColumnInfo],
         raise SourceError(
             f"layer '{layer_id}': the configuration's indexes name "
             f"{', '.join(repr(n) for n in missing)}, which the source does not have (its "
-            f"fields: {', '.join(by_name)}); correct the layer's `indexes`")
+            f"fields: {', '.join(by_name)}); correct the layer's `indexes`"
+        )
     return [by_name[n] for n in dict.fromkeys(names) if n != key]  # the key has its own
 
 
-def planned_indexes(table: sql.Identifier, layer_id: str, key: str, columns: list[ColumnInfo],
-                    names: list[str]) -> list[PlannedIndex]:
+def planned_indexes(
+    table: sql.Identifier, layer_id: str, key: str, columns: list[ColumnInfo], names: list[str]
+) -> list[PlannedIndex]:
     """The indexes `names` asks for on `table`.
 
     IF NOT EXISTS: a build retried after duplicate keys were quarantined skips the done ones.
@@ -81,26 +84,47 @@ def planned_indexes(table: sql.Identifier, layer_id: str, key: str, columns: lis
     if not wanted:
         return []
     k = sql.Identifier(key)
-    planned = [PlannedIndex(index_name(layer_id, c.name), sql.SQL(
-        "CREATE INDEX IF NOT EXISTS {} ON {} ({}{}) INCLUDE ({})").format(
-            sql.Identifier(index_name(layer_id, c.name)), table, sql.Identifier(c.name),
-            sql.SQL(" text_pattern_ops" if c.sql_type == "text" else ""), k))
-        for c in wanted]
+    planned = [
+        PlannedIndex(
+            index_name(layer_id, c.name),
+            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({}{}) INCLUDE ({})").format(
+                sql.Identifier(index_name(layer_id, c.name)),
+                table,
+                sql.Identifier(c.name),
+                sql.SQL(" text_pattern_ops" if c.sql_type == "text" else ""),
+                k,
+            ),
+        )
+        for c in wanted
+    ]
     walk = walk_index_name(layer_id, [c.name for c in wanted])
-    planned.append(PlannedIndex(walk, sql.SQL(
-        "CREATE INDEX IF NOT EXISTS {} ON {} ({}) INCLUDE ({})").format(
-            sql.Identifier(walk), table, k,
-            sql.SQL(", ").join(sql.Identifier(c.name) for c in wanted))))
+    planned.append(
+        PlannedIndex(
+            walk,
+            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({}) INCLUDE ({})").format(
+                sql.Identifier(walk),
+                table,
+                k,
+                sql.SQL(", ").join(sql.Identifier(c.name) for c in wanted),
+            ),
+        )
+    )
     return planned
 
 
-def create_statements(table: sql.Identifier, layer_id: str, key: str,
-                      columns: list[ColumnInfo], names: list[str]) -> list[sql.Composed]:
+def create_statements(
+    table: sql.Identifier, layer_id: str, key: str, columns: list[ColumnInfo], names: list[str]
+) -> list[sql.Composed]:
     return [p.statement for p in planned_indexes(table, layer_id, key, columns, names)]
 
 
-def reconcile_indexes(cur: psycopg.Cursor[tuple[str, bool]], layer_id: str, key: str,
-                      columns: list[ColumnInfo], names: list[str]) -> None:
+def reconcile_indexes(
+    cur: psycopg.Cursor[tuple[str, bool]],
+    layer_id: str,
+    key: str,
+    columns: list[ColumnInfo],
+    names: list[str],
+) -> None:
     """Make the live table's property indexes those the configuration lists.
 
     Runs in the apply's transaction: an index added to the list is built there (writers wait,
@@ -114,7 +138,8 @@ def reconcile_indexes(cur: psycopg.Cursor[tuple[str, bool]], layer_id: str, key:
         "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid "
         "JOIN pg_namespace n ON n.oid = t.relnamespace "
         "WHERE n.nspname = %s AND t.relname = %s AND starts_with(c.relname, %s)",
-        (LAYER_SCHEMA, layer_id, _prefix(layer_id))).fetchall()
+        (LAYER_SCHEMA, layer_id, _prefix(layer_id)),
+    ).fetchall()
     existing = {name for name, carries in found if carries}
     for name, _ in found:
         if name not in existing or name not in wanted:

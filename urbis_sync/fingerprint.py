@@ -31,8 +31,7 @@ def row_fingerprints(attributes: pa.Table, wkb: pa.Array | pa.ChunkedArray) -> n
         as_text = pc.cast(column, pa.string()) if not pa.types.is_string(column.type) else column
         parts.append(pc.cast(pc.fill_null(as_text, _NULL), pa.binary()))
     geometry = pc.fill_null(wkb, b"")
-    joined = (pc.binary_join_element_wise(*parts, geometry, _SEPARATOR) if parts
-              else geometry)
+    joined = pc.binary_join_element_wise(*parts, geometry, _SEPARATOR) if parts else geometry
     if isinstance(joined, pa.ChunkedArray):
         joined = joined.combine_chunks()
     # XXH3-128: a non-cryptographic hash, several times faster than MD5 or SHA-1 on rows of a
@@ -45,7 +44,7 @@ def hex_digests(fingerprints: np.ndarray) -> list[str]:
     """The fingerprints as 32 hex digits each, as COPY reads them into a uuid column."""
     text = np.ascontiguousarray(fingerprints).tobytes().hex()
     step = 2 * DIGEST_SIZE
-    return [text[i:i + step] for i in range(0, len(text), step)]
+    return [text[i : i + step] for i in range(0, len(text), step)]
 
 
 class LiveFingerprints:
@@ -68,8 +67,9 @@ class LiveFingerprints:
     @classmethod
     def load(cls, conn: psycopg.Connection[Any], table: sql.Composable) -> LiveFingerprints:
         """Read every stored fingerprint as one value (16 bytes a row), not row by row."""
-        query = sql.SQL("SELECT string_agg(uuid_send(row_hash), ''::bytea) FROM {} "
-                        "WHERE row_hash IS NOT NULL").format(table)
+        query = sql.SQL(
+            "SELECT string_agg(uuid_send(row_hash), ''::bytea) FROM {} WHERE row_hash IS NOT NULL"
+        ).format(table)
         with conn.cursor(binary=True) as cur:
             row = cur.execute(query).fetchone()
         packed = bytes(row[0]) if row and row[0] is not None else b""

@@ -27,14 +27,25 @@ STORAGE_CRS = CRS.from_epsg(STORAGE_SRID)
 # Belgium in EPSG:31370, with a margin: coordinates outside are a CRS or axis-order mistake.
 PLAUSIBLE_31370 = (-50_000.0, -50_000.0, 400_000.0, 350_000.0)
 FAMILIES = {
-    "Point": "Point", "MultiPoint": "Point",
-    "LineString": "LineString", "MultiLineString": "LineString", "LinearRing": "LineString",
-    "Polygon": "Polygon", "MultiPolygon": "Polygon",
+    "Point": "Point",
+    "MultiPoint": "Point",
+    "LineString": "LineString",
+    "MultiLineString": "LineString",
+    "LinearRing": "LineString",
+    "Polygon": "Polygon",
+    "MultiPolygon": "Polygon",
 }
 # shapely type ids of Point, LineString, LinearRing, Polygon and their Multi* (not collections),
 # with the names PostGIS gives them (WKB has no ring: a LinearRing is written as a LineString)
-TYPE_NAMES = {0: "Point", 1: "LineString", 2: "LineString", 3: "Polygon", 4: "MultiPoint",
-              5: "MultiLineString", 6: "MultiPolygon"}
+TYPE_NAMES = {
+    0: "Point",
+    1: "LineString",
+    2: "LineString",
+    3: "Polygon",
+    4: "MultiPoint",
+    5: "MultiLineString",
+    6: "MultiPolygon",
+}
 SIMPLE_TYPE_IDS = list(TYPE_NAMES)
 _MULTI_TYPE_IDS = [4, 5, 6]
 _EXACT_INTEGER = 2**53
@@ -80,8 +91,10 @@ def resolve_crs(detected: CRS | None, declared_srid: int | None, layer_id: str) 
     """The source's CRS: detected from the data, else declared in the config; never guessed."""
     if detected is None:
         if declared_srid is None:
-            raise SourceError(f"layer '{layer_id}': the source carries no CRS; "
-                              "declare it with source.srid (e.g. 31370)")
+            raise SourceError(
+                f"layer '{layer_id}': the source carries no CRS; "
+                "declare it with source.srid (e.g. 31370)"
+            )
         return CRS.from_epsg(declared_srid)
     if declared_srid is not None and not same_crs(detected, CRS.from_epsg(declared_srid)):
         raise SourceError(
@@ -103,21 +116,29 @@ class Normalizer:
 
     def __init__(self, schema: SourceSchema, key: str, crs: CRS, layer_id: str) -> None:
         if key not in schema.names:
-            raise SourceError(f"layer '{layer_id}': key field '{key}' is not in the source "
-                              f"(fields: {', '.join(schema.names)})")
+            raise SourceError(
+                f"layer '{layer_id}': key field '{key}' is not in the source "
+                f"(fields: {', '.join(schema.names)})"
+            )
         reserved = {"geom", "row_hash", "valid_from", "valid_to", "op", "run_id"}
         clash = [n for n in schema.names if n.lower() in reserved]
         if clash:
-            raise SourceError(f"layer '{layer_id}': source field(s) {', '.join(clash)} use a "
-                              "name the service reserves for its own columns")
+            raise SourceError(
+                f"layer '{layer_id}': source field(s) {', '.join(clash)} use a "
+                "name the service reserves for its own columns"
+            )
         self.schema = schema
         self.key = key
         self.layer_id = layer_id
-        self._transformer = None if same_crs(crs, STORAGE_CRS) else Transformer.from_crs(
-            crs, STORAGE_CRS, always_xy=True)
+        self._transformer = (
+            None
+            if same_crs(crs, STORAGE_CRS)
+            else Transformer.from_crs(crs, STORAGE_CRS, always_xy=True)
+        )
         self.bounds = [np.inf, np.inf, -np.inf, -np.inf]
-        self.facts = LayerFacts({f.name: None for f in schema.fields
-                                 if f.sql_type == "double precision"})
+        self.facts = LayerFacts(
+            {f.name: None for f in schema.fields if f.sql_type == "double precision"}
+        )
         # Set when rows go straight into a table whose geometry column has this type.
         self.target: str | None = None
 
@@ -131,8 +152,9 @@ class Normalizer:
             geoms = shapely.force_2d(geoms)
         if self._transformer is not None:
             transform = self._transformer.transform
-            geoms = shapely.transform(geoms, lambda xy: np.column_stack(transform(xy[:, 0],
-                                                                                   xy[:, 1])))
+            geoms = shapely.transform(
+                geoms, lambda xy: np.column_stack(transform(xy[:, 0], xy[:, 1]))
+            )
             rewritten[:] = True
         keys = table.column(self.key)
         key_text = pc.utf8_trim_whitespace(pc.cast(keys, pa.string()))
@@ -148,8 +170,10 @@ class Normalizer:
         for index in np.flatnonzero(keep & ~shapely.is_valid(geoms)).tolist():
             repaired = _repair(geoms[index])
             if repaired is None:
-                reasons[index] = ("invalid geometry that cannot be repaired: "
-                                  f"{shapely.is_valid_reason(geoms[index])}")
+                reasons[index] = (
+                    "invalid geometry that cannot be repaired: "
+                    f"{shapely.is_valid_reason(geoms[index])}"
+                )
                 keep[index] = False
             else:
                 geoms[index] = repaired
@@ -166,38 +190,46 @@ class Normalizer:
                 key = props.get(self.key)
                 geom = geoms[i]
                 wkt = None if geom is None or shapely.is_empty(geom) else geom.wkt
-                result.quarantined.append(Quarantined(
-                    None if key is None or str(key).strip() == "" else str(key),
-                    reasons[i], props, wkt))
+                result.quarantined.append(
+                    Quarantined(
+                        None if key is None or str(key).strip() == "" else str(key),
+                        reasons[i],
+                        props,
+                        wkt,
+                    )
+                )
         kinds = {TYPE_NAMES[t] for t in np.unique(type_ids[keep]).tolist()}
         self.facts.kinds |= kinds
-        promote = (self._fit_target(kinds, type_ids, keep) if self.target is not None
-                   else np.zeros(len(keep), dtype=bool))
+        promote = (
+            self._fit_target(kinds, type_ids, keep)
+            if self.target is not None
+            else np.zeros(len(keep), dtype=bool)
+        )
         kept = geoms[keep]
         if len(kept):
             minx, miny, maxx, maxy = shapely.total_bounds(kept)
-            self.bounds = [min(self.bounds[0], minx), min(self.bounds[1], miny),
-                           max(self.bounds[2], maxx), max(self.bounds[3], maxy)]
+            self.bounds = [
+                min(self.bounds[0], minx),
+                min(self.bounds[1], miny),
+                max(self.bounds[2], maxx),
+                max(self.bounds[3], maxy),
+            ]
         out = table.filter(pa.array(keep))
         self._note_whole_numbers(out)
-        out = out.append_column(
-            "geom", self._hex_ewkb(batch, geoms, keep, rewritten, promote))
-        out = out.append_column("row_hash", pa.array(hex_digests(fingerprints[keep]),
-                                                     pa.string()))
+        out = out.append_column("geom", self._hex_ewkb(batch, geoms, keep, rewritten, promote))
+        out = out.append_column("row_hash", pa.array(hex_digests(fingerprints[keep]), pa.string()))
         buffer = io.BytesIO()
         pa_csv.write_csv(out, buffer, _CSV_OPTIONS)
         result.csv = buffer.getvalue()
         result.rows = out.num_rows
         return result
 
-    def _fit_target(self, kinds: set[str], type_ids: np.ndarray,
-                    keep: np.ndarray) -> np.ndarray:
+    def _fit_target(self, kinds: set[str], type_ids: np.ndarray, keep: np.ndarray) -> np.ndarray:
         """The features to write as one-part multis for a Multi* column; refuse what won't fit."""
         assert self.target is not None
         family = FAMILIES.get(self.target)
         multi = self.target.startswith("Multi")
-        if any(FAMILIES.get(k) != family or (k.startswith("Multi") and not multi)
-               for k in kinds):
+        if any(FAMILIES.get(k) != family or (k.startswith("Multi") and not multi) for k in kinds):
             raise DoesNotFit(kinds, self.target)
         if not multi:
             return np.zeros(len(keep), dtype=bool)
@@ -209,13 +241,19 @@ class Normalizer:
             column = table.column(name)
             if whole is False or column.null_count == len(column):
                 continue
-            fits = pc.and_(pc.equal(column, pc.trunc(column)),
-                           pc.less(pc.abs(column), _EXACT_INTEGER))
+            fits = pc.and_(
+                pc.equal(column, pc.trunc(column)), pc.less(pc.abs(column), _EXACT_INTEGER)
+            )
             self.facts.whole[name] = bool(pc.all(fits).as_py())
 
     @staticmethod
-    def _hex_ewkb(batch: FeatureBatch, geoms: np.ndarray, keep: np.ndarray,
-                  rewritten: np.ndarray, promote: np.ndarray) -> pa.Array:
+    def _hex_ewkb(
+        batch: FeatureBatch,
+        geoms: np.ndarray,
+        keep: np.ndarray,
+        rewritten: np.ndarray,
+        promote: np.ndarray,
+    ) -> pa.Array:
         """Hex EWKB with the storage SRID of the kept features, `promote` ones as multis.
 
         Unchanged geometries keep the source's WKB byte for byte; only its header is rewritten
@@ -274,8 +312,9 @@ def _ewkb_prefix(variant: str) -> str:
     kind = int.from_bytes(header[1:5], order)
     if variant.endswith("m"):
         kind += 3  # Point 1 -> MultiPoint 4, LineString 2 -> 5, Polygon 3 -> 6
-    ewkb = (header[:1] + (kind | _EWKB_SRID_FLAG).to_bytes(4, order)
-            + STORAGE_SRID.to_bytes(4, order))
+    ewkb = (
+        header[:1] + (kind | _EWKB_SRID_FLAG).to_bytes(4, order) + STORAGE_SRID.to_bytes(4, order)
+    )
     if variant.endswith("m"):
         ewkb += (1).to_bytes(4, order)
     return ewkb.hex()

@@ -74,16 +74,26 @@ def _probe_wfs(probe: SourceProbe, source: WfsSource, key: str, http: HttpFetche
     where = f"layer '{probe.layer_id}'"
     capabilities = read_capabilities(http, source.url, f"{where}: GetCapabilities")
     count = len(capabilities.feature_types)
-    probe.facts.append(("capabilities", f"{capabilities.title or '(no title)'}, WFS "
-                                        f"{capabilities.version}, {count} feature "
-                                        f"type{'s' if count != 1 else ''}"))
+    probe.facts.append(
+        (
+            "capabilities",
+            f"{capabilities.title or '(no title)'}, WFS "
+            f"{capabilities.version}, {count} feature "
+            f"type{'s' if count != 1 else ''}",
+        )
+    )
     feature_type = capabilities.require_type(source.typename, where)
-    probe.facts.append(("type name", f"{feature_type.name}" + (
-        f" ({feature_type.title})" if feature_type.title else "")))
+    probe.facts.append(
+        (
+            "type name",
+            f"{feature_type.name}" + (f" ({feature_type.title})" if feature_type.title else ""),
+        )
+    )
     offered = capabilities.formats_for(feature_type)
     origin = "the type's own list" if feature_type.formats else "the GetFeature operation"
-    probe.facts.append(("formats offered",
-                        f"{', '.join(offered)} ({origin})" if offered else "none listed"))
+    probe.facts.append(
+        ("formats offered", f"{', '.join(offered)} ({origin})" if offered else "none listed")
+    )
     probe.facts.append(("format used", str(choose_format(offered, source.format, where))))
     reader = WfsReader(source, key, probe.layer_id, http, capabilities=capabilities)
     try:
@@ -96,14 +106,14 @@ def _probe_wfs(probe: SourceProbe, source: WfsSource, key: str, http: HttpFetche
         except SourceError as exc:
             matched, how = first.matched, f"the first page's; RESULTTYPE=hits failed: {exc}"
         probe.facts.append(("numberMatched", f"{_count(matched)} ({how})"))
-        probe.facts.append(("first page", _first_page(first.batch.attributes, key,
-                                                      reader.page_size)))
+        probe.facts.append(
+            ("first page", _first_page(first.batch.attributes, key, reader.page_size))
+        )
     finally:
         reader.close()
 
 
-def _probe_ogcapi(probe: SourceProbe, source: OgcApiSource, key: str,
-                  http: HttpFetcher) -> None:
+def _probe_ogcapi(probe: SourceProbe, source: OgcApiSource, key: str, http: HttpFetcher) -> None:
     reader = OgcApiReader(source, key, probe.layer_id, http)
     try:
         first = reader.first_page
@@ -111,23 +121,29 @@ def _probe_ogcapi(probe: SourceProbe, source: OgcApiSource, key: str,
         probe.facts.append(("fields", _fields(reader.schema)))
         if first is not None:
             probe.facts.append(("numberMatched", f"{_count(first.matched)} (the first page's)"))
-            probe.facts.append(("first page", _first_page(first.attributes, key,
-                                                          reader.page_size)))
+            probe.facts.append(("first page", _first_page(first.attributes, key, reader.page_size)))
     finally:
         reader.close()
 
 
 def _probe_feed(probe: SourceProbe, source: FeedSource, http: HttpFetcher) -> None:
     entry = newest_entry(source.url, http, layer_id=probe.layer_id)
-    probe.facts.append(("newest entry", f"{entry.title or entry.id} ({entry.id}), updated "
-                                        f"{entry.updated.isoformat()}"))
-    probe.facts.append(("download", f"{entry.href} (not downloaded; layer "
-                                    f"{source.layer or 'the only one in it'})"))
+    probe.facts.append(
+        (
+            "newest entry",
+            f"{entry.title or entry.id} ({entry.id}), updated {entry.updated.isoformat()}",
+        )
+    )
+    probe.facts.append(
+        ("download", f"{entry.href} (not downloaded; layer {source.layer or 'the only one in it'})")
+    )
 
 
 def _fields(schema: SourceSchema) -> str:
-    return ", ".join(f"{f.name} {f.sql_type}" for f in schema.fields) + \
-        f"; geometry {schema.geometry_type}"
+    return (
+        ", ".join(f"{f.name} {f.sql_type}" for f in schema.fields)
+        + f"; geometry {schema.geometry_type}"
+    )
 
 
 def _count(value: int | None) -> str:

@@ -75,10 +75,12 @@ class RunReport:
         if self.status != "success":
             return f"{self.layer_id}: FAILED (run {self.run_id}): {self.error}"
         drift = f", schema drift: {self.drift}" if self.drift else ""
-        return (f"{self.layer_id}: {self.fetched} features read, {self.inserted} inserted, "
-                f"{self.updated} updated, {self.deleted} deleted (version {self.version}), "
-                f"{self.repaired} repaired, {self.quarantined} quarantined{drift}, "
-                f"{self.seconds:.1f} s (run {self.run_id}){self._tile_ready()}")
+        return (
+            f"{self.layer_id}: {self.fetched} features read, {self.inserted} inserted, "
+            f"{self.updated} updated, {self.deleted} deleted (version {self.version}), "
+            f"{self.repaired} repaired, {self.quarantined} quarantined{drift}, "
+            f"{self.seconds:.1f} s (run {self.run_id}){self._tile_ready()}"
+        )
 
     def _tile_ready(self) -> str:
         filled = self.tile_ready
@@ -95,9 +97,13 @@ def lock_key(layer_id: str) -> int:
 Progress = Callable[[str, int], None]
 
 
-def sync_layer(engine: Engine, config: ServiceConfig, layer_id: str,
-               settings: SyncSettings | None = None,
-               progress: Progress | None = None) -> RunReport:
+def sync_layer(
+    engine: Engine,
+    config: ServiceConfig,
+    layer_id: str,
+    settings: SyncSettings | None = None,
+    progress: Progress | None = None,
+) -> RunReport:
     config.layer(layer_id)  # an unknown id is a configuration error, before any lock
     with engine.connect() as lock_conn:
         got = lock_conn.execute(select(func.pg_try_advisory_lock(lock_key(layer_id)))).scalar()
@@ -125,15 +131,17 @@ def _made_ready_for_tiles(engine: Engine, report: RunReport) -> RunReport:
     writes rows fills what is missing.
     """
     with engine.connect() as conn:
-        table = conn.execute(select(layer_catalog.c.table_name)
-                             .where(layer_catalog.c.id == report.layer_id)).scalar()
+        table = conn.execute(
+            select(layer_catalog.c.table_name).where(layer_catalog.c.id == report.layer_id)
+        ).scalar()
     if table is None:
         return report
     try:
         return dataclasses.replace(report, tile_ready=tile_geometry.fill(engine, table))
     except DBAPIError as exc:
-        log.warning("layer %s: rows not made ready for tiles: %s", report.layer_id,
-                    _describe_failure(exc))
+        log.warning(
+            "layer %s: rows not made ready for tiles: %s", report.layer_id, _describe_failure(exc)
+        )
         return report
 
 
@@ -151,18 +159,29 @@ class Staged:
     source_info: str | None
 
 
-def _run(engine: Engine, config: ServiceConfig, layer_id: str, settings: SyncSettings,
-         progress: Progress | None) -> RunReport:
+def _run(
+    engine: Engine,
+    config: ServiceConfig,
+    layer_id: str,
+    settings: SyncSettings,
+    progress: Progress | None,
+) -> RunReport:
     started = time.monotonic()
     with engine.begin() as conn:
         # This process holds the layer's lock, so a run still marked running is one whose
         # process died (killed, machine restarted): say so rather than leave it running forever.
-        conn.execute(sync_run.update().where(sync_run.c.layer_id == layer_id,
-                                             sync_run.c.status == "running").values(
-            status="failed", finished_at=func.clock_timestamp(),
-            error="interrupted: the process running it stopped before it finished"))
+        conn.execute(
+            sync_run.update()
+            .where(sync_run.c.layer_id == layer_id, sync_run.c.status == "running")
+            .values(
+                status="failed",
+                finished_at=func.clock_timestamp(),
+                error="interrupted: the process running it stopped before it finished",
+            )
+        )
         run_id = conn.execute(
-            sync_run.insert().values(layer_id=layer_id, mode=RUN_MODE, status="running")
+            sync_run.insert()
+            .values(layer_id=layer_id, mode=RUN_MODE, status="running")
             .returning(sync_run.c.id)
         ).scalar_one()
     fetched = 0
@@ -170,9 +189,11 @@ def _run(engine: Engine, config: ServiceConfig, layer_id: str, settings: SyncSet
         with engine.begin() as conn:
             reconcile.drop_staging(conn, layer_id)
             previous_info = conn.execute(
-                select(sync_run.c.source_info).where(sync_run.c.layer_id == layer_id,
-                                                     sync_run.c.status == "success")
-                .order_by(sync_run.c.id.desc()).limit(1)).scalar()
+                select(sync_run.c.source_info)
+                .where(sync_run.c.layer_id == layer_id, sync_run.c.status == "success")
+                .order_by(sync_run.c.id.desc())
+                .limit(1)
+            ).scalar()
             current = reconcile.current_entry(conn, layer_id)
             if current is not None and not reconcile.has_fingerprints(conn, layer_id):
                 current = None  # a table from an earlier version: stage it whole
@@ -180,9 +201,17 @@ def _run(engine: Engine, config: ServiceConfig, layer_id: str, settings: SyncSet
         # needs it (schema drift, duplicate keys) or when there is no usable last run.
         for mode in ("changes", "whole") if current is not None else ("direct", "whole"):
             try:
-                staged = _stage(engine, config, layer_id, run_id, settings, progress,
-                                previous_info, current if mode == "changes" else None,
-                                direct=mode == "direct")
+                staged = _stage(
+                    engine,
+                    config,
+                    layer_id,
+                    run_id,
+                    settings,
+                    progress,
+                    previous_info,
+                    current if mode == "changes" else None,
+                    direct=mode == "direct",
+                )
                 fetched = staged.fetched
                 result = _apply_with_retries(engine, config, layer_id, run_id, staged)
                 break
@@ -193,23 +222,40 @@ def _run(engine: Engine, config: ServiceConfig, layer_id: str, settings: SyncSet
                     reconcile.drop_staging(conn, layer_id)
     except SourceUnchanged as unchanged:
         with engine.begin() as conn:
-            version = conn.execute(select(layer_catalog.c.version)
-                                   .where(layer_catalog.c.id == layer_id)).scalar()
-            conn.execute(sync_run.update().where(sync_run.c.id == run_id).values(
-                status="success", finished_at=func.clock_timestamp(), version=version,
-                source_info=unchanged.info))
-            conn.execute(layer_catalog.update().where(layer_catalog.c.id == layer_id)
-                         .values(last_success=func.now(),
-                                 tiles=config.layer(layer_id).tiles.model_dump()))
-        return RunReport(layer_id, run_id, "success", version=version,
-                         seconds=time.monotonic() - started)
+            version = conn.execute(
+                select(layer_catalog.c.version).where(layer_catalog.c.id == layer_id)
+            ).scalar()
+            conn.execute(
+                sync_run.update()
+                .where(sync_run.c.id == run_id)
+                .values(
+                    status="success",
+                    finished_at=func.clock_timestamp(),
+                    version=version,
+                    source_info=unchanged.info,
+                )
+            )
+            conn.execute(
+                layer_catalog.update()
+                .where(layer_catalog.c.id == layer_id)
+                .values(last_success=func.now(), tiles=config.layer(layer_id).tiles.model_dump())
+            )
+        return RunReport(
+            layer_id, run_id, "success", version=version, seconds=time.monotonic() - started
+        )
     except Exception as exc:
         message = _describe_failure(exc)
         if not isinstance(exc, UrbisError | DBAPIError):
             log.exception("sync of layer %s failed unexpectedly", layer_id)
         _record_failure(engine, layer_id, run_id, message, fetched)
-        return RunReport(layer_id, run_id, "failed", fetched=fetched, error=message,
-                         seconds=time.monotonic() - started)
+        return RunReport(
+            layer_id,
+            run_id,
+            "failed",
+            fetched=fetched,
+            error=message,
+            seconds=time.monotonic() - started,
+        )
     finally:
         try:
             with engine.begin() as conn:
@@ -217,16 +263,32 @@ def _run(engine: Engine, config: ServiceConfig, layer_id: str, settings: SyncSet
         except DBAPIError:
             log.warning("layer %s: staging tables left for the next run to drop", layer_id)
     return RunReport(
-        layer_id, run_id, "success", fetched=staged.fetched, inserted=result.inserted,
-        updated=result.updated, deleted=result.deleted, repaired=staged.repaired,
-        quarantined=len(staged.quarantined) + staged.duplicates, version=result.version,
-        drift=result.drift, seconds=time.monotonic() - started,
+        layer_id,
+        run_id,
+        "success",
+        fetched=staged.fetched,
+        inserted=result.inserted,
+        updated=result.updated,
+        deleted=result.deleted,
+        repaired=staged.repaired,
+        quarantined=len(staged.quarantined) + staged.duplicates,
+        version=result.version,
+        drift=result.drift,
+        seconds=time.monotonic() - started,
     )
 
 
-def _stage(engine: Engine, config: ServiceConfig, layer_id: str, run_id: int,
-           settings: SyncSettings, progress: Progress | None, previous_info: str | None,
-           current: LayerEntry | None, direct: bool = False) -> Staged:
+def _stage(
+    engine: Engine,
+    config: ServiceConfig,
+    layer_id: str,
+    run_id: int,
+    settings: SyncSettings,
+    progress: Progress | None,
+    previous_info: str | None,
+    current: LayerEntry | None,
+    direct: bool = False,
+) -> Staged:
     """One pass over the source into staging.
 
     With `current` (the live layer), features whose fingerprint is unchanged are skipped and
@@ -237,8 +299,11 @@ def _stage(engine: Engine, config: ServiceConfig, layer_id: str, run_id: int,
     staging = reconcile.staging_name(layer_id, run_id)
     fetched = repaired = unchanged = duplicates = 0
     quarantined: list[Quarantined] = []
-    with open_source(layer_id, layer, settings, previous_info) as source, \
-            engine.begin() as conn, ExitStack() as streams:
+    with (
+        open_source(layer_id, layer, settings, previous_info) as source,
+        engine.begin() as conn,
+        ExitStack() as streams,
+    ):
         fields = source.schema.fields
         if current is not None and [f.name for f in fields] != [c.name for c in current.columns]:
             raise reconcile.NeedsFullRun("the source's fields changed")
@@ -247,8 +312,7 @@ def _stage(engine: Engine, config: ServiceConfig, layer_id: str, run_id: int,
         live = reconcile.live_fingerprints(conn, current) if current is not None else None
         stream: CopyStream | reconcile.NextTable
         if direct:
-            stream = streams.enter_context(reconcile.NextTable(conn, layer_id, fields,
-                                                               layer.key))
+            stream = streams.enter_context(reconcile.NextTable(conn, layer_id, fields, layer.key))
         else:
             stream = streams.enter_context(reconcile.create_staging(conn, staging, fields))
         for batch in source.batches():
@@ -266,15 +330,17 @@ def _stage(engine: Engine, config: ServiceConfig, layer_id: str, run_id: int,
                     batch = batch.filter(~same)
                     fingerprints = fingerprints[~same]
             if isinstance(stream, reconcile.NextTable) and stream.geometry_type is None:
-                normalizer.target = _geometry_type(fields, layer_id, first_kinds(batch),
-                                                   source.schema.geometry_type)
+                normalizer.target = _geometry_type(
+                    fields, layer_id, first_kinds(batch), source.schema.geometry_type
+                )
                 stream.open(normalizer.target)
             try:
                 prepared = normalizer.prepare(batch, fingerprints)
             except DoesNotFit as misfit:
                 assert isinstance(stream, reconcile.NextTable) and normalizer.target
-                normalizer.target = _geometry_type(fields, layer_id, misfit.kinds,
-                                                   normalizer.target)
+                normalizer.target = _geometry_type(
+                    fields, layer_id, misfit.kinds, normalizer.target
+                )
                 stream.widen(normalizer.target)
                 prepared = normalizer.prepare(batch, fingerprints)
             stream.write(prepared.csv)
@@ -287,8 +353,9 @@ def _stage(engine: Engine, config: ServiceConfig, layer_id: str, run_id: int,
             stream.open(normalizer.target)
         streams.close()  # the COPY ends here: a value that does not fit fails the run now
         normalizer.check_plausible()
-        unmatched = (reconcile.stage_unmatched(conn, staging, live.unmatched())
-                     if live is not None else None)
+        unmatched = (
+            reconcile.stage_unmatched(conn, staging, live.unmatched()) if live is not None else None
+        )
         notes = list(source.stats.notes)
         if current is not None:
             notes.append(f"{unchanged} unchanged features skipped by fingerprint")
@@ -299,27 +366,46 @@ def _stage(engine: Engine, config: ServiceConfig, layer_id: str, run_id: int,
             reconcile.retype_next_table(conn, layer_id, shape)
     if direct:
         try:
-            reconcile.index_next_table(engine, layer_id, layer.key,
-                                       filters=(shape.columns, layer.indexes))
+            reconcile.index_next_table(
+                engine, layer_id, layer.key, filters=(shape.columns, layer.indexes)
+            )
         except reconcile.DuplicateKeys:
             with engine.begin() as conn:
                 duplicates = reconcile.quarantine_duplicates(
-                    conn, reconcile.next_table_name(layer_id), layer.key, layer_id, run_id)
-            reconcile.index_next_table(engine, layer_id, layer.key, spatial=False,
-                                       filters=(shape.columns, layer.indexes))
-        return Staged(shape, reconcile.next_table_name(layer_id), None, fetched, repaired,
-                      quarantined, duplicates, "; ".join(notes) or None)
+                    conn, reconcile.next_table_name(layer_id), layer.key, layer_id, run_id
+                )
+            reconcile.index_next_table(
+                engine, layer_id, layer.key, spatial=False, filters=(shape.columns, layer.indexes)
+            )
+        return Staged(
+            shape,
+            reconcile.next_table_name(layer_id),
+            None,
+            fetched,
+            repaired,
+            quarantined,
+            duplicates,
+            "; ".join(notes) or None,
+        )
     with engine.begin() as conn:
-        shape = reconcile.decide_shape(fields, normalizer.facts, layer_id, current,
-                                       complete=current is None)
+        shape = reconcile.decide_shape(
+            fields, normalizer.facts, layer_id, current, complete=current is None
+        )
         try:
             incoming = reconcile.build_incoming(conn, staging, shape, layer.key)
         except reconcile.DuplicateKeys:
-            duplicates = reconcile.quarantine_duplicates(conn, staging, layer.key, layer_id,
-                                                         run_id)
+            duplicates = reconcile.quarantine_duplicates(conn, staging, layer.key, layer_id, run_id)
             incoming = reconcile.build_incoming(conn, staging, shape, layer.key)
-    return Staged(shape, incoming, unmatched, fetched, repaired, quarantined,
-                  duplicates, "; ".join(notes) or None)
+    return Staged(
+        shape,
+        incoming,
+        unmatched,
+        fetched,
+        repaired,
+        quarantined,
+        duplicates,
+        "; ".join(notes) or None,
+    )
 
 
 def _geometry_type(fields: list[Field], layer_id: str, kinds: set[str], hint: str) -> str:
@@ -335,21 +421,31 @@ def _geometry_type(fields: list[Field], layer_id: str, kinds: set[str], hint: st
     return reconcile.decide_shape(fields, LayerFacts({}, kinds), layer_id).geometry_type
 
 
-def _record_failure(engine: Engine, layer_id: str, run_id: int, message: str,
-                    fetched: int) -> None:
+def _record_failure(engine: Engine, layer_id: str, run_id: int, message: str, fetched: int) -> None:
     """Write the failed run row, waiting for the database when the failure was its restart."""
     for attempt in range(1, FAILURE_RECORD_ATTEMPTS + 1):
         try:
             with engine.begin() as conn:
                 conn.execute(quarantine.delete().where(quarantine.c.run_id == run_id))
-                conn.execute(sync_run.update().where(sync_run.c.id == run_id).values(
-                    status="failed", finished_at=func.clock_timestamp(), error=message,
-                    fetched=fetched))
+                conn.execute(
+                    sync_run.update()
+                    .where(sync_run.c.id == run_id)
+                    .values(
+                        status="failed",
+                        finished_at=func.clock_timestamp(),
+                        error=message,
+                        fetched=fetched,
+                    )
+                )
             return
         except OperationalError:
             if attempt == FAILURE_RECORD_ATTEMPTS:
-                log.error("layer %s: run %s failed (%s) and the database is unreachable to "
-                          "record it", layer_id, run_id, message)
+                log.error(
+                    "layer %s: run %s failed (%s) and the database is unreachable to record it",
+                    layer_id,
+                    run_id,
+                    message,
+                )
                 return
             time.sleep(1.0)
 
@@ -364,64 +460,113 @@ def _describe_failure(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _apply_with_retries(engine: Engine, config: ServiceConfig, layer_id: str, run_id: int,
-                        staged: Staged) -> reconcile.ApplyResult:
+def _apply_with_retries(
+    engine: Engine, config: ServiceConfig, layer_id: str, run_id: int, staged: Staged
+) -> reconcile.ApplyResult:
     layer = config.layer(layer_id)
     for attempt in range(1, SWAP_ATTEMPTS + 1):
         try:
             with engine.begin() as conn:
                 _replace_quarantine(conn, layer_id, run_id, staged.quarantined)
-                result = reconcile.apply(conn, layer_id, layer, staged.shape, staged.incoming,
-                                         run_id, staged.unmatched)
+                result = reconcile.apply(
+                    conn, layer_id, layer, staged.shape, staged.incoming, run_id, staged.unmatched
+                )
                 if result.changed:
                     _record_change(conn, layer_id, run_id, result)
-                    conn.execute(select(func.pg_notify(NOTIFY_CHANNEL, json.dumps(
-                        {"layer": layer_id, "version": result.version,
-                         "bbox": result.changed_bbox}))))
-                conn.execute(sync_run.update().where(sync_run.c.id == run_id).values(
-                    status="success", finished_at=func.clock_timestamp(),
-                    fetched=staged.fetched, inserted=result.inserted, updated=result.updated,
-                    deleted=result.deleted, repaired=staged.repaired,
-                    quarantined=len(staged.quarantined) + staged.duplicates,
-                    version=result.version, drift=result.drift,
-                    source_info=staged.source_info))
+                    conn.execute(
+                        select(
+                            func.pg_notify(
+                                NOTIFY_CHANNEL,
+                                json.dumps(
+                                    {
+                                        "layer": layer_id,
+                                        "version": result.version,
+                                        "bbox": result.changed_bbox,
+                                    }
+                                ),
+                            )
+                        )
+                    )
+                conn.execute(
+                    sync_run.update()
+                    .where(sync_run.c.id == run_id)
+                    .values(
+                        status="success",
+                        finished_at=func.clock_timestamp(),
+                        fetched=staged.fetched,
+                        inserted=result.inserted,
+                        updated=result.updated,
+                        deleted=result.deleted,
+                        repaired=staged.repaired,
+                        quarantined=len(staged.quarantined) + staged.duplicates,
+                        version=result.version,
+                        drift=result.drift,
+                        source_info=staged.source_info,
+                    )
+                )
             return result
         except (OperationalError, pg_errors.LockNotAvailable) as exc:
             # The apply's SQL runs on the driver's cursor: its errors come unwrapped.
             cause = exc.orig if isinstance(exc, OperationalError) else exc
             if not isinstance(cause, pg_errors.LockNotAvailable) or attempt == SWAP_ATTEMPTS:
                 raise
-            log.warning("layer %s: readers hold the table; retrying the swap (%d/%d)",
-                        layer_id, attempt, SWAP_ATTEMPTS)
-            time.sleep(min(2 ** attempt, 30))
+            log.warning(
+                "layer %s: readers hold the table; retrying the swap (%d/%d)",
+                layer_id,
+                attempt,
+                SWAP_ATTEMPTS,
+            )
+            time.sleep(min(2**attempt, 30))
     raise SyncError(f"layer '{layer_id}': could not apply after {SWAP_ATTEMPTS} attempts")
 
 
-def _replace_quarantine(conn: Connection, layer_id: str, run_id: int,
-                        items: list[Quarantined]) -> None:
+def _replace_quarantine(
+    conn: Connection, layer_id: str, run_id: int, items: list[Quarantined]
+) -> None:
     """The quarantine shows what the latest run set aside; earlier runs' lists are replaced."""
-    conn.execute(quarantine.delete().where(quarantine.c.layer_id == layer_id,
-                                           quarantine.c.run_id != run_id))
+    conn.execute(
+        quarantine.delete().where(quarantine.c.layer_id == layer_id, quarantine.c.run_id != run_id)
+    )
     if not items:
         return
-    conn.execute(quarantine.insert(), [
-        {"layer_id": layer_id, "run_id": run_id, "feature_key": item.key, "reason": item.reason,
-         "properties": json.loads(json.dumps(item.properties, default=str)),
-         "geom": f"SRID={STORAGE_SRID};{item.wkt}" if item.wkt else None}
-        for item in items
-    ])
+    conn.execute(
+        quarantine.insert(),
+        [
+            {
+                "layer_id": layer_id,
+                "run_id": run_id,
+                "feature_key": item.key,
+                "reason": item.reason,
+                "properties": json.loads(json.dumps(item.properties, default=str)),
+                "geom": f"SRID={STORAGE_SRID};{item.wkt}" if item.wkt else None,
+            }
+            for item in items
+        ],
+    )
 
 
-def _record_change(conn: Connection, layer_id: str, run_id: int,
-                   result: reconcile.ApplyResult) -> None:
-    bbox = func.ST_MakeEnvelope(*result.changed_bbox, STORAGE_SRID) if result.changed_bbox \
-        else None
-    conn.execute(change_log.insert().values(
-        layer_id=layer_id, run_id=run_id, version=result.version, inserted=result.inserted,
-        updated=result.updated, deleted=result.deleted, bbox=bbox))
+def _record_change(
+    conn: Connection, layer_id: str, run_id: int, result: reconcile.ApplyResult
+) -> None:
+    bbox = func.ST_MakeEnvelope(*result.changed_bbox, STORAGE_SRID) if result.changed_bbox else None
+    conn.execute(
+        change_log.insert().values(
+            layer_id=layer_id,
+            run_id=run_id,
+            version=result.version,
+            inserted=result.inserted,
+            updated=result.updated,
+            deleted=result.deleted,
+            bbox=bbox,
+        )
+    )
 
 
-def sync_once(engine: Engine, config: ServiceConfig, layer_ids: list[str],
-              settings: SyncSettings | None = None,
-              progress: Progress | None = None) -> list[RunReport]:
+def sync_once(
+    engine: Engine,
+    config: ServiceConfig,
+    layer_ids: list[str],
+    settings: SyncSettings | None = None,
+    progress: Progress | None = None,
+) -> list[RunReport]:
     return [sync_layer(engine, config, layer_id, settings, progress) for layer_id in layer_ids]

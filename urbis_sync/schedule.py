@@ -39,8 +39,9 @@ class LayerStatus:
     next_run: datetime
 
 
-def _next_run(schedule: timedelta, last_finished: datetime | None, failures: int,
-              now: datetime) -> datetime:
+def _next_run(
+    schedule: timedelta, last_finished: datetime | None, failures: int, now: datetime
+) -> datetime:
     if last_finished is None:
         return now
     if failures:
@@ -49,17 +50,24 @@ def _next_run(schedule: timedelta, last_finished: datetime | None, failures: int
     return last_finished + schedule
 
 
-def layer_status(engine: Engine, config: ServiceConfig,
-                 now: datetime | None = None) -> list[LayerStatus]:
+def layer_status(
+    engine: Engine, config: ServiceConfig, now: datetime | None = None
+) -> list[LayerStatus]:
     """Per configured layer: what is stored, how the last runs went, when it runs next."""
     now = now or datetime.now(UTC)
     out = []
     with engine.connect() as conn:
         for layer_id, layer in config.layers.items():
             runs = conn.execute(
-                select(sync_run.c.status, sync_run.c.finished_at, sync_run.c.error,
-                       sync_run.c.started_at)
-                .where(sync_run.c.layer_id == layer_id).order_by(sync_run.c.id.desc()).limit(50)
+                select(
+                    sync_run.c.status,
+                    sync_run.c.finished_at,
+                    sync_run.c.error,
+                    sync_run.c.started_at,
+                )
+                .where(sync_run.c.layer_id == layer_id)
+                .order_by(sync_run.c.id.desc())
+                .limit(50)
             ).all()
             failures = 0
             for run in runs:
@@ -68,31 +76,45 @@ def layer_status(engine: Engine, config: ServiceConfig,
                 failures += 1
             last_failure = next((r for r in runs if r.status == "failed"), None)
             finished = [r for r in runs if r.finished_at is not None]
-            catalog = conn.execute(select(layer_catalog.c.version, layer_catalog.c.feature_count,
-                                          layer_catalog.c.last_success)
-                                   .where(layer_catalog.c.id == layer_id)).first()
-            held = conn.execute(select(func.count()).select_from(quarantine)
-                                .where(quarantine.c.layer_id == layer_id)).scalar()
+            catalog = conn.execute(
+                select(
+                    layer_catalog.c.version,
+                    layer_catalog.c.feature_count,
+                    layer_catalog.c.last_success,
+                ).where(layer_catalog.c.id == layer_id)
+            ).first()
+            held = conn.execute(
+                select(func.count())
+                .select_from(quarantine)
+                .where(quarantine.c.layer_id == layer_id)
+            ).scalar()
             schedule = parse_duration(layer.schedule or DEFAULT_SCHEDULE)
-            out.append(LayerStatus(
-                layer_id=layer_id,
-                version=catalog.version if catalog else None,
-                feature_count=catalog.feature_count if catalog else None,
-                last_success=catalog.last_success if catalog else None,
-                last_failure=last_failure.finished_at if last_failure else None,
-                failure_reason=last_failure.error if last_failure else None,
-                failures_in_a_row=failures,
-                quarantined=int(held or 0),
-                running=bool(runs) and runs[0].status == "running",
-                next_run=_next_run(schedule, finished[0].finished_at if finished else None,
-                                   failures, now),
-            ))
+            out.append(
+                LayerStatus(
+                    layer_id=layer_id,
+                    version=catalog.version if catalog else None,
+                    feature_count=catalog.feature_count if catalog else None,
+                    last_success=catalog.last_success if catalog else None,
+                    last_failure=last_failure.finished_at if last_failure else None,
+                    failure_reason=last_failure.error if last_failure else None,
+                    failures_in_a_row=failures,
+                    quarantined=int(held or 0),
+                    running=bool(runs) and runs[0].status == "running",
+                    next_run=_next_run(
+                        schedule, finished[0].finished_at if finished else None, failures, now
+                    ),
+                )
+            )
     return out
 
 
-def run_continuously(engine: Engine, config: ServiceConfig, settings: SyncSettings,
-                     stop: threading.Event,
-                     on_report: Callable[[RunReport], None] = lambda r: None) -> None:
+def run_continuously(
+    engine: Engine,
+    config: ServiceConfig,
+    settings: SyncSettings,
+    stop: threading.Event,
+    on_report: Callable[[RunReport], None] = lambda r: None,
+) -> None:
     """Run each layer when it is due until `stop` is set; a failing layer never stops others."""
     while not stop.is_set():
         now = datetime.now(UTC)

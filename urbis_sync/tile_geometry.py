@@ -36,11 +36,19 @@ class Filled:
 def fill(engine: Engine, table_name: str, batch_rows: int = BATCH_ROWS) -> Filled:
     """Fill the rows of a layer table that lack them; how many, and how long it took."""
     started = time.monotonic()
-    table = sa.table(table_name, sa.column("geom"), *map(sa.column, TILE_COLUMNS),
-                     sa.column("ctid"), schema=LAYER_SCHEMA)
+    table = sa.table(
+        table_name,
+        sa.column("geom"),
+        *map(sa.column, TILE_COLUMNS),
+        sa.column("ctid"),
+        schema=LAYER_SCHEMA,
+    )
     batch = sa.select(table.c.ctid).where(table.c[MERCATOR_GEOM].is_(None)).limit(batch_rows)
-    statement = (table.update().values(tile_ready_values(table.c.geom))
-                 .where(table.c.ctid == sa.func.any(sa.func.array(batch.scalar_subquery()))))
+    statement = (
+        table.update()
+        .values(tile_ready_values(table.c.geom))
+        .where(table.c.ctid == sa.func.any(sa.func.array(batch.scalar_subquery())))
+    )
     rows = 0
     while True:
         with engine.begin() as conn:
@@ -72,9 +80,10 @@ def _tidy(engine: Engine, table_name: str) -> None:
         # what an earlier REINDEX left if it was stopped half-way: invalid copies, kept up to
         # date by every write and used by no query
         for (leftover,) in driver.execute(
-                "SELECT i.indexrelid::regclass::text FROM pg_index i "
-                "WHERE i.indrelid = %s::regclass AND NOT i.indisvalid",
-                (f'{LAYER_SCHEMA}."{table_name}"',)).fetchall():
+            "SELECT i.indexrelid::regclass::text FROM pg_index i "
+            "WHERE i.indrelid = %s::regclass AND NOT i.indisvalid",
+            (f'{LAYER_SCHEMA}."{table_name}"',),
+        ).fetchall():
             driver.execute(sql.SQL("DROP INDEX CONCURRENTLY {}").format(sql.SQL(leftover)))
         driver.execute(sql.SQL("REINDEX TABLE CONCURRENTLY {}").format(name))
         driver.execute(sql.SQL("VACUUM (ANALYZE) {}").format(name))

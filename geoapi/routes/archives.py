@@ -33,35 +33,62 @@ def _archive(request: Request, name: str) -> Archive:
 
 def _describe(base: str, name: str, archive: Archive) -> dict[str, Any]:
     meta = archive.metadata
-    return {"name": name, "tileMatrixSet": meta.get("tile_matrix_set"),
-            "minzoom": meta.get("minzoom"), "maxzoom": meta.get("maxzoom"),
-            "links": [{"rel": "describedby", "type": "application/json",
-                       "href": f"{base}/archives/{name}/tilejson.json"},
-                      {"rel": "item", "type": MVT, "templated": True,
-                       "href": f"{base}/archives/{name}/{{z}}/{{x}}/{{y}}"}]}
+    return {
+        "name": name,
+        "tileMatrixSet": meta.get("tile_matrix_set"),
+        "minzoom": meta.get("minzoom"),
+        "maxzoom": meta.get("maxzoom"),
+        "links": [
+            {
+                "rel": "describedby",
+                "type": "application/json",
+                "href": f"{base}/archives/{name}/tilejson.json",
+            },
+            {
+                "rel": "item",
+                "type": MVT,
+                "templated": True,
+                "href": f"{base}/archives/{name}/{{z}}/{{x}}/{{y}}",
+            },
+        ],
+    }
 
 
 @router.get("/archives", summary="The seeded tile archives served")
 async def archives(request: Request) -> dict[str, Any]:
     base = base_url(request)
-    return {"archives": [_describe(base, name, archive)
-                         for name, archive in request.app.state.tile_archives.items()]}
+    return {
+        "archives": [
+            _describe(base, name, archive)
+            for name, archive in request.app.state.tile_archives.items()
+        ]
+    }
 
 
 @router.get("/archives/{name}/tilejson.json", summary="TileJSON 3.0 of a seeded archive")
 async def archive_tilejson(request: Request, name: str) -> dict[str, Any]:
     archive = _archive(request, name)
     meta = archive.metadata
-    return {"tilejson": "3.0.0", "name": name, "scheme": "xyz",
-            "tiles": [f"{base_url(request)}/archives/{name}/{{z}}/{{x}}/{{y}}"],
-            "minzoom": meta.get("minzoom"), "maxzoom": meta.get("maxzoom"),
-            "bounds": meta.get("bounds"), "center": meta.get("center"),
-            "attribution": ATTRIBUTION, "vector_layers": meta.get("vector_layers", [])}
+    return {
+        "tilejson": "3.0.0",
+        "name": name,
+        "scheme": "xyz",
+        "tiles": [f"{base_url(request)}/archives/{name}/{{z}}/{{x}}/{{y}}"],
+        "minzoom": meta.get("minzoom"),
+        "maxzoom": meta.get("maxzoom"),
+        "bounds": meta.get("bounds"),
+        "center": meta.get("center"),
+        "attribution": ATTRIBUTION,
+        "vector_layers": meta.get("vector_layers", []),
+    }
 
 
-@router.get("/archives/{name}/{z}/{x}/{y}", summary="A tile of a seeded archive",
-            response_class=Response,
-            responses={200: {"content": {MVT: {}}}, 204: {"description": "No tile there"}})
+@router.get(
+    "/archives/{name}/{z}/{x}/{y}",
+    summary="A tile of a seeded archive",
+    response_class=Response,
+    responses={200: {"content": {MVT: {}}}, 204: {"description": "No tile there"}},
+)
 async def archive_tile(request: Request, name: str, z: Z, x: X, y: Y) -> Response:
     archive = _archive(request, name)
     get_tms(str(archive.metadata.get("tile_matrix_set"))).check(z, x, y)

@@ -65,15 +65,35 @@ router = APIRouter(tags=["Data"])
 GEOJSON = "application/geo+json"
 GPKG = "application/geopackage+sqlite3"
 FORMAT_TITLES = {"json": "GeoJSON", "html": "HTML", "csv": "CSV", "gpkg": "GeoPackage"}
-ITEMS_PARAMS = {"limit", "offset", "bbox", "bbox-crs", "crs", "datetime", "f", "properties",
-                "sortby", "filter", "filter-lang", "filter-crs"}
+ITEMS_PARAMS = {
+    "limit",
+    "offset",
+    "bbox",
+    "bbox-crs",
+    "crs",
+    "datetime",
+    "f",
+    "properties",
+    "sortby",
+    "filter",
+    "filter-lang",
+    "filter-crs",
+}
 CollectionId = Annotated[str, PathParam(description="Collection (layer) id, e.g. municipalities")]
-CrsParam = Annotated[str | None, Query(
-    description="Output CRS (URI): CRS84 (default), EPSG:4326 (lat/lon), EPSG:31370, EPSG:3857")]
-PropertiesParam = Annotated[str | None, Query(
-    description="Only these properties, comma-separated, in this order (e.g. NAME_FRE,AREA); "
-                "an empty value keeps none. The feature id stays the key; CSV and GeoPackage "
-                "add the key column when it is not listed. Default: all")]
+CrsParam = Annotated[
+    str | None,
+    Query(
+        description="Output CRS (URI): CRS84 (default), EPSG:4326 (lat/lon), EPSG:31370, EPSG:3857"
+    ),
+]
+PropertiesParam = Annotated[
+    str | None,
+    Query(
+        description="Only these properties, comma-separated, in this order (e.g. NAME_FRE,AREA); "
+        "an empty value keeps none. The feature id stays the key; CSV and GeoPackage "
+        "add the key column when it is not listed. Default: all"
+    ),
+]
 
 
 def _epsg(srid: int) -> str:
@@ -85,8 +105,10 @@ def download_title(fmt: str, matched: int, maximum: int, filtered: bool = False)
     what = f"{matched:,} {'matching ' if filtered else ''}feature{'s' if matched != 1 else ''}"
     name = {"csv": "CSV (WKT geometry)", "gpkg": "a GeoPackage"}[fmt]
     if matched > maximum:
-        return (f"{name}: the {what} are more than one download holds ({maximum:,}); "
-                "filter them or add limit and offset")
+        return (
+            f"{name}: the {what} are more than one download holds ({maximum:,}); "
+            "filter them or add limit and offset"
+        )
     return f"All {what} as {name}"
 
 
@@ -108,22 +130,48 @@ def collection_doc(layer: LayerEntry, base: str, max_download: int) -> dict[str,
         "links": [
             {"rel": "self", "type": "application/json", "href": href},
             {"rel": "alternate", "type": "text/html", "href": f"{href}?f=html"},
-            {"rel": "items", "type": GEOJSON, "title": "Features as GeoJSON",
-             "href": f"{href}/items"},
-            {"rel": "items", "type": "text/html", "title": "Features as HTML",
-             "href": f"{href}/items?f=html"},
-            {"rel": "items", "type": "text/csv",
-             "title": download_title("csv", layer.feature_count, max_download),
-             "href": f"{href}/items?f=csv"},
-            {"rel": "items", "type": GPKG,
-             "title": download_title("gpkg", layer.feature_count, max_download),
-             "href": f"{href}/items?f=gpkg"},
-            {"rel": QUERYABLES_REL, "type": SCHEMA_MEDIA_TYPE,
-             "title": "Properties usable in filter (CQL2)", "href": f"{href}/queryables"},
-            {"rel": SCHEMA_REL, "type": SCHEMA_MEDIA_TYPE,
-             "title": "The schema of the features (JSON Schema)", "href": f"{href}/schema"},
-            {"rel": "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector",
-             "type": "application/json", "title": "Vector tiles (MVT)", "href": f"{href}/tiles"},
+            {
+                "rel": "items",
+                "type": GEOJSON,
+                "title": "Features as GeoJSON",
+                "href": f"{href}/items",
+            },
+            {
+                "rel": "items",
+                "type": "text/html",
+                "title": "Features as HTML",
+                "href": f"{href}/items?f=html",
+            },
+            {
+                "rel": "items",
+                "type": "text/csv",
+                "title": download_title("csv", layer.feature_count, max_download),
+                "href": f"{href}/items?f=csv",
+            },
+            {
+                "rel": "items",
+                "type": GPKG,
+                "title": download_title("gpkg", layer.feature_count, max_download),
+                "href": f"{href}/items?f=gpkg",
+            },
+            {
+                "rel": QUERYABLES_REL,
+                "type": SCHEMA_MEDIA_TYPE,
+                "title": "Properties usable in filter (CQL2)",
+                "href": f"{href}/queryables",
+            },
+            {
+                "rel": SCHEMA_REL,
+                "type": SCHEMA_MEDIA_TYPE,
+                "title": "The schema of the features (JSON Schema)",
+                "href": f"{href}/schema",
+            },
+            {
+                "rel": "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector",
+                "type": "application/json",
+                "title": "Vector tiles (MVT)",
+                "href": f"{href}/tiles",
+            },
         ],
     }
     if layer.bbox_crs84:
@@ -134,43 +182,71 @@ def collection_doc(layer: LayerEntry, base: str, max_download: int) -> dict[str,
 
 
 @router.get("/collections", summary="The collections (URBIS layers)")
-async def collections(request: Request, conn: ConnDep, settings: SettingsDep,
-                      fmt: FormatDep) -> Any:
+async def collections(
+    request: Request, conn: ConnDep, settings: SettingsDep, fmt: FormatDep
+) -> Any:
     base = base_url(request)
     layers = await list_layers(conn)
     doc = {
-        "collections": [collection_doc(layer, base, settings.download_max_features)
-                        for layer in layers],
-        "links": [{"rel": "self", "type": "application/json", "href": f"{base}/collections"},
-                  {"rel": "alternate", "type": "text/html", "href": f"{base}/collections?f=html"}],
+        "collections": [
+            collection_doc(layer, base, settings.download_max_features) for layer in layers
+        ],
+        "links": [
+            {"rel": "self", "type": "application/json", "href": f"{base}/collections"},
+            {"rel": "alternate", "type": "text/html", "href": f"{base}/collections?f=html"},
+        ],
     }
     if fmt == "html":
-        rows = [[f'<a href="{html.esc(f"{base}/collections/{lyr.id}?f=html")}">'
-                 f"{html.esc(lyr.id)}</a>", html.esc(lyr.display_title("fr")),
-                 html.esc(lyr.display_title("nl")), html.esc(lyr.geometry_type),
-                 html.esc(lyr.feature_count)] for lyr in layers]
-        return html.page("Collections", html.table(
-            ["id", "titre", "titel", "geometry", "features"], rows), f"{base}/collections?f=json",
-            base)
+        rows = [
+            [
+                f'<a href="{html.esc(f"{base}/collections/{lyr.id}?f=html")}">'
+                f"{html.esc(lyr.id)}</a>",
+                html.esc(lyr.display_title("fr")),
+                html.esc(lyr.display_title("nl")),
+                html.esc(lyr.geometry_type),
+                html.esc(lyr.feature_count),
+            ]
+            for lyr in layers
+        ]
+        return html.page(
+            "Collections",
+            html.table(["id", "titre", "titel", "geometry", "features"], rows),
+            f"{base}/collections?f=json",
+            base,
+        )
     return doc
 
 
 @router.get("/collections/{collection_id}", summary="One collection")
-async def collection(collection_id: CollectionId, request: Request, conn: ConnDep,
-                     settings: SettingsDep, fmt: FormatDep) -> Any:
+async def collection(
+    collection_id: CollectionId,
+    request: Request,
+    conn: ConnDep,
+    settings: SettingsDep,
+    fmt: FormatDep,
+) -> Any:
     base = base_url(request)
     layer = await get_layer(conn, collection_id)
     doc = collection_doc(layer, base, settings.download_max_features)
     if fmt == "html":
-        facts = [["key", html.esc(layer.key_field)], ["geometry", html.esc(layer.geometry_type)],
-                 ["features", html.esc(layer.feature_count)], ["version", html.esc(layer.version)],
-                 ["last updated", html.esc(doc["lastUpdated"])],
-                 ["extent (CRS84)", html.esc(layer.bbox_crs84)]]
+        facts = [
+            ["key", html.esc(layer.key_field)],
+            ["geometry", html.esc(layer.geometry_type)],
+            ["features", html.esc(layer.feature_count)],
+            ["version", html.esc(layer.version)],
+            ["last updated", html.esc(doc["lastUpdated"])],
+            ["extent (CRS84)", html.esc(layer.bbox_crs84)],
+        ]
         fields = [[html.esc(c.name), html.esc(c.sql_type)] for c in layer.columns]
-        body = (html.table(["", ""], facts) + "<h2>Fields</h2>"
-                + html.table(["name", "type"], fields) + html.link_list(doc["links"][2:]))
-        return html.page(layer.display_title("en"), body, f"{base}/collections/{layer.id}?f=json",
-                         base)
+        body = (
+            html.table(["", ""], facts)
+            + "<h2>Fields</h2>"
+            + html.table(["name", "type"], fields)
+            + html.link_list(doc["links"][2:])
+        )
+        return html.page(
+            layer.display_title("en"), body, f"{base}/collections/{layer.id}?f=json", base
+        )
     return doc
 
 
@@ -205,18 +281,24 @@ With `limit` they hold that page, and the `Link` header gives next/prev. `Number
 
 def _selection_params(request: Request) -> list[tuple[str, str]]:
     """The request's parameters but its paging and format: what selects the features."""
-    return [(k, v) for k, v in request.query_params.multi_items()
-            if k not in ("offset", "f", "limit")]
+    return [
+        (k, v) for k, v in request.query_params.multi_items() if k not in ("offset", "f", "limit")
+    ]
 
 
-def _page_links(request: Request, href: str, query: ItemsQuery, returned: int, matched: int,
-                fmt: str = "json") -> list[dict[str, Any]]:
+def _page_links(
+    request: Request, href: str, query: ItemsQuery, returned: int, matched: int, fmt: str = "json"
+) -> list[dict[str, Any]]:
     """The self and next/prev links in `fmt`, alternates in the others; parameters kept."""
     kept = _selection_params(request) + [("limit", str(query.limit))]
 
     def link(rel: str, offset: int, f: str) -> dict[str, Any]:
-        return {"rel": rel, "type": MEDIA_TYPES[f][0], "title": f"{rel} ({FORMAT_TITLES[f]})",
-                "href": f"{href}?{urlencode([*kept, ('offset', offset), ('f', f)])}"}
+        return {
+            "rel": rel,
+            "type": MEDIA_TYPES[f][0],
+            "title": f"{rel} ({FORMAT_TITLES[f]})",
+            "href": f"{href}?{urlencode([*kept, ('offset', offset), ('f', f)])}",
+        }
 
     links = [link("self", query.offset, fmt)]
     links += [link("alternate", query.offset, f) for f in FORMAT_TITLES if f != fmt]
@@ -236,75 +318,119 @@ def _download_name(layer: LayerEntry, suffix: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", layer.id) + suffix
 
 
-@router.get("/collections/{collection_id}/items", summary="Features of a collection",
-            description=ITEMS_DESCRIPTION, response_class=Response,
-            responses={200: {"content": {GEOJSON: {}, "text/html": {}, "text/csv": {},
-                                         GPKG: {}}}})
+@router.get(
+    "/collections/{collection_id}/items",
+    summary="Features of a collection",
+    description=ITEMS_DESCRIPTION,
+    response_class=Response,
+    responses={200: {"content": {GEOJSON: {}, "text/html": {}, "text/csv": {}, GPKG: {}}}},
+)
 async def items(
     collection_id: CollectionId,
     request: Request,
     conn: ItemsConnDep,
     settings: SettingsDep,
     fmt: ItemsFormatDep,
-    limit: Annotated[int | None, Query(
-        ge=1, description=f"Features per page (default 10; at most {MAX_ITEMS_LIMIT}, "
-                          "larger values are reduced to it). CSV and GeoPackage: without "
-                          "limit, every matching feature (up to the download maximum, "
-                          "URBIS_DOWNLOAD_MAX_FEATURES, past which the answer is a 413); "
-                          "with it, that page")] = None,
+    limit: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            description=f"Features per page (default 10; at most {MAX_ITEMS_LIMIT}, "
+            "larger values are reduced to it). CSV and GeoPackage: without "
+            "limit, every matching feature (up to the download maximum, "
+            "URBIS_DOWNLOAD_MAX_FEATURES, past which the answer is a 413); "
+            "with it, that page",
+        ),
+    ] = None,
     offset: Offset = 0,
-    bbox: Annotated[str | None, Query(
-        description="minx,miny,maxx,maxy in bbox-crs (default CRS84, lon/lat), "
-                    "e.g. 4.34,50.83,4.36,50.84")] = None,
-    bbox_crs: Annotated[str | None, Query(
-        alias="bbox-crs", description="CRS of bbox (URI), same choices as crs")] = None,
+    bbox: Annotated[
+        str | None,
+        Query(
+            description="minx,miny,maxx,maxy in bbox-crs (default CRS84, lon/lat), "
+            "e.g. 4.34,50.83,4.36,50.84"
+        ),
+    ] = None,
+    bbox_crs: Annotated[
+        str | None, Query(alias="bbox-crs", description="CRS of bbox (URI), same choices as crs")
+    ] = None,
     crs: CrsParam = None,
-    datetime_: Annotated[str | None, Query(
-        alias="datetime",
-        description="The layer as it was at this instant (RFC 3339, e.g. "
-                    "2026-11-28T12:00:00Z), from the sync's history")] = None,
+    datetime_: Annotated[
+        str | None,
+        Query(
+            alias="datetime",
+            description="The layer as it was at this instant (RFC 3339, e.g. "
+            "2026-11-28T12:00:00Z), from the sync's history",
+        ),
+    ] = None,
     properties: PropertiesParam = None,
-    sortby: Annotated[str | None, Query(
-        description="Sort order: comma-separated properties, each prefixed with + (ascending, "
-                    "the default) or - (descending), e.g. +NAME_FRE,-AREA (a + may arrive as a "
-                    "space). The key is always the last tie-breaker, so pages never overlap. "
-                    "Features without a value come last. Default: the key")] = None,
-    filter_: Annotated[str | None, Query(
-        alias="filter",
-        description="CQL2 filter (OGC API Features Part 3), e.g. "
-                    "PZNC = '1060' AND S_INTERSECTS(geom, POINT(4.35 50.83))")] = None,
-    filter_lang: Annotated[str | None, Query(
-        alias="filter-lang", description="cql2-text (default) or cql2-json")] = None,
-    filter_crs: Annotated[str | None, Query(
-        alias="filter-crs", description="CRS of the geometry literals in filter (URI), same "
-                                        "choices as crs; default CRS84")] = None,
+    sortby: Annotated[
+        str | None,
+        Query(
+            description="Sort order: comma-separated properties, each prefixed with + (ascending, "
+            "the default) or - (descending), e.g. +NAME_FRE,-AREA (a + may arrive as a "
+            "space). The key is always the last tie-breaker, so pages never overlap. "
+            "Features without a value come last. Default: the key"
+        ),
+    ] = None,
+    filter_: Annotated[
+        str | None,
+        Query(
+            alias="filter",
+            description="CQL2 filter (OGC API Features Part 3), e.g. "
+            "PZNC = '1060' AND S_INTERSECTS(geom, POINT(4.35 50.83))",
+        ),
+    ] = None,
+    filter_lang: Annotated[
+        str | None, Query(alias="filter-lang", description="cql2-text (default) or cql2-json")
+    ] = None,
+    filter_crs: Annotated[
+        str | None,
+        Query(
+            alias="filter-crs",
+            description="CRS of the geometry literals in filter (URI), same "
+            "choices as crs; default CRS84",
+        ),
+    ] = None,
 ) -> Response:
     layer = await get_layer(conn, collection_id)
     reject_unknown(request.query_params.keys(), ITEMS_PARAMS, layer)
     bbox_crs_ = parse_crs(bbox_crs, "bbox-crs")
     filter_crs_ = parse_crs(filter_crs, "filter-crs")
     language = parse_language(filter_lang)
-    cql = None if filter_ is None else await off_loop(request, compile_filter, filter_, language,
-                                                      filter_crs_, layer)
-    query = ItemsQuery(limit=min(limit or settings.default_limit, settings.max_limit),
-                       offset=offset, bbox=parse_bbox(bbox, bbox_crs_), bbox_crs=bbox_crs_,
-                       crs=parse_crs(crs, "crs"), as_of=parse_instant(datetime_, "datetime"),
-                       properties=parse_properties(properties, layer),
-                       sortby=parse_sortby(sortby, layer),
-                       equals=parse_equals(request.query_params.multi_items(), layer,
-                                           ITEMS_PARAMS),
-                       cql=cql)
+    cql = (
+        None
+        if filter_ is None
+        else await off_loop(request, compile_filter, filter_, language, filter_crs_, layer)
+    )
+    query = ItemsQuery(
+        limit=min(limit or settings.default_limit, settings.max_limit),
+        offset=offset,
+        bbox=parse_bbox(bbox, bbox_crs_),
+        bbox_crs=bbox_crs_,
+        crs=parse_crs(crs, "crs"),
+        as_of=parse_instant(datetime_, "datetime"),
+        properties=parse_properties(properties, layer),
+        sortby=parse_sortby(sortby, layer),
+        equals=parse_equals(request.query_params.multi_items(), layer, ITEMS_PARAMS),
+        cql=cql,
+    )
     base = base_url(request)
     href = f"{base}/collections/{layer.id}/items"
     content_crs = {"Content-Crs": f"<{query.crs.uri}>"}
     if fmt in ("csv", "gpkg"):
-        return await _table_download(conn, layer, query, limit, fmt, request, href, content_crs,
-                                     settings)
+        return await _table_download(
+            conn, layer, query, limit, fmt, request, href, content_crs, settings
+        )
     page = await fetch_items(conn, layer, query, request.app.state.match_counts)
-    collection_link = {"rel": "collection", "type": "application/json",
-                       "href": f"{base}/collections/{layer.id}"}
-    links = [*_page_links(request, href, query, len(page.features), page.number_matched),
-             collection_link]
+    collection_link = {
+        "rel": "collection",
+        "type": "application/json",
+        "href": f"{base}/collections/{layer.id}",
+    }
+    links = [
+        *_page_links(request, href, query, len(page.features), page.number_matched),
+        collection_link,
+    ]
     meta: dict[str, object] = {
         "numberMatched": page.number_matched,
         "numberReturned": len(page.features),
@@ -313,54 +439,81 @@ async def items(
     }
     if not query.crs.geographic:
         # GeoJSON readers (GDAL, geopandas) assume WGS 84 unless told otherwise.
-        meta["crs"] = {"type": "name",
-                       "properties": {"name": f"urn:ogc:def:crs:EPSG::{query.crs.srid}"}}
+        meta["crs"] = {
+            "type": "name",
+            "properties": {"name": f"urn:ogc:def:crs:EPSG::{query.crs.srid}"},
+        }
     if fmt == "html":
         # tens of milliseconds to seconds for a page of thousands of features
-        return await off_loop(request, _items_page, request, layer, query, page, href,
-                              links[0]["href"], settings)
-    body = ('{"type":"FeatureCollection","features":[' + ",".join(page.features) + "],"
-            + json.dumps(meta)[1:])
+        return await off_loop(
+            request, _items_page, request, layer, query, page, href, links[0]["href"], settings
+        )
+    body = (
+        '{"type":"FeatureCollection","features":['
+        + ",".join(page.features)
+        + "],"
+        + json.dumps(meta)[1:]
+    )
     return Response(body, media_type=GEOJSON, headers=content_crs)
 
 
-def _items_page(request: Request, layer: LayerEntry, query: ItemsQuery, page: ItemsPage,
-                href: str, json_href: str, settings: ApiSettings) -> Response:
+def _items_page(
+    request: Request,
+    layer: LayerEntry,
+    query: ItemsQuery,
+    page: ItemsPage,
+    href: str,
+    json_href: str,
+    settings: ApiSettings,
+) -> Response:
     base = base_url(request)
     features = [json.loads(f) for f in page.features]
     pages = _page_links(request, href, query, len(features), page.number_matched, "html")
-    nav = html.link_list([lk | {"title": lk["rel"]} for lk in pages
-                          if lk["rel"] in ("next", "prev")])
-    body = (f"<p>{len(features)} of {page.number_matched} features "
-            f"(from {query.offset + 1 if features else 0}).</p>" + nav
-            + _map(request, features, query.crs, href)
-            + html.features_table(features, f"{base}/collections/{layer.id}")
-            + _downloads_html(request, href, pages, page.number_matched, settings))
+    nav = html.link_list(
+        [lk | {"title": lk["rel"]} for lk in pages if lk["rel"] in ("next", "prev")]
+    )
+    body = (
+        f"<p>{len(features)} of {page.number_matched} features "
+        f"(from {query.offset + 1 if features else 0}).</p>"
+        + nav
+        + _map(request, features, query.crs, href)
+        + html.features_table(features, f"{base}/collections/{layer.id}")
+        + _downloads_html(request, href, pages, page.number_matched, settings)
+    )
     return html.page(f"{layer.display_title('en')}: features", body, json_href, base)
 
 
-def _downloads_html(request: Request, href: str, pages: list[dict[str, Any]], matched: int,
-                    settings: ApiSettings) -> str:
+def _downloads_html(
+    request: Request, href: str, pages: list[dict[str, Any]], matched: int, settings: ApiSettings
+) -> str:
     """The items page's downloads, each saying what it holds, and how GeoJSON pages."""
     kept = _selection_params(request)
     filtered = any(k not in ("crs", "properties", "sortby") for k, _ in kept)
-    links = [{"href": f"{href}?{urlencode([*kept, ('f', fmt)])}",
-              "title": download_title(fmt, matched, settings.download_max_features, filtered)}
-             for fmt in ("csv", "gpkg")]
+    links = [
+        {
+            "href": f"{href}?{urlencode([*kept, ('f', fmt)])}",
+            "title": download_title(fmt, matched, settings.download_max_features, filtered),
+        }
+        for fmt in ("csv", "gpkg")
+    ]
     # an alternate link's title is "alternate (<format>)" (_page_links)
-    links += [lk | {"title": "This page" + lk["title"].removeprefix("alternate")}
-              for lk in pages if lk["rel"] == "alternate"]
+    links += [
+        lk | {"title": "This page" + lk["title"].removeprefix("alternate")}
+        for lk in pages
+        if lk["rel"] == "alternate"
+    ]
     whole = href.removesuffix("/items")
-    note = (f"<p>GeoJSON comes a page at a time: <code>limit</code> features (default "
-            f"{settings.default_limit}, at most {settings.max_limit:,}) from "
-            "<code>offset</code>, with <code>next</code> links. "
-            "To read the whole layer into geopandas (GDAL follows the links): "
-            f"<code>geopandas.read_file(\"OAPIF:{html.esc(whole)}\")</code>.</p>")
+    note = (
+        f"<p>GeoJSON comes a page at a time: <code>limit</code> features (default "
+        f"{settings.default_limit}, at most {settings.max_limit:,}) from "
+        "<code>offset</code>, with <code>next</code> links. "
+        "To read the whole layer into geopandas (GDAL follows the links): "
+        f'<code>geopandas.read_file("OAPIF:{html.esc(whole)}")</code>.</p>'
+    )
     return "<h2>Downloads</h2>" + html.link_list(links) + note
 
 
-def _map(request: Request, features: list[dict[str, Any]], crs: OutputCrs,
-         items_href: str) -> str:
+def _map(request: Request, features: list[dict[str, Any]], crs: OutputCrs, items_href: str) -> str:
     """The page's map, when Leaflet is installed and the features are in CRS84."""
     if not request.app.state.leaflet:
         return ""
@@ -369,9 +522,17 @@ def _map(request: Request, features: list[dict[str, Any]], crs: OutputCrs,
     return html.feature_map(features, items_href, base_url(request))
 
 
-async def _table_download(conn: AsyncConnection, layer: LayerEntry, query: ItemsQuery,
-                          limit: int | None, fmt: str, request: Request, href: str,
-                          headers: dict[str, str], settings: ApiSettings) -> Response:
+async def _table_download(
+    conn: AsyncConnection,
+    layer: LayerEntry,
+    query: ItemsQuery,
+    limit: int | None,
+    fmt: str,
+    request: Request,
+    href: str,
+    headers: dict[str, str],
+    settings: ApiSettings,
+) -> Response:
     """CSV (WKT in the output crs) or GeoPackage of every matching feature, or of one page.
 
     Without `limit` the whole selection (from `offset`), streamed; with it, that page. Either
@@ -385,22 +546,32 @@ async def _table_download(conn: AsyncConnection, layer: LayerEntry, query: Items
         raise TooLarge(_too_large(layer, returned, settings.download_max_features, fmt))
     query = replace(query, limit=sql_limit(returned if limit is None else limit))
     if limit is None:
-        links = [{"rel": "self", "type": MEDIA_TYPES[fmt][0],
-                  "href": f"{href}?{urlencode(request.query_params.multi_items())}"}]
+        links = [
+            {
+                "rel": "self",
+                "type": MEDIA_TYPES[fmt][0],
+                "href": f"{href}?{urlencode(request.query_params.multi_items())}",
+            }
+        ]
     else:
         links = _page_links(request, href, query, returned, matched, fmt)
-    headers = headers | {"Link": _link_header(links), "Number-Matched": str(matched),
-                         "Number-Returned": str(returned)}
+    headers = headers | {
+        "Link": _link_header(links),
+        "Number-Matched": str(matched),
+        "Number-Returned": str(returned),
+    }
     columns = table_columns(layer, query.properties)
     if fmt == "csv":
-        headers["Content-Disposition"] = (
-            f'inline; filename="{_download_name(layer, ".csv")}"')
+        headers["Content-Disposition"] = f'inline; filename="{_download_name(layer, ".csv")}"'
         rows = stream_rows(conn, layer, query, columns, "wkt", matched)
         # the first batch read before the status is sent: a query that cannot start (past
         # its timeout, the database away) is then a 503, not a 200 cut short
         first: list[tuple[Any, ...]] = await anext(rows, [])
-        return StreamingResponse(_csv_body(request, columns, first, rows),
-                                 media_type="text/csv; charset=utf-8", headers=headers)
+        return StreamingResponse(
+            _csv_body(request, columns, first, rows),
+            media_type="text/csv; charset=utf-8",
+            headers=headers,
+        )
     folder = Path(tempfile.mkdtemp(prefix="urbis-gpkg-"))
     path = folder / _download_name(layer, ".gpkg")
     writer = GpkgWriter(path, layer, columns, query.crs)
@@ -411,12 +582,21 @@ async def _table_download(conn: AsyncConnection, layer: LayerEntry, query: Items
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    return FileResponse(path, media_type=GPKG, filename=path.name, headers=headers,
-                        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True))
+    return FileResponse(
+        path,
+        media_type=GPKG,
+        filename=path.name,
+        headers=headers,
+        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True),
+    )
 
 
-async def _csv_body(request: Request, columns: list[ColumnInfo], first: list[tuple[Any, ...]],
-                    batches: AsyncIterator[list[tuple[Any, ...]]]) -> AsyncIterator[str]:
+async def _csv_body(
+    request: Request,
+    columns: list[ColumnInfo],
+    first: list[tuple[Any, ...]],
+    batches: AsyncIterator[list[tuple[Any, ...]]],
+) -> AsyncIterator[str]:
     yield csv_header(columns)
     yield await off_loop(request, csv_lines, first)
     async for rows in batches:
@@ -424,15 +604,20 @@ async def _csv_body(request: Request, columns: list[ColumnInfo], first: list[tup
 
 
 def _too_large(layer: LayerEntry, returned: int, maximum: int, fmt: str) -> str:
-    return (f"{returned:,} features of '{layer.id}' would be in this {FORMAT_TITLES[fmt]} "
-            f"download; one download holds at most {maximum:,} (URBIS_DOWNLOAD_MAX_FEATURES). "
-            "Narrow it with bbox, filter or <property>=<value>, or download it in parts with "
-            f"limit and offset (limit={maximum}&offset=0, then offset={maximum}, ...)")
+    return (
+        f"{returned:,} features of '{layer.id}' would be in this {FORMAT_TITLES[fmt]} "
+        f"download; one download holds at most {maximum:,} (URBIS_DOWNLOAD_MAX_FEATURES). "
+        "Narrow it with bbox, filter or <property>=<value>, or download it in parts with "
+        f"limit and offset (limit={maximum}&offset=0, then offset={maximum}, ...)"
+    )
 
 
-@router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature by its key",
-            response_class=Response,
-            responses={200: {"content": {GEOJSON: {}, "text/html": {}}}})
+@router.get(
+    "/collections/{collection_id}/items/{feature_id}",
+    summary="One feature by its key",
+    response_class=Response,
+    responses={200: {"content": {GEOJSON: {}, "text/html": {}}}},
+)
 async def feature(
     collection_id: CollectionId,
     feature_id: Annotated[str, PathParam(description="The feature's key value (e.g. a NIS code)")],
@@ -445,60 +630,89 @@ async def feature(
     reject_unknown(request.query_params.keys(), {"crs", "f", "properties"})
     layer = await get_layer(conn, collection_id)
     output_crs = parse_crs(crs, "crs")
-    text = await fetch_feature(conn, layer, feature_id, output_crs,
-                               parse_properties(properties, layer))
+    text = await fetch_feature(
+        conn, layer, feature_id, output_crs, parse_properties(properties, layer)
+    )
     base = base_url(request)
     href = f"{base}/collections/{layer.id}/items/{feature_id}"
     if fmt == "html":
         one = json.loads(text)
-        return html.page(f"{layer.display_title('en')} {feature_id}",
-                         _map(request, [one], output_crs, f"{base}/collections/{layer.id}/items")
-                         + html.feature_body(one), f"{href}?f=json", base)
-    links = [{"rel": "self", "type": GEOJSON, "href": f"{href}?f=json"},
-             {"rel": "alternate", "type": "text/html", "href": f"{href}?f=html"},
-             {"rel": "collection", "type": "application/json",
-              "href": f"{base}/collections/{layer.id}"}]
+        return html.page(
+            f"{layer.display_title('en')} {feature_id}",
+            _map(request, [one], output_crs, f"{base}/collections/{layer.id}/items")
+            + html.feature_body(one),
+            f"{href}?f=json",
+            base,
+        )
+    links = [
+        {"rel": "self", "type": GEOJSON, "href": f"{href}?f=json"},
+        {"rel": "alternate", "type": "text/html", "href": f"{href}?f=html"},
+        {"rel": "collection", "type": "application/json", "href": f"{base}/collections/{layer.id}"},
+    ]
     body = text[:-1] + ',"links":' + json.dumps(links) + "}"
     return Response(body, media_type=GEOJSON, headers={"Content-Crs": f"<{output_crs.uri}>"})
 
 
-@router.get("/collections/{collection_id}/changes", summary="What changed since an instant",
-            response_class=Response, responses={200: {"content": {"application/json": {}}}})
+@router.get(
+    "/collections/{collection_id}/changes",
+    summary="What changed since an instant",
+    response_class=Response,
+    responses={200: {"content": {"application/json": {}}}},
+)
 async def changes(
     collection_id: CollectionId,
     request: Request,
     conn: ItemsConnDep,
     settings: SettingsDep,
     since: Annotated[str, Query(description="RFC 3339 instant, e.g. 2026-11-28T12:00:00Z")],
-    limit: Annotated[int | None, Query(ge=1, description="Changes per page (default 100)")]
-        = None,
+    limit: Annotated[int | None, Query(ge=1, description="Changes per page (default 100)")] = None,
     offset: Offset = 0,
 ) -> Response:
     reject_unknown(request.query_params.keys(), {"since", "limit", "offset", "f"})
     layer = await get_layer(conn, collection_id)
     instant = parse_instant(since, "since")
     if instant is None:
-        raise InvalidParameter("since", "required: an RFC 3339 instant such as "
-                                        "2026-11-28T12:00:00Z")
+        raise InvalidParameter(
+            "since", "required: an RFC 3339 instant such as 2026-11-28T12:00:00Z"
+        )
     size = min(limit or 100, settings.max_limit)
     events = await fetch_changes(conn, layer, instant, size, offset)
     base = base_url(request)
     href = f"{base}/collections/{layer.id}/changes"
-    links = [{"rel": "self", "type": "application/json",
-              "href": f"{href}?{urlencode({'since': since, 'limit': size, 'offset': offset})}"},
-             {"rel": "collection", "type": "application/json",
-              "href": f"{base}/collections/{layer.id}"}]
+    links = [
+        {
+            "rel": "self",
+            "type": "application/json",
+            "href": f"{href}?{urlencode({'since': since, 'limit': size, 'offset': offset})}",
+        },
+        {"rel": "collection", "type": "application/json", "href": f"{base}/collections/{layer.id}"},
+    ]
     if len(events) == size:
-        links.append({"rel": "next", "type": "application/json", "href": f"{href}?" + urlencode(
-            {"since": since, "limit": size, "offset": offset + size})})
-    doc = {"collection": layer.id, "since": instant.isoformat(), "version": layer.version,
-           "changes": events, "numberReturned": len(events), "links": links}
+        links.append(
+            {
+                "rel": "next",
+                "type": "application/json",
+                "href": f"{href}?"
+                + urlencode({"since": since, "limit": size, "offset": offset + size}),
+            }
+        )
+    doc = {
+        "collection": layer.id,
+        "since": instant.isoformat(),
+        "version": layer.version,
+        "changes": events,
+        "numberReturned": len(events),
+        "links": links,
+    }
     return Response(await json_text(request, doc, len(events)), media_type="application/json")
 
 
-@router.get("/collections/{collection_id}/quarantine",
-            summary="Features the sync set aside, with the reason", response_class=Response,
-            responses={200: {"content": {GEOJSON: {}}}})
+@router.get(
+    "/collections/{collection_id}/quarantine",
+    summary="Features the sync set aside, with the reason",
+    response_class=Response,
+    responses={200: {"content": {GEOJSON: {}}}},
+)
 async def quarantined(
     collection_id: CollectionId,
     request: Request,
@@ -511,6 +725,10 @@ async def quarantined(
     layer = await get_layer(conn, collection_id)
     size = min(limit or 100, settings.max_limit)
     features, total = await fetch_quarantine(conn, layer, size, offset)
-    body = {"type": "FeatureCollection", "features": features, "numberMatched": total,
-            "numberReturned": len(features)}
+    body = {
+        "type": "FeatureCollection",
+        "features": features,
+        "numberMatched": total,
+        "numberReturned": len(features),
+    }
     return Response(await json_text(request, body, len(features)), media_type=GEOJSON)

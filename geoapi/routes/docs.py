@@ -26,8 +26,11 @@ def docs_router(assets_available: bool) -> APIRouter:
     @router.get("/docs", response_model=None)
     async def docs(request: Request) -> Response:
         if not assets_available:
-            return problem(503, "the API documentation page needs the front-end packages: "
-                                "run `make install` (npm ci); /openapi.json works without them")
+            return problem(
+                503,
+                "the API documentation page needs the front-end packages: "
+                "run `make install` (npm ci); /openapi.json works without them",
+            )
         base = base_url(request)
         return get_swagger_ui_html(
             openapi_url=f"{base}/openapi.json",

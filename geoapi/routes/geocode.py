@@ -28,8 +28,14 @@ from urbis_core.catalog import list_layers
 
 router = APIRouter(tags=["Geocoding"])
 
-Collection = Annotated[str | None, Query(description=(
-    "The address collection (default: the first synced layer with URBIS address fields)"))]
+Collection = Annotated[
+    str | None,
+    Query(
+        description=(
+            "The address collection (default: the first synced layer with URBIS address fields)"
+        )
+    ),
+]
 
 
 def street_indexes(request: Request) -> StreetIndexes:
@@ -37,41 +43,71 @@ def street_indexes(request: Request) -> StreetIndexes:
     return indexes
 
 
-@router.get("/geocode", summary="What free text names: an address, a street, a place",
-            response_class=Response, responses=FEATURE_COLLECTION_RESPONSE, description=(
-                "Free text — street, house number and box, postcode, municipality, in French "
-                "or Dutch, in any order and case, with or without accents, abbreviated (av., "
-                "bd, chée, r., pl., str., ln, stwg...), with one typo — to what it names, best "
-                "first. The street the query names comes first: its address with that number "
-                "(and box: '12 bte 3', '12/3', '12 bus 3'); else its nearest existing numbers "
-                "(`match`: nearest_number), then the street itself; without a number, the "
-                "street itself (`match`: street: its middle address point, its extent as "
-                "`bbox`, its fields with empty number fields). A query naming only a "
-                "municipality or a postcode answers where its addresses lie (`match`: "
-                "municipality or postcode). A street whose name scores under `min_score` is "
-                "not an answer: when none reaches it, the collection is empty. Each feature "
-                "has `score` (0-1: the street name's score, times 0.85 for a postcode or "
-                "municipality that is not the street's, times what the number is worth: 1 as "
-                "asked, 0.95 with another letter or box, 0.8 the nearest number, 0.7 the street "
-                "only), `match` (exact, fuzzy, nearest_number, street, municipality, "
-                "postcode), `compared` (what of the query was compared with what), `label` and "
-                "`language`."))
+@router.get(
+    "/geocode",
+    summary="What free text names: an address, a street, a place",
+    response_class=Response,
+    responses=FEATURE_COLLECTION_RESPONSE,
+    description=(
+        "Free text — street, house number and box, postcode, municipality, in French "
+        "or Dutch, in any order and case, with or without accents, abbreviated (av., "
+        "bd, chée, r., pl., str., ln, stwg...), with one typo — to what it names, best "
+        "first. The street the query names comes first: its address with that number "
+        "(and box: '12 bte 3', '12/3', '12 bus 3'); else its nearest existing numbers "
+        "(`match`: nearest_number), then the street itself; without a number, the "
+        "street itself (`match`: street: its middle address point, its extent as "
+        "`bbox`, its fields with empty number fields). A query naming only a "
+        "municipality or a postcode answers where its addresses lie (`match`: "
+        "municipality or postcode). A street whose name scores under `min_score` is "
+        "not an answer: when none reaches it, the collection is empty. Each feature "
+        "has `score` (0-1: the street name's score, times 0.85 for a postcode or "
+        "municipality that is not the street's, times what the number is worth: 1 as "
+        "asked, 0.95 with another letter or box, 0.8 the nearest number, 0.7 the street "
+        "only), `match` (exact, fuzzy, nearest_number, street, municipality, "
+        "postcode), `compared` (what of the query was compared with what), `label` and "
+        "`language`."
+    ),
+)
 async def geocode_address(
-    request: Request, conn: GeocodeConnDep,
-    q: Annotated[str, Query(min_length=1, max_length=200, description=(
-        "The address, e.g. 'Rue de la Victoire 2, 1060 Saint-Gilles' or "
-        "'overwinningstraat 2 sint-gillis'"))],
-    limit: Annotated[int, Query(ge=1, le=MAX_RESULTS, description=(
-        f"How many answers at most (default 10, at most {MAX_RESULTS})"))] = 10,
-    min_score: Annotated[float, Query(ge=0, le=1, allow_inf_nan=False, description=(
-        "The least score (0-1) a street's name must reach to be an answer (default "
-        f"{DEFAULT_MIN_SCORE}: a name with one typo scores 0.9, another street of the same "
-        "kind much less, another kind of street ('Place' for 'Rue') 0.7 at most); lower it "
-        "to see near misses"))] = DEFAULT_MIN_SCORE,
-    crs: Crs = None, collection: Collection = None,
+    request: Request,
+    conn: GeocodeConnDep,
+    q: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=200,
+            description=(
+                "The address, e.g. 'Rue de la Victoire 2, 1060 Saint-Gilles' or "
+                "'overwinningstraat 2 sint-gillis'"
+            ),
+        ),
+    ],
+    limit: Annotated[
+        int,
+        Query(
+            ge=1,
+            le=MAX_RESULTS,
+            description=(f"How many answers at most (default 10, at most {MAX_RESULTS})"),
+        ),
+    ] = 10,
+    min_score: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=1,
+            allow_inf_nan=False,
+            description=(
+                "The least score (0-1) a street's name must reach to be an answer (default "
+                f"{DEFAULT_MIN_SCORE}: a name with one typo scores 0.9, another street of the same "
+                "kind much less, another kind of street ('Place' for 'Rue') 0.7 at most); lower it "
+                "to see near misses"
+            ),
+        ),
+    ] = DEFAULT_MIN_SCORE,
+    crs: Crs = None,
+    collection: Collection = None,
 ) -> Response:
-    reject_unknown(request.query_params.keys(),
-                   {"q", "limit", "min_score", "crs", "collection"})
+    reject_unknown(request.query_params.keys(), {"q", "limit", "min_score", "crs", "collection"})
     out = parse_crs(crs, "crs")
     layer, fields = address_layer(await list_layers(conn), collection)
     run = functools.partial(off_loop, request)
@@ -80,22 +116,41 @@ async def geocode_address(
     return await feature_collection(request, layer, out, features)
 
 
-@router.get("/reverse", summary="The nearest address to a point", response_class=Response,
-            responses=FEATURE_COLLECTION_RESPONSE, description=(
-                "The address point nearest to (x, y) within `max_distance`, with `distance` "
-                "(metres, planar in EPSG:31370, rounded to the mm) and `label` in the chosen "
-                "language; an empty collection when no address lies that near."))
+@router.get(
+    "/reverse",
+    summary="The nearest address to a point",
+    response_class=Response,
+    responses=FEATURE_COLLECTION_RESPONSE,
+    description=(
+        "The address point nearest to (x, y) within `max_distance`, with `distance` "
+        "(metres, planar in EPSG:31370, rounded to the mm) and `label` in the chosen "
+        "language; an empty collection when no address lies that near."
+    ),
+)
 async def reverse_geocode(
-    request: Request, conn: GeocodeConnDep, x: X, y: Y, crs: Crs = None,
+    request: Request,
+    conn: GeocodeConnDep,
+    x: X,
+    y: Y,
+    crs: Crs = None,
     lang: Annotated[Literal["fr", "nl"], Query(description="Language of `label`")] = "fr",
-    max_distance: Annotated[float, Query(gt=0, le=MAX_DISTANCE_M, allow_inf_nan=False,
-                                         description=(
-        "How far the address may lie, in metres: more than 0, at most "
-        f"{MAX_DISTANCE_M:,.0f} (default 100)"))] = 100.0,
+    max_distance: Annotated[
+        float,
+        Query(
+            gt=0,
+            le=MAX_DISTANCE_M,
+            allow_inf_nan=False,
+            description=(
+                "How far the address may lie, in metres: more than 0, at most "
+                f"{MAX_DISTANCE_M:,.0f} (default 100)"
+            ),
+        ),
+    ] = 100.0,
     collection: Collection = None,
 ) -> Response:
-    reject_unknown(request.query_params.keys(),
-                   {"x", "y", "crs", "lang", "max_distance", "collection"})
+    reject_unknown(
+        request.query_params.keys(), {"x", "y", "crs", "lang", "max_distance", "collection"}
+    )
     out = parse_crs(crs, "crs")
     point = parse_point(x, y, out)
     layer, fields = address_layer(await list_layers(conn), collection)

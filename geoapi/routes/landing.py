@@ -56,33 +56,73 @@ CONFORMANCE = [
 async def landing(request: Request, fmt: FormatDep) -> Any:
     base = base_url(request)
     links = [
-        {"rel": "self", "type": "application/json", "title": "This document",
-         "href": f"{base}/?f=json"},
-        {"rel": "alternate", "type": "text/html", "title": "This document as HTML",
-         "href": f"{base}/?f=html"},
-        {"rel": "service-desc", "type": "application/vnd.oai.openapi+json;version=3.0",
-         "title": "The API definition (OpenAPI 3)", "href": f"{base}/openapi.json"},
-        {"rel": "service-doc", "type": "text/html", "title": "The API documentation",
-         "href": f"{base}/docs"},
-        {"rel": "conformance", "type": "application/json",
-         "title": "OGC API conformance classes implemented", "href": f"{base}/conformance"},
-        {"rel": "data", "type": "application/json", "title": "The collections (URBIS layers)",
-         "href": f"{base}/collections"},
-        {"rel": "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector",
-         "type": "application/json", "title": "Vector tiles of all layers together",
-         "href": f"{base}/tiles"},
-        {"rel": "http://www.opengis.net/def/rel/ogc/1.0/tiling-schemes",
-         "type": "application/json", "title": "The tile matrix sets",
-         "href": f"{base}/tileMatrixSets"},
-        {"rel": "http://www.opengis.net/def/rel/ogc/1.0/styles",
-         "type": "application/json", "title": "Map styles (MapLibre)", "href": f"{base}/styles"},
-        {"rel": "alternate", "type": "text/html", "title": "A map of all layers",
-         "href": f"{base}/map"},
+        {
+            "rel": "self",
+            "type": "application/json",
+            "title": "This document",
+            "href": f"{base}/?f=json",
+        },
+        {
+            "rel": "alternate",
+            "type": "text/html",
+            "title": "This document as HTML",
+            "href": f"{base}/?f=html",
+        },
+        {
+            "rel": "service-desc",
+            "type": "application/vnd.oai.openapi+json;version=3.0",
+            "title": "The API definition (OpenAPI 3)",
+            "href": f"{base}/openapi.json",
+        },
+        {
+            "rel": "service-doc",
+            "type": "text/html",
+            "title": "The API documentation",
+            "href": f"{base}/docs",
+        },
+        {
+            "rel": "conformance",
+            "type": "application/json",
+            "title": "OGC API conformance classes implemented",
+            "href": f"{base}/conformance",
+        },
+        {
+            "rel": "data",
+            "type": "application/json",
+            "title": "The collections (URBIS layers)",
+            "href": f"{base}/collections",
+        },
+        {
+            "rel": "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector",
+            "type": "application/json",
+            "title": "Vector tiles of all layers together",
+            "href": f"{base}/tiles",
+        },
+        {
+            "rel": "http://www.opengis.net/def/rel/ogc/1.0/tiling-schemes",
+            "type": "application/json",
+            "title": "The tile matrix sets",
+            "href": f"{base}/tileMatrixSets",
+        },
+        {
+            "rel": "http://www.opengis.net/def/rel/ogc/1.0/styles",
+            "type": "application/json",
+            "title": "Map styles (MapLibre)",
+            "href": f"{base}/styles",
+        },
+        {
+            "rel": "alternate",
+            "type": "text/html",
+            "title": "A map of all layers",
+            "href": f"{base}/map",
+        },
     ]
     title = "URBIS GeoService"
-    description = ("Brussels-Capital Region URBIS reference layers (addresses, municipalities, "
-                   "buildings, streets...) kept current from URBIS and served as OGC API "
-                   "Features.")
+    description = (
+        "Brussels-Capital Region URBIS reference layers (addresses, municipalities, "
+        "buildings, streets...) kept current from URBIS and served as OGC API "
+        "Features."
+    )
     doc = {
         "title": title,
         "description": description,
@@ -90,8 +130,12 @@ async def landing(request: Request, fmt: FormatDep) -> Any:
         "links": links,
     }
     if fmt == "html":
-        return html.page(title, f"<p>{html.esc(description)}</p>"
-                         + html.link_list(links[1:]), f"{base}/?f=json", base)
+        return html.page(
+            title,
+            f"<p>{html.esc(description)}</p>" + html.link_list(links[1:]),
+            f"{base}/?f=json",
+            base,
+        )
     return doc
 
 
@@ -101,37 +145,46 @@ async def conformance(request: Request, fmt: FormatDep) -> Any:
     if fmt == "html":
         items = "".join(f"<li>{html.esc(c)}</li>" for c in CONFORMANCE)
         base = base_url(request)
-        return html.page("Conformance", f"<ul>{items}</ul>", f"{base}/conformance?f=json",
-                         base)
+        return html.page("Conformance", f"<ul>{items}</ul>", f"{base}/conformance?f=json", base)
     return doc
 
 
-@router.get("/healthz", summary="Liveness: the process answers", tags=["Capabilities"],
-            description="200 while the process lives, whatever the database's state (for a "
-                        "supervisor deciding whether to restart it); `database` says whether "
-                        "the last requests reached it. Readiness to answer queries: /readyz.")
+@router.get(
+    "/healthz",
+    summary="Liveness: the process answers",
+    tags=["Capabilities"],
+    description="200 while the process lives, whatever the database's state (for a "
+    "supervisor deciding whether to restart it); `database` says whether "
+    "the last requests reached it. Readiness to answer queries: /readyz.",
+)
 async def healthz(request: Request) -> JSONResponse:
     health: DatabaseHealth = request.app.state.db_health
     cache = request.app.state.tile_cache
     keeper = request.app.state.low_zoom_keeper
-    return JSONResponse({"status": "ok",
-                         "database": "reachable" if health.reachable else "unreachable",
-                         "database_error": health.last_error if not health.reachable else None,
-                         "tile_cache": dataclasses.asdict(cache.stats),
-                         "low_zoom_tiles": {"drawn_ahead": keeper.drawn,
-                                            "drawing": not keeper.idle.is_set()}})
+    return JSONResponse(
+        {
+            "status": "ok",
+            "database": "reachable" if health.reachable else "unreachable",
+            "database_error": health.last_error if not health.reachable else None,
+            "tile_cache": dataclasses.asdict(cache.stats),
+            "low_zoom_tiles": {"drawn_ahead": keeper.drawn, "drawing": not keeper.idle.is_set()},
+        }
+    )
 
 
-@router.get("/readyz", summary="Readiness: the database answers", tags=["Capabilities"],
-            description="200 with the number of layers when the database answers a query "
-                        "now; 503 with Retry-After when it does not (for a load balancer "
-                        "deciding where to send requests).")
+@router.get(
+    "/readyz",
+    summary="Readiness: the database answers",
+    tags=["Capabilities"],
+    description="200 with the number of layers when the database answers a query "
+    "now; 503 with Retry-After when it does not (for a load balancer "
+    "deciding where to send requests).",
+)
 async def readyz(request: Request) -> JSONResponse:
     budgets: Budgets = request.app.state.budgets
     try:
         async with budgets.snapshot(request.app.state.engine, "catalog") as conn:
-            layers = (await conn.execute(select(func.count()).select_from(layer_catalog))
-                      ).scalar()
+            layers = (await conn.execute(select(func.count()).select_from(layer_catalog))).scalar()
     except (DBAPIError, OSError) as exc:
         return problem(503, f"the database does not answer: {first_line(exc)}")
     return JSONResponse({"status": "ready", "database": "ok", "layers": layers})

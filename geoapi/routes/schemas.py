@@ -18,37 +18,63 @@ from urbis_core.catalog import LayerEntry, get_layer
 
 router = APIRouter(tags=["Data"])
 _SCHEMA_RESPONSE: dict[int | str, dict[str, Any]] = {
-    200: {"content": {SCHEMA_MEDIA_TYPE: {}, "text/html": {}}}}
+    200: {"content": {SCHEMA_MEDIA_TYPE: {}, "text/html": {}}}
+}
 
 
-async def _schema(request: Request, conn: ConnDep, fmt: str, collection_id: str, what: str,
-                  build: Callable[[LayerEntry, str], dict[str, Any]]) -> Response:
+async def _schema(
+    request: Request,
+    conn: ConnDep,
+    fmt: str,
+    collection_id: str,
+    what: str,
+    build: Callable[[LayerEntry, str], dict[str, Any]],
+) -> Response:
     reject_unknown(request.query_params.keys(), {"f"})
     base = base_url(request)
     layer = await get_layer(conn, collection_id)
     doc = build(layer, base)
     if fmt == "html":
-        rows = [[html.esc(name), html.esc(spec.get("type", "")), html.esc(spec.get("format", "")),
-                 html.esc(spec.get("x-ogc-role", ""))]
-                for name, spec in doc["properties"].items()]
-        return html.page(f"{layer.display_title('en')}: {what}",
-                         html.table(["name", "type", "format", "role"], rows),
-                         f"{base}/collections/{layer.id}/{what}?f=json", base)
+        rows = [
+            [
+                html.esc(name),
+                html.esc(spec.get("type", "")),
+                html.esc(spec.get("format", "")),
+                html.esc(spec.get("x-ogc-role", "")),
+            ]
+            for name, spec in doc["properties"].items()
+        ]
+        return html.page(
+            f"{layer.display_title('en')}: {what}",
+            html.table(["name", "type", "format", "role"], rows),
+            f"{base}/collections/{layer.id}/{what}?f=json",
+            base,
+        )
     return Response(json.dumps(doc), media_type=SCHEMA_MEDIA_TYPE)
 
 
-@router.get("/collections/{collection_id}/queryables", response_class=Response,
-            summary="The properties a filter can use (JSON Schema)", responses=_SCHEMA_RESPONSE)
-async def queryables(collection_id: CollectionId, request: Request, conn: ConnDep,
-                     fmt: FormatDep) -> Response:
+@router.get(
+    "/collections/{collection_id}/queryables",
+    response_class=Response,
+    summary="The properties a filter can use (JSON Schema)",
+    responses=_SCHEMA_RESPONSE,
+)
+async def queryables(
+    collection_id: CollectionId, request: Request, conn: ConnDep, fmt: FormatDep
+) -> Response:
     return await _schema(request, conn, fmt, collection_id, "queryables", queryables_doc)
 
 
-@router.get("/collections/{collection_id}/schema", response_class=Response,
-            summary="The schema of the features (JSON Schema, OGC API Features Part 5)",
-            description="Every property the features carry, in their order, with its JSON type "
-                        "and format as the database holds it; the key has the role `id`, the "
-                        "geometry `primary-geometry`.", responses=_SCHEMA_RESPONSE)
-async def feature_schema(collection_id: CollectionId, request: Request, conn: ConnDep,
-                         fmt: FormatDep) -> Response:
+@router.get(
+    "/collections/{collection_id}/schema",
+    response_class=Response,
+    summary="The schema of the features (JSON Schema, OGC API Features Part 5)",
+    description="Every property the features carry, in their order, with its JSON type "
+    "and format as the database holds it; the key has the role `id`, the "
+    "geometry `primary-geometry`.",
+    responses=_SCHEMA_RESPONSE,
+)
+async def feature_schema(
+    collection_id: CollectionId, request: Request, conn: ConnDep, fmt: FormatDep
+) -> Response:
     return await _schema(request, conn, fmt, collection_id, "schema", feature_schema_doc)

@@ -25,9 +25,21 @@ _RANGE = re.compile(r"^(\d+)-(\d+)\.pbf$")
 @router.get("/styles", summary="The map styles offered")
 async def styles(request: Request) -> dict[str, Any]:
     base = base_url(request)
-    return {"styles": [{"id": "default", "title": "URBIS layers, FR/NL labels", "links": [
-        {"rel": "stylesheet", "type": "application/vnd.maplibre.style+json",
-         "href": f"{base}/styles/default/style.json"}]}]}
+    return {
+        "styles": [
+            {
+                "id": "default",
+                "title": "URBIS layers, FR/NL labels",
+                "links": [
+                    {
+                        "rel": "stylesheet",
+                        "type": "application/vnd.maplibre.style+json",
+                        "href": f"{base}/styles/default/style.json",
+                    }
+                ],
+            }
+        ]
+    }
 
 
 @router.get("/styles/default/style.json", summary="The default MapLibre style (all layers)")
@@ -35,9 +47,12 @@ async def default_style_json(request: Request, conn: ConnDep) -> dict[str, Any]:
     return default_style(base_url(request), await list_layers(conn), ATTRIBUTION)
 
 
-@router.get("/fonts/{fontstack}/{glyphs}", summary="Label glyphs (SDF, 256 codepoints)",
-            response_class=Response,
-            responses={200: {"content": {"application/x-protobuf": {}}}})
+@router.get(
+    "/fonts/{fontstack}/{glyphs}",
+    summary="Label glyphs (SDF, 256 codepoints)",
+    response_class=Response,
+    responses={200: {"content": {"application/x-protobuf": {}}}},
+)
 async def font_glyphs(
     fontstack: Annotated[str, Path(description="Font names, comma-separated")],
     glyphs: Annotated[str, Path(description="The range, e.g. 0-255.pbf")],
@@ -46,8 +61,11 @@ async def font_glyphs(
     if not match or int(match.group(2)) != int(match.group(1)) + 255:
         raise InvalidParameter("range", f"'{glyphs}' is not a range such as 0-255.pbf")
     data = await run_in_threadpool(glyph_range, fontstack, int(match.group(1)))
-    return Response(data, media_type="application/x-protobuf",
-                    headers={"Cache-Control": "public, max-age=86400"})
+    return Response(
+        data,
+        media_type="application/x-protobuf",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
 
 
 _MAP_PAGE = """<!doctype html>
@@ -65,8 +83,9 @@ window.urbisMap = map;
 </script></body></html>"""
 
 
-@router.get("/map", summary="A map of all layers in the default style (HTML)",
-            response_class=HTMLResponse)
+@router.get(
+    "/map", summary="A map of all layers in the default style (HTML)", response_class=HTMLResponse
+)
 async def map_page(request: Request) -> HTMLResponse:
     base = base_url(request)
     style = json.dumps(f"{base}/styles/default/style.json")

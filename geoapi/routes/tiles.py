@@ -41,14 +41,25 @@ TmsId = Annotated[str, Path(description="Tile matrix set: WebMercatorQuad or Bel
 Z = Annotated[int, Path(description="Zoom level (tile matrix)")]
 X = Annotated[int, Path(description="Column, from the left (0-based)")]
 Y = Annotated[int, Path(description="Row, from the top (0-based)")]
-Filter = Annotated[str | None, Query(alias="filter", description=(
-    "CQL2 filter on the features drawn, as for items"))]
+Filter = Annotated[
+    str | None,
+    Query(alias="filter", description=("CQL2 filter on the features drawn, as for items")),
+]
 FilterLang = Annotated[str | None, Query(alias="filter-lang")]
 FilterCrs = Annotated[str | None, Query(alias="filter-crs")]
-Properties = Annotated[str | None, Query(description=(
-    "Comma-separated properties to carry (default: those the layer's settings give the zoom)"))]
-Collections = Annotated[str | None, Query(description=(
-    "Comma-separated collection ids, drawn in that order (default: all)"))]
+Properties = Annotated[
+    str | None,
+    Query(
+        description=(
+            "Comma-separated properties to carry (default: those the layer's settings give the "
+            "zoom)"
+        )
+    ),
+]
+Collections = Annotated[
+    str | None,
+    Query(description=("Comma-separated collection ids, drawn in that order (default: all)")),
+]
 
 _TILE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {MVT: {}}, "description": "The tile (Mapbox Vector Tile)"},
@@ -68,8 +79,9 @@ def _variant(params: dict[str, str | None]) -> str:
     return hashlib.sha1(json.dumps(given).encode()).hexdigest()[:16] if given else ""
 
 
-def _conditions(layers: list[LayerEntry], raw: str | None, lang: str | None,
-                crs: str | None) -> dict[str, Condition]:
+def _conditions(
+    layers: list[LayerEntry], raw: str | None, lang: str | None, crs: str | None
+) -> dict[str, Condition]:
     """The CQL2 filter per layer (checked against each now: a 400 before any tile SQL)."""
     if raw is None:
         return {}
@@ -82,16 +94,25 @@ def _conditions(layers: list[LayerEntry], raw: str | None, lang: str | None,
     return conditions
 
 
-async def _tile_response(request: Request, settings: ApiSettings, key: TileKey,
-                         ids: tuple[str, ...], params: dict[str, str | None]) -> Response:
+async def _tile_response(
+    request: Request,
+    settings: ApiSettings,
+    key: TileKey,
+    ids: tuple[str, ...],
+    params: dict[str, str | None],
+) -> Response:
     """The tile from the cache, or rendered (once, however many ask at the same moment)."""
     get_tms(key.tms).check(key.z, key.x, key.y)
     cache = _cache(request)
-    tile, hit = await cache.get_or_render(key, functools.partial(_draw, request, key, ids,
-                                                                 params))
-    headers = {"ETag": tile.etag, "X-Tile-Cache": "hit" if hit else "miss",
-               "Cache-Control": (f"public, max-age={settings.tile_max_age}"
-                                 + (", must-revalidate" if settings.tile_max_age == 0 else ""))}
+    tile, hit = await cache.get_or_render(key, functools.partial(_draw, request, key, ids, params))
+    headers = {
+        "ETag": tile.etag,
+        "X-Tile-Cache": "hit" if hit else "miss",
+        "Cache-Control": (
+            f"public, max-age={settings.tile_max_age}"
+            + (", must-revalidate" if settings.tile_max_age == 0 else "")
+        ),
+    }
     if tile.etag in _etags(request.headers.get("if-none-match")):
         return Response(status_code=304, headers=headers)
     if not tile.data:
@@ -99,21 +120,29 @@ async def _tile_response(request: Request, settings: ApiSettings, key: TileKey,
     return Response(tile.data, media_type=MVT, headers=headers)
 
 
-async def _draw(request: Request, key: TileKey, ids: tuple[str, ...],
-                params: dict[str, str | None]) -> CachedTile:
+async def _draw(
+    request: Request, key: TileKey, ids: tuple[str, ...], params: dict[str, str | None]
+) -> CachedTile:
     """A tile drawn for a request: in its turn among tile requests, under their timeout."""
     budgets: Budgets = request.app.state.budgets
     request.state.query_kind = "tiles"
     if params.get("filter") is not None:
         # parsed off the loop once; drawing then finds it parsed (geoapi.cql2.parse_filter)
         await off_loop(request, parse_filter, params["filter"], params.get("filter-lang"))
-    conditions_of = functools.partial(_conditions, raw=params.get("filter"),
-                                      lang=params.get("filter-lang"),
-                                      crs=params.get("filter-crs"))
+    conditions_of = functools.partial(
+        _conditions,
+        raw=params.get("filter"),
+        lang=params.get("filter-lang"),
+        crs=params.get("filter-crs"),
+    )
     async with budgets.turn("tiles"):
-        return await draw_tile(functools.partial(budgets.snapshot, request.app.state.engine,
-                                                 "tiles"), key, layers_of(ids),
-                               params.get("properties"), conditions_of)
+        return await draw_tile(
+            functools.partial(budgets.snapshot, request.app.state.engine, "tiles"),
+            key,
+            layers_of(ids),
+            params.get("properties"),
+            conditions_of,
+        )
 
 
 def _etags(header: str | None) -> set[str]:
@@ -122,33 +151,63 @@ def _etags(header: str | None) -> set[str]:
     return {tag.strip().removeprefix("W/") for tag in header.split(",")}
 
 
-@router.get("/collections/{collection_id}/tiles/{tms_id}/{z}/{x}/{y}",
-            summary="A vector tile of one collection", response_class=Response,
-            responses=_TILE_RESPONSES)
+@router.get(
+    "/collections/{collection_id}/tiles/{tms_id}/{z}/{x}/{y}",
+    summary="A vector tile of one collection",
+    response_class=Response,
+    responses=_TILE_RESPONSES,
+)
 async def collection_tile(
-    request: Request, settings: SettingsDep, collection_id: str, tms_id: TmsId, z: Z, x: X, y: Y,
-    filter_: Filter = None, filter_lang: FilterLang = None, filter_crs: FilterCrs = None,
+    request: Request,
+    settings: SettingsDep,
+    collection_id: str,
+    tms_id: TmsId,
+    z: Z,
+    x: X,
+    y: Y,
+    filter_: Filter = None,
+    filter_lang: FilterLang = None,
+    filter_crs: FilterCrs = None,
     properties: Properties = None,
 ) -> Response:
     reject_unknown(request.query_params.keys(), TILE_PARAMS)
-    params = {"filter": filter_, "filter-lang": filter_lang, "filter-crs": filter_crs,
-              "properties": properties}
+    params = {
+        "filter": filter_,
+        "filter-lang": filter_lang,
+        "filter-crs": filter_crs,
+        "properties": properties,
+    }
 
     key = TileKey((collection_id,), tms_id, z, x, y, _variant(params))
     return await _tile_response(request, settings, key, (collection_id,), params)
 
 
-@router.get("/tiles/{tms_id}/{z}/{x}/{y}", summary="A vector tile of several collections",
-            response_class=Response, responses=_TILE_RESPONSES)
+@router.get(
+    "/tiles/{tms_id}/{z}/{x}/{y}",
+    summary="A vector tile of several collections",
+    response_class=Response,
+    responses=_TILE_RESPONSES,
+)
 async def dataset_tile(
-    request: Request, settings: SettingsDep, tms_id: TmsId, z: Z, x: X, y: Y,
+    request: Request,
+    settings: SettingsDep,
+    tms_id: TmsId,
+    z: Z,
+    x: X,
+    y: Y,
     collections: Collections = None,
-    filter_: Filter = None, filter_lang: FilterLang = None, filter_crs: FilterCrs = None,
+    filter_: Filter = None,
+    filter_lang: FilterLang = None,
+    filter_crs: FilterCrs = None,
     properties: Properties = None,
 ) -> Response:
     reject_unknown(request.query_params.keys(), TILE_PARAMS | {"collections"})
-    params = {"filter": filter_, "filter-lang": filter_lang, "filter-crs": filter_crs,
-              "properties": properties}
+    params = {
+        "filter": filter_,
+        "filter-lang": filter_lang,
+        "filter-crs": filter_crs,
+        "properties": properties,
+    }
     ids = tuple(dict.fromkeys(c.strip() for c in (collections or "").split(",") if c.strip()))
 
     key = TileKey(ids or EVERY_LAYER, tms_id, z, x, y, _variant(params))
@@ -157,19 +216,36 @@ async def dataset_tile(
 
 # -- metadata ---------------------------------------------------------------------------------
 
+
 def _tms_link(base: str, tms: TileMatrixSet) -> dict[str, str]:
-    return {"rel": "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme",
-            "type": "application/json", "href": f"{base}/tileMatrixSets/{tms.id}"}
+    return {
+        "rel": "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme",
+        "type": "application/json",
+        "href": f"{base}/tileMatrixSets/{tms.id}",
+    }
 
 
 @router.get("/tileMatrixSets", summary="The tile matrix sets tiles are offered in")
 async def tile_matrix_sets(request: Request) -> dict[str, Any]:
     base = base_url(request)
-    return {"tileMatrixSets": [
-        {"id": t.id, "title": t.title, "uri": t.uri, "crs": t.crs_uri,
-         "links": [{"rel": "self", "type": "application/json",
-                    "href": f"{base}/tileMatrixSets/{t.id}"}]}
-        for t in TILE_MATRIX_SETS.values()]}
+    return {
+        "tileMatrixSets": [
+            {
+                "id": t.id,
+                "title": t.title,
+                "uri": t.uri,
+                "crs": t.crs_uri,
+                "links": [
+                    {
+                        "rel": "self",
+                        "type": "application/json",
+                        "href": f"{base}/tileMatrixSets/{t.id}",
+                    }
+                ],
+            }
+            for t in TILE_MATRIX_SETS.values()
+        ]
+    }
 
 
 @router.get("/tileMatrixSets/{tms_id}", summary="One tile matrix set's definition")
@@ -177,20 +253,30 @@ async def tile_matrix_set(tms_id: TmsId) -> dict[str, Any]:
     return get_tms(tms_id).description()
 
 
-def _limits(tms: TileMatrixSet, layers: list[LayerEntry], minzoom: int,
-            maxzoom: int) -> list[dict[str, Any]]:
+def _limits(
+    tms: TileMatrixSet, layers: list[LayerEntry], minzoom: int, maxzoom: int
+) -> list[dict[str, Any]]:
     """Per zoom, the rows and columns that hold data (from the layers' extents)."""
-    boxes = [bbox_in(tms, tuple(layer.bbox_native))  # type: ignore[arg-type]
-             for layer in layers if layer.bbox_native]
+    boxes = [
+        bbox_in(tms, tuple(layer.bbox_native))  # type: ignore[arg-type]
+        for layer in layers
+        if layer.bbox_native
+    ]
     if not boxes:
         return []
     union = union_of(boxes)
     limits = []
     for z in range(minzoom, maxzoom + 1):
         cols, rows = tms.tiles_covering(z, union)
-        limits.append({"tileMatrix": str(z), "minTileRow": rows.start,
-                       "maxTileRow": rows.stop - 1, "minTileCol": cols.start,
-                       "maxTileCol": cols.stop - 1})
+        limits.append(
+            {
+                "tileMatrix": str(z),
+                "minTileRow": rows.start,
+                "maxTileRow": rows.stop - 1,
+                "minTileCol": cols.start,
+                "maxTileCol": cols.stop - 1,
+            }
+        )
     return limits
 
 
@@ -203,21 +289,32 @@ def _zoom_range(layers: list[LayerEntry]) -> tuple[int, int]:
 
 def _vector_layer(layer: LayerEntry) -> dict[str, Any]:
     settings = LayerTileSettings.of(layer)
-    dimension = 0 if "Point" in layer.geometry_type else (
-        1 if "LineString" in layer.geometry_type else 2)
-    return {"id": layer.id, "title": layer.display_title("en"), "dataType": "vector",
-            "geometryDimension": dimension, "minTileMatrix": str(settings.minzoom),
-            "maxTileMatrix": str(settings.maxzoom),
-            "propertiesSchema": {"type": "object", "properties": {
-                c.name: {"type": field_type(c.sql_type).lower()} for c in layer.columns}}}
+    dimension = (
+        0 if "Point" in layer.geometry_type else (1 if "LineString" in layer.geometry_type else 2)
+    )
+    return {
+        "id": layer.id,
+        "title": layer.display_title("en"),
+        "dataType": "vector",
+        "geometryDimension": dimension,
+        "minTileMatrix": str(settings.minzoom),
+        "maxTileMatrix": str(settings.maxzoom),
+        "propertiesSchema": {
+            "type": "object",
+            "properties": {c.name: {"type": field_type(c.sql_type).lower()} for c in layer.columns},
+        },
+    }
 
 
-def _tileset(base: str, path: str, tms: TileMatrixSet, layers: list[LayerEntry],
-             title: str, query: str = "") -> dict[str, Any]:
+def _tileset(
+    base: str, path: str, tms: TileMatrixSet, layers: list[LayerEntry], title: str, query: str = ""
+) -> dict[str, Any]:
     minzoom, maxzoom = _zoom_range(layers)
     template = f"{base}{path}/{tms.id}/{{tileMatrix}}/{{tileCol}}/{{tileRow}}{query}"
     return {
-        "title": title, "dataType": "vector", "crs": tms.crs_uri,
+        "title": title,
+        "dataType": "vector",
+        "crs": tms.crs_uri,
         "tileMatrixSetURI": tms.uri or f"{base}/tileMatrixSets/{tms.id}",
         "tileMatrixSetLimits": _limits(tms, layers, minzoom, maxzoom),
         "layers": [_vector_layer(layer) for layer in layers],
@@ -225,35 +322,57 @@ def _tileset(base: str, path: str, tms: TileMatrixSet, layers: list[LayerEntry],
             {"rel": "self", "type": "application/json", "href": f"{base}{path}/{tms.id}"},
             _tms_link(base, tms),
             {"rel": "item", "type": MVT, "templated": True, "href": template},
-            {"rel": "describedby", "type": "application/json",
-             "href": f"{base}{path}/{tms.id}/tilejson.json{query}"},
+            {
+                "rel": "describedby",
+                "type": "application/json",
+                "href": f"{base}{path}/{tms.id}/tilejson.json{query}",
+            },
         ],
     }
 
 
 def _tilesets(base: str, path: str, title: str, query: str = "") -> dict[str, Any]:
-    return {"tilesets": [
-        {"title": f"{title} ({t.id})", "dataType": "vector", "crs": t.crs_uri,
-         "tileMatrixSetURI": t.uri or f"{base}/tileMatrixSets/{t.id}",
-         "links": [{"rel": "self", "type": "application/json",
-                    "href": f"{base}{path}/{t.id}{query}"}, _tms_link(base, t)]}
-        for t in TILE_MATRIX_SETS.values()]}
+    return {
+        "tilesets": [
+            {
+                "title": f"{title} ({t.id})",
+                "dataType": "vector",
+                "crs": t.crs_uri,
+                "tileMatrixSetURI": t.uri or f"{base}/tileMatrixSets/{t.id}",
+                "links": [
+                    {
+                        "rel": "self",
+                        "type": "application/json",
+                        "href": f"{base}{path}/{t.id}{query}",
+                    },
+                    _tms_link(base, t),
+                ],
+            }
+            for t in TILE_MATRIX_SETS.values()
+        ]
+    }
 
 
 @router.get("/collections/{collection_id}/tiles", summary="The tilesets of a collection")
-async def collection_tilesets(request: Request, conn: ConnDep,
-                              collection_id: str) -> dict[str, Any]:
+async def collection_tilesets(
+    request: Request, conn: ConnDep, collection_id: str
+) -> dict[str, Any]:
     layer = await get_layer(conn, collection_id)
-    return _tilesets(base_url(request), f"/collections/{layer.id}/tiles",
-                     layer.display_title("en"))
+    return _tilesets(base_url(request), f"/collections/{layer.id}/tiles", layer.display_title("en"))
 
 
 @router.get("/collections/{collection_id}/tiles/{tms_id}", summary="A collection's tileset")
-async def collection_tileset(request: Request, conn: ConnDep, collection_id: str,
-                             tms_id: TmsId) -> dict[str, Any]:
+async def collection_tileset(
+    request: Request, conn: ConnDep, collection_id: str, tms_id: TmsId
+) -> dict[str, Any]:
     layer = await get_layer(conn, collection_id)
-    return _tileset(base_url(request), f"/collections/{layer.id}/tiles", get_tms(tms_id),
-                    [layer], layer.display_title("en"))
+    return _tileset(
+        base_url(request),
+        f"/collections/{layer.id}/tiles",
+        get_tms(tms_id),
+        [layer],
+        layer.display_title("en"),
+    )
 
 
 async def _dataset_layers(conn: AsyncConnection, collections: str | None) -> list[LayerEntry]:
@@ -269,38 +388,51 @@ async def dataset_tilesets(request: Request) -> dict[str, Any]:
 
 
 @router.get("/tiles/{tms_id}", summary="The dataset's tileset")
-async def dataset_tileset(request: Request, conn: ConnDep, tms_id: TmsId,
-                          collections: Collections = None) -> dict[str, Any]:
+async def dataset_tileset(
+    request: Request, conn: ConnDep, tms_id: TmsId, collections: Collections = None
+) -> dict[str, Any]:
     layers = await _dataset_layers(conn, collections)
     query = f"?collections={','.join(layer.id for layer in layers)}" if collections else ""
     return _tileset(base_url(request), "/tiles", get_tms(tms_id), layers, "URBIS layers", query)
 
 
-def _tilejson(base: str, tile_url: str, layers: list[LayerEntry],
-              name: str) -> dict[str, Any]:
+def _tilejson(base: str, tile_url: str, layers: list[LayerEntry], name: str) -> dict[str, Any]:
     minzoom, maxzoom = _zoom_range(layers)
     extent = crs84_extent(layers)
     bounds = list(extent) if extent else [-180, -85.0511, 180, 85.0511]
     return {
-        "tilejson": "3.0.0", "name": name, "scheme": "xyz", "tiles": [tile_url],
-        "minzoom": minzoom, "maxzoom": maxzoom, "bounds": bounds,
-        "center": [(bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2,
-                   max(minzoom, min(12, maxzoom))],
-        "attribution": ATTRIBUTION, "crs": CRS84_URI,
+        "tilejson": "3.0.0",
+        "name": name,
+        "scheme": "xyz",
+        "tiles": [tile_url],
+        "minzoom": minzoom,
+        "maxzoom": maxzoom,
+        "bounds": bounds,
+        "center": [
+            (bounds[0] + bounds[2]) / 2,
+            (bounds[1] + bounds[3]) / 2,
+            max(minzoom, min(12, maxzoom)),
+        ],
+        "attribution": ATTRIBUTION,
+        "crs": CRS84_URI,
         "vector_layers": vector_layers(layers),
     }
 
 
 def _web_mercator_only(tms_id: str) -> None:
     if tms_id != "WebMercatorQuad":
-        raise InvalidParameter("tileMatrixSetId", "TileJSON describes Web Mercator tiles "
-                               "only; use WebMercatorQuad")
+        raise InvalidParameter(
+            "tileMatrixSetId", "TileJSON describes Web Mercator tiles only; use WebMercatorQuad"
+        )
 
 
-@router.get("/collections/{collection_id}/tiles/{tms_id}/tilejson.json",
-            summary="TileJSON 3.0 of a collection's tiles")
-async def collection_tilejson(request: Request, conn: ConnDep, collection_id: str,
-                              tms_id: TmsId) -> dict[str, Any]:
+@router.get(
+    "/collections/{collection_id}/tiles/{tms_id}/tilejson.json",
+    summary="TileJSON 3.0 of a collection's tiles",
+)
+async def collection_tilejson(
+    request: Request, conn: ConnDep, collection_id: str, tms_id: TmsId
+) -> dict[str, Any]:
     _web_mercator_only(tms_id)
     layer = await get_layer(conn, collection_id)
     base = base_url(request)
@@ -309,11 +441,13 @@ async def collection_tilejson(request: Request, conn: ConnDep, collection_id: st
 
 
 @router.get("/tiles/{tms_id}/tilejson.json", summary="TileJSON 3.0 of the dataset's tiles")
-async def dataset_tilejson(request: Request, conn: ConnDep, tms_id: TmsId,
-                           collections: Collections = None) -> dict[str, Any]:
+async def dataset_tilejson(
+    request: Request, conn: ConnDep, tms_id: TmsId, collections: Collections = None
+) -> dict[str, Any]:
     _web_mercator_only(tms_id)
     layers = await _dataset_layers(conn, collections)
     base = base_url(request)
     query = f"?collections={','.join(layer.id for layer in layers)}" if collections else ""
-    return _tilejson(base, f"{base}/tiles/{tms_id}/{{z}}/{{x}}/{{y}}{query}", layers,
-                     "URBIS layers")
+    return _tilejson(
+        base, f"{base}/tiles/{tms_id}/{{z}}/{{x}}/{{y}}{query}", layers, "URBIS layers"
+    )

@@ -16,9 +16,11 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.add_column("layer_catalog", sa.Column("tiles", JSONB, nullable=False,
-                                             server_default=sa.text("'{}'::jsonb")),
-                  schema="urbis_meta")
+    op.add_column(
+        "layer_catalog",
+        sa.Column("tiles", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+        schema="urbis_meta",
+    )
 
 
 def downgrade() -> None:

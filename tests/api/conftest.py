@@ -38,18 +38,25 @@ def synced_database_url(admin_url: str, template_url: str) -> Iterator[str]:
     drop_database(admin_url, name)
 
 
-def start_server(database_url: str, *args: str,
-                 **settings: str) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(
+    database_url: str, *args: str, **settings: str
+) -> tuple[subprocess.Popen[bytes], str]:
     """`urbis serve` on a free port; `args` are its flags, `settings` extra environment
     variables."""
     port = free_port()
     # Low zooms are not drawn ahead unless a test asks: first requests are then cache misses.
-    env = {**os.environ, "URBIS_TILE_WARM_ZOOM": "-1", "DATABASE_URL": database_url,
-           "URBIS_PORT": str(port), **settings}
+    env = {
+        **os.environ,
+        "URBIS_TILE_WARM_ZOOM": "-1",
+        "DATABASE_URL": database_url,
+        "URBIS_PORT": str(port),
+        **settings,
+    }
     # The server's log goes to a file: a pipe nobody reads would block it once full.
     log = tempfile.NamedTemporaryFile(prefix="urbis-serve-", suffix=".log", delete=False)
-    proc = subprocess.Popen([str(URBIS), "serve", *args], env=env, stdout=subprocess.DEVNULL,
-                            stderr=log)
+    proc = subprocess.Popen(
+        [str(URBIS), "serve", *args], env=env, stdout=subprocess.DEVNULL, stderr=log
+    )
     SERVER_LOGS[proc.pid] = Path(log.name)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -87,13 +94,15 @@ LAMBERT_SPAN_Z0 = 284_828.943
 
 
 def lambert_span(z: int) -> float:
-    return LAMBERT_SPAN_Z0 / 2 ** z
+    return LAMBERT_SPAN_Z0 / 2**z
 
 
 def lambert_tile(z: int, x: float, y: float) -> tuple[int, int]:
     """The column and row of the BelgianLambert72 tile holding the point (x, y)."""
-    return (int((x - LAMBERT_ORIGIN[0]) // lambert_span(z)),
-            int((LAMBERT_ORIGIN[1] - y) // lambert_span(z)))
+    return (
+        int((x - LAMBERT_ORIGIN[0]) // lambert_span(z)),
+        int((LAMBERT_ORIGIN[1] - y) // lambert_span(z)),
+    )
 
 
 def lambert_bounds(z: int, col: int, row: int) -> tuple[float, float, float, float]:
@@ -115,8 +124,12 @@ def browser() -> Iterator[webdriver.Chrome]:
     """Debian's headless Chromium through its WebDriver, with the console log kept."""
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                 "--window-size=1280,1000"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,1000",
+    ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)

@@ -28,8 +28,7 @@ def read_sample_addresses() -> gpd.GeoDataFrame:
 
 def plain(text: str) -> str:
     """Without accents."""
-    return "".join(c for c in unicodedata.normalize("NFKD", text)
-                   if not unicodedata.combining(c))
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
 
 
 def swap_typo(name: str, rng: random.Random) -> str:
@@ -38,7 +37,7 @@ def swap_typo(name: str, rng: random.Random) -> str:
     longest = max(range(len(words)), key=lambda i: len(words[i]))
     w = words[longest]
     i = rng.randrange(1, len(w) - 2)
-    words[longest] = w[:i] + w[i + 1] + w[i] + w[i + 2:]
+    words[longest] = w[:i] + w[i + 1] + w[i] + w[i + 2 :]
     return " ".join(words)
 
 
@@ -53,13 +52,13 @@ def one_typo(name: str, rng: random.Random) -> str:
     if kind == "swap" and w[i] == w[i + 1]:  # swapping 'aa' changes nothing
         kind = "wrong"
     if kind == "swap":
-        w = w[:i] + w[i + 1] + w[i] + w[i + 2:]
+        w = w[:i] + w[i + 1] + w[i] + w[i + 2 :]
     elif kind == "drop":
-        w = w[:i] + w[i + 1:]
+        w = w[:i] + w[i + 1 :]
     elif kind == "double":
         w = w[:i] + w[i] + w[i:]
     else:
-        w = w[:i] + rng.choice([c for c in "aeioulnrst" if c != w[i].lower()]) + w[i + 1:]
+        w = w[:i] + rng.choice([c for c in "aeioulnrst" if c != w[i].lower()]) + w[i + 1 :]
     words[longest] = w
     return " ".join(words)
 

@@ -23,14 +23,15 @@ ADDR = "/collections/addresses/items"
 # A triangle over part of the sample addresses (CRS84, lon/lat).
 TRIANGLE = [(4.3395, 50.832), (4.3452, 50.8324), (4.3421, 50.8347), (4.3395, 50.832)]
 # A square in the middle of the region (EPSG:31370).
-SQUARE = [(147000, 167000), (153000, 167000), (153000, 173000), (147000, 173000),
-          (147000, 167000)]
+SQUARE = [(147000, 167000), (153000, 167000), (153000, 173000), (147000, 173000), (147000, 167000)]
 
 
 @pytest.fixture(scope="module")
 def addresses() -> gpd.GeoDataFrame:
-    frame = gpd.read_file(f"/vsizip/{SAMPLE_DIR / 'UrbAdm_AdPt_sample.zip'}/shp/UrbAdm_AdPt.shp",
-                          columns=["ID", "PZNC", "MU_NAME_FR"])
+    frame = gpd.read_file(
+        f"/vsizip/{SAMPLE_DIR / 'UrbAdm_AdPt_sample.zip'}/shp/UrbAdm_AdPt.shp",
+        columns=["ID", "PZNC", "MU_NAME_FR"],
+    )
     frame["ID"] = frame["ID"].astype("int64")
     return frame.set_crs(31370, allow_override=True)
 
@@ -73,8 +74,7 @@ def test_equal(client, addresses):
 
 
 def test_like(client, addresses):
-    expected = address_ids(addresses[addresses["MU_NAME_FR"].str.startswith("Saint",
-                                                                            na=False)])
+    expected = address_ids(addresses[addresses["MU_NAME_FR"].str.startswith("Saint", na=False)])
     assert ids(client, ADDR, filter="MU_NAME_FR LIKE 'Saint%'") == expected
     assert expected
 
@@ -132,21 +132,22 @@ def test_filter_combines_with_property_filter_and_bbox_and_pages(client, address
 @pytest.mark.parametrize("share", [0.03, 0.3, 0.9])  # few matches are found, then sorted
 @pytest.mark.parametrize("sortby", ["ID", "-PZNC"])
 def test_filtered_pages_follow_the_order_whatever_the_share_that_matches(
-        client, addresses, share, sortby):
+    client, addresses, share, sortby
+):
     ordered = sorted(addresses["ID"].tolist())
     bound = ordered[int(share * len(ordered))]
     kept = addresses[addresses["ID"] < bound]
     if sortby == "ID":
         expected = sorted(kept["ID"].tolist())
     else:  # descending postcode, missing ones last, then the key
-        with_code = kept[kept["PZNC"].notna()].sort_values(["PZNC", "ID"],
-                                                           ascending=[False, True])
+        with_code = kept[kept["PZNC"].notna()].sort_values(["PZNC", "ID"], ascending=[False, True])
         expected = with_code["ID"].tolist() + sorted(kept[kept["PZNC"].isna()]["ID"].tolist())
     for offset in (0, 14):
-        body = client.get(ADDR, params={"filter": f"ID < {bound}", "sortby": sortby,
-                                        "limit": 7, "offset": offset}).json()
+        body = client.get(
+            ADDR, params={"filter": f"ID < {bound}", "sortby": sortby, "limit": 7, "offset": offset}
+        ).json()
         assert body["numberMatched"] == len(kept)
-        assert [f["id"] for f in body["features"]] == expected[offset:offset + 7]
+        assert [f["id"] for f in body["features"]] == expected[offset : offset + 7]
 
 
 # --- spatial ----------------------------------------------------------------------------------
@@ -166,9 +167,17 @@ def test_intersects_crs84(client, addresses):
     assert ids(client, ADDR, filter=filter_) == expected
     # EPSG:4326 is latitude first.
     swapped = wkt([(y, x) for x, y in TRIANGLE])
-    assert ids(client, ADDR, **{"filter": f"S_INTERSECTS(geometry, {swapped})",
-                                "filter-crs": "http://www.opengis.net/def/crs/EPSG/0/4326"}
-               ) == expected
+    assert (
+        ids(
+            client,
+            ADDR,
+            **{
+                "filter": f"S_INTERSECTS(geometry, {swapped})",
+                "filter-crs": "http://www.opengis.net/def/crs/EPSG/0/4326",
+            },
+        )
+        == expected
+    )
 
 
 def test_intersects_in_31370(client, addresses):
@@ -194,8 +203,7 @@ def test_contains_point(client, municipalities):
     point = municipalities.geometry.iloc[3].representative_point()
     expected = set(municipalities[municipalities.contains(point)]["NAT_CODE"])
     assert len(expected) == 1
-    params = {"filter": f"S_CONTAINS(geom, POINT({point.x} {point.y}))",
-              "filter-crs": "EPSG:31370"}
+    params = {"filter": f"S_CONTAINS(geom, POINT({point.x} {point.y}))", "filter-crs": "EPSG:31370"}
     assert ids(client, MUNI, **params) == expected
 
 
@@ -204,14 +212,27 @@ def test_contains_point(client, municipalities):
 
 def test_json_equivalents(client):
     pairs = [
-        ("PZNC = '1060' AND MU_NAME_FR LIKE 'Saint%'",
-         {"op": "and", "args": [{"op": "=", "args": [{"property": "PZNC"}, "1060"]},
-                                {"op": "like", "args": [{"property": "MU_NAME_FR"}, "Saint%"]}]}),
-        (f"S_INTERSECTS(geom, {wkt(TRIANGLE)})",
-         {"op": "s_intersects", "args": [{"property": "geom"},
-                                         mapping(shapely.Polygon(TRIANGLE))]}),
-        ("ID BETWEEN 1116800 AND 1116900",
-         {"op": "between", "args": [{"property": "ID"}, 1116800, 1116900]}),
+        (
+            "PZNC = '1060' AND MU_NAME_FR LIKE 'Saint%'",
+            {
+                "op": "and",
+                "args": [
+                    {"op": "=", "args": [{"property": "PZNC"}, "1060"]},
+                    {"op": "like", "args": [{"property": "MU_NAME_FR"}, "Saint%"]},
+                ],
+            },
+        ),
+        (
+            f"S_INTERSECTS(geom, {wkt(TRIANGLE)})",
+            {
+                "op": "s_intersects",
+                "args": [{"property": "geom"}, mapping(shapely.Polygon(TRIANGLE))],
+            },
+        ),
+        (
+            "ID BETWEEN 1116800 AND 1116900",
+            {"op": "between", "args": [{"property": "ID"}, 1116800, 1116900]},
+        ),
     ]
     for text, document in pairs:
         expected = ids(client, ADDR, filter=text)
@@ -223,21 +244,34 @@ def test_json_equivalents(client):
 # --- errors -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("params", "parameter", "words"), [
-    ({"filter": "PZNC = "}, "filter", "cql2-text"),
-    ({"filter": "{\"op\": \"=\"", "filter-lang": "cql2-json"}, "filter", "cql2-json"),
-    ({"filter": "NOPE = 'x'"}, "filter", "NOPE"),
-    ({"filter": "S_INTERSECTS(NOPE, POINT(4.34 50.83))"}, "filter", "NOPE"),
-    ({"filter": "ID + 1 = 2"}, "filter", "+"),
-    ({"filter": json.dumps({"op": "t_after", "args": [{"property": "ID"},
-                                                      {"timestamp": "2020-01-01T00:00:00Z"}]}),
-      "filter-lang": "cql2-json"}, "filter", "not supported"),
-    ({"filter": "PZNC = 1060"}, "filter", "PZNC"),
-    ({"filter": "S_INTERSECTS(geom, POINT(400 50))"}, "filter", "range"),
-    ({"filter": "S_INTERSECTS(geom, POLYGON((0 0, 1 1, 1 0, 0 1, 0 0)))"}, "filter", "valid"),
-    ({"filter": "PZNC = '1060'", "filter-lang": "cql3"}, "filter-lang", "cql3"),
-    ({"filter": "PZNC = '1060'", "filter-crs": "EPSG:2154"}, "filter-crs", "EPSG:2154"),
-])
+@pytest.mark.parametrize(
+    ("params", "parameter", "words"),
+    [
+        ({"filter": "PZNC = "}, "filter", "cql2-text"),
+        ({"filter": '{"op": "="', "filter-lang": "cql2-json"}, "filter", "cql2-json"),
+        ({"filter": "NOPE = 'x'"}, "filter", "NOPE"),
+        ({"filter": "S_INTERSECTS(NOPE, POINT(4.34 50.83))"}, "filter", "NOPE"),
+        ({"filter": "ID + 1 = 2"}, "filter", "+"),
+        (
+            {
+                "filter": json.dumps(
+                    {
+                        "op": "t_after",
+                        "args": [{"property": "ID"}, {"timestamp": "2020-01-01T00:00:00Z"}],
+                    }
+                ),
+                "filter-lang": "cql2-json",
+            },
+            "filter",
+            "not supported",
+        ),
+        ({"filter": "PZNC = 1060"}, "filter", "PZNC"),
+        ({"filter": "S_INTERSECTS(geom, POINT(400 50))"}, "filter", "range"),
+        ({"filter": "S_INTERSECTS(geom, POLYGON((0 0, 1 1, 1 0, 0 1, 0 0)))"}, "filter", "valid"),
+        ({"filter": "PZNC = '1060'", "filter-lang": "cql3"}, "filter-lang", "cql3"),
+        ({"filter": "PZNC = '1060'", "filter-crs": "EPSG:2154"}, "filter-crs", "EPSG:2154"),
+    ],
+)
 def test_errors_name_the_parameter(client, params, parameter, words):
     body = error(client, ADDR, **params)
     assert f"'{parameter}'" in body["detail"]
@@ -245,8 +279,11 @@ def test_errors_name_the_parameter(client, params, parameter, words):
 
 
 def test_injection_inside_a_string_is_just_a_string(client, addresses):
-    for filter_ in ["PZNC = '1060\" OR \"1\"=\"1'", "PZNC = '1060; DROP TABLE addresses; --'",
-                    "MU_NAME_FR LIKE '%)) OR TRUE OR ((1=1'"]:
+    for filter_ in [
+        'PZNC = \'1060" OR "1"="1\'',
+        "PZNC = '1060; DROP TABLE addresses; --'",
+        "MU_NAME_FR LIKE '%)) OR TRUE OR ((1=1'",
+    ]:
         assert ids(client, ADDR, filter=filter_) == set()
     assert client.get(ADDR).json()["numberMatched"] == len(addresses)
 
@@ -276,10 +313,17 @@ def test_queryables(client):
 def test_collection_links_queryables_and_conformance(client):
     links = client.get("/collections/addresses").json()["links"]
     rel = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
-    assert any(lk["rel"] == rel and lk["href"].endswith("/collections/addresses/queryables")
-               for lk in links)
+    assert any(
+        lk["rel"] == rel and lk["href"].endswith("/collections/addresses/queryables")
+        for lk in links
+    )
     conforms = client.get("/conformance").json()["conformsTo"]
-    for cls in ("ogcapi-features-3/1.0/conf/filter", "ogcapi-features-3/1.0/conf/queryables",
-                "cql2/1.0/conf/cql2-text", "cql2/1.0/conf/cql2-json",
-                "cql2/1.0/conf/basic-cql2", "cql2/1.0/conf/basic-spatial-functions"):
+    for cls in (
+        "ogcapi-features-3/1.0/conf/filter",
+        "ogcapi-features-3/1.0/conf/queryables",
+        "cql2/1.0/conf/cql2-text",
+        "cql2/1.0/conf/cql2-json",
+        "cql2/1.0/conf/basic-cql2",
+        "cql2/1.0/conf/basic-spatial-functions",
+    ):
         assert f"http://www.opengis.net/spec/{cls}" in conforms

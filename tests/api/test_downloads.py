@@ -31,8 +31,10 @@ ADDR = "/collections/addresses/items"
 
 @pytest.fixture(scope="module")
 def addresses() -> gpd.GeoDataFrame:
-    frame = gpd.read_file(f"/vsizip/{SAMPLE_DIR / 'UrbAdm_AdPt_sample.zip'}/shp/UrbAdm_AdPt.shp",
-                          columns=["ID", "PZNC", "PW_NAME_FR"])
+    frame = gpd.read_file(
+        f"/vsizip/{SAMPLE_DIR / 'UrbAdm_AdPt_sample.zip'}/shp/UrbAdm_AdPt.shp",
+        columns=["ID", "PZNC", "PW_NAME_FR"],
+    )
     frame["ID"] = frame["ID"].astype("int64")
     return frame
 
@@ -103,8 +105,9 @@ def test_geojson_pages_by_the_standard(client):
 
 def test_html_pages_say_what_each_link_downloads(client):
     page = client.get("/collections/addresses", params={"f": "html"}).text
-    assert re.search(r'href="[^"]*/collections/addresses/items\?f=csv">All 666 features as CSV',
-                     page)
+    assert re.search(
+        r'href="[^"]*/collections/addresses/items\?f=csv">All 666 features as CSV', page
+    )
     assert "All 666 features as a GeoPackage" in page
     items = client.get(ADDR, params={"f": "html", "PZNC": "1060"}).text
     assert re.search(r'items\?PZNC=1060&amp;f=csv">All 418 matching features as CSV', items)
@@ -138,8 +141,9 @@ def small_cap_api(admin_url: str, template_url: str):
 
 
 @pytest.mark.parametrize("fmt", ["csv", "gpkg"])
-def test_past_the_maximum_a_download_is_a_413_that_says_how_to_narrow_it(small_cap_api, fmt,
-                                                                         addresses):
+def test_past_the_maximum_a_download_is_a_413_that_says_how_to_narrow_it(
+    small_cap_api, fmt, addresses
+):
     response = small_cap_api.get(ADDR, params={"f": fmt})
     assert_problem(response, 413, "666 features of 'addresses'")
     detail = response.json()["detail"]
@@ -158,8 +162,10 @@ def test_past_the_maximum_a_download_is_a_413_that_says_how_to_narrow_it(small_c
 def test_past_the_maximum_the_pages_say_so(small_cap_api):
     page = small_cap_api.get("/collections/addresses", params={"f": "html"}).text
     assert "the 666 features are more than one download holds (300)" in page
-    assert "All 19 features as CSV" in small_cap_api.get(
-        "/collections/municipalities", params={"f": "html"}).text
+    assert (
+        "All 19 features as CSV"
+        in small_cap_api.get("/collections/municipalities", params={"f": "html"}).text
+    )
 
 
 # --- constant memory ------------------------------------------------------------------------
@@ -175,14 +181,19 @@ def big_layer(folder: Path) -> Path:
     letters = np.array(list("abcdefghijklmnopqrstuvwxyz "))
     notes = ["".join(rng.choice(letters, NOTE_CHARS)) for _ in range(200)]
     frame = gpd.GeoDataFrame(
-        {"BID": np.arange(BIG_FEATURES, dtype="int64"),
-         "NOTE": [notes[i % 200] for i in range(BIG_FEATURES)]},
-        geometry=shapely.points(x, y), crs=31370)
+        {
+            "BID": np.arange(BIG_FEATURES, dtype="int64"),
+            "NOTE": [notes[i % 200] for i in range(BIG_FEATURES)],
+        },
+        geometry=shapely.points(x, y),
+        crs=31370,
+    )
     source = folder / "big.gpkg"
     frame.to_file(source, layer="big", driver="GPKG")
     config = folder / "big.yaml"
-    config.write_text(f"layers:\n  big:\n    source: {{kind: file, path: {source}}}\n"
-                      "    key: BID\n")
+    config.write_text(
+        f"layers:\n  big:\n    source: {{kind: file, path: {source}}}\n    key: BID\n"
+    )
     return config
 
 
@@ -238,14 +249,13 @@ def test_whole_downloads_stream_in_constant_memory(database_url, tmp_path):
                 assert sum(1 for _ in csv.reader(text)) == BIG_FEATURES + 1
             with PeakRss(proc.pid) as gpkg_memory:
                 download(client, "gpkg", tmp_path / "out.gpkg")
-            assert pyogrio.read_info(tmp_path / "out.gpkg", layer="big")["features"] == \
-                BIG_FEATURES
+            assert pyogrio.read_info(tmp_path / "out.gpkg", layer="big")["features"] == BIG_FEATURES
     finally:
         proc.terminate()
         proc.wait(timeout=10)
     # the server held a few batches at a time, never the whole download
-    csv_mib = (tmp_path / "big.csv").stat().st_size / 2 ** 20
-    gpkg_mib = (tmp_path / "out.gpkg").stat().st_size / 2 ** 20
+    csv_mib = (tmp_path / "big.csv").stat().st_size / 2**20
+    gpkg_mib = (tmp_path / "out.gpkg").stat().st_size / 2**20
     assert csv_mib > 100 and gpkg_mib > 100
     assert csv_memory.growth < csv_mib / 4, (csv_memory.before, csv_memory.peak, csv_mib)
     assert gpkg_memory.growth < gpkg_mib / 4, (gpkg_memory.before, gpkg_memory.peak, gpkg_mib)

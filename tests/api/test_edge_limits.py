@@ -39,9 +39,20 @@ MAX_URL = 8192
 MAX_HEADERS = 32_768
 H11_LIMIT = MAX_URL + MAX_HEADERS + 1024
 INTERSECTS = "/collections/municipalities/intersects"
-POLYGON = json.dumps({"type": "Polygon", "coordinates": [[
-    [4.3440, 50.8310], [4.3460, 50.8310], [4.3460, 50.8325], [4.3440, 50.8325],
-    [4.3440, 50.8310]]]}).encode()
+POLYGON = json.dumps(
+    {
+        "type": "Polygon",
+        "coordinates": [
+            [
+                [4.3440, 50.8310],
+                [4.3460, 50.8310],
+                [4.3460, 50.8325],
+                [4.3440, 50.8325],
+                [4.3440, 50.8310],
+            ]
+        ],
+    }
+).encode()
 
 
 @dataclass(frozen=True)
@@ -54,10 +65,16 @@ class Server:
 @pytest.fixture(scope="module")
 def server(synced_database_url: str) -> Iterator[Server]:
     # The deadlines short, by flag; the variable set too shows that the flag wins over it.
-    proc, base = start_server(synced_database_url, "--header-timeout", str(HEADER_TIMEOUT),
-                              "--body-timeout", str(BODY_TIMEOUT),
-                              "--keep-alive-timeout", str(KEEP_ALIVE),
-                              URBIS_HEADER_TIMEOUT="30")
+    proc, base = start_server(
+        synced_database_url,
+        "--header-timeout",
+        str(HEADER_TIMEOUT),
+        "--body-timeout",
+        str(BODY_TIMEOUT),
+        "--keep-alive-timeout",
+        str(KEEP_ALIVE),
+        URBIS_HEADER_TIMEOUT="30",
+    )
     host, port = base.removeprefix("http://").split(":")
     yield Server(proc, base, (host, int(port)))
     proc.terminate()
@@ -96,12 +113,17 @@ def parse(raw: bytes, seconds: float, closed: bool) -> Answer:
     status = int(lines[0].split(" ")[1]) if lines[0].startswith("HTTP/1.1 ") else 0
     headers = dict(line.lower().split(": ", 1) for line in lines[1:] if ": " in line)
     if "content-length" in headers:
-        body = body[:int(headers["content-length"])]
+        body = body[: int(headers["content-length"])]
     return Answer(status, headers, body, seconds, closed)
 
 
-def exchange(server: Server, first: bytes, then: list[bytes] | None = None, every: float = 0.0,
-             wait: float = 10.0) -> Answer:
+def exchange(
+    server: Server,
+    first: bytes,
+    then: list[bytes] | None = None,
+    every: float = 0.0,
+    wait: float = 10.0,
+) -> Answer:
     """Send `first`, then each of `then` `every` seconds until the server answers; read what
     it says until it closes the connection or `wait` seconds have passed."""
     with socket.create_connection(server.address) as sock:
@@ -144,6 +166,7 @@ def request_head(method: str, target: str, *headers: str) -> bytes:
 
 # -- bodies ----------------------------------------------------------------------------------
 
+
 class Watch:
     """Requests to /conformance every 50 ms in a thread while the block runs."""
 
@@ -171,13 +194,15 @@ class Watch:
         self._thread.join()
 
 
-@pytest.mark.parametrize("method, path, status", [
-    ("POST", INTERSECTS, 413),  # the one endpoint that reads a body
-    ("POST", "/collections/addresses/items", 405),  # answered without reading it
-    ("GET", "/collections/addresses/items", 200),  # a body where none belongs
-])
-def test_a_chunked_512_mib_upload_is_answered_at_once_and_never_held(server, method, path,
-                                                                      status):
+@pytest.mark.parametrize(
+    "method, path, status",
+    [
+        ("POST", INTERSECTS, 413),  # the one endpoint that reads a body
+        ("POST", "/collections/addresses/items", 405),  # answered without reading it
+        ("GET", "/collections/addresses/items", 200),  # a body where none belongs
+    ],
+)
+def test_a_chunked_512_mib_upload_is_answered_at_once_and_never_held(server, method, path, status):
     sent = 0
 
     def upload() -> Iterator[bytes]:  # no length: httpx sends it chunked
@@ -205,8 +230,13 @@ def test_a_chunked_512_mib_upload_is_answered_at_once_and_never_held(server, met
 
 
 def test_a_declared_512_mib_body_is_refused_before_it_is_sent(server):
-    answer = exchange(server, request_head("POST", INTERSECTS, "Content-Length: 536870912",
-                                           "Content-Type: application/geo+json"), wait=5)
+    answer = exchange(
+        server,
+        request_head(
+            "POST", INTERSECTS, "Content-Length: 536870912", "Content-Type: application/geo+json"
+        ),
+        wait=5,
+    )
     assert answer.status == 413 and answer.closed and answer.seconds < 1, answer
     assert "10,000,000 bytes" in str(answer.problem()["detail"])
 
@@ -216,22 +246,35 @@ def test_a_body_of_the_maximum_is_read_and_one_byte_more_is_a_413(http, chunked)
     exact = POLYGON + b" " * (MAX_BODY - len(POLYGON))
 
     def content(body: bytes) -> bytes | Iterator[bytes]:
-        return iter([body[i:i + (1 << 20)] for i in range(0, len(body), 1 << 20)]) \
-            if chunked else body
+        return (
+            iter([body[i : i + (1 << 20)] for i in range(0, len(body), 1 << 20)])
+            if chunked
+            else body
+        )
 
-    response = http.post(INTERSECTS, content=content(exact),
-                         headers={"Content-Type": "application/geo+json"})
+    response = http.post(
+        INTERSECTS, content=content(exact), headers={"Content-Type": "application/geo+json"}
+    )
     assert response.status_code == 200, response.text
     assert response.json()["numberMatched"] == 1  # Saint-Gilles, where the polygon lies
-    assert_problem(http.post(INTERSECTS, content=content(exact + b" ")), 413,
-                   "larger than the 10,000,000 bytes")
+    assert_problem(
+        http.post(INTERSECTS, content=content(exact + b" ")),
+        413,
+        "larger than the 10,000,000 bytes",
+    )
 
 
-@pytest.mark.parametrize("head, piece", [
-    (request_head("POST", INTERSECTS, "Content-Length: 1000") + b'{"type"', b" "),
-    (request_head("POST", INTERSECTS, "Transfer-Encoding: chunked") + b'7\r\n{"type"\r\n',
-     b"1\r\n \r\n"),
-], ids=["content-length", "chunked"])
+@pytest.mark.parametrize(
+    "head, piece",
+    [
+        (request_head("POST", INTERSECTS, "Content-Length: 1000") + b'{"type"', b" "),
+        (
+            request_head("POST", INTERSECTS, "Transfer-Encoding: chunked") + b'7\r\n{"type"\r\n',
+            b"1\r\n \r\n",
+        ),
+    ],
+    ids=["content-length", "chunked"],
+)
 def test_a_body_trickling_in_is_cut_off_with_a_408(server, head, piece):
     answer = exchange(server, head, [piece] * 100, every=0.2, wait=BODY_TIMEOUT + 5)
     assert answer.status == 408 and answer.closed, answer
@@ -240,6 +283,7 @@ def test_a_body_trickling_in_is_cut_off_with_a_408(server, head, piece):
 
 
 # -- URL and header sizes ----------------------------------------------------------------------
+
 
 def test_urls_up_to_the_limit_are_read_and_longer_ones_are_a_414(http):
     def url(length: int) -> str:
@@ -263,14 +307,18 @@ def test_headers_up_to_the_limit_are_read_and_more_are_a_431(server):
     assert f"{MAX_HEADERS + 1:,} bytes long" in str(answer.problem()["detail"])
 
 
-@pytest.mark.parametrize("first", [
-    b"GET /conformance?q=" + b"u" * 60_000,
-    b"GET /conformance HTTP/1.1\r\nHost: test\r\nX-Pad: " + b"p" * 60_000,
-], ids=["url", "headers"])
+@pytest.mark.parametrize(
+    "first",
+    [
+        b"GET /conformance?q=" + b"u" * 60_000,
+        b"GET /conformance HTTP/1.1\r\nHost: test\r\nX-Pad: " + b"p" * 60_000,
+    ],
+    ids=["url", "headers"],
+)
 def test_a_head_past_h11s_limit_is_a_fast_431_too(server, first):
     # Sent in pieces, as a slow or hostile client would: h11 gives up once its buffer passes
     # its limit (set above ours), and the server answers and closes.
-    pieces = [first[i:i + 4096] for i in range(0, len(first), 4096)]
+    pieces = [first[i : i + 4096] for i in range(0, len(first), 4096)]
     answer = exchange(server, pieces[0], pieces[1:], every=0.01, wait=5)
     assert answer.status == 431 and answer.closed and answer.seconds < 2, answer
     assert f"longer than the {H11_LIMIT:,} bytes" in str(answer.problem()["detail"])
@@ -283,81 +331,93 @@ NOT_UTF8 = "is not UTF-8 text"
 XY = "x=4.35&y=50.85"
 
 
-@pytest.mark.parametrize("target, parameter, words", [
-    # the requests of the issue, which answered 500
-    ("/collections/addresses%00/items", "path", NUL),
-    (f"/lookup?{XY}&collections=addresses%00", "collections", NUL),
-    ("/collections/addresses/items?filter=ADRN%20LIKE%20'%25%00%25'", "filter", NUL),
-    # a NUL in every place a path holds an id
-    ("/collections/addresses%00", "path", NUL),
-    ("/collections/municipalities/items/21009%00", "path", NUL),
-    ("/collections/addresses%00/changes?since=2020-01-01", "path", NUL),
-    ("/collections/addresses%00/quarantine", "path", NUL),
-    ("/collections/addresses%00/queryables", "path", NUL),
-    ("/collections/addresses%00/schema", "path", NUL),
-    (f"/collections/addresses%00/within?{XY}&distance=10", "path", NUL),
-    (f"/collections/addresses%00/nearest?{XY}", "path", NUL),
-    ("/collections/addresses%00/intersects?feature=municipalities/21009", "path", NUL),
-    ("/collections/addresses%00/stats?by=municipalities", "path", NUL),
-    ("/collections/addresses%00/tiles/WebMercatorQuad/15/16807/11024", "path", NUL),
-    ("/tiles/WebMercatorQuad%00/15/16807/11024", "path", NUL),
-    ("/tileMatrixSets/WebMercatorQuad%00", "path", NUL),
-    ("/archives/sample%00/tilejson.json", "path", NUL),
-    ("/fonts/Open%00Sans/0-255.pbf", "path", NUL),
-    # ... and in every kind of query parameter
-    ("/collections/addresses/items?NAME_FRE=a%00b", "NAME_FRE", NUL),
-    ("/collections/addresses/items?sortby=%00ID", "sortby", NUL),
-    ("/collections/addresses/items?properties=ID%00", "properties", NUL),
-    ("/collections/addresses/items?crs=EPSG:4326%00", "crs", NUL),
-    ("/collections/addresses/items?bbox=4,50,5,51%00", "bbox", NUL),
-    ("/collections/addresses/items?datetime=2020-01-01%00", "datetime", NUL),
-    ("/collections/addresses/items?filter-lang=cql2-text%00", "filter-lang", NUL),
-    ("/collections/addresses/items?f=json%00", "f", NUL),
-    ("/collections/addresses/items?limit=1%00", "limit", NUL),
-    ("/geocode?q=Rue%00Neuve", "q", NUL),
-    ("/reverse?x=4.35&y=50.85%00", "y", NUL),
-    ("/collections/municipalities/intersects?feature=municipalities/21009%00", "feature", NUL),
-    ("/collections/addresses/stats?by=municipalities%00", "by", NUL),
-    ("/tiles/WebMercatorQuad/15/16807/11024?collections=addresses%00", "collections", NUL),
-    # in a parameter's name; other control characters; broken UTF-8
-    ("/collections/addresses/items?%00=1", "%00", "name holds the " + NUL),
-    ("/collections/addresses/items?limit%0A=1", "limit%0A", "control character U+000A"),
-    ("/collections/addresses/items?NAME_FRE=a%01b", "NAME_FRE", "control character U+0001"),
-    ("/collections/addresses/items?NAME_FRE=a%1Fb", "NAME_FRE", "control character U+001F"),
-    ("/collections/addresses/items?NAME_FRE=a%7Fb", "NAME_FRE", "control character U+007F"),
-    ("/collections/addresses/items?NAME_FRE=a%C2%85b", "NAME_FRE", "control character U+0085"),
-    ("/collections/addresses%0A/items", "path", "control character U+000A"),
-    ("/collections/addresses%09/items", "path", "control character U+0009"),
-    ("/collections/addresses%ff/items", "path", NOT_UTF8),
-    ("/collections/addresses/items?filter=%ff", "filter", NOT_UTF8),
-    ("/collections/addresses/items?NAME_FRE=%C0%80", "NAME_FRE", NOT_UTF8),  # an overlong NUL
-    ("/collections/addresses/items?NAME_FRE=%E2%82", "NAME_FRE", NOT_UTF8),  # cut short
-    ("/collections/addresses/items?x%ffy=1", "x%ffy", NOT_UTF8),
-])
-def test_control_characters_and_broken_utf8_are_400s_naming_the_parameter(http, target,
-                                                                          parameter, words):
+@pytest.mark.parametrize(
+    "target, parameter, words",
+    [
+        # the requests of the issue, which answered 500
+        ("/collections/addresses%00/items", "path", NUL),
+        (f"/lookup?{XY}&collections=addresses%00", "collections", NUL),
+        ("/collections/addresses/items?filter=ADRN%20LIKE%20'%25%00%25'", "filter", NUL),
+        # a NUL in every place a path holds an id
+        ("/collections/addresses%00", "path", NUL),
+        ("/collections/municipalities/items/21009%00", "path", NUL),
+        ("/collections/addresses%00/changes?since=2020-01-01", "path", NUL),
+        ("/collections/addresses%00/quarantine", "path", NUL),
+        ("/collections/addresses%00/queryables", "path", NUL),
+        ("/collections/addresses%00/schema", "path", NUL),
+        (f"/collections/addresses%00/within?{XY}&distance=10", "path", NUL),
+        (f"/collections/addresses%00/nearest?{XY}", "path", NUL),
+        ("/collections/addresses%00/intersects?feature=municipalities/21009", "path", NUL),
+        ("/collections/addresses%00/stats?by=municipalities", "path", NUL),
+        ("/collections/addresses%00/tiles/WebMercatorQuad/15/16807/11024", "path", NUL),
+        ("/tiles/WebMercatorQuad%00/15/16807/11024", "path", NUL),
+        ("/tileMatrixSets/WebMercatorQuad%00", "path", NUL),
+        ("/archives/sample%00/tilejson.json", "path", NUL),
+        ("/fonts/Open%00Sans/0-255.pbf", "path", NUL),
+        # ... and in every kind of query parameter
+        ("/collections/addresses/items?NAME_FRE=a%00b", "NAME_FRE", NUL),
+        ("/collections/addresses/items?sortby=%00ID", "sortby", NUL),
+        ("/collections/addresses/items?properties=ID%00", "properties", NUL),
+        ("/collections/addresses/items?crs=EPSG:4326%00", "crs", NUL),
+        ("/collections/addresses/items?bbox=4,50,5,51%00", "bbox", NUL),
+        ("/collections/addresses/items?datetime=2020-01-01%00", "datetime", NUL),
+        ("/collections/addresses/items?filter-lang=cql2-text%00", "filter-lang", NUL),
+        ("/collections/addresses/items?f=json%00", "f", NUL),
+        ("/collections/addresses/items?limit=1%00", "limit", NUL),
+        ("/geocode?q=Rue%00Neuve", "q", NUL),
+        ("/reverse?x=4.35&y=50.85%00", "y", NUL),
+        ("/collections/municipalities/intersects?feature=municipalities/21009%00", "feature", NUL),
+        ("/collections/addresses/stats?by=municipalities%00", "by", NUL),
+        ("/tiles/WebMercatorQuad/15/16807/11024?collections=addresses%00", "collections", NUL),
+        # in a parameter's name; other control characters; broken UTF-8
+        ("/collections/addresses/items?%00=1", "%00", "name holds the " + NUL),
+        ("/collections/addresses/items?limit%0A=1", "limit%0A", "control character U+000A"),
+        ("/collections/addresses/items?NAME_FRE=a%01b", "NAME_FRE", "control character U+0001"),
+        ("/collections/addresses/items?NAME_FRE=a%1Fb", "NAME_FRE", "control character U+001F"),
+        ("/collections/addresses/items?NAME_FRE=a%7Fb", "NAME_FRE", "control character U+007F"),
+        ("/collections/addresses/items?NAME_FRE=a%C2%85b", "NAME_FRE", "control character U+0085"),
+        ("/collections/addresses%0A/items", "path", "control character U+000A"),
+        ("/collections/addresses%09/items", "path", "control character U+0009"),
+        ("/collections/addresses%ff/items", "path", NOT_UTF8),
+        ("/collections/addresses/items?filter=%ff", "filter", NOT_UTF8),
+        ("/collections/addresses/items?NAME_FRE=%C0%80", "NAME_FRE", NOT_UTF8),  # an overlong NUL
+        ("/collections/addresses/items?NAME_FRE=%E2%82", "NAME_FRE", NOT_UTF8),  # cut short
+        ("/collections/addresses/items?x%ffy=1", "x%ffy", NOT_UTF8),
+    ],
+)
+def test_control_characters_and_broken_utf8_are_400s_naming_the_parameter(
+    http, target, parameter, words
+):
     response = http.get(target)
     assert_problem(response, 400, f"parameter '{parameter}'")
     assert words in response.json()["detail"]
 
 
 def test_a_posted_geometry_to_a_path_with_a_nul_is_a_400_before_its_body_is_read(server):
-    answer = exchange(server, request_head("POST", "/collections/addresses%00/intersects",
-                                           f"Content-Length: {len(POLYGON)}") + POLYGON[:10],
-                      wait=3)
+    answer = exchange(
+        server,
+        request_head(
+            "POST", "/collections/addresses%00/intersects", f"Content-Length: {len(POLYGON)}"
+        )
+        + POLYGON[:10],
+        wait=3,
+    )
     assert answer.status == 400 and answer.closed and answer.seconds < 1, answer
     assert NUL in str(answer.problem()["detail"])
 
 
 def test_tab_line_feed_and_carriage_return_are_allowed_in_values(http):
     spread = '{\r\n\t"op": "=",\n\t"args": [{"property": "NAME_FRE"}, "Ixelles"]\n}'
-    response = http.get("/collections/municipalities/items", params={
-        "filter": spread, "filter-lang": "cql2-json", "properties": "NAME_FRE"})
+    response = http.get(
+        "/collections/municipalities/items",
+        params={"filter": spread, "filter-lang": "cql2-json", "properties": "NAME_FRE"},
+    )
     assert response.status_code == 200, response.text
     assert [f["id"] for f in response.json()["features"]] == ["21009"]
 
 
 # -- connections: slowloris, keep-alive --------------------------------------------------------
+
 
 def test_a_thousand_half_sent_requests_are_closed_in_time_while_others_are_answered(server):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -383,8 +443,10 @@ def test_a_thousand_half_sent_requests_are_closed_in_time_while_others_are_answe
                 response = c.get("/collections/addresses/items", params={"limit": 1})
                 during.append(time.monotonic() - t)
                 assert response.status_code == 200
-        while len(closed_at) < len(received) and \
-                time.monotonic() - start < opened + HEADER_TIMEOUT + 10:
+        while (
+            len(closed_at) < len(received)
+            and time.monotonic() - start < opened + HEADER_TIMEOUT + 10
+        ):
             for key, _ in selector.select(timeout=0.5):
                 sock = key.fileobj  # type: ignore[assignment]
                 data = sock.recv(65536)
@@ -399,8 +461,7 @@ def test_a_thousand_half_sent_requests_are_closed_in_time_while_others_are_answe
     assert len(closed_at) == 1000, f"{1000 - len(closed_at)} still open"
     assert max(closed_at) < opened + HEADER_TIMEOUT + 2, (opened, max(closed_at))
     assert max(during) < 0.5, during
-    assert {raw.split(b"\r\n")[0] for raw in received.values()} == {
-        b"HTTP/1.1 408 Request Timeout"}
+    assert {raw.split(b"\r\n")[0] for raw in received.values()} == {b"HTTP/1.1 408 Request Timeout"}
 
 
 def test_a_connection_that_sends_nothing_is_closed_after_the_header_timeout(server):
@@ -443,16 +504,24 @@ def test_a_second_request_sent_slowly_on_a_kept_alive_connection_is_cut_off_too(
 
 # -- urbis serve's flags -----------------------------------------------------------------------
 
-FLAGS = {"--max-body-bytes": "URBIS_MAX_BODY_BYTES", "--body-timeout": "URBIS_BODY_TIMEOUT",
-         "--max-url-bytes": "URBIS_MAX_URL_BYTES", "--max-header-bytes": "URBIS_MAX_HEADER_BYTES",
-         "--header-timeout": "URBIS_HEADER_TIMEOUT",
-         "--keep-alive-timeout": "URBIS_KEEP_ALIVE_TIMEOUT"}
+FLAGS = {
+    "--max-body-bytes": "URBIS_MAX_BODY_BYTES",
+    "--body-timeout": "URBIS_BODY_TIMEOUT",
+    "--max-url-bytes": "URBIS_MAX_URL_BYTES",
+    "--max-header-bytes": "URBIS_MAX_HEADER_BYTES",
+    "--header-timeout": "URBIS_HEADER_TIMEOUT",
+    "--keep-alive-timeout": "URBIS_KEEP_ALIVE_TIMEOUT",
+}
 
 
 def urbis(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(URBIS), *args], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/x",
-                               **env})
+    return subprocess.run(
+        [str(URBIS), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/x", **env},
+    )
 
 
 @pytest.mark.parametrize("command", ["serve", "up"])
@@ -462,12 +531,15 @@ def test_serve_and_up_document_the_same_limits(command):
         assert flag in shown and variable in shown, (flag, shown)
 
 
-@pytest.mark.parametrize("args, env, words", [
-    (("--header-timeout", "0"), {}, "--header-timeout"),
-    (("--max-body-bytes", "-1"), {}, "--max-body-bytes"),
-    ((), {"URBIS_MAX_BODY_BYTES": "ten"}, "URBIS_MAX_BODY_BYTES='ten' is not an integer"),
-    ((), {"URBIS_BODY_TIMEOUT": "0"}, "URBIS_BODY_TIMEOUT='0' must be more than 0"),
-])
+@pytest.mark.parametrize(
+    "args, env, words",
+    [
+        (("--header-timeout", "0"), {}, "--header-timeout"),
+        (("--max-body-bytes", "-1"), {}, "--max-body-bytes"),
+        ((), {"URBIS_MAX_BODY_BYTES": "ten"}, "URBIS_MAX_BODY_BYTES='ten' is not an integer"),
+        ((), {"URBIS_BODY_TIMEOUT": "0"}, "URBIS_BODY_TIMEOUT='0' must be more than 0"),
+    ],
+)
 def test_a_limit_that_cannot_be_is_refused_before_serving(args, env, words):
     done = urbis("serve", *args, **env)
     assert done.returncode == 2, done.stderr

@@ -19,8 +19,9 @@ IN_BRUSSELS = (4.24, 50.76, 4.49, 50.92)
 
 
 def source_addresses_crs84() -> gpd.GeoDataFrame:
-    frame = gpd.read_file(f"/vsizip/{SAMPLE_DIR / 'UrbAdm_AdPt_sample.zip'}/shp/UrbAdm_AdPt.shp",
-                          columns=["ID"])
+    frame = gpd.read_file(
+        f"/vsizip/{SAMPLE_DIR / 'UrbAdm_AdPt_sample.zip'}/shp/UrbAdm_AdPt.shp", columns=["ID"]
+    )
     return frame.to_crs("OGC:CRS84")
 
 
@@ -41,10 +42,11 @@ def test_landing_conformance_openapi_health(client):
     assert "/collections/{collection_id}/items" in spec["paths"]
     health = client.get("/healthz").json()
     assert {k: health[k] for k in ("status", "database")} == {
-        "status": "ok", "database": "reachable"}
+        "status": "ok",
+        "database": "reachable",
+    }
     assert client.get("/readyz").json() == {"status": "ready", "database": "ok", "layers": 2}
-    assert set(health["tile_cache"]) == {"hits", "misses", "dropped", "entries", "bytes",
-                                         "changes"}
+    assert set(health["tile_cache"]) == {"hits", "misses", "dropped", "entries", "bytes", "changes"}
 
 
 def test_docs_page_is_served_offline(client):
@@ -102,8 +104,9 @@ def test_bbox_matches_an_independent_shapely_computation(client):
     box = shapely.box(*bbox)
     expected_ids = sorted(int(i) for i in expected[expected.intersects(box)]["ID"])
     assert 20 < len(expected_ids) < 666
-    body = client.get("/collections/addresses/items",
-                      params={"bbox": ",".join(map(str, bbox)), "limit": 1000}).json()
+    body = client.get(
+        "/collections/addresses/items", params={"bbox": ",".join(map(str, bbox)), "limit": 1000}
+    ).json()
     assert body["numberMatched"] == len(expected_ids)
     assert sorted(f["id"] for f in body["features"]) == expected_ids
 
@@ -122,24 +125,27 @@ def test_feature_by_key_matches_the_source(client):
     assert lat == pytest.approx(source.geometry.y, abs=1e-7)
 
 
-@pytest.mark.parametrize("path, status, words", [
-    ("/collections/nope", 404, "no collection 'nope'"),
-    ("/collections/nope/items", 404, "no collection 'nope'"),
-    ("/collections/municipalities/items/99999", 404, "no feature '99999'"),
-    ("/collections/addresses/items/not-a-number", 404, "no feature 'not-a-number'"),
-    ("/collections/addresses/items/99999999999999999999999", 404, "no feature"),
-    ("/collections/addresses/items/1_116_857", 404, "no feature"),
-    ("/collections/municipalities/items/21009%00", 400, "control character U+0000"),
-    ("/collections/municipalities/items/21009';DROP TABLE x;--", 404, "no feature"),
-    ("/collections/addresses/items?limit=0", 400, "limit"),
-    ("/collections/addresses/items?limit=abc", 400, "limit"),
-    ("/collections/addresses/items?offset=-1", 400, "offset"),
-    ("/collections/addresses/items?bbox=1,2,3", 400, "bbox"),
-    ("/collections/addresses/items?bbox=5,51,4,50", 400, "min <= max"),
-    ("/collections/addresses/items?colour=red", 400, "'colour'"),
-    ("/collections/addresses/items?f=xml", 400, "f"),
-    ("/no/such/thing", 404, "no resource"),
-])
+@pytest.mark.parametrize(
+    "path, status, words",
+    [
+        ("/collections/nope", 404, "no collection 'nope'"),
+        ("/collections/nope/items", 404, "no collection 'nope'"),
+        ("/collections/municipalities/items/99999", 404, "no feature '99999'"),
+        ("/collections/addresses/items/not-a-number", 404, "no feature 'not-a-number'"),
+        ("/collections/addresses/items/99999999999999999999999", 404, "no feature"),
+        ("/collections/addresses/items/1_116_857", 404, "no feature"),
+        ("/collections/municipalities/items/21009%00", 400, "control character U+0000"),
+        ("/collections/municipalities/items/21009';DROP TABLE x;--", 404, "no feature"),
+        ("/collections/addresses/items?limit=0", 400, "limit"),
+        ("/collections/addresses/items?limit=abc", 400, "limit"),
+        ("/collections/addresses/items?offset=-1", 400, "offset"),
+        ("/collections/addresses/items?bbox=1,2,3", 400, "bbox"),
+        ("/collections/addresses/items?bbox=5,51,4,50", 400, "min <= max"),
+        ("/collections/addresses/items?colour=red", 400, "'colour'"),
+        ("/collections/addresses/items?f=xml", 400, "f"),
+        ("/no/such/thing", 404, "no resource"),
+    ],
+)
 def test_bad_requests_get_a_json_error_that_says_why(client, path, status, words):
     assert_problem(client.get(path), status, words)
 
@@ -151,8 +157,13 @@ def test_limit_above_the_maximum_is_reduced(client):
 
 
 def test_html_pages_for_people(client):
-    for path in ("/", "/collections", "/collections/municipalities",
-                 "/collections/municipalities/items", "/collections/municipalities/items/21009"):
+    for path in (
+        "/",
+        "/collections",
+        "/collections/municipalities",
+        "/collections/municipalities/items",
+        "/collections/municipalities/items/21009",
+    ):
         page = client.get(path, headers={"Accept": "text/html"})
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
         assert "UrbIS" in page.text
@@ -179,21 +190,32 @@ def test_gdal_oapif_driver_lists_and_reads_collections(api):
 
 def test_ogrinfo_command_lists_collections_and_counts_features(api):
     """Debian's own GDAL command line (gdal-bin), as a GIS user would run it."""
-    listing = subprocess.run(["ogrinfo", "-ro", "-q", f"OAPIF:{api}"], capture_output=True,
-                             text=True, timeout=120)
+    listing = subprocess.run(
+        ["ogrinfo", "-ro", "-q", f"OAPIF:{api}"], capture_output=True, text=True, timeout=120
+    )
     assert listing.returncode == 0, listing.stderr
-    names = {line.split(":", 1)[1].split("(")[0].strip()
-             for line in listing.stdout.splitlines() if re.match(r"^\d+: ", line)}
+    names = {
+        line.split(":", 1)[1].split("(")[0].strip()
+        for line in listing.stdout.splitlines()
+        if re.match(r"^\d+: ", line)
+    }
     assert names == {"municipalities", "addresses"}
     for layer, count in (("municipalities", 19), ("addresses", 666)):
-        summary = subprocess.run(["ogrinfo", "-ro", "-so", "-oo", "PAGE_SIZE=1000",
-                                  f"OAPIF:{api}", layer], capture_output=True, text=True,
-                                 timeout=120)
+        summary = subprocess.run(
+            ["ogrinfo", "-ro", "-so", "-oo", "PAGE_SIZE=1000", f"OAPIF:{api}", layer],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert summary.returncode == 0, summary.stderr
         assert f"Feature Count: {count}" in summary.stdout, summary.stdout
     # reading every feature (not only the advertised count): -al without -so
-    features = subprocess.run(["ogrinfo", "-ro", "-al", "-q", f"OAPIF:{api}", "addresses"],
-                              capture_output=True, text=True, timeout=120)
+    features = subprocess.run(
+        ["ogrinfo", "-ro", "-al", "-q", f"OAPIF:{api}", "addresses"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert features.returncode == 0, features.stderr
     assert len(re.findall(r"^OGRFeature\(addresses\):", features.stdout, re.M)) == 666
 
@@ -214,10 +236,15 @@ def test_output_crs_and_content_crs_header(client):
 
 
 def test_bbox_in_lambert_72_selects_the_same_features(client):
-    lambert = client.get("/collections/addresses/items", params={
-        "bbox": "148000,169000,148300,169300", "limit": 1000,
-        "bbox-crs": "http://www.opengis.net/def/crs/EPSG/0/31370",
-        "crs": "http://www.opengis.net/def/crs/EPSG/0/31370"}).json()
+    lambert = client.get(
+        "/collections/addresses/items",
+        params={
+            "bbox": "148000,169000,148300,169300",
+            "limit": 1000,
+            "bbox-crs": "http://www.opengis.net/def/crs/EPSG/0/31370",
+            "crs": "http://www.opengis.net/def/crs/EPSG/0/31370",
+        },
+    ).json()
     assert 0 < lambert["numberMatched"] < 666
     for feature in lambert["features"]:
         x, y = feature["geometry"]["coordinates"]

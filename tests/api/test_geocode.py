@@ -45,15 +45,13 @@ def test_full_addresses_in_french_and_dutch_find_the_address(client, unique_addr
             assert best["label"] == q and best["match"] == "exact"
             street = row.PW_NAME_FR if language == "fr" else row.PW_NAME_DU
             assert best["compared"]["street"]["matched"] == street
-            assert best["compared"]["number"] == {"query": row.ADRN.lower(),
-                                                  "matched": row.ADRN}
+            assert best["compared"]["number"] == {"query": row.ADRN.lower(), "matched": row.ADRN}
             assert best["compared"]["postcode"] == {"query": row.PZNC, "matched": row.PZNC}
 
 
 def test_case_accents_typos_and_word_order_do_not_matter(client, unique_addresses):
     rng = random.Random(5)
-    sample = unique_addresses[unique_addresses.PW_NAME_FR.str.len() > 12].sample(
-        30, random_state=4)
+    sample = unique_addresses[unique_addresses.PW_NAME_FR.str.len() > 12].sample(30, random_state=4)
     for key, row in sample.iterrows():
         variants = [
             f"{plain(row.PW_NAME_FR).upper()} {row.ADRN}",
@@ -77,15 +75,14 @@ def test_the_street_named_comes_before_other_streets_with_the_same_number(client
     assert [f["properties"]["match"] for f in found] == ["exact"] + ["fuzzy"] * (len(twos) - 1)
     loose = geocode(client, q, limit=20, min_score=0.3)
     streets = [f["properties"]["PW_NAME_FR"] for f in loose]
-    assert streets[:len(twos)] == ["Rue de la Victoire"] * len(twos)
+    assert streets[: len(twos)] == ["Rue de la Victoire"] * len(twos)
     assert len(set(streets)) > 1  # other streets' number 2, worse matches, after
     assert {f["properties"]["ADRN"].rstrip("ABCDEFGH") for f in loose} == {"2"}
-    scores = [f["properties"]["score"] for f in loose[len(twos):]]
+    scores = [f["properties"]["score"] for f in loose[len(twos) :]]
     assert scores == sorted(scores, reverse=True) and all(0 < s < 0.8 for s in scores)
 
 
-def test_a_missing_number_gives_the_streets_nearest_numbers_not_another_streets(
-        client, addresses):
+def test_a_missing_number_gives_the_streets_nearest_numbers_not_another_streets(client, addresses):
     """Issue 11: 'Rue Haute 1' answered 'Rue de la Victoire 1'."""
     haute = addresses[addresses.PW_NAME_FR == "Rue Haute"]
     assert "1" not in set(haute.ADRN) and "1" in set(addresses.ADRN)
@@ -101,8 +98,7 @@ def test_a_missing_number_gives_the_streets_nearest_numbers_not_another_streets(
     kinds = [f["properties"]["match"] for f in found]
     own = streets.index(next(s for s in streets if s != "Rue Haute"))
     assert "Rue Haute" not in streets[own:]
-    assert kinds[:own] == sorted(kinds[:own]) and set(kinds[:own]) == {"nearest_number",
-                                                                       "street"}
+    assert kinds[:own] == sorted(kinds[:own]) and set(kinds[:own]) == {"nearest_number", "street"}
     assert {f["properties"]["ADRN"].rstrip("ABCDEFGH") for f in found[own:]} == {"1"}
     liniere = addresses[addresses.PW_NAME_FR == "Rue de la Linière"]
     values = liniere.ADRN.map(number_value)
@@ -111,33 +107,54 @@ def test_a_missing_number_gives_the_streets_nearest_numbers_not_another_streets(
     assert found["properties"]["match"] == "nearest_number"
 
 
-def test_a_street_alone_is_the_street_itself_with_its_fields_extent_and_middle(
-        client, addresses):
+def test_a_street_alone_is_the_street_itself_with_its_fields_extent_and_middle(client, addresses):
     street = addresses[addresses.PW_NAME_FR == "Rue Fontainas"]
     assert 5 < len(street) < 50 and street.PW_ID.nunique() == 1
     for q in ("rue fontainas", "Fontainasstraat", "Rue Fontainas, 1060 Saint-Gilles"):
         (feature,) = geocode(client, q, limit=50, crs=EPSG_31370)
         p = feature["properties"]
         assert p["match"] == "street" and p["score"] == 1.0, q
-        assert {k: p[k] for k in ("PW_ID", "PW_NAME_FR", "PW_NAME_DU", "PZNC", "MU_NAME_FR",
-                                  "MU_NAME_DU", "ADRN")} == {
-            "PW_ID": street.PW_ID.iloc[0], "PW_NAME_FR": "Rue Fontainas",
-            "PW_NAME_DU": "Fontainasstraat", "PZNC": "1060", "MU_NAME_FR": "Saint-Gilles",
-            "MU_NAME_DU": "Sint-Gillis", "ADRN": None}
+        assert {
+            k: p[k]
+            for k in (
+                "PW_ID",
+                "PW_NAME_FR",
+                "PW_NAME_DU",
+                "PZNC",
+                "MU_NAME_FR",
+                "MU_NAME_DU",
+                "ADRN",
+            )
+        } == {
+            "PW_ID": street.PW_ID.iloc[0],
+            "PW_NAME_FR": "Rue Fontainas",
+            "PW_NAME_DU": "Fontainasstraat",
+            "PZNC": "1060",
+            "MU_NAME_FR": "Saint-Gilles",
+            "MU_NAME_DU": "Sint-Gillis",
+            "ADRN": None,
+        }
         assert feature["bbox"] == pytest.approx(list(street.total_bounds), abs=1e-3)
         point = shapely.Point(feature["geometry"]["coordinates"])
         centroid = shapely.MultiPoint(list(street.geometry)).centroid
         assert street.distance(point).min() < 1e-3  # an address of the street...
-        assert point.distance(centroid) == pytest.approx(street.distance(centroid).min(),
-                                                         abs=1e-3)  # ...the most central
+        assert point.distance(centroid) == pytest.approx(
+            street.distance(centroid).min(), abs=1e-3
+        )  # ...the most central
     assert p["label"] == "Rue Fontainas, 1060 Saint-Gilles"
     (feature,) = geocode(client, "fontainasstraat")
     assert feature["properties"]["label"] == "Fontainasstraat, 1060 Sint-Gillis"
 
 
 def test_a_street_not_in_the_data_answers_nothing(client):
-    for q in ("Rue de la Loi 16", "Wetstraat 16", "Avenue Louise 54", "Place Fontainas 3",
-              "Rue du Midi", "zzzzqqqq xxyyzz"):
+    for q in (
+        "Rue de la Loi 16",
+        "Wetstraat 16",
+        "Avenue Louise 54",
+        "Place Fontainas 3",
+        "Rue du Midi",
+        "zzzzqqqq xxyyzz",
+    ):
         assert geocode(client, q) == [], q
     # the least bad street is there for whoever asks for it, well under the minimum score
     (loose,) = geocode(client, "Place Fontainas 3", min_score=0.5, limit=1)
@@ -148,18 +165,25 @@ def test_a_street_not_in_the_data_answers_nothing(client):
 def test_the_minimum_score_is_the_street_names(client):
     (typo,) = geocode(client, "Rue Hatue 300", limit=1)
     assert typo["properties"]["score"] == 0.9 and typo["properties"]["match"] == "fuzzy"
-    assert typo["properties"]["compared"]["street"] == {"query": "rue hatue",
-                                                        "matched": "Rue Haute", "score": 0.9}
+    assert typo["properties"]["compared"]["street"] == {
+        "query": "rue hatue",
+        "matched": "Rue Haute",
+        "score": 0.9,
+    }
     assert geocode(client, "Rue Hatue 300", min_score=0.95) == []
     assert geocode(client, "Rue Haute 300", min_score=1)[0]["properties"]["score"] == 1.0
 
 
 def test_a_postcode_or_municipality_that_disagrees_lowers_the_score_but_keeps_the_street(
-        client, addresses):
+    client, addresses
+):
     key = addresses.index[(addresses.PW_NAME_FR == "Rue Haute") & (addresses.ADRN == "300")][0]
-    for q, score in (("Rue Haute 300, 1060", 0.85), ("Rue Haute 300 Saint-Gilles", 0.85),
-                     ("Rue Haute 300, 1060 Saint-Gilles", round(0.85 * 0.85, 3)),
-                     ("Rue Haute 300, 1000 Bruxelles", 1.0)):
+    for q, score in (
+        ("Rue Haute 300, 1060", 0.85),
+        ("Rue Haute 300 Saint-Gilles", 0.85),
+        ("Rue Haute 300, 1060 Saint-Gilles", round(0.85 * 0.85, 3)),
+        ("Rue Haute 300, 1000 Bruxelles", 1.0),
+    ):
         found = geocode(client, q, limit=1)
         assert found and found[0]["id"] == key, q
         p = found[0]["properties"]
@@ -171,20 +195,27 @@ def test_a_postcode_or_municipality_that_disagrees_lowers_the_score_but_keeps_th
 
 def test_a_postcode_or_municipality_alone_is_where_its_addresses_lie(client, addresses):
     gilles = addresses[addresses.PZNC == "1060"]
-    for q, language in (("1060", "fr"), ("Saint-Gilles", "fr"), ("sint-gillis", "nl"),
-                        ("1060 Saint-Gilles", "fr"), ("St-Gilles", "fr")):
+    for q, language in (
+        ("1060", "fr"),
+        ("Saint-Gilles", "fr"),
+        ("sint-gillis", "nl"),
+        ("1060 Saint-Gilles", "fr"),
+        ("St-Gilles", "fr"),
+    ):
         (feature,) = geocode(client, q, crs=EPSG_31370)
         p = feature["properties"]
         assert p["match"] == ("postcode" if q == "1060" else "municipality"), q
-        assert (p["PZNC"], p["MU_NAME_FR"], p["MU_NAME_DU"]) == ("1060", "Saint-Gilles",
-                                                                "Sint-Gillis")
+        assert (p["PZNC"], p["MU_NAME_FR"], p["MU_NAME_DU"]) == (
+            "1060",
+            "Saint-Gilles",
+            "Sint-Gillis",
+        )
         assert p["PW_NAME_FR"] is None and p["ADRN"] is None and p["score"] == 1.0
         assert p["language"] == language
         assert feature["bbox"] == pytest.approx(list(gilles.total_bounds), abs=1e-3)
         assert gilles.distance(shapely.Point(feature["geometry"]["coordinates"])).min() < 1e-3
     contradicting = geocode(client, "1060 Bruxelles")
-    assert {f["properties"]["MU_NAME_FR"] for f in contradicting} == {"Saint-Gilles",
-                                                                     "Bruxelles"}
+    assert {f["properties"]["MU_NAME_FR"] for f in contradicting} == {"Saint-Gilles", "Bruxelles"}
     assert {f["properties"]["score"] for f in contradicting} == {0.85}
     for absent in ("1050", "Ixelles", "1180 Uccle"):  # real, but not in the sample
         assert geocode(client, absent) == [], absent
@@ -200,8 +231,11 @@ def test_the_answer_is_in_the_crs_asked_for(client, unique_addresses):
     (lambert,) = geocode(client, row.PW_NAME_FR, crs=EPSG_31370)
     (latlon,) = geocode(client, row.PW_NAME_FR, crs="EPSG:4326")
     (lonlat,) = geocode(client, row.PW_NAME_FR)
-    middle = gpd.GeoSeries([shapely.Point(lambert["geometry"]["coordinates"])],
-                           crs=31370).to_crs(4326).iloc[0]
+    middle = (
+        gpd.GeoSeries([shapely.Point(lambert["geometry"]["coordinates"])], crs=31370)
+        .to_crs(4326)
+        .iloc[0]
+    )
     assert lonlat["geometry"]["coordinates"] == pytest.approx([middle.x, middle.y], abs=1e-7)
     assert latlon["geometry"]["coordinates"] == pytest.approx([middle.y, middle.x], abs=1e-7)
     # the Lambert extent transformed: it holds every address, within a metre of their bounds
@@ -217,8 +251,9 @@ def test_reverse_gives_the_nearest_address_with_its_distance(client, addresses):
     minx, miny, maxx, maxy = addresses.total_bounds
     for _ in range(25):
         x, y = rng.uniform(minx, maxx), rng.uniform(miny, maxy)
-        response = client.get("/reverse", params={"x": x, "y": y, "crs": EPSG_31370,
-                                                  "max_distance": 1000})
+        response = client.get(
+            "/reverse", params={"x": x, "y": y, "crs": EPSG_31370, "max_distance": 1000}
+        )
         assert response.status_code == 200, response.text
         (feature,) = response.json()["features"]
         distances = addresses.distance(shapely.Point(x, y))
@@ -227,7 +262,8 @@ def test_reverse_gives_the_nearest_address_with_its_distance(client, addresses):
         row = addresses.loc[feature["id"]]
         if isinstance(row.PW_NAME_FR, str):
             assert feature["properties"]["label"] == (
-                f"{row.PW_NAME_FR} {row.ADRN}, {row.PZNC} {row.MU_NAME_FR}")
+                f"{row.PW_NAME_FR} {row.ADRN}, {row.PZNC} {row.MU_NAME_FR}"
+            )
 
 
 def test_reverse_answers_nothing_beyond_max_distance(client, addresses):
@@ -256,29 +292,36 @@ def test_reverse_in_dutch_and_in_crs84(client, addresses):
     assert feature["properties"]["label"].startswith(row.PW_NAME_DU)
 
 
-@pytest.mark.parametrize(("path", "params", "status", "words"), [
-    ("/geocode", {"q": "12"}, 400, "name a street"),
-    ("/geocode", {"q": "--, !"}, 400, "name a street"),
-    ("/geocode", {"q": ""}, 400, "q"),
-    ("/geocode", {}, 400, "q"),
-    ("/geocode", {"q": "victoire", "limit": 0}, 400, "limit"),
-    ("/geocode", {"q": "victoire", "min_score": -0.1}, 400, "min_score"),
-    ("/geocode", {"q": "victoire", "min_score": 1.5}, 400, "min_score"),
-    ("/geocode", {"q": "victoire", "min_score": "high"}, 400, "min_score"),
-    ("/geocode", {"q": "victoire", "min_score": "nan"}, 400, "min_score"),
-    ("/geocode", {"q": "victoire", "collection": "municipalities"}, 400,
-     "not an address layer"),
-    ("/geocode", {"q": "victoire", "collection": "nowhere"}, 404, "nowhere"),
-    ("/geocode", {"q": "victoire", "crs": "EPSG:9999"}, 400, "crs"),
-    ("/geocode", {"q": "victoire", "colour": "red"}, 400, "colour"),
-    ("/reverse", {"x": 4.34}, 400, "y"),
-    ("/reverse", {"x": 4.34, "y": 50.83, "lang": "de"}, 400, "lang"),
-    ("/reverse", {"x": 400, "y": 50.83}, 400, "x"),
-    ("/reverse", {"x": 4.34, "y": 50.83, "max_distance": 0}, 400, "max_distance"),
-    ("/reverse", {"x": 4.34, "y": 50.83, "max_distance": -5}, 400, "max_distance"),
-    ("/reverse", {"x": 4.34, "y": 50.83, "max_distance": 20000}, 400, "max_distance"),
-    ("/reverse", {"x": 4.34, "y": 50.83, "max_distance": "far"}, 400, "max_distance"),
-    ("/reverse", {"x": 4.34, "y": 50.83, "max_distance": "inf"}, 400, "max_distance"),
-])
+@pytest.mark.parametrize(
+    ("path", "params", "status", "words"),
+    [
+        ("/geocode", {"q": "12"}, 400, "name a street"),
+        ("/geocode", {"q": "--, !"}, 400, "name a street"),
+        ("/geocode", {"q": ""}, 400, "q"),
+        ("/geocode", {}, 400, "q"),
+        ("/geocode", {"q": "victoire", "limit": 0}, 400, "limit"),
+        ("/geocode", {"q": "victoire", "min_score": -0.1}, 400, "min_score"),
+        ("/geocode", {"q": "victoire", "min_score": 1.5}, 400, "min_score"),
+        ("/geocode", {"q": "victoire", "min_score": "high"}, 400, "min_score"),
+        ("/geocode", {"q": "victoire", "min_score": "nan"}, 400, "min_score"),
+        (
+            "/geocode",
+            {"q": "victoire", "collection": "municipalities"},
+            400,
+            "not an address layer",
+        ),
+        ("/geocode", {"q": "victoire", "collection": "nowhere"}, 404, "nowhere"),
+        ("/geocode", {"q": "victoire", "crs": "EPSG:9999"}, 400, "crs"),
+        ("/geocode", {"q": "victoire", "colour": "red"}, 400, "colour"),
+        ("/reverse", {"x": 4.34}, 400, "y"),
+        ("/reverse", {"x": 4.34, "y": 50.83, "lang": "de"}, 400, "lang"),
+        ("/reverse", {"x": 400, "y": 50.83}, 400, "x"),
+        ("/reverse", {"x": 4.34, "y": 50.83, "max_distance": 0}, 400, "max_distance"),
+        ("/reverse", {"x": 4.34, "y": 50.83, "max_distance": -5}, 400, "max_distance"),
+        ("/reverse", {"x": 4.34, "y": 50.83, "max_distance": 20000}, 400, "max_distance"),
+        ("/reverse", {"x": 4.34, "y": 50.83, "max_distance": "far"}, 400, "max_distance"),
+        ("/reverse", {"x": 4.34, "y": 50.83, "max_distance": "inf"}, 400, "max_distance"),
+    ],
+)
 def test_bad_requests_get_a_clear_400_or_404(client, path, params, status, words):
     assert_problem(client.get(path, params=params), status, words)

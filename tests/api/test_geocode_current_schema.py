@@ -24,26 +24,38 @@ NIS = {"Saint-Gilles": "21013", "Bruxelles": "21004"}
 ADDRESS = "https://databrussels.be/id/address/{}"
 
 
-def current_schema(addresses: gpd.GeoDataFrame, boxed: set[int],
-                   only_boxes: set[int]) -> gpd.GeoDataFrame:
+def current_schema(
+    addresses: gpd.GeoDataFrame, boxed: set[int], only_boxes: set[int]
+) -> gpd.GeoDataFrame:
     """The addresses as UrbIS-Vector writes them: `boxed` ones also get boxes 1-3 (the
     building's own row first), `only_boxes` ones only boxes RC, 1 and 2."""
     rows = []
     for key, row in addresses.iterrows():
-        base = {"INSPIRE_ID": ADDRESS.format(key),
-                "STREET_ID": f"https://databrussels.be/id/streetname/{int(row.PW_ID)}",
-                "STRNAMEFRE": row.PW_NAME_FR, "STRNAMEDUT": row.PW_NAME_DU,
-                "POLICENUM": row.ADRN, "BOXNUMBER": None, "ZIPCODE": row.PZNC,
-                "MUNNISCODE": NIS[row.MU_NAME_FR], "MUNNAMEFRE": row.MU_NAME_FR,
-                "MUNNAMEDUT": row.MU_NAME_DU, "geometry": row.geometry}
+        base = {
+            "INSPIRE_ID": ADDRESS.format(key),
+            "STREET_ID": f"https://databrussels.be/id/streetname/{int(row.PW_ID)}",
+            "STRNAMEFRE": row.PW_NAME_FR,
+            "STRNAMEDUT": row.PW_NAME_DU,
+            "POLICENUM": row.ADRN,
+            "BOXNUMBER": None,
+            "ZIPCODE": row.PZNC,
+            "MUNNISCODE": NIS[row.MU_NAME_FR],
+            "MUNNAMEFRE": row.MU_NAME_FR,
+            "MUNNAMEDUT": row.MU_NAME_DU,
+            "geometry": row.geometry,
+        }
         boxes = ["1", "2", "3"] if key in boxed else ["RC", "1", "2"] if key in only_boxes else []
         if key not in only_boxes:
             rows.append(base)
         for i, box in enumerate(boxes):
-            rows.append({**base, "INSPIRE_ID": f"{ADDRESS.format(key)}/{box}",
-                         "BOXNUMBER": box,
-                         "geometry": shapely.Point(row.geometry.x + 0.1 * (i + 1),
-                                                   row.geometry.y)})
+            rows.append(
+                {
+                    **base,
+                    "INSPIRE_ID": f"{ADDRESS.format(key)}/{box}",
+                    "BOXNUMBER": box,
+                    "geometry": shapely.Point(row.geometry.x + 0.1 * (i + 1), row.geometry.y),
+                }
+            )
     return gpd.GeoDataFrame(rows, crs=31370)
 
 
@@ -51,7 +63,7 @@ def current_schema(addresses: gpd.GeoDataFrame, boxed: set[int],
 def layer(synced_database_url: str, tmp_path_factory) -> dict:
     sample = read_sample_addresses()
     sample = sample[sample.PW_NAME_FR.notna()]
-    keys = (sample.PW_NAME_FR + "|" + sample.ADRN)
+    keys = sample.PW_NAME_FR + "|" + sample.ADRN
     unique = sample[~keys.duplicated(keep=False)]
     drawn = list(unique.sample(40, random_state=11).index)
     boxed, only_boxes = set(drawn[:30]), set(drawn[30:])
@@ -60,8 +72,10 @@ def layer(synced_database_url: str, tmp_path_factory) -> dict:
     gpkg = folder / "urbisvector.gpkg"
     frame.to_file(gpkg, layer="Addresses", driver="GPKG")
     config = folder / "layers.yaml"
-    config.write_text(f"layers:\n  {LAYER}:\n    source: {{kind: file, path: {gpkg}, "
-                      "layer: Addresses}\n    key: INSPIRE_ID\n")
+    config.write_text(
+        f"layers:\n  {LAYER}:\n    source: {{kind: file, path: {gpkg}, "
+        "layer: Addresses}\n    key: INSPIRE_ID\n"
+    )
     sync_file_layer(synced_database_url, config, LAYER)
     return {"sample": sample, "boxed": boxed, "only_boxes": only_boxes, "frame": frame}
 
@@ -75,12 +89,21 @@ def test_a_box_is_understood_however_it_is_written(client, layer):
     for key in sorted(layer["boxed"])[:12]:
         row = sample.loc[key]
         fr, nl, n = row.PW_NAME_FR, row.PW_NAME_DU, row.ADRN
-        for q in (f"{fr} {n} bte 2", f"{fr} {n}/2", f"{fr} {n} / 2", f"{nl} {n} bus 2",
-                  f"{fr} {n} boîte 2", f"{fr} {n} Bte. 2", f"{n} bus 2 {nl}",
-                  f"{fr} {n} bte 2, {row.PZNC} {row.MU_NAME_FR}"):
+        for q in (
+            f"{fr} {n} bte 2",
+            f"{fr} {n}/2",
+            f"{fr} {n} / 2",
+            f"{nl} {n} bus 2",
+            f"{fr} {n} boîte 2",
+            f"{fr} {n} Bte. 2",
+            f"{n} bus 2 {nl}",
+            f"{fr} {n} bte 2, {row.PZNC} {row.MU_NAME_FR}",
+        ):
             found = ask(client, q, limit=3)
             assert found and found[0]["id"] == f"{ADDRESS.format(key)}/2", (
-                q, [f["properties"]["label"] for f in found])
+                q,
+                [f["properties"]["label"] for f in found],
+            )
             p = found[0]["properties"]
             assert p["match"] == "exact" and p["score"] == 1.0, q
             assert p["compared"]["box"] == {"query": "2", "matched": "2"}, q
@@ -101,8 +124,9 @@ def test_a_number_without_a_box_is_the_building_then_its_boxes_in_order(client, 
     for key in sorted(layer["only_boxes"]):
         row = sample.loc[key]
         found = ask(client, f"{row.ADRN} {row.PW_NAME_DU}", limit=10)
-        assert [f["id"] for f in found[:3]] == [f"{ADDRESS.format(key)}/{b}"
-                                                for b in ("1", "2", "RC")]
+        assert [f["id"] for f in found[:3]] == [
+            f"{ADDRESS.format(key)}/{b}" for b in ("1", "2", "RC")
+        ]
         rc = ask(client, f"{row.PW_NAME_FR} {row.ADRN} bte RC", limit=1)
         assert rc[0]["id"] == f"{ADDRESS.format(key)}/RC"
 
@@ -113,7 +137,8 @@ def test_a_box_that_does_not_exist_gives_the_numbers_addresses_not_exact(client,
     row = sample.loc[key]
     found = ask(client, f"{row.PW_NAME_FR} {row.ADRN} bte 9", limit=10)
     assert [f["id"] for f in found[:4]] == [ADDRESS.format(key)] + [
-        f"{ADDRESS.format(key)}/{b}" for b in "123"]
+        f"{ADDRESS.format(key)}/{b}" for b in "123"
+    ]
     for f in found[:4]:
         assert f["properties"]["match"] == "fuzzy" and f["properties"]["score"] == 0.95
         assert f["properties"]["compared"]["box"]["query"] == "9"
@@ -122,7 +147,8 @@ def test_a_box_that_does_not_exist_gives_the_numbers_addresses_not_exact(client,
 def test_every_unboxed_address_is_found_exactly(client, layer):
     sample = layer["sample"]
     drawn = sample.drop(index=list(layer["boxed"] | layer["only_boxes"])).sample(
-        60, random_state=12)
+        60, random_state=12
+    )
     rng = random.Random(13)
     for key, row in drawn.iterrows():
         name = row.PW_NAME_FR if rng.random() < 0.5 else row.PW_NAME_DU
@@ -137,11 +163,28 @@ def test_a_street_carries_its_id_names_postcode_and_municipality_and_no_number(c
     (feature,) = ask(client, "Jean Volderslaan", crs=EPSG_31370)
     p = feature["properties"]
     assert p["match"] == "street"
-    assert {k: p[k] for k in ("STREET_ID", "STRNAMEFRE", "STRNAMEDUT", "ZIPCODE",
-                              "MUNNAMEFRE", "MUNNAMEDUT", "POLICENUM", "BOXNUMBER")} == {
-        "STREET_ID": street.STREET_ID.iloc[0], "STRNAMEFRE": "Avenue Jean Volders",
-        "STRNAMEDUT": "Jean Volderslaan", "ZIPCODE": "1060", "MUNNAMEFRE": "Saint-Gilles",
-        "MUNNAMEDUT": "Sint-Gillis", "POLICENUM": None, "BOXNUMBER": None}
+    assert {
+        k: p[k]
+        for k in (
+            "STREET_ID",
+            "STRNAMEFRE",
+            "STRNAMEDUT",
+            "ZIPCODE",
+            "MUNNAMEFRE",
+            "MUNNAMEDUT",
+            "POLICENUM",
+            "BOXNUMBER",
+        )
+    } == {
+        "STREET_ID": street.STREET_ID.iloc[0],
+        "STRNAMEFRE": "Avenue Jean Volders",
+        "STRNAMEDUT": "Jean Volderslaan",
+        "ZIPCODE": "1060",
+        "MUNNAMEFRE": "Saint-Gilles",
+        "MUNNAMEDUT": "Sint-Gillis",
+        "POLICENUM": None,
+        "BOXNUMBER": None,
+    }
     assert feature["bbox"] == pytest.approx(list(street.total_bounds), abs=1e-3)
     assert p["label"] == "Jean Volderslaan, 1060 Sint-Gillis"
     (missing,) = ask(client, "Avenue Jean Volders 999", limit=1)

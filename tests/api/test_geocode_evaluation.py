@@ -38,38 +38,70 @@ TARGET_ABSENT_EMPTY = 0.95
 # and Boulevard du Midi, Place Fontainas and Rue Fontainas, Parvis de Saint-Gilles and Rue de
 # l'Eglise Saint-Gilles).
 ABSENT_STREETS = [
-    ("Rue de la Loi", "Wetstraat"), ("Rue Royale", "Koningsstraat"),
-    ("Avenue Louise", "Louizalaan"), ("Boulevard Anspach", "Anspachlaan"),
-    ("Rue Neuve", "Nieuwstraat"), ("Boulevard Adolphe Max", "Adolphe Maxlaan"),
-    ("Rue du Marché aux Herbes", "Grasmarkt"), ("Avenue de Tervueren", "Tervurenlaan"),
-    ("Chaussée d'Ixelles", "Elsensesteenweg"), ("Rue Belliard", "Belliardstraat"),
-    ("Avenue des Arts", "Kunstlaan"), ("Boulevard du Régent", "Regentlaan"),
-    ("Rue Antoine Dansaert", "Antoine Dansaertstraat"), ("Place Flagey", "Flageyplein"),
-    ("Chaussée de Charleroi", "Charleroisesteenweg"), ("Avenue Brugmann", "Brugmannlaan"),
-    ("Rue du Midi", "Zuidstraat"), ("Rue des Bouchers", "Beenhouwersstraat"),
+    ("Rue de la Loi", "Wetstraat"),
+    ("Rue Royale", "Koningsstraat"),
+    ("Avenue Louise", "Louizalaan"),
+    ("Boulevard Anspach", "Anspachlaan"),
+    ("Rue Neuve", "Nieuwstraat"),
+    ("Boulevard Adolphe Max", "Adolphe Maxlaan"),
+    ("Rue du Marché aux Herbes", "Grasmarkt"),
+    ("Avenue de Tervueren", "Tervurenlaan"),
+    ("Chaussée d'Ixelles", "Elsensesteenweg"),
+    ("Rue Belliard", "Belliardstraat"),
+    ("Avenue des Arts", "Kunstlaan"),
+    ("Boulevard du Régent", "Regentlaan"),
+    ("Rue Antoine Dansaert", "Antoine Dansaertstraat"),
+    ("Place Flagey", "Flageyplein"),
+    ("Chaussée de Charleroi", "Charleroisesteenweg"),
+    ("Avenue Brugmann", "Brugmannlaan"),
+    ("Rue du Midi", "Zuidstraat"),
+    ("Rue des Bouchers", "Beenhouwersstraat"),
     ("Avenue Franklin Roosevelt", "Franklin Rooseveltlaan"),
-    ("Boulevard Lambermont", "Lambermontlaan"), ("Chaussée de Gand", "Gentsesteenweg"),
-    ("Rue de Flandre", "Vlaamsesteenweg"), ("Avenue de la Couronne", "Kroonlaan"),
-    ("Chaussée de Wavre", "Waversesteenweg"), ("Place Sainte-Catherine", "Sint-Katelijneplein"),
-    ("Rue Ducale", "Hertogsstraat"), ("Rue de Namur", "Naamsestraat"),
+    ("Boulevard Lambermont", "Lambermontlaan"),
+    ("Chaussée de Gand", "Gentsesteenweg"),
+    ("Rue de Flandre", "Vlaamsesteenweg"),
+    ("Avenue de la Couronne", "Kroonlaan"),
+    ("Chaussée de Wavre", "Waversesteenweg"),
+    ("Place Sainte-Catherine", "Sint-Katelijneplein"),
+    ("Rue Ducale", "Hertogsstraat"),
+    ("Rue de Namur", "Naamsestraat"),
     ("Boulevard Général Jacques", "Generaal Jacqueslaan"),
-    ("Chaussée de Louvain", "Leuvensesteenweg"), ("Avenue de Stalingrad", "Stalingradlaan"),
-    ("Place Jourdan", "Jourdanplein"), ("Rue du Bailli", "Baljuwstraat"),
-    ("Rue de Laeken", "Lakensestraat"), ("Rue Rogier", "Rogierstraat"),
-    ("Rue Américaine", "Amerikaansestraat"), ("Chaussée d'Alsemberg", "Alsembergsesteenweg"),
-    ("Place Stéphanie", "Stefaniaplein"), ("Rue du Trône", "Troonstraat"),
-    ("Avenue de la Toison d'Or", "Guldenvlieslaan"), ("Rue Defacqz", "Defacqzstraat"),
-    ("Place de la Monnaie", "Muntplein"), ("Chaussée de Ninove", "Ninoofsesteenweg"),
-    ("Rue de Mérode", "de Mérodestraat"), ("Rue de Parme", "Parmastraat"),
-    ("Place Morichar", "Moricharplein"), ("Avenue Fonsny", "Fonsnylaan"),
-    ("Rue de Bosnie", "Bosniëstraat"), ("Parvis de Saint-Gilles", "Sint-Gillisvoorplein"),
-    ("Place Fontainas", "Fontainasplein"), ("Rue de Danemark", "Denemarkenstraat"),
-    ("Rue d'Espagne", "Spanjestraat"), ("Place Bara", "Baraplein"),
-    ("Rue Théodore Verhaegen", "Théodore Verhaegenstraat"), ("Avenue du Parc", "Parklaan"),
+    ("Chaussée de Louvain", "Leuvensesteenweg"),
+    ("Avenue de Stalingrad", "Stalingradlaan"),
+    ("Place Jourdan", "Jourdanplein"),
+    ("Rue du Bailli", "Baljuwstraat"),
+    ("Rue de Laeken", "Lakensestraat"),
+    ("Rue Rogier", "Rogierstraat"),
+    ("Rue Américaine", "Amerikaansestraat"),
+    ("Chaussée d'Alsemberg", "Alsembergsesteenweg"),
+    ("Place Stéphanie", "Stefaniaplein"),
+    ("Rue du Trône", "Troonstraat"),
+    ("Avenue de la Toison d'Or", "Guldenvlieslaan"),
+    ("Rue Defacqz", "Defacqzstraat"),
+    ("Place de la Monnaie", "Muntplein"),
+    ("Chaussée de Ninove", "Ninoofsesteenweg"),
+    ("Rue de Mérode", "de Mérodestraat"),
+    ("Rue de Parme", "Parmastraat"),
+    ("Place Morichar", "Moricharplein"),
+    ("Avenue Fonsny", "Fonsnylaan"),
+    ("Rue de Bosnie", "Bosniëstraat"),
+    ("Parvis de Saint-Gilles", "Sint-Gillisvoorplein"),
+    ("Place Fontainas", "Fontainasplein"),
+    ("Rue de Danemark", "Denemarkenstraat"),
+    ("Rue d'Espagne", "Spanjestraat"),
+    ("Place Bara", "Baraplein"),
+    ("Rue Théodore Verhaegen", "Théodore Verhaegenstraat"),
+    ("Avenue du Parc", "Parklaan"),
 ]
 # How people shorten street kinds (the test's own table).
-FR_SHORT = {"Rue": ["r.", "R"], "Avenue": ["av.", "Av"], "Boulevard": ["bd", "Bd."],
-            "Chaussée": ["chée", "Ch."], "Place": ["pl.", "Pl"], "Square": ["sq.", "Sq"]}
+FR_SHORT = {
+    "Rue": ["r.", "R"],
+    "Avenue": ["av.", "Av"],
+    "Boulevard": ["bd", "Bd."],
+    "Chaussée": ["chée", "Ch."],
+    "Place": ["pl.", "Pl"],
+    "Square": ["sq.", "Sq"],
+}
 NL_SHORT = {"straat": ["str.", "str"], "laan": ["ln", "ln."], "steenweg": ["stwg", "stwg."]}
 
 
@@ -101,8 +133,7 @@ def drawn(frame: gpd.GeoDataFrame, seed: int) -> gpd.GeoDataFrame:
     return frame.sample(min(PER_CATEGORY, len(frame)), random_state=seed)
 
 
-def both_languages(frame: gpd.GeoDataFrame,
-                   write: Callable[[str, str, object], str]) -> list[Case]:
+def both_languages(frame: gpd.GeoDataFrame, write: Callable[[str, str, object], str]) -> list[Case]:
     """Per address, the query `write` makes from its French and from its Dutch names."""
     cases = []
     for key, row in frame.iterrows():
@@ -125,7 +156,7 @@ def shortened(name: str, language: str, rng: random.Random) -> str | None:
         return f"{rng.choice(FR_SHORT[kind])} {rest}" if kind in FR_SHORT and rest else None
     for kind, shorts in NL_SHORT.items():
         if name.lower().endswith(kind):
-            return name[:-len(kind)] + rng.choice(shorts)
+            return name[: -len(kind)] + rng.choice(shorts)
     return None
 
 
@@ -164,8 +195,13 @@ def nearest_cases(addresses: gpd.GeoDataFrame, seed: int, elsewhere: bool) -> li
     for (name_fr, _postcode), members in addresses.groupby(["PW_NAME_FR", "PZNC"]):
         own = values[members.index]
         if elsewhere:
-            pool = sorted({int(a) for a in addresses.ADRN[addresses.PW_NAME_FR != name_fr]
-                           if a.isdigit() and int(a) not in set(own)})
+            pool = sorted(
+                {
+                    int(a)
+                    for a in addresses.ADRN[addresses.PW_NAME_FR != name_fr]
+                    if a.isdigit() and int(a) not in set(own)
+                }
+            )
         else:
             pool = [n for n in range(1, own.max() + 60) if n not in anywhere]
         pool = [n for n in pool if not 1000 <= n <= 1299]  # not read as a postcode
@@ -174,9 +210,14 @@ def nearest_cases(addresses: gpd.GeoDataFrame, seed: int, elsewhere: bool) -> li
             right = set(gap[gap == gap.min()].index)
             row = members.iloc[0]
             language = ("fr", "nl")[i % 2]
-            cases.append(Case(f"{street(row, language)} {asked}",
-                              lambda f, right=right: f.get("id") in right
-                              and f["properties"]["match"] == "nearest_number"))
+            cases.append(
+                Case(
+                    f"{street(row, language)} {asked}",
+                    lambda f, right=right: (
+                        f.get("id") in right and f["properties"]["match"] == "nearest_number"
+                    ),
+                )
+            )
     return cases
 
 
@@ -199,10 +240,14 @@ def street_cases(addresses: gpd.GeoDataFrame) -> list[Case]:
             centroid = shapely.MultiPoint(list(members.geometry)).centroid
             point = shapely.Point(feature["geometry"]["coordinates"])
             nearest = members.distance(centroid).min()  # ties: any of them is the middle
-            return (str(p["PZNC"]) == postcode and p["PW_NAME_DU"] == members.PW_NAME_DU.iloc[0]
-                    and feature["bbox"] == pytest.approx(list(members.total_bounds), abs=1e-3)
-                    and members.distance(point).min() < 1e-3
-                    and abs(point.distance(centroid) - nearest) < 1e-3)
+            return (
+                str(p["PZNC"]) == postcode
+                and p["PW_NAME_DU"] == members.PW_NAME_DU.iloc[0]
+                and feature["bbox"] == pytest.approx(list(members.total_bounds), abs=1e-3)
+                and members.distance(point).min() < 1e-3
+                and abs(point.distance(centroid) - nearest) < 1e-3
+            )
+
         return right
 
     cases = []
@@ -211,33 +256,44 @@ def street_cases(addresses: gpd.GeoDataFrame) -> list[Case]:
         for language in ("fr", "nl"):
             name = street(row, language)
             cases.append(Case(name, is_street(name_fr, postcode)))
-            cases.append(Case(f"{name}, {postcode} {municipality(row, language)}",
-                              is_street(name_fr, postcode)))
+            cases.append(
+                Case(
+                    f"{name}, {postcode} {municipality(row, language)}",
+                    is_street(name_fr, postcode),
+                )
+            )
     return cases
 
 
 def absent_cases() -> list[Case]:
     cases = []
     for i, (fr, nl) in enumerate(ABSENT_STREETS):
-        cases += [Case(fr, None), Case(nl, None), Case(f"{fr} {i + 2}", None),
-                  Case(f"{i + 3} {nl}", None)]
+        cases += [
+            Case(fr, None),
+            Case(nl, None),
+            Case(f"{fr} {i + 2}", None),
+            Case(f"{i + 3} {nl}", None),
+        ]
     return cases
 
 
-def categories(addresses: gpd.GeoDataFrame,
-               unique: gpd.GeoDataFrame) -> dict[str, list[Case]]:
+def categories(addresses: gpd.GeoDataFrame, unique: gpd.GeoDataFrame) -> dict[str, list[Case]]:
     return {
         "exact FR/NL": both_languages(
-            drawn(unique, 1), lambda lang, n, row: f"{street(row, lang)} {n}"),
+            drawn(unique, 1), lambda lang, n, row: f"{street(row, lang)} {n}"
+        ),
         "full, with postcode and municipality": both_languages(
-            drawn(unique, 2), lambda lang, n, row:
-            f"{street(row, lang)} {n}, {row.PZNC} {municipality(row, lang)}"),
+            drawn(unique, 2),
+            lambda lang, n, row: f"{street(row, lang)} {n}, {row.PZNC} {municipality(row, lang)}",
+        ),
         "lower case without accents": both_languages(
-            drawn(unique, 3), lambda lang, n, row: f"{plain(street(row, lang)).lower()} {n}"),
+            drawn(unique, 3), lambda lang, n, row: f"{plain(street(row, lang)).lower()} {n}"
+        ),
         "abbreviations": abbreviation_cases(unique, 4),
         "one typo": typo_cases(unique, 5),
         "number first": both_languages(
-            drawn(unique, 6), lambda lang, n, row: f"{n} {street(row, lang)}"),
+            drawn(unique, 6), lambda lang, n, row: f"{n} {street(row, lang)}"
+        ),
         "number not on the street (nor anywhere)": nearest_cases(addresses, 7, False),
         "number only on other streets": nearest_cases(addresses, 8, True),
         "street only": street_cases(addresses),
@@ -252,8 +308,7 @@ def test_absent_streets_are_real_names_not_in_the_sample(addresses):
         assert plain(fr).lower() not in sample and plain(nl).lower() not in sample, (fr, nl)
 
 
-def test_top1_accuracy_per_category_meets_the_targets(client, addresses, unique_addresses,
-                                                      capsys):
+def test_top1_accuracy_per_category_meets_the_targets(client, addresses, unique_addresses, capsys):
     results: dict[str, tuple[int, int, list[str]]] = {}
     for name, cases in categories(addresses, unique_addresses).items():
         assert len(cases) >= 40, (name, len(cases))  # tens to hundreds of queries each
@@ -263,14 +318,18 @@ def test_top1_accuracy_per_category_meets_the_targets(client, addresses, unique_
             ok = not found if case.right is None else bool(found) and case.right(found[0])
             right += ok
             if not ok:
-                misses.append(f"{case.query!r} -> " + (found[0]["properties"]["label"]
-                                                       if found else "nothing"))
+                misses.append(
+                    f"{case.query!r} -> "
+                    + (found[0]["properties"]["label"] if found else "nothing")
+                )
         results[name] = (right, len(cases), misses)
     with capsys.disabled():
         print("\ngeocoder evaluation on the sample (top-1 right / queries):")
         for name, (right, total, misses) in results.items():
-            print(f"  {name:42s} {right:4d} / {total:4d} = {100 * right / total:5.1f} %"
-                  + (f"   missed: {'; '.join(misses[:3])}" if misses else ""))
+            print(
+                f"  {name:42s} {right:4d} / {total:4d} = {100 * right / total:5.1f} %"
+                + (f"   missed: {'; '.join(misses[:3])}" if misses else "")
+            )
     for name, (right, total, misses) in results.items():
         target = TARGET_ABSENT_EMPTY if name.startswith("absent") else TARGET_TOP1
         assert right / total >= target, (name, right, total, misses[:10])

@@ -40,21 +40,35 @@ def history(admin_url, template_url, tmp_path_factory) -> Iterator[dict]:
     newcomer = frame[frame["NAT_CODE"] == "21013"].copy()
     newcomer["NAT_CODE"] = "21099"
     newcomer["geometry"] = newcomer.translate(xoff=30_000)
-    layer.write(gpd.GeoDataFrame(gpd.pd.concat([changed, newcomer], ignore_index=True),
-                                 crs=31370))
+    layer.write(gpd.GeoDataFrame(gpd.pd.concat([changed, newcomer], ignore_index=True), crs=31370))
     layer.sync(engine)
     with engine.connect() as conn:
         second = conn.execute(sa.text("SELECT max(valid_from) FROM urbis.muni")).scalar()
     points = Path(tmp) / "p.geojson"
-    points.write_text(json.dumps({"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {"K": "a"},
-         "geometry": {"type": "Point", "coordinates": [148000, 169000]}},
-        {"type": "Feature", "properties": {"K": None},
-         "geometry": {"type": "Point", "coordinates": [148001, 169001]}}],
-        "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::31370"}}}))
+    points.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {
+                        "type": "Feature",
+                        "properties": {"K": "a"},
+                        "geometry": {"type": "Point", "coordinates": [148000, 169000]},
+                    },
+                    {
+                        "type": "Feature",
+                        "properties": {"K": None},
+                        "geometry": {"type": "Point", "coordinates": [148001, 169001]},
+                    },
+                ],
+                "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::31370"}},
+            }
+        )
+    )
     config = Path(tmp) / "points.yaml"
-    config.write_text(f"layers:\n  points:\n    source: {{kind: file, path: {points}}}\n"
-                      "    key: K\n")
+    config.write_text(
+        f"layers:\n  points:\n    source: {{kind: file, path: {points}}}\n    key: K\n"
+    )
     assert sync_layer(engine, load_config(config), "points").status == "success"
     engine.dispose()
     proc, base = start_server(url)
@@ -66,8 +80,7 @@ def history(admin_url, template_url, tmp_path_factory) -> Iterator[dict]:
 
 
 def names_at(client: httpx.Client, instant: str) -> dict[str, str]:
-    body = client.get("/collections/muni/items",
-                      params={"datetime": instant, "limit": 100}).json()
+    body = client.get("/collections/muni/items", params={"datetime": instant, "limit": 100}).json()
     assert body["numberMatched"] == len(body["features"])
     return {f["id"]: f["properties"]["NAME_FRE"] for f in body["features"]}
 
@@ -84,8 +97,12 @@ def test_items_as_they_were(history):
     assert now["21007"] == "Forest (renamed)" and "21011" not in now and "21099" in now
     assert names_at(client, (history["first"] - timedelta(days=1)).isoformat()) == {}
     # The same instant written as a plain date works too (midnight UTC).
-    assert client.get("/collections/muni/items", params={"datetime": "2000-01-01"}
-                      ).json()["numberMatched"] == 0
+    assert (
+        client.get("/collections/muni/items", params={"datetime": "2000-01-01"}).json()[
+            "numberMatched"
+        ]
+        == 0
+    )
 
 
 def test_changes_since(history):
@@ -95,8 +112,10 @@ def test_changes_since(history):
     events = {(c["id"], c["op"]) for c in body["changes"]}
     assert events == {("21007", "update"), ("21011", "delete"), ("21099", "insert")}
     assert {c["time"] for c in body["changes"]} == {history["second"].isoformat()}
-    everything = client.get("/collections/muni/changes", params={
-        "since": (history["first"] - timedelta(seconds=1)).isoformat(), "limit": 100}).json()
+    everything = client.get(
+        "/collections/muni/changes",
+        params={"since": (history["first"] - timedelta(seconds=1)).isoformat(), "limit": 100},
+    ).json()
     ops = [c["op"] for c in everything["changes"]]
     assert ops.count("insert") == 20 and ops.count("update") == 1 and ops.count("delete") == 1
 
@@ -110,14 +129,17 @@ def test_quarantine_lists_what_was_set_aside(history):
     assert history["client"].get("/collections/muni/quarantine").json()["numberMatched"] == 0
 
 
-@pytest.mark.parametrize("path, words", [
-    ("/collections/muni/items?datetime=yesterday", "not an RFC 3339"),
-    ("/collections/muni/items?datetime=2026-01-01T00:00:00Z/..", "interval"),
-    ("/collections/muni/items?datetime=2026-01-01T00:00:00", "time zone"),
-    ("/collections/muni/changes", "since"),
-    ("/collections/muni/changes?since=soon", "not an RFC 3339"),
-    ("/collections/nope/quarantine", "no collection"),
-])
+@pytest.mark.parametrize(
+    "path, words",
+    [
+        ("/collections/muni/items?datetime=yesterday", "not an RFC 3339"),
+        ("/collections/muni/items?datetime=2026-01-01T00:00:00Z/..", "interval"),
+        ("/collections/muni/items?datetime=2026-01-01T00:00:00", "time zone"),
+        ("/collections/muni/changes", "since"),
+        ("/collections/muni/changes?since=soon", "not an RFC 3339"),
+        ("/collections/nope/quarantine", "no collection"),
+    ],
+)
 def test_bad_history_requests(history, path, words):
     response = history["client"].get(path)
     assert response.status_code in (400, 404)

@@ -16,8 +16,12 @@ def drawn(browser: webdriver.Chrome, url: str) -> int:
     """Open the page, wait for the map script to finish, return how many features it drew."""
     browser.get(url)
     the_map = WebDriverWait(browser, 20).until(
-        lambda b: b.find_element(By.ID, "map") if b.find_element(By.ID, "map")
-        .get_attribute("data-features") is not None else False)
+        lambda b: (
+            b.find_element(By.ID, "map")
+            if b.find_element(By.ID, "map").get_attribute("data-features") is not None
+            else False
+        )
+    )
     return int(the_map.get_attribute("data-features"))
 
 
@@ -36,7 +40,8 @@ def errors_and_foreign_requests(browser: webdriver.Chrome, api: str) -> tuple[li
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     host = urlparse(api).netloc
     urls = browser.execute_script(
-        "return performance.getEntriesByType('resource').map(e => e.name);")
+        "return performance.getEntriesByType('resource').map(e => e.name);"
+    )
     return errors, [u for u in urls if urlparse(u).netloc != host]
 
 
@@ -53,10 +58,12 @@ def test_addresses_page_draws_its_page_of_points_and_links_each_to_its_page(brow
     assert drawn(browser, f"{api}/collections/addresses/items?f=html&limit=50") == 50
     assert shapes_inside_the_map(browser) == 50
     first = browser.find_elements(By.CSS_SELECTOR, "#map path.leaflet-interactive")[0]
-    browser.execute_script("arguments[0].dispatchEvent(new MouseEvent('click', "
-                           "{bubbles: true}));", first)
+    browser.execute_script(
+        "arguments[0].dispatchEvent(new MouseEvent('click', {bubbles: true}));", first
+    )
     link = WebDriverWait(browser, 10).until(
-        lambda b: b.find_element(By.CSS_SELECTOR, ".leaflet-popup-content a"))
+        lambda b: b.find_element(By.CSS_SELECTOR, ".leaflet-popup-content a")
+    )
     href = link.get_attribute("href")
     assert "/collections/addresses/items/" in href and href.endswith("?f=html")
     assert drawn(browser, href) == 1  # the feature's own page has its map too
@@ -66,8 +73,10 @@ def test_addresses_page_draws_its_page_of_points_and_links_each_to_its_page(brow
 def test_markup_in_a_value_is_shown_as_text_not_run(browser, api):
     """A filter that matches nothing still draws an (empty) map, and a hostile value in the
     query string stays text."""
-    url = (f"{api}/collections/addresses/items?f=html&PW_NAME_FR="
-           "%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E")
+    url = (
+        f"{api}/collections/addresses/items?f=html&PW_NAME_FR="
+        "%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E"
+    )
     assert drawn(browser, url) == 0
     assert browser.find_elements(By.CSS_SELECTOR, "img[src='x']") == []
 

@@ -25,8 +25,10 @@ ADDR = "/collections/addresses/items"
 
 @pytest.fixture(scope="module")
 def addresses() -> gpd.GeoDataFrame:
-    frame = gpd.read_file(f"/vsizip/{SAMPLE_DIR / 'UrbAdm_AdPt_sample.zip'}/shp/UrbAdm_AdPt.shp",
-                          columns=["ID", "PZNC", "MU_NAME_FR", "PW_NAME_FR"])
+    frame = gpd.read_file(
+        f"/vsizip/{SAMPLE_DIR / 'UrbAdm_AdPt_sample.zip'}/shp/UrbAdm_AdPt.shp",
+        columns=["ID", "PZNC", "MU_NAME_FR", "PW_NAME_FR"],
+    )
     frame["ID"] = frame["ID"].astype("int64")
     return frame.to_crs("OGC:CRS84")
 
@@ -41,8 +43,9 @@ def catalog_columns(client) -> dict[str, list[str]]:
     """Property names per collection, in the source's order, as the API's features carry them."""
     names: dict[str, list[str]] = {}
     for layer in ("municipalities", "addresses"):
-        body = client.get(f"/collections/{layer}/items/"
-                          + ("21009" if layer == "municipalities" else "1116857")).json()
+        body = client.get(
+            f"/collections/{layer}/items/" + ("21009" if layer == "municipalities" else "1116857")
+        ).json()
         names[layer] = list(body["properties"])
     return names
 
@@ -85,26 +88,29 @@ def test_properties_keeps_only_the_named_ones_in_their_order(client):
     assert all(f["geometry"]["type"] == "MultiPolygon" for f in none["features"])
 
 
-@pytest.mark.parametrize("path, params, parameter, words", [
-    (MUNI, {"properties": "NAME_FRE,NOPE"}, "properties", "unknown property 'NOPE'"),
-    (f"{MUNI}/21009", {"properties": "name_fre"}, "properties", "did you mean 'NAME_FRE'"),
-    (MUNI, {"properties": "NAME_FRE,,AREA"}, "properties", "empty name"),
-    (MUNI, {"sortby": "-NOPE"}, "sortby", "unknown property 'NOPE'"),
-    (MUNI, {"sortby": "NAME_FRE,-"}, "sortby", "empty entry"),
-    (MUNI, {"sortby": "AREA,-AREA"}, "sortby", "twice"),
-    (MUNI, {"sortby": "NAME_FRE;DROP TABLE x"}, "sortby", "unknown property"),
-    (ADDR, {"ID": "abc"}, "ID", "property 'ID' is bigint: expected an integer, got 'abc'"),
-    (ADDR, {"ID": "1.5"}, "ID", "expected an integer"),
-    (ADDR, {"ID": "99999999999999999999999"}, "ID", "expected an integer"),
-    (ADDR, {"ANGLE": "north"}, "ANGLE", "double precision: expected a number"),
-    (ADDR, {"ANGLE": "nan"}, "ANGLE", "expected a number"),
-    (MUNI, {"AREA": "1e999"}, "AREA", "expected a number"),
-    (MUNI, {"BEGIN_LIFE": "2016-13-45"}, "BEGIN_LIFE", "date: expected a date (YYYY-MM-DD)"),
-    (MUNI, {"BEGIN_LIFE": "yesterday"}, "BEGIN_LIFE", "expected a date"),
-    (MUNI, {"NAME_FRE": "a\x00b"}, "NAME_FRE", "control character U+0000"),
-    (ADDR, {"pznc": "1060"}, "pznc", "did you mean 'PZNC'"),
-    (ADDR, {"colour": "red"}, "colour", "properties of 'addresses' as filters"),
-])
+@pytest.mark.parametrize(
+    "path, params, parameter, words",
+    [
+        (MUNI, {"properties": "NAME_FRE,NOPE"}, "properties", "unknown property 'NOPE'"),
+        (f"{MUNI}/21009", {"properties": "name_fre"}, "properties", "did you mean 'NAME_FRE'"),
+        (MUNI, {"properties": "NAME_FRE,,AREA"}, "properties", "empty name"),
+        (MUNI, {"sortby": "-NOPE"}, "sortby", "unknown property 'NOPE'"),
+        (MUNI, {"sortby": "NAME_FRE,-"}, "sortby", "empty entry"),
+        (MUNI, {"sortby": "AREA,-AREA"}, "sortby", "twice"),
+        (MUNI, {"sortby": "NAME_FRE;DROP TABLE x"}, "sortby", "unknown property"),
+        (ADDR, {"ID": "abc"}, "ID", "property 'ID' is bigint: expected an integer, got 'abc'"),
+        (ADDR, {"ID": "1.5"}, "ID", "expected an integer"),
+        (ADDR, {"ID": "99999999999999999999999"}, "ID", "expected an integer"),
+        (ADDR, {"ANGLE": "north"}, "ANGLE", "double precision: expected a number"),
+        (ADDR, {"ANGLE": "nan"}, "ANGLE", "expected a number"),
+        (MUNI, {"AREA": "1e999"}, "AREA", "expected a number"),
+        (MUNI, {"BEGIN_LIFE": "2016-13-45"}, "BEGIN_LIFE", "date: expected a date (YYYY-MM-DD)"),
+        (MUNI, {"BEGIN_LIFE": "yesterday"}, "BEGIN_LIFE", "expected a date"),
+        (MUNI, {"NAME_FRE": "a\x00b"}, "NAME_FRE", "control character U+0000"),
+        (ADDR, {"pznc": "1060"}, "pznc", "did you mean 'PZNC'"),
+        (ADDR, {"colour": "red"}, "colour", "properties of 'addresses' as filters"),
+    ],
+)
 def test_bad_options_are_400s_that_name_the_parameter(client, path, params, parameter, words):
     response = client.get(path, params=params)
     assert response.status_code == 400, response.text
@@ -116,8 +122,9 @@ def test_bad_options_are_400s_that_name_the_parameter(client, path, params, para
 
 
 def test_sortby_name_descending_matches_the_source(client, municipalities):
-    body = client.get(MUNI, params={"sortby": "-NAME_FRE", "limit": 100,
-                                    "properties": "NAME_FRE"}).json()
+    body = client.get(
+        MUNI, params={"sortby": "-NAME_FRE", "limit": 100, "properties": "NAME_FRE"}
+    ).json()
     names = [f["properties"]["NAME_FRE"] for f in body["features"]]
     assert names == sorted(municipalities["NAME_FRE"], reverse=True)
 
@@ -150,8 +157,9 @@ def test_text_filter_matches_the_source_and_combines_with_bbox(client, addresses
     assert body["numberMatched"] == body["numberReturned"] == len(expected) == 418
     assert sorted(f["id"] for f in body["features"]) == sorted(expected["ID"])
     bbox = (4.3435, 50.8300, 4.3470, 50.8330)
-    both = client.get(ADDR, params={"PZNC": "1060", "bbox": ",".join(map(str, bbox)),
-                                    "limit": 1000}).json()
+    both = client.get(
+        ADDR, params={"PZNC": "1060", "bbox": ",".join(map(str, bbox)), "limit": 1000}
+    ).json()
     inside = expected[expected.intersects(shapely.box(*bbox))]
     assert 0 < len(inside) < len(expected)
     assert both["numberMatched"] == len(inside)
@@ -191,8 +199,9 @@ def test_filters_work_with_datetime_history_and_sortby(client):
     as_of = client.get(ADDR, params={**params, "datetime": "2100-01-01T00:00:00Z"}).json()
     assert as_of["numberMatched"] == live["numberMatched"] == 247
     assert [f["id"] for f in as_of["features"]] == [f["id"] for f in live["features"]]
-    assert [f["id"] for f in live["features"]] == sorted((f["id"] for f in live["features"]),
-                                                         reverse=True)
+    assert [f["id"] for f in live["features"]] == sorted(
+        (f["id"] for f in live["features"]), reverse=True
+    )
     before = client.get(ADDR, params={**params, "datetime": "2000-01-01T00:00:00Z"}).json()
     assert before["numberMatched"] == 0
 
@@ -219,8 +228,9 @@ def test_csv_has_a_header_one_row_per_feature_and_the_geojson_geometry(client, c
     for row in rows:
         feature = geojson[row["NAT_CODE"]]
         wkt = shapely.from_wkt(row["WKT"])
-        assert shapely.equals_exact(wkt, shapely.geometry.shape(feature["geometry"]),
-                                    tolerance=1e-9)
+        assert shapely.equals_exact(
+            wkt, shapely.geometry.shape(feature["geometry"]), tolerance=1e-9
+        )
         assert row["NAME_FRE"] == feature["properties"]["NAME_FRE"]
         assert float(row["AREA"]) == feature["properties"]["AREA"]
         assert row["BEGIN_LIFE"] == feature["properties"]["BEGIN_LIFE"]
@@ -228,8 +238,13 @@ def test_csv_has_a_header_one_row_per_feature_and_the_geojson_geometry(client, c
 
 def test_csv_pages_with_link_headers_keep_filters_and_crs(client, addresses):
     url, ids, pages = ADDR, [], 0
-    params: dict | None = {"f": "csv", "limit": 150, "PZNC": "1060", "properties": "PW_NAME_FR",
-                           "crs": "EPSG:31370"}
+    params: dict | None = {
+        "f": "csv",
+        "limit": 150,
+        "PZNC": "1060",
+        "properties": "PW_NAME_FR",
+        "crs": "EPSG:31370",
+    }
     while url:
         response = client.get(url, params=params)
         params = None
@@ -268,10 +283,16 @@ def test_accept_header_negotiates_csv_geopackage_html_and_geojson(client):
 # --- GeoPackage -------------------------------------------------------------------------------
 
 
-def test_geopackage_reads_back_with_geopandas(client, tmp_path: Path, catalog_columns,
-                                              addresses):
-    response = client.get(ADDR, params={"f": "gpkg", "limit": 1000, "PZNC": "1000",
-                                        "crs": "http://www.opengis.net/def/crs/EPSG/0/31370"})
+def test_geopackage_reads_back_with_geopandas(client, tmp_path: Path, catalog_columns, addresses):
+    response = client.get(
+        ADDR,
+        params={
+            "f": "gpkg",
+            "limit": 1000,
+            "PZNC": "1000",
+            "crs": "http://www.opengis.net/def/crs/EPSG/0/31370",
+        },
+    )
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/geopackage+sqlite3"
     assert 'filename="addresses.gpkg"' in response.headers["content-disposition"]

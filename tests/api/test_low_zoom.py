@@ -19,10 +19,12 @@ BARRIERE = (4.3440, 50.8330)  # lon, lat of the sample addresses
 
 
 def mercator_tile(z: int, lon: float, lat: float) -> tuple[int, int]:
-    n = 2 ** z
+    n = 2**z
     phi = math.radians(lat)
-    return (int((lon + 180) / 360 * n),
-            int((1 - math.log(math.tan(phi) + 1 / math.cos(phi)) / math.pi) / 2 * n))
+    return (
+        int((lon + 180) / 360 * n),
+        int((1 - math.log(math.tan(phi) + 1 / math.cos(phi)) / math.pi) / 2 * n),
+    )
 
 
 def settled(client: httpx.Client, drawn_before: int = -1) -> int:
@@ -38,31 +40,43 @@ def settled(client: httpx.Client, drawn_before: int = -1) -> int:
 
 def point_layer(folder: Path, x: float, y: float) -> Path:
     source = folder / "spot.geojson"
-    source.write_text(json.dumps({
-        "type": "FeatureCollection",
-        "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::31370"}},
-        "features": [{"type": "Feature", "properties": {"SID": "s1"},
-                      "geometry": {"type": "Point", "coordinates": [x, y]}}]}))
+    source.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::31370"}},
+                "features": [
+                    {
+                        "type": "Feature",
+                        "properties": {"SID": "s1"},
+                        "geometry": {"type": "Point", "coordinates": [x, y]},
+                    }
+                ],
+            }
+        )
+    )
     config = folder / "spot.yaml"
-    config.write_text(f"layers:\n  spot:\n    source: {{kind: file, path: {source}}}\n"
-                      "    key: SID\n")
+    config.write_text(
+        f"layers:\n  spot:\n    source: {{kind: file, path: {source}}}\n    key: SID\n"
+    )
     return config
 
 
-def test_low_zoom_tiles_are_drawn_ahead_and_again_after_a_change(synced_database_url,
-                                                                 tmp_path):
+def test_low_zoom_tiles_are_drawn_ahead_and_again_after_a_change(synced_database_url, tmp_path):
     server, base = start_server(synced_database_url, URBIS_TILE_WARM_ZOOM="11")
     try:
         with httpx.Client(base_url=base, timeout=30) as client:
             drawn = settled(client)
             assert drawn > 0
             x10, y10 = mercator_tile(10, *BARRIERE)
-            low = [f"/collections/municipalities/tiles/WebMercatorQuad/10/{x10}/{y10}",
-                   f"/tiles/WebMercatorQuad/10/{x10}/{y10}",
-                   f"/collections/addresses/tiles/WebMercatorQuad/11/"
-                   f"{mercator_tile(11, *BARRIERE)[0]}/{mercator_tile(11, *BARRIERE)[1]}",
-                   # Lambert 72 zoom 2: 75 km tiles (1 px = 293 m), Brussels in column 2, row 1
-                   "/collections/municipalities/tiles/BelgianLambert72/2/2/1"]
+            low = [
+                f"/collections/municipalities/tiles/WebMercatorQuad/10/{x10}/{y10}",
+                f"/tiles/WebMercatorQuad/10/{x10}/{y10}",
+                f"/collections/addresses/tiles/WebMercatorQuad/11/"
+                f"{mercator_tile(11, *BARRIERE)[0]}/{mercator_tile(11, *BARRIERE)[1]}",
+                # Lambert 72 zoom 2: 75 km tiles (1 px = 293 m), Brussels in column 2, row 1
+                "/collections/municipalities/tiles/BelgianLambert72/2/2/1",
+            ]
             for path in low:
                 response = client.get(path)
                 assert response.status_code in (200, 204), path
@@ -74,8 +88,7 @@ def test_low_zoom_tiles_are_drawn_ahead_and_again_after_a_change(synced_database
             assert high.headers["x-tile-cache"] == "miss"  # not a low zoom: drawn when asked
 
             # a new layer: its low zooms, and those of every layer together, are drawn again
-            sync_file_layer(synced_database_url, point_layer(tmp_path, 148384.0, 169116.0),
-                            "spot")
+            sync_file_layer(synced_database_url, point_layer(tmp_path, 148384.0, 169116.0), "spot")
             settled(client, drawn)
             spot = client.get(f"/collections/spot/tiles/WebMercatorQuad/10/{x10}/{y10}")
             assert spot.headers["x-tile-cache"] == "hit"

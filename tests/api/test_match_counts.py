@@ -15,15 +15,26 @@ pytestmark = pytest.mark.api
 
 def write_layer(folder: Path, names: list[str]) -> Path:
     source = folder / "counted.geojson"
-    source.write_text(json.dumps({
-        "type": "FeatureCollection",
-        "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::31370"}},
-        "features": [{"type": "Feature", "properties": {"CID": f"c{i}", "NAME": name},
-                      "geometry": {"type": "Point", "coordinates": [148000 + i, 169000]}}
-                     for i, name in enumerate(names)]}))
+    source.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::31370"}},
+                "features": [
+                    {
+                        "type": "Feature",
+                        "properties": {"CID": f"c{i}", "NAME": name},
+                        "geometry": {"type": "Point", "coordinates": [148000 + i, 169000]},
+                    }
+                    for i, name in enumerate(names)
+                ],
+            }
+        )
+    )
     config = folder / "counted.yaml"
-    config.write_text(f"layers:\n  counted:\n    source: {{kind: file, path: {source}}}\n"
-                      "    key: CID\n")
+    config.write_text(
+        f"layers:\n  counted:\n    source: {{kind: file, path: {source}}}\n    key: CID\n"
+    )
     return config
 
 
@@ -39,8 +50,9 @@ def test_filtered_counts_follow_the_data(client, synced_database_url, tmp_path):
         assert matched(client, filter="NAME = 'a'", limit=1, offset=page) == 2
     assert matched(client, NAME="b") == 1
     before = datetime.now(UTC).isoformat()
-    sync_file_layer(synced_database_url, write_layer(tmp_path, ["a", "b", "a", "a", "b"]),
-                    "counted")
+    sync_file_layer(
+        synced_database_url, write_layer(tmp_path, ["a", "b", "a", "a", "b"]), "counted"
+    )
     assert matched(client, filter="NAME = 'a'", limit=1, offset=1) == 3
     assert matched(client, NAME="b") == 2
     assert matched(client, bbox="148000,169000,148002,169000", **{"bbox-crs": "EPSG:31370"}) == 3
@@ -51,13 +63,14 @@ def test_filtered_counts_follow_the_data(client, synced_database_url, tmp_path):
 
 
 def test_a_bbox_page_counts_right_whether_full_short_or_past_the_end(
-        client, synced_database_url, tmp_path):
+    client, synced_database_url, tmp_path
+):
     sync_file_layer(synced_database_url, write_layer(tmp_path, ["a", "b", "c", "d"]), "counted")
     bbox = {"bbox": "148000,169000,148002,169000", "bbox-crs": "EPSG:31370"}  # 3 of the 4
     for limit in (1, 2, 3, 4, 10):
         for offset in (0, 1, 2, 3, 4, 9):
-            body = client.get("/collections/counted/items",
-                              params={**bbox, "limit": limit, "offset": offset}).json()
+            body = client.get(
+                "/collections/counted/items", params={**bbox, "limit": limit, "offset": offset}
+            ).json()
             assert body["numberMatched"] == 3, (limit, offset)
-            assert body["numberReturned"] == len(body["features"]) \
-                == max(0, min(limit, 3 - offset))
+            assert body["numberReturned"] == len(body["features"]) == max(0, min(limit, 3 - offset))

@@ -18,8 +18,12 @@ def run_notebook(path: Path, api: str) -> str:
     notebook = nbformat.read(path, as_version=4)
     os.environ["URBIS_API"] = api  # the kernel inherits the environment
     try:
-        NotebookClient(notebook, timeout=120, kernel_name="python3",
-                       resources={"metadata": {"path": str(path.parent)}}).execute()
+        NotebookClient(
+            notebook,
+            timeout=120,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(path.parent)}},
+        ).execute()
     finally:
         del os.environ["URBIS_API"]
     texts = []

@@ -15,16 +15,35 @@ pytestmark = pytest.mark.api
 def many(client, synced_database_url, tmp_path_factory) -> list[dict]:
     """2,500 points with a key and a NAME that repeats (so sorting on it needs the key too)."""
     folder = tmp_path_factory.mktemp("many")
-    rows = [{"KID": f"k{(i * 7919) % 2500:04d}", "NAME": f"n{i % 37:02d}",
-             "xy": [147000 + i % 50 * 10, 168000 + i // 50 * 10]} for i in range(2500)]
-    (folder / "many.geojson").write_text(json.dumps({
-        "type": "FeatureCollection",
-        "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::31370"}},
-        "features": [{"type": "Feature", "properties": {"KID": r["KID"], "NAME": r["NAME"]},
-                      "geometry": {"type": "Point", "coordinates": r["xy"]}} for r in rows]}))
+    rows = [
+        {
+            "KID": f"k{(i * 7919) % 2500:04d}",
+            "NAME": f"n{i % 37:02d}",
+            "xy": [147000 + i % 50 * 10, 168000 + i // 50 * 10],
+        }
+        for i in range(2500)
+    ]
+    (folder / "many.geojson").write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::31370"}},
+                "features": [
+                    {
+                        "type": "Feature",
+                        "properties": {"KID": r["KID"], "NAME": r["NAME"]},
+                        "geometry": {"type": "Point", "coordinates": r["xy"]},
+                    }
+                    for r in rows
+                ],
+            }
+        )
+    )
     config = folder / "many.yaml"
-    config.write_text(f"layers:\n  many:\n    source: {{kind: file, path: "
-                      f"{folder / 'many.geojson'}}}\n    key: KID\n")
+    config.write_text(
+        f"layers:\n  many:\n    source: {{kind: file, path: "
+        f"{folder / 'many.geojson'}}}\n    key: KID\n"
+    )
     sync_file_layer(synced_database_url, config, "many")
     return rows
 
@@ -47,8 +66,12 @@ def test_far_pages_follow_sortby_and_filters(client, many):
     assert len(chosen) > 1000
     ascending = [r["KID"] for r in sorted(chosen, key=lambda r: (r["NAME"], r["KID"]))]
     # NAME descending, the key (ascending) breaking ties: a stable sort over a key sort
-    descending = [r["KID"] for r in sorted(sorted(chosen, key=lambda r: r["KID"]),
-                                           key=lambda r: r["NAME"], reverse=True)]
+    descending = [
+        r["KID"]
+        for r in sorted(
+            sorted(chosen, key=lambda r: r["KID"]), key=lambda r: r["NAME"], reverse=True
+        )
+    ]
     params = {"filter": "NAME >= 'n20'"}
     assert ids(client, offset=1000, sortby="NAME", **params) == ascending[1000:2000]
     assert ids(client, offset=1000, sortby="-NAME", **params) == descending[1000:2000]

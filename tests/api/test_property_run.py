@@ -40,8 +40,10 @@ def served_schema(api: str) -> schemathesis.BaseSchema:
 # Path parameters drawn from the schema alone are nearly always unknown (a 404 at once): each
 # operation is also run with the sample's own collections and both tile matrix sets, so the
 # generated query parameters and bodies reach the code behind them.
-KNOWN_PATHS = [{"collection_id": "addresses", "tms_id": "WebMercatorQuad"},
-               {"collection_id": "municipalities", "tms_id": "BelgianLambert72"}]
+KNOWN_PATHS = [
+    {"collection_id": "addresses", "tms_id": "WebMercatorQuad"},
+    {"collection_id": "municipalities", "tms_id": "BelgianLambert72"},
+]
 
 
 @dataclass
@@ -63,15 +65,17 @@ def _check(case: schemathesis.Case, outcome: Outcome) -> None:
     outcome.statuses[response.status_code] += 1
     outcome.slowest = max(outcome.slowest, (response.elapsed, where[:200]))
     assert response.status_code < 500 or response.status_code == 503, (
-        f"{where} answered {response.status_code}: {response.text[:300]}")
+        f"{where} answered {response.status_code}: {response.text[:300]}"
+    )
     assert response.elapsed < ANSWER_BOUND, f"{where} took {response.elapsed:.1f} s"
 
 
 def _variants(operation: schemathesis.APIOperation) -> list[dict[str, str]]:
     names = {p.name for p in operation.path_parameters}
     known = [{k: v for k, v in paths.items() if k in names} for paths in KNOWN_PATHS]
-    return [{}] + [paths for paths in known if paths] if names & {"collection_id", "tms_id"} \
-        else [{}]
+    return (
+        [{}] + [paths for paths in known if paths] if names & {"collection_id", "tms_id"} else [{}]
+    )
 
 
 def run(schema: schemathesis.BaseSchema, examples: int) -> Outcome:
@@ -83,14 +87,19 @@ def run(schema: schemathesis.BaseSchema, examples: int) -> Outcome:
     outcome = Outcome()
     operations = [result.ok() for result in schema.get_all_operations()]
     for operation in operations:
-        for paths, mode in itertools.product(_variants(operation),
-                                             (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)):
+        for paths, mode in itertools.product(
+            _variants(operation), (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+        ):
             strategy = operation.as_strategy(generation_mode=mode, path_parameters=paths or None)
 
             @seed(SEED)
-            @settings(max_examples=examples, database=None, deadline=None,
-                      suppress_health_check=list(HealthCheck),
-                      phases=[Phase.explicit, Phase.generate, Phase.shrink])
+            @settings(
+                max_examples=examples,
+                database=None,
+                deadline=None,
+                suppress_health_check=list(HealthCheck),
+                phases=[Phase.explicit, Phase.generate, Phase.shrink],
+            )
             @given(case=strategy)
             def call(case: schemathesis.Case) -> None:
                 _check(case, outcome)
@@ -102,8 +111,10 @@ def run(schema: schemathesis.BaseSchema, examples: int) -> Outcome:
             except AssertionError as exc:
                 outcome.failures.append(f"{operation.label} {paths} ({mode.value}): {exc}")
     assert outcome.operations == {o.label for o in operations}  # the run reached every one
-    print(f"\n{outcome.requests} requests; statuses {dict(sorted(outcome.statuses.items()))}; "
-          f"slowest {outcome.slowest[0]:.2f} s: {outcome.slowest[1]}")
+    print(
+        f"\n{outcome.requests} requests; statuses {dict(sorted(outcome.statuses.items()))}; "
+        f"slowest {outcome.slowest[0]:.2f} s: {outcome.slowest[1]}"
+    )
     return outcome
 
 

@@ -41,13 +41,23 @@ def hrefs(doc: Any) -> list[str]:
     return found
 
 
-LINKED = ["/", "/collections", "/collections/addresses",
-          "/collections/addresses/items?limit=5", "/collections/addresses/items/1115955",
-          "/collections/addresses/queryables", "/collections/addresses/schema",
-          "/collections/addresses/tiles", "/collections/addresses/tiles/WebMercatorQuad",
-          "/tiles/WebMercatorQuad/tilejson.json", "/styles", "/styles/default/style.json",
-          "/tileMatrixSets", "/openapi.json",
-          "/collections/addresses/within?x=4.3458&y=50.8325&distance=50"]
+LINKED = [
+    "/",
+    "/collections",
+    "/collections/addresses",
+    "/collections/addresses/items?limit=5",
+    "/collections/addresses/items/1115955",
+    "/collections/addresses/queryables",
+    "/collections/addresses/schema",
+    "/collections/addresses/tiles",
+    "/collections/addresses/tiles/WebMercatorQuad",
+    "/tiles/WebMercatorQuad/tilejson.json",
+    "/styles",
+    "/styles/default/style.json",
+    "/tileMatrixSets",
+    "/openapi.json",
+    "/collections/addresses/within?x=4.3458&y=50.8325&distance=50",
+]
 # links to other services that an answer may hold: not ours to rewrite
 FOREIGN = ("http://www.opengis.net/", "https://json-schema.org/", "https://geojson.org/")
 
@@ -65,10 +75,15 @@ def all_under(links: list[str], base: str) -> bool:
 def proxied(api: str, tmp_path_factory) -> Iterator[NginxProxy]:
     """nginx publishing the API under /urbis/ (X-Forwarded-*) and under /rfc/ (Forwarded)."""
     locations = {
-        "/urbis/": {"X-Forwarded-Proto": "http", "X-Forwarded-Host": "$proxy",
-                    "X-Forwarded-Prefix": "/urbis"},
-        "/rfc/": {"Forwarded": 'for=192.0.2.60;proto=http;host="$proxy"',
-                  "X-Forwarded-Prefix": "/rfc"},
+        "/urbis/": {
+            "X-Forwarded-Proto": "http",
+            "X-Forwarded-Host": "$proxy",
+            "X-Forwarded-Prefix": "/urbis",
+        },
+        "/rfc/": {
+            "Forwarded": 'for=192.0.2.60;proto=http;host="$proxy"',
+            "X-Forwarded-Prefix": "/rfc",
+        },
     }
     with NginxProxy(api, tmp_path_factory.mktemp("nginx"), locations) as proxy:
         yield proxy
@@ -111,14 +126,29 @@ def test_html_pages_and_the_map_load_their_assets_through_the_proxy(proxied):
 
 def test_gdal_reads_a_whole_layer_through_the_proxy(proxied):
     """GDAL's OAPIF driver follows `next` links: they must come back through the proxy."""
-    done = subprocess.run(["ogrinfo", "-ro", "-so", "-al", f"OAPIF:{proxied.url}/urbis",
-                           "addresses", "-oo", "PAGE_SIZE=100"],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            "ogrinfo",
+            "-ro",
+            "-so",
+            "-al",
+            f"OAPIF:{proxied.url}/urbis",
+            "addresses",
+            "-oo",
+            "PAGE_SIZE=100",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert "Feature Count: 666" in done.stdout, done.stdout[-2000:]
-    counted = subprocess.run(["ogrinfo", "-ro", "-q", f"OAPIF:{proxied.url}/urbis",
-                              "addresses", "-oo", "PAGE_SIZE=100"],
-                             capture_output=True, text=True, timeout=120)
+    counted = subprocess.run(
+        ["ogrinfo", "-ro", "-q", f"OAPIF:{proxied.url}/urbis", "addresses", "-oo", "PAGE_SIZE=100"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert counted.returncode == 0, counted.stderr
     assert counted.stdout.count("OGRFeature(addresses)") == 666
 
@@ -126,8 +156,10 @@ def test_gdal_reads_a_whole_layer_through_the_proxy(proxied):
 def test_links_vary_on_the_headers_they_came_from(client):
     direct = client.get("/collections")
     assert "host" in direct.headers["vary"].lower()
-    forwarded = client.get("/collections", headers={"X-Forwarded-Host": "maps.example.org",
-                                                    "X-Forwarded-Proto": "https"})
+    forwarded = client.get(
+        "/collections",
+        headers={"X-Forwarded-Host": "maps.example.org", "X-Forwarded-Proto": "https"},
+    )
     assert all_under(our_links(forwarded.json()), "https://maps.example.org")
     vary = forwarded.headers["vary"].lower()
     assert "x-forwarded-host" in vary and "x-forwarded-proto" in vary
@@ -138,8 +170,12 @@ def test_links_vary_on_the_headers_they_came_from(client):
 def test_each_answer_has_its_own_base_nothing_cached_across_hosts(client):
     """Documents built once (the OpenAPI definition) still take each request's base."""
     for host in ("a.example.org", "b.example.org", "a.example.org"):
-        for path in ("/openapi.json", "/styles/default/style.json",
-                     "/tiles/WebMercatorQuad/tilejson.json", "/"):
+        for path in (
+            "/openapi.json",
+            "/styles/default/style.json",
+            "/tiles/WebMercatorQuad/tilejson.json",
+            "/",
+        ):
             doc = client.get(path, headers={"X-Forwarded-Host": host}).json()
             assert all_under(our_links(doc), f"http://{host}"), (host, path)
 
@@ -149,12 +185,14 @@ def test_a_forged_host_is_never_written_into_a_link(client):
         response = client.get("/collections/addresses", headers={"Host": forged})
         assert response.status_code == 200
         assert all_under(our_links(response.json()), str(client.base_url).rstrip("/"))
-        page = client.get("/collections/addresses", params={"f": "html"},
-                          headers={"Host": forged}).text
+        page = client.get(
+            "/collections/addresses", params={"f": "html"}, headers={"Host": forged}
+        ).text
         assert "<script>alert" not in page and "evil.example" not in page
     for forged in ("https://x", "evil.example/<b>", "/other/../path"):
-        doc = client.get("/", headers={"X-Forwarded-Prefix": forged,
-                                       "X-Forwarded-Proto": forged}).json()
+        doc = client.get(
+            "/", headers={"X-Forwarded-Prefix": forged, "X-Forwarded-Proto": forged}
+        ).json()
         assert all_under(our_links(doc), str(client.base_url).rstrip("/")), forged
 
 
@@ -175,9 +213,13 @@ def configured(admin_url: str, template_url: str) -> Iterator[dict[str, str]]:
 
 
 def test_the_public_url_wins_over_every_header(configured):
-    headers = {"Host": "evil.example", "X-Forwarded-Host": "other.example",
-               "X-Forwarded-Proto": "http", "X-Forwarded-Prefix": "/elsewhere",
-               "Forwarded": "host=third.example;proto=http"}
+    headers = {
+        "Host": "evil.example",
+        "X-Forwarded-Host": "other.example",
+        "X-Forwarded-Proto": "http",
+        "X-Forwarded-Prefix": "/elsewhere",
+        "Forwarded": "host=third.example;proto=http",
+    }
     with httpx.Client(base_url=configured["public"], timeout=30) as client:
         for path in LINKED:
             response = client.get(path, headers=headers)
@@ -189,10 +231,15 @@ def test_the_public_url_wins_over_every_header(configured):
 
 def test_forwarded_headers_from_untrusted_peers_are_ignored(configured):
     with httpx.Client(base_url=configured["strict"], timeout=30) as client:
-        doc = client.get("/", headers={"X-Forwarded-Host": "evil.example",
-                                       "X-Forwarded-Proto": "https",
-                                       "X-Forwarded-Prefix": "/evil",
-                                       "Forwarded": "host=evil.example;proto=https"}).json()
+        doc = client.get(
+            "/",
+            headers={
+                "X-Forwarded-Host": "evil.example",
+                "X-Forwarded-Proto": "https",
+                "X-Forwarded-Prefix": "/evil",
+                "Forwarded": "host=evil.example;proto=https",
+            },
+        ).json()
         base = configured["strict"]
         assert all_under(our_links(doc), base)
         spec = client.get("/openapi.json", headers={"X-Forwarded-Host": "evil.example"}).json()
@@ -200,8 +247,10 @@ def test_forwarded_headers_from_untrusted_peers_are_ignored(configured):
 
 
 def test_the_settings_are_checked_at_start(synced_database_url):
-    for name, value, words in (("URBIS_PUBLIC_URL", "ftp://x", "URBIS_PUBLIC_URL"),
-                               ("URBIS_PUBLIC_URL", "https://a b", "URBIS_PUBLIC_URL"),
-                               ("URBIS_TRUSTED_PROXIES", "10.0.0.0/33", "URBIS_TRUSTED_PROXIES")):
+    for name, value, words in (
+        ("URBIS_PUBLIC_URL", "ftp://x", "URBIS_PUBLIC_URL"),
+        ("URBIS_PUBLIC_URL", "https://a b", "URBIS_PUBLIC_URL"),
+        ("URBIS_TRUSTED_PROXIES", "10.0.0.0/33", "URBIS_TRUSTED_PROXIES"),
+    ):
         with pytest.raises(RuntimeError, match=words):
             start_server(synced_database_url, **{name: value})

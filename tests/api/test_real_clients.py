@@ -23,22 +23,40 @@ def test_owslib_features_client(api):
     assert items["numberMatched"] == 19 and len(items["features"]) == 19
     ixelles = client.collection_item("municipalities", "21009")
     assert ixelles["properties"]["NAME_FRE"] == "Ixelles"
-    assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core" in \
-        client.conformance()["conformsTo"]
+    assert (
+        "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core"
+        in client.conformance()["conformsTo"]
+    )
 
 
 def test_schemathesis_finds_no_server_error(api, tmp_path):
     """Every operation of /openapi.json, with generated valid and invalid input: never a 5xx."""
     done = subprocess.run(
-        [str(SCHEMATHESIS), "run", f"{api}/openapi.json", "--checks", "not_a_server_error",
-         "--max-examples", "25", "--seed", "20261128", "--phases", "examples,coverage,fuzzing",
-         "--no-color"],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path)
+        [
+            str(SCHEMATHESIS),
+            "run",
+            f"{api}/openapi.json",
+            "--checks",
+            "not_a_server_error",
+            "--max-examples",
+            "25",
+            "--seed",
+            "20261128",
+            "--phases",
+            "examples,coverage,fuzzing",
+            "--no-color",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
     summary = done.stdout[-3000:]
     # when schemathesis takes the server for gone, it names the last requests it sent
     gone = done.stdout.find("stopped responding")
-    assert done.returncode == 0, (done.stdout[gone - 200:gone + 3000] if gone >= 0 else "") \
-        + summary
+    assert done.returncode == 0, (
+        done.stdout[gone - 200 : gone + 3000] if gone >= 0 else ""
+    ) + summary
     assert "Server error" not in summary
     counted = re.search(r"(\d+) generated", summary)
     assert counted is not None and int(counted.group(1)) > 500, summary  # it really ran

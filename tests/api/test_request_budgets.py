@@ -30,8 +30,9 @@ from tests.api.conftest import assert_problem, server_log, start_server
 from tests.conftest import drop_database, synced_sample_database
 
 GEOJSON = {"content-type": "application/geo+json"}
-BUDGETS = {f"URBIS_TIMEOUT_{kind}": "1" for kind in ("ITEMS", "SPATIAL", "STATS", "GEOCODE",
-                                                       "TILES")}
+BUDGETS = {
+    f"URBIS_TIMEOUT_{kind}": "1" for kind in ("ITEMS", "SPATIAL", "STATS", "GEOCODE", "TILES")
+}
 # One request of each kind reading the addresses table (a tile not asked for elsewhere).
 SLOW_WHEN_LOCKED = {
     "items": "/collections/addresses/items?limit=1&sortby=-ADRN",
@@ -51,8 +52,13 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 @pytest.fixture(scope="module")
 def budget_api(synced_database_url: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """A server with 1 s statement timeouts, a pool of 4, two items requests at a time."""
-    proc, base = start_server(synced_database_url, URBIS_DB_POOL_SIZE="4",
-                              URBIS_QUEUE_TIMEOUT="1", URBIS_CONCURRENCY_ITEMS="2", **BUDGETS)
+    proc, base = start_server(
+        synced_database_url,
+        URBIS_DB_POOL_SIZE="4",
+        URBIS_QUEUE_TIMEOUT="1",
+        URBIS_CONCURRENCY_ITEMS="2",
+        **BUDGETS,
+    )
     # the geocoder's street index is read once, before any lock (it has a timeout of its own)
     assert httpx.get(f"{base}/geocode", params={"q": "Rue Haute"}).status_code == 200
     yield base, proc
@@ -73,7 +79,9 @@ def api_queries(url: str, state: str = "active") -> list[tuple[str, str]]:
         return conn.execute(
             "SELECT wait_event_type, query FROM pg_stat_activity "
             "WHERE application_name = 'urbis-api' AND state = %s AND datname = "
-            "current_database()", (state,)).fetchall()
+            "current_database()",
+            (state,),
+        ).fetchall()
 
 
 def timed(client: httpx.Client, path: str) -> tuple[httpx.Response, float]:
@@ -84,9 +92,11 @@ def timed(client: httpx.Client, path: str) -> tuple[httpx.Response, float]:
 
 # --- statement timeouts ---------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("kind", SLOW_WHEN_LOCKED)
 def test_a_query_past_its_timeout_is_a_503_that_says_when_to_come_back(
-        budget_api, synced_database_url, kind):
+    budget_api, synced_database_url, kind
+):
     base, _ = budget_api
     with httpx.Client(base_url=base, timeout=30) as client, locked(synced_database_url):
         response, seconds = timed(client, SLOW_WHEN_LOCKED[kind])
@@ -125,23 +135,32 @@ def test_a_query_is_cancelled_when_its_client_leaves(synced_database_url):
 
 # --- queues and the pool --------------------------------------------------------------------
 
-def test_fifty_slow_requests_get_503s_while_cheap_ones_answer(budget_api,
-                                                             synced_database_url):
+
+def test_fifty_slow_requests_get_503s_while_cheap_ones_answer(budget_api, synced_database_url):
     base, proc = budget_api
     # tiles not drawn yet (a cached one answers whatever the database does)
     kinds = [path for kind, path in SLOW_WHEN_LOCKED.items() if kind != "tiles"]
-    kinds += [f"/collections/addresses/tiles/WebMercatorQuad/17/{67118 + i}/43966"
-              for i in range(10)]
+    kinds += [
+        f"/collections/addresses/tiles/WebMercatorQuad/17/{67118 + i}/43966" for i in range(10)
+    ]
     cached_tile = "/collections/addresses/tiles/WebMercatorQuad/16/33560/21983"
-    with httpx.Client(base_url=base, timeout=60,
-                      limits=httpx.Limits(max_connections=60)) as client:
+    with httpx.Client(base_url=base, timeout=60, limits=httpx.Limits(max_connections=60)) as client:
         assert client.get(cached_tile).status_code in (200, 204)
         with ThreadPoolExecutor(50) as pool, locked(synced_database_url):
             slow = [pool.submit(timed, client, kinds[i % len(kinds)]) for i in range(50)]
             time.sleep(0.3)
-            cheap = [timed(client, path) for path in (
-                "/", "/conformance", "/collections", "/collections/addresses", "/healthz",
-                "/collections/addresses/tiles/WebMercatorQuad/tilejson.json", cached_tile)]
+            cheap = [
+                timed(client, path)
+                for path in (
+                    "/",
+                    "/conformance",
+                    "/collections",
+                    "/collections/addresses",
+                    "/healthz",
+                    "/collections/addresses/tiles/WebMercatorQuad/tilejson.json",
+                    cached_tile,
+                )
+            ]
             answers = [future.result() for future in slow]
     statuses = Counter(response.status_code for response, _ in answers)
     assert set(statuses) == {503}, statuses
@@ -159,9 +178,13 @@ def comb(teeth: int = 4_900) -> bytes:
     """A valid polygon of ~20,000 vertices in EPSG:3857 whose edges span 250 km each."""
     x0, x1, y0, y1, y2 = 300_000, 700_000, 6_400_000, 6_410_000, 6_650_000
     width = (x1 - x0) / (2 * teeth)
-    shape = shapely.union_all([shapely.box(x0, y0, x1, y1)] + [
-        shapely.box(x0 + 2 * i * width, y1 - 1, x0 + (2 * i + 1) * width, y2)
-        for i in range(teeth)])
+    shape = shapely.union_all(
+        [shapely.box(x0, y0, x1, y1)]
+        + [
+            shapely.box(x0 + 2 * i * width, y1 - 1, x0 + (2 * i + 1) * width, y2)
+            for i in range(teeth)
+        ]
+    )
     return json.dumps(shapely.geometry.mapping(shape)).encode()
 
 
@@ -170,9 +193,12 @@ def test_a_costly_geometry_is_bounded_in_size_and_time(budget_api, synced_databa
     base, proc = budget_api
     with httpx.Client(base_url=base, timeout=60) as client:
         start = time.monotonic()
-        response = client.post("/collections/addresses/intersects?limit=1&crs="
-                               "http://www.opengis.net/def/crs/EPSG/0/3857", content=comb(),
-                               headers=GEOJSON)
+        response = client.post(
+            "/collections/addresses/intersects?limit=1&crs="
+            "http://www.opengis.net/def/crs/EPSG/0/3857",
+            content=comb(),
+            headers=GEOJSON,
+        )
         seconds = time.monotonic() - start
     # 666 points in a polygon of 120,000 vertices (densified at most that much): longer
     # than the 1 s a spatial query may take here
@@ -182,6 +208,7 @@ def test_a_costly_geometry_is_bounded_in_size_and_time(budget_api, synced_databa
 
 
 # --- outages --------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def outage_database(admin_url: str, template_url: str) -> Iterator[str]:
@@ -197,8 +224,9 @@ def database_away(admin_url: str, name: str, away: bool) -> None:
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {"false" if away else "true"}')
         if away:
-            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                         "WHERE datname = %s", (name,))
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
+            )
 
 
 def test_an_outage_is_told_once_and_cached_tiles_are_still_served(admin_url, outage_database):
@@ -235,11 +263,16 @@ def test_an_outage_is_told_once_and_cached_tiles_are_still_served(admin_url, out
 
 # --- CPU work off the event loop ------------------------------------------------------------
 
+
 def polygon(vertices: int, decimals: int = 6) -> bytes:
     """A valid closed ring of `vertices` positions around Brussels, as a GeoJSON body."""
-    ring = [[round(4.35 + 0.05 * math.cos(2 * math.pi * i / (vertices - 1)), decimals),
-             round(50.85 + 0.03 * math.sin(2 * math.pi * i / (vertices - 1)), decimals)]
-            for i in range(vertices - 1)]
+    ring = [
+        [
+            round(4.35 + 0.05 * math.cos(2 * math.pi * i / (vertices - 1)), decimals),
+            round(50.85 + 0.03 * math.sin(2 * math.pi * i / (vertices - 1)), decimals),
+        ]
+        for i in range(vertices - 1)
+    ]
     return json.dumps({"type": "Polygon", "coordinates": [ring + [ring[0]]]}).encode()
 
 
@@ -248,22 +281,27 @@ def test_posted_geometries_are_bounded_before_they_are_built(client):
     # the issue's 7 MB polygon of 300,000 vertices: refused before it is decoded
     huge = polygon(300_000)
     assert 6_000_000 < len(huge) < 10_000_000
-    assert_problem(client.post(url, content=huge, headers=GEOJSON), 400,
-                   "URBIS_MAX_QUERY_VERTICES")
-    assert_problem(client.post(url, content=polygon(25_000), headers=GEOJSON), 400,
-                   "more than 20,000 vertices")
-    assert_problem(client.post(url, content=b"[" * 100_000, headers=GEOJSON), 400,
-                   "JSON lists")
+    assert_problem(client.post(url, content=huge, headers=GEOJSON), 400, "URBIS_MAX_QUERY_VERTICES")
+    assert_problem(
+        client.post(url, content=polygon(25_000), headers=GEOJSON), 400, "more than 20,000 vertices"
+    )
+    assert_problem(client.post(url, content=b"[" * 100_000, headers=GEOJSON), 400, "JSON lists")
     deep = b'{"type": "Polygon", "coordinates": ' + b"[" * 5_000 + b"]" * 5_000 + b"}"
     assert_problem(client.post(url, content=deep, headers=GEOJSON), 400, "nested too deeply")
-    def collections(depth: int) -> str:
-        return ('{"type": "GeometryCollection", "geometries": [' * depth
-                + '{"type": "Point", "coordinates": [4.35, 50.85]}' + "]}" * depth)
 
-    assert_problem(client.post(url, content=collections(500), headers=GEOJSON), 400,
-                   "nested too deeply")
-    assert_problem(client.post(url, content=collections(3), headers=GEOJSON), 400,
-                   '"GeometryCollection"')
+    def collections(depth: int) -> str:
+        return (
+            '{"type": "GeometryCollection", "geometries": [' * depth
+            + '{"type": "Point", "coordinates": [4.35, 50.85]}'
+            + "]}" * depth
+        )
+
+    assert_problem(
+        client.post(url, content=collections(500), headers=GEOJSON), 400, "nested too deeply"
+    )
+    assert_problem(
+        client.post(url, content=collections(3), headers=GEOJSON), 400, '"GeometryCollection"'
+    )
     # the largest allowed is answered in full
     answer = client.post(url, content=polygon(20_000), headers=GEOJSON)
     assert answer.status_code == 200
@@ -279,10 +317,14 @@ HEAVY = [
     ("GET", "/collections/addresses/items?limit=10000", None, 200),
     ("GET", "/collections/addresses/items?f=csv", None, 200),
     ("GET", "/collections/addresses/items?f=gpkg", None, 200),
-    ("GET", "/collections/addresses/items?bbox=-3e8,-3e8,3e8,3e8"
-            "&bbox-crs=http://www.opengis.net/def/crs/EPSG/0/3857&limit=1", None, 200),
-    ("GET", "/collections/addresses/within?x=4.35&y=50.85&distance=5000&limit=10000", None,
-     200),
+    (
+        "GET",
+        "/collections/addresses/items?bbox=-3e8,-3e8,3e8,3e8"
+        "&bbox-crs=http://www.opengis.net/def/crs/EPSG/0/3857&limit=1",
+        None,
+        200,
+    ),
+    ("GET", "/collections/addresses/within?x=4.35&y=50.85&distance=5000&limit=10000", None, 200),
     ("GET", "/collections/addresses/stats?by=municipalities", None, 200),
     ("GET", "/geocode?q=Chaussee de Waterloo 1000 Uccle&limit=50", None, 200),
     ("GET", "/tiles/WebMercatorQuad/11/1048/686", None, 200),
@@ -297,8 +339,9 @@ print(httpx.request(method, url, content=body, headers=headers, timeout=60).stat
 """
 
 
-def slowest_conformance_while(api: str, method: str, path: str,
-                              body: bytes | None) -> tuple[float, int]:
+def slowest_conformance_while(
+    api: str, method: str, path: str, body: bytes | None
+) -> tuple[float, int]:
     """The slowest /conformance answer while the request runs, and the request's status.
 
     The request is sent by another process, so that reading its answer never holds up this
@@ -320,8 +363,12 @@ def slowest_conformance_while(api: str, method: str, path: str,
     watcher.start()
     try:
         time.sleep(0.1)
-        sent = subprocess.run([sys.executable, "-c", SEND, method, api + path],
-                              input=body or b"", capture_output=True, check=True)
+        sent = subprocess.run(
+            [sys.executable, "-c", SEND, method, api + path],
+            input=body or b"",
+            capture_output=True,
+            check=True,
+        )
         time.sleep(0.05)
     finally:
         done.set()
@@ -330,10 +377,10 @@ def slowest_conformance_while(api: str, method: str, path: str,
     return max(latencies), int(sent.stdout)
 
 
-@pytest.mark.parametrize(("method", "path", "body", "status"), HEAVY,
-                         ids=[f"{m} {p[:60]}" for m, p, _, _ in HEAVY])
-def test_the_loop_answers_within_100_ms_while_a_heavy_request_runs(api, method, path, body,
-                                                                   status):
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"), HEAVY, ids=[f"{m} {p[:60]}" for m, p, _, _ in HEAVY]
+)
+def test_the_loop_answers_within_100_ms_while_a_heavy_request_runs(api, method, path, body, status):
     slowest, answered = slowest_conformance_while(api, method, path, body)
     if slowest >= 0.1:
         # once more: a blocked loop blocks every time, a busy machine's hiccup does not

@@ -22,14 +22,23 @@ def http() -> Iterator[HttpFetcher]:
     fetcher.close()
 
 
-def read(api: str, http: HttpFetcher, collection: str, key: str,
-         page_size: int) -> tuple[OgcApiReader, pa.Table, list[shapely.Geometry]]:
-    reader = OgcApiReader(OgcApiSource(kind="ogcapi", url=api, collection=collection), key,
-                          collection, http, page_size=page_size)
+def read(
+    api: str, http: HttpFetcher, collection: str, key: str, page_size: int
+) -> tuple[OgcApiReader, pa.Table, list[shapely.Geometry]]:
+    reader = OgcApiReader(
+        OgcApiSource(kind="ogcapi", url=api, collection=collection),
+        key,
+        collection,
+        http,
+        page_size=page_size,
+    )
     batches = list(reader.batches())
     reader.close()
-    return (reader, pa.concat_tables([b.attributes for b in batches]),
-            [g for b in batches for g in b.geometries])
+    return (
+        reader,
+        pa.concat_tables([b.attributes for b in batches]),
+        [g for b in batches for g in b.geometries],
+    )
 
 
 def test_municipalities_in_lambert72_with_their_areas(api: str, http: HttpFetcher) -> None:
@@ -61,18 +70,23 @@ def test_sources_check_reads_our_collection(api: str) -> None:
     from urbis_sync.probe import probe_layer
 
     layer = LayerConfig.model_validate(
-        {"source": {"kind": "ogcapi", "url": api, "collection": "municipalities"},
-         "key": "NAT_CODE"})
+        {
+            "source": {"kind": "ogcapi", "url": api, "collection": "municipalities"},
+            "key": "NAT_CODE",
+        }
+    )
     probe = probe_layer("muni", layer, SyncSettings(http_attempts=2, http_backoff=0.1))
     assert probe.ok, probe.error
     facts = dict(probe.facts)
-    assert facts["collection"] == (f"storageCrs EPSG:31370; OGC API {api}/collections/"
-                                   "municipalities, EPSG:31370, types from queryables, limit 1000")
+    assert facts["collection"] == (
+        f"storageCrs EPSG:31370; OGC API {api}/collections/"
+        "municipalities, EPSG:31370, types from queryables, limit 1000"
+    )
     assert "NAT_CODE text" in facts["fields"]
     assert facts["numberMatched"] == "19 (the first page's)"
     assert facts["first page"].startswith("19 features read (page size 1000); NAT_CODE: ")
     missing = LayerConfig.model_validate(
-        {"source": {"kind": "ogcapi", "url": api, "collection": "nope"}, "key": "ID"})
+        {"source": {"kind": "ogcapi", "url": api, "collection": "nope"}, "key": "ID"}
+    )
     failed = probe_layer("nope", missing, SyncSettings(http_attempts=3, http_backoff=0.1))
-    assert failed.error is not None and "HTTP 404" in failed.error and "gave up" not in \
-        failed.error
+    assert failed.error is not None and "HTTP 404" in failed.error and "gave up" not in failed.error

@@ -62,8 +62,15 @@ def check_geojson(c: httpx.Client) -> None:
 
 
 def check_html(c: httpx.Client) -> None:
-    for path in ("/", "/conformance", "/collections", "/collections/addresses", ADDR,
-                 f"{ADDR}/1115955", "/collections/addresses/schema"):
+    for path in (
+        "/",
+        "/conformance",
+        "/collections",
+        "/collections/addresses",
+        ADDR,
+        f"{ADDR}/1115955",
+        "/collections/addresses/schema",
+    ):
         ok(c.get(path, headers={"Accept": "text/html"}), "text/html")
 
 
@@ -134,8 +141,11 @@ def check_basic_cql2(c: httpx.Client) -> None:
 
 
 def check_advanced_comparison(c: httpx.Client) -> None:
-    assert matched(c, filter="PW_NAME_FR LIKE 'Rue%'") > matched(c, filter="PW_NAME_FR LIKE "
-                                                                   "'Rue de la Victoire'") > 0
+    assert (
+        matched(c, filter="PW_NAME_FR LIKE 'Rue%'")
+        > matched(c, filter="PW_NAME_FR LIKE 'Rue de la Victoire'")
+        > 0
+    )
     assert matched(c, filter="ID BETWEEN 1115955 AND 1115967") > 0
     assert matched(c, filter="PZNC IN ('1060', '1000')") == matched(c) - 1  # one has none
 
@@ -163,8 +173,9 @@ def check_spatial_functions(c: httpx.Client) -> None:
         assert matched(c, filter=f"{name}(geom, {box})") == 0, name  # points in a box
     # a point of the layer as stored (Lambert 72, to the mm): equal to itself, touching a box
     # whose corner it is
-    x, y = ok(c.get(f"{ADDR}/1115955", params={"crs": "EPSG:31370"})).json()[
-        "geometry"]["coordinates"]
+    x, y = ok(c.get(f"{ADDR}/1115955", params={"crs": "EPSG:31370"})).json()["geometry"][
+        "coordinates"
+    ]
     lambert = {"filter-crs": "EPSG:31370"}
     assert matched(c, filter=f"S_EQUALS(geom, POINT({x} {y}))", **lambert) == 1
     corner = f"BBOX({x - 1:.3f}, {y - 1:.3f}, {x:.3f}, {y:.3f})"
@@ -197,8 +208,7 @@ def check_geodata_tilesets(c: httpx.Client) -> None:
 
 def check_dataset_tilesets(c: httpx.Client) -> None:
     assert ok(c.get("/tiles")).json()["tilesets"]
-    assert set(_tile(c, "/tiles/WebMercatorQuad/15/16779/10994")) >= {"addresses",
-                                                                        "municipalities"}
+    assert set(_tile(c, "/tiles/WebMercatorQuad/15/16779/10994")) >= {"addresses", "municipalities"}
 
 
 def check_mvt(c: httpx.Client) -> None:
@@ -275,8 +285,12 @@ def test_owslib_reads_the_features_schema(api):
     properties = schema["properties"]
     assert properties["NAT_CODE"]["x-ogc-role"] == "id"
     assert properties["AREA"]["type"] == "number" and properties["ID"]["type"] == "integer"
-    assert properties["BEGIN_LIFE"] == {"title": "BEGIN_LIFE", "type": "string",
-                                        "format": "date", "x-ogc-propertySeq": 15}
+    assert properties["BEGIN_LIFE"] == {
+        "title": "BEGIN_LIFE",
+        "type": "string",
+        "format": "date",
+        "x-ogc-propertySeq": 15,
+    }
     assert properties["geometry"]["format"] == "geometry-multipolygon"
     sequence = [p["x-ogc-propertySeq"] for p in properties.values()]
     assert sequence == list(range(1, len(properties) + 1))
@@ -285,34 +299,51 @@ def test_owslib_reads_the_features_schema(api):
 # --- the schema and the queryables agree with the database ---------------------------------
 
 # What each PostgreSQL column type must be in JSON Schema (type, format).
-EXPECTED = {"integer": ("integer", None), "bigint": ("integer", None),
-            "double precision": ("number", None), "boolean": ("boolean", None),
-            "text": ("string", None), "date": ("string", "date"),
-            "timestamp with time zone": ("string", "date-time")}
+EXPECTED = {
+    "integer": ("integer", None),
+    "bigint": ("integer", None),
+    "double precision": ("number", None),
+    "boolean": ("boolean", None),
+    "text": ("string", None),
+    "date": ("string", "date"),
+    "timestamp with time zone": ("string", "date-time"),
+}
 
 
 def typed_layer(folder: Path) -> Path:
     """A layer with a field of every type a source can give, some values missing."""
     rng = np.random.default_rng(3)
     n = 30
-    table = pa.table({
-        "CODE": [f"k{i}" for i in range(n)],
-        "SMALL": pa.array(range(n), pa.int32()),
-        "LARGE": pa.array([i * 10_000_000_000 for i in range(n)], pa.int64()),
-        "RATIO": rng.uniform(0, 1, n),
-        "FLAG": [i % 2 == 0 for i in range(n)],
-        "DAY": pa.array([date(2026, 1, 1 + i % 28) for i in range(n)], pa.date32()),
-        "SEEN": pa.array([datetime(2026, 3, 1, 12, i, tzinfo=UTC) for i in range(n)],
-                         pa.timestamp("ms", tz="UTC")),
-        "NOTE": [None if i % 3 == 0 else f"note {i}" for i in range(n)],
-        "geom": shapely.to_wkb(shapely.points(148_000 + np.arange(n), 169_000)),
-    })
+    table = pa.table(
+        {
+            "CODE": [f"k{i}" for i in range(n)],
+            "SMALL": pa.array(range(n), pa.int32()),
+            "LARGE": pa.array([i * 10_000_000_000 for i in range(n)], pa.int64()),
+            "RATIO": rng.uniform(0, 1, n),
+            "FLAG": [i % 2 == 0 for i in range(n)],
+            "DAY": pa.array([date(2026, 1, 1 + i % 28) for i in range(n)], pa.date32()),
+            "SEEN": pa.array(
+                [datetime(2026, 3, 1, 12, i, tzinfo=UTC) for i in range(n)],
+                pa.timestamp("ms", tz="UTC"),
+            ),
+            "NOTE": [None if i % 3 == 0 else f"note {i}" for i in range(n)],
+            "geom": shapely.to_wkb(shapely.points(148_000 + np.arange(n), 169_000)),
+        }
+    )
     source = folder / "typed.gpkg"
-    pyogrio.write_arrow(table, str(source), layer="typed", driver="GPKG", geometry_name="geom",
-                        geometry_type="Point", crs="EPSG:31370")
+    pyogrio.write_arrow(
+        table,
+        str(source),
+        layer="typed",
+        driver="GPKG",
+        geometry_name="geom",
+        geometry_type="Point",
+        crs="EPSG:31370",
+    )
     config = folder / "typed.yaml"
-    config.write_text(f"layers:\n  typed:\n    source: {{kind: file, path: {source}}}\n"
-                      "    key: CODE\n")
+    config.write_text(
+        f"layers:\n  typed:\n    source: {{kind: file, path: {source}}}\n    key: CODE\n"
+    )
     return config
 
 
@@ -334,20 +365,25 @@ def column_types(url: str, table: str) -> dict[str, str]:
     with psycopg.connect(url) as conn:
         rows = conn.execute(
             "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = 'urbis' AND table_name = %s", (table,)).fetchall()
+            "WHERE table_schema = 'urbis' AND table_name = %s",
+            (table,),
+        ).fetchall()
     return {name: kind for name, kind in rows}
 
 
 @pytest.mark.parametrize("layer", ["typed", "municipalities", "addresses"])
-def test_schema_and_queryables_types_are_the_database_types(layer, typed_api, api,
-                                                            synced_database_url):
+def test_schema_and_queryables_types_are_the_database_types(
+    layer, typed_api, api, synced_database_url
+):
     base, url = typed_api if layer == "typed" else (api, synced_database_url)
     with httpx.Client(base_url=base, timeout=30) as client:
         schema = ok(client.get(f"/collections/{layer}/schema")).json()["properties"]
         queryables = ok(client.get(f"/collections/{layer}/queryables")).json()["properties"]
-    database = {name: kind for name, kind in column_types(url, layer).items()
-                if name not in ("geom", "geom_3857", "geom_size", "geom_measure", "row_hash",
-                                "valid_from")}
+    database = {
+        name: kind
+        for name, kind in column_types(url, layer).items()
+        if name not in ("geom", "geom_3857", "geom_size", "geom_measure", "row_hash", "valid_from")
+    }
     assert set(schema) - {"geometry"} == set(database) == set(queryables) - {"geometry"}
     if layer == "typed":  # every type a source gives is there
         assert set(database.values()) == set(EXPECTED)
@@ -361,13 +397,17 @@ def test_every_feature_validates_against_the_schema(layer, typed_api, api):
     base = typed_api[0] if layer == "typed" else api
     with httpx.Client(base_url=base, timeout=30) as client:
         schema = ok(client.get(f"/collections/{layer}/schema")).json()
-        features = ok(client.get(f"/collections/{layer}/items",
-                                 params={"limit": 1000})).json()["features"]
+        features = ok(client.get(f"/collections/{layer}/items", params={"limit": 1000})).json()[
+            "features"
+        ]
     assert features
-    values_only = {**schema, "properties": {n: p for n, p in schema["properties"].items()
-                                            if n != "geometry"}}
+    values_only = {
+        **schema,
+        "properties": {n: p for n, p in schema["properties"].items() if n != "geometry"},
+    }
     validator = jsonschema.Draft202012Validator(
-        values_only, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+        values_only, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
     key = next(n for n, p in schema["properties"].items() if p.get("x-ogc-role") == "id")
     for feature in features:
         present = {n: v for n, v in feature["properties"].items() if v is not None}
@@ -383,16 +423,25 @@ def test_every_feature_validates_against_the_schema(layer, typed_api, api):
 # --- GeoJSON geometries: no crs member ------------------------------------------------------
 
 
-@pytest.mark.parametrize("crs", ["http://www.opengis.net/def/crs/OGC/1.3/CRS84",
-                                 "http://www.opengis.net/def/crs/EPSG/0/4326",
-                                 "http://www.opengis.net/def/crs/EPSG/0/31370",
-                                 "http://www.opengis.net/def/crs/EPSG/0/3857"])
+@pytest.mark.parametrize(
+    "crs",
+    [
+        "http://www.opengis.net/def/crs/OGC/1.3/CRS84",
+        "http://www.opengis.net/def/crs/EPSG/0/4326",
+        "http://www.opengis.net/def/crs/EPSG/0/31370",
+        "http://www.opengis.net/def/crs/EPSG/0/3857",
+    ],
+)
 def test_geojson_geometries_carry_no_crs_member(client, crs):
-    answers = [client.get(ADDR, params={"crs": crs, "limit": 20}),
-               client.get(f"{ADDR}/1115955", params={"crs": crs}),
-               client.get("/collections/addresses/within",
-                          params={"x": 4.3458, "y": 50.8325, "distance": 30, "crs": crs}),
-               client.get("/geocode", params={"q": "Rue de la Victoire 2", "crs": crs})]
+    answers = [
+        client.get(ADDR, params={"crs": crs, "limit": 20}),
+        client.get(f"{ADDR}/1115955", params={"crs": crs}),
+        client.get(
+            "/collections/addresses/within",
+            params={"x": 4.3458, "y": 50.8325, "distance": 30, "crs": crs},
+        ),
+        client.get("/geocode", params={"q": "Rue de la Victoire 2", "crs": crs}),
+    ]
     for answer in answers:
         assert answer.headers["content-crs"] == f"<{crs}>"
         body = answer.json()

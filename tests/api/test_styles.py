@@ -39,7 +39,7 @@ def read_fields(data: bytes) -> Iterator[tuple[int, int | bytes]]:
             yield key >> 3, varint()
         else:
             length = varint()
-            yield key >> 3, data[i:i + length]
+            yield key >> 3, data[i : i + length]
             i += length
 
 
@@ -47,12 +47,21 @@ def test_the_style_is_valid_maplibre_and_labels_in_french_and_dutch(client, tmp_
     style = client.get("/styles/default/style.json").json()
     path = tmp_path / "style.json"
     path.write_text(json.dumps(style))
-    validate = subprocess.run([str(ROOT / "node_modules/.bin/gl-style-validate"), str(path)],
-                              capture_output=True, text=True, timeout=60)
+    validate = subprocess.run(
+        [str(ROOT / "node_modules/.bin/gl-style-validate"), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert validate.returncode == 0, validate.stdout + validate.stderr
     layers = {layer["id"]: layer for layer in style["layers"]}
-    assert {"municipalities-fill", "municipalities-outline", "municipalities-label",
-            "addresses-point", "addresses-number"} <= set(layers)
+    assert {
+        "municipalities-fill",
+        "municipalities-outline",
+        "municipalities-label",
+        "addresses-point",
+        "addresses-number",
+    } <= set(layers)
     label = json.dumps(layers["municipalities-label"]["layout"]["text-field"])
     assert '"NAME_FRE"' in label and '"NAME_DUT"' in label
     assert "UrbIS" in style["sources"]["urbis"]["attribution"]
@@ -89,13 +98,16 @@ def rendered(browser: webdriver.Chrome, layer: str) -> int:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         done = browser.execute_script(
-            "const m = window.urbisMap; return !!m && m.loaded() && m.areTilesLoaded();")
+            "const m = window.urbisMap; return !!m && m.loaded() && m.areTilesLoaded();"
+        )
         if done:
             break
         time.sleep(0.2)
-    return int(browser.execute_script(
-        "return window.urbisMap.queryRenderedFeatures({layers: [arguments[0]]}).length;",
-        layer))
+    return int(
+        browser.execute_script(
+            "return window.urbisMap.queryRenderedFeatures({layers: [arguments[0]]}).length;", layer
+        )
+    )
 
 
 def test_the_map_page_draws_layers_and_bilingual_labels_offline(browser, api):
@@ -108,5 +120,6 @@ def test_the_map_page_draws_layers_and_bilingual_labels_offline(browser, api):
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == []
     urls = browser.execute_script(
-        "return performance.getEntriesByType('resource').map(e => e.name);")
+        "return performance.getEntriesByType('resource').map(e => e.name);"
+    )
     assert {urlparse(u).netloc for u in urls} == {urlparse(api).netloc}

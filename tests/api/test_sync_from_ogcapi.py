@@ -22,14 +22,17 @@ def test_municipalities_from_our_own_ogc_api(api, admin_url, template_url, tmp_p
     engine = create_sync_engine(url)
     try:
         config = tmp_path / "urbis.yaml"
-        config.write_text(f"layers:\n  communes:\n    source: {{kind: ogcapi, url: '{api}', "
-                          "collection: municipalities}\n    key: NAT_CODE\n")
+        config.write_text(
+            f"layers:\n  communes:\n    source: {{kind: ogcapi, url: '{api}', "
+            "collection: municipalities}\n    key: NAT_CODE\n"
+        )
         settings = SyncSettings(http_attempts=2, http_backoff=0.01, http_timeout=10)
         report = sync_layer(engine, load_config(config), "communes", settings)
         assert (report.status, report.inserted) == ("success", 19), report.error
         with engine.connect() as conn:
-            worst = conn.execute(sa.text(
-                'SELECT max(abs(ST_Area(geom) - "AREA")) FROM urbis.communes')).scalar()
+            worst = conn.execute(
+                sa.text('SELECT max(abs(ST_Area(geom) - "AREA")) FROM urbis.communes')
+            ).scalar()
         assert worst < 1.0
         again = sync_layer(engine, load_config(config), "communes", settings)
         assert (again.inserted, again.updated, again.deleted) == (0, 0, 0)

@@ -17,20 +17,32 @@ BARRIERE, UCCLE = (148384.0, 169116.0), (148000.0, 163000.0)
 
 def tile_path(xy: tuple[float, float]) -> str:
     return "/collections/stored/tiles/BelgianLambert72/10/{}/{}".format(  # 278 m tiles
-        *lambert_tile(10, *xy))
+        *lambert_tile(10, *xy)
+    )
 
 
 def sync_points(database_url: str, folder: Path, points: dict[str, tuple[float, float]]) -> None:
     source = folder / "stored.geojson"
-    source.write_text(json.dumps({
-        "type": "FeatureCollection",
-        "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::31370"}},
-        "features": [{"type": "Feature", "properties": {"SID": key},
-                      "geometry": {"type": "Point", "coordinates": list(xy)}}
-                     for key, xy in points.items()]}))
+    source.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::31370"}},
+                "features": [
+                    {
+                        "type": "Feature",
+                        "properties": {"SID": key},
+                        "geometry": {"type": "Point", "coordinates": list(xy)},
+                    }
+                    for key, xy in points.items()
+                ],
+            }
+        )
+    )
     config = folder / "stored.yaml"
-    config.write_text(f"layers:\n  stored:\n    source: {{kind: file, path: {source}}}\n"
-                      "    key: SID\n")
+    config.write_text(
+        f"layers:\n  stored:\n    source: {{kind: file, path: {source}}}\n    key: SID\n"
+    )
     sync_file_layer(database_url, config, "stored")
 
 
@@ -41,7 +53,8 @@ def get(base: str, path: str) -> httpx.Response:
 
 
 def test_tiles_survive_a_restart_and_changes_made_meanwhile_are_dropped(
-        synced_database_url, tmp_path):
+    synced_database_url, tmp_path
+):
     cache_dir = tmp_path / "tile-cache"
     sync_points(synced_database_url, tmp_path, {"a": BARRIERE, "b": UCCLE})
     near, far = tile_path(BARRIERE), tile_path(UCCLE)
@@ -56,8 +69,7 @@ def test_tiles_survive_a_restart_and_changes_made_meanwhile_are_dropped(
     assert len(list(cache_dir.rglob("*.mvt"))) == 2
 
     # while no API listens, point a moves (inside its tile): the near tile is stale on disk
-    sync_points(synced_database_url, tmp_path, {"a": (BARRIERE[0] + 30, BARRIERE[1]),
-                                                 "b": UCCLE})
+    sync_points(synced_database_url, tmp_path, {"a": (BARRIERE[0] + 30, BARRIERE[1]), "b": UCCLE})
     server, base = start_server(synced_database_url, URBIS_TILE_CACHE_DIR=str(cache_dir))
     try:
         untouched = get(base, far)

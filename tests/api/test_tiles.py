@@ -30,23 +30,36 @@ MVT = "application/vnd.mapbox-vector-tile"
 EXTENT, BUFFER = 4096, 64
 MERCATOR_HALF = 20037508.3427892
 URBIS_WMTS_RESOLUTIONS = [
-    1112.61305859375, 556.306529296875, 278.1532646484375, 139.07663232421876, 69.53831616210938,
-    34.76915808105469, 17.384579040527345, 8.692289520263673, 4.346144760131836, 2.173072380065918,
-    1.086536190032959, 0.5432680950164795, 0.2716340475082398, 0.1358170237541199,
-    0.06790851187705994, 0.03395425593852997]
+    1112.61305859375,
+    556.306529296875,
+    278.1532646484375,
+    139.07663232421876,
+    69.53831616210938,
+    34.76915808105469,
+    17.384579040527345,
+    8.692289520263673,
+    4.346144760131836,
+    2.173072380065918,
+    1.086536190032959,
+    0.5432680950164795,
+    0.2716340475082398,
+    0.1358170237541199,
+    0.06790851187705994,
+    0.03395425593852997,
+]
 # Saint-Gilles, around the Barrière (the sample addresses) at zoom 15, and a tile far away
 SAINT_GILLES_Z15 = (15, 16779, 10994)
 
 
 def mercator_tile(lon: float, lat: float, z: int) -> tuple[int, int, int]:
-    n = 2 ** z
+    n = 2**z
     x = int((lon + 180) / 360 * n)
     y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
     return z, x, y
 
 
 def mercator_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:
-    span = 2 * MERCATOR_HALF / 2 ** z
+    span = 2 * MERCATOR_HALF / 2**z
     minx = -MERCATOR_HALF + x * span
     maxy = MERCATOR_HALF - y * span
     return minx, maxy - span, minx + span, maxy
@@ -63,21 +76,27 @@ def rows(database_url: str, query: str, *params) -> list[tuple]:
         return conn.execute(query, params).fetchall()
 
 
-def expected_points(database_url: str, srid: int, bounds: tuple[float, float, float, float]
-                    ) -> dict[int, tuple[float, float]]:
+def expected_points(
+    database_url: str, srid: int, bounds: tuple[float, float, float, float]
+) -> dict[int, tuple[float, float]]:
     """Addresses PostGIS puts in the buffered tile, with their position in the tile's CRS."""
     minx, miny, maxx, maxy = bounds
     margin = (maxx - minx) * BUFFER / EXTENT
-    found = rows(database_url, f"""
+    found = rows(
+        database_url,
+        f"""
         SELECT "ID", ST_X(g), ST_Y(g) FROM (
             SELECT "ID", ST_Transform(geom, {srid}) g FROM urbis.addresses) a
         WHERE ST_Intersects(g, ST_MakeEnvelope(%s, %s, %s, %s, {srid}))""",
-        minx - margin, miny - margin, maxx + margin, maxy + margin)
+        minx - margin,
+        miny - margin,
+        maxx + margin,
+        maxy + margin,
+    )
     return {int(key): (x, y) for key, x, y in found}
 
 
-def tile_position(feature: dict, bounds: tuple[float, float, float, float]
-                  ) -> tuple[float, float]:
+def tile_position(feature: dict, bounds: tuple[float, float, float, float]) -> tuple[float, float]:
     """A decoded point back in the tile's CRS (the decoder's y runs up from the bottom)."""
     px, py = feature["geometry"]["coordinates"]
     minx, miny, maxx, maxy = bounds
@@ -90,7 +109,8 @@ def database(synced_database_url: str) -> str:
 
 
 def test_a_tile_holds_exactly_the_features_postgis_finds_with_ids_properties_positions(
-        client, database):
+    client, database
+):
     z, x, y = SAINT_GILLES_Z15
     tile = decode(client.get(f"/collections/addresses/tiles/WebMercatorQuad/{z}/{x}/{y}"))
     assert set(tile) == {"addresses"} and tile["addresses"]["extent"] == EXTENT
@@ -100,8 +120,10 @@ def test_a_tile_holds_exactly_the_features_postgis_finds_with_ids_properties_pos
     assert len(expected) > 300
     assert {f["id"] for f in features} == set(expected)  # the integer key is the MVT id
     unit = (bounds[2] - bounds[0]) / EXTENT
-    stored = {r[0]: r for r in rows(database, 'SELECT "ID", "ADRN", "PW_NAME_FR", "ANGLE" '
-                                              "FROM urbis.addresses")}
+    stored = {
+        r[0]: r
+        for r in rows(database, 'SELECT "ID", "ADRN", "PW_NAME_FR", "ANGLE" FROM urbis.addresses')
+    }
     for feature in features:
         ex, ey = expected[feature["id"]]
         tx, ty = tile_position(feature, bounds)
@@ -109,7 +131,10 @@ def test_a_tile_holds_exactly_the_features_postgis_finds_with_ids_properties_pos
         _, adrn, street, angle = stored[feature["id"]]
         props = feature["properties"]  # MVT has no null: a null value is an absent property
         assert (props["ID"], props.get("ADRN"), props.get("PW_NAME_FR")) == (
-            feature["id"], adrn, street)
+            feature["id"],
+            adrn,
+            street,
+        )
         assert props.get("ANGLE") == pytest.approx(angle)
 
 
@@ -119,11 +144,19 @@ def test_polygons_carry_a_hashed_id_for_text_keys_and_the_key_itself(client, dat
     features = tile["municipalities"]["features"]
     minx, miny, maxx, maxy = mercator_bounds(z, x, y)
     margin = (maxx - minx) * BUFFER / EXTENT
-    expected = dict(rows(database, """
+    expected = dict(
+        rows(
+            database,
+            """
         SELECT "NAT_CODE", abs(hashtextextended("NAT_CODE"::text, 0))
         FROM urbis.municipalities
         WHERE ST_Transform(geom, 3857) && ST_MakeEnvelope(%s, %s, %s, %s, 3857)""",
-        minx - margin, miny - margin, maxx + margin, maxy + margin))
+            minx - margin,
+            miny - margin,
+            maxx + margin,
+            maxy + margin,
+        )
+    )
     assert len(expected) >= 10
     assert {f["properties"]["NAT_CODE"]: f["id"] for f in features} == expected
     assert all(f["geometry"]["type"] in ("Polygon", "MultiPolygon") for f in features)
@@ -148,14 +181,19 @@ def test_belgian_lambert_72_tiles_need_no_reprojection(client, database):
 
 def test_dataset_tiles_put_several_layers_in_one_tile(client):
     z, x, y = SAINT_GILLES_Z15
-    both = decode(client.get(f"/tiles/WebMercatorQuad/{z}/{x}/{y}",
-                             params={"collections": "municipalities,addresses"}))
+    both = decode(
+        client.get(
+            f"/tiles/WebMercatorQuad/{z}/{x}/{y}",
+            params={"collections": "municipalities,addresses"},
+        )
+    )
     alone = decode(client.get(f"/collections/addresses/tiles/WebMercatorQuad/{z}/{x}/{y}"))
     assert list(both) == ["municipalities", "municipalities_labels", "addresses"]
     # the same features (their order is free: a tile drawn under its size estimate comes in
     # priority order)
-    assert sorted(both["addresses"]["features"], key=lambda f: f["id"]) == \
-        sorted(alone["addresses"]["features"], key=lambda f: f["id"])
+    assert sorted(both["addresses"]["features"], key=lambda f: f["id"]) == sorted(
+        alone["addresses"]["features"], key=lambda f: f["id"]
+    )
 
 
 def test_each_polygon_has_one_label_point_in_the_one_tile_it_falls_in(client, database):
@@ -170,13 +208,18 @@ def test_each_polygon_has_one_label_point_in_the_one_tile_it_falls_in(client, da
             for f in decode(response).get("municipalities_labels", {}).get("features", []):
                 labels.setdefault(f["properties"]["NAT_CODE"], []).append((x, y, f))
     assert len(labels) == 19 and all(len(v) == 1 for v in labels.values())
-    points = dict(rows(database, """
+    points = dict(
+        rows(
+            database,
+            """
         SELECT "NAT_CODE", ST_AsText(ST_Transform(ST_PointOnSurface(geom), 3857))
-        FROM urbis.municipalities"""))
+        FROM urbis.municipalities""",
+        )
+    )
     for code, [(x, y, feature)] in labels.items():
         px, py = tile_position(feature, mercator_bounds(z, x, y))
         ex, ey = map(float, points[code][6:-1].split())
-        unit = 2 * MERCATOR_HALF / 2 ** z / EXTENT
+        unit = 2 * MERCATOR_HALF / 2**z / EXTENT
         assert abs(px - ex) <= unit and abs(py - ey) <= unit
         assert set(feature["properties"]) == {"NAT_CODE", "NAME_FRE", "NAME_DUT"}
 
@@ -189,8 +232,14 @@ def test_properties_and_cql2_filter_on_tiles(client, database):
     filtered = decode(client.get(path, params={"filter": "PW_NAME_FR = 'Rue de la Victoire'"}))
     bounds = mercator_bounds(z, x, y)
     inside = expected_points(database, 3857, bounds)
-    victoire = {r[0] for r in rows(database, 'SELECT "ID" FROM urbis.addresses '
-                                              """WHERE "PW_NAME_FR" = 'Rue de la Victoire'""")}
+    victoire = {
+        r[0]
+        for r in rows(
+            database,
+            'SELECT "ID" FROM urbis.addresses '
+            """WHERE "PW_NAME_FR" = 'Rue de la Victoire'""",
+        )
+    }
     assert {f["id"] for f in filtered["addresses"]["features"]} == set(inside) & victoire
     assert victoire & set(inside)
 
@@ -198,24 +247,37 @@ def test_properties_and_cql2_filter_on_tiles(client, database):
 def test_empty_tiles_are_204_and_outside_the_matrix_is_404(client):
     empty = client.get("/collections/addresses/tiles/WebMercatorQuad/15/1/1")
     assert empty.status_code == 204 and empty.content == b"" and "etag" in empty.headers
-    assert_problem(client.get("/collections/addresses/tiles/WebMercatorQuad/15/32768/0"),
-                   404, "columns run 0-32767")
-    assert_problem(client.get("/collections/addresses/tiles/WebMercatorQuad/25/0/0"),
-                   404, "zoom 25")
+    assert_problem(
+        client.get("/collections/addresses/tiles/WebMercatorQuad/15/32768/0"),
+        404,
+        "columns run 0-32767",
+    )
+    assert_problem(
+        client.get("/collections/addresses/tiles/WebMercatorQuad/25/0/0"), 404, "zoom 25"
+    )
     assert_problem(client.get("/collections/addresses/tiles/Mars/1/0/0"), 404, "Mars")
-    assert_problem(client.get("/collections/nowhere/tiles/WebMercatorQuad/15/16779/10994"),
-                   404, "nowhere")
-    bad = client.get("/collections/addresses/tiles/WebMercatorQuad/15/16779/10994",
-                     params={"properties": "NOPE"})
+    assert_problem(
+        client.get("/collections/nowhere/tiles/WebMercatorQuad/15/16779/10994"), 404, "nowhere"
+    )
+    bad = client.get(
+        "/collections/addresses/tiles/WebMercatorQuad/15/16779/10994", params={"properties": "NOPE"}
+    )
     assert_problem(bad, 400, "NOPE")
     assert "cache-control" not in bad.headers  # caching headers only on successes
-    assert_problem(client.get("/collections/addresses/tiles/WebMercatorQuad/15/16779/10994",
-                              params={"filter": "ADRN ="}), 400, "filter")
+    assert_problem(
+        client.get(
+            "/collections/addresses/tiles/WebMercatorQuad/15/16779/10994",
+            params={"filter": "ADRN ="},
+        ),
+        400,
+        "filter",
+    )
 
 
 def test_etag_304_cache_hits_and_cors(client):
     path = "/collections/municipalities/tiles/WebMercatorQuad/{}/{}/{}".format(
-        *mercator_tile(4.352, 50.846, 12))
+        *mercator_tile(4.352, 50.846, 12)
+    )
     first = client.get(path, headers={"Origin": "https://apps.example.brussels"})
     again = client.get(path)
     assert first.status_code == again.status_code == 200
@@ -231,7 +293,8 @@ def test_etag_304_cache_hits_and_cors(client):
 
 def test_concurrent_requests_for_a_tile_not_cached_draw_it_once(api, client):
     path = "/collections/municipalities/tiles/WebMercatorQuad/{}/{}/{}".format(
-        *mercator_tile(4.40, 50.82, 14))
+        *mercator_tile(4.40, 50.82, 14)
+    )
     params = {"properties": "NAT_CODE"}  # a variant no other test asks for: not cached yet
     before = client.get("/healthz").json()["tile_cache"]
 
@@ -258,26 +321,37 @@ def test_tile_matrix_sets_tilesets_and_tilejson(client):
     # URBIS' WMTS matrices EPSG:31370:0 to :15, tile for tile (resolutions as CIRB's map code
     # gives them), then halving on
     assert [m["cellSize"] for m in lambert["tileMatrices"][:16]] == pytest.approx(
-        URBIS_WMTS_RESOLUTIONS, rel=1e-12)
-    assert all(m["pointOfOrigin"] == [16478.795, 304073.871] and m["tileWidth"] == 256
-               and m["matrixWidth"] == 2 ** z for z, m in enumerate(lambert["tileMatrices"]))
+        URBIS_WMTS_RESOLUTIONS, rel=1e-12
+    )
+    assert all(
+        m["pointOfOrigin"] == [16478.795, 304073.871]
+        and m["tileWidth"] == 256
+        and m["matrixWidth"] == 2**z
+        for z, m in enumerate(lambert["tileMatrices"])
+    )
     assert lambert["tileMatrices"][16]["cellSize"] == URBIS_WMTS_RESOLUTIONS[15] / 2
     tilesets = client.get("/collections/addresses/tiles").json()["tilesets"]
     assert len(tilesets) == 2
     tileset = client.get("/collections/addresses/tiles/WebMercatorQuad").json()
     template = next(lk for lk in tileset["links"] if lk["rel"] == "item")["href"]
-    assert template.endswith("/collections/addresses/tiles/WebMercatorQuad/"
-                             "{tileMatrix}/{tileCol}/{tileRow}")
+    assert template.endswith(
+        "/collections/addresses/tiles/WebMercatorQuad/{tileMatrix}/{tileCol}/{tileRow}"
+    )
     z15 = next(lim for lim in tileset["tileMatrixSetLimits"] if lim["tileMatrix"] == "15")
     assert z15["minTileCol"] <= SAINT_GILLES_Z15[1] <= z15["maxTileCol"]
     assert z15["minTileRow"] <= SAINT_GILLES_Z15[2] <= z15["maxTileRow"]
-    tilejson = client.get("/tiles/WebMercatorQuad/tilejson.json",
-                          params={"collections": "municipalities,addresses"}).json()
+    tilejson = client.get(
+        "/tiles/WebMercatorQuad/tilejson.json", params={"collections": "municipalities,addresses"}
+    ).json()
     assert tilejson["tilejson"] == "3.0.0" and "UrbIS" in tilejson["attribution"]
     assert [v["id"] for v in tilejson["vector_layers"]] == [
-        "municipalities", "municipalities_labels", "addresses"]
+        "municipalities",
+        "municipalities_labels",
+        "addresses",
+    ]
     assert tilejson["tiles"][0].endswith(
-        "/tiles/WebMercatorQuad/{z}/{x}/{y}?collections=municipalities,addresses")
+        "/tiles/WebMercatorQuad/{z}/{x}/{y}?collections=municipalities,addresses"
+    )
     west, south, east, north = tilejson["bounds"]
     assert 4.2 < west < east < 4.5 and 50.7 < south < north < 50.95
     assert_problem(client.get("/tiles/BelgianLambert72/tilejson.json"), 400, "WebMercatorQuad")
@@ -292,16 +366,28 @@ def points_layer(api: str, synced_database_url: str, tmp_path_factory) -> Iterat
 
 def _write_points(folder: Path, points: dict[str, tuple[float, float]], **tiles) -> Path:
     source = folder / "points.geojson"
-    source.write_text(json.dumps({
-        "type": "FeatureCollection",
-        "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::31370"}},
-        "features": [{"type": "Feature", "properties": {"PID": key, "NAME": f"point {key}"},
-                      "geometry": {"type": "Point", "coordinates": list(xy)}}
-                     for key, xy in points.items()]}))
+    source.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::31370"}},
+                "features": [
+                    {
+                        "type": "Feature",
+                        "properties": {"PID": key, "NAME": f"point {key}"},
+                        "geometry": {"type": "Point", "coordinates": list(xy)},
+                    }
+                    for key, xy in points.items()
+                ],
+            }
+        )
+    )
     settings = "".join(f"      {k}: {v}\n" for k, v in tiles.items())
     config = folder / "points.yaml"
-    config.write_text(f"layers:\n  moving:\n    source: {{kind: file, path: {source}}}\n"
-                      f"    key: PID\n" + (f"    tiles:\n{settings}" if tiles else ""))
+    config.write_text(
+        f"layers:\n  moving:\n    source: {{kind: file, path: {source}}}\n"
+        f"    key: PID\n" + (f"    tiles:\n{settings}" if tiles else "")
+    )
     return config
 
 
@@ -349,39 +435,51 @@ def test_a_sync_drops_only_the_tiles_it_changed(client, points_layer, synced_dat
     assert abs(x - moved[0]) < span / EXTENT and abs(y - moved[1]) < span / EXTENT
 
 
-def test_a_size_cap_keeps_the_features_of_highest_priority(client, points_layer,
-                                                           synced_database_url):
+def test_a_size_cap_keeps_the_features_of_highest_priority(
+    client, points_layer, synced_database_url
+):
     # 300 points in 76 m x 56 m, all inside one BelgianLambert72 zoom-9 tile (556 m)
     points = {f"p{i:03d}": (148100.0 + i % 20 * 4, 169000.0 + i // 20 * 4) for i in range(300)}
-    _sync(client, synced_database_url, _write_points(points_layer, points, max_bytes=2000,
-                                                     priority="-PID"))
+    _sync(
+        client,
+        synced_database_url,
+        _write_points(points_layer, points, max_bytes=2000, priority="-PID"),
+    )
     path = "/collections/moving/tiles/BelgianLambert72/9/{}/{}".format(
-        *lambert_tile(9, 148100, 169000))
+        *lambert_tile(9, 148100, 169000)
+    )
     response = client.get(path)
     assert response.headers["x-tile-cache"] == "miss"
     assert len(response.content) <= 2000
-    kept = sorted(f["properties"]["PID"] for f in
-                  mapbox_vector_tile.decode(response.content)["moving"]["features"])
+    kept = sorted(
+        f["properties"]["PID"]
+        for f in mapbox_vector_tile.decode(response.content)["moving"]["features"]
+    )
     assert 10 < len(kept) < 300
-    assert kept == sorted(points)[-len(kept):]  # the highest PIDs, as `priority: -PID` asks
+    assert kept == sorted(points)[-len(kept) :]  # the highest PIDs, as `priority: -PID` asks
 
 
 def test_tiles_are_linked_from_the_landing_page_and_each_collection(client):
     landing = {lk["rel"]: lk["href"] for lk in client.get("/").json()["links"]}
     assert landing["http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"].endswith("/tiles")
     assert landing["http://www.opengis.net/def/rel/ogc/1.0/tiling-schemes"].endswith(
-        "/tileMatrixSets")
+        "/tileMatrixSets"
+    )
     collection = client.get("/collections/addresses").json()
-    tiles = [lk for lk in collection["links"]
-             if lk["rel"] == "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"]
+    tiles = [
+        lk
+        for lk in collection["links"]
+        if lk["rel"] == "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"
+    ]
     assert [lk["href"].rsplit("/", 2)[-2:] for lk in tiles] == [["addresses", "tiles"]]
     assert client.get(tiles[0]["href"]).status_code == 200
     conforms = client.get("/conformance").json()["conformsTo"]
     assert "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt" in conforms
 
 
-def test_small_polygons_merge_into_squares_of_their_area_when_asked(client, synced_database_url,
-                                                                   tmp_path):
+def test_small_polygons_merge_into_squares_of_their_area_when_asked(
+    client, synced_database_url, tmp_path
+):
     # 100 buildings of 4 m x 4 m, 6 m apart, inside one zoom-11 tile (139 m), and one of
     # 200 m x 200 m beside them
     minx, _, _, maxy = lambert_bounds(11, *lambert_tile(11, 148100.0, 169000.0))
@@ -389,16 +487,32 @@ def test_small_polygons_merge_into_squares_of_their_area_when_asked(client, sync
     small = {f"s{i:03d}": (x0 + i % 10 * 6, y0 + i // 10 * 6, 4.0) for i in range(100)}
     squares = {**small, "big": (x0 + 300, y0, 200.0)}
     source = tmp_path / "blocks.geojson"
-    source.write_text(json.dumps({
-        "type": "FeatureCollection",
-        "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::31370"}},
-        "features": [{"type": "Feature", "properties": {"BID": key},
-                      "geometry": {"type": "Polygon", "coordinates": [[
-                          [x, y], [x + side, y], [x + side, y + side], [x, y + side], [x, y]]]}}
-                     for key, (x, y, side) in squares.items()]}))
+    source.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::31370"}},
+                "features": [
+                    {
+                        "type": "Feature",
+                        "properties": {"BID": key},
+                        "geometry": {
+                            "type": "Polygon",
+                            "coordinates": [
+                                [[x, y], [x + side, y], [x + side, y + side], [x, y + side], [x, y]]
+                            ],
+                        },
+                    }
+                    for key, (x, y, side) in squares.items()
+                ],
+            }
+        )
+    )
     config = tmp_path / "blocks.yaml"
-    config.write_text(f"layers:\n  blocks:\n    source: {{kind: file, path: {source}}}\n"
-                      "    key: BID\n    tiles: {small: merge}\n")
+    config.write_text(
+        f"layers:\n  blocks:\n    source: {{kind: file, path: {source}}}\n"
+        "    key: BID\n    tiles: {small: merge}\n"
+    )
     sync_file_layer(synced_database_url, config, "blocks")
 
     # zoom 7: 8.7 m pixels, so the 4 m buildings are under half a pixel
@@ -414,8 +528,8 @@ def test_small_polygons_merge_into_squares_of_their_area_when_asked(client, sync
     # no id (the decoder says 0 for an absent one) and no property but `merged`
     assert all(not f.get("id") and set(f["properties"]) == {"merged"} for f in merged)
     unit = lambert_span(z) / EXTENT
-    area = sum(shapely.geometry.shape(f["geometry"]).area for f in merged) * unit ** 2
-    assert area == pytest.approx(100 * 4.0 ** 2, rel=0.3)  # their summed area, to the grid
+    area = sum(shapely.geometry.shape(f["geometry"]).area for f in merged) * unit**2
+    assert area == pytest.approx(100 * 4.0**2, rel=0.3)  # their summed area, to the grid
     # zoom 11: 54 cm pixels, every building drawn as itself
     z = 11
     path = "/collections/blocks/tiles/BelgianLambert72/{}/{}/{}".format(z, *lambert_tile(z, x0, y0))
@@ -423,9 +537,13 @@ def test_small_polygons_merge_into_squares_of_their_area_when_asked(client, sync
     assert len(features) == 100 and not any("merged" in f["properties"] for f in features)
     # the same in Web Mercator (zoom 13: 12 m on the ground a pixel)
     lon, lat = Transformer.from_crs(31370, 4326, always_xy=True).transform(x0 + 30, y0 + 30)
-    features = decode(client.get(
-        "/collections/blocks/tiles/WebMercatorQuad/{}/{}/{}".format(*mercator_tile(lon, lat, 13))
-    ))["blocks"]["features"]
+    features = decode(
+        client.get(
+            "/collections/blocks/tiles/WebMercatorQuad/{}/{}/{}".format(
+                *mercator_tile(lon, lat, 13)
+            )
+        )
+    )["blocks"]["features"]
     assert sum(f["properties"].get("merged", 0) for f in features) == 100
     tilejson = client.get("/collections/blocks/tiles/WebMercatorQuad/tilejson.json").json()
     assert tilejson["vector_layers"][0]["fields"]["merged"] == "Integer"

@@ -26,27 +26,39 @@ pytestmark = pytest.mark.api
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 CRSS = [CRS84, "EPSG:4326", "EPSG:3857", "EPSG:31370"]
-EPSG = {CRS84: "OGC:CRS84", "EPSG:4326": "OGC:CRS84", "EPSG:3857": "EPSG:3857",
-        "EPSG:31370": "EPSG:31370"}  # x/y always easting (longitude) first here
+EPSG = {
+    CRS84: "OGC:CRS84",
+    "EPSG:4326": "OGC:CRS84",
+    "EPSG:3857": "EPSG:3857",
+    "EPSG:31370": "EPSG:31370",
+}  # x/y always easting (longitude) first here
 ADDR = "/collections/addresses/items"
 MERCATOR_HALF = 20037508.3427892
 # The whole world in each CRS, x/y with easting (longitude) first: Web Mercator's square, and
 # in Lambert 72 a square as large as the API accepts in a body (±20,048,966 m).
-WORLD = {CRS84: (-180.0, -90.0, 180.0, 90.0), "EPSG:4326": (-180.0, -90.0, 180.0, 90.0),
-         "EPSG:3857": (-MERCATOR_HALF, -MERCATOR_HALF, MERCATOR_HALF, MERCATOR_HALF),
-         "EPSG:31370": (-2e7, -2e7, 2e7, 2e7)}
+WORLD = {
+    CRS84: (-180.0, -90.0, 180.0, 90.0),
+    "EPSG:4326": (-180.0, -90.0, 180.0, 90.0),
+    "EPSG:3857": (-MERCATOR_HALF, -MERCATOR_HALF, MERCATOR_HALF, MERCATOR_HALF),
+    "EPSG:31370": (-2e7, -2e7, 2e7, 2e7),
+}
 TOKYO = (139.5, 35.5, 140.0, 36.0)  # lon/lat
-FAR = {CRS84: TOKYO, "EPSG:4326": TOKYO,
-       "EPSG:3857": pyproj.Transformer.from_crs("OGC:CRS84", 3857, always_xy=True)
-       .transform_bounds(*TOKYO),
-       # Far north-east of Belgium's area of use, in Lambert 72's own numbers.
-       "EPSG:31370": (1e6, 1e6, 2e6, 2e6)}
+FAR = {
+    CRS84: TOKYO,
+    "EPSG:4326": TOKYO,
+    "EPSG:3857": pyproj.Transformer.from_crs("OGC:CRS84", 3857, always_xy=True).transform_bounds(
+        *TOKYO
+    ),
+    # Far north-east of Belgium's area of use, in Lambert 72's own numbers.
+    "EPSG:31370": (1e6, 1e6, 2e6, 2e6),
+}
 PAST_SOUTH_POLE = (-180.0, -90.0, 180.0, -80.0)  # transformed to Lambert 72, it had no edge
 TILE_Z15 = (15, 16779, 10994)  # WebMercatorQuad: Saint-Gilles, around the sample addresses
 EXTENT, BUFFER = 4096, 64
 
 
 # -- the source, moved to each CRS independently --------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def addresses() -> gpd.GeoDataFrame:
@@ -134,6 +146,7 @@ def matched_ids(client: httpx.Client, path: str, **params: str) -> set[int]:
 
 # -- items: bbox and bbox-crs -----------------------------------------------------------------
 
+
 @pytest.mark.parametrize("crs", CRSS)
 def test_a_world_bbox_selects_every_address(client, addresses, crs):
     assert matched_ids(client, ADDR, **bbox_param(crs, WORLD[crs])) == set(addresses.index)
@@ -162,8 +175,7 @@ def test_a_world_bbox_pages_through_every_address_once(client, addresses, crs):
 
 
 @pytest.mark.parametrize("crs", CRSS)
-def test_a_bbox_from_far_away_to_the_middle_selects_exactly_what_it_covers(
-        client, addresses, crs):
+def test_a_bbox_from_far_away_to_the_middle_selects_exactly_what_it_covers(client, addresses, crs):
     box, inside = quadrant(addresses, crs)
     assert matched_ids(client, ADDR, **bbox_param(crs, box)) == inside
 
@@ -186,22 +198,27 @@ def test_a_far_bbox_combines_with_other_filters(client):
 @pytest.mark.parametrize("crs", CRSS)
 def test_the_layer_as_it_was_with_a_world_bbox(client, addresses, crs):
     now = datetime.now(UTC).isoformat()
-    assert matched_ids(client, ADDR, **bbox_param(crs, WORLD[crs]), datetime=now) \
-        == set(addresses.index)
+    assert matched_ids(client, ADDR, **bbox_param(crs, WORLD[crs]), datetime=now) == set(
+        addresses.index
+    )
     assert matched_ids(client, ADDR, **bbox_param(crs, FAR[crs]), datetime=now) == set()
 
 
-@pytest.mark.parametrize(("bbox", "crs", "words"), [
-    ("170,-10,-170,10", CRS84, "antimeridian"),  # not supported: said so
-    ("-10,170,10,-170", "EPSG:4326", "min <= max"),
-    ("-181,-90,180,90", CRS84, "longitudes"),
-    ("-180,-91,180,90", CRS84, "latitudes"),
-])
+@pytest.mark.parametrize(
+    ("bbox", "crs", "words"),
+    [
+        ("170,-10,-170,10", CRS84, "antimeridian"),  # not supported: said so
+        ("-10,170,10,-170", "EPSG:4326", "min <= max"),
+        ("-181,-90,180,90", CRS84, "longitudes"),
+        ("-180,-91,180,90", CRS84, "latitudes"),
+    ],
+)
 def test_bboxes_that_are_not_bboxes_are_still_refused(client, bbox, crs, words):
     assert_problem(client.get(ADDR, params={"bbox": bbox, "bbox-crs": crs}), 400, words)
 
 
 # -- CQL2 -------------------------------------------------------------------------------------
+
 
 def cql_cases(addresses: gpd.GeoDataFrame, crs: str) -> list[tuple[str, str, dict, set[int]]]:
     """(name, cql2-text, cql2-json, expected ids) for the geometry literals in `crs`."""
@@ -217,58 +234,140 @@ def cql_cases(addresses: gpd.GeoDataFrame, crs: str) -> list[tuple[str, str, dic
         return {"bbox": [*ordered(crs, b[0], b[1]), *ordered(crs, b[2], b[3])]}
 
     far_point = ordered(crs, (far[0] + far[2]) / 2, (far[1] + far[3]) / 2)
-    mixed_wkt = (f"GEOMETRYCOLLECTION(POINT({far_point[0]!r} {far_point[1]!r}), "
-                 f"{polygon_wkt(crs, far)}, {polygon_wkt(crs, box)})")
-    mixed_json = {"type": "GeometryCollection", "geometries": [
-        {"type": "Point", "coordinates": list(far_point)}, polygon_json(crs, far),
-        polygon_json(crs, box)]}
+    mixed_wkt = (
+        f"GEOMETRYCOLLECTION(POINT({far_point[0]!r} {far_point[1]!r}), "
+        f"{polygon_wkt(crs, far)}, {polygon_wkt(crs, box)})"
+    )
+    mixed_json = {
+        "type": "GeometryCollection",
+        "geometries": [
+            {"type": "Point", "coordinates": list(far_point)},
+            polygon_json(crs, far),
+            polygon_json(crs, box),
+        ],
+    }
     return [
-        ("intersects world bbox", f"S_INTERSECTS(geom, {bbox_wkt(crs, world)})",
-         op("s_intersects", bbox_json(world)), everything),
-        ("intersects world polygon", f"S_INTERSECTS(geom, {polygon_wkt(crs, world)})",
-         op("s_intersects", polygon_json(crs, world)), everything),
-        ("intersects clockwise world polygon",
-         f"S_INTERSECTS(geom, {polygon_wkt(crs, world, clockwise=True)})",
-         op("s_intersects", polygon_json(crs, world, clockwise=True)), everything),
-        ("within world polygon", f"S_WITHIN(geom, {polygon_wkt(crs, world)})",
-         op("s_within", polygon_json(crs, world)), everything),
-        ("disjoint from world polygon", f"S_DISJOINT(geom, {polygon_wkt(crs, world)})",
-         op("s_disjoint", polygon_json(crs, world)), set()),
-        ("intersects far bbox", f"S_INTERSECTS(geom, {bbox_wkt(crs, far)})",
-         op("s_intersects", bbox_json(far)), set()),
-        ("within far polygon", f"S_WITHIN(geom, {polygon_wkt(crs, far)})",
-         op("s_within", polygon_json(crs, far)), set()),
-        ("disjoint from far polygon", f"S_DISJOINT(geom, {polygon_wkt(crs, far)})",
-         op("s_disjoint", polygon_json(crs, far)), everything),
-        ("not intersecting far polygon", f"NOT S_INTERSECTS(geom, {polygon_wkt(crs, far)})",
-         {"op": "not", "args": [op("s_intersects", polygon_json(crs, far))]}, everything),
-        ("intersects part bbox", f"S_INTERSECTS(geom, {bbox_wkt(crs, box)})",
-         op("s_intersects", bbox_json(box)), inside),
-        ("within part polygon", f"S_WITHIN(geom, {polygon_wkt(crs, box)})",
-         op("s_within", polygon_json(crs, box)), inside),
-        ("disjoint from part polygon", f"S_DISJOINT(geom, {polygon_wkt(crs, box)})",
-         op("s_disjoint", polygon_json(crs, box)), everything - inside),
-        ("intersects a collection near and far", f"S_INTERSECTS(geom, {mixed_wkt})",
-         op("s_intersects", mixed_json), inside),
-        ("or of far and part", f"S_INTERSECTS(geom, {polygon_wkt(crs, far)}) OR "
-                               f"S_INTERSECTS(geom, {polygon_wkt(crs, box)})",
-         {"op": "or", "args": [op("s_intersects", polygon_json(crs, far)),
-                               op("s_intersects", polygon_json(crs, box))]}, inside),
+        (
+            "intersects world bbox",
+            f"S_INTERSECTS(geom, {bbox_wkt(crs, world)})",
+            op("s_intersects", bbox_json(world)),
+            everything,
+        ),
+        (
+            "intersects world polygon",
+            f"S_INTERSECTS(geom, {polygon_wkt(crs, world)})",
+            op("s_intersects", polygon_json(crs, world)),
+            everything,
+        ),
+        (
+            "intersects clockwise world polygon",
+            f"S_INTERSECTS(geom, {polygon_wkt(crs, world, clockwise=True)})",
+            op("s_intersects", polygon_json(crs, world, clockwise=True)),
+            everything,
+        ),
+        (
+            "within world polygon",
+            f"S_WITHIN(geom, {polygon_wkt(crs, world)})",
+            op("s_within", polygon_json(crs, world)),
+            everything,
+        ),
+        (
+            "disjoint from world polygon",
+            f"S_DISJOINT(geom, {polygon_wkt(crs, world)})",
+            op("s_disjoint", polygon_json(crs, world)),
+            set(),
+        ),
+        (
+            "intersects far bbox",
+            f"S_INTERSECTS(geom, {bbox_wkt(crs, far)})",
+            op("s_intersects", bbox_json(far)),
+            set(),
+        ),
+        (
+            "within far polygon",
+            f"S_WITHIN(geom, {polygon_wkt(crs, far)})",
+            op("s_within", polygon_json(crs, far)),
+            set(),
+        ),
+        (
+            "disjoint from far polygon",
+            f"S_DISJOINT(geom, {polygon_wkt(crs, far)})",
+            op("s_disjoint", polygon_json(crs, far)),
+            everything,
+        ),
+        (
+            "not intersecting far polygon",
+            f"NOT S_INTERSECTS(geom, {polygon_wkt(crs, far)})",
+            {"op": "not", "args": [op("s_intersects", polygon_json(crs, far))]},
+            everything,
+        ),
+        (
+            "intersects part bbox",
+            f"S_INTERSECTS(geom, {bbox_wkt(crs, box)})",
+            op("s_intersects", bbox_json(box)),
+            inside,
+        ),
+        (
+            "within part polygon",
+            f"S_WITHIN(geom, {polygon_wkt(crs, box)})",
+            op("s_within", polygon_json(crs, box)),
+            inside,
+        ),
+        (
+            "disjoint from part polygon",
+            f"S_DISJOINT(geom, {polygon_wkt(crs, box)})",
+            op("s_disjoint", polygon_json(crs, box)),
+            everything - inside,
+        ),
+        (
+            "intersects a collection near and far",
+            f"S_INTERSECTS(geom, {mixed_wkt})",
+            op("s_intersects", mixed_json),
+            inside,
+        ),
+        (
+            "or of far and part",
+            f"S_INTERSECTS(geom, {polygon_wkt(crs, far)}) OR "
+            f"S_INTERSECTS(geom, {polygon_wkt(crs, box)})",
+            {
+                "op": "or",
+                "args": [
+                    op("s_intersects", polygon_json(crs, far)),
+                    op("s_intersects", polygon_json(crs, box)),
+                ],
+            },
+            inside,
+        ),
         # Two far literals meet each other: true for every feature, as it would be anywhere.
-        ("far point in far bbox",
-         f"S_INTERSECTS(POINT({far_point[0]!r} {far_point[1]!r}), {bbox_wkt(crs, far)})",
-         {"op": "s_intersects", "args": [{"type": "Point", "coordinates": list(far_point)},
-                                         bbox_json(far)]}, everything),
+        (
+            "far point in far bbox",
+            f"S_INTERSECTS(POINT({far_point[0]!r} {far_point[1]!r}), {bbox_wkt(crs, far)})",
+            {
+                "op": "s_intersects",
+                "args": [{"type": "Point", "coordinates": list(far_point)}, bbox_json(far)],
+            },
+            everything,
+        ),
     ]
 
 
-CQL_CASES = ["intersects world bbox", "intersects world polygon",
-             "intersects clockwise world polygon", "within world polygon",
-             "disjoint from world polygon", "intersects far bbox", "within far polygon",
-             "disjoint from far polygon", "not intersecting far polygon",
-             "intersects part bbox", "within part polygon", "disjoint from part polygon",
-             "intersects a collection near and far", "or of far and part",
-             "far point in far bbox"]
+CQL_CASES = [
+    "intersects world bbox",
+    "intersects world polygon",
+    "intersects clockwise world polygon",
+    "within world polygon",
+    "disjoint from world polygon",
+    "intersects far bbox",
+    "within far polygon",
+    "disjoint from far polygon",
+    "not intersecting far polygon",
+    "intersects part bbox",
+    "within part polygon",
+    "disjoint from part polygon",
+    "intersects a collection near and far",
+    "or of far and part",
+    "far point in far bbox",
+]
 
 
 @pytest.mark.parametrize("case", CQL_CASES)
@@ -279,17 +378,20 @@ def test_cql2_geometry_literals_are_cut_to_belgium(client, addresses, crs, langu
     assert list(cases) == CQL_CASES
     text, document, expected = cases[case]
     raw = text if language == "cql2-text" else json.dumps(document)
-    got = matched_ids(client, ADDR, **{"filter": raw, "filter-lang": language,
-                                       "filter-crs": crs})
+    got = matched_ids(client, ADDR, **{"filter": raw, "filter-lang": language, "filter-crs": crs})
     assert got == expected
 
 
 @pytest.mark.parametrize("crs", CRSS)
 def test_cql2_and_bbox_of_the_world_together(client, addresses, crs):
     box, inside = quadrant(addresses, crs)
-    got = matched_ids(client, ADDR, **bbox_param(crs, WORLD[crs]),
-                      filter=f"S_INTERSECTS(geom, {polygon_wkt(crs, box)})",
-                      **{"filter-crs": crs})
+    got = matched_ids(
+        client,
+        ADDR,
+        **bbox_param(crs, WORLD[crs]),
+        filter=f"S_INTERSECTS(geom, {polygon_wkt(crs, box)})",
+        **{"filter-crs": crs},
+    )
     assert got == inside
 
 
@@ -302,24 +404,29 @@ def test_a_world_polygon_in_cql2_keeps_its_range_checks(client):
 
 # -- tiles' filter ----------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def in_tile(addresses) -> set[int]:
     """The addresses in the buffered z15 tile around the sample (positions from pyproj)."""
     z, x, y = TILE_Z15
-    span = 2 * MERCATOR_HALF / 2 ** z
+    span = 2 * MERCATOR_HALF / 2**z
     minx, maxy = -MERCATOR_HALF + x * span, MERCATOR_HALF - y * span
     margin = span * BUFFER / EXTENT
-    found = {k for k, (px, py) in positions(addresses, "EPSG:3857").items()
-             if minx - margin <= px <= minx + span + margin
-             and maxy - span - margin <= py <= maxy + margin}
+    found = {
+        k
+        for k, (px, py) in positions(addresses, "EPSG:3857").items()
+        if minx - margin <= px <= minx + span + margin
+        and maxy - span - margin <= py <= maxy + margin
+    }
     assert 300 < len(found) < 666
     return found
 
 
 def tile_ids(client: httpx.Client, **params: str) -> set[int]:
     z, x, y = TILE_Z15
-    response = client.get(f"/collections/addresses/tiles/WebMercatorQuad/{z}/{x}/{y}",
-                          params=params)
+    response = client.get(
+        f"/collections/addresses/tiles/WebMercatorQuad/{z}/{x}/{y}", params=params
+    )
     if response.status_code == 204:
         return set()
     assert response.status_code == 200, response.text
@@ -331,25 +438,34 @@ def tile_ids(client: httpx.Client, **params: str) -> set[int]:
 def test_tile_filters_with_world_part_and_far_geometries(client, addresses, in_tile, crs):
     box, inside = quadrant(addresses, crs)
     assert in_tile & inside and in_tile - inside
-    for literal, expected in [(bbox_wkt(crs, WORLD[crs]), in_tile),
-                              (polygon_wkt(crs, WORLD[crs]), in_tile),
-                              (polygon_wkt(crs, box), in_tile & inside),
-                              (polygon_wkt(crs, FAR[crs]), set())]:
+    for literal, expected in [
+        (bbox_wkt(crs, WORLD[crs]), in_tile),
+        (polygon_wkt(crs, WORLD[crs]), in_tile),
+        (polygon_wkt(crs, box), in_tile & inside),
+        (polygon_wkt(crs, FAR[crs]), set()),
+    ]:
         got = tile_ids(client, filter=f"S_INTERSECTS(geom, {literal})", **{"filter-crs": crs})
         assert got == expected, literal
-    disjoint = json.dumps({"op": "s_disjoint", "args": [
-        {"property": "geom"}, polygon_json(crs, WORLD[crs])]})
-    assert tile_ids(client, filter=disjoint, **{"filter-lang": "cql2-json",
-                                                "filter-crs": crs}) == set()
+    disjoint = json.dumps(
+        {"op": "s_disjoint", "args": [{"property": "geom"}, polygon_json(crs, WORLD[crs])]}
+    )
+    assert (
+        tile_ids(client, filter=disjoint, **{"filter-lang": "cql2-json", "filter-crs": crs})
+        == set()
+    )
 
 
 # -- POST /intersects -------------------------------------------------------------------------
 
-def intersects(client: httpx.Client, collection: str, crs: str, body: dict,
-               **params: str) -> dict:
-    return collection_of(client.post(f"/collections/{collection}/intersects",
-                                     params={"crs": crs, "limit": "1000", **params},
-                                     json=body))
+
+def intersects(client: httpx.Client, collection: str, crs: str, body: dict, **params: str) -> dict:
+    return collection_of(
+        client.post(
+            f"/collections/{collection}/intersects",
+            params={"crs": crs, "limit": "1000", **params},
+            json=body,
+        )
+    )
 
 
 def collection_of(response: httpx.Response) -> dict:
@@ -361,51 +477,64 @@ def collection_of(response: httpx.Response) -> dict:
 @pytest.mark.parametrize("crs", CRSS)
 def test_intersects_with_world_part_and_far_polygons(client, addresses, crs):
     box, inside = quadrant(addresses, crs)
-    for body, expected in [(polygon_json(crs, WORLD[crs]), set(addresses.index)),
-                           (polygon_json(crs, WORLD[crs], clockwise=True),
-                            set(addresses.index)),
-                           (polygon_json(crs, box), inside),
-                           (polygon_json(crs, FAR[crs]), set()),
-                           ({"type": "MultiPolygon", "coordinates": [
-                               [ring(crs, FAR[crs])], [ring(crs, box)]]}, inside)]:
+    for body, expected in [
+        (polygon_json(crs, WORLD[crs]), set(addresses.index)),
+        (polygon_json(crs, WORLD[crs], clockwise=True), set(addresses.index)),
+        (polygon_json(crs, box), inside),
+        (polygon_json(crs, FAR[crs]), set()),
+        (
+            {"type": "MultiPolygon", "coordinates": [[ring(crs, FAR[crs])], [ring(crs, box)]]},
+            inside,
+        ),
+    ]:
         found = intersects(client, "addresses", crs, body)
         assert {f["id"] for f in found["features"]} == expected, body
 
 
 def test_a_world_polygon_measures_each_municipality_whole(client, tmp_path):
     municipalities = legacy_municipalities(tmp_path)
-    areas = {str(k): g.area for k, g in zip(municipalities["NAT_CODE"],
-                                            municipalities.geometry, strict=True)}
+    areas = {
+        str(k): g.area
+        for k, g in zip(municipalities["NAT_CODE"], municipalities.geometry, strict=True)
+    }
     for crs in CRSS:
-        found = intersects(client, "municipalities", crs, polygon_json(crs, WORLD[crs]),
-                           measure="true")
+        found = intersects(
+            client, "municipalities", crs, polygon_json(crs, WORLD[crs]), measure="true"
+        )
         got = {f["id"]: f["properties"]["intersection_area"] for f in found["features"]}
         assert got == pytest.approx(areas, abs=0.01), crs
 
 
 def test_a_far_polygon_with_measure_still_says_points_have_no_area(client):
-    response = client.post("/collections/addresses/intersects",
-                           params={"measure": "true"}, json=polygon_json(CRS84, TOKYO))
+    response = client.post(
+        "/collections/addresses/intersects",
+        params={"measure": "true"},
+        json=polygon_json(CRS84, TOKYO),
+    )
     assert_problem(response, 400, "points")
 
 
 # -- points: /within, /lookup, /nearest -------------------------------------------------------
 
-FAR_POINTS = {CRS84: [(139.69, 35.69), (0.0, -90.0), (-180.0, 0.0)],
-              "EPSG:4326": [(35.69, 139.69), (-90.0, 0.0)],
-              "EPSG:3857": [(15_550_000.0, 4_257_000.0), (-20_000_000.0, -20_000_000.0)],
-              "EPSG:31370": [(-1e6, -1e6), (1e7, 1e7)]}  # as x, y in the CRS's axis order
+FAR_POINTS = {
+    CRS84: [(139.69, 35.69), (0.0, -90.0), (-180.0, 0.0)],
+    "EPSG:4326": [(35.69, 139.69), (-90.0, 0.0)],
+    "EPSG:3857": [(15_550_000.0, 4_257_000.0), (-20_000_000.0, -20_000_000.0)],
+    "EPSG:31370": [(-1e6, -1e6), (1e7, 1e7)],
+}  # as x, y in the CRS's axis order
 
 
 @pytest.mark.parametrize("crs", CRSS)
 def test_far_points_find_nothing(client, crs):
     for x, y in FAR_POINTS[crs]:
         point = {"x": repr(x), "y": repr(y), "crs": crs}
-        within = collection(client.get("/collections/addresses/within",
-                                       params={**point, "distance": "10000"}))
+        within = collection(
+            client.get("/collections/addresses/within", params={**point, "distance": "10000"})
+        )
         assert within["features"] == [] and within["numberMatched"] == 0
-        nearest = collection(client.get("/collections/addresses/nearest",
-                                        params={**point, "k": "5"}))
+        nearest = collection(
+            client.get("/collections/addresses/nearest", params={**point, "k": "5"})
+        )
         assert nearest["features"] == []
         lookup = client.get("/lookup", params=point)
         assert lookup.status_code == 200, lookup.text
@@ -419,12 +548,14 @@ def test_a_point_on_the_edge_of_belgiums_area_is_inside(client, addresses):
     to_lambert = pyproj.Transformer.from_crs("OGC:CRS84", 31370, always_xy=True)
     corner = shapely.Point(to_lambert.transform(2.5, 49.5))
     distances = addresses.distance(corner)
-    nearest = collection(client.get("/collections/addresses/nearest",
-                                    params={"x": "2.5", "y": "49.5"}))
+    nearest = collection(
+        client.get("/collections/addresses/nearest", params={"x": "2.5", "y": "49.5"})
+    )
     (feature,) = nearest["features"]
     assert feature["id"] == int(distances.idxmin())
     assert feature["properties"]["distance"] == pytest.approx(distances.min(), abs=0.01)
     assert 150_000 < distances.min() < 250_000  # from the far corner to Brussels
-    outside = collection(client.get("/collections/addresses/nearest",
-                                    params={"x": repr(2.5 - 1e-9), "y": "49.5"}))
+    outside = collection(
+        client.get("/collections/addresses/nearest", params={"x": repr(2.5 - 1e-9), "y": "49.5"})
+    )
     assert outside["features"] == []

@@ -19,8 +19,10 @@ def test_feed_entry_applied_once_then_skipped_until_a_new_one(engine, request, t
     server = request.getfixturevalue("site")
     feed_url = publish(server)
     config = tmp_path / "urbis.yaml"
-    config.write_text(f"layers:\n  municipalities:\n    source: {{kind: feed, url: '{feed_url}', "
-                      "layer: Municipalities}\n    key: NISCODE\n")
+    config.write_text(
+        f"layers:\n  municipalities:\n    source: {{kind: feed, url: '{feed_url}', "
+        "layer: Municipalities}\n    key: NISCODE\n"
+    )
     first = sync_layer(engine, load_config(config), "municipalities", FAST)
     assert (first.status, first.inserted, first.version) == ("success", 2, 1), first.error
     zips = [p for p in server.requests if p.endswith(".zip")]
@@ -30,15 +32,19 @@ def test_feed_entry_applied_once_then_skipped_until_a_new_one(engine, request, t
     assert (again.status, again.inserted, again.updated, again.version) == ("success", 0, 0, 1)
     assert [p for p in server.requests if p.endswith(".zip")] == zips  # not downloaded again
     with engine.connect() as conn:
-        info = conn.execute(sa.text("SELECT source_info FROM urbis_meta.sync_run "
-                                    "ORDER BY id DESC LIMIT 1")).scalar()
+        info = conn.execute(
+            sa.text("SELECT source_info FROM urbis_meta.sync_run ORDER BY id DESC LIMIT 1")
+        ).scalar()
     assert "already applied" in info and "20240601" in info
 
     newer = ZIP_PATH.format("20240901")
     product_zip(server.root / newer.lstrip("/"))
-    (server.root / "atomfeed" / "urbis-vector-fr.xml").write_text(atom(
-        entry_xml("20240601", f'<link rel="enclosure" href="{ZIP_PATH.format("20240601")}"/>'),
-        entry_xml("20240901", f'<link rel="enclosure" href="{newer}"/>')))
+    (server.root / "atomfeed" / "urbis-vector-fr.xml").write_text(
+        atom(
+            entry_xml("20240601", f'<link rel="enclosure" href="{ZIP_PATH.format("20240601")}"/>'),
+            entry_xml("20240901", f'<link rel="enclosure" href="{newer}"/>'),
+        )
+    )
     third = sync_layer(engine, load_config(config), "municipalities", FAST)
     assert third.status == "success"
     assert [p for p in server.requests if p.endswith(".zip")][-1] == newer
@@ -49,9 +55,11 @@ def test_file_source_by_url(engine, request, tmp_path: Path):
     archive = "/downloads/UrbISVector.zip"
     product_zip(server.root / archive.lstrip("/"))
     config = tmp_path / "urbis.yaml"
-    config.write_text("layers:\n  addresses:\n    source: {kind: file, "
-                      f"url: 'http://127.0.0.1:{server.server_address[1]}{archive}', "
-                      "layer: Addresses}\n    key: INSPIRE_ID\n")
+    config.write_text(
+        "layers:\n  addresses:\n    source: {kind: file, "
+        f"url: 'http://127.0.0.1:{server.server_address[1]}{archive}', "
+        "layer: Addresses}\n    key: INSPIRE_ID\n"
+    )
     report = sync_layer(engine, load_config(config), "addresses", FAST)
     assert (report.status, report.inserted) == ("success", 1), report.error
     assert archive in server.requests

@@ -13,9 +13,14 @@ def configure(layer: Layer, indexes: list[str]) -> None:
 
 
 def all_indexes(engine: sa.Engine) -> dict[str, str]:
-    return dict(rows(engine, "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = "
-                             "'urbis' AND tablename = 'muni' "
-                             "AND starts_with(indexname, 'muni__by_')"))
+    return dict(
+        rows(
+            engine,
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = "
+            "'urbis' AND tablename = 'muni' "
+            "AND starts_with(indexname, 'muni__by_')",
+        )
+    )
 
 
 def property_indexes(engine: sa.Engine) -> dict[str, str]:
@@ -55,8 +60,9 @@ def test_listed_properties_are_indexed_for_comparisons_and_like_prefixes(engine,
     assert "muni__by_AREA" in plan(engine, '"AREA" > 1000000')
     with engine.connect() as conn:
         conn.execute(sa.text("SET enable_seqscan = off"))
-        found = conn.execute(sa.text(
-            "SELECT \"NAT_CODE\" FROM urbis.muni WHERE \"NAME_FRE\" LIKE 'Saint%'")).scalars()
+        found = conn.execute(
+            sa.text('SELECT "NAT_CODE" FROM urbis.muni WHERE "NAME_FRE" LIKE \'Saint%\'')
+        ).scalars()
         assert sorted(found) == sorted(frame[frame.NAME_FRE.str.startswith("Saint")].NAT_CODE)
 
 

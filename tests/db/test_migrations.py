@@ -15,8 +15,10 @@ def _schema_tables(url: str) -> dict[str, set[str]]:
             schemas = set(inspector.get_schema_names())
             if "urbis_meta" not in schemas:
                 return {}
-            return {t: {c["name"] for c in inspector.get_columns(t, schema="urbis_meta")}
-                    for t in inspector.get_table_names(schema="urbis_meta")}
+            return {
+                t: {c["name"] for c in inspector.get_columns(t, schema="urbis_meta")}
+                for t in inspector.get_table_names(schema="urbis_meta")
+            }
     finally:
         engine.dispose()
 

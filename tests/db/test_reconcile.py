@@ -50,8 +50,8 @@ class Layer:
         self.path = tmp_path / "layer.gpkg"
         self.config_path = tmp_path / "urbis.yaml"
         self.config_path.write_text(
-            f"layers:\n  muni:\n    source: {{kind: file, path: {self.path}}}\n"
-            f"    key: {key}\n")
+            f"layers:\n  muni:\n    source: {{kind: file, path: {self.path}}}\n    key: {key}\n"
+        )
         self.write(frame)
 
     def write(self, frame: gpd.GeoDataFrame) -> None:
@@ -82,7 +82,8 @@ def test_unchanged_source_writes_nothing(engine, tmp_path):
 
 
 def test_changes_are_applied_by_key_with_history_change_log_and_notify(
-        engine, database_url, tmp_path):
+    engine, database_url, tmp_path
+):
     frame = legacy_municipalities(tmp_path)
     layer = Layer(tmp_path, frame, "NAT_CODE")
     layer.sync(engine)
@@ -92,18 +93,19 @@ def test_changes_are_applied_by_key_with_history_change_log_and_notify(
     forest = changed["NAT_CODE"] == "21007"
     changed.loc[forest, "NAME_FRE"] = "Forest (renamed)"
     jette = changed.index[changed["NAT_CODE"] == "21010"][0]
-    changed.loc[jette, "geometry"] = shapely.affinity.translate(changed.loc[jette, "geometry"],
-                                                                xoff=2.0)
+    changed.loc[jette, "geometry"] = shapely.affinity.translate(
+        changed.loc[jette, "geometry"], xoff=2.0
+    )
     # Float noise well below the 1 mm grid is not a change.
     evere = changed.index[changed["NAT_CODE"] == "21006"][0]
-    changed.loc[evere, "geometry"] = shapely.affinity.translate(changed.loc[evere, "geometry"],
-                                                                xoff=1e-7)
+    changed.loc[evere, "geometry"] = shapely.affinity.translate(
+        changed.loc[evere, "geometry"], xoff=1e-7
+    )
     changed = changed[changed["NAT_CODE"] != "21011"]  # Koekelberg goes
     newcomer = frame[frame["NAT_CODE"] == "21013"].copy()
     newcomer["NAT_CODE"] = "21099"
     newcomer["geometry"] = newcomer.translate(xoff=30_000)
-    changed = gpd.GeoDataFrame(
-        gpd.pd.concat([changed, newcomer], ignore_index=True), crs=31370)
+    changed = gpd.GeoDataFrame(gpd.pd.concat([changed, newcomer], ignore_index=True), crs=31370)
     layer.write(changed)
 
     listener = psycopg.connect(database_url, autocommit=True)
@@ -116,29 +118,47 @@ def test_changes_are_applied_by_key_with_history_change_log_and_notify(
     payload = json.loads(notes[0].payload)
     assert payload["layer"] == "muni" and payload["version"] == 2
 
-    assert scalar(engine, 'SELECT "NAME_FRE" FROM urbis.muni WHERE "NAT_CODE" = \'21007\'') \
+    assert (
+        scalar(engine, 'SELECT "NAME_FRE" FROM urbis.muni WHERE "NAT_CODE" = \'21007\'')
         == "Forest (renamed)"
+    )
     assert scalar(engine, "SELECT count(*) FROM urbis.muni") == 19
-    history = {r.NAT_CODE: (r.op, r.NAME_FRE) for r in rows(
-        engine, 'SELECT "NAT_CODE", "NAME_FRE", op FROM urbis_history.muni')}
-    assert history == {"21007": ("update", "Forest"), "21010": ("update", "Jette"),
-                       "21011": ("delete", "Koekelberg")}
+    history = {
+        r.NAT_CODE: (r.op, r.NAME_FRE)
+        for r in rows(engine, 'SELECT "NAT_CODE", "NAME_FRE", op FROM urbis_history.muni')
+    }
+    assert history == {
+        "21007": ("update", "Forest"),
+        "21010": ("update", "Jette"),
+        "21011": ("delete", "Koekelberg"),
+    }
     validity = rows(engine, "SELECT DISTINCT valid_from, valid_to FROM urbis_history.muni")
     assert len(validity) == 1 and validity[0][0] == loaded_at
-    inserted_at = scalar(engine, 'SELECT valid_from FROM urbis.muni WHERE "NAT_CODE" = \'21099\'')
+    inserted_at = scalar(engine, "SELECT valid_from FROM urbis.muni WHERE \"NAT_CODE\" = '21099'")
     assert validity[0][1] == inserted_at
 
     # The change log's bbox covers what changed (old and new shapes), not the whole layer.
-    changed_bbox = rows(engine, "SELECT ST_XMin(bbox), ST_YMin(bbox), ST_XMax(bbox), "
-                                "ST_YMax(bbox), inserted, updated, deleted "
-                                "FROM urbis_meta.change_log WHERE version = 2")[0]
+    changed_bbox = rows(
+        engine,
+        "SELECT ST_XMin(bbox), ST_YMin(bbox), ST_XMax(bbox), "
+        "ST_YMax(bbox), inserted, updated, deleted "
+        "FROM urbis_meta.change_log WHERE version = 2",
+    )[0]
     expected = gpd.GeoSeries(
-        [*frame[frame["NAT_CODE"].isin(["21007", "21010", "21011"])].geometry,
-         changed.loc[jette, "geometry"], *newcomer.geometry], crs=31370).total_bounds
+        [
+            *frame[frame["NAT_CODE"].isin(["21007", "21010", "21011"])].geometry,
+            changed.loc[jette, "geometry"],
+            *newcomer.geometry,
+        ],
+        crs=31370,
+    ).total_bounds
     assert list(changed_bbox[:4]) == pytest.approx(list(expected), abs=1e-6)
     assert tuple(changed_bbox[4:]) == (1, 2, 1)
-    run = rows(engine, "SELECT status, fetched, inserted, updated, deleted, version "
-                       "FROM urbis_meta.sync_run ORDER BY id DESC LIMIT 1")[0]
+    run = rows(
+        engine,
+        "SELECT status, fetched, inserted, updated, deleted, version "
+        "FROM urbis_meta.sync_run ORDER BY id DESC LIMIT 1",
+    )[0]
     assert tuple(run) == ("success", 19, 1, 2, 1, 2)
 
 
@@ -151,13 +171,21 @@ def test_schema_drift_rebuilds_and_keeps_history(engine, tmp_path):
     report = layer.sync(engine)
     assert report.drift == "added POPULATION (bigint); dropped SHORT_FRE"
     assert (report.inserted, report.updated, report.deleted, report.version) == (0, 19, 0, 2)
-    columns = {r[0] for r in rows(engine, "SELECT column_name FROM information_schema.columns "
-                                          "WHERE table_schema = 'urbis' AND table_name = 'muni'")}
+    columns = {
+        r[0]
+        for r in rows(
+            engine,
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = 'urbis' AND table_name = 'muni'",
+        )
+    }
     assert "POPULATION" in columns and "SHORT_FRE" not in columns
     # History keeps the old rows, with the column that no longer exists.
     assert scalar(engine, 'SELECT count("SHORT_FRE") FROM urbis_history.muni') == 19
-    assert scalar(engine, "SELECT drift FROM urbis_meta.sync_run ORDER BY id DESC LIMIT 1") \
+    assert (
+        scalar(engine, "SELECT drift FROM urbis_meta.sync_run ORDER BY id DESC LIMIT 1")
         == report.drift
+    )
     catalog = scalar(engine, "SELECT columns FROM urbis_meta.layer_catalog")
     assert {"name": "POPULATION", "type": "bigint"} in catalog
 
@@ -168,9 +196,15 @@ def current_municipalities(tmp_path: Path) -> Path:
     for path in sorted((GEOSERVER / "municipalities").glob("*.geojson")):
         features += json.loads(path.read_text())["features"]
     out = tmp_path / "current.geojson"
-    out.write_text(json.dumps({"type": "FeatureCollection", "features": features,
-                               "crs": {"type": "name",
-                                       "properties": {"name": "urn:ogc:def:crs:EPSG::31370"}}}))
+    out.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": features,
+                "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::31370"}},
+            }
+        )
+    )
     return out
 
 
@@ -180,17 +214,24 @@ def test_legacy_to_current_product_is_a_set_of_updates_by_nis_code(engine, tmp_p
     layer.sync(engine)
     current = current_municipalities(tmp_path)
     layer.config_path.write_text(
-        f"layers:\n  muni:\n    source: {{kind: file, path: {current}}}\n    key: NISCODE\n")
+        f"layers:\n  muni:\n    source: {{kind: file, path: {current}}}\n    key: NISCODE\n"
+    )
     report = layer.sync(engine)
     assert (report.inserted, report.updated, report.deleted) == (0, 12, 7)
     assert report.drift is not None and "added NISCODE" in report.drift
-    ixelles = rows(engine, 'SELECT "NAMEFRE", "INSPIRE_ID", ST_Area(geom) FROM urbis.muni '
-                           'WHERE "NISCODE"::text = \'21009\'')[0]
+    ixelles = rows(
+        engine,
+        'SELECT "NAMEFRE", "INSPIRE_ID", ST_Area(geom) FROM urbis.muni '
+        "WHERE \"NISCODE\"::text = '21009'",
+    )[0]
     assert ixelles[0] == "Ixelles"
     assert ixelles[1].startswith("https://databrussels.be/id/municipality/")
     assert ixelles[2] == pytest.approx(6_411_275.64, abs=1.0)
-    old = rows(engine, 'SELECT "NAME_FRE", "INSPIRE_ID", op, ST_Area(geom) '
-                       'FROM urbis_history.muni WHERE "NAT_CODE" = \'21009\'')[0]
+    old = rows(
+        engine,
+        'SELECT "NAME_FRE", "INSPIRE_ID", op, ST_Area(geom) '
+        "FROM urbis_history.muni WHERE \"NAT_CODE\" = '21009'",
+    )[0]
     legacy_id = legacy.loc[legacy["NAT_CODE"] == "21009", "INSPIRE_ID"].item()
     assert legacy_id.startswith("BE.BRUSSELS.BRIC.ADM.MU.")
     assert old[:3] == ("Ixelles", legacy_id, "update")
@@ -225,7 +266,8 @@ def test_unchanged_features_are_skipped_by_fingerprint(engine, tmp_path):
 
 
 def test_a_duplicate_key_in_a_later_run_is_quarantined_and_the_key_leaves_the_layer(
-        engine, tmp_path):
+    engine, tmp_path
+):
     frame = legacy_municipalities(tmp_path)
     layer = Layer(tmp_path, frame, "NAT_CODE")
     layer.sync(engine)
@@ -244,18 +286,21 @@ def test_a_value_that_no_longer_fits_the_column_type_rebuilds_the_layer(engine, 
     layer = Layer(tmp_path, frame, "NAT_CODE")
     layer.sync(engine)  # POL_ID holds whole numbers: stored as bigint
     assert {"name": "POL_ID", "type": "bigint"} in scalar(
-        engine, "SELECT columns FROM urbis_meta.layer_catalog")
+        engine, "SELECT columns FROM urbis_meta.layer_catalog"
+    )
     changed = frame.copy()
     changed.loc[changed["NAT_CODE"] == "21007", "POL_ID"] = 7275049.5
     layer.write(changed)
     report = layer.sync(engine)
     assert report.drift == "POL_ID: bigint -> double precision"
-    assert scalar(engine, 'SELECT "POL_ID" FROM urbis.muni WHERE "NAT_CODE" = \'21007\'') \
-        == 7275049.5
+    assert (
+        scalar(engine, 'SELECT "POL_ID" FROM urbis.muni WHERE "NAT_CODE" = \'21007\'') == 7275049.5
+    )
 
 
-def test_swap_waits_for_readers_with_lock_timeout_and_retries(engine, database_url, tmp_path,
-                                                               caplog):
+def test_swap_waits_for_readers_with_lock_timeout_and_retries(
+    engine, database_url, tmp_path, caplog
+):
     frame = legacy_municipalities(tmp_path)
     layer = Layer(tmp_path, frame, "NAT_CODE")
     layer.sync(engine)
@@ -275,36 +320,59 @@ def test_swap_waits_for_readers_with_lock_timeout_and_retries(engine, database_u
     assert scalar(engine, 'SELECT count("POPULATION") FROM urbis.muni') == 19
 
 
-def test_a_first_load_widens_to_multi_when_a_multi_polygon_comes_late(engine, tmp_path,
-                                                                      monkeypatch):
+def test_a_first_load_widens_to_multi_when_a_multi_polygon_comes_late(
+    engine, tmp_path, monkeypatch
+):
     """Single polygons first, two multi polygons in a later batch: one read, all stored."""
     monkeypatch.setattr("urbis_sync.sources.file.BATCH_SIZE", 4)
     frame = legacy_municipalities(tmp_path)
-    frame = frame.iloc[frame.geom_type.map({"Polygon": 0, "MultiPolygon": 1}).argsort(
-        kind="stable")].reset_index(drop=True)
+    frame = frame.iloc[
+        frame.geom_type.map({"Polygon": 0, "MultiPolygon": 1}).argsort(kind="stable")
+    ].reset_index(drop=True)
     assert list(frame.geom_type[:17]) == ["Polygon"] * 17
     layer = Layer(tmp_path, frame, "NAT_CODE")
-    frame.to_file(layer.path, driver="GPKG", layer="muni", engine="pyogrio",
-                  promote_to_multi=False, geometry_type="Unknown")  # as the features come
+    frame.to_file(
+        layer.path,
+        driver="GPKG",
+        layer="muni",
+        engine="pyogrio",
+        promote_to_multi=False,
+        geometry_type="Unknown",
+    )  # as the features come
     from urbis_sync.reconcile import NextTable
+
     widened: list[str] = []
     real_widen = NextTable.widen
-    monkeypatch.setattr(NextTable, "widen", lambda self, kind: (widened.append(kind),
-                                                               real_widen(self, kind)))
+    monkeypatch.setattr(
+        NextTable, "widen", lambda self, kind: (widened.append(kind), real_widen(self, kind))
+    )
     report = layer.sync(engine)
     assert (report.fetched, report.inserted, report.quarantined) == (19, 19, 0)
     assert widened == ["MultiPolygon"]
-    assert scalar(engine, "SELECT type FROM geometry_columns WHERE f_table_schema = 'urbis' "
-                          "AND f_table_name = 'muni'") == "MULTIPOLYGON"
+    assert (
+        scalar(
+            engine,
+            "SELECT type FROM geometry_columns WHERE f_table_schema = 'urbis' "
+            "AND f_table_name = 'muni'",
+        )
+        == "MULTIPOLYGON"
+    )
     assert scalar(engine, "SELECT geometry_type FROM urbis_meta.layer_catalog") == "MultiPolygon"
-    stored = {r[0]: shapely.from_wkb(bytes(r[1])) for r in rows(
-        engine, 'SELECT "NAT_CODE", ST_AsBinary(geom) FROM urbis.muni')}
+    stored = {
+        r[0]: shapely.from_wkb(bytes(r[1]))
+        for r in rows(engine, 'SELECT "NAT_CODE", ST_AsBinary(geom) FROM urbis.muni')
+    }
     for code, geometry in zip(frame.NAT_CODE, frame.geometry, strict=True):
-        assert stored[code].equals_exact(shapely.multipolygons([geometry])
-                                              if geometry.geom_type == "Polygon" else geometry,
-                                              tolerance=0)
+        assert stored[code].equals_exact(
+            shapely.multipolygons([geometry]) if geometry.geom_type == "Polygon" else geometry,
+            tolerance=0,
+        )
     # reals that are all whole became bigint, as in a staged load; AREA has decimals
-    types = dict(rows(engine, "SELECT column_name, data_type FROM information_schema.columns "
-                              "WHERE table_schema = 'urbis' AND table_name = 'muni'"))
-    assert (types["ID"], types["POL_ID"], types["AREA"]) == ("bigint", "bigint",
-                                                             "double precision")
+    types = dict(
+        rows(
+            engine,
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'urbis' AND table_name = 'muni'",
+        )
+    )
+    assert (types["ID"], types["POL_ID"], types["AREA"]) == ("bigint", "bigint", "double precision")

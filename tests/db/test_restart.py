@@ -19,8 +19,13 @@ from urbis_core.pgcluster import EmbeddedCluster
 
 def live(engine: sa.Engine) -> list:
     with engine.connect() as conn:
-        return list(conn.execute(sa.text(
-            'SELECT "NAT_CODE", "NAME_FRE", row_hash, valid_from FROM urbis.muni ORDER BY 1')))
+        return list(
+            conn.execute(
+                sa.text(
+                    'SELECT "NAT_CODE", "NAME_FRE", row_hash, valid_from FROM urbis.muni ORDER BY 1'
+                )
+            )
+        )
 
 
 def test_database_restarted_mid_apply(tmp_path: Path):
@@ -38,7 +43,7 @@ def test_database_restarted_mid_apply(tmp_path: Path):
         layer.write(frame.assign(NAME_FRE=frame["NAME_FRE"] + " (v2)"))
 
         blocker = psycopg.connect(url)
-        blocker.execute('SELECT 1 FROM urbis.muni WHERE "NAT_CODE" = \'21001\' FOR UPDATE')
+        blocker.execute("SELECT 1 FROM urbis.muni WHERE \"NAT_CODE\" = '21001' FOR UPDATE")
         result: dict = {}
         worker = threading.Thread(target=lambda: result.setdefault("r", layer.sync_report(engine)))
         worker.start()
@@ -53,8 +58,9 @@ def test_database_restarted_mid_apply(tmp_path: Path):
         assert (report.error or "").startswith("database error, nothing applied:")
         assert live(engine) == good  # exactly the last good state
         with engine.connect() as conn:
-            runs = conn.execute(sa.text(
-                "SELECT status, error FROM urbis_meta.sync_run ORDER BY id")).all()
+            runs = conn.execute(
+                sa.text("SELECT status, error FROM urbis_meta.sync_run ORDER BY id")
+            ).all()
             history = conn.execute(sa.text("SELECT count(*) FROM urbis_history.muni")).scalar()
         assert [r.status for r in runs] == ["success", "failed"]
         assert runs[1].error == report.error

@@ -22,7 +22,8 @@ def config_file(tmp_path: Path, schedule: str, broken_schedule: str = "1h") -> P
         f"  addresses:\n    source: {{kind: file, path: {SAMPLE_DIR / 'UrbAdm_AdPt_sample.zip'}}}\n"
         f"    key: ID\n    schedule: {schedule}\n"
         f"  broken:\n    source: {{kind: file, path: {tmp_path / 'gone.gpkg'}}}\n"
-        f"    key: ID\n    schedule: {broken_schedule}\n")
+        f"    key: ID\n    schedule: {broken_schedule}\n"
+    )
     return path
 
 
@@ -36,7 +37,10 @@ def test_durations_and_backoff():
     assert _next_run(day, None, 0, now) == now
     assert _next_run(day, now, 0, now) == now + day
     assert [_next_run(day, now, n, now) - now for n in (1, 2, 3)] == [
-        FIRST_RETRY, FIRST_RETRY * 2, FIRST_RETRY * 4]
+        FIRST_RETRY,
+        FIRST_RETRY * 2,
+        FIRST_RETRY * 4,
+    ]
     assert _next_run(timedelta(minutes=1), now, 10, now) == now + timedelta(minutes=1)
 
 
@@ -44,14 +48,17 @@ def test_runs_each_layer_on_its_schedule_and_a_failing_one_backs_off(engine, tmp
     config = load_config(config_file(tmp_path, "1s"))
     stop = threading.Event()
     reports = []
-    worker = threading.Thread(target=run_continuously,
-                              args=(engine, config, None, stop, reports.append))
+    worker = threading.Thread(
+        target=run_continuously, args=(engine, config, None, stop, reports.append)
+    )
     worker.start()
     stop.wait(4.5)
     stop.set()
     worker.join(30)
-    by_layer = {layer: [r.status for r in reports if r.layer_id == layer]
-                for layer in ("addresses", "broken")}
+    by_layer = {
+        layer: [r.status for r in reports if r.layer_id == layer]
+        for layer in ("addresses", "broken")
+    }
     assert len(by_layer["addresses"]) >= 2 and set(by_layer["addresses"]) == {"success"}
     assert by_layer["broken"] == ["failed"]  # next try only after FIRST_RETRY (30 s)
 
@@ -77,13 +84,18 @@ def test_one_process_per_layer(engine, tmp_path):
 def test_a_run_left_running_by_a_dead_process_is_closed_as_failed(engine, tmp_path):
     config = load_config(config_file(tmp_path, "1h"))
     with engine.begin() as conn:  # what a worker killed mid-run leaves behind
-        conn.execute(sa.text("INSERT INTO urbis_meta.sync_run (layer_id, mode, status) "
-                             "VALUES ('addresses', 'reconcile', 'running')"))
+        conn.execute(
+            sa.text(
+                "INSERT INTO urbis_meta.sync_run (layer_id, mode, status) "
+                "VALUES ('addresses', 'reconcile', 'running')"
+            )
+        )
     assert layer_status(engine, config)[0].running
     assert sync_layer(engine, config, "addresses").status == "success"
     with engine.connect() as conn:
-        runs = conn.execute(sa.text("SELECT status, error FROM urbis_meta.sync_run "
-                                    "ORDER BY id")).all()
+        runs = conn.execute(
+            sa.text("SELECT status, error FROM urbis_meta.sync_run ORDER BY id")
+        ).all()
     assert runs[0].status == "failed" and runs[0].error.startswith("interrupted")
     assert runs[1].status == "success"
     assert not layer_status(engine, config)[0].running

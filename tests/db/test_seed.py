@@ -61,10 +61,10 @@ def sample_url(admin_url: str, template_url: str) -> Iterator[str]:
     drop_database(admin_url, name)
 
 
-def request_for(out: Path, zooms: range = range(12, 15), tms: str = "WebMercatorQuad",
-                **options) -> SeedRequest:
-    return SeedRequest(out=out, tms=get_tms(tms), zooms=zooms, collections=COLLECTIONS,
-                       **options)
+def request_for(
+    out: Path, zooms: range = range(12, 15), tms: str = "WebMercatorQuad", **options
+) -> SeedRequest:
+    return SeedRequest(out=out, tms=get_tms(tms), zooms=zooms, collections=COLLECTIONS, **options)
 
 
 def run(url: str, request: SeedRequest, on_progress=None) -> SeedResult:
@@ -106,8 +106,10 @@ def render_directly(url: str, tms_id: str, tiles: Iterable[Tile]) -> dict[Tile, 
         engine = create_async_engine(sqlalchemy_url(url))
         try:
             async with engine.connect() as conn:
-                return {t: await render_tile(conn, layers, TileRequest(get_tms(tms_id), *t))
-                        for t in tiles}
+                return {
+                    t: await render_tile(conn, layers, TileRequest(get_tms(tms_id), *t))
+                    for t in tiles
+                }
         finally:
             await engine.dispose()
 
@@ -121,8 +123,10 @@ def planned_tiles(url: str, request: SeedRequest) -> list[Tile]:
 
 def content(mvt: bytes) -> list[tuple[str, list[str]]]:
     """What a tile holds, layer by layer in order, whatever order its features came in."""
-    return [(name, sorted(json.dumps(f, sort_keys=True) for f in layer["features"]))
-            for name, layer in mapbox_vector_tile.decode(mvt).items()]
+    return [
+        (name, sorted(json.dumps(f, sort_keys=True) for f in layer["features"]))
+        for name, layer in mapbox_vector_tile.decode(mvt).items()
+    ]
 
 
 def contents(tiles: dict[Tile, bytes]) -> dict[Tile, list[tuple[str, list[str]]]]:
@@ -143,11 +147,16 @@ def full_pmtiles(sample_url: str, tmp_path_factory) -> tuple[Path, SeedResult]:
 
 # -- arguments ----------------------------------------------------------------------------------
 
+
 def test_arguments_are_parsed_and_refused_with_the_option_named(tmp_path: Path):
     assert parse_zooms("10-16") == range(10, 17) and parse_zooms("14") == range(14, 15)
     assert parse_bbox("4.3,50.8,4.4,50.9") == (4.3, 50.8, 4.4, 50.9)
-    for bad, option in (("16-10", "--zooms"), ("x", "--zooms"), ("4.4,50.8,4.3,50.9", "--bbox"),
-                        ("50.8,4.3,50.9", "--bbox")):
+    for bad, option in (
+        ("16-10", "--zooms"),
+        ("x", "--zooms"),
+        ("4.4,50.8,4.3,50.9", "--bbox"),
+        ("50.8,4.3,50.9", "--bbox"),
+    ):
         with pytest.raises(InvalidParameter, match=option):
             if option == "--zooms":
                 parse_zooms(bad)
@@ -161,6 +170,7 @@ def test_arguments_are_parsed_and_refused_with_the_option_named(tmp_path: Path):
 
 
 # -- PMTiles --------------------------------------------------------------------------------------
+
 
 def test_pmtiles_header_and_metadata_are_those_of_a_vector_tileset(full_pmtiles):
     out, result = full_pmtiles
@@ -179,8 +189,9 @@ def test_pmtiles_header_and_metadata_are_those_of_a_vector_tileset(full_pmtiles)
     assert west < header["center_lon_e7"] / 1e7 < east and header["center_zoom"] == 12
     assert [v["id"] for v in metadata["vector_layers"]][:1] == ["municipalities"]
     # Every MVT layer the tiles hold is described (label points included), and nothing else.
-    in_tiles = {name for data in pmtiles_content(out).values()
-                for name in mapbox_vector_tile.decode(data)}
+    in_tiles = {
+        name for data in pmtiles_content(out).values() for name in mapbox_vector_tile.decode(data)
+    }
     assert {v["id"] for v in metadata["vector_layers"]} == in_tiles >= set(COLLECTIONS)
     municipalities = metadata["vector_layers"][0]
     assert municipalities["fields"]["NAT_CODE"] in ("Integer", "String")
@@ -201,8 +212,12 @@ def test_pmtiles_holds_exactly_the_non_empty_tiles_the_renderer_draws(sample_url
     z = 12
     xs = [x for zz, x, _ in planned if zz == z]
     ys = [y for zz, _, y in planned if zz == z]
-    ring = [(z, x, y) for x in range(min(xs) - 1, max(xs) + 2)
-            for y in range(min(ys) - 1, max(ys) + 2) if (z, x, y) not in set(planned)]
+    ring = [
+        (z, x, y)
+        for x in range(min(xs) - 1, max(xs) + 2)
+        for y in range(min(ys) - 1, max(ys) + 2)
+        if (z, x, y) not in set(planned)
+    ]
     assert not any(render_directly(sample_url, "WebMercatorQuad", ring).values())
 
     # And the archive's tiles decode: the Barrière de Saint-Gilles tile at z14 has both layers.
@@ -219,8 +234,10 @@ def test_pmtiles_holds_exactly_the_non_empty_tiles_the_renderer_draws(sample_url
 
 # -- MBTiles --------------------------------------------------------------------------------------
 
-def test_mbtiles_in_belgian_lambert_72_with_rows_counted_from_the_bottom(sample_url,
-                                                                          tmp_path: Path):
+
+def test_mbtiles_in_belgian_lambert_72_with_rows_counted_from_the_bottom(
+    sample_url, tmp_path: Path
+):
     out = tmp_path / "brussels-l72.mbtiles"
     request = request_for(out, zooms=range(5, 7), tms="BelgianLambert72")
     result = run(sample_url, request)
@@ -240,9 +257,8 @@ def test_mbtiles_in_belgian_lambert_72_with_rows_counted_from_the_bottom(sample_
     layers = json.loads(meta["json"])["vector_layers"]
     assert {"municipalities", "addresses"} <= {v["id"] for v in layers}
 
-    stored = {(z, x, 2 ** z - 1 - row): gzip.decompress(data) for z, x, row, data in rows}
-    expected = render_directly(sample_url, "BelgianLambert72", planned_tiles(sample_url,
-                                                                             request))
+    stored = {(z, x, 2**z - 1 - row): gzip.decompress(data) for z, x, row, data in rows}
+    expected = render_directly(sample_url, "BelgianLambert72", planned_tiles(sample_url, request))
     assert contents(stored) == contents(expected)
     assert len(stored) == result.tiles
     with open_archive(out) as archive:
@@ -258,11 +274,13 @@ def test_mbtiles_in_web_mercator_matches_the_pmtiles(sample_url, full_pmtiles, t
         pmtiles = {t: data for t, data in pmtiles_content(full_pmtiles[0]).items() if t[0] < 14}
         assert contents({t: archive.get(*t) or b"" for t in pmtiles}) == contents(pmtiles)
         assert sqlite3.connect(out).execute("SELECT count(*) FROM tiles").fetchone()[0] == len(
-            pmtiles)
+            pmtiles
+        )
         assert archive.metadata["tile_matrix_set"] == "WebMercatorQuad"
 
 
 # -- the area -----------------------------------------------------------------------------------
+
 
 def test_bbox_limits_the_tiles_to_the_area_asked(sample_url, tmp_path: Path):
     out = tmp_path / "barriere.pmtiles"
@@ -288,6 +306,7 @@ def test_an_area_without_data_is_refused(sample_url, tmp_path: Path):
 
 # -- resuming -----------------------------------------------------------------------------------
 
+
 def test_an_interrupted_run_goes_on_where_it_stopped(sample_url, full_pmtiles, tmp_path: Path):
     out = tmp_path / "resumed.pmtiles"
     work = out.with_name(out.name + ".seeding")
@@ -302,8 +321,7 @@ def test_an_interrupted_run_goes_on_where_it_stopped(sample_url, full_pmtiles, t
     result = run(sample_url, request_for(out), second)
     assert result.status == "complete" and result.resumed == len(first.tiles)
     assert not set(first.tiles) & set(second.tiles), "a tile was rendered twice"
-    assert sorted(first.tiles + second.tiles) == sorted(planned_tiles(sample_url,
-                                                                      request_for(out)))
+    assert sorted(first.tiles + second.tiles) == sorted(planned_tiles(sample_url, request_for(out)))
     assert result.rendered == len(second.tiles) == result.planned - len(first.tiles)
     assert contents(pmtiles_content(out)) == contents(pmtiles_content(full_pmtiles[0]))
     assert not work.exists()
@@ -326,8 +344,9 @@ def test_a_finished_archive_is_kept_unless_forced(sample_url, tmp_path: Path):
     assert contents(pmtiles_content(out)) == first
 
 
-def test_a_file_that_is_no_archive_or_a_seeder_at_work_is_not_overwritten(sample_url,
-                                                                          tmp_path: Path):
+def test_a_file_that_is_no_archive_or_a_seeder_at_work_is_not_overwritten(
+    sample_url, tmp_path: Path
+):
     out = tmp_path / "notes.mbtiles"
     out.write_text("my notes, not tiles")
     with pytest.raises(UrbisError, match="exists and is not a tile archive"):
@@ -372,42 +391,74 @@ def test_other_arguments_or_changed_layers_start_over(sample_url, tmp_path: Path
 
 # -- the command --------------------------------------------------------------------------------
 
+
 def urbis(*args: str, url: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DATABASE_URL": url}
-    return subprocess.run([str(URBIS), *args], env=env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run([str(URBIS), *args], env=env, capture_output=True, text=True, timeout=120)
 
 
 def test_urbis_tiles_seed_end_to_end(sample_url, full_pmtiles, tmp_path: Path):
     out = tmp_path / "cli.pmtiles"
-    args = ["tiles", "seed", "--collections", ",".join(COLLECTIONS), "--zooms", "12-13",
-            "--out", str(out)]
+    args = [
+        "tiles",
+        "seed",
+        "--collections",
+        ",".join(COLLECTIONS),
+        "--zooms",
+        "12-13",
+        "--out",
+        str(out),
+    ]
     done = urbis(*args, url=sample_url)
     assert done.returncode == 0, done.stderr
     assert "tiles/s" in done.stdout and str(out) in done.stdout
     logs = [json.loads(line) for line in done.stderr.splitlines()]  # not a terminal: JSON
     assert logs[-1]["status"] == "complete" and "tiles/s" in logs[-1]["message"]
     assert contents(pmtiles_content(out)) == contents(
-        {t: data for t, data in pmtiles_content(full_pmtiles[0]).items() if t[0] <= 13})
+        {t: data for t, data in pmtiles_content(full_pmtiles[0]).items() if t[0] <= 13}
+    )
 
     again = urbis(*args, url=sample_url)
     assert again.returncode == 0 and "already complete" in again.stdout
 
-    refused = urbis("tiles", "seed", "--tms", "BelgianLambert72", "--zooms", "5-7", "--out",
-                    str(tmp_path / "l72.pmtiles"), url=sample_url)
+    refused = urbis(
+        "tiles",
+        "seed",
+        "--tms",
+        "BelgianLambert72",
+        "--zooms",
+        "5-7",
+        "--out",
+        str(tmp_path / "l72.pmtiles"),
+        url=sample_url,
+    )
     assert refused.returncode == 2
     assert refused.stderr.count("\n") == 1 and "PMTiles holds WebMercatorQuad" in refused.stderr
 
-    unknown = urbis("tiles", "seed", "--collections", "nope", "--zooms", "12", "--out",
-                    str(tmp_path / "n.mbtiles"), url=sample_url)
+    unknown = urbis(
+        "tiles",
+        "seed",
+        "--collections",
+        "nope",
+        "--zooms",
+        "12",
+        "--out",
+        str(tmp_path / "n.mbtiles"),
+        url=sample_url,
+    )
     assert unknown.returncode == 2 and "no collection nope" in unknown.stderr
 
 
 def test_urbis_tiles_seed_stops_on_sigterm_and_goes_on_after(sample_url, tmp_path: Path):
     out = tmp_path / "killed.mbtiles"
     args = ["tiles", "seed", "--zooms", "12-15", "--out", str(out)]
-    proc = subprocess.Popen([str(URBIS), *args], env={**os.environ, "DATABASE_URL": sample_url},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [str(URBIS), *args],
+        env={**os.environ, "DATABASE_URL": sample_url},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stderr is not None
     for line in proc.stderr:  # its JSON log says when it reaches each zoom
         if json.loads(line)["message"].startswith("zoom 14:"):

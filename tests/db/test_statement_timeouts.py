@@ -16,9 +16,15 @@ from urbis_sync.run import sync_layer
 def test_the_session_options_reach_postgresql(database_url):
     options = session_options(2.5, 120, "urbis-test", plan_cache_mode="force_custom_plan")
     with psycopg.connect(database_url, options=options) as conn:
-        shown = [conn.execute(f"SHOW {name}").fetchone()[0] for name in (
-            "statement_timeout", "idle_in_transaction_session_timeout", "application_name",
-            "plan_cache_mode")]
+        shown = [
+            conn.execute(f"SHOW {name}").fetchone()[0]
+            for name in (
+                "statement_timeout",
+                "idle_in_transaction_session_timeout",
+                "application_name",
+                "plan_cache_mode",
+            )
+        ]
     assert shown == ["2500ms", "2min", "urbis-test", "force_custom_plan"]
 
 
@@ -32,8 +38,7 @@ def test_a_statement_past_the_engines_timeout_is_cancelled(database_url):
         engine.dispose()
 
 
-def test_a_sync_blocked_past_its_timeout_fails_with_the_reason_and_keeps_the_data(
-        database_url):
+def test_a_sync_blocked_past_its_timeout_fails_with_the_reason_and_keeps_the_data(database_url):
     config = load_config(SAMPLE_CONFIG)
     plain = create_sync_engine(database_url)
     bounded = create_sync_engine(database_url, statement_timeout=1)

@@ -27,24 +27,34 @@ def test_sample_sync_counts_areas_and_positions(engine):
     config = load_config(SAMPLE_CONFIG)
     reports = sync_once(engine, config, list(config.layers))
     assert [(r.layer_id, r.status, r.inserted) for r in reports] == [
-        ("municipalities", "success", 19), ("addresses", "success", 666)]
+        ("municipalities", "success", 19),
+        ("addresses", "success", 666),
+    ]
 
     # Every polygon's area, computed by PostGIS from what we stored, equals the AREA attribute.
     worst = scalar(engine, 'SELECT max(abs(ST_Area(geom) - "AREA")) FROM urbis.municipalities')
     assert worst < 1.0
     assert scalar(engine, "SELECT count(*) FROM urbis.municipalities") == 19
-    assert scalar(engine, "SELECT count(DISTINCT \"NAT_CODE\") FROM urbis.municipalities") == 19
+    assert scalar(engine, 'SELECT count(DISTINCT "NAT_CODE") FROM urbis.municipalities') == 19
 
     # In Brussels, in lon/lat.
-    lon0, lat0, lon1, lat1 = rows(engine, """
+    lon0, lat0, lon1, lat1 = rows(
+        engine,
+        """
         SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e)
-        FROM (SELECT ST_Extent(ST_Transform(geom, 4326)) e FROM urbis.municipalities) s""")[0]
+        FROM (SELECT ST_Extent(ST_Transform(geom, 4326)) e FROM urbis.municipalities) s""",
+    )[0]
     assert 4.24 <= lon0 < lon1 <= 4.49 and 50.76 <= lat0 < lat1 <= 50.92
 
     # Both layers line up: the documented point-in-polygon split of the address sample.
-    split = dict(rows(engine, """
+    split = dict(
+        rows(
+            engine,
+            """
         SELECT m."NAME_FRE", count(*) FROM urbis.addresses a
-        JOIN urbis.municipalities m ON ST_Contains(m.geom, a.geom) GROUP BY 1"""))
+        JOIN urbis.municipalities m ON ST_Contains(m.geom, a.geom) GROUP BY 1""",
+        )
+    )
     assert split == {"Saint-Gilles": 419, "Bruxelles": 247}
 
     # Decimal-comma angles are stored as their real values.
@@ -66,8 +76,10 @@ def test_failed_run_keeps_the_last_good_layer(engine, tmp_path: Path):
     shp = tmp_path / "m.shp"
     shutil.copyfile(SAMPLE_DIR / "UrbAdm_MUNICIPALITY.shp", shp)
     shutil.copyfile(SAMPLE_DIR / "UrbAdm_MUNICIPALITY.dbf", tmp_path / "m.dbf")
-    config_path.write_text("layers:\n  municipalities:\n    source: {kind: file, path: m.shp, "
-                           "srid: 31370}\n    key: NAT_CODE\n")
+    config_path.write_text(
+        "layers:\n  municipalities:\n    source: {kind: file, path: m.shp, "
+        "srid: 31370}\n    key: NAT_CODE\n"
+    )
     config = load_config(config_path)
     assert sync_layer(engine, config, "municipalities").status == "success"
 
@@ -83,33 +95,57 @@ def test_failed_run_keeps_the_last_good_layer(engine, tmp_path: Path):
 
 def test_features_without_key_or_geometry_are_quarantined(engine, tmp_path: Path):
     features = [
-        {"type": "Feature", "properties": {"K": "a"},
-         "geometry": {"type": "Point", "coordinates": [148000, 169000]}},
-        {"type": "Feature", "properties": {"K": None},
-         "geometry": {"type": "Point", "coordinates": [148001, 169001]}},
+        {
+            "type": "Feature",
+            "properties": {"K": "a"},
+            "geometry": {"type": "Point", "coordinates": [148000, 169000]},
+        },
+        {
+            "type": "Feature",
+            "properties": {"K": None},
+            "geometry": {"type": "Point", "coordinates": [148001, 169001]},
+        },
         {"type": "Feature", "properties": {"K": "b"}, "geometry": None},
-        {"type": "Feature", "properties": {"K": "c"},
-         "geometry": {"type": "Point", "coordinates": [148002, 169002]}},
-        {"type": "Feature", "properties": {"K": "c"},
-         "geometry": {"type": "Point", "coordinates": [148003, 169003]}},
+        {
+            "type": "Feature",
+            "properties": {"K": "c"},
+            "geometry": {"type": "Point", "coordinates": [148002, 169002]},
+        },
+        {
+            "type": "Feature",
+            "properties": {"K": "c"},
+            "geometry": {"type": "Point", "coordinates": [148003, 169003]},
+        },
     ]
-    (tmp_path / "p.geojson").write_text(json.dumps({
-        "type": "FeatureCollection", "features": features,
-        "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::31370"}}}))
+    (tmp_path / "p.geojson").write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": features,
+                "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::31370"}},
+            }
+        )
+    )
     (tmp_path / "urbis.yaml").write_text(
-        "layers:\n  points:\n    source: {kind: file, path: p.geojson}\n    key: K\n")
+        "layers:\n  points:\n    source: {kind: file, path: p.geojson}\n    key: K\n"
+    )
     report = sync_layer(engine, load_config(tmp_path / "urbis.yaml"), "points")
     assert report.status == "success" and report.inserted == 1 and report.quarantined == 4
     reasons = sorted(r.reason for r in rows(engine, "SELECT reason FROM urbis_meta.quarantine"))
-    assert reasons == ["duplicate key K=c (2 features)", "duplicate key K=c (2 features)",
-                       "empty geometry", "no value for key K"]
+    assert reasons == [
+        "duplicate key K=c (2 features)",
+        "duplicate key K=c (2 features)",
+        "empty geometry",
+        "no value for key K",
+    ]
     assert scalar(engine, 'SELECT "K" FROM urbis.points') == "a"
 
 
 def test_wrong_declared_crs_is_refused(engine, tmp_path: Path):
     (tmp_path / "urbis.yaml").write_text(
         "layers:\n  addresses:\n    source: {kind: file, path: "
-        f"{SAMPLE_DIR / 'UrbAdm_AdPt_sample.zip'}, srid: 4326}}\n    key: ID\n")
+        f"{SAMPLE_DIR / 'UrbAdm_AdPt_sample.zip'}, srid: 4326}}\n    key: ID\n"
+    )
     report = sync_layer(engine, load_config(tmp_path / "urbis.yaml"), "addresses")
     assert report.status == "failed"
     assert "source.srid is 4326" in (report.error or "")

@@ -36,13 +36,13 @@ def test_a_run_leaves_every_row_with_what_tiles_need_ready(engine, tmp_path):
 
     changed = frame.copy()
     jette = changed.index[changed["NAT_CODE"] == "21010"][0]
-    changed.loc[jette, "geometry"] = shapely.affinity.translate(changed.loc[jette, "geometry"],
-                                                                xoff=25.0)
+    changed.loc[jette, "geometry"] = shapely.affinity.translate(
+        changed.loc[jette, "geometry"], xoff=25.0
+    )
     newcomer = frame[frame["NAT_CODE"] == "21013"].copy()
     newcomer["NAT_CODE"] = "21099"
     newcomer["geometry"] = newcomer.translate(xoff=30_000)
-    layer.write(gpd.GeoDataFrame(gpd.pd.concat([changed, newcomer], ignore_index=True),
-                                 crs=31370))
+    layer.write(gpd.GeoDataFrame(gpd.pd.concat([changed, newcomer], ignore_index=True), crs=31370))
     second = layer.sync(engine)
     assert (second.inserted, second.updated) == (1, 1)
     assert second.tile_ready is not None and second.tile_ready.rows == 2
@@ -64,14 +64,18 @@ def test_a_tile_is_the_same_whether_they_are_ready_or_not(engine, tmp_path):
     def draw() -> list[bytes]:
         # whole, and cut to the 5 largest municipalities (the size cap's priority order)
         with engine.connect() as conn:
-            return [bytes(conn.execute(layer_tile_query(layer, tile, settings, limit=limit))
-                          .one()[0]) for tile in tiles for limit in (None, 5)]
+            return [
+                bytes(conn.execute(layer_tile_query(layer, tile, settings, limit=limit)).one()[0])
+                for tile in tiles
+                for limit in (None, 5)
+            ]
 
     with_copies = draw()
     assert all(with_copies)
     with engine.begin() as conn:
-        conn.execute(sa.text("UPDATE urbis.muni "
-                             "SET geom_3857 = NULL, geom_size = NULL, geom_measure = NULL"))
+        conn.execute(
+            sa.text("UPDATE urbis.muni SET geom_3857 = NULL, geom_size = NULL, geom_measure = NULL")
+        )
     assert draw() == with_copies
     assert rows(engine, "SELECT count(*) FROM urbis.muni WHERE geom_3857 IS NULL")[0][0] == 19
 
@@ -81,26 +85,38 @@ def _tile_of(tms, x: float, y: float, z: int) -> tuple[int, int]:
     return columns[0], tile_rows[0]
 
 
-def test_tables_from_before_get_the_columns_filled_by_the_migration(engine, database_url,
-                                                                    tmp_path):
+def test_tables_from_before_get_the_columns_filled_by_the_migration(engine, database_url, tmp_path):
     Layer(tmp_path, legacy_municipalities(tmp_path), "NAT_CODE").sync(engine)
     engine.dispose()  # no connection of ours holds the table while the migrations alter it
     migrate.downgrade(database_url, "0003")
-    columns = {r[0] for r in rows(engine, "SELECT column_name FROM information_schema.columns "
-                                          "WHERE table_schema = 'urbis' AND table_name = 'muni'")}
+    columns = {
+        r[0]
+        for r in rows(
+            engine,
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = 'urbis' AND table_name = 'muni'",
+        )
+    }
     assert not columns & set(TILE_COLUMNS)
     migrate.upgrade(database_url)
     assert scalar(engine, STALE_OR_MISSING) == 0
 
 
-def test_a_fill_of_most_of_a_table_rebuilds_its_indexes_and_vacuums_it(engine, database_url,
-                                                                       tmp_path):
+def test_a_fill_of_most_of_a_table_rebuilds_its_indexes_and_vacuums_it(
+    engine, database_url, tmp_path
+):
     Layer(tmp_path, legacy_municipalities(tmp_path), "NAT_CODE").sync(engine)
     with engine.begin() as conn:
-        conn.execute(sa.text("UPDATE urbis.muni "
-                             "SET geom_3857 = NULL, geom_size = NULL, geom_measure = NULL"))
-    before = dict(rows(engine, "SELECT indexrelname, indexrelid FROM pg_stat_user_indexes "
-                               "WHERE schemaname = 'urbis' AND relname = 'muni'"))
+        conn.execute(
+            sa.text("UPDATE urbis.muni SET geom_3857 = NULL, geom_size = NULL, geom_measure = NULL")
+        )
+    before = dict(
+        rows(
+            engine,
+            "SELECT indexrelname, indexrelid FROM pg_stat_user_indexes "
+            "WHERE schemaname = 'urbis' AND relname = 'muni'",
+        )
+    )
     # an index build stopped half-way leaves an invalid index behind (here: a unique one that
     # fails): the rebuild drops it
     with psycopg.connect(database_url, autocommit=True) as conn:
@@ -111,16 +127,33 @@ def test_a_fill_of_most_of_a_table_rebuilds_its_indexes_and_vacuums_it(engine, d
     filled = tile_geometry.fill(engine, "muni", batch_rows=5)  # 19 rows, 4 batches
 
     assert filled.rows == 19 and scalar(engine, STALE_OR_MISSING) == 0
-    after = dict(rows(engine, "SELECT indexrelname, indexrelid FROM pg_stat_user_indexes "
-                              "WHERE schemaname = 'urbis' AND relname = 'muni'"))
+    after = dict(
+        rows(
+            engine,
+            "SELECT indexrelname, indexrelid FROM pg_stat_user_indexes "
+            "WHERE schemaname = 'urbis' AND relname = 'muni'",
+        )
+    )
     assert set(after) == set(before) and not set(after.values()) & set(before.values())  # new
-    assert scalar(engine, "SELECT bool_and(indisvalid) FROM pg_index "
-                          "WHERE indrelid = 'urbis.muni'::regclass")  # the half-built one gone
-    assert scalar(engine, "SELECT last_vacuum IS NOT NULL FROM pg_stat_user_tables "
-                          "WHERE schemaname = 'urbis' AND relname = 'muni'")
+    assert scalar(
+        engine, "SELECT bool_and(indisvalid) FROM pg_index WHERE indrelid = 'urbis.muni'::regclass"
+    )  # the half-built one gone
+    assert scalar(
+        engine,
+        "SELECT last_vacuum IS NOT NULL FROM pg_stat_user_tables "
+        "WHERE schemaname = 'urbis' AND relname = 'muni'",
+    )
     # a small share of the table: filled in place, nothing rebuilt
     with engine.begin() as conn:
-        conn.execute(sa.text('UPDATE urbis.muni SET geom_3857 = NULL WHERE "NAT_CODE" = \'21004\''))
+        conn.execute(sa.text("UPDATE urbis.muni SET geom_3857 = NULL WHERE \"NAT_CODE\" = '21004'"))
     assert tile_geometry.fill(engine, "muni", batch_rows=5).rows == 1
-    assert dict(rows(engine, "SELECT indexrelname, indexrelid FROM pg_stat_user_indexes "
-                             "WHERE schemaname = 'urbis' AND relname = 'muni'")) == after
+    assert (
+        dict(
+            rows(
+                engine,
+                "SELECT indexrelname, indexrelid FROM pg_stat_user_indexes "
+                "WHERE schemaname = 'urbis' AND relname = 'muni'",
+            )
+        )
+        == after
+    )

@@ -28,8 +28,7 @@ from urbis_core.pgcluster import EmbeddedCluster, free_port
 
 
 def run(*args: str, env: dict[str, str], check: bool = False) -> subprocess.CompletedProcess:
-    done = subprocess.run([str(URBIS), *args], env=env, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run([str(URBIS), *args], env=env, capture_output=True, text=True, timeout=300)
     if check:
         assert done.returncode == 0, done.stderr
     return done
@@ -87,8 +86,9 @@ def test_database_url_is_used_and_nothing_is_started(database_url: str, urbis_ho
     assert "DATABASE_URL is set" in run("db", "start", env=env).stderr
     assert run("db", "status", env=env, check=True).stdout.startswith("external")
     with psycopg.connect(database_url) as conn:
-        counts = dict(conn.execute(
-            "SELECT id, feature_count FROM urbis_meta.layer_catalog").fetchall())
+        counts = dict(
+            conn.execute("SELECT id, feature_count FROM urbis_meta.layer_catalog").fetchall()
+        )
     assert counts == {"municipalities": 19, "addresses": 666}
 
 
@@ -96,32 +96,43 @@ def test_database_url_without_postgis_gets_it(empty_database_url: str, urbis_hom
     env = clean_env(URBIS_HOME=str(urbis_home), DATABASE_URL=empty_database_url)
     run("migrate", env=env, check=True)
     with psycopg.connect(empty_database_url) as conn:
-        assert conn.execute("SELECT extname FROM pg_extension WHERE extname = 'postgis'"
-                            ).fetchone() == ("postgis",)
+        assert conn.execute(
+            "SELECT extname FROM pg_extension WHERE extname = 'postgis'"
+        ).fetchone() == ("postgis",)
 
 
 BAD_CONFIGS = {
-    "unknown kind": ("source: {kind: ftp, url: 'ftp://x'}\n    key: ID",
-                     "source.kind: unknown kind 'ftp'"),
+    "unknown kind": (
+        "source: {kind: ftp, url: 'ftp://x'}\n    key: ID",
+        "source.kind: unknown kind 'ftp'",
+    ),
     "missing key": ("source: {kind: file, path: MUNI}", "key: missing"),
-    "missing path": ("source: {kind: file, path: nowhere.gpkg}\n    key: ID",
-                     "nowhere.gpkg does not exist"),
-    "key not in source": ("source: {kind: file, path: MUNI, srid: 31370}\n    key: NIS",
-                          "key: field 'NIS' is not in the source"),
-    "index not in source": ("source: {kind: file, path: MUNI, srid: 31370}\n    key: NAT_CODE"
-                            "\n    indexes: [NAME_FRE, SURFACE]",
-                            "indexes: 'SURFACE' not in the source"),
+    "missing path": (
+        "source: {kind: file, path: nowhere.gpkg}\n    key: ID",
+        "nowhere.gpkg does not exist",
+    ),
+    "key not in source": (
+        "source: {kind: file, path: MUNI, srid: 31370}\n    key: NIS",
+        "key: field 'NIS' is not in the source",
+    ),
+    "index not in source": (
+        "source: {kind: file, path: MUNI, srid: 31370}\n    key: NAT_CODE"
+        "\n    indexes: [NAME_FRE, SURFACE]",
+        "indexes: 'SURFACE' not in the source",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", list(BAD_CONFIGS))
 def test_bad_configuration_stops_with_one_line_and_changes_nothing(
-        case: str, database_url: str, tmp_path: Path):
+    case: str, database_url: str, tmp_path: Path
+):
     env = clean_env(DATABASE_URL=database_url, URBIS_CONFIG=str(SAMPLE_CONFIG))
     run("sync", "--once", env=env, check=True)
     with psycopg.connect(database_url) as conn:
-        before = conn.execute("SELECT id, version, feature_count FROM urbis_meta.layer_catalog "
-                              "ORDER BY id").fetchall()
+        before = conn.execute(
+            "SELECT id, version, feature_count FROM urbis_meta.layer_catalog ORDER BY id"
+        ).fetchall()
         runs_before = conn.execute("SELECT count(*) FROM urbis_meta.sync_run").fetchone()
 
     body, expected = BAD_CONFIGS[case]
@@ -138,8 +149,12 @@ def test_bad_configuration_stops_with_one_line_and_changes_nothing(
         assert str(config) in lines[0]
 
     with psycopg.connect(database_url) as conn:
-        assert conn.execute("SELECT id, version, feature_count FROM urbis_meta.layer_catalog "
-                            "ORDER BY id").fetchall() == before
+        assert (
+            conn.execute(
+                "SELECT id, version, feature_count FROM urbis_meta.layer_catalog ORDER BY id"
+            ).fetchall()
+            == before
+        )
         assert conn.execute("SELECT count(*) FROM urbis_meta.sync_run").fetchone() == runs_before
 
 
@@ -151,10 +166,18 @@ def test_config_check_accepts_the_sample():
 def test_up_serves_the_sample_from_a_fresh_embedded_database(urbis_home: Path):
     port = free_port()
     # --config wins over URBIS_CONFIG, for `up` and for the sync worker it starts.
-    env = clean_env(URBIS_HOME=str(urbis_home), URBIS_PORT=str(port),
-                    URBIS_CONFIG=str(urbis_home / "absent.yaml"))
-    proc = subprocess.Popen([str(URBIS), "--config", str(SAMPLE_CONFIG), "up"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = clean_env(
+        URBIS_HOME=str(urbis_home),
+        URBIS_PORT=str(port),
+        URBIS_CONFIG=str(urbis_home / "absent.yaml"),
+    )
+    proc = subprocess.Popen(
+        [str(URBIS), "--config", str(SAMPLE_CONFIG), "up"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120
@@ -180,8 +203,11 @@ def test_up_serves_the_sample_from_a_fresh_embedded_database(urbis_home: Path):
         proc.terminate()
         proc.wait(timeout=20)
     time.sleep(0.5)
-    left = {pid: Path(f"/proc/{pid}/status").read_text().splitlines()[:3]
-            for pid in workers if Path(f"/proc/{pid}").exists()}
+    left = {
+        pid: Path(f"/proc/{pid}/status").read_text().splitlines()[:3]
+        for pid in workers
+        if Path(f"/proc/{pid}").exists()
+    }
     assert not left
 
 
@@ -190,8 +216,9 @@ def children_running(parent: int, words: str) -> list[int]:
     found = []
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
-            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines()
-                          if ":\t" in line)
+            fields = dict(
+                line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line
+            )
             cmdline = (status.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
@@ -207,17 +234,21 @@ def test_continuous_sync_and_status(database_url: str, tmp_path: Path):
         f"  addresses:\n    source: {{kind: file, path: {SAMPLE_DIR / 'UrbAdm_AdPt_sample.zip'}}}\n"
         "    key: ID\n    schedule: 1s\n"
         f"  hourly:\n    source: {{kind: file, path: {SAMPLE_DIR / 'UrbAdm_AdPt_sample.zip'}, "
-        "layer: UrbAdm_AdPt}\n    key: ID\n    schedule: 1h\n")
+        "layer: UrbAdm_AdPt}\n    key: ID\n    schedule: 1h\n"
+    )
     env = clean_env(DATABASE_URL=database_url, URBIS_CONFIG=str(config))
-    worker = subprocess.Popen([str(URBIS), "sync"], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+    worker = subprocess.Popen(
+        [str(URBIS), "sync"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 60
     runs = 0
     while time.monotonic() < deadline and runs < 3:
         time.sleep(0.5)
         with psycopg.connect(database_url) as conn:
-            runs = conn.execute("SELECT count(*) FROM urbis_meta.sync_run WHERE layer_id = "
-                                "'addresses' AND status = 'success'").fetchone()[0]
+            runs = conn.execute(
+                "SELECT count(*) FROM urbis_meta.sync_run WHERE layer_id = "
+                "'addresses' AND status = 'success'"
+            ).fetchone()[0]
     worker.terminate()
     out, err = worker.communicate(timeout=30)
     assert worker.returncode == 0, err
@@ -228,8 +259,18 @@ def test_continuous_sync_and_status(database_url: str, tmp_path: Path):
     assert any(r.get("layer") == "addresses" and r.get("status") == "success" for r in records)
 
     status = run("status", env=env, check=True).stdout.splitlines()
-    assert status[0].split() == ["layer", "version", "features", "last", "success", "last",
-                                 "failure", "next", "run", "quarantined"]
+    assert status[0].split() == [
+        "layer",
+        "version",
+        "features",
+        "last",
+        "success",
+        "last",
+        "failure",
+        "next",
+        "run",
+        "quarantined",
+    ]
     addresses = next(line for line in status if line.startswith("addresses"))
     assert " 666 " in addresses
     assert next(line for line in status if line.startswith("hourly")).split()[1] == "1"
@@ -248,14 +289,16 @@ def test_version_is_the_package_version():
 def test_config_option_wins_over_urbis_config(tmp_path: Path):
     env = clean_env(URBIS_CONFIG=str(tmp_path / "absent.yaml"))
     from_env = run("config", "check", env=env)
-    assert from_env.returncode == 2 and "absent.yaml: configuration file not found" in \
-        from_env.stderr
+    assert (
+        from_env.returncode == 2 and "absent.yaml: configuration file not found" in from_env.stderr
+    )
     chosen = run("--config", str(SAMPLE_CONFIG), "config", "check", env=env, check=True)
     assert chosen.stdout.strip() == f"{SAMPLE_CONFIG}: OK (2 layers: municipalities, addresses)"
     missing = run("--config", str(tmp_path / "nope.yaml"), "sources", "check", env=env)
     assert missing.returncode == 2
-    assert missing.stderr.strip() == (f"urbis: configuration error: {tmp_path / 'nope.yaml'}: "
-                                      "configuration file not found")
+    assert missing.stderr.strip() == (
+        f"urbis: configuration error: {tmp_path / 'nope.yaml'}: configuration file not found"
+    )
 
 
 def lon_lat_shapefile_without_prj(folder: Path) -> Path:
@@ -284,7 +327,8 @@ def test_config_check_reports_every_problem_in_one_pass(tmp_path: Path):
         f"  missing_fields:\n    source: {{kind: file, path: {muni}, srid: 31370}}\n"
         "    key: NIS\n    indexes: [NAME_FRE, SURFACE]\n"
         f"  fine:\n    source: {{kind: file, path: {degrees}, srid: 4326}}\n    key: NAT_CODE\n"
-        "  no_file:\n    source: {kind: file, path: nowhere.gpkg}\n    key: ID\n")
+        "  no_file:\n    source: {kind: file, path: nowhere.gpkg}\n    key: ID\n"
+    )
     done = run("--config", str(config), "config", "check", env=clean_env())
     assert done.returncode == 2 and done.stdout == ""
     lines = done.stderr.strip().splitlines()
@@ -293,14 +337,16 @@ def test_config_check_reports_every_problem_in_one_pass(tmp_path: Path):
     problems = sorted(line.removeprefix(prefix) for line in lines)
     assert len(problems) == 6, problems
     assert problems[0].startswith(
-        "'declared_degrees': source.srid: EPSG:4326 (WGS 84) does not fit the data: its "
-        "extent (141")
+        "'declared_degrees': source.srid: EPSG:4326 (WGS 84) does not fit the data: its extent (141"
+    )
     assert "outside that CRS's area of use (World: -180, -90, 180, 90)" in problems[0]
     assert problems[1].startswith(
         "'declared_lambert': source.srid: EPSG:31370 (BD72 / Belgian Lambert 72) does not fit "
-        "the data: its extent (4.2")
-    assert "outside that CRS's area of use (Belgium - onshore: 2.5, 49.5, 6.4, 51.51)" in \
-        problems[1]
+        "the data: its extent (4.2"
+    )
+    assert (
+        "outside that CRS's area of use (Belgium - onshore: 2.5, 49.5, 6.4, 51.51)" in problems[1]
+    )
     assert problems[2].startswith("'missing_fields': indexes: 'SURFACE' not in the source")
     assert problems[3].startswith("'missing_fields': key: field 'NIS' is not in the source")
     assert problems[4].startswith("'no_file': source.path ") and "does not exist" in problems[4]
@@ -313,18 +359,21 @@ def test_config_check_reports_every_problem_in_one_pass(tmp_path: Path):
         f"  degrees:\n    source: {{kind: file, path: {degrees}, srid: 4326}}\n"
         "    key: NAT_CODE\n"
         f"  addresses:\n    source: {{kind: file, path: {SAMPLE_DIR / 'UrbAdm_AdPt_sample.zip'}}}"
-        "\n    key: ID\n")
+        "\n    key: ID\n"
+    )
     run("--config", str(config), "config", "check", env=clean_env(), check=True)
 
 
-def test_layers_by_layer_or_collections_and_times_with_their_offset(database_url: str,
-                                                                     tmp_path: Path):
+def test_layers_by_layer_or_collections_and_times_with_their_offset(
+    database_url: str, tmp_path: Path
+):
     env = clean_env(DATABASE_URL=database_url)
     unknown = run("sync", "--once", "--layer", "municipalities,nope", env=env)
     assert unknown.returncode == 2
     assert unknown.stderr.strip() == (
         f"urbis: configuration error: {SAMPLE_CONFIG}: no layer 'nope' (configured layers: "
-        "addresses, municipalities)")
+        "addresses, municipalities)"
+    )
     empty = run("sync", "--once", "--collections", "municipalities,", env=env)
     assert empty.returncode == 2 and "an empty layer id" in empty.stderr
 
@@ -333,10 +382,10 @@ def test_layers_by_layer_or_collections_and_times_with_their_offset(database_url
     assert "municipalities: 19 features read, 19 inserted" in synced.stdout
     assert "addresses:" not in synced.stdout
     logs = [json.loads(line) for line in synced.stderr.splitlines() if line.startswith("{")]
-    assert logs and all(datetime.fromisoformat(r["time"]).utcoffset() is not None
-                        for r in logs)
-    again = run("sync", "--once", "--layer", "addresses", "--layer", "municipalities", env=env,
-                check=True)
+    assert logs and all(datetime.fromisoformat(r["time"]).utcoffset() is not None for r in logs)
+    again = run(
+        "sync", "--once", "--layer", "addresses", "--layer", "municipalities", env=env, check=True
+    )
     assert "addresses: 666 features read, 666 inserted" in again.stdout
     assert "municipalities: 19 features read, 0 inserted" in again.stdout
 
@@ -348,14 +397,35 @@ def test_layers_by_layer_or_collections_and_times_with_their_offset(database_url
     assert all(datetime.fromisoformat(s).utcoffset() is not None for s in stamps)
 
     out = tmp_path / "two.mbtiles"
-    seeded = run("tiles", "seed", "--layer", "municipalities", "--collections", "addresses",
-                 "--zooms", "11", "--out", str(out), env=env, check=True)
+    seeded = run(
+        "tiles",
+        "seed",
+        "--layer",
+        "municipalities",
+        "--collections",
+        "addresses",
+        "--zooms",
+        "11",
+        "--out",
+        str(out),
+        env=env,
+        check=True,
+    )
     assert "tiles" in seeded.stdout and out.exists()
     with sqlite3.connect(out) as archive:
         meta = dict(archive.execute("SELECT name, value FROM metadata").fetchall())
     layers = [layer["id"] for layer in json.loads(meta["json"])["vector_layers"]]
     assert layers == ["municipalities", "municipalities_labels", "addresses"]
-    refused = run("tiles", "seed", "--layer", "nope", "--zooms", "11", "--out",
-                  str(tmp_path / "n.mbtiles"), env=env)
+    refused = run(
+        "tiles",
+        "seed",
+        "--layer",
+        "nope",
+        "--zooms",
+        "11",
+        "--out",
+        str(tmp_path / "n.mbtiles"),
+        env=env,
+    )
     assert refused.returncode == 2
     assert "no collection nope; synced ones: addresses, municipalities" in refused.stderr

@@ -44,8 +44,13 @@ SETTINGS = SyncSettings(http_attempts=2, http_backoff=0.05, http_timeout=5)
 KEY = "INSPIRE_ID"
 TOLERANCE = 0.001  # metres: a stored geometry may differ from the recorded one by 1 mm
 # What the shared extracts' documentation announces, as the files contain them.
-DOCUMENTED_TOTALS = {"buildings": 65, "street_axes": 11, "street_surfaces": 30,
-                     "tram_network": 8, "train_network": 8}
+DOCUMENTED_TOTALS = {
+    "buildings": 65,
+    "street_axes": 11,
+    "street_surfaces": 30,
+    "tram_network": 8,
+    "train_network": 8,
+}
 DOCUMENTED_CELLS = 6
 FID = re.compile(r"^[A-Za-z]+\.fid-")
 
@@ -69,15 +74,22 @@ def bbox_yaml(bbox: tuple[float, ...]) -> str:
     return "[" + ", ".join(repr(int(v)) if v == int(v) else repr(v) for v in bbox) + "]"
 
 
-def write_config(tmp_path: Path, url: str, recordings: list[Recording],
-                 bbox: tuple[float, ...] | None = None, page_size: int | None = None) -> Path:
+def write_config(
+    tmp_path: Path,
+    url: str,
+    recordings: list[Recording],
+    bbox: tuple[float, ...] | None = None,
+    page_size: int | None = None,
+) -> Path:
     lines = ["layers:"]
     for recording in recordings:
         extra = f", page_size: {page_size}" if page_size else ""
-        lines += [f"  {layer_id(recording)}:",
-                  f"    source: {{kind: wfs, url: '{url}', typename: {recording.typename}, "
-                  f"bbox: {bbox_yaml(bbox or recording.bbox)}{extra}}}",
-                  f"    key: {KEY}"]
+        lines += [
+            f"  {layer_id(recording)}:",
+            f"    source: {{kind: wfs, url: '{url}', typename: {recording.typename}, "
+            f"bbox: {bbox_yaml(bbox or recording.bbox)}{extra}}}",
+            f"    key: {KEY}",
+        ]
     path = tmp_path / "urbis.yaml"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -97,14 +109,18 @@ def live_state(engine: sa.Engine, recording: Recording) -> list:
 
 
 def catalog(engine: sa.Engine, recording: Recording):
-    found = rows(engine, "SELECT * FROM urbis_meta.layer_catalog WHERE id = :id",
-                 id=layer_id(recording))
+    found = rows(
+        engine, "SELECT * FROM urbis_meta.layer_catalog WHERE id = :id", id=layer_id(recording)
+    )
     return found[0] if found else None
 
 
 def last_run(engine: sa.Engine, recording: Recording):
-    return rows(engine, "SELECT * FROM urbis_meta.sync_run WHERE layer_id = :id "
-                "ORDER BY id DESC LIMIT 1", id=layer_id(recording))[0]
+    return rows(
+        engine,
+        "SELECT * FROM urbis_meta.sync_run WHERE layer_id = :id ORDER BY id DESC LIMIT 1",
+        id=layer_id(recording),
+    )[0]
 
 
 def without_member(name: str):
@@ -113,14 +129,18 @@ def without_member(name: str):
         assert name in document, f"{label(recording)}: no {name} to remove"
         del document[name]
         return json.dumps(document, separators=(",", ":")).encode()
+
     return strip
 
 
 def with_new_feature_ids(recording: Recording, body: bytes) -> bytes:
     """GeoServer hands out other feature ids on every request: give every feature a new one."""
     counter = iter(range(1_000_000))
-    new = re.sub(rb'"id":"([A-Za-z]+)\.fid-[^"]*"',
-                 lambda m: b'"id":"%s.fid-replayed_%d"' % (m.group(1), next(counter)), body)
+    new = re.sub(
+        rb'"id":"([A-Za-z]+)\.fid-[^"]*"',
+        lambda m: b'"id":"%s.fid-replayed_%d"' % (m.group(1), next(counter)),
+        body,
+    )
     assert new != body, f"{label(recording)}: no feature ids in the recording"
     return new
 
@@ -141,14 +161,18 @@ def test_recordings_hold_the_documented_totals():
     for recording in RECORDINGS:
         totals[recording.name] += len(recording.features)
         manifest = json.loads((recording.path.parent / "manifest.json").read_text())
-        assert manifest["layers"][recording.name]["features"] == len(recording.features), \
-            label(recording)
+        assert manifest["layers"][recording.name]["features"] == len(recording.features), label(
+            recording
+        )
         assert recording.typename == manifest["layers"][recording.name]["wfs_name"]
-        assert recording.document["crs"] is None or recording.document["crs"]["properties"][
-            "name"] == "urn:ogc:def:crs:EPSG::31370", label(recording)
+        assert (
+            recording.document["crs"] is None
+            or recording.document["crs"]["properties"]["name"] == "urn:ogc:def:crs:EPSG::31370"
+        ), label(recording)
         assert "grand_bruxelles_source" in recording.document, label(recording)
-        assert len({f["properties"][KEY] for f in recording.features}) == len(
-            recording.features), f"{label(recording)}: duplicate {KEY} within the cell"
+        assert len({f["properties"][KEY] for f in recording.features}) == len(recording.features), (
+            f"{label(recording)}: duplicate {KEY} within the cell"
+        )
     assert dict(totals) == DOCUMENTED_TOTALS
     # Every cell has all five layers; the quirks the tests below rely on are really there.
     assert Counter(r.cell_id for r in RECORDINGS) == {cell: 5 for cell in cells}
@@ -158,9 +182,15 @@ def test_recordings_hold_the_documented_totals():
 
 
 def test_replay_answers_like_the_recorded_geoserver(replay):
-    base = {"SERVICE": "WFS", "VERSION": "2.0.0", "REQUEST": "GetFeature",
-            "SRSNAME": "EPSG:31370", "OUTPUTFORMAT": "application/json", "COUNT": "1000",
-            "SORTBY": f"{KEY} ASC"}
+    base = {
+        "SERVICE": "WFS",
+        "VERSION": "2.0.0",
+        "REQUEST": "GetFeature",
+        "SRSNAME": "EPSG:31370",
+        "OUTPUTFORMAT": "application/json",
+        "COUNT": "1000",
+        "SORTBY": f"{KEY} ASC",
+    }
     with httpx.Client() as client:
         for recording in RECORDINGS:
             bbox = ",".join(f"{v:.0f}" for v in recording.bbox) + ",EPSG:31370"
@@ -173,32 +203,52 @@ def test_replay_answers_like_the_recorded_geoserver(replay):
             assert after["features"] == []
             assert after["numberMatched"] == recording.number_matched, label(recording)
             assert after["totalFeatures"] == recording.total_features, label(recording)
-        elsewhere = client.get(replay.url, params={
-            **base, "TYPENAMES": "urbisvector:Buildings",
-            "BBOX": "150000,170000,150500,170500,EPSG:31370"}).json()
+        elsewhere = client.get(
+            replay.url,
+            params={
+                **base,
+                "TYPENAMES": "urbisvector:Buildings",
+                "BBOX": "150000,170000,150500,170500,EPSG:31370",
+            },
+        ).json()
         assert (elsewhere["features"], elsewhere["numberMatched"]) == ([], 0)
-        unknown = client.get(replay.url, params={
-            **base, "TYPENAMES": "urbisvector:Addresses",
-            "BBOX": "141000,167000,141500,167500"}).json()
+        unknown = client.get(
+            replay.url,
+            params={
+                **base,
+                "TYPENAMES": "urbisvector:Addresses",
+                "BBOX": "141000,167000,141500,167500",
+            },
+        ).json()
         assert (unknown["features"], unknown["numberMatched"]) == ([], 0)
         not_recorded = client.get(replay.url, params={**base, "TYPENAMES": "urbisvector:Buildings"})
         assert not_recorded.status_code == 400 and b"ExceptionReport" in not_recorded.content
     answers = [r.answer for r in replay.getfeature_requests]
-    assert answers == ["recorded", "past_end"] * len(RECORDINGS) + ["unknown", "unknown",
-                                                                    "exception"]
+    assert answers == ["recorded", "past_end"] * len(RECORDINGS) + [
+        "unknown",
+        "unknown",
+        "exception",
+    ]
 
 
 def test_synthesized_capabilities_and_schema_read_by_the_wfs_client(replay):
-    capabilities = ET.fromstring(httpx.get(replay.url, params={
-        "SERVICE": "WFS", "VERSION": "2.0.0", "REQUEST": "GetCapabilities"}).content)
+    capabilities = ET.fromstring(
+        httpx.get(
+            replay.url, params={"SERVICE": "WFS", "VERSION": "2.0.0", "REQUEST": "GetCapabilities"}
+        ).content
+    )
     ows = "{http://www.opengis.net/ows/1.1}"
     count = capabilities.find(f".//{ows}Constraint[@name='CountDefault']/{ows}DefaultValue")
     assert count is not None and count.text == "1000"
     names = {e.text for e in capabilities.iter("{http://www.opengis.net/wfs/2.0}Name")}
     assert names == {r.typename for r in RECORDINGS}
-    formats = [e.text for e in capabilities.findall(
-        f"{ows}OperationsMetadata/{ows}Operation[@name='GetFeature']"
-        f"/{ows}Parameter[@name='outputFormat']/{ows}AllowedValues/{ows}Value")]
+    formats = [
+        e.text
+        for e in capabilities.findall(
+            f"{ows}OperationsMetadata/{ows}Operation[@name='GetFeature']"
+            f"/{ows}Parameter[@name='outputFormat']/{ows}AllowedValues/{ows}Value"
+        )
+    ]
     assert formats == list(GEOSERVER_OUTPUT_FORMATS)
     assert "application/json" in formats and "text/xml; subtype=gml/3.2" in formats
 
@@ -212,8 +262,7 @@ def test_synthesized_capabilities_and_schema_read_by_the_wfs_client(replay):
                 fields = {f.name: f.sql_type for f in reader.schema.fields}
                 assert reader.page_size == 1000
                 # GeoServer offers GeoJSON: asked as it spells it, the recordings' format.
-                assert (reader.output.kind, reader.output.value) == ("geojson",
-                                                                     "application/json")
+                assert (reader.output.kind, reader.output.value) == ("geojson", "application/json")
             finally:
                 reader.close()
             recorded = [r for r in RECORDINGS if r.layer == layer]
@@ -221,8 +270,12 @@ def test_synthesized_capabilities_and_schema_read_by_the_wfs_client(replay):
             assert set(fields) == properties, typename
             assert fields[KEY] == "text"
             for name, sql_type in fields.items():
-                values = [f["properties"][name] for r in recorded for f in r.features
-                          if f["properties"].get(name) is not None]
+                values = [
+                    f["properties"][name]
+                    for r in recorded
+                    for f in r.features
+                    if f["properties"].get(name) is not None
+                ]
                 if any(isinstance(v, str) for v in values):
                     assert sql_type == "text", (typename, name)
                 elif any(isinstance(v, float) for v in values):
@@ -230,15 +283,17 @@ def test_synthesized_capabilities_and_schema_read_by_the_wfs_client(replay):
                 elif values:
                     assert sql_type == "integer", (typename, name)
             kinds = {f["geometry"]["type"] for r in recorded for f in r.features}
-            expected = "MultiSurface" if "MultiPolygon" in kinds else (
-                "Surface" if "Polygon" in kinds else "Curve")
+            expected = (
+                "MultiSurface"
+                if "MultiPolygon" in kinds
+                else ("Surface" if "Polygon" in kinds else "Curve")
+            )
             assert reader.schema.geometry_type == expected, typename
     finally:
         http.close()
     buildings = {n: t for n, t in replay.field_types("Buildings")}
     # BLOCK_ID is a URI (or null) in the recordings, not a number; AREA is whole square metres.
-    assert buildings == {"INSPIRE_ID": "xsd:string", "BLOCK_ID": "xsd:string",
-                         "AREA": "xsd:int"}
+    assert buildings == {"INSPIRE_ID": "xsd:string", "BLOCK_ID": "xsd:string", "AREA": "xsd:int"}
 
 
 # -- the sync ---------------------------------------------------------------------------------
@@ -251,14 +306,20 @@ def assert_stored_equals_recording(engine: sa.Engine, recording: Recording) -> N
     columns = [c["name"] for c in entry.columns]
     properties = list(recording.features[0]["properties"])
     assert sorted(columns) == sorted(properties), "stored columns differ from the properties"
-    primary = rows(engine, """
+    primary = rows(
+        engine,
+        """
         SELECT a.attname FROM pg_index i JOIN pg_attribute a
           ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
-        WHERE i.indrelid = to_regclass(:t) AND i.indisprimary""", t=f'urbis."{table}"')
+        WHERE i.indrelid = to_regclass(:t) AND i.indisprimary""",
+        t=f'urbis."{table}"',
+    )
     assert [r[0] for r in primary] == [KEY]
     selected = ", ".join(f'"{c}"' for c in columns)
-    stored = {r._mapping[KEY]: r for r in rows(
-        engine, f'SELECT {selected}, ST_AsBinary(geom) AS wkb FROM urbis."{table}"')}
+    stored = {
+        r._mapping[KEY]: r
+        for r in rows(engine, f'SELECT {selected}, ST_AsBinary(geom) AS wkb FROM urbis."{table}"')
+    }
     recorded = {f["properties"][KEY]: f for f in recording.features}
     assert len(stored) == len(recording.features) == recording.number_matched
     assert set(stored) == set(recorded)
@@ -279,7 +340,8 @@ def assert_stored_equals_recording(engine: sa.Engine, recording: Recording) -> N
 
 @pytest.mark.parametrize("recording", COMPLETE, ids=label)
 def test_complete_recording_syncs_exactly_and_again_changes_nothing(
-        engine, replay, tmp_path, recording):
+    engine, replay, tmp_path, recording
+):
     config = write_config(tmp_path, replay.url, [recording])
     first = sync(engine, config, recording)
     assert first.status == "success", first.error
@@ -294,7 +356,11 @@ def test_complete_recording_syncs_exactly_and_again_changes_nothing(
     # What the client asked: the capabilities once, the recorded query, then the next page
     # (past the end).
     assert [r.request for r in replay.requests] == [
-        "getcapabilities", "describefeaturetype", "getfeature", "getfeature"]
+        "getcapabilities",
+        "describefeaturetype",
+        "getfeature",
+        "getfeature",
+    ]
     asked = replay.getfeature_requests
     assert [r.answer for r in asked] == ["recorded", "past_end"]
     bbox = ",".join(f"{v:g}" for v in recording.bbox)
@@ -317,7 +383,8 @@ def test_complete_recording_syncs_exactly_and_again_changes_nothing(
 
 @pytest.mark.parametrize("recording", FILTERED, ids=label)
 def test_filtered_building_file_fails_the_run_on_number_matched(
-        engine, replay, tmp_path, recording):
+    engine, replay, tmp_path, recording
+):
     config = write_config(tmp_path, replay.url, [recording])
     report = sync(engine, config, recording)
     assert report.status == "failed"
@@ -335,8 +402,9 @@ def test_filtered_building_file_fails_the_run_on_number_matched(
     assert run.finished_at is not None and run.version is None
     assert rows(engine, "SELECT count(*) FROM urbis_meta.quarantine")[0][0] == 0
     assert rows(engine, "SELECT count(*) FROM urbis_meta.change_log")[0][0] == 0
-    assert rows(engine, "SELECT count(*) FROM pg_tables WHERE schemaname = 'urbis_staging'"
-                )[0][0] == 0
+    assert (
+        rows(engine, "SELECT count(*) FROM pg_tables WHERE schemaname = 'urbis_staging'")[0][0] == 0
+    )
 
 
 @pytest.mark.parametrize("recording", EMPTY, ids=label)
@@ -351,8 +419,7 @@ def test_empty_layer_syncs_to_an_empty_layer(engine, replay, tmp_path, recording
     assert rows(engine, f'SELECT count(*) FROM urbis."{table}"')[0][0] == 0
     entry = catalog(engine, recording)
     assert (entry.feature_count, entry.version, entry.key_field) == (0, 1, KEY)
-    assert {c["name"] for c in entry.columns} == {n for n, _ in replay.field_types(
-        recording.layer)}
+    assert {c["name"] for c in entry.columns} == {n for n, _ in replay.field_types(recording.layer)}
     again = sync(engine, config, recording)
     assert again.status == "success", again.error
     assert (again.inserted, again.updated, again.deleted, again.version) == (0, 0, 0, 1)
@@ -368,7 +435,11 @@ def test_new_geoserver_feature_ids_change_nothing(engine, replay, tmp_path):
     for recording in COMPLETE:
         again = sync(engine, config, recording)
         assert (again.status, again.inserted, again.updated, again.deleted) == (
-            "success", 0, 0, 0), label(recording)
+            "success",
+            0,
+            0,
+            0,
+        ), label(recording)
         assert live_state(engine, recording) == before[label(recording)], label(recording)
 
 
@@ -384,7 +455,11 @@ def test_recorder_member_grand_bruxelles_source_changes_nothing(engine, replay, 
     for recording in COMPLETE:
         again = sync(engine, config, recording)
         assert (again.status, again.inserted, again.updated, again.deleted) == (
-            "success", 0, 0, 0), label(recording)
+            "success",
+            0,
+            0,
+            0,
+        ), label(recording)
         assert live_state(engine, recording) == before[label(recording)], label(recording)
     assert {r.answer for r in replay.getfeature_requests} == {"recorded", "past_end"}
 
@@ -407,8 +482,12 @@ def test_small_pages_through_a_recording(engine, replay, tmp_path):
 
 def test_bbox_is_sent_at_full_precision(engine, replay, tmp_path):
     recording = next(r for r in COMPLETE if r.name == "buildings")
-    wanted = (recording.bbox[0] + 0.25, recording.bbox[1] + 0.5,
-              recording.bbox[2] + 0.25, recording.bbox[3] + 0.5)
+    wanted = (
+        recording.bbox[0] + 0.25,
+        recording.bbox[1] + 0.5,
+        recording.bbox[2] + 0.25,
+        recording.bbox[3] + 0.5,
+    )
     config = write_config(tmp_path, replay.url, [recording], bbox=wanted)
     sync(engine, config, recording)  # succeeds today, with the rounded cell's features
     sent = replay.getfeature_requests[0].params["BBOX"].split(",")
@@ -428,16 +507,20 @@ def test_sources_check_reads_the_geoserver_as_it_is(replay, tmp_path):
     facts = dict(probe.facts)
     assert facts["capabilities"] == (
         f"URBIS GeoServer replay (synthesized), WFS 2.0.0, {len({r.layer for r in RECORDINGS})} "
-        "feature types")
+        "feature types"
+    )
     assert facts["type name"] == f"{recording.typename} ({recording.layer})"
     assert facts["formats offered"] == (
-        f"{', '.join(GEOSERVER_OUTPUT_FORMATS)} (the GetFeature operation)")
+        f"{', '.join(GEOSERVER_OUTPUT_FORMATS)} (the GetFeature operation)"
+    )
     assert facts["format used"] == "application/json (GeoJSON, offered by the server)"
     assert facts["numberMatched"].startswith(
         f"{recording.number_matched} (the first page's; RESULTTYPE=hits failed: layer "
         f"'{layer_id(recording)}': GetFeature RESULTTYPE=hits: the server says (HTTP 400): "
-        "InvalidParameterValue (locator outputFormat): only application/json was recorded")
+        "InvalidParameterValue (locator outputFormat): only application/json was recorded"
+    )
     keys = sorted(f["properties"][KEY] for f in recording.features)[:5]
-    assert facts["first page"] == (f"{len(recording.features)} features read (page size 1000); "
-                                   f"{KEY}: {', '.join(keys)}, ...")
+    assert facts["first page"] == (
+        f"{len(recording.features)} features read (page size 1000); {KEY}: {', '.join(keys)}, ..."
+    )
     assert [r.answer for r in replay.getfeature_requests] == ["recorded", "exception"]

@@ -36,8 +36,13 @@ BASE = {"SERVICE": "WFS", "VERSION": "2.0.0"}
 
 
 def get_feature(typename: str, **params: Any) -> dict[str, Any]:
-    return {**BASE, "REQUEST": "GetFeature", "TYPENAMES": typename, "SRSNAME": "EPSG:31370",
-            **params}
+    return {
+        **BASE,
+        "REQUEST": "GetFeature",
+        "TYPENAMES": typename,
+        "SRSNAME": "EPSG:31370",
+        **params,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +57,13 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def layers(data: dict[str, Path]) -> list[WfsLayer]:
     return [
         WfsLayer("Municipalities", data["mu"], key="NAT_CODE", source_layer="Municipalities"),
-        WfsLayer("AddressPoints", data["adpt"], key="ID", source_layer="AddressPoints",
-                 geometry_type="POINT"),
+        WfsLayer(
+            "AddressPoints",
+            data["adpt"],
+            key="ID",
+            source_layer="AddressPoints",
+            geometry_type="POINT",
+        ),
     ]
 
 
@@ -77,8 +87,9 @@ def client() -> Iterator[httpx.Client]:
         yield c
 
 
-def test_capabilities_advertise_paging_sorting_and_formats(wfs: MapServerWfs,
-                                                           client: httpx.Client) -> None:
+def test_capabilities_advertise_paging_sorting_and_formats(
+    wfs: MapServerWfs, client: httpx.Client
+) -> None:
     r = client.get(wfs.url, params={**BASE, "REQUEST": "GetCapabilities"})
     assert r.status_code == 200
     root = ET.fromstring(r.content)
@@ -102,21 +113,27 @@ def test_capabilities_advertise_paging_sorting_and_formats(wfs: MapServerWfs,
         namespaces=NS,
     )
     assert sorting == "TRUE"
-    formats = [e.text for e in root.findall(
-        "ows:OperationsMetadata/ows:Operation[@name='GetFeature']"
-        "/ows:Parameter[@name='outputFormat']/ows:AllowedValues/ows:Value", NS)]
+    formats = [
+        e.text
+        for e in root.findall(
+            "ows:OperationsMetadata/ows:Operation[@name='GetFeature']"
+            "/ows:Parameter[@name='outputFormat']/ows:AllowedValues/ows:Value",
+            NS,
+        )
+    ]
     assert "application/json" in formats and GML32 in formats
     hrefs = {e.get(f"{{{NS['xlink']}}}href") for e in root.iter(f"{{{NS['ows']}}}Get")}
     assert hrefs == {wfs.url + "?"}  # clients never see map=
 
 
 def test_describe_feature_type_is_typed(wfs: MapServerWfs, client: httpx.Client) -> None:
-    r = client.get(wfs.url, params={**BASE, "REQUEST": "DescribeFeatureType",
-                                    "TYPENAMES": "urbis:Municipalities"})
+    r = client.get(
+        wfs.url,
+        params={**BASE, "REQUEST": "DescribeFeatureType", "TYPENAMES": "urbis:Municipalities"},
+    )
     assert r.status_code == 200
     root = ET.fromstring(r.content)
-    types = {e.get("name"): e.get("type")
-             for e in root.findall("xsd:complexType//xsd:element", NS)}
+    types = {e.get("name"): e.get("type") for e in root.findall("xsd:complexType//xsd:element", NS)}
     assert types["GEOM"] == "gml:GeometryPropertyType"
     assert types["NAT_CODE"] == "string"
     assert types["AREA"] == "double"
@@ -125,15 +142,23 @@ def test_describe_feature_type_is_typed(wfs: MapServerWfs, client: httpx.Client)
 
 
 @pytest.mark.parametrize("output_format", ["geojson", "application/json"])
-def test_geojson_pages_cover_all_municipalities_once(wfs: MapServerWfs, client: httpx.Client,
-                                                     output_format: str) -> None:
+def test_geojson_pages_cover_all_municipalities_once(
+    wfs: MapServerWfs, client: httpx.Client, output_format: str
+) -> None:
     seen: list[str] = []
     sizes: list[int] = []
     start = 0
     while True:
-        r = client.get(wfs.url, params=get_feature(
-            "urbis:Municipalities", OUTPUTFORMAT=output_format, COUNT=5, STARTINDEX=start,
-            SORTBY="NAT_CODE ASC"))
+        r = client.get(
+            wfs.url,
+            params=get_feature(
+                "urbis:Municipalities",
+                OUTPUTFORMAT=output_format,
+                COUNT=5,
+                STARTINDEX=start,
+                SORTBY="NAT_CODE ASC",
+            ),
+        )
         assert r.status_code == 200
         assert r.headers["content-type"] == "application/json"
         doc = r.json()
@@ -153,11 +178,13 @@ def test_geojson_pages_cover_all_municipalities_once(wfs: MapServerWfs, client: 
     assert "END_LIFE" not in props  # null attributes are left out
 
 
-def test_count_is_capped_at_page_size_and_sortby_variants(wfs: MapServerWfs,
-                                                          client: httpx.Client) -> None:
+def test_count_is_capped_at_page_size_and_sortby_variants(
+    wfs: MapServerWfs, client: httpx.Client
+) -> None:
     def codes(**params: Any) -> list[str]:
-        r = client.get(wfs.url, params=get_feature("Municipalities", OUTPUTFORMAT="geojson",
-                                                   **params))
+        r = client.get(
+            wfs.url, params=get_feature("Municipalities", OUTPUTFORMAT="geojson", **params)
+        )
         assert r.status_code == 200, r.text
         return [f["properties"]["NAT_CODE"] for f in r.json()["features"]]
 
@@ -173,9 +200,16 @@ def test_count_is_capped_at_page_size_and_sortby_variants(wfs: MapServerWfs,
 def test_gml32_pages_carry_number_matched(wfs: MapServerWfs, client: httpx.Client) -> None:
     seen: list[str] = []
     for start, returned in [(0, 5), (5, 5), (10, 5), (15, 4)]:
-        r = client.get(wfs.url, params=get_feature(
-            "urbis:Municipalities", OUTPUTFORMAT=GML32, COUNT=5, STARTINDEX=start,
-            SORTBY="NAT_CODE ASC"))
+        r = client.get(
+            wfs.url,
+            params=get_feature(
+                "urbis:Municipalities",
+                OUTPUTFORMAT=GML32,
+                COUNT=5,
+                STARTINDEX=start,
+                SORTBY="NAT_CODE ASC",
+            ),
+        )
         assert r.status_code == 200
         assert r.headers["content-type"].startswith('text/xml; subtype="gml/3.2.1"')
         root = ET.fromstring(r.content)
@@ -187,27 +221,37 @@ def test_gml32_pages_carry_number_matched(wfs: MapServerWfs, client: httpx.Clien
         members = root.findall(f"wfs:member/{URBIS}Municipalities", NS)
         codes = [m.findtext(f"{URBIS}NAT_CODE") for m in members]
         assert [m.get(f"{{{NS['gml']}}}id") for m in members] == [
-            f"Municipalities.{c}" for c in codes]
+            f"Municipalities.{c}" for c in codes
+        ]
         assert all(m.find(f"{URBIS}GEOM") is not None for m in members)
         seen += [c for c in codes if c]
     assert seen == NIS_CODES
 
 
-def test_address_points_sort_numerically_by_id(wfs: MapServerWfs, client: httpx.Client,
-                                               data: dict[str, Path]) -> None:
+def test_address_points_sort_numerically_by_id(
+    wfs: MapServerWfs, client: httpx.Client, data: dict[str, Path]
+) -> None:
     ids = sorted(gpd.read_file(data["adpt"]).ID)
     assert len(ids) == 666
     for start in (0, 5, 330, 660, 665):
-        r = client.get(wfs.url, params=get_feature(
-            "urbis:AddressPoints", OUTPUTFORMAT="geojson", COUNT=5, STARTINDEX=start,
-            SORTBY="ID ASC"))
+        r = client.get(
+            wfs.url,
+            params=get_feature(
+                "urbis:AddressPoints",
+                OUTPUTFORMAT="geojson",
+                COUNT=5,
+                STARTINDEX=start,
+                SORTBY="ID ASC",
+            ),
+        )
         doc = r.json()
         assert doc["numberMatched"] == 666
-        assert [f["properties"]["ID"] for f in doc["features"]] == ids[start:start + 5]
+        assert [f["properties"]["ID"] for f in doc["features"]] == ids[start : start + 5]
 
 
-def test_axis_order_is_easting_northing_for_31370(wfs: MapServerWfs, client: httpx.Client,
-                                                  data: dict[str, Path]) -> None:
+def test_axis_order_is_easting_northing_for_31370(
+    wfs: MapServerWfs, client: httpx.Client, data: dict[str, Path]
+) -> None:
     frame = gpd.read_file(data["adpt"]).sort_values("ID")
     x, y = frame.geometry.iloc[0].x, frame.geometry.iloc[0].y
     assert 140_000 < x < 160_000 and 160_000 < y < 180_000  # easting, northing
@@ -226,10 +270,13 @@ def test_axis_order_is_easting_northing_for_31370(wfs: MapServerWfs, client: htt
     assert doc["features"][0]["geometry"]["coordinates"] == pytest.approx([lon, lat], abs=1e-5)
 
 
-def test_plain_typename_works_and_client_map_parameter_is_dropped(wfs: MapServerWfs,
-                                                                  client: httpx.Client) -> None:
-    r = client.get(wfs.url, params={**get_feature("Municipalities", OUTPUTFORMAT="geojson"),
-                                    "map": "/etc/passwd"})
+def test_plain_typename_works_and_client_map_parameter_is_dropped(
+    wfs: MapServerWfs, client: httpx.Client
+) -> None:
+    r = client.get(
+        wfs.url,
+        params={**get_feature("Municipalities", OUTPUTFORMAT="geojson"), "map": "/etc/passwd"},
+    )
     assert r.status_code == 200 and len(r.json()["features"]) == 5
     assert "map=%2Fetc%2Fpasswd" in wfs.requests[-1]  # recorded as received
     missing = client.get(wfs.url, params=get_feature("urbis:Nope"))
@@ -237,18 +284,25 @@ def test_plain_typename_works_and_client_map_parameter_is_dropped(wfs: MapServer
     assert client.get(wfs.url.replace("/wfs", "/other")).status_code == 404
 
 
-def test_untyped_server_without_number_matched(data: dict[str, Path], tmp_path: Path,
-                                               client: httpx.Client) -> None:
-    with MapServerWfs(layers(data), tmp_path, page_size=5, typed=False,
-                      number_matched=False) as plain:
-        first = client.get(plain.url, params=get_feature(
-            "urbis:Municipalities", OUTPUTFORMAT="geojson", SORTBY="NAT_CODE")).json()
+def test_untyped_server_without_number_matched(
+    data: dict[str, Path], tmp_path: Path, client: httpx.Client
+) -> None:
+    with MapServerWfs(
+        layers(data), tmp_path, page_size=5, typed=False, number_matched=False
+    ) as plain:
+        first = client.get(
+            plain.url,
+            params=get_feature("urbis:Municipalities", OUTPUTFORMAT="geojson", SORTBY="NAT_CODE"),
+        ).json()
         props = first["features"][0]["properties"]
         assert props["AREA"] == "17912379.1" and props["END_LIFE"] == ""  # all strings
         assert "numberMatched" not in first
-        last = client.get(plain.url, params=get_feature(
-            "urbis:Municipalities", OUTPUTFORMAT="geojson", SORTBY="NAT_CODE",
-            STARTINDEX=15)).json()
+        last = client.get(
+            plain.url,
+            params=get_feature(
+                "urbis:Municipalities", OUTPUTFORMAT="geojson", SORTBY="NAT_CODE", STARTINDEX=15
+            ),
+        ).json()
         assert last["numberMatched"] == 19  # only once the page reaches the end
         gml = client.get(plain.url, params=get_feature("urbis:Municipalities", OUTPUTFORMAT=GML32))
         assert ET.fromstring(gml.content).get("numberMatched") == "unknown"
@@ -256,18 +310,28 @@ def test_untyped_server_without_number_matched(data: dict[str, Path], tmp_path: 
 
 # -- faults ---------------------------------------------------------------------------------
 
+
 def municipalities_page(wfs: MapServerWfs, start: int = 0) -> dict[str, Any]:
-    return get_feature("urbis:Municipalities", OUTPUTFORMAT="geojson", COUNT=5,
-                       STARTINDEX=start, SORTBY="NAT_CODE ASC")
+    return get_feature(
+        "urbis:Municipalities",
+        OUTPUTFORMAT="geojson",
+        COUNT=5,
+        STARTINDEX=start,
+        SORTBY="NAT_CODE ASC",
+    )
 
 
-def test_faults_are_consumed_one_per_getfeature_in_order(fresh_wfs: MapServerWfs,
-                                                         client: httpx.Client) -> None:
+def test_faults_are_consumed_one_per_getfeature_in_order(
+    fresh_wfs: MapServerWfs, client: httpx.Client
+) -> None:
     fresh_wfs.inject("pass", Fault("http_500"))
-    assert client.get(fresh_wfs.url, params={**BASE, "REQUEST": "GetCapabilities"}
-                      ).status_code == 200  # not a GetFeature: unaffected
-    assert client.get(fresh_wfs.url, params={**BASE, "REQUEST": "DescribeFeatureType"}
-                      ).status_code == 200
+    assert (
+        client.get(fresh_wfs.url, params={**BASE, "REQUEST": "GetCapabilities"}).status_code == 200
+    )  # not a GetFeature: unaffected
+    assert (
+        client.get(fresh_wfs.url, params={**BASE, "REQUEST": "DescribeFeatureType"}).status_code
+        == 200
+    )
     assert fresh_wfs.pending_faults == [Fault("pass"), Fault("http_500")]
     assert client.get(fresh_wfs.url, params=municipalities_page(fresh_wfs)).status_code == 200
     failed = client.get(fresh_wfs.url, params=municipalities_page(fresh_wfs, 5))
@@ -286,8 +350,9 @@ def test_drop_breaks_the_connection(fresh_wfs: MapServerWfs, client: httpx.Clien
     assert client.get(fresh_wfs.url, params=municipalities_page(fresh_wfs)).status_code == 200
 
 
-def test_truncate_sends_half_of_the_announced_body(fresh_wfs: MapServerWfs,
-                                                   client: httpx.Client) -> None:
+def test_truncate_sends_half_of_the_announced_body(
+    fresh_wfs: MapServerWfs, client: httpx.Client
+) -> None:
     fresh_wfs.inject("truncate")
     received = b""
     with pytest.raises(httpx.RemoteProtocolError, match="complete message body"):
@@ -331,10 +396,9 @@ def test_delay_triggers_client_timeouts(fresh_wfs: MapServerWfs, client: httpx.C
     assert str(Fault.parse("delay:2")) == "delay:2"
 
 
-def test_set_path_changes_what_is_served_between_pages(fresh_wfs: MapServerWfs,
-                                                       client: httpx.Client,
-                                                       data: dict[str, Path],
-                                                       tmp_path: Path) -> None:
+def test_set_path_changes_what_is_served_between_pages(
+    fresh_wfs: MapServerWfs, client: httpx.Client, data: dict[str, Path], tmp_path: Path
+) -> None:
     frame = gpd.read_file(data["mu"])
     smaller = frame[frame.NAT_CODE != "21001"].copy()  # one municipality gone ...
     smaller.loc[smaller.NAT_CODE == "21009", "NAME_FRE"] = "Bruxelles (renamed)"  # one changed
@@ -348,17 +412,19 @@ def test_set_path_changes_what_is_served_between_pages(fresh_wfs: MapServerWfs,
     assert second["numberMatched"] == 18
     codes = [f["properties"]["NAT_CODE"] for f in second["features"]]
     assert codes == NIS_CODES[6:11]  # the shift a naive pager would miss
-    names = {f["properties"]["NAT_CODE"]: f["properties"]["NAME_FRE"]
-             for f in second["features"]}
+    names = {f["properties"]["NAT_CODE"]: f["properties"]["NAME_FRE"] for f in second["features"]}
     assert names["21009"] == "Bruxelles (renamed)"
     assert fresh_wfs.layers[0].path == changed.resolve()
     fresh_wfs.set_path("Municipalities", data["mu"])
-    assert client.get(fresh_wfs.url, params=municipalities_page(fresh_wfs)).json()[
-        "numberMatched"] == 19
+    assert (
+        client.get(fresh_wfs.url, params=municipalities_page(fresh_wfs)).json()["numberMatched"]
+        == 19
+    )
 
 
-def test_stop_cleans_up_files_and_threads(data: dict[str, Path], tmp_path: Path,
-                                          client: httpx.Client) -> None:
+def test_stop_cleans_up_files_and_threads(
+    data: dict[str, Path], tmp_path: Path, client: httpx.Client
+) -> None:
     import threading
 
     before = set(threading.enumerate())
@@ -376,47 +442,67 @@ def test_stop_cleans_up_files_and_threads(data: dict[str, Path], tmp_path: Path,
         client.get(server.url, params={**BASE, "REQUEST": "GetCapabilities"})
 
 
-def test_factory_fixture(request: pytest.FixtureRequest, data: dict[str, Path],
-                         client: httpx.Client) -> None:
+def test_factory_fixture(
+    request: pytest.FixtureRequest, data: dict[str, Path], client: httpx.Client
+) -> None:
     start = request.getfixturevalue("mapserver_wfs")
-    server = start([WfsLayer("Municipalities", data["mu"], key="NAT_CODE")], page_size=7,
-                   namespace_prefix="urbisvector")
-    r = client.get(server.url, params=get_feature("urbisvector:Municipalities",
-                                                  OUTPUTFORMAT="geojson", SORTBY="NAT_CODE"))
+    server = start(
+        [WfsLayer("Municipalities", data["mu"], key="NAT_CODE")],
+        page_size=7,
+        namespace_prefix="urbisvector",
+    )
+    r = client.get(
+        server.url,
+        params=get_feature("urbisvector:Municipalities", OUTPUTFORMAT="geojson", SORTBY="NAT_CODE"),
+    )
     assert [f["properties"]["NAT_CODE"] for f in r.json()["features"]] == NIS_CODES[:7]
 
 
 # -- servers without GeoJSON, refusals, and the faults that imitate them ----------------------
 
+
 def advertised_formats(root: ET.Element) -> tuple[list[str], dict[str, list[str]]]:
     """(the GetFeature operation's outputFormat values, each FeatureType's OutputFormats)."""
-    operation = [e.text or "" for e in root.findall(
-        "ows:OperationsMetadata/ows:Operation[@name='GetFeature']"
-        "/ows:Parameter[@name='outputFormat']/ows:AllowedValues/ows:Value", NS)]
+    operation = [
+        e.text or ""
+        for e in root.findall(
+            "ows:OperationsMetadata/ows:Operation[@name='GetFeature']"
+            "/ows:Parameter[@name='outputFormat']/ows:AllowedValues/ows:Value",
+            NS,
+        )
+    ]
     per_type = {
         ft.findtext("wfs:Name", namespaces=NS) or "": [
-            f.text or "" for f in ft.findall("wfs:OutputFormats/wfs:Format", NS)]
-        for ft in root.findall("wfs:FeatureTypeList/wfs:FeatureType", NS)}
+            f.text or "" for f in ft.findall("wfs:OutputFormats/wfs:Format", NS)
+        ]
+        for ft in root.findall("wfs:FeatureTypeList/wfs:FeatureType", NS)
+    }
     return operation, per_type
 
 
-GML_FORMATS = [GML32, "text/xml; subtype=gml/3.2.1", "text/xml; subtype=gml/3.1.1",
-               "text/xml; subtype=gml/2.1.2"]
+GML_FORMATS = [
+    GML32,
+    "text/xml; subtype=gml/3.2.1",
+    "text/xml; subtype=gml/3.1.1",
+    "text/xml; subtype=gml/2.1.2",
+]
 
 
 def test_server_without_geojson_offers_gml_only_and_refuses_json(
-        data: dict[str, Path], tmp_path: Path, client: httpx.Client) -> None:
+    data: dict[str, Path], tmp_path: Path, client: httpx.Client
+) -> None:
     with MapServerWfs(layers(data), tmp_path, page_size=5, geojson=False) as server:
         assert "OUTPUTFORMAT" not in server.mapfile.read_text()
-        caps = ET.fromstring(client.get(server.url, params={
-            **BASE, "REQUEST": "GetCapabilities"}).content)
+        caps = ET.fromstring(
+            client.get(server.url, params={**BASE, "REQUEST": "GetCapabilities"}).content
+        )
         operation, per_type = advertised_formats(caps)
         assert operation == GML_FORMATS
-        assert per_type == {"urbis:Municipalities": GML_FORMATS,
-                            "urbis:AddressPoints": GML_FORMATS}
+        assert per_type == {"urbis:Municipalities": GML_FORMATS, "urbis:AddressPoints": GML_FORMATS}
         for asked in ("application/json", "geojson", "json", "application/geo+json"):
-            refused = client.get(server.url, params=get_feature(
-                "urbis:Municipalities", OUTPUTFORMAT=asked, COUNT=5))
+            refused = client.get(
+                server.url, params=get_feature("urbis:Municipalities", OUTPUTFORMAT=asked, COUNT=5)
+            )
             assert refused.status_code == 400, asked
             assert refused.headers["content-type"] == "text/xml; charset=UTF-8"
             report = ET.fromstring(refused.content)
@@ -427,34 +513,50 @@ def test_server_without_geojson_offers_gml_only_and_refuses_json(
             assert exception.get("locator") == "outputformat"
             assert exception.findtext("ows:ExceptionText", namespaces=NS) == (
                 f"msWFSGetFeature(): WFS server error. '{asked}' is not a permitted output "
-                "format for layer 'Municipalities', review wfs_getfeature_formatlist setting.")
-        page = client.get(server.url, params=get_feature(
-            "urbis:Municipalities", OUTPUTFORMAT=GML32, COUNT=5, SORTBY="NAT_CODE"))
+                "format for layer 'Municipalities', review wfs_getfeature_formatlist setting."
+            )
+        page = client.get(
+            server.url,
+            params=get_feature(
+                "urbis:Municipalities", OUTPUTFORMAT=GML32, COUNT=5, SORTBY="NAT_CODE"
+            ),
+        )
         assert page.status_code == 200
         root = ET.fromstring(page.content)
         assert (root.get("numberMatched"), root.get("numberReturned")) == ("19", "5")
         # GeoServer's spelling of GML 3.2 is not MapServer's: refused like any unknown format.
-        other = client.get(server.url, params=get_feature(
-            "urbis:Municipalities", OUTPUTFORMAT="text/xml; subtype=gml/3.2"))
+        other = client.get(
+            server.url,
+            params=get_feature("urbis:Municipalities", OUTPUTFORMAT="text/xml; subtype=gml/3.2"),
+        )
         assert other.status_code == 400 and b"not a permitted output format" in other.content
 
 
-def test_one_type_without_geojson_on_a_server_with_it(data: dict[str, Path], tmp_path: Path,
-                                                       client: httpx.Client) -> None:
-    gml_only = [WfsLayer("Municipalities", data["mu"], key="NAT_CODE", geojson=False),
-                layers(data)[1]]
+def test_one_type_without_geojson_on_a_server_with_it(
+    data: dict[str, Path], tmp_path: Path, client: httpx.Client
+) -> None:
+    gml_only = [
+        WfsLayer("Municipalities", data["mu"], key="NAT_CODE", geojson=False),
+        layers(data)[1],
+    ]
     with MapServerWfs(gml_only, tmp_path, page_size=5) as server:
-        caps = ET.fromstring(client.get(server.url, params={
-            **BASE, "REQUEST": "GetCapabilities"}).content)
+        caps = ET.fromstring(
+            client.get(server.url, params={**BASE, "REQUEST": "GetCapabilities"}).content
+        )
         operation, per_type = advertised_formats(caps)
         assert operation == [*GML_FORMATS, "application/json"]  # another type offers it
-        assert per_type == {"urbis:Municipalities": GML_FORMATS,
-                            "urbis:AddressPoints": [*GML_FORMATS, "application/json"]}
-        refused = client.get(server.url, params=get_feature(
-            "urbis:Municipalities", OUTPUTFORMAT="application/json"))
+        assert per_type == {
+            "urbis:Municipalities": GML_FORMATS,
+            "urbis:AddressPoints": [*GML_FORMATS, "application/json"],
+        }
+        refused = client.get(
+            server.url, params=get_feature("urbis:Municipalities", OUTPUTFORMAT="application/json")
+        )
         assert refused.status_code == 400 and b"InvalidParameterValue" in refused.content
-        served = client.get(server.url, params=get_feature(
-            "urbis:AddressPoints", OUTPUTFORMAT="application/json", COUNT=1))
+        served = client.get(
+            server.url,
+            params=get_feature("urbis:AddressPoints", OUTPUTFORMAT="application/json", COUNT=1),
+        )
         assert served.status_code == 200 and served.json()["numberMatched"] == 666
 
 
@@ -464,8 +566,11 @@ def test_refusals_and_hits(wfs: MapServerWfs, client: httpx.Client) -> None:
         exception = ET.fromstring(r.content).find("ows:Exception", NS)
         assert exception is not None, r.text
         assert exception.get("exceptionCode") == "InvalidParameterValue"
-        return r.status_code, exception.get("locator"), exception.findtext(
-            "ows:ExceptionText", namespaces=NS) or ""
+        return (
+            r.status_code,
+            exception.get("locator"),
+            exception.findtext("ows:ExceptionText", namespaces=NS) or "",
+        )
 
     status, locator, text = refusal(TYPENAMES="urbis:Nope")
     assert (status, locator) == (400, "typename") and "TYPENAME 'Nope' doesn't exist" in text
@@ -474,16 +579,24 @@ def test_refusals_and_hits(wfs: MapServerWfs, client: httpx.Client) -> None:
     hits = client.get(wfs.url, params=get_feature("urbis:Municipalities", RESULTTYPE="hits"))
     root = ET.fromstring(hits.content)
     assert (root.get("numberMatched"), root.get("numberReturned")) == ("19", "0")
-    crash = client.get(wfs.url, params=get_feature("urbis:Municipalities", RESULTTYPE="hits",
-                                                   OUTPUTFORMAT="application/json"))
+    crash = client.get(
+        wfs.url,
+        params=get_feature(
+            "urbis:Municipalities", RESULTTYPE="hits", OUTPUTFORMAT="application/json"
+        ),
+    )
     assert crash.status_code == 502 and b"mapserv failed" in crash.content
 
 
-def test_http_status_and_exception_report_faults(fresh_wfs: MapServerWfs,
-                                                 client: httpx.Client) -> None:
+def test_http_status_and_exception_report_faults(
+    fresh_wfs: MapServerWfs, client: httpx.Client
+) -> None:
     fresh_wfs.inject("http:404", "http:429", "exception:NoApplicableCode")
     assert [str(f) for f in fresh_wfs.pending_faults] == [
-        "http:404", "http:429", "exception:NoApplicableCode"]
+        "http:404",
+        "http:429",
+        "exception:NoApplicableCode",
+    ]
     not_found = client.get(fresh_wfs.url, params=municipalities_page(fresh_wfs))
     assert not_found.status_code == 404 and b"injected fault" in not_found.content
     assert client.get(fresh_wfs.url, params=municipalities_page(fresh_wfs)).status_code == 429

@@ -43,25 +43,38 @@ def live_state(engine: sa.Engine, table: str, key: str) -> list:
 
 def live_content(engine: sa.Engine, table: str, key: str) -> list:
     """Every stored value but the source fingerprint (which follows the source's bytes)."""
-    return rows(engine, f'SELECT "{key}", valid_from, (to_jsonb(t) - \'row_hash\' - \'geom\'), '
-                        f'ST_AsEWKB(geom) FROM urbis.{table} t ORDER BY 1')
+    return rows(
+        engine,
+        f"SELECT \"{key}\", valid_from, (to_jsonb(t) - 'row_hash' - 'geom'), "
+        f"ST_AsEWKB(geom) FROM urbis.{table} t ORDER BY 1",
+    )
 
 
-def write_config(tmp_path: Path, url: str, typename: str, key: str, fmt: str | None = None,
-                 layer_id: str = "muni", extra: str = "") -> Path:
+def write_config(
+    tmp_path: Path,
+    url: str,
+    typename: str,
+    key: str,
+    fmt: str | None = None,
+    layer_id: str = "muni",
+    extra: str = "",
+) -> Path:
     """A one-layer config; `fmt` None leaves the format to the server's capabilities."""
     path = tmp_path / f"{layer_id}-{fmt or 'auto'}.yaml"
     forced = f", format: {fmt}" if fmt else ""
-    path.write_text(f"layers:\n  {layer_id}:\n    source: {{kind: wfs, url: '{url}', "
-                    f"typename: '{typename}'{forced}{extra}}}\n    key: {key}\n")
+    path.write_text(
+        f"layers:\n  {layer_id}:\n    source: {{kind: wfs, url: '{url}', "
+        f"typename: '{typename}'{forced}{extra}}}\n    key: {key}\n"
+    )
     return path
 
 
 @pytest.fixture
 def municipalities_wfs(tmp_path):
     gpkg = write_sample_municipalities(tmp_path / "municipalities.gpkg")
-    with MapServerWfs([WfsLayer("Municipalities", gpkg, key="NAT_CODE")], tmp_path / "ms",
-                      page_size=5) as wfs:
+    with MapServerWfs(
+        [WfsLayer("Municipalities", gpkg, key="NAT_CODE")], tmp_path / "ms", page_size=5
+    ) as wfs:
         yield wfs
 
 
@@ -78,8 +91,7 @@ def sync_with_faults(engine, wfs, tmp_path: Path, *faults: str):
 
 @pytest.mark.parametrize("fmt", ["geojson", "gml"])
 def test_pages_through_the_whole_layer(engine, municipalities_wfs, tmp_path, fmt):
-    config = write_config(tmp_path, municipalities_wfs.url, "urbis:Municipalities", "NAT_CODE",
-                          fmt)
+    config = write_config(tmp_path, municipalities_wfs.url, "urbis:Municipalities", "NAT_CODE", fmt)
     report = sync(engine, config)
     assert report.status == "success", report.error
     assert (report.fetched, report.inserted) == (19, 19)
@@ -88,8 +100,10 @@ def test_pages_through_the_whole_layer(engine, municipalities_wfs, tmp_path, fmt
     assert all("SORTBY=NAT_CODE" in q for q in pages)
     worst = rows(engine, 'SELECT max(abs(ST_Area(geom) - "AREA")) FROM urbis.muni')[0][0]
     assert worst < 1.0
-    types = {c["name"]: c["type"] for c in rows(
-        engine, "SELECT columns FROM urbis_meta.layer_catalog")[0][0]}
+    types = {
+        c["name"]: c["type"]
+        for c in rows(engine, "SELECT columns FROM urbis_meta.layer_catalog")[0][0]
+    }
     assert types["NAT_CODE"] == "text" and types["ID"] == "bigint"
     assert types["BEGIN_LIFE"] == "timestamptz"
     begin = rows(engine, 'SELECT "BEGIN_LIFE" FROM urbis.muni WHERE "NAT_CODE" = \'21009\'')
@@ -98,8 +112,12 @@ def test_pages_through_the_whole_layer(engine, municipalities_wfs, tmp_path, fmt
 
 def test_geojson_and_gml_give_the_same_rows(engine, municipalities_wfs, tmp_path):
     url = municipalities_wfs.url
-    assert sync(engine, write_config(tmp_path, url, "urbis:Municipalities", "NAT_CODE",
-                                     "geojson")).status == "success"
+    assert (
+        sync(
+            engine, write_config(tmp_path, url, "urbis:Municipalities", "NAT_CODE", "geojson")
+        ).status
+        == "success"
+    )
     before = live_content(engine, "muni", "NAT_CODE")
     again = sync(engine, write_config(tmp_path, url, "urbis:Municipalities", "NAT_CODE", "gml"))
     assert (again.status, again.inserted, again.updated, again.deleted) == ("success", 0, 0, 0)
@@ -109,22 +127,28 @@ def test_geojson_and_gml_give_the_same_rows(engine, municipalities_wfs, tmp_path
 
 def test_many_pages_of_addresses(engine, tmp_path):
     gpkg = write_sample_address_points(tmp_path / "addresses.gpkg")
-    with MapServerWfs([WfsLayer("AddressPoints", gpkg, key="ID", geometry_type="POINT")],
-                      tmp_path / "ms", page_size=100) as wfs:
+    with MapServerWfs(
+        [WfsLayer("AddressPoints", gpkg, key="ID", geometry_type="POINT")],
+        tmp_path / "ms",
+        page_size=100,
+    ) as wfs:
         config = write_config(tmp_path, wfs.url, "urbis:AddressPoints", "ID", "gml", "addresses")
         report = sync(engine, config, "addresses")
     assert report.status == "success", report.error
     assert (report.fetched, report.inserted) == (666, 666)
-    assert rows(engine, "SELECT count(DISTINCT \"ID\") FROM urbis.addresses")[0][0] == 666
+    assert rows(engine, 'SELECT count(DISTINCT "ID") FROM urbis.addresses')[0][0] == 666
 
 
-@pytest.mark.parametrize("faults", [
-    ["http_500", "http_500"],
-    ["pass", "drop"],
-    ["pass", "pass", "truncate"],
-    ["garbage"],
-    ["pass", "truncate_silent"],
-])
+@pytest.mark.parametrize(
+    "faults",
+    [
+        ["http_500", "http_500"],
+        ["pass", "drop"],
+        ["pass", "pass", "truncate"],
+        ["garbage"],
+        ["pass", "truncate_silent"],
+    ],
+)
 def test_transient_faults_are_retried(engine, municipalities_wfs, tmp_path, faults):
     report = sync_with_faults(engine, municipalities_wfs, tmp_path, *faults)
     assert report.status == "success", report.error
@@ -132,13 +156,17 @@ def test_transient_faults_are_retried(engine, municipalities_wfs, tmp_path, faul
     assert not municipalities_wfs.pending_faults
 
 
-@pytest.mark.parametrize("fault, words", [
-    ("http_500", "HTTP 500"),
-    ("drop", "connection broken"),
-    ("garbage", "unusable body"),
-])
+@pytest.mark.parametrize(
+    "fault, words",
+    [
+        ("http_500", "HTTP 500"),
+        ("drop", "connection broken"),
+        ("garbage", "unusable body"),
+    ],
+)
 def test_persistent_faults_fail_the_run_and_keep_the_last_good_layer(
-        engine, municipalities_wfs, tmp_path, fault, words):
+    engine, municipalities_wfs, tmp_path, fault, words
+):
     config = write_config(tmp_path, municipalities_wfs.url, "urbis:Municipalities", "NAT_CODE")
     assert sync(engine, config).status == "success"
     good = live_state(engine, "muni", "NAT_CODE")
@@ -178,25 +206,27 @@ def test_source_changing_while_paging_fails_the_run(engine, municipalities_wfs, 
 def test_duplicate_keys_and_invalid_geometries(engine, tmp_path):
     gpkg = write_sample_municipalities(tmp_path / "m.gpkg")
     frame = gpd.read_file(gpkg)
-    bowtie = Polygon([(150000, 170000), (150100, 170100), (150100, 170000),
-                      (150000, 170100), (150000, 170000)])
+    bowtie = Polygon(
+        [(150000, 170000), (150100, 170100), (150100, 170000), (150000, 170100), (150000, 170000)]
+    )
     frame.loc[frame["NAT_CODE"] == "21011", "geometry"] = bowtie  # self-intersecting
     twin = frame[frame["NAT_CODE"] == "21013"].copy()
     frame = gpd.GeoDataFrame(gpd.pd.concat([frame, twin], ignore_index=True), crs=31370)
     frame.to_file(tmp_path / "bad.gpkg", layer="Municipalities", driver="GPKG")
-    with MapServerWfs([WfsLayer("Municipalities", tmp_path / "bad.gpkg", key="NAT_CODE")],
-                      tmp_path / "ms", page_size=5) as wfs:
-        report = sync(engine, write_config(tmp_path, wfs.url, "urbis:Municipalities",
-                                           "NAT_CODE"))
+    with MapServerWfs(
+        [WfsLayer("Municipalities", tmp_path / "bad.gpkg", key="NAT_CODE")],
+        tmp_path / "ms",
+        page_size=5,
+    ) as wfs:
+        report = sync(engine, write_config(tmp_path, wfs.url, "urbis:Municipalities", "NAT_CODE"))
     assert report.status == "success", report.error
-    assert (report.fetched, report.inserted, report.repaired, report.quarantined) == (
-        20, 18, 1, 2)
+    assert (report.fetched, report.inserted, report.repaired, report.quarantined) == (20, 18, 1, 2)
     reasons = rows(engine, "SELECT feature_key, reason FROM urbis_meta.quarantine")
-    assert {tuple(r) for r in reasons} == {
-        ("21013", "duplicate key NAT_CODE=21013 (2 features)")}
+    assert {tuple(r) for r in reasons} == {("21013", "duplicate key NAT_CODE=21013 (2 features)")}
     assert len(reasons) == 2
-    assert rows(engine, 'SELECT ST_IsValid(geom) FROM urbis.muni WHERE "NAT_CODE" = \'21011\''
-                ) == [(True,)]
+    assert rows(engine, "SELECT ST_IsValid(geom) FROM urbis.muni WHERE \"NAT_CODE\" = '21011'") == [
+        (True,)
+    ]
 
 
 def test_database_connection_lost_mid_apply(engine, database_url, municipalities_wfs, tmp_path):
@@ -211,7 +241,7 @@ def test_database_connection_lost_mid_apply(engine, database_url, municipalities
     blocker = create_sync_engine(database_url)
     with blocker.connect() as conn:
         # A reader holding a row lock makes the apply wait; then its connection is killed.
-        conn.execute(sa.text('SELECT 1 FROM urbis.muni WHERE "NAT_CODE" = \'21001\' FOR UPDATE'))
+        conn.execute(sa.text("SELECT 1 FROM urbis.muni WHERE \"NAT_CODE\" = '21001' FOR UPDATE"))
         result: dict = {}
         worker = threading.Thread(target=lambda: result.setdefault("r", sync(engine, config)))
         worker.start()
@@ -227,8 +257,10 @@ def test_database_connection_lost_mid_apply(engine, database_url, municipalities
     assert "connection" in (report.error or "")
     assert live_state(engine, "muni", "NAT_CODE") == good
     assert rows(engine, "SELECT count(*) FROM urbis_history.muni")[0][0] == 0
-    assert rows(engine, "SELECT status FROM urbis_meta.sync_run ORDER BY id DESC LIMIT 1"
-                )[0][0] == "failed"
+    assert (
+        rows(engine, "SELECT status FROM urbis_meta.sync_run ORDER BY id DESC LIMIT 1")[0][0]
+        == "failed"
+    )
     # The next run, with the database reachable, applies the new state.
     after = sync(engine, config)
     assert (after.status, after.updated) == ("success", 19)
@@ -240,16 +272,23 @@ def test_axis_order_when_asking_for_epsg_4326(engine, municipalities_wfs, tmp_pa
     Lambert 72 polygons must be where they were (areas equal to AREA)."""
     config = tmp_path / f"wgs84-{fmt}.yaml"
     url = municipalities_wfs.url
-    config.write_text(f"layers:\n  muni:\n    source: {{kind: wfs, url: '{url}', "
-                      f"typename: 'urbis:Municipalities', format: {fmt}, srid: 4326}}\n"
-                      "    key: NAT_CODE\n")
+    config.write_text(
+        f"layers:\n  muni:\n    source: {{kind: wfs, url: '{url}', "
+        f"typename: 'urbis:Municipalities', format: {fmt}, srid: 4326}}\n"
+        "    key: NAT_CODE\n"
+    )
     report = sync(engine, config)
     assert report.status == "success", report.error
-    assert all("SRSNAME=EPSG%3A4326" in q or "SRSNAME=EPSG:4326" in q
-               for q in municipalities_wfs.getfeature_requests)
+    assert all(
+        "SRSNAME=EPSG%3A4326" in q or "SRSNAME=EPSG:4326" in q
+        for q in municipalities_wfs.getfeature_requests
+    )
     # A swapped axis would put Brussels in Somalia (and fail the run's plausibility check).
-    x0, y0, x1, y1 = rows(engine, "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
-                                  "(SELECT ST_Extent(geom) e FROM urbis.muni) s")[0]
+    x0, y0, x1, y1 = rows(
+        engine,
+        "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+        "(SELECT ST_Extent(geom) e FROM urbis.muni) s",
+    )[0]
     assert 141_000 < x0 < x1 < 158_100 and 161_400 < y0 < y1 < 178_200
     # MapServer writes degrees with fewer decimals in GML than in GeoJSON: areas within 0.01 %.
     worst = rows(engine, 'SELECT max(abs(ST_Area(geom) - "AREA") / "AREA") FROM urbis.muni')[0][0]
@@ -257,6 +296,7 @@ def test_axis_order_when_asking_for_epsg_4326(engine, municipalities_wfs, tmp_pa
 
 
 # -- servers as they are: no GeoJSON, refusals that retrying cannot fix ------------------------
+
 
 def asked(wfs: MapServerWfs) -> list[dict[str, str]]:
     """Every request the server received, as upper-case parameters."""
@@ -271,8 +311,12 @@ def requests_of(wfs: MapServerWfs, operation: str) -> list[dict[str, str]]:
 def gml_only_wfs(tmp_path):
     """The municipalities on a MapServer configured without any GeoJSON output format."""
     gpkg = write_sample_municipalities(tmp_path / "municipalities.gpkg")
-    with MapServerWfs([WfsLayer("Municipalities", gpkg, key="NAT_CODE")], tmp_path / "ms",
-                      page_size=5, geojson=False) as wfs:
+    with MapServerWfs(
+        [WfsLayer("Municipalities", gpkg, key="NAT_CODE")],
+        tmp_path / "ms",
+        page_size=5,
+        geojson=False,
+    ) as wfs:
         yield wfs
 
 
@@ -290,9 +334,14 @@ def test_server_without_geojson_syncs_through_gml32(engine, gml_only_wfs, tmp_pa
     assert "GML 3.2, the server offers no GeoJSON" in source_info
     # The right features with their typed values: those of the file the server serves.
     served = gpd.read_file(gml_only_wfs.layers[0].path).set_index("NAT_CODE")
-    stored = {r.NAT_CODE: r for r in rows(
-        engine, 'SELECT "NAT_CODE", "ID", "NAME_FRE", "AREA", "BEGIN_LIFE", '
-                'ST_Area(geom) AS area FROM urbis.muni')}
+    stored = {
+        r.NAT_CODE: r
+        for r in rows(
+            engine,
+            'SELECT "NAT_CODE", "ID", "NAME_FRE", "AREA", "BEGIN_LIFE", '
+            "ST_Area(geom) AS area FROM urbis.muni",
+        )
+    }
     assert sorted(stored) == sorted(served.index) == [str(c) for c in range(21001, 21020)]
     for code, row in stored.items():
         assert row.ID == served.loc[code, "ID"] and isinstance(row.ID, int)
@@ -300,39 +349,54 @@ def test_server_without_geojson_syncs_through_gml32(engine, gml_only_wfs, tmp_pa
         assert row.AREA == pytest.approx(served.loc[code, "AREA"])
         assert abs(row.area - row.AREA) < 1.0
         assert row.BEGIN_LIFE.date() == served.loc[code, "BEGIN_LIFE"].date()
-    types = {c["name"]: c["type"] for c in rows(
-        engine, "SELECT columns FROM urbis_meta.layer_catalog")[0][0]}
+    types = {
+        c["name"]: c["type"]
+        for c in rows(engine, "SELECT columns FROM urbis_meta.layer_catalog")[0][0]
+    }
     assert (types["ID"], types["AREA"], types["BEGIN_LIFE"]) == (
-        "bigint", "double precision", "timestamptz")
+        "bigint",
+        "double precision",
+        "timestamptz",
+    )
 
 
 def test_forced_geojson_on_a_server_without_it_fails_at_once(engine, gml_only_wfs, tmp_path):
-    config = write_config(tmp_path, gml_only_wfs.url, "urbis:Municipalities", "NAT_CODE",
-                          "geojson")
+    config = write_config(tmp_path, gml_only_wfs.url, "urbis:Municipalities", "NAT_CODE", "geojson")
     report = sync(engine, config)
     assert report.status == "failed"
     assert report.error == (
         "layer 'muni': format: geojson, but the server does not offer GeoJSON (it offers: "
         "application/gml+xml; version=3.2, text/xml; subtype=gml/3.2.1, "
         "text/xml; subtype=gml/3.1.1, text/xml; subtype=gml/2.1.2); remove `format` (or set "
-        "`format: gml`) to use GML 3.2")
+        "`format: gml`) to use GML 3.2"
+    )
     assert [p["REQUEST"] for p in asked(gml_only_wfs)] == ["GetCapabilities"]
 
 
 def test_a_type_without_geojson_on_a_server_with_it_is_read_as_gml(engine, tmp_path):
     gpkg = write_sample_municipalities(tmp_path / "municipalities.gpkg")
     points = write_sample_address_points(tmp_path / "addresses.gpkg")
-    with MapServerWfs([WfsLayer("Municipalities", gpkg, key="NAT_CODE", geojson=False),
-                       WfsLayer("AddressPoints", points, key="ID", geometry_type="POINT")],
-                      tmp_path / "ms", page_size=200) as wfs:
+    with MapServerWfs(
+        [
+            WfsLayer("Municipalities", gpkg, key="NAT_CODE", geojson=False),
+            WfsLayer("AddressPoints", points, key="ID", geometry_type="POINT"),
+        ],
+        tmp_path / "ms",
+        page_size=200,
+    ) as wfs:
         muni = sync(engine, write_config(tmp_path, wfs.url, "Municipalities", "NAT_CODE"))
-        addresses = sync(engine, write_config(tmp_path, wfs.url, "urbis:AddressPoints", "ID",
-                                              layer_id="addresses"), "addresses")
+        addresses = sync(
+            engine,
+            write_config(tmp_path, wfs.url, "urbis:AddressPoints", "ID", layer_id="addresses"),
+            "addresses",
+        )
         formats = {p["TYPENAMES"]: p["OUTPUTFORMAT"] for p in requests_of(wfs, "GetFeature")}
     assert (muni.status, muni.inserted) == ("success", 19), muni.error
     assert (addresses.status, addresses.inserted) == ("success", 666), addresses.error
-    assert formats == {"Municipalities": "application/gml+xml; version=3.2",
-                       "urbis:AddressPoints": "application/json"}
+    assert formats == {
+        "Municipalities": "application/gml+xml; version=3.2",
+        "urbis:AddressPoints": "application/json",
+    }
 
 
 @pytest.mark.parametrize("server", ["gml_only_wfs", "municipalities_wfs"])
@@ -341,37 +405,55 @@ def test_unknown_type_name_fails_at_once_naming_the_closest(engine, request, tmp
     config = write_config(tmp_path, wfs.url, "urbis:Municipalites", "NAT_CODE")
     report = sync(engine, config)
     assert report.status == "failed"
-    assert report.error == ("layer 'muni': the server has no feature type "
-                            "'urbis:Municipalites' (closest of the 1 it offers: "
-                            "urbis:Municipalities)")
+    assert report.error == (
+        "layer 'muni': the server has no feature type "
+        "'urbis:Municipalites' (closest of the 1 it offers: "
+        "urbis:Municipalities)"
+    )
     assert [p["REQUEST"] for p in asked(wfs)] == ["GetCapabilities"]
     assert rows(engine, "SELECT status, error FROM urbis_meta.sync_run")[0] == (
-        "failed", report.error)
+        "failed",
+        report.error,
+    )
 
 
 def test_unknown_type_among_several_lists_the_closest_first(engine, tmp_path):
     gpkg = write_sample_municipalities(tmp_path / "m.gpkg")
-    layers = [WfsLayer(name, gpkg, key="NAT_CODE") for name in (
-        "Buildings", "StreetAxes", "Municipalities", "StreetSurfaces", "Blocks", "Addresses",
-        "CadastralParcels")]
+    layers = [
+        WfsLayer(name, gpkg, key="NAT_CODE")
+        for name in (
+            "Buildings",
+            "StreetAxes",
+            "Municipalities",
+            "StreetSurfaces",
+            "Blocks",
+            "Addresses",
+            "CadastralParcels",
+        )
+    ]
     with MapServerWfs(layers, tmp_path / "ms") as wfs:
         report = sync(engine, write_config(tmp_path, wfs.url, "urbis:StreetAxis", "NAT_CODE"))
         assert len(wfs.requests) == 1
     assert report.status == "failed"
     assert "(closest of the 7 it offers: urbis:StreetAxes, urbis:StreetSurfaces, " in (
-        report.error or "")
+        report.error or ""
+    )
 
 
-@pytest.mark.parametrize("fault, words", [
-    ("http:404", "HTTP 404 from"),
-    ("http:400", "HTTP 400 from"),
-    ("exception:InvalidParameterValue", "the server says (HTTP 200): InvalidParameterValue: "
-                                        "msWFSGetFeature(): injected fault"),
-    ("exception:OperationNotSupported", "OperationNotSupported"),
-])
+@pytest.mark.parametrize(
+    "fault, words",
+    [
+        ("http:404", "HTTP 404 from"),
+        ("http:400", "HTTP 400 from"),
+        (
+            "exception:InvalidParameterValue",
+            "the server says (HTTP 200): InvalidParameterValue: msWFSGetFeature(): injected fault",
+        ),
+        ("exception:OperationNotSupported", "OperationNotSupported"),
+    ],
+)
 @pytest.mark.parametrize("server", ["gml_only_wfs", "municipalities_wfs"])  # GML, GeoJSON asked
-def test_answers_retrying_cannot_fix_fail_at_once(engine, request, tmp_path, fault, words,
-                                                  server):
+def test_answers_retrying_cannot_fix_fail_at_once(engine, request, tmp_path, fault, words, server):
     wfs = request.getfixturevalue(server)
     report = sync_with_faults(engine, wfs, tmp_path, "pass", fault, "pass", "pass")
     assert report.status == "failed"
@@ -382,26 +464,32 @@ def test_answers_retrying_cannot_fix_fail_at_once(engine, request, tmp_path, fau
 
 
 def test_real_refusal_with_geojson_asked_fails_at_once_in_the_servers_words(
-        engine, municipalities_wfs, tmp_path):
+    engine, municipalities_wfs, tmp_path
+):
     """GeoJSON asked, an XML ExceptionReport with HTTP 400 answered (an SRS MapServer does not
     offer): the server's code, locator and text, after one request."""
-    config = write_config(tmp_path, municipalities_wfs.url, "urbis:Municipalities", "NAT_CODE",
-                          extra=", srid: 3812")
+    config = write_config(
+        tmp_path, municipalities_wfs.url, "urbis:Municipalities", "NAT_CODE", extra=", srid: 3812"
+    )
     report = sync(engine, config)
     assert report.status == "failed"
     assert report.error == (
         "layer 'muni': GetFeature from 0: the server says (HTTP 400): InvalidParameterValue "
         "(locator srsname): msWFSGetFeature(): WFS server error. Invalid GetFeature Request:"
-        "Invalid SRS. Please check the capabilities and reformulate your request.")
+        "Invalid SRS. Please check the capabilities and reformulate your request."
+    )
     assert len(municipalities_wfs.getfeature_requests) == 1
 
 
-@pytest.mark.parametrize("faults", [
-    ["http:503", "http:502"],
-    ["pass", "http:408"],
-    ["pass", "http:429"],
-    ["pass", "exception:NoApplicableCode", "exception:NoApplicableCode"],
-])
+@pytest.mark.parametrize(
+    "faults",
+    [
+        ["http:503", "http:502"],
+        ["pass", "http:408"],
+        ["pass", "http:429"],
+        ["pass", "exception:NoApplicableCode", "exception:NoApplicableCode"],
+    ],
+)
 def test_transient_answers_are_still_retried(engine, gml_only_wfs, tmp_path, faults):
     report = sync_with_faults(engine, gml_only_wfs, tmp_path, *faults)
     assert report.status == "success", report.error
@@ -411,11 +499,17 @@ def test_transient_answers_are_still_retried(engine, gml_only_wfs, tmp_path, fau
 
 
 def test_a_transient_exception_that_persists_fails_with_the_servers_words(
-        engine, municipalities_wfs, tmp_path):
-    report = sync_with_faults(engine, municipalities_wfs, tmp_path,
-                              *["exception:NoApplicableCode"] * FAST_RETRIES.http_attempts)
+    engine, municipalities_wfs, tmp_path
+):
+    report = sync_with_faults(
+        engine,
+        municipalities_wfs,
+        tmp_path,
+        *["exception:NoApplicableCode"] * FAST_RETRIES.http_attempts,
+    )
     assert report.status == "failed"
     assert report.error == (
         "layer 'muni': GetFeature from 0: gave up after 3 attempts: the server says (HTTP 200): "
-        "NoApplicableCode: msWFSGetFeature(): injected fault")
+        "NoApplicableCode: msWFSGetFeature(): injected fault"
+    )
     assert len(municipalities_wfs.getfeature_requests) == 3

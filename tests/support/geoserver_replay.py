@@ -64,18 +64,36 @@ PATH = f"/geoserver/{WORKSPACE}/wfs"
 NAMESPACE_URI = "http://urbisvector.replay.invalid"  # made up: GeoServer's was not recorded
 GEOMETRY_NAME = "GEOM"
 SRID = 31370
-_CRS_NAMES = {f"EPSG:{SRID}", f"urn:ogc:def:crs:EPSG::{SRID}", f"urn:x-ogc:def:crs:EPSG:{SRID}",
-              f"http://www.opengis.net/def/crs/EPSG/0/{SRID}",
-              f"http://www.opengis.net/gml/srs/epsg.xml#{SRID}"}
+_CRS_NAMES = {
+    f"EPSG:{SRID}",
+    f"urn:ogc:def:crs:EPSG::{SRID}",
+    f"urn:x-ogc:def:crs:EPSG:{SRID}",
+    f"http://www.opengis.net/def/crs/EPSG/0/{SRID}",
+    f"http://www.opengis.net/gml/srs/epsg.xml#{SRID}",
+}
 # The GetFeature outputFormat values of a stock GeoServer 2.x WFS 2.0 (no extensions).
 GEOSERVER_OUTPUT_FORMATS = (
-    "application/gml+xml; version=3.2", "GML2", "KML", "SHAPE-ZIP", "application/json",
-    "application/vnd.google-earth.kml xml", "application/vnd.google-earth.kml+xml", "csv",
-    "gml3", "gml32", "json", "text/xml; subtype=gml/2.1.2", "text/xml; subtype=gml/3.1.1",
+    "application/gml+xml; version=3.2",
+    "GML2",
+    "KML",
+    "SHAPE-ZIP",
+    "application/json",
+    "application/vnd.google-earth.kml xml",
+    "application/vnd.google-earth.kml+xml",
+    "csv",
+    "gml3",
+    "gml32",
+    "json",
+    "text/xml; subtype=gml/2.1.2",
+    "text/xml; subtype=gml/3.1.1",
     "text/xml; subtype=gml/3.2",
 )
-_JSON_FORMATS = {"application/json", "json", "application/json;subtype=geojson",
-                 "application/geo+json"}
+_JSON_FORMATS = {
+    "application/json",
+    "json",
+    "application/json;subtype=geojson",
+    "application/geo+json",
+}
 _GML_TYPES = {
     frozenset({"Polygon"}): "gml:SurfacePropertyType",
     frozenset({"MultiPolygon"}): "gml:MultiSurfacePropertyType",
@@ -146,10 +164,17 @@ def load_recordings(root: Path = RECORDINGS_DIR) -> list[Recording]:
             wfs_name = str(entry["wfs_name"])
             path = manifest_path.parent / Path(entry["file"]).name
             body = path.read_bytes()
-            found.append(Recording(
-                cell_id=str(manifest.get("cell_id") or manifest_path.parent.name),
-                bbox=(minx, miny, maxx, maxy), layer=wfs_name.split(":")[-1], name=name,
-                path=path, body=body, document=json.loads(body)))
+            found.append(
+                Recording(
+                    cell_id=str(manifest.get("cell_id") or manifest_path.parent.name),
+                    bbox=(minx, miny, maxx, maxy),
+                    layer=wfs_name.split(":")[-1],
+                    name=name,
+                    path=path,
+                    body=body,
+                    document=json.loads(body),
+                )
+            )
     return found
 
 
@@ -178,8 +203,13 @@ class GeoServerReplay:
     served for STARTINDEX 0, e.g. to give features new GeoServer ids.
     """
 
-    def __init__(self, recordings: list[Recording] | None = None, *,
-                 count_default: int = 1000, body_filter: BodyFilter | None = None) -> None:
+    def __init__(
+        self,
+        recordings: list[Recording] | None = None,
+        *,
+        count_default: int = 1000,
+        body_filter: BodyFilter | None = None,
+    ) -> None:
         self.recordings = load_recordings() if recordings is None else list(recordings)
         if not self.recordings:
             raise ValueError("no recordings to replay")
@@ -199,8 +229,12 @@ class GeoServerReplay:
         self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
     def start(self) -> None:
@@ -209,9 +243,12 @@ class GeoServerReplay:
         self._server = _ReplayServer(("127.0.0.1", 0), self)
         port = self._server.server_address[1]
         self.url = f"http://127.0.0.1:{port}{PATH}"
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05},
-                                        name=f"geoserver-replay-{port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"geoserver-replay-{port}",
+            daemon=True,
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -244,8 +281,9 @@ class GeoServerReplay:
         if prefix not in ("", WORKSPACE):
             return None
         for recording in self._by_layer.get(layer, []):
-            if len(bbox) == 4 and all(abs(a - b) < 1e-6
-                                      for a, b in zip(recording.bbox, bbox, strict=True)):
+            if len(bbox) == 4 and all(
+                abs(a - b) < 1e-6 for a, b in zip(recording.bbox, bbox, strict=True)
+            ):
                 return recording
         return None
 
@@ -264,21 +302,31 @@ class GeoServerReplay:
             return self._describe(params)
         if request == "getfeature":
             return self._get_feature(params)
-        return _exception("OperationNotSupported", "request",
-                          f"the replay does not answer REQUEST={params.get('REQUEST', '')!r}")
+        return _exception(
+            "OperationNotSupported",
+            "request",
+            f"the replay does not answer REQUEST={params.get('REQUEST', '')!r}",
+        )
 
     def _get_feature(self, params: dict[str, str]) -> tuple[int, str, bytes, str]:
         fmt = params.get("OUTPUTFORMAT", "")
         if fmt.replace(" ", "").lower() not in _JSON_FORMATS:
-            return _exception("InvalidParameterValue", "outputFormat",
-                              f"only application/json was recorded, not {fmt or 'GML'!r}")
+            return _exception(
+                "InvalidParameterValue",
+                "outputFormat",
+                f"only application/json was recorded, not {fmt or 'GML'!r}",
+            )
         srs = params.get("SRSNAME", "")
         if srs and srs not in _CRS_NAMES:
-            return _exception("InvalidParameterValue", "srsName",
-                              f"only EPSG:{SRID} was recorded, not {srs!r}")
+            return _exception(
+                "InvalidParameterValue", "srsName", f"only EPSG:{SRID} was recorded, not {srs!r}"
+            )
         if not params.get("BBOX"):
-            return _exception("MissingParameterValue", "bbox",
-                              "the replay only knows BBOX queries on recorded cells")
+            return _exception(
+                "MissingParameterValue",
+                "bbox",
+                "the replay only knows BBOX queries on recorded cells",
+            )
         parts = [p.strip() for p in params["BBOX"].split(",")]
         if len(parts) == 5 and parts[4] in _CRS_NAMES:
             parts = parts[:4]
@@ -287,14 +335,18 @@ class GeoServerReplay:
         except ValueError:
             bbox = ()
         if len(bbox) != 4:
-            return _exception("InvalidParameterValue", "bbox",
-                              f"BBOX={params['BBOX']!r} is not minx,miny,maxx,maxy[,EPSG:{SRID}]")
+            return _exception(
+                "InvalidParameterValue",
+                "bbox",
+                f"BBOX={params['BBOX']!r} is not minx,miny,maxx,maxy[,EPSG:{SRID}]",
+            )
         try:
             start = int(params.get("STARTINDEX") or 0)
             count = int(params.get("COUNT") or params.get("MAXFEATURES") or self.count_default)
         except ValueError:
-            return _exception("InvalidParameterValue", "startIndex",
-                              "STARTINDEX and COUNT must be integers")
+            return _exception(
+                "InvalidParameterValue", "startIndex", "STARTINDEX and COUNT must be integers"
+            )
         typename = params.get("TYPENAMES") or params.get("TYPENAME") or ""
         recording = self.find(typename, bbox)
         if recording is None:
@@ -316,22 +368,30 @@ class GeoServerReplay:
             "<wfs:FeatureType>"
             f"<wfs:Name>{WORKSPACE}:{layer}</wfs:Name><wfs:Title>{layer}</wfs:Title>"
             f"<wfs:DefaultCRS>urn:ogc:def:crs:EPSG::{SRID}</wfs:DefaultCRS>"
-            "</wfs:FeatureType>" for layer in sorted(self._by_layer))
+            "</wfs:FeatureType>"
+            for layer in sorted(self._by_layer)
+        )
         formats = "".join(f"<ows:Value>{escape(f)}</ows:Value>" for f in GEOSERVER_OUTPUT_FORMATS)
-        parameters = {"GetFeature": '<ows:Parameter name="outputFormat"><ows:AllowedValues>'
-                                    f"{formats}</ows:AllowedValues></ows:Parameter>"}
+        parameters = {
+            "GetFeature": '<ows:Parameter name="outputFormat"><ows:AllowedValues>'
+            f"{formats}</ows:AllowedValues></ows:Parameter>"
+        }
         operations = "".join(
             f'<ows:Operation name="{op}"><ows:DCP><ows:HTTP>'
-            f'<ows:Get xlink:href={quoteattr(self.url + "?")}/>'
+            f"<ows:Get xlink:href={quoteattr(self.url + '?')}/>"
             f"</ows:HTTP></ows:DCP>{parameters.get(op, '')}</ows:Operation>"
-            for op in ("GetCapabilities", "DescribeFeatureType", "GetFeature"))
+            for op in ("GetCapabilities", "DescribeFeatureType", "GetFeature")
+        )
         constraints = "".join(
             f'<ows:Constraint name="{name}"><ows:NoValues/>'
             f"<ows:DefaultValue>{value}</ows:DefaultValue></ows:Constraint>"
-            for name, value in (("ImplementsBasicWFS", "TRUE"),
-                                ("ImplementsResultPaging", "TRUE"),
-                                ("KVPEncoding", "TRUE"),
-                                ("CountDefault", str(self.count_default))))
+            for name, value in (
+                ("ImplementsBasicWFS", "TRUE"),
+                ("ImplementsResultPaging", "TRUE"),
+                ("KVPEncoding", "TRUE"),
+                ("CountDefault", str(self.count_default)),
+            )
+        )
         return (
             '<?xml version="1.0" encoding="UTF-8"?>'
             '<wfs:WFS_Capabilities version="2.0.0" xmlns:wfs="http://www.opengis.net/wfs/2.0" '
@@ -349,13 +409,15 @@ class GeoServerReplay:
     def _describe(self, params: dict[str, str]) -> tuple[int, str, bytes, str]:
         asked = params.get("TYPENAMES") or params.get("TYPENAME") or ""
         names = [n.strip() for n in asked.split(",") if n.strip()] or [
-            f"{WORKSPACE}:{layer}" for layer in sorted(self._by_layer)]
+            f"{WORKSPACE}:{layer}" for layer in sorted(self._by_layer)
+        ]
         layers: list[str] = []
         for name in names:
             prefix, _, layer = name.rpartition(":")
             if prefix not in ("", WORKSPACE) or layer not in self._by_layer:
-                return _exception("InvalidParameterValue", "typeName",
-                                  f"Could not find type: {name}")
+                return _exception(
+                    "InvalidParameterValue", "typeName", f"Could not find type: {name}"
+                )
             layers.append(layer)
         out = [
             '<?xml version="1.0" encoding="UTF-8"?>',
@@ -374,11 +436,15 @@ class GeoServerReplay:
                 "        <xsd:sequence>",
             ]
             for name, xsd_type in self.field_types(layer):
-                out.append(f'          <xsd:element maxOccurs="1" minOccurs="0" '
-                           f'name={quoteattr(name)} nillable="true" type="{xsd_type}"/>')
-            out.append(f'          <xsd:element maxOccurs="1" minOccurs="0" '
-                       f'name="{GEOMETRY_NAME}" nillable="true" '
-                       f'type="{self.geometry_type(layer)}"/>')
+                out.append(
+                    f'          <xsd:element maxOccurs="1" minOccurs="0" '
+                    f'name={quoteattr(name)} nillable="true" type="{xsd_type}"/>'
+                )
+            out.append(
+                f'          <xsd:element maxOccurs="1" minOccurs="0" '
+                f'name="{GEOMETRY_NAME}" nillable="true" '
+                f'type="{self.geometry_type(layer)}"/>'
+            )
             out += [
                 "        </xsd:sequence>",
                 "      </xsd:extension>",
@@ -426,7 +492,9 @@ class GeoServerReplay:
         kinds = frozenset(
             (feature.get("geometry") or {}).get("type")
             for recording in self._by_layer.get(layer, [])
-            for feature in recording.features if feature.get("geometry"))
+            for feature in recording.features
+            if feature.get("geometry")
+        )
         return _GML_TYPES.get(kinds, "gml:GeometryPropertyType")
 
     def _log(self, entry: ReplayRequest) -> None:
@@ -470,13 +538,12 @@ def _empty_collection(matched: int | None, total: int | None) -> bytes:
         document["totalFeatures"] = total
     if matched is not None:
         document["numberMatched"] = matched
-    document.update({"timeStamp": _timestamp(), "crs": None, "features": [],
-                     "numberReturned": 0})
+    document.update({"timeStamp": _timestamp(), "crs": None, "features": [], "numberReturned": 0})
     return json.dumps(document, separators=(",", ":")).encode()
 
 
 def _slice(recording: Recording, start: int, count: int) -> bytes:
-    features = recording.features[start:start + count]
+    features = recording.features[start : start + count]
     document: dict[str, Any] = {}
     for name, value in recording.document.items():
         if name == "features":
@@ -488,8 +555,12 @@ def _slice(recording: Recording, start: int, count: int) -> bytes:
         elif name == "bbox":
             boxes = [f["bbox"] for f in features if f.get("bbox")]
             if boxes:
-                document[name] = [min(b[0] for b in boxes), min(b[1] for b in boxes),
-                                  max(b[2] for b in boxes), max(b[3] for b in boxes)]
+                document[name] = [
+                    min(b[0] for b in boxes),
+                    min(b[1] for b in boxes),
+                    max(b[2] for b in boxes),
+                    max(b[3] for b in boxes),
+                ]
         else:
             document[name] = value
     document.setdefault("numberReturned", len(features))
@@ -529,8 +600,12 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             status, ctype, body, answer = replay._answer(split.path, split.query)
         except Exception as exc:  # a bug in the replay: say so instead of hanging the client
-            status, ctype, body, answer = 500, "text/plain", f"replay error: {exc!r}\n".encode(), \
-                "error"
+            status, ctype, body, answer = (
+                500,
+                "text/plain",
+                f"replay error: {exc!r}\n".encode(),
+                "error",
+            )
         params = {k.upper(): v for k, v in parse_qsl(split.query, keep_blank_values=True)}
         replay._log(ReplayRequest(split.path, split.query, params, status, answer))
         self.close_connection = True
@@ -543,4 +618,3 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
         except (BrokenPipeError, ConnectionResetError):
             pass
-

@@ -92,8 +92,17 @@ from urllib.parse import unquote_plus
 
 import pytest
 
-FAULT_KINDS = ("pass", "http_500", "http", "exception", "drop", "truncate", "truncate_silent",
-               "garbage", "delay")
+FAULT_KINDS = (
+    "pass",
+    "http_500",
+    "http",
+    "exception",
+    "drop",
+    "truncate",
+    "truncate_silent",
+    "garbage",
+    "delay",
+)
 GEOMETRY_NAME = "GEOM"
 NAMESPACE_URI = "http://example.org/urbis-test"
 MAPSERV_TIMEOUT = 60.0
@@ -124,8 +133,9 @@ class Fault:
         if self.kind == "http" and not 400 <= self.status <= 599:
             raise ValueError("an http fault needs a 4xx or 5xx status, e.g. 'http:404'")
         if self.kind == "exception" and not self.code.isalnum():
-            raise ValueError("an exception fault needs an exceptionCode, e.g. "
-                             "'exception:NoApplicableCode'")
+            raise ValueError(
+                "an exception fault needs an exceptionCode, e.g. 'exception:NoApplicableCode'"
+            )
 
     @classmethod
     def parse(cls, spec: Fault | str) -> Fault:
@@ -305,9 +315,11 @@ class MapServerWfs:
         overwriting the served one in place."""
         with self._lock:
             old = self._layers[layer_name]
-            new = replace(old, path=Path(new_path),
-                          source_layer=source_layer if source_layer is not None
-                          else old.source_layer)
+            new = replace(
+                old,
+                path=Path(new_path),
+                source_layer=source_layer if source_layer is not None else old.source_layer,
+            )
             self._layers[layer_name] = self._checked(new)
             if self._dir is not None:
                 self._write_mapfile()
@@ -354,16 +366,18 @@ class MapServerWfs:
 
     def _write_config(self) -> None:
         assert self._dir is not None
-        text = "\n".join([
-            "CONFIG",
-            "  ENV",
-            '    MS_MAP_NO_PATH "1"',
-            f"    MS_MAPFILE {_q(str(self._dir / 'wfs.map'))}",
-            f"    MS_ERRORFILE {_q(str(self._dir / 'mapserver.log'))}",
-            "  END",
-            "END",
-            "",
-        ])
+        text = "\n".join(
+            [
+                "CONFIG",
+                "  ENV",
+                '    MS_MAP_NO_PATH "1"',
+                f"    MS_MAPFILE {_q(str(self._dir / 'wfs.map'))}",
+                f"    MS_ERRORFILE {_q(str(self._dir / 'mapserver.log'))}",
+                "  END",
+                "END",
+                "",
+            ]
+        )
         (self._dir / "mapserver.conf").write_text(text)
 
     def _write_mapfile(self) -> None:
@@ -451,33 +465,45 @@ class MapServerWfs:
     def _run_mapserv(self, query: str) -> tuple[int, str, list[tuple[str, str]], bytes]:
         """Run mapserv as CGI; returns (status, reason, headers, body)."""
         assert self._dir is not None and self._mapserv is not None
-        kept = [p for p in query.split("&") if p and unquote_plus(p.split("=", 1)[0]).lower()
-                != "map"]
+        kept = [
+            p for p in query.split("&") if p and unquote_plus(p.split("=", 1)[0]).lower() != "map"
+        ]
         port = str(self._port)
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("MS_", "MAPSERVER_", "QUERY_STRING", "REQUEST_METHOD"))}
-        env.update({
-            "MAPSERVER_CONFIG_FILE": str(self._dir / "mapserver.conf"),
-            "GATEWAY_INTERFACE": "CGI/1.1",
-            "REQUEST_METHOD": "GET",
-            "QUERY_STRING": "&".join(kept),
-            "SCRIPT_NAME": "/wfs",
-            "SERVER_NAME": "127.0.0.1",
-            "SERVER_PORT": port,
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "HTTP_HOST": f"127.0.0.1:{port}",
-        })
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("MS_", "MAPSERVER_", "QUERY_STRING", "REQUEST_METHOD"))
+        }
+        env.update(
+            {
+                "MAPSERVER_CONFIG_FILE": str(self._dir / "mapserver.conf"),
+                "GATEWAY_INTERFACE": "CGI/1.1",
+                "REQUEST_METHOD": "GET",
+                "QUERY_STRING": "&".join(kept),
+                "SCRIPT_NAME": "/wfs",
+                "SERVER_NAME": "127.0.0.1",
+                "SERVER_PORT": port,
+                "SERVER_PROTOCOL": "HTTP/1.1",
+                "HTTP_HOST": f"127.0.0.1:{port}",
+            }
+        )
         try:
-            done = subprocess.run([self._mapserv], env=env, capture_output=True,
-                                  stdin=subprocess.DEVNULL, timeout=MAPSERV_TIMEOUT,
-                                  cwd=self._dir)
+            done = subprocess.run(
+                [self._mapserv],
+                env=env,
+                capture_output=True,
+                stdin=subprocess.DEVNULL,
+                timeout=MAPSERV_TIMEOUT,
+                cwd=self._dir,
+            )
         except subprocess.TimeoutExpired:
             return 504, "mapserv timed out", [("Content-Type", "text/plain")], b"mapserv timeout\n"
         return _parse_cgi(done.stdout, done.stderr, done.returncode)
 
 
-def exception_report_body(code: str, locator: str = "",
-                          text: str = "msWFSGetFeature(): injected fault") -> bytes:
+def exception_report_body(
+    code: str, locator: str = "", text: str = "msWFSGetFeature(): injected fault"
+) -> bytes:
     """An OWS 2.0 ExceptionReport laid out as MapServer writes one."""
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -513,8 +539,9 @@ def _is_getfeature(query: str) -> bool:
     return _params(query).get("request", "").lower() == "getfeature"
 
 
-def _parse_cgi(stdout: bytes, stderr: bytes,
-               returncode: int) -> tuple[int, str, list[tuple[str, str]], bytes]:
+def _parse_cgi(
+    stdout: bytes, stderr: bytes, returncode: int
+) -> tuple[int, str, list[tuple[str, str]], bytes]:
     cuts = [(i, len(sep)) for sep in (b"\r\n\r\n", b"\n\n") if (i := stdout.find(sep)) >= 0]
     if not cuts:
         detail = (stderr or stdout).decode(errors="replace")
@@ -533,7 +560,7 @@ def _parse_cgi(stdout: bytes, stderr: bytes,
             status, reason = int(code), text or "Status"
         elif name.lower() not in ("content-length", "connection"):
             headers.append((name, value))
-    return status, reason, headers, stdout[at + size:]
+    return status, reason, headers, stdout[at + size :]
 
 
 class _FrontServer(ThreadingHTTPServer):
@@ -561,8 +588,12 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_POST(self) -> None:
-        self._send(405, "Method Not Allowed", [("Content-Type", "text/plain"), ("Allow", "GET")],
-                   b"the test WFS answers GET only\n")
+        self._send(
+            405,
+            "Method Not Allowed",
+            [("Content-Type", "text/plain"), ("Allow", "GET")],
+            b"the test WFS answers GET only\n",
+        )
 
     def do_GET(self) -> None:
         wfs = self.server.wfs
@@ -574,18 +605,28 @@ class _Handler(BaseHTTPRequestHandler):
         fault = wfs._take_fault(query)
         kind = fault.kind if fault else "pass"
         if kind == "http_500":
-            self._send(500, "Internal Server Error",
-                       [("Content-Type", "text/html; charset=utf-8")], ERROR_500_BODY)
+            self._send(
+                500,
+                "Internal Server Error",
+                [("Content-Type", "text/html; charset=utf-8")],
+                ERROR_500_BODY,
+            )
             return
         if kind == "http" and fault is not None:
-            self._send(fault.status, "Injected",
-                       [("Content-Type", "text/html; charset=utf-8")],
-                       b"<html><body><h1>%d</h1><p>injected fault</p></body></html>\n"
-                       % fault.status)
+            self._send(
+                fault.status,
+                "Injected",
+                [("Content-Type", "text/html; charset=utf-8")],
+                b"<html><body><h1>%d</h1><p>injected fault</p></body></html>\n" % fault.status,
+            )
             return
         if kind == "exception" and fault is not None:
-            self._send(200, "OK", [("Content-Type", "text/xml; charset=UTF-8")],
-                       exception_report_body(fault.code))
+            self._send(
+                200,
+                "OK",
+                [("Content-Type", "text/xml; charset=UTF-8")],
+                exception_report_body(fault.code),
+            )
             return
         if kind == "garbage":
             asked = _params(query).get("outputformat", "").lower()
@@ -607,8 +648,16 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(status, reason, headers, body)
 
-    def _send(self, status: int, reason: str, headers: list[tuple[str, str]], body: bytes, *,
-              payload: bytes | None = None, length: bool = True) -> None:
+    def _send(
+        self,
+        status: int,
+        reason: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        *,
+        payload: bytes | None = None,
+        length: bool = True,
+    ) -> None:
         self.close_connection = True
         try:
             self.send_response(status, reason)
@@ -626,8 +675,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _reset(self) -> None:
         """Abort the connection with a TCP RST (SO_LINGER 0) instead of a clean FIN."""
         try:
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                       struct.pack("ii", 1, 0))
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         except OSError:
             pass
         self.rfile.close()  # the makefile() holds a reference that would delay the close
@@ -688,8 +736,7 @@ def mapserver_wfs(tmp_path: Path) -> Iterator[Callable[..., MapServerWfs]]:
     started: list[MapServerWfs] = []
 
     def start(layers: list[WfsLayer], page_size: int = 5, **options: object) -> MapServerWfs:
-        server = MapServerWfs(layers, tmp_path / f"mapserver{len(started)}", page_size,
-                              **options)  # type: ignore[arg-type]
+        server = MapServerWfs(layers, tmp_path / f"mapserver{len(started)}", page_size, **options)  # type: ignore[arg-type]
         server.start()
         started.append(server)
         return server

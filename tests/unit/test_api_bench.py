@@ -45,8 +45,13 @@ def test_percentile_interpolates_between_ranks_like_numpy() -> None:
 
 def test_latency_summary_is_in_milliseconds() -> None:
     summary = latency_summary([0.010, 0.020, 0.030])
-    assert summary == {"p50_ms": 20.0, "p95_ms": pytest.approx(29.0), "p99_ms": pytest.approx(29.8),
-                       "mean_ms": 20.0, "n": 3}
+    assert summary == {
+        "p50_ms": 20.0,
+        "p95_ms": pytest.approx(29.0),
+        "p99_ms": pytest.approx(29.8),
+        "mean_ms": 20.0,
+        "n": 3,
+    }
 
 
 def test_ratio_is_ours_over_peer_and_none_without_a_peer_figure() -> None:
@@ -57,20 +62,33 @@ def test_ratio_is_ours_over_peer_and_none_without_a_peer_figure() -> None:
 
 
 def test_targets_compare_each_ratio_with_the_issue_targets() -> None:
-    met = targets_met({"bbox": {"ours/tipg": 2.5, "ours/pygeoapi": 9.0},
-                       "cql2_filter": {"ours/tipg": None, "ours/pygeoapi": 12.0}})
-    assert met == {"bbox": {"ours/tipg >= 2": True, "ours/pygeoapi >= 10": False},
-                   "cql2_filter": {"ours/tipg >= 2": None, "ours/pygeoapi >= 10": True}}
+    met = targets_met(
+        {
+            "bbox": {"ours/tipg": 2.5, "ours/pygeoapi": 9.0},
+            "cql2_filter": {"ours/tipg": None, "ours/pygeoapi": 12.0},
+        }
+    )
+    assert met == {
+        "bbox": {"ours/tipg >= 2": True, "ours/pygeoapi >= 10": False},
+        "cql2_filter": {"ours/tipg >= 2": None, "ours/pygeoapi >= 10": True},
+    }
 
 
 def test_cpu_per_request_is_the_difference_in_milliseconds_per_answer() -> None:
     # 2.6 s of busy CPU in 2 s, 2.6 s of it ours: nothing else ran
     assert cpu_per_request((1.0, 10.0, 0.5, 50.0), (1.5, 12.0, 0.6, 52.6), 100, 2.0) == {
-        "server_cpu_ms_per_request": 5.0, "postgres_cpu_ms_per_request": 20.0,
-        "client_cpu_ms_per_request": 1.0, "other_processes_cores": 0.0}
+        "server_cpu_ms_per_request": 5.0,
+        "postgres_cpu_ms_per_request": 20.0,
+        "client_cpu_ms_per_request": 1.0,
+        "other_processes_cores": 0.0,
+    }
     # another process kept one core busy
-    assert cpu_per_request((1.0, 10.0, 0.5, 50.0), (1.5, 12.0, 0.6, 54.6), 100, 2.0)[
-        "other_processes_cores"] == 1.0
+    assert (
+        cpu_per_request((1.0, 10.0, 0.5, 50.0), (1.5, 12.0, 0.6, 54.6), 100, 2.0)[
+            "other_processes_cores"
+        ]
+        == 1.0
+    )
     assert cpu_per_request((0.0,) * 4, (1.0,) * 4, 0, 1.0)["server_cpu_ms_per_request"] is None
 
 
@@ -110,10 +128,14 @@ def test_shuffled_is_a_fixed_permutation() -> None:
 
 
 def test_a_paging_session_reads_the_first_pages_a_filter_has() -> None:
-    sessions = paging_sessions([("AREA > 100", 32_819), ("CAPAKEY LIKE '21009B%'", 2_500),
-                                ("AREA > 300", 12)], pages=5)
+    sessions = paging_sessions(
+        [("AREA > 100", 32_819), ("CAPAKEY LIKE '21009B%'", 2_500), ("AREA > 300", 12)], pages=5
+    )
     assert [[r.params["offset"] for r in s] for s in sessions] == [
-        first_pages(5), first_pages(2), [0]]
+        first_pages(5),
+        first_pages(2),
+        [0],
+    ]
     assert {r.params["filter"] for r in sessions[1]} == {"CAPAKEY LIKE '21009B%'"}
 
 
@@ -145,12 +167,17 @@ def test_answers_parse_counts_and_ids() -> None:
 
 
 def test_compare_answers_flags_count_and_id_differences() -> None:
-    same = compare_answers({"ours": Answer(200, 2, 2, ("a", "b")),
-                            "tipg": Answer(200, 2, 2, ("a", "b"))})
+    same = compare_answers(
+        {"ours": Answer(200, 2, 2, ("a", "b")), "tipg": Answer(200, 2, 2, ("a", "b"))}
+    )
     assert same == {"ours": [2, 2], "tipg": [2, 2], "same": True}
-    differ = compare_answers({"ours": Answer(200, 2, 2, ("a", "b")),
-                              "tipg": Answer(200, 3, 3, ("a", "b", "c")),
-                              "pygeoapi": Answer(500)})
+    differ = compare_answers(
+        {
+            "ours": Answer(200, 2, 2, ("a", "b")),
+            "tipg": Answer(200, 3, 3, ("a", "b", "c")),
+            "pygeoapi": Answer(500),
+        }
+    )
     assert differ["same"] is False
     assert differ["ids_only_tipg"] == 1 and differ["ids_only_ours_vs_tipg"] == 0
     assert differ["pygeoapi"] == ["HTTP 500"]
@@ -160,9 +187,14 @@ def test_pygeoapi_config_serves_the_buildings_table_in_its_storage_crs() -> None
     url = "postgresql://postgres:s%40cret@127.0.0.1:5999/api_bench"
     doc = yaml.safe_load(pygeoapi_config(url, 8123, ["INSPIRE_ID", "AREA"]))
     provider = doc["resources"]["buildings"]["providers"][0]
-    assert provider["data"] == {"host": "127.0.0.1", "port": 5999, "dbname": "api_bench",
-                                "user": "postgres", "password": "s@cret",
-                                "search_path": ["urbis"]}
+    assert provider["data"] == {
+        "host": "127.0.0.1",
+        "port": 5999,
+        "dbname": "api_bench",
+        "user": "postgres",
+        "password": "s@cret",
+        "search_path": ["urbis"],
+    }
     assert provider["table"] == "buildings" and provider["id_field"] == "INSPIRE_ID"
     assert provider["storage_crs"].endswith("/EPSG/0/31370")
     assert doc["server"]["limits"]["max_items"] >= PAGE

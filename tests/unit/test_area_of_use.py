@@ -57,8 +57,12 @@ def test_the_area_in_lambert_72_follows_the_curved_parallels():
     west, south, east, north = BELGIUM
     lons = np.arange(west, east, 0.001)
     lats = np.arange(south, north, 0.001)
-    edges = [(lons, np.full_like(lons, south)), (lons, np.full_like(lons, north)),
-             (np.full_like(lats, west), lats), (np.full_like(lats, east), lats)]
+    edges = [
+        (lons, np.full_like(lons, south)),
+        (lons, np.full_like(lons, north)),
+        (np.full_like(lats, west), lats),
+        (np.full_like(lats, east), lats),
+    ]
     to_lambert = pyproj.Transformer.from_crs("OGC:CRS84", LAMBERT, always_xy=True)
     for lon, lat in edges:
         x, y = to_lambert.transform(lon, lat)
@@ -71,12 +75,15 @@ def test_the_area_in_lambert_72_follows_the_curved_parallels():
     assert area.exterior.distance(shapely.Point(middle)) < 0.05
 
 
-@pytest.mark.parametrize(("srid", "world"), [
-    (LONLAT, (-180, -90, 180, 90)),
-    (MERCATOR, (-20037508.34, -20037508.34, 20037508.34, 20037508.34)),
-    (MERCATOR, (-3e8, -3e8, 3e8, 3e8)),  # fifteen times the world's width
-    (LAMBERT, (-1e8, -1e8, 1e8, 1e8)),
-])
+@pytest.mark.parametrize(
+    ("srid", "world"),
+    [
+        (LONLAT, (-180, -90, 180, 90)),
+        (MERCATOR, (-20037508.34, -20037508.34, 20037508.34, 20037508.34)),
+        (MERCATOR, (-3e8, -3e8, 3e8, 3e8)),  # fifteen times the world's width
+        (LAMBERT, (-1e8, -1e8, 1e8, 1e8)),
+    ],
+)
 def test_a_world_bbox_is_cut_to_the_whole_area(srid, world):
     assert clip(bbox_shape(world), srid, LAMBERT).equals(area_of_use(LAMBERT, srid))
 
@@ -86,8 +93,7 @@ def test_a_world_bbox_becomes_the_envelope_of_belgium_before_it_is_densified():
     assert "ST_Transform(ST_Segmentize(ST_MakeEnvelope(" in sql
     assert "ST_GeomFromEWKB" not in sql
     corners = [v for k, v in params.items() if k.startswith("ST_MakeEnvelope")]
-    assert corners[:4] == pytest.approx([*moved(MERCATOR, 2.5, 49.5),
-                                         *moved(MERCATOR, 6.4, 51.51)])
+    assert corners[:4] == pytest.approx([*moved(MERCATOR, 2.5, 49.5), *moved(MERCATOR, 6.4, 51.51)])
 
 
 def test_a_bbox_inside_keeps_its_numbers_and_its_statement():
@@ -97,8 +103,9 @@ def test_a_bbox_inside_keeps_its_numbers_and_its_statement():
     assert "ST_Transform(ST_Segmentize(ST_MakeEnvelope(" in sql and "MakeValid" not in sql
     assert [params[f"ST_MakeEnvelope_{i}"] for i in range(1, 6)] == [*bbox, LONLAT]
     assert params["ST_Segmentize_1"] == 0.001
-    same_crs, _ = compiled(in_storage(bbox_shape((148_000, 169_000, 148_300, 169_300)),
-                                      LAMBERT, LAMBERT))
+    same_crs, _ = compiled(
+        in_storage(bbox_shape((148_000, 169_000, 148_300, 169_300)), LAMBERT, LAMBERT)
+    )
     assert "ST_MakeEnvelope" in same_crs and "ST_Transform" not in same_crs
 
 
@@ -108,18 +115,22 @@ def test_a_flat_bbox_is_a_line_and_a_point_bbox_a_point():
     assert bbox_shape((4.3, 50.8, 4.3, 50.8)).equals(shapely.Point(4.3, 50.8))
     # Flat and crossing the area's edge: cut like any line.
     assert clip(bbox_shape((0.0, 50.0, 5.0, 50.0)), LONLAT, LAMBERT).equals(
-        shapely.LineString([(2.5, 50.0), (5.0, 50.0)]))
+        shapely.LineString([(2.5, 50.0), (5.0, 50.0)])
+    )
 
 
-@pytest.mark.parametrize(("srid", "far"), [
-    (LONLAT, (139.5, 35.5, 140.0, 36.0)),  # Tokyo
-    (LONLAT, (-40.0, 30.0, -30.0, 40.0)),  # the Atlantic
-    (LONLAT, (-180.0, -90.0, 180.0, -80.0)),  # around the south pole
-    (MERCATOR, (15_530_000.0, 4_230_000.0, 15_590_000.0, 4_300_000.0)),  # Tokyo
-    (MERCATOR, (3e7, 3e7, 4e7, 4e7)),  # beyond the world
-    (LAMBERT, (1e6, 1e6, 2e6, 2e6)),
-    (LAMBERT, (-1e6, -1e6, 0.0, 0.0)),
-])
+@pytest.mark.parametrize(
+    ("srid", "far"),
+    [
+        (LONLAT, (139.5, 35.5, 140.0, 36.0)),  # Tokyo
+        (LONLAT, (-40.0, 30.0, -30.0, 40.0)),  # the Atlantic
+        (LONLAT, (-180.0, -90.0, 180.0, -80.0)),  # around the south pole
+        (MERCATOR, (15_530_000.0, 4_230_000.0, 15_590_000.0, 4_300_000.0)),  # Tokyo
+        (MERCATOR, (3e7, 3e7, 4e7, 4e7)),  # beyond the world
+        (LAMBERT, (1e6, 1e6, 2e6, 2e6)),
+        (LAMBERT, (-1e6, -1e6, 0.0, 0.0)),
+    ],
+)
 def test_a_shape_far_from_belgium_is_nothing(srid, far):
     assert clip(bbox_shape(far), srid, LAMBERT) is None
     assert in_storage(bbox_shape(far), srid, LAMBERT) is None
@@ -151,8 +162,9 @@ def test_a_polygon_partly_far_away_keeps_the_part_inside_whatever_its_orientatio
 
 
 def test_a_transformed_polygon_is_densified_then_made_valid():
-    sql, params = compiled(in_storage(shapely.Polygon([(0, 0), (4, 60), (-10, 60)]),
-                                      LONLAT, LAMBERT))
+    sql, params = compiled(
+        in_storage(shapely.Polygon([(0, 0), (4, 60), (-10, 60)]), LONLAT, LAMBERT)
+    )
     assert "ST_MakeValid(ST_Transform(ST_Segmentize(ST_GeomFromEWKB(" in sql
     ewkb = next(v for v in params.values() if isinstance(v, bytes))
     shape = shapely.from_wkb(ewkb)
@@ -160,9 +172,14 @@ def test_a_transformed_polygon_is_densified_then_made_valid():
 
 
 def test_a_collection_keeps_the_parts_of_its_members_inside():
-    mixed = shapely.GeometryCollection([
-        shapely.Point(4.35, 50.83), shapely.Point(139.7, 35.7),
-        shapely.LineString([(0, 50), (10, 50)]), shapely.box(-10, -10, 100, 80)])
+    mixed = shapely.GeometryCollection(
+        [
+            shapely.Point(4.35, 50.83),
+            shapely.Point(139.7, 35.7),
+            shapely.LineString([(0, 50), (10, 50)]),
+            shapely.box(-10, -10, 100, 80),
+        ]
+    )
     kept = clip(mixed, LONLAT, LAMBERT)
     assert [g.geom_type for g in kept.geoms] == ["Point", "LineString", "Polygon"]
     assert kept.geoms[1].equals(shapely.LineString([(2.5, 50), (6.4, 50)]))
@@ -185,12 +202,15 @@ def test_the_edge_of_the_area_belongs_to_it():
 def test_densifying_adds_at_most_a_bounded_number_of_vertices():
     # a bbox of Brussels keeps its ~100 m step
     assert densify_step(shapely.box(4.24, 50.76, 4.48, 50.92), 4326) == STEP_DEGREES
-    assert densify_step(shapely.box(470_000, 6_570_000, 500_000, 6_600_000), 3857) == \
-        STEP_METRES
+    assert densify_step(shapely.box(470_000, 6_570_000, 500_000, 6_600_000), 3857) == STEP_METRES
     # thousands of edges hundreds of kilometres long: a coarser step, the same bound
-    teeth = shapely.union_all([shapely.box(300_000, 6_400_000, 700_000, 6_410_000)] + [
-        shapely.box(300_000 + 80 * i, 6_409_999, 300_040 + 80 * i, 6_650_000)
-        for i in range(5_000)])
+    teeth = shapely.union_all(
+        [shapely.box(300_000, 6_400_000, 700_000, 6_410_000)]
+        + [
+            shapely.box(300_000 + 80 * i, 6_409_999, 300_040 + 80 * i, 6_650_000)
+            for i in range(5_000)
+        ]
+    )
     step = densify_step(teeth, 3857)
     assert step > STEP_METRES
     added = shapely.get_num_coordinates(shapely.segmentize(teeth, step))

@@ -20,12 +20,28 @@ BUILDINGS = 2000
 EXPECTED_FIELDS = {
     "Buildings": ["INSPIRE_ID", "BLOCK_ID", "AREA", "CAPA_ID", "CAPAKEY"],
     "StreetAxes": [
-        "INSPIRE_ID", "TYPE", "HIERARCHY", "LVL", "STARTSN_ID", "ENDSN_ID",
-        "STRNAMEFRE", "STRNAMEDUT", "SLOPE", "LENGTH",
+        "INSPIRE_ID",
+        "TYPE",
+        "HIERARCHY",
+        "LVL",
+        "STARTSN_ID",
+        "ENDSN_ID",
+        "STRNAMEFRE",
+        "STRNAMEDUT",
+        "SLOPE",
+        "LENGTH",
     ],
     "Addresses": [
-        "INSPIRE_ID", "STREET_ID", "STRNAMEFRE", "STRNAMEDUT", "POLICENUM", "BOXNUMBER",
-        "ZIPCODE", "MUNNISCODE", "MUNNAMEFRE", "MUNNAMEDUT",
+        "INSPIRE_ID",
+        "STREET_ID",
+        "STRNAMEFRE",
+        "STRNAMEDUT",
+        "POLICENUM",
+        "BOXNUMBER",
+        "ZIPCODE",
+        "MUNNISCODE",
+        "MUNNAMEFRE",
+        "MUNNAMEDUT",
     ],
 }
 
@@ -93,15 +109,21 @@ def test_layers_fields_and_crs(gpkg: Path) -> None:
 
 def test_counts(generated: tuple[Path, dict[str, int]]) -> None:
     gpkg, counts = generated
-    assert counts == {"Buildings": BUILDINGS, "StreetAxes": round(BUILDINGS / 15),
-                      "Addresses": round(1.2 * BUILDINGS)}
+    assert counts == {
+        "Buildings": BUILDINGS,
+        "StreetAxes": round(BUILDINGS / 15),
+        "Addresses": round(1.2 * BUILDINGS),
+    }
     for layer, count in counts.items():
         assert pyogrio.read_info(gpkg, layer=layer)["features"] == count
 
 
 def test_geometries_valid_and_typed(gpkg: Path) -> None:
-    expected = {"Buildings": {"Polygon", "MultiPolygon"}, "StreetAxes": {"LineString"},
-                "Addresses": {"Point"}}
+    expected = {
+        "Buildings": {"Polygon", "MultiPolygon"},
+        "StreetAxes": {"LineString"},
+        "Addresses": {"Point"},
+    }
     for layer, types in expected.items():
         frame = read(gpkg, layer)
         assert shapely.is_valid(geoms(frame)).all()
@@ -114,8 +136,11 @@ def test_inspire_ids_unique(gpkg: Path) -> None:
     for layer in EXPECTED_FIELDS:
         ids = read(gpkg, layer)["INSPIRE_ID"]
         assert ids.is_unique and ids.notna().all()
-    assert read(gpkg, "Buildings")["INSPIRE_ID"].str.match(
-        r"^https://databrussels\.be/id/building/\d+$").all()
+    assert (
+        read(gpkg, "Buildings")["INSPIRE_ID"]
+        .str.match(r"^https://databrussels\.be/id/building/\d+$")
+        .all()
+    )
 
 
 def test_buildings_inside_the_municipalities(gpkg: Path, municipalities: pd.DataFrame) -> None:
@@ -187,7 +212,8 @@ def test_same_seed_same_content(gpkg: Path, tmp_path: Path) -> None:
 def test_layer_subset_has_the_same_content(gpkg: Path, tmp_path: Path) -> None:
     only = tmp_path / "addresses.gpkg"
     assert generate(only, buildings=BUILDINGS, seed=1, layers="addresses") == {
-        "Addresses": round(1.2 * BUILDINGS)}
+        "Addresses": round(1.2 * BUILDINGS)
+    }
     assert list(pyogrio.list_layers(only)[:, 0]) == ["Addresses"]
     assert same_content(read(gpkg, "Addresses"), read(only, "Addresses"))
 
@@ -209,8 +235,14 @@ def test_mutate_announces_what_it_changed(gpkg: Path, tmp_path: Path) -> None:
     common = before.index.intersection(after.index)
     old, new = before.loc[common], after.loc[common]
     moved = shapely.to_wkb(geoms(old)) != shapely.to_wkb(geoms(new))
-    edited = ~(old.drop(columns="geometry").fillna("-").astype(str)
-               == new.drop(columns="geometry").fillna("-").astype(str)).all(axis=1).to_numpy()
+    edited = (
+        ~(
+            old.drop(columns="geometry").fillna("-").astype(str)
+            == new.drop(columns="geometry").fillna("-").astype(str)
+        )
+        .all(axis=1)
+        .to_numpy()
+    )
     assert (moved | edited).sum() == counts["updated"]
     assert moved.sum() > 0 and edited.sum() > 0
     assert shapely.is_valid(geoms(after)).all()
@@ -222,8 +254,9 @@ def test_mutate_announces_what_it_changed(gpkg: Path, tmp_path: Path) -> None:
     assert same_content(read(out, "Buildings"), read(again, "Buildings"))
 
 
-def test_cli(gpkg: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli(
+    gpkg: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     calls = []
 
     def fake_generate(out: Path, **kwargs: object) -> dict[str, int]:
@@ -232,16 +265,36 @@ def test_cli(gpkg: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
 
     monkeypatch.setattr("bench.generate.generate", fake_generate)
     out = tmp_path / "cli.gpkg"
-    assert main(["--out", str(out), "--buildings", "300", "--seed", "3",
-                 "--layers", "buildings,street_axes"]) == 0
+    assert (
+        main(
+            [
+                "--out",
+                str(out),
+                "--buildings",
+                "300",
+                "--seed",
+                "3",
+                "--layers",
+                "buildings,street_axes",
+            ]
+        )
+        == 0
+    )
     assert calls == [(out, {"buildings": 300, "seed": 3, "layers": "buildings,street_axes"})]
     assert json.loads(capsys.readouterr().out)["counts"] == {"Buildings": 300}
     main(["--out", str(out)])
-    assert calls[-1][1] == {"buildings": 500_000, "seed": 1,
-                            "layers": "buildings,street_axes,addresses"}
+    assert calls[-1][1] == {
+        "buildings": 500_000,
+        "seed": 1,
+        "layers": "buildings,street_axes,addresses",
+    }
     capsys.readouterr()
-    assert main(["--mutate-from", str(gpkg), "--out", str(tmp_path / "cli2.gpkg"),
-                 "--fraction", "0.02"]) == 0
+    assert (
+        main(
+            ["--mutate-from", str(gpkg), "--out", str(tmp_path / "cli2.gpkg"), "--fraction", "0.02"]
+        )
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     assert report["seed"] == 2
     assert report["counts"] == {"updated": 28, "deleted": 6, "inserted": 6}

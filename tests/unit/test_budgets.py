@@ -15,8 +15,10 @@ from urbis_core.settings import ApiSettings
 
 
 def budgets(**settings: object) -> Budgets:
-    return Budgets(ApiSettings(database_url="postgresql://x@y/z", queue_timeout=0.1,
-                               **settings), DatabaseHealth())  # type: ignore[arg-type]
+    return Budgets(
+        ApiSettings(database_url="postgresql://x@y/z", queue_timeout=0.1, **settings),
+        DatabaseHealth(),
+    )  # type: ignore[arg-type]
 
 
 def test_a_request_past_its_kinds_bound_waits_then_is_told_to_come_back():
@@ -31,6 +33,7 @@ def test_a_request_past_its_kinds_bound_waits_then_is_told_to_come_back():
                 pass
         async with b.turn("stats"):  # freed
             pass
+
     asyncio.run(run())
 
 
@@ -43,6 +46,7 @@ def test_the_bounded_kinds_together_leave_two_connections_to_the_catalog():
                     pass
             async with b.turn("catalog"), b.turn("catalog"), b.turn("catalog"):
                 pass  # never queued
+
     asyncio.run(run())
 
 
@@ -64,28 +68,42 @@ def test_an_invalid_parameter_raised_in_a_worker_process_comes_back_whole():
     error = pickle.loads(pickle.dumps(InvalidParameter("body", "too many vertices")))
     assert isinstance(error, InvalidParameter)
     assert (error.parameter, str(error)) == (
-        "body", "Invalid value for parameter 'body': too many vertices")
+        "body",
+        "Invalid value for parameter 'body': too many vertices",
+    )
 
 
-@pytest.mark.parametrize(("name", "value", "words"), [
-    ("URBIS_TIMEOUT_ITEMS", "soon", "not a number of seconds"),
-    ("URBIS_TIMEOUT_SPATIAL", "0", "more than 0"),
-    ("URBIS_QUEUE_TIMEOUT", "-1", "more than 0"),
-    ("URBIS_CONCURRENCY_STATS", "0", "at least 1"),
-    ("URBIS_DB_POOL_SIZE", "2", "at least 3"),
-])
+@pytest.mark.parametrize(
+    ("name", "value", "words"),
+    [
+        ("URBIS_TIMEOUT_ITEMS", "soon", "not a number of seconds"),
+        ("URBIS_TIMEOUT_SPATIAL", "0", "more than 0"),
+        ("URBIS_QUEUE_TIMEOUT", "-1", "more than 0"),
+        ("URBIS_CONCURRENCY_STATS", "0", "at least 1"),
+        ("URBIS_DB_POOL_SIZE", "2", "at least 3"),
+    ],
+)
 def test_budget_settings_are_checked(name, value, words):
     with pytest.raises(ConfigError, match=words):
         ApiSettings.from_env("postgresql://x@y/z", {name: value})
 
 
 def test_budget_settings_are_read():
-    settings = ApiSettings.from_env("postgresql://x@y/z", {
-        "URBIS_TIMEOUT_STATS": "2.5", "URBIS_CONCURRENCY_TILES": "7",
-        "URBIS_QUEUE_TIMEOUT": "3", "URBIS_IDLE_IN_TRANSACTION_TIMEOUT": "60",
-        "URBIS_MAX_QUERY_VERTICES": "500"})
+    settings = ApiSettings.from_env(
+        "postgresql://x@y/z",
+        {
+            "URBIS_TIMEOUT_STATS": "2.5",
+            "URBIS_CONCURRENCY_TILES": "7",
+            "URBIS_QUEUE_TIMEOUT": "3",
+            "URBIS_IDLE_IN_TRANSACTION_TIMEOUT": "60",
+            "URBIS_MAX_QUERY_VERTICES": "500",
+        },
+    )
     assert settings.statement_timeouts["stats"] == 2.5
     assert settings.statement_timeouts["items"] == 5.0
     assert settings.concurrency["tiles"] == 7
-    assert (settings.queue_timeout, settings.idle_in_transaction_timeout,
-            settings.max_query_vertices) == (3.0, 60.0, 500)
+    assert (
+        settings.queue_timeout,
+        settings.idle_in_transaction_timeout,
+        settings.max_query_vertices,
+    ) == (3.0, 60.0, 500)

@@ -24,8 +24,9 @@ def test_progress_line_rewrites_itself_on_a_terminal(monkeypatch):
 
 
 def test_json_log_lines_carry_the_run_facts():
-    record = logging.LogRecord("urbis_sync.run", logging.INFO, __file__, 1, "run %s", ("success",),
-                               None)
+    record = logging.LogRecord(
+        "urbis_sync.run", logging.INFO, __file__, 1, "run %s", ("success",), None
+    )
     record.layer = "buildings"
     record.inserted = 3
     line = json.loads(JsonFormatter().format(record))
@@ -56,12 +57,14 @@ def test_times_are_local_iso_8601_with_their_offset(brussels_time):
 
 
 def test_log_lines_carry_their_offset(brussels_time):
-    record = logging.LogRecord("urbis_sync.run", logging.INFO, __file__, 1, "run %s", ("success",),
-                               None)
+    record = logging.LogRecord(
+        "urbis_sync.run", logging.INFO, __file__, 1, "run %s", ("success",), None
+    )
     record.created = datetime(2026, 7, 15, 11, 30, 5, 250000, tzinfo=UTC).timestamp()
     assert json.loads(JsonFormatter().format(record))["time"] == "2026-07-15T11:30:05.250+00:00"
     people = PeopleFormatter("%(asctime)s %(message)s").format(record)
     assert people == "2026-07-15T13:30:05.250+02:00 run success"
     stamp = people.split()[0]
-    assert ISO_WITH_OFFSET.match(stamp) and datetime.fromisoformat(stamp).timestamp() == \
-        record.created
+    assert (
+        ISO_WITH_OFFSET.match(stamp) and datetime.fromisoformat(stamp).timestamp() == record.created
+    )

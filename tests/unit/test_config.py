@@ -50,16 +50,21 @@ def test_file_source_needs_exactly_one_location(tmp_path):
 
 
 def test_wfs_source_fields_are_checked(tmp_path):
-    path = write(tmp_path, "layers:\n  b:\n    source: {kind: wfs, url: 'https://x/wfs'}\n"
-                           "    key: INSPIRE_ID\n")
+    path = write(
+        tmp_path,
+        "layers:\n  b:\n    source: {kind: wfs, url: 'https://x/wfs'}\n    key: INSPIRE_ID\n",
+    )
     with pytest.raises(ConfigError, match=r"layer 'b': source.typename: missing"):
         load_config(path)
 
 
 def test_unknown_field_and_bad_layer_id(tmp_path):
-    path = write(tmp_path, "layers:\n  Bad-Id:\n    source: {kind: file, path: a}\n"
-                           "    key: K\n  ok:\n    source: {kind: file, path: a}\n"
-                           "    key: K\n    colour: red\n")
+    path = write(
+        tmp_path,
+        "layers:\n  Bad-Id:\n    source: {kind: file, path: a}\n"
+        "    key: K\n  ok:\n    source: {kind: file, path: a}\n"
+        "    key: K\n    colour: red\n",
+    )
     with pytest.raises(ConfigError) as err:
         load_config(path)
     lines = str(err.value).splitlines()
@@ -78,20 +83,25 @@ def test_not_yaml_and_missing_file(tmp_path):
 
 
 def test_schedule_must_be_a_duration(tmp_path):
-    path = write(tmp_path, "layers:\n  a:\n    source: {kind: file, path: a}\n    key: K\n"
-                           "    schedule: weekly\n")
+    path = write(
+        tmp_path,
+        "layers:\n  a:\n    source: {kind: file, path: a}\n    key: K\n    schedule: weekly\n",
+    )
     with pytest.raises(ConfigError, match="schedule: 'weekly' is not a duration"):
         load_config(path)
 
 
 def test_every_problem_of_the_file_in_one_pass(tmp_path):
-    path = write(tmp_path, "layers:\n"
-                           "  a:\n    source: {kind: ftp, url: x}\n"
-                           "  b:\n    source: {kind: wfs, url: 'https://x/wfs', format: kml}\n"
-                           "    key: K\n    schedule: weekly\n"
-                           "  Bad-Id:\n    source: {kind: file, path: a}\n    key: K\n"
-                           "  ok:\n    source: {kind: file, path: a.gpkg}\n    key: K\n"
-                           "colours: red\n")
+    path = write(
+        tmp_path,
+        "layers:\n"
+        "  a:\n    source: {kind: ftp, url: x}\n"
+        "  b:\n    source: {kind: wfs, url: 'https://x/wfs', format: kml}\n"
+        "    key: K\n    schedule: weekly\n"
+        "  Bad-Id:\n    source: {kind: file, path: a}\n    key: K\n"
+        "  ok:\n    source: {kind: file, path: a.gpkg}\n    key: K\n"
+        "colours: red\n",
+    )
     config, problems = read_config(path)
     assert list(config.layers) == ["ok"]  # the valid layers are kept for the source checks
     assert problems == [
@@ -111,9 +121,12 @@ def test_every_problem_of_the_file_in_one_pass(tmp_path):
 
 
 def test_wfs_format_is_auto_unless_forced(tmp_path):
-    path = write(tmp_path, "layers:\n  a:\n    source: {kind: wfs, url: u, typename: t}\n"
-                           "    key: K\n  b:\n    source: {kind: wfs, url: u, typename: t, "
-                           "format: gml}\n    key: K\n")
+    path = write(
+        tmp_path,
+        "layers:\n  a:\n    source: {kind: wfs, url: u, typename: t}\n"
+        "    key: K\n  b:\n    source: {kind: wfs, url: u, typename: t, "
+        "format: gml}\n    key: K\n",
+    )
     config = load_config(path)
     assert [layer.source.format for layer in config.layers.values()] == [None, "gml"]
 
@@ -122,11 +135,15 @@ def test_select_checks_the_layer_ids_and_lists_the_known_ones():
     config = load_config(SAMPLE_CONFIG)
     assert config.select([]) == ["municipalities", "addresses"]
     assert config.select(["addresses", "municipalities", "addresses"]) == [
-        "addresses", "municipalities"]
+        "addresses",
+        "municipalities",
+    ]
     with pytest.raises(ConfigError) as err:
         config.select(["addresses", "streets", "blocks"])
-    assert str(err.value) == (f"{config.path}: no layer 'streets', 'blocks' (configured "
-                              "layers: addresses, municipalities)")
+    assert str(err.value) == (
+        f"{config.path}: no layer 'streets', 'blocks' (configured "
+        "layers: addresses, municipalities)"
+    )
 
 
 def test_config_option_wins_over_the_environment(tmp_path):

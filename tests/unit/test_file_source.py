@@ -27,8 +27,9 @@ def test_shapefile_without_shx_is_read_without_touching_the_source_folder():
 
 
 def test_zipped_shapefile_with_decimal_comma_angles(tmp_path: Path):
-    source = FileSource(kind="file", path=SAMPLE_DIR / "UrbAdm_AdPt_sample.zip",
-                        layer="UrbAdm_AdPt")
+    source = FileSource(
+        kind="file", path=SAMPLE_DIR / "UrbAdm_AdPt_sample.zip", layer="UrbAdm_AdPt"
+    )
     with open_file_source(source, "addresses") as dataset:
         reader = FileReader(dataset)
         frame = pa.concat_tables([b.attributes for b in reader.batches()]).to_pandas()
@@ -52,7 +53,11 @@ def test_zipped_shapefile_with_decimal_comma_angles(tmp_path: Path):
 
 def test_decimal_comma_parser():
     assert parse_decimal_comma(["309,92.000000000000000", "-17,73.000", "5", None]) == [
-        309.92, -17.73, 5.0, None]
+        309.92,
+        -17.73,
+        5.0,
+        None,
+    ]
     assert parse_decimal_comma(["12,5", "north"]) is None
 
 

@@ -35,8 +35,11 @@ def test_host_names_live_in_configuration_only():
 
 def test_live_config_points_at_the_renamed_wfs_host():
     config = load_config(LIVE)
-    hosts = {urlsplit(layer.source.url).hostname for layer in config.layers.values()
-             if isinstance(layer.source, WfsSource)}
+    hosts = {
+        urlsplit(layer.source.url).hostname
+        for layer in config.layers.values()
+        if isinstance(layer.source, WfsSource)
+    }
     assert hosts == {"geoservices-vector.irisnet.be"}
     old = [line for line in LIVE.read_text().splitlines() if "geoservices-urbis" in line]
     assert old and all(line.lstrip().startswith("#") for line in old)  # kept as a comment only

@@ -10,15 +10,26 @@ from urbis_core.settings import ApiSettings
 
 
 def test_3_1_schema_keywords_become_their_3_0_spelling():
-    converted = openapi_30({"openapi": "3.1.0", "components": {"schemas": {"A": {
-        "anyOf": [{"type": "integer", "minimum": 1}, {"type": "null"}], "title": "A",
-        "properties": {
-            "b": {"type": ["string", "null"]},
-            "c": {"exclusiveMinimum": 0, "type": "number"},
-            "d": {"const": "x"},
-            "e": {"type": "string", "examples": ["one", "two"]},
-            "f": {"anyOf": [{"$ref": "#/components/schemas/B"}, {"type": "null"}]},
-        }}}}})
+    converted = openapi_30(
+        {
+            "openapi": "3.1.0",
+            "components": {
+                "schemas": {
+                    "A": {
+                        "anyOf": [{"type": "integer", "minimum": 1}, {"type": "null"}],
+                        "title": "A",
+                        "properties": {
+                            "b": {"type": ["string", "null"]},
+                            "c": {"exclusiveMinimum": 0, "type": "number"},
+                            "d": {"const": "x"},
+                            "e": {"type": "string", "examples": ["one", "two"]},
+                            "f": {"anyOf": [{"$ref": "#/components/schemas/B"}, {"type": "null"}]},
+                        },
+                    }
+                }
+            },
+        }
+    )
     schema = converted["components"]["schemas"]["A"]
     assert converted["openapi"] == "3.0.3"
     assert schema["type"] == "integer" and schema["nullable"] is True and "anyOf" not in schema
@@ -37,8 +48,11 @@ def test_the_app_definition_is_valid_openapi_3_0():
     document = app.state.api_definition.for_base("https://maps.example.org/urbis")
     validate(document)  # ...served as valid 3.0
     assert document["openapi"] == "3.0.3"
-    assert document["servers"] == [{"url": "https://maps.example.org/urbis",
-                                    "description": "This service"}]
+    assert document["servers"] == [
+        {"url": "https://maps.example.org/urbis", "description": "This service"}
+    ]
     # built once, each answer with its own base
-    assert app.state.api_definition.for_base("https://b.example")["servers"][0]["url"] == \
-        "https://b.example"
+    assert (
+        app.state.api_definition.for_base("https://b.example")["servers"][0]["url"]
+        == "https://b.example"
+    )

@@ -10,14 +10,17 @@ def test_bbox_four_and_six_numbers():
     assert parse_bbox(None) is None
 
 
-@pytest.mark.parametrize("raw, words", [
-    ("1,2,3", "4 or 6"),
-    ("a,b,c,d", "not a list of numbers"),
-    ("nan,1,2,3", "finite"),
-    ("4.4,50.8,4.3,50.9", "min <= max"),
-    ("200,50,201,51", "longitudes"),
-    ("4,95,5,96", "latitudes"),
-])
+@pytest.mark.parametrize(
+    "raw, words",
+    [
+        ("1,2,3", "4 or 6"),
+        ("a,b,c,d", "not a list of numbers"),
+        ("nan,1,2,3", "finite"),
+        ("4.4,50.8,4.3,50.9", "min <= max"),
+        ("200,50,201,51", "longitudes"),
+        ("4,95,5,96", "latitudes"),
+    ],
+)
 def test_bad_bbox_says_why(raw, words):
     with pytest.raises(InvalidParameter) as err:
         parse_bbox(raw)

@@ -83,16 +83,20 @@ def base(site: _Server) -> str:
 
 
 def entry_xml(date: str, link: str) -> str:
-    return (f"<entry><id>https://urbisdownload.datastore.brussels/UrbIS-Vector-{date}</id>"
-            f"<title>UrbIS-Vector GPKG {date}</title><updated>{date[:4]}-{date[4:6]}-"
-            f"{date[6:]}T00:00:00Z</updated>{link}</entry>")
+    return (
+        f"<entry><id>https://urbisdownload.datastore.brussels/UrbIS-Vector-{date}</id>"
+        f"<title>UrbIS-Vector GPKG {date}</title><updated>{date[:4]}-{date[4:6]}-"
+        f"{date[6:]}T00:00:00Z</updated>{link}</entry>"
+    )
 
 
 def atom(*entries: str) -> str:
-    return ('<?xml version="1.0" encoding="utf-8"?>'
-            '<feed xmlns="http://www.w3.org/2005/Atom" xml:lang="fr">'
-            "<id>urn:uuid:3d7c1f2e-urbis-vector</id><title>UrbIS-Vector (GPKG)</title>"
-            "<updated>2024-06-30T00:00:00Z</updated>" + "".join(entries) + "</feed>")
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        '<feed xmlns="http://www.w3.org/2005/Atom" xml:lang="fr">'
+        "<id>urn:uuid:3d7c1f2e-urbis-vector</id><title>UrbIS-Vector (GPKG)</title>"
+        "<updated>2024-06-30T00:00:00Z</updated>" + "".join(entries) + "</feed>"
+    )
 
 
 def product_zip(target: Path) -> None:
@@ -100,13 +104,21 @@ def product_zip(target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     gpkg = target.parent / "UrbISVector_04000.gpkg"
     municipalities = gpd.GeoDataFrame(
-        {"NISCODE": ["21004", "21009"], "NAMEFRE": ["Bruxelles", "Ixelles"],
-         "AREA": [100.0, 400.0]},
-        geometry=[shapely.box(150000, 170000, 150010, 170010),
-                  shapely.box(151000, 168000, 151020, 168020)], crs="EPSG:31370")
+        {
+            "NISCODE": ["21004", "21009"],
+            "NAMEFRE": ["Bruxelles", "Ixelles"],
+            "AREA": [100.0, 400.0],
+        },
+        geometry=[
+            shapely.box(150000, 170000, 150010, 170010),
+            shapely.box(151000, 168000, 151020, 168020),
+        ],
+        crs="EPSG:31370",
+    )
     municipalities.to_file(gpkg, layer="Municipalities", engine="pyogrio")
-    addresses = gpd.GeoDataFrame({"INSPIRE_ID": ["a1"]}, geometry=[shapely.Point(150005, 170005)],
-                                 crs="EPSG:31370")
+    addresses = gpd.GeoDataFrame(
+        {"INSPIRE_ID": ["a1"]}, geometry=[shapely.Point(150005, 170005)], crs="EPSG:31370"
+    )
     addresses.to_file(gpkg, layer="Addresses", engine="pyogrio")
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.write(gpkg, "gpkg/UrbISVector_04000.gpkg")
@@ -119,9 +131,11 @@ def publish(site: _Server) -> str:
     product_zip(site.root / newest.lstrip("/"))
     feed = atom(
         entry_xml("20231201", f'<link rel="enclosure" href="{ZIP_PATH.format("20231201")}"/>'),
-        entry_xml("20240601",
-                  '<link rel="alternate" type="text/html" href="https://example.invalid/page"/>'
-                  f'<link rel="enclosure" type="application/zip" href="{newest}"/>'),
+        entry_xml(
+            "20240601",
+            '<link rel="alternate" type="text/html" href="https://example.invalid/page"/>'
+            f'<link rel="enclosure" type="application/zip" href="{newest}"/>',
+        ),
         entry_xml("20240301", f'<link href="{ZIP_PATH.format("20240301")}"/>'),
     )
     (site.root / "atomfeed").mkdir()
@@ -130,23 +144,27 @@ def publish(site: _Server) -> str:
 
 
 def test_newest_entry_is_downloaded_once_and_read_by_the_file_reader(
-        site: _Server, http: HttpFetcher, tmp_path: Path) -> None:
+    site: _Server, http: HttpFetcher, tmp_path: Path
+) -> None:
     feed_url = publish(site)
     entry = newest_entry(feed_url, http)
     assert entry.updated == datetime(2024, 6, 1, tzinfo=UTC)
     assert entry.title == "UrbIS-Vector GPKG 20240601"
     assert entry.href == base(site) + ZIP_PATH.format("20240601")
     assert entry_marker(entry) == (
-        "https://urbisdownload.datastore.brussels/UrbIS-Vector-20240601@2024-06-01T00:00:00+00:00")
+        "https://urbisdownload.datastore.brussels/UrbIS-Vector-20240601@2024-06-01T00:00:00+00:00"
+    )
 
     workdir = tmp_path / "work"
     workdir.mkdir()
-    with open_feed_source(feed_url, "Municipalities", "municipalities", http, workdir,
-                          entry=entry) as (got, path):
+    with open_feed_source(
+        feed_url, "Municipalities", "municipalities", http, workdir, entry=entry
+    ) as (got, path):
         assert got == entry
         assert path.parent == workdir and path.name.endswith("_20240601.zip")
-        with open_file_source(feed_file_source(path, "Municipalities"),
-                              "municipalities") as dataset:
+        with open_file_source(
+            feed_file_source(path, "Municipalities"), "municipalities"
+        ) as dataset:
             reader = FileReader(dataset)
             table = pa.concat_tables([b.attributes for b in reader.batches()])
     assert table.column("NISCODE").to_pylist() == ["21004", "21009"]
@@ -157,7 +175,8 @@ def test_newest_entry_is_downloaded_once_and_read_by_the_file_reader(
 
 
 def test_feed_read_inside_the_context_and_download_retried(
-        site: _Server, http: HttpFetcher, tmp_path: Path) -> None:
+    site: _Server, http: HttpFetcher, tmp_path: Path
+) -> None:
     feed_url = publish(site)
     zip_path = ZIP_PATH.format("20240601")
     site.failures[zip_path] = [503]
@@ -173,12 +192,16 @@ def test_feed_read_inside_the_context_and_download_retried(
 
 def test_link_choice_and_relative_hrefs(site: _Server, http: HttpFetcher) -> None:
     cases = {
-        "alternate.xml": ('<link rel="related" href="x.zip"/><link rel="alternate" '
-                          'href="files/alt.zip"/>', "/feeds/files/alt.zip"),
+        "alternate.xml": (
+            '<link rel="related" href="x.zip"/><link rel="alternate" href="files/alt.zip"/>',
+            "/feeds/files/alt.zip",
+        ),
         "default-rel.xml": ('<link rel="related" href="x.zip"/><link href="/d.zip"/>', "/d.zip"),
-        "zip.xml": ('<link rel="related" href="notes.pdf"/><link rel="related" '
-                    'href="https://example.invalid/z.ZIP?x=1"/>',
-                    "https://example.invalid/z.ZIP?x=1"),
+        "zip.xml": (
+            '<link rel="related" href="notes.pdf"/><link rel="related" '
+            'href="https://example.invalid/z.ZIP?x=1"/>',
+            "https://example.invalid/z.ZIP?x=1",
+        ),
     }
     (site.root / "feeds").mkdir()
     for name, (links, _) in cases.items():
@@ -194,12 +217,18 @@ def test_not_an_atom_feed(site: _Server, http: HttpFetcher) -> None:
     (site.root / "rss.xml").write_text('<rss version="2.0"><channel/></rss>')
     (site.root / "empty.xml").write_text(atom())
     (site.root / "nolink.xml").write_text(atom(entry_xml("20240101", "")))
-    with pytest.raises(SourceError, match=r"layer 'x': feed http://.*/page.xml: not an Atom "
-                                          r"feed: not XML .*starts with '<!DOCTYPE html>"):
+    with pytest.raises(
+        SourceError,
+        match=r"layer 'x': feed http://.*/page.xml: not an Atom "
+        r"feed: not XML .*starts with '<!DOCTYPE html>",
+    ):
         newest_entry(f"{base(site)}/page.xml", http, layer_id="x")
-    with pytest.raises(SourceError, match=r"html.xml: not an Atom feed: the root element is "
-                                          r"<html>, expected <feed> in namespace "
-                                          r"http://www.w3.org/2005/Atom"):
+    with pytest.raises(
+        SourceError,
+        match=r"html.xml: not an Atom feed: the root element is "
+        r"<html>, expected <feed> in namespace "
+        r"http://www.w3.org/2005/Atom",
+    ):
         newest_entry(f"{base(site)}/html.xml", http)
     with pytest.raises(SourceError, match=r"rss.xml: not an Atom feed: the root element is <rss>"):
         newest_entry(f"{base(site)}/rss.xml", http)
@@ -210,14 +239,14 @@ def test_not_an_atom_feed(site: _Server, http: HttpFetcher) -> None:
     assert site.requests.count("/page.xml") == 1  # not retried: it will not become a feed
 
 
-def test_download_that_is_not_a_zip_or_missing(site: _Server, http: HttpFetcher,
-                                               tmp_path: Path) -> None:
+def test_download_that_is_not_a_zip_or_missing(
+    site: _Server, http: HttpFetcher, tmp_path: Path
+) -> None:
     workdir = tmp_path / "work"
     workdir.mkdir()
     (site.root / "files").mkdir()
     (site.root / "files" / "fake.zip").write_text("<html>login</html>")
-    entry = FeedEntry("e1", datetime(2024, 1, 1, tzinfo=UTC), "t",
-                      f"{base(site)}/files/fake.zip")
+    entry = FeedEntry("e1", datetime(2024, 1, 1, tzinfo=UTC), "t", f"{base(site)}/files/fake.zip")
     with pytest.raises(SourceError, match=r"layer 'l': download .*/fake.zip: not a zip archive"):
         with open_feed_source("feed", "L", "l", http, workdir, entry=entry):
             pass
@@ -235,13 +264,17 @@ def test_sources_check_reads_the_feed_and_downloads_nothing(site: _Server) -> No
 
     feed_url = publish(site)
     layer = LayerConfig.model_validate(
-        {"source": {"kind": "feed", "url": feed_url, "layer": "Municipalities"},
-         "key": "NISCODE"})
+        {"source": {"kind": "feed", "url": feed_url, "layer": "Municipalities"}, "key": "NISCODE"}
+    )
     probe = probe_layer("municipalities", layer, SyncSettings(http_attempts=1))
     assert probe.ok, probe.error
     newest = f"{base(site)}{ZIP_PATH.format('20240601')}"
     assert probe.facts == [
-        ("newest entry", "UrbIS-Vector GPKG 20240601 (https://urbisdownload.datastore.brussels/"
-                         "UrbIS-Vector-20240601), updated 2024-06-01T00:00:00+00:00"),
-        ("download", f"{newest} (not downloaded; layer Municipalities)")]
+        (
+            "newest entry",
+            "UrbIS-Vector GPKG 20240601 (https://urbisdownload.datastore.brussels/"
+            "UrbIS-Vector-20240601), updated 2024-06-01T00:00:00+00:00",
+        ),
+        ("download", f"{newest} (not downloaded; layer Municipalities)"),
+    ]
     assert site.requests == ["/atomfeed/urbis-vector-fr.xml"]

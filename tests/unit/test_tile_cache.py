@@ -24,8 +24,13 @@ def test_the_least_recently_used_tiles_go_when_the_size_is_reached():
         first_gone = cache.get(key(0)) is None
         cache.get(key(1))  # used again: now the most recent
         await cache.get_or_render(key(3), lambda: _ready(tile(400)))
-        return [first_gone, cache.get(key(1)) is not None, cache.get(key(2)) is None,
-                cache.stats.bytes <= 1000, cache.stats.entries == 2]
+        return [
+            first_gone,
+            cache.get(key(1)) is not None,
+            cache.get(key(2)) is None,
+            cache.stats.bytes <= 1000,
+            cache.stats.entries == 2,
+        ]
 
     assert asyncio.run(scenario()) == [True] * 5
 
@@ -69,8 +74,9 @@ def test_a_failed_render_fails_every_waiter_and_is_not_kept():
 
     async def scenario() -> list[BaseException | tuple[CachedTile, bool]]:
         cache = TileCache(max_bytes=10_000)
-        answers = await asyncio.gather(*(cache.get_or_render(key(9), render) for _ in range(3)),
-                                       return_exceptions=True)
+        answers = await asyncio.gather(
+            *(cache.get_or_render(key(9), render) for _ in range(3)), return_exceptions=True
+        )
         assert cache.get(key(9)) is None
         return answers
 
@@ -80,4 +86,3 @@ def test_a_failed_render_fails_every_waiter_and_is_not_kept():
 
 async def _ready(value: CachedTile) -> CachedTile:
     return value
-

@@ -30,7 +30,8 @@ def test_drop_removes_the_tiles_meeting_the_bbox_for_that_layer_only(tmp_path):
     for key in keys:
         assert (disk.read(key) is None) == (key in gone), key
     assert disk.read(next(k for k in keys if k.collections == ("b",))) == CachedTile(
-        b"tile", '"v1"')
+        b"tile", '"v1"'
+    )
 
 
 def test_versions_and_dropping_everything(tmp_path):

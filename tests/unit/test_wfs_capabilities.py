@@ -12,21 +12,39 @@ from urbis_sync.sources.http import PermanentError
 from urbis_sync.sources.ows import OwsException, exception_report, is_request_error
 from urbis_sync.sources.wfs_capabilities import WfsCapabilities, choose_format, format_kind
 
-MAPSERVER_GML = ["application/gml+xml; version=3.2", "text/xml; subtype=gml/3.2.1",
-                 "text/xml; subtype=gml/3.1.1", "text/xml; subtype=gml/2.1.2"]
+MAPSERVER_GML = [
+    "application/gml+xml; version=3.2",
+    "text/xml; subtype=gml/3.2.1",
+    "text/xml; subtype=gml/3.1.1",
+    "text/xml; subtype=gml/2.1.2",
+]
 
 
-@pytest.mark.parametrize("spelling, kind", [
-    ("application/json", "geojson"), ("application/geo+json", "geojson"), ("json", "geojson"),
-    ("geojson", "geojson"), ("application/json; subtype=geojson", "geojson"),
-    ("application/json;subtype=geojson", "geojson"), ("APPLICATION/JSON", "geojson"),
-    ("application/gml+xml; version=3.2", "gml"), ("text/xml; subtype=gml/3.2.1", "gml"),
-    ('text/xml; subtype="gml/3.2.1"', "gml"), ("text/xml; subtype=gml/3.2", "gml"),
-    ("gml32", "gml"),
-    ("text/xml; subtype=gml/3.1.1", None), ("text/xml; subtype=gml/2.1.2", None),
-    ("GML2", None), ("gml3", None), ("SHAPE-ZIP", None), ("csv", None),
-    ("application/json; subtype=geojson/slim", None), ("text/javascript", None),
-])
+@pytest.mark.parametrize(
+    "spelling, kind",
+    [
+        ("application/json", "geojson"),
+        ("application/geo+json", "geojson"),
+        ("json", "geojson"),
+        ("geojson", "geojson"),
+        ("application/json; subtype=geojson", "geojson"),
+        ("application/json;subtype=geojson", "geojson"),
+        ("APPLICATION/JSON", "geojson"),
+        ("application/gml+xml; version=3.2", "gml"),
+        ("text/xml; subtype=gml/3.2.1", "gml"),
+        ('text/xml; subtype="gml/3.2.1"', "gml"),
+        ("text/xml; subtype=gml/3.2", "gml"),
+        ("gml32", "gml"),
+        ("text/xml; subtype=gml/3.1.1", None),
+        ("text/xml; subtype=gml/2.1.2", None),
+        ("GML2", None),
+        ("gml3", None),
+        ("SHAPE-ZIP", None),
+        ("csv", None),
+        ("application/json; subtype=geojson/slim", None),
+        ("text/javascript", None),
+    ],
+)
 def test_format_spellings(spelling, kind):
     assert format_kind(spelling) == kind
 
@@ -34,8 +52,10 @@ def test_format_spellings(spelling, kind):
 def test_choice_prefers_geojson_and_keeps_the_servers_spelling():
     geoserver = choose_format(GEOSERVER_OUTPUT_FORMATS, None, "layer 'x'")
     assert (geoserver.kind, geoserver.value) == ("geojson", "application/json")
-    assert choose_format(GEOSERVER_OUTPUT_FORMATS, "gml", "x").value == \
-        "application/gml+xml; version=3.2"
+    assert (
+        choose_format(GEOSERVER_OUTPUT_FORMATS, "gml", "x").value
+        == "application/gml+xml; version=3.2"
+    )
     only_subtype = ["text/xml; subtype=gml/3.2", "application/json; subtype=geojson"]
     assert choose_format(only_subtype, None, "x").value == "application/json; subtype=geojson"
     assert choose_format(only_subtype, "gml", "x").value == "text/xml; subtype=gml/3.2"
@@ -52,9 +72,13 @@ def test_choice_refuses_what_the_server_does_not_offer():
         choose_format(MAPSERVER_GML, "geojson", "layer 'muni'")
     assert str(forced.value).startswith(
         "layer 'muni': format: geojson, but the server does not offer GeoJSON (it offers: "
-        "application/gml+xml; version=3.2, text/xml; subtype=gml/3.2.1, ")
-    with pytest.raises(PermanentError, match=r"offers neither GeoJSON nor GML 3.2 \(it offers: "
-                                             r"GML2, text/xml; subtype=gml/3.1.1\)"):
+        "application/gml+xml; version=3.2, text/xml; subtype=gml/3.2.1, "
+    )
+    with pytest.raises(
+        PermanentError,
+        match=r"offers neither GeoJSON nor GML 3.2 \(it offers: "
+        r"GML2, text/xml; subtype=gml/3.1.1\)",
+    ):
         choose_format(["GML2", "text/xml; subtype=gml/3.1.1"], None, "x")
     with pytest.raises(PermanentError, match="does not offer GML 3.2"):
         choose_format(["application/json"], "gml", "x")
@@ -102,20 +126,27 @@ def test_capabilities_are_read_with_the_formats_of_each_type():
         caps.require_type("ws:StreetAxis", "layer 'axes'")
     assert str(unknown.value) == (
         "layer 'axes': the server has no feature type 'ws:StreetAxis' (closest of the 4 it "
-        "offers: ws:StreetAxes, Blocks, ws:Buildings, other:Buildings)")
+        "offers: ws:StreetAxes, Blocks, ws:Buildings, other:Buildings)"
+    )
 
 
 def test_exception_reports_are_read_and_classified():
     mapserver = exception_report_body("InvalidParameterValue", "typename", "no such type")
     assert exception_report(mapserver) == [
-        OwsException("InvalidParameterValue", "typename", "no such type")]
-    wfs10 = (b'<?xml version="1.0"?>\n<ServiceExceptionReport version="1.2.0">'
-             b'<ServiceException code="InvalidFormat">bad format</ServiceException>'
-             b"</ServiceExceptionReport>")
+        OwsException("InvalidParameterValue", "typename", "no such type")
+    ]
+    wfs10 = (
+        b'<?xml version="1.0"?>\n<ServiceExceptionReport version="1.2.0">'
+        b'<ServiceException code="InvalidFormat">bad format</ServiceException>'
+        b"</ServiceExceptionReport>"
+    )
     assert exception_report(wfs10) == [OwsException("InvalidFormat", "", "bad format")]
-    for body in (b'{"type": "FeatureCollection", "features": []}',
-                 b'<wfs:FeatureCollection numberMatched="0"/>', b"<ExceptionReport",
-                 b"\x00garbage ExceptionReport"):
+    for body in (
+        b'{"type": "FeatureCollection", "features": []}',
+        b'<wfs:FeatureCollection numberMatched="0"/>',
+        b"<ExceptionReport",
+        b"\x00garbage ExceptionReport",
+    ):
         assert exception_report(body) is None
     about_request = [OwsException("MissingParameterValue", "", "")]
     about_server = [OwsException("NoApplicableCode", "", "")]

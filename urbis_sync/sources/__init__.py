@@ -78,8 +78,13 @@ class Source(Protocol):
 
 
 OGR_SQL_TYPES = {
-    "OFTInteger": "integer", "OFTInteger64": "bigint", "OFTReal": "double precision",
-    "OFTString": "text", "OFTDate": "date", "OFTDateTime": "timestamptz", "OFTTime": "time",
+    "OFTInteger": "integer",
+    "OFTInteger64": "bigint",
+    "OFTReal": "double precision",
+    "OFTString": "text",
+    "OFTDate": "date",
+    "OFTDateTime": "timestamptz",
+    "OFTTime": "time",
 }
 
 
@@ -98,8 +103,9 @@ class SourceUnchanged(Exception):  # noqa: N818 - a signal, not an error
 
 
 @contextmanager
-def open_source(layer_id: str, layer: LayerConfig, settings: SyncSettings,
-                previous_info: str | None = None) -> Iterator[Source]:
+def open_source(
+    layer_id: str, layer: LayerConfig, settings: SyncSettings, previous_info: str | None = None
+) -> Iterator[Source]:
     """Open a layer's source for one run; temporary files go when the run is done.
 
     `previous_info` is what the last successful run noted about its source (a feed entry):
@@ -125,8 +131,10 @@ def open_source(layer_id: str, layer: LayerConfig, settings: SyncSettings,
     try:
         if isinstance(source, WfsSource | OgcApiSource):
             reader: WfsReader | OgcApiReader = (
-                WfsReader(source, layer.key, layer_id, http) if isinstance(source, WfsSource)
-                else OgcApiReader(source, layer.key, layer_id, http))
+                WfsReader(source, layer.key, layer_id, http)
+                if isinstance(source, WfsSource)
+                else OgcApiReader(source, layer.key, layer_id, http)
+            )
             try:
                 yield reader
             finally:
@@ -136,11 +144,16 @@ def open_source(layer_id: str, layer: LayerConfig, settings: SyncSettings,
         marker = f"feed entry {entry_marker(entry)}"
         if previous_info is not None and marker in previous_info:
             raise SourceUnchanged(f"{marker} (already applied; not downloaded again)")
-        with tempfile.TemporaryDirectory(prefix="urbis-feed-") as tmp, \
-                open_feed_source(source.url, source.layer, layer_id, http, Path(tmp),
-                                 entry=entry) as (_entry, archive), \
-                open_file_source(feed_file_source(archive, source.layer, source.srid),
-                                 layer_id) as dataset:
+        with (
+            tempfile.TemporaryDirectory(prefix="urbis-feed-") as tmp,
+            open_feed_source(source.url, source.layer, layer_id, http, Path(tmp), entry=entry) as (
+                _entry,
+                archive,
+            ),
+            open_file_source(
+                feed_file_source(archive, source.layer, source.srid), layer_id
+            ) as dataset,
+        ):
             from_feed = FileReader(dataset)
             from_feed.stats.notes.append(marker)
             yield from_feed

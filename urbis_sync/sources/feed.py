@@ -62,8 +62,9 @@ def newest_entry(feed_url: str, http: HttpFetcher, *, layer_id: str | None = Non
     newest = max(entries, key=lambda pair: pair[0].updated)
     entry, problem = newest
     if problem:
-        raise SourceError(f"{what}: the newest entry ({entry.id}, {entry.updated.isoformat()}) "
-                          f"{problem}")
+        raise SourceError(
+            f"{what}: the newest entry ({entry.id}, {entry.updated.isoformat()}) {problem}"
+        )
     return entry
 
 
@@ -73,9 +74,15 @@ def feed_file_source(path: Path, layer: str | None, srid: int | None = None) -> 
 
 
 @contextmanager
-def open_feed_source(feed_url: str, layer: str | None, layer_id: str, http: HttpFetcher,
-                     workdir: Path, *,
-                     entry: FeedEntry | None = None) -> Iterator[tuple[FeedEntry, Path]]:
+def open_feed_source(
+    feed_url: str,
+    layer: str | None,
+    layer_id: str,
+    http: HttpFetcher,
+    workdir: Path,
+    *,
+    entry: FeedEntry | None = None,
+) -> Iterator[tuple[FeedEntry, Path]]:
     """Download the newest entry's zip once into workdir; yield the entry and the zip's path.
 
     Pass `entry` (from `newest_entry`) when it was already read to decide whether to sync, so
@@ -89,8 +96,10 @@ def open_feed_source(feed_url: str, layer: str | None, layer_id: str, http: Http
     try:
         _download(http, entry.href, target, what)
         if not zipfile.is_zipfile(target):
-            raise SourceError(f"{what}: not a zip archive (feed {feed_url}, entry {entry.id}"
-                              f"{f', layer {layer}' if layer else ''})")
+            raise SourceError(
+                f"{what}: not a zip archive (feed {feed_url}, entry {entry.id}"
+                f"{f', layer {layer}' if layer else ''})"
+            )
         yield entry, target
     finally:
         target.unlink(missing_ok=True)
@@ -107,24 +116,29 @@ def _parse_feed(response: httpx.Response, what: str) -> ET.Element:
         root = ET.fromstring(response.content)
     except ET.ParseError as exc:
         start = " ".join(response.text[:80].split())
-        raise SourceError(f"{what}: not an Atom feed: not XML ({exc}); it starts with "
-                          f"'{start}'") from None
+        raise SourceError(
+            f"{what}: not an Atom feed: not XML ({exc}); it starts with '{start}'"
+        ) from None
     if root.tag != f"{ATOM}feed":
-        raise SourceError(f"{what}: not an Atom feed: the root element is <{root.tag}>, "
-                          f"expected <feed> in namespace {ATOM[1:-1]}")
+        raise SourceError(
+            f"{what}: not an Atom feed: the root element is <{root.tag}>, "
+            f"expected <feed> in namespace {ATOM[1:-1]}"
+        )
     return root
 
 
 def _entry(element: ET.Element, feed_url: str, what: str) -> tuple[FeedEntry, str | None]:
     """An entry and, when it cannot be downloaded, why (only matters if it is the newest)."""
     entry_id = (element.findtext(f"{ATOM}id") or "").strip()
-    stamp = (element.findtext(f"{ATOM}updated") or element.findtext(f"{ATOM}published")
-             or "").strip()
+    stamp = (
+        element.findtext(f"{ATOM}updated") or element.findtext(f"{ATOM}published") or ""
+    ).strip()
     try:
         updated = datetime.fromisoformat(stamp)
     except ValueError:
-        raise SourceError(f"{what}: entry '{entry_id}' has no usable <updated> date "
-                          f"('{stamp}')") from None
+        raise SourceError(
+            f"{what}: entry '{entry_id}' has no usable <updated> date ('{stamp}')"
+        ) from None
     if updated.tzinfo is None:
         updated = updated.replace(tzinfo=UTC)  # Atom requires an offset; assume UTC if missing
     title = " ".join((element.findtext(f"{ATOM}title") or "").split())
@@ -135,8 +149,10 @@ def _entry(element: ET.Element, feed_url: str, what: str) -> tuple[FeedEntry, st
 
 def _download_link(element: ET.Element) -> str | None:
     """rel=enclosure, else rel=alternate (Atom's default rel), else the first .zip link."""
-    links = [(lk.get("rel") or "alternate", (lk.get("href") or "").strip())
-             for lk in element.findall(f"{ATOM}link")]
+    links = [
+        (lk.get("rel") or "alternate", (lk.get("href") or "").strip())
+        for lk in element.findall(f"{ATOM}link")
+    ]
     links = [(rel, href) for rel, href in links if href]
     for wanted in ("enclosure", "alternate"):
         for rel, href in links:
@@ -173,8 +189,9 @@ def _download(http: HttpFetcher, url: str, target: Path, what: str) -> None:
                 elif response.status_code >= 400:
                     response.read()
                     text = " ".join(response.text.split())[:300]
-                    raise PermanentError(f"{what}: HTTP {response.status_code} from "
-                                         f"{response.url}: {text}")
+                    raise PermanentError(
+                        f"{what}: HTTP {response.status_code} from {response.url}: {text}"
+                    )
                 else:
                     with partial.open("wb") as out:
                         for chunk in response.iter_bytes(CHUNK):
@@ -191,8 +208,9 @@ def _download(http: HttpFetcher, url: str, target: Path, what: str) -> None:
         partial.unlink(missing_ok=True)
         if attempt < policy.attempts:
             pause = min(policy.backoff * 2 ** (attempt - 1), policy.max_backoff)
-            log.warning("%s: %s; retrying in %.1f s (%d/%d)", what, reason, pause, attempt,
-                        policy.attempts)
+            log.warning(
+                "%s: %s; retrying in %.1f s (%d/%d)", what, reason, pause, attempt, policy.attempts
+            )
             time.sleep(pause)
     raise SourceError(f"{what}: gave up after {policy.attempts} attempts: {reason}")
 
@@ -203,6 +221,10 @@ class _Truncated(Exception):
 
 def _check_length(response: httpx.Response, written: Path) -> None:
     announced = response.headers.get("content-length")
-    if announced and announced.isdigit() and "content-encoding" not in response.headers \
-            and written.stat().st_size != int(announced):
+    if (
+        announced
+        and announced.isdigit()
+        and "content-encoding" not in response.headers
+        and written.stat().st_size != int(announced)
+    ):
         raise _Truncated(f"{written.stat().st_size} of {announced} bytes arrived")

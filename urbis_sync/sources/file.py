@@ -66,8 +66,9 @@ def open_file_source(source: FileSource, layer_id: str) -> Iterator[LocatedDatas
         missing_shx = path.suffix.lower() == ".shp" and _sibling(path, ".shx") is None
         if missing_shx and path.parent != workdir:
             path = _copy_shapefile(path, workdir)
-        yield LocatedDataset(path, _choose_layer(path, source.layer, layer_id, missing_shx),
-                             missing_shx)
+        yield LocatedDataset(
+            path, _choose_layer(path, source.layer, layer_id, missing_shx), missing_shx
+        )
 
 
 class FileReader:
@@ -79,8 +80,10 @@ class FileReader:
         with _gdal(dataset):
             info = pyogrio.read_info(str(dataset.path), layer=dataset.layer)
         names = [str(f) for f in info["fields"]]
-        types = {name: sql_type_from_ogr(ogr, sub) for name, ogr, sub
-                 in zip(names, info["ogr_types"], info["ogr_subtypes"], strict=True)}
+        types = {
+            name: sql_type_from_ogr(ogr, sub)
+            for name, ogr, sub in zip(names, info["ogr_types"], info["ogr_subtypes"], strict=True)
+        }
         self._replacements: dict[str, list[Any]] = {}
         if dataset.is_shapefile:
             self._replacements = self._decimal_commas(info.get("encoding") or "latin-1")
@@ -97,8 +100,9 @@ class FileReader:
     def extent(self) -> tuple[float, float, float, float] | None:
         """The layer's bounding box in its own coordinates; None when it has no geometry."""
         with _gdal(self.dataset):
-            info = pyogrio.read_info(str(self.dataset.path), layer=self.dataset.layer,
-                                     force_total_bounds=True)
+            info = pyogrio.read_info(
+                str(self.dataset.path), layer=self.dataset.layer, force_total_bounds=True
+            )
         bounds = info.get("total_bounds")
         if bounds is None or not all(math.isfinite(v) for v in bounds):
             return None
@@ -121,17 +125,22 @@ class FileReader:
         with _gdal(self.dataset), warnings.catch_warnings():
             # GDAL warns about the decimal-comma values, which were re-read from the .dbf.
             warnings.filterwarnings("ignore", message=".*parsed incompletely.*")
-            with pyogrio.open_arrow(str(self.dataset.path), layer=self.dataset.layer,
-                                    batch_size=BATCH_SIZE, use_pyarrow=True) as (meta, reader):
+            with pyogrio.open_arrow(
+                str(self.dataset.path),
+                layer=self.dataset.layer,
+                batch_size=BATCH_SIZE,
+                use_pyarrow=True,
+            ) as (meta, reader):
                 geometry_column = meta["geometry_name"] or "wkb_geometry"
                 for record_batch in reader:
                     table = pa.Table.from_batches([record_batch])
                     wkb = table.column(geometry_column)
                     attributes = table.drop_columns([geometry_column])
                     for name, values in self._replacements.items():
-                        column = pa.array(values[offset:offset + table.num_rows])
+                        column = pa.array(values[offset : offset + table.num_rows])
                         attributes = attributes.set_column(
-                            attributes.schema.get_field_index(name), name, column)
+                            attributes.schema.get_field_index(name), name, column
+                        )
                     offset += table.num_rows
                     self.stats.pages += 1
                     yield FeatureBatch(attributes, wkb)
@@ -175,8 +184,9 @@ def _extract_from_zip(archive: Path, wanted: str | None, workdir: Path, layer_id
             stem_match = [n for n in candidates if Path(n).stem == wanted]
             candidates = stem_match or candidates
         if not candidates:
-            raise SourceError(f"layer '{layer_id}': {archive.name} holds no GeoPackage, "
-                              "shapefile, GML or GeoJSON")
+            raise SourceError(
+                f"layer '{layer_id}': {archive.name} holds no GeoPackage, shapefile, GML or GeoJSON"
+            )
         if len(candidates) > 1:
             raise SourceError(
                 f"layer '{layer_id}': {archive.name} holds several datasets "
@@ -184,8 +194,11 @@ def _extract_from_zip(archive: Path, wanted: str | None, workdir: Path, layer_id
             )
         chosen = candidates[0]
         prefix = chosen[: -len(Path(chosen).suffix)]
-        members = [n for n in names if n.startswith(prefix + ".")] if chosen.endswith(
-            (".shp", ".SHP")) else [chosen]
+        members = (
+            [n for n in names if n.startswith(prefix + ".")]
+            if chosen.endswith((".shp", ".SHP"))
+            else [chosen]
+        )
         target = workdir / "unzipped"
         for member in members:
             out = target / Path(member).name
@@ -215,10 +228,14 @@ def _choose_layer(path: Path, wanted: str | None, layer_id: str, missing_shx: bo
         layers = [str(row[0]) for row in pyogrio.list_layers(str(path))]
     if wanted is None:
         if len(layers) > 1:
-            raise SourceError(f"layer '{layer_id}': {path.name} has several layers "
-                              f"({', '.join(layers)}); name one with source.layer")
+            raise SourceError(
+                f"layer '{layer_id}': {path.name} has several layers "
+                f"({', '.join(layers)}); name one with source.layer"
+            )
         return None
     if wanted not in layers:
-        raise SourceError(f"layer '{layer_id}': source.layer '{wanted}' is not in {path.name} "
-                          f"(it has: {', '.join(layers)})")
+        raise SourceError(
+            f"layer '{layer_id}': source.layer '{wanted}' is not in {path.name} "
+            f"(it has: {', '.join(layers)})"
+        )
     return wanted

@@ -42,8 +42,11 @@ class RetryPolicy:
 
     @classmethod
     def from_settings(cls, settings: SyncSettings) -> RetryPolicy:
-        return cls(attempts=settings.http_attempts, backoff=settings.http_backoff,
-                   timeout=settings.http_timeout)
+        return cls(
+            attempts=settings.http_attempts,
+            backoff=settings.http_backoff,
+            timeout=settings.http_timeout,
+        )
 
 
 class TransientAnswer(Exception):
@@ -72,14 +75,23 @@ ResponseCheck = Callable[[httpx.Response], None]
 class HttpFetcher:
     def __init__(self, policy: RetryPolicy) -> None:
         self.policy = policy
-        self.client = httpx.Client(timeout=policy.timeout, follow_redirects=True,
-                                   headers={"User-Agent": "urbis-geoservice-sync"})
+        self.client = httpx.Client(
+            timeout=policy.timeout,
+            follow_redirects=True,
+            headers={"User-Agent": "urbis-geoservice-sync"},
+        )
 
     def close(self) -> None:
         self.client.close()
 
-    def get(self, url: str, params: dict[str, str] | None, parse: Callable[[httpx.Response], T],
-            what: str, check: ResponseCheck | None = None) -> T:
+    def get(
+        self,
+        url: str,
+        params: dict[str, str] | None,
+        parse: Callable[[httpx.Response], T],
+        what: str,
+        check: ResponseCheck | None = None,
+    ) -> T:
         """GET and parse, retrying transient failures; SourceError when they do not pass.
 
         PermanentError (a 4xx other than 408/429, or from `check`) and SourceError from
@@ -94,8 +106,10 @@ class HttpFetcher:
                 if is_transient_status(response.status_code):
                     reason = f"HTTP {response.status_code}"
                 elif response.status_code >= 400:
-                    raise PermanentError(f"{what}: HTTP {response.status_code} from "
-                                         f"{response.url}: {_excerpt(response.text)}")
+                    raise PermanentError(
+                        f"{what}: HTTP {response.status_code} from "
+                        f"{response.url}: {_excerpt(response.text)}"
+                    )
                 else:
                     return parse(response)
             except httpx.TimeoutException:
@@ -108,8 +122,14 @@ class HttpFetcher:
                 reason = str(exc)
             if attempt < self.policy.attempts:
                 pause = min(self.policy.backoff * 2 ** (attempt - 1), self.policy.max_backoff)
-                log.warning("%s: %s; retrying in %.1f s (%d/%d)", what, reason, pause, attempt,
-                            self.policy.attempts)
+                log.warning(
+                    "%s: %s; retrying in %.1f s (%d/%d)",
+                    what,
+                    reason,
+                    pause,
+                    attempt,
+                    self.policy.attempts,
+                )
                 time.sleep(pause)
         raise SourceError(f"{what}: gave up after {self.policy.attempts} attempts: {reason}")
 

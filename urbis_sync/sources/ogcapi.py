@@ -50,8 +50,12 @@ from urbis_sync.sources.http import BadBody, HttpFetcher
 DEFAULT_PAGE_SIZE = 1000
 CRS84_URI = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 QUERYABLES_RELS = ("http://www.opengis.net/def/rel/ogc/1.0/queryables", "queryables")
-JSON_MEDIA = ("application/geo+json", "application/json", "application/vnd.geo+json",
-              "application/schema+json")
+JSON_MEDIA = (
+    "application/geo+json",
+    "application/json",
+    "application/vnd.geo+json",
+    "application/schema+json",
+)
 # Arrays and dates are kept as the server wrote them: the schema's types decide, not GDAL's
 # guess on each page (which could differ from page to page).
 OPEN_OPTIONS = {"ARRAY_AS_STRING": "YES", "DATE_AS_STRING": "YES"}
@@ -86,8 +90,11 @@ def sql_type_from_json_schema(spec: dict[str, Any]) -> str | None:
     """The SQL type of one queryable; None for the geometry, which is not an attribute."""
     role = str(spec.get("x-ogc-role", ""))
     ref = str(spec.get("$ref", ""))
-    if role == "primary-geometry" or str(spec.get("format", "")).startswith("geometry") \
-            or "geojson.org" in ref:
+    if (
+        role == "primary-geometry"
+        or str(spec.get("format", "")).startswith("geometry")
+        or "geojson.org" in ref
+    ):
         return None
     kind = spec.get("type")
     if isinstance(kind, list):
@@ -100,17 +107,28 @@ def sql_type_from_json_schema(spec: dict[str, Any]) -> str | None:
 
 def _links(doc: dict[str, Any], rels: tuple[str, ...]) -> list[dict[str, Any]]:
     """A document's links with one of the relations, JSON ones first (HTML ones are skipped)."""
-    found = [lk for lk in doc.get("links") or []
-             if isinstance(lk, dict) and lk.get("rel") in rels and lk.get("href")
-             and (lk.get("type") or "application/json").split(";")[0].strip() in JSON_MEDIA]
+    found = [
+        lk
+        for lk in doc.get("links") or []
+        if isinstance(lk, dict)
+        and lk.get("rel") in rels
+        and lk.get("href")
+        and (lk.get("type") or "application/json").split(";")[0].strip() in JSON_MEDIA
+    ]
     return sorted(found, key=lambda lk: 0 if lk.get("type") else 1)
 
 
 class OgcApiReader:
     """Streams one collection of an OGC API Features server; `schema` is known on creation."""
 
-    def __init__(self, source: OgcApiSource, key: str, layer_id: str, http: HttpFetcher,
-                 page_size: int | None = None) -> None:
+    def __init__(
+        self,
+        source: OgcApiSource,
+        key: str,
+        layer_id: str,
+        http: HttpFetcher,
+        page_size: int | None = None,
+    ) -> None:
         self.source = source
         self.key = key
         self.layer_id = layer_id
@@ -131,7 +149,8 @@ class OgcApiReader:
         self.stats.notes.append(
             f"OGC API {self.collection_url}, {crs_identity(self.crs_uri or CRS84_URI)}, "
             f"types from {'queryables' if declared is not None else 'the first page'}, "
-            f"limit {self.page_size}")
+            f"limit {self.page_size}"
+        )
 
     def close(self) -> None:
         """Nothing is held but the first page, which is dropped."""
@@ -148,6 +167,7 @@ class OgcApiReader:
 
     def _get_json(self, url: str, what: str) -> tuple[dict[str, Any], str]:
         """A JSON object and the URL it came from (the base of its relative links)."""
+
         def parse(response: httpx.Response) -> tuple[dict[str, Any], str]:
             try:
                 doc = json.loads(response.content)
@@ -182,7 +202,8 @@ class OgcApiReader:
                 raise SourceError(
                     f"layer '{self.layer_id}': source.srid is {wanted} but collection "
                     f"'{self.source.collection}' at {self.base} cannot serve it (crs offered: "
-                    f"{listed}); remove source.srid to read CRS84")
+                    f"{listed}); remove source.srid to read CRS84"
+                )
         return None, CRS.from_user_input("OGC:CRS84")
 
     def _queryables(self, collection: dict[str, Any], base: str) -> list[Field] | None:
@@ -206,8 +227,9 @@ class OgcApiReader:
                 fields.append(Field(str(name), sql_type))
         return fields
 
-    def _fields(self, declared: list[Field] | None,
-                inferred: tuple[list[Field], str] | None) -> tuple[list[Field], str]:
+    def _fields(
+        self, declared: list[Field] | None, inferred: tuple[list[Field], str] | None
+    ) -> tuple[list[Field], str]:
         """Declared fields first (their types win), then fields only the first page shows."""
         seen, geometry_type = inferred or ([], "Unknown")
         fields = list(declared or [])
@@ -225,15 +247,20 @@ class OgcApiReader:
                 raise SourceError(
                     f"layer '{self.layer_id}': key field '{self.key}' is not among the "
                     f"properties of collection '{self.source.collection}' "
-                    f"({', '.join(sorted(names)) or 'none'})")
+                    f"({', '.join(sorted(names)) or 'none'})"
+                )
             fields.append(Field(self.key, "text"))
             self.stats.notes.append("empty collection: field types unknown")
         return fields, geometry_type
 
     # -- features -----------------------------------------------------------------------------
     def _fetch(self, url: str, params: dict[str, str] | None, number: int) -> ItemsPage:
-        return self.http.get(url, params, lambda r: self._parse(r, number == 1),
-                             self._what(f"items page {number}", url))
+        return self.http.get(
+            url,
+            params,
+            lambda r: self._parse(r, number == 1),
+            self._what(f"items page {number}", url),
+        )
 
     def _parse(self, response: httpx.Response, infer: bool) -> ItemsPage:
         """One page: GDAL reads the features, the JSON gives the counts and the next link."""
@@ -242,18 +269,23 @@ class OgcApiReader:
             doc = json.loads(body)
         except ValueError as exc:
             raise BadBody(f"not JSON ({exc})") from exc
-        if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection" \
-                or not isinstance(doc.get("features"), list):
-            raise SourceError(f"{self._what('items', str(response.url))}: not a GeoJSON "
-                              "FeatureCollection")
+        if (
+            not isinstance(doc, dict)
+            or doc.get("type") != "FeatureCollection"
+            or not isinstance(doc.get("features"), list)
+        ):
+            raise SourceError(
+                f"{self._what('items', str(response.url))}: not a GeoJSON FeatureCollection"
+            )
         self._check_content_crs(response)
         features = doc["features"]
         returned = doc.get("numberReturned")
         if isinstance(returned, int) and returned != len(features):
             raise BadBody(f"numberReturned is {returned} but {len(features)} features arrived")
         matched = doc.get("numberMatched")
-        matched = int(matched) if isinstance(matched, int | str) and str(matched).isdigit() \
-            else None
+        matched = (
+            int(matched) if isinstance(matched, int | str) and str(matched).isdigit() else None
+        )
         url = str(response.url)
         next_links = _links(doc, ("next",))
         next_url = urljoin(url, str(next_links[0]["href"])) if next_links else None
@@ -264,9 +296,14 @@ class OgcApiReader:
             if infer:
                 info = pyogrio.read_info(body)
                 inferred = (
-                    [Field(str(n), sql_type_from_ogr(t, s)) for n, t, s in
-                     zip(info["fields"], info["ogr_types"], info["ogr_subtypes"], strict=True)],
-                    str(info["geometry_type"]))
+                    [
+                        Field(str(n), sql_type_from_ogr(t, s))
+                        for n, t, s in zip(
+                            info["fields"], info["ogr_types"], info["ogr_subtypes"], strict=True
+                        )
+                    ],
+                    str(info["geometry_type"]),
+                )
             meta, table = pyogrio.read_arrow(body, **OPEN_OPTIONS)
         except Exception as exc:  # GDAL's error classes vary; any of them = unusable body
             raise BadBody(f"GDAL cannot read it ({str(exc).splitlines()[0][:200]})") from exc
@@ -274,8 +311,9 @@ class OgcApiReader:
             raise BadBody(f"{len(features)} features sent but GDAL read {table.num_rows}")
         geometry_column = meta["geometry_name"] or "wkb_geometry"
         attributes = _plain(table.drop_columns([geometry_column]))
-        return ItemsPage(url, attributes, table.column(geometry_column), matched, next_url,
-                         inferred)
+        return ItemsPage(
+            url, attributes, table.column(geometry_column), matched, next_url, inferred
+        )
 
     def _check_content_crs(self, response: httpx.Response) -> None:
         """A server that ignored `crs=` says so in Content-Crs; coordinates would be wrong."""
@@ -286,7 +324,8 @@ class OgcApiReader:
         if crs_identity(header) != expected:
             raise SourceError(
                 f"{self._what('items', str(response.url))}: the server sent {header.strip()} "
-                f"coordinates but {expected} was asked for")
+                f"coordinates but {expected} was asked for"
+            )
 
     def _conform(self, page: ItemsPage) -> FeatureBatch:
         """The schema's columns in order; properties the schema does not know are noted."""
@@ -296,8 +335,12 @@ class OgcApiReader:
             note = f"not stored (absent from the schema): {', '.join(extra)}"
             if note not in self.stats.notes:
                 self.stats.notes.append(note)
-        columns = [table.column(name) if name in table.column_names
-                   else pa.nulls(table.num_rows, pa.string()) for name in self.schema.names]
+        columns = [
+            table.column(name)
+            if name in table.column_names
+            else pa.nulls(table.num_rows, pa.string())
+            for name in self.schema.names
+        ]
         return FeatureBatch(pa.table(columns, names=self.schema.names), page.wkb)
 
     def batches(self) -> Iterator[FeatureBatch]:
@@ -315,7 +358,8 @@ class OgcApiReader:
             if page.matched is not None and announced is not None and page.matched != announced:
                 raise SourceError(
                     f"layer '{self.layer_id}': numberMatched changed from {announced} to "
-                    f"{page.matched} while paging (the source changed during the run)")
+                    f"{page.matched} while paging (the source changed during the run)"
+                )
             announced = announced if announced is not None else page.matched
             if page.attributes.num_rows == 0:
                 break
@@ -330,23 +374,29 @@ class OgcApiReader:
             if page.next_url is None:
                 break
             if page.next_url in visited:
-                raise SourceError(f"layer '{self.layer_id}': the next link of page "
-                                  f"{self.stats.pages} points back to {page.next_url}")
+                raise SourceError(
+                    f"layer '{self.layer_id}': the next link of page "
+                    f"{self.stats.pages} points back to {page.next_url}"
+                )
             visited.add(page.next_url)
             page = self._fetch(page.next_url, None, self.stats.pages + 1)
         self._check_counts(announced, received, len(keys), keyless)
 
-    def _check_counts(self, announced: int | None, received: int, distinct: int,
-                      keyless: int) -> None:
+    def _check_counts(
+        self, announced: int | None, received: int, distinct: int, keyless: int
+    ) -> None:
         """Distinct features received against numberMatched: a slipped page shows up here."""
-        self.stats.notes.append(f"{received} features in {self.stats.pages} pages, {distinct} "
-                                f"distinct keys, numberMatched {announced}")
+        self.stats.notes.append(
+            f"{received} features in {self.stats.pages} pages, {distinct} "
+            f"distinct keys, numberMatched {announced}"
+        )
         if announced is not None and distinct + keyless != announced:
             raise SourceError(
                 f"layer '{self.layer_id}': the server announced {announced} features "
                 f"(numberMatched) but {received} arrived with {distinct} distinct keys "
                 f"({keyless} without a key) from {self.collection_url}/items; "
-                "nothing was applied")
+                "nothing was applied"
+            )
 
 
 def _plain(table: pa.Table) -> pa.Table:
@@ -354,7 +404,8 @@ def _plain(table: pa.Table) -> pa.Table:
     for index, column_type in enumerate(table.schema.types):
         if isinstance(column_type, pa.BaseExtensionType):
             column = table.column(index)
-            plain = pa.chunked_array([chunk.storage for chunk in column.chunks],
-                                     column_type.storage_type)
+            plain = pa.chunked_array(
+                [chunk.storage for chunk in column.chunks], column_type.storage_type
+            )
             table = table.set_column(index, table.schema.field(index).name, plain)
     return table

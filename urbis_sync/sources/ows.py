@@ -24,11 +24,20 @@ from urbis_sync.sources.http import (
 )
 
 # exceptionCode values (OWS 1.1 and WFS 2.0) that blame the request, not the server's state.
-REQUEST_ERRORS = frozenset({
-    "InvalidParameterValue", "MissingParameterValue", "OperationNotSupported",
-    "OptionNotSupported", "VersionNegotiationFailed", "OperationParsingFailed",
-    "InvalidUpdateSequence", "InvalidFormat", "InvalidSRS", "LayerNotDefined",
-})
+REQUEST_ERRORS = frozenset(
+    {
+        "InvalidParameterValue",
+        "MissingParameterValue",
+        "OperationNotSupported",
+        "OptionNotSupported",
+        "VersionNegotiationFailed",
+        "OperationParsingFailed",
+        "InvalidUpdateSequence",
+        "InvalidFormat",
+        "InvalidSRS",
+        "LayerNotDefined",
+    }
+)
 _ROOTS = ("ExceptionReport", "ServiceExceptionReport")  # OWS 1.x/2.0, and WFS 1.0 / WMS
 _SNIFF = 4096  # an exception report says so in its first bytes; a feature page never does
 
@@ -63,14 +72,22 @@ def exception_report(body: bytes) -> list[OwsException] | None:
     for element in root.iter():
         if _local(element.tag) not in ("Exception", "ServiceException"):
             continue
-        texts = [t.strip() for child in element if _local(child.tag) == "ExceptionText"
-                 for t in child.itertext() if t.strip()]
+        texts = [
+            t.strip()
+            for child in element
+            if _local(child.tag) == "ExceptionText"
+            for t in child.itertext()
+            if t.strip()
+        ]
         if not texts and element.text:  # WFS 1.0: the text is the element's own
             texts = [element.text.strip()]
-        found.append(OwsException(
-            code=element.get("exceptionCode") or element.get("code") or "",
-            locator=element.get("locator") or "",
-            text=" ".join(" ".join(texts).split())[:500]))
+        found.append(
+            OwsException(
+                code=element.get("exceptionCode") or element.get("code") or "",
+                locator=element.get("locator") or "",
+                text=" ".join(" ".join(texts).split())[:500],
+            )
+        )
     return found or [OwsException("", "", " ".join(" ".join(root.itertext()).split())[:500])]
 
 

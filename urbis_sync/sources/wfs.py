@@ -40,12 +40,26 @@ from urbis_sync.sources.wfs_capabilities import WfsCapabilities, choose_format
 DEFAULT_PAGE_SIZE = 1000
 BASE_PARAMS = {"SERVICE": "WFS", "VERSION": "2.0.0"}
 XSD_TYPES = {
-    "string": "text", "anyURI": "text", "normalizedString": "text", "token": "text",
-    "int": "integer", "short": "integer", "byte": "integer", "integer": "bigint",
-    "long": "bigint", "nonNegativeInteger": "bigint", "positiveInteger": "bigint",
-    "unsignedInt": "bigint", "double": "double precision", "float": "double precision",
-    "decimal": "double precision", "boolean": "boolean", "date": "date",
-    "dateTime": "timestamptz", "time": "time", "TimeInstantType": "timestamptz",
+    "string": "text",
+    "anyURI": "text",
+    "normalizedString": "text",
+    "token": "text",
+    "int": "integer",
+    "short": "integer",
+    "byte": "integer",
+    "integer": "bigint",
+    "long": "bigint",
+    "nonNegativeInteger": "bigint",
+    "positiveInteger": "bigint",
+    "unsignedInt": "bigint",
+    "double": "double precision",
+    "float": "double precision",
+    "decimal": "double precision",
+    "boolean": "boolean",
+    "date": "date",
+    "dateTime": "timestamptz",
+    "time": "time",
+    "TimeInstantType": "timestamptz",
 }
 _MATCHED_JSON = re.compile(rb'"numberMatched"\s*:\s*"?(\d+|unknown)"?')
 _MATCHED_GML = re.compile(rb'numberMatched\s*=\s*"(\d+|unknown)"')
@@ -70,21 +84,26 @@ def _local(tag: str) -> str:
 
 def read_capabilities(http: HttpFetcher, url: str, what: str) -> WfsCapabilities:
     """GetCapabilities, parsed; PermanentError when the server is no WFS 2.0 server."""
+
     def parse(response: httpx.Response) -> ET.Element:
         try:
             return ET.fromstring(response.content)
         except ET.ParseError as exc:
             raise BadBody(f"not XML ({exc})") from exc
 
-    root = http.get(url, {**BASE_PARAMS, "REQUEST": "GetCapabilities"}, parse, what,
-                    check=ows_check(what))
+    root = http.get(
+        url, {**BASE_PARAMS, "REQUEST": "GetCapabilities"}, parse, what, check=ows_check(what)
+    )
     if _local(root.tag) != "WFS_Capabilities":
-        raise PermanentError(f"{what}: not a WFS capabilities document (its root element is "
-                             f"<{_local(root.tag)}>)")
+        raise PermanentError(
+            f"{what}: not a WFS capabilities document (its root element is <{_local(root.tag)}>)"
+        )
     capabilities = WfsCapabilities.parse(root)
     if not capabilities.version.startswith("2."):
-        raise PermanentError(f"{what}: the server answers as WFS {capabilities.version or '?'}"
-                             ", not 2.0 (paging, sorting and numberMatched need WFS 2.0)")
+        raise PermanentError(
+            f"{what}: the server answers as WFS {capabilities.version or '?'}"
+            ", not 2.0 (paging, sorting and numberMatched need WFS 2.0)"
+        )
     return capabilities
 
 
@@ -94,8 +113,14 @@ class WfsReader:
     `capabilities` may be given when they were already read (`urbis sources check`).
     """
 
-    def __init__(self, source: WfsSource, key: str, layer_id: str, http: HttpFetcher,
-                 capabilities: WfsCapabilities | None = None) -> None:
+    def __init__(
+        self,
+        source: WfsSource,
+        key: str,
+        layer_id: str,
+        http: HttpFetcher,
+        capabilities: WfsCapabilities | None = None,
+    ) -> None:
         self.source = source
         self.key = key
         self.layer_id = layer_id
@@ -106,31 +131,39 @@ class WfsReader:
         try:
             what = f"layer '{layer_id}': GetCapabilities"
             self.capabilities = capabilities or read_capabilities(http, source.url, what)
-            self.feature_type = self.capabilities.require_type(source.typename,
-                                                               f"layer '{layer_id}'")
-            self.output = choose_format(self.capabilities.formats_for(self.feature_type),
-                                        source.format, f"layer '{layer_id}'")
-            self.page_size = (source.page_size or self.capabilities.count_default
-                              or DEFAULT_PAGE_SIZE)
+            self.feature_type = self.capabilities.require_type(
+                source.typename, f"layer '{layer_id}'"
+            )
+            self.output = choose_format(
+                self.capabilities.formats_for(self.feature_type),
+                source.format,
+                f"layer '{layer_id}'",
+            )
+            self.page_size = (
+                source.page_size or self.capabilities.count_default or DEFAULT_PAGE_SIZE
+            )
             fields, geometry = self._describe()
         except BaseException:
             self.close()
             raise
         srid = source.srid or STORAGE_SRID
         self.schema = SourceSchema(fields=fields, crs=CRS.from_epsg(srid), geometry_type=geometry)
-        self.stats.notes.append(f"WFS {source.typename}, {self.output}, "
-                                f"page size {self.page_size}")
+        self.stats.notes.append(f"WFS {source.typename}, {self.output}, page size {self.page_size}")
 
     def close(self) -> None:
         self._workdir.cleanup()
 
     # -- metadata -----------------------------------------------------------------------------
     def _describe(self) -> tuple[list[Field], str]:
-        params = {**BASE_PARAMS, "REQUEST": "DescribeFeatureType",
-                  "TYPENAMES": self.source.typename}
+        params = {
+            **BASE_PARAMS,
+            "REQUEST": "DescribeFeatureType",
+            "TYPENAMES": self.source.typename,
+        }
         what = f"layer '{self.layer_id}': DescribeFeatureType"
-        schema_text = self.http.get(self.source.url, params, lambda r: r.content, what,
-                                    check=ows_check(what))
+        schema_text = self.http.get(
+            self.source.url, params, lambda r: r.content, what, check=ows_check(what)
+        )
         # GDAL's GML reader needs the schema to read typed values (dates are nested
         # gml:TimeInstant elements without it).
         self.xsd_path.write_bytes(schema_text)
@@ -146,16 +179,22 @@ class WfsReader:
                     continue
                 kind = element.get("type") or next(
                     (r.get("base", "") for r in element.iter() if _local(r.tag) == "restriction"),
-                    "")
+                    "",
+                )
                 local_kind = kind.split(":")[-1]
-                if kind.startswith("gml:") and local_kind.endswith("PropertyType") \
-                        and "Time" not in local_kind:
+                if (
+                    kind.startswith("gml:")
+                    and local_kind.endswith("PropertyType")
+                    and "Time" not in local_kind
+                ):
                     geometry = local_kind.removesuffix("PropertyType")
                     continue
                 fields.append(Field(element.get("name", ""), XSD_TYPES.get(local_kind, "text")))
         if self.key not in [f.name for f in fields]:
-            raise SourceError(f"layer '{self.layer_id}': key field '{self.key}' is not among "
-                              f"the WFS fields ({', '.join(f.name for f in fields)})")
+            raise SourceError(
+                f"layer '{self.layer_id}': key field '{self.key}' is not among "
+                f"the WFS fields ({', '.join(f.name for f in fields)})"
+            )
         return fields, geometry
 
     # -- features -----------------------------------------------------------------------------
@@ -172,7 +211,8 @@ class WfsReader:
                 if announced is not None and page.matched != announced:
                     raise SourceError(
                         f"layer '{self.layer_id}': numberMatched changed from {announced} to "
-                        f"{page.matched} while paging (the source changed during the run)")
+                        f"{page.matched} while paging (the source changed during the run)"
+                    )
                 announced = page.matched
             if rows == 0:
                 break
@@ -183,26 +223,33 @@ class WfsReader:
             yield page.batch
             start += rows
         received = start
-        self.stats.notes.append(f"{received} features in {self.stats.pages} pages, "
-                                f"{len(first_page)} distinct keys, numberMatched {announced}")
+        self.stats.notes.append(
+            f"{received} features in {self.stats.pages} pages, "
+            f"{len(first_page)} distinct keys, numberMatched {announced}"
+        )
         if announced is not None and received != announced:
             raise SourceError(
                 f"layer '{self.layer_id}': the server announced {announced} features "
                 f"(numberMatched) but {received} arrived ({len(first_page)} distinct keys); "
-                "nothing was applied")
+                "nothing was applied"
+            )
         if across_pages:
             # Sorted on the key, a repeated key on two pages may be the paging itself slipping
             # (a feature served twice, another never): the layer cannot be trusted.
             sample = ", ".join(sorted(across_pages)[:5])
             raise SourceError(
                 f"layer '{self.layer_id}': key(s) {sample} arrived on more than one page; "
-                f"paging on {self.key} is not stable (duplicate keys?); nothing was applied")
+                f"paging on {self.key} is not stable (duplicate keys?); nothing was applied"
+            )
 
     def page(self, start: int) -> Page:
         """The page of features from `start` (0-based), as the sync reads it."""
         params = {
-            **self._query(), "OUTPUTFORMAT": self.output.value, "COUNT": str(self.page_size),
-            "STARTINDEX": str(start), "SORTBY": f"{self.key} ASC",
+            **self._query(),
+            "OUTPUTFORMAT": self.output.value,
+            "COUNT": str(self.page_size),
+            "STARTINDEX": str(start),
+            "SORTBY": f"{self.key} ASC",
         }
         what = f"layer '{self.layer_id}': GetFeature from {start}"
         return self.http.get(self.source.url, params, self._parse, what, check=ows_check(what))
@@ -221,16 +268,26 @@ class WfsReader:
                 raise BadBody("no numberMatched in the answer")
             return int(found.group(1)) if found.group(1) != b"unknown" else None
 
-        return self.http.get(self.source.url, {**self._query(), "RESULTTYPE": "hits"}, parse,
-                             what, check=ows_check(what))
+        return self.http.get(
+            self.source.url,
+            {**self._query(), "RESULTTYPE": "hits"},
+            parse,
+            what,
+            check=ows_check(what),
+        )
 
     def _query(self) -> dict[str, str]:
         """The parameters that say which features: type, CRS, bbox, filter."""
-        params = {**BASE_PARAMS, "REQUEST": "GetFeature", "TYPENAMES": self.source.typename,
-                  "SRSNAME": f"EPSG:{self.schema_srid}"}
+        params = {
+            **BASE_PARAMS,
+            "REQUEST": "GetFeature",
+            "TYPENAMES": self.source.typename,
+            "SRSNAME": f"EPSG:{self.schema_srid}",
+        }
         if self.source.bbox is not None:
-            params["BBOX"] = ",".join(_exact(v) for v in self.source.bbox) + \
-                f",EPSG:{self.schema_srid}"
+            params["BBOX"] = (
+                ",".join(_exact(v) for v in self.source.bbox) + f",EPSG:{self.schema_srid}"
+            )
         if self.source.cql_filter:
             params["CQL_FILTER"] = self.source.cql_filter
         return params
@@ -250,8 +307,13 @@ class WfsReader:
         else:
             empty = _EMPTY_JSON.search(body) is not None
         if empty:
-            return Page(FeatureBatch(pa.table({f.name: pa.nulls(0) for f in self.schema.fields}),
-                                     pa.array([], pa.binary())), matched)
+            return Page(
+                FeatureBatch(
+                    pa.table({f.name: pa.nulls(0) for f in self.schema.fields}),
+                    pa.array([], pa.binary()),
+                ),
+                matched,
+            )
         try:
             options: dict[str, Any] = {"XSD": str(self.xsd_path)} if gml else {}
             meta, table = pyogrio.read_arrow(body, **options)
@@ -260,8 +322,10 @@ class WfsReader:
         if gml:
             returned = _RETURNED_GML.search(body[:4096])
             if returned is not None and int(returned.group(1)) != table.num_rows:
-                raise BadBody(f"numberReturned is {int(returned.group(1))} but "
-                              f"{table.num_rows} features could be read")
+                raise BadBody(
+                    f"numberReturned is {int(returned.group(1))} but "
+                    f"{table.num_rows} features could be read"
+                )
         geometry_column = meta["geometry_name"] or "wkb_geometry"
         wkb = table.column(geometry_column)
         attributes = table.drop_columns([geometry_column])
