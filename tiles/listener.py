@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -12,25 +11,11 @@ from typing import Any
 import psycopg
 
 from tiles.cache import TileCache
+from urbis_core.changes import CHANNEL, LayerChanged
 from urbis_core.db import first_line
 
 log = logging.getLogger(__name__)
-CHANNEL = "urbis_layer_changed"  # urbis_sync.run.NOTIFY_CHANNEL
 MAX_RETRY_DELAY = 30.0
-
-
-Box = tuple[float, float, float, float]
-
-
-def parse_change(payload: str) -> tuple[str, Box | None, int | None]:
-    """(layer, bbox in EPSG:31370 or None for 'anywhere', version) from a notification."""
-    change = json.loads(payload)
-    bbox = change.get("bbox")
-    version = change.get("version")
-    box: Box | None = (
-        (float(bbox[0]), float(bbox[1]), float(bbox[2]), float(bbox[3])) if bbox else None
-    )
-    return str(change["layer"]), box, int(version) if version is not None else None
 
 
 async def reconcile_disk(conn: psycopg.AsyncConnection[Any], cache: TileCache) -> None:
@@ -116,16 +101,16 @@ async def follow_changes(
                 delay = 1.0
                 async for note in conn.notifies():
                     try:
-                        layer, bbox, version = parse_change(note.payload)
-                    except (ValueError, KeyError, TypeError):
+                        change = LayerChanged.parse(note.payload)
+                    except ValueError:
                         log.warning(
                             "unreadable change notification %r: emptying the tile cache",
                             note.payload,
                         )
                         cache.clear()
                         continue
-                    dropped = cache.invalidate(layer, bbox, version)
-                    log.info("layer %s changed: %d cached tiles dropped", layer, dropped)
+                    dropped = cache.invalidate(change.layer, change.bbox, change.version)
+                    log.info("layer %s changed: %d cached tiles dropped", change.layer, dropped)
                     if after is not None:
                         after()
         except (psycopg.OperationalError, OSError) as exc:

@@ -27,6 +27,7 @@ from urbis_core.catalog import (
     quarantine,
     sync_run,
 )
+from urbis_core.changes import LayerChanged
 from urbis_core.config import ServiceConfig
 from urbis_core.errors import SyncError, UrbisError
 from urbis_core.settings import SyncSettings
@@ -46,7 +47,6 @@ from urbis_sync.sources import FeatureBatch, Field, SourceUnchanged, open_source
 from urbis_sync.tile_geometry import Filled
 
 log = logging.getLogger(__name__)
-NOTIFY_CHANNEL = "urbis_layer_changed"
 RUN_MODE = "reconcile"
 SWAP_ATTEMPTS = 5
 FAILURE_RECORD_ATTEMPTS = 30  # seconds, one a second: long enough for a database restart
@@ -473,20 +473,8 @@ def _apply_with_retries(
                 )
                 if result.changed:
                     _record_change(conn, layer_id, run_id, result)
-                    conn.execute(
-                        select(
-                            func.pg_notify(
-                                NOTIFY_CHANNEL,
-                                json.dumps(
-                                    {
-                                        "layer": layer_id,
-                                        "version": result.version,
-                                        "bbox": result.changed_bbox,
-                                    }
-                                ),
-                            )
-                        )
-                    )
+                    change = LayerChanged(layer_id, result.version, result.changed_bbox)
+                    conn.execute(select(change.notification()))
                 conn.execute(
                     sync_run.update()
                     .where(sync_run.c.id == run_id)

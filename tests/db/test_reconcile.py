@@ -16,8 +16,9 @@ import shapely
 import sqlalchemy as sa
 
 from tests.conftest import ROOT, SAMPLE_DIR
+from urbis_core.changes import CHANNEL
 from urbis_core.config import load_config
-from urbis_sync.run import NOTIFY_CHANNEL, sync_layer
+from urbis_sync.run import sync_layer
 
 GEOSERVER = ROOT / "tests" / "data" / "geoserver"
 
@@ -109,7 +110,7 @@ def test_changes_are_applied_by_key_with_history_change_log_and_notify(
     layer.write(changed)
 
     listener = psycopg.connect(database_url, autocommit=True)
-    listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+    listener.execute(f"LISTEN {CHANNEL}")
     report = layer.sync(engine)
     notes = list(listener.notifies(timeout=5, stop_after=1))
     listener.close()
