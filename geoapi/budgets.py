@@ -31,6 +31,27 @@ DEFAULT_KIND = "catalog"  # its timeout is each pooled session's own, set when i
 BUSY_RETRY_AFTER = 2
 
 
+@contextlib.asynccontextmanager
+async def queued(
+    places: tuple[asyncio.Semaphore, ...], timeout: float, busy: str
+) -> AsyncIterator[None]:
+    """Hold a place in each of `places`, taken within `timeout` seconds, else a 503.
+
+    `busy` says what is full, for the answer: "… none freed its place within 5 s".
+    """
+    async with contextlib.AsyncExitStack() as held:
+        try:
+            async with asyncio.timeout(timeout):
+                for place in places:
+                    await held.enter_async_context(place)
+        except TimeoutError:
+            raise Unavailable(
+                f"{busy}; none freed its place within {timeout:g} s. Try again shortly",
+                BUSY_RETRY_AFTER,
+            ) from None
+        yield
+
+
 class Budgets:
     def __init__(self, settings: ApiSettings, health: DatabaseHealth) -> None:
         self.health = health
@@ -39,9 +60,6 @@ class Budgets:
         self._gates = {kind: asyncio.Semaphore(n) for kind, n in settings.concurrency.items()}
         self._expensive = asyncio.Semaphore(max(1, settings.pool_size - RESERVED_CONNECTIONS))
 
-    def variable(self, kind: str) -> str:
-        return f"URBIS_TIMEOUT_{kind.upper()}"
-
     @contextlib.asynccontextmanager
     async def turn(self, kind: str) -> AsyncIterator[None]:
         """Wait (at most `queue_timeout`) until a request of `kind` may run."""
@@ -49,17 +67,9 @@ class Budgets:
         if gate is None:
             yield
             return
-        async with contextlib.AsyncExitStack() as held:
-            try:
-                async with asyncio.timeout(self.queue_timeout):
-                    await held.enter_async_context(gate)
-                    await held.enter_async_context(self._expensive)
-            except TimeoutError:
-                raise Unavailable(
-                    f"too many {kind} requests are running; none freed its place within "
-                    f"{self.queue_timeout:g} s. Try again shortly",
-                    BUSY_RETRY_AFTER,
-                ) from None
+        async with queued(
+            (gate, self._expensive), self.queue_timeout, f"too many {kind} requests are running"
+        ):
             yield
 
     @contextlib.asynccontextmanager

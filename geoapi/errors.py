@@ -26,6 +26,7 @@ from urbis_core.errors import (
     Unavailable,
     UrbisError,
 )
+from urbis_core.settings import timeout_variable
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ def _timed_out(request: Request) -> JSONResponse:
     return problem(
         503,
         f"this {kind} query took longer than the {budgets.timeouts[kind]:g} s "
-        f"it may take ({budgets.variable(kind)}) and was stopped. Narrow it "
+        f"it may take ({timeout_variable(kind)}) and was stopped. Narrow it "
         "(a smaller area or geometry, fewer features, a filter), or try again "
         "later if the service is busy",
         TIMEOUT_RETRY_AFTER,

@@ -16,14 +16,14 @@ import asyncio
 import contextlib
 import json
 import multiprocessing
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import TypeVar
 
 import anyio.to_thread
 from starlette.requests import Request
 
-from urbis_core.errors import Unavailable
+from geoapi.budgets import queued
 
 T = TypeVar("T")
 
@@ -47,21 +47,10 @@ class Workers:
     def close(self) -> None:
         self.processes.shutdown(wait=False, cancel_futures=True)
 
-    @contextlib.asynccontextmanager
-    async def process_turn(self) -> AsyncIterator[None]:
-        try:
-            async with asyncio.timeout(self.queue_timeout):
-                await self._process_turns.acquire()
-        except TimeoutError:
-            raise Unavailable(
-                "too many posted geometries are being read; none was done "
-                f"within {self.queue_timeout:g} s. Try again shortly",
-                2,
-            ) from None
-        try:
-            yield
-        finally:
-            self._process_turns.release()
+    def process_turn(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return queued(
+            (self._process_turns,), self.queue_timeout, "too many posted geometries are being read"
+        )
 
 
 async def off_loop(request: Request, work: Callable[..., T], *args: object) -> T:

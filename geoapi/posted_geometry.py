@@ -119,11 +119,11 @@ def parse_geometry(raw: bytes, crs: OutputCrs, max_vertices: int) -> shapely.Geo
 
     Checked to be well-formed, of at most `max_vertices`, in range for `crs`, non-empty and
     valid (OGC simple features). Its nesting and size are checked before shapely builds it.
-    Its size was bounded while it was read (geoapi.request_limits, URBIS_MAX_BODY_BYTES).
-    CPU-bound for large bodies: run it off the event loop (geoapi.offload).
+    Its size was bounded while it was read (geoapi.request_limits, URBIS_MAX_BODY_BYTES), and
+    `check_lists` has refused it when it plainly holds too many vertices (before the body is
+    sent here). CPU-bound for large bodies: run it off the event loop (geoapi.offload).
     """
     example = '{"type": "Polygon", "coordinates": [[[4.34, 50.83], [4.35, 50.83], ...]]}'
-    check_lists(raw, max_vertices)
     if not raw.strip():
         raise InvalidParameter("body", f"empty; send a GeoJSON geometry, e.g. {example}")
     try:

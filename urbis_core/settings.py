@@ -45,6 +45,11 @@ def _list(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+def timeout_variable(kind: str) -> str:
+    """The environment variable of a kind of query's statement timeout."""
+    return f"URBIS_TIMEOUT_{kind.upper()}"
+
+
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -227,7 +232,7 @@ class ApiSettings:
             public_url=env.get("URBIS_PUBLIC_URL") or None,
             trusted_proxies=_list(env, "URBIS_TRUSTED_PROXIES", LOOPBACK),
             statement_timeouts={
-                kind: _seconds(env, f"URBIS_TIMEOUT_{kind.upper()}", default)
+                kind: _seconds(env, timeout_variable(kind), default)
                 for kind, default in DEFAULT_TIMEOUTS.items()
             },
             concurrency=concurrency,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -24,6 +25,12 @@ from urbis_sync.run import sync_layer
 
 URBIS = Path(sys.executable).parent / "urbis"
 SERVER_LOGS: dict[int, Path] = {}  # the log file of each server started, by process id
+
+
+def rss_mib(pid: int) -> float:
+    """A process's resident memory, in MiB."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024  # type: ignore[union-attr]
 
 
 def server_log(proc: subprocess.Popen[bytes]) -> str:

@@ -21,7 +21,7 @@ import pyogrio
 import pytest
 import shapely
 
-from tests.api.conftest import assert_problem, start_server, sync_file_layer
+from tests.api.conftest import assert_problem, rss_mib, start_server, sync_file_layer
 from tests.conftest import SAMPLE_DIR, drop_database, synced_sample_database
 
 pytestmark = pytest.mark.api
@@ -195,11 +195,6 @@ def big_layer(folder: Path) -> Path:
         f"layers:\n  big:\n    source: {{kind: file, path: {source}}}\n    key: BID\n"
     )
     return config
-
-
-def rss_mib(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024  # type: ignore[union-attr]
 
 
 class PeakRss:

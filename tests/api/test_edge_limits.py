@@ -22,12 +22,11 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.api.conftest import URBIS, assert_problem, start_server
+from tests.api.conftest import URBIS, assert_problem, rss_mib, start_server
 
 pytestmark = pytest.mark.api
 
@@ -85,11 +84,6 @@ def server(synced_database_url: str) -> Iterator[Server]:
 def http(server: Server) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.base, timeout=30) as c:
         yield c
-
-
-def rss_mib(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024  # type: ignore[union-attr]
 
 
 @dataclass
