@@ -1,15 +1,22 @@
-"""Settings, one object per concern, read from the environment and passed explicitly.
+"""Settings: every environment variable read and checked in one place, passed explicitly.
 
-Nothing here is a module-level singleton: the CLI builds the settings once and hands them to
-whatever needs them; tests build their own.
+`Settings.from_env()` reads every `URBIS_*` variable (and `DATABASE_URL`) once, each checked
+with a message naming it; the objects the parts of the service take (`DatabaseSettings`,
+`ApiSettings`, `ServerLimits`, `SyncSettings`) are made from it. Nothing here is a module-level
+singleton: the CLI builds the settings once and hands them to whatever needs them; tests build
+their own. An empty variable counts as unset, but for lists, where it means none.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
 
 from urbis_core.errors import ConfigError
 from urbis_core.paths import DEFAULT_CONFIG, NODE_MODULES, PROJECT_ROOT
@@ -31,51 +38,9 @@ MAX_DOWNLOAD_FEATURES = 1_000_000
 LOOPBACK = ("127.0.0.0/8", "::1/128")  # the peers trusted as proxies unless told otherwise
 
 
-def _flag(value: str | None, default: bool) -> bool:
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def _list(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
-    """A comma-separated variable's items (an empty value: none; unset: `default`)."""
-    raw = env.get(name)
-    if raw is None:
-        return default
-    return tuple(part.strip() for part in raw.split(",") if part.strip())
-
-
 def timeout_variable(kind: str) -> str:
     """The environment variable of a kind of query's statement timeout."""
     return f"URBIS_TIMEOUT_{kind.upper()}"
-
-
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(
-            f"environment variable {name}={raw!r} is not a number of seconds"
-        ) from None
-    if not 0 < value < 86_400:
-        raise ConfigError(
-            f"environment variable {name}={raw!r} must be more than 0 and "
-            "less than a day (in seconds)"
-        )
-    return value
-
-
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigError(f"environment variable {name}={raw!r} is not an integer") from None
 
 
 @dataclass(frozen=True)
@@ -89,14 +54,6 @@ class DatabaseSettings:
     url: str | None
     home: Path
     allow_apt: bool
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> DatabaseSettings:
-        url = env.get("DATABASE_URL") or None
-        home = Path(env.get("URBIS_HOME") or PROJECT_ROOT / ".urbis").resolve()
-        # Installing Debian packages needs root; URBIS_ALLOW_APT=0 forbids it even then.
-        allow_apt = _flag(env.get("URBIS_ALLOW_APT"), default=os.geteuid() == 0)
-        return cls(url=url, home=home, allow_apt=allow_apt)
 
 
 @dataclass(frozen=True)
@@ -115,30 +72,9 @@ class ServerLimits:
     keep_alive_timeout: int = 5  # seconds an idle connection is kept between requests
 
     def __post_init__(self) -> None:
-        for name in (
-            "max_body_bytes",
-            "max_url_bytes",
-            "max_header_bytes",
-            "body_timeout",
-            "header_timeout",
-            "keep_alive_timeout",
-        ):
+        for name, variable in LIMIT_VARIABLES.items():
             if getattr(self, name) <= 0:
-                raise ConfigError(
-                    f"{LIMIT_VARIABLES[name]} must be more than 0, not {getattr(self, name)}"
-                )
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> ServerLimits:
-        d, var = cls(), LIMIT_VARIABLES
-        return cls(
-            max_body_bytes=_int(env, var["max_body_bytes"], d.max_body_bytes),
-            body_timeout=_seconds(env, var["body_timeout"], d.body_timeout),
-            max_url_bytes=_int(env, var["max_url_bytes"], d.max_url_bytes),
-            max_header_bytes=_int(env, var["max_header_bytes"], d.max_header_bytes),
-            header_timeout=_seconds(env, var["header_timeout"], d.header_timeout),
-            keep_alive_timeout=_int(env, var["keep_alive_timeout"], d.keep_alive_timeout),
-        )
+                raise ConfigError(f"{variable} must be more than 0, not {getattr(self, name)}")
 
 
 LIMIT_VARIABLES = {
@@ -199,51 +135,6 @@ class ApiSettings:
     max_query_vertices: int = 20_000
     limits: ServerLimits = field(default_factory=ServerLimits)
 
-    @classmethod
-    def from_env(cls, database_url: str, env: Mapping[str, str] = os.environ) -> ApiSettings:
-        download_max = _int(env, "URBIS_DOWNLOAD_MAX_FEATURES", MAX_DOWNLOAD_FEATURES)
-        if download_max < 1:
-            raise ConfigError("URBIS_DOWNLOAD_MAX_FEATURES must be at least 1")
-        concurrency = {
-            kind: _int(env, f"URBIS_CONCURRENCY_{kind.upper()}", default)
-            for kind, default in DEFAULT_CONCURRENCY.items()
-        }
-        if min(concurrency.values()) < 1:
-            raise ConfigError("URBIS_CONCURRENCY_* must be at least 1")
-        pool_size = _int(env, "URBIS_DB_POOL_SIZE", 10)
-        if pool_size < 3:
-            raise ConfigError(
-                "URBIS_DB_POOL_SIZE must be at least 3 (two are kept for cheap requests)"
-            )
-        return cls(
-            database_url=database_url,
-            host=env.get("URBIS_HOST") or "127.0.0.1",
-            port=_int(env, "URBIS_PORT", 8000),
-            pool_size=pool_size,
-            download_max_features=download_max,
-            tile_cache_mb=_int(env, "URBIS_TILE_CACHE_MB", 256),
-            tile_cache_dir=Path(env["URBIS_TILE_CACHE_DIR"])
-            if env.get("URBIS_TILE_CACHE_DIR")
-            else None,
-            tile_archives=tuple(Path(p) for p in _list(env, "URBIS_TILE_ARCHIVES", ())),
-            tile_max_age=_int(env, "URBIS_TILE_MAX_AGE", 0),
-            tile_warm_zoom=_int(env, "URBIS_TILE_WARM_ZOOM", 11),
-            cors_origins=_list(env, "URBIS_CORS_ORIGINS", ("*",)),
-            public_url=env.get("URBIS_PUBLIC_URL") or None,
-            trusted_proxies=_list(env, "URBIS_TRUSTED_PROXIES", LOOPBACK),
-            statement_timeouts={
-                kind: _seconds(env, timeout_variable(kind), default)
-                for kind, default in DEFAULT_TIMEOUTS.items()
-            },
-            concurrency=concurrency,
-            queue_timeout=_seconds(env, "URBIS_QUEUE_TIMEOUT", 5.0),
-            idle_in_transaction_timeout=_seconds(env, "URBIS_IDLE_IN_TRANSACTION_TIMEOUT", 120.0),
-            cpu_threads=max(1, _int(env, "URBIS_CPU_THREADS", 4)),
-            cpu_processes=max(1, _int(env, "URBIS_CPU_PROCESSES", 2)),
-            max_query_vertices=max(4, _int(env, "URBIS_MAX_QUERY_VERTICES", 20_000)),
-            limits=ServerLimits.from_env(env),
-        )
-
 
 @dataclass(frozen=True)
 class SyncSettings:
@@ -256,17 +147,223 @@ class SyncSettings:
     # the API's, but not for ever (a lock never released, a runaway diff).
     statement_timeout: float = 1800.0
 
+
+# -- reading the environment ------------------------------------------------------------------
+# Each check raises ValueError with the words that follow "environment variable NAME='value'".
+
+
+def _integer(raw: Any) -> Any:
+    if isinstance(raw, str):
+        try:
+            return int(raw.strip())
+        except ValueError:
+            raise ValueError("is not an integer") from None
+    return raw
+
+
+def _number(what: str) -> Callable[[Any], Any]:
+    def parse(raw: Any) -> Any:
+        if isinstance(raw, str):
+            try:
+                return float(raw.strip())
+            except ValueError:
+                raise ValueError(f"is not a number of {what}") from None
+        return raw
+
+    return parse
+
+
+def _at_least(low: int, why: str = "") -> Callable[[int], int]:
+    def check(value: int) -> int:
+        if value < low:
+            raise ValueError(f"must be at least {low}{f' ({why})' if why else ''}")
+        return value
+
+    return check
+
+
+def _within_a_day(value: float) -> float:
+    if not 0 < value < 86_400:
+        raise ValueError("must be more than 0 and less than a day (in seconds)")
+    return value
+
+
+def _more_than_zero(value: float) -> float:
+    if value <= 0:
+        raise ValueError("must be more than 0")
+    return value
+
+
+def _flag(raw: Any) -> Any:
+    if isinstance(raw, str):
+        word = raw.strip().lower()
+        if word in {"1", "true", "yes", "on"}:
+            return True
+        if word in {"0", "false", "no", "off"}:
+            return False
+        raise ValueError("is not one of 1, true, yes, on, 0, false, no, off")
+    return raw
+
+
+def _comma_list(raw: Any) -> Any:
+    """A comma-separated variable's items (an empty value: none)."""
+    if isinstance(raw, str):
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    return raw
+
+
+Integer = Annotated[int, BeforeValidator(_integer)]
+Count = Annotated[int, BeforeValidator(_integer), AfterValidator(_at_least(1))]
+Bytes = Annotated[int, BeforeValidator(_integer), AfterValidator(_more_than_zero)]
+Seconds = Annotated[float, BeforeValidator(_number("seconds")), AfterValidator(_within_a_day)]
+Flag = Annotated[bool, BeforeValidator(_flag)]
+CommaList = Annotated[tuple[str, ...], BeforeValidator(_comma_list)]
+
+
+class Settings(BaseModel):
+    """Every variable the service reads, by its name, checked; defaults where unset."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=False)
+
+    # The database (DatabaseSettings)
+    database_url: str | None = Field(None, alias="DATABASE_URL")
+    home: Path = Field(PROJECT_ROOT / ".urbis", alias="URBIS_HOME")
+    # Installing Debian packages needs root; URBIS_ALLOW_APT=0 forbids it even then.
+    allow_apt: Flag = Field(default_factory=lambda: os.geteuid() == 0, alias="URBIS_ALLOW_APT")
+    config: Path = Field(DEFAULT_CONFIG, alias="URBIS_CONFIG")
+    # The API (ApiSettings)
+    host: str = Field("127.0.0.1", alias="URBIS_HOST")
+    port: Annotated[Integer, Field(ge=0, le=65535)] = Field(8000, alias="URBIS_PORT")
+    pool_size: Annotated[
+        int,
+        BeforeValidator(_integer),
+        AfterValidator(_at_least(3, "two are kept for cheap requests")),
+    ] = Field(10, alias="URBIS_DB_POOL_SIZE")
+    download_max_features: Count = Field(MAX_DOWNLOAD_FEATURES, alias="URBIS_DOWNLOAD_MAX_FEATURES")
+    tile_cache_mb: Annotated[int, BeforeValidator(_integer), AfterValidator(_at_least(0))] = Field(
+        256, alias="URBIS_TILE_CACHE_MB"
+    )
+    tile_cache_dir: Path | None = Field(None, alias="URBIS_TILE_CACHE_DIR")
+    tile_archives: CommaList = Field((), alias="URBIS_TILE_ARCHIVES")
+    tile_max_age: Annotated[int, BeforeValidator(_integer), AfterValidator(_at_least(0))] = Field(
+        0, alias="URBIS_TILE_MAX_AGE"
+    )
+    tile_warm_zoom: Annotated[int, BeforeValidator(_integer), AfterValidator(_at_least(-1))] = (
+        Field(11, alias="URBIS_TILE_WARM_ZOOM")
+    )
+    cors_origins: CommaList = Field(("*",), alias="URBIS_CORS_ORIGINS")
+    public_url: str | None = Field(None, alias="URBIS_PUBLIC_URL")
+    trusted_proxies: CommaList = Field(LOOPBACK, alias="URBIS_TRUSTED_PROXIES")
+    timeout_catalog: Seconds = Field(DEFAULT_TIMEOUTS["catalog"], alias="URBIS_TIMEOUT_CATALOG")
+    timeout_items: Seconds = Field(DEFAULT_TIMEOUTS["items"], alias="URBIS_TIMEOUT_ITEMS")
+    timeout_spatial: Seconds = Field(DEFAULT_TIMEOUTS["spatial"], alias="URBIS_TIMEOUT_SPATIAL")
+    timeout_stats: Seconds = Field(DEFAULT_TIMEOUTS["stats"], alias="URBIS_TIMEOUT_STATS")
+    timeout_geocode: Seconds = Field(DEFAULT_TIMEOUTS["geocode"], alias="URBIS_TIMEOUT_GEOCODE")
+    timeout_tiles: Seconds = Field(DEFAULT_TIMEOUTS["tiles"], alias="URBIS_TIMEOUT_TILES")
+    concurrency_items: Count = Field(DEFAULT_CONCURRENCY["items"], alias="URBIS_CONCURRENCY_ITEMS")
+    concurrency_spatial: Count = Field(
+        DEFAULT_CONCURRENCY["spatial"], alias="URBIS_CONCURRENCY_SPATIAL"
+    )
+    concurrency_stats: Count = Field(DEFAULT_CONCURRENCY["stats"], alias="URBIS_CONCURRENCY_STATS")
+    concurrency_geocode: Count = Field(
+        DEFAULT_CONCURRENCY["geocode"], alias="URBIS_CONCURRENCY_GEOCODE"
+    )
+    concurrency_tiles: Count = Field(DEFAULT_CONCURRENCY["tiles"], alias="URBIS_CONCURRENCY_TILES")
+    queue_timeout: Seconds = Field(5.0, alias="URBIS_QUEUE_TIMEOUT")
+    idle_in_transaction_timeout: Seconds = Field(120.0, alias="URBIS_IDLE_IN_TRANSACTION_TIMEOUT")
+    cpu_threads: Count = Field(4, alias="URBIS_CPU_THREADS")
+    cpu_processes: Count = Field(2, alias="URBIS_CPU_PROCESSES")
+    max_query_vertices: Annotated[
+        int, BeforeValidator(_integer), AfterValidator(_at_least(4, "a closed ring's least"))
+    ] = Field(20_000, alias="URBIS_MAX_QUERY_VERTICES")
+    # What a request may send (ServerLimits)
+    max_body_bytes: Bytes = Field(ServerLimits.max_body_bytes, alias="URBIS_MAX_BODY_BYTES")
+    body_timeout: Seconds = Field(ServerLimits.body_timeout, alias="URBIS_BODY_TIMEOUT")
+    max_url_bytes: Bytes = Field(ServerLimits.max_url_bytes, alias="URBIS_MAX_URL_BYTES")
+    max_header_bytes: Bytes = Field(ServerLimits.max_header_bytes, alias="URBIS_MAX_HEADER_BYTES")
+    header_timeout: Seconds = Field(ServerLimits.header_timeout, alias="URBIS_HEADER_TIMEOUT")
+    keep_alive_timeout: Bytes = Field(
+        ServerLimits.keep_alive_timeout, alias="URBIS_KEEP_ALIVE_TIMEOUT"
+    )
+    # The sync (SyncSettings)
+    http_attempts: Count = Field(SyncSettings.http_attempts, alias="URBIS_HTTP_ATTEMPTS")
+    http_backoff: Annotated[float, BeforeValidator(_number("seconds")), Field(ge=0, lt=86_400)] = (
+        Field(SyncSettings.http_backoff, alias="URBIS_HTTP_BACKOFF")
+    )
+    http_timeout: Seconds = Field(SyncSettings.http_timeout, alias="URBIS_HTTP_TIMEOUT")
+    sync_statement_timeout: Seconds = Field(
+        SyncSettings.statement_timeout, alias="URBIS_SYNC_STATEMENT_TIMEOUT"
+    )
+
     @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> SyncSettings:
-        return cls(
-            http_attempts=_int(env, "URBIS_HTTP_ATTEMPTS", 5),
-            http_backoff=float(env.get("URBIS_HTTP_BACKOFF") or 1.0),
-            http_timeout=float(env.get("URBIS_HTTP_TIMEOUT") or 60.0),
-            statement_timeout=_seconds(env, "URBIS_SYNC_STATEMENT_TIMEOUT", 1800.0),
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
+        """The settings from these variables; a ConfigError naming each one that is wrong."""
+        lists = {"URBIS_TILE_ARCHIVES", "URBIS_CORS_ORIGINS", "URBIS_TRUSTED_PROXIES"}
+        given = {
+            name: value
+            for name, value in env.items()
+            if (name.startswith("URBIS_") or name == "DATABASE_URL")
+            and (value != "" or name in lists)
+        }
+        try:
+            return cls.model_validate(given)
+        except PydanticValidationError as exc:
+            raise ConfigError(
+                "\n".join(_described(error, given) for error in exc.errors())
+            ) from None
+
+    def database(self) -> DatabaseSettings:
+        return DatabaseSettings(
+            url=self.database_url, home=self.home.resolve(), allow_apt=self.allow_apt
+        )
+
+    def limits(self) -> ServerLimits:
+        return ServerLimits(**{name: getattr(self, name) for name in LIMIT_VARIABLES})
+
+    def api(self, database_url: str) -> ApiSettings:
+        return ApiSettings(
+            database_url=database_url,
+            host=self.host,
+            port=self.port,
+            pool_size=self.pool_size,
+            download_max_features=self.download_max_features,
+            tile_cache_mb=self.tile_cache_mb,
+            tile_cache_dir=self.tile_cache_dir,
+            tile_archives=tuple(Path(p) for p in self.tile_archives),
+            tile_max_age=self.tile_max_age,
+            tile_warm_zoom=self.tile_warm_zoom,
+            cors_origins=self.cors_origins,
+            public_url=self.public_url,
+            trusted_proxies=self.trusted_proxies,
+            statement_timeouts={kind: getattr(self, f"timeout_{kind}") for kind in QUERY_KINDS},
+            concurrency={
+                kind: getattr(self, f"concurrency_{kind}") for kind in DEFAULT_CONCURRENCY
+            },
+            queue_timeout=self.queue_timeout,
+            idle_in_transaction_timeout=self.idle_in_transaction_timeout,
+            cpu_threads=self.cpu_threads,
+            cpu_processes=self.cpu_processes,
+            max_query_vertices=self.max_query_vertices,
+            limits=self.limits(),
+        )
+
+    def config_path(self, option: Path | None = None) -> Path:
+        """The layer configuration file: `--config`, else `URBIS_CONFIG`, else the sample's."""
+        return Path(option or self.config).resolve()
+
+    def sync(self) -> SyncSettings:
+        return SyncSettings(
+            http_attempts=self.http_attempts,
+            http_backoff=self.http_backoff,
+            http_timeout=self.http_timeout,
+            statement_timeout=self.sync_statement_timeout,
         )
 
 
-def config_path(option: Path | None = None, env: Mapping[str, str] = os.environ) -> Path:
-    """The layer configuration file: `--config`, else `URBIS_CONFIG`, else the sample's."""
-    raw = option or env.get("URBIS_CONFIG")
-    return Path(raw).resolve() if raw else DEFAULT_CONFIG
+def _described(error: Any, given: Mapping[str, str]) -> str:
+    """One problem, naming the variable and what it holds: `environment variable X='y' ...`."""
+    name = str(error["loc"][0]) if error["loc"] else "?"
+    words = error["msg"].removeprefix("Value error, ")
+    if error["type"] not in {"value_error"}:
+        words = f"is not valid: {words[0].lower()}{words[1:]}"
+    return f"environment variable {name}={given.get(name)!r} {words}"

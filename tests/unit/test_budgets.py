@@ -11,7 +11,7 @@ import pytest
 from geoapi.budgets import Budgets
 from geoapi.db_health import DatabaseHealth
 from urbis_core.errors import ConfigError, InvalidParameter, Unavailable
-from urbis_core.settings import ApiSettings
+from urbis_core.settings import ApiSettings, Settings
 
 
 def budgets(**settings: object) -> Budgets:
@@ -85,12 +85,11 @@ def test_an_invalid_parameter_raised_in_a_worker_process_comes_back_whole():
 )
 def test_budget_settings_are_checked(name, value, words):
     with pytest.raises(ConfigError, match=words):
-        ApiSettings.from_env("postgresql://x@y/z", {name: value})
+        Settings.from_env({name: value}).api("postgresql://x@y/z")
 
 
 def test_budget_settings_are_read():
-    settings = ApiSettings.from_env(
-        "postgresql://x@y/z",
+    settings = Settings.from_env(
         {
             "URBIS_TIMEOUT_STATS": "2.5",
             "URBIS_CONCURRENCY_TILES": "7",
@@ -98,7 +97,7 @@ def test_budget_settings_are_read():
             "URBIS_IDLE_IN_TRANSACTION_TIMEOUT": "60",
             "URBIS_MAX_QUERY_VERTICES": "500",
         },
-    )
+    ).api("postgresql://x@y/z")
     assert settings.statement_timeouts["stats"] == 2.5
     assert settings.statement_timeouts["items"] == 5.0
     assert settings.concurrency["tiles"] == 7

@@ -6,7 +6,7 @@ from tests.conftest import SAMPLE_CONFIG, SAMPLE_DIR
 from urbis_core.config import FileSource, load_config, read_config
 from urbis_core.errors import ConfigError
 from urbis_core.paths import DEFAULT_CONFIG
-from urbis_core.settings import config_path
+from urbis_core.settings import Settings
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -148,6 +148,7 @@ def test_select_checks_the_layer_ids_and_lists_the_known_ones():
 
 def test_config_option_wins_over_the_environment(tmp_path):
     env = {"URBIS_CONFIG": str(tmp_path / "from-env.yaml")}
-    assert config_path(None, env) == tmp_path / "from-env.yaml"
-    assert config_path(tmp_path / "option.yaml", env) == tmp_path / "option.yaml"
-    assert config_path(None, {}) == DEFAULT_CONFIG
+    settings = Settings.from_env(env)
+    assert settings.config_path(None) == tmp_path / "from-env.yaml"
+    assert settings.config_path(tmp_path / "option.yaml") == tmp_path / "option.yaml"
+    assert Settings.from_env({}).config_path(None) == DEFAULT_CONFIG
