@@ -44,6 +44,7 @@ from tiles.cache import TileCache
 from tiles.disk import DiskTier
 from tiles.listener import follow_changes, reconcile_at_start
 from tiles.lowzoom import DRAWING_AHEAD_TIMEOUT, LowZoomKeeper
+from tiles.mvt import DrawingMemory
 from urbis_core.catalog import STORAGE_SRID
 from urbis_core.db import session_options, sqlalchemy_url
 from urbis_core.errors import ConfigError
@@ -95,8 +96,11 @@ def create_app(settings: ApiSettings) -> FastAPI:
         app.state.tile_archives = {path.stem: open_archive(path) for path in settings.tile_archives}
         # in a thread, as the API starts, rather than on the loop in the first query's way
         warming = asyncio.create_task(anyio.to_thread.run_sync(_warm_up))
+        # What drawing tiles learns (compiled statements, bytes per feature), for the API's life.
+        app.state.drawing_memory = DrawingMemory()
         keeper = LowZoomKeeper(
             functools.partial(budgets.snapshot, engine, "tiles", DRAWING_AHEAD_TIMEOUT),
+            app.state.drawing_memory,
             app.state.tile_cache,
             settings.tile_warm_zoom,
         )

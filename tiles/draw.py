@@ -14,7 +14,7 @@ from contextlib import AbstractAsyncContextManager
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tiles.keys import CachedTile, TileKey
-from tiles.mvt import Condition, TileRequest, render_tile
+from tiles.mvt import Condition, DrawingMemory, TileRequest, render_tile
 from tiles.tms import get_tms
 from urbis_core.catalog import LayerEntry, get_layer, list_layers
 from urbis_core.errors import InvalidParameter
@@ -51,6 +51,7 @@ def _properties(raw: str | None, layers: list[LayerEntry]) -> list[str] | None:
 
 async def draw_tile(
     snapshot: Snapshot,
+    memory: DrawingMemory,
     key: TileKey,
     layers_of: LayersOf,
     properties: str | None = None,
@@ -67,7 +68,7 @@ async def draw_tile(
         names = _properties(properties, layers)
         conditions = conditions_of(layers) if conditions_of is not None else {}
         data = await render_tile(
-            conn, layers, TileRequest(tms, key.z, key.x, key.y), names, conditions
+            conn, memory, layers, TileRequest(tms, key.z, key.x, key.y), names, conditions
         )
     versions = "-".join(f"{layer.id}.{layer.version}" for layer in layers)
     return CachedTile(

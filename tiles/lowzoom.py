@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from tiles.cache import TileCache
 from tiles.draw import Snapshot, draw_tile, layers_of
 from tiles.keys import EVERY_LAYER, CachedTile, TileKey
+from tiles.mvt import DrawingMemory
 from tiles.seed import plan_for
 from tiles.tms import MAX_ZOOM, TILE_MATRIX_SETS, WEB_MERCATOR_QUAD, TileMatrixSet
 from urbis_core.catalog import LayerEntry, list_layers
@@ -62,9 +63,12 @@ def low_zoom_tiles(layers: list[LayerEntry], max_zoom: int) -> list[Drawn]:
 class LowZoomKeeper:
     """Draws the low-zoom tiles missing from the cache, in the background, when poked."""
 
-    def __init__(self, snapshot: Snapshot, cache: TileCache, max_zoom: int) -> None:
+    def __init__(
+        self, snapshot: Snapshot, memory: DrawingMemory, cache: TileCache, max_zoom: int
+    ) -> None:
         """`snapshot` gives the connections to draw with (under DRAWING_AHEAD_TIMEOUT)."""
         self.snapshot = snapshot
+        self.memory = memory
         self.cache = cache
         self.max_zoom = max_zoom
         self._task: asyncio.Task[None] | None = None
@@ -111,4 +115,4 @@ class LowZoomKeeper:
             self.drawn += not cached
 
     def _drawing(self, key: TileKey, ids: tuple[str, ...]) -> Callable[[], Awaitable[CachedTile]]:
-        return lambda: draw_tile(self.snapshot, key, layers_of(ids))
+        return lambda: draw_tile(self.snapshot, self.memory, key, layers_of(ids))

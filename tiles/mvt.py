@@ -31,6 +31,7 @@ from urbis_core.catalog import (
     LayerEntry,
     tile_ready_values,
 )
+from urbis_core.config import TileSettings
 
 EXTENT = 4096  # MVT coordinate units across a tile
 BUFFER = 64  # units of margin around it: lines and outlines continue past the edge
@@ -40,40 +41,6 @@ INTEGER_TYPES = {"integer", "bigint", "smallint"}
 # fit at the size seen, so one retry is almost always enough.
 SHRINK_MARGIN = 0.9
 MAX_ATTEMPTS = 4
-
-
-@dataclass(frozen=True)
-class LayerTileSettings:
-    """A layer's tile settings (urbis_core.config.TileSettings as stored in the catalog)."""
-
-    minzoom: int = 0
-    maxzoom: int = 22
-    properties: list[str] | dict[int, list[str]] | None = None
-    priority: str | None = None
-    max_bytes: int = 500_000
-    min_size_px: float = 0.5
-    small: str = "drop"  # or "merge": polygons under min_size_px become squares per pixel
-
-    @classmethod
-    def of(cls, layer: LayerEntry) -> LayerTileSettings:
-        raw = dict(layer.tiles)
-        props = raw.get("properties")
-        if isinstance(props, dict):  # JSON object keys are text: zoom levels again
-            raw["properties"] = {int(z): list(names) for z, names in props.items()}
-        known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
-
-    def properties_at(self, z: int, layer: LayerEntry) -> list[str]:
-        """The properties a tile at zoom `z` carries (default: all of the layer's)."""
-        if self.properties is None:
-            names = [c.name for c in layer.columns]
-        elif isinstance(self.properties, list):
-            names = list(self.properties)
-        else:
-            steps = [zoom for zoom in self.properties if zoom <= z]
-            names = list(self.properties[max(steps)]) if steps else []
-        known = {c.name for c in layer.columns}
-        return [n for n in names if n in known]
 
 
 # A filter on a layer's features, built on the very table object the tile query selects from.
@@ -93,7 +60,7 @@ def _is_areal_or_linear(layer: LayerEntry) -> bool:
 
 
 def _priority(
-    layer: LayerEntry, table: sa.Table, settings: LayerTileSettings
+    layer: LayerEntry, table: sa.Table, settings: TileSettings
 ) -> list[ColumnElement[Any]]:
     """What the features kept under the size cap are ordered by, best first."""
     key = table.c[layer.key_field]
@@ -124,7 +91,7 @@ def _feature_id(layer: LayerEntry, table: sa.Table) -> ColumnElement[Any]:
 
 
 def _tile_values(
-    layer: LayerEntry, tile: TileRequest, settings: LayerTileSettings, limit: int | None
+    layer: LayerEntry, tile: TileRequest, settings: TileSettings, limit: int | None
 ) -> dict[str, Any]:
     """The numbers of a tile, bound to the named parameters of its layer's statement."""
     tms, z = tile.tms, tile.z
@@ -160,7 +127,7 @@ def _candidates(
     layer: LayerEntry,
     table: sa.Table,
     tms: TileMatrixSet,
-    settings: LayerTileSettings,
+    settings: TileSettings,
     condition: Condition | None,
     small: bool = False,
 ) -> list[ColumnElement[bool]]:
@@ -219,7 +186,7 @@ def _in_tile_crs(layer: LayerEntry, table: sa.Table, tms: TileMatrixSet) -> Colu
 def _layer_statement(
     layer: LayerEntry,
     tms: TileMatrixSet,
-    settings: LayerTileSettings,
+    settings: TileSettings,
     names: Sequence[str],
     condition: Condition | None,
     limited: bool,
@@ -260,7 +227,7 @@ def _layer_statement(
     )
 
 
-def merges_small(layer: LayerEntry, settings: LayerTileSettings) -> bool:
+def merges_small(layer: LayerEntry, settings: TileSettings) -> bool:
     """Whether the layer's polygons too small to draw are merged (`small: merge`)."""
     return (
         settings.small == "merge" and "Polygon" in layer.geometry_type and settings.min_size_px > 0
@@ -271,7 +238,7 @@ def _merged_small(
     layer: LayerEntry,
     table: sa.Table,
     tms: TileMatrixSet,
-    settings: LayerTileSettings,
+    settings: TileSettings,
     names: Sequence[str],
     condition: Condition | None,
     envelope: ColumnElement[Any],
@@ -313,10 +280,14 @@ def _merged_small(
 
 
 def _names(
-    layer: LayerEntry, z: int, settings: LayerTileSettings, properties: Sequence[str] | None
+    layer: LayerEntry, z: int, settings: TileSettings, properties: Sequence[str] | None
 ) -> tuple[str, ...]:
     """The properties a layer's features carry in a tile: those asked for, or the zoom's."""
-    names = list(properties) if properties is not None else settings.properties_at(z, layer)
+    names = (
+        list(properties)
+        if properties is not None
+        else settings.properties_at(z, [c.name for c in layer.columns])
+    )
     if layer.key_field not in names:
         names.insert(0, layer.key_field)
     return tuple(names)
@@ -325,7 +296,7 @@ def _names(
 def layer_tile_query(
     layer: LayerEntry,
     tile: TileRequest,
-    settings: LayerTileSettings,
+    settings: TileSettings,
     properties: Sequence[str] | None = None,
     condition: Condition | None = None,
     limit: int | None = None,
@@ -342,14 +313,28 @@ def layer_tile_query(
     return statement.params(_tile_values(layer, tile, settings, limit))
 
 
-_COMPILED: dict[tuple[Any, ...], Compiled] = {}
-_COMPILED_MAX = 1024
+class DrawingMemory:
+    """What drawing tiles learns as it goes, kept by whoever draws.
+
+    The API keeps one for its lifetime (its lifespan makes it), a seed run its own: statements
+    compiled once per layer shape, and the bytes per feature seen per (layer, tile matrix set,
+    zoom). The second lets a tile be drawn with at most the features its size cap lets fit, best
+    first, so that one too large is cut in the same query instead of being drawn whole first.
+    Where fewer features meet the tile, the limit does not bind and the tile holds them all.
+    """
+
+    MAX_COMPILED = 1024
+
+    def __init__(self) -> None:
+        self.compiled: dict[tuple[Any, ...], Compiled] = {}
+        self.bytes_per_feature: dict[tuple[str, str, int], float] = {}
 
 
 def _compiled(
+    memory: DrawingMemory,
     layer: LayerEntry,
     tms: TileMatrixSet,
-    settings: LayerTileSettings,
+    settings: TileSettings,
     names: tuple[str, ...],
     limited: bool,
     dialect: Dialect,
@@ -370,11 +355,11 @@ def _compiled(
         limited,
         dialect.name,
     )
-    compiled = _COMPILED.get(key)
+    compiled = memory.compiled.get(key)
     if compiled is None:
-        if len(_COMPILED) >= _COMPILED_MAX:  # layers' columns changed many times: start again
-            _COMPILED.clear()
-        compiled = _COMPILED[key] = _layer_statement(
+        if len(memory.compiled) >= memory.MAX_COMPILED:  # columns changed many times: again
+            memory.compiled.clear()
+        compiled = memory.compiled[key] = _layer_statement(
             layer, tms, settings, names, None, limited
         ).compile(dialect=dialect)
     return compiled
@@ -383,7 +368,7 @@ def _compiled(
 def label_points_query(
     layer: LayerEntry,
     tile: TileRequest,
-    settings: LayerTileSettings,
+    settings: TileSettings,
     pair: tuple[str, str],
     condition: Condition | None = None,
 ) -> sa.Select[Any]:
@@ -427,42 +412,37 @@ def label_points_query(
     )
 
 
-# Bytes per feature seen in the tiles of each (layer, tile matrix set, zoom): a tile is drawn
-# with at most the features that size lets fit, best first, so that one too large is cut in the
-# same query instead of being drawn whole first. Where fewer features meet the tile, the limit
-# does not bind and the tile holds them all.
-_BYTES_PER_FEATURE: dict[tuple[str, str, int], float] = {}
-
-
 async def render_layer(
     conn: AsyncConnection,
+    memory: DrawingMemory,
     layer: LayerEntry,
     tile: TileRequest,
-    settings: LayerTileSettings,
+    settings: TileSettings,
     properties: Sequence[str] | None = None,
     condition: Condition | None = None,
 ) -> bytes:
     """One layer's part of a tile (drawn at its zoom), under its size cap by priority order."""
     seen = (layer.id, tile.tms.id, tile.z)
     limit = None
-    if seen in _BYTES_PER_FEATURE:
-        limit = max(1, int(settings.max_bytes / _BYTES_PER_FEATURE[seen]))
-    data, count = await _draw(conn, layer, tile, settings, properties, condition, limit)
+    if seen in memory.bytes_per_feature:
+        limit = max(1, int(settings.max_bytes / memory.bytes_per_feature[seen]))
+    data, count = await _draw(conn, memory, layer, tile, settings, properties, condition, limit)
     if count:
-        _BYTES_PER_FEATURE[seen] = len(data) / count
+        memory.bytes_per_feature[seen] = len(data) / count
     for _attempt in range(MAX_ATTEMPTS):
         if len(data) <= settings.max_bytes or count <= 1:
             break
         limit = max(1, int(count * settings.max_bytes / len(data) * SHRINK_MARGIN))
-        data, count = await _draw(conn, layer, tile, settings, properties, condition, limit)
+        data, count = await _draw(conn, memory, layer, tile, settings, properties, condition, limit)
     return data
 
 
 async def _draw(
     conn: AsyncConnection,
+    memory: DrawingMemory,
     layer: LayerEntry,
     tile: TileRequest,
-    settings: LayerTileSettings,
+    settings: TileSettings,
     properties: Sequence[str] | None,
     condition: Condition | None,
     limit: int | None,
@@ -476,6 +456,7 @@ async def _draw(
         # and compiling it for each tile cost the API more CPU than PostgreSQL took for a
         # small tile.
         compiled = _compiled(
+            memory,
             layer,
             tile.tms,
             settings,
@@ -491,6 +472,7 @@ async def _draw(
 
 async def render_tile(
     conn: AsyncConnection,
+    memory: DrawingMemory,
     layers: Sequence[LayerEntry],
     tile: TileRequest,
     properties: Sequence[str] | None = None,
@@ -514,11 +496,11 @@ async def render_tile(
     )
     parts = []
     for layer in layers:
-        settings = LayerTileSettings.of(layer)
+        settings = layer.tiles
         if not settings.minzoom <= tile.z <= settings.maxzoom:
             continue  # outside its zooms, the layer is absent from tiles
         condition = (conditions or {}).get(layer.id)
-        parts.append(await render_layer(conn, layer, tile, settings, properties, condition))
+        parts.append(await render_layer(conn, memory, layer, tile, settings, properties, condition))
         pair = labelled_polygons(layer)
         if pair is not None:
             parts.append(

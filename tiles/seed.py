@@ -44,7 +44,7 @@ from tiles.archive import (
     write_pmtiles,
 )
 from tiles.keys import bbox_in
-from tiles.mvt import BUFFER, EXTENT, LayerTileSettings, TileRequest, render_tile
+from tiles.mvt import BUFFER, EXTENT, DrawingMemory, TileRequest, render_tile
 from tiles.tilejson import crs84_extent, vector_layers
 from tiles.tms import MAX_ZOOM, WEB_MERCATOR_QUAD, TileMatrixSet, get_tms
 from urbis_core.catalog import LayerEntry, layer_catalog
@@ -248,7 +248,7 @@ def plan_for(
     for z in zooms:
         margin = tms.tile_span(z) * BUFFER / EXTENT
         for layer in layers:
-            settings = LayerTileSettings.of(layer)
+            settings = layer.tiles
             if not layer.bbox_native or not settings.minzoom <= z <= settings.maxzoom:
                 continue
             box: Box | None = _grown(bbox_in(tms, _box(layer.bbox_native)), margin)
@@ -475,6 +475,7 @@ async def _render_worker(
     work: WorkFile,
     tally: _Tally,
     stop: asyncio.Event,
+    memory: DrawingMemory,
 ) -> None:
     """Takes tiles from the shared iterator until it is exhausted or `stop` is set."""
     async with engine.connect() as conn:
@@ -482,7 +483,7 @@ async def _render_worker(
         await conn.execution_options(isolation_level="REPEATABLE READ")
         for z, x, y in pending:
             async with conn.begin():
-                mvt = await render_tile(conn, plan.layers, TileRequest(plan.tms, z, x, y))
+                mvt = await render_tile(conn, memory, plan.layers, TileRequest(plan.tms, z, x, y))
             data = compress_tile(mvt) if mvt else None
             work.add(z, x, y, data)
             tally.count((z, x, y), data)
@@ -501,10 +502,11 @@ async def _render_all(
     # One iterator shared by the workers: the event loop runs one of them at a time, so
     # each tile is handed out once.
     pending = _pending(plan, work, tally.progress)
+    memory = DrawingMemory()  # what one worker learns, the others use
     try:
         async with asyncio.TaskGroup() as group:
             for _ in range(concurrency):
-                group.create_task(_render_worker(engine, plan, pending, work, tally, stop))
+                group.create_task(_render_worker(engine, plan, pending, work, tally, stop, memory))
     except BaseExceptionGroup as group_error:
         # One worker's error (or the progress callback's) stopped them all: raise it as is.
         raise group_error.exceptions[0] from None

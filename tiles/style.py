@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from tiles.glyphs import DEFAULT_FONT
-from tiles.mvt import LayerTileSettings
 from tiles.names import LABELS_SUFFIX, name_fields
 from tiles.tilejson import crs84_extent
 from urbis_core.catalog import LayerEntry
@@ -46,7 +45,7 @@ def _kind(layer: LayerEntry) -> str:
 
 
 def _zooms(layer: LayerEntry) -> dict[str, Any]:
-    settings = LayerTileSettings.of(layer)
+    settings = layer.tiles
     return {"minzoom": settings.minzoom, "maxzoom": settings.maxzoom + 1}
 
 

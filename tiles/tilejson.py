@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from tiles.mvt import MERGED, LayerTileSettings, merges_small
+from tiles.mvt import MERGED, merges_small
 from tiles.names import LABELS_SUFFIX, labelled_polygons
 from urbis_core.catalog import LayerEntry
 
@@ -46,7 +46,7 @@ def vector_layers(
     """
     described = []
     for layer in layers:
-        settings = LayerTileSettings.of(layer)
+        settings = layer.tiles
         zooms = {
             "minzoom": max(settings.minzoom, minzoom),
             "maxzoom": min(settings.maxzoom, maxzoom),

@@ -16,6 +16,7 @@ from geoalchemy2 import Geometry
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from urbis_core.config import TileSettings
 from urbis_core.db import HISTORY_SCHEMA, LAYER_SCHEMA, META_SCHEMA
 from urbis_core.errors import NotFound
 
@@ -151,7 +152,7 @@ class LayerEntry:
     bbox_crs84: tuple[float, ...] | None
     version: int
     last_success: datetime | None
-    tiles: dict[str, Any] = field(default_factory=dict)
+    tiles: TileSettings = field(default_factory=TileSettings)  # read once, with the row
 
     @classmethod
     def from_row(cls, row: Any) -> LayerEntry:
@@ -170,7 +171,7 @@ class LayerEntry:
             bbox_crs84=tuple(m["bbox_crs84"]) if m["bbox_crs84"] else None,
             version=m["version"],
             last_success=m["last_success"],
-            tiles=dict(m["tiles"] or {}),
+            tiles=TileSettings.stored(m["tiles"] or {}),
         )
 
     @property

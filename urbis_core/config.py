@@ -7,7 +7,7 @@ key one of its fields) live in `urbis_sync.check`, because only the sync knows h
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -119,6 +119,23 @@ class TileSettings(_Strict):
         if self.minzoom > self.maxzoom:
             raise ValueError(f"minzoom {self.minzoom} is above maxzoom {self.maxzoom}")
         return self
+
+    @classmethod
+    def stored(cls, raw: Mapping[str, Any]) -> TileSettings:
+        """The settings as the catalog keeps them (JSON: zoom keys are text; older keys go)."""
+        return cls.model_validate({k: v for k, v in raw.items() if k in cls.model_fields})
+
+    def properties_at(self, z: int, columns: Sequence[str]) -> list[str]:
+        """The properties a tile at zoom `z` carries, of these columns (default: all)."""
+        if self.properties is None:
+            names = list(columns)
+        elif isinstance(self.properties, list):
+            names = list(self.properties)
+        else:
+            steps = [zoom for zoom in self.properties if zoom <= z]
+            names = list(self.properties[max(steps)]) if steps else []
+        known = set(columns)
+        return [n for n in names if n in known]
 
 
 class LayerConfig(_Strict):

@@ -26,7 +26,7 @@ from geoapi.params import reject_unknown
 from tiles.cache import TileCache
 from tiles.draw import draw_tile, layers_of
 from tiles.keys import EVERY_LAYER, CachedTile, TileKey, bbox_in
-from tiles.mvt import Condition, LayerTileSettings
+from tiles.mvt import Condition
 from tiles.tilejson import crs84_extent, field_type, union_of, vector_layers
 from tiles.tms import TILE_MATRIX_SETS, TileMatrixSet, get_tms
 from urbis_core.catalog import LayerEntry, get_layer, list_layers
@@ -138,6 +138,7 @@ async def _draw(
     async with budgets.turn("tiles"):
         return await draw_tile(
             functools.partial(budgets.snapshot, request.app.state.engine, "tiles"),
+            request.app.state.drawing_memory,
             key,
             layers_of(ids),
             params.get("properties"),
@@ -281,14 +282,14 @@ def _limits(
 
 
 def _zoom_range(layers: list[LayerEntry]) -> tuple[int, int]:
-    settings = [LayerTileSettings.of(layer) for layer in layers]
+    settings = [layer.tiles for layer in layers]
     if not settings:
         return 0, 22
     return min(s.minzoom for s in settings), max(s.maxzoom for s in settings)
 
 
 def _vector_layer(layer: LayerEntry) -> dict[str, Any]:
-    settings = LayerTileSettings.of(layer)
+    settings = layer.tiles
     dimension = (
         0 if "Point" in layer.geometry_type else (1 if "LineString" in layer.geometry_type else 2)
     )

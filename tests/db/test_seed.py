@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from tests.api.conftest import URBIS
 from tests.conftest import drop_database, synced_sample_database
 from tiles.archive import open_archive
-from tiles.mvt import TileRequest, render_tile
+from tiles.mvt import DrawingMemory, TileRequest, render_tile
 from tiles.seed import (
     SeedProgress,
     SeedRequest,
@@ -104,10 +104,11 @@ def render_directly(url: str, tms_id: str, tiles: Iterable[Tile]) -> dict[Tile, 
 
     async def render_all() -> dict[Tile, bytes]:
         engine = create_async_engine(sqlalchemy_url(url))
+        memory = DrawingMemory()
         try:
             async with engine.connect() as conn:
                 return {
-                    t: await render_tile(conn, layers, TileRequest(get_tms(tms_id), *t))
+                    t: await render_tile(conn, memory, layers, TileRequest(get_tms(tms_id), *t))
                     for t in tiles
                 }
         finally:

@@ -10,7 +10,7 @@ import shapely
 import sqlalchemy as sa
 
 from tests.db.test_reconcile import Layer, legacy_municipalities, rows, scalar
-from tiles.mvt import LayerTileSettings, TileRequest, layer_tile_query
+from tiles.mvt import TileRequest, layer_tile_query
 from tiles.tms import get_tms
 from urbis_core import migrate
 from urbis_core.catalog import TILE_COLUMNS, LayerEntry, layer_catalog
@@ -56,7 +56,7 @@ def test_a_tile_is_the_same_whether_they_are_ready_or_not(engine, tmp_path):
     Layer(tmp_path, legacy_municipalities(tmp_path), "NAT_CODE").sync(engine)
     with engine.connect() as conn:
         layer = LayerEntry.from_row(conn.execute(sa.select(layer_catalog)).one())
-    settings = LayerTileSettings.of(layer)
+    settings = layer.tiles
     tms = get_tms("WebMercatorQuad")
     # Brussels' centre at zooms 11 (the whole region, simplified hard) to 16
     tiles = [TileRequest(tms, z, *_tile_of(tms, 485_000.0, 6_594_000.0, z)) for z in range(11, 17)]
