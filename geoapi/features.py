@@ -24,8 +24,7 @@ from geoapi.area_of_use import bbox_shape, in_storage
 from geoapi.counting import MatchCounts
 from geoapi.crs import CRS84_URI, SUPPORTED, OutputCrs
 from geoapi.values import parse_value
-from urbis_core.catalog import ColumnInfo, LayerEntry
-from urbis_core.db import HISTORY_SCHEMA
+from urbis_core.catalog import ColumnInfo, LayerEntry, has_history
 from urbis_core.errors import NotFound
 
 if TYPE_CHECKING:
@@ -202,13 +201,6 @@ def _order(
 def _direction(expr: ColumnElement[Any], descending: bool) -> ColumnElement[Any]:
     """Features without a value come last whichever the direction."""
     return (expr.desc() if descending else expr.asc()).nulls_last()
-
-
-async def has_history(conn: AsyncConnection, layer: LayerEntry) -> bool:
-    found = await conn.execute(
-        sa.select(func.to_regclass(f'{HISTORY_SCHEMA}."{layer.table_name}"'))
-    )
-    return found.scalar() is not None
 
 
 Outputs = Callable[[sa.Table], list[ColumnElement[Any]]]

@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 
 from tiles.cache import TileCache
-from urbis_core.changes import CHANNEL, LayerChanged
+from urbis_core.changes import CHANNEL, LayerChanged, changes_since, layer_versions
 from urbis_core.db import first_line
 
 log = logging.getLogger(__name__)
@@ -27,25 +27,17 @@ async def reconcile_disk(conn: psycopg.AsyncConnection[Any], cache: TileCache) -
     if disk is None:
         return
     recorded = disk.versions()
-    current = dict(
-        await (await conn.execute("SELECT id, version FROM urbis_meta.layer_catalog")).fetchall()
-    )
+    current = await layer_versions(conn)
     for layer, version in recorded.items():
         now = current.get(layer)
         if now == version:
             continue
-        changes = await (
-            await conn.execute(
-                "SELECT ST_XMin(bbox), ST_YMin(bbox), ST_XMax(bbox), ST_YMax(bbox) "
-                "FROM urbis_meta.change_log WHERE layer_id = %s AND version > %s",
-                (layer, version),
-            )
-        ).fetchall()
-        if now is None or any(c[0] is None for c in changes):
+        changes = await changes_since(conn, layer, version)
+        if now is None or any(bbox is None for bbox in changes):
             disk.drop(layer, None)  # the layer is gone, or a change has no bbox: all of it
         else:
-            for change in changes:
-                disk.drop(layer, (change[0], change[1], change[2], change[3]))
+            for bbox in changes:
+                disk.drop(layer, bbox)
         log.info(
             "layer %s went from version %s to %s while the API was away: %d changes "
             "dropped from the disk tile cache",

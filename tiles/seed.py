@@ -29,7 +29,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from pyproj import Transformer
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -47,7 +46,7 @@ from tiles.keys import bbox_in
 from tiles.mvt import BUFFER, EXTENT, DrawingMemory, TileRequest, render_tile
 from tiles.tilejson import crs84_extent, vector_layers
 from tiles.tms import MAX_ZOOM, WEB_MERCATOR_QUAD, TileMatrixSet, get_tms
-from urbis_core.catalog import LayerEntry, layer_catalog
+from urbis_core.catalog import LayerEntry, list_layers
 from urbis_core.db import sqlalchemy_url
 from urbis_core.errors import InvalidParameter, NotFound, UrbisError
 
@@ -588,8 +587,7 @@ class SeedResult:
 async def _load_layers(engine: AsyncEngine, ids: tuple[str, ...]) -> list[LayerEntry]:
     """The collections asked for, in that order (all of them, by id, when none is named)."""
     async with engine.connect() as conn:
-        rows = await conn.execute(sa.select(layer_catalog).order_by(layer_catalog.c.id))
-        synced: dict[str, LayerEntry] = {row.id: LayerEntry.from_row(row) for row in rows}
+        synced = {layer.id: layer for layer in await list_layers(conn)}
     if not synced:
         raise UrbisError("no layer is synced yet: run `urbis sync --once` first")
     unknown = [i for i in ids if i not in synced]

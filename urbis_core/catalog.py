@@ -13,6 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from geoalchemy2 import Geometry
+from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -228,6 +229,12 @@ async def list_layers(conn: AsyncConnection) -> list[LayerEntry]:
     return [LayerEntry.from_row(r) for r in rows]
 
 
+async def count_layers(conn: AsyncConnection) -> int:
+    return int(
+        (await conn.execute(sa.select(func.count()).select_from(layer_catalog))).scalar_one()
+    )
+
+
 async def get_layer(conn: AsyncConnection, layer_id: str) -> LayerEntry:
     row = (
         await conn.execute(sa.select(layer_catalog).where(layer_catalog.c.id == layer_id))
@@ -235,3 +242,11 @@ async def get_layer(conn: AsyncConnection, layer_id: str) -> LayerEntry:
     if row is None:
         raise NotFound(f"no collection '{layer_id}'; /collections lists the available ones")
     return LayerEntry.from_row(row)
+
+
+async def has_history(conn: AsyncConnection, layer: LayerEntry) -> bool:
+    """Whether the layer has a history table yet (its first change makes one)."""
+    found = await conn.execute(
+        sa.select(func.to_regclass(f'{HISTORY_SCHEMA}."{layer.table_name}"'))
+    )
+    return found.scalar() is not None

@@ -2,16 +2,27 @@
 
 On commit, a sync run that changed a layer sends one notification on `CHANNEL`; every API
 process listens (tiles.listener) and drops the cached tiles the change touched. Both sides
-build and read the message here, so they cannot drift apart.
+build and read the message here, so they cannot drift apart. The same holds for what the sync
+leaves in the database: the change log (one row per version: counts and where) is written by
+`record_change` and read by `changes_since` (a tile cache that was away catches up), and the
+history of features (rows superseded, with when and how) is read by `feature_changes`, the
+`/changes` API's query.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func
+import psycopg
+import sqlalchemy as sa
+from sqlalchemy import ColumnElement, Connection, func
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from urbis_core.catalog import STORAGE_SRID, LayerEntry, change_log, has_history, layer_catalog
 
 CHANNEL = "urbis_layer_changed"
 
@@ -49,3 +60,111 @@ class LayerChanged:
     def notification(self) -> ColumnElement[Any]:
         """`SELECT` it in the run's transaction: PostgreSQL sends it when that commits."""
         return func.pg_notify(CHANNEL, self.payload())
+
+
+# -- the change log --------------------------------------------------------------------------
+
+
+def record_change(
+    conn: Connection,
+    layer_id: str,
+    run_id: int,
+    version: int,
+    counts: tuple[int, int, int],
+    bbox: Box | None,
+) -> None:
+    """A run's change to a layer: its new version, inserted/updated/deleted, where (or None)."""
+    inserted, updated, deleted = counts
+    conn.execute(
+        change_log.insert().values(
+            layer_id=layer_id,
+            run_id=run_id,
+            version=version,
+            inserted=inserted,
+            updated=updated,
+            deleted=deleted,
+            bbox=func.ST_MakeEnvelope(*bbox, STORAGE_SRID) if bbox else None,
+        )
+    )
+
+
+async def _fetch(conn: psycopg.AsyncConnection[Any], query: sa.Select[Any]) -> list[Any]:
+    """A Core query on a plain psycopg connection (the listener's, which LISTENs too)."""
+    compiled = query.compile(dialect=postgresql.psycopg.dialect())
+    return await (await conn.execute(str(compiled), compiled.params)).fetchall()
+
+
+async def layer_versions(conn: psycopg.AsyncConnection[Any]) -> dict[str, int]:
+    """Each synced layer's current version."""
+    rows = await _fetch(conn, sa.select(layer_catalog.c.id, layer_catalog.c.version))
+    return {row[0]: row[1] for row in rows}
+
+
+async def changes_since(
+    conn: psycopg.AsyncConnection[Any], layer_id: str, version: int
+) -> list[Box | None]:
+    """Where each change to a layer after `version` lies (None: a change without a bbox)."""
+    bbox = change_log.c.bbox
+    rows = await _fetch(
+        conn,
+        sa.select(
+            func.ST_XMin(bbox), func.ST_YMin(bbox), func.ST_XMax(bbox), func.ST_YMax(bbox)
+        ).where(change_log.c.layer_id == layer_id, change_log.c.version > version),
+    )
+    return [None if row[0] is None else (row[0], row[1], row[2], row[3]) for row in rows]
+
+
+# -- the history of features ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FeatureChange:
+    key: Any  # the feature's key, as the layer types it
+    op: str  # insert, update or delete
+    at: datetime
+
+
+async def feature_changes(
+    conn: AsyncConnection, layer: LayerEntry, since: datetime, limit: int, offset: int
+) -> list[FeatureChange]:
+    """Inserted, updated and deleted keys after `since`, oldest first.
+
+    A superseded row tells an update or a delete at the moment it stopped being valid; a row
+    whose validity starts after `since` without a superseded row ending at that moment is an
+    insert.
+    """
+    live = layer.table()
+    key = layer.key_field
+    starts: list[sa.Select[Any]] = [
+        sa.select(live.c[key].label("k"), live.c.valid_from.label("at")).where(
+            live.c.valid_from > since
+        )
+    ]
+    ends: list[sa.Select[Any]] = []
+    hist = layer.history_table()
+    if await has_history(conn, layer):
+        starts.append(
+            sa.select(hist.c[key].label("k"), hist.c.valid_from.label("at")).where(
+                hist.c.valid_from > since
+            )
+        )
+        ends.append(
+            sa.select(
+                hist.c[key].label("k"), hist.c.op.label("op"), hist.c.valid_to.label("at")
+            ).where(hist.c.valid_to > since)
+        )
+    begun = sa.union_all(*starts).subquery("begun")
+    inserts = sa.select(begun.c.k, sa.literal("insert").label("op"), begun.c.at)
+    if ends:
+        replaced = sa.select(sa.literal(1)).where(
+            hist.c[key] == begun.c.k, hist.c.valid_to == begun.c.at
+        )
+        inserts = inserts.where(~replaced.exists())
+    events = sa.union_all(inserts, *ends).subquery("events")
+    rows = await conn.execute(
+        sa.select(events.c.k, events.c.op, events.c.at)
+        .order_by(events.c.at, events.c.op, sa.cast(events.c.k, sa.Text))
+        .limit(limit)
+        .offset(offset)
+    )
+    return [FeatureChange(r.k, r.op, r.at) for r in rows]

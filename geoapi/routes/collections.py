@@ -43,7 +43,7 @@ from geoapi.features import (
     stream_rows,
     table_columns,
 )
-from geoapi.history import fetch_changes, fetch_quarantine
+from geoapi.history import fetch_quarantine
 from geoapi.json_schema import QUERYABLES_REL, SCHEMA_MEDIA_TYPE, SCHEMA_REL
 from geoapi.offload import json_text, off_loop
 from geoapi.params import (
@@ -57,6 +57,7 @@ from geoapi.params import (
     sql_limit,
 )
 from urbis_core.catalog import ColumnInfo, LayerEntry, get_layer, list_layers
+from urbis_core.changes import feature_changes
 from urbis_core.errors import InvalidParameter, TooLarge
 from urbis_core.settings import MAX_ITEMS_LIMIT, ApiSettings
 
@@ -676,7 +677,10 @@ async def changes(
             "since", "required: an RFC 3339 instant such as 2026-11-28T12:00:00Z"
         )
     size = min(limit or 100, settings.max_limit)
-    events = await fetch_changes(conn, layer, instant, size, offset)
+    events = [
+        {"id": change.key, "op": change.op, "time": change.at.isoformat()}
+        for change in await feature_changes(conn, layer, instant, size, offset)
+    ]
     base = base_url(request)
     href = f"{base}/collections/{layer.id}/changes"
     links = [

@@ -7,7 +7,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
 
 from geoapi import html
@@ -15,7 +14,7 @@ from geoapi.budgets import Budgets
 from geoapi.db_health import DatabaseHealth
 from geoapi.deps import FormatDep, base_url
 from geoapi.errors import problem
-from urbis_core.catalog import layer_catalog
+from urbis_core.catalog import count_layers
 from urbis_core.db import first_line
 
 router = APIRouter()
@@ -184,7 +183,7 @@ async def readyz(request: Request) -> JSONResponse:
     budgets: Budgets = request.app.state.budgets
     try:
         async with budgets.snapshot(request.app.state.engine, "catalog") as conn:
-            layers = (await conn.execute(select(func.count()).select_from(layer_catalog))).scalar()
+            layers = await count_layers(conn)
     except (DBAPIError, OSError) as exc:
         return problem(503, f"the database does not answer: {first_line(exc)}")
     return JSONResponse({"status": "ready", "database": "ok", "layers": layers})
