@@ -66,7 +66,8 @@ from bench.api_bench import (
     with_defaults,
     write_result,
 )
-from tiles.seed import run_seed, seed_request
+from tiles.seed import run_seed
+from tiles.seed_request import seed_request
 from tiles.tms import get_tms
 from urbis_core.pgcluster import free_port
 from urbis_core.settings import ApiSettings

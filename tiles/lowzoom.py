@@ -20,7 +20,7 @@ from tiles.cache import TileCache
 from tiles.draw import Snapshot, draw_tile, layers_of
 from tiles.keys import EVERY_LAYER, CachedTile, TileKey
 from tiles.mvt import DrawingMemory
-from tiles.seed import plan_for
+from tiles.plan import plan_for
 from tiles.tms import MAX_ZOOM, TILE_MATRIX_SETS, WEB_MERCATOR_QUAD, TileMatrixSet
 from urbis_core.catalog import LayerEntry, list_layers
 

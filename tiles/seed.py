@@ -18,346 +18,47 @@ arguments, or over layers a sync has changed since, starts over rather than mix 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import signal
-import sqlite3
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from functools import lru_cache
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pyproj import Transformer
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tiles.archive import (
     TilesetInfo,
-    archive_format,
-    check_format_fits,
     compress_tile,
     open_archive,
-    pmtiles_tile_id,
     write_mbtiles,
     write_pmtiles,
 )
-from tiles.keys import bbox_in
-from tiles.mvt import BUFFER, EXTENT, DrawingMemory, TileRequest, render_tile
-from tiles.tilejson import crs84_extent, vector_layers
-from tiles.tms import MAX_ZOOM, WEB_MERCATOR_QUAD, TileMatrixSet, get_tms
+from tiles.mvt import DrawingMemory, TileRequest, render_tile
+from tiles.plan import MERCATOR_MAX_LAT, SeedPlan, plan_for
+from tiles.seed_progress import ProgressCallback, SeedProgress, Tally
+from tiles.seed_request import SeedRequest, zooms_text
+from tiles.seed_work import WorkFile
+from tiles.tilejson import vector_layers
 from urbis_core.catalog import LayerEntry, list_layers
 from urbis_core.db import sqlalchemy_url
-from urbis_core.errors import InvalidParameter, NotFound, UrbisError
+from urbis_core.errors import InvalidParameter, UrbisError
 
 log = logging.getLogger(__name__)
-
-Box = tuple[float, float, float, float]
-DEFAULT_CONCURRENCY = 4  # connections rendering at once: 2 per core keeps PostgreSQL busy
-COMMIT_EVERY = 1.0  # seconds of rendering a kill can lose
-LOG_EVERY = 10.0  # seconds between progress log records when no terminal shows a bar
-MERCATOR_MAX_LAT = 85.05112878  # where Web Mercator ends
 
 
 class SeedInterrupted(UrbisError):
     """The run stopped before the end; its tiles are kept for the next run."""
 
 
-# -- the request --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SeedRequest:
-    out: Path
-    tms: TileMatrixSet
-    zooms: range
-    collections: tuple[str, ...] = ()  # empty: every synced layer
-    bbox: Box | None = None  # CRS84 lon/lat; None: the layers' extent
-    force: bool = False
-    concurrency: int = DEFAULT_CONCURRENCY
-
-    @property
-    def format(self) -> str:
-        return archive_format(self.out)
-
-    @property
-    def work_path(self) -> Path:
-        return self.out.with_name(self.out.name + ".seeding")
-
-
-def parse_zooms(text: str) -> range:
-    """`10-16` or `14`: the zoom levels to seed, both ends included."""
-    first, _, last = text.strip().partition("-")
-    try:
-        low, high = int(first), int(last or first)
-    except ValueError:
-        raise InvalidParameter(
-            "--zooms", f"{text!r} is not a zoom (14) or a range (10-16)"
-        ) from None
-    if not 0 <= low <= high <= MAX_ZOOM:
-        raise InvalidParameter(
-            "--zooms",
-            f"{text!r}: zooms run from 0 to {MAX_ZOOM}, the first no larger than the last",
-        )
-    return range(low, high + 1)
-
-
-def _zooms_text(zooms: range) -> str:
-    last = zooms.stop - 1
-    return f"zoom {last}" if zooms.start == last else f"zooms {zooms.start}-{last}"
-
-
-def parse_bbox(text: str) -> Box:
-    """`minlon,minlat,maxlon,maxlat` in CRS84 (degrees, longitude first)."""
-    try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError:
-        values = []
-    if len(values) != 4:
-        raise InvalidParameter("--bbox", f"{text!r} is not minlon,minlat,maxlon,maxlat")
-    west, south, east, north = values
-    if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
-        raise InvalidParameter(
-            "--bbox",
-            f"{text!r} is not a lon/lat box (CRS84: longitude first, minimum before maximum)",
-        )
-    return west, south, east, north
-
-
-def parse_collections(text: str | None) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(c.strip() for c in (text or "").split(",") if c.strip()))
-
-
-def seed_request(
-    out: Path,
-    tms_id: str,
-    zooms: str,
-    collections: str | None = None,
-    bbox: str | None = None,
-    force: bool = False,
-) -> SeedRequest:
-    """The command line's options checked and parsed; InvalidParameter names the bad one."""
-    try:
-        tms = get_tms(tms_id)
-    except NotFound as exc:
-        raise InvalidParameter("--tms", str(exc)) from None
-    check_format_fits(archive_format(out), tms)
-    if not out.parent.is_dir():
-        raise InvalidParameter("--out", f"there is no folder {out.parent}")
-    return SeedRequest(
-        out=out,
-        tms=tms,
-        zooms=parse_zooms(zooms),
-        collections=parse_collections(collections),
-        bbox=parse_bbox(bbox) if bbox else None,
-        force=force,
-    )
-
-
 # -- which tiles --------------------------------------------------------------------------------
-
-
-@lru_cache(maxsize=4)
-def _from_crs84(srid: int) -> Transformer:
-    return Transformer.from_crs("OGC:CRS84", srid, always_xy=True)
-
-
-def crs84_bbox_in(tms: TileMatrixSet, bbox: Box) -> Box:
-    """A lon/lat box in the set's CRS (edges densified, so the result still covers it)."""
-    west, south, east, north = bbox
-    if tms.srid == WEB_MERCATOR_QUAD.srid:  # the poles are infinitely far in Web Mercator
-        south, north = max(south, -MERCATOR_MAX_LAT), min(north, MERCATOR_MAX_LAT)
-    minx, miny, maxx, maxy = _from_crs84(tms.srid).transform_bounds(
-        west, south, east, north, densify_pts=21
-    )
-    return minx, miny, maxx, maxy
-
-
-def _intersection(a: Box, b: Box) -> Box | None:
-    box = (max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3]))
-    return box if box[0] <= box[2] and box[1] <= box[3] else None
-
-
-def _grown(box: Box, margin: float) -> Box:
-    return box[0] - margin, box[1] - margin, box[2] + margin, box[3] + margin
-
-
-def _merged(spans: list[tuple[int, int]]) -> list[range]:
-    """Column ranges [start, stop) joined where they touch or overlap."""
-    merged: list[list[int]] = []
-    for start, stop in sorted(spans):
-        if merged and start <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], stop)
-        else:
-            merged.append([start, stop])
-    return [range(start, stop) for start, stop in merged]
-
-
-@dataclass(frozen=True)
-class SeedPlan:
-    """The tiles to render: per zoom, the boxes (in the set's CRS) whose tiles count."""
-
-    tms: TileMatrixSet
-    layers: list[LayerEntry]
-    boxes: dict[int, list[Box]]
-    bounds: Box | None  # CRS84, for the archive's metadata
-
-    def rows(self, z: int) -> Iterator[tuple[int, list[range]]]:
-        """(row, column ranges) of zoom `z`, top to bottom; overlapping boxes count once."""
-        rects = [self.tms.tiles_covering(z, box) for box in self.boxes.get(z, [])]
-        rects = [(cols, rows) for cols, rows in rects if cols and rows]
-        if not rects:
-            return
-        for y in range(min(r.start for _, r in rects), max(r.stop for _, r in rects)):
-            spans = [(c.start, c.stop) for c, r in rects if y in r]
-            if spans:
-                yield y, _merged(spans)
-
-    def tiles(self, z: int) -> Iterator[tuple[int, int]]:
-        for y, spans in self.rows(z):
-            for cols in spans:
-                for x in cols:
-                    yield x, y
-
-    def count(self, z: int) -> int:
-        return sum(len(cols) for _, spans in self.rows(z) for cols in spans)
-
-    @property
-    def zooms(self) -> list[int]:
-        return sorted(self.boxes)
-
-    @property
-    def total(self) -> int:
-        return sum(self.count(z) for z in self.zooms)
 
 
 def plan_tiles(request: SeedRequest, layers: list[LayerEntry]) -> SeedPlan:
     return plan_for(request.tms, request.zooms, layers, request.bbox)
 
 
-def plan_for(
-    tms: TileMatrixSet, zooms: Iterable[int], layers: list[LayerEntry], bbox: Box | None = None
-) -> SeedPlan:
-    """Per zoom, each layer drawn there contributes its extent (grown by the MVT buffer).
-
-    Within `bbox` (CRS84) when given.
-    """
-    area = crs84_bbox_in(tms, bbox) if bbox else None
-    boxes: dict[int, list[Box]] = {}
-    for z in zooms:
-        margin = tms.tile_span(z) * BUFFER / EXTENT
-        for layer in layers:
-            settings = layer.tiles
-            if not layer.bbox_native or not settings.minzoom <= z <= settings.maxzoom:
-                continue
-            box: Box | None = _grown(bbox_in(tms, _box(layer.bbox_native)), margin)
-            if area is not None and box is not None:
-                box = _intersection(box, area)
-            if box is not None:
-                boxes.setdefault(z, []).append(box)
-    return SeedPlan(tms, layers, boxes, _crs84_bounds(layers, bbox))
-
-
-def _box(values: Sequence[float]) -> Box:
-    return values[0], values[1], values[2], values[3]
-
-
-def _crs84_bounds(layers: list[LayerEntry], bbox: Box | None) -> Box | None:
-    bounds = crs84_extent(layers)
-    if bounds is None:
-        return bbox
-    return _intersection(bounds, bbox) if bbox else bounds
-
-
 # -- the work file ------------------------------------------------------------------------------
-
-_WORK_SCHEMA = """
-CREATE TABLE IF NOT EXISTS seeded_for (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS tile (
-    z INTEGER NOT NULL, x INTEGER NOT NULL, y INTEGER NOT NULL,
-    tile_id INTEGER NOT NULL,  -- PMTiles' Hilbert id: the order its writer wants
-    data BLOB,                 -- gzipped MVT; NULL: rendered empty
-    PRIMARY KEY (z, x, y));
-CREATE INDEX IF NOT EXISTS tile_by_id ON tile (tile_id);
-"""
-
-
-class WorkFile:
-    """The tiles rendered so far (sqlite), and what they were rendered for."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        try:
-            # isolation_level=None: transactions are ours (BEGIN/COMMIT), batched by time.
-            self._conn = sqlite3.connect(path, timeout=0, isolation_level=None)
-        except sqlite3.OperationalError as exc:
-            raise UrbisError(f"cannot create the work file {path}: {exc}") from None
-        try:
-            # Held from the first write to close: a second seeder of the same output stops at
-            # once instead of interleaving with this one.
-            self._conn.execute("PRAGMA locking_mode = EXCLUSIVE")
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute("PRAGMA synchronous = NORMAL")  # WAL: a kill loses no commit
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._conn.executescript(_WORK_SCHEMA)  # its implicit COMMIT keeps the lock
-        except sqlite3.OperationalError as exc:
-            self._conn.close()
-            if "locked" in str(exc):
-                raise UrbisError(f"another `urbis tiles seed` is writing {path.name}") from None
-            raise UrbisError(f"cannot use the work file {path}: {exc}") from None
-        self._last_commit = time.monotonic()
-
-    def seeded_for(self) -> dict[str, Any] | None:
-        row = self._conn.execute("SELECT value FROM seeded_for WHERE key = 'run'").fetchone()
-        return json.loads(row[0]) if row else None
-
-    def start_over(self, fingerprint: dict[str, Any]) -> None:
-        self._conn.execute("DELETE FROM tile")
-        self._conn.execute(
-            "INSERT OR REPLACE INTO seeded_for VALUES ('run', ?)",
-            (json.dumps(fingerprint, sort_keys=True),),
-        )
-
-    def rendered(self) -> int:
-        return int(self._conn.execute("SELECT count(*) FROM tile").fetchone()[0])
-
-    def done_at(self, z: int) -> set[tuple[int, int]]:
-        return {(x, y) for x, y in self._conn.execute("SELECT x, y FROM tile WHERE z = ?", (z,))}
-
-    def add(self, z: int, x: int, y: int, data: bytes | None) -> None:
-        if not self._conn.in_transaction:
-            self._conn.execute("BEGIN")
-        self._conn.execute(
-            "INSERT OR REPLACE INTO tile VALUES (?, ?, ?, ?, ?)",
-            (z, x, y, pmtiles_tile_id(z, x, y), data),
-        )
-        if time.monotonic() - self._last_commit >= COMMIT_EVERY:
-            self.commit()
-
-    def commit(self) -> None:
-        if self._conn.in_transaction:
-            self._conn.execute("COMMIT")
-        self._last_commit = time.monotonic()
-
-    def zoom_range(self) -> tuple[int, int] | None:
-        low, high = self._conn.execute(
-            "SELECT min(z), max(z) FROM tile WHERE data IS NOT NULL"
-        ).fetchone()
-        return None if low is None else (int(low), int(high))
-
-    def by_tile_id(self) -> Iterator[tuple[int, bytes]]:
-        yield from self._conn.execute(
-            "SELECT tile_id, data FROM tile WHERE data IS NOT NULL ORDER BY tile_id"
-        )
-
-    def by_zxy(self) -> Iterator[tuple[int, int, int, bytes]]:
-        yield from self._conn.execute(
-            "SELECT z, x, y, data FROM tile WHERE data IS NOT NULL ORDER BY z, x, y"
-        )
-
-    def close(self) -> None:
-        self.commit()
-        self._conn.close()
 
 
 def _fingerprint(request: SeedRequest, layers: list[LayerEntry]) -> dict[str, Any]:
@@ -389,41 +90,6 @@ def _why_start_over(before: dict[str, Any] | None, now: dict[str, Any]) -> str |
 # -- rendering ----------------------------------------------------------------------------------
 
 
-@dataclass
-class SeedProgress:
-    """Where a run is; handed to the progress callback after each tile."""
-
-    total: int  # tiles in the plan
-    done: int  # rendered, by this run or by the interrupted ones before it
-    rendered: int = 0  # by this run
-    written: int = 0  # of those, tiles holding a feature
-    bytes: int = 0  # their gzipped size
-    zoom: int = 0
-    tile: tuple[int, int, int] | None = None  # (z, x, y) of the tile just stored
-    started: float = field(default_factory=time.monotonic)
-
-    @property
-    def seconds(self) -> float:
-        return time.monotonic() - self.started
-
-    @property
-    def rate(self) -> float:
-        return self.rendered / max(self.seconds, 1e-6)
-
-
-ProgressCallback = Callable[[SeedProgress], None]
-
-
-def progress_bar(progress: SeedProgress, width: int = 30) -> str:
-    """`[#########.....] 62% 1,234/2,000 tiles, z15, 142 tiles/s` for a terminal line."""
-    share = progress.done / progress.total if progress.total else 1.0
-    filled = int(share * width)
-    return (
-        f"[{'#' * filled}{'.' * (width - filled)}] {share:4.0%} {progress.done:,}/"
-        f"{progress.total:,} tiles, z{progress.zoom}, {progress.rate:,.0f} tiles/s"
-    )
-
-
 def _pending(
     plan: SeedPlan, work: WorkFile, progress: SeedProgress
 ) -> Iterator[tuple[int, int, int]]:
@@ -437,42 +103,12 @@ def _pending(
                 yield z, x, y
 
 
-class _Tally:
-    """Counts each tile stored, calls back, and logs now and then (for logs, not terminals)."""
-
-    def __init__(self, progress: SeedProgress, on_progress: ProgressCallback | None) -> None:
-        self.progress = progress
-        self.on_progress = on_progress
-        self._last_log = time.monotonic()
-
-    def count(self, tile: tuple[int, int, int], data: bytes | None) -> None:
-        p = self.progress
-        p.tile = tile
-        p.done += 1
-        p.rendered += 1
-        if data:
-            p.written += 1
-            p.bytes += len(data)
-        if time.monotonic() - self._last_log >= LOG_EVERY:
-            self._last_log = time.monotonic()
-            log.info(
-                "seeding: %d/%d tiles, zoom %d, %.0f tiles/s",
-                p.done,
-                p.total,
-                p.zoom,
-                p.rate,
-                extra={"status": "running", "seconds": round(p.seconds, 1)},
-            )
-        if self.on_progress is not None:
-            self.on_progress(p)
-
-
 async def _render_worker(
     engine: AsyncEngine,
     plan: SeedPlan,
     pending: Iterator[tuple[int, int, int]],
     work: WorkFile,
-    tally: _Tally,
+    tally: Tally,
     stop: asyncio.Event,
     memory: DrawingMemory,
 ) -> None:
@@ -494,7 +130,7 @@ async def _render_all(
     engine: AsyncEngine,
     plan: SeedPlan,
     work: WorkFile,
-    tally: _Tally,
+    tally: Tally,
     stop: asyncio.Event,
     concurrency: int,
 ) -> None:
@@ -664,7 +300,7 @@ async def _seed(
         raise InvalidParameter(
             "--bbox" if request.bbox else "--zooms",
             f"no tile to seed: {', '.join(x.id for x in layers)} have no "
-            f"data there at {_zooms_text(request.zooms)} (see their "
+            f"data there at {zooms_text(request.zooms)} (see their "
             "tiles minzoom/maxzoom)",
         )
     work = WorkFile(request.work_path)  # locked first: a forced run never resets another's
@@ -673,7 +309,7 @@ async def _seed(
         progress = SeedProgress(total=plan.total, done=work.rendered())
         resumed = progress.done
         await _render_all(
-            engine, plan, work, _Tally(progress, on_progress), stop, request.concurrency
+            engine, plan, work, Tally(progress, on_progress), stop, request.concurrency
         )
         if stop.is_set() and progress.done < plan.total:
             return SeedResult(

@@ -55,7 +55,9 @@ def tiles_seed(
     import time
     from typing import NoReturn
 
-    from tiles.seed import SeedInterrupted, SeedProgress, progress_bar, run_seed, seed_request
+    from tiles.seed import SeedInterrupted, run_seed
+    from tiles.seed_progress import SeedProgress, progress_bar
+    from tiles.seed_request import seed_request
     from urbis_cli.output import interactive
     from urbis_core.errors import InvalidParameter
 

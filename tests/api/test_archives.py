@@ -7,7 +7,8 @@ import mapbox_vector_tile
 import pytest
 
 from tests.api.conftest import assert_problem, start_server
-from tiles.seed import run_seed, seed_request
+from tiles.seed import run_seed
+from tiles.seed_request import seed_request
 
 pytestmark = pytest.mark.api
 

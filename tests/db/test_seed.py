@@ -28,17 +28,10 @@ from tests.api.conftest import URBIS
 from tests.conftest import drop_database, synced_sample_database
 from tiles.archive import open_archive
 from tiles.mvt import DrawingMemory, TileRequest, render_tile
-from tiles.seed import (
-    SeedProgress,
-    SeedRequest,
-    SeedResult,
-    WorkFile,
-    parse_bbox,
-    parse_zooms,
-    plan_tiles,
-    seed,
-    seed_request,
-)
+from tiles.seed import SeedResult, plan_tiles, seed
+from tiles.seed_progress import SeedProgress
+from tiles.seed_request import SeedRequest, parse_bbox, parse_zooms, seed_request
+from tiles.seed_work import WorkFile
 from tiles.tms import get_tms
 from urbis_core.catalog import LayerEntry, layer_catalog
 from urbis_core.db import create_sync_engine, sqlalchemy_url
