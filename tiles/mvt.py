@@ -6,6 +6,11 @@ layer's own CRS; simplified by about one pixel (in Web Mercator, the copy the sy
 once; else in the layer's CRS, then reprojected); polygons and lines smaller than
 `min_size_px` left out; the properties the zoom level keeps. A tile of
 several layers is their MVT layers one after the other (protobuf messages concatenate).
+
+Why one module of about 500 lines: it is one query, built in parts (the candidates, the
+simplified geometry, the size cap's order and limit, the squares standing for small polygons,
+the label points) that share the layer's table object, the tile's envelope and the bound
+values; split apart, each part would import the others' private helpers.
 """
 
 from __future__ import annotations
