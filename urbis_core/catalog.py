@@ -234,3 +234,9 @@ async def get_layer(conn: AsyncConnection, layer_id: str) -> LayerEntry:
     if row is None:
         raise NotFound(f"no collection '{layer_id}'; /collections lists the available ones")
     return LayerEntry.from_row(row)
+
+
+def read_layer(conn: sa.Connection, layer_id: str) -> LayerEntry | None:
+    """The sync's read of one layer's entry (None before its first load)."""
+    row = conn.execute(sa.select(layer_catalog).where(layer_catalog.c.id == layer_id)).first()
+    return LayerEntry.from_row(row) if row else None
