@@ -8,8 +8,9 @@
 - `stage_first_load`: no layer yet; the features are streamed straight into the layer's new
   table, written once, then typed and indexed there.
 
-Each reads the source in one transaction and commits what it staged for the apply
-(`urbis_sync.reconcile.apply`), which `urbis_sync.run` runs in a transaction of its own.
+Each reads the source in one transaction, commits what it staged and returns it (`Staged`)
+for the apply (`urbis_sync.reconcile.apply`), which `urbis_sync.run` runs in a transaction of
+its own.
 """
 
 from __future__ import annotations

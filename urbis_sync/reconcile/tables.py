@@ -1,7 +1,8 @@
 """Where a run's tables are and how the phases reach them.
 
 The names of the staging tables, of a first load's next table and of the indexes built on it,
-the driver connection the phases write SQL on, and the identifier helpers they write it with.
+the driver connection the phases write SQL on, the identifier helpers they write it with, and
+what an apply makes live (`IncomingLayer`: the tables the diff and the rebuild both work on).
 """
 
 from __future__ import annotations
