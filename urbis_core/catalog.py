@@ -250,3 +250,9 @@ async def has_history(conn: AsyncConnection, layer: LayerEntry) -> bool:
         sa.select(func.to_regclass(f'{HISTORY_SCHEMA}."{layer.table_name}"'))
     )
     return found.scalar() is not None
+
+
+def read_layer(conn: sa.Connection, layer_id: str) -> LayerEntry | None:
+    """The sync's read of one layer's entry (None before its first load)."""
+    row = conn.execute(sa.select(layer_catalog).where(layer_catalog.c.id == layer_id)).first()
+    return LayerEntry.from_row(row) if row else None

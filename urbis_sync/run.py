@@ -11,8 +11,6 @@ import json
 import logging
 import time
 import zlib
-from collections.abc import Callable
-from contextlib import ExitStack
 from dataclasses import dataclass
 
 from psycopg import errors as pg_errors
@@ -22,28 +20,28 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from urbis_core.catalog import (
     STORAGE_SRID,
     LayerEntry,
-    change_log,
-    layer_catalog,
     quarantine,
+    read_layer,
     sync_run,
 )
-from urbis_core.changes import LayerChanged
+from urbis_core.changes import LayerChanged, record_change
 from urbis_core.config import ServiceConfig
 from urbis_core.errors import SyncError, UrbisError
 from urbis_core.settings import SyncSettings
-from urbis_sync import reconcile, tile_geometry
-from urbis_sync.copystream import CopyStream
-from urbis_sync.fingerprint import DuplicateFeature, row_fingerprints
-from urbis_sync.normalize import (
-    TYPE_NAMES,
-    DoesNotFit,
-    LayerFacts,
-    Normalizer,
-    Quarantined,
-    first_kinds,
-    resolve_crs,
+from urbis_sync import tile_geometry
+from urbis_sync.normalize import Quarantined
+from urbis_sync.reconcile.apply import ApplyResult, apply
+from urbis_sync.reconcile.catalog_write import mark_synced
+from urbis_sync.reconcile.staging import NeedsFullRun, drop_staging, has_fingerprints
+from urbis_sync.sources import SourceUnchanged
+from urbis_sync.stage import (
+    Progress,
+    SourcePass,
+    Staged,
+    stage_changes,
+    stage_first_load,
+    stage_whole,
 )
-from urbis_sync.sources import FeatureBatch, Field, SourceUnchanged, open_source
 from urbis_sync.tile_geometry import Filled
 
 log = logging.getLogger(__name__)
@@ -94,9 +92,6 @@ def lock_key(layer_id: str) -> int:
     return zlib.crc32(f"urbis_sync:{layer_id}".encode())
 
 
-Progress = Callable[[str, int], None]
-
-
 def sync_layer(
     engine: Engine,
     config: ServiceConfig,
@@ -131,32 +126,16 @@ def _made_ready_for_tiles(engine: Engine, report: RunReport) -> RunReport:
     writes rows fills what is missing.
     """
     with engine.connect() as conn:
-        table = conn.execute(
-            select(layer_catalog.c.table_name).where(layer_catalog.c.id == report.layer_id)
-        ).scalar()
-    if table is None:
+        entry = read_layer(conn, report.layer_id)
+    if entry is None:
         return report
     try:
-        return dataclasses.replace(report, tile_ready=tile_geometry.fill(engine, table))
+        return dataclasses.replace(report, tile_ready=tile_geometry.fill(engine, entry.table_name))
     except DBAPIError as exc:
         log.warning(
             "layer %s: rows not made ready for tiles: %s", report.layer_id, _describe_failure(exc)
         )
         return report
-
-
-@dataclass
-class Staged:
-    """What one pass over the source left in staging, and what it counted on the way."""
-
-    shape: reconcile.LayerShape
-    incoming: str
-    unmatched: str | None  # the live fingerprints nothing matched (when only changes were staged)
-    fetched: int
-    repaired: int
-    quarantined: list[Quarantined]
-    duplicates: int
-    source_info: str | None
 
 
 def _run(
@@ -187,44 +166,36 @@ def _run(
     fetched = 0
     try:
         with engine.begin() as conn:
-            reconcile.drop_staging(conn, layer_id)
+            drop_staging(conn, layer_id)
             previous_info = conn.execute(
                 select(sync_run.c.source_info)
                 .where(sync_run.c.layer_id == layer_id, sync_run.c.status == "success")
                 .order_by(sync_run.c.id.desc())
                 .limit(1)
             ).scalar()
-            current = reconcile.current_entry(conn, layer_id)
-            if current is not None and not reconcile.has_fingerprints(conn, layer_id):
+            current = read_layer(conn, layer_id)
+            if current is not None and not has_fingerprints(conn, layer_id):
                 current = None  # a table from an earlier version: stage it whole
         # First only what changed since the last run; the whole layer again when the change
         # needs it (schema drift, duplicate keys) or when there is no usable last run.
-        for mode in ("changes", "whole") if current is not None else ("direct", "whole"):
+        source_pass = SourcePass(
+            engine, layer_id, config.layer(layer_id), run_id, settings, progress, previous_info
+        )
+        for mode in ("changes", "whole") if current is not None else ("first load", "whole"):
             try:
-                staged = _stage(
-                    engine,
-                    config,
-                    layer_id,
-                    run_id,
-                    settings,
-                    progress,
-                    previous_info,
-                    current if mode == "changes" else None,
-                    direct=mode == "direct",
-                )
+                staged = _stage(mode, source_pass, current)
                 fetched = staged.fetched
                 result = _apply_with_retries(engine, config, layer_id, run_id, staged)
                 break
-            except reconcile.NeedsFullRun as why:
+            except NeedsFullRun as why:
                 log.info("layer %s: staging the whole layer (%s)", layer_id, why)
                 with engine.begin() as conn:
                     conn.execute(quarantine.delete().where(quarantine.c.run_id == run_id))
-                    reconcile.drop_staging(conn, layer_id)
+                    drop_staging(conn, layer_id)
     except SourceUnchanged as unchanged:
         with engine.begin() as conn:
-            version = conn.execute(
-                select(layer_catalog.c.version).where(layer_catalog.c.id == layer_id)
-            ).scalar()
+            entry = read_layer(conn, layer_id)
+            version = entry.version if entry else None
             conn.execute(
                 sync_run.update()
                 .where(sync_run.c.id == run_id)
@@ -235,11 +206,7 @@ def _run(
                     source_info=unchanged.info,
                 )
             )
-            conn.execute(
-                layer_catalog.update()
-                .where(layer_catalog.c.id == layer_id)
-                .values(last_success=func.now(), tiles=config.layer(layer_id).tiles.model_dump())
-            )
+            mark_synced(conn, layer_id, config.layer(layer_id))
         return RunReport(
             layer_id, run_id, "success", version=version, seconds=time.monotonic() - started
         )
@@ -259,7 +226,7 @@ def _run(
     finally:
         try:
             with engine.begin() as conn:
-                reconcile.drop_staging(conn, layer_id)
+                drop_staging(conn, layer_id)
         except DBAPIError:
             log.warning("layer %s: staging tables left for the next run to drop", layer_id)
     return RunReport(
@@ -278,147 +245,14 @@ def _run(
     )
 
 
-def _stage(
-    engine: Engine,
-    config: ServiceConfig,
-    layer_id: str,
-    run_id: int,
-    settings: SyncSettings,
-    progress: Progress | None,
-    previous_info: str | None,
-    current: LayerEntry | None,
-    direct: bool = False,
-) -> Staged:
-    """One pass over the source into staging.
-
-    With `current` (the live layer), features whose fingerprint is unchanged are skipped and
-    only candidates are staged; without it, every feature is. `direct` (a first load) streams
-    the rows straight into the layer's new table, written once.
-    """
-    layer = config.layer(layer_id)
-    staging = reconcile.staging_name(layer_id, run_id)
-    fetched = repaired = unchanged = duplicates = 0
-    quarantined: list[Quarantined] = []
-    with (
-        open_source(layer_id, layer, settings, previous_info) as source,
-        engine.begin() as conn,
-        ExitStack() as streams,
-    ):
-        fields = source.schema.fields
-        if current is not None and [f.name for f in fields] != [c.name for c in current.columns]:
-            raise reconcile.NeedsFullRun("the source's fields changed")
-        crs = resolve_crs(source.schema.crs, layer.source.srid, layer_id)
-        normalizer = Normalizer(source.schema, layer.key, crs, layer_id)
-        live = reconcile.live_fingerprints(conn, current) if current is not None else None
-        stream: CopyStream | reconcile.NextTable
-        if direct:
-            stream = streams.enter_context(reconcile.NextTable(conn, layer_id, fields, layer.key))
-        else:
-            stream = streams.enter_context(reconcile.create_staging(conn, staging, fields))
-        for batch in source.batches():
-            attributes = normalizer.align(batch.attributes)
-            batch = FeatureBatch(attributes, batch.wkb)
-            fingerprints = row_fingerprints(attributes, batch.wkb)
-            fetched += len(fingerprints)
-            if live is not None:
-                try:
-                    same = live.match(fingerprints)
-                except DuplicateFeature as twice:
-                    raise reconcile.NeedsFullRun("a feature occurs more than once") from twice
-                unchanged += int(same.sum())
-                if same.any():
-                    batch = batch.filter(~same)
-                    fingerprints = fingerprints[~same]
-            if isinstance(stream, reconcile.NextTable) and stream.geometry_type is None:
-                normalizer.target = _geometry_type(
-                    fields, layer_id, first_kinds(batch), source.schema.geometry_type
-                )
-                stream.open(normalizer.target)
-            try:
-                prepared = normalizer.prepare(batch, fingerprints)
-            except DoesNotFit as misfit:
-                assert isinstance(stream, reconcile.NextTable) and normalizer.target
-                normalizer.target = _geometry_type(
-                    fields, layer_id, misfit.kinds, normalizer.target
-                )
-                stream.widen(normalizer.target)
-                prepared = normalizer.prepare(batch, fingerprints)
-            stream.write(prepared.csv)
-            repaired += prepared.repaired
-            quarantined += prepared.quarantined
-            if progress is not None:
-                progress(layer_id, fetched)
-        if isinstance(stream, reconcile.NextTable) and stream.geometry_type is None:
-            normalizer.target = "Geometry"  # an empty source
-            stream.open(normalizer.target)
-        streams.close()  # the COPY ends here: a value that does not fit fails the run now
-        normalizer.check_plausible()
-        unmatched = (
-            reconcile.stage_unmatched(conn, staging, live.unmatched()) if live is not None else None
-        )
-        notes = list(source.stats.notes)
-        if current is not None:
-            notes.append(f"{unchanged} unchanged features skipped by fingerprint")
-        if direct:
-            assert normalizer.target is not None
-            columns = reconcile.decide_shape(fields, normalizer.facts, layer_id).columns
-            shape = reconcile.LayerShape(columns, normalizer.target)
-            reconcile.retype_next_table(conn, layer_id, shape)
-    if direct:
-        try:
-            reconcile.index_next_table(
-                engine, layer_id, layer.key, filters=(shape.columns, layer.indexes)
-            )
-        except reconcile.DuplicateKeys:
-            with engine.begin() as conn:
-                duplicates = reconcile.quarantine_duplicates(
-                    conn, reconcile.next_table_name(layer_id), layer.key, layer_id, run_id
-                )
-            reconcile.index_next_table(
-                engine, layer_id, layer.key, spatial=False, filters=(shape.columns, layer.indexes)
-            )
-        return Staged(
-            shape,
-            reconcile.next_table_name(layer_id),
-            None,
-            fetched,
-            repaired,
-            quarantined,
-            duplicates,
-            "; ".join(notes) or None,
-        )
-    with engine.begin() as conn:
-        shape = reconcile.decide_shape(
-            fields, normalizer.facts, layer_id, current, complete=current is None
-        )
-        try:
-            incoming = reconcile.build_incoming(conn, staging, shape, layer.key)
-        except reconcile.DuplicateKeys:
-            duplicates = reconcile.quarantine_duplicates(conn, staging, layer.key, layer_id, run_id)
-            incoming = reconcile.build_incoming(conn, staging, shape, layer.key)
-    return Staged(
-        shape,
-        incoming,
-        unmatched,
-        fetched,
-        repaired,
-        quarantined,
-        duplicates,
-        "; ".join(notes) or None,
-    )
-
-
-def _geometry_type(fields: list[Field], layer_id: str, kinds: set[str], hint: str) -> str:
-    """The geometry type of a first load's table, from the features seen and a hint.
-
-    The hint is the source's declared type, or the table's type so far when a feature did not
-    fit it: a layer declared MultiPolygon whose first features are single polygons is made
-    multi from the start, and single polygons followed by a multi one widen to MultiPolygon.
-    """
-    hint = hint.split(" ")[0]  # "MultiPolygon Z": stored in 2D
-    if hint in TYPE_NAMES.values():
-        kinds = kinds | {hint}
-    return reconcile.decide_shape(fields, LayerFacts({}, kinds), layer_id).geometry_type
+def _stage(mode: str, source_pass: SourcePass, current: LayerEntry | None) -> Staged:
+    """One pass over the source into staging, in the given mode (urbis_sync.stage)."""
+    if mode == "changes":
+        assert current is not None
+        return stage_changes(source_pass, current)
+    if mode == "first load":
+        return stage_first_load(source_pass)
+    return stage_whole(source_pass)
 
 
 def _record_failure(engine: Engine, layer_id: str, run_id: int, message: str, fetched: int) -> None:
@@ -462,17 +296,24 @@ def _describe_failure(exc: Exception) -> str:
 
 def _apply_with_retries(
     engine: Engine, config: ServiceConfig, layer_id: str, run_id: int, staged: Staged
-) -> reconcile.ApplyResult:
+) -> ApplyResult:
     layer = config.layer(layer_id)
     for attempt in range(1, SWAP_ATTEMPTS + 1):
         try:
             with engine.begin() as conn:
                 _replace_quarantine(conn, layer_id, run_id, staged.quarantined)
-                result = reconcile.apply(
+                result = apply(
                     conn, layer_id, layer, staged.shape, staged.incoming, run_id, staged.unmatched
                 )
                 if result.changed:
-                    _record_change(conn, layer_id, run_id, result)
+                    record_change(
+                        conn,
+                        layer_id,
+                        run_id,
+                        result.version,
+                        (result.inserted, result.updated, result.deleted),
+                        result.changed_bbox,
+                    )
                     change = LayerChanged(layer_id, result.version, result.changed_bbox)
                     conn.execute(select(change.notification()))
                 conn.execute(
@@ -530,23 +371,6 @@ def _replace_quarantine(
             }
             for item in items
         ],
-    )
-
-
-def _record_change(
-    conn: Connection, layer_id: str, run_id: int, result: reconcile.ApplyResult
-) -> None:
-    bbox = func.ST_MakeEnvelope(*result.changed_bbox, STORAGE_SRID) if result.changed_bbox else None
-    conn.execute(
-        change_log.insert().values(
-            layer_id=layer_id,
-            run_id=run_id,
-            version=result.version,
-            inserted=result.inserted,
-            updated=result.updated,
-            deleted=result.deleted,
-            bbox=bbox,
-        )
     )
 
 

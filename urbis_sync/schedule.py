@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, func, select
 
-from urbis_core.catalog import layer_catalog, quarantine, sync_run
+from urbis_core.catalog import quarantine, read_layer, sync_run
 from urbis_core.config import ServiceConfig, parse_duration
 from urbis_core.settings import SyncSettings
 from urbis_sync.run import RunReport, sync_layer
@@ -76,13 +76,7 @@ def layer_status(
                 failures += 1
             last_failure = next((r for r in runs if r.status == "failed"), None)
             finished = [r for r in runs if r.finished_at is not None]
-            catalog = conn.execute(
-                select(
-                    layer_catalog.c.version,
-                    layer_catalog.c.feature_count,
-                    layer_catalog.c.last_success,
-                ).where(layer_catalog.c.id == layer_id)
-            ).first()
+            catalog = read_layer(conn, layer_id)
             held = conn.execute(
                 select(func.count())
                 .select_from(quarantine)

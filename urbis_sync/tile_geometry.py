@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 
 from urbis_core.catalog import MERCATOR_GEOM, TILE_COLUMNS, tile_ready_values
 from urbis_core.db import LAYER_SCHEMA
-from urbis_sync.reconcile import raw
+from urbis_sync.reconcile.tables import raw
 
 BATCH_ROWS = 50_000
 

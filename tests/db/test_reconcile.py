@@ -340,7 +340,7 @@ def test_a_first_load_widens_to_multi_when_a_multi_polygon_comes_late(
         promote_to_multi=False,
         geometry_type="Unknown",
     )  # as the features come
-    from urbis_sync.reconcile import NextTable
+    from urbis_sync.reconcile.first_load import NextTable
 
     widened: list[str] = []
     real_widen = NextTable.widen
