@@ -34,7 +34,6 @@ from geoapi.deps import (
 from geoapi.features import (
     GpkgWriter,
     ItemsPage,
-    ItemsQuery,
     count_matched,
     csv_header,
     csv_lines,
@@ -48,7 +47,6 @@ from geoapi.json_schema import QUERYABLES_REL, SCHEMA_MEDIA_TYPE, SCHEMA_REL
 from geoapi.offload import json_text, off_loop
 from geoapi.params import (
     Offset,
-    parse_bbox,
     parse_equals,
     parse_instant,
     parse_properties,
@@ -56,6 +54,8 @@ from geoapi.params import (
     reject_unknown,
     sql_limit,
 )
+from geoapi.query_models import ItemsQuery
+from urbis_core.bbox import parse_bbox
 from urbis_core.catalog import ColumnInfo, LayerEntry, get_layer, list_layers
 from urbis_core.errors import InvalidParameter, TooLarge
 from urbis_core.settings import MAX_ITEMS_LIMIT, ApiSettings

@@ -40,6 +40,7 @@ from geoapi.spatial import (
 )
 from urbis_core.catalog import LayerEntry, get_layer, list_layers
 from urbis_core.errors import InvalidParameter
+from urbis_core.layer_ids import layers_by_ids, parse_layer_ids
 from urbis_core.settings import MAX_ITEMS_LIMIT
 
 router = APIRouter(tags=["Spatial queries"])
@@ -119,18 +120,6 @@ def parse_point(x: float, y: float, crs: OutputCrs) -> QueryPoint:
 
 def _limit(limit: int | None, cap: int) -> int:
     return min(limit or DEFAULT_LIMIT, cap)
-
-
-async def _lookup_layers(conn: AsyncConnection, raw: str | None) -> list[LayerEntry]:
-    if raw is None or raw.strip() == "":
-        return await list_layers(conn)
-    ids = [part.strip() for part in raw.split(",")]
-    if not all(ids):
-        raise InvalidParameter(
-            "collections",
-            f"'{raw}' has an empty id; expected comma-separated ids, e.g. municipalities,addresses",
-        )
-    return [await get_layer(conn, layer_id) for layer_id in dict.fromkeys(ids)]
 
 
 # -- answers ----------------------------------------------------------------------------------
@@ -251,7 +240,7 @@ async def lookup(
     reject_unknown(request.query_params.keys(), {"x", "y", "crs", "collections"})
     out = parse_crs(crs, "crs")
     point = parse_point(x, y, out)
-    layers = await _lookup_layers(conn, collections)
+    layers = layers_by_ids(parse_layer_ids(collections), await list_layers(conn))
     results = {layer.id: await features_at(conn, layer, point, out) for layer in layers}
     return {"point": {"type": "Point", "coordinates": [x, y]}, "crs": out.uri, "results": results}
 

@@ -31,6 +31,7 @@ from tiles.tilejson import crs84_extent, field_type, union_of, vector_layers
 from tiles.tms import TILE_MATRIX_SETS, TileMatrixSet, get_tms
 from urbis_core.catalog import LayerEntry, get_layer, list_layers
 from urbis_core.errors import InvalidParameter
+from urbis_core.layer_ids import layers_by_ids, parse_layer_ids
 from urbis_core.settings import ApiSettings
 
 router = APIRouter(tags=["Tiles"])
@@ -208,7 +209,7 @@ async def dataset_tile(
         "filter-crs": filter_crs,
         "properties": properties,
     }
-    ids = tuple(dict.fromkeys(c.strip() for c in (collections or "").split(",") if c.strip()))
+    ids = parse_layer_ids(collections)
 
     key = TileKey(ids or EVERY_LAYER, tms_id, z, x, y, _variant(params))
     return await _tile_response(request, settings, key, ids, params)
@@ -376,10 +377,7 @@ async def collection_tileset(
 
 
 async def _dataset_layers(conn: AsyncConnection, collections: str | None) -> list[LayerEntry]:
-    ids = [c.strip() for c in (collections or "").split(",") if c.strip()]
-    if ids:
-        return [await get_layer(conn, i) for i in dict.fromkeys(ids)]
-    return await list_layers(conn)
+    return layers_by_ids(parse_layer_ids(collections), await list_layers(conn))
 
 
 @router.get("/tiles", summary="The dataset's tilesets (all collections in one tile)")
