@@ -55,6 +55,9 @@ from geoapi.params import (
     sql_limit,
 )
 from geoapi.query_models import ItemsQuery
+from geoapi.responses.common import Feature, FeatureCollection
+from geoapi.responses.documented import CATALOG_ERRORS, answers
+from geoapi.responses.features import Changes, Collection, Collections, Quarantine
 from urbis_core.bbox import parse_bbox
 from urbis_core.catalog import ColumnInfo, LayerEntry, get_layer, list_layers
 from urbis_core.errors import InvalidParameter, TooLarge
@@ -64,6 +67,7 @@ router = APIRouter(tags=["Data"])
 
 GEOJSON = "application/geo+json"
 GPKG = "application/geopackage+sqlite3"
+HTML: dict[str, dict[str, object]] = {"text/html": {}}
 FORMAT_TITLES = {"json": "GeoJSON", "html": "HTML", "csv": "CSV", "gpkg": "GeoPackage"}
 ITEMS_PARAMS = {
     "limit",
@@ -181,7 +185,11 @@ def collection_doc(layer: LayerEntry, base: str, max_download: int) -> dict[str,
     return doc
 
 
-@router.get("/collections", summary="The collections (URBIS layers)")
+@router.get(
+    "/collections",
+    summary="The collections (URBIS layers)",
+    responses=answers(Collections, also=HTML, errors_=(400, 503)),
+)
 async def collections(
     request: Request, conn: ConnDep, settings: SettingsDep, fmt: FormatDep
 ) -> Any:
@@ -217,7 +225,11 @@ async def collections(
     return doc
 
 
-@router.get("/collections/{collection_id}", summary="One collection")
+@router.get(
+    "/collections/{collection_id}",
+    summary="One collection",
+    responses=answers(Collection, also=HTML, errors_=CATALOG_ERRORS),
+)
 async def collection(
     collection_id: CollectionId,
     request: Request,
@@ -323,7 +335,12 @@ def _download_name(layer: LayerEntry, suffix: str) -> str:
     summary="Features of a collection",
     description=ITEMS_DESCRIPTION,
     response_class=Response,
-    responses={200: {"content": {GEOJSON: {}, "text/html": {}, "text/csv": {}, GPKG: {}}}},
+    responses=answers(
+        FeatureCollection,
+        GEOJSON,
+        also={**HTML, "text/csv": {}, GPKG: {}},
+        errors_=(*CATALOG_ERRORS, 413),
+    ),
 )
 async def items(
     collection_id: CollectionId,
@@ -616,7 +633,7 @@ def _too_large(layer: LayerEntry, returned: int, maximum: int, fmt: str) -> str:
     "/collections/{collection_id}/items/{feature_id}",
     summary="One feature by its key",
     response_class=Response,
-    responses={200: {"content": {GEOJSON: {}, "text/html": {}}}},
+    responses=answers(Feature, GEOJSON, also=HTML, errors_=CATALOG_ERRORS),
 )
 async def feature(
     collection_id: CollectionId,
@@ -657,7 +674,7 @@ async def feature(
     "/collections/{collection_id}/changes",
     summary="What changed since an instant",
     response_class=Response,
-    responses={200: {"content": {"application/json": {}}}},
+    responses=answers(Changes, errors_=CATALOG_ERRORS),
 )
 async def changes(
     collection_id: CollectionId,
@@ -711,7 +728,7 @@ async def changes(
     "/collections/{collection_id}/quarantine",
     summary="Features the sync set aside, with the reason",
     response_class=Response,
-    responses={200: {"content": {GEOJSON: {}}}},
+    responses=answers(Quarantine, GEOJSON, errors_=CATALOG_ERRORS),
 )
 async def quarantined(
     collection_id: CollectionId,

@@ -21,6 +21,9 @@ from geoapi.deps import SettingsDep, SpatialConnDep, StatsConnDep, base_url
 from geoapi.offload import in_process, json_text, off_loop
 from geoapi.params import Offset, reject_unknown
 from geoapi.posted_geometry import check_lists, out_of_range, parse_geometry
+from geoapi.responses.common import FeatureCollection
+from geoapi.responses.documented import CATALOG_ERRORS, answers, errors
+from geoapi.responses.spatial import Lookup, Stats
 from geoapi.spatial import (
     LOOKUP_MAX_PER_COLLECTION,
     LOOKUP_TOLERANCE_M,
@@ -169,9 +172,9 @@ def _stats_csv(stats: GroupStats) -> str:
     return out.getvalue()
 
 
-FEATURE_COLLECTION_RESPONSE: dict[int | str, dict[str, Any]] = {
-    200: {"content": {GEOJSON: {}}, "description": "GeoJSON FeatureCollection"}
-}
+FEATURE_COLLECTION_RESPONSE = answers(
+    FeatureCollection, GEOJSON, errors_=CATALOG_ERRORS, description="GeoJSON FeatureCollection"
+)
 _GEOMETRY_BODY = {
     "requestBody": {
         "required": True,
@@ -212,6 +215,7 @@ _GEOMETRY_BODY = {
 @router.get(
     "/lookup",
     summary="What is at a point, per collection",
+    responses=answers(Lookup, errors_=CATALOG_ERRORS),
     description=(
         "For each collection asked for (default: all), the features at the point: in polygon "
         "collections those whose area contains it (boundary included); in point and line "
@@ -342,7 +346,7 @@ async def _intersecting(
     "/collections/{collection_id}/intersects",
     summary="Features intersecting a geometry",
     response_class=Response,
-    responses=FEATURE_COLLECTION_RESPONSE,
+    responses={**FEATURE_COLLECTION_RESPONSE, **errors(413)},
     openapi_extra=_GEOMETRY_BODY,
     description=(
         "Features whose geometry intersects the GeoJSON geometry in the body (given "
@@ -422,7 +426,7 @@ async def intersects_feature(
 @router.get(
     "/collections/{collection_id}/stats",
     summary="Counts and totals per area",
-    responses={200: {"content": {"application/json": {}, "text/csv": {}}}},
+    responses=answers(Stats, also={"text/csv": {}}, errors_=CATALOG_ERRORS),
     response_class=Response,
     description=(
         "For each feature of the polygon collection `by` (by key): its key, a naming "

@@ -23,6 +23,14 @@ from geoapi.deps import ConnDep, SettingsDep, base_url
 from geoapi.html import ATTRIBUTION
 from geoapi.offload import off_loop
 from geoapi.params import reject_unknown
+from geoapi.responses.documented import CATALOG_ERRORS, answers, errors
+from geoapi.responses.tiles import (
+    TileJson,
+    TileMatrixSetDefinition,
+    TileMatrixSets,
+    Tileset,
+    Tilesets,
+)
 from tiles.cache import TileCache
 from tiles.draw import draw_tile, layers_of
 from tiles.keys import EVERY_LAYER, CachedTile, TileKey, bbox_in
@@ -156,7 +164,7 @@ def _etags(header: str | None) -> set[str]:
     "/collections/{collection_id}/tiles/{tms_id}/{z}/{x}/{y}",
     summary="A vector tile of one collection",
     response_class=Response,
-    responses=_TILE_RESPONSES,
+    responses={**_TILE_RESPONSES, **errors(*CATALOG_ERRORS)},
 )
 async def collection_tile(
     request: Request,
@@ -187,7 +195,7 @@ async def collection_tile(
     "/tiles/{tms_id}/{z}/{x}/{y}",
     summary="A vector tile of several collections",
     response_class=Response,
-    responses=_TILE_RESPONSES,
+    responses={**_TILE_RESPONSES, **errors(*CATALOG_ERRORS)},
 )
 async def dataset_tile(
     request: Request,
@@ -226,7 +234,11 @@ def _tms_link(base: str, tms: TileMatrixSet) -> dict[str, str]:
     }
 
 
-@router.get("/tileMatrixSets", summary="The tile matrix sets tiles are offered in")
+@router.get(
+    "/tileMatrixSets",
+    summary="The tile matrix sets tiles are offered in",
+    responses=answers(TileMatrixSets, errors_=()),
+)
 async def tile_matrix_sets(request: Request) -> dict[str, Any]:
     base = base_url(request)
     return {
@@ -249,7 +261,11 @@ async def tile_matrix_sets(request: Request) -> dict[str, Any]:
     }
 
 
-@router.get("/tileMatrixSets/{tms_id}", summary="One tile matrix set's definition")
+@router.get(
+    "/tileMatrixSets/{tms_id}",
+    summary="One tile matrix set's definition",
+    responses=answers(TileMatrixSetDefinition, errors_=(404,)),
+)
 async def tile_matrix_set(tms_id: TmsId) -> dict[str, Any]:
     return get_tms(tms_id).description()
 
@@ -354,7 +370,11 @@ def _tilesets(base: str, path: str, title: str, query: str = "") -> dict[str, An
     }
 
 
-@router.get("/collections/{collection_id}/tiles", summary="The tilesets of a collection")
+@router.get(
+    "/collections/{collection_id}/tiles",
+    summary="The tilesets of a collection",
+    responses=answers(Tilesets, errors_=CATALOG_ERRORS),
+)
 async def collection_tilesets(
     request: Request, conn: ConnDep, collection_id: str
 ) -> dict[str, Any]:
@@ -362,7 +382,11 @@ async def collection_tilesets(
     return _tilesets(base_url(request), f"/collections/{layer.id}/tiles", layer.display_title("en"))
 
 
-@router.get("/collections/{collection_id}/tiles/{tms_id}", summary="A collection's tileset")
+@router.get(
+    "/collections/{collection_id}/tiles/{tms_id}",
+    summary="A collection's tileset",
+    responses=answers(Tileset, errors_=CATALOG_ERRORS),
+)
 async def collection_tileset(
     request: Request, conn: ConnDep, collection_id: str, tms_id: TmsId
 ) -> dict[str, Any]:
@@ -380,12 +404,20 @@ async def _dataset_layers(conn: AsyncConnection, collections: str | None) -> lis
     return layers_by_ids(parse_layer_ids(collections), await list_layers(conn))
 
 
-@router.get("/tiles", summary="The dataset's tilesets (all collections in one tile)")
+@router.get(
+    "/tiles",
+    summary="The dataset's tilesets (all collections in one tile)",
+    responses=answers(Tilesets, errors_=()),
+)
 async def dataset_tilesets(request: Request) -> dict[str, Any]:
     return _tilesets(base_url(request), "/tiles", "URBIS layers")
 
 
-@router.get("/tiles/{tms_id}", summary="The dataset's tileset")
+@router.get(
+    "/tiles/{tms_id}",
+    summary="The dataset's tileset",
+    responses=answers(Tileset, errors_=CATALOG_ERRORS),
+)
 async def dataset_tileset(
     request: Request, conn: ConnDep, tms_id: TmsId, collections: Collections = None
 ) -> dict[str, Any]:
@@ -427,6 +459,7 @@ def _web_mercator_only(tms_id: str) -> None:
 @router.get(
     "/collections/{collection_id}/tiles/{tms_id}/tilejson.json",
     summary="TileJSON 3.0 of a collection's tiles",
+    responses=answers(TileJson, errors_=CATALOG_ERRORS),
 )
 async def collection_tilejson(
     request: Request, conn: ConnDep, collection_id: str, tms_id: TmsId
@@ -438,7 +471,11 @@ async def collection_tilejson(
     return _tilejson(base, url, [layer], layer.display_title("en"))
 
 
-@router.get("/tiles/{tms_id}/tilejson.json", summary="TileJSON 3.0 of the dataset's tiles")
+@router.get(
+    "/tiles/{tms_id}/tilejson.json",
+    summary="TileJSON 3.0 of the dataset's tiles",
+    responses=answers(TileJson, errors_=CATALOG_ERRORS),
+)
 async def dataset_tilejson(
     request: Request, conn: ConnDep, tms_id: TmsId, collections: Collections = None
 ) -> dict[str, Any]:
