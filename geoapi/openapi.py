@@ -29,7 +29,10 @@ def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
         return schema
     rest = {k: v for k, v in schema.items() if k != "anyOf"}
     if len(others) == 1 and "$ref" not in others[0]:
-        return {**others[0], **rest, "nullable": True}
+        merged = {**others[0], **rest, "nullable": True}
+        if "enum" in merged and None not in merged["enum"]:
+            merged["enum"] = [*merged["enum"], None]  # 3.0: an enum allows null only if it lists it
+        return merged
     return {**rest, "anyOf": others, "nullable": True}
 
 

@@ -188,7 +188,10 @@ _GEOMETRY_BODY = {
                 "schema": {
                     "type": "object",
                     "required": ["type", "coordinates"],
-                    "properties": {"type": {"type": "string"}, "coordinates": {"type": "array"}},
+                    "properties": {
+                        "type": {"type": "string"},
+                        "coordinates": {"type": "array", "items": {}},
+                    },
                 },
                 "example": {
                     "type": "Polygon",
