@@ -3,6 +3,9 @@
 PostgreSQL writes each feature's GeoJSON itself; Python only joins the rows, which keeps large
 pages cheap. The same composition (filters, order, paging, history) also yields plain rows for
 the tabular downloads (CSV, GeoPackage), which are encoded at the end of this module.
+
+One module, over 400 lines: the GeoJSON pages and the downloads share one composition of
+filters, order and paging, so that a download holds exactly the features a page lists.
 """
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""Collections (one per URBIS layer), their items, and single features."""
+"""Collections (one per URBIS layer), their items, and single features.
+
+Over 400 lines: the routes of OGC API Features Part 1 (and the history and quarantine of a
+collection) kept together, as the README's endpoint table lists them; the items route's
+formats (GeoJSON, HTML, CSV, GeoPackage) share its parameters and its paging.
+"""
 
 from __future__ import annotations
 

@@ -3,6 +3,9 @@
 Points and geometries come in `crs` (CRS84 by default, longitude first; EPSG:4326 latitude
 first) and answers go out in it. Everything is checked here, at the edge: bad values are 400s
 naming the parameter, unknown collections and features 404s.
+
+Over 400 lines: the spatial queries share their parameters (point, crs, limit, posted
+geometry) and their answer (a FeatureCollection); one module keeps their rules alike.
 """
 
 from __future__ import annotations

@@ -3,6 +3,10 @@
 Tile URLs are `/{z}/{x}/{y}` (zoom, column, row from the top), as web map libraries write
 them; the tileset documents give the same as an OGC template. A cached tile is answered
 without touching the database. An empty tile is a 204 with no body.
+
+Over 400 lines: the tiles and the documents that describe them (tilesets, TileJSON, tile
+matrix sets) share the zoom range and extent of a set of layers; one module keeps the
+templates the documents give and the routes that answer them together.
 """
 
 from __future__ import annotations
