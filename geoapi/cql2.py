@@ -5,6 +5,10 @@ layer geometry, `geom`/`geometry`), every value is bound, geometry literals are 
 where the layer's CRS is valid (`geoapi.area_of_use`) and transformed to its SRID (the literal,
 never the column, so the GiST index is used). Anything the parser refuses or the translation
 does not support is an `InvalidParameter` (a 400).
+
+One module, over 400 lines: it is one translation (pygeofilter's tree to SQL), whose node
+handlers share the layer, the CRS of literals and the depth bound; split, each part would
+import the others.
 """
 
 from __future__ import annotations

@@ -24,13 +24,16 @@ from urbis_core.errors import (
     NotFound,
     TooLarge,
     Unavailable,
+    UnknownCollection,
     UrbisError,
 )
 from urbis_core.settings import timeout_variable
 
 log = logging.getLogger(__name__)
 
+# The most specific class of an error that is listed decides (its MRO is walked).
 STATUS_BY_ERROR: dict[type[UrbisError], int] = {
+    UnknownCollection: 400,  # a listed id not there: the request's parameter is wrong
     InvalidParameter: 400,
     NotFound: 404,
     TooLarge: 413,

@@ -3,6 +3,9 @@
 PostgreSQL writes each feature's GeoJSON itself; Python only joins the rows, which keeps large
 pages cheap. The same composition (filters, order, paging, history) also yields plain rows for
 the tabular downloads (CSV, GeoPackage), which are encoded at the end of this module.
+
+One module, over 400 lines: the GeoJSON pages and the downloads share one composition of
+filters, order and paging, so that a download holds exactly the features a page lists.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy import ColumnElement, Row, Select, func
@@ -22,48 +25,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from geoapi.area_of_use import bbox_shape, in_storage
 from geoapi.counting import MatchCounts
-from geoapi.crs import CRS84_URI, SUPPORTED, OutputCrs
+from geoapi.crs import CRS84_URI, OutputCrs
+from geoapi.query_models import ItemsQuery
 from geoapi.values import parse_value
 from urbis_core.catalog import ColumnInfo, LayerEntry, has_history
 from urbis_core.errors import NotFound
-
-if TYPE_CHECKING:
-    from geoapi.cql2 import CqlFilter
 
 MAX_PAIRS_PER_CALL = 50  # PostgreSQL functions take at most 100 arguments
 GEOJSON_PLAIN = 0  # ST_AsGeoJSON options: no bbox, no crs member
 CSV_GEOMETRY = "WKT"  # GDAL's CSV driver reads a column of this name as the geometry
 GPKG_GEOMETRY = "geom"
-
-
-@dataclass(frozen=True)
-class SortKey:
-    """One `sortby` entry: a catalog property and its direction."""
-
-    name: str
-    descending: bool = False
-
-
-@dataclass(frozen=True)
-class PropertyFilter:
-    """`<property>=<value>`: the value already converted to the column's type."""
-
-    name: str
-    value: Any
-
-
-@dataclass(frozen=True)
-class ItemsQuery:
-    limit: int
-    offset: int
-    bbox: tuple[float, float, float, float] | None = None
-    bbox_crs: OutputCrs = SUPPORTED[CRS84_URI]
-    crs: OutputCrs = SUPPORTED[CRS84_URI]
-    as_of: datetime | None = None
-    properties: tuple[str, ...] | None = None  # None: all, in the source's order
-    sortby: tuple[SortKey, ...] = ()
-    equals: tuple[PropertyFilter, ...] = ()
-    cql: CqlFilter | None = None  # `filter` (OGC API Features Part 3)
 
 
 @dataclass(frozen=True)

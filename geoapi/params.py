@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Query
 
-from geoapi.crs import CRS84_URI, SUPPORTED, OutputCrs
-from geoapi.features import PropertyFilter, SortKey
+from geoapi.query_models import PropertyFilter, SortKey
 from geoapi.values import EXPECTED, parse_value
-from urbis_core.catalog import LayerEntry
 from urbis_core.errors import InvalidParameter
+
+if TYPE_CHECKING:  # only its fields are read: the edge imports no SQL module
+    from urbis_core.catalog import LayerEntry
 
 # --- Paging: what PostgreSQL takes ----------------------------------------------------------
 
@@ -36,42 +36,6 @@ Offset = Annotated[
 def sql_limit(limit: int) -> int:
     """`limit` as the database takes it: larger values, past any page it can give, reduced."""
     return min(limit, SQL_MAX_LIMIT)
-
-
-def parse_bbox(
-    raw: str | None, crs: OutputCrs = SUPPORTED[CRS84_URI]
-) -> tuple[float, float, float, float] | None:
-    """The bbox as x/y (lon/lat) min/max in `crs`, checked for range and order.
-
-    Accepts 4 numbers, or 6 with heights; in EPSG:4326 the numbers come latitude first.
-    """
-    if raw is None or raw == "":
-        return None
-    parts = raw.split(",")
-    if len(parts) not in (4, 6):
-        raise InvalidParameter("bbox", f"expected 4 or 6 comma-separated numbers, got {len(parts)}")
-    try:
-        numbers = [float(p) for p in parts]
-    except ValueError:
-        raise InvalidParameter("bbox", f"'{raw}' is not a list of numbers") from None
-    if not all(math.isfinite(n) for n in numbers):
-        raise InvalidParameter("bbox", "numbers must be finite")
-    if len(numbers) == 6:
-        numbers = [numbers[0], numbers[1], numbers[3], numbers[4]]
-    if crs.lat_first:
-        numbers = [numbers[1], numbers[0], numbers[3], numbers[2]]
-    minx, miny, maxx, maxy = numbers
-    if crs.geographic and not (-180 <= minx <= 180 and -180 <= maxx <= 180):
-        raise InvalidParameter("bbox", "longitudes must lie between -180 and 180")
-    if crs.geographic and not (-90 <= miny <= 90 and -90 <= maxy <= 90):
-        raise InvalidParameter("bbox", "latitudes must lie between -90 and 90")
-    if minx > maxx or miny > maxy:
-        raise InvalidParameter(
-            "bbox",
-            "expected minx,miny,maxx,maxy with min <= max (a bbox "
-            "across the antimeridian is not supported)",
-        )
-    return minx, miny, maxx, maxy
 
 
 def reject_unknown(

@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from tiles.keys import CachedTile, TileKey
 from tiles.mvt import Condition, DrawingMemory, TileRequest, render_tile
 from tiles.tms import get_tms
-from urbis_core.catalog import LayerEntry, get_layer, list_layers
+from urbis_core.catalog import LayerEntry, list_layers
 from urbis_core.errors import InvalidParameter
+from urbis_core.layer_ids import layers_by_ids
 
 LayersOf = Callable[[AsyncConnection], Awaitable[list[LayerEntry]]]
 Snapshot = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
@@ -28,9 +29,7 @@ def layers_of(ids: tuple[str, ...]) -> LayersOf:
     """The layers a tile draws: these collections, or every layer when there are none."""
 
     async def read(conn: AsyncConnection) -> list[LayerEntry]:
-        if not ids:
-            return await list_layers(conn)
-        return [await get_layer(conn, i) for i in ids]
+        return layers_by_ids(ids, await list_layers(conn))
 
     return read
 

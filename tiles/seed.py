@@ -43,6 +43,7 @@ from tiles.tilejson import vector_layers
 from urbis_core.catalog import LayerEntry, list_layers
 from urbis_core.db import sqlalchemy_url
 from urbis_core.errors import InvalidParameter, UrbisError
+from urbis_core.layer_ids import layers_by_ids
 
 log = logging.getLogger(__name__)
 
@@ -223,15 +224,10 @@ class SeedResult:
 async def _load_layers(engine: AsyncEngine, ids: tuple[str, ...]) -> list[LayerEntry]:
     """The collections asked for, in that order (all of them, by id, when none is named)."""
     async with engine.connect() as conn:
-        synced = {layer.id: layer for layer in await list_layers(conn)}
+        synced = await list_layers(conn)
     if not synced:
         raise UrbisError("no layer is synced yet: run `urbis sync --once` first")
-    unknown = [i for i in ids if i not in synced]
-    if unknown:
-        raise InvalidParameter(
-            "--collections", f"no collection {', '.join(unknown)}; synced ones: {', '.join(synced)}"
-        )
-    return [synced[i] for i in ids] if ids else list(synced.values())
+    return layers_by_ids(ids, synced, "--collections")
 
 
 async def _changed_layers(engine: AsyncEngine, layers: list[LayerEntry]) -> tuple[str, ...]:

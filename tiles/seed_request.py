@@ -12,7 +12,9 @@ from pathlib import Path
 from tiles.archive import archive_format, check_format_fits
 from tiles.plan import Box
 from tiles.tms import MAX_ZOOM, TileMatrixSet, get_tms
+from urbis_core.bbox import LON_LAT, parse_bbox
 from urbis_core.errors import InvalidParameter, NotFound
+from urbis_core.layer_ids import parse_layer_ids
 
 DEFAULT_CONCURRENCY = 4  # connections rendering at once: 2 per core keeps PostgreSQL busy
 
@@ -58,27 +60,6 @@ def zooms_text(zooms: range) -> str:
     return f"zoom {last}" if zooms.start == last else f"zooms {zooms.start}-{last}"
 
 
-def parse_bbox(text: str) -> Box:
-    """`minlon,minlat,maxlon,maxlat` in CRS84 (degrees, longitude first)."""
-    try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError:
-        values = []
-    if len(values) != 4:
-        raise InvalidParameter("--bbox", f"{text!r} is not minlon,minlat,maxlon,maxlat")
-    west, south, east, north = values
-    if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
-        raise InvalidParameter(
-            "--bbox",
-            f"{text!r} is not a lon/lat box (CRS84: longitude first, minimum before maximum)",
-        )
-    return west, south, east, north
-
-
-def parse_collections(text: str | None) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(c.strip() for c in (text or "").split(",") if c.strip()))
-
-
 def seed_request(
     out: Path,
     tms_id: str,
@@ -99,7 +80,7 @@ def seed_request(
         out=out,
         tms=tms,
         zooms=parse_zooms(zooms),
-        collections=parse_collections(collections),
-        bbox=parse_bbox(bbox) if bbox else None,
+        collections=parse_layer_ids(collections, "--collections"),
+        bbox=parse_bbox(bbox, LON_LAT, "--bbox"),
         force=force,
     )

@@ -6,6 +6,8 @@ The API maps these classes to HTTP statuses in one place (`geoapi.errors`).
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class UrbisError(Exception):
     """Base of every error the service raises on purpose."""
@@ -46,6 +48,24 @@ class InvalidParameter(UrbisError):
     def __reduce__(self) -> tuple[type[InvalidParameter], tuple[str, str]]:
         # raised in worker processes (geoapi.offload) and sent back pickled
         return InvalidParameter, (self.parameter, self.message)
+
+
+class UnknownCollection(InvalidParameter):
+    """A list parameter (`collections`, `--collections`) names ids the catalog does not hold.
+
+    An InvalidParameter, to the command line (a bad option) and to the API (a 400 naming the
+    ids; a path's `/collections/{id}` that is not there stays a 404).
+    """
+
+    def __init__(self, parameter: str, unknown: tuple[str, ...], known: tuple[str, ...]) -> None:
+        names = ", ".join(f"'{i}'" for i in unknown)
+        known_ones = f"the collections are: {', '.join(known)}" if known else "none is synced yet"
+        super().__init__(parameter, f"no collection {names}; {known_ones}")
+        self.unknown = unknown
+        self.known = known
+
+    def __reduce__(self) -> tuple[type[UnknownCollection], tuple[Any, ...]]:
+        return UnknownCollection, (self.parameter, self.unknown, self.known)
 
 
 class Unavailable(UrbisError):

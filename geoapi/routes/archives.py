@@ -14,6 +14,8 @@ from fastapi.responses import Response
 
 from geoapi.deps import base_url
 from geoapi.html import ATTRIBUTION
+from geoapi.responses.documented import answers, errors
+from geoapi.responses.tiles import Archives, TileJson
 from geoapi.routes.tiles import MVT, X, Y, Z
 from tiles.archive import MBTilesArchive, PMTilesArchive
 from tiles.tms import get_tms
@@ -54,7 +56,11 @@ def _describe(base: str, name: str, archive: Archive) -> dict[str, Any]:
     }
 
 
-@router.get("/archives", summary="The seeded tile archives served")
+@router.get(
+    "/archives",
+    summary="The seeded tile archives served",
+    responses=answers(Archives, errors_=()),
+)
 async def archives(request: Request) -> dict[str, Any]:
     base = base_url(request)
     return {
@@ -65,7 +71,11 @@ async def archives(request: Request) -> dict[str, Any]:
     }
 
 
-@router.get("/archives/{name}/tilejson.json", summary="TileJSON 3.0 of a seeded archive")
+@router.get(
+    "/archives/{name}/tilejson.json",
+    summary="TileJSON 3.0 of a seeded archive",
+    responses=answers(TileJson, errors_=(404,)),
+)
 async def archive_tilejson(request: Request, name: str) -> dict[str, Any]:
     archive = _archive(request, name)
     meta = archive.metadata
@@ -87,7 +97,11 @@ async def archive_tilejson(request: Request, name: str) -> dict[str, Any]:
     "/archives/{name}/{z}/{x}/{y}",
     summary="A tile of a seeded archive",
     response_class=Response,
-    responses={200: {"content": {MVT: {}}}, 204: {"description": "No tile there"}},
+    responses={
+        200: {"content": {MVT: {}}},
+        204: {"description": "No tile there"},
+        **errors(400, 404),
+    },
 )
 async def archive_tile(request: Request, name: str, z: Z, x: X, y: Y) -> Response:
     archive = _archive(request, name)

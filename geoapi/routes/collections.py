@@ -1,4 +1,9 @@
-"""Collections (one per URBIS layer), their items, and single features."""
+"""Collections (one per URBIS layer), their items, and single features.
+
+Over 400 lines: the routes of OGC API Features Part 1 (and the history and quarantine of a
+collection) kept together, as the README's endpoint table lists them; the items route's
+formats (GeoJSON, HTML, CSV, GeoPackage) share its parameters and its paging.
+"""
 
 from __future__ import annotations
 
@@ -34,7 +39,6 @@ from geoapi.deps import (
 from geoapi.features import (
     GpkgWriter,
     ItemsPage,
-    ItemsQuery,
     count_matched,
     csv_header,
     csv_lines,
@@ -48,7 +52,6 @@ from geoapi.json_schema import QUERYABLES_REL, SCHEMA_MEDIA_TYPE, SCHEMA_REL
 from geoapi.offload import json_text, off_loop
 from geoapi.params import (
     Offset,
-    parse_bbox,
     parse_equals,
     parse_instant,
     parse_properties,
@@ -56,6 +59,11 @@ from geoapi.params import (
     reject_unknown,
     sql_limit,
 )
+from geoapi.query_models import ItemsQuery
+from geoapi.responses.common import Feature, FeatureCollection
+from geoapi.responses.documented import CATALOG_ERRORS, answers
+from geoapi.responses.features import Changes, Collection, Collections, Quarantine
+from urbis_core.bbox import parse_bbox
 from urbis_core.catalog import ColumnInfo, LayerEntry, get_layer, list_layers
 from urbis_core.changes import feature_changes
 from urbis_core.errors import InvalidParameter, TooLarge
@@ -65,6 +73,7 @@ router = APIRouter(tags=["Data"])
 
 GEOJSON = "application/geo+json"
 GPKG = "application/geopackage+sqlite3"
+HTML: dict[str, dict[str, object]] = {"text/html": {}}
 FORMAT_TITLES = {"json": "GeoJSON", "html": "HTML", "csv": "CSV", "gpkg": "GeoPackage"}
 ITEMS_PARAMS = {
     "limit",
@@ -182,7 +191,11 @@ def collection_doc(layer: LayerEntry, base: str, max_download: int) -> dict[str,
     return doc
 
 
-@router.get("/collections", summary="The collections (URBIS layers)")
+@router.get(
+    "/collections",
+    summary="The collections (URBIS layers)",
+    responses=answers(Collections, also=HTML, errors_=(400, 503)),
+)
 async def collections(
     request: Request, conn: ConnDep, settings: SettingsDep, fmt: FormatDep
 ) -> Any:
@@ -218,7 +231,11 @@ async def collections(
     return doc
 
 
-@router.get("/collections/{collection_id}", summary="One collection")
+@router.get(
+    "/collections/{collection_id}",
+    summary="One collection",
+    responses=answers(Collection, also=HTML, errors_=CATALOG_ERRORS),
+)
 async def collection(
     collection_id: CollectionId,
     request: Request,
@@ -324,7 +341,12 @@ def _download_name(layer: LayerEntry, suffix: str) -> str:
     summary="Features of a collection",
     description=ITEMS_DESCRIPTION,
     response_class=Response,
-    responses={200: {"content": {GEOJSON: {}, "text/html": {}, "text/csv": {}, GPKG: {}}}},
+    responses=answers(
+        FeatureCollection,
+        GEOJSON,
+        also={**HTML, "text/csv": {}, GPKG: {}},
+        errors_=(*CATALOG_ERRORS, 413),
+    ),
 )
 async def items(
     collection_id: CollectionId,
@@ -617,7 +639,7 @@ def _too_large(layer: LayerEntry, returned: int, maximum: int, fmt: str) -> str:
     "/collections/{collection_id}/items/{feature_id}",
     summary="One feature by its key",
     response_class=Response,
-    responses={200: {"content": {GEOJSON: {}, "text/html": {}}}},
+    responses=answers(Feature, GEOJSON, also=HTML, errors_=CATALOG_ERRORS),
 )
 async def feature(
     collection_id: CollectionId,
@@ -658,7 +680,7 @@ async def feature(
     "/collections/{collection_id}/changes",
     summary="What changed since an instant",
     response_class=Response,
-    responses={200: {"content": {"application/json": {}}}},
+    responses=answers(Changes, errors_=CATALOG_ERRORS),
 )
 async def changes(
     collection_id: CollectionId,
@@ -715,7 +737,7 @@ async def changes(
     "/collections/{collection_id}/quarantine",
     summary="Features the sync set aside, with the reason",
     response_class=Response,
-    responses={200: {"content": {GEOJSON: {}}}},
+    responses=answers(Quarantine, GEOJSON, errors_=CATALOG_ERRORS),
 )
 async def quarantined(
     collection_id: CollectionId,

@@ -14,6 +14,8 @@ from geoapi.budgets import Budgets
 from geoapi.db_health import DatabaseHealth
 from geoapi.deps import FormatDep, base_url
 from geoapi.errors import problem
+from geoapi.responses.documented import answers, errors
+from geoapi.responses.features import Conformance, Health, LandingPage, Ready
 from urbis_core.catalog import count_layers
 from urbis_core.db import first_line
 
@@ -51,7 +53,15 @@ CONFORMANCE = [
 ]
 
 
-@router.get("/", summary="Landing page", tags=["Capabilities"])
+HTML: dict[str, dict[str, object]] = {"text/html": {}}
+
+
+@router.get(
+    "/",
+    summary="Landing page",
+    tags=["Capabilities"],
+    responses=answers(LandingPage, also=HTML),
+)
 async def landing(request: Request, fmt: FormatDep) -> Any:
     base = base_url(request)
     links = [
@@ -138,7 +148,12 @@ async def landing(request: Request, fmt: FormatDep) -> Any:
     return doc
 
 
-@router.get("/conformance", summary="Conformance classes", tags=["Capabilities"])
+@router.get(
+    "/conformance",
+    summary="Conformance classes",
+    tags=["Capabilities"],
+    responses=answers(Conformance, also=HTML),
+)
 async def conformance(request: Request, fmt: FormatDep) -> Any:
     doc = {"conformsTo": CONFORMANCE}
     if fmt == "html":
@@ -155,6 +170,7 @@ async def conformance(request: Request, fmt: FormatDep) -> Any:
     description="200 while the process lives, whatever the database's state (for a "
     "supervisor deciding whether to restart it); `database` says whether "
     "the last requests reached it. Readiness to answer queries: /readyz.",
+    responses=answers(Health, errors_=()),
 )
 async def healthz(request: Request) -> JSONResponse:
     health: DatabaseHealth = request.app.state.db_health
@@ -178,6 +194,7 @@ async def healthz(request: Request) -> JSONResponse:
     description="200 with the number of layers when the database answers a query "
     "now; 503 with Retry-After when it does not (for a load balancer "
     "deciding where to send requests).",
+    responses={**answers(Ready, errors_=()), **errors(503)},
 )
 async def readyz(request: Request) -> JSONResponse:
     budgets: Budgets = request.app.state.budgets

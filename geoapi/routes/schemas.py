@@ -13,13 +13,15 @@ from geoapi import html
 from geoapi.deps import ConnDep, FormatDep, base_url
 from geoapi.json_schema import SCHEMA_MEDIA_TYPE, feature_schema_doc, queryables_doc
 from geoapi.params import reject_unknown
+from geoapi.responses.documented import CATALOG_ERRORS, answers
+from geoapi.responses.features import JsonSchema
 from geoapi.routes.collections import CollectionId
 from urbis_core.catalog import LayerEntry, get_layer
 
 router = APIRouter(tags=["Data"])
-_SCHEMA_RESPONSE: dict[int | str, dict[str, Any]] = {
-    200: {"content": {SCHEMA_MEDIA_TYPE: {}, "text/html": {}}}
-}
+_SCHEMA_RESPONSE = answers(
+    JsonSchema, SCHEMA_MEDIA_TYPE, also={"text/html": {}}, errors_=CATALOG_ERRORS
+)
 
 
 async def _schema(

@@ -3,6 +3,9 @@
 Points and geometries come in `crs` (CRS84 by default, longitude first; EPSG:4326 latitude
 first) and answers go out in it. Everything is checked here, at the edge: bad values are 400s
 naming the parameter, unknown collections and features 404s.
+
+Over 400 lines: the spatial queries share their parameters (point, crs, limit, posted
+geometry) and their answer (a FeatureCollection); one module keeps their rules alike.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ from geoapi.deps import SettingsDep, SpatialConnDep, StatsConnDep, base_url
 from geoapi.offload import in_process, json_text, off_loop
 from geoapi.params import Offset, reject_unknown
 from geoapi.posted_geometry import check_lists, out_of_range, parse_geometry
+from geoapi.responses.common import FeatureCollection
+from geoapi.responses.documented import CATALOG_ERRORS, answers, errors
+from geoapi.responses.spatial import Lookup, Stats
 from geoapi.spatial import (
     LOOKUP_MAX_PER_COLLECTION,
     LOOKUP_TOLERANCE_M,
@@ -40,6 +46,7 @@ from geoapi.spatial import (
 )
 from urbis_core.catalog import LayerEntry, get_layer, list_layers
 from urbis_core.errors import InvalidParameter
+from urbis_core.layer_ids import layers_by_ids, parse_layer_ids
 from urbis_core.settings import MAX_ITEMS_LIMIT
 
 router = APIRouter(tags=["Spatial queries"])
@@ -121,18 +128,6 @@ def _limit(limit: int | None, cap: int) -> int:
     return min(limit or DEFAULT_LIMIT, cap)
 
 
-async def _lookup_layers(conn: AsyncConnection, raw: str | None) -> list[LayerEntry]:
-    if raw is None or raw.strip() == "":
-        return await list_layers(conn)
-    ids = [part.strip() for part in raw.split(",")]
-    if not all(ids):
-        raise InvalidParameter(
-            "collections",
-            f"'{raw}' has an empty id; expected comma-separated ids, e.g. municipalities,addresses",
-        )
-    return [await get_layer(conn, layer_id) for layer_id in dict.fromkeys(ids)]
-
-
 # -- answers ----------------------------------------------------------------------------------
 
 
@@ -180,9 +175,9 @@ def _stats_csv(stats: GroupStats) -> str:
     return out.getvalue()
 
 
-FEATURE_COLLECTION_RESPONSE: dict[int | str, dict[str, Any]] = {
-    200: {"content": {GEOJSON: {}}, "description": "GeoJSON FeatureCollection"}
-}
+FEATURE_COLLECTION_RESPONSE = answers(
+    FeatureCollection, GEOJSON, errors_=CATALOG_ERRORS, description="GeoJSON FeatureCollection"
+)
 _GEOMETRY_BODY = {
     "requestBody": {
         "required": True,
@@ -196,7 +191,10 @@ _GEOMETRY_BODY = {
                 "schema": {
                     "type": "object",
                     "required": ["type", "coordinates"],
-                    "properties": {"type": {"type": "string"}, "coordinates": {"type": "array"}},
+                    "properties": {
+                        "type": {"type": "string"},
+                        "coordinates": {"type": "array", "items": {}},
+                    },
                 },
                 "example": {
                     "type": "Polygon",
@@ -223,6 +221,7 @@ _GEOMETRY_BODY = {
 @router.get(
     "/lookup",
     summary="What is at a point, per collection",
+    responses=answers(Lookup, errors_=CATALOG_ERRORS),
     description=(
         "For each collection asked for (default: all), the features at the point: in polygon "
         "collections those whose area contains it (boundary included); in point and line "
@@ -251,7 +250,7 @@ async def lookup(
     reject_unknown(request.query_params.keys(), {"x", "y", "crs", "collections"})
     out = parse_crs(crs, "crs")
     point = parse_point(x, y, out)
-    layers = await _lookup_layers(conn, collections)
+    layers = layers_by_ids(parse_layer_ids(collections), await list_layers(conn))
     results = {layer.id: await features_at(conn, layer, point, out) for layer in layers}
     return {"point": {"type": "Point", "coordinates": [x, y]}, "crs": out.uri, "results": results}
 
@@ -353,7 +352,7 @@ async def _intersecting(
     "/collections/{collection_id}/intersects",
     summary="Features intersecting a geometry",
     response_class=Response,
-    responses=FEATURE_COLLECTION_RESPONSE,
+    responses={**FEATURE_COLLECTION_RESPONSE, **errors(413)},
     openapi_extra=_GEOMETRY_BODY,
     description=(
         "Features whose geometry intersects the GeoJSON geometry in the body (given "
@@ -433,7 +432,7 @@ async def intersects_feature(
 @router.get(
     "/collections/{collection_id}/stats",
     summary="Counts and totals per area",
-    responses={200: {"content": {"application/json": {}, "text/csv": {}}}},
+    responses=answers(Stats, also={"text/csv": {}}, errors_=CATALOG_ERRORS),
     response_class=Response,
     description=(
         "For each feature of the polygon collection `by` (by key): its key, a naming "

@@ -12,6 +12,8 @@ from fastapi.responses import HTMLResponse, Response
 
 from geoapi.deps import ConnDep, base_url
 from geoapi.html import ATTRIBUTION, esc
+from geoapi.responses.documented import answers, errors
+from geoapi.responses.tiles import MapStyle, Styles
 from tiles.glyphs import glyph_range
 from tiles.style import default_style
 from urbis_core.catalog import list_layers
@@ -22,7 +24,7 @@ MAPLIBRE_STATIC = "/static/maplibre"  # node_modules/maplibre-gl/dist, installed
 _RANGE = re.compile(r"^(\d+)-(\d+)\.pbf$")
 
 
-@router.get("/styles", summary="The map styles offered")
+@router.get("/styles", summary="The map styles offered", responses=answers(Styles, errors_=()))
 async def styles(request: Request) -> dict[str, Any]:
     base = base_url(request)
     return {
@@ -42,7 +44,11 @@ async def styles(request: Request) -> dict[str, Any]:
     }
 
 
-@router.get("/styles/default/style.json", summary="The default MapLibre style (all layers)")
+@router.get(
+    "/styles/default/style.json",
+    summary="The default MapLibre style (all layers)",
+    responses=answers(MapStyle, errors_=(503,)),
+)
 async def default_style_json(request: Request, conn: ConnDep) -> dict[str, Any]:
     return default_style(base_url(request), await list_layers(conn), ATTRIBUTION)
 
@@ -51,7 +57,7 @@ async def default_style_json(request: Request, conn: ConnDep) -> dict[str, Any]:
     "/fonts/{fontstack}/{glyphs}",
     summary="Label glyphs (SDF, 256 codepoints)",
     response_class=Response,
-    responses={200: {"content": {"application/x-protobuf": {}}}},
+    responses={200: {"content": {"application/x-protobuf": {}}}, **errors(400, 404)},
 )
 async def font_glyphs(
     fontstack: Annotated[str, Path(description="Font names, comma-separated")],

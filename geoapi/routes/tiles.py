@@ -3,6 +3,10 @@
 Tile URLs are `/{z}/{x}/{y}` (zoom, column, row from the top), as web map libraries write
 them; the tileset documents give the same as an OGC template. A cached tile is answered
 without touching the database. An empty tile is a 204 with no body.
+
+Over 400 lines: the tiles and the documents that describe them (tilesets, TileJSON, tile
+matrix sets) share the zoom range and extent of a set of layers; one module keeps the
+templates the documents give and the routes that answer them together.
 """
 
 from __future__ import annotations
@@ -23,6 +27,14 @@ from geoapi.deps import ConnDep, SettingsDep, base_url
 from geoapi.html import ATTRIBUTION
 from geoapi.offload import off_loop
 from geoapi.params import reject_unknown
+from geoapi.responses.documented import CATALOG_ERRORS, answers, errors
+from geoapi.responses.tiles import (
+    TileJson,
+    TileMatrixSetDefinition,
+    TileMatrixSets,
+    Tileset,
+    Tilesets,
+)
 from tiles.cache import TileCache
 from tiles.draw import draw_tile, layers_of
 from tiles.keys import EVERY_LAYER, CachedTile, TileKey, bbox_in
@@ -31,6 +43,7 @@ from tiles.tilejson import crs84_extent, field_type, union_of, vector_layers
 from tiles.tms import TILE_MATRIX_SETS, TileMatrixSet, get_tms
 from urbis_core.catalog import LayerEntry, get_layer, list_layers
 from urbis_core.errors import InvalidParameter
+from urbis_core.layer_ids import layers_by_ids, parse_layer_ids
 from urbis_core.settings import ApiSettings
 
 router = APIRouter(tags=["Tiles"])
@@ -156,7 +169,7 @@ def _etags(header: str | None) -> set[str]:
     "/collections/{collection_id}/tiles/{tms_id}/{z}/{x}/{y}",
     summary="A vector tile of one collection",
     response_class=Response,
-    responses=_TILE_RESPONSES,
+    responses={**_TILE_RESPONSES, **errors(*CATALOG_ERRORS)},
 )
 async def collection_tile(
     request: Request,
@@ -187,7 +200,7 @@ async def collection_tile(
     "/tiles/{tms_id}/{z}/{x}/{y}",
     summary="A vector tile of several collections",
     response_class=Response,
-    responses=_TILE_RESPONSES,
+    responses={**_TILE_RESPONSES, **errors(*CATALOG_ERRORS)},
 )
 async def dataset_tile(
     request: Request,
@@ -209,7 +222,7 @@ async def dataset_tile(
         "filter-crs": filter_crs,
         "properties": properties,
     }
-    ids = tuple(dict.fromkeys(c.strip() for c in (collections or "").split(",") if c.strip()))
+    ids = parse_layer_ids(collections)
 
     key = TileKey(ids or EVERY_LAYER, tms_id, z, x, y, _variant(params))
     return await _tile_response(request, settings, key, ids, params)
@@ -226,7 +239,11 @@ def _tms_link(base: str, tms: TileMatrixSet) -> dict[str, str]:
     }
 
 
-@router.get("/tileMatrixSets", summary="The tile matrix sets tiles are offered in")
+@router.get(
+    "/tileMatrixSets",
+    summary="The tile matrix sets tiles are offered in",
+    responses=answers(TileMatrixSets, errors_=()),
+)
 async def tile_matrix_sets(request: Request) -> dict[str, Any]:
     base = base_url(request)
     return {
@@ -249,7 +266,11 @@ async def tile_matrix_sets(request: Request) -> dict[str, Any]:
     }
 
 
-@router.get("/tileMatrixSets/{tms_id}", summary="One tile matrix set's definition")
+@router.get(
+    "/tileMatrixSets/{tms_id}",
+    summary="One tile matrix set's definition",
+    responses=answers(TileMatrixSetDefinition, errors_=(404,)),
+)
 async def tile_matrix_set(tms_id: TmsId) -> dict[str, Any]:
     return get_tms(tms_id).description()
 
@@ -354,7 +375,11 @@ def _tilesets(base: str, path: str, title: str, query: str = "") -> dict[str, An
     }
 
 
-@router.get("/collections/{collection_id}/tiles", summary="The tilesets of a collection")
+@router.get(
+    "/collections/{collection_id}/tiles",
+    summary="The tilesets of a collection",
+    responses=answers(Tilesets, errors_=CATALOG_ERRORS),
+)
 async def collection_tilesets(
     request: Request, conn: ConnDep, collection_id: str
 ) -> dict[str, Any]:
@@ -362,7 +387,11 @@ async def collection_tilesets(
     return _tilesets(base_url(request), f"/collections/{layer.id}/tiles", layer.display_title("en"))
 
 
-@router.get("/collections/{collection_id}/tiles/{tms_id}", summary="A collection's tileset")
+@router.get(
+    "/collections/{collection_id}/tiles/{tms_id}",
+    summary="A collection's tileset",
+    responses=answers(Tileset, errors_=CATALOG_ERRORS),
+)
 async def collection_tileset(
     request: Request, conn: ConnDep, collection_id: str, tms_id: TmsId
 ) -> dict[str, Any]:
@@ -377,18 +406,23 @@ async def collection_tileset(
 
 
 async def _dataset_layers(conn: AsyncConnection, collections: str | None) -> list[LayerEntry]:
-    ids = [c.strip() for c in (collections or "").split(",") if c.strip()]
-    if ids:
-        return [await get_layer(conn, i) for i in dict.fromkeys(ids)]
-    return await list_layers(conn)
+    return layers_by_ids(parse_layer_ids(collections), await list_layers(conn))
 
 
-@router.get("/tiles", summary="The dataset's tilesets (all collections in one tile)")
+@router.get(
+    "/tiles",
+    summary="The dataset's tilesets (all collections in one tile)",
+    responses=answers(Tilesets, errors_=()),
+)
 async def dataset_tilesets(request: Request) -> dict[str, Any]:
     return _tilesets(base_url(request), "/tiles", "URBIS layers")
 
 
-@router.get("/tiles/{tms_id}", summary="The dataset's tileset")
+@router.get(
+    "/tiles/{tms_id}",
+    summary="The dataset's tileset",
+    responses=answers(Tileset, errors_=CATALOG_ERRORS),
+)
 async def dataset_tileset(
     request: Request, conn: ConnDep, tms_id: TmsId, collections: Collections = None
 ) -> dict[str, Any]:
@@ -430,6 +464,7 @@ def _web_mercator_only(tms_id: str) -> None:
 @router.get(
     "/collections/{collection_id}/tiles/{tms_id}/tilejson.json",
     summary="TileJSON 3.0 of a collection's tiles",
+    responses=answers(TileJson, errors_=CATALOG_ERRORS),
 )
 async def collection_tilejson(
     request: Request, conn: ConnDep, collection_id: str, tms_id: TmsId
@@ -441,7 +476,11 @@ async def collection_tilejson(
     return _tilejson(base, url, [layer], layer.display_title("en"))
 
 
-@router.get("/tiles/{tms_id}/tilejson.json", summary="TileJSON 3.0 of the dataset's tiles")
+@router.get(
+    "/tiles/{tms_id}/tilejson.json",
+    summary="TileJSON 3.0 of the dataset's tiles",
+    responses=answers(TileJson, errors_=CATALOG_ERRORS),
+)
 async def dataset_tilejson(
     request: Request, conn: ConnDep, tms_id: TmsId, collections: Collections = None
 ) -> dict[str, Any]:

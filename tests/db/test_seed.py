@@ -30,9 +30,10 @@ from tiles.archive import open_archive
 from tiles.mvt import DrawingMemory, TileRequest, render_tile
 from tiles.seed import SeedResult, plan_tiles, seed
 from tiles.seed_progress import SeedProgress
-from tiles.seed_request import SeedRequest, parse_bbox, parse_zooms, seed_request
+from tiles.seed_request import SeedRequest, parse_zooms, seed_request
 from tiles.seed_work import WorkFile
 from tiles.tms import get_tms
+from urbis_core.bbox import parse_bbox
 from urbis_core.catalog import LayerEntry, layer_catalog
 from urbis_core.db import create_sync_engine, sqlalchemy_url
 from urbis_core.errors import InvalidParameter, UrbisError
@@ -144,7 +145,7 @@ def full_pmtiles(sample_url: str, tmp_path_factory) -> tuple[Path, SeedResult]:
 
 def test_arguments_are_parsed_and_refused_with_the_option_named(tmp_path: Path):
     assert parse_zooms("10-16") == range(10, 17) and parse_zooms("14") == range(14, 15)
-    assert parse_bbox("4.3,50.8,4.4,50.9") == (4.3, 50.8, 4.4, 50.9)
+    assert parse_bbox("4.3,50.8,4.4,50.9", parameter="--bbox") == (4.3, 50.8, 4.4, 50.9)
     for bad, option in (
         ("16-10", "--zooms"),
         ("x", "--zooms"),
@@ -155,7 +156,7 @@ def test_arguments_are_parsed_and_refused_with_the_option_named(tmp_path: Path):
             if option == "--zooms":
                 parse_zooms(bad)
             else:
-                parse_bbox(bad)
+                parse_bbox(bad, parameter="--bbox")
     with pytest.raises(InvalidParameter, match="PMTiles holds WebMercatorQuad tiles only"):
         seed_request(tmp_path / "a.pmtiles", "BelgianLambert72", "5-7")
     with pytest.raises(InvalidParameter, match=r"\.pmtiles or \.mbtiles"):
@@ -440,7 +441,7 @@ def test_urbis_tiles_seed_end_to_end(sample_url, full_pmtiles, tmp_path: Path):
         str(tmp_path / "n.mbtiles"),
         url=sample_url,
     )
-    assert unknown.returncode == 2 and "no collection nope" in unknown.stderr
+    assert unknown.returncode == 2 and "no collection 'nope'" in unknown.stderr
 
 
 def test_urbis_tiles_seed_stops_on_sigterm_and_goes_on_after(sample_url, tmp_path: Path):

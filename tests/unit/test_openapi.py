@@ -24,6 +24,7 @@ def test_3_1_schema_keywords_become_their_3_0_spelling():
                             "d": {"const": "x"},
                             "e": {"type": "string", "examples": ["one", "two"]},
                             "f": {"anyOf": [{"$ref": "#/components/schemas/B"}, {"type": "null"}]},
+                            "g": {"anyOf": [{"enum": ["m2", "m"]}, {"type": "null"}]},
                         },
                     }
                 }
@@ -39,6 +40,7 @@ def test_3_1_schema_keywords_become_their_3_0_spelling():
     assert props["d"] == {"enum": ["x"]}
     assert props["e"] == {"type": "string", "example": "one"}
     assert props["f"] == {"anyOf": [{"$ref": "#/components/schemas/B"}], "nullable": True}
+    assert props["g"] == {"enum": ["m2", "m", None], "nullable": True}  # 3.0: null listed
 
 
 def test_the_app_definition_is_valid_openapi_3_0():

@@ -1,0 +1,74 @@
+"""The `responses=` of a route: its answer's model under its media type, and its real errors.
+
+FastAPI documents a 422 for every operation with parameters; the API answers bad input with a
+400 in the one error model (geoapi.errors), so `geoapi.openapi` drops the 422s and adds the
+models named here to the document's components.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from geoapi.responses.common import Problem
+
+JSON = "application/json"
+GEOJSON = "application/geo+json"
+PROBLEM = "application/problem+json"
+REF = "#/components/schemas/{model}"
+
+# What each error status means here; an operation lists those it can answer.
+ERRORS: dict[int, str] = {
+    400: "A parameter, or the body, has a value the service cannot use: the detail names it",
+    404: "No such collection, feature, tile matrix set or resource",
+    413: "The answer, or the posted body, would be larger than one request may hold",
+    503: "The database is busy, slow or away: try again after Retry-After seconds",
+}
+CATALOG_ERRORS = (400, 404, 503)  # a collection looked up in the catalog
+
+_documented: dict[str, type[BaseModel]] = {}
+
+
+def schema_ref(model: type[BaseModel]) -> dict[str, str]:
+    """A reference to the model's schema, which the document's components then hold."""
+    known = _documented.setdefault(model.__name__, model)
+    if known is not model:
+        raise ValueError(f"two response models named {model.__name__}")
+    return {"$ref": REF.format(model=model.__name__)}
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {
+        status: {
+            "description": ERRORS[status],
+            "content": {PROBLEM: {"schema": schema_ref(Problem)}},
+        }
+        for status in statuses
+    }
+
+
+def answers(
+    model: type[BaseModel],
+    media_type: str = JSON,
+    *,
+    also: Mapping[str, dict[str, Any]] | None = None,
+    errors_: tuple[int, ...] = (400,),
+    description: str = "Successful Response",
+) -> dict[int | str, dict[str, Any]]:
+    """A 200 of `model` as `media_type` (and the other formats in `also`), and its errors."""
+    content = {media_type: {"schema": schema_ref(model)}, **(also or {})}
+    return {200: {"description": description, "content": content}, **errors(*errors_)}
+
+
+def component_schemas() -> dict[str, Any]:
+    """The JSON Schema of every model documented so far (and of the models they use)."""
+    if not _documented:
+        return {}
+    _, top = models_json_schema(
+        [(m, "serialization") for m in _documented.values()], ref_template=REF
+    )
+    schemas: dict[str, Any] = top.get("$defs", {})
+    return schemas
