@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from geoapi.area_of_use import bbox_shape, in_storage
 from geoapi.counting import MatchCounts
 from geoapi.crs import CRS84_URI, OutputCrs
+from geoapi.json_schema import GEOMETRY_TYPES
 from geoapi.query_models import ItemsQuery
 from geoapi.values import parse_value
 from urbis_core.catalog import ColumnInfo, LayerEntry, has_history
@@ -557,7 +558,7 @@ class GpkgWriter:
         if any(c.name.lower() == "fid" for c in self.columns):
             options["FID"] = "gpkg_fid"  # GeoPackage's own row id must not take a property's name
         geometry_type = self.layer.geometry_type
-        if geometry_type not in _OGR_GEOMETRY_TYPES:
+        if geometry_type not in GEOMETRY_TYPES:
             geometry_type = "Unknown"
         crs_name = "OGC:CRS84" if self.crs.uri == CRS84_URI else f"EPSG:{self.crs.srid}"
         pyogrio.write_arrow(
@@ -576,14 +577,3 @@ class GpkgWriter:
     def close(self) -> None:
         if not self.written:
             self.append([])
-
-
-_OGR_GEOMETRY_TYPES = {
-    "Point",
-    "LineString",
-    "Polygon",
-    "MultiPoint",
-    "MultiLineString",
-    "MultiPolygon",
-    "GeometryCollection",
-}

@@ -23,7 +23,8 @@ JSON_TYPES: dict[str, dict[str, str]] = {
     "timestamptz": {"type": "string", "format": "date-time"},
     "time": {"type": "string", "format": "time"},
 }
-_GEOMETRY_KINDS = (
+# The simple feature types, as GeoJSON, OGC API and GDAL name them.
+GEOMETRY_TYPES = (
     "Point",
     "LineString",
     "Polygon",
@@ -41,7 +42,7 @@ def json_type(sql_type: str) -> dict[str, str]:
 
 def _geometry_format(layer: LayerEntry) -> str:
     kind = layer.geometry_type
-    return f"geometry-{kind.lower()}" if kind in _GEOMETRY_KINDS else "geometry-any"
+    return f"geometry-{kind.lower()}" if kind in GEOMETRY_TYPES else "geometry-any"
 
 
 def queryables_doc(layer: LayerEntry, base: str) -> dict[str, Any]:
@@ -50,7 +51,7 @@ def queryables_doc(layer: LayerEntry, base: str) -> dict[str, Any]:
         c.name: {"title": c.name, **json_type(c.sql_type)} for c in layer.columns
     }
     kind = layer.geometry_type
-    shape = kind if kind in _GEOMETRY_KINDS else "Geometry"
+    shape = kind if kind in GEOMETRY_TYPES else "Geometry"
     properties["geometry"] = {
         "title": "The geometry (also `geom` in filters)",
         "format": _geometry_format(layer),

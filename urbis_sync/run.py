@@ -12,6 +12,7 @@ import logging
 import time
 import zlib
 from dataclasses import dataclass
+from typing import Any
 
 from psycopg import errors as pg_errors
 from sqlalchemy import Connection, Engine, func, select
@@ -230,19 +231,22 @@ def _run(
         except DBAPIError:
             log.warning("layer %s: staging tables left for the next run to drop", layer_id)
     return RunReport(
-        layer_id,
-        run_id,
-        "success",
-        fetched=staged.fetched,
-        inserted=result.inserted,
-        updated=result.updated,
-        deleted=result.deleted,
-        repaired=staged.repaired,
-        quarantined=len(staged.quarantined) + staged.duplicates,
-        version=result.version,
-        drift=result.drift,
-        seconds=time.monotonic() - started,
+        layer_id, run_id, "success", **_outcome(staged, result), seconds=time.monotonic() - started
     )
+
+
+def _outcome(staged: Staged, result: ApplyResult) -> dict[str, Any]:
+    """What a successful run did, as its report and its sync_run row both tell it."""
+    return {
+        "fetched": staged.fetched,
+        "inserted": result.inserted,
+        "updated": result.updated,
+        "deleted": result.deleted,
+        "repaired": staged.repaired,
+        "quarantined": len(staged.quarantined) + staged.duplicates,
+        "version": result.version,
+        "drift": result.drift,
+    }
 
 
 def _stage(mode: str, source_pass: SourcePass, current: LayerEntry | None) -> Staged:
@@ -322,14 +326,7 @@ def _apply_with_retries(
                     .values(
                         status="success",
                         finished_at=func.clock_timestamp(),
-                        fetched=staged.fetched,
-                        inserted=result.inserted,
-                        updated=result.updated,
-                        deleted=result.deleted,
-                        repaired=staged.repaired,
-                        quarantined=len(staged.quarantined) + staged.duplicates,
-                        version=result.version,
-                        drift=result.drift,
+                        **_outcome(staged, result),
                         source_info=staged.source_info,
                     )
                 )

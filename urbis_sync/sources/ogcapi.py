@@ -19,6 +19,9 @@ Nothing is trusted that can be checked: the distinct keys received must equal `n
 when the server announces it, `numberMatched` must not change while paging, a `Content-Crs`
 header must name the CRS asked for, and a `next` link that points back to a page already read
 is an error rather than an endless loop.
+
+One module of about 410 lines: the collection, its queryables, the paging and the CRS choice
+are one reader's state, set up together before the first batch.
 """
 
 from __future__ import annotations
