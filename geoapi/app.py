@@ -130,6 +130,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url=None,  # served as OpenAPI 3.0 by geoapi.routes.docs
+        # operationId: the route's own name (`lookup`, `items`), which generated clients call
+        # their functions, rather than FastAPI's name + path + method (`lookup_lookup_get`).
+        generate_unique_id_function=lambda route: route.name,
     )
     install_error_handlers(app)
     app.state.db_health = DatabaseHealth()

@@ -18,17 +18,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
+
+from geoapi.asgi import HttpMiddleware
 
 
-class CancelOnDisconnect:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+class CancelOnDisconnect(HttpMiddleware):
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         # One reader of the server's messages, one message ahead of the app at most (a body
         # is not read faster than the app takes it).
         messages: asyncio.Queue[Message] = asyncio.Queue(maxsize=1)

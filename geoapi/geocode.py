@@ -265,14 +265,34 @@ def _compared(
         compared["number"] = {"query": query.number, "matched": number}
     if query.box is not None:
         compared["box"] = {"query": query.box, "matched": box}
-    if query.postcode is not None:
-        compared["postcode"] = {"query": query.postcode, "matched": street.postcode}
-    if m.municipality is not None:
+    compared.update(
+        _place_compared(
+            query.postcode,
+            street.postcode,
+            m.municipality,
+            (street.municipality_fr, street.municipality_nl),
+            m.name.language,
+        )
+    )
+    return compared
+
+
+def _place_compared(
+    postcode: str | None,
+    matched_postcode: Any,
+    municipality: str | None,
+    matched_names: tuple[Any, Any],
+    language: str,
+) -> dict[str, dict[str, Any]]:
+    """The postcode and municipality asked for beside those matched (in the query's language)."""
+    compared: dict[str, dict[str, Any]] = {}
+    if postcode is not None:
+        compared["postcode"] = {"query": postcode, "matched": matched_postcode}
+    if municipality is not None:
+        french, dutch = matched_names
         compared["municipality"] = {
-            "query": m.municipality,
-            "matched": street.municipality_fr
-            if m.name.language == "fr"
-            else street.municipality_nl,
+            "query": municipality,
+            "matched": french if language == "fr" else dutch,
         }
     return compared
 
@@ -370,16 +390,13 @@ def _area_feature(
             fields.municipality_nl: area.municipality_nl,
         }
     )
-    compared: dict[str, dict[str, Any]] = {}
-    if query.postcode is not None:
-        compared["postcode"] = {"query": query.postcode, "matched": area.postcode}
-    if m.municipality is not None:
-        compared["municipality"] = {
-            "query": m.municipality,
-            "matched": area.municipality_fr
-            if m.municipality_language == "fr"
-            else area.municipality_nl,
-        }
+    compared = _place_compared(
+        query.postcode,
+        area.postcode,
+        m.municipality,
+        (area.municipality_fr, area.municipality_nl),
+        m.municipality_language,
+    )
     properties.update(
         score=round(m.score, 3),
         label=label(properties, fields, m.municipality_language),

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from geoapi.asgi import HttpMiddleware
 from urbis_core.errors import ConfigError
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -198,17 +199,10 @@ def record_vary(request: Request, names: list[str]) -> None:
         recorded.extend(n for n in names if n not in recorded)
 
 
-class VaryMiddleware:
+class VaryMiddleware(HttpMiddleware):
     """Names in `Vary` the request headers an answer's links were built from."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def send_with_vary(message: Message) -> None:
             if message["type"] == "http.response.start":
                 names: list[str] = scope.get("state", {}).get(_VARY_KEY, [])

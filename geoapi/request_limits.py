@@ -23,6 +23,7 @@ from urllib.parse import unquote, unquote_to_bytes
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from geoapi.asgi import HttpMiddleware
 from geoapi.errors import problem
 from urbis_core.errors import InvalidParameter
 from urbis_core.settings import ServerLimits
@@ -49,15 +50,12 @@ class BodyRefused(Exception):  # noqa: N818 - a signal, not a fault: RequestLimi
         self.refusal = refusal
 
 
-class RequestLimits:
+class RequestLimits(HttpMiddleware):
     def __init__(self, app: ASGIApp, limits: ServerLimits) -> None:
-        self.app = app
+        super().__init__(app)
         self.limits = limits
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = _Body(receive, self.limits, scope)
         refusal = _head_refusal(scope, self.limits) or body.refused_at_once()
         if refusal is not None:

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from tiles.keys import CachedTile, TileKey
 from tiles.mvt import Condition, DrawingMemory, TileRequest, render_tile
 from tiles.tms import get_tms
-from urbis_core.catalog import LayerEntry, list_layers
+from urbis_core.catalog import LayerEntry, get_layer, list_layers
 from urbis_core.errors import InvalidParameter
 from urbis_core.layer_ids import layers_by_ids
 
@@ -30,6 +30,15 @@ def layers_of(ids: tuple[str, ...]) -> LayersOf:
 
     async def read(conn: AsyncConnection) -> list[LayerEntry]:
         return layers_by_ids(ids, await list_layers(conn))
+
+    return read
+
+
+def layer_of(layer_id: str) -> LayersOf:
+    """The one layer a collection's tile draws (named in the path: NotFound when absent)."""
+
+    async def read(conn: AsyncConnection) -> list[LayerEntry]:
+        return [await get_layer(conn, layer_id)]
 
     return read
 

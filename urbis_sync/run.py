@@ -197,16 +197,7 @@ def _run(
         with engine.begin() as conn:
             entry = read_layer(conn, layer_id)
             version = entry.version if entry else None
-            conn.execute(
-                sync_run.update()
-                .where(sync_run.c.id == run_id)
-                .values(
-                    status="success",
-                    finished_at=func.clock_timestamp(),
-                    version=version,
-                    source_info=unchanged.info,
-                )
-            )
+            _finish(conn, run_id, "success", version=version, source_info=unchanged.info)
             mark_synced(conn, layer_id, config.layer(layer_id))
         return RunReport(
             layer_id, run_id, "success", version=version, seconds=time.monotonic() - started
@@ -232,6 +223,15 @@ def _run(
             log.warning("layer %s: staging tables left for the next run to drop", layer_id)
     return RunReport(
         layer_id, run_id, "success", **_outcome(staged, result), seconds=time.monotonic() - started
+    )
+
+
+def _finish(conn: Connection, run_id: int, status: str, **values: Any) -> None:
+    """The run's row at its end: its status, when, and what it did or why it failed."""
+    conn.execute(
+        sync_run.update()
+        .where(sync_run.c.id == run_id)
+        .values(status=status, finished_at=func.clock_timestamp(), **values)
     )
 
 
@@ -265,16 +265,7 @@ def _record_failure(engine: Engine, layer_id: str, run_id: int, message: str, fe
         try:
             with engine.begin() as conn:
                 conn.execute(quarantine.delete().where(quarantine.c.run_id == run_id))
-                conn.execute(
-                    sync_run.update()
-                    .where(sync_run.c.id == run_id)
-                    .values(
-                        status="failed",
-                        finished_at=func.clock_timestamp(),
-                        error=message,
-                        fetched=fetched,
-                    )
-                )
+                _finish(conn, run_id, "failed", error=message, fetched=fetched)
             return
         except OperationalError:
             if attempt == FAILURE_RECORD_ATTEMPTS:
@@ -320,15 +311,12 @@ def _apply_with_retries(
                     )
                     change = LayerChanged(layer_id, result.version, result.changed_bbox)
                     conn.execute(select(change.notification()))
-                conn.execute(
-                    sync_run.update()
-                    .where(sync_run.c.id == run_id)
-                    .values(
-                        status="success",
-                        finished_at=func.clock_timestamp(),
-                        **_outcome(staged, result),
-                        source_info=staged.source_info,
-                    )
+                _finish(
+                    conn,
+                    run_id,
+                    "success",
+                    **_outcome(staged, result),
+                    source_info=staged.source_info,
                 )
             return result
         except (OperationalError, pg_errors.LockNotAvailable) as exc:

@@ -16,7 +16,7 @@ import hashlib
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -36,7 +36,7 @@ from geoapi.responses.tiles import (
     Tilesets,
 )
 from tiles.cache import TileCache
-from tiles.draw import draw_tile, layers_of
+from tiles.draw import LayersOf, draw_tile, layer_of, layers_of
 from tiles.keys import EVERY_LAYER, CachedTile, TileKey, bbox_in
 from tiles.mvt import Condition
 from tiles.tilejson import crs84_extent, field_type, union_of, vector_layers
@@ -69,6 +69,25 @@ Properties = Annotated[
         )
     ),
 ]
+
+
+def _tile_query(
+    filter_: Filter = None,
+    filter_lang: FilterLang = None,
+    filter_crs: FilterCrs = None,
+    properties: Properties = None,
+) -> dict[str, str | None]:
+    """What a tile request asks beyond its position: a filter and the properties to carry."""
+    return {
+        "filter": filter_,
+        "filter-lang": filter_lang,
+        "filter-crs": filter_crs,
+        "properties": properties,
+    }
+
+
+TileQuery = Annotated[dict[str, str | None], Depends(_tile_query)]
+
 Collections = Annotated[
     str | None,
     Query(description=("Comma-separated collection ids, drawn in that order (default: all)")),
@@ -111,13 +130,15 @@ async def _tile_response(
     request: Request,
     settings: ApiSettings,
     key: TileKey,
-    ids: tuple[str, ...],
+    layers: LayersOf,
     params: dict[str, str | None],
 ) -> Response:
     """The tile from the cache, or rendered (once, however many ask at the same moment)."""
     get_tms(key.tms).check(key.z, key.x, key.y)
     cache = _cache(request)
-    tile, hit = await cache.get_or_render(key, functools.partial(_draw, request, key, ids, params))
+    tile, hit = await cache.get_or_render(
+        key, functools.partial(_draw, request, key, layers, params)
+    )
     headers = {
         "ETag": tile.etag,
         "X-Tile-Cache": "hit" if hit else "miss",
@@ -134,7 +155,7 @@ async def _tile_response(
 
 
 async def _draw(
-    request: Request, key: TileKey, ids: tuple[str, ...], params: dict[str, str | None]
+    request: Request, key: TileKey, layers: LayersOf, params: dict[str, str | None]
 ) -> CachedTile:
     """A tile drawn for a request: in its turn among tile requests, under their timeout."""
     budgets: Budgets = request.app.state.budgets
@@ -153,7 +174,7 @@ async def _draw(
             functools.partial(budgets.snapshot, request.app.state.engine, "tiles"),
             request.app.state.drawing_memory,
             key,
-            layers_of(ids),
+            layers,
             params.get("properties"),
             conditions_of,
         )
@@ -179,21 +200,11 @@ async def collection_tile(
     z: Z,
     x: X,
     y: Y,
-    filter_: Filter = None,
-    filter_lang: FilterLang = None,
-    filter_crs: FilterCrs = None,
-    properties: Properties = None,
+    params: TileQuery,
 ) -> Response:
     reject_unknown(request.query_params.keys(), TILE_PARAMS)
-    params = {
-        "filter": filter_,
-        "filter-lang": filter_lang,
-        "filter-crs": filter_crs,
-        "properties": properties,
-    }
-
     key = TileKey((collection_id,), tms_id, z, x, y, _variant(params))
-    return await _tile_response(request, settings, key, (collection_id,), params)
+    return await _tile_response(request, settings, key, layer_of(collection_id), params)
 
 
 @router.get(
@@ -209,23 +220,13 @@ async def dataset_tile(
     z: Z,
     x: X,
     y: Y,
+    params: TileQuery,
     collections: Collections = None,
-    filter_: Filter = None,
-    filter_lang: FilterLang = None,
-    filter_crs: FilterCrs = None,
-    properties: Properties = None,
 ) -> Response:
     reject_unknown(request.query_params.keys(), TILE_PARAMS | {"collections"})
-    params = {
-        "filter": filter_,
-        "filter-lang": filter_lang,
-        "filter-crs": filter_crs,
-        "properties": properties,
-    }
     ids = parse_layer_ids(collections)
-
     key = TileKey(ids or EVERY_LAYER, tms_id, z, x, y, _variant(params))
-    return await _tile_response(request, settings, key, ids, params)
+    return await _tile_response(request, settings, key, layers_of(ids), params)
 
 
 # -- metadata ---------------------------------------------------------------------------------

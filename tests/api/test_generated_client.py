@@ -72,20 +72,18 @@ def typed_client(generated: Path, api: str):  # noqa: ANN201 - the generated Cli
 def test_the_generated_client_gets_typed_answers(typed_client):
     models = module("models")
 
-    landing = module("api.capabilities.landing_get").sync(client=typed_client)
+    landing = module("api.capabilities.landing").sync(client=typed_client)
     assert isinstance(landing, models.LandingPage)
     assert landing.title == "URBIS GeoService"
     assert any(link.rel == "data" for link in landing.links)
 
-    collections = module("api.data.collections_collections_get").sync(client=typed_client)
+    collections = module("api.data.collections").sync(client=typed_client)
     assert isinstance(collections, models.Collections)
     by_id = {c.id: c for c in collections.collections}
     assert {"addresses", "municipalities"} <= set(by_id)
     assert by_id["addresses"].feature_count > 0 and by_id["addresses"].key_field == "ID"
 
-    page = module("api.data.items_collections_collection_id_items_get").sync(
-        "addresses", client=typed_client, limit=5, sortby="-ID"
-    )
+    page = module("api.data.items").sync("addresses", client=typed_client, limit=5, sortby="-ID")
     assert isinstance(page, models.FeatureCollection)
     assert page.number_returned == 5 == len(page.features)
     assert page.number_matched == by_id["addresses"].feature_count
@@ -94,14 +92,14 @@ def test_the_generated_client_gets_typed_answers(typed_client):
     ids = [f.properties["ID"] for f in page.features]
     assert ids == sorted(ids, reverse=True)
 
-    here = module("api.spatial_queries.lookup_lookup_get").sync(
+    here = module("api.spatial_queries.lookup").sync(
         client=typed_client, x=4.3445, y=50.8316, collections="municipalities"
     )
     assert isinstance(here, models.Lookup)
     municipalities = here.results["municipalities"]
     assert len(municipalities) == 1 and municipalities[0].properties["NAME_FRE"] == "Saint-Gilles"
 
-    found = module("api.geocoding.geocode_address_geocode_get").sync(
+    found = module("api.geocoding.geocode_address").sync(
         client=typed_client, q="Rue de la Victoire 2, 1060 Saint-Gilles", limit=1
     )
     assert isinstance(found, models.FeatureCollection) and found.number_returned == 1
@@ -110,15 +108,11 @@ def test_the_generated_client_gets_typed_answers(typed_client):
 
 def test_the_generated_client_gets_the_error_model(typed_client):
     models = module("models")
-    refused = module("api.data.items_collections_collection_id_items_get").sync_detailed(
-        "addresses", client=typed_client, bbox="1,2,3"
-    )
+    refused = module("api.data.items").sync_detailed("addresses", client=typed_client, bbox="1,2,3")
     assert refused.status_code == 400
     assert isinstance(refused.parsed, models.Problem)
     assert refused.parsed.status == 400 and "bbox" in refused.parsed.detail
 
-    missing = module("api.data.collection_collections_collection_id_get").sync_detailed(
-        "nope", client=typed_client
-    )
+    missing = module("api.data.collection").sync_detailed("nope", client=typed_client)
     assert missing.status_code == 404 and isinstance(missing.parsed, models.Problem)
     assert "no collection 'nope'" in missing.parsed.detail

@@ -428,4 +428,4 @@ def test_layers_by_layer_or_collections_and_times_with_their_offset(
         env=env,
     )
     assert refused.returncode == 2
-    assert "no collection nope; synced ones: addresses, municipalities" in refused.stderr
+    assert "no collection 'nope'; the collections are: addresses, municipalities" in refused.stderr
