@@ -16,7 +16,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from geoapi.responses.documented import component_schemas
+from geoapi.responses.documented import BODY_ERRORS, EDGE_ERRORS, component_schemas, errors
 
 OPENAPI_VERSION = "3.0.3"
 
@@ -69,13 +69,17 @@ def with_answers(document: dict[str, Any]) -> dict[str, Any]:
     """FastAPI's document with our answers' models and without the 422s it adds.
 
     FastAPI documents a 422 wherever parameters are validated; the API answers those errors
-    400 in its one error model (geoapi.errors), which each operation lists with its others.
+    400 in its one error model (geoapi.errors), which each operation lists with its others,
+    and with those the edge answers for any of them (EDGE_ERRORS, BODY_ERRORS).
     """
     typed = copy.deepcopy(document)
     for path_item in typed.get("paths", {}).values():
         for operation in path_item.values():
             responses = operation.get("responses", {})
             responses.pop("422", None)
+            edge = EDGE_ERRORS + (BODY_ERRORS if "requestBody" in operation else ())
+            for status, response in errors(*edge).items():
+                responses.setdefault(str(status), response)
             for response in responses.values():
                 for media in response.get("content", {}).values():
                     # A route returning a dict also gets FastAPI's schema of its annotation,

@@ -24,9 +24,17 @@ REF = "#/components/schemas/{model}"
 ERRORS: dict[int, str] = {
     400: "A parameter, or the body, has a value the service cannot use: the detail names it",
     404: "No such collection, feature, tile matrix set or resource",
+    408: "The request body did not arrive within URBIS_BODY_TIMEOUT",
     413: "The answer, or the posted body, would be larger than one request may hold",
+    414: "The URL is longer than URBIS_MAX_URL_BYTES",
+    431: "The request headers together are larger than URBIS_MAX_HEADER_BYTES",
     503: "The database is busy, slow or away: try again after Retry-After seconds",
 }
+# Answered by the edge (geoapi.request_limits) before any route runs, so by every operation:
+# control characters or broken UTF-8 in the URL (400), its length (414), the headers' (431);
+# and by those with a body, its size (413) and its arrival (408).
+EDGE_ERRORS = (400, 414, 431)
+BODY_ERRORS = (408, 413)
 CATALOG_ERRORS = (400, 404, 503)  # a collection looked up in the catalog
 
 _documented: dict[str, type[BaseModel]] = {}

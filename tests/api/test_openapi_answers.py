@@ -77,6 +77,10 @@ REQUESTS = [
     ("GET", "/tiles/BelgianLambert72/tilejson.json", None),
     ("GET", "/tiles/WebMercatorQuad/1/0/0?collections=nope", None),
     ("GET", "/archives/nope.pmtiles/tilejson.json", None),
+    # refused by the edge before any route runs: documented on every operation
+    ("GET", "/collections?f=json%00", None),
+    ("GET", "/styles?" + "x" * 9000, None),
+    ("GET", "/tileMatrixSets?" + "y" * 9000, None),
 ]
 
 
@@ -135,3 +139,11 @@ def test_every_json_answer_documented_has_a_model_and_no_422(definition):
                     p["in"] == "path" and p["schema"].get("type") == "string"
                     for p in operation["parameters"]
                 ), f"{method} {template}"
+
+
+def test_an_edge_refusal_of_headers_is_what_every_operation_documents(client, definition):
+    response = client.get(f"/lookup?{POINT}", headers={"X-Padding": "z" * 40_000})
+    assert response.status_code == 431, response.text
+    schema = _operation(definition, "GET", "/lookup")["responses"]["431"]["content"]
+    problem = schema["application/problem+json"]["schema"]
+    assert not list(_validator(definition, problem).iter_errors(response.json()))

@@ -20,13 +20,20 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
+from schemathesis.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 from schemathesis.core import NotSet
+from schemathesis.core.transport import Response
 
 pytestmark = pytest.mark.api
 
 ANSWER_BOUND = 5.0  # seconds any one answer may take
 SEED = 20261206
 FAST_EXAMPLES = 10  # per operation, path variant and generation mode
+DOCUMENTED = [status_code_conformance, content_type_conformance, response_schema_conformance]
 SLOW_EXAMPLES = 100  # about 11,000 requests, some 6 minutes
 
 
@@ -68,6 +75,18 @@ def _check(case: schemathesis.Case, outcome: Outcome) -> None:
         f"{where} answered {response.status_code}: {response.text[:300]}"
     )
     assert response.elapsed < ANSWER_BOUND, f"{where} took {response.elapsed:.1f} s"
+    problems = undocumented(case, response)
+    assert not problems, f"{where} answered {response.status_code}: {problems}"
+
+
+def undocumented(case: schemathesis.Case, response: Response) -> str:
+    """How the answer differs from what the definition documents (status, media type,
+    schema); empty when it does not."""
+    try:
+        case.validate_response(response, checks=DOCUMENTED)
+    except BaseExceptionGroup as group:  # schemathesis groups its checks' failures
+        return "; ".join(str(failure).splitlines()[0] for failure in group.exceptions)
+    return ""
 
 
 def _variants(operation: schemathesis.APIOperation) -> list[dict[str, str]]:
@@ -127,3 +146,15 @@ def test_no_request_gets_a_server_error_or_a_slow_answer(served_schema):
 def test_no_request_gets_a_server_error_or_a_slow_answer_in_a_long_run(served_schema):
     outcome = run(served_schema, SLOW_EXAMPLES)
     assert not outcome.failures, "\n".join(outcome.failures)
+
+
+def test_the_run_would_see_an_answer_the_definition_does_not_document(served_schema):
+    case = served_schema["/conformance"]["GET"].Case()
+    real = case.call()
+
+    def altered(status: int, content: bytes) -> Response:
+        return Response(status, real.headers, content, real.request, real.elapsed, verify=False)
+
+    assert undocumented(case, real) == ""
+    assert "Undocumented status code" in undocumented(case, altered(418, real.content))
+    assert "schema" in undocumented(case, altered(200, b'{"conformsTo": "no list"}')).lower()
