@@ -4,9 +4,9 @@ On commit, a sync run that changed a layer sends one notification on `CHANNEL`; 
 process listens (tiles.listener) and drops the cached tiles the change touched. Both sides
 build and read the message here, so they cannot drift apart. The same holds for what the sync
 leaves in the database: the change log (one row per version: counts and where) is written by
-`record_change` and read by `changes_since` (a tile cache that was away catches up), and the
-history of features (rows superseded, with when and how) is read by `feature_changes`, the
-`/changes` API's query.
+`announce`, with the notification, and read by `changes_since` (a tile cache that was away
+catches up); the history of features (rows superseded, with when and how) is read by
+`feature_changes`, the `/changes` API's query.
 """
 
 from __future__ import annotations
@@ -65,27 +65,27 @@ class LayerChanged:
 # -- the change log --------------------------------------------------------------------------
 
 
-def record_change(
-    conn: Connection,
-    layer_id: str,
-    run_id: int,
-    version: int,
-    counts: tuple[int, int, int],
-    bbox: Box | None,
+def announce(
+    conn: Connection, run_id: int, change: LayerChanged, counts: tuple[int, int, int]
 ) -> None:
-    """A run's change to a layer: its new version, inserted/updated/deleted, where (or None)."""
+    """A run's change to a layer, told in the run's transaction.
+
+    Its row of the change log (inserted, updated, deleted; where), and the notification
+    PostgreSQL sends when the transaction commits.
+    """
     inserted, updated, deleted = counts
     conn.execute(
         change_log.insert().values(
-            layer_id=layer_id,
+            layer_id=change.layer,
             run_id=run_id,
-            version=version,
+            version=change.version,
             inserted=inserted,
             updated=updated,
             deleted=deleted,
-            bbox=func.ST_MakeEnvelope(*bbox, STORAGE_SRID) if bbox else None,
+            bbox=func.ST_MakeEnvelope(*change.bbox, STORAGE_SRID) if change.bbox else None,
         )
     )
+    conn.execute(sa.select(change.notification()))
 
 
 async def _fetch(conn: psycopg.AsyncConnection[Any], query: sa.Select[Any]) -> list[Any]:

@@ -25,7 +25,7 @@ from urbis_core.catalog import (
     read_layer,
     sync_run,
 )
-from urbis_core.changes import LayerChanged, record_change
+from urbis_core.changes import LayerChanged, announce
 from urbis_core.config import ServiceConfig
 from urbis_core.errors import SyncError, UrbisError
 from urbis_core.settings import SyncSettings
@@ -301,16 +301,12 @@ def _apply_with_retries(
                     conn, layer_id, layer, staged.shape, staged.incoming, run_id, staged.unmatched
                 )
                 if result.changed:
-                    record_change(
+                    announce(
                         conn,
-                        layer_id,
                         run_id,
-                        result.version,
+                        LayerChanged(layer_id, result.version, result.changed_bbox),
                         (result.inserted, result.updated, result.deleted),
-                        result.changed_bbox,
                     )
-                    change = LayerChanged(layer_id, result.version, result.changed_bbox)
-                    conn.execute(select(change.notification()))
                 _finish(
                     conn,
                     run_id,
