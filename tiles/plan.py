@@ -60,7 +60,7 @@ def _merged(spans: list[tuple[int, int]]) -> list[range]:
 
 
 @dataclass(frozen=True)
-class SeedPlan:
+class TilePlan:
     """The tiles to render: per zoom, the boxes (in the set's CRS) whose tiles count."""
 
     tms: TileMatrixSet
@@ -99,7 +99,7 @@ class SeedPlan:
 
 def plan_for(
     tms: TileMatrixSet, zooms: Iterable[int], layers: list[LayerEntry], bbox: Box | None = None
-) -> SeedPlan:
+) -> TilePlan:
     """Per zoom, each layer drawn there contributes its extent (grown by the MVT buffer).
 
     Within `bbox` (CRS84) when given.
@@ -117,7 +117,7 @@ def plan_for(
                 box = _intersection(box, area)
             if box is not None:
                 boxes.setdefault(z, []).append(box)
-    return SeedPlan(tms, layers, boxes, _crs84_bounds(layers, bbox))
+    return TilePlan(tms, layers, boxes, _crs84_bounds(layers, bbox))
 
 
 def _box(values: Sequence[float]) -> Box:

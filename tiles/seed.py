@@ -35,7 +35,7 @@ from tiles.archive import (
     write_pmtiles,
 )
 from tiles.mvt import DrawingMemory, TileRequest, render_tile
-from tiles.plan import MERCATOR_MAX_LAT, SeedPlan, plan_for
+from tiles.plan import MERCATOR_MAX_LAT, TilePlan, plan_for
 from tiles.seed_progress import ProgressCallback, SeedProgress, Tally
 from tiles.seed_request import SeedRequest, zooms_text
 from tiles.seed_work import WorkFile
@@ -55,7 +55,7 @@ class SeedInterrupted(UrbisError):
 # -- which tiles --------------------------------------------------------------------------------
 
 
-def plan_tiles(request: SeedRequest, layers: list[LayerEntry]) -> SeedPlan:
+def plan_tiles(request: SeedRequest, layers: list[LayerEntry]) -> TilePlan:
     return plan_for(request.tms, request.zooms, layers, request.bbox)
 
 
@@ -92,7 +92,7 @@ def _why_start_over(before: dict[str, Any] | None, now: dict[str, Any]) -> str |
 
 
 def _pending(
-    plan: SeedPlan, work: WorkFile, progress: SeedProgress
+    plan: TilePlan, work: WorkFile, progress: SeedProgress
 ) -> Iterator[tuple[int, int, int]]:
     """The plan's tiles not yet in the work file, zoom by zoom."""
     for z in plan.zooms:
@@ -106,7 +106,7 @@ def _pending(
 
 async def _render_worker(
     engine: AsyncEngine,
-    plan: SeedPlan,
+    plan: TilePlan,
     pending: Iterator[tuple[int, int, int]],
     work: WorkFile,
     tally: Tally,
@@ -129,7 +129,7 @@ async def _render_worker(
 
 async def _render_all(
     engine: AsyncEngine,
-    plan: SeedPlan,
+    plan: TilePlan,
     work: WorkFile,
     tally: Tally,
     stop: asyncio.Event,
@@ -153,7 +153,7 @@ async def _render_all(
 # -- the archive --------------------------------------------------------------------------------
 
 
-def tileset_info(plan: SeedPlan, minzoom: int, maxzoom: int) -> TilesetInfo:
+def tileset_info(plan: TilePlan, minzoom: int, maxzoom: int) -> TilesetInfo:
     bounds = plan.bounds or (-180.0, -MERCATOR_MAX_LAT, 180.0, MERCATOR_MAX_LAT)
     ids = ", ".join(layer.id for layer in plan.layers)
     return TilesetInfo(
@@ -173,7 +173,7 @@ def tileset_info(plan: SeedPlan, minzoom: int, maxzoom: int) -> TilesetInfo:
     )
 
 
-def _write_archive(request: SeedRequest, plan: SeedPlan, work: WorkFile) -> int:
+def _write_archive(request: SeedRequest, plan: TilePlan, work: WorkFile) -> int:
     zooms = work.zoom_range()
     if zooms is None:
         raise UrbisError(
