@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -16,6 +15,7 @@ import sqlalchemy as sa
 from tests.api.conftest import start_server
 from tests.conftest import TEMPLATE_DB, create_database, drop_database
 from tests.db.test_reconcile import Layer, legacy_municipalities
+from tests.support.layers import geojson_feature, point, write_geojson
 from urbis_core.config import load_config
 from urbis_core.db import create_sync_engine
 from urbis_sync.run import sync_layer
@@ -44,26 +44,12 @@ def history(admin_url, template_url, tmp_path_factory) -> Iterator[dict]:
     layer.sync(engine)
     with engine.connect() as conn:
         second = conn.execute(sa.text("SELECT max(valid_from) FROM urbis.muni")).scalar()
-    points = Path(tmp) / "p.geojson"
-    points.write_text(
-        json.dumps(
-            {
-                "type": "FeatureCollection",
-                "features": [
-                    {
-                        "type": "Feature",
-                        "properties": {"K": "a"},
-                        "geometry": {"type": "Point", "coordinates": [148000, 169000]},
-                    },
-                    {
-                        "type": "Feature",
-                        "properties": {"K": None},
-                        "geometry": {"type": "Point", "coordinates": [148001, 169001]},
-                    },
-                ],
-                "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::31370"}},
-            }
-        )
+    points = write_geojson(
+        Path(tmp) / "p.geojson",
+        [
+            geojson_feature({"K": "a"}, point(148000, 169000)),
+            geojson_feature({"K": None}, point(148001, 169001)),
+        ],
     )
     config = Path(tmp) / "points.yaml"
     config.write_text(

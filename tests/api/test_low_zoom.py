@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -12,6 +11,7 @@ import mapbox_vector_tile
 import pytest
 
 from tests.api.conftest import start_server, sync_file_layer
+from tests.support.layers import file_layer, geojson_feature, point
 
 pytestmark = pytest.mark.api
 
@@ -39,27 +39,7 @@ def settled(client: httpx.Client, drawn_before: int = -1) -> int:
 
 
 def point_layer(folder: Path, x: float, y: float) -> Path:
-    source = folder / "spot.geojson"
-    source.write_text(
-        json.dumps(
-            {
-                "type": "FeatureCollection",
-                "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::31370"}},
-                "features": [
-                    {
-                        "type": "Feature",
-                        "properties": {"SID": "s1"},
-                        "geometry": {"type": "Point", "coordinates": [x, y]},
-                    }
-                ],
-            }
-        )
-    )
-    config = folder / "spot.yaml"
-    config.write_text(
-        f"layers:\n  spot:\n    source: {{kind: file, path: {source}}}\n    key: SID\n"
-    )
-    return config
+    return file_layer(folder, "spot", "SID", [geojson_feature({"SID": "s1"}, point(x, y))])
 
 
 def test_low_zoom_tiles_are_drawn_ahead_and_again_after_a_change(synced_database_url, tmp_path):

@@ -2,40 +2,23 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from tests.api.conftest import sync_file_layer
+from tests.support.layers import file_layer, geojson_feature, point
 
 pytestmark = pytest.mark.api
 
 
 def write_layer(folder: Path, names: list[str]) -> Path:
-    source = folder / "counted.geojson"
-    source.write_text(
-        json.dumps(
-            {
-                "type": "FeatureCollection",
-                "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::31370"}},
-                "features": [
-                    {
-                        "type": "Feature",
-                        "properties": {"CID": f"c{i}", "NAME": name},
-                        "geometry": {"type": "Point", "coordinates": [148000 + i, 169000]},
-                    }
-                    for i, name in enumerate(names)
-                ],
-            }
-        )
+    features = (
+        geojson_feature({"CID": f"c{i}", "NAME": name}, point(148000 + i, 169000))
+        for i, name in enumerate(names)
     )
-    config = folder / "counted.yaml"
-    config.write_text(
-        f"layers:\n  counted:\n    source: {{kind: file, path: {source}}}\n    key: CID\n"
-    )
-    return config
+    return file_layer(folder, "counted", "CID", features)
 
 
 def matched(client, **params) -> int:

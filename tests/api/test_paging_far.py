@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from tests.api.conftest import sync_file_layer
+from tests.support.layers import file_layer, geojson_feature, point
 
 pytestmark = pytest.mark.api
 
@@ -23,27 +22,10 @@ def many(client, synced_database_url, tmp_path_factory) -> list[dict]:
         }
         for i in range(2500)
     ]
-    (folder / "many.geojson").write_text(
-        json.dumps(
-            {
-                "type": "FeatureCollection",
-                "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::31370"}},
-                "features": [
-                    {
-                        "type": "Feature",
-                        "properties": {"KID": r["KID"], "NAME": r["NAME"]},
-                        "geometry": {"type": "Point", "coordinates": r["xy"]},
-                    }
-                    for r in rows
-                ],
-            }
-        )
+    features = (
+        geojson_feature({"KID": r["KID"], "NAME": r["NAME"]}, point(*r["xy"])) for r in rows
     )
-    config = folder / "many.yaml"
-    config.write_text(
-        f"layers:\n  many:\n    source: {{kind: file, path: "
-        f"{folder / 'many.geojson'}}}\n    key: KID\n"
-    )
+    config = file_layer(folder, "many", "KID", features)
     sync_file_layer(synced_database_url, config, "many")
     return rows
 

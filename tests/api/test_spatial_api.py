@@ -17,6 +17,7 @@ import shapely
 
 from tests.api.conftest import assert_problem
 from tests.conftest import SAMPLE_DIR
+from tests.support.layers import file_layer, geojson_feature
 from urbis_core.config import load_config
 from urbis_core.db import create_sync_engine
 from urbis_sync.run import sync_layer
@@ -77,26 +78,14 @@ def municipalities(tmp_path_factory) -> gpd.GeoDataFrame:
 def client(api: str, synced_database_url: str, tmp_path_factory) -> Iterator[httpx.Client]:
     """The API over the synced sample plus a small line layer `lines` (before any test)."""
     tmp = tmp_path_factory.mktemp("lines")
-    source = tmp / "lines.geojson"
-    source.write_text(
-        json.dumps(
-            {
-                "type": "FeatureCollection",
-                "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::31370"}},
-                "features": [
-                    {
-                        "type": "Feature",
-                        "properties": {"LID": key, "LABEL": f"line {key}"},
-                        "geometry": shapely.geometry.mapping(line),
-                    }
-                    for key, line in LINES.items()
-                ],
-            }
-        )
-    )
-    config = tmp / "lines.yaml"
-    config.write_text(
-        f"layers:\n  lines:\n    source: {{kind: file, path: {source}}}\n    key: LID\n"
+    config = file_layer(
+        tmp,
+        "lines",
+        "LID",
+        (
+            geojson_feature({"LID": key, "LABEL": f"line {key}"}, shapely.geometry.mapping(line))
+            for key, line in LINES.items()
+        ),
     )
     engine = create_sync_engine(synced_database_url)
     try:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.api.conftest import lambert_tile, start_server, sync_file_layer
+from tests.support.layers import file_layer, geojson_feature, point
 
 pytestmark = pytest.mark.api
 
@@ -22,27 +22,8 @@ def tile_path(xy: tuple[float, float]) -> str:
 
 
 def sync_points(database_url: str, folder: Path, points: dict[str, tuple[float, float]]) -> None:
-    source = folder / "stored.geojson"
-    source.write_text(
-        json.dumps(
-            {
-                "type": "FeatureCollection",
-                "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::31370"}},
-                "features": [
-                    {
-                        "type": "Feature",
-                        "properties": {"SID": key},
-                        "geometry": {"type": "Point", "coordinates": list(xy)},
-                    }
-                    for key, xy in points.items()
-                ],
-            }
-        )
-    )
-    config = folder / "stored.yaml"
-    config.write_text(
-        f"layers:\n  stored:\n    source: {{kind: file, path: {source}}}\n    key: SID\n"
-    )
+    features = (geojson_feature({"SID": key}, point(*xy)) for key, xy in points.items())
+    config = file_layer(folder, "stored", "SID", features)
     sync_file_layer(database_url, config, "stored")
 
 

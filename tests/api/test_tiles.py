@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from tests.api.conftest import (
     lambert_tile,
     sync_file_layer,
 )
+from tests.support.layers import file_layer, geojson_feature, point
 
 pytestmark = pytest.mark.api
 
@@ -364,31 +364,16 @@ def points_layer(api: str, synced_database_url: str, tmp_path_factory) -> Iterat
     yield folder
 
 
+def _square(x: float, y: float, side: float) -> list[list[float]]:
+    return [[x, y], [x + side, y], [x + side, y + side], [x, y + side], [x, y]]
+
+
 def _write_points(folder: Path, points: dict[str, tuple[float, float]], **tiles) -> Path:
-    source = folder / "points.geojson"
-    source.write_text(
-        json.dumps(
-            {
-                "type": "FeatureCollection",
-                "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::31370"}},
-                "features": [
-                    {
-                        "type": "Feature",
-                        "properties": {"PID": key, "NAME": f"point {key}"},
-                        "geometry": {"type": "Point", "coordinates": list(xy)},
-                    }
-                    for key, xy in points.items()
-                ],
-            }
-        )
+    features = (
+        geojson_feature({"PID": key, "NAME": f"point {key}"}, point(*xy))
+        for key, xy in points.items()
     )
-    settings = "".join(f"      {k}: {v}\n" for k, v in tiles.items())
-    config = folder / "points.yaml"
-    config.write_text(
-        f"layers:\n  moving:\n    source: {{kind: file, path: {source}}}\n"
-        f"    key: PID\n" + (f"    tiles:\n{settings}" if tiles else "")
-    )
-    return config
+    return file_layer(folder, "moving", "PID", features, tiles)
 
 
 def _sync(client: httpx.Client, database_url: str, config: Path) -> None:
@@ -486,33 +471,11 @@ def test_small_polygons_merge_into_squares_of_their_area_when_asked(
     x0, y0 = minx + 20, maxy - 80
     small = {f"s{i:03d}": (x0 + i % 10 * 6, y0 + i // 10 * 6, 4.0) for i in range(100)}
     squares = {**small, "big": (x0 + 300, y0, 200.0)}
-    source = tmp_path / "blocks.geojson"
-    source.write_text(
-        json.dumps(
-            {
-                "type": "FeatureCollection",
-                "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::31370"}},
-                "features": [
-                    {
-                        "type": "Feature",
-                        "properties": {"BID": key},
-                        "geometry": {
-                            "type": "Polygon",
-                            "coordinates": [
-                                [[x, y], [x + side, y], [x + side, y + side], [x, y + side], [x, y]]
-                            ],
-                        },
-                    }
-                    for key, (x, y, side) in squares.items()
-                ],
-            }
-        )
+    features = (
+        geojson_feature({"BID": key}, {"type": "Polygon", "coordinates": [_square(x, y, side)]})
+        for key, (x, y, side) in squares.items()
     )
-    config = tmp_path / "blocks.yaml"
-    config.write_text(
-        f"layers:\n  blocks:\n    source: {{kind: file, path: {source}}}\n"
-        "    key: BID\n    tiles: {small: merge}\n"
-    )
+    config = file_layer(tmp_path, "blocks", "BID", features, {"small": "merge"})
     sync_file_layer(synced_database_url, config, "blocks")
 
     # zoom 7: 8.7 m pixels, so the 4 m buildings are under half a pixel

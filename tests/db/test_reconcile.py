@@ -16,6 +16,7 @@ import shapely
 import sqlalchemy as sa
 
 from tests.conftest import ROOT, SAMPLE_DIR
+from tests.support.layers import write_geojson
 from urbis_core.changes import CHANNEL
 from urbis_core.config import load_config
 from urbis_sync.run import sync_layer
@@ -196,17 +197,7 @@ def current_municipalities(tmp_path: Path) -> Path:
     features = []
     for path in sorted((GEOSERVER / "municipalities").glob("*.geojson")):
         features += json.loads(path.read_text())["features"]
-    out = tmp_path / "current.geojson"
-    out.write_text(
-        json.dumps(
-            {
-                "type": "FeatureCollection",
-                "features": features,
-                "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::31370"}},
-            }
-        )
-    )
-    return out
+    return write_geojson(tmp_path / "current.geojson", features)
 
 
 def test_legacy_to_current_product_is_a_set_of_updates_by_nis_code(engine, tmp_path):

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from tests.conftest import SAMPLE_CONFIG, SAMPLE_DIR
+from tests.support.layers import write_geojson
 from urbis_core.config import load_config
 from urbis_sync.run import sync_layer, sync_once
 
@@ -117,15 +117,7 @@ def test_features_without_key_or_geometry_are_quarantined(engine, tmp_path: Path
             "geometry": {"type": "Point", "coordinates": [148003, 169003]},
         },
     ]
-    (tmp_path / "p.geojson").write_text(
-        json.dumps(
-            {
-                "type": "FeatureCollection",
-                "features": features,
-                "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::31370"}},
-            }
-        )
-    )
+    write_geojson(tmp_path / "p.geojson", features)
     (tmp_path / "urbis.yaml").write_text(
         "layers:\n  points:\n    source: {kind: file, path: p.geojson}\n    key: K\n"
     )
