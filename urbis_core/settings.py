@@ -232,28 +232,30 @@ class Settings(BaseModel):
     allow_apt: Flag = Field(default_factory=lambda: os.geteuid() == 0, alias="URBIS_ALLOW_APT")
     config: Path = Field(DEFAULT_CONFIG, alias="URBIS_CONFIG")
     # The API (ApiSettings)
-    host: str = Field("127.0.0.1", alias="URBIS_HOST")
-    port: Annotated[Integer, Field(ge=0, le=65535)] = Field(8000, alias="URBIS_PORT")
+    host: str = Field(ApiSettings.host, alias="URBIS_HOST")
+    port: Annotated[Integer, Field(ge=0, le=65535)] = Field(ApiSettings.port, alias="URBIS_PORT")
     pool_size: Annotated[
         int,
         BeforeValidator(_integer),
         AfterValidator(_at_least(3, "two are kept for cheap requests")),
-    ] = Field(10, alias="URBIS_DB_POOL_SIZE")
-    download_max_features: Count = Field(MAX_DOWNLOAD_FEATURES, alias="URBIS_DOWNLOAD_MAX_FEATURES")
-    tile_cache_mb: Annotated[int, BeforeValidator(_integer), AfterValidator(_at_least(0))] = Field(
-        256, alias="URBIS_TILE_CACHE_MB"
+    ] = Field(ApiSettings.pool_size, alias="URBIS_DB_POOL_SIZE")
+    download_max_features: Count = Field(
+        ApiSettings.download_max_features, alias="URBIS_DOWNLOAD_MAX_FEATURES"
     )
-    tile_cache_dir: Path | None = Field(None, alias="URBIS_TILE_CACHE_DIR")
+    tile_cache_mb: Annotated[int, BeforeValidator(_integer), AfterValidator(_at_least(0))] = Field(
+        ApiSettings.tile_cache_mb, alias="URBIS_TILE_CACHE_MB"
+    )
+    tile_cache_dir: Path | None = Field(ApiSettings.tile_cache_dir, alias="URBIS_TILE_CACHE_DIR")
     tile_archives: CommaList = Field((), alias="URBIS_TILE_ARCHIVES")
     tile_max_age: Annotated[int, BeforeValidator(_integer), AfterValidator(_at_least(0))] = Field(
-        0, alias="URBIS_TILE_MAX_AGE"
+        ApiSettings.tile_max_age, alias="URBIS_TILE_MAX_AGE"
     )
     tile_warm_zoom: Annotated[int, BeforeValidator(_integer), AfterValidator(_at_least(-1))] = (
-        Field(11, alias="URBIS_TILE_WARM_ZOOM")
+        Field(ApiSettings.tile_warm_zoom, alias="URBIS_TILE_WARM_ZOOM")
     )
-    cors_origins: CommaList = Field(("*",), alias="URBIS_CORS_ORIGINS")
-    public_url: str | None = Field(None, alias="URBIS_PUBLIC_URL")
-    trusted_proxies: CommaList = Field(LOOPBACK, alias="URBIS_TRUSTED_PROXIES")
+    cors_origins: CommaList = Field(ApiSettings.cors_origins, alias="URBIS_CORS_ORIGINS")
+    public_url: str | None = Field(ApiSettings.public_url, alias="URBIS_PUBLIC_URL")
+    trusted_proxies: CommaList = Field(ApiSettings.trusted_proxies, alias="URBIS_TRUSTED_PROXIES")
     timeout_catalog: Seconds = Field(DEFAULT_TIMEOUTS["catalog"], alias="URBIS_TIMEOUT_CATALOG")
     timeout_items: Seconds = Field(DEFAULT_TIMEOUTS["items"], alias="URBIS_TIMEOUT_ITEMS")
     timeout_spatial: Seconds = Field(DEFAULT_TIMEOUTS["spatial"], alias="URBIS_TIMEOUT_SPATIAL")
@@ -269,13 +271,15 @@ class Settings(BaseModel):
         DEFAULT_CONCURRENCY["geocode"], alias="URBIS_CONCURRENCY_GEOCODE"
     )
     concurrency_tiles: Count = Field(DEFAULT_CONCURRENCY["tiles"], alias="URBIS_CONCURRENCY_TILES")
-    queue_timeout: Seconds = Field(5.0, alias="URBIS_QUEUE_TIMEOUT")
-    idle_in_transaction_timeout: Seconds = Field(120.0, alias="URBIS_IDLE_IN_TRANSACTION_TIMEOUT")
-    cpu_threads: Count = Field(4, alias="URBIS_CPU_THREADS")
-    cpu_processes: Count = Field(2, alias="URBIS_CPU_PROCESSES")
+    queue_timeout: Seconds = Field(ApiSettings.queue_timeout, alias="URBIS_QUEUE_TIMEOUT")
+    idle_in_transaction_timeout: Seconds = Field(
+        ApiSettings.idle_in_transaction_timeout, alias="URBIS_IDLE_IN_TRANSACTION_TIMEOUT"
+    )
+    cpu_threads: Count = Field(ApiSettings.cpu_threads, alias="URBIS_CPU_THREADS")
+    cpu_processes: Count = Field(ApiSettings.cpu_processes, alias="URBIS_CPU_PROCESSES")
     max_query_vertices: Annotated[
         int, BeforeValidator(_integer), AfterValidator(_at_least(4, "a closed ring's least"))
-    ] = Field(20_000, alias="URBIS_MAX_QUERY_VERTICES")
+    ] = Field(ApiSettings.max_query_vertices, alias="URBIS_MAX_QUERY_VERTICES")
     # What a request may send (ServerLimits)
     max_body_bytes: Bytes = Field(ServerLimits.max_body_bytes, alias="URBIS_MAX_BODY_BYTES")
     body_timeout: Seconds = Field(ServerLimits.body_timeout, alias="URBIS_BODY_TIMEOUT")

@@ -6,7 +6,7 @@ from tests.conftest import SAMPLE_CONFIG, SAMPLE_DIR
 from urbis_core.config import FileSource, load_config, read_config
 from urbis_core.errors import ConfigError
 from urbis_core.paths import DEFAULT_CONFIG
-from urbis_core.settings import Settings
+from urbis_core.settings import ApiSettings, ServerLimits, Settings, SyncSettings
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -152,3 +152,10 @@ def test_config_option_wins_over_the_environment(tmp_path):
     assert settings.config_path(None) == tmp_path / "from-env.yaml"
     assert settings.config_path(tmp_path / "option.yaml") == tmp_path / "option.yaml"
     assert Settings.from_env({}).config_path(None) == DEFAULT_CONFIG
+
+
+def test_unset_variables_give_the_settings_objects_their_own_defaults():
+    settings = Settings.from_env({})
+    assert settings.api("postgresql://x@y/z") == ApiSettings(database_url="postgresql://x@y/z")
+    assert settings.sync() == SyncSettings()
+    assert settings.limits() == ServerLimits()
