@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Literal
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Path, Query, Request
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from geoapi.budgets import Budgets
 from geoapi.public_url import PublicUrl
+from urbis_core.catalog import LayerEntry, get_layer
 from urbis_core.settings import ApiSettings
 
 
@@ -128,3 +129,14 @@ def base_url(request: Request) -> str:
     """The base of absolute links: the service's URL as the client sees it (`public_url`)."""
     public: PublicUrl = request.app.state.public_url
     return public.base(request)
+
+
+CollectionId = Annotated[str, Path(description="Collection (layer) id, e.g. municipalities")]
+
+
+async def _catalog_layer(conn: ConnDep, collection_id: CollectionId) -> LayerEntry:
+    return await get_layer(conn, collection_id)
+
+
+# The collection the path names, read on the catalog's connection (a 404 naming it if absent).
+CatalogLayer = Annotated[LayerEntry, Depends(_catalog_layer)]

@@ -100,12 +100,21 @@ sync_run = sa.Table(
     sa.Column("source_info", sa.Text),
 )
 
-change_log = sa.Table(
+
+def _run_record(name: str, *columns: sa.Column[Any]) -> sa.Table:
+    """A table of rows a sync run writes about one layer: numbered, naming the layer and run."""
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=True),
+        sa.Column("layer_id", sa.Text, nullable=False),
+        sa.Column("run_id", sa.BigInteger, sa.ForeignKey(sync_run.c.id), nullable=False),
+        *columns,
+    )
+
+
+change_log = _run_record(
     "change_log",
-    metadata,
-    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=True),
-    sa.Column("layer_id", sa.Text, nullable=False),
-    sa.Column("run_id", sa.BigInteger, sa.ForeignKey(sync_run.c.id), nullable=False),
     sa.Column("version", sa.BigInteger, nullable=False),
     sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("inserted", sa.BigInteger, nullable=False),
@@ -114,12 +123,8 @@ change_log = sa.Table(
     sa.Column("bbox", Geometry("POLYGON", srid=STORAGE_SRID, spatial_index=False)),
 )
 
-quarantine = sa.Table(
+quarantine = _run_record(
     "quarantine",
-    metadata,
-    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=True),
-    sa.Column("layer_id", sa.Text, nullable=False),
-    sa.Column("run_id", sa.BigInteger, sa.ForeignKey(sync_run.c.id), nullable=False),
     sa.Column("feature_key", sa.Text),
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("properties", JSONB, nullable=False),

@@ -13,12 +13,11 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from geoapi.media_types import HTML, JSON, PROBLEM
 from geoapi.responses.common import Problem
 
-JSON = "application/json"
-GEOJSON = "application/geo+json"
-PROBLEM = "application/problem+json"
 REF = "#/components/schemas/{model}"
+ALSO_HTML: dict[str, dict[str, object]] = {HTML: {}}  # `also=`: a page for browsers too
 
 # What each error status means here; an operation lists those it can answer.
 ERRORS: dict[int, str] = {

@@ -14,9 +14,11 @@ from fastapi.responses import Response
 
 from geoapi.deps import base_url
 from geoapi.html import ATTRIBUTION
+from geoapi.links import link
+from geoapi.media_types import MVT
 from geoapi.responses.documented import answers, errors
 from geoapi.responses.tiles import Archives, TileJson
-from geoapi.routes.tiles import MVT, X, Y, Z
+from geoapi.routes.tiles import X, Y, Z
 from tiles.archive import MBTilesArchive, PMTilesArchive
 from tiles.tms import get_tms
 from urbis_core.errors import NotFound
@@ -41,17 +43,8 @@ def _describe(base: str, name: str, archive: Archive) -> dict[str, Any]:
         "minzoom": meta.get("minzoom"),
         "maxzoom": meta.get("maxzoom"),
         "links": [
-            {
-                "rel": "describedby",
-                "type": "application/json",
-                "href": f"{base}/archives/{name}/tilejson.json",
-            },
-            {
-                "rel": "item",
-                "type": MVT,
-                "templated": True,
-                "href": f"{base}/archives/{name}/{{z}}/{{x}}/{{y}}",
-            },
+            link("describedby", f"{base}/archives/{name}/tilejson.json"),
+            link("item", f"{base}/archives/{name}/{{z}}/{{x}}/{{y}}", MVT, templated=True),
         ],
     }
 

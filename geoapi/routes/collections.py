@@ -29,6 +29,8 @@ from geoapi.cql2 import compile_filter, parse_language
 from geoapi.crs import CRS84_URI, SUPPORTED, OutputCrs, parse_crs
 from geoapi.deps import (
     MEDIA_TYPES,
+    CatalogLayer,
+    CollectionId,
     ConnDep,
     FormatDep,
     ItemsConnDep,
@@ -49,6 +51,8 @@ from geoapi.features import (
 )
 from geoapi.history import fetch_quarantine
 from geoapi.json_schema import QUERYABLES_REL, SCHEMA_MEDIA_TYPE, SCHEMA_REL
+from geoapi.links import OGC_REL, collection_link, link
+from geoapi.media_types import CSV, GEOJSON, GPKG, HTML
 from geoapi.offload import json_text, off_loop
 from geoapi.params import (
     Offset,
@@ -61,7 +65,7 @@ from geoapi.params import (
 )
 from geoapi.query_models import ItemsQuery
 from geoapi.responses.common import Feature, FeatureCollection
-from geoapi.responses.documented import CATALOG_ERRORS, answers
+from geoapi.responses.documented import ALSO_HTML, CATALOG_ERRORS, answers
 from geoapi.responses.features import Changes, Collection, Collections, Quarantine
 from urbis_core.bbox import parse_bbox
 from urbis_core.catalog import ColumnInfo, LayerEntry, get_layer, list_layers
@@ -71,9 +75,8 @@ from urbis_core.settings import MAX_ITEMS_LIMIT, ApiSettings
 
 router = APIRouter(tags=["Data"])
 
-GEOJSON = "application/geo+json"
-GPKG = "application/geopackage+sqlite3"
-HTML: dict[str, dict[str, object]] = {"text/html": {}}
+QUERYABLES_TITLE = "Properties usable in filter (CQL2)"
+SCHEMA_TITLE = "The schema of the features (JSON Schema)"
 FORMAT_TITLES = {"json": "GeoJSON", "html": "HTML", "csv": "CSV", "gpkg": "GeoPackage"}
 ITEMS_PARAMS = {
     "limit",
@@ -89,7 +92,6 @@ ITEMS_PARAMS = {
     "filter-lang",
     "filter-crs",
 }
-CollectionId = Annotated[str, PathParam(description="Collection (layer) id, e.g. municipalities")]
 CrsParam = Annotated[
     str | None,
     Query(
@@ -124,6 +126,7 @@ def download_title(fmt: str, matched: int, maximum: int, filtered: bool = False)
 
 def collection_doc(layer: LayerEntry, base: str, max_download: int) -> dict[str, Any]:
     href = f"{base}/collections/{layer.id}"
+    count, most = layer.feature_count, max_download
     doc: dict[str, Any] = {
         "id": layer.id,
         "title": layer.display_title("en"),
@@ -138,50 +141,15 @@ def collection_doc(layer: LayerEntry, base: str, max_download: int) -> dict[str,
         "version": layer.version,
         "lastUpdated": layer.last_success.isoformat() if layer.last_success else None,
         "links": [
-            {"rel": "self", "type": "application/json", "href": href},
-            {"rel": "alternate", "type": "text/html", "href": f"{href}?f=html"},
-            {
-                "rel": "items",
-                "type": GEOJSON,
-                "title": "Features as GeoJSON",
-                "href": f"{href}/items",
-            },
-            {
-                "rel": "items",
-                "type": "text/html",
-                "title": "Features as HTML",
-                "href": f"{href}/items?f=html",
-            },
-            {
-                "rel": "items",
-                "type": "text/csv",
-                "title": download_title("csv", layer.feature_count, max_download),
-                "href": f"{href}/items?f=csv",
-            },
-            {
-                "rel": "items",
-                "type": GPKG,
-                "title": download_title("gpkg", layer.feature_count, max_download),
-                "href": f"{href}/items?f=gpkg",
-            },
-            {
-                "rel": QUERYABLES_REL,
-                "type": SCHEMA_MEDIA_TYPE,
-                "title": "Properties usable in filter (CQL2)",
-                "href": f"{href}/queryables",
-            },
-            {
-                "rel": SCHEMA_REL,
-                "type": SCHEMA_MEDIA_TYPE,
-                "title": "The schema of the features (JSON Schema)",
-                "href": f"{href}/schema",
-            },
-            {
-                "rel": "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector",
-                "type": "application/json",
-                "title": "Vector tiles (MVT)",
-                "href": f"{href}/tiles",
-            },
+            link("self", href),
+            link("alternate", f"{href}?f=html", HTML),
+            link("items", f"{href}/items", GEOJSON, "Features as GeoJSON"),
+            link("items", f"{href}/items?f=html", HTML, "Features as HTML"),
+            link("items", f"{href}/items?f=csv", CSV, download_title("csv", count, most)),
+            link("items", f"{href}/items?f=gpkg", GPKG, download_title("gpkg", count, most)),
+            link(QUERYABLES_REL, f"{href}/queryables", SCHEMA_MEDIA_TYPE, QUERYABLES_TITLE),
+            link(SCHEMA_REL, f"{href}/schema", SCHEMA_MEDIA_TYPE, SCHEMA_TITLE),
+            link(f"{OGC_REL}tilesets-vector", f"{href}/tiles", title="Vector tiles (MVT)"),
         ],
     }
     if layer.bbox_crs84:
@@ -194,7 +162,7 @@ def collection_doc(layer: LayerEntry, base: str, max_download: int) -> dict[str,
 @router.get(
     "/collections",
     summary="The collections (URBIS layers)",
-    responses=answers(Collections, also=HTML, errors_=(400, 503)),
+    responses=answers(Collections, also=ALSO_HTML, errors_=(400, 503)),
 )
 async def collections(
     request: Request, conn: ConnDep, settings: SettingsDep, fmt: FormatDep
@@ -206,8 +174,8 @@ async def collections(
             collection_doc(layer, base, settings.download_max_features) for layer in layers
         ],
         "links": [
-            {"rel": "self", "type": "application/json", "href": f"{base}/collections"},
-            {"rel": "alternate", "type": "text/html", "href": f"{base}/collections?f=html"},
+            link("self", f"{base}/collections"),
+            link("alternate", f"{base}/collections?f=html", HTML),
         ],
     }
     if fmt == "html":
@@ -234,17 +202,12 @@ async def collections(
 @router.get(
     "/collections/{collection_id}",
     summary="One collection",
-    responses=answers(Collection, also=HTML, errors_=CATALOG_ERRORS),
+    responses=answers(Collection, also=ALSO_HTML, errors_=CATALOG_ERRORS),
 )
 async def collection(
-    collection_id: CollectionId,
-    request: Request,
-    conn: ConnDep,
-    settings: SettingsDep,
-    fmt: FormatDep,
+    layer: CatalogLayer, request: Request, settings: SettingsDep, fmt: FormatDep
 ) -> Any:
     base = base_url(request)
-    layer = await get_layer(conn, collection_id)
     doc = collection_doc(layer, base, settings.download_max_features)
     if fmt == "html":
         facts = [
@@ -310,20 +273,16 @@ def _page_links(
     """The self and next/prev links in `fmt`, alternates in the others; parameters kept."""
     kept = _selection_params(request) + [("limit", str(query.limit))]
 
-    def link(rel: str, offset: int, f: str) -> dict[str, Any]:
-        return {
-            "rel": rel,
-            "type": MEDIA_TYPES[f][0],
-            "title": f"{rel} ({FORMAT_TITLES[f]})",
-            "href": f"{href}?{urlencode([*kept, ('offset', offset), ('f', f)])}",
-        }
+    def page(rel: str, offset: int, f: str) -> dict[str, Any]:
+        at = urlencode([*kept, ("offset", offset), ("f", f)])
+        return link(rel, f"{href}?{at}", MEDIA_TYPES[f][0], f"{rel} ({FORMAT_TITLES[f]})")
 
-    links = [link("self", query.offset, fmt)]
-    links += [link("alternate", query.offset, f) for f in FORMAT_TITLES if f != fmt]
+    links = [page("self", query.offset, fmt)]
+    links += [page("alternate", query.offset, f) for f in FORMAT_TITLES if f != fmt]
     if query.offset + returned < matched:
-        links.append(link("next", query.offset + query.limit, fmt))
+        links.append(page("next", query.offset + query.limit, fmt))
     if query.offset > 0:
-        links.append(link("prev", max(0, query.offset - query.limit), fmt))
+        links.append(page("prev", max(0, query.offset - query.limit), fmt))
     return links
 
 
@@ -344,7 +303,7 @@ def _download_name(layer: LayerEntry, suffix: str) -> str:
     responses=answers(
         FeatureCollection,
         GEOJSON,
-        also={**HTML, "text/csv": {}, GPKG: {}},
+        also={HTML: {}, CSV: {}, GPKG: {}},
         errors_=(*CATALOG_ERRORS, 413),
     ),
 )
@@ -445,14 +404,9 @@ async def items(
             conn, layer, query, limit, fmt, request, href, content_crs, settings
         )
     page = await fetch_items(conn, layer, query, request.app.state.match_counts)
-    collection_link = {
-        "rel": "collection",
-        "type": "application/json",
-        "href": f"{base}/collections/{layer.id}",
-    }
     links = [
         *_page_links(request, href, query, len(page.features), page.number_matched),
-        collection_link,
+        collection_link(base, layer),
     ]
     meta: dict[str, object] = {
         "numberMatched": page.number_matched,
@@ -569,13 +523,8 @@ async def _table_download(
         raise TooLarge(_too_large(layer, returned, settings.download_max_features, fmt))
     query = replace(query, limit=sql_limit(returned if limit is None else limit))
     if limit is None:
-        links = [
-            {
-                "rel": "self",
-                "type": MEDIA_TYPES[fmt][0],
-                "href": f"{href}?{urlencode(request.query_params.multi_items())}",
-            }
-        ]
+        asked = urlencode(request.query_params.multi_items())
+        links = [link("self", f"{href}?{asked}", MEDIA_TYPES[fmt][0])]
     else:
         links = _page_links(request, href, query, returned, matched, fmt)
     headers = headers | {
@@ -639,7 +588,7 @@ def _too_large(layer: LayerEntry, returned: int, maximum: int, fmt: str) -> str:
     "/collections/{collection_id}/items/{feature_id}",
     summary="One feature by its key",
     response_class=Response,
-    responses=answers(Feature, GEOJSON, also=HTML, errors_=CATALOG_ERRORS),
+    responses=answers(Feature, GEOJSON, also=ALSO_HTML, errors_=CATALOG_ERRORS),
 )
 async def feature(
     collection_id: CollectionId,
@@ -668,9 +617,9 @@ async def feature(
             base,
         )
     links = [
-        {"rel": "self", "type": GEOJSON, "href": f"{href}?f=json"},
-        {"rel": "alternate", "type": "text/html", "href": f"{href}?f=html"},
-        {"rel": "collection", "type": "application/json", "href": f"{base}/collections/{layer.id}"},
+        link("self", f"{href}?f=json", GEOJSON),
+        link("alternate", f"{href}?f=html", HTML),
+        collection_link(base, layer),
     ]
     body = text[:-1] + ',"links":' + json.dumps(links) + "}"
     return Response(body, media_type=GEOJSON, headers={"Content-Crs": f"<{output_crs.uri}>"})
@@ -705,23 +654,13 @@ async def changes(
     ]
     base = base_url(request)
     href = f"{base}/collections/{layer.id}/changes"
-    links = [
-        {
-            "rel": "self",
-            "type": "application/json",
-            "href": f"{href}?{urlencode({'since': since, 'limit': size, 'offset': offset})}",
-        },
-        {"rel": "collection", "type": "application/json", "href": f"{base}/collections/{layer.id}"},
-    ]
+
+    def at(start: int) -> str:
+        return f"{href}?{urlencode({'since': since, 'limit': size, 'offset': start})}"
+
+    links = [link("self", at(offset)), collection_link(base, layer)]
     if len(events) == size:
-        links.append(
-            {
-                "rel": "next",
-                "type": "application/json",
-                "href": f"{href}?"
-                + urlencode({"since": since, "limit": size, "offset": offset + size}),
-            }
-        )
+        links.append(link("next", at(offset + size)))
     doc = {
         "collection": layer.id,
         "since": instant.isoformat(),

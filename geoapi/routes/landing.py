@@ -14,12 +14,14 @@ from geoapi.budgets import Budgets
 from geoapi.db_health import DatabaseHealth
 from geoapi.deps import FormatDep, base_url
 from geoapi.errors import problem
-from geoapi.responses.documented import answers, errors
+from geoapi.links import OGC_REL, link
+from geoapi.media_types import HTML, OPENAPI
+from geoapi.responses.documented import ALSO_HTML, answers, errors
 from geoapi.responses.features import Conformance, Health, LandingPage, Ready
 from urbis_core.catalog import count_layers
 from urbis_core.db import first_line
 
-router = APIRouter()
+router = APIRouter(tags=["Capabilities"])
 
 # Each class is declared because the service does what it requires, and
 # tests/api/test_standards.py checks each one against the running API.
@@ -53,78 +55,28 @@ CONFORMANCE = [
 ]
 
 
-HTML: dict[str, dict[str, object]] = {"text/html": {}}
-
-
 @router.get(
     "/",
     summary="Landing page",
-    tags=["Capabilities"],
-    responses=answers(LandingPage, also=HTML),
+    responses=answers(LandingPage, also=ALSO_HTML),
 )
 async def landing(request: Request, fmt: FormatDep) -> Any:
     base = base_url(request)
     links = [
-        {
-            "rel": "self",
-            "type": "application/json",
-            "title": "This document",
-            "href": f"{base}/?f=json",
-        },
-        {
-            "rel": "alternate",
-            "type": "text/html",
-            "title": "This document as HTML",
-            "href": f"{base}/?f=html",
-        },
-        {
-            "rel": "service-desc",
-            "type": "application/vnd.oai.openapi+json;version=3.0",
-            "title": "The API definition (OpenAPI 3)",
-            "href": f"{base}/openapi.json",
-        },
-        {
-            "rel": "service-doc",
-            "type": "text/html",
-            "title": "The API documentation",
-            "href": f"{base}/docs",
-        },
-        {
-            "rel": "conformance",
-            "type": "application/json",
-            "title": "OGC API conformance classes implemented",
-            "href": f"{base}/conformance",
-        },
-        {
-            "rel": "data",
-            "type": "application/json",
-            "title": "The collections (URBIS layers)",
-            "href": f"{base}/collections",
-        },
-        {
-            "rel": "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector",
-            "type": "application/json",
-            "title": "Vector tiles of all layers together",
-            "href": f"{base}/tiles",
-        },
-        {
-            "rel": "http://www.opengis.net/def/rel/ogc/1.0/tiling-schemes",
-            "type": "application/json",
-            "title": "The tile matrix sets",
-            "href": f"{base}/tileMatrixSets",
-        },
-        {
-            "rel": "http://www.opengis.net/def/rel/ogc/1.0/styles",
-            "type": "application/json",
-            "title": "Map styles (MapLibre)",
-            "href": f"{base}/styles",
-        },
-        {
-            "rel": "alternate",
-            "type": "text/html",
-            "title": "A map of all layers",
-            "href": f"{base}/map",
-        },
+        link("self", f"{base}/?f=json", title="This document"),
+        link("alternate", f"{base}/?f=html", HTML, "This document as HTML"),
+        link("service-desc", f"{base}/openapi.json", OPENAPI, "The API definition (OpenAPI 3)"),
+        link("service-doc", f"{base}/docs", HTML, "The API documentation"),
+        link("conformance", f"{base}/conformance", title="OGC API conformance classes implemented"),
+        link("data", f"{base}/collections", title="The collections (URBIS layers)"),
+        link(
+            f"{OGC_REL}tilesets-vector",
+            f"{base}/tiles",
+            title="Vector tiles of all layers together",
+        ),
+        link(f"{OGC_REL}tiling-schemes", f"{base}/tileMatrixSets", title="The tile matrix sets"),
+        link(f"{OGC_REL}styles", f"{base}/styles", title="Map styles (MapLibre)"),
+        link("alternate", f"{base}/map", HTML, "A map of all layers"),
     ]
     title = "URBIS GeoService"
     description = (
@@ -151,8 +103,7 @@ async def landing(request: Request, fmt: FormatDep) -> Any:
 @router.get(
     "/conformance",
     summary="Conformance classes",
-    tags=["Capabilities"],
-    responses=answers(Conformance, also=HTML),
+    responses=answers(Conformance, also=ALSO_HTML),
 )
 async def conformance(request: Request, fmt: FormatDep) -> Any:
     doc = {"conformsTo": CONFORMANCE}
@@ -166,7 +117,6 @@ async def conformance(request: Request, fmt: FormatDep) -> Any:
 @router.get(
     "/healthz",
     summary="Liveness: the process answers",
-    tags=["Capabilities"],
     description="200 while the process lives, whatever the database's state (for a "
     "supervisor deciding whether to restart it); `database` says whether "
     "the last requests reached it. Readiness to answer queries: /readyz.",
@@ -190,7 +140,6 @@ async def healthz(request: Request) -> JSONResponse:
 @router.get(
     "/readyz",
     summary="Readiness: the database answers",
-    tags=["Capabilities"],
     description="200 with the number of layers when the database answers a query "
     "now; 503 with Retry-After when it does not (for a load balancer "
     "deciding where to send requests).",

@@ -15,12 +15,14 @@ import io
 import json
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from geoapi.crs import PROJECTED_LIMIT_M, OutputCrs, parse_crs
-from geoapi.deps import SettingsDep, SpatialConnDep, StatsConnDep, base_url
+from geoapi.deps import CollectionId, SettingsDep, SpatialConnDep, StatsConnDep, base_url
+from geoapi.links import collection_link
+from geoapi.media_types import CSV, GEOJSON
 from geoapi.offload import in_process, json_text, off_loop
 from geoapi.params import Offset, reject_unknown
 from geoapi.posted_geometry import check_lists, out_of_range, parse_geometry
@@ -51,10 +53,8 @@ from urbis_core.settings import MAX_ITEMS_LIMIT
 
 router = APIRouter(tags=["Spatial queries"])
 
-GEOJSON = "application/geo+json"
 DEFAULT_LIMIT = 100
 
-CollectionId = Annotated[str, Path(description="Collection (layer) id, e.g. addresses")]
 X = Annotated[
     float,
     Query(
@@ -147,13 +147,7 @@ async def feature_collection(
     if not crs.geographic:
         # GeoJSON readers (GDAL, geopandas) assume WGS 84 unless told otherwise.
         doc["crs"] = {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{crs.srid}"}}
-    doc["links"] = [
-        {
-            "rel": "collection",
-            "type": "application/json",
-            "href": f"{base_url(request)}/collections/{layer.id}",
-        }
-    ]
+    doc["links"] = [collection_link(base_url(request), layer)]
     return Response(
         await json_text(request, doc, len(features)),
         media_type=GEOJSON,
@@ -178,6 +172,19 @@ def _stats_csv(stats: GroupStats) -> str:
 FEATURE_COLLECTION_RESPONSE = answers(
     FeatureCollection, GEOJSON, errors_=CATALOG_ERRORS, description="GeoJSON FeatureCollection"
 )
+# The body /docs offers to try: a small area in Saint-Gilles, in CRS84.
+EXAMPLE_AREA = {
+    "type": "Polygon",
+    "coordinates": [
+        [
+            [4.3440, 50.8310],
+            [4.3460, 50.8310],
+            [4.3460, 50.8325],
+            [4.3440, 50.8325],
+            [4.3440, 50.8310],
+        ]
+    ],
+}
 _GEOMETRY_BODY = {
     "requestBody": {
         "required": True,
@@ -196,18 +203,7 @@ _GEOMETRY_BODY = {
                         "coordinates": {"type": "array", "items": {}},
                     },
                 },
-                "example": {
-                    "type": "Polygon",
-                    "coordinates": [
-                        [
-                            [4.3440, 50.8310],
-                            [4.3460, 50.8310],
-                            [4.3460, 50.8325],
-                            [4.3440, 50.8325],
-                            [4.3440, 50.8310],
-                        ]
-                    ],
-                },
+                "example": EXAMPLE_AREA,
             }
             for ct in (GEOJSON, "application/json")
         },
@@ -432,7 +428,7 @@ async def intersects_feature(
 @router.get(
     "/collections/{collection_id}/stats",
     summary="Counts and totals per area",
-    responses=answers(Stats, also={"text/csv": {}}, errors_=CATALOG_ERRORS),
+    responses=answers(Stats, also={CSV: {}}, errors_=CATALOG_ERRORS),
     response_class=Response,
     description=(
         "For each feature of the polygon collection `by` (by key): its key, a naming "
@@ -462,7 +458,7 @@ async def stats(
     layer = await get_layer(conn, collection_id)
     group = await get_layer(conn, by)
     result = await group_stats(conn, layer, group)
-    if f == "csv" or (f is None and "text/csv" in request.headers.get("accept", "")):
+    if f == "csv" or (f is None and CSV in request.headers.get("accept", "")):
         return Response(
             _stats_csv(result),
             media_type="text/csv; charset=utf-8",

@@ -12,6 +12,8 @@ from fastapi.responses import HTMLResponse, Response
 
 from geoapi.deps import ConnDep, base_url
 from geoapi.html import ATTRIBUTION, esc
+from geoapi.links import link
+from geoapi.media_types import STYLE
 from geoapi.responses.documented import answers, errors
 from geoapi.responses.tiles import MapStyle, Styles
 from tiles.glyphs import glyph_range
@@ -32,13 +34,7 @@ async def styles(request: Request) -> dict[str, Any]:
             {
                 "id": "default",
                 "title": "URBIS layers, FR/NL labels",
-                "links": [
-                    {
-                        "rel": "stylesheet",
-                        "type": "application/vnd.maplibre.style+json",
-                        "href": f"{base}/styles/default/style.json",
-                    }
-                ],
+                "links": [link("stylesheet", f"{base}/styles/default/style.json", STYLE)],
             }
         ]
     }

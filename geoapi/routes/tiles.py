@@ -24,8 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from geoapi.budgets import Budgets
 from geoapi.cql2 import compile_filter, parse_filter, parse_language
 from geoapi.crs import CRS84_URI, parse_crs
-from geoapi.deps import ConnDep, SettingsDep, base_url
+from geoapi.deps import CatalogLayer, ConnDep, SettingsDep, base_url
 from geoapi.html import ATTRIBUTION
+from geoapi.links import OGC_REL, link
+from geoapi.media_types import MVT
 from geoapi.offload import off_loop
 from geoapi.params import reject_unknown
 from geoapi.responses.documented import CATALOG_ERRORS, answers, errors
@@ -42,14 +44,13 @@ from tiles.keys import EVERY_LAYER, CachedTile, TileKey, bbox_in
 from tiles.mvt import Condition
 from tiles.tilejson import crs84_extent, field_type, union_of, vector_layers
 from tiles.tms import TILE_MATRIX_SETS, TileMatrixSet, get_tms
-from urbis_core.catalog import LayerEntry, get_layer, list_layers
+from urbis_core.catalog import LayerEntry, list_layers
 from urbis_core.errors import InvalidParameter
 from urbis_core.layer_ids import layers_by_ids, parse_layer_ids
 from urbis_core.settings import ApiSettings
 
 router = APIRouter(tags=["Tiles"])
 
-MVT = "application/vnd.mapbox-vector-tile"
 TILE_PARAMS = {"filter", "filter-lang", "filter-crs", "properties"}
 TmsId = Annotated[str, Path(description="Tile matrix set: WebMercatorQuad or BelgianLambert72")]
 Z = Annotated[int, Path(description="Zoom level (tile matrix)")]
@@ -244,12 +245,8 @@ async def dataset_tile(
 # -- metadata ---------------------------------------------------------------------------------
 
 
-def _tms_link(base: str, tms: TileMatrixSet) -> dict[str, str]:
-    return {
-        "rel": "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme",
-        "type": "application/json",
-        "href": f"{base}/tileMatrixSets/{tms.id}",
-    }
+def _tms_link(base: str, tms: TileMatrixSet) -> dict[str, Any]:
+    return link(f"{OGC_REL}tiling-scheme", f"{base}/tileMatrixSets/{tms.id}")
 
 
 @router.get(
@@ -266,13 +263,7 @@ async def tile_matrix_sets(request: Request) -> dict[str, Any]:
                 "title": t.title,
                 "uri": t.uri,
                 "crs": t.crs_uri,
-                "links": [
-                    {
-                        "rel": "self",
-                        "type": "application/json",
-                        "href": f"{base}/tileMatrixSets/{t.id}",
-                    }
-                ],
+                "links": [link("self", f"{base}/tileMatrixSets/{t.id}")],
             }
             for t in TILE_MATRIX_SETS.values()
         ]
@@ -354,14 +345,10 @@ def _tileset(
         "tileMatrixSetLimits": _limits(tms, layers, minzoom, maxzoom),
         "layers": [_vector_layer(layer) for layer in layers],
         "links": [
-            {"rel": "self", "type": "application/json", "href": f"{base}{path}/{tms.id}"},
+            link("self", f"{base}{path}/{tms.id}"),
             _tms_link(base, tms),
-            {"rel": "item", "type": MVT, "templated": True, "href": template},
-            {
-                "rel": "describedby",
-                "type": "application/json",
-                "href": f"{base}{path}/{tms.id}/tilejson.json{query}",
-            },
+            link("item", template, MVT, templated=True),
+            link("describedby", f"{base}{path}/{tms.id}/tilejson.json{query}"),
         ],
     }
 
@@ -374,14 +361,7 @@ def _tilesets(base: str, path: str, title: str, query: str = "") -> dict[str, An
                 "dataType": "vector",
                 "crs": t.crs_uri,
                 "tileMatrixSetURI": t.uri or f"{base}/tileMatrixSets/{t.id}",
-                "links": [
-                    {
-                        "rel": "self",
-                        "type": "application/json",
-                        "href": f"{base}{path}/{t.id}{query}",
-                    },
-                    _tms_link(base, t),
-                ],
+                "links": [link("self", f"{base}{path}/{t.id}{query}"), _tms_link(base, t)],
             }
             for t in TILE_MATRIX_SETS.values()
         ]
@@ -393,10 +373,7 @@ def _tilesets(base: str, path: str, title: str, query: str = "") -> dict[str, An
     summary="The tilesets of a collection",
     responses=answers(Tilesets, errors_=CATALOG_ERRORS),
 )
-async def collection_tilesets(
-    request: Request, conn: ConnDep, collection_id: str
-) -> dict[str, Any]:
-    layer = await get_layer(conn, collection_id)
+async def collection_tilesets(request: Request, layer: CatalogLayer) -> dict[str, Any]:
     return _tilesets(base_url(request), f"/collections/{layer.id}/tiles", layer.display_title("en"))
 
 
@@ -406,9 +383,8 @@ async def collection_tilesets(
     responses=answers(Tileset, errors_=CATALOG_ERRORS),
 )
 async def collection_tileset(
-    request: Request, conn: ConnDep, collection_id: str, tms_id: TmsId
+    request: Request, layer: CatalogLayer, tms_id: TmsId
 ) -> dict[str, Any]:
-    layer = await get_layer(conn, collection_id)
     return _tileset(
         base_url(request),
         f"/collections/{layer.id}/tiles",
@@ -480,10 +456,9 @@ def _web_mercator_only(tms_id: str) -> None:
     responses=answers(TileJson, errors_=CATALOG_ERRORS),
 )
 async def collection_tilejson(
-    request: Request, conn: ConnDep, collection_id: str, tms_id: TmsId
+    request: Request, layer: CatalogLayer, tms_id: TmsId
 ) -> dict[str, Any]:
     _web_mercator_only(tms_id)
-    layer = await get_layer(conn, collection_id)
     base = base_url(request)
     url = f"{base}/collections/{layer.id}/tiles/{tms_id}/{{z}}/{{x}}/{{y}}"
     return _tilejson(base, url, [layer], layer.display_title("en"))

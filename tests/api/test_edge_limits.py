@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
+from geoapi.routes.spatial import EXAMPLE_AREA
 from tests.api.conftest import URBIS, assert_problem, rss_mib, start_server
 
 pytestmark = pytest.mark.api
@@ -38,20 +39,7 @@ MAX_URL = 8192
 MAX_HEADERS = 32_768
 H11_LIMIT = MAX_URL + MAX_HEADERS + 1024
 INTERSECTS = "/collections/municipalities/intersects"
-POLYGON = json.dumps(
-    {
-        "type": "Polygon",
-        "coordinates": [
-            [
-                [4.3440, 50.8310],
-                [4.3460, 50.8310],
-                [4.3460, 50.8325],
-                [4.3440, 50.8325],
-                [4.3440, 50.8310],
-            ]
-        ],
-    }
-).encode()
+POLYGON = json.dumps(EXAMPLE_AREA).encode()  # the body /docs offers
 
 
 @dataclass(frozen=True)

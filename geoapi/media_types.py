@@ -1,0 +1,11 @@
+"""The media types the API answers with, spelled once."""
+
+JSON = "application/json"
+GEOJSON = "application/geo+json"
+HTML = "text/html"
+CSV = "text/csv"
+GPKG = "application/geopackage+sqlite3"
+MVT = "application/vnd.mapbox-vector-tile"
+PROBLEM = "application/problem+json"
+OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
+STYLE = "application/vnd.maplibre.style+json"
