@@ -63,8 +63,11 @@ def _typical_area(layer: LayerEntry) -> float | None:
 
 
 def _drawing_order(layer: LayerEntry) -> tuple[int, float]:
-    """Polygons under lines under points; among polygons, those with the most room first
-    (municipalities under street surfaces under buildings), whatever the layers' names."""
+    """Where a layer is drawn: polygons under lines under points.
+
+    Among polygons, those whose features have the most room come first (municipalities under
+    street surfaces under buildings), whatever the layers' names.
+    """
     kind = {"polygon": 0, "line": 1, "point": 2}[_kind(layer)]
     room = _typical_area(layer) if kind == 0 else None
     return kind, -(room or 0.0)
@@ -159,8 +162,7 @@ def _labels(layer: LayerEntry, outline: str) -> list[dict[str, Any]]:
 
 
 def default_style(base: str, layers: list[LayerEntry], attribution: str) -> dict[str, Any]:
-    """The style: polygons (larger features under smaller) under lines under points, all
-    labels on top."""
+    """The style: polygons (larger under smaller) under lines under points, labels on top."""
     ordered = sorted(layers, key=_drawing_order)
     colours = {layer.id: PALETTE[i % len(PALETTE)] for i, layer in enumerate(layers)}
     shapes = [s for layer in ordered for s in _shapes(layer, *colours[layer.id])]
