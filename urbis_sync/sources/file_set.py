@@ -119,7 +119,8 @@ class FileSetReader:
 
     def batches(self) -> Iterator[FeatureBatch]:
         seen = _Seen()
-        copies: list[str] = []
+        copies = 0
+        shown: list[str] = []  # the keys of the first few copies, for the run's note
         for reader in self._full:
             this_file = []
             for batch in reader.batches():
@@ -127,11 +128,10 @@ class FileSetReader:
                 fingerprints = row_fingerprints(batch.attributes, batch.wkb)
                 again = seen.contains(fingerprints)
                 if again.any():
-                    if self.key in batch.attributes.column_names:
+                    copies += int(again.sum())
+                    if len(shown) < 5 and self.key in batch.attributes.column_names:
                         keys = batch.attributes.column(self.key).filter(pa.array(again))
-                        copies += [str(k) for k in keys.to_pylist()]
-                    else:
-                        copies += ["?"] * int(again.sum())
+                        shown += [str(k) for k in keys.slice(0, 5 - len(shown)).to_pylist()]
                     batch = batch.filter(~again)
                     fingerprints = fingerprints[~again]
                 this_file.append(fingerprints)
@@ -142,10 +142,11 @@ class FileSetReader:
             seen.add(this_file)
         self.stats.notes.append(f"{len(self.readers)} files read")
         if copies:
-            shown = ", ".join(copies[:5]) + (", ..." if len(copies) > 5 else "")
-            what = "1 feature" if len(copies) == 1 else f"{len(copies)} features"
+            what = "1 feature" if copies == 1 else f"{copies} features"
+            keys = ", ".join(shown) + (", ..." if copies > len(shown) else "")
             self.stats.notes.append(
-                f"{what} found identical in an earlier file, read once ({shown})"
+                f"{what} found identical in an earlier file, read once"
+                + (f" ({keys})" if shown else "")
             )
 
     # -- one schema for every file ----------------------------------------------------------
