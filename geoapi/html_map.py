@@ -1,0 +1,132 @@
+"""The small map of the items and feature pages: the features over our own layers (MapLibre).
+
+The background is the service's default style (its vector tiles, labels and glyphs), so the map
+works offline; the page's features are drawn on top from GeoJSON embedded in the page, each
+opening a popup that links to its page, named in the reader's language. The features reach the
+script as JSON text, read with JSON.parse and shown with textContent: markup in a value stays
+text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from starlette.routing import NoMatchFound
+
+from geoapi.deps import base_url
+from geoapi.html import esc, feature_href, json_in_script
+from geoapi.i18n import text
+from urbis_core.catalog import LayerEntry
+from urbis_core.names import feature_name
+
+BRUSSELS = (4.352, 50.846)  # where a map without features opens (lon, lat)
+
+# `data-features` on #map says how many features the map holds, once it has drawn them.
+_SCRIPT = """
+import { Map, Popup, NavigationControl } from %(module)s;
+const config = JSON.parse(document.getElementById("map-config").textContent);
+const data = JSON.parse(document.getElementById("map-features").textContent);
+const container = document.getElementById("map");
+const map = new Map({container: "map", style: config.style, center: config.centre, zoom: 11,
+                     attributionControl: {compact: false}});
+map.addControl(new NavigationControl({showCompass: false}));
+window.urbisItemsMap = map;
+function extent(geometry, box) {
+  const walk = (c) => {
+    if (typeof c[0] === "number") {
+      box[0] = Math.min(box[0], c[0]); box[1] = Math.min(box[1], c[1]);
+      box[2] = Math.max(box[2], c[0]); box[3] = Math.max(box[3], c[1]);
+    } else c.forEach(walk);
+  };
+  if (geometry) walk(geometry.coordinates);
+  return box;
+}
+map.on("load", () => {
+  map.addSource("page-features", {type: "geojson", data});
+  const kind = (types) => ["in", ["geometry-type"], ["literal", types]];
+  map.addLayer({id: "page-fill", type: "fill", source: "page-features",
+                filter: kind(["Polygon", "MultiPolygon"]),
+                paint: {"fill-color": "#c2410c", "fill-opacity": 0.2}});
+  map.addLayer({id: "page-line", type: "line", source: "page-features",
+                filter: kind(["Polygon", "MultiPolygon", "LineString", "MultiLineString"]),
+                paint: {"line-color": "#c2410c", "line-width": 2}});
+  map.addLayer({id: "page-point", type: "circle", source: "page-features",
+                filter: kind(["Point", "MultiPoint"]),
+                paint: {"circle-color": "#c2410c", "circle-radius": 7,
+                        "circle-stroke-color": "#fff", "circle-stroke-width": 2}});
+  const box = data.features.reduce((b, f) => extent(f.geometry, b),
+                                   [Infinity, Infinity, -Infinity, -Infinity]);
+  if (config.view) {
+    map.fitBounds(config.view, {animate: false});
+  } else if (box[0] <= box[2]) {
+    map.fitBounds(box, {padding: 20, maxZoom: 18, animate: false});
+  }
+  for (const id of ["page-fill", "page-line", "page-point"]) {
+    map.on("click", id, (event) => {
+      const properties = event.features[0].properties;
+      const link = document.createElement(properties.href ? "a" : "span");
+      if (properties.href) link.href = properties.href;
+      link.textContent = properties.name;
+      new Popup().setLngLat(event.lngLat).setDOMContent(link).addTo(map);
+    });
+    map.on("mouseenter", id, () => { map.getCanvas().style.cursor = "pointer"; });
+    map.on("mouseleave", id, () => { map.getCanvas().style.cursor = ""; });
+  }
+  map.once("idle", () => { container.dataset.features = String(data.features.length); });
+});
+"""
+
+
+def maplibre_module(request: Request) -> str | None:
+    """Where MapLibre's module is served (under the public URL), or None when not installed."""
+    try:
+        path = request.app.url_path_for("maplibre", path="/maplibre-gl.mjs")
+    except NoMatchFound:
+        return None
+    return f"{base_url(request)}{path}"
+
+
+def feature_map(
+    request: Request,
+    features: list[dict[str, Any]],
+    layer: LayerEntry,
+    lang: str,
+    view: tuple[float, float, float, float] | None = None,
+) -> str:
+    """The map of `features` (GeoJSON in CRS84); `view` (a CRS84 box) opens it there."""
+    module = maplibre_module(request)
+    if module is None:
+        return ""
+    base = base_url(request)
+    drawn = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "geometry": f["geometry"],
+                "properties": {
+                    "name": feature_name(layer, f["properties"], lang),
+                    # a place the geocoder names (a street, a municipality) has no page
+                    "href": None
+                    if f.get("id") is None
+                    else feature_href(base, layer, f["id"], lang),
+                },
+            }
+            for f in features
+        ],
+    }
+    config = {
+        "style": f"{base}/styles/default/style.json",
+        "centre": list(BRUSSELS),
+        "view": list(view) if view else None,
+    }
+    css = module.removesuffix(".mjs") + ".css"
+    return (
+        f'<link rel="stylesheet" href="{esc(css)}">'
+        f'<div id="map" class="map" role="region" aria-label="{esc(text(lang, "items.map"))}">'
+        "</div>"
+        f'<script type="application/json" id="map-config">{json_in_script(config)}</script>'
+        f'<script type="application/json" id="map-features">{json_in_script(drawn)}</script>'
+        f'<script type="module">{_SCRIPT % {"module": json_in_script(module)}}</script>'
+    )
