@@ -229,7 +229,7 @@ def test_the_public_url_wins_over_every_header(configured):
             assert all_under(our_links(response.json()), "https://geo.example.org/urbis"), path
             assert "host" not in response.headers.get("vary", "").lower(), path
         page = client.get("/collections", params={"f": "html"}, headers=headers).text
-        assert 'href="https://geo.example.org/urbis/?f=html"' in page
+        assert 'href="https://geo.example.org/urbis/?f=html&amp;lang=en"' in page
 
 
 def test_forwarded_headers_from_untrusted_peers_are_ignored(configured):
