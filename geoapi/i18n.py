@@ -224,11 +224,9 @@ _CATALOGUE: dict[str, tuple[str, str, str]] = {
         "{format}: de {count} objecten zijn meer dan één download bevat ({maximum}); filter ze "
         "of voeg limit en offset toe",
     ),
-    "downloads.page": (
-        "This page as {format}",
-        "Cette page en {format}",
-        "Deze pagina als {format}",
-    ),
+    "downloads.page": ("This page ({format})", "Cette page ({format})", "Deze pagina ({format})"),
+    "format.csv": ("CSV (WKT geometry)", "CSV (géométrie en WKT)", "CSV (WKT-geometrie)"),
+    "format.gpkg": ("a GeoPackage", "GeoPackage", "GeoPackage"),
     "downloads.note": (
         "GeoJSON comes a page at a time: limit features (default {default}, at most "
         "{maximum}) from offset, with next links. To read the whole layer into geopandas "

@@ -537,7 +537,8 @@ def _download_links(
 ) -> list[tuple[str, str]]:
     """The CSV and GeoPackage downloads of a selection, each saying what it holds."""
     links = []
-    for fmt, name in (("csv", "CSV (WKT)"), ("gpkg", "GeoPackage")):
+    for fmt in ("csv", "gpkg"):
+        name = text(lang, f"format.{fmt}")
         count = number(matched, lang)
         if matched > maximum:
             title = text(
