@@ -323,6 +323,7 @@ _CATALOGUE: dict[str, tuple[str, str, str]] = {
         "{returned} van {matched} terzijde gelegde objecten.",
     ),
     "quarantine.reason": ("reason", "raison", "reden"),
+    "quarantine.run": ("sync run", "synchronisation", "synchronisatie"),
     # geocode, lookup, within, nearest, stats
     "geocode.title": ("Find an address", "Chercher une adresse", "Een adres zoeken"),
     "geocode.query": ("Address", "Adresse", "Adres"),
@@ -389,5 +390,6 @@ def text(language: str, key: str, /, **values: object) -> str:
     return chosen.format(**values) if values else chosen
 
 
-def catalogue_keys() -> list[str]:
-    return list(_CATALOGUE)
+def catalogue() -> dict[str, tuple[str, str, str]]:
+    """Every string as written, unfilled: (English, French, Dutch) by key."""
+    return dict(_CATALOGUE)

@@ -857,7 +857,10 @@ async def quarantined(
             + [f"<code>{html.esc(json.dumps(f['properties']['source']))}</code>"]
             for f in features
         ]
-        headers = [text(code, "col.key"), text(code, "quarantine.reason"), "run", "", "source"]
+        headers = [
+            text(code, k)
+            for k in ("col.key", "quarantine.reason", "quarantine.run", "changes.time")
+        ] + ["source"]
         page = f"<p>{html.esc(count)}</p>" + (html.table(headers, rows) if rows else "")
         title = text(code, "quarantine.title", layer=layer.display_title(code))
         json_href = f"{base_url(request)}/collections/{layer.id}/quarantine?f=json"

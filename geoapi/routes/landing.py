@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -23,6 +24,7 @@ from urbis_core.catalog import count_layers
 from urbis_core.db import first_line
 
 router = APIRouter(tags=["Capabilities"])
+EXAMPLE_ADDRESS = "Rue de la Victoire 2, 1060 Saint-Gilles"
 
 # Each class is declared because the service does what it requires, and
 # tests/api/test_standards.py checks each one against the running API.
@@ -91,8 +93,12 @@ async def landing(request: Request, fmt: FormatDep, lang: LangDep) -> Any:
         pages = [
             (f"{base}/collections?f=html&lang={code}", "landing.collections"),
             (f"{base}/map", "landing.map"),
-            (f"{base}/geocode?f=html&lang={code}", "landing.geocode"),
-            (f"{base}/lookup?f=html&lang={code}", "landing.lookup"),
+            # examples in Saint-Gilles: their pages have a form to ask another
+            (
+                f"{base}/geocode?{urlencode({'q': EXAMPLE_ADDRESS})}&f=html&lang={code}",
+                "landing.geocode",
+            ),
+            (f"{base}/lookup?x=4.3445&y=50.8316&f=html&lang={code}", "landing.lookup"),
             (f"{base}/tiles?f=html&lang={code}", "landing.tiles"),
             (f"{base}/tileMatrixSets?f=html&lang={code}", "landing.tms"),
             (f"{base}/styles?f=html&lang={code}", "landing.styles"),
