@@ -41,6 +41,7 @@ form.filter .fields {{ display: grid; gap: .4rem 1rem;
   grid-template-columns: repeat(auto-fill, minmax(14rem, 1fr)); }}
 form.filter label {{ display: flex; flex-direction: column; font-size: .85rem; }}
 form.filter textarea {{ width: 100%; font-family: monospace; }}
+form.filter input[name=limit] {{ max-width: 8rem; }}
 form.inline {{ display: flex; gap: .5rem; align-items: end; flex-wrap: wrap; margin: 1rem 0; }}
 form.inline label {{ display: flex; flex-direction: column; font-size: .85rem; }}
 </style></head>

@@ -62,7 +62,8 @@ map.on("load", () => {
   } else if (box[0] <= box[2]) {
     map.fitBounds(box, {padding: 20, maxZoom: 18, animate: false});
   }
-  for (const id of ["page-fill", "page-line", "page-point"]) {
+  // on a lookup's map a click asks about that point; elsewhere it names the feature
+  for (const id of config.lookup ? [] : ["page-fill", "page-line", "page-point"]) {
     map.on("click", id, (event) => {
       const properties = event.features[0].properties;
       const link = document.createElement(properties.href ? "a" : "span");
@@ -72,6 +73,12 @@ map.on("load", () => {
     });
     map.on("mouseenter", id, () => { map.getCanvas().style.cursor = "pointer"; });
     map.on("mouseleave", id, () => { map.getCanvas().style.cursor = ""; });
+  }
+  if (config.lookup) {
+    map.on("click", (event) => {
+      const {lng, lat} = event.lngLat;
+      window.location.href = `${config.lookup}&x=${lng.toFixed(6)}&y=${lat.toFixed(6)}`;
+    });
   }
   map.once("idle", () => { container.dataset.features = String(data.features.length); });
 });
@@ -87,6 +94,25 @@ def maplibre_module(request: Request) -> str | None:
     return f"{base_url(request)}{path}"
 
 
+def named_features(
+    request: Request, layer: LayerEntry, features: list[dict[str, Any]], lang: str
+) -> list[dict[str, Any]]:
+    """The features as the map draws them: their geometry, their name and their page."""
+    base = base_url(request)
+    return [
+        {
+            "type": "Feature",
+            "geometry": f["geometry"],
+            "properties": {
+                "name": feature_name(layer, f["properties"], lang),
+                # a place the geocoder names (a street, a municipality) has no page
+                "href": None if f.get("id") is None else feature_href(base, layer, f["id"], lang),
+            },
+        }
+        for f in features
+    ]
+
+
 def feature_map(
     request: Request,
     features: list[dict[str, Any]],
@@ -95,38 +121,37 @@ def feature_map(
     view: tuple[float, float, float, float] | None = None,
 ) -> str:
     """The map of `features` (GeoJSON in CRS84); `view` (a CRS84 box) opens it there."""
+    return map_of(request, named_features(request, layer, features, lang), lang, view)
+
+
+def map_of(
+    request: Request,
+    drawn: list[dict[str, Any]],
+    lang: str,
+    view: tuple[float, float, float, float] | None = None,
+    lookup: bool = False,
+) -> str:
+    """The map of features already named (`named_features`).
+
+    With `lookup`, a click asks /lookup what is at that point (rather than naming a feature).
+    """
     module = maplibre_module(request)
     if module is None:
         return ""
     base = base_url(request)
-    drawn = {
-        "type": "FeatureCollection",
-        "features": [
-            {
-                "type": "Feature",
-                "geometry": f["geometry"],
-                "properties": {
-                    "name": feature_name(layer, f["properties"], lang),
-                    # a place the geocoder names (a street, a municipality) has no page
-                    "href": None
-                    if f.get("id") is None
-                    else feature_href(base, layer, f["id"], lang),
-                },
-            }
-            for f in features
-        ],
-    }
     config = {
         "style": f"{base}/styles/default/style.json",
         "centre": list(BRUSSELS),
         "view": list(view) if view else None,
+        "lookup": f"{base}/lookup?f=html&lang={lang}" if lookup else None,
     }
+    collection = {"type": "FeatureCollection", "features": drawn}
     css = module.removesuffix(".mjs") + ".css"
     return (
         f'<link rel="stylesheet" href="{esc(css)}">'
         f'<div id="map" class="map" role="region" aria-label="{esc(text(lang, "items.map"))}">'
         "</div>"
         f'<script type="application/json" id="map-config">{json_in_script(config)}</script>'
-        f'<script type="application/json" id="map-features">{json_in_script(drawn)}</script>'
+        f'<script type="application/json" id="map-features">{json_in_script(collection)}</script>'
         f'<script type="module">{_SCRIPT % {"module": json_in_script(module)}}</script>'
     )

@@ -347,6 +347,11 @@ _CATALOGUE: dict[str, tuple[str, str, str]] = {
         "Au point {x}, {y} ({crs})",
         "Op het punt {x}, {y} ({crs})",
     ),
+    "lookup.click": (
+        "Click the map to ask about another point.",
+        "Cliquez sur la carte pour interroger un autre point.",
+        "Klik op de kaart om een ander punt op te vragen.",
+    ),
     "lookup.nothing": ("nothing here", "rien ici", "niets hier"),
     "lookup.layer": ("layer", "couche", "laag"),
     "lookup.found": ("what is here", "ce qui s'y trouve", "wat er ligt"),

@@ -13,9 +13,9 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 
 from geoapi import html
-from geoapi.crs import OutputCrs
+from geoapi.crs import CRS84_URI, OutputCrs
 from geoapi.deps import base_url
-from geoapi.html_map import feature_map
+from geoapi.html_map import feature_map, map_of, named_features
 from geoapi.i18n import PageLanguage, number, text
 from urbis_core.catalog import LayerEntry
 from urbis_core.names import feature_name
@@ -84,10 +84,27 @@ def lookup_page(
         rows.append([title, names])
     body = (
         _point_form(request, code, f"{base}/lookup", [])
-        + f"<p>{html.esc(point)}</p>"
+        + f"<p>{html.esc(point)} {html.esc(text(code, 'lookup.click'))}</p>"
+        + _lookup_map(request, layers, doc, code)
         + html.table([text(code, "lookup.layer"), text(code, "lookup.found")], rows)
     )
     return html.page(request, lang, text(code, "lookup.title"), body, _as_json(request, "/lookup"))
+
+
+def _lookup_map(request: Request, layers: list[LayerEntry], doc: dict[str, Any], lang: str) -> str:
+    """What was found and the point asked, on a map where a click asks another point."""
+    if doc["crs"] != CRS84_URI:
+        return ""
+    drawn = [
+        feature
+        for layer in layers
+        for feature in named_features(request, layer, doc["results"][layer.id], lang)
+    ]
+    x, y = doc["point"]["coordinates"]
+    here = {"name": f"{x}, {y}", "href": None}
+    drawn.append({"type": "Feature", "geometry": doc["point"], "properties": here})
+    delta = 0.003  # about 300 m around the point
+    return map_of(request, drawn, lang, (x - delta, y - delta, x + delta, y + delta), lookup=True)
 
 
 def near_page(

@@ -166,3 +166,28 @@ def test_the_filter_form_filters_by_property_cql2_and_the_maps_view(browser, api
     assert browser.find_element(By.ID, "filter-use-view").is_selected()
     centre = browser.execute_script("return window.urbisItemsMap.getCenter().toArray();")
     assert abs(centre[0] - 4.345) < 0.002 and abs(centre[1] - 50.829) < 0.002
+
+
+def test_a_click_on_the_lookup_map_asks_what_is_at_that_point(browser, api):
+    """The lookup page's map: the point asked and what is there; a click elsewhere (Ixelles,
+    east of Saint-Gilles) opens the lookup of that point, in the page's language."""
+    assert drawn(browser, f"{api}/lookup?x=4.3445&y=50.8316&f=html&lang=nl") == 2
+    assert "Sint-Gillis" in browser.find_element(By.TAG_NAME, "table").text
+    browser.execute_script("window.urbisItemsMap.jumpTo({center: [4.37, 50.826], zoom: 13});")
+    x, y = browser.execute_script(
+        "const at = window.urbisItemsMap.project([4.3725, 50.8265]); return [at.x, at.y];"
+    )
+    canvas = browser.find_element(By.CSS_SELECTOR, "#map canvas")
+    size = canvas.size
+    old = browser.find_element(By.ID, "map")
+    ActionChains(browser).move_to_element_with_offset(
+        canvas, int(x - size["width"] / 2), int(y - size["height"] / 2)
+    ).click().perform()
+    WebDriverWait(browser, 30).until(expected_conditions.staleness_of(old))
+    asked = parse_qs(urlparse(browser.current_url).query)
+    assert asked["lang"] == ["nl"] and asked["f"] == ["html"]
+    assert abs(float(asked["x"][0]) - 4.3725) < 0.001
+    assert abs(float(asked["y"][0]) - 50.8265) < 0.001
+    drawn(browser)
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Wat is hier"
+    assert "Elsene" in browser.find_element(By.TAG_NAME, "table").text
