@@ -333,6 +333,17 @@ _CATALOGUE: dict[str, tuple[str, str, str]] = {
         "{count} réponses pour « {q} »",
         "{count} antwoorden voor “{q}”",
     ),
+    "geocode.result": (
+        "1 answer for “{q}”",
+        "1 réponse pour « {q} »",
+        "1 antwoord voor “{q}”",
+    ),
+    "match.exact": ("exact", "exacte", "exact"),
+    "match.fuzzy": ("approximate", "approchée", "benaderend"),
+    "match.nearest_number": ("nearest number", "numéro le plus proche", "dichtstbijzijnd nummer"),
+    "match.street": ("the street", "la rue", "de straat"),
+    "match.municipality": ("the municipality", "la commune", "de gemeente"),
+    "match.postcode": ("the postcode", "le code postal", "de postcode"),
     "geocode.none": (
         "Nothing found for “{q}”.",
         "Rien trouvé pour « {q} ».",

@@ -16,7 +16,7 @@ from geoapi import html
 from geoapi.crs import CRS84_URI, OutputCrs
 from geoapi.deps import base_url
 from geoapi.html_map import feature_map, map_of, named_features
-from geoapi.i18n import PageLanguage, number, text
+from geoapi.i18n import PageLanguage, catalogue, number, text
 from urbis_core.catalog import LayerEntry
 from urbis_core.names import feature_name
 
@@ -179,6 +179,12 @@ def _named(base: str, layer: LayerEntry, feature: dict[str, Any], lang: str, nam
     return f'<a href="{html.esc(html.feature_href(base, layer, feature["id"], lang))}">{name}</a>'
 
 
+def _match(how: object, lang: str) -> str:
+    """How an answer matched, in words (the API's own value where the pages have none)."""
+    key = f"match.{how}"
+    return text(lang, key) if key in catalogue() else str(how)
+
+
 def geocode_page(
     request: Request,
     lang: PageLanguage,
@@ -203,7 +209,9 @@ def geocode_page(
         f'<input type="hidden" name="lang" value="{code}">'
         f'<button type="submit">{html.esc(text(code, "geocode.search"))}</button></form>'
     )
-    if features:
+    if len(features) == 1:
+        summary = text(code, "geocode.result", q=q)
+    elif features:
         summary = text(code, "geocode.results", count=number(len(features), code), q=q)
     else:
         summary = text(code, "geocode.none", q=q)
@@ -211,7 +219,7 @@ def geocode_page(
         [
             _named(base, layer, f, code, html.esc(f["properties"].get("label"))),
             html.esc(f["properties"].get("score")),
-            html.esc(f["properties"].get("match")),
+            html.esc(_match(f["properties"].get("match"), code)),
         ]
         for f in features
     ]

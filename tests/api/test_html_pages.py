@@ -96,9 +96,9 @@ PAGES: dict[str, tuple[list[str], list[str], list[str]]] = {
         ["Gemeenten: terzijde gelegde objecten"],
     ),
     "/geocode?q=Rue+d'Angleterre+42": (
-        ["answers for", "Rue d'Angleterre 42"],
-        ["réponses pour"],
-        ["antwoorden voor"],
+        ["Find an address", "for “Rue d'Angleterre 42”", "exact"],
+        ["Chercher une adresse", "pour « Rue d'Angleterre 42 »", "exacte"],
+        ["Een adres zoeken", "voor “Rue d'Angleterre 42”", "exact"],
     ),
     f"/lookup?{POINT}": (
         ["What is here", "Municipalities", "Saint-Gilles"],
