@@ -83,6 +83,7 @@ router = APIRouter(tags=["Data"])
 QUERYABLES_TITLE = "Properties usable in filter (CQL2)"
 SCHEMA_TITLE = "The schema of the features (JSON Schema)"
 FORMAT_TITLES = {"json": "GeoJSON", "html": "HTML", "csv": "CSV", "gpkg": "GeoPackage"}
+_FORMAT_OF_TYPE = {MEDIA_TYPES[f][0]: title for f, title in FORMAT_TITLES.items()}
 ITEMS_PARAMS = {
     "limit",
     "offset",
@@ -564,7 +565,7 @@ def _downloads_html(
     filtered = any(k not in ("crs", "properties", "sortby") for k, _ in kept)
     links = _download_links(href, kept, matched, settings.download_max_features, lang, filtered)
     links += [
-        (lk["href"], text(lang, "downloads.page", format=lk["title"].split("(")[-1].rstrip(")")))
+        (lk["href"], text(lang, "downloads.page", format=_FORMAT_OF_TYPE[lk["type"]]))
         for lk in pages
         if lk["rel"] == "alternate"
     ]
