@@ -9,9 +9,15 @@ from __future__ import annotations
 
 import html
 import re
+from urllib.parse import quote
 
 import httpx
 import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from tests.api.conftest import sync_file_layer
+from tests.support.layers import file_layer, geojson_feature, point
 
 pytestmark = pytest.mark.api
 
@@ -226,6 +232,7 @@ def test_the_language_switcher_keeps_the_query(client):
 
 
 HOSTILE = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
+KEY = 'k"<1>'  # a key with markup: in links (quoted) and on the page (escaped)
 
 
 def test_hostile_values_from_the_query_string_stay_text(client):
@@ -260,3 +267,36 @@ def test_lang_is_documented_where_pages_are_offered(client):
                 offered += 1
                 assert "lang" in names, path
     assert offered >= len({p.split("?")[0] for p in PAGES})
+
+
+@pytest.fixture(scope="module")
+def hostile_layer(synced_database_url: str, tmp_path_factory) -> str:
+    """A layer whose names and key hold markup, synced into the server's database."""
+    folder = tmp_path_factory.mktemp("hostile")
+    features = [
+        geojson_feature(
+            {"CODE": KEY, "NAME_FRE": HOSTILE, "NAME_DUT": "<b>vet</b> & co"},
+            point(149_000, 170_000),
+        )
+    ]
+    sync_file_layer(synced_database_url, file_layer(folder, "hostile", "CODE", features), "hostile")
+    return "hostile"
+
+
+def test_hostile_values_from_the_data_stay_text(client, browser, api, hostile_layer):
+    items = client.get(f"/collections/{hostile_layer}/items?f=html&lang=fr")
+    feature = client.get(f"/collections/{hostile_layer}/items/{quote(KEY, safe='')}?f=html")
+    dutch = client.get(f"/collections/{hostile_layer}/items/{quote(KEY, safe='')}?f=html&lang=nl")
+    for page in (items, feature, dutch):
+        assert page.status_code == 200, page.text[:300]
+        assert "<script>alert" not in page.text and "<img src=x" not in page.text
+        assert "<b>vet</b>" not in page.text
+    assert f"<h1>{html.escape(HOSTILE)}</h1>" in feature.text  # the name, as text
+    assert "<h1>&lt;b&gt;vet&lt;/b&gt; &amp; co</h1>" in dutch.text
+    # in a browser: nothing it holds runs or becomes an element, on the page or on the map
+    browser.get(f"{api}/collections/{hostile_layer}/items/{quote(KEY, safe='')}?f=html")
+    WebDriverWait(browser, 30).until(
+        lambda b: b.find_element(By.ID, "map").get_attribute("data-features") == "1"
+    )
+    assert browser.find_element(By.TAG_NAME, "h1").text == HOSTILE
+    assert browser.find_elements(By.CSS_SELECTOR, "img[src='x'], h1 script") == []
