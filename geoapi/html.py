@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse
 from geoapi.deps import base_url
 from geoapi.i18n import LANGUAGE_NAMES, LANGUAGES, PageLanguage, text
 from urbis_core.catalog import LayerEntry
-from urbis_core.names import feature_name
+from urbis_core.names import namer
 
 ATTRIBUTION = "Brussels UrbIS®© - Distribution & Copyright CIRB / Paradigm"
 
@@ -144,9 +144,10 @@ def features_table(features: list[dict[str, Any]], layer: LayerEntry, base: str,
     if not features:
         return f"<p>{esc(text(lang, 'items.none'))}</p>"
     names = list(features[0]["properties"])
+    name_of = namer(layer, lang)
     rows = []
     for feature in features:
-        name = esc(feature_name(layer, feature["properties"], lang))
+        name = esc(name_of(feature["properties"]))
         if feature.get("id") is not None:
             name = f'<a href="{esc(feature_href(base, layer, feature["id"], lang))}">{name}</a>'
         cells = [name]

@@ -18,7 +18,7 @@ from geoapi.deps import base_url
 from geoapi.html import esc, feature_href, json_in_script
 from geoapi.i18n import text
 from urbis_core.catalog import LayerEntry
-from urbis_core.names import feature_name
+from urbis_core.names import namer
 
 BRUSSELS = (4.352, 50.846)  # where a map without features opens (lon, lat)
 
@@ -99,12 +99,13 @@ def named_features(
 ) -> list[dict[str, Any]]:
     """The features as the map draws them: their geometry, their name and their page."""
     base = base_url(request)
+    name_of = namer(layer, lang)
     return [
         {
             "type": "Feature",
             "geometry": f["geometry"],
             "properties": {
-                "name": feature_name(layer, f["properties"], lang),
+                "name": name_of(f["properties"]),
                 # a place the geocoder names (a street, a municipality) has no page
                 "href": None if f.get("id") is None else feature_href(base, layer, f["id"], lang),
             },
