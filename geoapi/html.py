@@ -139,11 +139,21 @@ def feature_href(base: str, layer: LayerEntry, key: Any, lang: str) -> str:
     return f"{base}/collections/{layer.id}/items/{quote(str(key), safe='')}?f=html&lang={lang}"
 
 
-def features_table(features: list[dict[str, Any]], layer: LayerEntry, base: str, lang: str) -> str:
-    """The features, each named in `lang` and linking to its page, then their properties."""
+def features_table(
+    features: list[dict[str, Any]],
+    layer: LayerEntry,
+    base: str,
+    lang: str,
+    first: tuple[str, ...] = (),
+) -> str:
+    """The features, each named in `lang` and linking to its page, then their properties.
+
+    Those in `first` come first (a distance the query measured).
+    """
     if not features:
         return f"<p>{esc(text(lang, 'items.none'))}</p>"
     names = list(features[0]["properties"])
+    names = [n for n in first if n in names] + [n for n in names if n not in first]
     name_of = namer(layer, lang)
     rows = []
     for feature in features:

@@ -53,7 +53,9 @@ map.on("load", () => {
                 paint: {"line-color": "#c2410c", "line-width": 2}});
   map.addLayer({id: "page-point", type: "circle", source: "page-features",
                 filter: kind(["Point", "MultiPoint"]),
-                paint: {"circle-color": "#c2410c", "circle-radius": 7,
+                // the point a query was asked at is drawn dark, the features found orange
+                paint: {"circle-color": ["case", ["==", ["get", "kind"], "here"], "#111827",
+                                         "#c2410c"], "circle-radius": 7,
                         "circle-stroke-color": "#fff", "circle-stroke-width": 2}});
   const box = data.features.reduce((b, f) => extent(f.geometry, b),
                                    [Infinity, Infinity, -Infinity, -Infinity]);
@@ -123,6 +125,15 @@ def feature_map(
 ) -> str:
     """The map of `features` (GeoJSON in CRS84); `view` (a CRS84 box) opens it there."""
     return map_of(request, named_features(request, layer, features, lang), lang, view)
+
+
+def query_point(x: float, y: float) -> dict[str, Any]:
+    """The point a query was asked at, drawn apart from the features it found."""
+    return {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [x, y]},
+        "properties": {"name": f"{x}, {y}", "href": None, "kind": "here"},
+    }
 
 
 def map_of(

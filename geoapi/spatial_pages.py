@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse
 from geoapi import html
 from geoapi.crs import CRS84_URI, OutputCrs
 from geoapi.deps import base_url
-from geoapi.html_map import feature_map, map_of, named_features
+from geoapi.html_map import feature_map, map_of, named_features, query_point
 from geoapi.i18n import PageLanguage, catalogue, number, text
 from urbis_core.catalog import LayerEntry
 from urbis_core.names import feature_name
@@ -101,10 +101,20 @@ def _lookup_map(request: Request, layers: list[LayerEntry], doc: dict[str, Any],
         for feature in named_features(request, layer, doc["results"][layer.id], lang)
     ]
     x, y = doc["point"]["coordinates"]
-    here = {"name": f"{x}, {y}", "href": None}
-    drawn.append({"type": "Feature", "geometry": doc["point"], "properties": here})
+    drawn.append(query_point(x, y))
     delta = 0.003  # about 300 m around the point
     return map_of(request, drawn, lang, (x - delta, y - delta, x + delta, y + delta), lookup=True)
+
+
+def _near_map(
+    request: Request, layer: LayerEntry, features: list[dict[str, Any]], crs: OutputCrs, lang: str
+) -> str:
+    """The features found and the point they were measured from."""
+    x, y = request.query_params.get("x"), request.query_params.get("y")
+    if not crs.geographic or crs.lat_first or x is None or y is None:
+        return ""
+    here = query_point(float(x), float(y))
+    return map_of(request, [*named_features(request, layer, features, lang), here], lang)
 
 
 def near_page(
@@ -130,8 +140,8 @@ def near_page(
         _point_form(request, code, f"{base}{path}", extra)
         + f"<p>{html.esc(text(code, 'near.point', x=x, y=y, crs=crs.uri))} "
         f"{html.esc(count)}</p>"
-        + _map(request, layer, features, crs, code)
-        + html.features_table(features, layer, base, code)
+        + _near_map(request, layer, features, crs, code)
+        + html.features_table(features, layer, base, code, first=("distance",))
     )
     return html.page(request, lang, title, body, _as_json(request, path))
 
