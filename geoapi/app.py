@@ -32,6 +32,7 @@ from geoapi.routes import (
     collections,
     geocode,
     landing,
+    map_page,
     schemas,
     spatial,
     styles,
@@ -160,6 +161,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(geocode.router)
     app.include_router(tiles.router)
     app.include_router(styles.router)
+    app.include_router(map_page.router)
     app.include_router(archives.router)
     app.state.street_indexes = StreetIndexes()
     app.state.match_counts = MatchCounts()
@@ -171,7 +173,12 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.state.leaflet = leaflet_dir.is_dir()
     if app.state.leaflet:
         app.mount(LEAFLET_STATIC, StaticFiles(directory=leaflet_dir), name="leaflet")
-    maplibre_dir = settings.node_modules / "maplibre-gl" / "dist"
-    if maplibre_dir.is_dir():
-        app.mount(styles.MAPLIBRE_STATIC, StaticFiles(directory=maplibre_dir), name="maplibre")
+    # The map page's front-end: MapLibre and proj4 from npm, and its own scripts and styles.
+    for path, folder, name in (
+        (map_page.MAPLIBRE_STATIC, settings.node_modules / "maplibre-gl" / "dist", "maplibre"),
+        (map_page.PROJ4_STATIC, settings.node_modules / "proj4" / "dist", "proj4"),
+        (map_page.MAP_STATIC, map_page.MAP_FILES, "map"),
+    ):
+        if folder.is_dir():
+            app.mount(path, StaticFiles(directory=folder), name=name)
     return app
