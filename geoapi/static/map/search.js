@@ -24,6 +24,8 @@ export class Search {
     this.found = null; // the feature last gone to
     this.input.addEventListener("input", () => this.typed());
     this.input.addEventListener("keydown", (event) => this.key(event));
+    // Leaving the box closes the list (a suggestion's mousedown keeps the focus in the box).
+    this.input.addEventListener("blur", () => this.show([]));
     document.getElementById("search-form").addEventListener("submit", (event) => {
       event.preventDefault();
       this.enter();
