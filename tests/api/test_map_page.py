@@ -40,6 +40,7 @@ ARTIFACTS = Path(os.environ.get("URBIS_TEST_ARTIFACTS") or ROOT / "test-artifact
 VICTOIRE_2 = "Rue de la Victoire 2, 1060 Saint-Gilles"
 T = TypeVar("T")
 TO_LAMBERT = Transformer.from_crs("EPSG:4326", "EPSG:31370", always_xy=True)
+FROM_LAMBERT = Transformer.from_crs("EPSG:31370", "EPSG:4326", always_xy=True)
 
 
 @pytest.fixture(scope="module")
@@ -237,6 +238,21 @@ def test_the_map_loads_offline_and_draws_our_layers_with_legend_and_attribution(
             control,
         ), control.get_attribute("id")
     shot(browser, "loaded")
+    # Where four of the sample's 500 m cells meet (western Anderlecht), the map shows a city.
+    lon, lat = FROM_LAMBERT.transform(141_500, 167_500)
+    open_map(browser, f"{api}/map#16/{lat:.6f}/{lon:.6f}&lang=en")
+    bounds = js(browser, "return urbisMap.getBounds().toArray().flat();")
+    in_view = {
+        layer: client.get(
+            f"/collections/{layer}/items", params={"bbox": ",".join(map(str, bounds)), "limit": 1}
+        ).json()["numberMatched"]
+        for layer in ("buildings", "street_surfaces", "street_axes")
+    }
+    assert in_view["buildings"] > 20 and min(in_view.values()) > 0, in_view
+    for layer, matched in in_view.items():
+        assert rendered(browser, layer) >= matched, layer  # each drawn, at least once
+    assert canvas_pixels(browser)["colours"] >= 6
+    shot(browser, "city")
     assert_offline_and_clean(browser, api)
 
 
@@ -424,6 +440,11 @@ def test_a_click_on_a_building_names_it_and_its_municipality_in_both_languages(
     assert sections["current_municipalities"] == [names["NAMEFRE"]]
     legacy = holding(client, "municipalities", lon, lat)
     assert sections["municipalities"] == [f["properties"]["NAME_FRE"] for f in legacy]
+    # The nearest address is said only within 250 m (the sample's lie in Saint-Gilles).
+    (nearest,) = client.get("/collections/addresses/nearest", params={"x": lon, "y": lat}).json()[
+        "features"
+    ]
+    assert ("nearest" in sections) == (nearest["properties"]["distance"] <= 250)
     headings = [h.text for h in browser.find_elements(By.CSS_SELECTOR, "#panel h3")]
     assert "Bâtiments" in headings and "Communes (2026)" in headings
     # Its key is a URI: its page is the layer's items filtered on it, which holds it alone.

@@ -6,6 +6,10 @@ import { number, onLanguage, t } from "./i18n.js";
 import { toLambert } from "./lambert.js";
 import { featureLinks } from "./names.js";
 
+// The nearest address is said only this near (m): farther, it names another neighbourhood
+// (the sample's addresses lie in Saint-Gilles only), which would mislead more than inform.
+const NEAREST_MAX_M = 250;
+
 async function json(url) {
   const answer = await fetch(url, { headers: { Accept: "application/json" } });
   if (!answer.ok) {
@@ -60,7 +64,8 @@ export class WhatIsHere {
       const [lookup, near] = await Promise.all([json(`${api}/lookup?x=${x}&y=${y}`), nearest]);
       if (turn !== this.asked) return; // a later click won
       this.answer.results = lookup.results;
-      this.answer.nearest = near.features[0] || null;
+      const found = near.features[0];
+      this.answer.nearest = found && found.properties.distance <= NEAREST_MAX_M ? found : null;
       this.app.marks.highlight(Object.values(lookup.results).flat());
     } catch (error) {
       if (turn !== this.asked) return;
