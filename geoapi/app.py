@@ -31,6 +31,7 @@ from geoapi.routes import (
     collections,
     geocode,
     landing,
+    map_page,
     schemas,
     spatial,
     styles,
@@ -159,6 +160,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(geocode.router)
     app.include_router(tiles.router)
     app.include_router(styles.router)
+    app.include_router(map_page.router)
     app.include_router(archives.router)
     app.state.street_indexes = StreetIndexes()
     app.state.match_counts = MatchCounts()
@@ -166,7 +168,12 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(docs_router(swagger_dir.is_dir()))
     if swagger_dir.is_dir():
         app.mount(SWAGGER_STATIC, StaticFiles(directory=swagger_dir), name="swagger-ui")
-    maplibre_dir = settings.node_modules / "maplibre-gl" / "dist"
-    if maplibre_dir.is_dir():
-        app.mount(styles.MAPLIBRE_STATIC, StaticFiles(directory=maplibre_dir), name="maplibre")
+    # Front-end from npm (MapLibre, proj4) and the map page's own scripts and styles.
+    for path, folder, name in (
+        (map_page.MAPLIBRE_STATIC, settings.node_modules / "maplibre-gl" / "dist", "maplibre"),
+        (map_page.PROJ4_STATIC, settings.node_modules / "proj4" / "dist", "proj4"),
+        (map_page.MAP_STATIC, map_page.MAP_FILES, "map"),
+    ):
+        if folder.is_dir():
+            app.mount(path, StaticFiles(directory=folder), name=name)
     return app

@@ -113,6 +113,9 @@ class ApiSettings:
     cors_origins: tuple[str, ...] = ("*",)  # web apps allowed to call the API from a browser
     # The base of every absolute link; unset, links follow the request (and trusted proxies).
     public_url: str | None = None
+    # The URBIS base map (WMTS tiles in Web Mercator) /map may show under our layers: a URL
+    # template with {z}, {x}, {y} and optionally {layer} (urbisFR, urbisNL, urbisFRGray).
+    basemap_wmts_url: str | None = None
     # Peers whose X-Forwarded-* and Forwarded headers are believed (addresses or networks).
     trusted_proxies: tuple[str, ...] = LOOPBACK
     # What one request may cost (geoapi.budgets). Each kind of query's statement timeout, in
@@ -205,6 +208,21 @@ def _flag(raw: Any) -> Any:
     return raw
 
 
+def _tile_template(value: str | None) -> str | None:
+    """A tile URL template a browser can fill: http(s), with {z}, {x} and {y}."""
+    if value is None:
+        return None
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("is not an http(s) URL")
+    missing = [part for part in ("{z}", "{x}", "{y}") if part not in value]
+    if missing:
+        raise ValueError(
+            f"lacks {', '.join(missing)}: a tile URL template such as "
+            "https://host/wmts?...&LAYER={layer}&TILEMATRIX={z}&TILEROW={y}&TILECOL={x}"
+        )
+    return value
+
+
 def _comma_list(raw: Any) -> Any:
     """A comma-separated variable's items (an empty value: none)."""
     if isinstance(raw, str):
@@ -256,6 +274,9 @@ class Settings(BaseModel):
     cors_origins: CommaList = Field(ApiSettings.cors_origins, alias="URBIS_CORS_ORIGINS")
     public_url: str | None = Field(ApiSettings.public_url, alias="URBIS_PUBLIC_URL")
     trusted_proxies: CommaList = Field(ApiSettings.trusted_proxies, alias="URBIS_TRUSTED_PROXIES")
+    basemap_wmts_url: Annotated[str | None, AfterValidator(_tile_template)] = Field(
+        ApiSettings.basemap_wmts_url, alias="URBIS_BASEMAP_WMTS_URL"
+    )
     timeout_catalog: Seconds = Field(DEFAULT_TIMEOUTS["catalog"], alias="URBIS_TIMEOUT_CATALOG")
     timeout_items: Seconds = Field(DEFAULT_TIMEOUTS["items"], alias="URBIS_TIMEOUT_ITEMS")
     timeout_spatial: Seconds = Field(DEFAULT_TIMEOUTS["spatial"], alias="URBIS_TIMEOUT_SPATIAL")
@@ -339,6 +360,7 @@ class Settings(BaseModel):
             cors_origins=self.cors_origins,
             public_url=self.public_url,
             trusted_proxies=self.trusted_proxies,
+            basemap_wmts_url=self.basemap_wmts_url,
             statement_timeouts={kind: getattr(self, f"timeout_{kind}") for kind in QUERY_KINDS},
             concurrency={
                 kind: getattr(self, f"concurrency_{kind}") for kind in DEFAULT_CONCURRENCY

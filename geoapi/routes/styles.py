@@ -1,14 +1,13 @@
-"""Map styles for web apps (MapLibre), the fonts their labels use, and a map page."""
+"""Map styles for web apps (MapLibre) and the fonts their labels use (the map page: map_page.py)."""
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import Response
 
 from geoapi.deps import ConnDep, FormatDep, LangDep, base_url
 from geoapi.html import ATTRIBUTION, esc, link_list, page
@@ -23,7 +22,6 @@ from urbis_core.catalog import list_layers
 from urbis_core.errors import InvalidParameter
 
 router = APIRouter(tags=["Styles"])
-MAPLIBRE_STATIC = "/static/maplibre"  # node_modules/maplibre-gl/dist, installed by `npm ci`
 _RANGE = re.compile(r"^(\d+)-(\d+)\.pbf$")
 
 
@@ -82,27 +80,3 @@ async def font_glyphs(
         media_type="application/x-protobuf",
         headers={"Cache-Control": "public, max-age=86400"},
     )
-
-
-_MAP_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Map - URBIS GeoService</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="icon" href="data:,">
-<link rel="stylesheet" href="{static}/maplibre-gl.css">
-<style>html, body, #map {{ margin: 0; height: 100%; }}</style></head>
-<body><div id="map" role="region" aria-label="Map of the URBIS layers"></div>
-<script type="module">
-import {{ Map, NavigationControl }} from "{static}/maplibre-gl.mjs";
-const map = new Map({{container: "map", style: {style}, hash: true}});
-map.addControl(new NavigationControl());
-window.urbisMap = map;
-</script></body></html>"""
-
-
-@router.get(
-    "/map", summary="A map of all layers in the default style (HTML)", response_class=HTMLResponse
-)
-async def map_page(request: Request) -> HTMLResponse:
-    base = base_url(request)
-    style = json.dumps(f"{base}/styles/default/style.json")
-    return HTMLResponse(_MAP_PAGE.format(static=esc(f"{base}{MAPLIBRE_STATIC}"), style=style))

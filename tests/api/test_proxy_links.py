@@ -119,9 +119,11 @@ def test_html_pages_and_the_map_load_their_assets_through_the_proxy(proxied):
                 assert client.get(href.replace("&amp;", "&")).status_code == 200, href
         map_page = client.get(f"{public}/map").text
         assert f'"{public}/styles/default/style.json"' in map_page
-        scripts = re.findall(r'"(http[^"]+/static/maplibre/[^"]+)"', map_page)
-        assert len(scripts) == 2  # the stylesheet and the module
-        for href in scripts:
+        assets = re.findall(r'(?:href|src)="(http[^"]+/static/[^"]+)"', map_page)
+        # MapLibre's and our stylesheets, proj4, our module (which imports MapLibre's by a
+        # relative path, so through the proxy's prefix as well)
+        assert len(assets) == 4
+        for href in [*assets, f"{public}/static/maplibre/maplibre-gl.mjs"]:
             assert href.startswith(f"{public}/") and client.get(href).status_code == 200
         docs = client.get(f"{public}/docs").text
         assert f"{public}/openapi.json" in docs

@@ -190,3 +190,18 @@ def test_unset_variables_give_the_settings_objects_their_own_defaults():
     assert settings.api("postgresql://x@y/z") == ApiSettings(database_url="postgresql://x@y/z")
     assert settings.sync() == SyncSettings()
     assert settings.limits() == ServerLimits()
+
+
+def test_the_basemap_is_a_tile_url_template_or_unset():
+    assert Settings.from_env({}).api("postgresql://x@y/z").basemap_wmts_url is None
+    template = "https://tiles.example.org/wmts/{layer}/{z}/{x}/{y}.png"
+    settings = Settings.from_env({"URBIS_BASEMAP_WMTS_URL": template})
+    assert settings.api("postgresql://x@y/z").basemap_wmts_url == template
+    for bad, words in (
+        ("tiles.example.org/{z}/{x}/{y}", "is not an http(s) URL"),
+        ("https://tiles.example.org/wmts?REQUEST=GetCapabilities", "lacks {z}, {x}, {y}"),
+    ):
+        with pytest.raises(ConfigError) as err:
+            Settings.from_env({"URBIS_BASEMAP_WMTS_URL": bad})
+        assert str(err.value).startswith(f"environment variable URBIS_BASEMAP_WMTS_URL={bad!r}")
+        assert words in str(err.value)
