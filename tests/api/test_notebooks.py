@@ -13,6 +13,7 @@ import base64
 import math
 import os
 import re
+import statistics
 import time
 import uuid
 from collections.abc import Iterator
@@ -163,6 +164,24 @@ def test_analysts_notebook(server):
         f"{areas.idxmax()} {areas.max():.2f} km², smallest: {areas.idxmin()} {areas.min():.2f} km²"
     )
     assert float(run.after("largest gap between geometry and AREA: ").split(" m²")[0]) < 1.0
+    # Legacy and current outlines, compared here from the files.
+    current = read_current_municipalities().set_index("NISCODE")
+    legacy = municipalities.set_index("NAT_CODE")
+    common = legacy.index.intersection(current.index)
+    differing = {
+        current.loc[k, "NAMEFRE"]: legacy.geometry[k].symmetric_difference(current.geometry[k]).area
+        for k in common
+    }
+    line = re.search(
+        r"^(\d+) municipalities in both products; ground differing: (.*)$", run.text, re.M
+    )
+    assert line and int(line.group(1)) == len(common) == 12, run.text
+    median, largest, name = re.fullmatch(
+        r"median ([\d.]+) m², largest ([\d.]+) m² \((.+)\)", line.group(2)
+    ).groups()
+    assert abs(float(median) - statistics.median(differing.values())) < 1.0
+    assert abs(float(largest) - max(differing.values())) < 1.0
+    assert name == max(differing, key=differing.__getitem__)
     assert "folium.folium.Map" in run.text  # the interactive map was made
     assert_ends_with_a_figure(run, "03_analysts_geodataframes")
 
