@@ -26,6 +26,19 @@ from urbis_sync.sources.http import HttpFetcher, RetryPolicy
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_CONFIG = ROOT / "config" / "urbis.yaml"
 SAMPLE_DIR = ROOT / "data" / "sample"
+# The bundled sample's layers, in config/urbis.yaml's order, and their features (the street
+# axis and surface that two cells both hold are one feature each: data/sample/README.md).
+SAMPLE_COUNTS = {
+    "municipalities": 19,
+    "addresses": 666,
+    "current_municipalities": 12,
+    "street_surfaces": 29,
+    "buildings": 65,
+    "street_axes": 10,
+    "tram_network": 8,
+    "train_network": 8,
+}
+SAMPLE_LAYERS = list(SAMPLE_COUNTS)
 TEMPLATE_DB = "urbis_test_template"
 
 

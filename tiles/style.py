@@ -26,6 +26,12 @@ PALETTE = [
 ]
 HOUSE_NUMBER_FIELDS = ("POLICENUM", "ADRN")
 NUMBER_MINZOOM = 17
+# Polygon layers whose features each have more than this to themselves (m², see
+# `_typical_area`) are areas such as municipalities: a tint, so that two of them, or what
+# lies under them, still read.
+AREA_LAYER_M2 = 1_000_000
+AREA_FILL_OPACITY = 0.1
+FILL_OPACITY = 0.35
 
 
 def _label(pair: tuple[str, str]) -> list[Any]:
@@ -44,6 +50,29 @@ def _kind(layer: LayerEntry) -> str:
     return "line" if "LineString" in layer.geometry_type else "point"
 
 
+def _typical_area(layer: LayerEntry) -> float | None:
+    """The area of the layer's extent per feature (m²): how much room each feature has.
+
+    Read from the catalog (no query): municipalities have square kilometres each, street
+    surfaces a few thousand square metres, buildings a few hundred.
+    """
+    if not layer.bbox_native or layer.feature_count <= 0:
+        return None
+    minx, miny, maxx, maxy = layer.bbox_native[:4]
+    return (maxx - minx) * (maxy - miny) / layer.feature_count
+
+
+def _drawing_order(layer: LayerEntry) -> tuple[int, float]:
+    """Where a layer is drawn: polygons under lines under points.
+
+    Among polygons, those whose features have the most room come first (municipalities under
+    street surfaces under buildings), whatever the layers' names.
+    """
+    kind = {"polygon": 0, "line": 1, "point": 2}[_kind(layer)]
+    room = _typical_area(layer) if kind == 0 else None
+    return kind, -(room or 0.0)
+
+
 def _zooms(layer: LayerEntry) -> dict[str, Any]:
     settings = layer.tiles
     return {"minzoom": settings.minzoom, "maxzoom": settings.maxzoom + 1}
@@ -53,12 +82,14 @@ def _shapes(layer: LayerEntry, fill: str, outline: str) -> list[dict[str, Any]]:
     base = {"source": "urbis", "source-layer": layer.id, **_zooms(layer)}
     kind = _kind(layer)
     if kind == "polygon":
+        room = _typical_area(layer)
+        opacity = AREA_FILL_OPACITY if room and room > AREA_LAYER_M2 else FILL_OPACITY
         return [
             {
                 "id": f"{layer.id}-fill",
                 "type": "fill",
                 **base,
-                "paint": {"fill-color": fill, "fill-opacity": 0.35},
+                "paint": {"fill-color": fill, "fill-opacity": opacity},
             },
             {
                 "id": f"{layer.id}-outline",
@@ -131,9 +162,8 @@ def _labels(layer: LayerEntry, outline: str) -> list[dict[str, Any]]:
 
 
 def default_style(base: str, layers: list[LayerEntry], attribution: str) -> dict[str, Any]:
-    """The style: polygons under lines under points, all labels on top."""
-    order = {"polygon": 0, "line": 1, "point": 2}
-    ordered = sorted(layers, key=lambda layer: order[_kind(layer)])
+    """The style: polygons (larger under smaller) under lines under points, labels on top."""
+    ordered = sorted(layers, key=_drawing_order)
     colours = {layer.id: PALETTE[i % len(PALETTE)] for i, layer in enumerate(layers)}
     shapes = [s for layer in ordered for s in _shapes(layer, *colours[layer.id])]
     labels = [s for layer in ordered for s in _labels(layer, colours[layer.id][1])]

@@ -43,18 +43,32 @@ class Title(_Strict):
 
 
 class FileSource(_Strict):
-    """A GeoPackage, shapefile, GML or GeoJSON file, zipped or not, local or at a URL."""
+    """A GeoPackage, shapefile, GML or GeoJSON file, zipped or not, local or at a URL.
+
+    `paths` reads several files as one layer (URBIS comes in tiles too): a list of files or
+    glob patterns, expanded at each run. `drop_fields` are fields not stored, e.g. `id`, the
+    GeoJSON feature id GDAL turns into a field (GeoServer's transient `Buildings.fid-...`).
+    """
 
     kind: Literal["file"]
     path: Path | None = None
+    paths: list[Path] | None = None
     url: str | None = None
     layer: str | None = None
     srid: int | None = None
+    drop_fields: list[str] = []
+
+    @field_validator("paths", mode="before")
+    @classmethod
+    def _one_pattern_is_a_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _one_location(self) -> FileSource:
-        if (self.path is None) == (self.url is None):
-            raise ValueError("a file source needs exactly one of 'path' or 'url'")
+        if sum(x is not None for x in (self.path, self.paths, self.url)) != 1:
+            raise ValueError("a file source needs exactly one of 'path', 'paths' or 'url'")
+        if self.paths is not None and not self.paths:
+            raise ValueError("'paths' is empty: list the files or glob patterns to read")
         return self
 
 
@@ -216,9 +230,17 @@ def read_config(path: Path) -> tuple[ServiceConfig, list[str]]:
             problems.extend(f"{path}: layer '{layer_id}': {_describe(e)}" for e in exc.errors())
             continue
         source = layer.source
+        if isinstance(source, FileSource) and layer.key in source.drop_fields:
+            problems.append(f"{path}: layer '{layer_id}': source.drop_fields: drops the key")
+            continue
         if isinstance(source, FileSource) and source.path is not None:
             resolved = (path.parent / source.path).resolve()
             source = source.model_copy(update={"path": resolved})
+            layer = layer.model_copy(update={"source": source})
+        if isinstance(source, FileSource) and source.paths is not None:
+            # Patterns too: `resolve` keeps `*` and `?` as they are.
+            patterns = [(path.parent / p).resolve() for p in source.paths]
+            source = source.model_copy(update={"paths": patterns})
             layer = layer.model_copy(update={"source": source})
         layers[layer_id] = layer
     unknown_top = sorted(set(raw) - {"layers"})

@@ -7,6 +7,8 @@ file is fixed in one pass rather than one error at a time.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pyproj import CRS, Transformer
@@ -17,6 +19,7 @@ from urbis_core.config import FileSource, ServiceConfig, read_config
 from urbis_core.errors import ConfigError, SourceError
 from urbis_sync.normalize import resolve_crs
 from urbis_sync.sources.file import FileReader, open_file_source
+from urbis_sync.sources.file_set import FileSetReader, expand_paths, no_match, open_file_set
 
 Extent = tuple[float, float, float, float]
 # Degrees around an area of use: data at its very edge still fits, while Brussels' coordinates
@@ -50,20 +53,30 @@ def source_problems(config: ServiceConfig, layer_ids: list[str]) -> list[str]:
     for layer_id in layer_ids:
         layer = config.layer(layer_id)
         source = layer.source
-        if not isinstance(source, FileSource) or source.path is None:
+        if not isinstance(source, FileSource) or source.url is not None:
             continue
         where = f"{config.path}: layer '{layer_id}'"
-        if not source.path.exists():
+        if source.path is not None and not source.path.exists():
             problems.append(f"{where}: source.path {source.path} does not exist")
             continue
+        if source.paths is not None:
+            unmatched = expand_paths(source.paths)[1]
+            problems += [f"{where}: {no_match(pattern)}" for pattern in unmatched]
+            if unmatched:
+                continue
         try:
-            with open_file_source(source, layer_id) as dataset:
-                reader = FileReader(dataset)
+            with _file_reader(source, layer_id, layer.key) as reader:
                 extent = reader.extent()
         except SourceError as exc:
             problems.append(f"{where}: {str(exc).removeprefix(f'layer {layer_id!r}: ')}")
             continue
         schema = reader.schema
+        kept = [name for name in source.drop_fields if name not in reader.dropped]
+        if kept:
+            problems.append(
+                f"{where}: source.drop_fields: {', '.join(repr(n) for n in kept)} "
+                f"not in the source (it has: {', '.join(schema.names)})"
+            )
         if layer.key not in schema.names:
             problems.append(
                 f"{where}: key: field '{layer.key}' is not in the source "
@@ -88,6 +101,19 @@ def source_problems(config: ServiceConfig, layer_ids: list[str]) -> list[str]:
         if misfit:
             problems.append(f"{where}: {field}: {misfit}")
     return problems
+
+
+@contextmanager
+def _file_reader(
+    source: FileSource, layer_id: str, key: str
+) -> Iterator[FileReader | FileSetReader]:
+    """The reader a run would use for a file source: one file, or several as one layer."""
+    if source.paths is not None:
+        with open_file_set(source, layer_id, key) as files:
+            yield files
+        return
+    with open_file_source(source, layer_id) as dataset:
+        yield FileReader(dataset, source.drop_fields)
 
 
 def extent_misfit(extent: Extent, crs: CRS) -> str | None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from urbis_core.config import FeedSource, LayerConfig, OgcApiSource, WfsSource
+from urbis_core.config import FeedSource, FileSource, LayerConfig, OgcApiSource, WfsSource
 from urbis_core.errors import SourceError
 from urbis_core.settings import SyncSettings
 from urbis_sync.sources import SourceSchema
@@ -52,7 +52,7 @@ def probe_layer(layer_id: str, layer: LayerConfig, settings: SyncSettings) -> So
     elif isinstance(source, FeedSource):
         probe = SourceProbe(layer_id, f"feed {source.url}")
     else:
-        probe = SourceProbe(layer_id, f"file {source.path or source.url}", network=False)
+        probe = SourceProbe(layer_id, f"file {_file_location(source)}", network=False)
         probe.facts.append(("not checked", "a file source: `urbis config check` opens it"))
         return probe
     http = HttpFetcher(RetryPolicy.from_settings(settings))
@@ -160,3 +160,9 @@ def _first_page(attributes: pa.Table, key: str, page_size: int) -> str:
     elif read:
         text += f"; no field {key} in it (the layer's key)"
     return text
+
+
+def _file_location(source: FileSource) -> str:
+    if source.paths is not None:
+        return ", ".join(str(p) for p in source.paths)
+    return str(source.path or source.url)

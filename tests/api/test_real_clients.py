@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from owslib.ogcapi.features import Features
 
+from tests.conftest import SAMPLE_COUNTS
+
 pytestmark = pytest.mark.api
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
@@ -17,7 +19,7 @@ SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 
 def test_owslib_features_client(api):
     client = Features(api)
-    assert set(client.feature_collections()) == {"municipalities", "addresses"}
+    assert set(client.feature_collections()) == set(SAMPLE_COUNTS)
     assert client.collection("municipalities")["title"] == "Municipalities"
     items = client.collection_items("municipalities", limit=100)
     assert items["numberMatched"] == 19 and len(items["features"]) == 19

@@ -69,6 +69,32 @@ def test_the_style_is_valid_maplibre_and_labels_in_french_and_dutch(client, tmp_
     assert client.get("/styles").json()["styles"][0]["id"] == "default"
 
 
+def test_the_style_draws_areas_under_surfaces_under_buildings_under_lines(client):
+    ids = [layer["id"] for layer in client.get("/styles/default/style.json").json()["layers"]]
+    order = [
+        ids.index(f"{layer_id}-{part}")
+        for layer_id, part in (
+            ("current_municipalities", "fill"),
+            ("street_surfaces", "fill"),
+            ("buildings", "fill"),
+            ("buildings", "outline"),
+            ("street_axes", "line"),
+            ("addresses", "point"),
+            ("street_axes", "label"),
+        )
+    ]
+    assert order == sorted(order)
+    assert ids.index("municipalities-fill") < ids.index("street_surfaces-fill")
+    rails = [ids.index(f"{rail}-line") for rail in ("tram_network", "train_network")]
+    assert ids.index("buildings-outline") < min(rails) < max(rails) < ids.index("addresses-point")
+    paint = {
+        layer["id"]: layer.get("paint", {})
+        for layer in client.get("/styles/default/style.json").json()["layers"]
+    }
+    # Municipalities tint the map (two such layers overlap here); buildings stand out.
+    assert paint["municipalities-fill"]["fill-opacity"] < paint["buildings-fill"]["fill-opacity"]
+
+
 def test_glyph_ranges_hold_sdf_bitmaps_for_french_and_dutch_letters(client):
     response = client.get("/fonts/DejaVu Sans Book/0-255.pbf")
     assert response.status_code == 200
@@ -117,6 +143,21 @@ def test_the_map_page_draws_layers_and_bilingual_labels_offline(browser, api):
     browser.get(f"{api}/map#17.5/50.8323/4.3455")
     browser.refresh()
     assert rendered(browser, "addresses-number") > 20
+    # Western Anderlecht: the recorded cells' buildings, streets and railway, from zoom 13.
+    browser.get(f"{api}/map#16/50.8183/4.2561")
+    browser.refresh()
+    for layer in (
+        "buildings-fill",
+        "street_surfaces-fill",
+        "street_axes-line",
+        "street_axes-label",
+        "train_network-line",
+    ):
+        assert rendered(browser, layer) > 0, layer
+    browser.get(f"{api}/map#12.5/50.8183/4.2561")
+    browser.refresh()
+    assert rendered(browser, "train_network-line") > 0
+    assert rendered(browser, "buildings-fill") == rendered(browser, "street_surfaces-fill") == 0
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == []
     urls = browser.execute_script(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import sqlalchemy as sa
 
-from tests.conftest import SAMPLE_CONFIG, SAMPLE_DIR
+from tests.conftest import SAMPLE_CONFIG, SAMPLE_COUNTS, SAMPLE_DIR
 from tests.support.layers import write_geojson
 from urbis_core.config import load_config
 from urbis_sync.run import sync_layer, sync_once
@@ -26,9 +27,8 @@ def rows(engine: sa.Engine, query: str) -> list:
 def test_sample_sync_counts_areas_and_positions(engine):
     config = load_config(SAMPLE_CONFIG)
     reports = sync_once(engine, config, list(config.layers))
-    assert [(r.layer_id, r.status, r.inserted) for r in reports] == [
-        ("municipalities", "success", 19),
-        ("addresses", "success", 666),
+    assert [(r.layer_id, r.status, r.inserted, r.quarantined) for r in reports] == [
+        (layer_id, "success", count, 0) for layer_id, count in SAMPLE_COUNTS.items()
     ]
 
     # Every polygon's area, computed by PostGIS from what we stored, equals the AREA attribute.
@@ -69,6 +69,175 @@ def test_sample_sync_counts_areas_and_positions(engine):
     assert catalog["addresses"].feature_count == 666
     bbox = muni.bbox_crs84
     assert 4.24 <= bbox[0] < bbox[2] <= 4.49 and 50.76 <= bbox[1] < bbox[3] <= 50.92
+
+
+def test_every_sample_layer_has_its_features_once_valid_in_lambert_72(engine):
+    config = load_config(SAMPLE_CONFIG)
+    sync_once(engine, config, list(config.layers))
+    catalog = {r.id: r for r in rows(engine, "SELECT * FROM urbis_meta.layer_catalog")}
+    assert set(catalog) == set(SAMPLE_COUNTS)
+    for layer_id, count in SAMPLE_COUNTS.items():
+        key = catalog[layer_id].key_field
+        stored = rows(
+            engine,
+            f"""SELECT count(*), count(DISTINCT "{key}"), count(*) FILTER (WHERE "{key}" IS NULL),
+                       bool_and(ST_IsValid(geom)), array_agg(DISTINCT ST_SRID(geom)),
+                       Find_SRID('urbis', '{layer_id}', 'geom')
+                FROM urbis."{layer_id}" """,
+        )[0]
+        assert tuple(stored) == (count, count, 0, True, [31370], 31370), layer_id
+        assert catalog[layer_id].feature_count == count and catalog[layer_id].srid == 31370
+    assert {layer_id: catalog[layer_id].key_field for layer_id in list(SAMPLE_COUNTS)[2:]} == {
+        "current_municipalities": "NISCODE",
+        "street_surfaces": "INSPIRE_ID",
+        "buildings": "INSPIRE_ID",
+        "street_axes": "INSPIRE_ID",
+        "tram_network": "INSPIRE_ID",
+        "train_network": "INSPIRE_ID",
+    }
+    assert catalog["buildings"].geometry_type == "MultiPolygon"
+    assert catalog["street_axes"].geometry_type == "LineString"
+    assert catalog["current_municipalities"].title == {
+        "fr": "Communes (2026)",
+        "nl": "Gemeenten (2026)",
+        "en": "Municipalities (2026)",
+    }
+    # GeoServer's transient feature ids are not stored.
+    assert not any(c["name"] == "id" for r in catalog.values() for c in r.columns)
+
+    # The street axis and surface two cells both hold, identical, are one feature each, and
+    # the run says so.
+    for layer_id, key in (
+        ("street_axes", "https://databrussels.be/id/streetaxe/99438"),
+        ("street_surfaces", "https://databrussels.be/id/streetsurface/37742"),
+    ):
+        assert (
+            scalar(
+                engine,
+                f"""SELECT count(*) FROM urbis."{layer_id}"
+                                  WHERE "INSPIRE_ID" = '{key}'""",
+            )
+            == 1
+        )
+        info = scalar(
+            engine,
+            f"""SELECT source_info FROM urbis_meta.sync_run WHERE layer_id = '{layer_id}'""",
+        )
+        assert f"1 feature found identical in an earlier file, read once ({key})" in info
+
+    # The current municipalities are the legacy ones under a new identity: same NIS codes and
+    # names, each polygon's area its AREA, slightly different outlines (Saint-Josse: 1.4 %).
+    pairs = rows(
+        engine,
+        """SELECT c."NAMEFRE", l."NAME_FRE", abs(ST_Area(c.geom) - c."AREA"),
+                  ST_Area(c.geom) / ST_Area(l.geom)
+           FROM urbis.current_municipalities c
+           JOIN urbis.municipalities l ON l."NAT_CODE"::text = c."NISCODE" """,
+    )
+    assert len(pairs) == 12
+    assert all(
+        new == old and error < 0.01 and abs(ratio - 1) < 0.02 for new, old, error, ratio in pairs
+    ), pairs
+    # The cells' buildings are in Anderlecht and Auderghem, or just over the Region's border
+    # (URBIS draws them too: up to 80 m west of Anderlecht, in Flanders).
+    assert rows(
+        engine,
+        """SELECT m."NAME_FRE", count(*), round(max(ST_Distance(b.geom, r.geom)))
+           FROM urbis.buildings b
+           CROSS JOIN (SELECT ST_Union(geom) geom FROM urbis.municipalities) r
+           LEFT JOIN urbis.municipalities m ON ST_Contains(m.geom, ST_PointOnSurface(b.geom))
+           GROUP BY 1 ORDER BY 1""",
+    ) == [("Anderlecht", 35, 0), ("Auderghem", 2, 0), (None, 28, 80)]
+
+    # A second run finds every feature unchanged by its fingerprint, copies included.
+    again = {r.layer_id: r for r in sync_once(engine, config, list(config.layers))}
+    for layer_id, count in SAMPLE_COUNTS.items():
+        report = again[layer_id]
+        assert (report.status, report.fetched, report.inserted, report.updated) == (
+            "success",
+            count,
+            0,
+            0,
+        ), layer_id
+        assert (report.deleted, report.quarantined, report.version) == (0, 0, 1), layer_id
+    info = scalar(
+        engine,
+        """SELECT source_info FROM urbis_meta.sync_run WHERE layer_id = 'street_axes'
+           ORDER BY id DESC LIMIT 1""",
+    )
+    assert "10 unchanged features skipped by fingerprint" in info
+
+
+def _cells(tmp_path: Path, layer: str) -> Path:
+    """Three of the recorded cells copied to tmp_path, and a config reading `layer` from all."""
+    for cell in (
+        "bxl-e141000-n167000-s500",
+        "bxl-e141500-n167000-s500",
+        "bxl-e141500-n167500-s500",
+    ):
+        shutil.copytree(SAMPLE_DIR / "geoserver" / cell, tmp_path / cell)
+    config = tmp_path / "urbis.yaml"
+    config.write_text(
+        f"layers:\n  {layer}:\n    source: {{kind: file, paths: 'bxl-*/{layer}.geojson', "
+        "drop_fields: [id]}\n    key: INSPIRE_ID\n"
+    )
+    return config
+
+
+def _live(engine: sa.Engine, layer: str) -> list:
+    return rows(engine, f'SELECT "INSPIRE_ID", ST_AsBinary(geom) FROM urbis."{layer}" ORDER BY 1')
+
+
+def test_a_file_of_several_gdal_cannot_read_fails_the_run_naming_it(engine, tmp_path: Path):
+    config = load_config(_cells(tmp_path, "buildings"))
+    assert sync_layer(engine, config, "buildings").inserted == 6 + 23 + 8
+    good = _live(engine, "buildings")
+
+    (tmp_path / "bxl-e141500-n167000-s500/buildings.geojson").write_text('{"type": "Feat')
+    report = sync_layer(engine, config, "buildings")
+    assert report.status == "failed"
+    assert (report.error or "").startswith(
+        "bxl-e141500-n167000-s500/buildings.geojson: GDAL cannot read it"
+    )
+    assert _live(engine, "buildings") == good
+    assert scalar(engine, "SELECT version FROM urbis_meta.layer_catalog") == 1
+    last = rows(engine, "SELECT status, error FROM urbis_meta.sync_run ORDER BY id DESC LIMIT 1")
+    assert (last[0].status, last[0].error) == ("failed", report.error)
+
+
+def test_a_pattern_that_no_longer_matches_fails_the_run_and_keeps_the_layer(engine, tmp_path: Path):
+    config = load_config(_cells(tmp_path, "street_surfaces"))
+    assert sync_layer(engine, config, "street_surfaces").inserted == 2 + 3 + 1 - 1
+    good = _live(engine, "street_surfaces")
+    for cell in tmp_path.glob("bxl-*"):
+        shutil.rmtree(cell)  # an unmounted share: no file is not "every feature deleted"
+    report = sync_layer(engine, config, "street_surfaces")
+    assert report.status == "failed"
+    assert report.error == (
+        f"layer 'street_surfaces': source.paths: {tmp_path}/bxl-*/street_surfaces.geojson "
+        "matches no file"
+    )
+    assert _live(engine, "street_surfaces") == good
+
+
+def test_copies_that_differ_are_quarantined_not_one_picked(engine, tmp_path: Path):
+    config = load_config(_cells(tmp_path, "street_axes"))
+    copy = tmp_path / "bxl-e141500-n167500-s500/street_axes.geojson"
+    body = json.loads(copy.read_text())
+    assert body["features"][0]["properties"]["INSPIRE_ID"].endswith("/streetaxe/99438")
+    body["features"][0]["properties"]["STRNAMEFRE"] += " (bis)"
+    copy.write_text(json.dumps(body))
+    report = sync_layer(engine, config, "street_axes")
+    assert (report.status, report.inserted, report.quarantined) == ("success", 1 + 3 + 1 - 2, 2)
+    reasons = rows(engine, "SELECT feature_key, reason FROM urbis_meta.quarantine")
+    key = "https://databrussels.be/id/streetaxe/99438"
+    assert [tuple(r) for r in reasons] == [
+        (key, f"duplicate key INSPIRE_ID={key} (2 features)")
+    ] * 2
+    assert (
+        scalar(engine, f"SELECT count(*) FROM urbis.street_axes WHERE \"INSPIRE_ID\" = '{key}'")
+        == 0
+    )
 
 
 def test_failed_run_keeps_the_last_good_layer(engine, tmp_path: Path):

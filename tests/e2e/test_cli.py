@@ -22,7 +22,7 @@ import psycopg
 import pytest
 
 from tests.api.conftest import URBIS
-from tests.conftest import SAMPLE_CONFIG, SAMPLE_DIR
+from tests.conftest import SAMPLE_CONFIG, SAMPLE_COUNTS, SAMPLE_DIR, SAMPLE_LAYERS
 from tests.support.mapserver import write_sample_municipalities
 from urbis_core.pgcluster import EmbeddedCluster, free_port
 
@@ -80,8 +80,8 @@ def test_embedded_database_start_status_url_stop_and_reuse(urbis_home: Path):
 def test_database_url_is_used_and_nothing_is_started(database_url: str, urbis_home: Path):
     env = clean_env(URBIS_HOME=str(urbis_home), DATABASE_URL=database_url)
     synced = run("sync", "--once", env=env, check=True)
-    assert "municipalities: 19 features read, 19 inserted" in synced.stdout
-    assert "addresses: 666 features read, 666 inserted" in synced.stdout
+    for layer_id, count in SAMPLE_COUNTS.items():
+        assert f"{layer_id}: {count} features read, {count} inserted" in synced.stdout
     assert not (urbis_home / "cluster.json").exists()
     assert "DATABASE_URL is set" in run("db", "start", env=env).stderr
     assert run("db", "status", env=env, check=True).stdout.startswith("external")
@@ -89,7 +89,7 @@ def test_database_url_is_used_and_nothing_is_started(database_url: str, urbis_ho
         counts = dict(
             conn.execute("SELECT id, feature_count FROM urbis_meta.layer_catalog").fetchall()
         )
-    assert counts == {"municipalities": 19, "addresses": 666}
+    assert counts == SAMPLE_COUNTS
 
 
 def test_database_url_without_postgis_gets_it(empty_database_url: str, urbis_home: Path):
@@ -160,7 +160,7 @@ def test_bad_configuration_stops_with_one_line_and_changes_nothing(
 
 def test_config_check_accepts_the_sample():
     done = run("config", "check", env=clean_env(), check=True)
-    assert "OK (2 layers: municipalities, addresses)" in done.stdout
+    assert f"OK ({len(SAMPLE_LAYERS)} layers: {', '.join(SAMPLE_LAYERS)})" in done.stdout
 
 
 def test_up_serves_the_sample_from_a_fresh_embedded_database(urbis_home: Path):
@@ -192,7 +192,7 @@ def test_up_serves_the_sample_from_a_fresh_embedded_database(urbis_home: Path):
             time.sleep(0.3)
         collections = httpx.get(f"{base}/collections").json()["collections"]
         counts = {c["id"]: c["featureCount"] for c in collections}
-        assert counts == {"municipalities": 19, "addresses": 666}
+        assert counts == SAMPLE_COUNTS
         items = httpx.get(f"{base}/collections/municipalities/items").json()
         assert items["numberMatched"] == 19
         workers = children_running(proc.pid, "urbis_cli sync")
@@ -293,7 +293,9 @@ def test_config_option_wins_over_urbis_config(tmp_path: Path):
         from_env.returncode == 2 and "absent.yaml: configuration file not found" in from_env.stderr
     )
     chosen = run("--config", str(SAMPLE_CONFIG), "config", "check", env=env, check=True)
-    assert chosen.stdout.strip() == f"{SAMPLE_CONFIG}: OK (2 layers: municipalities, addresses)"
+    assert chosen.stdout.strip() == (
+        f"{SAMPLE_CONFIG}: OK ({len(SAMPLE_LAYERS)} layers: {', '.join(SAMPLE_LAYERS)})"
+    )
     missing = run("--config", str(tmp_path / "nope.yaml"), "sources", "check", env=env)
     assert missing.returncode == 2
     assert missing.stderr.strip() == (
@@ -372,7 +374,7 @@ def test_layers_by_layer_or_collections_and_times_with_their_offset(
     assert unknown.returncode == 2
     assert unknown.stderr.strip() == (
         f"urbis: configuration error: {SAMPLE_CONFIG}: no layer 'nope' (configured layers: "
-        "addresses, municipalities)"
+        f"{', '.join(sorted(SAMPLE_LAYERS))})"
     )
     empty = run("sync", "--once", "--collections", "municipalities,", env=env)
     assert empty.returncode == 2 and "an empty layer id" in empty.stderr

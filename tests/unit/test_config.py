@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SAMPLE_CONFIG, SAMPLE_DIR
+from tests.conftest import SAMPLE_CONFIG, SAMPLE_DIR, SAMPLE_LAYERS
 from urbis_core.config import FileSource, load_config, read_config
 from urbis_core.errors import ConfigError
 from urbis_core.paths import DEFAULT_CONFIG
@@ -17,7 +17,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_sample_config_resolves_paths_against_its_folder():
     config = load_config(SAMPLE_CONFIG)
-    assert list(config.layers) == ["municipalities", "addresses"]
+    assert list(config.layers) == SAMPLE_LAYERS
     source = config.layers["municipalities"].source
     assert isinstance(source, FileSource)
     assert source.path is not None
@@ -25,6 +25,10 @@ def test_sample_config_resolves_paths_against_its_folder():
     assert source.srid == 31370
     assert config.layers["municipalities"].title.nl == "Gemeenten"
     assert config.layers["addresses"].key == "ID"
+    buildings = config.layers["buildings"].source
+    assert isinstance(buildings, FileSource)  # one pattern, resolved against the folder too
+    assert buildings.paths == [(SAMPLE_DIR / "geoserver/bxl-*/buildings.geojson").resolve()]
+    assert buildings.drop_fields == ["id"]
 
 
 def test_unknown_kind_names_file_layer_and_field(tmp_path):
@@ -45,7 +49,34 @@ def test_missing_key_is_named(tmp_path):
 
 def test_file_source_needs_exactly_one_location(tmp_path):
     path = write(tmp_path, "layers:\n  a:\n    source: {kind: file}\n    key: ID\n")
-    with pytest.raises(ConfigError, match="exactly one of 'path' or 'url'"):
+    with pytest.raises(ConfigError, match="exactly one of 'path', 'paths' or 'url'"):
+        load_config(path)
+
+
+def test_paths_take_one_pattern_or_a_list_never_none_and_never_with_path(tmp_path):
+    path = write(
+        tmp_path,
+        "layers:\n  a:\n    source: {kind: file, paths: [x/*.geojson, y.gpkg]}\n    key: K\n"
+        "  b:\n    source: {kind: file, paths: []}\n    key: K\n"
+        "  c:\n    source: {kind: file, path: a.gpkg, paths: b.gpkg}\n    key: K\n",
+    )
+    config, problems = read_config(path)
+    source = config.layers["a"].source
+    assert isinstance(source, FileSource)
+    assert source.paths == [tmp_path / "x/*.geojson", tmp_path / "y.gpkg"]
+    assert problems == [
+        f"{path}: layer 'b': source: 'paths' is empty: list the files or glob patterns to read",
+        f"{path}: layer 'c': source: a file source needs exactly one of 'path', 'paths' or 'url'",
+    ]
+
+
+def test_a_dropped_field_cannot_be_the_key(tmp_path):
+    path = write(
+        tmp_path,
+        "layers:\n  a:\n    source: {kind: file, path: a.geojson, drop_fields: [id]}\n"
+        "    key: id\n",
+    )
+    with pytest.raises(ConfigError, match=r"layer 'a': source.drop_fields: drops the key$"):
         load_config(path)
 
 
@@ -133,7 +164,7 @@ def test_wfs_format_is_auto_unless_forced(tmp_path):
 
 def test_select_checks_the_layer_ids_and_lists_the_known_ones():
     config = load_config(SAMPLE_CONFIG)
-    assert config.select([]) == ["municipalities", "addresses"]
+    assert config.select([]) == SAMPLE_LAYERS
     assert config.select(["addresses", "municipalities", "addresses"]) == [
         "addresses",
         "municipalities",
@@ -142,7 +173,7 @@ def test_select_checks_the_layer_ids_and_lists_the_known_ones():
         config.select(["addresses", "streets", "blocks"])
     assert str(err.value) == (
         f"{config.path}: no layer 'streets', 'blocks' (configured "
-        "layers: addresses, municipalities)"
+        f"layers: {', '.join(sorted(SAMPLE_LAYERS))})"
     )
 
 

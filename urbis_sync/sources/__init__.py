@@ -118,14 +118,19 @@ def open_source(
         open_feed_source,
     )
     from urbis_sync.sources.file import FileReader, open_file_source
+    from urbis_sync.sources.file_set import open_file_set
     from urbis_sync.sources.http import HttpFetcher, RetryPolicy
     from urbis_sync.sources.ogcapi import OgcApiReader
     from urbis_sync.sources.wfs import WfsReader
 
     source = layer.source
     if isinstance(source, FileSource):
+        if source.paths is not None:
+            with open_file_set(source, layer_id, layer.key) as files:
+                yield files
+            return
         with open_file_source(source, layer_id) as dataset:
-            yield FileReader(dataset)
+            yield FileReader(dataset, source.drop_fields)
         return
     http = HttpFetcher(RetryPolicy.from_settings(settings))
     try:

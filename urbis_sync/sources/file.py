@@ -15,7 +15,7 @@ import urllib.parse
 import urllib.request
 import warnings
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +47,11 @@ class LocatedDataset:
     path: Path
     layer: str | None
     missing_shx: bool
+    label: str = ""  # how errors name the file (default: its name)
+
+    @property
+    def name(self) -> str:
+        return self.label or self.path.name
 
     @property
     def is_shapefile(self) -> bool:
@@ -54,8 +59,13 @@ class LocatedDataset:
 
 
 @contextmanager
-def open_file_source(source: FileSource, layer_id: str) -> Iterator[LocatedDataset]:
-    """Locate the dataset of a file source in a private working folder, removed afterwards."""
+def open_file_source(
+    source: FileSource, layer_id: str, label: str = ""
+) -> Iterator[LocatedDataset]:
+    """Locate the dataset of a file source in a private working folder, removed afterwards.
+
+    `label` names the file in errors (one of several files: its path below their folder).
+    """
     with tempfile.TemporaryDirectory(prefix="urbis-source-") as tmp:
         workdir = Path(tmp)
         local = _local_copy(source, workdir, layer_id)
@@ -66,23 +76,27 @@ def open_file_source(source: FileSource, layer_id: str) -> Iterator[LocatedDatas
         missing_shx = path.suffix.lower() == ".shp" and _sibling(path, ".shx") is None
         if missing_shx and path.parent != workdir:
             path = _copy_shapefile(path, workdir)
-        yield LocatedDataset(
-            path, _choose_layer(path, source.layer, layer_id, missing_shx), missing_shx
-        )
+        layer = _choose_layer(path, source.layer, layer_id, missing_shx, label)
+        yield LocatedDataset(path, layer, missing_shx, label)
 
 
 class FileReader:
-    """Streams the features of a located dataset; `schema` is known before the first batch."""
+    """Streams the features of a located dataset; `schema` is known before the first batch.
 
-    def __init__(self, dataset: LocatedDataset) -> None:
+    Fields named in `drop_fields` are neither read nor stored; `dropped` lists those it had.
+    """
+
+    def __init__(self, dataset: LocatedDataset, drop_fields: Sequence[str] = ()) -> None:
         self.dataset = dataset
         self.stats = SourceStats()
         with _gdal(dataset):
             info = pyogrio.read_info(str(dataset.path), layer=dataset.layer)
-        names = [str(f) for f in info["fields"]]
+        every = [str(f) for f in info["fields"]]
+        self.dropped = [name for name in every if name in drop_fields]
+        names = [name for name in every if name not in drop_fields]
         types = {
             name: sql_type_from_ogr(ogr, sub)
-            for name, ogr, sub in zip(names, info["ogr_types"], info["ogr_subtypes"], strict=True)
+            for name, ogr, sub in zip(every, info["ogr_types"], info["ogr_subtypes"], strict=True)
         }
         self._replacements: dict[str, list[Any]] = {}
         if dataset.is_shapefile:
@@ -109,12 +123,26 @@ class FileReader:
         minx, miny, maxx, maxy = (float(v) for v in bounds)
         return minx, miny, maxx, maxy
 
+    def all_null(self, name: str) -> bool:
+        """Whether every value of this field is null (GDAL types such a field as text)."""
+        with _gdal(self.dataset):
+            _meta, table = pyogrio.read_arrow(
+                str(self.dataset.path),
+                layer=self.dataset.layer,
+                columns=[name],
+                read_geometry=False,
+            )
+        column = table.column(name)
+        return column.null_count == len(column)
+
     def _decimal_commas(self, encoding: str) -> dict[str, list[Any]]:
         dbf = _sibling(self.dataset.path, ".dbf")
         if dbf is None:
             return {}
         out: dict[str, list[Any]] = {}
         for name, raw in decimal_comma_columns(dbf, encoding).items():
+            if name in self.dropped:
+                continue
             numbers = parse_decimal_comma(raw)
             # Text that is not a number stays text: better a string than a wrong number.
             out[name] = list(numbers) if numbers is not None else list(raw)
@@ -128,6 +156,7 @@ class FileReader:
             with pyogrio.open_arrow(
                 str(self.dataset.path),
                 layer=self.dataset.layer,
+                columns=self.schema.names,
                 batch_size=BATCH_SIZE,
                 use_pyarrow=True,
             ) as (meta, reader):
@@ -154,7 +183,7 @@ def _gdal(dataset: LocatedDataset) -> Iterator[None]:
     try:
         yield
     except pyogrio.errors.DataSourceError as exc:
-        raise SourceError(f"{dataset.path.name}: GDAL cannot read it: {exc}") from exc
+        raise SourceError(f"{dataset.name}: GDAL cannot read it: {exc}") from exc
     finally:
         if dataset.missing_shx:
             pyogrio.set_gdal_config_options({"SHAPE_RESTORE_SHX": None})
@@ -223,19 +252,22 @@ def _copy_shapefile(path: Path, workdir: Path) -> Path:
     return target / path.name
 
 
-def _choose_layer(path: Path, wanted: str | None, layer_id: str, missing_shx: bool) -> str | None:
-    with _gdal(LocatedDataset(path, None, missing_shx)):
+def _choose_layer(
+    path: Path, wanted: str | None, layer_id: str, missing_shx: bool, label: str
+) -> str | None:
+    dataset = LocatedDataset(path, None, missing_shx, label)
+    with _gdal(dataset):
         layers = [str(row[0]) for row in pyogrio.list_layers(str(path))]
     if wanted is None:
         if len(layers) > 1:
             raise SourceError(
-                f"layer '{layer_id}': {path.name} has several layers "
+                f"layer '{layer_id}': {dataset.name} has several layers "
                 f"({', '.join(layers)}); name one with source.layer"
             )
         return None
     if wanted not in layers:
         raise SourceError(
-            f"layer '{layer_id}': source.layer '{wanted}' is not in {path.name} "
+            f"layer '{layer_id}': source.layer '{wanted}' is not in {dataset.name} "
             f"(it has: {', '.join(layers)})"
         )
     return wanted
