@@ -94,12 +94,16 @@ def run_notebook(path: Path, **environment: str) -> Run:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+    # A print may reach the notebook in several stream messages: their texts are joined as
+    # they came; a displayed value stands on lines of its own.
     texts = []
     for cell in notebook.cells:
         for output in cell.get("outputs", []):
-            texts.append(output.get("text", ""))
-            texts.append(output.get("data", {}).get("text/plain", ""))
-    return Run(notebook, "\n".join(texts), time.monotonic() - started)
+            if output.get("output_type") == "stream":
+                texts.append(output.get("text", ""))
+            else:
+                texts.append("\n" + output.get("data", {}).get("text/plain", "") + "\n")
+    return Run(notebook, "".join(texts), time.monotonic() - started)
 
 
 def assert_ends_with_a_figure(run: Run, name: str) -> None:
