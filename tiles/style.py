@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from tiles.glyphs import DEFAULT_FONT
-from tiles.names import LABELS_SUFFIX, name_fields
+from tiles.names import LABELS_SUFFIX
 from tiles.tilejson import crs84_extent
 from urbis_core.catalog import LayerEntry
+from urbis_core.names import name_fields
 
 BACKGROUND = "#f3f1ec"
 # fill or line, outline (colour-blind safe hues, light enough for labels to stay readable)

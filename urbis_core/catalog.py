@@ -77,6 +77,8 @@ layer_catalog = sa.Table(
     sa.Column("last_success", sa.DateTime(timezone=True)),
     # Vector tile settings (urbis_core.config.TileSettings), as the sync last wrote them.
     sa.Column("tiles", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+    # The configured name field per language (urbis_core.config.Label), as the sync last wrote it.
+    sa.Column("label", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
 )
 
 sync_run = sa.Table(
@@ -159,6 +161,7 @@ class LayerEntry:
     version: int
     last_success: datetime | None
     tiles: TileSettings = field(default_factory=TileSettings)  # read once, with the row
+    label: dict[str, str] = field(default_factory=dict)  # as configured; see label_fields()
 
     @classmethod
     def from_row(cls, row: Any) -> LayerEntry:
@@ -178,6 +181,7 @@ class LayerEntry:
             version=m["version"],
             last_success=m["last_success"],
             tiles=TileSettings.stored(m["tiles"] or {}),
+            label=dict(m["label"] or {}),
         )
 
     @property

@@ -42,6 +42,20 @@ class Title(_Strict):
     en: str | None = None
 
 
+class Label(_Strict):
+    """The field that names a feature, per language (`{fr: NAME_FRE, nl: NAME_DUT}`).
+
+    English falls back to French, as Brussels' bilingual labels put French first.
+    """
+
+    fr: str | None = None
+    nl: str | None = None
+    en: str | None = None
+
+    def fields(self) -> dict[str, str]:
+        return {k: v for k, v in self.model_dump().items() if v}
+
+
 class FileSource(_Strict):
     """A GeoPackage, shapefile, GML or GeoJSON file, zipped or not, local or at a URL.
 
@@ -159,6 +173,7 @@ class LayerConfig(_Strict):
     key: str = Field(min_length=1)
     schedule: str | None = None
     tiles: TileSettings = TileSettings()
+    label: Label = Label()
     # properties filters use often: each gets a B-tree (urbis_sync.filter_indexes)
     indexes: list[str] = []
 

@@ -17,6 +17,7 @@ from pyproj.exceptions import ProjError
 from urbis_core.catalog import STORAGE_SRID
 from urbis_core.config import FileSource, ServiceConfig, read_config
 from urbis_core.errors import ConfigError, SourceError
+from urbis_core.names import label_problems
 from urbis_sync.normalize import resolve_crs
 from urbis_sync.sources.file import FileReader, open_file_source
 from urbis_sync.sources.file_set import FileSetReader, expand_paths, no_match, open_file_set
@@ -88,6 +89,7 @@ def source_problems(config: ServiceConfig, layer_ids: list[str]) -> list[str]:
                 f"{where}: indexes: {', '.join(repr(n) for n in missing)} "
                 f"not in the source (it has: {', '.join(schema.names)})"
             )
+        problems += [f"{where}: {p}" for p in label_problems(layer.label.fields(), schema.names)]
         if schema.crs is None and source.srid is None:
             problems.append(f"{where}: source.srid: missing, and the source carries no CRS")
             continue

@@ -27,7 +27,7 @@ from urbis_core.catalog import (
 )
 from urbis_core.changes import LayerChanged, announce
 from urbis_core.config import ServiceConfig
-from urbis_core.errors import SyncError, UrbisError
+from urbis_core.errors import SourceError, SyncError, UrbisError
 from urbis_core.settings import SyncSettings
 from urbis_sync import tile_geometry
 from urbis_sync.normalize import Quarantined
@@ -194,11 +194,19 @@ def _run(
                     conn.execute(quarantine.delete().where(quarantine.c.run_id == run_id))
                     drop_staging(conn, layer_id)
     except SourceUnchanged as unchanged:
-        with engine.begin() as conn:
-            entry = read_layer(conn, layer_id)
-            version = entry.version if entry else None
-            _finish(conn, run_id, "success", version=version, source_info=unchanged.info)
-            mark_synced(conn, layer_id, config.layer(layer_id))
+        try:
+            with engine.begin() as conn:
+                entry = read_layer(conn, layer_id)
+                version = entry.version if entry else None
+                _finish(conn, run_id, "success", version=version, source_info=unchanged.info)
+                if entry is not None:
+                    fields = [c.name for c in entry.columns]
+                    mark_synced(conn, layer_id, config.layer(layer_id), fields)
+        except SourceError as exc:  # the configuration changed, not the source: a bad `label`
+            _record_failure(engine, layer_id, run_id, str(exc), fetched)
+            return RunReport(
+                layer_id, run_id, "failed", error=str(exc), seconds=time.monotonic() - started
+            )
         return RunReport(
             layer_id, run_id, "success", version=version, seconds=time.monotonic() - started
         )

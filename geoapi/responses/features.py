@@ -44,6 +44,13 @@ class Collection(BaseModel):
     featureCount: int
     version: int = Field(description="Bumped by each sync that changed the layer")
     lastUpdated: str | None = Field(description="The last successful sync (RFC 3339)")
+    featureLabel: dict[str, str] = Field(
+        description=(
+            "How a feature is named per language (fr, nl, en): a template in which {FIELD} "
+            "stands for the feature's property; empty when the layer has no name fields "
+            "(a feature is then called by its key)"
+        )
+    )
     links: list[Link]
     extent: Extent | None = None
     storageCrsExtent: SpatialExtent | None = None

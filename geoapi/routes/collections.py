@@ -71,6 +71,7 @@ from urbis_core.bbox import parse_bbox
 from urbis_core.catalog import ColumnInfo, LayerEntry, get_layer, list_layers
 from urbis_core.changes import feature_changes
 from urbis_core.errors import InvalidParameter, TooLarge
+from urbis_core.names import label_templates
 from urbis_core.settings import MAX_ITEMS_LIMIT, ApiSettings
 
 router = APIRouter(tags=["Data"])
@@ -140,6 +141,7 @@ def collection_doc(layer: LayerEntry, base: str, max_download: int) -> dict[str,
         "featureCount": layer.feature_count,
         "version": layer.version,
         "lastUpdated": layer.last_success.isoformat() if layer.last_success else None,
+        "featureLabel": label_templates(layer),
         "links": [
             link("self", href),
             link("alternate", f"{href}?f=html", HTML),

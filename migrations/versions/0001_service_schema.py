@@ -26,6 +26,15 @@ def _counts() -> list[sa.Column]:
     ]
 
 
+def _run_record() -> list[sa.Column]:
+    """The first columns of a row a sync run writes about a layer."""
+    return [
+        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+        sa.Column("layer_id", sa.Text, nullable=False),
+        sa.Column("run_id", sa.BigInteger, sa.ForeignKey(f"{META}.sync_run.id"), nullable=False),
+    ]
+
+
 def upgrade() -> None:
     op.execute("CREATE EXTENSION IF NOT EXISTS postgis")
     op.execute(f"CREATE SCHEMA IF NOT EXISTS {META}")
@@ -71,9 +80,7 @@ def upgrade() -> None:
     op.create_index("sync_run_layer_started", "sync_run", ["layer_id", "started_at"], schema=META)
     op.create_table(
         "change_log",
-        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
-        sa.Column("layer_id", sa.Text, nullable=False),
-        sa.Column("run_id", sa.BigInteger, sa.ForeignKey(f"{META}.sync_run.id"), nullable=False),
+        *_run_record(),
         sa.Column("version", sa.BigInteger, nullable=False),
         sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
         *_counts(),
@@ -83,9 +90,7 @@ def upgrade() -> None:
     op.create_index("change_log_layer_version", "change_log", ["layer_id", "version"], schema=META)
     op.create_table(
         "quarantine",
-        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
-        sa.Column("layer_id", sa.Text, nullable=False),
-        sa.Column("run_id", sa.BigInteger, sa.ForeignKey(f"{META}.sync_run.id"), nullable=False),
+        *_run_record(),
         sa.Column("feature_key", sa.Text),
         sa.Column("reason", sa.Text, nullable=False),
         sa.Column("properties", JSONB, nullable=False, server_default="{}"),

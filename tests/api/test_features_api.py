@@ -76,6 +76,16 @@ def test_collections_list_every_layer_with_extents(client):
     assert any(lk["type"] == "application/geo+json" for lk in items)
 
 
+def test_a_collection_says_how_its_features_are_named_per_language(client):
+    addresses = client.get("/collections/addresses").json()["featureLabel"]
+    french = "{PW_NAME_FR} {ADRN}"
+    assert addresses == {"fr": french, "nl": "{PW_NAME_DU} {ADRN}", "en": french}
+    municipalities = client.get("/collections/municipalities").json()["featureLabel"]
+    ixelles = client.get("/collections/municipalities/items/21009").json()["properties"]
+    names = {lang: template.format(**ixelles) for lang, template in municipalities.items()}
+    assert names == {"fr": "Ixelles", "nl": "Elsene", "en": "Ixelles"}
+
+
 def test_items_counts_and_coordinates(client):
     muni = client.get("/collections/municipalities/items", params={"limit": 100})
     assert muni.headers["content-type"].startswith("application/geo+json")

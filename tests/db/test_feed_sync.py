@@ -63,3 +63,34 @@ def test_file_source_by_url(engine, request, tmp_path: Path):
     report = sync_layer(engine, load_config(config), "addresses", FAST)
     assert (report.status, report.inserted) == ("success", 1), report.error
     assert archive in server.requests
+
+
+def test_a_label_edit_between_two_runs_of_one_feed_entry_is_checked_and_kept(
+    engine, request, tmp_path: Path
+):
+    """The entry is not downloaded again, yet the configuration's label is applied or refused."""
+    server = request.getfixturevalue("site")
+    feed_url = publish(server)
+    config = tmp_path / "urbis.yaml"
+
+    def configure(label: str) -> None:
+        config.write_text(
+            f"layers:\n  municipalities:\n    source: {{kind: feed, url: '{feed_url}', "
+            f"layer: Municipalities}}\n    key: NISCODE\n    label: {label}\n"
+        )
+
+    def stored_label() -> dict[str, str]:
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT label FROM urbis_meta.layer_catalog")).scalar()
+
+    configure("{fr: NAMEFRE}")
+    assert sync_layer(engine, load_config(config), "municipalities", FAST).status == "success"
+    configure("{fr: NAMEFRE, nl: '{NAMEFRE} ({NISCODE})'}")
+    again = sync_layer(engine, load_config(config), "municipalities", FAST)
+    assert (again.status, again.version) == ("success", 1)
+    assert stored_label() == {"fr": "NAMEFRE", "nl": "{NAMEFRE} ({NISCODE})"}
+    configure("{fr: NAMEFRE, nl: NAAM}")
+    refused = sync_layer(engine, load_config(config), "municipalities", FAST)
+    assert refused.status == "failed" and "label.nl: 'NAAM' not in the source" in refused.error
+    assert stored_label() == {"fr": "NAMEFRE", "nl": "{NAMEFRE} ({NISCODE})"}
+    assert len([p for p in server.requests if p.endswith(".zip")]) == 1  # downloaded once

@@ -21,7 +21,7 @@ from urbis_core.changes import CHANNEL
 from urbis_core.config import load_config
 from urbis_sync.run import sync_layer
 
-GEOSERVER = ROOT / "tests" / "data" / "geoserver"
+GEOSERVER = ROOT / "data" / "sample" / "geoserver"
 
 
 def rows(engine: sa.Engine, query: str, **params) -> list:

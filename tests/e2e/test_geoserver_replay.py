@@ -1,6 +1,6 @@
 """Sync against a replay of the real URBIS GeoServer (recorded `urbisvector` GetFeature bodies).
 
-The recordings (tests/data/geoserver/bxl-*/) are six 500 m cells, five layers each, fetched with
+The recordings (data/sample/geoserver/bxl-*/) are six 500 m cells, five layers each, fetched with
 a BBOX on the cell; tests/support/geoserver_replay.py serves them back byte for byte and
 synthesizes what was not recorded (capabilities, schema, pages past the end). Every expectation
 below is derived from the recordings themselves, cell by cell and layer by layer:

@@ -1,6 +1,6 @@
 """A replay of the URBIS GeoServer `urbisvector` WFS 2.0 endpoint, from recorded responses.
 
-    with GeoServerReplay() as wfs:  # serves tests/data/geoserver/bxl-*/
+    with GeoServerReplay() as wfs:  # serves data/sample/geoserver/bxl-*/
         httpx.get(wfs.url, params={"SERVICE": "WFS", "VERSION": "2.0.0",
                                    "REQUEST": "GetFeature", "TYPENAMES": "urbisvector:Buildings",
                                    "BBOX": "141000,167000,141500,167500,EPSG:31370",
@@ -58,7 +58,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 from xml.sax.saxutils import escape, quoteattr
 
-RECORDINGS_DIR = Path(__file__).resolve().parents[1] / "data" / "geoserver"
+RECORDINGS_DIR = Path(__file__).resolve().parents[2] / "data" / "sample" / "geoserver"
 WORKSPACE = "urbisvector"
 PATH = f"/geoserver/{WORKSPACE}/wfs"
 NAMESPACE_URI = "http://urbisvector.replay.invalid"  # made up: GeoServer's was not recorded

@@ -74,7 +74,7 @@ def apply(
     version = (current.version if current else 0) + (1 if changed else 0)
     if not changed:
         assert current is not None
-        mark_synced(conn, layer_id, layer)
+        mark_synced(conn, layer_id, layer, [c.name for c in shape.columns])
         return ApplyResult(version, 0, 0, 0, current.feature_count, None, None)
     count, extent = write_catalog(conn, layer_id, layer, shape, version)
     if current is None:  # a first load: every feature is new

@@ -12,16 +12,31 @@ from sqlalchemy import Connection, func, select
 from urbis_core.catalog import STORAGE_SRID, layer_catalog
 from urbis_core.config import LayerConfig
 from urbis_core.db import LAYER_SCHEMA
+from urbis_core.errors import SourceError
+from urbis_core.names import label_problems
 from urbis_sync.reconcile.shape import LayerShape
 
 
-def mark_synced(conn: Connection, layer_id: str, layer: LayerConfig) -> None:
-    """A run that changed nothing: the layer is as fresh as its source, its tile settings new."""
+def mark_synced(conn: Connection, layer_id: str, layer: LayerConfig, fields: list[str]) -> None:
+    """A run that changed nothing: the layer is as fresh as its source, its settings new."""
     conn.execute(
         layer_catalog.update()
         .where(layer_catalog.c.id == layer_id)
-        .values(last_success=func.now(), tiles=layer.tiles.model_dump())
+        .values(
+            last_success=func.now(),
+            tiles=layer.tiles.model_dump(),
+            label=checked_label(layer_id, layer, fields),
+        )
     )
+
+
+def checked_label(layer_id: str, layer: LayerConfig, fields: list[str]) -> dict[str, str]:
+    """The configured label, each field it reads being one of the layer's."""
+    label = layer.label.fields()
+    problems = label_problems(label, fields)
+    if problems:
+        raise SourceError(f"layer '{layer_id}': {'; '.join(problems)}; correct the layer's `label`")
+    return label
 
 
 def write_catalog(
@@ -49,6 +64,7 @@ def write_catalog(
         "version": version,
         "last_success": func.now(),
         "tiles": layer.tiles.model_dump(),
+        "label": checked_label(layer_id, layer, [c.name for c in shape.columns]),
     }
     exists = conn.execute(select(layer_catalog.c.id).where(layer_catalog.c.id == layer_id)).first()
     if exists:
