@@ -22,7 +22,6 @@ from geoapi.crs import SUPPORTED
 from geoapi.db_health import DatabaseHealth
 from geoapi.disconnect import CancelOnDisconnect
 from geoapi.errors import install_error_handlers
-from geoapi.html import LEAFLET_STATIC
 from geoapi.offload import Workers
 from geoapi.openapi import ApiDefinition
 from geoapi.public_url import PublicUrl, VaryMiddleware, parse_networks, parse_public_url
@@ -167,10 +166,6 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(docs_router(swagger_dir.is_dir()))
     if swagger_dir.is_dir():
         app.mount(SWAGGER_STATIC, StaticFiles(directory=swagger_dir), name="swagger-ui")
-    leaflet_dir = settings.node_modules / "leaflet" / "dist"
-    app.state.leaflet = leaflet_dir.is_dir()
-    if app.state.leaflet:
-        app.mount(LEAFLET_STATIC, StaticFiles(directory=leaflet_dir), name="leaflet")
     maplibre_dir = settings.node_modules / "maplibre-gl" / "dist"
     if maplibre_dir.is_dir():
         app.mount(styles.MAPLIBRE_STATIC, StaticFiles(directory=maplibre_dir), name="maplibre")

@@ -9,7 +9,8 @@ from fastapi import Depends, Path, Query, Request
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from geoapi.budgets import Budgets
-from geoapi.public_url import PublicUrl
+from geoapi.i18n import LANG_DESCRIPTION, PageLanguage, choose_language
+from geoapi.public_url import PublicUrl, record_vary
 from urbis_core.catalog import LayerEntry, get_layer
 from urbis_core.settings import ApiSettings
 
@@ -90,6 +91,7 @@ async def _output_format(
 ) -> str:
     if f is not None:
         return f
+    record_vary(request, ["Accept"])
     return negotiate(request.headers.get("accept", ""), ("json", "html"))
 
 
@@ -110,7 +112,16 @@ async def _items_format(
 ) -> str:
     if f is not None:
         return f
+    record_vary(request, ["Accept"])
     return negotiate(request.headers.get("accept", ""), ("json", "html", "csv", "gpkg"))
+
+
+async def _page_language(
+    request: Request,
+    lang: Annotated[str | None, Query(description=LANG_DESCRIPTION)] = None,
+) -> PageLanguage:
+    """The language of an HTML page (geoapi.i18n); JSON answers do not read it."""
+    return choose_language(lang, request.headers.get("accept-language", ""))
 
 
 # The catalog's small reads (a collection's description, the list of collections) are not
@@ -123,6 +134,7 @@ GeocodeConnDep = Annotated[AsyncConnection, Depends(_connection("geocode"))]
 SettingsDep = Annotated[ApiSettings, Depends(_settings)]
 FormatDep = Annotated[str, Depends(_output_format)]
 ItemsFormatDep = Annotated[str, Depends(_items_format)]
+LangDep = Annotated[PageLanguage, Depends(_page_language)]
 
 
 def base_url(request: Request) -> str:

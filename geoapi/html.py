@@ -5,15 +5,20 @@ from __future__ import annotations
 import html
 import json
 from typing import Any
+from urllib.parse import quote, urlencode
 
+from fastapi import Request
 from fastapi.responses import HTMLResponse
 
+from geoapi.deps import base_url
+from geoapi.i18n import LANGUAGE_NAMES, LANGUAGES, PageLanguage, text
+from urbis_core.catalog import LayerEntry
+from urbis_core.names import namer
+
 ATTRIBUTION = "Brussels UrbIS®© - Distribution & Copyright CIRB / Paradigm"
-LEAFLET_STATIC = "/static/leaflet"  # node_modules/leaflet/dist, installed by `npm ci`
-BRUSSELS = (50.846, 4.352)  # where an empty map opens (lat, lon)
 
 _PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{title} - URBIS GeoService</title>
+<html lang="{lang}"><head><meta charset="utf-8"><title>{title} - URBIS GeoService</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="icon" href="data:,">
 <style>
@@ -22,16 +27,31 @@ body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 70rem;
 table {{ border-collapse: collapse; width: 100%; font-size: .9rem; }}
 th, td {{ border: 1px solid #ccc; padding: .3rem .5rem; text-align: left; vertical-align: top; }}
 th {{ background: #f0f0f0; }}
-nav a {{ margin-right: 1rem; }}
+nav {{ display: flex; flex-wrap: wrap; gap: 1rem; align-items: baseline; }}
+nav .languages {{ margin-left: auto; }}
+nav .languages a[aria-current] {{ font-weight: bold; color: inherit; text-decoration: none; }}
 .scroll {{ overflow-x: auto; }}
+.subtitle {{ color: #555; margin-top: -.5rem; }}
 footer {{ margin-top: 2rem; color: #555; font-size: .85rem; }}
+pre {{ white-space: pre-wrap; word-break: break-all; max-height: 12rem; overflow-y: auto; }}
+details > summary {{ cursor: pointer; font-weight: bold; margin: .5rem 0; }}
 .map {{ height: 24rem; margin: 1rem 0; background: #eef1f4; border: 1px solid #ccc; }}
+form.filter fieldset {{ border: 1px solid #ccc; margin: 1rem 0; }}
+form.filter .fields {{ display: grid; gap: .4rem 1rem;
+  grid-template-columns: repeat(auto-fill, minmax(14rem, 1fr)); }}
+form.filter label {{ display: flex; flex-direction: column; font-size: .85rem; }}
+form.filter textarea {{ width: 100%; font-family: monospace; }}
+form.filter input[name=limit] {{ max-width: 8rem; }}
+form.inline {{ display: flex; gap: .5rem; align-items: end; flex-wrap: wrap; margin: 1rem 0; }}
+form.inline label {{ display: flex; flex-direction: column; font-size: .85rem; }}
 </style></head>
-<body><nav><a href="{base}/?f=html">Home</a><a href="{base}/collections?f=html">Collections</a>
-<a href="{base}/map">Map</a><a href="{base}/docs">API documentation</a></nav>
+<body><nav><a href="{base}/?f=html&amp;lang={lang}">{home}</a>
+<a href="{base}/collections?f=html&amp;lang={lang}">{collections}</a>
+<a href="{base}/map">{map}</a><a href="{base}/docs">{docs}</a>
+<span class="languages" aria-label="{language}">{switcher}</span></nav>
 <h1>{title}</h1>
 {body}
-<footer>Data: {attribution}. <a href="{json_href}">This page as JSON</a>.</footer>
+<footer>{data} {attribution}. <a href="{json_href}">{json}</a>.</footer>
 </body></html>"""
 
 
@@ -39,28 +59,68 @@ def esc(value: Any) -> str:
     return html.escape("" if value is None else str(value))
 
 
-def page(title: str, body: str, json_href: str, base: str) -> HTMLResponse:
-    """A page of the service; `base` is its public URL (links work behind a proxy's prefix)."""
+def _switcher(request: Request, current: str) -> str:
+    """Links to this page in each language: the same query with its `lang` replaced.
+
+    Relative links, so that they hold behind a proxy's prefix.
+    """
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
+    links = []
+    for code in LANGUAGES:
+        href = "?" + urlencode([*kept, ("lang", code)])
+        mark = ' aria-current="true"' if code == current else ""
+        links.append(
+            f'<a href="{esc(href)}" hreflang="{code}" lang="{code}"{mark} '
+            f'title="{esc(LANGUAGE_NAMES[code])}">{code.upper()}</a>'
+        )
+    return " ".join(links)
+
+
+def page(
+    request: Request, lang: PageLanguage, title: str, body: str, json_href: str
+) -> HTMLResponse:
+    """A page of the service in `lang`; its links start from the public URL.
+
+    Content-Language names the language, and Vary Accept-Language when that header chose it.
+    """
+    code = lang.code
+    headers = {"Content-Language": code}
+    if lang.negotiated:
+        headers["Vary"] = "Accept-Language"
     return HTMLResponse(
         _PAGE.format(
+            lang=code,
             title=esc(title),
             body=body,
             attribution=esc(ATTRIBUTION),
             json_href=esc(json_href),
-            base=esc(base),
-        )
+            base=esc(base_url(request)),
+            switcher=_switcher(request, code),
+            **{
+                name: esc(text(code, key))
+                for name, key in (
+                    ("home", "nav.home"),
+                    ("collections", "nav.collections"),
+                    ("map", "nav.map"),
+                    ("docs", "nav.docs"),
+                    ("language", "nav.language"),
+                    ("data", "footer.data"),
+                    ("json", "footer.json"),
+                )
+            },
+        ),
+        headers=headers,
     )
 
 
-def link_list(links: list[dict[str, Any]]) -> str:
-    items = "".join(
-        f'<li><a href="{esc(link["href"])}">{esc(link.get("title") or link["rel"])}</a></li>'
-        for link in links
-    )
+def link_list(links: list[tuple[str, str]]) -> str:
+    """A list of (href, title) links."""
+    items = "".join(f'<li><a href="{esc(href)}">{esc(title)}</a></li>' for href, title in links)
     return f"<ul>{items}</ul>"
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
+    """A table: `headers` are text (escaped here), cells already markup."""
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
     return (
@@ -69,78 +129,54 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
     )
 
 
-def features_table(features: list[dict[str, Any]], collection_href: str) -> str:
+def facts(rows: list[tuple[str, Any]]) -> str:
+    """A two-column table of (label, value) pairs, both text."""
+    body = "".join(f'<tr><th scope="row">{esc(k)}</th><td>{esc(v)}</td></tr>' for k, v in rows)
+    return f'<div class="scroll"><table><tbody>{body}</tbody></table></div>'
+
+
+def feature_href(base: str, layer: LayerEntry, key: Any, lang: str) -> str:
+    return f"{base}/collections/{layer.id}/items/{quote(str(key), safe='')}?f=html&lang={lang}"
+
+
+def features_table(
+    features: list[dict[str, Any]],
+    layer: LayerEntry,
+    base: str,
+    lang: str,
+    first: tuple[str, ...] = (),
+) -> str:
+    """The features, each named in `lang` and linking to its page, then their properties.
+
+    Those in `first` come first (a distance the query measured).
+    """
     if not features:
-        return "<p>No features.</p>"
+        return f"<p>{esc(text(lang, 'items.none'))}</p>"
     names = list(features[0]["properties"])
+    names = [n for n in first if n in names] + [n for n in names if n not in first]
+    name_of = namer(layer, lang)
     rows = []
     for feature in features:
-        href = f"{collection_href}/items/{feature['id']}?f=html"
-        cells = [f'<a href="{esc(href)}">{esc(feature["id"])}</a>']
+        name = esc(name_of(feature["properties"]))
+        if feature.get("id") is not None:
+            name = f'<a href="{esc(feature_href(base, layer, feature["id"], lang))}">{name}</a>'
+        cells = [name]
         cells += [esc(feature["properties"].get(n)) for n in names]
         rows.append(cells)
-    return table(["id", *names], rows)
+    return table([text(lang, "col.name"), *names], rows)
 
 
-def feature_body(feature: dict[str, Any]) -> str:
-    rows = [[esc(k), esc(v)] for k, v in feature["properties"].items()]
-    rows.append(["geometry type", esc(feature["geometry"]["type"])])
+def feature_body(feature: dict[str, Any], lang: str) -> str:
+    rows = [(k, v) for k, v in feature["properties"].items()]
+    rows.append((text(lang, "feature.geometry_type"), feature["geometry"]["type"]))
     geometry = json.dumps(feature["geometry"])
     preview = geometry if len(geometry) < 2000 else geometry[:2000] + " ..."
-    return (
-        table(["property", "value"], rows) + f"<h2>Geometry (CRS84)</h2><pre>{esc(preview)}</pre>"
-    )
+    return facts(rows) + f"<h2>{esc(text(lang, 'feature.geometry'))}</h2><pre>{esc(preview)}</pre>"
 
 
-# Drawn by Leaflet from the features embedded in the page (CRS84). Values reach the page as
-# text nodes only (textContent), never as markup, whatever a feature's properties hold.
-_MAP_SCRIPT = """
-(function () {
-  const data = JSON.parse(document.getElementById("map-features").textContent);
-  const map = L.map("map");
-  map.attributionControl.setPrefix(false);
-  map.attributionControl.addAttribution(%(attribution)s);
-  const layer = L.geoJSON(data, {
-    style: {color: "#1d4ed8", weight: 2, fillOpacity: 0.2},
-    pointToLayer: (feature, latlng) => L.circleMarker(latlng, {radius: 5}),
-    onEachFeature: (feature, shape) => {
-      const link = document.createElement("a");
-      link.href = %(items)s + "/" + encodeURIComponent(feature.id) + "?f=html";
-      link.textContent = String(feature.id);
-      shape.bindPopup(link);
-    },
-  }).addTo(map);
-  if (layer.getLayers().length) {
-    map.fitBounds(layer.getBounds(), {maxZoom: 18, padding: [10, 10]});
-  } else {
-    map.setView(%(centre)s, 12);
-  }
-  document.getElementById("map").dataset.features = String(layer.getLayers().length);
-})();
-"""
+def json_in_script(value: Any) -> str:
+    """A value as JSON inside a <script> element.
 
-
-def feature_map(features: list[dict[str, Any]], items_href: str, base: str) -> str:
-    """A small map of the features (GeoJSON in CRS84) with a popup link to each.
-
-    Offline, so there is no background map: the features are drawn on a plain ground.
+    A '<' (only ever inside a string) could end the element early: it is written escaped.
     """
-    collection = json.dumps({"type": "FeatureCollection", "features": features})
-    script = _MAP_SCRIPT % {
-        "attribution": json.dumps(esc(ATTRIBUTION)),
-        "items": json.dumps(items_href),
-        "centre": json.dumps(BRUSSELS),
-    }
-    static = esc(f"{base}{LEAFLET_STATIC}")
-    return (
-        f'<link rel="stylesheet" href="{static}/leaflet.css">'
-        '<div id="map" class="map" role="img" aria-label="Map of the features"></div>'
-        f'<script src="{static}/leaflet.js"></script>'
-        f'<script type="application/json" id="map-features">{_json_in_script(collection)}'
-        f"</script><script>{script}</script>"
-    )
-
-
-def _json_in_script(text: str) -> str:
-    """JSON inside a <script> element: a '<' (only ever inside a string) could end it early."""
-    return text.replace("<", "\\u003c")
+    return json.dumps(value).replace("<", "\\u003c")

@@ -9,7 +9,7 @@ name, as Brussels' bilingual labels put French first. A feature with no name is 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from urbis_core.catalog import LayerEntry
@@ -86,12 +86,25 @@ def label_templates(layer: LayerEntry) -> dict[str, str]:
 
 def feature_name(layer: LayerEntry, properties: Mapping[str, Any], language: str) -> str:
     """A feature's name in `language` (fr, nl or en), or its key when it has none."""
+    return namer(layer, language)(properties)
+
+
+def namer(layer: LayerEntry, language: str) -> Callable[[Mapping[str, Any]], str]:
+    """`feature_name` for many features of a layer, its label read once.
+
+    A page of thousands of features names each of them.
+    """
     chosen = label_templates(layer).get(language)
-    if chosen:
-        name = _FIELD.sub(lambda m: _text(properties.get(m.group(1))), chosen).strip()
-        if name:
-            return " ".join(name.split())
-    return _text(properties.get(layer.key_field))
+    key = layer.key_field
+
+    def name_of(properties: Mapping[str, Any]) -> str:
+        if chosen:
+            name = _FIELD.sub(lambda m: _text(properties.get(m.group(1))), chosen).strip()
+            if name:
+                return " ".join(name.split())
+        return _text(properties.get(key))
+
+    return name_of
 
 
 def _text(value: Any) -> str:

@@ -35,6 +35,7 @@ from geoapi.deps import (
     FormatDep,
     ItemsConnDep,
     ItemsFormatDep,
+    LangDep,
     SettingsDep,
     base_url,
 )
@@ -50,6 +51,9 @@ from geoapi.features import (
     table_columns,
 )
 from geoapi.history import fetch_quarantine
+from geoapi.html_map import feature_map
+from geoapi.i18n import PageLanguage, number, text
+from geoapi.items_form import filter_form
 from geoapi.json_schema import QUERYABLES_REL, SCHEMA_MEDIA_TYPE, SCHEMA_REL
 from geoapi.links import OGC_REL, collection_link, link
 from geoapi.media_types import CSV, GEOJSON, GPKG, HTML
@@ -71,7 +75,7 @@ from urbis_core.bbox import parse_bbox
 from urbis_core.catalog import ColumnInfo, LayerEntry, get_layer, list_layers
 from urbis_core.changes import feature_changes
 from urbis_core.errors import InvalidParameter, TooLarge
-from urbis_core.names import label_templates
+from urbis_core.names import feature_name, label_templates
 from urbis_core.settings import MAX_ITEMS_LIMIT, ApiSettings
 
 router = APIRouter(tags=["Data"])
@@ -79,6 +83,7 @@ router = APIRouter(tags=["Data"])
 QUERYABLES_TITLE = "Properties usable in filter (CQL2)"
 SCHEMA_TITLE = "The schema of the features (JSON Schema)"
 FORMAT_TITLES = {"json": "GeoJSON", "html": "HTML", "csv": "CSV", "gpkg": "GeoPackage"}
+_FORMAT_OF_TYPE = {MEDIA_TYPES[f][0]: title for f, title in FORMAT_TITLES.items()}
 ITEMS_PARAMS = {
     "limit",
     "offset",
@@ -92,6 +97,7 @@ ITEMS_PARAMS = {
     "filter",
     "filter-lang",
     "filter-crs",
+    "lang",
 }
 CrsParam = Annotated[
     str | None,
@@ -167,7 +173,7 @@ def collection_doc(layer: LayerEntry, base: str, max_download: int) -> dict[str,
     responses=answers(Collections, also=ALSO_HTML, errors_=(400, 503)),
 )
 async def collections(
-    request: Request, conn: ConnDep, settings: SettingsDep, fmt: FormatDep
+    request: Request, conn: ConnDep, settings: SettingsDep, fmt: FormatDep, lang: LangDep
 ) -> Any:
     base = base_url(request)
     layers = await list_layers(conn)
@@ -181,22 +187,24 @@ async def collections(
         ],
     }
     if fmt == "html":
+        code = lang.code
         rows = [
             [
-                f'<a href="{html.esc(f"{base}/collections/{lyr.id}?f=html")}">'
-                f"{html.esc(lyr.id)}</a>",
-                html.esc(lyr.display_title("fr")),
-                html.esc(lyr.display_title("nl")),
+                f'<a href="{html.esc(f"{base}/collections/{lyr.id}?f=html&lang={code}")}">'
+                f"{html.esc(lyr.display_title(code))}</a>",
+                html.esc(lyr.id),
                 html.esc(lyr.geometry_type),
-                html.esc(lyr.feature_count),
+                html.esc(number(lyr.feature_count, code)),
             ]
             for lyr in layers
         ]
+        headers = ["col.title", "col.id", "col.geometry", "col.features"]
         return html.page(
-            "Collections",
-            html.table(["id", "titre", "titel", "geometry", "features"], rows),
+            request,
+            lang,
+            text(code, "nav.collections"),
+            html.table([text(code, h) for h in headers], rows),
             f"{base}/collections?f=json",
-            base,
         )
     return doc
 
@@ -207,30 +215,54 @@ async def collections(
     responses=answers(Collection, also=ALSO_HTML, errors_=CATALOG_ERRORS),
 )
 async def collection(
-    layer: CatalogLayer, request: Request, settings: SettingsDep, fmt: FormatDep
+    layer: CatalogLayer, request: Request, settings: SettingsDep, fmt: FormatDep, lang: LangDep
 ) -> Any:
     base = base_url(request)
     doc = collection_doc(layer, base, settings.download_max_features)
     if fmt == "html":
-        facts = [
-            ["key", html.esc(layer.key_field)],
-            ["geometry", html.esc(layer.geometry_type)],
-            ["features", html.esc(layer.feature_count)],
-            ["version", html.esc(layer.version)],
-            ["last updated", html.esc(doc["lastUpdated"])],
-            ["extent (CRS84)", html.esc(layer.bbox_crs84)],
-        ]
-        fields = [[html.esc(c.name), html.esc(c.sql_type)] for c in layer.columns]
-        body = (
-            html.table(["", ""], facts)
-            + "<h2>Fields</h2>"
-            + html.table(["name", "type"], fields)
-            + html.link_list(doc["links"][2:])
-        )
         return html.page(
-            layer.display_title("en"), body, f"{base}/collections/{layer.id}?f=json", base
+            request,
+            lang,
+            layer.display_title(lang.code),
+            _collection_body(layer, base, doc, lang.code, settings.download_max_features),
+            f"{base}/collections/{layer.id}?f=json",
         )
     return doc
+
+
+def _collection_body(
+    layer: LayerEntry, base: str, doc: dict[str, Any], lang: str, maximum: int
+) -> str:
+    href = f"{base}/collections/{layer.id}"
+    extent = ", ".join(f"{v:.5f}" for v in layer.bbox_crs84) if layer.bbox_crs84 else ""
+    facts = [
+        (text(lang, "col.id"), layer.id),
+        (text(lang, "col.key"), layer.key_field),
+        (text(lang, "col.geometry"), layer.geometry_type),
+        (text(lang, "col.features"), number(layer.feature_count, lang)),
+        (text(lang, "col.version"), layer.version),
+        (text(lang, "col.updated"), doc["lastUpdated"]),
+        (text(lang, "col.extent"), extent),
+    ]
+    fields = [[html.esc(c.name), html.esc(c.sql_type)] for c in layer.columns]
+    links = [
+        (f"{href}/items?f=html&lang={lang}", text(lang, "col.items_html")),
+        (f"{href}/items?f=json", text(lang, "col.items_json")),
+        *_download_links(f"{href}/items", [], layer.feature_count, maximum, lang, False),
+        (f"{href}/queryables?f=html&lang={lang}", text(lang, "col.queryables")),
+        (f"{href}/schema?f=html&lang={lang}", text(lang, "col.schema")),
+        (f"{href}/tiles?f=html&lang={lang}", text(lang, "col.tiles")),
+        (f"{href}/quarantine?f=html&lang={lang}", text(lang, "col.quarantine")),
+    ]
+    description = f"<p>{html.esc(layer.description)}</p>" if layer.description else ""
+    return (
+        description
+        + html.facts(facts)
+        + f"<h2>{html.esc(text(lang, 'col.links'))}</h2>"
+        + html.link_list(links)
+        + f"<h2>{html.esc(text(lang, 'col.fields'))}</h2>"
+        + html.table([text(lang, "col.name"), text(lang, "col.type")], fields)
+    )
 
 
 ITEMS_DESCRIPTION = f"""The features of a collection, a page at a time, as GeoJSON, HTML, CSV or
@@ -315,6 +347,7 @@ async def items(
     conn: ItemsConnDep,
     settings: SettingsDep,
     fmt: ItemsFormatDep,
+    lang: LangDep,
     limit: Annotated[
         int | None,
         Query(
@@ -425,7 +458,16 @@ async def items(
     if fmt == "html":
         # tens of milliseconds to seconds for a page of thousands of features
         return await off_loop(
-            request, _items_page, request, layer, query, page, href, links[0]["href"], settings
+            request,
+            _items_page,
+            request,
+            layer,
+            query,
+            page,
+            href,
+            links[0]["href"],
+            settings,
+            lang,
         )
     body = (
         '{"type":"FeatureCollection","features":['
@@ -444,61 +486,115 @@ def _items_page(
     href: str,
     json_href: str,
     settings: ApiSettings,
+    lang: PageLanguage,
 ) -> Response:
     base = base_url(request)
+    code = lang.code
     features = [json.loads(f) for f in page.features]
     pages = _page_links(request, href, query, len(features), page.number_matched, "html")
     nav = html.link_list(
-        [lk | {"title": lk["rel"]} for lk in pages if lk["rel"] in ("next", "prev")]
+        [
+            (lk["href"], text(code, f"items.{lk['rel']}"))
+            for lk in pages
+            if lk["rel"] in ("next", "prev")
+        ]
     )
+    count = text(
+        code,
+        "items.count",
+        returned=number(len(features), code),
+        matched=number(page.number_matched, code),
+        first=number(query.offset + 1 if features else 0, code),
+    )
+    view = _view(request, query)
     body = (
-        f"<p>{len(features)} of {page.number_matched} features "
-        f"(from {query.offset + 1 if features else 0}).</p>"
+        f"<p>{html.esc(count)}</p>"
         + nav
-        + _map(request, features, query.crs, href)
-        + html.features_table(features, f"{base}/collections/{layer.id}")
-        + _downloads_html(request, href, pages, page.number_matched, settings)
+        + _map(request, features, query.crs, layer, code, view)
+        + filter_form(request, layer, href, code, query.limit, view is not None)
+        + html.features_table(features, layer, base, code)
+        + nav
+        + _downloads_html(request, href, pages, page.number_matched, settings, code)
     )
-    return html.page(f"{layer.display_title('en')}: features", body, json_href, base)
+    title = text(code, "items.title", layer=layer.display_title(code))
+    return html.page(request, lang, title, body, json_href)
+
+
+def _view(request: Request, query: ItemsQuery) -> tuple[float, float, float, float] | None:
+    """The box the page was asked for, in CRS84: where its map opens (None: fit the features)."""
+    box = query.bbox
+    if box is None or request.query_params.get("bbox-crs") not in (None, "", CRS84_URI):
+        return None
+    return (box[0], box[1], box[2], box[3])
+
+
+def _download_links(
+    href: str,
+    kept: list[tuple[str, str]],
+    matched: int,
+    maximum: int,
+    lang: str,
+    filtered: bool,
+) -> list[tuple[str, str]]:
+    """The CSV and GeoPackage downloads of a selection, each saying what it holds."""
+    links = []
+    for fmt in ("csv", "gpkg"):
+        name = text(lang, f"format.{fmt}")
+        count = number(matched, lang)
+        if matched > maximum:
+            title = text(
+                lang, "downloads.too_many", format=name, count=count, maximum=number(maximum, lang)
+            )
+        else:
+            key = "downloads.all_matching" if filtered else "downloads.all"
+            title = text(lang, key, count=count, format=name)
+        links.append((f"{href}?{urlencode([*kept, ('f', fmt)])}", title))
+    return links
 
 
 def _downloads_html(
-    request: Request, href: str, pages: list[dict[str, Any]], matched: int, settings: ApiSettings
+    request: Request,
+    href: str,
+    pages: list[dict[str, Any]],
+    matched: int,
+    settings: ApiSettings,
+    lang: str,
 ) -> str:
     """The items page's downloads, each saying what it holds, and how GeoJSON pages."""
-    kept = _selection_params(request)
+    kept = [(k, v) for k, v in _selection_params(request) if k != "lang"]
     filtered = any(k not in ("crs", "properties", "sortby") for k, _ in kept)
-    links = [
-        {
-            "href": f"{href}?{urlencode([*kept, ('f', fmt)])}",
-            "title": download_title(fmt, matched, settings.download_max_features, filtered),
-        }
-        for fmt in ("csv", "gpkg")
-    ]
-    # an alternate link's title is "alternate (<format>)" (_page_links)
+    links = _download_links(href, kept, matched, settings.download_max_features, lang, filtered)
     links += [
-        lk | {"title": "This page" + lk["title"].removeprefix("alternate")}
+        (lk["href"], text(lang, "downloads.page", format=_FORMAT_OF_TYPE[lk["type"]]))
         for lk in pages
         if lk["rel"] == "alternate"
     ]
     whole = href.removesuffix("/items")
-    note = (
-        f"<p>GeoJSON comes a page at a time: <code>limit</code> features (default "
-        f"{settings.default_limit}, at most {settings.max_limit:,}) from "
-        "<code>offset</code>, with <code>next</code> links. "
-        "To read the whole layer into geopandas (GDAL follows the links): "
-        f'<code>geopandas.read_file("OAPIF:{html.esc(whole)}")</code>.</p>'
+    note = text(
+        lang,
+        "downloads.note",
+        default=number(settings.default_limit, lang),
+        maximum=number(settings.max_limit, lang),
     )
-    return "<h2>Downloads</h2>" + html.link_list(links) + note
+    return (
+        f"<h2>{html.esc(text(lang, 'downloads.title'))}</h2>"
+        + html.link_list(links)
+        + f'<p>{html.esc(note)} <code>geopandas.read_file("OAPIF:{html.esc(whole)}")</code></p>'
+    )
 
 
-def _map(request: Request, features: list[dict[str, Any]], crs: OutputCrs, items_href: str) -> str:
-    """The page's map, when Leaflet is installed and the features are in CRS84."""
-    if not request.app.state.leaflet:
-        return ""
+def _map(
+    request: Request,
+    features: list[dict[str, Any]],
+    crs: OutputCrs,
+    layer: LayerEntry,
+    lang: str,
+    view: tuple[float, float, float, float] | None = None,
+) -> str:
+    """The page's map, when the features are in CRS84."""
     if not crs.geographic or crs.lat_first:
-        return "<p>(The map is drawn for features in CRS84, the default <code>crs</code>.)</p>"
-    return html.feature_map(features, items_href, base_url(request))
+        return f"<p>{html.esc(text(lang, 'items.no_map'))}</p>"
+    return feature_map(request, features, layer, lang, view)
 
 
 async def _table_download(
@@ -598,51 +694,69 @@ async def feature(
     request: Request,
     conn: ItemsConnDep,
     fmt: FormatDep,
+    lang: LangDep,
     crs: CrsParam = None,
     properties: PropertiesParam = None,
 ) -> Response:
-    reject_unknown(request.query_params.keys(), {"crs", "f", "properties"})
+    reject_unknown(request.query_params.keys(), {"crs", "f", "properties", "lang"})
     layer = await get_layer(conn, collection_id)
     output_crs = parse_crs(crs, "crs")
-    text = await fetch_feature(
+    found = await fetch_feature(
         conn, layer, feature_id, output_crs, parse_properties(properties, layer)
     )
     base = base_url(request)
     href = f"{base}/collections/{layer.id}/items/{feature_id}"
     if fmt == "html":
-        one = json.loads(text)
-        return html.page(
-            f"{layer.display_title('en')} {feature_id}",
-            _map(request, [one], output_crs, f"{base}/collections/{layer.id}/items")
-            + html.feature_body(one),
-            f"{href}?f=json",
-            base,
-        )
+        return _feature_page(request, layer, json.loads(found), output_crs, f"{href}?f=json", lang)
     links = [
         link("self", f"{href}?f=json", GEOJSON),
         link("alternate", f"{href}?f=html", HTML),
         collection_link(base, layer),
     ]
-    body = text[:-1] + ',"links":' + json.dumps(links) + "}"
+    body = found[:-1] + ',"links":' + json.dumps(links) + "}"
     return Response(body, media_type=GEOJSON, headers={"Content-Crs": f"<{output_crs.uri}>"})
+
+
+def _feature_page(
+    request: Request,
+    layer: LayerEntry,
+    one: dict[str, Any],
+    crs: OutputCrs,
+    json_href: str,
+    lang: PageLanguage,
+) -> Response:
+    """A feature's page, titled by its name in the reader's language."""
+    code = lang.code
+    base = base_url(request)
+    layer_title = layer.display_title(code)
+    of = text(code, "feature.of", layer=layer_title, key=one["id"])
+    collection_href = f"{base}/collections/{layer.id}?f=html&lang={code}"
+    body = (
+        f'<p class="subtitle"><a href="{html.esc(collection_href)}">{html.esc(of)}</a></p>'
+        + _map(request, [one], crs, layer, code)
+        + html.feature_body(one, code)
+    )
+    return html.page(request, lang, feature_name(layer, one["properties"], code), body, json_href)
 
 
 @router.get(
     "/collections/{collection_id}/changes",
     summary="What changed since an instant",
     response_class=Response,
-    responses=answers(Changes, errors_=CATALOG_ERRORS),
+    responses=answers(Changes, also=ALSO_HTML, errors_=CATALOG_ERRORS),
 )
 async def changes(
     collection_id: CollectionId,
     request: Request,
     conn: ItemsConnDep,
     settings: SettingsDep,
+    fmt: FormatDep,
+    lang: LangDep,
     since: Annotated[str, Query(description="RFC 3339 instant, e.g. 2026-11-28T12:00:00Z")],
     limit: Annotated[int | None, Query(ge=1, description="Changes per page (default 100)")] = None,
     offset: Offset = 0,
 ) -> Response:
-    reject_unknown(request.query_params.keys(), {"since", "limit", "offset", "f"})
+    reject_unknown(request.query_params.keys(), {"since", "limit", "offset", "f", "lang"})
     layer = await get_layer(conn, collection_id)
     instant = parse_instant(since, "since")
     if instant is None:
@@ -671,24 +785,56 @@ async def changes(
         "numberReturned": len(events),
         "links": links,
     }
+    if fmt == "html":
+        return _changes_page(request, layer, doc, lang)
     return Response(await json_text(request, doc, len(events)), media_type="application/json")
+
+
+def _changes_page(
+    request: Request, layer: LayerEntry, doc: dict[str, Any], lang: PageLanguage
+) -> Response:
+    code = lang.code
+    base = base_url(request)
+    rows = [
+        [
+            f'<a href="{html.esc(html.feature_href(base, layer, event["id"], code))}">'
+            f"{html.esc(event['id'])}</a>"
+            if event["op"] != "delete"
+            else html.esc(event["id"]),
+            html.esc(text(code, f"op.{event['op']}")),
+            html.esc(event["time"]),
+        ]
+        for event in doc["changes"]
+    ]
+    headers = [text(code, k) for k in ("changes.feature", "changes.op", "changes.time")]
+    body = html.table(headers, rows) if rows else f"<p>{html.esc(text(code, 'changes.none'))}</p>"
+    following = [
+        (f"{lk['href']}&f=html&lang={code}", text(code, "items.next"))
+        for lk in doc["links"]
+        if lk["rel"] == "next"
+    ]
+    title = text(code, "changes.title", layer=layer.display_title(code), since=doc["since"])
+    json_href = doc["links"][0]["href"] + "&f=json"
+    return html.page(request, lang, title, body + html.link_list(following), json_href)
 
 
 @router.get(
     "/collections/{collection_id}/quarantine",
     summary="Features the sync set aside, with the reason",
     response_class=Response,
-    responses=answers(Quarantine, GEOJSON, errors_=CATALOG_ERRORS),
+    responses=answers(Quarantine, GEOJSON, also=ALSO_HTML, errors_=CATALOG_ERRORS),
 )
 async def quarantined(
     collection_id: CollectionId,
     request: Request,
     conn: ItemsConnDep,
     settings: SettingsDep,
+    fmt: FormatDep,
+    lang: LangDep,
     limit: Annotated[int | None, Query(ge=1)] = None,
     offset: Offset = 0,
 ) -> Response:
-    reject_unknown(request.query_params.keys(), {"limit", "offset", "f"})
+    reject_unknown(request.query_params.keys(), {"limit", "offset", "f", "lang"})
     layer = await get_layer(conn, collection_id)
     size = min(limit or 100, settings.max_limit)
     features, total = await fetch_quarantine(conn, layer, size, offset)
@@ -698,4 +844,26 @@ async def quarantined(
         "numberMatched": total,
         "numberReturned": len(features),
     }
+    if fmt == "html":
+        code = lang.code
+        count = text(
+            code,
+            "quarantine.count",
+            returned=number(len(features), code),
+            matched=number(total, code),
+        )
+        # the source's row as it came: its key may be what was wrong, so no link is made
+        rows = [
+            [html.esc(f["properties"][k]) for k in ("key", "reason", "run", "runStarted")]
+            + [f"<code>{html.esc(json.dumps(f['properties']['source']))}</code>"]
+            for f in features
+        ]
+        headers = [
+            text(code, k)
+            for k in ("col.key", "quarantine.reason", "quarantine.run", "changes.time")
+        ] + ["source"]
+        page = f"<p>{html.esc(count)}</p>" + (html.table(headers, rows) if rows else "")
+        title = text(code, "quarantine.title", layer=layer.display_title(code))
+        json_href = f"{base_url(request)}/collections/{layer.id}/quarantine?f=json"
+        return html.page(request, lang, title, page, json_href)
     return Response(await json_text(request, body, len(features)), media_type=GEOJSON)

@@ -10,12 +10,13 @@ from fastapi.responses import Response
 
 from geoapi.address_layers import address_layer, label
 from geoapi.crs import parse_crs
-from geoapi.deps import GeocodeConnDep
+from geoapi.deps import FormatDep, GeocodeConnDep, LangDep
 from geoapi.geocode import DEFAULT_MIN_SCORE, MAX_RESULTS, geocode
 from geoapi.offload import off_loop
 from geoapi.params import reject_unknown
 from geoapi.routes.spatial import (
     FEATURE_COLLECTION_RESPONSE,
+    FEATURES_OR_PAGE,
     Crs,
     X,
     Y,
@@ -23,6 +24,7 @@ from geoapi.routes.spatial import (
     parse_point,
 )
 from geoapi.spatial import MAX_DISTANCE_M, nearest_features
+from geoapi.spatial_pages import geocode_page
 from geoapi.street_index import StreetIndexes
 from urbis_core.catalog import list_layers
 
@@ -47,7 +49,7 @@ def street_indexes(request: Request) -> StreetIndexes:
     "/geocode",
     summary="What free text names: an address, a street, a place",
     response_class=Response,
-    responses=FEATURE_COLLECTION_RESPONSE,
+    responses=FEATURES_OR_PAGE,
     description=(
         "Free text — street, house number and box, postcode, municipality, in French "
         "or Dutch, in any order and case, with or without accents, abbreviated (av., "
@@ -71,6 +73,8 @@ def street_indexes(request: Request) -> StreetIndexes:
 async def geocode_address(
     request: Request,
     conn: GeocodeConnDep,
+    fmt: FormatDep,
+    lang: LangDep,
     q: Annotated[
         str,
         Query(
@@ -107,12 +111,16 @@ async def geocode_address(
     crs: Crs = None,
     collection: Collection = None,
 ) -> Response:
-    reject_unknown(request.query_params.keys(), {"q", "limit", "min_score", "crs", "collection"})
+    reject_unknown(
+        request.query_params.keys(), {"q", "limit", "min_score", "crs", "collection", "f", "lang"}
+    )
     out = parse_crs(crs, "crs")
     layer, fields = address_layer(await list_layers(conn), collection)
     run = functools.partial(off_loop, request)
     index = await street_indexes(request).get(conn, layer, fields, run)
     features = await geocode(conn, layer, fields, index, q, limit, min_score, out, run)
+    if fmt == "html":
+        return geocode_page(request, lang, layer, q, features, out)
     return await feature_collection(request, layer, out, features)
 
 

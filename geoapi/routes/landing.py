@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -12,8 +13,9 @@ from sqlalchemy.exc import DBAPIError
 from geoapi import html
 from geoapi.budgets import Budgets
 from geoapi.db_health import DatabaseHealth
-from geoapi.deps import FormatDep, base_url
+from geoapi.deps import FormatDep, LangDep, base_url
 from geoapi.errors import problem
+from geoapi.i18n import text
 from geoapi.links import OGC_REL, link
 from geoapi.media_types import HTML, OPENAPI
 from geoapi.responses.documented import ALSO_HTML, answers, errors
@@ -22,6 +24,7 @@ from urbis_core.catalog import count_layers
 from urbis_core.db import first_line
 
 router = APIRouter(tags=["Capabilities"])
+EXAMPLE_ADDRESS = "Rue de la Victoire 2, 1060 Saint-Gilles"
 
 # Each class is declared because the service does what it requires, and
 # tests/api/test_standards.py checks each one against the running API.
@@ -60,7 +63,7 @@ CONFORMANCE = [
     summary="Landing page",
     responses=answers(LandingPage, also=ALSO_HTML),
 )
-async def landing(request: Request, fmt: FormatDep) -> Any:
+async def landing(request: Request, fmt: FormatDep, lang: LangDep) -> Any:
     base = base_url(request)
     links = [
         link("self", f"{base}/?f=json", title="This document"),
@@ -79,23 +82,37 @@ async def landing(request: Request, fmt: FormatDep) -> Any:
         link("alternate", f"{base}/map", HTML, "A map of all layers"),
     ]
     title = "URBIS GeoService"
-    description = (
-        "Brussels-Capital Region URBIS reference layers (addresses, municipalities, "
-        "buildings, streets...) kept current from URBIS and served as OGC API "
-        "Features."
-    )
     doc = {
         "title": title,
-        "description": description,
+        "description": text("en", "landing.description"),
         "attribution": html.ATTRIBUTION,
         "links": links,
     }
     if fmt == "html":
+        code = lang.code
+        pages = [
+            (f"{base}/collections?f=html&lang={code}", "landing.collections"),
+            (f"{base}/map", "landing.map"),
+            # examples in Saint-Gilles: their pages have a form to ask another
+            (
+                f"{base}/geocode?{urlencode({'q': EXAMPLE_ADDRESS})}&f=html&lang={code}",
+                "landing.geocode",
+            ),
+            (f"{base}/lookup?x=4.3445&y=50.8316&f=html&lang={code}", "landing.lookup"),
+            (f"{base}/tiles?f=html&lang={code}", "landing.tiles"),
+            (f"{base}/tileMatrixSets?f=html&lang={code}", "landing.tms"),
+            (f"{base}/styles?f=html&lang={code}", "landing.styles"),
+            (f"{base}/conformance?f=html&lang={code}", "landing.conformance"),
+            (f"{base}/openapi.json", "landing.openapi"),
+            (f"{base}/docs", "landing.docs"),
+        ]
         return html.page(
+            request,
+            lang,
             title,
-            f"<p>{html.esc(description)}</p>" + html.link_list(links[1:]),
+            f"<p>{html.esc(text(code, 'landing.description'))}</p>"
+            + html.link_list([(href, text(code, key)) for href, key in pages]),
             f"{base}/?f=json",
-            base,
         )
     return doc
 
@@ -105,12 +122,18 @@ async def landing(request: Request, fmt: FormatDep) -> Any:
     summary="Conformance classes",
     responses=answers(Conformance, also=ALSO_HTML),
 )
-async def conformance(request: Request, fmt: FormatDep) -> Any:
+async def conformance(request: Request, fmt: FormatDep, lang: LangDep) -> Any:
     doc = {"conformsTo": CONFORMANCE}
     if fmt == "html":
-        items = "".join(f"<li>{html.esc(c)}</li>" for c in CONFORMANCE)
+        items = "".join(f'<li><a href="{html.esc(c)}">{html.esc(c)}</a></li>' for c in CONFORMANCE)
         base = base_url(request)
-        return html.page("Conformance", f"<ul>{items}</ul>", f"{base}/conformance?f=json", base)
+        return html.page(
+            request,
+            lang,
+            text(lang.code, "conformance.title"),
+            f"<ul>{items}</ul>",
+            f"{base}/conformance?f=json",
+        )
     return doc
 
 

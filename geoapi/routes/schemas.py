@@ -10,7 +10,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from geoapi import html
-from geoapi.deps import ConnDep, FormatDep, base_url
+from geoapi.deps import ConnDep, FormatDep, LangDep, base_url
+from geoapi.i18n import PageLanguage, text
 from geoapi.json_schema import SCHEMA_MEDIA_TYPE, feature_schema_doc, queryables_doc
 from geoapi.params import reject_unknown
 from geoapi.responses.documented import CATALOG_ERRORS, answers
@@ -28,11 +29,12 @@ async def _schema(
     request: Request,
     conn: ConnDep,
     fmt: str,
+    lang: PageLanguage,
     collection_id: str,
     what: str,
     build: Callable[[LayerEntry, str], dict[str, Any]],
 ) -> Response:
-    reject_unknown(request.query_params.keys(), {"f"})
+    reject_unknown(request.query_params.keys(), {"f", "lang"})
     base = base_url(request)
     layer = await get_layer(conn, collection_id)
     doc = build(layer, base)
@@ -46,11 +48,14 @@ async def _schema(
             ]
             for name, spec in doc["properties"].items()
         ]
+        code = lang.code
+        headers = [text(code, k) for k in ("col.name", "col.type", "col.format", "col.role")]
         return html.page(
-            f"{layer.display_title('en')}: {what}",
-            html.table(["name", "type", "format", "role"], rows),
+            request,
+            lang,
+            text(code, f"{what}.title", layer=layer.display_title(code)),
+            html.table(headers, rows),
             f"{base}/collections/{layer.id}/{what}?f=json",
-            base,
         )
     return Response(json.dumps(doc), media_type=SCHEMA_MEDIA_TYPE)
 
@@ -62,9 +67,13 @@ async def _schema(
     responses=_SCHEMA_RESPONSE,
 )
 async def queryables(
-    collection_id: CollectionId, request: Request, conn: ConnDep, fmt: FormatDep
+    collection_id: CollectionId,
+    request: Request,
+    conn: ConnDep,
+    fmt: FormatDep,
+    lang: LangDep,
 ) -> Response:
-    return await _schema(request, conn, fmt, collection_id, "queryables", queryables_doc)
+    return await _schema(request, conn, fmt, lang, collection_id, "queryables", queryables_doc)
 
 
 @router.get(
@@ -77,6 +86,10 @@ async def queryables(
     responses=_SCHEMA_RESPONSE,
 )
 async def feature_schema(
-    collection_id: CollectionId, request: Request, conn: ConnDep, fmt: FormatDep
+    collection_id: CollectionId,
+    request: Request,
+    conn: ConnDep,
+    fmt: FormatDep,
+    lang: LangDep,
 ) -> Response:
-    return await _schema(request, conn, fmt, collection_id, "schema", feature_schema_doc)
+    return await _schema(request, conn, fmt, lang, collection_id, "schema", feature_schema_doc)

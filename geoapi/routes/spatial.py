@@ -20,14 +20,25 @@ from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from geoapi.crs import PROJECTED_LIMIT_M, OutputCrs, parse_crs
-from geoapi.deps import CollectionId, SettingsDep, SpatialConnDep, StatsConnDep, base_url
+from geoapi.deps import (
+    CollectionId,
+    FormatDep,
+    LangDep,
+    SettingsDep,
+    SpatialConnDep,
+    StatsConnDep,
+    base_url,
+    negotiate,
+)
+from geoapi.i18n import number, text
 from geoapi.links import collection_link
-from geoapi.media_types import CSV, GEOJSON
+from geoapi.media_types import CSV, GEOJSON, HTML
 from geoapi.offload import in_process, json_text, off_loop
 from geoapi.params import Offset, reject_unknown
 from geoapi.posted_geometry import check_lists, out_of_range, parse_geometry
+from geoapi.public_url import record_vary
 from geoapi.responses.common import FeatureCollection
-from geoapi.responses.documented import CATALOG_ERRORS, answers, errors
+from geoapi.responses.documented import ALSO_HTML, CATALOG_ERRORS, answers, errors
 from geoapi.responses.spatial import Lookup, Stats
 from geoapi.spatial import (
     LOOKUP_MAX_PER_COLLECTION,
@@ -46,6 +57,7 @@ from geoapi.spatial import (
     nearest_features,
     stored_shape,
 )
+from geoapi.spatial_pages import lookup_page, near_page, stats_page
 from urbis_core.catalog import LayerEntry, get_layer, list_layers
 from urbis_core.errors import InvalidParameter
 from urbis_core.layer_ids import layers_by_ids, parse_layer_ids
@@ -172,6 +184,14 @@ def _stats_csv(stats: GroupStats) -> str:
 FEATURE_COLLECTION_RESPONSE = answers(
     FeatureCollection, GEOJSON, errors_=CATALOG_ERRORS, description="GeoJSON FeatureCollection"
 )
+# within, nearest and geocode answer a page to browsers as well
+FEATURES_OR_PAGE = answers(
+    FeatureCollection,
+    GEOJSON,
+    also=ALSO_HTML,
+    errors_=CATALOG_ERRORS,
+    description="GeoJSON FeatureCollection, or an HTML page",
+)
 # The body /docs offers to try: a small area in Saint-Gilles, in CRS84.
 EXAMPLE_AREA = {
     "type": "Polygon",
@@ -217,7 +237,7 @@ _GEOMETRY_BODY = {
 @router.get(
     "/lookup",
     summary="What is at a point, per collection",
-    responses=answers(Lookup, errors_=CATALOG_ERRORS),
+    responses=answers(Lookup, also=ALSO_HTML, errors_=CATALOG_ERRORS),
     description=(
         "For each collection asked for (default: all), the features at the point: in polygon "
         "collections those whose area contains it (boundary included); in point and line "
@@ -231,6 +251,8 @@ _GEOMETRY_BODY = {
 async def lookup(
     request: Request,
     conn: SpatialConnDep,
+    fmt: FormatDep,
+    lang: LangDep,
     x: X,
     y: Y,
     crs: Crs = None,
@@ -242,20 +264,23 @@ async def lookup(
             )
         ),
     ] = None,
-) -> dict[str, Any]:
-    reject_unknown(request.query_params.keys(), {"x", "y", "crs", "collections"})
+) -> Any:
+    reject_unknown(request.query_params.keys(), {"x", "y", "crs", "collections", "f", "lang"})
     out = parse_crs(crs, "crs")
     point = parse_point(x, y, out)
     layers = layers_by_ids(parse_layer_ids(collections), await list_layers(conn))
     results = {layer.id: await features_at(conn, layer, point, out) for layer in layers}
-    return {"point": {"type": "Point", "coordinates": [x, y]}, "crs": out.uri, "results": results}
+    doc = {"point": {"type": "Point", "coordinates": [x, y]}, "crs": out.uri, "results": results}
+    if fmt == "html":
+        return lookup_page(request, lang, layers, doc)
+    return doc
 
 
 @router.get(
     "/collections/{collection_id}/within",
     summary="Features within a distance",
     response_class=Response,
-    responses=FEATURE_COLLECTION_RESPONSE,
+    responses=FEATURES_OR_PAGE,
     description=(
         "Features within `distance` metres of the point, nearest first (then by key), "
         "each with a `distance` property (metres, planar in EPSG:31370, rounded to the "
@@ -267,6 +292,8 @@ async def within(
     request: Request,
     conn: SpatialConnDep,
     settings: SettingsDep,
+    fmt: FormatDep,
+    lang: LangDep,
     x: X,
     y: Y,
     distance: Annotated[
@@ -282,13 +309,27 @@ async def within(
     limit: Limit = None,
     offset: Offset = 0,
 ) -> Response:
-    reject_unknown(request.query_params.keys(), {"x", "y", "distance", "crs", "limit", "offset"})
+    reject_unknown(
+        request.query_params.keys(), {"x", "y", "distance", "crs", "limit", "offset", "f", "lang"}
+    )
     out = parse_crs(crs, "crs")
     point = parse_point(x, y, out)
     layer = await get_layer(conn, collection_id)
     features, matched = await features_within(
         conn, layer, point, distance, out, _limit(limit, settings.max_limit), offset
     )
+    if fmt == "html":
+        code = lang.code
+        title = text(
+            code,
+            "within.title",
+            layer=layer.display_title(code),
+            distance=number(int(distance) if distance.is_integer() else distance, code),
+        )
+        doc = {"features": features, "numberMatched": matched}
+        return near_page(
+            request, lang, layer, title, doc, out, f"/collections/{layer.id}/within", ["distance"]
+        )
     return await feature_collection(request, layer, out, features, numberMatched=matched)
 
 
@@ -296,7 +337,7 @@ async def within(
     "/collections/{collection_id}/nearest",
     summary="The k nearest features",
     response_class=Response,
-    responses=FEATURE_COLLECTION_RESPONSE,
+    responses=FEATURES_OR_PAGE,
     description=(
         "The `k` features nearest to the point (the spatial index's KNN order), nearest "
         "first (ties by key), each with a `distance` property (metres, planar in "
@@ -310,6 +351,8 @@ async def nearest(
     collection_id: CollectionId,
     request: Request,
     conn: SpatialConnDep,
+    fmt: FormatDep,
+    lang: LangDep,
     x: X,
     y: Y,
     k: Annotated[
@@ -322,11 +365,18 @@ async def nearest(
     ] = 1,
     crs: Crs = None,
 ) -> Response:
-    reject_unknown(request.query_params.keys(), {"x", "y", "k", "crs"})
+    reject_unknown(request.query_params.keys(), {"x", "y", "k", "crs", "f", "lang"})
     out = parse_crs(crs, "crs")
     point = parse_point(x, y, out)
     layer = await get_layer(conn, collection_id)
     features = await nearest_features(conn, layer, point, k, out)
+    if fmt == "html":
+        code = lang.code
+        title = text(code, "nearest.title", layer=layer.display_title(code), k=k)
+        doc = {"features": features}
+        return near_page(
+            request, lang, layer, title, doc, out, f"/collections/{layer.id}/nearest", ["k"]
+        )
     return await feature_collection(request, layer, out, features)
 
 
@@ -428,7 +478,7 @@ async def intersects_feature(
 @router.get(
     "/collections/{collection_id}/stats",
     summary="Counts and totals per area",
-    responses=answers(Stats, also={CSV: {}}, errors_=CATALOG_ERRORS),
+    responses=answers(Stats, also={CSV: {}, HTML: {}}, errors_=CATALOG_ERRORS),
     response_class=Response,
     description=(
         "For each feature of the polygon collection `by` (by key): its key, a naming "
@@ -444,17 +494,19 @@ async def stats(
     collection_id: CollectionId,
     request: Request,
     conn: StatsConnDep,
+    lang: LangDep,
     by: Annotated[str, Query(description="Polygon collection to group by, e.g. municipalities")],
     f: Annotated[
-        Literal["json", "csv"] | None,
+        Literal["json", "csv", "html"] | None,
         Query(
             description=(
-                "Output format (default: JSON, or CSV when the Accept header asks for text/csv)"
+                "Output format (default: JSON, or CSV when the Accept header asks for "
+                "text/csv, HTML when it prefers text/html)"
             )
         ),
     ] = None,
 ) -> Response:
-    reject_unknown(request.query_params.keys(), {"by", "f"})
+    reject_unknown(request.query_params.keys(), {"by", "f", "lang"})
     layer = await get_layer(conn, collection_id)
     group = await get_layer(conn, by)
     result = await group_stats(conn, layer, group)
@@ -473,4 +525,12 @@ async def stats(
         "groups": result.rows,
         "numberReturned": len(result.rows),
     }
+    if f == "html" or (f is None and _browser(request)):
+        return stats_page(request, lang, layer, group, doc)
     return Response(json.dumps(doc, default=str), media_type="application/json")
+
+
+def _browser(request: Request) -> bool:
+    """Whether the Accept header prefers a page to JSON (what a browser sends)."""
+    record_vary(request, ["Accept"])
+    return negotiate(request.headers.get("accept", ""), ("json", "html")) == "html"

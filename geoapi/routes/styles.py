@@ -10,11 +10,12 @@ from fastapi import APIRouter, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 
-from geoapi.deps import ConnDep, base_url
-from geoapi.html import ATTRIBUTION, esc
+from geoapi.deps import ConnDep, FormatDep, LangDep, base_url
+from geoapi.html import ATTRIBUTION, esc, link_list, page
+from geoapi.i18n import text
 from geoapi.links import link
 from geoapi.media_types import STYLE
-from geoapi.responses.documented import answers, errors
+from geoapi.responses.documented import ALSO_HTML, answers, errors
 from geoapi.responses.tiles import MapStyle, Styles
 from tiles.glyphs import glyph_range
 from tiles.style import default_style
@@ -26,10 +27,14 @@ MAPLIBRE_STATIC = "/static/maplibre"  # node_modules/maplibre-gl/dist, installed
 _RANGE = re.compile(r"^(\d+)-(\d+)\.pbf$")
 
 
-@router.get("/styles", summary="The map styles offered", responses=answers(Styles, errors_=()))
-async def styles(request: Request) -> dict[str, Any]:
+@router.get(
+    "/styles",
+    summary="The map styles offered",
+    responses=answers(Styles, also=ALSO_HTML, errors_=()),
+)
+async def styles(request: Request, fmt: FormatDep, lang: LangDep) -> Any:
     base = base_url(request)
-    return {
+    doc = {
         "styles": [
             {
                 "id": "default",
@@ -38,6 +43,15 @@ async def styles(request: Request) -> dict[str, Any]:
             }
         ]
     }
+    if fmt == "html":
+        code = lang.code
+        links = [
+            (f"{base}/styles/default/style.json", text(code, "styles.stylesheet")),
+            (f"{base}/map", text(code, "landing.map")),
+        ]
+        body = f"<h2>{esc(text(code, 'styles.default'))}</h2>" + link_list(links)
+        return page(request, lang, text(code, "styles.title"), body, f"{base}/styles?f=json")
+    return doc
 
 
 @router.get(

@@ -24,19 +24,26 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from geoapi.budgets import Budgets
 from geoapi.cql2 import compile_filter, parse_filter, parse_language
 from geoapi.crs import CRS84_URI, parse_crs
-from geoapi.deps import CatalogLayer, ConnDep, SettingsDep, base_url
+from geoapi.deps import CatalogLayer, ConnDep, FormatDep, LangDep, SettingsDep, base_url
 from geoapi.html import ATTRIBUTION
+from geoapi.i18n import text
 from geoapi.links import OGC_REL, link
 from geoapi.media_types import MVT
 from geoapi.offload import off_loop
 from geoapi.params import reject_unknown
-from geoapi.responses.documented import CATALOG_ERRORS, answers, errors
+from geoapi.responses.documented import ALSO_HTML, CATALOG_ERRORS, answers, errors
 from geoapi.responses.tiles import (
     TileJson,
     TileMatrixSetDefinition,
     TileMatrixSets,
     Tileset,
     Tilesets,
+)
+from geoapi.tile_pages import (
+    tile_matrix_set_page,
+    tile_matrix_sets_page,
+    tileset_page,
+    tilesets_page,
 )
 from tiles.cache import TileCache
 from tiles.draw import LayersOf, draw_tile, layer_of, layers_of
@@ -252,11 +259,11 @@ def _tms_link(base: str, tms: TileMatrixSet) -> dict[str, Any]:
 @router.get(
     "/tileMatrixSets",
     summary="The tile matrix sets tiles are offered in",
-    responses=answers(TileMatrixSets, errors_=()),
+    responses=answers(TileMatrixSets, also=ALSO_HTML, errors_=()),
 )
-async def tile_matrix_sets(request: Request) -> dict[str, Any]:
+async def tile_matrix_sets(request: Request, fmt: FormatDep, lang: LangDep) -> Any:
     base = base_url(request)
-    return {
+    doc = {
         "tileMatrixSets": [
             {
                 "id": t.id,
@@ -268,15 +275,22 @@ async def tile_matrix_sets(request: Request) -> dict[str, Any]:
             for t in TILE_MATRIX_SETS.values()
         ]
     }
+    if fmt == "html":
+        return tile_matrix_sets_page(request, lang, doc, f"{base}/tileMatrixSets?f=json")
+    return doc
 
 
 @router.get(
     "/tileMatrixSets/{tms_id}",
     summary="One tile matrix set's definition",
-    responses=answers(TileMatrixSetDefinition, errors_=(404,)),
+    responses=answers(TileMatrixSetDefinition, also=ALSO_HTML, errors_=(404,)),
 )
-async def tile_matrix_set(tms_id: TmsId) -> dict[str, Any]:
-    return get_tms(tms_id).description()
+async def tile_matrix_set(request: Request, tms_id: TmsId, fmt: FormatDep, lang: LangDep) -> Any:
+    doc = get_tms(tms_id).description()
+    if fmt == "html":
+        json_href = f"{base_url(request)}/tileMatrixSets/{tms_id}?f=json"
+        return tile_matrix_set_page(request, lang, doc, json_href)
+    return doc
 
 
 def _limits(
@@ -371,27 +385,39 @@ def _tilesets(base: str, path: str, title: str, query: str = "") -> dict[str, An
 @router.get(
     "/collections/{collection_id}/tiles",
     summary="The tilesets of a collection",
-    responses=answers(Tilesets, errors_=CATALOG_ERRORS),
+    responses=answers(Tilesets, also=ALSO_HTML, errors_=CATALOG_ERRORS),
 )
-async def collection_tilesets(request: Request, layer: CatalogLayer) -> dict[str, Any]:
-    return _tilesets(base_url(request), f"/collections/{layer.id}/tiles", layer.display_title("en"))
+async def collection_tilesets(
+    request: Request, layer: CatalogLayer, fmt: FormatDep, lang: LangDep
+) -> Any:
+    base = base_url(request)
+    doc = _tilesets(base, f"/collections/{layer.id}/tiles", layer.display_title("en"))
+    if fmt == "html":
+        json_href = f"{base}/collections/{layer.id}/tiles?f=json"
+        return tilesets_page(request, lang, layer.display_title(lang.code), doc, json_href)
+    return doc
 
 
 @router.get(
     "/collections/{collection_id}/tiles/{tms_id}",
     summary="A collection's tileset",
-    responses=answers(Tileset, errors_=CATALOG_ERRORS),
+    responses=answers(Tileset, also=ALSO_HTML, errors_=CATALOG_ERRORS),
 )
 async def collection_tileset(
-    request: Request, layer: CatalogLayer, tms_id: TmsId
-) -> dict[str, Any]:
-    return _tileset(
-        base_url(request),
+    request: Request, layer: CatalogLayer, tms_id: TmsId, fmt: FormatDep, lang: LangDep
+) -> Any:
+    base = base_url(request)
+    doc = _tileset(
+        base,
         f"/collections/{layer.id}/tiles",
         get_tms(tms_id),
         [layer],
         layer.display_title("en"),
     )
+    if fmt == "html":
+        json_href = f"{base}/collections/{layer.id}/tiles/{tms_id}?f=json"
+        return tileset_page(request, lang, layer.display_title(lang.code), doc, json_href)
+    return doc
 
 
 async def _dataset_layers(conn: AsyncConnection, collections: str | None) -> list[LayerEntry]:
@@ -401,23 +427,39 @@ async def _dataset_layers(conn: AsyncConnection, collections: str | None) -> lis
 @router.get(
     "/tiles",
     summary="The dataset's tilesets (all collections in one tile)",
-    responses=answers(Tilesets, errors_=()),
+    responses=answers(Tilesets, also=ALSO_HTML, errors_=()),
 )
-async def dataset_tilesets(request: Request) -> dict[str, Any]:
-    return _tilesets(base_url(request), "/tiles", "URBIS layers")
+async def dataset_tilesets(request: Request, fmt: FormatDep, lang: LangDep) -> Any:
+    base = base_url(request)
+    doc = _tilesets(base, "/tiles", "URBIS layers")
+    if fmt == "html":
+        what = text(lang.code, "tilesets.dataset")
+        return tilesets_page(request, lang, what, doc, f"{base}/tiles?f=json")
+    return doc
 
 
 @router.get(
     "/tiles/{tms_id}",
     summary="The dataset's tileset",
-    responses=answers(Tileset, errors_=CATALOG_ERRORS),
+    responses=answers(Tileset, also=ALSO_HTML, errors_=CATALOG_ERRORS),
 )
 async def dataset_tileset(
-    request: Request, conn: ConnDep, tms_id: TmsId, collections: Collections = None
-) -> dict[str, Any]:
+    request: Request,
+    conn: ConnDep,
+    tms_id: TmsId,
+    fmt: FormatDep,
+    lang: LangDep,
+    collections: Collections = None,
+) -> Any:
     layers = await _dataset_layers(conn, collections)
     query = f"?collections={','.join(layer.id for layer in layers)}" if collections else ""
-    return _tileset(base_url(request), "/tiles", get_tms(tms_id), layers, "URBIS layers", query)
+    base = base_url(request)
+    doc = _tileset(base, "/tiles", get_tms(tms_id), layers, "URBIS layers", query)
+    if fmt == "html":
+        json_href = f"{base}/tiles/{tms_id}{query or '?'}{'&' if query else ''}f=json"
+        what = text(lang.code, "tilesets.dataset")
+        return tileset_page(request, lang, what, doc, json_href)
+    return doc
 
 
 def _tilejson(base: str, tile_url: str, layers: list[LayerEntry], name: str) -> dict[str, Any]:

@@ -109,7 +109,10 @@ def test_html_pages_and_the_map_load_their_assets_through_the_proxy(proxied):
     with httpx.Client(timeout=30) as client:
         page = client.get(f"{public}/collections/addresses/items", params={"f": "html"}).text
         assets = re.findall(r'(?:href|src)="([^"]+)"', page)
-        assert f"{public}/?f=html" in assets and f"{public}/static/leaflet/leaflet.js" in assets
+        assert f"{public}/?f=html&amp;lang=en" in assets
+        assert f"{public}/static/maplibre/maplibre-gl.css" in assets  # the little map's
+        module = f'"{public}/static/maplibre/maplibre-gl.mjs"'
+        assert module in page and f'"{public}/styles/default/style.json"' in page
         for href in assets:
             if href.startswith("http"):
                 assert href.startswith(f"{public}/"), href
@@ -226,7 +229,7 @@ def test_the_public_url_wins_over_every_header(configured):
             assert all_under(our_links(response.json()), "https://geo.example.org/urbis"), path
             assert "host" not in response.headers.get("vary", "").lower(), path
         page = client.get("/collections", params={"f": "html"}, headers=headers).text
-        assert 'href="https://geo.example.org/urbis/?f=html"' in page
+        assert 'href="https://geo.example.org/urbis/?f=html&amp;lang=en"' in page
 
 
 def test_forwarded_headers_from_untrusted_peers_are_ignored(configured):
