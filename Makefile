@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up test check install system-deps lint format clean
+.PHONY: up test check install system-deps lint format clean notebooks
 
 up: install
 	$(BIN)/urbis up
@@ -20,6 +20,12 @@ check: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest -q tests/unit
+
+# JupyterLab on notebooks/, against the service `make up` runs (another terminal); set URBIS_API
+# for another one. The notebooks keep no outputs in git (nbstripout, .pre-commit-config.yaml).
+notebooks: $(STAMP)
+	URBIS_API=$${URBIS_API:-http://127.0.0.1:8000} $(BIN)/jupyter lab --notebook-dir=notebooks \
+		$$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 install: system-deps $(STAMP) node_modules/.installed
 
