@@ -240,6 +240,12 @@ _CATALOGUE: dict[str, tuple[str, str, str]] = {
     ),
     # a feature
     "feature.of": ("{layer}, key {key}", "{layer}, clé {key}", "{layer}, sleutel {key}"),
+    "feature.history": ("Its changes", "Ses modifications", "Wijzigingen ervan"),
+    "changes.of": (
+        "{layer}, key {key}: changes since {since}",
+        "{layer}, clé {key} : modifications depuis {since}",
+        "{layer}, sleutel {key}: wijzigingen sinds {since}",
+    ),
     "feature.property": ("property", "propriété", "eigenschap"),
     "feature.value": ("value", "valeur", "waarde"),
     "feature.geometry_type": ("geometry type", "type de géométrie", "geometrietype"),

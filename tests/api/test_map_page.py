@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlparse
+from urllib.parse import quote, urlparse
 
 import httpx
 import pytest
@@ -447,16 +447,18 @@ def test_a_click_on_a_building_names_it_and_its_municipality_in_both_languages(
     assert ("nearest" in sections) == (nearest["properties"]["distance"] <= 250)
     headings = [h.text for h in browser.find_elements(By.CSS_SELECTOR, "#panel h3")]
     assert "Bâtiments" in headings and "Communes (2026)" in headings
-    # Its key is a URI: its page is the layer's items filtered on it, which holds it alone.
+    # Its key is a URI: the links carry it percent-encoded whole, and each answers for it.
     building = browser.find_element(By.CSS_SELECTOR, "#panel section[data-collection=buildings]")
     links = {
         a.get_attribute("data-link"): a.get_attribute("href")
         for a in building.find_elements(By.TAG_NAME, "a")
     }
+    assert links["json"].endswith(f"/items/{quote(key, safe='')}?f=json")
     page = client.get(links["page"])
     assert page.status_code == 200 and key in page.text
-    (found,) = client.get(links["json"]).json()["features"]
-    assert found["id"] == key
+    assert client.get(links["json"]).json()["id"] == key
+    history = client.get(links["history"]).json()
+    assert [(c["id"], c["op"]) for c in history["changes"]] == [(key, "insert")]
     shot(browser, "what-is-here-building")
     Select(browser.find_element(By.ID, "language")).select_by_value("nl")
     wait_for(
