@@ -272,6 +272,25 @@ def test_search_suggests_as_one_types_then_enter_flies_to_the_address_and_marks_
     assert suggestions[0] == "Chaussée de Waterloo 10, 1060 Saint-Gilles"
     box = browser.find_element(By.ID, "search")
     assert box.get_attribute("aria-expanded") == "true"
+    # A word still being typed is completed: the street it begins is suggested.
+    search(browser, "rue de la vic")
+    wait_for(
+        lambda: (
+            [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#suggestions li")][:1]
+            == ["Rue de la Victoire, 1060 Saint-Gilles"]
+        ),
+        10,
+        "the completed street suggested first",
+    )
+    search(browser, "chaussee de waterloo 10")
+    wait_for(
+        lambda: (
+            [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#suggestions li")][:1]
+            == ["Chaussée de Waterloo 10, 1060 Saint-Gilles"]
+        ),
+        10,
+        "the suggestions again",
+    )
     box.send_keys(Keys.ARROW_DOWN)
     assert box.get_attribute("aria-activedescendant") == "suggestion-0"
     box.send_keys(Keys.ENTER)
