@@ -240,6 +240,32 @@ _CATALOGUE: dict[str, tuple[str, str, str]] = {
     ),
     # a feature
     "feature.of": ("{layer}, key {key}", "{layer}, clé {key}", "{layer}, sleutel {key}"),
+    "error.title": (
+        "Error {status}: {phrase}",
+        "Erreur {status} : {phrase}",
+        "Fout {status}: {phrase}",
+    ),
+    "error.400": ("the request cannot be used", "requête inutilisable", "onbruikbare aanvraag"),
+    "error.404": ("not found", "introuvable", "niet gevonden"),
+    "error.413": ("too large", "trop volumineux", "te groot"),
+    "error.500": ("internal error", "erreur interne", "interne fout"),
+    "error.503": ("unavailable for now", "indisponible pour l'instant", "tijdelijk onbeschikbaar"),
+    "error.other": ("the request failed", "la requête a échoué", "de aanvraag is mislukt"),
+    "error.detail": (
+        "What the service says (in English):",
+        "Ce que dit le service (en anglais) :",
+        "Wat de dienst zegt (in het Engels):",
+    ),
+    "error.retry": (
+        "Try again in {seconds} s.",
+        "Réessayez dans {seconds} s.",
+        "Probeer het over {seconds} s opnieuw.",
+    ),
+    "error.start": (
+        "The home page lists what the service offers.",
+        "La page d'accueil présente ce que le service offre.",
+        "De startpagina toont wat de dienst aanbiedt.",
+    ),
     "feature.history": ("Its changes", "Ses modifications", "Wijzigingen ervan"),
     "changes.of": (
         "{layer}, key {key}: changes since {since}",
