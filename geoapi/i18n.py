@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from geoapi.header_values import weighted
+
 LANGUAGES = ("en", "fr", "nl")
 FALLBACK = "en"
 LANGUAGE_NAMES = {"en": "English", "fr": "Français", "nl": "Nederlands"}
@@ -36,17 +38,8 @@ def accept_language(header: str) -> str | None:
     Ties keep the header's order; `*` names none in particular, so it does not choose.
     """
     ranked: list[tuple[float, int, str]] = []
-    for position, entry in enumerate(header.split(",")):
-        tag, *params = (p.strip() for p in entry.split(";"))
-        quality = 1.0
-        for param in params:
-            name, _, value = param.partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-        if quality > 0 and _primary(tag) in LANGUAGES:
+    for position, (tag, quality) in enumerate(weighted(header)):
+        if quality is not None and quality > 0 and _primary(tag) in LANGUAGES:
             ranked.append((-quality, position, _primary(tag)))
     return min(ranked)[2] if ranked else None
 

@@ -25,14 +25,13 @@ import httpx
 import pytest
 from pyproj import Transformer
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 from shapely.geometry import shape
 
-from tests.api.conftest import start_server
+from tests.api.conftest import chromium, start_server
 
 pytestmark = pytest.mark.api
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,22 +45,12 @@ FROM_LAMBERT = Transformer.from_crs("EPSG:31370", "EPSG:4326", always_xy=True)
 @pytest.fixture(scope="module")
 def offline_browser() -> Iterator[webdriver.Chrome]:
     """Headless Chromium resolving no host but 127.0.0.1, English first, console kept."""
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--window-size=1280,900",
+    driver = chromium(
         "--lang=en-GB",
         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-    ):
-        options.add_argument(flag)
-    options.add_experimental_option("prefs", {"intl.accept_languages": "en-GB,en"})
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    driver.set_page_load_timeout(30)
-    driver.set_script_timeout(30)
+        window="1280,900",
+        languages="en-GB,en",
+    )
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     yield driver
     driver.quit()
