@@ -9,6 +9,7 @@ from fastapi import Depends, Path, Query, Request
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from geoapi.budgets import Budgets
+from geoapi.header_values import weighted
 from geoapi.i18n import LANG_DESCRIPTION, PageLanguage, choose_language
 from geoapi.public_url import PublicUrl, record_vary
 from urbis_core.catalog import LayerEntry, get_layer
@@ -44,17 +45,8 @@ MEDIA_TYPES: dict[str, tuple[str, ...]] = {
 def _accept_ranges(accept: str) -> list[tuple[str, float]]:
     """The media ranges of an Accept header with their quality (malformed entries dropped)."""
     ranges = []
-    for entry in accept.split(","):
-        media, *params = (p.strip() for p in entry.split(";"))
-        quality = 1.0
-        for param in params:
-            name, _, value = param.partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = -1.0
-        if "/" in media and 0.0 <= quality <= 1.0:
+    for media, quality in weighted(accept):
+        if "/" in media and quality is not None and 0.0 <= quality <= 1.0:
             ranges.append((media.lower(), quality))
     return ranges
 

@@ -12,11 +12,15 @@ from http import HTTPStatus
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from psycopg.errors import QueryCanceled
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from geoapi.deps import negotiate
+from geoapi.html import error_page
+from geoapi.i18n import choose_language
+from geoapi.public_url import record_vary
 from urbis_core.db import first_line
 from urbis_core.errors import (
     DatabaseError,
@@ -53,6 +57,27 @@ def problem(status: int, detail: str, retry_after: int = OUTAGE_RETRY_AFTER) -> 
     )
 
 
+def answer(
+    request: Request, status: int, detail: str, retry_after: int = OUTAGE_RETRY_AFTER
+) -> Response:
+    """The problem as JSON, or as a page when a browser asked for one.
+
+    A page when `f=html`, or without `f` when the Accept header prefers text/html.
+    """
+    asked = request.query_params.get("f")
+    if asked is None:
+        record_vary(request, ["Accept"])
+        wants_page = negotiate(request.headers.get("accept", ""), ("json", "html")) == "html"
+    else:
+        wants_page = asked == "html"
+    if not wants_page:
+        return problem(status, detail, retry_after)
+    lang = choose_language(
+        request.query_params.get("lang"), request.headers.get("accept-language", "")
+    )
+    return error_page(request, lang, status, detail, retry_after if status == 503 else None)
+
+
 def _status_of(exc: UrbisError) -> int:
     for cls in type(exc).__mro__:
         if cls in STATUS_BY_ERROR:
@@ -60,45 +85,45 @@ def _status_of(exc: UrbisError) -> int:
     return 500
 
 
-async def _on_urbis_error(request: Request, exc: Exception) -> JSONResponse:
+async def _on_urbis_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, UrbisError)
     status = _status_of(exc)
     if status == 500:
         log.error("%s %s failed: %s", request.method, request.url.path, exc, exc_info=exc)
     if isinstance(exc, Unavailable):
-        return problem(status, str(exc), exc.retry_after)
-    return problem(status, str(exc))
+        return answer(request, status, str(exc), exc.retry_after)
+    return answer(request, status, str(exc))
 
 
-async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+async def _on_validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     parts = []
     for error in exc.errors():
         where = ".".join(str(p) for p in error["loc"] if p not in ("query", "path", "body"))
         parts.append(f"parameter '{where}': {error['msg']}")
-    return problem(400, "; ".join(parts) or "invalid request")
+    return answer(request, 400, "; ".join(parts) or "invalid request")
 
 
-async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
+async def _on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"no resource at {request.url.path}; the landing page / lists what exists"
-    return problem(exc.status_code, detail)
+    return answer(request, exc.status_code, detail)
 
 
-async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
+async def _on_database_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DBAPIError)
     if isinstance(exc.orig, QueryCanceled):
         return _timed_out(request)
     if isinstance(exc, OperationalError):
         request.app.state.db_health.failed(first_line(exc))
-        return problem(503, "the database is not reachable right now; try again shortly")
+        return answer(request, 503, "the database is not reachable right now; try again shortly")
     log.error("%s %s: database error", request.method, request.url.path, exc_info=exc)
-    return problem(500, "the database could not answer this request")
+    return answer(request, 500, "the database could not answer this request")
 
 
-def _timed_out(request: Request) -> JSONResponse:
+def _timed_out(request: Request) -> Response:
     """A statement ran past its kind's timeout (geoapi.budgets) and PostgreSQL cancelled it."""
     kind = getattr(request.state, "query_kind", "catalog")
     budgets = request.app.state.budgets
@@ -109,7 +134,8 @@ def _timed_out(request: Request) -> JSONResponse:
         kind,
         budgets.timeouts[kind],
     )
-    return problem(
+    return answer(
+        request,
         503,
         f"this {kind} query took longer than the {budgets.timeouts[kind]:g} s "
         f"it may take ({timeout_variable(kind)}) and was stopped. Narrow it "
@@ -119,9 +145,9 @@ def _timed_out(request: Request) -> JSONResponse:
     )
 
 
-async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+async def _on_unexpected(request: Request, exc: Exception) -> Response:
     log.error("%s %s failed unexpectedly", request.method, request.url.path, exc_info=exc)
-    return problem(500, "internal error; it has been logged")
+    return answer(request, 500, "internal error; it has been logged")
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -463,6 +463,19 @@ def key_condition(
     return _equals(table.c[layer.key_field], sql_type, value)
 
 
+def key_filter(layer: LayerEntry, feature_id: str) -> Callable[[sa.Table], ColumnElement[bool]]:
+    """`key = <feature id>` on any table of the layer (live or history).
+
+    False for an id that cannot be a key of this type: it names no feature.
+    """
+
+    def condition(table: sa.Table) -> ColumnElement[bool]:
+        found = key_condition(layer, table, feature_id)
+        return sa.false() if found is None else found
+
+    return condition
+
+
 async def fetch_feature(
     conn: AsyncConnection,
     layer: LayerEntry,

@@ -20,6 +20,7 @@ One module, over 400 lines: the tiers above are one ranking, and their SQL one q
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import groupby
@@ -31,7 +32,14 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from geoapi.address_layers import AddressFields, label
-from geoapi.address_words import ParsedQuery, number_key, numeric, parse_query, require_something
+from geoapi.address_words import (
+    ParsedQuery,
+    fold,
+    number_key,
+    numeric,
+    parse_query,
+    require_something,
+)
 from geoapi.crs import OutputCrs
 from geoapi.features import feature_json
 from geoapi.street_index import AreaMatch, OffLoop, Street, StreetIndex, StreetMatch
@@ -43,6 +51,9 @@ DEFAULT_MIN_SCORE = 0.8
 # same number with another letter or box, the nearest existing one, the street only.
 EXACT, OTHER_LETTER_OR_BOX, NEAREST_NUMBER, STREET_ONLY = 1.0, 0.95, 0.8, 0.7
 ENVELOPE_MARGIN_M = 0.01  # a street's extent, a little wider: one address is a point
+COMPLETIONS = 5  # the readings of an unfinished last word tried, besides the word as typed
+# the letters that end a query still being typed (a number or a space ends a word)
+_LAST_LETTERS = re.compile(r"[^\W\d_]+$")
 MAX_BOX_SEARCH = 200  # numbers read at most to find a box (a name common to many streets)
 
 
@@ -417,14 +428,43 @@ async def geocode(
     min_score: float,
     crs: OutputCrs,
     off_loop: OffLoop,
+    complete: bool = False,
 ) -> list[dict[str, Any]]:
-    """What `q` names, best first, each with `score` (0-1), `match`, `compared` and `label`."""
-    query = parse_query(q)
-    require_something(query)
-    planned, place_only = await off_loop(_plan_query, index, query, limit, min_score)
-    if not place_only:
-        await read_addresses(conn, layer, fields, index, planned, crs)
-    return answer(layer, fields, query, planned, limit, crs)
+    """What `q` names, best first, each with `score` (0-1), `match`, `compared` and `label`.
+
+    `complete`: the last word may be unfinished (as one types): `q` is also read with it
+    completed into the names' words it begins, and the answers of every reading are merged.
+    """
+    require_something(parse_query(q))
+    found: dict[Any, dict[str, Any]] = {}
+    for text in completed(index, q) if complete else [q]:
+        query = parse_query(text)
+        if not query.words and query.postcode is None:
+            continue
+        planned, place_only = await off_loop(_plan_query, index, query, limit, min_score)
+        if not place_only:
+            await read_addresses(conn, layer, fields, index, planned, crs)
+        for feature in answer(layer, fields, query, planned, limit, crs):
+            # an address by its key; a street or area by its extent (its French and Dutch
+            # names are one place)
+            same = feature.get("id") or (feature["properties"]["match"], str(feature["bbox"]))
+            if same not in found or _score(feature) > _score(found[same]):
+                found[same] = feature
+    # stable: of equal scores, the reading as typed first, then the most used completions
+    return sorted(found.values(), key=lambda feature: -_score(feature))[:limit]
+
+
+def completed(index: StreetIndex, q: str) -> list[str]:
+    """`q`, then `q` with its unfinished last word completed (at most `COMPLETIONS` ways)."""
+    last = _LAST_LETTERS.search(q)
+    if last is None or len(fold(last.group(0))) < 2:
+        return [q]
+    words = index.completions(fold(last.group(0)), COMPLETIONS)
+    return [q] + [q[: last.start()] + word for word in words]
+
+
+def _score(feature: dict[str, Any]) -> float:
+    return float(feature["properties"]["score"])
 
 
 def _plan_query(

@@ -11,7 +11,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 
 from geoapi.deps import base_url
-from geoapi.i18n import LANGUAGE_NAMES, LANGUAGES, PageLanguage, text
+from geoapi.i18n import LANGUAGE_NAMES, LANGUAGES, PageLanguage, catalogue, text
 from urbis_core.catalog import LayerEntry
 from urbis_core.names import namer
 
@@ -180,3 +180,29 @@ def json_in_script(value: Any) -> str:
     A '<' (only ever inside a string) could end the element early: it is written escaped.
     """
     return json.dumps(value).replace("<", "\\u003c")
+
+
+def error_page(
+    request: Request, lang: PageLanguage, status: int, detail: str, retry_after: int | None
+) -> HTMLResponse:
+    """A problem told to a browser: the status in the reader's language, the service's detail."""
+    code = lang.code
+    key = f"error.{status}" if f"error.{status}" in catalogue() else "error.other"
+    title = text(code, "error.title", status=status, phrase=text(code, key))
+    retry = f"<p>{esc(text(code, 'error.retry', seconds=retry_after))}</p>" if retry_after else ""
+    base = base_url(request)
+    body = (
+        f"<p>{esc(text(code, 'error.detail'))}</p><blockquote>{esc(detail)}</blockquote>"
+        + retry
+        + link_list([(f"{base}/?f=html&lang={code}", text(code, "error.start"))])
+    )
+    json_href = f"{request.url.path}?{urlencode([*_without_f(request), ('f', 'json')])}"
+    answer = page(request, lang, title, body, f"{base}{json_href}")
+    answer.status_code = status
+    if retry_after:
+        answer.headers["Retry-After"] = str(retry_after)
+    return answer
+
+
+def _without_f(request: Request) -> list[tuple[str, str]]:
+    return [(k, v) for k, v in request.query_params.multi_items() if k != "f"]

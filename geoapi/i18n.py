@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from geoapi.header_values import weighted
+
 LANGUAGES = ("en", "fr", "nl")
 FALLBACK = "en"
 LANGUAGE_NAMES = {"en": "English", "fr": "Français", "nl": "Nederlands"}
@@ -36,17 +38,8 @@ def accept_language(header: str) -> str | None:
     Ties keep the header's order; `*` names none in particular, so it does not choose.
     """
     ranked: list[tuple[float, int, str]] = []
-    for position, entry in enumerate(header.split(",")):
-        tag, *params = (p.strip() for p in entry.split(";"))
-        quality = 1.0
-        for param in params:
-            name, _, value = param.partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-        if quality > 0 and _primary(tag) in LANGUAGES:
+    for position, (tag, quality) in enumerate(weighted(header)):
+        if quality is not None and quality > 0 and _primary(tag) in LANGUAGES:
             ranked.append((-quality, position, _primary(tag)))
     return min(ranked)[2] if ranked else None
 
@@ -240,6 +233,38 @@ _CATALOGUE: dict[str, tuple[str, str, str]] = {
     ),
     # a feature
     "feature.of": ("{layer}, key {key}", "{layer}, clé {key}", "{layer}, sleutel {key}"),
+    "error.title": (
+        "Error {status}: {phrase}",
+        "Erreur {status} : {phrase}",
+        "Fout {status}: {phrase}",
+    ),
+    "error.400": ("the request cannot be used", "requête inutilisable", "onbruikbare aanvraag"),
+    "error.404": ("not found", "introuvable", "niet gevonden"),
+    "error.413": ("too large", "trop volumineux", "te groot"),
+    "error.500": ("internal error", "erreur interne", "interne fout"),
+    "error.503": ("unavailable for now", "indisponible pour l'instant", "tijdelijk onbeschikbaar"),
+    "error.other": ("the request failed", "la requête a échoué", "de aanvraag is mislukt"),
+    "error.detail": (
+        "What the service says (in English):",
+        "Ce que dit le service (en anglais) :",
+        "Wat de dienst zegt (in het Engels):",
+    ),
+    "error.retry": (
+        "Try again in {seconds} s.",
+        "Réessayez dans {seconds} s.",
+        "Probeer het over {seconds} s opnieuw.",
+    ),
+    "error.start": (
+        "The home page lists what the service offers.",
+        "La page d'accueil présente ce que le service offre.",
+        "De startpagina toont wat de dienst aanbiedt.",
+    ),
+    "feature.history": ("Its changes", "Ses modifications", "Wijzigingen ervan"),
+    "changes.of": (
+        "{layer}, key {key}: changes since {since}",
+        "{layer}, clé {key} : modifications depuis {since}",
+        "{layer}, sleutel {key}: wijzigingen sinds {since}",
+    ),
     "feature.property": ("property", "propriété", "eigenschap"),
     "feature.value": ("value", "valeur", "waarde"),
     "feature.geometry_type": ("geometry type", "type de géométrie", "geometrietype"),

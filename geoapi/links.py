@@ -7,11 +7,13 @@ href) across resources.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from geoapi.media_types import JSON
 from urbis_core.catalog import LayerEntry
 
 OGC_REL = "http://www.opengis.net/def/rel/ogc/1.0/"
+EPOCH = "1970-01-01T00:00:00Z"  # a feature's whole history: its changes since the epoch
 
 
 def link(
@@ -30,3 +32,8 @@ def link(
 def collection_link(base: str, layer: LayerEntry) -> dict[str, Any]:
     """The `collection` link from a layer's items, changes or query answers to its description."""
     return link("collection", f"{base}/collections/{layer.id}")
+
+
+def history_href(base: str, layer: LayerEntry, key: Any) -> str:
+    """A feature's changes (RFC 5829 `version-history`): inserted, updated, deleted, when."""
+    return f"{base}/collections/{layer.id}/changes?{urlencode({'since': EPOCH, 'key': str(key)})}"

@@ -21,6 +21,8 @@ made for each other (arrays per street, read by the scorer without copies).
 from __future__ import annotations
 
 import asyncio
+import bisect
+import itertools
 from array import array
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -223,6 +225,16 @@ class StreetIndex:
                 self._by_word.setdefault(word, set()).add(i)
         self._vocabulary = [w for w in self._by_word if len(w) >= TYPO_MIN_LETTERS]
         self._agreements: dict[tuple[Any, Any, str], bool] = {}
+        # every word of the names and municipalities, as written out, with how many use it
+        uses: dict[str, int] = {}
+        for n in self.names:
+            for word in set(fold(n.text).split()):
+                uses[word] = uses.get(word, 0) + 1
+        for place, (_language, members) in self.municipalities.items():
+            for word in place:
+                uses[word] = uses.get(word, 0) + len(members)
+        self._uses = uses
+        self._words = sorted(uses)
 
     @classmethod
     def build(cls, streets: list[Street]) -> StreetIndex:
@@ -248,6 +260,18 @@ class StreetIndex:
             streets, lambda s: (str(s.postcode), s.municipality_fr, s.municipality_nl)
         )
         return index
+
+    def completions(self, prefix: str, most: int) -> list[str]:
+        """The words of the names that `prefix` begins (not itself), most used first."""
+        start = bisect.bisect_left(self._words, prefix)
+        found = []
+        for word in itertools.islice(self._words, start, None):
+            if not word.startswith(prefix):
+                break
+            if word != prefix:
+                found.append(word)
+        found.sort(key=lambda word: (-self._uses[word], word))
+        return found[:most]
 
     def municipality_named(self, words: tuple[str, ...]) -> set[tuple[int, int]]:
         """Where the words start or end with a municipality's name: (start, end)."""

@@ -12,6 +12,7 @@ catches up); the history of features (rows superseded, with when and how) is rea
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -125,19 +126,29 @@ class FeatureChange:
 
 
 async def feature_changes(
-    conn: AsyncConnection, layer: LayerEntry, since: datetime, limit: int, offset: int
+    conn: AsyncConnection,
+    layer: LayerEntry,
+    since: datetime,
+    limit: int,
+    offset: int,
+    only: Callable[[sa.Table], ColumnElement[bool]] | None = None,
 ) -> list[FeatureChange]:
     """Inserted, updated and deleted keys after `since`, oldest first.
 
+    `only` (a condition on a table of the layer, such as its key's value) keeps one feature's.
     A superseded row tells an update or a delete at the moment it stopped being valid; a row
     whose validity starts after `since` without a superseded row ending at that moment is an
     insert.
     """
     live = layer.table()
     key = layer.key_field
+
+    def kept(table: sa.Table, condition: ColumnElement[bool]) -> ColumnElement[bool]:
+        return condition if only is None else sa.and_(condition, only(table))
+
     starts: list[sa.Select[Any]] = [
         sa.select(live.c[key].label("k"), live.c.valid_from.label("at")).where(
-            live.c.valid_from > since
+            kept(live, live.c.valid_from > since)
         )
     ]
     ends: list[sa.Select[Any]] = []
@@ -145,13 +156,13 @@ async def feature_changes(
     if await has_history(conn, layer):
         starts.append(
             sa.select(hist.c[key].label("k"), hist.c.valid_from.label("at")).where(
-                hist.c.valid_from > since
+                kept(hist, hist.c.valid_from > since)
             )
         )
         ends.append(
             sa.select(
                 hist.c[key].label("k"), hist.c.op.label("op"), hist.c.valid_to.label("at")
-            ).where(hist.c.valid_to > since)
+            ).where(kept(hist, hist.c.valid_to > since))
         )
     begun = sa.union_all(*starts).subquery("begun")
     inserts = sa.select(begun.c.k, sa.literal("insert").label("op"), begun.c.at)

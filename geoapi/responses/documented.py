@@ -51,7 +51,8 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {
         status: {
             "description": ERRORS[status],
-            "content": {PROBLEM: {"schema": schema_ref(Problem)}},
+            # a browser that asks for a page (f=html, or its Accept) gets the problem as one
+            "content": {PROBLEM: {"schema": schema_ref(Problem)}, HTML: {}},
         }
         for status in statuses
     }

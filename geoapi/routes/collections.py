@@ -16,7 +16,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
@@ -47,6 +47,7 @@ from geoapi.features import (
     csv_lines,
     fetch_feature,
     fetch_items,
+    key_filter,
     stream_rows,
     table_columns,
 )
@@ -55,7 +56,7 @@ from geoapi.html_map import feature_map
 from geoapi.i18n import PageLanguage, number, text
 from geoapi.items_form import filter_form
 from geoapi.json_schema import QUERYABLES_REL, SCHEMA_MEDIA_TYPE, SCHEMA_REL
-from geoapi.links import OGC_REL, collection_link, link
+from geoapi.links import OGC_REL, collection_link, history_href, link
 from geoapi.media_types import CSV, GEOJSON, GPKG, HTML
 from geoapi.offload import json_text, off_loop
 from geoapi.params import (
@@ -683,14 +684,22 @@ def _too_large(layer: LayerEntry, returned: int, maximum: int, fmt: str) -> str:
 
 
 @router.get(
-    "/collections/{collection_id}/items/{feature_id}",
+    # `:path`, because current URBIS keys are URIs (INSPIRE_ID): their '/', percent-encoded in
+    # the link, arrive decoded, and the id is the rest of the path.
+    "/collections/{collection_id}/items/{feature_id:path}",
     summary="One feature by its key",
     response_class=Response,
     responses=answers(Feature, GEOJSON, also=ALSO_HTML, errors_=CATALOG_ERRORS),
 )
 async def feature(
     collection_id: CollectionId,
-    feature_id: Annotated[str, PathParam(description="The feature's key value (e.g. a NIS code)")],
+    feature_id: Annotated[
+        str,
+        PathParam(
+            description="The feature's key value (e.g. a NIS code, or an INSPIRE_ID URI "
+            "percent-encoded: https%3A%2F%2Fdatabrussels.be%2Fid%2Fbuilding%2F100207)"
+        ),
+    ],
     request: Request,
     conn: ItemsConnDep,
     fmt: FormatDep,
@@ -705,13 +714,14 @@ async def feature(
         conn, layer, feature_id, output_crs, parse_properties(properties, layer)
     )
     base = base_url(request)
-    href = f"{base}/collections/{layer.id}/items/{feature_id}"
+    href = f"{base}/collections/{layer.id}/items/{quote(feature_id, safe='')}"
     if fmt == "html":
         return _feature_page(request, layer, json.loads(found), output_crs, f"{href}?f=json", lang)
     links = [
         link("self", f"{href}?f=json", GEOJSON),
         link("alternate", f"{href}?f=html", HTML),
         collection_link(base, layer),
+        link("version-history", history_href(base, layer, feature_id)),
     ]
     body = found[:-1] + ',"links":' + json.dumps(links) + "}"
     return Response(body, media_type=GEOJSON, headers={"Content-Crs": f"<{output_crs.uri}>"})
@@ -731,10 +741,12 @@ def _feature_page(
     layer_title = layer.display_title(code)
     of = text(code, "feature.of", layer=layer_title, key=one["id"])
     collection_href = f"{base}/collections/{layer.id}?f=html&lang={code}"
+    history = f"{history_href(base, layer, one['id'])}&f=html&lang={code}"
     body = (
         f'<p class="subtitle"><a href="{html.esc(collection_href)}">{html.esc(of)}</a></p>'
         + _map(request, [one], crs, layer, code)
         + html.feature_body(one, code)
+        + html.link_list([(history, text(code, "feature.history"))])
     )
     return html.page(request, lang, feature_name(layer, one["properties"], code), body, json_href)
 
@@ -755,8 +767,11 @@ async def changes(
     since: Annotated[str, Query(description="RFC 3339 instant, e.g. 2026-11-28T12:00:00Z")],
     limit: Annotated[int | None, Query(ge=1, description="Changes per page (default 100)")] = None,
     offset: Offset = 0,
+    key: Annotated[
+        str | None, Query(description="Only the changes of the feature with this key (its id)")
+    ] = None,
 ) -> Response:
-    reject_unknown(request.query_params.keys(), {"since", "limit", "offset", "f", "lang"})
+    reject_unknown(request.query_params.keys(), {"since", "limit", "offset", "key", "f", "lang"})
     layer = await get_layer(conn, collection_id)
     instant = parse_instant(since, "since")
     if instant is None:
@@ -766,13 +781,16 @@ async def changes(
     size = min(limit or 100, settings.max_limit)
     events = [
         {"id": change.key, "op": change.op, "time": change.at.isoformat()}
-        for change in await feature_changes(conn, layer, instant, size, offset)
+        for change in await feature_changes(
+            conn, layer, instant, size, offset, None if key is None else key_filter(layer, key)
+        )
     ]
     base = base_url(request)
     href = f"{base}/collections/{layer.id}/changes"
+    one = {} if key is None else {"key": key}
 
     def at(start: int) -> str:
-        return f"{href}?{urlencode({'since': since, 'limit': size, 'offset': start})}"
+        return f"{href}?{urlencode({'since': since, **one, 'limit': size, 'offset': start})}"
 
     links = [link("self", at(offset)), collection_link(base, layer)]
     if len(events) == size:
@@ -786,12 +804,12 @@ async def changes(
         "links": links,
     }
     if fmt == "html":
-        return _changes_page(request, layer, doc, lang)
+        return _changes_page(request, layer, doc, lang, key)
     return Response(await json_text(request, doc, len(events)), media_type="application/json")
 
 
 def _changes_page(
-    request: Request, layer: LayerEntry, doc: dict[str, Any], lang: PageLanguage
+    request: Request, layer: LayerEntry, doc: dict[str, Any], lang: PageLanguage, key: str | None
 ) -> Response:
     code = lang.code
     base = base_url(request)
@@ -813,7 +831,12 @@ def _changes_page(
         for lk in doc["links"]
         if lk["rel"] == "next"
     ]
-    title = text(code, "changes.title", layer=layer.display_title(code), since=doc["since"])
+    layer_title = layer.display_title(code)
+    title = (
+        text(code, "changes.title", layer=layer_title, since=doc["since"])
+        if key is None
+        else text(code, "changes.of", layer=layer_title, key=key, since=doc["since"])
+    )
     json_href = doc["links"][0]["href"] + "&f=json"
     return html.page(request, lang, title, body + html.link_list(following), json_href)
 

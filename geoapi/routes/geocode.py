@@ -110,15 +110,27 @@ async def geocode_address(
     ] = DEFAULT_MIN_SCORE,
     crs: Crs = None,
     collection: Collection = None,
+    complete: Annotated[
+        bool,
+        Query(
+            description=(
+                "For suggestions as one types: the last word may be unfinished ('Rue de la "
+                "Vic'), so the query is also read with it completed into the words of the "
+                "street and municipality names it begins (the five most used), the answers "
+                "merged, best first"
+            )
+        ),
+    ] = False,
 ) -> Response:
     reject_unknown(
-        request.query_params.keys(), {"q", "limit", "min_score", "crs", "collection", "f", "lang"}
+        request.query_params.keys(),
+        {"q", "limit", "min_score", "crs", "collection", "complete", "f", "lang"},
     )
     out = parse_crs(crs, "crs")
     layer, fields = address_layer(await list_layers(conn), collection)
     run = functools.partial(off_loop, request)
     index = await street_indexes(request).get(conn, layer, fields, run)
-    features = await geocode(conn, layer, fields, index, q, limit, min_score, out, run)
+    features = await geocode(conn, layer, fields, index, q, limit, min_score, out, run, complete)
     if fmt == "html":
         return geocode_page(request, lang, layer, q, features, out)
     return await feature_collection(request, layer, out, features)

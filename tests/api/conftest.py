@@ -126,21 +126,27 @@ def assert_problem(response: httpx.Response, status: int, words: str) -> None:
     assert words in body["detail"], body["detail"]
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[webdriver.Chrome]:
+def chromium(
+    *flags: str, window: str = "1280,1000", languages: str | None = None
+) -> webdriver.Chrome:
     """Debian's headless Chromium through its WebDriver, with the console log kept."""
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--window-size=1280,1000",
-    ):
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", *flags):
         options.add_argument(flag)
+    options.add_argument(f"--window-size={window}")
+    if languages is not None:
+        options.add_experimental_option("prefs", {"intl.accept_languages": languages})
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
     driver.set_page_load_timeout(30)
+    driver.set_script_timeout(30)
+    return driver
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[webdriver.Chrome]:
+    driver = chromium()
     yield driver
     driver.quit()
 

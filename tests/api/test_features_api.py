@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from urllib.parse import quote
 
 import geopandas as gpd
 import pyogrio
@@ -84,6 +85,22 @@ def test_a_collection_says_how_its_features_are_named_per_language(client):
     ixelles = client.get("/collections/municipalities/items/21009").json()["properties"]
     names = {lang: template.format(**ixelles) for lang, template in municipalities.items()}
     assert names == {"fr": "Ixelles", "nl": "Elsene", "en": "Ixelles"}
+
+
+def test_a_feature_keyed_by_a_uri_is_one_path_segment_percent_encoded(client):
+    """Current URBIS keys are INSPIRE_ID URIs: their '/' arrive decoded, and are the id's."""
+    first = client.get("/collections/buildings/items", params={"limit": 1}).json()["features"][0]
+    key = first["id"]
+    assert key.startswith("https://databrussels.be/id/building/")
+    href = f"/collections/buildings/items/{quote(key, safe='')}"
+    feature = client.get(href).json()
+    assert feature["id"] == key and feature["properties"] == first["properties"]
+    (own,) = [lk["href"] for lk in feature["links"] if lk["rel"] == "self"]
+    assert own.endswith(f"{href}?f=json")
+    assert client.get(href, params={"f": "html"}).status_code == 200
+    absent = client.get(f"/collections/buildings/items/{quote(key + '0', safe='')}")
+    assert absent.status_code == 404 and key + "0" in absent.json()["detail"]
+    assert client.get("/collections/buildings/items/").status_code == 404
 
 
 def test_items_counts_and_coordinates(client):

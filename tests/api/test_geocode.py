@@ -162,6 +162,32 @@ def test_a_street_not_in_the_data_answers_nothing(client):
     assert loose["properties"]["score"] == 0.7 and loose["properties"]["match"] == "fuzzy"
 
 
+def test_suggestions_complete_the_last_word_as_one_types(client, addresses):
+    """`complete`: what each prefix of a street name may name, the street first once its
+    first letters are typed; the word as typed alone answers nothing."""
+    assert geocode(client, "Rue de la Vic") == []
+    for q in ("Rue de la Vic", "rue de la vict", "Overwinningsst", "overwinning"):
+        first = geocode(client, q, complete="true", limit=5)[0]["properties"]
+        assert first["PW_NAME_FR"] == "Rue de la Victoire", q
+    # a query ending in a number has no unfinished word: the same answers
+    answers = geocode(client, "Rue de la Victoire 1", complete="true", limit=50)
+    assert answers == geocode(client, "Rue de la Victoire 1", limit=50)  # a number ends a word
+    (place,) = [
+        f
+        for f in geocode(client, "sint-gi", complete="true")
+        if f["properties"]["match"] == "municipality"
+    ]
+    assert place["properties"]["MU_NAME_DU"] == "Sint-Gillis"  # one place, in either language
+    assert place["properties"]["PZNC"] == str(
+        addresses[addresses.MU_NAME_DU == "Sint-Gillis"].PZNC.iloc[0]
+    )
+    # a prefix no name begins, a finished word (a space after it), a one-letter prefix
+    assert geocode(client, "Rue de la Xyzq", complete="true") == []
+    assert geocode(client, "Rue de la Vic ", complete="true") == []
+    one_letter = geocode(client, "Rue de la V", complete="true")
+    assert one_letter == geocode(client, "Rue de la V")
+
+
 def test_the_minimum_score_is_the_street_names(client):
     (typo,) = geocode(client, "Rue Hatue 300", limit=1)
     assert typo["properties"]["score"] == 0.9 and typo["properties"]["match"] == "fuzzy"

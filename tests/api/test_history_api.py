@@ -106,6 +106,34 @@ def test_changes_since(history):
     assert ops.count("insert") == 20 and ops.count("update") == 1 and ops.count("delete") == 1
 
 
+def test_one_features_changes_and_the_link_to_them(history):
+    client = history["client"]
+    epoch = "1970-01-01T00:00:00Z"
+
+    def of(key: str, **params: object) -> dict:
+        return client.get(
+            "/collections/muni/changes", params={"since": epoch, "key": key, **params}
+        ).json()
+
+    first, second = history["first"].isoformat(), history["second"].isoformat()
+    forest = [(c["op"], c["time"]) for c in of("21007")["changes"]]
+    assert forest == [("insert", first), ("update", second)]
+    assert [c["op"] for c in of("21011")["changes"]] == ["insert", "delete"]
+    assert [c["op"] for c in of("21099")["changes"]] == ["insert"]
+    assert of("21098")["changes"] == []  # a key that never was: nothing, not another's
+    # one at a time: the next page keeps to the same feature
+    page = of("21007", limit=1)
+    (following,) = [lk["href"] for lk in page["links"] if lk["rel"] == "next"]
+    assert "key=21007" in following
+    assert [c["op"] for c in client.get(following).json()["changes"]] == ["update"]
+    # the feature says where its history is
+    links = client.get("/collections/muni/items/21007").json()["links"]
+    (history_link,) = [lk["href"] for lk in links if lk["rel"] == "version-history"]
+    assert [c["op"] for c in client.get(history_link).json()["changes"]] == ["insert", "update"]
+    page = client.get("/collections/muni/items/21007", params={"f": "html", "lang": "fr"}).text
+    assert "Ses modifications" in page and "key=21007" in page
+
+
 def test_quarantine_lists_what_was_set_aside(history):
     body = history["client"].get("/collections/points/quarantine").json()
     assert body["numberMatched"] == 1

@@ -7,6 +7,8 @@ takes the same parameter.
 
 from __future__ import annotations
 
+import html
+
 import httpx
 import pytest
 
@@ -69,7 +71,12 @@ def _call(client: httpx.Client, method: str, url: str) -> httpx.Response:
 )
 @pytest.mark.parametrize("method, path", OFFSET_PATHS)
 def test_an_offset_past_what_the_database_takes_is_a_400_naming_it(client, method, path, offset):
-    assert_problem(_call(client, method, f"{path}offset={offset}"), 400, "'offset'")
+    response = _call(client, method, f"{path}offset={offset}")
+    if "f=html" in path:  # a page was asked for: the problem is told as one
+        assert response.status_code == 400 and "text/html" in response.headers["content-type"]
+        assert "'offset'" in html.unescape(response.text)
+    else:
+        assert_problem(response, 400, "'offset'")
 
 
 @pytest.mark.parametrize("method, path", OFFSET_PATHS)

@@ -300,3 +300,33 @@ def test_hostile_values_from_the_data_stay_text(client, browser, api, hostile_la
     )
     assert browser.find_element(By.TAG_NAME, "h1").text == HOSTILE
     assert browser.find_elements(By.CSS_SELECTOR, "img[src='x'], h1 script") == []
+
+
+def test_a_browser_asking_for_a_page_gets_its_error_as_one(client):
+    """The same problem (status, detail) as a page in the reader's language; JSON clients and
+    `f=json` keep the problem document; values from the URL stay text."""
+    asked = {"accept": BROWSER_ACCEPT, "accept-language": "fr-BE,fr;q=0.9,en;q=0.5"}
+    page = client.get("/collections/nowhere", headers=asked)
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert page.headers["content-language"] == "fr" and '<html lang="fr">' in page.text
+    assert (
+        "Erreur 404 : introuvable" in page.text and "no collection &#x27;nowhere&#x27;" in page.text
+    )
+    assert "Accept" in page.headers["vary"] and "Accept-Language" in page.headers["vary"]
+    problem = client.get("/collections/nowhere", headers={"accept": "application/json"})
+    assert problem.status_code == 404
+    assert problem.headers["content-type"] == "application/problem+json"
+    assert problem.json()["detail"] == html.unescape(
+        re.search(r"<blockquote>(.*?)</blockquote>", page.text).group(1)
+    )
+    assert client.get("/collections/nowhere?f=json", headers=asked).json()["status"] == 404
+    # a bad parameter on a page asked for by f=html, in Dutch
+    bad = client.get("/collections/addresses/items?f=html&lang=nl&limit=lots")
+    assert bad.status_code == 400 and "Fout 400: onbruikbare aanvraag" in bad.text
+    assert "limit" in bad.text
+    (json_link,) = re.findall(r'href="([^"]*f=json[^"]*)"', bad.text)
+    again = client.get(html.unescape(json_link))
+    assert again.status_code == 400 and again.json()["detail"] in html.unescape(bad.text)
+    hostile = client.get("/collections/%3Cscript%3Ealert(1)%3C%2Fscript%3E?f=html")
+    assert hostile.status_code == 404 and "<script>alert(1)" not in hostile.text
+    assert "&lt;script&gt;alert(1)" in hostile.text

@@ -19,20 +19,19 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlparse
+from urllib.parse import quote, urlparse
 
 import httpx
 import pytest
 from pyproj import Transformer
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 from shapely.geometry import shape
 
-from tests.api.conftest import start_server
+from tests.api.conftest import chromium, start_server
 
 pytestmark = pytest.mark.api
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,22 +45,12 @@ FROM_LAMBERT = Transformer.from_crs("EPSG:31370", "EPSG:4326", always_xy=True)
 @pytest.fixture(scope="module")
 def offline_browser() -> Iterator[webdriver.Chrome]:
     """Headless Chromium resolving no host but 127.0.0.1, English first, console kept."""
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--window-size=1280,900",
+    driver = chromium(
         "--lang=en-GB",
         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-    ):
-        options.add_argument(flag)
-    options.add_experimental_option("prefs", {"intl.accept_languages": "en-GB,en"})
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    driver.set_page_load_timeout(30)
-    driver.set_script_timeout(30)
+        window="1280,900",
+        languages="en-GB,en",
+    )
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     yield driver
     driver.quit()
@@ -272,6 +261,25 @@ def test_search_suggests_as_one_types_then_enter_flies_to_the_address_and_marks_
     assert suggestions[0] == "Chaussée de Waterloo 10, 1060 Saint-Gilles"
     box = browser.find_element(By.ID, "search")
     assert box.get_attribute("aria-expanded") == "true"
+    # A word still being typed is completed: the street it begins is suggested.
+    search(browser, "rue de la vic")
+    wait_for(
+        lambda: (
+            [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#suggestions li")][:1]
+            == ["Rue de la Victoire, 1060 Saint-Gilles"]
+        ),
+        10,
+        "the completed street suggested first",
+    )
+    search(browser, "chaussee de waterloo 10")
+    wait_for(
+        lambda: (
+            [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#suggestions li")][:1]
+            == ["Chaussée de Waterloo 10, 1060 Saint-Gilles"]
+        ),
+        10,
+        "the suggestions again",
+    )
     box.send_keys(Keys.ARROW_DOWN)
     assert box.get_attribute("aria-activedescendant") == "suggestion-0"
     box.send_keys(Keys.ENTER)
@@ -447,16 +455,18 @@ def test_a_click_on_a_building_names_it_and_its_municipality_in_both_languages(
     assert ("nearest" in sections) == (nearest["properties"]["distance"] <= 250)
     headings = [h.text for h in browser.find_elements(By.CSS_SELECTOR, "#panel h3")]
     assert "Bâtiments" in headings and "Communes (2026)" in headings
-    # Its key is a URI: its page is the layer's items filtered on it, which holds it alone.
+    # Its key is a URI: the links carry it percent-encoded whole, and each answers for it.
     building = browser.find_element(By.CSS_SELECTOR, "#panel section[data-collection=buildings]")
     links = {
         a.get_attribute("data-link"): a.get_attribute("href")
         for a in building.find_elements(By.TAG_NAME, "a")
     }
+    assert links["json"].endswith(f"/items/{quote(key, safe='')}?f=json")
     page = client.get(links["page"])
     assert page.status_code == 200 and key in page.text
-    (found,) = client.get(links["json"]).json()["features"]
-    assert found["id"] == key
+    assert client.get(links["json"]).json()["id"] == key
+    history = client.get(links["history"]).json()
+    assert [(c["id"], c["op"]) for c in history["changes"]] == [(key, "insert")]
     shot(browser, "what-is-here-building")
     Select(browser.find_element(By.ID, "language")).select_by_value("nl")
     wait_for(

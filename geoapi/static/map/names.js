@@ -24,11 +24,6 @@ export class Collections {
     return (c.titles && (c.titles[language()] || c.titles.en)) || c.title || id;
   }
 
-  keyField(id) {
-    const c = this.byId.get(id);
-    return c ? c.keyField : null;
-  }
-
   /** A feature's name in the current language, else its key. */
   featureName(id, feature) {
     const c = this.byId.get(id);
@@ -69,19 +64,14 @@ export class Collections {
   }
 }
 
-/** A feature's own pages: HTML, JSON and its layer's history.
+/** A feature's own pages: HTML, JSON and its history (its changes since the epoch).
  *
- * A key holding a "/" (URBIS' INSPIRE_ID URIs) cannot name a path segment the API routes,
- * even percent-encoded, so such a feature's pages are its layer's items filtered on the key
- * field, which hold that one feature.
+ * The key is percent-encoded whole: URBIS' INSPIRE_ID keys are URIs, whose "/" the API takes
+ * back as part of the one id.
  */
-export function featureLinks(api, collection, key, keyField = null) {
+export function featureLinks(api, collection, key) {
   const layer = `${api}/collections/${encodeURIComponent(collection)}`;
-  const history = `${layer}/changes?since=1970-01-01T00:00:00Z`;
-  if (keyField && String(key).includes("/")) {
-    const filter = `${encodeURIComponent(keyField)}=${encodeURIComponent(key)}`;
-    return { html: `${layer}/items?${filter}&f=html`, json: `${layer}/items?${filter}&f=json`, history };
-  }
+  const history = `${layer}/changes?since=1970-01-01T00:00:00Z&key=${encodeURIComponent(key)}`;
   const item = `${layer}/items/${encodeURIComponent(key)}`;
   return { html: `${item}?f=html`, json: `${item}?f=json`, history };
 }

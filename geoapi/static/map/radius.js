@@ -122,7 +122,7 @@ export class RadiusTool {
     for (const feature of features.slice(0, LISTED)) {
       const row = body.insertRow();
       const link = document.createElement("a");
-      link.href = featureLinks(this.app.settings.api, id, feature.id, collections.keyField(id)).html;
+      link.href = featureLinks(this.app.settings.api, id, feature.id).html;
       link.target = "_blank";
       link.textContent = collections.featureName(id, feature);
       row.insertCell().append(link);

@@ -5,8 +5,9 @@ import { Marker } from "../maplibre/maplibre-gl.mjs";
 import { say } from "./i18n.js";
 
 const WAIT_MS = 250; // a pause in typing before suggestions are asked for
-// Suggestions show near misses too (a street's first letters score low); Enter alone takes
-// the API's default threshold, where a weaker answer is "no result" rather than a wrong one.
+// Both complete an unfinished last word (`complete`). Suggestions show near misses too;
+// Enter alone takes the API's default threshold, where a weaker answer is "no result" rather
+// than a wrong one.
 const SUGGEST_MIN_SCORE = 0.6;
 const SUGGESTIONS = 6;
 
@@ -57,7 +58,11 @@ export class Search {
     }
     this.timer = setTimeout(async () => {
       try {
-        const features = await this.ask(q, { limit: SUGGESTIONS, min_score: SUGGEST_MIN_SCORE });
+        const features = await this.ask(q, {
+          limit: SUGGESTIONS,
+          min_score: SUGGEST_MIN_SCORE,
+          complete: "true", // the last word may be unfinished
+        });
         if (this.input.value.trim() !== q) return; // typed on meanwhile
         this.show(features);
         if (features.length) say(this.status, "suggestions", { n: features.length });
@@ -115,7 +120,7 @@ export class Search {
     if (!q) return;
     say(this.status, "searching");
     try {
-      const [best] = await this.ask(q, { limit: 1 });
+      const [best] = await this.ask(q, { limit: 1, complete: "true" });
       if (best) this.go(best);
       else {
         this.show([]);

@@ -112,7 +112,7 @@ export class WhatIsHere {
 
   item(api, id, feature, note = null) {
     const key = feature.id;
-    const links = featureLinks(api, id, key, this.app.collections.keyField(id));
+    const links = featureLinks(api, id, key);
     const item = element("li", null, { "data-key": String(key) });
     item.append(element("strong", this.app.collections.featureName(id, feature), { class: "name" }));
     if (note) item.append(" ", element("span", note, { class: "note" }));
