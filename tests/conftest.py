@@ -26,6 +26,8 @@ from urbis_sync.sources.http import HttpFetcher, RetryPolicy
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_CONFIG = ROOT / "config" / "urbis.yaml"
 SAMPLE_DIR = ROOT / "data" / "sample"
+# what a run leaves to look at (screenshots, notebook figures); git-ignored
+ARTIFACTS = Path(os.environ.get("URBIS_TEST_ARTIFACTS") or ROOT / "test-artifacts")
 # The bundled sample's layers, in config/urbis.yaml's order, and their features (the street
 # axis and surface that two cells both hold are one feature each: data/sample/README.md).
 SAMPLE_COUNTS = {

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 import struct
 import threading
 import time
@@ -32,10 +31,10 @@ from selenium.webdriver.support.ui import Select
 from shapely.geometry import shape
 
 from tests.api.conftest import chromium, start_server
+from tests.conftest import ARTIFACTS
 
 pytestmark = pytest.mark.api
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = Path(os.environ.get("URBIS_TEST_ARTIFACTS") or ROOT / "test-artifacts") / "map"
+SHOTS = ARTIFACTS / "map"
 VICTOIRE_2 = "Rue de la Victoire 2, 1060 Saint-Gilles"
 T = TypeVar("T")
 TO_LAMBERT = Transformer.from_crs("EPSG:4326", "EPSG:31370", always_xy=True)
@@ -51,7 +50,7 @@ def offline_browser() -> Iterator[webdriver.Chrome]:
         window="1280,900",
         languages="en-GB,en",
     )
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    SHOTS.mkdir(parents=True, exist_ok=True)
     yield driver
     driver.quit()
 
@@ -91,7 +90,7 @@ def open_map(browser: webdriver.Chrome, url: str) -> None:
 
 
 def shot(browser: webdriver.Chrome, name: str) -> Path:
-    path = ARTIFACTS / f"{name}.png"
+    path = SHOTS / f"{name}.png"
     browser.save_screenshot(str(path))
     return path
 

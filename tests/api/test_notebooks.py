@@ -33,7 +33,7 @@ from shapely.geometry import box
 
 from tests.api.conftest import start_server, sync_file_layer
 from tests.api.geocode_sample import read_sample_addresses
-from tests.conftest import ROOT, SAMPLE_CONFIG, drop_database, synced_sample_database
+from tests.conftest import ARTIFACTS, ROOT, SAMPLE_CONFIG, drop_database, synced_sample_database
 from tests.support.history_sample import GAINER, LOSER, BoundaryCorrection, boundary_correction
 from tests.support.sample_cells import read_cells, read_current_municipalities
 from urbis_core.db import create_sync_engine
@@ -107,8 +107,7 @@ def run_notebook(path: Path, **environment: str) -> Run:
 
 
 def assert_ends_with_a_figure(run: Run, name: str) -> None:
-    """The last code cell drew a figure; kept as `<name>.png` under URBIS_TEST_ARTIFACTS/notebooks
-    when that variable names a folder (the closing note of a run shows them)."""
+    """The last code cell drew a figure, kept as `test-artifacts/notebooks/<name>.png`."""
     last = [cell for cell in run.notebook.cells if cell.cell_type == "code"][-1]
     images = [
         output["data"]["image/png"]
@@ -118,11 +117,9 @@ def assert_ends_with_a_figure(run: Run, name: str) -> None:
     assert images, [output.get("output_type") for output in last.get("outputs", [])]
     png = base64.b64decode(images[-1])
     assert png.startswith(b"\x89PNG") and len(png) > 10_000  # a drawn figure, not a blank one
-    artifacts = os.environ.get("URBIS_TEST_ARTIFACTS")
-    if artifacts:
-        folder = Path(artifacts) / "notebooks"
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{name}.png").write_bytes(png)
+    folder = ARTIFACTS / "notebooks"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.png").write_bytes(png)
 
 
 def municipalities_with_addresses(correction: BoundaryCorrection) -> dict[str, int]:
