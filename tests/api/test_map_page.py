@@ -376,7 +376,7 @@ def test_a_click_opens_what_is_here_named_with_links_and_both_coordinates(
     assert sections["nearest"] == ["Rue de la Victoire 2"]
     headings = [h.text for h in panel.find_elements(By.TAG_NAME, "h3")]
     assert {"Municipalities", "Addresses", "Nearest address", "Coordinates"} <= set(headings)
-    # The links: the feature's page, its JSON and its layer's history, each answered.
+    # The links: the feature's page, its JSON and its own history, each answered.
     links = {
         a.get_attribute("data-link"): a.get_attribute("href")
         for a in panel.find_elements(By.CSS_SELECTOR, "section[data-collection=municipalities] a")
@@ -384,11 +384,12 @@ def test_a_click_opens_what_is_here_named_with_links_and_both_coordinates(
     assert links == {
         "page": f"{api}/collections/municipalities/items/21013?f=html",
         "json": f"{api}/collections/municipalities/items/21013?f=json",
-        "history": f"{api}/collections/municipalities/changes?since=1970-01-01T00:00:00Z",
+        "history": f"{api}/collections/municipalities/changes?since=1970-01-01T00:00:00Z&key=21013",
     }
     assert client.get(links["page"]).headers["content-type"].startswith("text/html")
     assert client.get(links["json"]).json()["id"] == "21013"
-    assert client.get(links["history"]).json()["collection"] == "municipalities"
+    history = client.get(links["history"]).json()
+    assert [(c["id"], c["op"]) for c in history["changes"]] == [("21013", "insert")]
     # The clicked point in both systems: within a pixel (0.2 m at zoom 19) of the address.
     lambert = panel.find_element(By.CSS_SELECTOR, "dd[data-crs='31370']")
     wgs84 = panel.find_element(By.CSS_SELECTOR, "dd[data-crs='4326']")
