@@ -34,6 +34,7 @@ ERRORS: dict[int, str] = {
 # and by those with a body, its size (413) and its arrival (408).
 EDGE_ERRORS = (400, 414, 431)
 BODY_ERRORS = (408, 413)
+EDGE_ONLY = (408, 414, 431)  # statuses only the edge answers (always a problem document)
 CATALOG_ERRORS = (400, 404, 503)  # a collection looked up in the catalog
 
 _documented: dict[str, type[BaseModel]] = {}
@@ -51,8 +52,12 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {
         status: {
             "description": ERRORS[status],
-            # a browser that asks for a page (f=html, or its Accept) gets the problem as one
-            "content": {PROBLEM: {"schema": schema_ref(Problem)}, HTML: {}},
+            "content": {
+                PROBLEM: {"schema": schema_ref(Problem)},
+                # a browser that asks for a page (f=html, or its Accept) gets the problem as
+                # one, but from the edge, which answers before any route
+                **({} if status in EDGE_ONLY else {HTML: {}}),
+            },
         }
         for status in statuses
     }

@@ -132,8 +132,12 @@ def test_every_json_answer_documented_has_a_model_and_no_422(definition):
                 for media_type, media in response.get("content", {}).items():
                     if "json" in media_type:
                         assert "$ref" in media.get("schema", {}), (method, template, status)
-                    if status.startswith(("4", "5")):
-                        assert media_type == "application/problem+json"
+                    if status.startswith(("4", "5")):  # the problem, or a page for browsers
+                        assert media_type in ("application/problem+json", "text/html")
+                if status.startswith(("4", "5")):
+                    assert "application/problem+json" in response["content"]
+                    edge = status in ("408", "414", "431")  # before any route: never a page
+                    assert ("text/html" in response["content"]) is not edge, (template, status)
             if operation.get("parameters"):  # validated parameters: a bad one is a 400
                 assert "400" in operation["responses"] or all(
                     p["in"] == "path" and p["schema"].get("type") == "string"
