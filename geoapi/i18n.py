@@ -5,6 +5,9 @@ as `fr-BE` reads as its language); without it, or with a language the pages are 
 the Accept-Language header does (its q-values honoured, `q=0` meaning "not this one"); English
 when neither names one of the three. JSON answers do not change with the language: a layer's
 titles are all in them already.
+
+Over 400 lines: most of it is the catalogue, every string in three languages side by side so
+that a translator reads and checks them together.
 """
 
 from __future__ import annotations
