@@ -31,6 +31,7 @@ from geoapi.query_models import ItemsQuery
 from geoapi.values import parse_value
 from urbis_core.catalog import ColumnInfo, LayerEntry, has_history
 from urbis_core.errors import NotFound
+from urbis_core.names import label_field_names, label_templates
 
 MAX_PAIRS_PER_CALL = 50  # PostgreSQL functions take at most 100 arguments
 GEOJSON_PLAIN = 0  # ST_AsGeoJSON options: no bbox, no crs member
@@ -461,6 +462,23 @@ def key_condition(
     except ValueError:
         return None  # an id that cannot be a key of this type is no feature
     return _equals(table.c[layer.key_field], sql_type, value)
+
+
+async def label_properties(
+    conn: AsyncConnection, layer: LayerEntry, keys: list[Any]
+) -> dict[Any, dict[str, Any]]:
+    """Per key, the fields the layer's label reads (to name features listed elsewhere)."""
+    fields = sorted(
+        {name for chosen in label_templates(layer).values() for name in label_field_names(chosen)}
+    )
+    if not fields or not keys:
+        return {}
+    table = layer.table()
+    key = table.c[layer.key_field]
+    rows = await conn.execute(
+        sa.select(key, *(table.c[name] for name in fields)).where(key.in_(keys))
+    )
+    return {row[0]: dict(zip(fields, row[1:], strict=True)) for row in rows}
 
 
 def key_filter(layer: LayerEntry, feature_id: str) -> Callable[[sa.Table], ColumnElement[bool]]:

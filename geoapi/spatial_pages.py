@@ -18,7 +18,7 @@ from geoapi.deps import base_url
 from geoapi.html_map import feature_map, map_of, named_features, query_point
 from geoapi.i18n import PageLanguage, catalogue, number, text
 from urbis_core.catalog import LayerEntry
-from urbis_core.names import feature_name
+from urbis_core.names import feature_name, namer
 
 
 def _as_json(request: Request, path: str) -> str:
@@ -152,11 +152,14 @@ def stats_page(
     layer: LayerEntry,
     group: LayerEntry,
     doc: dict[str, Any],
+    names: dict[Any, dict[str, Any]],
 ) -> HTMLResponse:
+    """The groups, each named in the reader's language (`names`: what its label reads)."""
     code = lang.code
     base = base_url(request)
-    key, title_field, measure = doc["keyField"], doc["titleField"], doc["measure"]
-    headers = [key, *([title_field] if title_field else []), text(code, "stats.count")]
+    key, measure = doc["keyField"], doc["measure"]
+    name_of = namer(group, code)
+    headers = [key, text(code, "col.name"), text(code, "stats.count")]
     if measure:
         headers.append(text(code, f"stats.{measure}"))
     rows = []
@@ -165,8 +168,7 @@ def stats_page(
             f'<a href="{html.esc(html.feature_href(base, group, row["key"], code))}">'
             f"{html.esc(row['key'])}</a>"
         ]
-        if title_field:
-            cells.append(html.esc(row["title"]))
+        cells.append(html.esc(name_of({key: row["key"], **names.get(row["key"], {})})))
         cells.append(html.esc(number(row["count"], code)))
         if measure:
             value = row[measure]

@@ -30,6 +30,7 @@ from geoapi.deps import (
     base_url,
     negotiate,
 )
+from geoapi.features import label_properties
 from geoapi.i18n import number, text
 from geoapi.links import collection_link
 from geoapi.media_types import CSV, GEOJSON, HTML
@@ -526,7 +527,9 @@ async def stats(
         "numberReturned": len(result.rows),
     }
     if f == "html" or (f is None and _browser(request)):
-        return stats_page(request, lang, layer, group, doc)
+        keys = [row["key"] for row in result.rows]
+        names = await label_properties(conn, group, keys)
+        return stats_page(request, lang, layer, group, doc, names)
     return Response(json.dumps(doc, default=str), media_type="application/json")
 
 

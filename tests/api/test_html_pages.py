@@ -225,6 +225,22 @@ def test_a_feature_page_is_titled_by_its_name_in_the_readers_language(client):
     assert f'{href}">{names["nl"]}</a>' in page_text(items)
 
 
+def test_the_stats_page_names_each_group_in_the_readers_language(client):
+    """The JSON has the group's title field (French); the page reads its label per language."""
+    stats = client.get("/collections/addresses/stats", params={"by": "municipalities"}).json()
+    counted = {row["key"]: row["count"] for row in stats["groups"]}
+    assert counted["21013"] == 419 and counted["21004"] == 247  # Saint-Gilles, Bruxelles
+    names = {"fr": ("Saint-Gilles", "Bruxelles"), "nl": ("Sint-Gillis", "Brussel")}
+    for lang, other in (("fr", "nl"), ("nl", "fr")):
+        url = f"/collections/addresses/stats?by=municipalities&f=html&lang={lang}"
+        page = page_text(client.get(url))
+        rows = re.findall(r"<tr>(.*?)</tr>", page)
+        for key, name in zip(("21013", "21004"), names[lang], strict=True):
+            (row,) = [r for r in rows if f">{key}</a>" in r]
+            assert f"<td>{name}</td>" in row and f"<td>{counted[key]}</td>" in row, row
+        assert names[other][0] not in page
+
+
 def test_the_language_switcher_keeps_the_query(client):
     page = page_text(client.get("/collections/municipalities/items?f=html&lang=fr&limit=3"))
     for code in LANGS:
