@@ -99,7 +99,8 @@ def test_vector_fields_are_refused_on_a_raster_layer(tmp_path, extra, field):
             "source.srid: not used by a raster layer (a raster layer declares 'srid' beside",
         ),
         (
-            "    type: raster\n    source: {kind: file, path: a.tif}\n    style: {rescale: [9, 2]}\n",
+            "    type: raster\n    source: {kind: file, path: a.tif}\n"
+            "    style: {rescale: [9, 2]}\n",
             "style: rescale [9.0, 2.0]: the minimum must be below the maximum",
         ),
         (
@@ -180,8 +181,6 @@ def test_config_check_names_a_corrupt_file_and_a_missing_one(tmp_path):
 def test_config_check_refuses_a_mosaic_of_different_bands(tmp_path):
     (tmp_path / "tiles").mkdir()
     rasters.write_terrain(tmp_path / "tiles" / "a.tif")
-        tmp_path / "tiles"
-    ).mkdir() is None else None
     rgb = rasters.write_rgb(tmp_path / "tiles" / "b.tif")
     with pytest.raises(ConfigError, match=f"{rgb}: bands uint8, uint8, uint8 differ from"):
         check_config(raster_config(tmp_path, "{kind: file, paths: ['tiles/*.tif']}"))
