@@ -23,7 +23,8 @@ from tests.support import rasters
 from urbis_core.config import load_config
 from urbis_core.coverages import CoverageEntry, read_coverage
 from urbis_core.settings import SyncSettings
-from urbis_sync.run import RunReport, sync_layer
+from urbis_sync.run import RunReport, sync_layer, sync_once
+from urbis_sync.schedule import layer_status
 
 
 @pytest.fixture
@@ -309,3 +310,16 @@ def test_a_reader_never_sees_a_partial_file_during_swaps(engine, settings, tmp_p
     assert not problems, problems[:3]
     assert len(reads) > 10 and set(reads) == {0.0, 1.0}
     assert entry(engine).version == 7
+
+
+def test_status_and_the_schedule_see_raster_layers(engine, settings, tmp_path):
+    rasters.write_terrain(tmp_path / "dtm.tif")
+    config = load_config(configure(tmp_path, "{kind: file, path: dtm.tif}", "    schedule: 6h\n"))
+    before = {s.layer_id: s for s in layer_status(engine, config)}
+    assert before["terrain"].version is None and before["terrain"].last_success is None
+    (report,) = sync_once(engine, config, config.all_ids(), settings)
+    assert report.status == "success", report.error
+    after = layer_status(engine, config)[0]
+    assert (after.layer_id, after.version, after.feature_count) == ("terrain", 1, None)
+    assert after.last_success is not None
+    assert (after.next_run - after.last_success).total_seconds() == pytest.approx(6 * 3600, abs=5)
