@@ -20,6 +20,7 @@ from rasterio.warp import Resampling, reproject
 from rio_cogeo.cogeo import cog_validate
 
 from tests.support import rasters
+from tests.unit.test_source_feed import site as site  # noqa: F401 - the fixture
 from urbis_core.config import load_config
 from urbis_core.coverages import CoverageEntry, read_coverage
 from urbis_core.settings import SyncSettings
@@ -323,3 +324,24 @@ def test_status_and_the_schedule_see_raster_layers(engine, settings, tmp_path):
     assert (after.layer_id, after.version, after.feature_count) == ("terrain", 1, None)
     assert after.last_success is not None
     assert (after.next_run - after.last_success).total_seconds() == pytest.approx(6 * 3600, abs=5)
+
+
+def test_a_zipped_raster_at_a_url_is_downloaded(engine, settings, tmp_path, request):
+    server = request.getfixturevalue("site")
+    whole = read_all(rasters.write_terrain(tmp_path / "whole.tif"))
+    archive = server.root / "downloads" / "DTM.zip"
+    archive.parent.mkdir()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for tile in rasters.write_terrain_tiles(tmp_path / "tiles"):
+            zipped.write(tile, tile.name)
+    url = f"http://127.0.0.1:{server.server_address[1]}/downloads/DTM.zip"
+    config = configure(tmp_path, f"{{kind: file, url: '{url}'}}")
+    assert sync(engine, config, settings).status == "success"
+    cog = entry(engine)
+    assert cog.checksum == hashlib.sha256(archive.read_bytes()).hexdigest()  # the zip as read
+    assert np.array_equal(read_all(cog.path), whole)
+
+    archive.unlink()  # the download fails: the run says so, the COG stays
+    report = sync(engine, config, settings)
+    assert report.status == "failed" and f"cannot download {url}" in (report.error or "")
+    assert entry(engine) == cog and Path(cog.path).is_file()
