@@ -61,6 +61,8 @@ def _gathered(files: list[Path], facts: RasterFacts, out: Path) -> Path:
     """The files as one GeoTIFF carrying the CRS and nodata the facts say (declared or own)."""
     sources = [rasterio.open(p) for p in files]
     try:
+        # With dst_path, rasterio (>= 1.4) writes the mosaic in chunks within its `mem_limit`:
+        # a mosaic of orthophoto tiles is never held whole.
         merge(sources, nodata=facts.nodata, dst_path=out)
     finally:
         for ds in sources:

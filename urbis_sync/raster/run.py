@@ -123,20 +123,18 @@ def _convert(
         _fsync_folder(folder)
     finally:
         partial.unlink(missing_ok=True)
-    try:
-        with engine.begin() as conn:
-            conn.execute(
-                insert(coverage_catalog)
-                .values(path=str(final), **row)
-                .on_conflict_do_update(
-                    index_elements=[coverage_catalog.c.id],
-                    set_={"path": str(final), **{k: v for k, v in row.items() if k != "id"}},
-                )
+    # If this fails the new file stays unnamed, and the next successful run's prune removes it.
+    # It is not removed here: a failure while committing may hide a commit that happened.
+    with engine.begin() as conn:
+        conn.execute(
+            insert(coverage_catalog)
+            .values(path=str(final), **row)
+            .on_conflict_do_update(
+                index_elements=[coverage_catalog.c.id],
+                set_={"path": str(final), **{k: v for k, v in row.items() if k != "id"}},
             )
-            _finish(conn, run_id, "success", version=version)
-    except BaseException:
-        final.unlink(missing_ok=True)  # never named by a committed row
-        raise
+        )
+        _finish(conn, run_id, "success", version=version)
     _prune(folder, keep={final, Path(current.path)} if current else {final})
     return RasterOutcome(run_id, "success", version, True, str(final))
 
