@@ -61,7 +61,7 @@ def run_sync(url: str, config: ServiceConfig, layer_ids: tuple[str, ...]) -> boo
     progress = ProgressLine()
     ok = True
     try:
-        for layer_id in list(layer_ids) or list(config.layers):
+        for layer_id in list(layer_ids) or config.all_ids():
             report = sync_layer(engine, config, layer_id, sync_settings, progress)
             progress.done()
             _report(report)
@@ -81,7 +81,8 @@ def _sync_on_schedules(url: str, config: ServiceConfig) -> None:
     sync_settings = settings().sync()
     engine = create_sync_engine(url, statement_timeout=sync_settings.statement_timeout)
     click.echo(
-        f"urbis: syncing {', '.join(config.layers)} on their schedules (Ctrl-C to stop)", err=True
+        f"urbis: syncing {', '.join(config.all_ids())} on their schedules (Ctrl-C to stop)",
+        err=True,
     )
     try:
         run_continuously(engine, config, sync_settings, stop, _report)
@@ -104,7 +105,8 @@ def config_check() -> None:
     puts a file's data outside that CRS's area of use or outside Belgium.
     """
     cfg = checked_config()
-    click.echo(f"{cfg.path}: OK ({len(cfg.layers)} layers: {', '.join(cfg.layers)})")
+    every = cfg.all_ids()
+    click.echo(f"{cfg.path}: OK ({len(every)} layers: {', '.join(every)})")
 
 
 # -- urbis sources --------------------------------------------------------------------------
@@ -130,6 +132,8 @@ def sources_check(layers: tuple[str, ...]) -> None:
     failed: list[str] = []
     checked = 0
     for layer_id in config.select(layers):
+        if layer_id in config.rasters:
+            continue  # a raster layer's files are opened by `urbis config check`
         probe = probe_layer(layer_id, config.layer(layer_id), sync_settings)
         click.echo(f"{layer_id}: {probe.source}")
         width = max((len(name) for name, _ in probe.facts), default=0) + 1
@@ -164,7 +168,12 @@ def sync(once: bool, layers: tuple[str, ...]) -> None:
             sys.exit(1)
         return
     if layers:
-        config = config.model_copy(update={"layers": {k: config.layers[k] for k in layers}})
+        config = config.model_copy(
+            update={
+                "layers": {k: v for k, v in config.layers.items() if k in layers},
+                "rasters": {k: v for k, v in config.rasters.items() if k in layers},
+            }
+        )
     _sync_on_schedules(url, config)
 
 

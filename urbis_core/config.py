@@ -185,24 +185,95 @@ class LayerConfig(_Strict):
         return value
 
 
+class RasterStyle(_Strict):
+    """How raster tiles draw a layer (used by the API): a ramp, its range, a hillshade."""
+
+    colormap: str | None = None
+    rescale: tuple[float, float] | None = None
+    hillshade: bool = False
+
+    @model_validator(mode="after")
+    def _range_order(self) -> RasterStyle:
+        if self.rescale is not None and not self.rescale[0] < self.rescale[1]:
+            raise ValueError(f"rescale {list(self.rescale)}: the minimum must be below the maximum")
+        return self
+
+
+class RasterLayerConfig(_Strict):
+    """A raster layer (`type: raster`): GeoTIFF or COG files, kept as one COG in EPSG:31370.
+
+    The layer id is the coverage id. `srid` declares the CRS of files that carry none and
+    `nodata` the value of files that declare none; a file's own CRS and nodata win otherwise
+    (declaring a different one is a configuration error found by `urbis config check`).
+    """
+
+    type: Literal["raster"]
+    title: Title = Title()
+    description: str | None = None
+    source: FileSource
+    srid: int | None = Field(default=None, gt=0)
+    nodata: float | None = None
+    style: RasterStyle = RasterStyle()
+    schedule: str | None = None
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule_format(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+    @model_validator(mode="after")
+    def _source_fields(self) -> RasterLayerConfig:
+        if self.source.layer is not None or self.source.srid is not None:
+            field = "layer" if self.source.layer is not None else "srid"
+            hint = " (a raster layer declares 'srid' beside 'source')" if field == "srid" else ""
+            raise ValueError(f"source.{field}: not used by a raster layer{hint}")
+        if self.source.drop_fields:
+            raise ValueError("source.drop_fields: not used by a raster layer (it has no fields)")
+        return self
+
+
+# Vector-layer fields a raster layer refuses by name, with the reason said once.
+_VECTOR_ONLY = ("key", "tiles", "label", "indexes")
+
+
 class ServiceConfig(_Strict):
-    """The whole file: the layers to keep in PostGIS, keyed by their collection id."""
+    """The whole file: the layers to keep, keyed by their id.
+
+    Vector layers (`layers`) go to PostGIS; raster layers (`rasters`, `type: raster` in the
+    file) become Cloud-Optimized GeoTIFFs (urbis_sync.raster). Ids are unique across both.
+    """
 
     path: Path
     layers: dict[str, LayerConfig]
+    rasters: dict[str, RasterLayerConfig] = {}
 
     def layer(self, layer_id: str) -> LayerConfig:
         self.select([layer_id])
+        if layer_id in self.rasters:
+            raise ConfigError(f"{self.path}: layer '{layer_id}' is a raster layer")
         return self.layers[layer_id]
+
+    def raster(self, layer_id: str) -> RasterLayerConfig:
+        self.select([layer_id])
+        if layer_id not in self.rasters:
+            raise ConfigError(f"{self.path}: layer '{layer_id}' is not a raster layer")
+        return self.rasters[layer_id]
+
+    def all_ids(self) -> list[str]:
+        """Every layer id, vector and raster, in the file's order within each kind."""
+        return [*self.layers, *self.rasters]
 
     def select(self, layer_ids: Sequence[str]) -> list[str]:
         """The layer ids asked for, checked, in order; every layer when none is asked for."""
-        unknown = [layer_id for layer_id in layer_ids if layer_id not in self.layers]
+        every = self.all_ids()
+        unknown = [layer_id for layer_id in layer_ids if layer_id not in every]
         if unknown:
-            known = ", ".join(sorted(self.layers)) or "none"
+            known = ", ".join(sorted(every)) or "none"
             names = ", ".join(f"'{layer_id}'" for layer_id in unknown)
             raise ConfigError(f"{self.path}: no layer {names} (configured layers: {known})")
-        return list(dict.fromkeys(layer_ids)) or list(self.layers)
+        return list(dict.fromkeys(layer_ids)) or every
 
 
 def load_config(path: Path) -> ServiceConfig:
@@ -231,6 +302,7 @@ def read_config(path: Path) -> tuple[ServiceConfig, list[str]]:
         return nothing, [f"{path}: expected a mapping with a non-empty 'layers' mapping"]
 
     layers: dict[str, LayerConfig] = {}
+    rasters: dict[str, RasterLayerConfig] = {}
     problems: list[str] = []
     for layer_id, body in raw["layers"].items():
         if not isinstance(layer_id, str) or not LAYER_ID.match(layer_id):
@@ -239,6 +311,21 @@ def read_config(path: Path) -> tuple[ServiceConfig, list[str]]:
                 "(it names the table and the collection)"
             )
             continue
+        kind = body.get("type", "vector") if isinstance(body, dict) else "vector"
+        if kind == "raster":
+            raster, raster_problems = _read_raster(path, layer_id, body)
+            problems += raster_problems
+            if raster is not None:
+                rasters[layer_id] = raster
+            continue
+        if kind != "vector":
+            problems.append(
+                f"{path}: layer '{layer_id}': type: unknown type '{kind}' "
+                "(expected vector, the default, or raster)"
+            )
+            continue
+        if isinstance(body, dict):
+            body = {k: v for k, v in body.items() if k != "type"}
         try:
             layer = LayerConfig.model_validate(body)
         except ValidationError as exc:
@@ -260,7 +347,39 @@ def read_config(path: Path) -> tuple[ServiceConfig, list[str]]:
         layers[layer_id] = layer
     unknown_top = sorted(set(raw) - {"layers"})
     problems.extend(f"{path}: unknown top-level key '{k}'" for k in unknown_top)
-    return ServiceConfig(path=path, layers=layers), problems
+    return ServiceConfig(path=path, layers=layers, rasters=rasters), problems
+
+
+def _read_raster(
+    path: Path, layer_id: str, body: dict[str, Any]
+) -> tuple[RasterLayerConfig | None, list[str]]:
+    """One raster layer, its relative paths resolved against the file's folder; or its problems."""
+    where = f"{path}: layer '{layer_id}'"
+    refused = [
+        f"{where}: {name}: not used by a raster layer" for name in _VECTOR_ONLY if name in body
+    ]
+    rest = {k: v for k, v in body.items() if k not in _VECTOR_ONLY}
+    source = rest.get("source")
+    if isinstance(source, dict) and source.get("kind", "file") != "file":
+        refused.append(
+            f"{where}: source.kind: a raster layer reads files (kind: file), "
+            f"not '{source.get('kind')}'"
+        )
+        return None, refused
+    try:
+        layer = RasterLayerConfig.model_validate(rest)
+    except ValidationError as exc:
+        return None, refused + [f"{where}: {_describe(e)}" for e in exc.errors()]
+    if refused:
+        return None, refused
+    located = layer.source
+    if located.path is not None:
+        located = located.model_copy(update={"path": (path.parent / located.path).resolve()})
+    if located.paths is not None:
+        located = located.model_copy(
+            update={"paths": [(path.parent / p).resolve() for p in located.paths]}
+        )
+    return layer.model_copy(update={"source": located}), []
 
 
 def _describe(error: Any) -> str:

@@ -149,6 +149,8 @@ class SyncSettings:
     # The sync writes whole layers in one transaction: its statements get far longer than
     # the API's, but not for ever (a lock never released, a runaway diff).
     statement_timeout: float = 1800.0
+    # Where raster layers' Cloud-Optimized GeoTIFFs live (`<id>/<version>-<checksum12>.tif`).
+    raster_dir: Path = PROJECT_ROOT / ".urbis" / "rasters"
 
 
 # -- reading the environment ------------------------------------------------------------------
@@ -320,6 +322,14 @@ class Settings(BaseModel):
         SyncSettings.statement_timeout, alias="URBIS_SYNC_STATEMENT_TIMEOUT"
     )
 
+    # Unset: `rasters/` under URBIS_HOME, beside the embedded cluster.
+    raster_dir_setting: Path | None = Field(None, alias="URBIS_RASTER_DIR")
+
+    @property
+    def raster_dir(self) -> Path:
+        """Where raster layers' COGs live: URBIS_RASTER_DIR, else `<URBIS_HOME>/rasters`."""
+        return (self.raster_dir_setting or self.home / "rasters").resolve()
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
         """The settings from these variables; a ConfigError naming each one that is wrong."""
@@ -383,6 +393,7 @@ class Settings(BaseModel):
             http_backoff=self.http_backoff,
             http_timeout=self.http_timeout,
             statement_timeout=self.sync_statement_timeout,
+            raster_dir=self.raster_dir,
         )
 
 

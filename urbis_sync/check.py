@@ -7,10 +7,12 @@ file is fixed in one pass rather than one error at a time.
 from __future__ import annotations
 
 import math
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import rasterio
 from pyproj import CRS, Transformer
 from pyproj.exceptions import ProjError
 
@@ -19,6 +21,8 @@ from urbis_core.config import FileSource, ServiceConfig, read_config
 from urbis_core.errors import ConfigError, SourceError
 from urbis_core.names import label_problems
 from urbis_sync.normalize import resolve_crs
+from urbis_sync.raster.source import locate
+from urbis_sync.raster.validate import RasterInvalid, check_files
 from urbis_sync.sources.file import FileReader, open_file_source
 from urbis_sync.sources.file_set import FileSetReader, expand_paths, no_match, open_file_set
 
@@ -38,6 +42,9 @@ def check_config(path: Path, layer_ids: list[str] | None = None) -> ServiceConfi
         layer_ids = config.select(layer_ids or [])
     problems += source_problems(
         config, [i for i in layer_ids or config.layers if i in config.layers]
+    )
+    problems += raster_problems(
+        config, [i for i in layer_ids or config.rasters if i in config.rasters]
     )
     if problems:
         raise ConfigError("\n".join(problems))
@@ -102,6 +109,37 @@ def source_problems(config: ServiceConfig, layer_ids: list[str]) -> list[str]:
         misfit = extent_misfit(extent, crs) if extent is not None else None
         if misfit:
             problems.append(f"{where}: {field}: {misfit}")
+    return problems
+
+
+def raster_problems(config: ServiceConfig, layer_ids: list[str]) -> list[str]:
+    """Every problem found by opening raster layers' local files (URLs: checked by the sync).
+
+    Each file is opened: it must be a raster, carry a CRS or have `srid`, carry nodata or
+    have `nodata`, have bands of a supported type, and lie in Belgium once read in its CRS.
+    """
+    problems: list[str] = []
+    for layer_id in layer_ids:
+        layer = config.raster(layer_id)
+        if layer.source.url is not None:
+            continue
+        where = f"{config.path}: layer '{layer_id}'"
+        with tempfile.TemporaryDirectory(prefix="urbis-check-") as tmp:
+            try:
+                located = locate(layer, layer_id, Path(tmp))
+                facts = check_files(layer, located.files, located.labels)
+            except SourceError as exc:
+                problems.append(f"{where}: {str(exc).removeprefix(f'layer {layer_id!r}: ')}")
+                continue
+            except RasterInvalid as exc:
+                problems += [f"{where}: {p}" for p in exc.problems]
+                continue
+            for path, label in zip(located.files, located.labels, strict=True):
+                with rasterio.open(path) as ds:
+                    misfit = extent_misfit(tuple(ds.bounds), facts.crs)
+                if misfit:
+                    field = "srid" if facts.crs_declared else "the file's own CRS"
+                    problems.append(f"{where}: {label}: {field}: {misfit}")
     return problems
 
 

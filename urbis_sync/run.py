@@ -31,6 +31,7 @@ from urbis_core.errors import SourceError, SyncError, UrbisError
 from urbis_core.settings import SyncSettings
 from urbis_sync import tile_geometry
 from urbis_sync.normalize import Quarantined
+from urbis_sync.raster.run import run_raster
 from urbis_sync.reconcile.apply import ApplyResult, apply
 from urbis_sync.reconcile.catalog_write import mark_synced
 from urbis_sync.reconcile.staging import NeedsFullRun, drop_staging, has_fingerprints
@@ -67,12 +68,18 @@ class RunReport:
     error: str | None = None
     seconds: float = 0.0
     tile_ready: Filled | None = None  # rows made ready for tiles after the run
+    raster: str | None = None  # a raster layer's run: what it did, in words
 
     def summary(self) -> str:
         if self.status == "busy":
             return f"{self.layer_id}: skipped, another process is syncing it"
         if self.status != "success":
             return f"{self.layer_id}: FAILED (run {self.run_id}): {self.error}"
+        if self.raster is not None:
+            return (
+                f"{self.layer_id}: {self.raster} (version {self.version}), "
+                f"{self.seconds:.1f} s (run {self.run_id})"
+            )
         drift = f", schema drift: {self.drift}" if self.drift else ""
         return (
             f"{self.layer_id}: {self.fetched} features read, {self.inserted} inserted, "
@@ -100,13 +107,15 @@ def sync_layer(
     settings: SyncSettings | None = None,
     progress: Progress | None = None,
 ) -> RunReport:
-    config.layer(layer_id)  # an unknown id is a configuration error, before any lock
+    config.select([layer_id])  # an unknown id is a configuration error, before any lock
     with engine.connect() as lock_conn:
         got = lock_conn.execute(select(func.pg_try_advisory_lock(lock_key(layer_id)))).scalar()
         lock_conn.commit()
         if not got:
             return RunReport(layer_id, None, "busy")
         try:
+            if layer_id in config.rasters:
+                return _raster_run(engine, config, layer_id, settings or SyncSettings())
             report = _run(engine, config, layer_id, settings or SyncSettings(), progress)
             if report.status == "success" and (report.inserted or report.updated or report.drift):
                 report = _made_ready_for_tiles(engine, report)  # the rows it wrote
@@ -117,6 +126,24 @@ def sync_layer(
                 lock_conn.commit()
             except DBAPIError:
                 pass  # the connection died (database restart): its lock went with it
+
+
+def _raster_run(
+    engine: Engine, config: ServiceConfig, layer_id: str, settings: SyncSettings
+) -> RunReport:
+    """A raster layer's run (urbis_sync.raster.run), told as the vector runs are."""
+    started = time.monotonic()
+    outcome = run_raster(engine, config, layer_id, settings)
+    did = "new COG written" if outcome.changed else "source unchanged, nothing written"
+    return RunReport(
+        layer_id,
+        outcome.run_id,
+        outcome.status,
+        version=outcome.version,
+        error=outcome.error,
+        seconds=time.monotonic() - started,
+        raster=did if outcome.status == "success" else None,
+    )
 
 
 def _made_ready_for_tiles(engine: Engine, report: RunReport) -> RunReport:

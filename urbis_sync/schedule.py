@@ -15,8 +15,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, func, select
 
-from urbis_core.catalog import quarantine, read_layer, sync_run
+from urbis_core.catalog import LayerEntry, quarantine, read_layer, sync_run
 from urbis_core.config import ServiceConfig, parse_duration
+from urbis_core.coverages import read_coverage
 from urbis_core.settings import SyncSettings
 from urbis_sync.run import RunReport, sync_layer
 
@@ -57,7 +58,7 @@ def layer_status(
     now = now or datetime.now(UTC)
     out = []
     with engine.connect() as conn:
-        for layer_id, layer in config.layers.items():
+        for layer_id in config.all_ids():
             runs = conn.execute(
                 select(
                     sync_run.c.status,
@@ -76,7 +77,13 @@ def layer_status(
                 failures += 1
             last_failure = next((r for r in runs if r.status == "failed"), None)
             finished = [r for r in runs if r.finished_at is not None]
-            catalog = read_layer(conn, layer_id)
+            layer = config.rasters.get(layer_id) or config.layers[layer_id]
+            # A raster layer (urbis_sync.raster) has a coverage entry, no features, no quarantine.
+            catalog = (
+                read_coverage(conn, layer_id)
+                if layer_id in config.rasters
+                else read_layer(conn, layer_id)
+            )
             held = conn.execute(
                 select(func.count())
                 .select_from(quarantine)
@@ -87,7 +94,9 @@ def layer_status(
                 LayerStatus(
                     layer_id=layer_id,
                     version=catalog.version if catalog else None,
-                    feature_count=catalog.feature_count if catalog else None,
+                    feature_count=catalog.feature_count
+                    if isinstance(catalog, LayerEntry)
+                    else None,
                     last_success=catalog.last_success if catalog else None,
                     last_failure=last_failure.finished_at if last_failure else None,
                     failure_reason=last_failure.error if last_failure else None,

@@ -2,9 +2,10 @@ import sqlalchemy as sa
 
 from urbis_core import migrate
 from urbis_core.catalog import metadata
+from urbis_core.coverages import coverage_catalog
 from urbis_core.db import create_sync_engine
 
-SERVICE_TABLES = {"layer_catalog", "sync_run", "change_log", "quarantine"}
+SERVICE_TABLES = {"layer_catalog", "sync_run", "change_log", "quarantine", "coverage_catalog"}
 
 
 def _schema_tables(url: str) -> dict[str, set[str]]:
@@ -31,7 +32,7 @@ def test_upgrade_from_empty_downgrade_to_base_and_upgrade_again(empty_database_u
     tables = _schema_tables(url)
     assert set(tables) == SERVICE_TABLES
     # The code's view of the schema (urbis_core.catalog) matches what the migration made.
-    for table in metadata.tables.values():
+    for table in [*metadata.tables.values(), coverage_catalog]:
         assert {c.name for c in table.columns} == tables[table.name], table.name
 
     migrate.downgrade(url, "base")
