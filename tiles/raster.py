@@ -107,7 +107,7 @@ def tile_grid(tms: TileMatrixSet, z: int, x: int, y: int, margin: int = 0) -> di
 
 
 def meets(src: Any, tms: TileMatrixSet, z: int, x: int, y: int) -> bool:
-    """Does the tile meet the raster's extent (in the tile's CRS, edges densified)?"""
+    """Whether the tile meets the raster's extent (in the tile's CRS, edges densified)."""
     minx, miny, maxx, maxy = tms.bounds(z, x, y)
     left, bottom, right, top = transform_bounds(
         src.crs, CRS.from_epsg(tms.srid), *src.bounds, densify_pts=21

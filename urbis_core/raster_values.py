@@ -50,7 +50,8 @@ def values_at(path: str, x: float, y: float, srid: int = LAYER_SRID) -> list[flo
         if not (0 <= row < src.height and 0 <= col < src.width):
             return [None] * src.count
         cell = src.read(window=Window(col, row, 1, 1), masked=True)
-    return [None if cell.mask[b, 0, 0] else float(cell[b, 0, 0]) for b in range(cell.shape[0])]
+    empty = np.ma.getmaskarray(cell)
+    return [None if empty[b, 0, 0] else float(cell.data[b, 0, 0]) for b in range(cell.shape[0])]
 
 
 def band_stats(
@@ -180,13 +181,13 @@ def _summary(values: np.ndarray, nodata_count: int, percentiles: Sequence[float]
 
 
 def _window(src: Any, geometry: BaseGeometry) -> Window | None:
-    """The whole cells under the geometry's bounds, clipped to the raster (None: off it or empty)."""
+    """The whole cells under the geometry's bounds, clipped to the raster (None: off it)."""
     if geometry.is_empty:
         return None
     minx, miny, maxx, maxy = geometry.bounds
     inverse = ~src.transform
     cols, rows = zip(
-        *(inverse * corner for corner in ((minx, miny), (minx, maxy), (maxx, miny), (maxx, maxy))),
+        *(inverse @ corner for corner in ((minx, miny), (minx, maxy), (maxx, miny), (maxx, maxy))),
         strict=True,
     )
     col0, col1 = max(0, math.floor(min(cols))), min(src.width, math.ceil(max(cols)))

@@ -54,9 +54,9 @@ def write_terrain(path: Path) -> Path:
 def write_rgb(path: Path) -> Path:
     """256 x 256 cells of 8 m, overlapping the terrain model's south-west part."""
     rows, cols = np.mgrid[0:256, 0:256]
-    bands = np.stack(
-        [(cols * 255 // 255), (rows * 255 // 255), ((rows + cols) * 7) % 256]
-    ).astype(np.uint8)
+    bands = np.stack([(cols * 255 // 255), (rows * 255 // 255), ((rows + cols) * 7) % 256]).astype(
+        np.uint8
+    )
     profile = {
         "driver": "COG",
         "width": 256,

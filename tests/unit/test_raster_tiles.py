@@ -50,15 +50,18 @@ def reference(
     path: str, tms: TileMatrixSet, z: int, x: int, y: int, resampling: Resampling
 ) -> np.ma.MaskedArray:
     """The tile's window read with rasterio here: every band, masked where nodata/outside."""
-    with rasterio.open(path) as src, WarpedVRT(
-        src,
-        crs=CRS.from_epsg(tms.srid),
-        transform=from_bounds(*tms.bounds(z, x, y), 256, 256),
-        width=256,
-        height=256,
-        resampling=resampling,
-        add_alpha=src.nodata is None,
-    ) as vrt:
+    with (
+        rasterio.open(path) as src,
+        WarpedVRT(
+            src,
+            crs=CRS.from_epsg(tms.srid),
+            transform=from_bounds(*tms.bounds(z, x, y), 256, 256),
+            width=256,
+            height=256,
+            resampling=resampling,
+            add_alpha=src.nodata is None,
+        ) as vrt,
+    ):
         bands = [i for i in range(1, vrt.count + 1) if vrt.colorinterp[i - 1].name != "alpha"]
         data = vrt.read(bands)
         mask = vrt.dataset_mask() == 0
@@ -140,9 +143,7 @@ def test_rgb_imagery_is_drawn_as_it_is_and_transparent_outside(
     assert (transparent == expected.mask[0]).all()
     assert transparent.any() and not transparent.all()
     for band in range(3):
-        np.testing.assert_array_equal(
-            picture[..., band][~transparent], expected[band].compressed()
-        )
+        np.testing.assert_array_equal(picture[..., band][~transparent], expected[band].compressed())
 
 
 @pytest.mark.parametrize(("tms", "z"), FULL, ids=GRID_IDS)
@@ -186,14 +187,17 @@ def test_hillshaded_neighbours_join_without_a_seam(terrain: str):
     minx, miny, _, maxy = tms.bounds(z, x, y)
     pad = tms.cell_size(z)
     maxx = tms.bounds(z, x + 1, y)[2]
-    with rasterio.open(terrain) as src, WarpedVRT(
-        src,
-        crs=CRS.from_epsg(tms.srid),
-        transform=from_bounds(minx - pad, miny - pad, maxx + pad, maxy + pad, 514, 258),
-        width=514,
-        height=258,
-        resampling=Resampling.nearest,
-    ) as vrt:
+    with (
+        rasterio.open(terrain) as src,
+        WarpedVRT(
+            src,
+            crs=CRS.from_epsg(tms.srid),
+            transform=from_bounds(minx - pad, miny - pad, maxx + pad, maxy + pad, 514, 258),
+            width=514,
+            height=258,
+            resampling=Resampling.nearest,
+        ) as vrt,
+    ):
         wide = vrt.read(1, masked=True)
     shade = hillshade(wide, tms.ground_pixel(z))[1:-1, 1:-1]
     grey = np.clip((wide[1:-1, 1:-1].filled(20.0) - 20) / 70, 0, 1) * 255
@@ -214,9 +218,9 @@ def test_hillshade_of_a_plane_is_the_textbook_illumination():
     plane = np.ma.MaskedArray(np.tile(cols * 0.5 * 2.0, (20, 1)))  # cells of 2 m
     slope = math.atan(0.5)
     zenith = math.radians(45)
-    expected = math.cos(zenith) * math.cos(slope) + math.sin(zenith) * math.sin(
-        slope
-    ) * math.cos(math.radians(45))
+    expected = math.cos(zenith) * math.cos(slope) + math.sin(zenith) * math.sin(slope) * math.cos(
+        math.radians(45)
+    )
     shade = hillshade(plane, 2.0)
     np.testing.assert_allclose(shade[1:-1, 1:-1], expected, rtol=1e-12)
 
