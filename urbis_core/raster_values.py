@@ -21,7 +21,7 @@ import numpy as np
 import rasterio
 import shapely
 from pyproj import Transformer
-from rasterio.features import geometry_mask
+from rasterio.features import geometry_mask, rasterize
 from rasterio.windows import Window
 from shapely.geometry.base import BaseGeometry
 
@@ -67,7 +67,7 @@ def band_stats(
     with rasterio.open(path) as src:
         _check_band(src, band)
         geometry = _to_raster_crs(geometry, srid, src.crs)
-        return _stats_of(src, band, geometry, percentiles, read=None)
+        return _stats_of(src, band, geometry, percentiles)
 
 
 def zonal_stats(
@@ -109,28 +109,69 @@ def _zonal_batch(
             groups.setdefault(cell, []).append(i)
     results: list[dict[str, Any] | None] = [None] * len(batch)
     for members in groups.values():
-        row0 = min(windows[i].row_off for i in members)  # type: ignore[union-attr]
-        col0 = min(windows[i].col_off for i in members)  # type: ignore[union-attr]
-        row1 = max(windows[i].row_off + windows[i].height for i in members)  # type: ignore[union-attr]
-        col1 = max(windows[i].col_off + windows[i].width for i in members)  # type: ignore[union-attr]
-        block = None
-        if (row1 - row0) * (col1 - col0) <= GROUP_CELLS:
-            block = src.read(band, window=Window(col0, row0, col1 - col0, row1 - row0), masked=True)
-        for i in members:
-            window = windows[i]
-            assert window is not None
-            if block is None:
-                read = None
-            else:
-                r, c = window.row_off - row0, window.col_off - col0
-                piece = block[r : r + window.height, c : c + window.width]
-
-                def read(_w: Window, piece: np.ma.MaskedArray = piece) -> np.ma.MaskedArray:
-                    return piece
-
-            results[i] = _stats_of(src, band, batch[i][1], percentiles, read=read, window=window)
+        spans = [_span(windows[i]) for i in members]  # type: ignore[arg-type]
+        row0, col0 = min(s[0] for s in spans), min(s[2] for s in spans)
+        row1, col1 = max(s[1] for s in spans), max(s[3] for s in spans)
+        if (row1 - row0) * (col1 - col0) > GROUP_CELLS:  # far-flung or large: one by one
+            for i in members:
+                results[i] = _stats_of(src, band, batch[i][1], percentiles, window=windows[i])
+            continue
+        block_window = Window(col0, row0, col1 - col0, row1 - row0)
+        block = src.read(band, window=block_window, masked=True)
+        empty = np.ma.getmaskarray(block)
+        for layer in _layers(members, spans, row0, col0, block.shape):
+            # One rasterize call for features whose windows do not overlap: each burns its
+            # number into its own cells, as it would alone (same grid, same centre rule).
+            labels = rasterize(
+                [(batch[i][1], n + 1) for n, (i, _) in enumerate(layer)],
+                out_shape=block.shape,
+                transform=src.window_transform(block_window),
+                all_touched=False,
+                fill=0,
+                dtype="int32",
+            )
+            for n, (i, (r0, r1, c0, c1)) in enumerate(layer):
+                r0, r1, c0, c1 = r0 - row0, r1 - row0, c0 - col0, c1 - col0
+                inside = labels[r0:r1, c0:c1] == n + 1
+                hole = empty[r0:r1, c0:c1]
+                values = block.data[r0:r1, c0:c1][inside & ~hole]
+                results[i] = _summary(values, int(np.count_nonzero(inside & hole)), percentiles)
     for (key, _), result in zip(batch, results, strict=True):
         yield key, result if result is not None else _summary(np.empty(0), 0, percentiles)
+
+
+def _span(window: Window) -> tuple[int, int, int, int]:
+    """(first row, row after the last, first column, column after the last)."""
+    return (
+        window.row_off,
+        window.row_off + window.height,
+        window.col_off,
+        window.col_off + window.width,
+    )
+
+
+def _layers(
+    members: list[int],
+    spans: list[tuple[int, int, int, int]],
+    row0: int,
+    col0: int,
+    shape: tuple[int, ...],
+) -> Iterator[list[tuple[int, tuple[int, int, int, int]]]]:
+    """The members split into layers of features whose windows do not overlap (first fit)."""
+    taken: list[np.ndarray] = []
+    layers: list[list[tuple[int, tuple[int, int, int, int]]]] = []
+    for i, span in zip(members, spans, strict=True):
+        r0, r1, c0, c1 = span[0] - row0, span[1] - row0, span[2] - col0, span[3] - col0
+        for occupied, layer in zip(taken, layers, strict=True):
+            if not occupied[r0:r1, c0:c1].any():
+                break
+        else:
+            occupied, layer = np.zeros(shape, dtype=bool), []
+            taken.append(occupied)
+            layers.append(layer)
+        occupied[r0:r1, c0:c1] = True
+        layer.append((i, span))
+    yield from layers
 
 
 def _stats_of(
@@ -139,13 +180,12 @@ def _stats_of(
     geometry: BaseGeometry,
     percentiles: Sequence[float],
     *,
-    read: Callable[[Window], np.ma.MaskedArray] | None,
     window: Window | None = None,
 ) -> dict[str, Any]:
     window = window or _window(src, geometry)
     if window is None:
         return _summary(np.empty(0), 0, percentiles)
-    data = read(window) if read else src.read(band, window=window, masked=True)
+    data = src.read(band, window=window, masked=True)
     inside = ~geometry_mask(
         [geometry],
         out_shape=(window.height, window.width),
@@ -168,16 +208,27 @@ def _summary(values: np.ndarray, nodata_count: int, percentiles: Sequence[float]
             "std": None,
             "percentiles": {p: None for p in percentiles},
         }
-    cuts = np.percentile(values, list(percentiles)) if percentiles else []
+    values = np.sort(values.astype(np.float64, copy=False))
     return {
         "count": int(values.size),
         "nodata_count": nodata_count,
-        "min": float(values.min()),
-        "max": float(values.max()),
+        "min": float(values[0]),
+        "max": float(values[-1]),
         "mean": float(values.mean()),
         "std": float(values.std()),
-        "percentiles": {p: float(v) for p, v in zip(percentiles, cuts, strict=True)},
+        "percentiles": {p: _percentile(values, p) for p in percentiles},
     }
+
+
+def _percentile(ordered: np.ndarray, p: float) -> float:
+    """numpy's default (linear) percentile of sorted values, without its per-call overhead."""
+    position = p / 100 * (ordered.size - 1)
+    low = math.floor(position)
+    high = min(low + 1, ordered.size - 1)
+    t = position - low
+    a, b = float(ordered[low]), float(ordered[high])
+    # numpy's lerp: from the nearer end, so that t = 1 gives b exactly.
+    return a + (b - a) * t if t < 0.5 else b - (b - a) * (1 - t)
 
 
 def _window(src: Any, geometry: BaseGeometry) -> Window | None:
