@@ -109,7 +109,7 @@ def _zonal_batch(
             groups.setdefault(cell, []).append(i)
     results: list[dict[str, Any] | None] = [None] * len(batch)
     for members in groups.values():
-        spans = [_span(windows[i]) for i in members]  # type: ignore[arg-type]
+        spans = [_span(windows[i]) for i in members]
         row0, col0 = min(s[0] for s in spans), min(s[2] for s in spans)
         row1, col1 = max(s[1] for s in spans), max(s[3] for s in spans)
         if (row1 - row0) * (col1 - col0) > GROUP_CELLS:  # far-flung or large: one by one
@@ -162,15 +162,13 @@ def _layers(
     layers: list[list[tuple[int, tuple[int, int, int, int]]]] = []
     for i, span in zip(members, spans, strict=True):
         r0, r1, c0, c1 = span[0] - row0, span[1] - row0, span[2] - col0, span[3] - col0
-        for occupied, layer in zip(taken, layers, strict=True):
-            if not occupied[r0:r1, c0:c1].any():
-                break
-        else:
-            occupied, layer = np.zeros(shape, dtype=bool), []
-            taken.append(occupied)
-            layers.append(layer)
-        occupied[r0:r1, c0:c1] = True
-        layer.append((i, span))
+        free = next((k for k, o in enumerate(taken) if not o[r0:r1, c0:c1].any()), None)
+        if free is None:
+            free = len(taken)
+            taken.append(np.zeros(shape, dtype=bool))
+            layers.append([])
+        taken[free][r0:r1, c0:c1] = True
+        layers[free].append((i, span))
     yield from layers
 
 
@@ -221,7 +219,7 @@ def _summary(values: np.ndarray, nodata_count: int, percentiles: Sequence[float]
 
 
 def _percentile(ordered: np.ndarray, p: float) -> float:
-    """numpy's default (linear) percentile of sorted values, without its per-call overhead."""
+    """The default (linear) percentile of numpy over sorted values, without its call overhead."""
     position = p / 100 * (ordered.size - 1)
     low = math.floor(position)
     high = min(low + 1, ordered.size - 1)
