@@ -26,6 +26,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 
 from tiles.tms import TILE_PIXELS, TileMatrixSet
+from urbis_core.errors import InvalidParameter
 
 TileFormat = Literal["png", "webp", "tif"]
 FORMATS: tuple[str, ...] = ("png", "webp", "tif")
@@ -56,10 +57,6 @@ RAMPS: dict[str, tuple[tuple[float, tuple[int, int, int]], ...]] = {
 }
 
 
-class RasterStyleError(ValueError):
-    """A style that cannot be drawn (unknown ramp, empty rescale range): the caller's 400."""
-
-
 @dataclass(frozen=True)
 class RasterStyle:
     """How a tile is drawn.
@@ -80,17 +77,15 @@ class RasterStyle:
 
     def __post_init__(self) -> None:
         if self.colormap not in RAMPS:
-            raise RasterStyleError(
-                f"unknown colour ramp '{self.colormap}'; one of {', '.join(RAMPS)}"
+            raise InvalidParameter(
+                "colormap", f"unknown colour ramp '{self.colormap}'; one of {', '.join(RAMPS)}"
             )
         if self.rescale is not None:
             low, high = self.rescale
             if not (math.isfinite(low) and math.isfinite(high) and low < high):
-                raise RasterStyleError(
-                    f"rescale needs two finite numbers min < max, not {low},{high}"
-                )
+                raise InvalidParameter("rescale", f"two finite numbers min < max, not {low},{high}")
         if self.resampling not in ("bilinear", "nearest"):
-            raise RasterStyleError(f"resampling is bilinear or nearest, not {self.resampling}")
+            raise InvalidParameter("resampling", f"bilinear or nearest, not '{self.resampling}'")
 
 
 def tile_grid(tms: TileMatrixSet, z: int, x: int, y: int, margin: int = 0) -> dict[str, Any]:
@@ -184,7 +179,7 @@ def render_tile(
     none); `png` and `webp` a picture: 3 or 4 bands as RGB(A), one band through the style's ramp.
     """
     if fmt not in FORMATS:
-        raise RasterStyleError(f"tile format is one of {', '.join(FORMATS)}, not '{fmt}'")
+        raise InvalidParameter("f", f"a raster tile is one of {', '.join(FORMATS)}, not '{fmt}'")
     style = style or RasterStyle()
     margin = 1 if style.hillshade and fmt != "tif" else 0
     values = read_tile(path, tms, z, x, y, resampling=style.resampling, margin=margin)

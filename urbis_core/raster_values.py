@@ -25,6 +25,8 @@ from rasterio.features import geometry_mask, rasterize
 from rasterio.windows import Window
 from shapely.geometry.base import BaseGeometry
 
+from urbis_core.errors import InvalidParameter
+
 LAYER_SRID = 31370
 # Features taken from the iterator at once in `zonal_stats`: the memory bound. Within a batch,
 # neighbouring features share one read of the raster.
@@ -34,10 +36,6 @@ ZONAL_BATCH = 4096
 GROUP_CELLS = 4_000_000
 # Features are grouped by the raster block of this many cells across their window's corner.
 GROUP_SPAN = 512
-
-
-class RasterValueError(ValueError):
-    """Bad input to a raster query (an unknown CRS, a band that is not there): the caller's 400."""
 
 
 def values_at(path: str, x: float, y: float, srid: int = LAYER_SRID) -> list[float | None]:
@@ -249,12 +247,12 @@ def _window(src: Any, geometry: BaseGeometry) -> Window | None:
 def _check_percentiles(percentiles: Sequence[float]) -> None:
     for p in percentiles:
         if not (isinstance(p, int | float) and 0 <= p <= 100):
-            raise RasterValueError(f"a percentile is a number from 0 to 100, not {p!r}")
+            raise InvalidParameter("p", f"a percentile is a number from 0 to 100, not {p!r}")
 
 
 def _check_band(src: Any, band: int) -> None:
     if not 1 <= band <= src.count:
-        raise RasterValueError(f"band {band} is not in the raster (bands 1 to {src.count})")
+        raise InvalidParameter("band", f"band {band} is not in the raster (1 to {src.count})")
 
 
 def _differs(crs: Any) -> bool:
@@ -265,7 +263,7 @@ def _transformer(srid: int, crs: Any) -> Callable[..., tuple[float, float]]:
     try:
         return Transformer.from_crs(f"EPSG:{srid}", crs.to_wkt(), always_xy=True).transform
     except Exception as e:  # pyproj's CRSError, and its other complaints about a code
-        raise RasterValueError(f"EPSG:{srid} is not a CRS pyproj knows: {e}") from None
+        raise InvalidParameter("crs", f"EPSG:{srid} is not a CRS pyproj knows: {e}") from None
 
 
 def _vectorized(transform: Callable[..., tuple[float, float]]) -> Callable[[Any], Any]:

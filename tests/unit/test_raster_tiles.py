@@ -21,8 +21,9 @@ from rasterio.transform import from_bounds
 from rasterio.vrt import WarpedVRT
 
 from tests.support.rasters import NODATA, write_rgb, write_terrain
-from tiles.raster import RasterStyle, RasterStyleError, hillshade, render_tile
+from tiles.raster import RasterStyle, hillshade, render_tile
 from tiles.tms import BELGIAN_LAMBERT_72, WEB_MERCATOR_QUAD, TileMatrixSet
+from urbis_core.errors import InvalidParameter
 
 # Zooms whose cells are about the terrain model's 4 m (BL72 z8: 4.35 m; Web Mercator z14:
 # 6.0 m on the ground), so the tile is drawn from the full-resolution data.
@@ -226,9 +227,9 @@ def test_hillshade_of_a_plane_is_the_textbook_illumination():
 
 
 def test_a_style_that_cannot_be_drawn_says_what_is_wrong(terrain: str):
-    with pytest.raises(RasterStyleError, match="unknown colour ramp 'rainbow'"):
+    with pytest.raises(InvalidParameter, match="'colormap'.*unknown colour ramp 'rainbow'"):
         RasterStyle(colormap="rainbow")
-    with pytest.raises(RasterStyleError, match="min < max"):
+    with pytest.raises(InvalidParameter, match="rescale.*min < max"):
         RasterStyle(rescale=(10.0, 10.0))
-    with pytest.raises(RasterStyleError, match="tile format"):
+    with pytest.raises(InvalidParameter, match="'f'.*not 'jpg'"):
         render_tile(terrain, BELGIAN_LAMBERT_72, 8, 0, 0, fmt="jpg")  # type: ignore[arg-type]

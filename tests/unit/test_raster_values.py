@@ -19,7 +19,8 @@ from shapely.geometry.base import BaseGeometry
 
 from tests.support.rasters import NODATA, write_rgb, write_terrain
 from urbis_core import raster_values
-from urbis_core.raster_values import RasterValueError, band_stats, values_at, zonal_stats
+from urbis_core.errors import InvalidParameter
+from urbis_core.raster_values import band_stats, values_at, zonal_stats
 
 PERCENTILES = (5, 25, 50, 75, 95)
 
@@ -110,7 +111,7 @@ def test_every_band_of_an_image_is_given(rgb: str):
 
 
 def test_an_unknown_crs_is_named(terrain: str):
-    with pytest.raises(RasterValueError, match="EPSG:999999"):
+    with pytest.raises(InvalidParameter, match="EPSG:999999"):
         values_at(terrain, 0, 0, 999999)
 
 
@@ -177,9 +178,9 @@ def test_a_polygon_in_another_crs_is_reprojected(terrain: str):
 
 
 def test_bad_percentiles_and_bands_are_named(terrain: str):
-    with pytest.raises(RasterValueError, match="percentile .* not 101"):
+    with pytest.raises(InvalidParameter, match="percentile .* not 101"):
         band_stats(terrain, SHAPES["triangle"], 31370, [50, 101])
-    with pytest.raises(RasterValueError, match="band 2 is not in the raster"):
+    with pytest.raises(InvalidParameter, match="band 2 is not in the raster"):
         band_stats(terrain, SHAPES["triangle"], 31370, band=2)
 
 
