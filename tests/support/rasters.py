@@ -71,3 +71,31 @@ def write_rgb(path: Path) -> Path:
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(bands)
     return path
+
+
+def write_rgba(path: Path) -> Path:
+    """The RGB image with an alpha band: transparent over a disc in its middle."""
+    rows, cols = np.mgrid[0:256, 0:256]
+    bands = np.stack(
+        [
+            cols,
+            rows,
+            ((rows + cols) * 7) % 256,
+            np.where((rows - 128) ** 2 + (cols - 128) ** 2 < 40**2, 0, 255),
+        ]
+    ).astype(np.uint8)
+    profile = {
+        "driver": "GTiff",
+        "width": 256,
+        "height": 256,
+        "count": 4,
+        "dtype": "uint8",
+        "crs": "EPSG:31370",
+        "transform": from_origin(147_000.0, 171_000.0, 8.0, 8.0),
+        "photometric": "RGB",
+        "alpha": "YES",
+        "tiled": True,
+    }
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(bands)
+    return path

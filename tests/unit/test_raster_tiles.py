@@ -20,7 +20,7 @@ from rasterio.enums import Resampling
 from rasterio.transform import from_bounds
 from rasterio.vrt import WarpedVRT
 
-from tests.support.rasters import NODATA, write_rgb, write_terrain
+from tests.support.rasters import NODATA, write_rgb, write_rgba, write_terrain
 from tiles.raster import RasterStyle, hillshade, render_tile
 from tiles.tms import BELGIAN_LAMBERT_72, WEB_MERCATOR_QUAD, TileMatrixSet
 from urbis_core.errors import InvalidParameter
@@ -60,7 +60,7 @@ def reference(
             width=256,
             height=256,
             resampling=resampling,
-            add_alpha=src.nodata is None,
+            add_alpha=src.nodata is None and "alpha" not in [c.name for c in src.colorinterp],
         ) as vrt,
     ):
         bands = [i for i in range(1, vrt.count + 1) if vrt.colorinterp[i - 1].name != "alpha"]
@@ -143,6 +143,21 @@ def test_rgb_imagery_is_drawn_as_it_is_and_transparent_outside(
     transparent = picture[..., 3] == 0
     assert (transparent == expected.mask[0]).all()
     assert transparent.any() and not transparent.all()
+    for band in range(3):
+        np.testing.assert_array_equal(picture[..., band][~transparent], expected[band].compressed())
+
+
+def test_an_alpha_band_is_the_transparency(tmp_path: Path):
+    rgba = str(write_rgba(tmp_path / "rgba.tif"))
+    tms, z = BELGIAN_LAMBERT_72, 8
+    x, y = tile_at(tms, z, 148_024.0, 169_976.0)  # the image's middle, over its clear disc
+    got = render_tile(rgba, tms, z, x, y, fmt="webp", style=RasterStyle(resampling="nearest"))
+    assert got is not None
+    picture = decode_picture(got)
+    expected = reference(rgba, tms, z, x, y, Resampling.nearest)
+    transparent = picture[..., 3] == 0
+    assert (transparent == expected.mask[0]).all()
+    assert transparent.sum() > 1000 and not transparent.all()
     for band in range(3):
         np.testing.assert_array_equal(picture[..., band][~transparent], expected[band].compressed())
 
