@@ -1,0 +1,312 @@
+"""Raster tiles: one tile of a Cloud-Optimized GeoTIFF on one of our tile matrix sets.
+
+The tile's window is read through rasterio's `WarpedVRT` straight into the tile's CRS, extent
+and size, from the coarsest overview still as fine as the tile (so a zoom-8 tile of a city-wide
+orthophoto reads a few overview blocks, not the whole file). Then either the values themselves
+(`tif`: float32 with nodata, for clients that want numbers) or a picture (PNG, WebP): RGB
+imagery as it is, a single band rescaled through a colour ramp, optionally hillshaded.
+Transparent where the source is nodata or absent.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import rasterio
+from PIL import Image
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.transform import from_bounds
+from rasterio.vrt import WarpedVRT
+from rasterio.warp import transform_bounds
+
+from tiles.tms import TILE_PIXELS, TileMatrixSet
+from urbis_core.errors import InvalidParameter
+
+TileFormat = Literal["png", "webp", "tif"]
+FORMATS: tuple[str, ...] = ("png", "webp", "tif")
+
+# Colour ramps as (position 0-1, (r, g, b)) stops, interpolated linearly: a few to choose from
+# without matplotlib at run time. `viridis` is matplotlib's, sampled at nine stops.
+RAMPS: dict[str, tuple[tuple[float, tuple[int, int, int]], ...]] = {
+    "greys": ((0.0, (0, 0, 0)), (1.0, (255, 255, 255))),
+    "viridis": (
+        (0.0, (68, 1, 84)),
+        (0.125, (71, 44, 122)),
+        (0.25, (59, 81, 139)),
+        (0.375, (44, 113, 142)),
+        (0.5, (33, 144, 141)),
+        (0.625, (39, 173, 129)),
+        (0.75, (92, 200, 99)),
+        (0.875, (170, 220, 50)),
+        (1.0, (253, 231, 37)),
+    ),
+    "terrain": (
+        (0.0, (51, 102, 153)),
+        (0.15, (0, 153, 102)),
+        (0.35, (153, 204, 102)),
+        (0.55, (230, 220, 140)),
+        (0.75, (153, 119, 85)),
+        (1.0, (255, 255, 255)),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class RasterStyle:
+    """How a tile is drawn.
+
+    `rescale` maps (min, max) of a single band to the ramp's ends; None takes the band's
+    statistics from the file (the caller should pass the catalog's numbers instead: the same
+    for every tile, so tiles join). `resampling` is "bilinear" for continuous data and
+    "nearest" for categories. `hillshade` shades a single band (terrain) under its ramp.
+    """
+
+    rescale: tuple[float, float] | None = None
+    colormap: str = "greys"
+    resampling: Literal["bilinear", "nearest"] = "bilinear"
+    hillshade: bool = False
+    # Sun for the hillshade, degrees (GDAL's defaults: from the north-west, 45 degrees up).
+    azimuth: float = 315.0
+    altitude: float = 45.0
+
+    def __post_init__(self) -> None:
+        if self.colormap not in RAMPS:
+            raise InvalidParameter(
+                "colormap", f"unknown colour ramp '{self.colormap}'; one of {', '.join(RAMPS)}"
+            )
+        if self.rescale is not None:
+            low, high = self.rescale
+            if not (math.isfinite(low) and math.isfinite(high) and low < high):
+                raise InvalidParameter("rescale", f"two finite numbers min < max, not {low},{high}")
+        if self.resampling not in ("bilinear", "nearest"):
+            raise InvalidParameter("resampling", f"bilinear or nearest, not '{self.resampling}'")
+
+
+def tile_grid(tms: TileMatrixSet, z: int, x: int, y: int, margin: int = 0) -> dict[str, Any]:
+    """The WarpedVRT options putting a tile (with `margin` pixels around it) on its grid."""
+    minx, miny, maxx, maxy = tms.bounds(z, x, y)
+    pad = margin * tms.cell_size(z)
+    size = TILE_PIXELS + 2 * margin
+    return {
+        "crs": CRS.from_epsg(tms.srid),
+        "transform": from_bounds(minx - pad, miny - pad, maxx + pad, maxy + pad, size, size),
+        "width": size,
+        "height": size,
+    }
+
+
+def meets(src: Any, tms: TileMatrixSet, z: int, x: int, y: int) -> bool:
+    """Whether the tile meets the raster's extent (in the tile's CRS, edges densified)."""
+    minx, miny, maxx, maxy = tms.bounds(z, x, y)
+    left, bottom, right, top = transform_bounds(
+        src.crs, CRS.from_epsg(tms.srid), *src.bounds, densify_pts=21
+    )
+    return minx < right and maxx > left and miny < top and maxy > bottom
+
+
+def overview_level(src: Any, tms: TileMatrixSet, z: int, x: int, y: int) -> int | None:
+    """The coarsest overview whose cells are still no larger than the tile's (None: full size).
+
+    gdalwarp's own rule (-ovr AUTO): a WarpedVRT given a coarse target transform would otherwise
+    read every full-resolution pixel under the tile.
+    """
+    factors = src.overviews(1)
+    if not factors:
+        return None
+    minx, miny, maxx, maxy = tms.bounds(z, x, y)
+    # The tile's cell size measured in the source's CRS, across the tile's middle.
+    left, bottom, right, top = transform_bounds(
+        CRS.from_epsg(tms.srid), src.crs, minx, miny, maxx, maxy, densify_pts=21
+    )
+    needed = min(right - left, top - bottom) / TILE_PIXELS
+    native = min(abs(src.res[0]), abs(src.res[1]))
+    level = None
+    for i, factor in enumerate(factors):
+        if native * factor <= needed:
+            level = i
+    return level
+
+
+def read_tile(
+    path: str,
+    tms: TileMatrixSet,
+    z: int,
+    x: int,
+    y: int,
+    *,
+    resampling: str = "bilinear",
+    margin: int = 0,
+) -> np.ma.MaskedArray | None:
+    """The tile's values, every band, masked where nodata or outside; None off the raster."""
+    with rasterio.open(path) as src:
+        if not meets(src, tms, z, x, y):
+            return None
+        level = overview_level(src, tms, z, x, y)
+    opened = rasterio.open(path, overview_level=level) if level is not None else rasterio.open(path)
+    with opened as src:
+        # A source without nodata (imagery) gets an alpha band, so "outside" shows.
+        alpha = src.nodata is None and not _has_alpha(src)
+        with WarpedVRT(
+            src,
+            resampling=Resampling[resampling],
+            add_alpha=alpha,
+            **tile_grid(tms, z, x, y, margin),
+        ) as vrt:
+            data = vrt.read(indexes=_data_bands(src))
+            mask = vrt.dataset_mask() == 0
+    return np.ma.MaskedArray(data, mask=np.broadcast_to(mask, data.shape))
+
+
+def render_tile(
+    path: str,
+    tms: TileMatrixSet,
+    z: int,
+    x: int,
+    y: int,
+    *,
+    fmt: TileFormat = "png",
+    style: RasterStyle | None = None,
+) -> bytes | None:
+    """One tile of the raster at `path`, None when the tile does not meet it.
+
+    `tif` holds the data values (float32, every band, nodata as the source's, NaN when it has
+    none); `png` and `webp` a picture: 3 or 4 bands as RGB(A), one band through the style's ramp.
+    """
+    if fmt not in FORMATS:
+        raise InvalidParameter("f", f"a raster tile is one of {', '.join(FORMATS)}, not '{fmt}'")
+    style = style or RasterStyle()
+    margin = 1 if style.hillshade and fmt != "tif" else 0
+    values = read_tile(path, tms, z, x, y, resampling=style.resampling, margin=margin)
+    if values is None:
+        return None
+    if fmt == "tif":
+        return _geotiff(path, values, tms, z, x, y)
+    if values.shape[0] >= 3:
+        rgb = _imagery(values[:3])
+        valid = ~np.ma.getmaskarray(values[0])
+    else:
+        rescale = style.rescale or band_range(path)
+        rgb = colourize(values[0], rescale, style.colormap)
+        if style.hillshade:
+            shade = hillshade(
+                values[0],
+                tms.ground_pixel(z),
+                azimuth=style.azimuth,
+                altitude=style.altitude,
+            )
+            rgb = (rgb * (0.35 + 0.65 * shade[..., None])).astype(np.uint8)
+        valid = ~np.ma.getmaskarray(values[0])
+        if margin:
+            rgb = rgb[margin:-margin, margin:-margin]
+            valid = valid[margin:-margin, margin:-margin]
+    rgba = np.dstack([rgb, np.where(valid, 255, 0).astype(np.uint8)])
+    # Transparent pixels hold zeros, so a picture's bytes do not depend on what lies under.
+    rgba[~valid] = 0
+    buffer = io.BytesIO()
+    image = Image.fromarray(rgba, "RGBA")
+    if fmt == "png":
+        image.save(buffer, "PNG", optimize=False, compress_level=6)
+    else:
+        image.save(buffer, "WEBP", lossless=True, exact=True)
+    return buffer.getvalue()
+
+
+def band_range(path: str) -> tuple[float, float]:
+    """The first band's (min, max) from its coarsest overview: the default rescale."""
+    with rasterio.open(path) as src:
+        factors = src.overviews(1)
+        level = len(factors) - 1 if factors else None
+    opened = rasterio.open(path, overview_level=level) if level is not None else rasterio.open(path)
+    with opened as src:
+        band = src.read(1, masked=True)
+    if band.count() == 0:
+        return 0.0, 1.0
+    low, high = float(band.min()), float(band.max())
+    return (low, high) if low < high else (low, low + 1.0)
+
+
+def colourize(band: np.ma.MaskedArray, rescale: Sequence[float], ramp: str) -> np.ndarray:
+    """A single band through a colour ramp: (rows, cols, 3) uint8, values clipped to the ends."""
+    low, high = rescale
+    stops = RAMPS[ramp]
+    where = np.array([s[0] for s in stops])
+    colours = np.array([s[1] for s in stops], dtype=np.float64)
+    t = np.clip((np.ma.filled(band, low).astype(np.float64) - low) / (high - low), 0.0, 1.0)
+    rgb = np.stack([np.interp(t, where, colours[:, i]) for i in range(3)], axis=-1)
+    return np.rint(rgb).astype(np.uint8)
+
+
+def hillshade(
+    band: np.ma.MaskedArray, pixel: float, *, azimuth: float = 315.0, altitude: float = 45.0
+) -> np.ndarray:
+    """Shade 0-1 of a height grid whose cells are `pixel` metres (Horn's slope, GDAL's formula).
+
+    Edge cells use their own value for a missing neighbour; the caller reads a one-pixel margin
+    and crops it, so that neighbouring tiles compute their common edge from the same cells.
+    """
+    height = np.ma.filled(band.astype(np.float64), np.nan)
+    padded = np.pad(height, 1, mode="edge")
+    rows, cols = height.shape
+
+    def at(dr: int, dc: int) -> np.ndarray:
+        # A nodata neighbour counts as the cell itself: no cliffs drawn around holes.
+        neighbour = padded[1 + dr : 1 + dr + rows, 1 + dc : 1 + dc + cols]
+        return np.where(np.isnan(neighbour), height, neighbour)
+
+    dzdx = ((at(-1, 1) + 2 * at(0, 1) + at(1, 1)) - (at(-1, -1) + 2 * at(0, -1) + at(1, -1))) / (
+        8 * pixel
+    )
+    dzdy = ((at(1, -1) + 2 * at(1, 0) + at(1, 1)) - (at(-1, -1) + 2 * at(-1, 0) + at(-1, 1))) / (
+        8 * pixel
+    )
+    slope = np.arctan(np.hypot(dzdx, dzdy))
+    aspect = np.arctan2(dzdy, -dzdx)
+    zenith = math.radians(90.0 - altitude)
+    sun = math.radians(360.0 - azimuth + 90.0)
+    shade = math.cos(zenith) * np.cos(slope) + math.sin(zenith) * np.sin(slope) * np.cos(
+        sun - aspect
+    )
+    return np.nan_to_num(np.clip(shade, 0.0, 1.0), nan=1.0)
+
+
+def _imagery(bands: np.ma.MaskedArray) -> np.ndarray:
+    """RGB imagery as it is: uint8 kept, other types clipped to 0-255."""
+    data = np.ma.filled(bands, 0)
+    if data.dtype != np.uint8:
+        data = np.clip(data, 0, 255).astype(np.uint8)
+    return np.moveaxis(data, 0, -1)
+
+
+def _has_alpha(src: Any) -> bool:
+    return any(ci.name == "alpha" for ci in src.colorinterp)
+
+
+def _data_bands(src: Any) -> list[int]:
+    return [i + 1 for i, ci in enumerate(src.colorinterp) if ci.name != "alpha"]
+
+
+def _geotiff(
+    path: str, values: np.ma.MaskedArray, tms: TileMatrixSet, z: int, x: int, y: int
+) -> bytes:
+    with rasterio.open(path) as src:
+        nodata = src.nodata
+    fill = float(nodata) if nodata is not None else float("nan")
+    data = np.ma.filled(values.astype(np.float32), fill)
+    profile = {
+        "driver": "GTiff",
+        "dtype": "float32",
+        "count": data.shape[0],
+        "nodata": fill,
+        "compress": "deflate",
+        **tile_grid(tms, z, x, y),
+    }
+    with rasterio.MemoryFile() as memory:
+        with memory.open(**profile) as dst:
+            dst.write(data)
+        return bytes(memory.read())
