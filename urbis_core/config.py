@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from urbis_core.errors import ConfigError
 
@@ -34,6 +42,16 @@ def parse_duration(text: str) -> timedelta:
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _schedule_format(value: str | None) -> str | None:
+    if value is not None:
+        parse_duration(value)
+    return value
+
+
+# how often `urbis sync` runs a layer (`30s`, `15m`, `6h`, `1d`), checked when read
+Schedule = Annotated[str | None, AfterValidator(_schedule_format)]
 
 
 class Title(_Strict):
@@ -171,18 +189,11 @@ class LayerConfig(_Strict):
     description: str | None = None
     source: Source
     key: str = Field(min_length=1)
-    schedule: str | None = None
+    schedule: Schedule = None
     tiles: TileSettings = TileSettings()
     label: Label = Label()
     # properties filters use often: each gets a B-tree (urbis_sync.filter_indexes)
     indexes: list[str] = []
-
-    @field_validator("schedule")
-    @classmethod
-    def _schedule_format(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_duration(value)
-        return value
 
 
 class RasterStyle(_Strict):
@@ -214,14 +225,7 @@ class RasterLayerConfig(_Strict):
     srid: int | None = Field(default=None, gt=0)
     nodata: float | None = None
     style: RasterStyle = RasterStyle()
-    schedule: str | None = None
-
-    @field_validator("schedule")
-    @classmethod
-    def _schedule_format(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_duration(value)
-        return value
+    schedule: Schedule = None
 
     @model_validator(mode="after")
     def _source_fields(self) -> RasterLayerConfig:

@@ -35,6 +35,7 @@ from urbis_sync.raster.run import run_raster
 from urbis_sync.reconcile.apply import ApplyResult, apply
 from urbis_sync.reconcile.catalog_write import mark_synced
 from urbis_sync.reconcile.staging import NeedsFullRun, drop_staging, has_fingerprints
+from urbis_sync.run_rows import begin_run
 from urbis_sync.sources import SourceUnchanged
 from urbis_sync.stage import (
     Progress,
@@ -175,22 +176,7 @@ def _run(
 ) -> RunReport:
     started = time.monotonic()
     with engine.begin() as conn:
-        # This process holds the layer's lock, so a run still marked running is one whose
-        # process died (killed, machine restarted): say so rather than leave it running forever.
-        conn.execute(
-            sync_run.update()
-            .where(sync_run.c.layer_id == layer_id, sync_run.c.status == "running")
-            .values(
-                status="failed",
-                finished_at=func.clock_timestamp(),
-                error="interrupted: the process running it stopped before it finished",
-            )
-        )
-        run_id = conn.execute(
-            sync_run.insert()
-            .values(layer_id=layer_id, mode=RUN_MODE, status="running")
-            .returning(sync_run.c.id)
-        ).scalar_one()
+        run_id = begin_run(conn, layer_id, RUN_MODE)
     fetched = 0
     try:
         with engine.begin() as conn:

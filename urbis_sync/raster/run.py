@@ -34,6 +34,7 @@ from urbis_sync.raster.cog import write_cog
 from urbis_sync.raster.source import RasterFiles, locate
 from urbis_sync.raster.stats import band_statistics
 from urbis_sync.raster.validate import RasterInvalid, check_files
+from urbis_sync.run_rows import begin_run
 
 log = logging.getLogger(__name__)
 RUN_MODE = "raster"
@@ -56,23 +57,7 @@ def run_raster(
     """One run; the caller holds the layer's advisory lock (urbis_sync.run.sync_layer)."""
     layer = config.raster(layer_id)
     with engine.begin() as conn:
-        # Under the lock, a run still marked running is one whose process died.
-        conn.execute(
-            sync_run.update()
-            .where(sync_run.c.layer_id == layer_id, sync_run.c.status == "running")
-            .values(
-                status="failed",
-                finished_at=func.clock_timestamp(),
-                error="interrupted: the process running it stopped before it finished",
-            )
-        )
-        run_id = int(
-            conn.execute(
-                sync_run.insert()
-                .values(layer_id=layer_id, mode=RUN_MODE, status="running")
-                .returning(sync_run.c.id)
-            ).scalar_one()
-        )
+        run_id = begin_run(conn, layer_id, RUN_MODE)
     try:
         with tempfile.TemporaryDirectory(prefix="urbis-raster-") as tmp:
             return _convert(engine, layer, layer_id, settings, run_id, Path(tmp))
