@@ -35,7 +35,7 @@ from urbis_sync.raster.run import run_raster
 from urbis_sync.reconcile.apply import ApplyResult, apply
 from urbis_sync.reconcile.catalog_write import mark_synced
 from urbis_sync.reconcile.staging import NeedsFullRun, drop_staging, has_fingerprints
-from urbis_sync.run_rows import begin_run
+from urbis_sync.run_rows import begin_run, describe_failure, finish_run, record_failure
 from urbis_sync.sources import SourceUnchanged
 from urbis_sync.stage import (
     Progress,
@@ -50,7 +50,6 @@ from urbis_sync.tile_geometry import Filled
 log = logging.getLogger(__name__)
 RUN_MODE = "reconcile"
 SWAP_ATTEMPTS = 5
-FAILURE_RECORD_ATTEMPTS = 30  # seconds, one a second: long enough for a database restart
 
 
 @dataclass(frozen=True)
@@ -162,7 +161,7 @@ def _made_ready_for_tiles(engine: Engine, report: RunReport) -> RunReport:
         return dataclasses.replace(report, tile_ready=tile_geometry.fill(engine, entry.table_name))
     except DBAPIError as exc:
         log.warning(
-            "layer %s: rows not made ready for tiles: %s", report.layer_id, _describe_failure(exc)
+            "layer %s: rows not made ready for tiles: %s", report.layer_id, describe_failure(exc)
         )
         return report
 
@@ -211,12 +210,12 @@ def _run(
             with engine.begin() as conn:
                 entry = read_layer(conn, layer_id)
                 version = entry.version if entry else None
-                _finish(conn, run_id, "success", version=version, source_info=unchanged.info)
+                finish_run(conn, run_id, "success", version=version, source_info=unchanged.info)
                 if entry is not None:
                     fields = [c.name for c in entry.columns]
                     mark_synced(conn, layer_id, config.layer(layer_id), fields)
         except SourceError as exc:  # the configuration changed, not the source: a bad `label`
-            _record_failure(engine, layer_id, run_id, str(exc), fetched)
+            record_failure(engine, layer_id, run_id, str(exc), fetched=fetched)
             return RunReport(
                 layer_id, run_id, "failed", error=str(exc), seconds=time.monotonic() - started
             )
@@ -224,10 +223,10 @@ def _run(
             layer_id, run_id, "success", version=version, seconds=time.monotonic() - started
         )
     except Exception as exc:
-        message = _describe_failure(exc)
+        message = describe_failure(exc)
         if not isinstance(exc, UrbisError | DBAPIError):
             log.exception("sync of layer %s failed unexpectedly", layer_id)
-        _record_failure(engine, layer_id, run_id, message, fetched)
+        record_failure(engine, layer_id, run_id, message, fetched=fetched)
         return RunReport(
             layer_id,
             run_id,
@@ -244,15 +243,6 @@ def _run(
             log.warning("layer %s: staging tables left for the next run to drop", layer_id)
     return RunReport(
         layer_id, run_id, "success", **_outcome(staged, result), seconds=time.monotonic() - started
-    )
-
-
-def _finish(conn: Connection, run_id: int, status: str, **values: Any) -> None:
-    """The run's row at its end: its status, when, and what it did or why it failed."""
-    conn.execute(
-        sync_run.update()
-        .where(sync_run.c.id == run_id)
-        .values(status=status, finished_at=func.clock_timestamp(), **values)
     )
 
 
@@ -280,36 +270,6 @@ def _stage(mode: str, source_pass: SourcePass, current: LayerEntry | None) -> St
     return stage_whole(source_pass)
 
 
-def _record_failure(engine: Engine, layer_id: str, run_id: int, message: str, fetched: int) -> None:
-    """Write the failed run row, waiting for the database when the failure was its restart."""
-    for attempt in range(1, FAILURE_RECORD_ATTEMPTS + 1):
-        try:
-            with engine.begin() as conn:
-                conn.execute(quarantine.delete().where(quarantine.c.run_id == run_id))
-                _finish(conn, run_id, "failed", error=message, fetched=fetched)
-            return
-        except OperationalError:
-            if attempt == FAILURE_RECORD_ATTEMPTS:
-                log.error(
-                    "layer %s: run %s failed (%s) and the database is unreachable to record it",
-                    layer_id,
-                    run_id,
-                    message,
-                )
-                return
-            time.sleep(1.0)
-
-
-def _describe_failure(exc: Exception) -> str:
-    """One line for the run row: what went wrong, in words a person can act on."""
-    if isinstance(exc, UrbisError):
-        return str(exc)
-    if isinstance(exc, DBAPIError):
-        detail = str(exc.orig or exc).strip().splitlines()
-        return f"database error, nothing applied: {detail[0] if detail else type(exc).__name__}"
-    return f"{type(exc).__name__}: {exc}"
-
-
 def _apply_with_retries(
     engine: Engine, config: ServiceConfig, layer_id: str, run_id: int, staged: Staged
 ) -> ApplyResult:
@@ -328,7 +288,7 @@ def _apply_with_retries(
                         LayerChanged(layer_id, result.version, result.changed_bbox),
                         (result.inserted, result.updated, result.deleted),
                     )
-                _finish(
+                finish_run(
                     conn,
                     run_id,
                     "success",

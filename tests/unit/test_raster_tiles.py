@@ -20,7 +20,7 @@ from rasterio.enums import Resampling
 from rasterio.transform import from_bounds
 from rasterio.vrt import WarpedVRT
 
-from tests.support.raster_cogs import NODATA, write_rgb, write_rgba, write_terrain
+from tests.support.raster_cogs import NODATA, write_rgba
 from tiles.raster import RasterStyle, hillshade, render_tile
 from tiles.tms import BELGIAN_LAMBERT_72, WEB_MERCATOR_QUAD, TileMatrixSet
 from urbis_core.errors import InvalidParameter
@@ -29,16 +29,6 @@ from urbis_core.errors import InvalidParameter
 # 6.0 m on the ground), so the tile is drawn from the full-resolution data.
 FULL = [(BELGIAN_LAMBERT_72, 8), (WEB_MERCATOR_QUAD, 14)]
 GRID_IDS = [tms.id for tms, _ in FULL]
-
-
-@pytest.fixture(scope="module")
-def terrain(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return str(write_terrain(tmp_path_factory.mktemp("raster") / "terrain.tif"))
-
-
-@pytest.fixture(scope="module")
-def rgb(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return str(write_rgb(tmp_path_factory.mktemp("raster") / "rgb.tif"))
 
 
 def tile_at(tms: TileMatrixSet, z: int, x31370: float, y31370: float) -> tuple[int, int]:

@@ -17,22 +17,12 @@ from pyproj import Transformer
 from shapely.geometry import MultiPolygon, Point, Polygon, box
 from shapely.geometry.base import BaseGeometry
 
-from tests.support.raster_cogs import NODATA, write_rgb, write_terrain
+from tests.support.raster_cogs import NODATA
 from urbis_core import raster_values
 from urbis_core.errors import InvalidParameter
 from urbis_core.raster_values import band_stats, values_at, zonal_stats
 
 PERCENTILES = (5, 25, 50, 75, 95)
-
-
-@pytest.fixture(scope="module")
-def terrain(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return str(write_terrain(tmp_path_factory.mktemp("raster") / "terrain.tif"))
-
-
-@pytest.fixture(scope="module")
-def rgb(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return str(write_rgb(tmp_path_factory.mktemp("raster") / "rgb.tif"))
 
 
 def expected_stats(path: str, geometry: BaseGeometry) -> dict[str, Any]:

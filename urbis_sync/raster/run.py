@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,9 +22,9 @@ from rasterio.errors import RasterioError
 from rasterio.warp import transform_bounds
 from sqlalchemy import Connection, Engine, func
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
-from urbis_core.catalog import STORAGE_SRID, sync_run
+from urbis_core.catalog import STORAGE_SRID
 from urbis_core.config import RasterLayerConfig, ServiceConfig
 from urbis_core.coverages import coverage_catalog, read_coverage
 from urbis_core.errors import UrbisError
@@ -34,11 +33,10 @@ from urbis_sync.raster.cog import write_cog
 from urbis_sync.raster.source import RasterFiles, locate
 from urbis_sync.raster.stats import band_statistics
 from urbis_sync.raster.validate import RasterInvalid, check_files
-from urbis_sync.run_rows import begin_run
+from urbis_sync.run_rows import begin_run, describe_failure, finish_run, record_failure
 
 log = logging.getLogger(__name__)
 RUN_MODE = "raster"
-FAILURE_RECORD_ATTEMPTS = 30  # seconds, one a second: long enough for a database restart
 
 
 @dataclass(frozen=True)
@@ -65,7 +63,7 @@ def run_raster(
         message = _describe_failure(layer_id, exc)
         if not isinstance(exc, UrbisError | DBAPIError | RasterInvalid | RasterioError):
             log.exception("sync of raster layer %s failed unexpectedly", layer_id)
-        _record_failure(engine, layer_id, run_id, message)
+        record_failure(engine, layer_id, run_id, message)
         return RasterOutcome(run_id, "failed", error=message)
 
 
@@ -87,7 +85,7 @@ def _convert(
     ):
         with engine.begin() as conn:
             _describe_layer(conn, layer_id, layer)  # titles and style may change alone
-            _finish(conn, run_id, "success", version=current.version)
+            finish_run(conn, run_id, "success", version=current.version)
         return RasterOutcome(run_id, "success", current.version, False, current.path)
 
     facts = check_files(layer, located.files, located.labels)
@@ -119,7 +117,7 @@ def _convert(
                 set_={"path": str(final), **{k: v for k, v in row.items() if k != "id"}},
             )
         )
-        _finish(conn, run_id, "success", version=version)
+        finish_run(conn, run_id, "success", version=version)
     _prune(folder, keep={final, Path(current.path)} if current else {final})
     return RasterOutcome(run_id, "success", version, True, str(final))
 
@@ -191,35 +189,9 @@ def _names(located: RasterFiles) -> str:
     return ", ".join(located.labels)
 
 
-def _finish(conn: Connection, run_id: int, status: str, **values: Any) -> None:
-    conn.execute(
-        sync_run.update()
-        .where(sync_run.c.id == run_id)
-        .values(status=status, finished_at=func.clock_timestamp(), **values)
-    )
-
-
 def _describe_failure(layer_id: str, exc: Exception) -> str:
     if isinstance(exc, RasterInvalid):
         return f"layer '{layer_id}': {'; '.join(exc.problems)}"
-    if isinstance(exc, UrbisError):
-        return str(exc)
-    if isinstance(exc, DBAPIError):
-        detail = str(exc.orig or exc).strip().splitlines()
-        return f"database error, nothing changed: {detail[0] if detail else type(exc).__name__}"
-    return f"layer '{layer_id}': {type(exc).__name__}: {exc}"
-
-
-def _record_failure(engine: Engine, layer_id: str, run_id: int, message: str) -> None:
-    for attempt in range(1, FAILURE_RECORD_ATTEMPTS + 1):
-        try:
-            with engine.begin() as conn:
-                _finish(conn, run_id, "failed", error=message)
-            return
-        except OperationalError:
-            if attempt == FAILURE_RECORD_ATTEMPTS:
-                log.error(
-                    "raster layer %s: run %s failed (%s), not recorded", layer_id, run_id, message
-                )
-                return
-            time.sleep(1.0)
+    if isinstance(exc, UrbisError | DBAPIError):
+        return describe_failure(exc)
+    return f"layer '{layer_id}': {describe_failure(exc)}"
