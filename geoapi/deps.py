@@ -72,6 +72,14 @@ def negotiate(accept: str, offered: tuple[str, ...]) -> str:
     return best
 
 
+def chosen_format(request: Request, f: str | None, offered: tuple[str, ...]) -> str:
+    """`f` when given, else the offered format the Accept header prefers (said in Vary)."""
+    if f is not None:
+        return f
+    record_vary(request, ["Accept"])
+    return negotiate(request.headers.get("accept", ""), offered)
+
+
 async def _output_format(
     request: Request,
     f: Annotated[
@@ -81,10 +89,7 @@ async def _output_format(
         ),
     ] = None,
 ) -> str:
-    if f is not None:
-        return f
-    record_vary(request, ["Accept"])
-    return negotiate(request.headers.get("accept", ""), ("json", "html"))
+    return chosen_format(request, f, ("json", "html"))
 
 
 async def _items_format(
@@ -102,10 +107,7 @@ async def _items_format(
         ),
     ] = None,
 ) -> str:
-    if f is not None:
-        return f
-    record_vary(request, ["Accept"])
-    return negotiate(request.headers.get("accept", ""), ("json", "html", "csv", "gpkg"))
+    return chosen_format(request, f, ("json", "html", "csv", "gpkg"))
 
 
 async def _page_language(

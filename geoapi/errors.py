@@ -17,10 +17,9 @@ from psycopg.errors import QueryCanceled
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from geoapi.deps import negotiate
+from geoapi.deps import chosen_format
 from geoapi.html import error_page
 from geoapi.i18n import choose_language
-from geoapi.public_url import record_vary
 from urbis_core.db import first_line
 from urbis_core.errors import (
     DatabaseError,
@@ -64,13 +63,7 @@ def answer(
 
     A page when `f=html`, or without `f` when the Accept header prefers text/html.
     """
-    asked = request.query_params.get("f")
-    if asked is None:
-        record_vary(request, ["Accept"])
-        wants_page = negotiate(request.headers.get("accept", ""), ("json", "html")) == "html"
-    else:
-        wants_page = asked == "html"
-    if not wants_page:
+    if chosen_format(request, request.query_params.get("f"), ("json", "html")) != "html":
         return problem(status, detail, retry_after)
     lang = choose_language(
         request.query_params.get("lang"), request.headers.get("accept-language", "")

@@ -28,7 +28,7 @@ from geoapi.deps import (
     SpatialConnDep,
     StatsConnDep,
     base_url,
-    negotiate,
+    chosen_format,
 )
 from geoapi.features import label_properties
 from geoapi.i18n import number, text
@@ -37,7 +37,6 @@ from geoapi.media_types import CSV, GEOJSON, HTML
 from geoapi.offload import in_process, json_text, off_loop
 from geoapi.params import Offset, reject_unknown
 from geoapi.posted_geometry import check_lists, out_of_range, parse_geometry
-from geoapi.public_url import record_vary
 from geoapi.responses.common import FeatureCollection
 from geoapi.responses.documented import ALSO_HTML, CATALOG_ERRORS, answers, errors
 from geoapi.responses.spatial import Lookup, Stats
@@ -526,14 +525,8 @@ async def stats(
         "groups": result.rows,
         "numberReturned": len(result.rows),
     }
-    if f == "html" or (f is None and _browser(request)):
+    if chosen_format(request, f, ("json", "html")) == "html":
         keys = [row["key"] for row in result.rows]
         names = await label_properties(conn, group, keys)
         return stats_page(request, lang, layer, group, doc, names)
     return Response(json.dumps(doc, default=str), media_type="application/json")
-
-
-def _browser(request: Request) -> bool:
-    """Whether the Accept header prefers a page to JSON (what a browser sends)."""
-    record_vary(request, ["Accept"])
-    return negotiate(request.headers.get("accept", ""), ("json", "html")) == "html"
