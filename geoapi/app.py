@@ -29,6 +29,9 @@ from geoapi.request_limits import RequestLimits
 from geoapi.routes import (
     archives,
     collections,
+    coverage_jobs,
+    coverage_tiles,
+    coverages,
     geocode,
     landing,
     map_page,
@@ -162,6 +165,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(styles.router)
     app.include_router(map_page.router)
     app.include_router(archives.router)
+    app.include_router(coverages.router)
+    app.include_router(coverage_tiles.router)
+    app.include_router(coverage_jobs.router)
     app.state.street_indexes = StreetIndexes()
     app.state.match_counts = MatchCounts()
     swagger_dir = settings.node_modules / "swagger-ui-dist"

@@ -13,6 +13,7 @@ from geoapi.header_values import weighted
 from geoapi.i18n import LANG_DESCRIPTION, PageLanguage, choose_language
 from geoapi.public_url import PublicUrl, record_vary
 from urbis_core.catalog import LayerEntry, get_layer
+from urbis_core.coverages import CoverageEntry, get_coverage
 from urbis_core.settings import ApiSettings
 
 
@@ -146,3 +147,14 @@ async def _catalog_layer(conn: ConnDep, collection_id: CollectionId) -> LayerEnt
 
 # The collection the path names, read on the catalog's connection (a 404 naming it if absent).
 CatalogLayer = Annotated[LayerEntry, Depends(_catalog_layer)]
+
+
+CoverageId = Annotated[str, Path(description="Coverage (raster layer) id, e.g. terrain")]
+
+
+async def _catalog_coverage(conn: ConnDep, coverage_id: CoverageId) -> CoverageEntry:
+    return await get_coverage(conn, coverage_id)
+
+
+# The coverage the path names, from the coverage catalog (a 404 naming it and the known ones).
+CatalogCoverage = Annotated[CoverageEntry, Depends(_catalog_coverage)]

@@ -10,6 +10,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -18,9 +19,11 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
 from tests.conftest import drop_database, synced_sample_database
+from tests.support import rasters
 from urbis_core.config import load_config
 from urbis_core.db import create_sync_engine
 from urbis_core.pgcluster import free_port
+from urbis_core.settings import SyncSettings
 from urbis_sync.run import sync_layer
 
 URBIS = Path(sys.executable).parent / "urbis"
@@ -159,3 +162,84 @@ def sync_file_layer(database_url: str, config: Path, layer_id: str) -> None:
         assert report.status == "success", report.error
     finally:
         engine.dispose()
+
+
+@dataclass(frozen=True)
+class CoverageSources:
+    """The source files of the coverage tests' raster layers, and where the sync put the COGs."""
+
+    terrain: Path  # EPSG:31370, float32, nodata holes (tests.support.rasters)
+    imagery: Path  # RGB uint8, nodata 0
+    terrain_l08: Path  # the same terrain on a Lambert 2008 grid: reprojected by the sync
+    raster_dir: Path
+    config: Path
+
+
+COVERAGE_CONFIG = """\
+layers:
+  terrain:
+    type: raster
+    title: {{fr: Modèle de terrain, nl: Terreinmodel, en: Terrain model}}
+    source: {{kind: file, path: {terrain}}}
+    style: {{colormap: terrain, hillshade: true}}
+  imagery:
+    type: raster
+    title: {{fr: Orthophoto, nl: Orthofoto, en: Orthophoto}}
+    source: {{kind: file, path: {imagery}}}
+  terrain_l08:
+    type: raster
+    title: {{fr: Terrain (Lambert 2008), nl: Terrein (Lambert 2008), en: Terrain (Lambert 2008)}}
+    source: {{kind: file, path: {terrain_l08}}}
+"""
+
+
+@pytest.fixture(scope="module")
+def coverage_sources(tmp_path_factory: pytest.TempPathFactory) -> CoverageSources:
+    folder = tmp_path_factory.mktemp("coverages")
+    sources = CoverageSources(
+        terrain=rasters.write_terrain(folder / "dtm.tif"),
+        imagery=rasters.write_rgb(folder / "ortho.tif"),
+        terrain_l08=rasters.write_terrain_lambert2008(folder / "dtm_l08.tif"),
+        raster_dir=folder / "cogs",
+        config=folder / "urbis.yaml",
+    )
+    sources.config.write_text(
+        COVERAGE_CONFIG.format(
+            terrain=sources.terrain, imagery=sources.imagery, terrain_l08=sources.terrain_l08
+        )
+    )
+    return sources
+
+
+@pytest.fixture(scope="module")
+def coverage_database_url(
+    admin_url: str, template_url: str, coverage_sources: CoverageSources
+) -> Iterator[str]:
+    """The synced sample plus the three raster layers of `coverage_sources`, synced."""
+    name = f"cov_{uuid.uuid4().hex[:10]}"
+    url = synced_sample_database(admin_url, name)
+    config = load_config(coverage_sources.config)
+    settings = SyncSettings(raster_dir=coverage_sources.raster_dir)
+    engine = create_sync_engine(url)
+    try:
+        for layer_id in config.rasters:
+            report = sync_layer(engine, config, layer_id, settings)
+            assert report.status == "success", report.error
+    finally:
+        engine.dispose()
+    yield url
+    drop_database(admin_url, name)
+
+
+@pytest.fixture(scope="module")
+def coverage_api(coverage_database_url: str) -> Iterator[str]:
+    proc, base = start_server(coverage_database_url)
+    yield base
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def coverage_client(coverage_api: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=coverage_api, timeout=30) as c:
+        yield c
