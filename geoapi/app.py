@@ -48,6 +48,7 @@ from tiles.disk import DiskTier
 from tiles.listener import follow_changes, reconcile_at_start
 from tiles.lowzoom import DRAWING_AHEAD_TIMEOUT, LowZoomKeeper
 from tiles.mvt import DrawingMemory
+from tiles.raster_datasets import RasterDatasets
 from urbis_core.catalog import STORAGE_SRID
 from urbis_core.db import session_options, sqlalchemy_url
 from urbis_core.errors import ConfigError
@@ -92,6 +93,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         )
         disk = DiskTier(settings.tile_cache_dir) if settings.tile_cache_dir else None
         app.state.tile_cache = TileCache(settings.tile_cache_mb * 1024 * 1024, disk)
+        app.state.raster_datasets = RasterDatasets()
         await reconcile_at_start(settings.database_url, app.state.tile_cache)
         missing = [str(p) for p in settings.tile_archives if not p.is_file()]
         if missing:
@@ -123,6 +125,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
                 await listener
             await engine.dispose()
             app.state.workers.close()
+            app.state.raster_datasets.close()
 
     app = FastAPI(
         title="URBIS GeoService",

@@ -25,6 +25,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 
 from urbis_core.catalog import STORAGE_SRID
+from urbis_core.changes import LayerChanged, announce, coverage_layer
 from urbis_core.config import RasterLayerConfig, ServiceConfig
 from urbis_core.coverages import coverage_catalog, read_coverage
 from urbis_core.errors import UrbisError
@@ -116,6 +117,15 @@ def _convert(
                 index_elements=[coverage_catalog.c.id],
                 set_={"path": str(final), **{k: v for k, v in row.items() if k != "id"}},
             )
+        )
+        # The API's tile caches drop this coverage's tiles when this commits (tiles.listener).
+        # No bbox: a new file may differ anywhere, and its extent may not be the old one.
+        first = current is None
+        announce(
+            conn,
+            run_id,
+            LayerChanged(coverage_layer(layer_id), version, None),
+            (1 if first else 0, 0 if first else 1, 0),  # the coverage, as one item
         )
         finish_run(conn, run_id, "success", version=version)
     _prune(folder, keep={final, Path(current.path)} if current else {final})
