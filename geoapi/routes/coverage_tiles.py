@@ -158,33 +158,24 @@ def _variant(entry: CoverageEntry, fmt: str, style: RasterStyle) -> str:
     return f"v{entry.version}-{fmt}-{drawn}"
 
 
-def _render(
-    datasets: RasterDatasets,
-    path: str,
-    tms: TileMatrixSet,
-    z: int,
-    x: int,
-    y: int,
-    fmt: TileFormat,
-    style: RasterStyle,
-) -> bytes | None:
-    return datasets.render(path, tms, z, x, y, fmt=fmt, style=style)
-
-
 async def _draw(request: Request, entry: CoverageEntry, key: TileKey, style: RasterStyle) -> Any:
     """The tile drawn in one of the app's worker threads (the loop keeps answering)."""
+    datasets: RasterDatasets = request.app.state.raster_datasets
     fmt: TileFormat = key.variant.split("-")[1]  # type: ignore[assignment]
     data = await off_loop(
         request,
-        _render,
-        request.app.state.raster_datasets,
-        entry.path,
-        get_tms(key.tms),
-        key.z,
-        key.x,
-        key.y,
-        fmt,
-        style,
+        functools.partial(
+            datasets.render,
+            entry.id,
+            entry.version,
+            entry.path,
+            get_tms(key.tms),
+            key.z,
+            key.x,
+            key.y,
+            fmt=fmt,
+            style=style,
+        ),
     )
     layer = coverage_layer(entry.id)
     return CachedTile(data or b"", f'"{entry.id}.{key.variant}"', ((layer, entry.version),))
