@@ -20,8 +20,9 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
+from geoapi.coverage_entries import coverage_entry
 from geoapi.coverage_tile_pages import coverage_tileset_page, coverage_tilesets_page
-from geoapi.deps import CatalogCoverage, FormatDep, LangDep, SettingsDep, base_url
+from geoapi.deps import CatalogCoverage, CoverageId, FormatDep, LangDep, SettingsDep, base_url
 from geoapi.html import ATTRIBUTION
 from geoapi.links import OGC_REL, link
 from geoapi.offload import off_loop
@@ -196,7 +197,7 @@ def _etags(header: str | None) -> set[str]:
 async def coverage_tile(
     request: Request,
     settings: SettingsDep,
-    entry: CatalogCoverage,
+    coverage_id: CoverageId,
     tms_id: TmsId,
     z: Z,
     x: X,
@@ -207,6 +208,8 @@ async def coverage_tile(
     reject_unknown(request.query_params.keys(), STYLE_PARAMS)
     tms = get_tms(tms_id)
     tms.check(z, x, y)
+    # the row kept in memory: a cached tile is answered without the database
+    entry = await coverage_entry(request, coverage_id)
     style = asked.style(entry)
     key = TileKey((coverage_layer(entry.id),), tms.id, z, x, y, _variant(entry, fmt, style))
     cache: TileCache = request.app.state.tile_cache
