@@ -532,3 +532,55 @@ def test_tiles_read_during_a_swap_are_whole_tiles_of_one_version(
         assert len(matches) == 1, (z, col, row, np.unique(np.round(shift)))
         seen.add(matches[0])
     assert seen >= {offsets[-1]}
+
+
+# -- in a browser: MapLibre and the empty (204) raster tiles ---------------------------------
+
+
+def test_maplibre_draws_the_tiles_and_takes_the_empty_ones_in_its_stride(
+    coverage_api: str, browser
+):
+    """The tilesets page's map, with the tiles also as a source without bounds (so MapLibre
+    asks for tiles off the raster too), moved half off the raster: its 204s are no errors."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(f"{coverage_api}/coverages/terrain/tiles?f=html&lang=en")
+    WebDriverWait(browser, 30).until(
+        lambda b: b.find_element("id", "map").get_attribute("data-state")
+    )
+    # the raster's east edge in the middle of the view: half the tiles are off it (MapLibre
+    # asks for 256-pixel tiles one zoom deeper than the map's)
+    east, middle = TO_LONLAT.transform(151_000.0, 170_000.0)
+    template = f"{coverage_api}/coverages/terrain/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}.png"
+    browser.execute_script(
+        """
+        const map = window.urbisCoverageMap;
+        const el = document.getElementById("map");
+        el.dataset.state = "";
+        window.tileErrors = [];
+        map.on("error", (event) => window.tileErrors.push(String(event.error)));
+        map.addSource("bare", {type: "raster", tiles: [arguments[2]], tileSize: 256});
+        map.addLayer({id: "bare", type: "raster", source: "bare"});
+        map.jumpTo({center: [arguments[0], arguments[1]], zoom: 15});
+        map.once("idle", () => { el.dataset.state = "idle"; });
+        """,
+        east,
+        middle,
+        template,
+    )
+    state = WebDriverWait(browser, 30).until(
+        lambda b: b.find_element("id", "map").get_attribute("data-state")
+    )
+    assert state == "idle", state
+    statuses = browser.execute_script(
+        r"""
+        return performance.getEntriesByType("resource")
+          .filter((e) => /\/coverages\/terrain\/tiles\/WebMercatorQuad\/\d+\//.test(e.name))
+          .map((e) => e.responseStatus);
+        """
+    )
+    assert 200 in statuses and 204 in statuses, statuses
+    assert browser.execute_script("return window.tileErrors") == []
+    assert browser.execute_script("return window.urbisCoverageMap.isSourceLoaded('bare')")
+    severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not [e for e in severe if "/coverages/" in e["message"]], severe
