@@ -30,6 +30,8 @@ from tests.api.conftest import (
     assert_problem,
     lambert_bounds,
     lambert_tile,
+    server_log,
+    start_server,
 )
 from tests.support import rasters
 from urbis_core.config import load_config
@@ -409,11 +411,8 @@ def _changes(client: httpx.Client) -> int:
     return int(client.get("/healthz").json()["tile_cache"]["changes"])
 
 
-def _resync(
-    client: httpx.Client, database_url: str, sources: CoverageSources, offset: float
-) -> None:
-    """A new terrain file at the same path, synced; then wait for the API to hear of it."""
-    seen = _changes(client)
+def _sync_terrain(database_url: str, sources: CoverageSources, offset: float) -> None:
+    """A new terrain file at the same path (heights + `offset`), synced."""
     rasters.write_terrain(sources.terrain, offset=offset)
     engine = create_sync_engine(database_url)
     try:
@@ -426,6 +425,14 @@ def _resync(
         assert report.status == "success" and report.raster == "new COG written", report
     finally:
         engine.dispose()
+
+
+def _resync(
+    client: httpx.Client, database_url: str, sources: CoverageSources, offset: float
+) -> None:
+    """A new terrain synced; then wait for the API to hear of it."""
+    seen = _changes(client)
+    _sync_terrain(database_url, sources, offset)
     deadline = time.monotonic() + 20
     while _changes(client) == seen:
         assert time.monotonic() < deadline, "the API did not hear of the new version"
@@ -584,3 +591,54 @@ def test_maplibre_draws_the_tiles_and_takes_the_empty_ones_in_its_stride(
     assert browser.execute_script("return window.urbisCoverageMap.isSourceLoaded('bare')")
     severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert not [e for e in severe if "/coverages/" in e["message"]], severe
+
+
+# -- the disk tier: a version synced while no API ran --------------------------------------------
+
+
+def test_disk_tiles_of_an_old_version_go_when_the_api_starts(
+    coverage_sources: CoverageSources, coverage_database_url: str, tmp_path
+):
+    """Raster tiles kept on disk stay across a restart, and are dropped at start when the
+    coverage changed meanwhile (the change log has its rows); the vector tiles stay."""
+    cache_dir = tmp_path / "tile-cache"
+    tms, z = "WebMercatorQuad", 15
+    col, row = tile_at(tms, z, *LAKE)
+    raster = f"/coverages/terrain/tiles/{tms}/{z}/{col}/{row}.tif"
+    vector = "/tiles/BelgianLambert72/10/{}/{}".format(*lambert_tile(10, *LAKE))  # every layer
+    server, base = start_server(coverage_database_url, URBIS_TILE_CACHE_DIR=str(cache_dir))
+    try:
+        first = httpx.get(base + raster, timeout=30)
+        assert first.headers["x-tile-cache"] == "miss"
+        assert httpx.get(base + vector, timeout=30).status_code == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    on_disk = {p.relative_to(cache_dir).parts[0] for p in cache_dir.rglob("*.mvt")}
+    assert on_disk == {"coverage:terrain", "*"}
+
+    # a restart with nothing changed keeps them (the coverage's version is the one recorded)
+    server, base = start_server(coverage_database_url, URBIS_TILE_CACHE_DIR=str(cache_dir))
+    try:
+        kept = httpx.get(base + raster, timeout=30)
+        assert kept.headers["x-tile-cache"] == "hit" and kept.content == first.content
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+    _sync_terrain(coverage_database_url, coverage_sources, offset=400.0)
+    server, base = start_server(coverage_database_url, URBIS_TILE_CACHE_DIR=str(cache_dir))
+    try:
+        on_disk = {p.relative_to(cache_dir).parts[0] for p in cache_dir.rglob("*.mvt")}
+        assert on_disk == {"*"}  # dropped at start, before any request
+        assert httpx.get(base + vector, timeout=30).headers["x-tile-cache"] == "hit"
+        after = httpx.get(base + raster, timeout=30)
+        assert after.headers["x-tile-cache"] == "miss"
+        assert "Traceback" not in server_log(server)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    expected = reference(str(coverage_sources.terrain), tms, z, col, row)
+    valid = ~np.ma.getmaskarray(expected)
+    assert np.allclose(_decoded(after)[valid[0]], expected.data[0][valid[0]], atol=1e-3)
+    assert np.allclose(_decoded(after)[valid[0]] - _decoded(first)[valid[0]], 400.0, atol=0.5)
