@@ -159,10 +159,11 @@ def _variant(entry: CoverageEntry, fmt: str, style: RasterStyle) -> str:
     return f"v{entry.version}-{fmt}-{drawn}"
 
 
-async def _draw(request: Request, entry: CoverageEntry, key: TileKey, style: RasterStyle) -> Any:
+async def _draw(
+    request: Request, entry: CoverageEntry, key: TileKey, fmt: TileFormat, style: RasterStyle
+) -> CachedTile:
     """The tile drawn in one of the app's worker threads (the loop keeps answering)."""
     datasets: RasterDatasets = request.app.state.raster_datasets
-    fmt: TileFormat = key.variant.split("-")[1]  # type: ignore[assignment]
     data = await off_loop(
         request,
         functools.partial(
@@ -213,7 +214,9 @@ async def coverage_tile(
     style = asked.style(entry)
     key = TileKey((coverage_layer(entry.id),), tms.id, z, x, y, _variant(entry, fmt, style))
     cache: TileCache = request.app.state.tile_cache
-    tile, hit = await cache.get_or_render(key, functools.partial(_draw, request, entry, key, style))
+    tile, hit = await cache.get_or_render(
+        key, functools.partial(_draw, request, entry, key, fmt, style)
+    )
     headers = {
         "ETag": tile.etag,
         "X-Tile-Cache": "hit" if hit else "miss",
