@@ -626,6 +626,7 @@ def test_disk_tiles_of_an_old_version_go_when_the_api_starts(
         server.terminate()
         server.wait(timeout=10)
 
+    old = reference(str(coverage_sources.terrain), tms, z, col, row)
     _sync_terrain(coverage_database_url, coverage_sources, offset=400.0)
     server, base = start_server(coverage_database_url, URBIS_TILE_CACHE_DIR=str(cache_dir))
     try:
@@ -641,4 +642,58 @@ def test_disk_tiles_of_an_old_version_go_when_the_api_starts(
     expected = reference(str(coverage_sources.terrain), tms, z, col, row)
     valid = ~np.ma.getmaskarray(expected)
     assert np.allclose(_decoded(after)[valid[0]], expected.data[0][valid[0]], atol=1e-3)
-    assert np.allclose(_decoded(after)[valid[0]] - _decoded(first)[valid[0]], 400.0, atol=0.5)
+    assert np.allclose(_decoded(first)[valid[0]], old.data[0][valid[0]], atol=1e-3)
+    assert not np.allclose(old.data[0][valid[0]], expected.data[0][valid[0]], atol=1.0)
+
+
+# -- a layer's style changed in the configuration, the file not --------------------------------
+
+
+def _sync_unchanged(database_url: str, sources: CoverageSources) -> None:
+    engine = create_sync_engine(database_url)
+    try:
+        report = sync_layer(
+            engine,
+            load_config(sources.config),
+            "terrain",
+            SyncSettings(raster_dir=sources.raster_dir),
+        )
+        assert report.raster == "source unchanged, nothing written", report
+    finally:
+        engine.dispose()
+
+
+def test_a_new_style_in_the_configuration_is_drawn_at_once(
+    coverage_client: httpx.Client, coverage_sources: CoverageSources, coverage_database_url: str
+):
+    col, row = tile_at("WebMercatorQuad", 15, *LAKE)
+    path = f"/coverages/terrain/tiles/WebMercatorQuad/15/{col}/{row}.png"
+    before = coverage_client.get(path)
+    assert before.status_code == 200
+
+    # a run with nothing new tells the API nothing
+    seen = _changes(coverage_client)
+    _sync_unchanged(coverage_database_url, coverage_sources)
+    time.sleep(1.0)
+    assert _changes(coverage_client) == seen
+    assert coverage_client.get(path).content == before.content
+
+    original = coverage_sources.config.read_text()
+    assert "style: {colormap: terrain, hillshade: true}" in original
+    coverage_sources.config.write_text(
+        original.replace(
+            "style: {colormap: terrain, hillshade: true}", "style: {colormap: viridis}"
+        )
+    )
+    try:
+        _sync_unchanged(coverage_database_url, coverage_sources)
+        deadline = time.monotonic() + 20
+        while _changes(coverage_client) == seen:
+            assert time.monotonic() < deadline, "the API did not hear of the new style"
+            time.sleep(0.05)
+        after = coverage_client.get(path)
+        asked = coverage_client.get(path, params={"colormap": "viridis", "hillshade": "false"})
+        assert after.content == asked.content != before.content
+    finally:
+        coverage_sources.config.write_text(original)
+        _sync_unchanged(coverage_database_url, coverage_sources)
