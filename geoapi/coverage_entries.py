@@ -4,10 +4,10 @@ A cached raster tile is then answered without the database, as a cached vector t
 Kept fresh by the sync's change notifications: the tile cache's listener (tiles.listener)
 calls `forget` after each change it applies and each time it (re)starts listening, when a
 change may have been missed. A row read while a change arrived is not kept (its generation
-is older), so a stale version cannot stay. Rows are read again after `MAX_AGE` seconds
-besides: a layer's title or style can change without a new file, and so without a
-notification. A coverage's version is part of its tiles' keys, so a row kept a moment too
-long serves the old version's tiles, never mixed ones.
+is older), so a stale version cannot stay. The sync notifies a new file, and a title or style
+changed without one (urbis_sync.raster.run); rows are read again after `MAX_AGE` seconds
+besides, a bound should a change ever go unheard. A coverage's version is part of its tiles'
+keys, so a row kept a moment too long serves the old version's tiles, never mixed ones.
 """
 
 from __future__ import annotations
