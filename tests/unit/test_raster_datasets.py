@@ -6,12 +6,21 @@ anew (tiles.raster.render_tile), so keeping files open changes nothing drawn.
 
 from __future__ import annotations
 
+import io
 import shutil
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
+import rasterio
+from PIL import Image
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.transform import from_bounds
+from rasterio.vrt import WarpedVRT
 
+from tests.support import rasters
 from tiles.raster import RasterStyle, render_tile
 from tiles.raster_datasets import RasterDatasets
 from tiles.tms import BELGIAN_LAMBERT_72, WEB_MERCATOR_QUAD
@@ -114,4 +123,36 @@ def test_threads_drawing_at_once_never_share_a_dataset(versions: tuple[str, str]
         thread.join()
     assert not shared and not wrong
     assert 1 <= datasets.opened <= 4
+    datasets.close()
+
+
+def test_a_nan_nodata_is_transparent_and_nan_in_the_values(tmp_path: Path):
+    """NaN never equals itself: the holes of a NaN-nodata raster are found all the same, as
+    rasterio's own dataset mask finds them."""
+    path = str(rasters.write_terrain_nan(tmp_path / "nan.tif"))
+    lake = (150_100.0, 170_400.0)  # the terrain's nodata disc (tests.support.rasters)
+    cols, rows = BELGIAN_LAMBERT_72.tiles_covering(8, (*lake, *lake))
+    tile = (BELGIAN_LAMBERT_72, 8, cols[0], rows[0])
+    with (
+        rasterio.open(path) as src,
+        WarpedVRT(
+            src,
+            crs=CRS.from_epsg(31370),
+            transform=from_bounds(*BELGIAN_LAMBERT_72.bounds(8, cols[0], rows[0]), 256, 256),
+            width=256,
+            height=256,
+            resampling=Resampling.bilinear,
+        ) as vrt,
+    ):
+        valid = vrt.dataset_mask() > 0
+    assert 0.05 < valid.mean() < 1
+    datasets = RasterDatasets()
+    picture = datasets.render("nan", 1, path, *tile, fmt="png", style=STYLE)
+    alpha = np.asarray(Image.open(io.BytesIO(picture or b"")).convert("RGBA"))[..., 3]
+    assert np.array_equal(alpha == 255, valid)
+    values = datasets.render("nan", 1, path, *tile, fmt="tif", style=STYLE)
+    with rasterio.MemoryFile(values) as memory, memory.open() as tif:
+        band = tif.read(1)
+        assert np.isnan(tif.nodata)
+    assert np.array_equal(~np.isnan(band), valid)
     datasets.close()
