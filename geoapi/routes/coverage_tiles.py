@@ -25,7 +25,7 @@ from geoapi.coverage_tile_pages import coverage_tileset_page, coverage_tilesets_
 from geoapi.deps import CatalogCoverage, CoverageId, FormatDep, LangDep, SettingsDep, base_url
 from geoapi.html import ATTRIBUTION
 from geoapi.links import OGC_REL, link
-from geoapi.offload import off_loop
+from geoapi.offload import Workers, off_loop
 from geoapi.params import reject_unknown
 from geoapi.responses.coverages_tiles import RasterTileJson
 from geoapi.responses.documented import ALSO_HTML, CATALOG_ERRORS, answers, errors
@@ -164,21 +164,23 @@ async def _draw(
 ) -> CachedTile:
     """The tile drawn in one of the app's worker threads (the loop keeps answering)."""
     datasets: RasterDatasets = request.app.state.raster_datasets
-    data = await off_loop(
-        request,
-        functools.partial(
-            datasets.render,
-            entry.id,
-            entry.version,
-            entry.path,
-            get_tms(key.tms),
-            key.z,
-            key.x,
-            key.y,
-            fmt=fmt,
-            style=style,
-        ),
-    )
+    workers: Workers = request.app.state.workers
+    async with workers.tile_turn():
+        data = await off_loop(
+            request,
+            functools.partial(
+                datasets.render,
+                entry.id,
+                entry.version,
+                entry.path,
+                get_tms(key.tms),
+                key.z,
+                key.x,
+                key.y,
+                fmt=fmt,
+                style=style,
+            ),
+        )
     layer = coverage_layer(entry.id)
     return CachedTile(data or b"", f'"{entry.id}.{key.variant}"', ((layer, entry.version),))
 

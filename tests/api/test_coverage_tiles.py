@@ -13,6 +13,7 @@ import io
 import math
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import numpy as np
@@ -697,3 +698,36 @@ def test_a_new_style_in_the_configuration_is_drawn_at_once(
     finally:
         coverage_sources.config.write_text(original)
         _sync_unchanged(coverage_database_url, coverage_sources)
+
+
+# -- more tiles asked than can be drawn ---------------------------------------------------------
+
+
+def test_too_many_tiles_drawn_at_once_are_told_to_come_back(coverage_database_url: str):
+    """One worker thread, a 50 ms queue: a burst of cold tiles gets 503s, never a broken tile."""
+    server, base = start_server(
+        coverage_database_url, URBIS_CPU_THREADS="1", URBIS_QUEUE_TIMEOUT="0.05"
+    )
+    try:
+        c0, r0 = tile_at("WebMercatorQuad", 16, 148_200.0, 170_800.0)
+        urls = [
+            f"{base}/coverages/terrain/tiles/WebMercatorQuad/16/{c0 + i}/{r0 + j}.png"
+            for i in range(6)
+            for j in range(4)
+        ]
+        # the coverage's catalog row, read once (then kept): the burst only waits for drawing
+        assert httpx.get(urls[0], timeout=30).status_code == 200
+        with ThreadPoolExecutor(len(urls)) as pool:
+            responses = list(pool.map(lambda u: httpx.get(u, timeout=60), urls[1:]))
+        statuses = {r.status_code for r in responses}
+        assert statuses == {200, 503}, statuses
+        busy = [(u, r) for u, r in zip(urls[1:], responses, strict=True) if r.status_code == 503]
+        assert_problem(busy[0][1], 503, "too many raster tiles are being drawn")
+        assert int(busy[0][1].headers["retry-after"]) > 0
+        for url, _ in busy:  # nothing was kept of a refused tile: asked again, it is drawn
+            again = httpx.get(url, timeout=30)
+            assert again.status_code == 200 and again.headers["x-tile-cache"] == "miss"
+            assert rgba(again)[..., 3].any()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
