@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from geoapi import area_of_use
 from geoapi.budgets import DEFAULT_KIND, Budgets
 from geoapi.counting import MatchCounts
+from geoapi.coverage_entries import CoverageEntries
 from geoapi.cql2 import parse_filter
 from geoapi.crs import SUPPORTED
 from geoapi.db_health import DatabaseHealth
@@ -48,6 +49,7 @@ from tiles.disk import DiskTier
 from tiles.listener import follow_changes, reconcile_at_start
 from tiles.lowzoom import DRAWING_AHEAD_TIMEOUT, LowZoomKeeper
 from tiles.mvt import DrawingMemory
+from tiles.raster_datasets import RasterDatasets
 from urbis_core.catalog import STORAGE_SRID
 from urbis_core.db import session_options, sqlalchemy_url
 from urbis_core.errors import ConfigError
@@ -92,6 +94,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
         )
         disk = DiskTier(settings.tile_cache_dir) if settings.tile_cache_dir else None
         app.state.tile_cache = TileCache(settings.tile_cache_mb * 1024 * 1024, disk)
+        app.state.raster_datasets = RasterDatasets()
+        app.state.coverage_entries = entries = CoverageEntries()
         await reconcile_at_start(settings.database_url, app.state.tile_cache)
         missing = [str(p) for p in settings.tile_archives if not p.is_file()]
         if missing:
@@ -108,8 +112,13 @@ def create_app(settings: ApiSettings) -> FastAPI:
             settings.tile_warm_zoom,
         )
         app.state.low_zoom_keeper = keeper
+
+        def after_changes() -> None:
+            keeper.poke()
+            entries.forget()  # a coverage's row may have changed with it
+
         listener = asyncio.create_task(
-            follow_changes(settings.database_url, app.state.tile_cache, keeper.poke)
+            follow_changes(settings.database_url, app.state.tile_cache, after_changes)
         )
         try:
             yield
@@ -123,6 +132,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
                 await listener
             await engine.dispose()
             app.state.workers.close()
+            app.state.raster_datasets.close()
 
     app = FastAPI(
         title="URBIS GeoService",

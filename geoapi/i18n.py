@@ -307,6 +307,14 @@ _CATALOGUE: dict[str, tuple[str, str, str]] = {
     "tileset.matrix": ("zoom", "zoom", "zoom"),
     "tileset.rows": ("rows", "lignes", "rijen"),
     "tileset.cols": ("columns", "colonnes", "kolommen"),
+    # a coverage's raster tiles (geoapi.coverage_tile_pages)
+    "covtiles.map": (
+        "The raster tiles on a map",
+        "Les tuiles raster sur une carte",
+        "De rastertegels op een kaart",
+    ),
+    "covtiles.formats": ("formats", "formats", "formaten"),
+    "covtiles.style": ("style", "style", "stijl"),
     "tms.list": ("Tile matrix sets", "Grilles de tuiles", "Tegelmatrixsets"),
     "tms.cell": ("cell size (m)", "taille de cellule (m)", "celgrootte (m)"),
     "tms.scale": ("scale denominator", "dénominateur d'échelle", "schaalnoemer"),

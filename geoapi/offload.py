@@ -42,10 +42,18 @@ class Workers:
         )
         # the pool's own queue is unbounded, and each waiting call holds its arguments
         self._process_turns = asyncio.Semaphore(processes * 2)
+        # raster tiles drawn at once: every thread but one, left to the other requests' work
+        self._tile_turns = asyncio.Semaphore(max(1, threads - 1))
         self.queue_timeout = queue_timeout
 
     def close(self) -> None:
         self.processes.shutdown(wait=False, cancel_futures=True)
+
+    def tile_turn(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """A raster tile's turn to be drawn, within the queue timeout (else a 503)."""
+        return queued(
+            (self._tile_turns,), self.queue_timeout, "too many raster tiles are being drawn"
+        )
 
     def process_turn(self) -> contextlib.AbstractAsyncContextManager[None]:
         return queued(

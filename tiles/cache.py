@@ -16,6 +16,7 @@ from tiles.disk import DiskTier
 from tiles.keys import EVERY_LAYER, CachedTile, TileKey, bbox_in, draws
 from tiles.mvt import BUFFER, EXTENT
 from tiles.tms import TILE_MATRIX_SETS, TileMatrixSet
+from urbis_core.changes import is_coverage
 
 
 @dataclass
@@ -116,7 +117,7 @@ class TileCache:
         version: int | None = None,
     ) -> int:
         """Drop the layer's tiles that meet `bbox` (EPSG:31370; None: all of them)."""
-        for name in (layer_id, *EVERY_LAYER):
+        for name in (layer_id, *(() if is_coverage(layer_id) else EVERY_LAYER)):
             self._generation[name] = self._generation.get(name, 0) + 1
         self.stats.changes += 1
         if self.disk is not None:

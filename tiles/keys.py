@@ -13,6 +13,7 @@ from pyproj import Transformer
 
 from tiles.tms import TileMatrixSet
 from urbis_core.catalog import STORAGE_SRID
+from urbis_core.changes import is_coverage
 
 
 @dataclass(frozen=True)
@@ -29,8 +30,11 @@ EVERY_LAYER = ("*",)  # the collections of a dataset tile drawn with every layer
 
 
 def draws(collections: tuple[str, ...], layer_id: str) -> bool:
-    """Whether a tile of these collections shows the layer (so its changes concern it)."""
-    return layer_id in collections or collections == EVERY_LAYER
+    """Whether a tile of these collections shows the layer (so its changes concern it).
+
+    The vector tiles of every layer draw no coverage: a raster's new version leaves them be.
+    """
+    return layer_id in collections or (collections == EVERY_LAYER and not is_coverage(layer_id))
 
 
 @dataclass(frozen=True)

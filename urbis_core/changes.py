@@ -24,8 +24,23 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from urbis_core.catalog import STORAGE_SRID, LayerEntry, change_log, has_history, layer_catalog
+from urbis_core.coverages import coverage_catalog
 
 CHANNEL = "urbis_layer_changed"
+
+# A raster layer's changes and cached tiles go by "coverage:<id>": its own name in the change
+# log, the notifications and the tile cache, which a vector layer's id (no colon) cannot take.
+COVERAGE_PREFIX = "coverage:"
+
+
+def coverage_layer(coverage_id: str) -> str:
+    """The name a coverage's changes and cached tiles go by (tiles.keys.TileKey.collections)."""
+    return COVERAGE_PREFIX + coverage_id
+
+
+def is_coverage(layer: str) -> bool:
+    return layer.startswith(COVERAGE_PREFIX)
+
 
 Box = tuple[float, float, float, float]  # EPSG:31370
 
@@ -96,9 +111,10 @@ async def _fetch(conn: psycopg.AsyncConnection[Any], query: sa.Select[Any]) -> l
 
 
 async def layer_versions(conn: psycopg.AsyncConnection[Any]) -> dict[str, int]:
-    """Each synced layer's current version."""
+    """Each synced layer's current version; a coverage's under its `coverage_layer` name."""
     rows = await _fetch(conn, sa.select(layer_catalog.c.id, layer_catalog.c.version))
-    return {row[0]: row[1] for row in rows}
+    coverages = await _fetch(conn, sa.select(coverage_catalog.c.id, coverage_catalog.c.version))
+    return {row[0]: row[1] for row in rows} | {coverage_layer(r[0]): r[1] for r in coverages}
 
 
 async def changes_since(

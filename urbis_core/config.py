@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from urbis_core.errors import ConfigError
+from urbis_core.ramps import RAMPS
 
 LAYER_ID = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 SOURCE_KINDS = ("file", "wfs", "ogcapi", "feed")
@@ -205,6 +206,10 @@ class RasterStyle(_Strict):
 
     @model_validator(mode="after")
     def _range_order(self) -> RasterStyle:
+        if self.colormap is not None and self.colormap not in RAMPS:
+            raise ValueError(
+                f"colormap: unknown colour ramp '{self.colormap}'; one of {', '.join(RAMPS)}"
+            )
         if self.rescale is not None and not self.rescale[0] < self.rescale[1]:
             raise ValueError(f"rescale {list(self.rescale)}: the minimum must be below the maximum")
         return self

@@ -104,6 +104,11 @@ def test_vector_fields_are_refused_on_a_raster_layer(tmp_path, extra, field):
             "style: rescale [9.0, 2.0]: the minimum must be below the maximum",
         ),
         (
+            "    type: raster\n    source: {kind: file, path: a.tif}\n"
+            "    style: {colormap: rainbow}\n",
+            "style: colormap: unknown colour ramp 'rainbow'; one of greys, viridis, terrain",
+        ),
+        (
             "    type: raster\n    source: {kind: file, path: a.tif}\n    schedule: often\n",
             "schedule: 'often' is not a duration",
         ),

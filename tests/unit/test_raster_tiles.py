@@ -228,7 +228,8 @@ def test_hillshade_of_a_plane_is_the_textbook_illumination():
         math.radians(45)
     )
     shade = hillshade(plane, 2.0)
-    np.testing.assert_allclose(shade[1:-1, 1:-1], expected, rtol=1e-12)
+    # single precision (the shade scales 8-bit colours): a millionth is far below a colour step
+    np.testing.assert_allclose(shade[1:-1, 1:-1], expected, rtol=1e-6)
 
 
 def test_a_style_that_cannot_be_drawn_says_what_is_wrong(terrain: str):

@@ -9,6 +9,7 @@ the previous COG and row stay as they were and the run row says which file and w
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import rasterio
+import sqlalchemy as sa
 from rasterio._err import CPLE_BaseError  # GDAL's errors while reading pixels; not re-exported
 from rasterio.errors import RasterioError
 from rasterio.warp import transform_bounds
@@ -25,8 +27,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 
 from urbis_core.catalog import STORAGE_SRID
+from urbis_core.changes import LayerChanged, announce, coverage_layer
 from urbis_core.config import RasterLayerConfig, ServiceConfig
-from urbis_core.coverages import coverage_catalog, read_coverage
+from urbis_core.coverages import CoverageEntry, coverage_catalog, read_coverage
 from urbis_core.errors import UrbisError
 from urbis_core.settings import SyncSettings
 from urbis_sync.raster.cog import write_cog
@@ -85,6 +88,13 @@ def _convert(
     ):
         with engine.begin() as conn:
             _describe_layer(conn, layer_id, layer)  # titles and style may change alone
+            if _described(current) != _json(_metadata(layer)):
+                # the API's kept catalog rows and tiles drawn in the old style go at once
+                conn.execute(
+                    sa.select(
+                        LayerChanged(coverage_layer(layer_id), current.version, None).notification()
+                    )
+                )
             finish_run(conn, run_id, "success", version=current.version)
         return RasterOutcome(run_id, "success", current.version, False, current.path)
 
@@ -116,6 +126,15 @@ def _convert(
                 index_elements=[coverage_catalog.c.id],
                 set_={"path": str(final), **{k: v for k, v in row.items() if k != "id"}},
             )
+        )
+        # The API's tile caches drop this coverage's tiles when this commits (tiles.listener).
+        # No bbox: a new file may differ anywhere, and its extent may not be the old one.
+        first = current is None
+        announce(
+            conn,
+            run_id,
+            LayerChanged(coverage_layer(layer_id), version, None),
+            (1 if first else 0, 0 if first else 1, 0),  # the coverage, as one item
         )
         finish_run(conn, run_id, "success", version=version)
     _prune(folder, keep={final, Path(current.path)} if current else {final})
@@ -150,6 +169,17 @@ def _metadata(layer: RasterLayerConfig) -> dict[str, Any]:
         "description": layer.description,
         "style": layer.style.model_dump(exclude_defaults=True),
     }
+
+
+def _described(entry: CoverageEntry) -> dict[str, Any]:
+    """What `_metadata` wrote, as the catalog row gives it back."""
+    return {"title": entry.title, "description": entry.description, "style": entry.style}
+
+
+def _json(value: dict[str, Any]) -> dict[str, Any]:
+    """As JSONB gives it back (tuples as lists)."""
+    result: dict[str, Any] = json.loads(json.dumps(value))
+    return result
 
 
 def _describe_layer(conn: Connection, layer_id: str, layer: RasterLayerConfig) -> None:
