@@ -240,7 +240,7 @@ async def coverage(entry: CatalogCoverage, request: Request, fmt: FormatDep, lan
         "off the raster is not an error: every band answers `value: null, outside: true`."
     ),
 )
-async def point(
+async def coverage_point(
     entry: CatalogCoverage, request: Request, x: X, y: Y, crs: Crs = None
 ) -> dict[str, Any]:
     reject_unknown(request.query_params.keys(), {"x", "y", "crs"})
@@ -294,7 +294,7 @@ _AREA_BODY = {
         "(ask /point for a point's values)."
     ),
 )
-async def stats(
+async def coverage_stats(
     entry: CatalogCoverage,
     request: Request,
     conn: ConnDep,
