@@ -6,14 +6,18 @@ thread (geoapi.offload) so that the event loop keeps answering meanwhile.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from pyproj import Transformer
 from rasterio.transform import from_origin, rowcol
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from geoapi.budgets import Budgets
 from geoapi.coverage_areas import (
     check_area,
     in_raster_crs,
@@ -23,7 +27,15 @@ from geoapi.coverage_areas import (
 )
 from geoapi.coverage_pages import coverage_page, coverages_page
 from geoapi.crs import EPSG_URI, parse_crs
-from geoapi.deps import CatalogCoverage, ConnDep, FormatDep, LangDep, SettingsDep, base_url
+from geoapi.deps import (
+    CatalogCoverage,
+    ConnDep,
+    CoverageId,
+    FormatDep,
+    LangDep,
+    SettingsDep,
+    base_url,
+)
 from geoapi.links import link
 from geoapi.media_types import HTML, JSON
 from geoapi.offload import in_process, off_loop
@@ -34,7 +46,7 @@ from geoapi.responses.documented import ALSO_HTML, CATALOG_ERRORS, answers, erro
 from geoapi.routes.spatial import EXAMPLE_AREA, Crs, X, Y, parse_point
 from tiles.raster_style import coverage_style, is_imagery, ramp_stops
 from tiles.tms import TILE_MATRIX_SETS
-from urbis_core.coverages import BandInfo, CoverageEntry, list_coverages
+from urbis_core.coverages import BandInfo, CoverageEntry, get_coverage, list_coverages
 from urbis_core.errors import InvalidParameter
 from urbis_core.raster_values import LAYER_SRID, band_stats, values_at
 
@@ -255,6 +267,23 @@ async def coverage_point(
     }
 
 
+@contextlib.asynccontextmanager
+async def _catalog_read(request: Request) -> AsyncIterator[AsyncConnection]:
+    """A connection for the catalog's reads only: given back before the raster is read.
+
+    The statistics of a large area take a worker thread for seconds (queued behind the
+    others, geoapi.offload); a connection held meanwhile would be one fewer for every other
+    request, where geoapi.deps' dependencies hold theirs until the answer is sent.
+    """
+    budgets: Budgets = request.app.state.budgets
+    request.state.query_kind = "catalog"  # for the error handler to name the limit
+    async with (
+        budgets.turn("catalog"),
+        budgets.snapshot(request.app.state.engine, "catalog") as conn,
+    ):
+        yield conn
+
+
 _AREA_BODY = {
     "requestBody": {
         "required": False,
@@ -295,9 +324,8 @@ _AREA_BODY = {
     ),
 )
 async def coverage_stats(
-    entry: CatalogCoverage,
+    coverage_id: CoverageId,
     request: Request,
-    conn: ConnDep,
     settings: SettingsDep,
     crs: Crs = None,
     p: Annotated[
@@ -319,18 +347,21 @@ async def coverage_stats(
 ) -> dict[str, Any]:
     reject_unknown(request.query_params.keys(), {"crs", "p", "band", "feature"})
     percentiles = parse_percentiles(p)
-    if band > len(entry.bands):
-        raise InvalidParameter(
-            "band", f"band {band} is not in '{entry.id}' (bands 1 to {len(entry.bands)})"
-        )
     body = await request.body()
-    if feature is not None:
-        if body.strip():
-            raise InvalidParameter("feature", "give the area either as a body or as feature=")
-        if crs is not None:
-            raise InvalidParameter("crs", "a stored feature's area needs no crs")
-        area = await stored_area(conn, feature, entry.id)
-    else:
+    area = None
+    async with _catalog_read(request) as conn:
+        entry = await get_coverage(conn, coverage_id)
+        if band > len(entry.bands):
+            raise InvalidParameter(
+                "band", f"band {band} is not in '{entry.id}' (bands 1 to {len(entry.bands)})"
+            )
+        if feature is not None:
+            if body.strip():
+                raise InvalidParameter("feature", "give the area either as a body or as feature=")
+            if crs is not None:
+                raise InvalidParameter("crs", "a stored feature's area needs no crs")
+            area = await stored_area(conn, feature, entry.id)
+    if area is None:
         given = parse_crs(crs, "crs")
         check_lists(body, settings.max_query_vertices)
         posted = await in_process(request, parse_geometry, body, given, settings.max_query_vertices)
