@@ -20,11 +20,9 @@ from tiles.tms import TILE_MATRIX_SETS
 
 MAP_TMS = "WebMercatorQuad"  # MapLibre's grid
 
-# `data-drawn` on #map says the coverage's tiles have been drawn (the map went idle once).
 _SCRIPT = """
 import { Map, NavigationControl } from %(module)s;
 const config = JSON.parse(document.getElementById("coverage-map").textContent);
-const container = document.getElementById("map");
 const map = new Map({container: "map", style: config.style, bounds: config.bounds,
                      fitBoundsOptions: {padding: 20}, attributionControl: {compact: false}});
 map.addControl(new NavigationControl({showCompass: false}));
@@ -34,7 +32,6 @@ map.on("load", () => {
                              bounds: config.bounds});
   map.addLayer({id: "coverage", type: "raster", source: "coverage",
                 paint: {"raster-opacity": config.imagery ? 1 : 0.8}});
-  map.once("idle", () => { container.dataset.drawn = "true"; });
 });
 """
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
+from urllib.parse import urlparse
 
 import httpx
 import numpy as np
@@ -22,6 +23,7 @@ import rasterio.mask
 import shapely
 from openapi_schema_validator import OAS30Validator
 from pyproj import Transformer
+from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.api.conftest import CoverageSources
 from tests.support import rasters
@@ -658,3 +660,50 @@ def test_each_answer_is_what_the_definition_says(
     validator = OAS30Validator({**schema, "components": definition["components"]})
     errors = [e.message[:200] for e in validator.iter_errors(response.json())]
     assert not errors, errors
+
+
+# -- the page's map, in a real browser -------------------------------------------------------------
+
+
+def test_the_page_map_draws_the_coverage_tiles_over_its_extent(
+    browser, coverage_client, coverage_api
+):
+    """Chromium opens the page: MapLibre fits the coverage's extent and asks for its tiles."""
+    doc = coverage_client.get("/coverages/terrain").json()
+    browser.get(f"{coverage_api}/coverages/terrain?f=html&lang=en")
+    WebDriverWait(browser, 30).until(
+        lambda b: b.execute_script(
+            "const map = window.urbisCoverageMap;"
+            "const asked = performance.getEntriesByType('resource')"
+            "  .some(e => e.name.includes('/coverages/terrain/tiles/'));"
+            "return !!(map && asked && map.loaded() && map.areTilesLoaded());"
+        )
+    )
+    west, south, east, north = doc["extent"]["crs84"]
+    view = browser.execute_script(
+        "const b = window.urbisCoverageMap.getBounds();"
+        "return [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()];"
+    )
+    # fitted with 20 px of padding: the view holds the extent, and not much more
+    assert view[0] <= west and view[1] <= south and view[2] >= east and view[3] >= north
+    assert (view[2] - view[0]) < 2 * (east - west) or (view[3] - view[1]) < 2 * (north - south)
+    source = browser.execute_script("return window.urbisCoverageMap.getSource('coverage').tiles;")
+    template = f"{coverage_api}/coverages/terrain/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}.png"
+    assert source == [template]
+    urls = browser.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name);"
+    )
+    pattern = re.escape(template).replace(r"\{z\}", r"\d+").replace(r"\{x\}", r"\d+")
+    tiles = [u for u in urls if re.fullmatch(pattern.replace(r"\{y\}", r"\d+"), u)]
+    assert tiles, urls
+    for url in tiles:  # only tiles over the coverage (its source's bounds)
+        z, x, y = (int(n) for n in re.findall(r"/(\d+)/(\d+)/(\d+)\.png$", url)[0])
+        lon0, lon1 = x / 2**z * 360 - 180, (x + 1) / 2**z * 360 - 180
+        lat0 = math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * (y + 1) / 2**z))))
+        lat1 = math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * y / 2**z))))
+        assert lon0 < east and lon1 > west and lat0 < north and lat1 > south, url
+    host = urlparse(coverage_api).netloc
+    assert [u for u in urls if urlparse(u).netloc != host] == []
+    # a script error fails the test; a tile the server has not drawn is no script error
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert all("/coverages/terrain/tiles/" in e["message"] for e in errors), errors
