@@ -120,4 +120,4 @@ async def stored_area(conn: AsyncConnection, feature: str, coverage: str) -> sha
         raise NotFound(f"no feature '{key}' in collection '{layer.id}'")
     geometry = shapely.from_wkb(bytes(row[0]))
     check_area(geometry, "feature", coverage)
-    return geometry
+    return polygonal(geometry)

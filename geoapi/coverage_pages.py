@@ -8,6 +8,7 @@ MapLibre, and its legend from the style's ramp: the stops the tiles are drawn wi
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
@@ -16,6 +17,7 @@ from geoapi import html
 from geoapi.deps import base_url
 from geoapi.html_map import maplibre_module
 from geoapi.i18n import PageLanguage, number, text
+from geoapi.spatial_pages import _point_form
 from tiles.tms import TILE_MATRIX_SETS
 
 MAP_TMS = "WebMercatorQuad"  # MapLibre's grid
@@ -154,7 +156,7 @@ def coverage_page(request: Request, lang: PageLanguage, doc: dict[str, Any]) -> 
             (f"{href}/tiles/{tms}/tilejson.json", text(code, "coverage.tiles", tms=tms))
             for tms in TILE_MATRIX_SETS
         ),
-        (f"{href}/point?{centre}", text(code, "coverage.point")),
+        (f"{href}/point?{centre}&f=html&lang={code}", text(code, "coverage.point")),
         (f"{href}?f=json", text(code, "footer.json")),
     ]
     description = f"<p>{html.esc(doc['description'])}</p>" if doc["description"] else ""
@@ -170,3 +172,37 @@ def coverage_page(request: Request, lang: PageLanguage, doc: dict[str, Any]) -> 
         + html.link_list(links)
     )
     return html.page(request, lang, _title(doc, code), body, f"{href}?f=json")
+
+
+def point_page(
+    request: Request, lang: PageLanguage, doc: dict[str, Any], coverage_title: str
+) -> HTMLResponse:
+    """The values at a point, with a form to ask another (the request's `crs` kept)."""
+    code = lang.code
+    base = base_url(request)
+    href = f"{base}/coverages/{doc['coverage']}"
+    where = doc["point"]
+    intro = text(code, "lookup.point", x=where["x"], y=where["y"], crs=where["crs"])
+    if all(v["outside"] for v in doc["values"]):
+        found = f"<p>{html.esc(text(code, 'point.outside'))}</p>"
+    else:
+        rows = [
+            [
+                html.esc(v["band"]),
+                html.esc(v["name"]),
+                html.esc(text(code, "point.nodata") if v["nodata"] else _value(v["value"], code)),
+            ]
+            for v in doc["values"]
+        ]
+        headers = [text(code, k) for k in ("coverage.band", "col.name", "point.value")]
+        found = html.table(headers, rows)
+    query = [(k, v) for k, v in request.query_params.multi_items() if k not in ("f", "lang")]
+    json_href = f"{href}/point?{urlencode([*query, ('f', 'json')])}"
+    body = (
+        f"<p>{html.esc(intro)}</p>"
+        + found
+        + _point_form(request, code, f"{href}/point", [])
+        + html.link_list([(f"{href}?f=html&lang={code}", coverage_title)])
+    )
+    title = text(code, "point.title", coverage=coverage_title)
+    return html.page(request, lang, title, body, json_href)

@@ -180,10 +180,22 @@ _CATALOGUE: dict[str, tuple[str, str, str]] = {
         "Tuiles de carte sur {tms} (TileJSON)",
         "Kaarttegels op {tms} (TileJSON)",
     ),
+    "point.title": (
+        "{coverage}: the values at a point",
+        "{coverage} : les valeurs en un point",
+        "{coverage}: de waarden op een punt",
+    ),
+    "point.value": ("value", "valeur", "waarde"),
+    "point.nodata": ("no data", "pas de donnée", "geen gegevens"),
+    "point.outside": (
+        "The point lies off the raster: it has no values there.",
+        "Le point est hors de la couche raster : elle n'y a pas de valeur.",
+        "Het punt ligt buiten de rasterlaag: die heeft daar geen waarden.",
+    ),
     "coverage.point": (
-        "The values at its centre (JSON)",
-        "Les valeurs en son centre (JSON)",
-        "De waarden in het midden (JSON)",
+        "The values at its centre",
+        "Les valeurs en son centre",
+        "De waarden in het midden",
     ),
     # collections and a collection
     "col.id": ("id", "identifiant", "id"),

@@ -25,7 +25,7 @@ from geoapi.coverage_areas import (
     percentile_key,
     stored_area,
 )
-from geoapi.coverage_pages import coverage_page, coverages_page
+from geoapi.coverage_pages import coverage_page, coverages_page, point_page
 from geoapi.crs import EPSG_URI, parse_crs
 from geoapi.deps import (
     CatalogCoverage,
@@ -245,7 +245,7 @@ async def coverage(entry: CatalogCoverage, request: Request, fmt: FormatDep, lan
 @router.get(
     "/coverages/{coverage_id}/point",
     summary="Every band's value at a point",
-    responses=answers(PointValues, errors_=CATALOG_ERRORS),
+    responses=answers(PointValues, also=ALSO_HTML, errors_=CATALOG_ERRORS),
     description=(
         "The value of each band in the cell under the point (x, y in `crs`, CRS84 by default). "
         "A cell holding the band's nodata value answers `value: null, nodata: true`; a point "
@@ -253,18 +253,27 @@ async def coverage(entry: CatalogCoverage, request: Request, fmt: FormatDep, lan
     ),
 )
 async def coverage_point(
-    entry: CatalogCoverage, request: Request, x: X, y: Y, crs: Crs = None
-) -> dict[str, Any]:
-    reject_unknown(request.query_params.keys(), {"x", "y", "crs"})
+    entry: CatalogCoverage,
+    request: Request,
+    fmt: FormatDep,
+    lang: LangDep,
+    x: X,
+    y: Y,
+    crs: Crs = None,
+) -> Any:
+    reject_unknown(request.query_params.keys(), {"x", "y", "crs", "f", "lang"})
     given = parse_crs(crs, "crs")
     at = parse_point(x, y, given)
     values = await off_loop(request, point_values, entry, at.x, at.y, at.srid)
-    return {
+    doc = {
         "coverage": entry.id,
         "version": entry.version,
         "point": {"x": x, "y": y, "crs": given.uri},
         "values": values,
     }
+    if fmt == "html":
+        return point_page(request, lang, doc, title_in(entry, lang.code))
+    return doc
 
 
 @contextlib.asynccontextmanager

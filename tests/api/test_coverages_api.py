@@ -707,3 +707,35 @@ def test_the_page_map_draws_the_coverage_tiles_over_its_extent(
     # a script error fails the test; a tile the server has not drawn is no script error
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert all("/coverages/terrain/tiles/" in e["message"] for e in errors), errors
+
+
+POINT_WORDS = {
+    "en": ("Terrain model: the values at a point", "no data", "lies off the raster"),
+    "fr": ("Modèle de terrain : les valeurs en un point", "pas de donnée", "hors de la couche"),
+    "nl": ("Terreinmodel: de waarden op een punt", "geen gegevens", "buiten de rasterlaag"),
+}
+
+
+@pytest.mark.parametrize("lang", ["en", "fr", "nl"])
+def test_the_point_page_tells_values_nodata_and_outside(coverage_client, coverage_api, lang):
+    title, nodata, outside = POINT_WORDS[lang]
+    x, y = centre_of(200, 300)
+    asked = f"/coverages/terrain/point?x={x}&y={y}&crs=EPSG:31370&f=html&lang={lang}"
+    page = coverage_client.get(asked)
+    assert page.status_code == 200 and page.headers["content-language"] == lang
+    assert f"<h1>{title}</h1>" in page.text
+    value = point(coverage_client, "terrain", x, y, L72)["values"][0]["value"]
+    shown = f"{round(value, 3):,}"
+    shown = shown.replace(".", ",") if lang != "en" else shown
+    assert f"<td>{shown}</td>" in page.text
+    # the form asks another point in the same crs, as a page in the same language
+    assert f'action="{coverage_api}/coverages/terrain/point"' in page.text
+    assert '<input type="hidden" name="crs" value="EPSG:31370">' in page.text
+    assert f'<input type="hidden" name="lang" value="{lang}">' in page.text
+    lake = centre_of(120, 420)
+    hole = coverage_client.get(
+        f"/coverages/terrain/point?x={lake[0]}&y={lake[1]}&crs=EPSG:31370&f=html&lang={lang}"
+    )
+    assert f"<td>{nodata}</td>" in hole.text
+    off = coverage_client.get(f"/coverages/terrain/point?x=0&y=0&f=html&lang={lang}")
+    assert off.status_code == 200 and outside in off.text and "<table>" not in off.text
