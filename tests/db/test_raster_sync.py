@@ -120,6 +120,23 @@ def test_first_sync_writes_a_cog_equal_to_the_source(engine, settings, tmp_path)
     assert runs(engine) == [("success", 1, None)]
 
 
+def test_a_nan_nodata_is_kept_and_left_out_of_the_statistics(engine, settings, tmp_path):
+    source = rasters.write_terrain_nan(tmp_path / "dtm.tif")
+    report = sync(engine, configure(tmp_path, "{kind: file, path: dtm.tif}"), settings)
+    assert report.status == "success", report.error
+    band = entry(engine).bands[0]  # read back through the catalog's JSON, which has no NaN
+    assert band.nodata is not None and np.isnan(band.nodata)
+    with rasterio.open(source) as src:
+        heights = src.read(1).astype(np.float64)
+    valid = heights[~np.isnan(heights)]
+    assert 0 < valid.size < heights.size  # the holes are there and are NaN
+    expected = {"min": valid.min(), "max": valid.max(), "mean": valid.mean(), "std": valid.std()}
+    assert {k: getattr(band, k) for k in expected} == pytest.approx(expected, rel=1e-12)
+    with rasterio.open(entry(engine).path) as out:
+        assert np.isnan(out.nodata)
+        assert np.array_equal(np.isnan(out.read(1)), np.isnan(heights))
+
+
 def test_rgb_image_keeps_its_three_bands(engine, settings, tmp_path):
     source = rasters.write_rgb(tmp_path / "ortho.tif")
     config = configure(tmp_path, "{kind: file, path: ortho.tif}", layer_id="ortho")

@@ -61,6 +61,14 @@ def write_terrain(path: Path, offset: float = 0.0, crs: bool = True, nodata: boo
     return path
 
 
+def write_terrain_nan(path: Path) -> Path:
+    """The terrain model with its holes as NaN, NaN declared as nodata (as some DTMs are)."""
+    heights = terrain_array()
+    heights[heights == TERRAIN_NODATA] = np.nan
+    _write(path, heights[np.newaxis], terrain_transform(), CRS.from_epsg(31370), float("nan"))
+    return path
+
+
 def write_terrain_tiles(folder: Path, offset: float = 0.0) -> list[Path]:
     """The same terrain cut into a west and an east half (a mosaic of two files)."""
     heights = terrain_array(offset)

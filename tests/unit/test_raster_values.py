@@ -17,6 +17,7 @@ from pyproj import Transformer
 from shapely.geometry import MultiPolygon, Point, Polygon, box
 from shapely.geometry.base import BaseGeometry
 
+from tests.support import rasters
 from tests.support.raster_cogs import NODATA
 from urbis_core import raster_values
 from urbis_core.errors import InvalidParameter
@@ -90,6 +91,26 @@ def test_a_point_on_nodata_or_outside_is_none(terrain: str):
     assert values_at(terrain, x, y) == [None]
     assert values_at(terrain, 160_000.0, 160_000.0) == [None]
     assert values_at(terrain, 148_000.0 - 0.01, 171_000.0) == [None]  # just west of the edge
+
+
+def test_a_nan_nodata_is_nodata_for_points_and_statistics(tmp_path):
+    path = str(rasters.write_terrain_nan(tmp_path / "nan.tif"))
+    with rasterio.open(path) as src:
+        heights = src.read(1)
+        lake_x, lake_y = src.xy(120, 420)  # the lake's centre (tests.support.rasters._holes)
+        dry_x, dry_y = src.xy(120, 300)
+        assert np.isnan(heights[120, 420]) and not np.isnan(heights[120, 300])
+    assert values_at(path, lake_x, lake_y) == [None]
+    assert values_at(path, dry_x, dry_y) == [float(heights[120, 300])]
+    around = box(lake_x - 250, lake_y - 250, lake_x + 250, lake_y + 250)
+    got = band_stats(path, around, 31370)
+    with rasterio.open(path) as src:
+        cells, _ = rasterio.mask.mask(src, [around], crop=True, filled=True, nodata=np.nan)
+        outside = rasterio.mask.raster_geometry_mask(src, [around], crop=True)[0]
+    inside = cells[0][~outside]
+    valid = inside[~np.isnan(inside)].astype(np.float64)
+    assert (got["count"], got["nodata_count"]) == (valid.size, inside.size - valid.size)
+    assert got["nodata_count"] > 0 and got["mean"] == pytest.approx(valid.mean(), rel=1e-9)
 
 
 def test_every_band_of_an_image_is_given(rgb: str):
