@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 from geoapi.responses.common import Link
@@ -12,7 +14,12 @@ class CoverageBand(BaseModel):
 
     name: str
     dtype: str = Field(description="numpy / GDAL data type, e.g. float32, uint8")
-    nodata: float | None = Field(description="The value that marks a cell without data")
+    nodata: float | Literal["nan"] | None = Field(
+        description=(
+            'The value that marks a cell without data: a number, "nan" when NaN does (JSON '
+            "has no NaN), null when the band has none"
+        )
+    )
     min: float | None = Field(description="Over the valid cells; null when there are none")
     max: float | None
     mean: float | None

@@ -63,11 +63,16 @@ def _number(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
+def _nodata(value: float | None) -> float | str | None:
+    """A band's nodata value; NaN, which JSON cannot write, as "nan" (as the catalog holds it)."""
+    return "nan" if value is not None and math.isnan(value) else value
+
+
 def _band_doc(band: BandInfo) -> dict[str, Any]:
     return {
         "name": band.name,
         "dtype": band.dtype,
-        "nodata": _number(band.nodata),
+        "nodata": _nodata(band.nodata),
         "min": _number(band.min),
         "max": _number(band.max),
         "mean": _number(band.mean),

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 import re
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -25,9 +27,14 @@ from openapi_schema_validator import OAS30Validator
 from pyproj import Transformer
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.api.conftest import CoverageSources
+from tests.api.conftest import CoverageSources, start_server
+from tests.conftest import TEMPLATE_DB, create_database, drop_database
 from tests.support import rasters
 from tiles.raster import RAMPS
+from urbis_core.config import load_config
+from urbis_core.db import create_sync_engine
+from urbis_core.settings import SyncSettings
+from urbis_sync.run import sync_layer
 
 pytestmark = pytest.mark.api
 
@@ -739,3 +746,71 @@ def test_the_point_page_tells_values_nodata_and_outside(coverage_client, coverag
     assert f"<td>{nodata}</td>" in hole.text
     off = coverage_client.get(f"/coverages/terrain/point?x=0&y=0&f=html&lang={lang}")
     assert off.status_code == 200 and outside in off.text and "<table>" not in off.text
+
+
+# -- a NaN nodata, end to end ---------------------------------------------------------------------
+
+NAN_CONFIG = """\
+layers:
+  dtm_nan:
+    type: raster
+    title: {{fr: Terrain NaN, nl: Terrein NaN, en: NaN terrain}}
+    source: {{kind: file, path: {path}}}
+"""
+
+
+@pytest.fixture(scope="module")
+def nan_terrain(
+    admin_url: str, template_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[httpx.Client, Path]]:
+    """A server whose one coverage marks its holes with NaN (a database without the sample)."""
+    folder = tmp_path_factory.mktemp("nan")
+    source = rasters.write_terrain_nan(folder / "dtm_nan.tif")
+    config = folder / "urbis.yaml"
+    config.write_text(NAN_CONFIG.format(path=source))
+    name = f"cov_nan_{uuid.uuid4().hex[:8]}"
+    url = create_database(admin_url, name, template=TEMPLATE_DB)
+    engine = create_sync_engine(url)
+    try:
+        settings = SyncSettings(raster_dir=folder / "cogs")
+        report = sync_layer(engine, load_config(config), "dtm_nan", settings)
+        assert report.status == "success", report.error
+    finally:
+        engine.dispose()
+    proc, base = start_server(url)
+    try:
+        with httpx.Client(base_url=base, timeout=30) as nan_client:
+            yield nan_client, source
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        drop_database(admin_url, name)
+
+
+def test_a_nan_nodata_is_said_and_its_cells_are_nodata(nan_terrain):
+    nan_client, source = nan_terrain
+    doc = nan_client.get("/coverages/dtm_nan").json()
+    assert doc["bands"][0]["nodata"] == "nan"
+    definition = nan_client.get("/openapi.json").json()
+    schema = {"$ref": "#/components/schemas/Coverage", "components": definition["components"]}
+    assert not [e.message for e in OAS30Validator(schema).iter_errors(doc)]
+    with rasterio.open(source) as src:
+        heights = src.read(1)
+    assert doc["bands"][0]["min"] == float(np.nanmin(heights))
+    assert "<td>nan</td>" in nan_client.get("/coverages/dtm_nan?f=html").text
+    lake = point(nan_client, "dtm_nan", *centre_of(120, 420), L72)["values"][0]
+    assert (lake["value"], lake["nodata"], lake["outside"]) == (None, True, False)
+    dry = point(nan_client, "dtm_nan", *centre_of(200, 300), L72)["values"][0]
+    assert dry["value"] == float(heights[200, 300]) and not dry["nodata"]
+    answer = post_stats(nan_client, "dtm_nan", shapely.geometry.mapping(AREA_L72), crs=L72, p="50")
+    with rasterio.open(source) as src:
+        inside_mask, _, window = rasterio.mask.raster_geometry_mask(
+            src, [shapely.geometry.mapping(AREA_L72)], crop=True
+        )
+        data = src.read(1, window=window).astype(np.float64)
+    inside = ~inside_mask
+    values = data[inside & ~np.isnan(data)]
+    assert answer["nodataCount"] == int((inside & np.isnan(data)).sum()) > 0
+    assert answer["count"] == values.size
+    assert answer["mean"] == pytest.approx(values.mean(), rel=1e-12)
+    assert answer["percentiles"]["50"] == pytest.approx(np.percentile(values, 50))
