@@ -23,7 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from geoapi.area_of_use import clip, densify_step
 from geoapi.features import key_condition
 from urbis_core.catalog import get_layer
-from urbis_core.errors import InvalidParameter, NotFound
+from urbis_core.coverages import CoverageEntry
+from urbis_core.errors import InvalidParameter, NotFound, TooLarge
 from urbis_core.raster_values import LAYER_SRID
 
 MAX_PERCENTILES = 100
@@ -95,6 +96,32 @@ def in_raster_crs(geometry: shapely.Geometry, srid: int) -> shapely.Geometry:
         return np.column_stack([xs, ys])
 
     return polygonal(shapely.make_valid(shapely.transform(dense, move)))
+
+
+def cells_under(entry: CoverageEntry, area: shapely.Geometry) -> int:
+    """How many cells band_stats reads for the area: its bounds' whole cells on the grid."""
+    if area.is_empty:
+        return 0
+    minx, miny, maxx, maxy = area.bounds
+    left, _, _, top = entry.bbox_native
+    resx, resy = entry.resolution
+    col0 = max(0, math.floor((minx - left) / resx))
+    col1 = min(entry.width, math.ceil((maxx - left) / resx))
+    row0 = max(0, math.floor((top - maxy) / resy))
+    row1 = min(entry.height, math.ceil((top - miny) / resy))
+    return max(0, col1 - col0) * max(0, row1 - row0)
+
+
+def check_cells(entry: CoverageEntry, area: shapely.Geometry, most: int) -> None:
+    """A 413 when the area (in EPSG:31370) would have more than `most` cells read."""
+    cells = cells_under(entry, area)
+    if cells > most:
+        raise TooLarge(
+            f"the area covers {cells:,} cells of '{entry.id}' ({entry.resolution[0]:g} m), more "
+            f"than the {most:,} one request may read (URBIS_MAX_STATS_CELLS); ask for a "
+            f"smaller area, or for each feature of a collection with POST "
+            f"/coverages/{entry.id}/zonal"
+        )
 
 
 async def stored_area(conn: AsyncConnection, feature: str, coverage: str) -> shapely.Geometry:

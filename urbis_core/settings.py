@@ -136,6 +136,9 @@ class ApiSettings:
     cpu_processes: int = 2
     # A posted query geometry may have at most this many vertices.
     max_query_vertices: int = 20_000
+    # A coverage's statistics (POST /coverages/{id}/stats) read at most this many cells: the
+    # window under the area is read whole, as float64 for the percentiles (25 M: ~200 MB).
+    max_stats_cells: int = 25_000_000
     limits: ServerLimits = field(default_factory=ServerLimits)
 
 
@@ -303,6 +306,7 @@ class Settings(BaseModel):
     max_query_vertices: Annotated[
         int, BeforeValidator(_integer), AfterValidator(_at_least(4, "a closed ring's least"))
     ] = Field(ApiSettings.max_query_vertices, alias="URBIS_MAX_QUERY_VERTICES")
+    max_stats_cells: Count = Field(ApiSettings.max_stats_cells, alias="URBIS_MAX_STATS_CELLS")
     # What a request may send (ServerLimits)
     max_body_bytes: Bytes = Field(ServerLimits.max_body_bytes, alias="URBIS_MAX_BODY_BYTES")
     body_timeout: Seconds = Field(ServerLimits.body_timeout, alias="URBIS_BODY_TIMEOUT")
@@ -380,6 +384,7 @@ class Settings(BaseModel):
             cpu_threads=self.cpu_threads,
             cpu_processes=self.cpu_processes,
             max_query_vertices=self.max_query_vertices,
+            max_stats_cells=self.max_stats_cells,
             limits=self.limits(),
         )
 

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from geoapi.budgets import Budgets
 from geoapi.coverage_areas import (
     check_area,
+    check_cells,
     in_raster_crs,
     parse_percentiles,
     percentile_key,
@@ -334,7 +335,8 @@ _AREA_BODY = {
         "the posted GeoJSON polygon (in `crs`), or the stored feature `feature`. Cells holding "
         "nodata are counted in `nodataCount` and left out of the statistics. An area off the "
         "raster answers `count: 0` with null statistics. Points and lines hold no area: a 400 "
-        "(ask /point for a point's values)."
+        "(ask /point for a point's values). An area over more cells than "
+        "URBIS_MAX_STATS_CELLS (the window of the grid under its bounds) is a 413."
     ),
 )
 async def coverage_stats(
@@ -381,6 +383,7 @@ async def coverage_stats(
         posted = await in_process(request, parse_geometry, body, given, settings.max_query_vertices)
         check_area(posted, "body", entry.id)
         area = await off_loop(request, in_raster_crs, posted, given.srid)
+    check_cells(entry, area, settings.max_stats_cells)
     result = await off_loop(
         request,
         functools.partial(band_stats, percentiles=percentiles, band=band),

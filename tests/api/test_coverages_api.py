@@ -814,3 +814,34 @@ def test_a_nan_nodata_is_said_and_its_cells_are_nodata(nan_terrain):
     assert answer["count"] == values.size
     assert answer["mean"] == pytest.approx(values.mean(), rel=1e-12)
     assert answer["percentiles"]["50"] == pytest.approx(np.percentile(values, 50))
+
+
+@pytest.fixture(scope="module")
+def few_cells_client(coverage_database_url: str) -> Iterator[httpx.Client]:
+    """The coverages' server again, letting a stats request read at most 1,000 cells."""
+    proc, base = start_server(coverage_database_url, URBIS_MAX_STATS_CELLS="1000")
+    try:
+        with httpx.Client(base_url=base, timeout=30) as few:
+            yield few
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_an_area_over_more_cells_than_allowed_is_a_413(few_cells_client, coverage_sources):
+    # 150 x 150 m on the 5 m grid, its edges on cell edges: 30 x 30 = 900 cells, allowed
+    allowed = shapely.box(149_000, 170_000, 149_150, 170_150)
+    answer = post_stats(few_cells_client, "terrain", shapely.geometry.mapping(allowed), crs=L72)
+    assert_stats_equal(answer, reference_stats(coverage_sources.terrain, allowed))
+    # 20 m wider, and 1 cm more reaching into a 35th column: 35 x 30 = 1,050 cells
+    wider = shapely.box(149_000, 170_000, 149_170.01, 170_150)
+    response = few_cells_client.post(
+        "/coverages/terrain/stats?crs=EPSG:31370", json=shapely.geometry.mapping(wider)
+    )
+    assert_problem(response, 413, "1,050 cells", "URBIS_MAX_STATS_CELLS", "/zonal")
+    # only the part over the raster counts: a large area mostly off it is read as its part
+    mostly_off = shapely.box(140_000, 160_000, 148_010, 169_010)  # 2 x 2 cells on it
+    answer = post_stats(few_cells_client, "terrain", shapely.geometry.mapping(mostly_off), crs=L72)
+    assert answer["count"] + answer["nodataCount"] == 4
+    feature = few_cells_client.post("/coverages/terrain/stats?feature=municipalities/21013")
+    assert_problem(feature, 413, "URBIS_MAX_STATS_CELLS")

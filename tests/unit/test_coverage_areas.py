@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
+import rasterio
 import shapely
 from pyproj import Transformer
 
 from geoapi.coverage_areas import (
+    cells_under,
     check_area,
+    check_cells,
     in_raster_crs,
     parse_percentiles,
     percentile_key,
     polygonal,
 )
-from urbis_core.errors import InvalidParameter
+from tests.support import rasters
+from urbis_core import raster_values
+from urbis_core.coverages import CoverageEntry
+from urbis_core.errors import InvalidParameter, TooLarge
 
 
 def test_percentiles_keep_their_order_once_each():
@@ -93,3 +102,43 @@ def test_an_area_outside_belgium_is_empty_and_one_across_its_edge_cut():
     assert world.covers(shapely.Point(to_l72.transform(4.35, 50.84)))
     west, south, east, north = world.bounds
     assert -100_000 < west and east < 400_000 and -100_000 < south and north < 300_000
+
+
+def _entry(path: Path) -> CoverageEntry:
+    with rasterio.open(path) as src:
+        return CoverageEntry(
+            id="terrain",
+            title={},
+            description=None,
+            path=str(path),
+            version=1,
+            checksum="",
+            bands=(),
+            width=src.width,
+            height=src.height,
+            resolution=src.res,
+            bbox_native=tuple(src.bounds),
+            bbox_crs84=(0.0, 0.0, 0.0, 0.0),
+            srid=31370,
+            style={},
+            last_success=None,
+        )
+
+
+def test_the_cells_counted_are_those_band_stats_reads(tmp_path):
+    path = rasters.write_terrain(tmp_path / "dtm.tif")
+    entry = _entry(path)
+    random = np.random.default_rng(15)
+    areas = [shapely.box(100_000, 100_000, 110_000, 110_000), shapely.Polygon()]
+    for _ in range(200):
+        x, y = random.uniform(146_000, 153_000), random.uniform(167_000, 173_000)
+        w, h = random.uniform(0.1, 3_000), random.uniform(0.1, 3_000)
+        areas.append(shapely.box(x, y, x + w, y + h))
+    with rasterio.open(path) as src:
+        for area in areas:
+            window = raster_values._window(src, area)
+            read = 0 if window is None else window.width * window.height
+            assert cells_under(entry, area) == read, area.bounds
+    check_cells(entry, areas[2], cells_under(entry, areas[2]))  # as many as allowed: fine
+    with pytest.raises(TooLarge, match="URBIS_MAX_STATS_CELLS"):
+        check_cells(entry, shapely.box(148_000, 169_000, 148_010, 169_010), 3)
