@@ -10,6 +10,7 @@ generated (tests/support/rasters.py), never with a figure copied from a run.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import uuid
@@ -22,12 +23,18 @@ import numpy as np
 import pytest
 import rasterio
 import rasterio.mask
+import schemathesis
 import shapely
+from hypothesis import HealthCheck, Phase, given, seed, settings
+from hypothesis.errors import Unsatisfiable
 from openapi_schema_validator import OAS30Validator
 from pyproj import Transformer
+from schemathesis import GenerationMode
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.api.conftest import CoverageSources, start_server
+from tests.api.test_property_run import FAST_EXAMPLES, SEED, Outcome
+from tests.api.test_property_run import _check as check_case
 from tests.conftest import TEMPLATE_DB, create_database, drop_database
 from tests.support import rasters
 from tiles.raster import RAMPS
@@ -845,3 +852,49 @@ def test_an_area_over_more_cells_than_allowed_is_a_413(few_cells_client, coverag
     assert answer["count"] + answer["nodataCount"] == 4
     feature = few_cells_client.post("/coverages/terrain/stats?feature=municipalities/21013")
     assert_problem(feature, 413, "URBIS_MAX_STATS_CELLS")
+
+
+# -- generated requests ---------------------------------------------------------------------------
+
+
+def test_generated_requests_get_no_server_error_and_what_is_documented(coverage_api):
+    """schemathesis over these operations with real coverages (tests/api/test_property_run.py's
+    checks: no 5xx but 503, within its time bound, status, media type and schema documented).
+
+    The property run of the whole API has no raster layer: its coverage requests all end in
+    404s. Here the path names real ones, so generated points, bodies, `p` and `band` reach the
+    code behind them.
+    """
+    schema = schemathesis.openapi.from_url(f"{coverage_api}/openapi.json")
+    schema.config.update(base_url=coverage_api)
+    outcome = Outcome()
+    failures = []
+    for method, path in MODELS:
+        operation = schema[path][method.upper()]
+        for coverage, mode in itertools.product(
+            ("terrain", "imagery"), (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+        ):
+            names = {p.name for p in operation.path_parameters}
+            paths = {"coverage_id": coverage} if names else None
+            strategy = operation.as_strategy(generation_mode=mode, path_parameters=paths)
+
+            @seed(SEED)
+            @settings(
+                max_examples=FAST_EXAMPLES * 2,
+                database=None,
+                deadline=None,
+                suppress_health_check=list(HealthCheck),
+                phases=[Phase.explicit, Phase.generate, Phase.shrink],
+            )
+            @given(case=strategy)
+            def call(case: schemathesis.Case) -> None:
+                check_case(case, outcome)
+
+            try:
+                call()
+            except Unsatisfiable:
+                pass  # /coverages has nothing to make invalid
+            except AssertionError as exc:
+                failures.append(f"{method} {path} {coverage} ({mode.value}): {exc}")
+    assert not failures, "\n".join(failures)
+    assert outcome.statuses[200] > 0 and outcome.statuses[400] > 0, outcome.statuses
