@@ -100,6 +100,9 @@ class ApiSettings:
     # CSV and GeoPackage downloads stream the whole selection up to this many features; past
     # it they answer 413 rather than a part of it.
     download_max_features: int = MAX_DOWNLOAD_FEATURES
+    # A coverage's statistics (POST /coverages/{id}/stats) read at most this many cells: the
+    # window under the area is read whole, as float64 for the percentiles (25 M: ~200 MB).
+    max_stats_cells: int = 25_000_000
     node_modules: Path = field(default=NODE_MODULES)
     tile_cache_mb: int = 256  # the in-process tile cache (0: none)
     tile_cache_dir: Path | None = None  # the cache's disk tier, kept across restarts
@@ -262,6 +265,7 @@ class Settings(BaseModel):
     download_max_features: Count = Field(
         ApiSettings.download_max_features, alias="URBIS_DOWNLOAD_MAX_FEATURES"
     )
+    max_stats_cells: Count = Field(ApiSettings.max_stats_cells, alias="URBIS_MAX_STATS_CELLS")
     tile_cache_mb: Annotated[int, BeforeValidator(_integer), AfterValidator(_at_least(0))] = Field(
         ApiSettings.tile_cache_mb, alias="URBIS_TILE_CACHE_MB"
     )
@@ -362,6 +366,7 @@ class Settings(BaseModel):
             port=self.port,
             pool_size=self.pool_size,
             download_max_features=self.download_max_features,
+            max_stats_cells=self.max_stats_cells,
             tile_cache_mb=self.tile_cache_mb,
             tile_cache_dir=self.tile_cache_dir,
             tile_archives=tuple(Path(p) for p in self.tile_archives),

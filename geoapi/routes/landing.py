@@ -72,6 +72,12 @@ async def landing(request: Request, fmt: FormatDep, lang: LangDep) -> Any:
         link("service-doc", f"{base}/docs", HTML, "The API documentation"),
         link("conformance", f"{base}/conformance", title="OGC API conformance classes implemented"),
         link("data", f"{base}/collections", title="The collections (URBIS layers)"),
+        # not a second `data`: OGC API Features clients take that one for the collections
+        link(
+            f"{OGC_REL}coverage",
+            f"{base}/coverages",
+            title="The coverages (raster layers: orthophotos, terrain)",
+        ),
         link(
             f"{OGC_REL}tilesets-vector",
             f"{base}/tiles",
@@ -92,6 +98,7 @@ async def landing(request: Request, fmt: FormatDep, lang: LangDep) -> Any:
         code = lang.code
         pages = [
             (f"{base}/collections?f=html&lang={code}", "landing.collections"),
+            (f"{base}/coverages?f=html&lang={code}", "landing.coverages"),
             (f"{base}/map", "landing.map"),
             # examples in Saint-Gilles: their pages have a form to ask another
             (
