@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse
 
 from geoapi import html
 from geoapi.deps import base_url
-from geoapi.html_map import maplibre_module
+from geoapi.html_map import map_embed
 from geoapi.i18n import PageLanguage, number, text
 from geoapi.spatial_pages import _point_form
 from tiles.tms import TILE_MATRIX_SETS
@@ -24,7 +24,7 @@ MAP_TMS = "WebMercatorQuad"  # MapLibre's grid
 
 _SCRIPT = """
 import { Map, NavigationControl } from %(module)s;
-const config = JSON.parse(document.getElementById("coverage-map").textContent);
+const config = JSON.parse(document.getElementById("map-config").textContent);
 const map = new Map({container: "map", style: config.style, bounds: config.bounds,
                      fitBoundsOptions: {padding: 20}, attributionControl: {compact: false}});
 map.addControl(new NavigationControl({showCompass: false}));
@@ -95,9 +95,6 @@ def _legend(style: dict[str, Any], lang: str) -> str:
 
 
 def _map(request: Request, doc: dict[str, Any], lang: str) -> str:
-    module = maplibre_module(request)
-    if module is None:
-        return ""
     base = base_url(request)
     config = {
         "style": f"{base}/styles/default/style.json",
@@ -105,15 +102,7 @@ def _map(request: Request, doc: dict[str, Any], lang: str) -> str:
         "tiles": f"{base}/coverages/{doc['id']}/tiles/{MAP_TMS}/{{z}}/{{x}}/{{y}}.png",
         "imagery": doc["imagery"],
     }
-    css = module.removesuffix(".mjs") + ".css"
-    return (
-        f'<link rel="stylesheet" href="{html.esc(css)}">'
-        f'<div id="map" class="map" role="region" '
-        f'aria-label="{html.esc(text(lang, "coverage.map"))}"></div>'
-        f'<script type="application/json" id="coverage-map">{html.json_in_script(config)}'
-        "</script>"
-        f'<script type="module">{_SCRIPT % {"module": html.json_in_script(module)}}</script>'
-    )
+    return map_embed(request, text(lang, "coverage.map"), _SCRIPT, config)
 
 
 def coverage_page(request: Request, lang: PageLanguage, doc: dict[str, Any]) -> HTMLResponse:

@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse
 
 from geoapi import html
 from geoapi.deps import base_url
-from geoapi.html_map import BRUSSELS, maplibre_module
+from geoapi.html_map import BRUSSELS, map_embed
 from geoapi.i18n import PageLanguage, text
 from urbis_core.coverages import CoverageEntry
 
@@ -41,9 +41,6 @@ map.on("load", () => {
 
 
 def _map(request: Request, entry: CoverageEntry, lang: str, query: str) -> str:
-    module = maplibre_module(request)
-    if module is None:
-        return ""
     base = base_url(request)
     config = {
         "style": f"{base}/styles/default/style.json",
@@ -51,15 +48,9 @@ def _map(request: Request, entry: CoverageEntry, lang: str, query: str) -> str:
         "tilejson": f"{base}/coverages/{entry.id}/tiles/WebMercatorQuad/tilejson.json{query}",
         "bounds": list(entry.bbox_crs84),
     }
-    css = module.removesuffix(".mjs") + ".css"
     label = text(lang, "covtiles.map")
-    return (
-        f'<link rel="stylesheet" href="{html.esc(css)}">'
-        f"<h2>{html.esc(label)}</h2>"
-        f'<div id="map" class="map" role="region" aria-label="{html.esc(label)}"></div>'
-        f'<script type="application/json" id="map-config">{html.json_in_script(config)}</script>'
-        f'<script type="module">{_SCRIPT % {"module": html.json_in_script(module)}}</script>'
-    )
+    embedded = map_embed(request, label, _SCRIPT, config)
+    return f"<h2>{html.esc(label)}</h2>{embedded}" if embedded else ""
 
 
 def _html_href(href: str, lang: str) -> str:

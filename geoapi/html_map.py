@@ -96,6 +96,35 @@ def maplibre_module(request: Request) -> str | None:
     return f"{base_url(request)}{path}"
 
 
+def map_embed(
+    request: Request,
+    label: str,
+    script: str,
+    config: dict[str, Any],
+    data: dict[str, Any] | None = None,
+) -> str:
+    """A page's map: MapLibre's stylesheet, the #map region, its settings and its script.
+
+    `script` (an ES module, `%(module)s` standing for MapLibre's) reads `config` from the JSON
+    element #map-config, and each of `data` from the element with that id. Empty when MapLibre
+    is not installed: the page stays whole without its map.
+    """
+    module = maplibre_module(request)
+    if module is None:
+        return ""
+    css = module.removesuffix(".mjs") + ".css"
+    elements = "".join(
+        f'<script type="application/json" id="{esc(name)}">{json_in_script(value)}</script>'
+        for name, value in {"map-config": config, **(data or {})}.items()
+    )
+    return (
+        f'<link rel="stylesheet" href="{esc(css)}">'
+        f'<div id="map" class="map" role="region" aria-label="{esc(label)}"></div>'
+        + elements
+        + f'<script type="module">{script % {"module": json_in_script(module)}}</script>'
+    )
+
+
 def named_features(
     request: Request, layer: LayerEntry, features: list[dict[str, Any]], lang: str
 ) -> list[dict[str, Any]]:
@@ -147,9 +176,6 @@ def map_of(
 
     With `lookup`, a click asks /lookup what is at that point (rather than naming a feature).
     """
-    module = maplibre_module(request)
-    if module is None:
-        return ""
     base = base_url(request)
     config = {
         "style": f"{base}/styles/default/style.json",
@@ -158,12 +184,6 @@ def map_of(
         "lookup": f"{base}/lookup?f=html&lang={lang}" if lookup else None,
     }
     collection = {"type": "FeatureCollection", "features": drawn}
-    css = module.removesuffix(".mjs") + ".css"
-    return (
-        f'<link rel="stylesheet" href="{esc(css)}">'
-        f'<div id="map" class="map" role="region" aria-label="{esc(text(lang, "items.map"))}">'
-        "</div>"
-        f'<script type="application/json" id="map-config">{json_in_script(config)}</script>'
-        f'<script type="application/json" id="map-features">{json_in_script(collection)}</script>'
-        f'<script type="module">{_SCRIPT % {"module": json_in_script(module)}}</script>'
+    return map_embed(
+        request, text(lang, "items.map"), _SCRIPT, config, {"map-features": collection}
     )

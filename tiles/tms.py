@@ -76,6 +76,24 @@ class TileMatrixSet:
         last_y = min(height - 1, math.floor((self.origin[1] - bbox[1]) / span))
         return range(first_x, last_x + 1), range(first_y, last_y + 1)
 
+    def limits(
+        self, bbox: tuple[float, float, float, float], minzoom: int, maxzoom: int
+    ) -> list[dict[str, Any]]:
+        """A tileset's `tileMatrixSetLimits`: per zoom, the rows and columns that touch `bbox`."""
+        limits = []
+        for z in range(minzoom, maxzoom + 1):
+            cols, rows = self.tiles_covering(z, bbox)
+            limits.append(
+                {
+                    "tileMatrix": str(z),
+                    "minTileRow": rows.start,
+                    "maxTileRow": rows.stop - 1,
+                    "minTileCol": cols.start,
+                    "maxTileCol": cols.stop - 1,
+                }
+            )
+        return limits
+
     def description(self) -> dict[str, Any]:
         """The TileMatrixSet document (OGC 2DTMS 2.0 JSON)."""
         matrices = []

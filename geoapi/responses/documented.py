@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from geoapi.media_types import HTML, JSON, PROBLEM
+from geoapi.media_types import GEOJSON, HTML, JSON, PROBLEM
 from geoapi.responses.common import Problem
 
 REF = "#/components/schemas/{model}"
@@ -85,3 +85,38 @@ def component_schemas() -> dict[str, Any]:
     )
     schemas: dict[str, Any] = top.get("$defs", {})
     return schemas
+
+
+# The body /docs offers to try: a small area in Saint-Gilles, in CRS84.
+EXAMPLE_AREA = {
+    "type": "Polygon",
+    "coordinates": [
+        [
+            [4.3440, 50.8310],
+            [4.3460, 50.8310],
+            [4.3460, 50.8325],
+            [4.3440, 50.8325],
+            [4.3440, 50.8310],
+        ]
+    ],
+}
+
+
+def geometry_body(description: str, *, required: bool) -> dict[str, Any]:
+    """The `openapi_extra=` of an operation that takes a posted GeoJSON geometry.
+
+    FastAPI knows nothing of the body: the route reads it raw, so that a large one is decoded
+    off the event loop (geoapi.offload.in_process) and its errors are the API's own 400s.
+    """
+    schema = {
+        "type": "object",
+        "required": ["type", "coordinates"],
+        "properties": {"type": {"type": "string"}, "coordinates": {"type": "array", "items": {}}},
+    }
+    return {
+        "requestBody": {
+            "required": required,
+            "description": description,
+            "content": {ct: {"schema": schema, "example": EXAMPLE_AREA} for ct in (GEOJSON, JSON)},
+        }
+    }

@@ -19,6 +19,7 @@ from geoapi.media_types import MVT
 from geoapi.responses.documented import answers, errors
 from geoapi.responses.tiles import Archives, TileJson
 from geoapi.routes.tiles import X, Y, Z
+from geoapi.tile_answers import cache_control, tile_answer
 from tiles.archive import MBTilesArchive, PMTilesArchive
 from tiles.tms import get_tms
 from urbis_core.errors import NotFound
@@ -101,10 +102,5 @@ async def archive_tile(request: Request, name: str, z: Z, x: X, y: Y) -> Respons
     get_tms(str(archive.metadata.get("tile_matrix_set"))).check(z, x, y)
     data = archive.get(z, x, y)
     settings = request.app.state.settings
-    headers = {"Cache-Control": f"public, max-age={settings.tile_max_age}"}
-    if data is None:
-        return Response(status_code=204, headers=headers)
-    headers["ETag"] = '"' + hashlib.sha1(data).hexdigest()[:20] + '"'
-    if request.headers.get("if-none-match") == headers["ETag"]:
-        return Response(status_code=304, headers=headers)
-    return Response(data, media_type=MVT, headers=headers)
+    etag = None if data is None else '"' + hashlib.sha1(data).hexdigest()[:20] + '"'
+    return tile_answer(request, data, etag, MVT, {"Cache-Control": cache_control(settings)})

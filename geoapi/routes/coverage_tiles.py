@@ -23,13 +23,14 @@ from fastapi.responses import Response
 from geoapi.coverage_entries import coverage_entry
 from geoapi.coverage_tile_pages import coverage_tileset_page, coverage_tilesets_page
 from geoapi.deps import CatalogCoverage, CoverageId, FormatDep, LangDep, SettingsDep, base_url
-from geoapi.html import ATTRIBUTION
 from geoapi.links import OGC_REL, link
 from geoapi.offload import Workers, off_loop
 from geoapi.params import reject_unknown
 from geoapi.responses.coverages_tiles import RasterTileJson
 from geoapi.responses.documented import ALSO_HTML, CATALOG_ERRORS, answers, errors
 from geoapi.responses.tiles import Tileset, Tilesets
+from geoapi.tile_answers import cache_control, tile_answer
+from geoapi.tilejson import tilejson as tilejson_document
 from tiles.cache import TileCache
 from tiles.keys import CachedTile, TileKey, bbox_in
 from tiles.raster import RAMPS, RasterStyle, TileFormat
@@ -185,12 +186,6 @@ async def _draw(
     return CachedTile(data or b"", f'"{entry.id}.{key.variant}"', ((layer, entry.version),))
 
 
-def _etags(header: str | None) -> set[str]:
-    if not header:
-        return set()
-    return {tag.strip().removeprefix("W/") for tag in header.split(",")}
-
-
 @router.get(
     "/coverages/{coverage_id}/tiles/{tms_id}/{z}/{x}/{y}.{fmt}",
     summary="A raster tile of a coverage (PNG, WebP, or GeoTIFF values)",
@@ -220,18 +215,10 @@ async def coverage_tile(
         key, functools.partial(_draw, request, entry, key, fmt, style)
     )
     headers = {
-        "ETag": tile.etag,
         "X-Tile-Cache": "hit" if hit else "miss",
-        "Cache-Control": (
-            f"public, max-age={settings.tile_max_age}"
-            + (", must-revalidate" if settings.tile_max_age == 0 else "")
-        ),
+        "Cache-Control": cache_control(settings),
     }
-    if tile.etag in _etags(request.headers.get("if-none-match")):
-        return Response(status_code=304, headers=headers)
-    if not tile.data:
-        return Response(status_code=204, headers=headers)
-    return Response(tile.data, media_type=MEDIA_TYPES[fmt], headers=headers)
+    return tile_answer(request, tile.data, tile.etag, MEDIA_TYPES[fmt], headers)
 
 
 # -- the documents: TileJSON, tilesets ---------------------------------------------------------
@@ -265,46 +252,21 @@ def _ogc_template(base: str, entry: CoverageEntry, tms: TileMatrixSet, ext: str,
 
 
 def tilejson(base: str, entry: CoverageEntry, tms: TileMatrixSet, query: str) -> dict[str, Any]:
-    minzoom, maxzoom = zoom_range(entry, tms)
-    bounds = list(entry.bbox_crs84)
+    document = tilejson_document(
+        entry.title.get("en") or entry.id,
+        _tile_template(base, entry, tms, "png", query),
+        zoom_range(entry, tms),
+        entry.bbox_crs84,
+        opening_zoom=14,
+    )
     return {
-        "tilejson": "3.0.0",
-        "name": entry.title.get("en") or entry.id,
+        **document,
         "description": entry.description,
         "version": str(entry.version),
-        "scheme": "xyz",
-        "tiles": [_tile_template(base, entry, tms, "png", query)],
-        "minzoom": minzoom,
-        "maxzoom": maxzoom,
-        "bounds": bounds,
-        "center": [
-            (bounds[0] + bounds[2]) / 2,
-            (bounds[1] + bounds[3]) / 2,
-            max(minzoom, min(maxzoom, 14)),
-        ],
-        "attribution": ATTRIBUTION,
         "tileMatrixSet": tms.uri or f"{base}/tileMatrixSets/{tms.id}",
         "tileSize": TILE_PIXELS,
         "format": MEDIA_TYPES["png"],
     }
-
-
-def _limits(entry: CoverageEntry, tms: TileMatrixSet) -> list[dict[str, Any]]:
-    box = bbox_in(tms, entry.bbox_native)
-    minzoom, maxzoom = zoom_range(entry, tms)
-    limits = []
-    for z in range(minzoom, maxzoom + 1):
-        cols, rows = tms.tiles_covering(z, box)
-        limits.append(
-            {
-                "tileMatrix": str(z),
-                "minTileRow": rows.start,
-                "maxTileRow": rows.stop - 1,
-                "minTileCol": cols.start,
-                "maxTileCol": cols.stop - 1,
-            }
-        )
-    return limits
 
 
 def _tileset_links(
@@ -329,7 +291,7 @@ def tileset(base: str, entry: CoverageEntry, tms: TileMatrixSet, query: str) -> 
         "dataType": "map",
         "crs": tms.crs_uri,
         "tileMatrixSetURI": tms.uri or f"{base}/tileMatrixSets/{tms.id}",
-        "tileMatrixSetLimits": _limits(entry, tms),
+        "tileMatrixSetLimits": tms.limits(bbox_in(tms, entry.bbox_native), minzoom, maxzoom),
         "layers": [
             {
                 "id": entry.id,

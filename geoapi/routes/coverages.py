@@ -43,8 +43,14 @@ from geoapi.offload import in_process, off_loop
 from geoapi.params import reject_unknown
 from geoapi.posted_geometry import check_lists, parse_geometry
 from geoapi.responses.coverages import Coverage, Coverages, CoverageStats, PointValues
-from geoapi.responses.documented import ALSO_HTML, CATALOG_ERRORS, answers, errors
-from geoapi.routes.spatial import EXAMPLE_AREA, Crs, X, Y, parse_point
+from geoapi.responses.documented import (
+    ALSO_HTML,
+    CATALOG_ERRORS,
+    answers,
+    errors,
+    geometry_body,
+)
+from geoapi.routes.spatial import Crs, X, Y, parse_point
 from tiles.raster_style import coverage_style, is_imagery, ramp_stops
 from tiles.tms import TILE_MATRIX_SETS
 from urbis_core.coverages import BandInfo, CoverageEntry, get_coverage, list_coverages
@@ -299,29 +305,11 @@ async def _catalog_read(request: Request) -> AsyncIterator[AsyncConnection]:
         yield conn
 
 
-_AREA_BODY = {
-    "requestBody": {
-        "required": False,
-        "description": (
-            "A GeoJSON Polygon or MultiPolygon (or a Feature holding one) in `crs`; valid (no "
-            "self-intersection). No body with `feature=`."
-        ),
-        "content": {
-            ct: {
-                "schema": {
-                    "type": "object",
-                    "required": ["type", "coordinates"],
-                    "properties": {
-                        "type": {"type": "string"},
-                        "coordinates": {"type": "array", "items": {}},
-                    },
-                },
-                "example": EXAMPLE_AREA,
-            }
-            for ct in ("application/geo+json", "application/json")
-        },
-    }
-}
+_AREA_BODY = geometry_body(
+    "A GeoJSON Polygon or MultiPolygon (or a Feature holding one) in `crs`; valid (no "
+    "self-intersection). No body with `feature=`.",
+    required=False,
+)
 
 
 @router.post(

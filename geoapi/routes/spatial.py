@@ -38,7 +38,13 @@ from geoapi.offload import in_process, json_text, off_loop
 from geoapi.params import Offset, reject_unknown
 from geoapi.posted_geometry import check_lists, out_of_range, parse_geometry
 from geoapi.responses.common import FeatureCollection
-from geoapi.responses.documented import ALSO_HTML, CATALOG_ERRORS, answers, errors
+from geoapi.responses.documented import (
+    ALSO_HTML,
+    CATALOG_ERRORS,
+    answers,
+    errors,
+    geometry_body,
+)
 from geoapi.responses.spatial import Lookup, Stats
 from geoapi.spatial import (
     LOOKUP_MAX_PER_COLLECTION,
@@ -192,43 +198,12 @@ FEATURES_OR_PAGE = answers(
     errors_=CATALOG_ERRORS,
     description="GeoJSON FeatureCollection, or an HTML page",
 )
-# The body /docs offers to try: a small area in Saint-Gilles, in CRS84.
-EXAMPLE_AREA = {
-    "type": "Polygon",
-    "coordinates": [
-        [
-            [4.3440, 50.8310],
-            [4.3460, 50.8310],
-            [4.3460, 50.8325],
-            [4.3440, 50.8325],
-            [4.3440, 50.8310],
-        ]
-    ],
-}
-_GEOMETRY_BODY = {
-    "requestBody": {
-        "required": True,
-        "description": (
-            "A GeoJSON geometry (Point, MultiPoint, LineString, MultiLineString, Polygon, "
-            "MultiPolygon) or a Feature holding one, in `crs`; it must be valid (no "
-            "self-intersection)"
-        ),
-        "content": {
-            ct: {
-                "schema": {
-                    "type": "object",
-                    "required": ["type", "coordinates"],
-                    "properties": {
-                        "type": {"type": "string"},
-                        "coordinates": {"type": "array", "items": {}},
-                    },
-                },
-                "example": EXAMPLE_AREA,
-            }
-            for ct in (GEOJSON, "application/json")
-        },
-    }
-}
+_GEOMETRY_BODY = geometry_body(
+    "A GeoJSON geometry (Point, MultiPoint, LineString, MultiLineString, Polygon, "
+    "MultiPolygon) or a Feature holding one, in `crs`; it must be valid (no "
+    "self-intersection)",
+    required=True,
+)
 
 
 # -- endpoints --------------------------------------------------------------------------------

@@ -25,7 +25,6 @@ from geoapi.budgets import Budgets
 from geoapi.cql2 import compile_filter, parse_filter, parse_language
 from geoapi.crs import CRS84_URI, parse_crs
 from geoapi.deps import CatalogLayer, ConnDep, FormatDep, LangDep, SettingsDep, base_url
-from geoapi.html import ATTRIBUTION
 from geoapi.i18n import text
 from geoapi.links import OGC_REL, link
 from geoapi.media_types import MVT
@@ -39,12 +38,14 @@ from geoapi.responses.tiles import (
     Tileset,
     Tilesets,
 )
+from geoapi.tile_answers import cache_control, tile_answer
 from geoapi.tile_pages import (
     tile_matrix_set_page,
     tile_matrix_sets_page,
     tileset_page,
     tilesets_page,
 )
+from geoapi.tilejson import tilejson
 from tiles.cache import TileCache
 from tiles.draw import LayersOf, draw_tile, layer_of, layers_of
 from tiles.keys import EVERY_LAYER, CachedTile, TileKey, bbox_in
@@ -172,18 +173,10 @@ async def _tile_response(
         key, functools.partial(_draw, request, key, layers, params)
     )
     headers = {
-        "ETag": tile.etag,
         "X-Tile-Cache": "hit" if hit else "miss",
-        "Cache-Control": (
-            f"public, max-age={settings.tile_max_age}"
-            + (", must-revalidate" if settings.tile_max_age == 0 else "")
-        ),
+        "Cache-Control": cache_control(settings),
     }
-    if tile.etag in _etags(request.headers.get("if-none-match")):
-        return Response(status_code=304, headers=headers)
-    if not tile.data:
-        return Response(status_code=204, headers=headers)
-    return Response(tile.data, media_type=MVT, headers=headers)
+    return tile_answer(request, tile.data, tile.etag, MVT, headers)
 
 
 async def _draw(
@@ -210,12 +203,6 @@ async def _draw(
             params.get("properties"),
             conditions_of,
         )
-
-
-def _etags(header: str | None) -> set[str]:
-    if not header:
-        return set()
-    return {tag.strip().removeprefix("W/") for tag in header.split(",")}
 
 
 @router.get(
@@ -304,20 +291,7 @@ def _limits(
     ]
     if not boxes:
         return []
-    union = union_of(boxes)
-    limits = []
-    for z in range(minzoom, maxzoom + 1):
-        cols, rows = tms.tiles_covering(z, union)
-        limits.append(
-            {
-                "tileMatrix": str(z),
-                "minTileRow": rows.start,
-                "maxTileRow": rows.stop - 1,
-                "minTileCol": cols.start,
-                "maxTileCol": cols.stop - 1,
-            }
-        )
-    return limits
+    return tms.limits(union_of(boxes), minzoom, maxzoom)
 
 
 def _zoom_range(layers: list[LayerEntry]) -> tuple[int, int]:
@@ -463,23 +437,10 @@ async def dataset_tileset(
 
 
 def _tilejson(base: str, tile_url: str, layers: list[LayerEntry], name: str) -> dict[str, Any]:
-    minzoom, maxzoom = _zoom_range(layers)
     extent = crs84_extent(layers)
     bounds = list(extent) if extent else [-180, -85.0511, 180, 85.0511]
     return {
-        "tilejson": "3.0.0",
-        "name": name,
-        "scheme": "xyz",
-        "tiles": [tile_url],
-        "minzoom": minzoom,
-        "maxzoom": maxzoom,
-        "bounds": bounds,
-        "center": [
-            (bounds[0] + bounds[2]) / 2,
-            (bounds[1] + bounds[3]) / 2,
-            max(minzoom, min(12, maxzoom)),
-        ],
-        "attribution": ATTRIBUTION,
+        **tilejson(name, tile_url, _zoom_range(layers), bounds, opening_zoom=12),
         "crs": CRS84_URI,
         "vector_layers": vector_layers(layers),
     }

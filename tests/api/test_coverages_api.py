@@ -594,7 +594,7 @@ def test_the_pages_are_in_three_languages(coverage_client, coverage_api, lang):
     stops = ", ".join(f"{colour} {where * 100:g}%" for where, colour in doc["style"]["ramp"])
     assert f"linear-gradient(to right, {stops})" in page.text
     # the map draws the coverage's WebMercatorQuad tiles over its extent
-    config = re.search(r'id="coverage-map">(.*?)</script>', page.text)
+    config = re.search(r'id="map-config">(.*?)</script>', page.text)
     assert config is not None
     assert f"{coverage_api}/coverages/terrain/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}.png" in (
         config.group(1)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from geoapi.routes.spatial import EXAMPLE_AREA
+from geoapi.responses.documented import EXAMPLE_AREA
 from tests.api.conftest import URBIS, assert_problem, rss_mib, start_server
 
 pytestmark = pytest.mark.api
