@@ -12,10 +12,9 @@ from fastapi.responses import HTMLResponse
 
 from geoapi.deps import base_url
 from geoapi.i18n import LANGUAGE_NAMES, LANGUAGES, PageLanguage, catalogue, text
+from urbis_core.attribution import ATTRIBUTION
 from urbis_core.catalog import LayerEntry
 from urbis_core.names import namer
-
-ATTRIBUTION = "Brussels UrbIS®© - Distribution & Copyright CIRB / Paradigm"
 
 _PAGE = """<!doctype html>
 <html lang="{lang}"><head><meta charset="utf-8"><title>{title} - URBIS GeoService</title>

@@ -30,10 +30,10 @@ from pmtiles.tile import Compression, TileType, zxy_to_tileid
 from pmtiles.writer import Writer as PMTilesWriter
 
 from tiles.tms import TILE_MATRIX_SETS, WEB_MERCATOR_QUAD, TileMatrixSet
+from urbis_core.attribution import ATTRIBUTION
 from urbis_core.errors import InvalidParameter, UrbisError
 
 FORMATS = {".pmtiles": "pmtiles", ".mbtiles": "mbtiles"}
-ATTRIBUTION = "Brussels UrbIS®© - Distribution & Copyright CIRB / Paradigm"  # geoapi.html's
 # A tile as the seeder hands it over: zoom, column, row from the top, gzipped MVT.
 StoredTile = tuple[int, int, int, bytes]
 

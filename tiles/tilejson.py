@@ -7,6 +7,7 @@ from typing import Any
 
 from tiles.mvt import MERGED, merges_small
 from tiles.names import LABELS_SUFFIX, labelled_polygons
+from urbis_core.attribution import ATTRIBUTION
 from urbis_core.catalog import LayerEntry
 
 Box = tuple[float, float, float, float]
@@ -68,3 +69,33 @@ def vector_layers(
                 }
             )
     return described
+
+
+def tilejson_document(
+    name: str,
+    tile_url: str,
+    zooms: tuple[int, int],
+    bounds: Sequence[float],
+    opening_zoom: int,
+) -> dict[str, Any]:
+    """TileJSON for `tile_url` (an XYZ template), centred on `bounds` (CRS84).
+
+    The centre's zoom is `opening_zoom` kept within `zooms`, so a client that opens there
+    asks for tiles that exist.
+    """
+    minzoom, maxzoom = zooms
+    return {
+        "tilejson": "3.0.0",
+        "name": name,
+        "scheme": "xyz",
+        "tiles": [tile_url],
+        "minzoom": minzoom,
+        "maxzoom": maxzoom,
+        "bounds": list(bounds),
+        "center": [
+            (bounds[0] + bounds[2]) / 2,
+            (bounds[1] + bounds[3]) / 2,
+            max(minzoom, min(maxzoom, opening_zoom)),
+        ],
+        "attribution": ATTRIBUTION,
+    }

@@ -13,7 +13,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from geoapi.deps import base_url
-from geoapi.html import ATTRIBUTION
 from geoapi.links import link
 from geoapi.media_types import MVT
 from geoapi.responses.documented import answers, errors
@@ -22,6 +21,7 @@ from geoapi.routes.tiles import X, Y, Z
 from geoapi.tile_answers import cache_control, tile_answer
 from tiles.archive import MBTilesArchive, PMTilesArchive
 from tiles.tms import get_tms
+from urbis_core.attribution import ATTRIBUTION
 from urbis_core.errors import NotFound
 
 router = APIRouter(tags=["Tiles"])

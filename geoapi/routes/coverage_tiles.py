@@ -30,12 +30,12 @@ from geoapi.responses.coverages_tiles import RasterTileJson
 from geoapi.responses.documented import ALSO_HTML, CATALOG_ERRORS, answers, errors
 from geoapi.responses.tiles import Tileset, Tilesets
 from geoapi.tile_answers import cache_control, tile_answer
-from geoapi.tilejson import tilejson as tilejson_document
 from tiles.cache import TileCache
 from tiles.keys import CachedTile, TileKey, bbox_in
 from tiles.raster import RAMPS, RasterStyle, TileFormat
 from tiles.raster_datasets import RasterDatasets
 from tiles.raster_style import coverage_style, is_imagery
+from tiles.tilejson import tilejson_document
 from tiles.tms import TILE_MATRIX_SETS, TILE_PIXELS, TileMatrixSet, get_tms
 from urbis_core.changes import coverage_layer
 from urbis_core.coverages import CoverageEntry

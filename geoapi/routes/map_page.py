@@ -17,8 +17,9 @@ from fastapi.responses import HTMLResponse
 
 from geoapi.address_layers import address_fields
 from geoapi.deps import ConnDep, SettingsDep, base_url
-from geoapi.html import ATTRIBUTION, esc
+from geoapi.html import esc
 from geoapi.html_map import BRUSSELS
+from urbis_core.attribution import ATTRIBUTION
 from urbis_core.catalog import list_layers
 
 router = APIRouter(tags=["Styles"])

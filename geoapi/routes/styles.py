@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from geoapi.deps import ConnDep, FormatDep, LangDep, base_url
-from geoapi.html import ATTRIBUTION, esc, link_list, page
+from geoapi.html import esc, link_list, page
 from geoapi.i18n import text
 from geoapi.links import link
 from geoapi.media_types import STYLE
@@ -18,6 +18,7 @@ from geoapi.responses.documented import ALSO_HTML, answers, errors
 from geoapi.responses.tiles import MapStyle, Styles
 from tiles.glyphs import glyph_range
 from tiles.style import default_style
+from urbis_core.attribution import ATTRIBUTION
 from urbis_core.catalog import list_layers
 from urbis_core.errors import InvalidParameter
 

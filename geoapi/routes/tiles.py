@@ -45,12 +45,17 @@ from geoapi.tile_pages import (
     tileset_page,
     tilesets_page,
 )
-from geoapi.tilejson import tilejson
 from tiles.cache import TileCache
 from tiles.draw import LayersOf, draw_tile, layer_of, layers_of
 from tiles.keys import EVERY_LAYER, CachedTile, TileKey, bbox_in
 from tiles.mvt import Condition
-from tiles.tilejson import crs84_extent, field_type, union_of, vector_layers
+from tiles.tilejson import (
+    crs84_extent,
+    field_type,
+    tilejson_document,
+    union_of,
+    vector_layers,
+)
 from tiles.tms import TILE_MATRIX_SETS, TileMatrixSet, get_tms
 from urbis_core.catalog import LayerEntry, list_layers
 from urbis_core.errors import InvalidParameter
@@ -440,7 +445,7 @@ def _tilejson(base: str, tile_url: str, layers: list[LayerEntry], name: str) -> 
     extent = crs84_extent(layers)
     bounds = list(extent) if extent else [-180, -85.0511, 180, 85.0511]
     return {
-        **tilejson(name, tile_url, _zoom_range(layers), bounds, opening_zoom=12),
+        **tilejson_document(name, tile_url, _zoom_range(layers), bounds, opening_zoom=12),
         "crs": CRS84_URI,
         "vector_layers": vector_layers(layers),
     }
