@@ -542,6 +542,53 @@ def test_tiles_read_during_a_swap_are_whole_tiles_of_one_version(
     assert seen >= {offsets[-1]}
 
 
+def test_a_corrupt_source_fails_its_run_and_the_api_keeps_serving_the_version_before(
+    coverage_client: httpx.Client,
+    coverage_sources: CoverageSources,
+    coverage_database_url: str,
+):
+    tms, z = "WebMercatorQuad", 15
+    col, row = tile_at(tms, z, 149_300.0, 169_900.0)
+    path = f"/coverages/terrain/tiles/{tms}/{z}/{col}/{row}.tif"
+    point = "/coverages/terrain/point?x=149300&y=169900&crs=EPSG:31370"
+    before = coverage_client.get(path)
+    metadata = coverage_client.get("/coverages/terrain").json()
+    value = coverage_client.get(point).json()
+    changes = _changes(coverage_client)
+    kept = coverage_sources.terrain.read_bytes()
+    try:
+        rasters.write_corrupt(coverage_sources.terrain)
+        engine = create_sync_engine(coverage_database_url)
+        try:
+            report = sync_layer(
+                engine,
+                load_config(coverage_sources.config),
+                "terrain",
+                SyncSettings(raster_dir=coverage_sources.raster_dir),
+            )
+        finally:
+            engine.dispose()
+        assert report.status == "failed"
+        assert "cannot be converted to a COG" in (report.error or ""), report.error
+        time.sleep(0.5)  # what a notification, had one been sent, would have taken to arrive
+        assert _changes(coverage_client) == changes
+        after = coverage_client.get(path)
+        assert after.status_code == 200
+        assert after.headers["etag"] == before.headers["etag"]
+        assert after.content == before.content
+        assert coverage_client.get("/coverages/terrain").json() == metadata
+        assert coverage_client.get(point).json() == value
+        # a tile not drawn before the failed run is drawn from the version still in the catalog
+        fresh = tile_at(tms, z + 1, 149_300.0, 169_900.0)
+        drawn = coverage_client.get(
+            f"/coverages/terrain/tiles/{tms}/{z + 1}/{fresh[0]}/{fresh[1]}.tif"
+        )
+        assert drawn.status_code == 200 and drawn.headers["x-tile-cache"] == "miss"
+        assert drawn.headers["etag"].startswith(f'"terrain.v{metadata["version"]}-')
+    finally:
+        coverage_sources.terrain.write_bytes(kept)
+
+
 # -- in a browser: MapLibre and the empty (204) raster tiles ---------------------------------
 
 
