@@ -166,18 +166,21 @@ def create_app(settings: ApiSettings) -> FastAPI:
         allow_headers=["*"],
         expose_headers=["ETag", "Content-Crs", "Link", "X-Tile-Cache"],
     )
-    app.include_router(landing.router)
-    app.include_router(collections.router)
-    app.include_router(schemas.router)
-    app.include_router(spatial.router)
-    app.include_router(geocode.router)
-    app.include_router(tiles.router)
-    app.include_router(styles.router)
-    app.include_router(map_page.router)
-    app.include_router(archives.router)
-    app.include_router(coverages.router)
-    app.include_router(coverage_tiles.router)
-    app.include_router(coverage_jobs.router)
+    for routes in (
+        landing,
+        collections,
+        schemas,
+        spatial,
+        geocode,
+        tiles,
+        styles,
+        map_page,
+        archives,
+        coverages,
+        coverage_tiles,
+        coverage_jobs,
+    ):
+        app.include_router(routes.router)
     app.state.street_indexes = StreetIndexes()
     app.state.match_counts = MatchCounts()
     swagger_dir = settings.node_modules / "swagger-ui-dist"

@@ -53,11 +53,6 @@ def _map(request: Request, entry: CoverageEntry, lang: str, query: str) -> str:
     return f"<h2>{html.esc(label)}</h2>{embedded}" if embedded else ""
 
 
-def _html_href(href: str, lang: str) -> str:
-    joiner = "&" if "?" in href else "?"
-    return f"{href}{joiner}f=html&lang={lang}"
-
-
 def _json_href(request: Request) -> str:
     kept = [(k, v) for k, v in request.query_params.multi_items() if k not in ("f", "lang")]
     query = "&".join(f"{k}={v}" for k, v in [*kept, ("f", "json")])
@@ -85,7 +80,7 @@ def coverage_tilesets_page(
         links = _links(tileset["links"])
         rows.append(
             [
-                f'<a href="{html.esc(_html_href(links["self"]["href"], code))}">'
+                f'<a href="{html.esc(html.page_href(links["self"]["href"], code))}">'
                 f"{html.esc(tileset['title'])}</a>",
                 html.esc(tileset["crs"]),
                 f'<a href="{html.esc(links["describedby"]["href"])}">TileJSON</a>',

@@ -134,6 +134,12 @@ def facts(rows: list[tuple[str, Any]]) -> str:
     return f'<div class="scroll"><table><tbody>{body}</tbody></table></div>'
 
 
+def page_href(href: str, lang: str) -> str:
+    """The page of the resource at `href` (which may have a query already) in `lang`."""
+    joiner = "&" if "?" in href else "?"
+    return f"{href}{joiner}f=html&lang={lang}"
+
+
 def feature_href(base: str, layer: LayerEntry, key: Any, lang: str) -> str:
     return f"{base}/collections/{layer.id}/items/{quote(str(key), safe='')}?f=html&lang={lang}"
 

@@ -14,11 +14,6 @@ from geoapi import html
 from geoapi.i18n import PageLanguage, number, text
 
 
-def _html_href(href: str, lang: str) -> str:
-    joiner = "&" if "?" in href else "?"
-    return f"{href}{joiner}f=html&lang={lang}"
-
-
 def tilesets_page(
     request: Request, lang: PageLanguage, what: str, doc: dict[str, Any], json_href: str
 ) -> HTMLResponse:
@@ -29,7 +24,7 @@ def tilesets_page(
         tms_href = tileset["tileMatrixSetURI"]
         rows.append(
             [
-                f'<a href="{html.esc(_html_href(self_href, code))}">'
+                f'<a href="{html.esc(html.page_href(self_href, code))}">'
                 f"{html.esc(tileset['title'])}</a>",
                 html.esc(tileset["crs"]),
                 f'<a href="{html.esc(tms_href)}">{html.esc(tms_href)}</a>',
@@ -90,7 +85,7 @@ def tile_matrix_sets_page(
     code = lang.code
     rows = [
         [
-            f'<a href="{html.esc(_html_href(tms["links"][0]["href"], code))}">'
+            f'<a href="{html.esc(html.page_href(tms["links"][0]["href"], code))}">'
             f"{html.esc(tms['id'])}</a>",
             html.esc(tms["title"]),
             html.esc(tms["crs"]),
