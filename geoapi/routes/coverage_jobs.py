@@ -156,6 +156,7 @@ async def job(job_id: JobId, request: Request, fmt: FormatDep, lang: LangDep) ->
 @router.get(
     "/jobs/{job_id}/results",
     summary="A successful job's results, as CSV or GeoPackage",
+    response_class=StreamingResponse,
     responses={
         200: {
             "description": (
