@@ -7,14 +7,16 @@ one is stopped). At most `queue` jobs wait for a worker; past that a submission 
 files are kept `ttl` seconds, then forgotten. Every step happens on the event loop, so the
 counts cannot race; the processes report over pipes, read here without blocking.
 
-Jobs live in this process's memory: a restart forgets them (and `start` removes the files of
-the jobs a previous process left), which the README says.
+Jobs live in this process's memory: a restart forgets them, which the README says. Their files
+are in this process's own folder under the job folder (`<job dir>/<instance>/<job id>/`),
+locked while it lives; `start` removes the folders of processes that ended.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import multiprocessing
 import re
@@ -28,7 +30,7 @@ from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from geoapi.zonal_job import ZonalSpec
 from geoapi.zonal_job import run as run_zonal
@@ -45,6 +47,7 @@ ACCEPTED, RUNNING, SUCCESSFUL, FAILED, DISMISSED = (
 )
 FINISHED = (SUCCESSFUL, FAILED)
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")  # what uuid4().hex gives: the only names removed
+LOCK_NAME = ".owner.lock"
 POLL = 0.1  # seconds between two looks at a running job's pipe
 STOP_GRACE = 5.0  # seconds a stopped process has to end before it is killed
 RETRY_AFTER = 30  # seconds: about what a job of the sample's size takes
@@ -90,14 +93,26 @@ class JobRunner:
         self._watchers: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._context = multiprocessing.get_context("spawn")
+        self._own: Path | None = None  # this process's folder under `folder`
+        self._lock: IO[str] | None = None
 
     # -- the lifespan ---------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Make and lock this process's folder of jobs; remove those of processes gone.
+
+        Several API processes may share the job folder: each holds a lock on its own folder
+        while it lives, so a folder whose lock can be taken was left by a process that ended.
+        """
         self.folder.mkdir(parents=True, exist_ok=True)
-        for leftover in self.folder.iterdir():  # a previous process's jobs: forgotten with it
-            if leftover.is_dir() and JOB_ID.match(leftover.name):
+        for leftover in self.folder.iterdir():
+            if leftover.is_dir() and JOB_ID.match(leftover.name) and _owner_gone(leftover):
                 shutil.rmtree(leftover, ignore_errors=True)
+        own = self.folder / uuid.uuid4().hex
+        own.mkdir()
+        self._lock = (own / LOCK_NAME).open("w")
+        fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._own = own
         self._sweeper = asyncio.create_task(self._sweep_now_and_then())
 
     async def close(self) -> None:
@@ -108,10 +123,12 @@ class JobRunner:
             watcher.cancel()
         running = [job for job in self.jobs.values() if job.status == RUNNING]
         await asyncio.gather(*(asyncio.to_thread(_stop, job) for job in running))
-        for job in list(self.jobs.values()):
-            shutil.rmtree(job.folder, ignore_errors=True)
         self.jobs.clear()
         self.waiting.clear()
+        if self._own is not None:
+            shutil.rmtree(self._own, ignore_errors=True)
+        if self._lock is not None:
+            self._lock.close()
 
     # -- what the routes ask ----------------------------------------------------------------------
 
@@ -129,7 +146,8 @@ class JobRunner:
                 RETRY_AFTER,
             )
         job_id = self.new_id()
-        job = Job(job_id, make_spec(job_id, self.folder / job_id))
+        assert self._own is not None, "the runner is not started"
+        job = Job(job_id, make_spec(job_id, self._own / job_id))
         self.jobs[job_id] = job
         if self._running() < self.workers:
             self._start(job)
@@ -247,6 +265,18 @@ def _read(job: Job) -> tuple[str, Any] | None:
             else:
                 outcome = (kind, value)
     return outcome
+
+
+def _owner_gone(folder: Path) -> bool:
+    """Whether the API process that made this folder of jobs has ended (its lock is free)."""
+    try:
+        with (folder / LOCK_NAME).open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True  # no lock file at all: not a live process's folder
 
 
 def _stop(job: Job) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import fcntl
 import io
 import math
 import shutil
@@ -215,6 +216,11 @@ def locked(url: str, table: str) -> Iterator[None]:
         conn.rollback()
 
 
+def files_of(job_dir: Path, job_id: str) -> list[Path]:
+    """The job's folder, under the API process's own folder of jobs (none when removed)."""
+    return list(job_dir.glob(f"*/{job_id}"))
+
+
 def submit(client: httpx.Client, coverage: str, **params: str) -> dict:
     response = client.post(f"/coverages/{coverage}/zonal", params=params)
     assert response.status_code == 202, response.text
@@ -402,16 +408,16 @@ def test_queue_409_503_and_dismissal_while_a_job_waits_on_a_lock(
         stopped = zc.delete(f"/jobs/{running['id']}")
         assert stopped.status_code == 200 and stopped.json()["status"] == "dismissed"
         assert not (new & job_children(server_pid))
-        assert not (job_dir / running["id"]).exists()
+        assert not files_of(job_dir, running["id"])
         assert_problem(zc.get(f"/jobs/{running['id']}"), 404, "no job")
         assert zc.get(f"/jobs/{queued['id']}").json()["status"] == "running"
     done = wait_for(zc, queued["id"], "successful", "failed")
     assert done["status"] == "successful", done["error"]
-    assert (job_dir / done["id"] / "zonal.csv").is_file()
+    assert [folder / "zonal.csv" for folder in files_of(job_dir, done["id"])][0].is_file()
 
     # a finished job dismissed: its files go
     assert zc.delete(f"/jobs/{done['id']}").status_code == 200
-    assert not (job_dir / done["id"]).exists()
+    assert not files_of(job_dir, done["id"])
     assert_problem(zc.get(f"/jobs/{done['id']}/results"), 404, "no job")
 
 
@@ -516,7 +522,16 @@ def test_answers_are_what_the_definition_says(zc):
 def test_jobs_expire_after_their_ttl_and_stopping_the_server_stops_a_running_job(
     zonal_database_url, tmp_path
 ):
+    dead, alive = tmp_path / ("d" * 32), tmp_path / ("a" * 32)
+    for folder in (dead, alive):
+        (folder / "0123456789abcdef0123456789abcdef").mkdir(parents=True)
+        (folder / ".owner.lock").touch()
+    other = (alive / ".owner.lock").open("a")  # another API process, still alive
+    fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
     proc, base = start_server(zonal_database_url, URBIS_JOB_DIR=str(tmp_path), URBIS_JOB_TTL="1")
+    assert not dead.exists() and alive.is_dir()  # what a process gone left, and only that
+    other.close()
+    shutil.rmtree(alive)
     try:
         with httpx.Client(base_url=base, timeout=30) as client:
             done = wait_for(
@@ -525,7 +540,7 @@ def test_jobs_expire_after_their_ttl_and_stopping_the_server_stops_a_running_job
             assert done["status"] == "successful"
             time.sleep(1.5)
             assert_problem(client.get(f"/jobs/{done['id']}"), 404, "URBIS_JOB_TTL")
-            assert not (tmp_path / done["id"]).exists()
+            assert not files_of(tmp_path, done["id"])
             with locked(zonal_database_url, LAYER):
                 running = submit(client, "terrain", collection=LAYER)
                 children = job_children(proc.pid)
@@ -537,7 +552,8 @@ def test_jobs_expire_after_their_ttl_and_stopping_the_server_stops_a_running_job
                         not Path(f"/proc/{pid}").exists()
                         or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
                     )
-                assert not (tmp_path / running["id"]).exists()
+                assert not files_of(tmp_path, running["id"])
+                assert not list(tmp_path.iterdir())  # the process's own folder went too
     finally:
         if proc.poll() is None:
             proc.terminate()
