@@ -23,6 +23,7 @@ from geoapi.crs import SUPPORTED
 from geoapi.db_health import DatabaseHealth
 from geoapi.disconnect import CancelOnDisconnect
 from geoapi.errors import install_error_handlers
+from geoapi.jobs import JobRunner
 from geoapi.offload import Workers
 from geoapi.openapi import ApiDefinition
 from geoapi.public_url import PublicUrl, VaryMiddleware, parse_networks, parse_public_url
@@ -120,9 +121,14 @@ def create_app(settings: ApiSettings) -> FastAPI:
         listener = asyncio.create_task(
             follow_changes(settings.database_url, app.state.tile_cache, after_changes)
         )
+        app.state.jobs = jobs = JobRunner(
+            settings.job_dir, settings.job_workers, settings.job_queue, settings.job_ttl
+        )
+        await jobs.start()
         try:
             yield
         finally:
+            await jobs.close()  # first: its processes end with the app, none left behind
             for archive in app.state.tile_archives.values():
                 archive.close()
             await keeper.stop()
@@ -162,7 +168,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.add_middleware(
         CORSMiddleware,
         allow_origins=list(settings.cors_origins),
-        allow_methods=["GET", "POST", "HEAD", "OPTIONS"],
+        allow_methods=["GET", "POST", "DELETE", "HEAD", "OPTIONS"],
         allow_headers=["*"],
         expose_headers=["ETag", "Content-Crs", "Link", "X-Tile-Cache"],
     )

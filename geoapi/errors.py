@@ -22,6 +22,7 @@ from geoapi.html import error_page
 from geoapi.i18n import choose_language
 from urbis_core.db import first_line
 from urbis_core.errors import (
+    Conflict,
     DatabaseError,
     InvalidParameter,
     NotFound,
@@ -39,6 +40,7 @@ STATUS_BY_ERROR: dict[type[UrbisError], int] = {
     UnknownCollection: 400,  # a listed id not there: the request's parameter is wrong
     InvalidParameter: 400,
     NotFound: 404,
+    Conflict: 409,
     TooLarge: 413,
     DatabaseError: 503,
     Unavailable: 503,

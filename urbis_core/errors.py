@@ -37,6 +37,10 @@ class TooLarge(UrbisError):
     """An answer would exceed what one request may hold; the message says how to narrow it."""
 
 
+class Conflict(UrbisError):
+    """The resource is not in a state that allows the request (a job's results before it ends)."""
+
+
 class InvalidParameter(UrbisError):
     """A request parameter has a value the service cannot use."""
 

@@ -140,6 +140,13 @@ class ApiSettings:
     # A posted query geometry may have at most this many vertices.
     max_query_vertices: int = 20_000
     limits: ServerLimits = field(default_factory=ServerLimits)
+    # Jobs (POST /coverages/{id}/zonal, geoapi.jobs): each runs in a process of its own, at
+    # most `job_workers` at once; at most `job_queue` wait (past it a 503); a finished job and
+    # its files are kept `job_ttl` seconds, its files under `job_dir`.
+    job_workers: int = 1
+    job_queue: int = 8
+    job_ttl: float = 86_400.0
+    job_dir: Path = PROJECT_ROOT / ".urbis" / "jobs"
 
 
 @dataclass(frozen=True)
@@ -193,6 +200,12 @@ def _at_least(low: int, why: str = "") -> Callable[[int], int]:
 def _within_a_day(value: float) -> float:
     if not 0 < value < 86_400:
         raise ValueError("must be more than 0 and less than a day (in seconds)")
+    return value
+
+
+def _within_thirty_days(value: float) -> float:
+    if not 0 < value <= 30 * 86_400:
+        raise ValueError("must be more than 0 and at most 30 days (2592000 seconds)")
     return value
 
 
@@ -307,6 +320,16 @@ class Settings(BaseModel):
     max_query_vertices: Annotated[
         int, BeforeValidator(_integer), AfterValidator(_at_least(4, "a closed ring's least"))
     ] = Field(ApiSettings.max_query_vertices, alias="URBIS_MAX_QUERY_VERTICES")
+    # Jobs (zonal statistics of a collection)
+    job_workers: Count = Field(ApiSettings.job_workers, alias="URBIS_JOB_WORKERS")
+    job_queue: Annotated[int, BeforeValidator(_integer), AfterValidator(_at_least(0))] = Field(
+        ApiSettings.job_queue, alias="URBIS_JOB_QUEUE"
+    )
+    job_ttl: Annotated[
+        float, BeforeValidator(_number("seconds")), AfterValidator(_within_thirty_days)
+    ] = Field(ApiSettings.job_ttl, alias="URBIS_JOB_TTL")
+    # Unset: `jobs/` under URBIS_HOME.
+    job_dir_setting: Path | None = Field(None, alias="URBIS_JOB_DIR")
     # What a request may send (ServerLimits)
     max_body_bytes: Bytes = Field(ServerLimits.max_body_bytes, alias="URBIS_MAX_BODY_BYTES")
     body_timeout: Seconds = Field(ServerLimits.body_timeout, alias="URBIS_BODY_TIMEOUT")
@@ -333,6 +356,11 @@ class Settings(BaseModel):
     def raster_dir(self) -> Path:
         """Where raster layers' COGs live: URBIS_RASTER_DIR, else `<URBIS_HOME>/rasters`."""
         return (self.raster_dir_setting or self.home / "rasters").resolve()
+
+    @property
+    def job_dir(self) -> Path:
+        """Where jobs write their results: URBIS_JOB_DIR, else `<URBIS_HOME>/jobs`."""
+        return (self.job_dir_setting or self.home / "jobs").resolve()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -386,6 +414,10 @@ class Settings(BaseModel):
             cpu_processes=self.cpu_processes,
             max_query_vertices=self.max_query_vertices,
             limits=self.limits(),
+            job_workers=self.job_workers,
+            job_queue=self.job_queue,
+            job_ttl=self.job_ttl,
+            job_dir=self.job_dir,
         )
 
     def config_path(self, option: Path | None = None) -> Path:

@@ -24,6 +24,7 @@ ERRORS: dict[int, str] = {
     400: "A parameter, or the body, has a value the service cannot use: the detail names it",
     404: "No such collection, feature, tile matrix set or resource",
     408: "The request body did not arrive within URBIS_BODY_TIMEOUT",
+    409: "The resource is not ready for this request (a job's results before it succeeded)",
     413: "The answer, or the posted body, would be larger than one request may hold",
     414: "The URL is longer than URBIS_MAX_URL_BYTES",
     431: "The request headers together are larger than URBIS_MAX_HEADER_BYTES",

@@ -91,6 +91,7 @@ PAGES: dict[str, tuple[list[str], list[str], list[str]]] = {
         ["schaalnoemer"],
     ),
     "/styles": (["Map styles"], ["Styles de carte"], ["Kaartstijlen"]),
+    "/jobs": (["No job is kept"], ["Aucune tâche"], ["Er wordt geen taak bewaard"]),
     f"/collections/municipalities/changes?since={SINCE}": (
         ["Municipalities: changes since", "inserted"],
         ["Communes : modifications depuis", "ajouté"],
@@ -277,7 +278,7 @@ def test_lang_is_documented_where_pages_are_offered(client):
     offered = 0
     for path, operations in definition["paths"].items():
         for operation in operations.values():
-            content = operation["responses"]["200"].get("content", {})
+            content = operation["responses"].get("200", {}).get("content", {})
             names = {p["name"] for p in operation.get("parameters", [])}
             if "text/html" in content and path not in ("/map", "/docs"):
                 offered += 1

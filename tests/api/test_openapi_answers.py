@@ -64,6 +64,7 @@ REQUESTS = [
     ("GET", "/styles", None),
     ("GET", "/styles/default/style.json", None),
     ("GET", "/archives", None),
+    ("GET", "/jobs", None),
     # errors, in the one problem model
     ("GET", "/collections/nope", None),
     ("GET", "/collections/addresses/items?limit=x", None),
@@ -77,6 +78,10 @@ REQUESTS = [
     ("GET", "/tiles/BelgianLambert72/tilejson.json", None),
     ("GET", "/tiles/WebMercatorQuad/1/0/0?collections=nope", None),
     ("GET", "/archives/nope.pmtiles/tilejson.json", None),
+    ("POST", "/coverages/nope/zonal?collection=buildings", None),
+    ("GET", "/jobs/nope", None),
+    ("GET", "/jobs/nope/results?f=csv", None),
+    ("DELETE", "/jobs/nope", None),
     # refused by the edge before any route runs: documented on every operation
     ("GET", "/collections?f=json%00", None),
     ("GET", "/styles?" + "x" * 9000, None),
