@@ -8,7 +8,9 @@ import pytest
 
 from geoapi.i18n import (
     LANGUAGES,
+    MESSAGES,
     PageLanguage,
+    _read_catalogue,
     accept_language,
     catalogue,
     choose_language,
@@ -67,3 +69,25 @@ def test_every_string_is_in_the_three_languages_with_the_same_fields():
         assert [text(lang, key, **filled) for lang in LANGUAGES] == [
             t.format(**filled) for t in texts
         ]
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        '["page.title"]\nen = "Title"\nfr = "Titre"\n',  # no Dutch
+        '["page.title"]\nen = "Title"\nfr = "Titre"\nnl = "Titel"\nde = "Titel"\n',
+        '["page.title"]\nen = "Title"\nfr = "Titre"\nnl = 3\n',
+    ],
+)
+def test_a_catalogue_without_exactly_the_three_languages_is_refused_at_once(tmp_path, table):
+    path = tmp_path / "messages.toml"
+    path.write_text(table)
+    with pytest.raises(ValueError, match=r"\[page.title\] must have exactly en, fr and nl"):
+        _read_catalogue(path)
+
+
+def test_the_catalogue_file_reads_as_the_pages_use_it(tmp_path):
+    path = tmp_path / "messages.toml"
+    path.write_text('["a.b"]\nen = "{n} maps"\nfr = "{n} cartes"\nnl = "{n} kaarten"\n')
+    assert _read_catalogue(path) == {"a.b": ("{n} maps", "{n} cartes", "{n} kaarten")}
+    assert _read_catalogue(MESSAGES) == catalogue()
