@@ -10,6 +10,7 @@ sample's (`api`). Screenshots go to `test-artifacts/map/coverage-*.png`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -21,12 +22,12 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
-from tests.api.conftest import CoverageSources
+from tests.api.conftest import CoverageSources, chromium
 from tests.api.test_map_page import (
+    SHOTS,
     assert_offline_and_clean,
     click_map,
     js,
-    offline_browser,  # noqa: F401 (a fixture)
     open_map,
     settled,
     shot,
@@ -44,6 +45,20 @@ VIEW = f"#14/{CENTRE[1]:.6f}/{CENTRE[0]:.6f}"
 DATA_CELL = (200, 300)
 LAKE_CELL = (120, 420)
 OFF_RASTER = FROM_LAMBERT.transform(147_600, 170_000)
+
+
+@pytest.fixture(scope="module")
+def offline_browser() -> Iterator[webdriver.Chrome]:
+    """Headless Chromium resolving no host but 127.0.0.1, English first (as test_map_page's)."""
+    driver = chromium(
+        "--lang=en-GB",
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+        window="1280,900",
+        languages="en-GB,en",
+    )
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    yield driver
+    driver.quit()
 
 
 def cell_centre(row: int, col: int) -> tuple[float, float]:
@@ -66,7 +81,9 @@ def sampled_pixels(browser: webdriver.Chrome) -> list[list[int]]:
           context.drawImage(source, 0, 0);
           const data = context.getImageData(0, 0, copy.width, copy.height).data;
           const out = [];
-          for (let i = 0; i < data.length; i += 4 * 97) out.push([data[i], data[i + 1], data[i + 2]]);
+          for (let i = 0; i < data.length; i += 4 * 97) {
+            out.push([data[i], data[i + 1], data[i + 2]]);
+          }
           done(out);
         });
         urbisMap.triggerRepaint();
@@ -77,7 +94,9 @@ def sampled_pixels(browser: webdriver.Chrome) -> list[list[int]]:
 def changed_share(before: list[list[int]], after: list[list[int]]) -> float:
     """The share of sampled pixels whose colour changed noticeably."""
     changed = sum(
-        1 for a, b in zip(before, after, strict=True) if sum(abs(p - q) for p, q in zip(a, b)) > 30
+        1
+        for a, b in zip(before, after, strict=True)
+        if sum(abs(p - q) for p, q in zip(a, b, strict=True)) > 30
     )
     return changed / len(before)
 
@@ -89,9 +108,7 @@ def requested(browser: webdriver.Chrome, part: str) -> list[str]:
 
 
 def overlay_titles(browser: webdriver.Chrome) -> list[str]:
-    return [
-        e.text for e in browser.find_elements(By.CSS_SELECTOR, "#overlay-list li > label > span")
-    ]
+    return [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#overlay-list li .title")]
 
 
 def panel_done(browser: webdriver.Chrome) -> None:
@@ -184,7 +201,8 @@ def test_an_overlay_draws_our_tiles_under_the_vectors_with_the_styles_legend(
     settled(browser)
     # Our raster tiles on WebMercatorQuad, found through the TileJSON, each answered.
     assert requested(browser, "/coverages/terrain/tiles/WebMercatorQuad/tilejson.json")
-    tiles = requested(browser, "/coverages/terrain/tiles/WebMercatorQuad/14/")
+    # 256-pixel tiles: one zoom deeper than the map's 512-pixel zoom 14
+    tiles = requested(browser, "/coverages/terrain/tiles/WebMercatorQuad/15/")
     assert tiles and all(u.endswith(".png") for u in tiles), tiles
     answers = [coverage_client.get(u) for u in tiles]
     assert {a.status_code for a in answers} == {200}
@@ -203,9 +221,9 @@ def test_an_overlay_draws_our_tiles_under_the_vectors_with_the_styles_legend(
     style = coverages["terrain"]["style"]
     legend = browser.find_element(By.CSS_SELECTOR, "li[data-coverage=terrain] .ramp-legend")
     gradient = js(
-        browser, "return getComputedStyle(arguments[0]).backgroundImage;", legend.find_element(
-            By.CLASS_NAME, "ramp"
-        )
+        browser,
+        "return getComputedStyle(arguments[0]).backgroundImage;",
+        legend.find_element(By.CLASS_NAME, "ramp"),
     )
     for where, colour in style["ramp"]:
         r, g, b = bytes.fromhex(colour[1:])
@@ -231,7 +249,8 @@ def test_an_overlay_draws_our_tiles_under_the_vectors_with_the_styles_legend(
     slider = browser.find_element(By.ID, "opacity-terrain")
     slider.send_keys(Keys.HOME)
     settled(browser)
-    assert js(browser, "return urbisMap.getPaintProperty('coverage-terrain', 'raster-opacity')") == 0
+    opacity = "return urbisMap.getPaintProperty('coverage-terrain', 'raster-opacity')"
+    assert js(browser, opacity) == 0
     assert changed_share(without, sampled_pixels(browser)) < 0.01
     for _ in range(10):
         slider.send_keys(Keys.ARROW_RIGHT)
@@ -261,7 +280,7 @@ def test_an_imagery_background_is_drawn_right_over_the_ground(offline_browser, c
     without = sampled_pixels(browser)
     Select(browser.find_element(By.ID, "background")).select_by_visible_text("Orthophoto")
     settled(browser)
-    assert requested(browser, "/coverages/imagery/tiles/WebMercatorQuad/14/")
+    assert requested(browser, "/coverages/imagery/tiles/WebMercatorQuad/15/")
     layers = js(browser, "return urbisMap.getStyle().layers.map(l => l.id);")
     assert layers[:2] == ["background", "coverage-imagery"]
     assert changed_share(without, sampled_pixels(browser)) > 0.15
@@ -285,13 +304,13 @@ def test_an_imagery_background_is_drawn_right_over_the_ground(offline_browser, c
 
 
 def test_what_is_here_gives_each_shown_rasters_values_nodata_and_outside(
-    offline_browser, coverage_api, coverage_sources: CoverageSources
+    offline_browser, coverage_api, coverage_client, coverage_sources: CoverageSources
 ):
     browser = offline_browser
     lon, lat = cell_centre(*DATA_CELL)
     open_map(
-        browser, f"{coverage_api}/map#17/{lat:.6f}/{lon:.6f}&lang=en&bg=coverage:imagery"
-        "&overlays=terrain"
+        browser,
+        f"{coverage_api}/map#17/{lat:.6f}/{lon:.6f}&lang=en&bg=coverage:imagery&overlays=terrain",
     )
     click_map(browser, lon, lat)
     panel_done(browser)
@@ -299,12 +318,15 @@ def test_what_is_here_gives_each_shown_rasters_values_nodata_and_outside(
     terrain = raster_section(browser, "terrain")
     assert terrain.find_element(By.TAG_NAME, "h3").text == "Terrain model"
     (value,) = terrain.find_elements(By.CSS_SELECTOR, "dd[data-band]")
+    assert [e.text for e in terrain.find_elements(By.TAG_NAME, "dt")] == ["Value"]
     expected = source_value(coverage_sources.terrain, *at)
     assert expected is not None and float(value.get_attribute("data-value")) == expected
     assert value.text == f"{expected:,.2f} m"
     # The imagery background's three bands, each as rasterio reads the source.
     imagery = raster_section(browser, "imagery")
     bands = imagery.find_elements(By.CSS_SELECTOR, "dd[data-band]")
+    names = [b["name"] for b in coverage_client.get("/coverages/imagery").json()["bands"]]
+    assert [e.text for e in imagery.find_elements(By.TAG_NAME, "dt")] == names
     assert [float(b.get_attribute("data-value")) for b in bands] == [
         source_value(coverage_sources.imagery, *at, band=n) for n in (1, 2, 3)
     ]
@@ -338,6 +360,7 @@ def test_what_is_here_gives_each_shown_rasters_values_nodata_and_outside(
     assert raster_section(browser, "terrain").find_element(By.CSS_SELECTOR, "p").text == (
         "Outside this layer."
     )
+    shot(browser, "coverage-outside")
     assert_offline_and_clean(browser, coverage_api)
 
 

@@ -145,6 +145,7 @@ export class Overlays {
     box.checked = on;
     box.addEventListener("change", () => this.setVisible(coverage.id, box.checked));
     const name = document.createElement("span");
+    name.className = "title";
     name.textContent = title;
     label.append(box, name);
     item.append(label);

@@ -149,11 +149,13 @@ export class WhatIsHere {
       const text = value.nodata
         ? t("rasterNoData")
         : withUnits(number(value.value, integral ? 0 : 2), units);
+      // One band needs no name (its catalog name is often a bare "band1").
       list.append(
-        element("dt", value.name),
+        element("dt", values.length === 1 ? t("rasterValue") : value.name),
         element("dd", text, {
           "data-band": String(value.band),
           "data-value": value.nodata ? "nodata" : String(value.value),
+          ...(value.nodata ? { class: "nodata" } : {}),
         }),
       );
     }
