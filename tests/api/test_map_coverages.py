@@ -300,6 +300,23 @@ def test_an_imagery_background_is_drawn_right_over_the_ground(offline_browser, c
     settled(browser)
     assert js(browser, "return !!urbisMap.getLayer('coverage-imagery')") is False
     assert "bg=" not in browser.current_url
+    # An address asking for what the catalog lacks, or a bad opacity: ignored, clamped, default.
+    open_map(
+        browser,
+        f"{coverage_api}/map{VIEW}&lang=en&bg=coverage:nope"
+        "&overlays=nope,terrain:abc,terrain_l08:150",
+    )
+    assert Select(browser.find_element(By.ID, "background")).first_selected_option.text == (
+        "None (our layers alone)"
+    )
+    rasters_drawn = js(
+        browser,
+        "return urbisMap.getStyle().layers.filter(l => l.type === 'raster')"
+        ".map(l => [l.id, l.paint['raster-opacity']]);",
+    )
+    assert rasters_drawn == [["coverage-terrain", 0.8], ["coverage-terrain_l08", 1]]
+    assert "&overlays=terrain,terrain_l08:100" in browser.current_url
+    assert "bg=" not in browser.current_url
     assert_offline_and_clean(browser, coverage_api)
 
 
