@@ -235,9 +235,11 @@ def test_an_overlay_draws_our_tiles_under_the_vectors_with_the_styles_legend(
     assert ends.find_element(By.CLASS_NAME, "low").text == f"{low:,.{digits}f} m"
     assert ends.find_element(By.CLASS_NAME, "high").text == f"{high:,.{digits}f} m"
     assert legend.find_element(By.CLASS_NAME, "note").text == "With hillshading."
-    # The Lambert 2008 terrain has no unit and no hillshade: plain numbers, no note.
-    browser.find_element(By.ID, "overlay-terrain_l08").click()
+    # The Lambert 2008 terrain has no unit and no hillshade: plain numbers, no note. Switched
+    # on from the keyboard, which stays on its checkbox.
+    browser.find_element(By.ID, "overlay-terrain_l08").send_keys(Keys.SPACE)
     settled(browser)
+    assert browser.switch_to.active_element.get_attribute("id") == "overlay-terrain_l08"
     other = browser.find_element(By.CSS_SELECTOR, "li[data-coverage=terrain_l08] .ramp-legend")
     l08_low = coverages["terrain_l08"]["style"]["rescale"][0]
     assert other.find_element(By.CLASS_NAME, "low").text == f"{l08_low:,.{digits}f}"

@@ -143,7 +143,11 @@ export class Overlays {
     box.type = "checkbox";
     box.id = `overlay-${coverage.id}`;
     box.checked = on;
-    box.addEventListener("change", () => this.setVisible(coverage.id, box.checked));
+    box.addEventListener("change", () => {
+      this.setVisible(coverage.id, box.checked);
+      // The list was written anew: the keyboard stays on this layer's (new) checkbox.
+      document.getElementById(box.id).focus();
+    });
     const name = document.createElement("span");
     name.className = "title";
     name.textContent = title;
