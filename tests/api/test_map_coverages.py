@@ -175,9 +175,23 @@ def test_the_controls_list_the_coverages_by_title_in_each_language(
     slider = browser.find_element(By.ID, "opacity-terrain")
     assert slider.get_attribute("aria-label") == "Opacity of “Terrain model”"
     # In French and Dutch: the titles, the heading and the slider's name.
-    for lang, heading, titles, background in (
-        ("fr", "Couches raster", ["Modèle de terrain", "Terrain (Lambert 2008)"], "Orthophoto"),
-        ("nl", "Rasterlagen", ["Terreinmodel", "Terrein (Lambert 2008)"], "Orthofoto"),
+    # The legend too: its note, and its numbers written the reader's way (a decimal comma).
+    low = coverages["terrain"]["style"]["rescale"][0]
+    for lang, heading, titles, background, note in (
+        (
+            "fr",
+            "Couches raster",
+            ["Modèle de terrain", "Terrain (Lambert 2008)"],
+            "Orthophoto",
+            "Avec estompage du relief.",
+        ),
+        (
+            "nl",
+            "Rasterlagen",
+            ["Terreinmodel", "Terrein (Lambert 2008)"],
+            "Orthofoto",
+            "Met reliëfschaduw.",
+        ),
     ):
         Select(browser.find_element(By.ID, "language")).select_by_value(lang)
         assert browser.find_element(By.ID, "overlays-title").text == heading
@@ -186,6 +200,9 @@ def test_the_controls_list_the_coverages_by_title_in_each_language(
         assert titles[0] in browser.find_element(By.ID, "opacity-terrain").get_attribute(
             "aria-label"
         )
+        legend = browser.find_element(By.CSS_SELECTOR, "li[data-coverage=terrain] .ramp-legend")
+        assert legend.find_element(By.CLASS_NAME, "note").text == note
+        assert legend.find_element(By.CLASS_NAME, "low").text == f"{low:.1f} m".replace(".", ",")
     Select(browser.find_element(By.ID, "language")).select_by_value("en")
     assert_offline_and_clean(browser, coverage_api)
 
