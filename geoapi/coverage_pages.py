@@ -82,14 +82,15 @@ def _legend(style: dict[str, Any], lang: str) -> str:
         return f"<p>{html.esc(text(lang, 'coverage.own_colours'))}</p>"
     stops = ", ".join(f"{colour} {where * 100:g}%" for where, colour in style["ramp"])
     low, high = style["rescale"]
+    unit = f" {style['units']}" if style.get("units") else ""
     shade = f" {text(lang, 'coverage.hillshade')}" if style["hillshade"] else ""
     return (
         f'<div class="legend" role="img" aria-label="{html.esc(style["colormap"])}" '
         f'style="height: 1rem; max-width: 24rem; border: 1px solid #ccc; '
         f'background: linear-gradient(to right, {html.esc(stops)})"></div>'
         '<div style="display: flex; justify-content: space-between; max-width: 24rem">'
-        f'<span class="low">{html.esc(_value(low, lang))}</span>'
-        f'<span class="high">{html.esc(_value(high, lang))}</span></div>'
+        f'<span class="low">{html.esc(_value(low, lang) + unit)}</span>'
+        f'<span class="high">{html.esc(_value(high, lang) + unit)}</span></div>'
         f"<p>{html.esc(text(lang, 'coverage.ramp', ramp=style['colormap']) + shade)}</p>"
     )
 

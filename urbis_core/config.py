@@ -198,11 +198,15 @@ class LayerConfig(_Strict):
 
 
 class RasterStyle(_Strict):
-    """How raster tiles draw a layer (used by the API): a ramp, its range, a hillshade."""
+    """How raster tiles draw a layer (used by the API): a ramp, its range, a hillshade.
+
+    `units` (e.g. m) is not drawn: the map's legend and values write it after their numbers.
+    """
 
     colormap: str | None = None
     rescale: tuple[float, float] | None = None
     hillshade: bool = False
+    units: str | None = Field(default=None, min_length=1, max_length=20, pattern=r"^[^\x00-\x1f]+$")
 
     @model_validator(mode="after")
     def _range_order(self) -> RasterStyle:

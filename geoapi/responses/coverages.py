@@ -47,6 +47,9 @@ class CoverageStyle(BaseModel):
     ramp: list[list[float | str]] | None = Field(
         description='The ramp as [position 0-1, "#rrggbb"] stops (a legend); null for imagery'
     )
+    units: str | None = Field(
+        description="The unit of the values (the layer's `style.units`, e.g. m); null when unsaid"
+    )
 
 
 class Coverage(BaseModel):

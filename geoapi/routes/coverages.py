@@ -90,13 +90,20 @@ def _band_doc(band: BandInfo) -> dict[str, Any]:
 def style_doc(entry: CoverageEntry) -> dict[str, Any]:
     """The style the tiles are drawn with by default (tiles.raster_style): the legend's source."""
     if is_imagery(entry):
-        return {"colormap": None, "rescale": None, "hillshade": False, "ramp": None}
+        return {
+            "colormap": None,
+            "rescale": None,
+            "hillshade": False,
+            "ramp": None,
+            "units": entry.style.get("units"),
+        }
     style = coverage_style(entry)
     return {
         "colormap": style.colormap,
         "rescale": list(style.rescale) if style.rescale else None,
         "hillshade": style.hillshade,
         "ramp": [[where, colour] for where, colour in ramp_stops(style.colormap)],
+        "units": entry.style.get("units"),
     }
 
 

@@ -1,7 +1,9 @@
 """`/map`, the planners' map: one HTML page; its scripts and styles are static files of ours.
 
 The page is a skeleton of labelled controls and the map's settings (where the API, the style
-and the optional URBIS background are, and which collection holds the addresses); what it does
+and the optional URBIS background are, and which collection holds the addresses); the raster
+layers' controls are filled from GET /coverages by the page's script, and stay hidden when
+the catalog has none. What it does
 lives in geoapi/static/map/ (ES modules) on MapLibre GL and proj4, both installed from npm and
 served by the app, so it works offline.
 """
@@ -67,6 +69,10 @@ _PAGE = """<!doctype html>
       <span data-t="bilingual">Bilingual labels (FR/NL)</span></label>
     <label id="background-choice" class="block" hidden><span data-t="background">Background</span>
       <select id="background"></select></label>
+    <div id="overlays" hidden>
+      <h3 id="overlays-title" data-t="overlays">Raster overlays</h3>
+      <ul id="overlay-list" class="overlays" aria-labelledby="overlays-title"></ul>
+    </div>
   </section>
   <section aria-labelledby="tools-title">
     <h2 id="tools-title" data-t="tools">Tools</h2>
@@ -111,7 +117,10 @@ def _json_in_html(value: Any) -> str:
 
 @router.get(
     "/map",
-    summary="A planner's map: search, what is here, layers and legend, radius and measure (HTML)",
+    summary=(
+        "A planner's map: search, what is here, layers and legend, raster backgrounds and "
+        "overlays, radius and measure (HTML)"
+    ),
     response_class=HTMLResponse,
 )
 async def map_page(request: Request, conn: ConnDep, settings: SettingsDep) -> HTMLResponse:

@@ -181,7 +181,7 @@ layers:
     type: raster
     title: {{fr: Modèle de terrain, nl: Terreinmodel, en: Terrain model}}
     source: {{kind: file, path: {terrain}}}
-    style: {{colormap: terrain, hillshade: true}}
+    style: {{colormap: terrain, hillshade: true, units: m}}
   imagery:
     type: raster
     title: {{fr: Orthophoto, nl: Orthofoto, en: Orthophoto}}

@@ -727,11 +727,10 @@ def test_a_new_style_in_the_configuration_is_drawn_at_once(
     assert coverage_client.get(path).content == before.content
 
     original = coverage_sources.config.read_text()
-    assert "style: {colormap: terrain, hillshade: true}" in original
+    configured = "style: {colormap: terrain, hillshade: true, units: m}"
+    assert configured in original
     coverage_sources.config.write_text(
-        original.replace(
-            "style: {colormap: terrain, hillshade: true}", "style: {colormap: viridis}"
-        )
+        original.replace(configured, "style: {colormap: viridis, units: m}")
     )
     try:
         _sync_unchanged(coverage_database_url, coverage_sources)

@@ -219,13 +219,20 @@ def test_the_style_is_the_layers_and_its_ramp_the_tiles(coverage_client):
     style = terrain["style"]
     # configured: colormap terrain, hillshade; rescale: the band's range (the default)
     assert style["colormap"] == "terrain" and style["hillshade"] is True
+    assert style["units"] == "m"  # the layer's style.units, for legends
     assert style["rescale"] == [band["min"], band["max"]]
     assert style["ramp"] == [[where, "#" + bytes(rgb).hex()] for where, rgb in RAMPS["terrain"]]
     l08 = coverage_client.get("/coverages/terrain_l08").json()["style"]
     assert l08["colormap"] == "greys" and l08["hillshade"] is False
-    assert l08["ramp"] == [[0.0, "#000000"], [1.0, "#ffffff"]]
+    assert l08["ramp"] == [[0.0, "#000000"], [1.0, "#ffffff"]] and l08["units"] is None
     imagery = coverage_client.get("/coverages/imagery").json()["style"]
-    assert imagery == {"colormap": None, "rescale": None, "hillshade": False, "ramp": None}
+    assert imagery == {
+        "colormap": None,
+        "rescale": None,
+        "hillshade": False,
+        "ramp": None,
+        "units": None,
+    }
 
 
 def test_an_empty_catalog_lists_no_coverage(client):

@@ -37,7 +37,7 @@ def test_a_raster_layer_beside_a_vector_one(tmp_path):
         "    description: Digital terrain model\n"
         "    source: {kind: file, paths: ['dtm/*.tif']}\n"
         "    nodata: -9999\n"
-        "    style: {colormap: terrain, rescale: [10, 120], hillshade: true}\n"
+        "    style: {colormap: terrain, rescale: [10, 120], hillshade: true, units: m}\n"
         "    schedule: 1d\n",
     )
     config = load_config(path)
@@ -54,6 +54,7 @@ def test_a_raster_layer_beside_a_vector_one(tmp_path):
         (10.0, 120.0),
         True,
     )
+    assert terrain.style.units == "m"
     with pytest.raises(ConfigError, match="'terrain' is a raster layer"):
         config.layer("terrain")
     with pytest.raises(ConfigError, match="'streets' is not a raster layer"):
@@ -107,6 +108,10 @@ def test_vector_fields_are_refused_on_a_raster_layer(tmp_path, extra, field):
             "    type: raster\n    source: {kind: file, path: a.tif}\n"
             "    style: {colormap: rainbow}\n",
             "style: colormap: unknown colour ramp 'rainbow'; one of greys, viridis, terrain",
+        ),
+        (
+            "    type: raster\n    source: {kind: file, path: a.tif}\n    style: {units: ''}\n",
+            "style.units: String should have at least 1 character",
         ),
         (
             "    type: raster\n    source: {kind: file, path: a.tif}\n    schedule: often\n",

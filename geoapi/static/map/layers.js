@@ -1,11 +1,13 @@
 // The layer list: one toggle per collection with its legend drawn from the style's own paint,
 // the map labels in the chosen language (or bilingual, as the style writes them), and the
-// optional URBIS background.
+// background: the URBIS base map (optional) or an imagery coverage of ours.
 
+import { addCoverageLayer, coverageTitle, removeCoverageLayer } from "./coverages.js";
 import { language, onLanguage, t } from "./i18n.js";
 
 const LABELS_SUFFIX = "_labels"; // the tiles' layer of a polygon layer's label points
 const SVG = "http://www.w3.org/2000/svg";
+const COVERAGE_PREFIX = "coverage:"; // a background that is one of our imagery coverages
 
 function collectionOf(styleLayer) {
   const source = styleLayer["source-layer"];
@@ -64,7 +66,7 @@ function swatch(styleLayer) {
 }
 
 export class LayerList {
-  constructor(map, style, collections, settings, asked) {
+  constructor(map, style, collections, settings, asked, coverages = []) {
     this.map = map;
     this.collections = collections;
     this.listeners = [];
@@ -90,7 +92,7 @@ export class LayerList {
     this.render();
     for (const id of this.ids) this.apply(id);
     this.writeLabels();
-    this.background = new Background(map, settings.basemap, asked.bg, () => this.changed());
+    this.background = new Background(map, settings, coverages, asked.bg, () => this.changed());
     onLanguage(() => {
       this.render();
       this.writeLabels();
@@ -171,21 +173,28 @@ export class LayerList {
   }
 }
 
-/** The URBIS base map under our layers, when URBIS_BASEMAP_WMTS_URL is set; off by default. */
+/** The ground under our layers: the URBIS base map when URBIS_BASEMAP_WMTS_URL is set, or an
+ * imagery coverage of ours (an orthophoto); none by default. One at a time. */
 class Background {
-  constructor(map, template, asked, changed) {
+  constructor(map, settings, coverages, asked, changed) {
     this.map = map;
-    this.template = template;
+    this.api = settings.api;
+    this.template = settings.basemap;
     this.changed = changed;
+    const template = this.template;
+    // [key, words of the interface | null, WMTS layer name | null, coverage | null]
     this.choices = !template
       ? []
       : template.includes("{layer}")
         ? [
-            ["fr", "backgroundFr", "urbisFR"],
-            ["nl", "backgroundNl", "urbisNL"],
-            ["grey", "backgroundGrey", "urbisFRGray"],
+            ["fr", "backgroundFr", "urbisFR", null],
+            ["nl", "backgroundNl", "urbisNL", null],
+            ["grey", "backgroundGrey", "urbisFRGray", null],
           ]
-        : [["urbis", "backgroundOne", null]];
+        : [["urbis", "backgroundOne", null, null]];
+    for (const coverage of coverages.filter((c) => c.imagery)) {
+      this.choices.push([`${COVERAGE_PREFIX}${coverage.id}`, null, null, coverage]);
+    }
     this.chosen = null;
     this.select = document.getElementById("background");
     document.getElementById("background-choice").hidden = this.choices.length === 0;
@@ -194,14 +203,20 @@ class Background {
     if (this.choices.some(([key]) => key === asked)) this.choose(asked);
   }
 
+  /** The imagery coverage shown, or null. */
+  coverage() {
+    const choice = this.choices.find(([key]) => key === this.chosen);
+    return choice ? choice[3] : null;
+  }
+
   render() {
     if (this.choices.length === 0) return;
-    const options = [["", "backgroundNone"], ...this.choices];
+    const options = [["", "backgroundNone", null, null], ...this.choices];
     this.select.replaceChildren(
-      ...options.map(([key, words]) => {
+      ...options.map(([key, words, , coverage]) => {
         const option = document.createElement("option");
         option.value = key;
-        option.textContent = t(words);
+        option.textContent = coverage ? coverageTitle(coverage, language()) : t(words);
         return option;
       }),
     );
@@ -211,9 +226,15 @@ class Background {
   choose(key) {
     if (this.map.getLayer("urbis-background")) this.map.removeLayer("urbis-background");
     if (this.map.getSource("urbis-background")) this.map.removeSource("urbis-background");
+    const previous = this.coverage();
+    if (previous) removeCoverageLayer(this.map, previous.id);
     const choice = this.choices.find(([k]) => k === key);
     this.chosen = choice ? key : null;
-    if (choice) {
+    // Right above the plain ground, under every layer of ours (and the overlays).
+    const above = this.map.getStyle().layers[1];
+    if (choice && choice[3]) {
+      addCoverageLayer(this.map, this.api, choice[3], above ? above.id : undefined);
+    } else if (choice) {
       const url = choice[2] ? this.template.replaceAll("{layer}", choice[2]) : this.template;
       this.map.addSource("urbis-background", {
         type: "raster",
@@ -221,8 +242,6 @@ class Background {
         tileSize: 256,
         attribution: "Brussels UrbIS®© - Distribution & Copyright CIRB / Paradigm",
       });
-      // Right above the plain ground, under every layer of ours.
-      const above = this.map.getStyle().layers[1];
       this.map.addLayer(
         { id: "urbis-background", type: "raster", source: "urbis-background" },
         above ? above.id : undefined,

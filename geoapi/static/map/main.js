@@ -1,5 +1,6 @@
 // The planners' map: starts MapLibre on the service's default style and wires the parts
-// (search, what is here, layers and legend, radius and measure tools, language, address).
+// (search, what is here, layers and legend, raster backgrounds and overlays, radius and
+// measure tools, language, address).
 
 import {
   AttributionControl,
@@ -7,6 +8,7 @@ import {
   NavigationControl,
   ScaleControl,
 } from "../maplibre/maplibre-gl.mjs";
+import { loadCoverages, Overlays } from "./coverages.js";
 import { initialLanguage, language, onLanguage, setLanguage } from "./i18n.js";
 import { LayerList } from "./layers.js";
 import { Marks } from "./marks.js";
@@ -22,12 +24,13 @@ const asked = readState(location.hash);
 setLanguage(initialLanguage(asked.lang));
 
 async function start() {
-  const [collections, style] = await Promise.all([
+  const [collections, style, coverages] = await Promise.all([
     Collections.load(settings.api),
     fetch(settings.style).then((answer) => {
       if (!answer.ok) throw new Error(`style: HTTP ${answer.status}`);
       return answer.json();
     }),
+    loadCoverages(settings.api),
   ]);
   const camera = asked.view || {
     zoom: style.zoom ?? settings.home.zoom,
@@ -50,17 +53,30 @@ async function start() {
   await new Promise((resolve) => map.once("load", resolve));
 
   const marks = new Marks(map);
-  const layers = new LayerList(map, style, collections, settings, asked);
+  const layers = new LayerList(map, style, collections, settings, asked, coverages);
   const app = {
     map,
     settings,
     collections,
+    coverages,
     marks,
     layers,
     mode: null, // the tool that takes the next clicks, or null: clicks ask what is here
   };
+  app.overlays = new Overlays(app, coverages, asked.overlays);
+  /** The raster layers drawn now: the imagery background (if one), then the overlays. */
+  app.shownCoverages = () => {
+    const background = layers.background.coverage();
+    return [...(background ? [background] : []), ...app.overlays.shown()];
+  };
   app.share = () => {
-    const hash = writeState(map, language(), layers.visibleState(), layers.backgroundState());
+    const hash = writeState(
+      map,
+      language(),
+      layers.visibleState(),
+      layers.backgroundState(),
+      app.overlays.state(),
+    );
     history.replaceState(null, "", hash);
     document.getElementById("share-link").href = location.href;
   };
@@ -84,6 +100,7 @@ async function start() {
   });
   map.on("moveend", app.share);
   layers.onChange(app.share);
+  app.overlays.onChange(app.share);
   const chooser = document.getElementById("language");
   chooser.value = language();
   chooser.addEventListener("change", () => setLanguage(chooser.value));

@@ -1,8 +1,11 @@
 // "What is here": a click (or Enter on the map) asks /lookup over every layer and the address
 // collection's /nearest, and the panel names each feature in the reader's language, with
 // links to its page, its JSON and its layer's history, and the point in Lambert 72 and WGS84.
+// Each raster layer shown (the imagery background, the overlays) is asked its bands' values
+// there (/coverages/{id}/point): nodata and a point off the raster are said as such.
 
-import { number, onLanguage, t } from "./i18n.js";
+import { coverageTitle, withUnits } from "./coverages.js";
+import { language, number, onLanguage, t } from "./i18n.js";
 import { toLambert } from "./lambert.js";
 import { featureLinks } from "./names.js";
 
@@ -52,7 +55,8 @@ export class WhatIsHere {
     const turn = ++this.asked;
     const { api, addressCollection } = this.app.settings;
     const [x, y] = lngLat.map((v) => v.toFixed(7));
-    this.answer = { lngLat, results: null, nearest: null, error: null };
+    const coverages = this.app.shownCoverages();
+    this.answer = { lngLat, results: null, nearest: null, error: null, rasters: [] };
     this.panel.hidden = false;
     this.panel.dataset.state = "loading";
     this.render();
@@ -61,9 +65,23 @@ export class WhatIsHere {
       const nearest = addressCollection
         ? json(`${api}/collections/${encodeURIComponent(addressCollection)}/nearest?x=${x}&y=${y}&k=1`)
         : Promise.resolve({ features: [] });
-      const [lookup, near] = await Promise.all([json(`${api}/lookup?x=${x}&y=${y}`), nearest]);
+      // A raster that does not answer is said in its own section; the rest of the panel stands.
+      const rasters = Promise.all(
+        coverages.map((coverage) =>
+          json(`${api}/coverages/${encodeURIComponent(coverage.id)}/point?x=${x}&y=${y}`).then(
+            (values) => ({ coverage, values: values.values, error: null }),
+            (error) => ({ coverage, values: null, error: error.message }),
+          ),
+        ),
+      );
+      const [lookup, near, raster] = await Promise.all([
+        json(`${api}/lookup?x=${x}&y=${y}`),
+        nearest,
+        rasters,
+      ]);
       if (turn !== this.asked) return; // a later click won
       this.answer.results = lookup.results;
+      this.answer.rasters = raster;
       const found = near.features[0];
       this.answer.nearest = found && found.properties.distance <= NEAREST_MAX_M ? found : null;
       this.app.marks.highlight(Object.values(lookup.results).flat());
@@ -76,7 +94,7 @@ export class WhatIsHere {
   }
 
   render() {
-    const { lngLat, results, nearest, error } = this.answer;
+    const { lngLat, results, nearest, error, rasters } = this.answer;
     const { api } = this.app.settings;
     const collections = this.app.collections;
     const parts = [];
@@ -95,6 +113,7 @@ export class WhatIsHere {
         parts.push(section);
       }
       if (!any) parts.push(element("p", t("nothingHere"), { class: "status" }));
+      for (const answer of rasters) parts.push(this.rasterValues(answer));
       if (nearest) {
         const id = this.app.settings.addressCollection;
         const section = element("section", null, { "data-collection": "nearest" });
@@ -108,6 +127,40 @@ export class WhatIsHere {
     }
     parts.push(this.coordinates(lngLat));
     this.body.replaceChildren(...parts);
+  }
+
+  /** A raster layer's bands at the point: a value (with the layer's unit), no data, or outside. */
+  rasterValues({ coverage, values, error }) {
+    const section = element("section", null, { class: "raster", "data-coverage": coverage.id });
+    section.append(element("h3", coverageTitle(coverage, language())));
+    if (error) {
+      section.append(element("p", t("error", { e: error }), { class: "status" }));
+      return section;
+    }
+    if (values.every((v) => v.outside)) {
+      section.append(element("p", t("rasterOutside"), { class: "status", "data-outside": "true" }));
+      return section;
+    }
+    const units = coverage.style && coverage.style.units;
+    const list = element("dl", null, { class: "bands" });
+    for (const value of values) {
+      const band = coverage.bands[value.band - 1];
+      const integral = band && /int/.test(band.dtype);
+      const text = value.nodata
+        ? t("rasterNoData")
+        : withUnits(number(value.value, integral ? 0 : 2), units);
+      // One band needs no name (its catalog name is often a bare "band1").
+      list.append(
+        element("dt", values.length === 1 ? t("rasterValue") : value.name),
+        element("dd", text, {
+          "data-band": String(value.band),
+          "data-value": value.nodata ? "nodata" : String(value.value),
+          ...(value.nodata ? { class: "nodata" } : {}),
+        }),
+      );
+    }
+    section.append(list);
+    return section;
   }
 
   item(api, id, feature, note = null) {
