@@ -47,7 +47,10 @@ class Workers:
         self.queue_timeout = queue_timeout
 
     def close(self) -> None:
-        self.processes.shutdown(wait=False, cancel_futures=True)
+        # Waited for: without it the interpreter can exit before the pool's manager thread
+        # has told each worker to stop, and a worker left behind outlives the server (seen
+        # under SIGTERM). What is waited for is at most one body's decoding per worker.
+        self.processes.shutdown(wait=True, cancel_futures=True)
 
     def tile_turn(self) -> contextlib.AbstractAsyncContextManager[None]:
         """A raster tile's turn to be drawn, within the queue timeout (else a 503)."""

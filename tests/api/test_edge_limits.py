@@ -28,6 +28,7 @@ import pytest
 
 from geoapi.responses.documented import EXAMPLE_AREA
 from tests.api.conftest import URBIS, assert_problem, rss_mib, start_server
+from tests.support.processes import alive, spawned_children
 
 pytestmark = pytest.mark.api
 
@@ -526,3 +527,24 @@ def test_a_limit_that_cannot_be_is_refused_before_serving(args, env, words):
     done = urbis("serve", *args, **env)
     assert done.returncode == 2, done.stderr
     assert words in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_the_processes_that_decode_posted_geometries_end_with_the_server(synced_database_url):
+    """A server stopped (SIGTERM, as a supervisor does) leaves none of its worker processes."""
+    proc, base = start_server(synced_database_url, URBIS_CPU_PROCESSES="2")
+    try:
+        with httpx.Client(base_url=base, timeout=30) as client:
+            for _ in range(4):  # enough work for the pool to start its processes
+                response = client.post(
+                    INTERSECTS, content=POLYGON, headers={"Content-Type": "application/geo+json"}
+                )
+                assert response.status_code == 200, response.text
+        children = spawned_children(proc.pid)
+        assert children  # the pool's decoders, started on the first posted body
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    deadline = time.monotonic() + 5
+    while any(alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in children if alive(pid)]

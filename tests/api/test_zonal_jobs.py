@@ -42,6 +42,7 @@ from tests.api.conftest import CoverageSources, assert_problem, start_server
 from tests.api.test_property_run import FAST_EXAMPLES, SEED, Outcome
 from tests.api.test_property_run import _check as check_case
 from tests.support import rasters
+from tests.support.processes import spawned_children
 from urbis_core.config import load_config
 from urbis_core.db import create_sync_engine
 from urbis_core.errors import ConfigError
@@ -255,18 +256,6 @@ def gpkg_frame(client: httpx.Client, job_id: str, tmp_path: Path) -> gpd.GeoData
     return pyogrio.read_dataframe(path)
 
 
-def job_children(server_pid: int) -> set[int]:
-    """The server's child processes running a job (multiprocessing's spawned children)."""
-    found = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            cmdline = (stat.parent / "cmdline").read_bytes()
-            if int(fields[1]) == server_pid and b"spawn_main" in cmdline:
-                found.add(int(stat.parent.name))
-    return found
-
-
 # -- the lifecycle ------------------------------------------------------------------------------
 
 
@@ -368,11 +357,11 @@ def test_queue_409_503_and_dismissal_while_a_job_waits_on_a_lock(
     zc, zonal_server, zonal_database_url, job_dir
 ):
     server_pid = zonal_server[0]
-    before = job_children(server_pid)
+    before = spawned_children(server_pid)
     with locked(zonal_database_url, LAYER):
         running = submit(zc, "terrain", collection=LAYER)
         assert running["status"] == "running"  # a worker was free
-        new = job_children(server_pid) - before
+        new = spawned_children(server_pid) - before
         assert len(new) == 1, new
         blocked = zc.get(f"/jobs/{running['id']}/results?f=csv")
         assert_problem(blocked, 409, "running")
@@ -407,7 +396,7 @@ def test_queue_409_503_and_dismissal_while_a_job_waits_on_a_lock(
         # a running job is stopped, its process ended; the waiting one starts
         stopped = zc.delete(f"/jobs/{running['id']}")
         assert stopped.status_code == 200 and stopped.json()["status"] == "dismissed"
-        assert not (new & job_children(server_pid))
+        assert not (new & spawned_children(server_pid))
         assert not files_of(job_dir, running["id"])
         assert_problem(zc.get(f"/jobs/{running['id']}"), 404, "no job")
         assert zc.get(f"/jobs/{queued['id']}").json()["status"] == "running"
@@ -543,7 +532,7 @@ def test_jobs_expire_after_their_ttl_and_stopping_the_server_stops_a_running_job
             assert not files_of(tmp_path, done["id"])
             with locked(zonal_database_url, LAYER):
                 running = submit(client, "terrain", collection=LAYER)
-                children = job_children(proc.pid)
+                children = spawned_children(proc.pid)
                 assert children
                 proc.terminate()
                 proc.wait(timeout=20)
