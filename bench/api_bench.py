@@ -646,6 +646,7 @@ async def drive(
     full_pass: bool = True,
     ok_statuses: tuple[int, ...] = (200,),
     raw: bool = False,
+    valid: Callable[[bytes], bool] | None = None,
 ) -> Load:
     """`concurrency` requests in flight until `seconds` are up (and, with `full_pass`, every
     URL was sent once, so that a slow server is measured on the whole list too).
@@ -653,7 +654,8 @@ async def drive(
     The URLs are taken in order, round and round; throughput counts the 200 answers over the
     time from the first request sent to the last answer received (`ok_statuses` answers: an
     empty vector tile is a 204). `raw`: bench.rawhttp's client instead of httpx, for servers
-    that answer faster than httpx asks.
+    that answer faster than httpx asks. `valid`: a check of each answered body (an image's
+    signature...); a body it refuses counts as an error, not as answered.
     """
     must_send = len(urls) if full_pass else 0
     position = itertools.count()
@@ -683,11 +685,13 @@ async def drive(
                 except (httpx.HTTPError, OSError, asyncio.IncompleteReadError) as exc:
                     errors.append(f"{type(exc).__name__} {url}")
                     continue
-                if response.status_code in ok_statuses:
+                if response.status_code not in ok_statuses:
+                    errors.append(f"HTTP {response.status_code} {url}: {response.text[:200]}")
+                elif valid is not None and not valid(response.content):
+                    errors.append(f"not the expected body {url}: {response.content[:40]!r}")
+                else:
                     latencies.append(time.perf_counter() - t0)
                     body += len(response.content)
-                else:
-                    errors.append(f"HTTP {response.status_code} {url}: {response.text[:200]}")
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started

@@ -3,7 +3,9 @@
 - ours: `urbis serve` (uvicorn, one process), from the project's virtualenv;
 - tipg: `uvicorn` on tipg's app (one process), in its own virtualenv;
 - pygeoapi: gunicorn with one gthread worker on pygeoapi's Flask app (its documented
-  production set-up; the gunicorn master only supervises), in its own virtualenv.
+  production set-up; the gunicorn master only supervises), in its own virtualenv;
+- titiler: `uvicorn` on `titiler.application` (one process), in its own virtualenv, for the
+  raster tile benchmark (bench.raster_bench).
 
 The peers' virtualenvs are created under `<workdir>/peers/<name>` on first use and reused after,
 never in the project's: their dependencies (FastAPI, SQLAlchemy, pydantic...) must not bend ours.
@@ -32,6 +34,7 @@ from sqlalchemy import make_url
 URBIS = Path(sys.executable).parent / "urbis"
 TIPG_VERSION = "1.6.1"
 PYGEOAPI_VERSION = "0.21.0"
+TITILER_VERSION = "2.4.0"
 REQUIREMENTS = {
     "tipg": [f"tipg=={TIPG_VERSION}", f"uvicorn=={uvicorn.__version__}"],
     "pygeoapi": [
@@ -40,6 +43,7 @@ REQUIREMENTS = {
         "psycopg2-binary==2.9.13",
         "geoalchemy2==0.20.0",
     ],
+    "titiler": [f"titiler.application=={TITILER_VERSION}", f"uvicorn=={uvicorn.__version__}"],
 }
 # tipg builds each feature's `item` link with Starlette's url_path_for, which refuses a path
 # parameter holding "/" (AssertionError -> HTTP 500 for every page): URBIS keys are URIs
@@ -179,6 +183,41 @@ def tipg_spec(venv: Path, url: str, port: int, pool: int, properties: list[str])
             "launched through a 10-line wrapper that percent-encodes feature ids in "
             "item links: unpatched tipg answers 500 to every items request here, "
             "because the keys are URIs containing '/'",
+        ],
+    )
+
+
+def titiler_spec(venv: Path, port: int) -> ServerSpec:
+    """TiTiler's application as its docs run it: uvicorn, here one process (as ours)."""
+    env = {
+        **_clean_env(),
+        # TiTiler's documented GDAL setting for COGs: opening a file lists no sidecar files
+        "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+        # only the /cog endpoints are asked for; the others would only slow its start
+        "TITILER_API_DISABLE_STAC": "TRUE",
+        "TITILER_API_DISABLE_MOSAIC": "TRUE",
+        "TITILER_API_DISABLE_ZARR": "TRUE",
+    }
+    cmd = [
+        str(venv / "bin" / "uvicorn"),
+        "titiler.application.main:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    return ServerSpec(
+        "titiler",
+        cmd,
+        env,
+        "/healthz",
+        "",
+        [
+            f"uvicorn titiler.application {TITILER_VERSION}, one process (its tile endpoint "
+            "runs in Starlette's thread pool); GDAL_DISABLE_READDIR_ON_OPEN=EMPTY_DIR; "
+            "STAC, mosaic and Zarr endpoints off"
         ],
     )
 
