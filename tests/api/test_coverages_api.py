@@ -25,16 +25,13 @@ import rasterio
 import rasterio.mask
 import schemathesis
 import shapely
-from hypothesis import HealthCheck, Phase, given, seed, settings
-from hypothesis.errors import Unsatisfiable
 from openapi_schema_validator import OAS30Validator
 from pyproj import Transformer
 from schemathesis import GenerationMode
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.api.conftest import CoverageSources, start_server
-from tests.api.test_property_run import FAST_EXAMPLES, SEED, Outcome
-from tests.api.test_property_run import _check as check_case
+from tests.api.test_property_run import FAST_EXAMPLES, Outcome, fuzz
 from tests.conftest import TEMPLATE_DB, create_database, drop_database
 from tests.support import rasters
 from tiles.raster import RAMPS
@@ -883,25 +880,8 @@ def test_generated_requests_get_no_server_error_and_what_is_documented(coverage_
         ):
             names = {p.name for p in operation.path_parameters}
             paths = {"coverage_id": coverage} if names else None
-            strategy = operation.as_strategy(generation_mode=mode, path_parameters=paths)
-
-            @seed(SEED)
-            @settings(
-                max_examples=FAST_EXAMPLES * 2,
-                database=None,
-                deadline=None,
-                suppress_health_check=list(HealthCheck),
-                phases=[Phase.explicit, Phase.generate, Phase.shrink],
-            )
-            @given(case=strategy)
-            def call(case: schemathesis.Case) -> None:
-                check_case(case, outcome)
-
-            try:
-                call()
-            except Unsatisfiable:
-                pass  # /coverages has nothing to make invalid
-            except AssertionError as exc:
-                failures.append(f"{method} {path} {coverage} ({mode.value}): {exc}")
+            failure = fuzz(operation, mode, paths, FAST_EXAMPLES * 2, outcome)
+            if failure:
+                failures.append(f"{method} {path} {coverage} ({mode.value}): {failure}")
     assert not failures, "\n".join(failures)
     assert outcome.statuses[200] > 0 and outcome.statuses[400] > 0, outcome.statuses

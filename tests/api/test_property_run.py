@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 import schemathesis
@@ -97,6 +98,41 @@ def _variants(operation: schemathesis.APIOperation) -> list[dict[str, str]]:
     )
 
 
+def fuzz(
+    operation: Any,
+    mode: GenerationMode,
+    paths: dict[str, str] | None,
+    examples: int,
+    outcome: Outcome,
+) -> str | None:
+    """One operation's generated requests in one mode, checked: its first failure, shrunk.
+
+    Hypothesis draws from SEED with no example database, so a run repeats the last one.
+    `paths` fixes path parameters (a real collection or coverage) rather than drawing them.
+    """
+    strategy = operation.as_strategy(generation_mode=mode, path_parameters=paths)
+
+    @seed(SEED)
+    @settings(
+        max_examples=examples,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.explicit, Phase.generate, Phase.shrink],
+    )
+    @given(case=strategy)
+    def call(case: schemathesis.Case) -> None:
+        _check(case, outcome)
+
+    try:
+        call()
+    except Unsatisfiable:
+        pass  # nothing to make invalid: an operation without parameters or body
+    except AssertionError as exc:
+        return str(exc)
+    return None
+
+
 def run(schema: schemathesis.BaseSchema, examples: int) -> Outcome:
     """Every operation, valid and invalid values: what went wrong (the smallest example each).
 
@@ -109,26 +145,9 @@ def run(schema: schemathesis.BaseSchema, examples: int) -> Outcome:
         for paths, mode in itertools.product(
             _variants(operation), (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
         ):
-            strategy = operation.as_strategy(generation_mode=mode, path_parameters=paths or None)
-
-            @seed(SEED)
-            @settings(
-                max_examples=examples,
-                database=None,
-                deadline=None,
-                suppress_health_check=list(HealthCheck),
-                phases=[Phase.explicit, Phase.generate, Phase.shrink],
-            )
-            @given(case=strategy)
-            def call(case: schemathesis.Case) -> None:
-                _check(case, outcome)
-
-            try:
-                call()
-            except Unsatisfiable:
-                pass  # nothing to make invalid: an operation without parameters or body
-            except AssertionError as exc:
-                outcome.failures.append(f"{operation.label} {paths} ({mode.value}): {exc}")
+            failure = fuzz(operation, mode, paths or None, examples, outcome)
+            if failure:
+                outcome.failures.append(f"{operation.label} {paths} ({mode.value}): {failure}")
     assert outcome.operations == {o.label for o in operations}  # the run reached every one
     print(
         f"\n{outcome.requests} requests; statuses {dict(sorted(outcome.statuses.items()))}; "
