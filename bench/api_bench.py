@@ -1126,6 +1126,31 @@ def with_defaults(args: argparse.Namespace, defaults: dict[str, Any]) -> argpars
     return args
 
 
+def run_options(parser: argparse.ArgumentParser, quick: str) -> None:
+    """The options every side-by-side benchmark takes: seed, quiet wait, quick, workdir, JSON."""
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="first wait up to this long for other processes to leave the CPU "
+        "idle (a shared machine)",
+    )
+    parser.add_argument("--quick", action="store_true", help=quick)
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/urbis-bench"))
+    parser.add_argument("--json", type=Path, default=None, help="write the result here too")
+
+
+def warm_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--warm-seconds",
+        type=float,
+        default=10.0,
+        help="how long the warm pass goes round the list (at least once)",
+    )
+
+
 def generated(workdir: Path, stem: str, buildings: int, layers: list[str]) -> Path:
     """The generated GeoPackage `<stem>-<buildings>.gpkg`, made on first use (seed 1)."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -1200,28 +1225,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--check", type=int, default=6, help="sample requests per scenario compared across servers"
     )
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument(
-        "--wait-quiet",
-        type=float,
-        default=0.0,
-        metavar="SECONDS",
-        help="first wait up to this long for other processes to leave the CPU "
-        "idle (a shared machine)",
-    )
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="50,000 buildings, 5 s runs, 100 point queries: a quick look",
-    )
+    run_options(parser, "50,000 buildings, 5 s runs, 100 point queries: a quick look")
     parser.add_argument(
         "--points-only",
         action="store_true",
         help="time only our point queries (/lookup, /nearest, /reverse, "
         "/geocode): no peers, no throughput scenarios",
     )
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/urbis-bench"))
-    parser.add_argument("--json", type=Path, default=None, help="write the result here too")
     args = parser.parse_args(argv)
     quick = args.quick
     return with_defaults(

@@ -148,6 +148,20 @@ def ours_spec(url: str, config: Path, port: int, pool: int) -> ServerSpec:
     )
 
 
+def _uvicorn(venv: Path, port: int, *app: str) -> list[str]:
+    """A peer's app under its virtualenv's uvicorn, one process, on loopback."""
+    return [
+        str(venv / "bin" / "uvicorn"),
+        *app,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+
+
 def tipg_spec(venv: Path, url: str, port: int, pool: int, properties: list[str]) -> ServerSpec:
     (venv / "urbis_bench_tipg.py").write_text(TIPG_LAUNCHER)
     env = {
@@ -160,18 +174,7 @@ def tipg_spec(venv: Path, url: str, port: int, pool: int, properties: list[str])
         # the same properties as ours serves: not the sync's row_hash / valid_from columns
         "TIPG_TABLE_CONFIG__urbis_buildings__properties": json.dumps(properties),
     }
-    cmd = [
-        str(venv / "bin" / "uvicorn"),
-        "--app-dir",
-        str(venv),
-        "urbis_bench_tipg:app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-    ]
+    cmd = _uvicorn(venv, port, "--app-dir", str(venv), "urbis_bench_tipg:app")
     return ServerSpec(
         "tipg",
         cmd,
@@ -198,16 +201,7 @@ def titiler_spec(venv: Path, port: int) -> ServerSpec:
         "TITILER_API_DISABLE_MOSAIC": "TRUE",
         "TITILER_API_DISABLE_ZARR": "TRUE",
     }
-    cmd = [
-        str(venv / "bin" / "uvicorn"),
-        "titiler.application.main:app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-    ]
+    cmd = _uvicorn(venv, port, "titiler.application.main:app")
     return ServerSpec(
         "titiler",
         cmd,

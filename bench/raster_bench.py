@@ -69,8 +69,10 @@ from bench.api_bench import (
     fresh_folder,
     our_code,
     ratio,
+    run_options,
     scratch_cluster,
     wait_for_quiet,
+    warm_option,
     with_defaults,
     write_result,
 )
@@ -652,29 +654,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--concurrency", type=int, default=6, help="requests in flight (a browser's 6 per host)"
     )
-    parser.add_argument(
-        "--warm-seconds",
-        type=float,
-        default=10.0,
-        help="how long the warm pass goes round the list (at least once)",
-    )
+    warm_option(parser)
     parser.add_argument(
         "--compare", type=int, default=12, help="tiles of each coverage decoded and compared"
     )
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument(
-        "--wait-quiet",
-        type=float,
-        default=0.0,
-        metavar="SECONDS",
-        help="first wait up to this long for the CPU to be idle",
-    )
-    parser.add_argument("--quick", action="store_true", help="small rasters, fewer places")
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/urbis-bench"))
+    run_options(parser, "small rasters, fewer places")
     parser.add_argument(
         "--peers", type=Path, default=None, help="the peers' virtualenvs (default <workdir>/peers)"
     )
-    parser.add_argument("--json", type=Path, default=None, help="write the result here too")
     args = parser.parse_args(argv)
     return with_defaults(
         args,

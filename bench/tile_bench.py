@@ -61,8 +61,10 @@ from bench.api_bench import (
     loaded_database,
     our_code,
     ratio,
+    run_options,
     scratch_cluster,
     wait_for_quiet,
+    warm_option,
     with_defaults,
     write_result,
 )
@@ -468,28 +470,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--compare", type=int, default=60, help="z16+ tile requests whose features are compared"
     )
-    parser.add_argument(
-        "--warm-seconds",
-        type=float,
-        default=10.0,
-        help="how long the warm pass goes round the list (at least once)",
-    )
+    warm_option(parser)
     parser.add_argument(
         "--seed-zooms",
         default=None,
         help="zooms seeded into PMTiles (default 10-15; 10-14 with --quick)",
     )
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument(
-        "--wait-quiet",
-        type=float,
-        default=0.0,
-        metavar="SECONDS",
-        help="first wait up to this long for the CPU to be idle",
-    )
-    parser.add_argument("--quick", action="store_true", help="50,000 buildings, fewer tiles")
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/urbis-bench"))
-    parser.add_argument("--json", type=Path, default=None, help="write the result here too")
+    run_options(parser, "50,000 buildings, fewer tiles")
     args = parser.parse_args(argv)
     return with_defaults(
         args,
