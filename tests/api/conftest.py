@@ -18,7 +18,7 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
-from tests.conftest import drop_database, synced_sample_database
+from tests.conftest import ARTIFACTS, drop_database, synced_sample_database
 from tests.support import rasters
 from urbis_core.config import load_config
 from urbis_core.db import create_sync_engine
@@ -150,6 +150,21 @@ def chromium(
 @pytest.fixture(scope="module")
 def browser() -> Iterator[webdriver.Chrome]:
     driver = chromium()
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def offline_browser() -> Iterator[webdriver.Chrome]:
+    """Headless Chromium resolving no host but 127.0.0.1 (the map must work offline), English
+    first, console kept; screenshots go to test-artifacts/map/."""
+    driver = chromium(
+        "--lang=en-GB",
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+        window="1280,900",
+        languages="en-GB,en",
+    )
+    (ARTIFACTS / "map").mkdir(parents=True, exist_ok=True)
     yield driver
     driver.quit()
 

@@ -284,35 +284,23 @@ def test_bad_style_parameters_are_400_naming_them(
         assert_problem(coverage_client.get(path, params=query), 400, parameter)
 
 
-def test_unknown_things_and_tiles_outside_the_matrix(coverage_client: httpx.Client):
-    assert_problem(
-        coverage_client.get("/coverages/nothing/tiles/WebMercatorQuad/14/8000/5000.png"),
-        404,
-        "nothing",
-    )
-    assert_problem(
-        coverage_client.get("/coverages/terrain/tiles/Mercator/14/8000/5000.png"), 404, "Mercator"
-    )
-    assert_problem(
-        coverage_client.get("/coverages/terrain/tiles/WebMercatorQuad/2/4/0.png"), 404, "2/4/0"
-    )
-    assert_problem(
-        coverage_client.get("/coverages/terrain/tiles/WebMercatorQuad/25/0/0.png"), 404, "25"
-    )
-    assert_problem(
-        coverage_client.get("/coverages/terrain/tiles/WebMercatorQuad/3/1/1.jpg"), 400, "fmt"
-    )
-    assert_problem(
-        coverage_client.get("/coverages/terrain/tiles/WebMercatorQuad/a/1/1.png"), 400, "z"
-    )
-    assert_problem(
-        coverage_client.get("/coverages/terrain/tiles/Mercator/tilejson.json"), 404, "Mercator"
-    )
-    assert_problem(
-        coverage_client.get("/coverages/nothing/tiles/WebMercatorQuad/tilejson.json"),
-        404,
-        "nothing",
-    )
+@pytest.mark.parametrize(
+    ("path", "status", "words"),
+    [
+        ("nothing/tiles/WebMercatorQuad/14/8000/5000.png", 404, "nothing"),
+        ("terrain/tiles/Mercator/14/8000/5000.png", 404, "Mercator"),
+        ("terrain/tiles/WebMercatorQuad/2/4/0.png", 404, "2/4/0"),
+        ("terrain/tiles/WebMercatorQuad/25/0/0.png", 404, "25"),
+        ("terrain/tiles/WebMercatorQuad/3/1/1.jpg", 400, "fmt"),
+        ("terrain/tiles/WebMercatorQuad/a/1/1.png", 400, "z"),
+        ("terrain/tiles/Mercator/tilejson.json", 404, "Mercator"),
+        ("nothing/tiles/WebMercatorQuad/tilejson.json", 404, "nothing"),
+    ],
+)
+def test_unknown_things_and_tiles_outside_the_matrix(
+    coverage_client: httpx.Client, path: str, status: int, words: str
+):
+    assert_problem(coverage_client.get(f"/coverages/{path}"), status, words)
 
 
 # -- the documents -------------------------------------------------------------------------------

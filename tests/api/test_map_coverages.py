@@ -10,7 +10,6 @@ sample's (`api`). Screenshots go to `test-artifacts/map/coverage-*.png`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -22,9 +21,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
-from tests.api.conftest import CoverageSources, chromium
+from tests.api.conftest import CoverageSources
 from tests.api.test_map_page import (
-    SHOTS,
     assert_offline_and_clean,
     click_map,
     js,
@@ -45,20 +43,6 @@ VIEW = f"#14/{CENTRE[1]:.6f}/{CENTRE[0]:.6f}"
 DATA_CELL = (200, 300)
 LAKE_CELL = (120, 420)
 OFF_RASTER = FROM_LAMBERT.transform(147_600, 170_000)
-
-
-@pytest.fixture(scope="module")
-def offline_browser() -> Iterator[webdriver.Chrome]:
-    """Headless Chromium resolving no host but 127.0.0.1, English first (as test_map_page's)."""
-    driver = chromium(
-        "--lang=en-GB",
-        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-        window="1280,900",
-        languages="en-GB,en",
-    )
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    yield driver
-    driver.quit()
 
 
 def cell_centre(row: int, col: int) -> tuple[float, float]:

@@ -30,7 +30,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 from shapely.geometry import shape
 
-from tests.api.conftest import chromium, start_server
+from tests.api.conftest import start_server
 from tests.conftest import ARTIFACTS
 
 pytestmark = pytest.mark.api
@@ -39,20 +39,6 @@ VICTOIRE_2 = "Rue de la Victoire 2, 1060 Saint-Gilles"
 T = TypeVar("T")
 TO_LAMBERT = Transformer.from_crs("EPSG:4326", "EPSG:31370", always_xy=True)
 FROM_LAMBERT = Transformer.from_crs("EPSG:31370", "EPSG:4326", always_xy=True)
-
-
-@pytest.fixture(scope="module")
-def offline_browser() -> Iterator[webdriver.Chrome]:
-    """Headless Chromium resolving no host but 127.0.0.1, English first, console kept."""
-    driver = chromium(
-        "--lang=en-GB",
-        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-        window="1280,900",
-        languages="en-GB,en",
-    )
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    yield driver
-    driver.quit()
 
 
 def wait_for(what: Callable[[], T], seconds: float = 20, message: str = "") -> T:
