@@ -38,7 +38,7 @@ from tests.support import rasters
 from urbis_core.config import load_config
 from urbis_core.db import create_sync_engine
 from urbis_core.settings import SyncSettings
-from urbis_sync.run import sync_layer
+from urbis_sync.run import RunReport, sync_layer
 
 HALF = math.pi * 6378137.0  # half the equator, Web Mercator metres
 SIZE = 256
@@ -400,20 +400,25 @@ def _changes(client: httpx.Client) -> int:
     return int(client.get("/healthz").json()["tile_cache"]["changes"])
 
 
-def _sync_terrain(database_url: str, sources: CoverageSources, offset: float) -> None:
-    """A new terrain file at the same path (heights + `offset`), synced."""
-    rasters.write_terrain(sources.terrain, offset=offset)
+def _sync_terrain_layer(database_url: str, sources: CoverageSources) -> RunReport:
+    """One run of the terrain layer, as configured in `sources`."""
     engine = create_sync_engine(database_url)
     try:
-        report = sync_layer(
+        return sync_layer(
             engine,
             load_config(sources.config),
             "terrain",
             SyncSettings(raster_dir=sources.raster_dir),
         )
-        assert report.status == "success" and report.raster == "new COG written", report
     finally:
         engine.dispose()
+
+
+def _sync_terrain(database_url: str, sources: CoverageSources, offset: float) -> None:
+    """A new terrain file at the same path (heights + `offset`), synced."""
+    rasters.write_terrain(sources.terrain, offset=offset)
+    report = _sync_terrain_layer(database_url, sources)
+    assert report.status == "success" and report.raster == "new COG written", report
 
 
 def _resync(
@@ -546,16 +551,7 @@ def test_a_corrupt_source_fails_its_run_and_the_api_keeps_serving_the_version_be
     kept = coverage_sources.terrain.read_bytes()
     try:
         rasters.write_corrupt(coverage_sources.terrain)
-        engine = create_sync_engine(coverage_database_url)
-        try:
-            report = sync_layer(
-                engine,
-                load_config(coverage_sources.config),
-                "terrain",
-                SyncSettings(raster_dir=coverage_sources.raster_dir),
-            )
-        finally:
-            engine.dispose()
+        report = _sync_terrain_layer(coverage_database_url, coverage_sources)
         assert report.status == "failed"
         assert "cannot be converted to a COG" in (report.error or ""), report.error
         time.sleep(0.5)  # what a notification, had one been sent, would have taken to arrive
@@ -686,17 +682,8 @@ def test_disk_tiles_of_an_old_version_go_when_the_api_starts(
 
 
 def _sync_unchanged(database_url: str, sources: CoverageSources) -> None:
-    engine = create_sync_engine(database_url)
-    try:
-        report = sync_layer(
-            engine,
-            load_config(sources.config),
-            "terrain",
-            SyncSettings(raster_dir=sources.raster_dir),
-        )
-        assert report.raster == "source unchanged, nothing written", report
-    finally:
-        engine.dispose()
+    report = _sync_terrain_layer(database_url, sources)
+    assert report.raster == "source unchanged, nothing written", report
 
 
 def test_a_new_style_in_the_configuration_is_drawn_at_once(
