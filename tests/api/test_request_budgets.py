@@ -78,7 +78,8 @@ def api_queries(url: str, state: str = "active") -> list[tuple[str, str]]:
     with psycopg.connect(url, autocommit=True) as conn:
         return conn.execute(
             "SELECT wait_event_type, query FROM pg_stat_activity "
-            "WHERE application_name = 'urbis-api' AND state = %s AND datname = "
+            # `urbis-api`, or `urbis-api/<request id>` while it works for a request
+            "WHERE application_name LIKE 'urbis-api%%' AND state = %s AND datname = "
             "current_database()",
             (state,),
         ).fetchall()
