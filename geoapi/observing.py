@@ -26,7 +26,7 @@ CLIENT_GONE = 499
 def route_template(scope: Scope) -> str:
     """The template of the route that took the request (FastAPI puts it in the scope)."""
     route = scope.get("route")
-    path = getattr(route, "path", None)
+    path = getattr(route, "path_format", None)  # `{feature_id}`, not `{feature_id:path}`
     if isinstance(path, str):
         return path
     # a mounted folder of static files: its prefix, not the file asked for
