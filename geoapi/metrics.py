@@ -43,7 +43,7 @@ class Metrics:
         )
         self.draw_seconds = Histogram(
             "urbis_tile_draw_seconds",
-            "Time to draw a tile that was not cached (its count: tiles drawn), vector or raster",
+            "Time to draw a tile not in the cache, its turn included (count: tiles drawn)",
             ("kind",),
             buckets=DRAW_BUCKETS,
             registry=self.registry,
@@ -74,8 +74,8 @@ class SyncFigures:
 async def read_sync_figures(conn: AsyncConnection) -> list[SyncFigures]:
     """Runs and features changed per layer and outcome: one aggregate over the run table.
 
-    Its cost grows with the runs recorded (a scan: about 10 ms per 100,000 runs); the
-    caller's statement timeout bounds it.
+    Its cost grows with the runs recorded (one row a run: a scan of them); the caller's
+    statement timeout bounds it.
     """
     success = sync_run.c.status == "success"
     rows = await conn.execute(
