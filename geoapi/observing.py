@@ -19,6 +19,8 @@ from geoapi.asgi import HttpMiddleware
 from geoapi.metrics import UNMATCHED, Metrics
 
 log = logging.getLogger("geoapi.access")
+# A client may send any token as its method: past these, one label, or the series would grow.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # nginx's status for a request whose client left before any answer (none was sent)
 CLIENT_GONE = 499
 
@@ -65,9 +67,8 @@ class ObserveRequests(HttpMiddleware):
         finally:
             seconds = time.perf_counter() - started
             route = route_template(scope)
-            self.metrics.request_seconds.labels(scope["method"], route, str(status)).observe(
-                seconds
-            )
+            method = scope["method"] if scope["method"] in METHODS else "other"
+            self.metrics.request_seconds.labels(method, route, str(status)).observe(seconds)
             log.info(
                 "%s %s %d %.1f ms",
                 scope["method"],

@@ -106,6 +106,8 @@ def test_requests_are_counted_under_their_route_template_never_their_path(client
     assert client.get("/collections/municipalities/items/21004").status_code == 200
     assert_problem(client.get("/collections/municipalities/items/nope"), 404, "nope")
     assert client.get(f"/no/such/{uuid.uuid4().hex}").status_code == 404
+    invented = client.request(f"X{uuid.uuid4().hex[:8].upper()}", "/collections")
+    assert invented.status_code == 405
     after = scrape(client)
     assert value(after, count, **found) == value(before, count, **found) + 2
     assert value(after, count, **missing) == value(before, count, **missing) + 1
@@ -113,6 +115,8 @@ def test_requests_are_counted_under_their_route_template_never_their_path(client
     assert value(after, count, **unmatched) == value(before, count, **unmatched) + 1
     routes = {dict(labels).get("route") for name, labels in after if name == count}
     assert not [r for r in routes if r and ("21015" in r or "/no/such" in r)], routes
+    methods = {dict(labels).get("method") for name, labels in after if name == count}
+    assert "other" in methods and methods <= {"GET", "HEAD", "POST", "OPTIONS", "other"}
     # the histogram's buckets are cumulative and end with every request
     bucket = "urbis_http_request_duration_seconds_bucket"
     assert value(after, bucket, **found, le="+Inf") == value(after, count, **found)
