@@ -41,6 +41,7 @@ async def _sync_figures(request: Request, budgets: Budgets) -> list[SyncFigures]
 @router.get(
     "/metrics",
     summary="Prometheus metrics",
+    response_class=Response,
     description="The process's metrics in Prometheus' text format: request latency per route "
     "template and status, the tile cache, tiles drawn and their time, the database pool, "
     "and the sync's runs, changes and last success per layer (read from the database at "

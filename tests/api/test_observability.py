@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -71,6 +72,16 @@ def log_lines(proc: subprocess.Popen[bytes]) -> list[dict[str, object]]:
         if line.startswith("{"):
             lines.append(json.loads(line))
     return lines
+
+
+def lines_of(proc: subprocess.Popen[bytes], request_id: str) -> list[dict[str, object]]:
+    """The log lines of a request, waited for: its access line follows its answer's last byte."""
+    deadline = time.monotonic() + 5
+    while True:
+        lines = [line for line in log_lines(proc) if line.get("request_id") == request_id]
+        if lines or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.05)
 
 
 # --- /metrics -------------------------------------------------------------------------------
@@ -167,7 +178,7 @@ def test_a_sane_request_id_is_echoed_and_logged_with_the_route(client, served):
     # an answer the edge refuses before any route carries it as well
     refused = client.get("/collections?" + "a" * 9000, headers={"X-Request-Id": given + "b"})
     assert refused.status_code == 414 and refused.headers["x-request-id"] == given + "b"
-    lines = [line for line in log_lines(served[1]) if line.get("request_id") == given]
+    lines = lines_of(served[1], given)
     assert len(lines) == 1, lines
     line = lines[0]
     assert {k: line[k] for k in ("level", "method", "route", "path", "status")} == {
