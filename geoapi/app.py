@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from geoapi import area_of_use
-from geoapi.budgets import DEFAULT_KIND, Budgets
+from geoapi.budgets import API_APPLICATION_NAME, DEFAULT_KIND, Budgets
 from geoapi.counting import MatchCounts
 from geoapi.coverage_entries import CoverageEntries
 from geoapi.cql2 import parse_filter
@@ -24,6 +24,8 @@ from geoapi.db_health import DatabaseHealth
 from geoapi.disconnect import CancelOnDisconnect
 from geoapi.errors import install_error_handlers
 from geoapi.jobs import JobRunner
+from geoapi.metrics import Metrics
+from geoapi.observing import ObserveRequests
 from geoapi.offload import Workers
 from geoapi.openapi import ApiDefinition
 from geoapi.public_url import PublicUrl, VaryMiddleware, parse_networks, parse_public_url
@@ -37,6 +39,7 @@ from geoapi.routes import (
     geocode,
     landing,
     map_page,
+    metrics,
     schemas,
     spatial,
     styles,
@@ -52,11 +55,10 @@ from tiles.lowzoom import DRAWING_AHEAD_TIMEOUT, LowZoomKeeper
 from tiles.mvt import DrawingMemory
 from tiles.raster_datasets import RasterDatasets
 from urbis_core.catalog import STORAGE_SRID
+from urbis_core.changes import is_coverage
 from urbis_core.db import session_options, sqlalchemy_url
 from urbis_core.errors import ConfigError
 from urbis_core.settings import ApiSettings
-
-API_APPLICATION_NAME = "urbis-api"  # how the API's sessions show in pg_stat_activity
 
 
 def _warm_up() -> None:
@@ -69,7 +71,7 @@ def _warm_up() -> None:
 def create_app(settings: ApiSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        budgets = Budgets(settings, app.state.db_health)
+        budgets = Budgets(settings, app.state.db_health, API_APPLICATION_NAME)
         engine = create_async_engine(
             sqlalchemy_url(settings.database_url),
             pool_size=settings.pool_size,
@@ -94,7 +96,12 @@ def create_app(settings: ApiSettings) -> FastAPI:
             settings.cpu_threads, settings.cpu_processes, settings.queue_timeout
         )
         disk = DiskTier(settings.tile_cache_dir) if settings.tile_cache_dir else None
-        app.state.tile_cache = TileCache(settings.tile_cache_mb * 1024 * 1024, disk)
+        observed: Metrics = app.state.metrics
+        app.state.tile_cache = TileCache(
+            settings.tile_cache_mb * 1024 * 1024,
+            disk,
+            lambda key, seconds: observed.tile_drawn(is_coverage(key.collections[0]), seconds),
+        )
         app.state.raster_datasets = RasterDatasets()
         app.state.coverage_entries = entries = CoverageEntries()
         await reconcile_at_start(settings.database_url, app.state.tile_cache)
@@ -154,6 +161,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         generate_unique_id_function=lambda route: route.name,
     )
     install_error_handlers(app)
+    app.state.metrics = Metrics()  # this app's own registry: two apps in a process never mix
     app.state.db_health = DatabaseHealth()
     app.state.public_url = PublicUrl(
         parse_public_url(settings.public_url, "URBIS_PUBLIC_URL") if settings.public_url else None,
@@ -170,8 +178,10 @@ def create_app(settings: ApiSettings) -> FastAPI:
         allow_origins=list(settings.cors_origins),
         allow_methods=["GET", "POST", "DELETE", "HEAD", "OPTIONS"],
         allow_headers=["*"],
-        expose_headers=["ETag", "Content-Crs", "Link", "X-Tile-Cache"],
+        expose_headers=["ETag", "Content-Crs", "Link", "X-Tile-Cache", "X-Request-Id"],
     )
+    # Outermost: it times the whole answer and gives every one, refusals too, the request id.
+    app.add_middleware(ObserveRequests, metrics=app.state.metrics)
     for routes in (
         landing,
         collections,
@@ -181,6 +191,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         tiles,
         styles,
         map_page,
+        metrics,
         archives,
         coverages,
         coverage_tiles,

@@ -21,11 +21,23 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from geoapi import request_ids
 from geoapi.db_health import DatabaseHealth
 from urbis_core.db import first_line
 from urbis_core.errors import Unavailable
 from urbis_core.settings import ApiSettings
 
+# For this transaction only (set_config's `true`): its statement timeout, and the request it
+# works for in `application_name`, so that pg_stat_activity and the server's log (`%a` in
+# log_line_prefix) tie a slow statement to the request's id in the API's log. The name, not a
+# comment in each statement: it reaches every statement of the request, the ones SQLAlchemy
+# and psycopg compose as well, costs one round trip per checkout rather than per statement, and
+# leaves the statements' text, and so psycopg's prepared statements, the same for every request.
+# Both end with the transaction, before the pool hands the connection to another request.
+_SESSION_FOR_REQUEST = text(
+    "SELECT set_config('statement_timeout', :t, true), set_config('application_name', :name, true)"
+)
+API_APPLICATION_NAME = "urbis-api"  # how the API's sessions show in pg_stat_activity
 RESERVED_CONNECTIONS = 2  # left to the catalog's cheap reads whatever else is running
 DEFAULT_KIND = "catalog"  # its timeout is each pooled session's own, set when it connects
 BUSY_RETRY_AFTER = 2
@@ -53,8 +65,15 @@ async def queued(
 
 
 class Budgets:
-    def __init__(self, settings: ApiSettings, health: DatabaseHealth) -> None:
+    def __init__(
+        self,
+        settings: ApiSettings,
+        health: DatabaseHealth,
+        application_name: str = API_APPLICATION_NAME,
+    ) -> None:
         self.health = health
+        self.application_name = application_name  # the pool's sessions' own
+        self.waiting = 0  # requests waiting for a pooled connection now (for /metrics)
         self.timeouts = dict(settings.statement_timeouts)
         self.queue_timeout = settings.queue_timeout
         self._gates = {kind: asyncio.Semaphore(n) for kind, n in settings.concurrency.items()}
@@ -82,6 +101,7 @@ class Budgets:
         """
         seconds = self.timeouts[kind] if timeout is None else timeout
         conn = engine.connect()
+        self.waiting += 1
         try:
             await conn.start()
         except PoolTimeout:
@@ -93,16 +113,22 @@ class Budgets:
         except OperationalError as exc:
             self.health.failed(first_line(exc))
             raise
+        finally:
+            self.waiting -= 1
         self.health.answered()
         try:
             # One snapshot per request: the catalog row and the layer rows agree.
             await conn.execution_options(isolation_level="REPEATABLE READ")
             await conn.begin()
-            if seconds != self.timeouts[DEFAULT_KIND]:
-                await conn.execute(
-                    text("SELECT set_config('statement_timeout', :t, true)"),
-                    {"t": f"{round(seconds * 1000)}ms"},
-                )
+            await conn.execute(
+                _SESSION_FOR_REQUEST,
+                {
+                    "t": f"{round(seconds * 1000)}ms",
+                    "name": request_ids.application_name(
+                        self.application_name, request_ids.current.get()
+                    ),
+                },
+            )
             yield conn
         finally:
             await self._end(conn)

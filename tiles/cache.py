@@ -8,6 +8,7 @@ stay hits. A render that was running when its layer changed is served but not ke
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -29,10 +30,17 @@ class CacheStats:
     changes: int = 0  # the sync's change notifications applied
 
 
+# Told of each tile drawn for the cache and the seconds it took (the API's metrics).
+OnDrawn = Callable[[TileKey, float], None]
+
+
 class TileCache:
-    def __init__(self, max_bytes: int, disk: DiskTier | None = None) -> None:
+    def __init__(
+        self, max_bytes: int, disk: DiskTier | None = None, on_drawn: OnDrawn | None = None
+    ) -> None:
         self.max_bytes = max_bytes
         self.disk = disk
+        self.on_drawn = on_drawn
         self._entries: OrderedDict[TileKey, CachedTile] = OrderedDict()
         self._inflight: dict[TileKey, asyncio.Future[CachedTile]] = {}
         self._generation: dict[str, int] = {}  # per layer, bumped by each change
@@ -79,10 +87,13 @@ class TileCache:
         self, key: TileKey, render: Callable[[], Awaitable[CachedTile]]
     ) -> CachedTile:
         generations = [self._generation.get(c, 0) for c in key.collections]
+        started = time.perf_counter()
         try:
             tile = await render()
         finally:
             self._inflight.pop(key, None)
+        if self.on_drawn is not None:
+            self.on_drawn(key, time.perf_counter() - started)
         if generations == [self._generation.get(c, 0) for c in key.collections]:
             self._store(key, tile)
         return tile

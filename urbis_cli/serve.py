@@ -20,6 +20,7 @@ def _serve(url: str, host: str | None, port: int | None, limits: dict[str, Any])
     import uvicorn
 
     from geoapi.app import create_app
+    from geoapi.logs import logging_config
     from geoapi.server import uvicorn_options
 
     api = settings().api(url)
@@ -39,6 +40,9 @@ def _serve(url: str, host: str | None, port: int | None, limits: dict[str, Any])
         host=host,
         port=port,
         log_level="info",
+        # geoapi.observing writes each request's line, with its id and route
+        log_config=logging_config(api.log_format),
+        access_log=False,
         proxy_headers=False,
         **uvicorn_options(api.limits),
     )

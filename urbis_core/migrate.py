@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import text
+from sqlalchemy import Connection, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from urbis_core.db import create_sync_engine
 from urbis_core.paths import ALEMBIC_INI
@@ -41,20 +42,27 @@ def downgrade(database_url: str, revision: str = "base") -> None:
     command.downgrade(alembic_config(database_url), revision)
 
 
+_VERSIONS = text("SELECT version_num FROM public.urbis_alembic_version")
+_HAS_TABLE = text("SELECT to_regclass('public.urbis_alembic_version') IS NOT NULL")
+
+
+def _revisions(conn: Connection) -> set[str]:
+    if not conn.execute(_HAS_TABLE).scalar():
+        return set()
+    return {r[0] for r in conn.execute(_VERSIONS)}
+
+
 def is_current(database_url: str) -> bool:
     """Tell whether the database is at the newest revision (cheaper than an upgrade)."""
     engine = create_sync_engine(database_url)
     try:
         with engine.connect() as conn:
-            exists = conn.execute(
-                text("SELECT to_regclass('public.urbis_alembic_version')")
-            ).scalar()
-            if exists is None:
-                return False
-            current = {
-                r[0]
-                for r in conn.execute(text("SELECT version_num FROM public.urbis_alembic_version"))
-            }
+            current = _revisions(conn)
     finally:
         engine.dispose()
     return current == {HEAD}
+
+
+async def revisions(conn: AsyncConnection) -> set[str]:
+    """The revisions the database is at (empty: never migrated), for the API's readiness."""
+    return await conn.run_sync(_revisions)

@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
@@ -85,6 +85,7 @@ LIMIT_VARIABLES = {
     "header_timeout": "URBIS_HEADER_TIMEOUT",
     "keep_alive_timeout": "URBIS_KEEP_ALIVE_TIMEOUT",
 }
+LogFormat = Literal["text", "json"]
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,9 @@ class ApiSettings:
     job_queue: int = 8
     job_ttl: float = 86_400.0
     job_dir: Path = PROJECT_ROOT / ".urbis" / "jobs"
+    # The process's log: `text` for a person at a terminal, `json` (one object a line) for a
+    # log collector.
+    log_format: LogFormat = "text"
 
 
 @dataclass(frozen=True)
@@ -241,6 +245,10 @@ def _tile_template(value: str | None) -> str | None:
     return value
 
 
+def _lower(raw: Any) -> Any:
+    return raw.strip().lower() if isinstance(raw, str) else raw
+
+
 def _comma_list(raw: Any) -> Any:
     """A comma-separated variable's items (an empty value: none)."""
     if isinstance(raw, str):
@@ -330,6 +338,9 @@ class Settings(BaseModel):
     ] = Field(ApiSettings.job_ttl, alias="URBIS_JOB_TTL")
     # Unset: `jobs/` under URBIS_HOME.
     job_dir_setting: Path | None = Field(None, alias="URBIS_JOB_DIR")
+    log_format: Annotated[LogFormat, BeforeValidator(_lower)] = Field(
+        ApiSettings.log_format, alias="URBIS_LOG_FORMAT"
+    )
     # What a request may send (ServerLimits)
     max_body_bytes: Bytes = Field(ServerLimits.max_body_bytes, alias="URBIS_MAX_BODY_BYTES")
     body_timeout: Seconds = Field(ServerLimits.body_timeout, alias="URBIS_BODY_TIMEOUT")
@@ -418,6 +429,7 @@ class Settings(BaseModel):
             job_queue=self.job_queue,
             job_ttl=self.job_ttl,
             job_dir=self.job_dir,
+            log_format=self.log_format,
         )
 
     def config_path(self, option: Path | None = None) -> Path:

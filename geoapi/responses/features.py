@@ -138,3 +138,4 @@ class Ready(BaseModel):
     status: Literal["ready"]
     database: str
     layers: int
+    migration: str  # the schema's alembic revision (the newest this service knows)

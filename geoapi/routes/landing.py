@@ -22,6 +22,7 @@ from geoapi.responses.documented import ALSO_HTML, answers, errors
 from geoapi.responses.features import Conformance, Health, LandingPage, Ready
 from urbis_core.catalog import count_layers
 from urbis_core.db import first_line
+from urbis_core.migrate import HEAD, revisions
 
 router = APIRouter(tags=["Capabilities"])
 EXAMPLE_ADDRESS = "Rue de la Victoire 2, 1060 Saint-Gilles"
@@ -169,17 +170,26 @@ async def healthz(request: Request) -> JSONResponse:
 
 @router.get(
     "/readyz",
-    summary="Readiness: the database answers",
-    description="200 with the number of layers when the database answers a query "
-    "now; 503 with Retry-After when it does not (for a load balancer "
-    "deciding where to send requests).",
+    summary="Readiness: the database answers, its catalog is read, its schema is current",
+    description="200 with the number of layers and the schema's migration when the database "
+    "answers a query now, its layer catalog can be read and its schema is at the migration "
+    "this version of the service needs; 503 with Retry-After and the reason when not (for a "
+    "load balancer deciding where to send requests).",
     responses={**answers(Ready, errors_=()), **errors(503)},
 )
 async def readyz(request: Request) -> JSONResponse:
     budgets: Budgets = request.app.state.budgets
     try:
         async with budgets.snapshot(request.app.state.engine, "catalog") as conn:
+            current = await revisions(conn)
+            if current != {HEAD}:
+                at = ", ".join(sorted(current)) or "none (never migrated)"
+                return problem(
+                    503,
+                    f"the database's schema is at migration {at}; this service needs {HEAD}: "
+                    "run `urbis migrate`",
+                )
             layers = await count_layers(conn)
     except (DBAPIError, OSError) as exc:
         return problem(503, f"the database does not answer: {first_line(exc)}")
-    return JSONResponse({"status": "ready", "database": "ok", "layers": layers})
+    return JSONResponse({"status": "ready", "database": "ok", "layers": layers, "migration": HEAD})

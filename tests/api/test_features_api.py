@@ -13,6 +13,7 @@ import shapely
 
 from tests.api.conftest import assert_problem
 from tests.conftest import SAMPLE_COUNTS, SAMPLE_DIR
+from urbis_core.migrate import HEAD
 
 pytestmark = pytest.mark.api
 
@@ -50,6 +51,7 @@ def test_landing_conformance_openapi_health(client):
         "status": "ready",
         "database": "ok",
         "layers": len(SAMPLE_COUNTS),
+        "migration": HEAD,
     }
     assert set(health["tile_cache"]) == {"hits", "misses", "dropped", "entries", "bytes", "changes"}
 

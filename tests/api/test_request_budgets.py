@@ -28,6 +28,7 @@ import shapely.geometry
 
 from tests.api.conftest import assert_problem, server_log, start_server
 from tests.conftest import drop_database, synced_sample_database
+from tests.support.outages import database_away
 
 GEOJSON = {"content-type": "application/geo+json"}
 BUDGETS = {
@@ -78,7 +79,8 @@ def api_queries(url: str, state: str = "active") -> list[tuple[str, str]]:
     with psycopg.connect(url, autocommit=True) as conn:
         return conn.execute(
             "SELECT wait_event_type, query FROM pg_stat_activity "
-            "WHERE application_name = 'urbis-api' AND state = %s AND datname = "
+            # `urbis-api`, or `urbis-api/<request id>` while it works for a request
+            "WHERE application_name LIKE 'urbis-api%%' AND state = %s AND datname = "
             "current_database()",
             (state,),
         ).fetchall()
@@ -217,16 +219,6 @@ def outage_database(admin_url: str, template_url: str) -> Iterator[str]:
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
     drop_database(admin_url, name)
-
-
-def database_away(admin_url: str, name: str, away: bool) -> None:
-    """The database refuses new sessions and loses its open ones, as in an outage."""
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {"false" if away else "true"}')
-        if away:
-            conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
-            )
 
 
 def test_an_outage_is_told_once_and_cached_tiles_are_still_served(admin_url, outage_database):
