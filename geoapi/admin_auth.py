@@ -48,7 +48,8 @@ async def require_token(request: Request, _: object = Security(BEARER)) -> None:
     # As bytes: compare_digest takes str only when ASCII, and a header may hold any latin-1.
     if not hmac.compare_digest(token.strip().encode(), admin.token.encode()):
         raise NotAuthorized(
-            "the bearer token is not the admin token", f'{REALM}, error="invalid_token"'
+            "the Bearer token is not the admin token (URBIS_ADMIN_TOKEN)",
+            f'{REALM}, error="invalid_token"',
         )
 
 

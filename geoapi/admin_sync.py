@@ -31,17 +31,13 @@ TAIL = 20  # lines of the process's output kept, to say why it did not start
 
 
 class SyncRuns:
-    """The sync processes this API started, by layer: at most one each."""
+    """The sync processes this API started (one start at a time)."""
 
     def __init__(self, admin: AdminSettings) -> None:
         self._admin = admin
-        self._processes: dict[str, asyncio.subprocess.Process] = {}
+        self._processes: list[asyncio.subprocess.Process] = []
         self._watchers: set[asyncio.Task[None]] = set()
         self._starting = asyncio.Lock()  # one start at a time: two POSTs make one run
-
-    def going(self, layer_id: str) -> bool:
-        process = self._processes.get(layer_id)
-        return process is not None and process.returncode is None
 
     def _environment(self) -> dict[str, str]:
         env = {
@@ -52,15 +48,24 @@ class SyncRuns:
         env.pop("URBIS_ADMIN_TOKEN", None)  # the sync has no use for it
         return env
 
-    async def start(self, layer_id: str, find_run: Callable[[], Awaitable[int | None]]) -> int:
+    async def start(
+        self,
+        layer_id: str,
+        going: Callable[[], Awaitable[bool]],
+        find_run: Callable[[], Awaitable[int | None]],
+    ) -> int:
         """Start a run of the layer; its run id once its row exists (`find_run` looks).
 
-        Conflict when one is going already; SyncError when the process ends without a run
-        (the layer's source cannot be opened, the database refuses the writer), with its words.
+        Conflict when one is `going` already (asked once no other start is under way, so that
+        two requests at once make one run); SyncError when the process ends without a run (the
+        layer's source cannot be opened, the database refuses the writer), with its words.
         """
         async with self._starting:
-            if self.going(layer_id):
-                raise Conflict(f"a sync run of '{layer_id}' started here is still going")
+            if await going():
+                raise Conflict(
+                    f"a sync of '{layer_id}' is going (a run, or the work that ends one); "
+                    "/admin/runs shows its runs"
+                )
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
@@ -74,7 +79,7 @@ class SyncRuns:
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.PIPE,
             )
-            self._processes[layer_id] = process
+            self._processes = [p for p in self._processes if p.returncode is None] + [process]
             tail: deque[str] = deque(maxlen=TAIL)
             watcher = asyncio.create_task(self._follow(layer_id, process, tail))
             self._watchers.add(watcher)
@@ -115,10 +120,10 @@ class SyncRuns:
 
     async def close(self) -> None:
         """Stop the runs still going, and wait for their processes."""
-        for process in self._processes.values():
+        for process in self._processes:
             if process.returncode is None:
                 process.terminate()
-        for process in self._processes.values():
+        for process in self._processes:
             try:
                 await asyncio.wait_for(process.wait(), STOP_TIMEOUT)
             except TimeoutError:

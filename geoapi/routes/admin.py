@@ -41,7 +41,7 @@ from urbis_core.catalog import STORAGE_SRID, list_layers
 from urbis_core.changes import coverage_layer
 from urbis_core.config import ServiceConfig, load_config
 from urbis_core.coverages import list_coverages
-from urbis_core.errors import Conflict, InvalidParameter, NotFound
+from urbis_core.errors import InvalidParameter, NotFound
 from urbis_core.settings import AdminSettings
 from urbis_sync.schedule import statuses_on
 
@@ -94,17 +94,22 @@ async def start_sync(layer_id: LayerId, request: Request) -> JSONResponse:
         )
     budgets: Budgets = request.app.state.budgets
     engine = request.app.state.engine
-    async with budgets.snapshot(engine, "catalog") as conn:
-        if await syncing(conn, layer_id):
-            raise Conflict(f"a sync run of '{layer_id}' is going; /admin/runs shows it")
-        after = await newest_run_id(conn, layer_id)
+    after = 0
+
+    async def going() -> bool:
+        nonlocal after
+        async with budgets.snapshot(engine, "catalog") as conn:
+            if await syncing(conn, layer_id):
+                return True
+            after = await newest_run_id(conn, layer_id)
+            return False
 
     async def find_run() -> int | None:
         async with budgets.snapshot(engine, "catalog") as conn:
             return await run_after(conn, layer_id, after)
 
     runs: SyncRuns = request.app.state.sync_runs
-    run_id = await runs.start(layer_id, find_run)
+    run_id = await runs.start(layer_id, going, find_run)
     async with budgets.snapshot(engine, "catalog") as conn:
         row = await read_run(conn, run_id)
     base = base_url(request)
@@ -245,12 +250,12 @@ async def purge_tiles(
     ] = None,
 ) -> dict[str, Any]:
     reject_unknown(request.query_params.keys(), {"layer", "bbox", "bbox-crs"})
+    if bbox_crs and not bbox:
+        raise InvalidParameter("bbox-crs", "is the CRS of bbox, which is not given")
     if not layer and not bbox:
         raise InvalidParameter(
             "layer", "give a layer, a bbox or both: which tiles to drop (none is given)"
         )
-    if bbox_crs and not bbox:
-        raise InvalidParameter("bbox-crs", "is the CRS of bbox, which is not given")
     name = await _cache_name(conn, layer) if layer else None
     box = _storage_box(bbox, bbox_crs) if bbox else None
     cache: TileCache = request.app.state.tile_cache
