@@ -15,6 +15,8 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from geoapi import area_of_use
+from geoapi.admin_auth import AdminEdge
+from geoapi.admin_sync import SyncRuns
 from geoapi.budgets import API_APPLICATION_NAME, DEFAULT_KIND, Budgets
 from geoapi.counting import MatchCounts
 from geoapi.coverage_entries import CoverageEntries
@@ -31,6 +33,7 @@ from geoapi.openapi import ApiDefinition
 from geoapi.public_url import PublicUrl, VaryMiddleware, parse_networks, parse_public_url
 from geoapi.request_limits import RequestLimits
 from geoapi.routes import (
+    admin,
     archives,
     collections,
     coverage_jobs,
@@ -132,10 +135,13 @@ def create_app(settings: ApiSettings) -> FastAPI:
             settings.job_dir, settings.job_workers, settings.job_queue, settings.job_ttl
         )
         await jobs.start()
+        sync_runs = app.state.sync_runs = SyncRuns(settings.admin) if settings.admin else None
         try:
             yield
         finally:
             await jobs.close()  # first: its processes end with the app, none left behind
+            if sync_runs is not None:
+                await sync_runs.close()
             for archive in app.state.tile_archives.values():
                 archive.close()
             await keeper.stop()
@@ -180,6 +186,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
         allow_headers=["*"],
         expose_headers=["ETag", "Content-Crs", "Link", "X-Tile-Cache", "X-Request-Id"],
     )
+    # Outside CORS: it refuses /admin's preflights before CORS could allow them.
+    app.add_middleware(AdminEdge)
     # Outermost: it times the whole answer and gives every one, refusals too, the request id.
     app.add_middleware(ObserveRequests, metrics=app.state.metrics)
     for routes in (
@@ -198,6 +206,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
         coverage_jobs,
     ):
         app.include_router(routes.router)
+    if settings.admin is not None:  # without a token, no admin API at all (404s)
+        app.include_router(admin.router)
     app.state.street_indexes = StreetIndexes()
     app.state.match_counts = MatchCounts()
     swagger_dir = settings.node_modules / "swagger-ui-dist"

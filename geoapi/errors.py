@@ -25,6 +25,7 @@ from urbis_core.errors import (
     Conflict,
     DatabaseError,
     InvalidParameter,
+    NotAuthorized,
     NotFound,
     TooLarge,
     Unavailable,
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 STATUS_BY_ERROR: dict[type[UrbisError], int] = {
     UnknownCollection: 400,  # a listed id not there: the request's parameter is wrong
     InvalidParameter: 400,
+    NotAuthorized: 401,
     NotFound: 404,
     Conflict: 409,
     TooLarge: 413,
@@ -87,6 +89,10 @@ async def _on_urbis_error(request: Request, exc: Exception) -> Response:
         log.error("%s %s failed: %s", request.method, request.url.path, exc, exc_info=exc)
     if isinstance(exc, Unavailable):
         return answer(request, status, str(exc), exc.retry_after)
+    if isinstance(exc, NotAuthorized):
+        refused = problem(status, str(exc))  # for programs: no page, whatever Accept says
+        refused.headers["WWW-Authenticate"] = exc.challenge
+        return refused
     return answer(request, status, str(exc))
 
 

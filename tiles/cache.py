@@ -19,6 +19,8 @@ from tiles.mvt import BUFFER, EXTENT
 from tiles.tms import TILE_MATRIX_SETS, TileMatrixSet
 from urbis_core.changes import is_coverage
 
+Box = tuple[float, float, float, float]
+
 
 @dataclass
 class CacheStats:
@@ -44,6 +46,7 @@ class TileCache:
         self._entries: OrderedDict[TileKey, CachedTile] = OrderedDict()
         self._inflight: dict[TileKey, asyncio.Future[CachedTile]] = {}
         self._generation: dict[str, int] = {}  # per layer, bumped by each change
+        self._purges = 0  # bumped by each purge of every layer's tiles
         self.stats = CacheStats()
 
     def holds(self, key: TileKey) -> bool:
@@ -86,7 +89,7 @@ class TileCache:
     async def _render_and_keep(
         self, key: TileKey, render: Callable[[], Awaitable[CachedTile]]
     ) -> CachedTile:
-        generations = [self._generation.get(c, 0) for c in key.collections]
+        generations = self._generations(key)
         started = time.perf_counter()
         try:
             tile = await render()
@@ -94,9 +97,12 @@ class TileCache:
             self._inflight.pop(key, None)
         if self.on_drawn is not None:
             self.on_drawn(key, time.perf_counter() - started)
-        if generations == [self._generation.get(c, 0) for c in key.collections]:
+        if generations == self._generations(key):
             self._store(key, tile)
         return tile
+
+    def _generations(self, key: TileKey) -> tuple[int, ...]:
+        return (self._purges, *(self._generation.get(c, 0) for c in key.collections))
 
     def _store(self, key: TileKey, tile: CachedTile) -> None:
         if self.disk is not None:
@@ -124,21 +130,42 @@ class TileCache:
     def invalidate(
         self,
         layer_id: str,
-        bbox: tuple[float, float, float, float] | None,
+        bbox: Box | None,
         version: int | None = None,
     ) -> int:
         """Drop the layer's tiles that meet `bbox` (EPSG:31370; None: all of them)."""
-        for name in (layer_id, *(() if is_coverage(layer_id) else EVERY_LAYER)):
-            self._generation[name] = self._generation.get(name, 0) + 1
+        self._bump(layer_id)
         self.stats.changes += 1
         if self.disk is not None:
             self.stats.dropped += self.disk.drop(layer_id, bbox)
             if version is not None:
                 self.disk.record_versions(self.disk.versions() | {layer_id: version})
-        boxes: dict[str, tuple[float, float, float, float]] = {}
+        return self._drop_in_memory(layer_id, bbox)
+
+    def purge(self, layer_id: str | None, bbox: Box | None) -> tuple[int, int]:
+        """Drop tiles as an operator asks: how many went from memory, and from disk.
+
+        The tiles showing the layer (None: any) that meet `bbox` (EPSG:31370; None: anywhere).
+        A tile being drawn meanwhile is served but not kept, as after a change.
+        """
+        if layer_id is None:
+            self._purges += 1
+        else:
+            self._bump(layer_id)
+        on_disk = self.disk.drop(layer_id, bbox) if self.disk is not None else 0
+        self.stats.dropped += on_disk
+        return self._drop_in_memory(layer_id, bbox), on_disk
+
+    def _bump(self, layer_id: str) -> None:
+        """A new generation of the layer's tiles: renders begun before are not kept."""
+        for name in (layer_id, *(() if is_coverage(layer_id) else EVERY_LAYER)):
+            self._generation[name] = self._generation.get(name, 0) + 1
+
+    def _drop_in_memory(self, layer_id: str | None, bbox: Box | None) -> int:
+        boxes: dict[str, Box] = {}
         doomed = []
         for key in self._entries:
-            if not draws(key.collections, layer_id):
+            if layer_id is not None and not draws(key.collections, layer_id):
                 continue
             if bbox is not None:
                 tms = TILE_MATRIX_SETS[key.tms]

@@ -58,11 +58,11 @@ class DiskTier:
                 out.write(data)
             os.replace(temporary, target)
 
-    def drop(self, layer_id: str, bbox: tuple[float, float, float, float] | None) -> int:
-        """Remove the layer's tiles that meet `bbox` (EPSG:31370; None: all of them)."""
+    def drop(self, layer_id: str | None, bbox: tuple[float, float, float, float] | None) -> int:
+        """Remove the layer's tiles (None: any layer's) that meet `bbox` (EPSG:31370; None: all)."""
         dropped = 0
         for collections in self._dirs(self.root):
-            if not draws(tuple(collections.name.split(",")), layer_id):
+            if layer_id is not None and not draws(tuple(collections.name.split(",")), layer_id):
                 continue
             if bbox is None:
                 dropped += sum(1 for _ in collections.rglob("*.mvt"))

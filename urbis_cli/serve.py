@@ -11,7 +11,14 @@ from typing import Any
 
 import click
 
-from urbis_cli.common import F, checked_config, handle_errors, prepare_database, settings
+from urbis_cli.common import (
+    F,
+    checked_config,
+    config_file,
+    handle_errors,
+    prepare_database,
+    settings,
+)
 from urbis_cli.sync_commands import run_sync
 from urbis_core.settings import LIMIT_VARIABLES, ServerLimits
 
@@ -26,6 +33,8 @@ def _serve(url: str, host: str | None, port: int | None, limits: dict[str, Any])
     api = settings().api(url)
     api = replace(
         api,
+        # the admin API's runs sync with the writer's URL, whatever the API connects with
+        admin=settings().admin(url, config_file()),
         limits=replace(
             api.limits, **{name: value for name, value in limits.items() if value is not None}
         ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import sys
@@ -179,8 +180,14 @@ def sync(once: bool, layers: tuple[str, ...]) -> None:
 
 @click.command()
 @layers_option
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="A JSON list, one object per layer (times in UTC), as GET /admin/status gives it.",
+)
 @handle_errors
-def status(layers: tuple[str, ...]) -> None:
+def status(layers: tuple[str, ...], as_json: bool) -> None:
     """Per layer: version, features, last success, last failure, next run, quarantined.
 
     Times are local, ISO 8601 with their UTC offset.
@@ -195,6 +202,9 @@ def status(layers: tuple[str, ...]) -> None:
         rows = [s for s in layer_status(engine, config) if s.layer_id in wanted]
     finally:
         engine.dispose()
+    if as_json:
+        click.echo(json.dumps([s.record() for s in rows], indent=2))
+        return
 
     header = (
         "layer",

@@ -7,6 +7,7 @@ checks that they match what the migrations create.
 from __future__ import annotations
 
 import functools
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -101,6 +102,11 @@ sync_run = sa.Table(
     sa.Column("drift", sa.Text),
     sa.Column("source_info", sa.Text),
 )
+
+
+def sync_lock_key(layer_id: str) -> int:
+    """The advisory lock that lets one process at a time sync a layer (held while it runs)."""
+    return zlib.crc32(f"urbis_sync:{layer_id}".encode())
 
 
 def _run_record(name: str, *columns: sa.Column[Any]) -> sa.Table:

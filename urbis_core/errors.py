@@ -41,6 +41,17 @@ class Conflict(UrbisError):
     """The resource is not in a state that allows the request (a job's results before it ends)."""
 
 
+class NotAuthorized(UrbisError):
+    """A request lacks the credentials an operation needs, or brings wrong ones.
+
+    `challenge` is the WWW-Authenticate value that says what to send (RFC 9110, 11.6.1).
+    """
+
+    def __init__(self, message: str, challenge: str) -> None:
+        super().__init__(message)
+        self.challenge = challenge
+
+
 class InvalidParameter(UrbisError):
     """A request parameter has a value the service cannot use."""
 

@@ -36,6 +36,7 @@ DEFAULT_TIMEOUTS = {
 DEFAULT_CONCURRENCY = {"items": 6, "spatial": 4, "stats": 2, "geocode": 6, "tiles": 4}
 MAX_DOWNLOAD_FEATURES = 1_000_000
 LOOPBACK = ("127.0.0.0/8", "::1/128")  # the peers trusted as proxies unless told otherwise
+SECRETS = {"URBIS_ADMIN_TOKEN"}  # variables whose value no message repeats
 
 
 def timeout_variable(kind: str) -> str:
@@ -86,6 +87,22 @@ LIMIT_VARIABLES = {
     "keep_alive_timeout": "URBIS_KEEP_ALIVE_TIMEOUT",
 }
 LogFormat = Literal["text", "json"]
+
+
+@dataclass(frozen=True)
+class AdminSettings:
+    """The admin API (geoapi.routes.admin): offered only when URBIS_ADMIN_TOKEN is set.
+
+    `database_url` is the one the sync writes with (DATABASE_URL): a run the admin API starts
+    runs as the sync does, not over the API's own connections.
+    """
+
+    token: str = field(repr=False)
+    config: Path  # the layer configuration: the layers a run may sync, what status lists
+    database_url: str = field(repr=False)
+
+
+ADMIN_TOKEN_MIN_LENGTH = 16
 
 
 @dataclass(frozen=True)
@@ -151,6 +168,7 @@ class ApiSettings:
     # The process's log: `text` for a person at a terminal, `json` (one object a line) for a
     # log collector.
     log_format: LogFormat = "text"
+    admin: AdminSettings | None = None  # None: no token, no admin routes
 
 
 @dataclass(frozen=True)
@@ -249,6 +267,20 @@ def _lower(raw: Any) -> Any:
     return raw.strip().lower() if isinstance(raw, str) else raw
 
 
+def _token(value: str | None) -> str | None:
+    """A bearer token: long enough not to be guessed, and sendable in a header as it is."""
+    if value is None:
+        return None
+    if len(value) < ADMIN_TOKEN_MIN_LENGTH:
+        raise ValueError(
+            f"must be at least {ADMIN_TOKEN_MIN_LENGTH} characters long, not {len(value)} "
+            "(a random one: `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+        )
+    if not all("!" <= char <= "~" for char in value):
+        raise ValueError("may hold only printable ASCII characters, no spaces")
+    return value
+
+
 def _comma_list(raw: Any) -> Any:
     """A comma-separated variable's items (an empty value: none)."""
     if isinstance(raw, str):
@@ -341,6 +373,10 @@ class Settings(BaseModel):
     log_format: Annotated[LogFormat, BeforeValidator(_lower)] = Field(
         ApiSettings.log_format, alias="URBIS_LOG_FORMAT"
     )
+    # The admin API's bearer token; unset, the admin API is not offered at all.
+    admin_token: Annotated[str | None, AfterValidator(_token)] = Field(
+        None, alias="URBIS_ADMIN_TOKEN", repr=False
+    )
     # What a request may send (ServerLimits)
     max_body_bytes: Bytes = Field(ServerLimits.max_body_bytes, alias="URBIS_MAX_BODY_BYTES")
     body_timeout: Seconds = Field(ServerLimits.body_timeout, alias="URBIS_BODY_TIMEOUT")
@@ -432,6 +468,12 @@ class Settings(BaseModel):
             log_format=self.log_format,
         )
 
+    def admin(self, database_url: str, config: Path) -> AdminSettings | None:
+        """The admin API's settings (None without a token); `database_url` is the writer's."""
+        if self.admin_token is None:
+            return None
+        return AdminSettings(token=self.admin_token, config=config, database_url=database_url)
+
     def config_path(self, option: Path | None = None) -> Path:
         """The layer configuration file: `--config`, else `URBIS_CONFIG`, else the sample's."""
         return Path(option or self.config).resolve()
@@ -452,4 +494,6 @@ def _described(error: Any, given: Mapping[str, str]) -> str:
     words = error["msg"].removeprefix("Value error, ")
     if error["type"] not in {"value_error"}:
         words = f"is not valid: {words[0].lower()}{words[1:]}"
+    if name in SECRETS:  # never echoed: it may be a real one, one character short
+        return f"environment variable {name} {words}"
     return f"environment variable {name}={given.get(name)!r} {words}"

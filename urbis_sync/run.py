@@ -10,7 +10,6 @@ import dataclasses
 import json
 import logging
 import time
-import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +22,7 @@ from urbis_core.catalog import (
     LayerEntry,
     quarantine,
     read_layer,
+    sync_lock_key,
     sync_run,
 )
 from urbis_core.changes import LayerChanged, announce
@@ -95,11 +95,6 @@ class RunReport:
         return f"; {filled.rows} rows made ready for tiles in {filled.seconds:.1f} s"
 
 
-def lock_key(layer_id: str) -> int:
-    """The advisory lock that lets one process at a time sync a layer."""
-    return zlib.crc32(f"urbis_sync:{layer_id}".encode())
-
-
 def sync_layer(
     engine: Engine,
     config: ServiceConfig,
@@ -109,7 +104,7 @@ def sync_layer(
 ) -> RunReport:
     config.select([layer_id])  # an unknown id is a configuration error, before any lock
     with engine.connect() as lock_conn:
-        got = lock_conn.execute(select(func.pg_try_advisory_lock(lock_key(layer_id)))).scalar()
+        got = lock_conn.execute(select(func.pg_try_advisory_lock(sync_lock_key(layer_id)))).scalar()
         lock_conn.commit()
         if not got:
             return RunReport(layer_id, None, "busy")
@@ -122,7 +117,7 @@ def sync_layer(
             return report
         finally:
             try:
-                lock_conn.execute(select(func.pg_advisory_unlock(lock_key(layer_id))))
+                lock_conn.execute(select(func.pg_advisory_unlock(sync_lock_key(layer_id))))
                 lock_conn.commit()
             except DBAPIError:
                 pass  # the connection died (database restart): its lock went with it

@@ -7,13 +7,15 @@ processes from syncing one layer at the same time.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, func, select
 
 from urbis_core.catalog import LayerEntry, quarantine, read_layer, sync_run
 from urbis_core.config import ServiceConfig, parse_duration
@@ -39,6 +41,13 @@ class LayerStatus:
     running: bool
     next_run: datetime
 
+    def record(self) -> dict[str, Any]:
+        """As JSON values, times ISO 8601 in UTC: `urbis status --json` and /admin/status."""
+        return {
+            name: value.astimezone(UTC).isoformat() if isinstance(value, datetime) else value
+            for name, value in dataclasses.asdict(self).items()
+        }
+
 
 def _next_run(
     schedule: timedelta, last_finished: datetime | None, failures: int, now: datetime
@@ -55,59 +64,59 @@ def layer_status(
     engine: Engine, config: ServiceConfig, now: datetime | None = None
 ) -> list[LayerStatus]:
     """Per configured layer: what is stored, how the last runs went, when it runs next."""
-    now = now or datetime.now(UTC)
-    out = []
     with engine.connect() as conn:
-        for layer_id in config.all_ids():
-            runs = conn.execute(
-                select(
-                    sync_run.c.status,
-                    sync_run.c.finished_at,
-                    sync_run.c.error,
-                    sync_run.c.started_at,
-                )
-                .where(sync_run.c.layer_id == layer_id)
-                .order_by(sync_run.c.id.desc())
-                .limit(50)
-            ).all()
-            failures = 0
-            for run in runs:
-                if run.status != "failed":
-                    break
-                failures += 1
-            last_failure = next((r for r in runs if r.status == "failed"), None)
-            finished = [r for r in runs if r.finished_at is not None]
-            layer = config.rasters.get(layer_id) or config.layers[layer_id]
-            # A raster layer (urbis_sync.raster) has a coverage entry, no features, no quarantine.
-            catalog = (
-                read_coverage(conn, layer_id)
-                if layer_id in config.rasters
-                else read_layer(conn, layer_id)
+        return statuses_on(conn, config, now or datetime.now(UTC))
+
+
+def statuses_on(conn: Connection, config: ServiceConfig, now: datetime) -> list[LayerStatus]:
+    """`layer_status` over a connection the caller holds (the admin API's, run_sync'ed)."""
+    out = []
+    for layer_id in config.all_ids():
+        runs = conn.execute(
+            select(
+                sync_run.c.status,
+                sync_run.c.finished_at,
+                sync_run.c.error,
+                sync_run.c.started_at,
             )
-            held = conn.execute(
-                select(func.count())
-                .select_from(quarantine)
-                .where(quarantine.c.layer_id == layer_id)
-            ).scalar()
-            schedule = parse_duration(layer.schedule or DEFAULT_SCHEDULE)
-            out.append(
-                LayerStatus(
-                    layer_id=layer_id,
-                    version=catalog.version if catalog else None,
-                    feature_count=catalog.feature_count
-                    if isinstance(catalog, LayerEntry)
-                    else None,
-                    last_success=catalog.last_success if catalog else None,
-                    last_failure=last_failure.finished_at if last_failure else None,
-                    failure_reason=last_failure.error if last_failure else None,
-                    failures_in_a_row=failures,
-                    quarantined=int(held or 0),
-                    running=bool(runs) and runs[0].status == "running",
-                    next_run=_next_run(
-                        schedule, finished[0].finished_at if finished else None, failures, now
-                    ),
-                )
+            .where(sync_run.c.layer_id == layer_id)
+            .order_by(sync_run.c.id.desc())
+            .limit(50)
+        ).all()
+        failures = 0
+        for run in runs:
+            if run.status != "failed":
+                break
+            failures += 1
+        last_failure = next((r for r in runs if r.status == "failed"), None)
+        finished = [r for r in runs if r.finished_at is not None]
+        layer = config.rasters.get(layer_id) or config.layers[layer_id]
+        # A raster layer (urbis_sync.raster) has a coverage entry, no features, no quarantine.
+        catalog = (
+            read_coverage(conn, layer_id)
+            if layer_id in config.rasters
+            else read_layer(conn, layer_id)
+        )
+        held = conn.execute(
+            select(func.count()).select_from(quarantine).where(quarantine.c.layer_id == layer_id)
+        ).scalar()
+        schedule = parse_duration(layer.schedule or DEFAULT_SCHEDULE)
+        out.append(
+            LayerStatus(
+                layer_id=layer_id,
+                version=catalog.version if catalog else None,
+                feature_count=catalog.feature_count if isinstance(catalog, LayerEntry) else None,
+                last_success=catalog.last_success if catalog else None,
+                last_failure=last_failure.finished_at if last_failure else None,
+                failure_reason=last_failure.error if last_failure else None,
+                failures_in_a_row=failures,
+                quarantined=int(held or 0),
+                running=bool(runs) and runs[0].status == "running",
+                next_run=_next_run(
+                    schedule, finished[0].finished_at if finished else None, failures, now
+                ),
             )
+        )
     return out
 
 

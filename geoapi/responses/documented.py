@@ -22,9 +22,11 @@ ALSO_HTML: dict[str, dict[str, object]] = {HTML: {}}  # `also=`: a page for brow
 # What each error status means here; an operation lists those it can answer.
 ERRORS: dict[int, str] = {
     400: "A parameter, or the body, has a value the service cannot use: the detail names it",
+    401: "No bearer token, or a wrong one: send `Authorization: Bearer <URBIS_ADMIN_TOKEN>`",
     404: "No such collection, feature, tile matrix set or resource",
     408: "The request body did not arrive within URBIS_BODY_TIMEOUT",
-    409: "The resource is not ready for this request (a job's results before it succeeded)",
+    409: "The resource is not ready for this request (a job's results before it succeeded), "
+    "or busy (a sync run of the layer is already going)",
     413: "The answer, or the posted body, would be larger than one request may hold",
     414: "The URL is longer than URBIS_MAX_URL_BYTES",
     431: "The request headers together are larger than URBIS_MAX_HEADER_BYTES",
@@ -36,6 +38,7 @@ ERRORS: dict[int, str] = {
 EDGE_ERRORS = (400, 414, 431)
 BODY_ERRORS = (408, 413)
 EDGE_ONLY = (408, 414, 431)  # statuses only the edge answers (always a problem document)
+PROBLEM_ONLY = (*EDGE_ONLY, 401)  # never a page: a bearer token is a program's business
 CATALOG_ERRORS = (400, 404, 503)  # a collection looked up in the catalog
 
 _documented: dict[str, type[BaseModel]] = {}
@@ -57,7 +60,7 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
                 PROBLEM: {"schema": schema_ref(Problem)},
                 # a browser that asks for a page (f=html, or its Accept) gets the problem as
                 # one, but from the edge, which answers before any route
-                **({} if status in EDGE_ONLY else {HTML: {}}),
+                **({} if status in PROBLEM_ONLY else {HTML: {}}),
             },
         }
         for status in statuses

@@ -10,8 +10,9 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import SAMPLE_DIR
+from urbis_core.catalog import sync_lock_key
 from urbis_core.config import load_config, parse_duration
-from urbis_sync.run import lock_key, sync_layer
+from urbis_sync.run import sync_layer
 from urbis_sync.schedule import FIRST_RETRY, _next_run, layer_status, run_continuously
 
 
@@ -74,9 +75,9 @@ def test_runs_each_layer_on_its_schedule_and_a_failing_one_backs_off(engine, tmp
 def test_one_process_per_layer(engine, tmp_path):
     config = load_config(config_file(tmp_path, "1h"))
     with engine.connect() as other:
-        other.execute(sa.select(sa.func.pg_advisory_lock(lock_key("addresses"))))
+        other.execute(sa.select(sa.func.pg_advisory_lock(sync_lock_key("addresses"))))
         busy = sync_layer(engine, config, "addresses")
-        other.execute(sa.select(sa.func.pg_advisory_unlock(lock_key("addresses"))))
+        other.execute(sa.select(sa.func.pg_advisory_unlock(sync_lock_key("addresses"))))
     assert busy.status == "busy" and busy.run_id is None
     assert sync_layer(engine, config, "addresses").status == "success"
 
