@@ -33,6 +33,10 @@ def db_start() -> None:
         return
     state = cluster(database).start()
     click.echo(f"urbis: database running on 127.0.0.1:{state.port} (data in {state.data_dir})")
+    click.echo(
+        f"urbis: roles {state.roles.writer} (migrations, sync) and {state.roles.reader} (the API);"
+        " `urbis db url` and `urbis db url --api` print their URLs"
+    )
 
 
 @db.command("stop")
@@ -68,12 +72,19 @@ def db_status() -> None:
 
 
 @db.command("url")
+@click.option(
+    "--api",
+    is_flag=True,
+    help="The reader's URL, the one the API connects with (DATABASE_URL_API), rather than "
+    "the writer's.",
+)
 @handle_errors
-def db_url() -> None:
-    """Print the database URL (libpq form) the other commands use."""
-    from urbis_core.db import resolve_database_url
+def db_url(api: bool) -> None:
+    """Print the database URL (libpq form) the migrations and the sync use (the writer's)."""
+    from urbis_core.db import resolve_api_database_url, resolve_database_url
 
-    click.echo(resolve_database_url(settings().database(), start=False))
+    resolve = resolve_api_database_url if api else resolve_database_url
+    click.echo(resolve(settings().database(), start=False))
 
 
 # -- urbis migrate ------------------------------------------------------------------------
