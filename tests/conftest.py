@@ -55,13 +55,9 @@ def with_database(url: str, dbname: str) -> str:
     return make_url(url).set(database=dbname).render_as_string(hide_password=False)
 
 
-def as_role(url: str, role: str) -> str:
-    """The same database, connecting as one of the service's roles."""
-    return (
-        make_url(url)
-        .set(username=role, password=ROLE_PASSWORD)
-        .render_as_string(hide_password=False)
-    )
+def as_role(url: str, role: str, password: str = ROLE_PASSWORD) -> str:
+    """The same database, connecting as another role (by default one of the service's)."""
+    return make_url(url).set(username=role, password=password).render_as_string(hide_password=False)
 
 
 def reader_url(url: str) -> str:
