@@ -104,8 +104,7 @@ def checked_config(layer_ids: tuple[str, ...] = ()) -> ServiceConfig:
 def prepare_database(database: DatabaseSettings) -> str:
     """Start the embedded cluster when needed, make sure PostGIS exists, migrate; the URL.
 
-    The roles' privileges are given again even when nothing is left to migrate (a role an
-    admin made since gets them). The URL is the writer's: for the migrations and the sync.
+    The URL is the writer's: for the migrations and the sync.
     """
     from urbis_core import migrate
     from urbis_core.db import create_sync_engine, ensure_postgis, resolve_database_url
@@ -116,8 +115,6 @@ def prepare_database(database: DatabaseSettings) -> str:
         ensure_postgis(engine)
     finally:
         engine.dispose()
-    if migrate.is_current(url):
-        migrate.ensure_roles(url, database.roles)
-    else:
+    if not migrate.is_current(url):
         migrate.upgrade(url, roles=database.roles)
     return url

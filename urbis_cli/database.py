@@ -91,6 +91,14 @@ def db_url(api: bool) -> None:
 @click.command()
 @handle_errors
 def migrate() -> None:
-    """Create or upgrade the service schema (alembic upgrade head)."""
-    prepare_database(settings().database())
+    """Create or upgrade the service schema (alembic upgrade head), and the roles' grants.
+
+    The grants are given again even when nothing is left to migrate (a role an admin made
+    since gets them). Only here: handing tables to the writer locks them, which no other
+    command's start should do on a database being served.
+    """
+    from urbis_core.migrate import ensure_roles
+
+    database = settings().database()
+    ensure_roles(prepare_database(database), database.roles)
     click.echo("urbis: service schema is up to date")
