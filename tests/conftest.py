@@ -7,6 +7,7 @@ instead of starting a cluster.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import tempfile
 import time
@@ -15,12 +16,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
+import psycopg.sql
 import pytest
 from sqlalchemy import Engine, make_url
 
 from urbis_core import migrate
 from urbis_core.db import create_sync_engine
 from urbis_core.pgcluster import EmbeddedCluster
+from urbis_core.settings import DatabaseRoles
 from urbis_sync.sources.http import HttpFetcher, RetryPolicy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,10 +45,24 @@ SAMPLE_COUNTS = {
 }
 SAMPLE_LAYERS = list(SAMPLE_COUNTS)
 TEMPLATE_DB = "urbis_test_template"
+# The service's roles (urbis_core.roles), made by the template's migration; the cluster's, so
+# every test database has them. Their password is the run's own.
+ROLES = DatabaseRoles()
+ROLE_PASSWORD = secrets.token_urlsafe(18)
 
 
 def with_database(url: str, dbname: str) -> str:
     return make_url(url).set(database=dbname).render_as_string(hide_password=False)
+
+
+def as_role(url: str, role: str, password: str = ROLE_PASSWORD) -> str:
+    """The same database, connecting as another role (by default one of the service's)."""
+    return make_url(url).set(username=role, password=password).render_as_string(hide_password=False)
+
+
+def reader_url(url: str) -> str:
+    """The same database as the API's role: what `start_server` gives the API."""
+    return as_role(url, ROLES.reader)
 
 
 @pytest.fixture(scope="session")
@@ -69,7 +86,12 @@ def create_database(admin: str, name: str, template: str | None = None) -> str:
     with psycopg.connect(admin, autocommit=True) as conn:
         suffix = f" TEMPLATE {template}" if template else ""
         conn.execute(f'CREATE DATABASE "{name}"{suffix}')
-    return with_database(admin, name)
+    url = with_database(admin, name)
+    if template:
+        # A copy keeps its tables' privileges, not the database's own (TEMP taken from PUBLIC):
+        # as `urbis migrate` does on a database at the head, they are given again.
+        migrate.ensure_roles(url, ROLES)
+    return url
 
 
 def synced_sample_database(admin: str, name: str) -> str:
@@ -98,7 +120,14 @@ def template_url(admin_url: str) -> Iterator[str]:
     """A database with PostGIS and the service schema, copied for each test."""
     drop_database(admin_url, TEMPLATE_DB)
     url = create_database(admin_url, TEMPLATE_DB)
-    migrate.upgrade(url)
+    migrate.upgrade(url, roles=ROLES)
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        for role in (ROLES.reader, ROLES.writer):
+            conn.execute(
+                psycopg.sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                    psycopg.sql.Identifier(role), psycopg.sql.Literal(ROLE_PASSWORD)
+                )
+            )
     yield url
     drop_database(admin_url, TEMPLATE_DB)
 

@@ -91,7 +91,7 @@ def layers_option(func: F) -> F:
 
 
 def cluster(database: DatabaseSettings) -> EmbeddedCluster:
-    return EmbeddedCluster(database.home, allow_apt=database.allow_apt)
+    return EmbeddedCluster(database.home, allow_apt=database.allow_apt, roles=database.roles)
 
 
 def checked_config(layer_ids: tuple[str, ...] = ()) -> ServiceConfig:
@@ -102,7 +102,10 @@ def checked_config(layer_ids: tuple[str, ...] = ()) -> ServiceConfig:
 
 
 def prepare_database(database: DatabaseSettings) -> str:
-    """Start the embedded cluster when needed, make sure PostGIS exists, migrate."""
+    """Start the embedded cluster when needed, make sure PostGIS exists, migrate; the URL.
+
+    The URL is the writer's: for the migrations and the sync.
+    """
     from urbis_core import migrate
     from urbis_core.db import create_sync_engine, ensure_postgis, resolve_database_url
 
@@ -113,5 +116,5 @@ def prepare_database(database: DatabaseSettings) -> str:
     finally:
         engine.dispose()
     if not migrate.is_current(url):
-        migrate.upgrade(url)
+        migrate.upgrade(url, roles=database.roles)
     return url

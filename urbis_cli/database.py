@@ -33,6 +33,10 @@ def db_start() -> None:
         return
     state = cluster(database).start()
     click.echo(f"urbis: database running on 127.0.0.1:{state.port} (data in {state.data_dir})")
+    click.echo(
+        f"urbis: roles {state.roles.writer} (migrations, sync) and {state.roles.reader} (the API);"
+        " `urbis db url` and `urbis db url --api` print their URLs"
+    )
 
 
 @db.command("stop")
@@ -68,18 +72,33 @@ def db_status() -> None:
 
 
 @db.command("url")
+@click.option(
+    "--api",
+    is_flag=True,
+    help="The reader's URL, the one the API connects with (DATABASE_URL_API), rather than "
+    "the writer's.",
+)
 @handle_errors
-def db_url() -> None:
-    """Print the database URL (libpq form) the other commands use."""
-    from urbis_core.db import resolve_database_url
+def db_url(api: bool) -> None:
+    """Print the database URL (libpq form) the migrations and the sync use (the writer's)."""
+    from urbis_core.db import resolve_api_database_url, resolve_database_url
 
-    click.echo(resolve_database_url(settings().database(), start=False))
+    resolve = resolve_api_database_url if api else resolve_database_url
+    click.echo(resolve(settings().database(), start=False))
 
 
 # -- urbis migrate ------------------------------------------------------------------------
 @click.command()
 @handle_errors
 def migrate() -> None:
-    """Create or upgrade the service schema (alembic upgrade head)."""
-    prepare_database(settings().database())
+    """Create or upgrade the service schema (alembic upgrade head), and the roles' grants.
+
+    The grants are given again even when nothing is left to migrate (a role an admin made
+    since gets them). Only here: handing tables to the writer locks them, which no other
+    command's start should do on a database being served.
+    """
+    from urbis_core.migrate import ensure_roles
+
+    database = settings().database()
+    ensure_roles(prepare_database(database), database.roles)
     click.echo("urbis: service schema is up to date")

@@ -105,18 +105,26 @@ def serve(host: str | None, port: int | None, **limits: Any) -> None:
     The limits on requests and connections are described in README.md, "Limits and server
     settings", with the matching nginx directives.
     """
-    from urbis_core.db import resolve_database_url
+    from urbis_core.db import resolve_api_database_url
 
-    _serve(resolve_database_url(settings().database()), host, port, limits)
+    _serve(resolve_api_database_url(settings().database()), host, port, limits)
 
 
 @click.command()
 @server_options
 @handle_errors
 def up(host: str | None, port: int | None, **limits: Any) -> None:
-    """Start the database if needed, migrate, sync once, serve."""
+    """Start the database if needed, migrate, sync once, serve.
+
+    The migrations and the sync run as the writer (DATABASE_URL), the API as the reader
+    (DATABASE_URL_API).
+    """
+    from urbis_core.db import resolve_api_database_url
+
     config = checked_config()
-    url = prepare_database(settings().database())
+    database = settings().database()
+    url = prepare_database(database)
+    api_url = resolve_api_database_url(database)
     if not run_sync(url, config, ()):
         click.echo("urbis: some layers failed to sync; serving the last good data", err=True)
     # The worker runs in its own process, so syncing never slows the API's event loop; it is
@@ -143,7 +151,7 @@ def up(host: str | None, port: int | None, **limits: Any) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, stop_and_exit)
     try:
-        _serve(url, host, port, limits)
+        _serve(api_url, host, port, limits)
     finally:
         stop_worker()
 

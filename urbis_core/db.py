@@ -6,12 +6,16 @@ driver named, so the conversion happens here and nowhere else.
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from urbis_core.errors import DatabaseError
-from urbis_core.pgcluster import EmbeddedCluster
+from urbis_core.pgcluster import ClusterState, EmbeddedCluster
 from urbis_core.settings import DatabaseSettings
+
+log = logging.getLogger(__name__)
 
 LAYER_SCHEMA = "urbis"
 META_SCHEMA = "urbis_meta"
@@ -72,16 +76,40 @@ def ensure_postgis(engine: Engine) -> None:
 
 
 def resolve_database_url(settings: DatabaseSettings, *, start: bool = True) -> str:
-    """The URL to use: `DATABASE_URL`, or the embedded cluster (started when `start`)."""
+    """The writer's URL, for migrations and the sync.
+
+    `DATABASE_URL`, or the embedded cluster's (started when `start`).
+    """
     if settings.url:
         return settings.url
-    cluster = EmbeddedCluster(settings.home, allow_apt=settings.allow_apt)
+    return _embedded_state(settings, start).url
+
+
+def resolve_api_database_url(settings: DatabaseSettings, *, start: bool = True) -> str:
+    """The reader's URL, for the API: `DATABASE_URL_API`, or the embedded cluster's reader.
+
+    With only `DATABASE_URL` set (a deployment from before the roles), the API uses it and
+    says, once, that it could write.
+    """
+    if settings.api_url:
+        return settings.api_url
+    if settings.url:
+        log.warning(
+            "DATABASE_URL_API is not set: the API connects with DATABASE_URL, a role that may "
+            "write; give it the reader role (README, Database roles)"
+        )
+        return settings.url
+    return _embedded_state(settings, start).api_url
+
+
+def _embedded_state(settings: DatabaseSettings, start: bool) -> ClusterState:
+    cluster = EmbeddedCluster(settings.home, allow_apt=settings.allow_apt, roles=settings.roles)
     if start:
-        return cluster.start().url
+        return cluster.start()
     state = cluster.state()
     if state is None:
         raise DatabaseError("no embedded database yet: run `urbis db start` or set DATABASE_URL")
-    return state.url
+    return state
 
 
 def first_line(exc: BaseException) -> str:

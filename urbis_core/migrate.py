@@ -13,33 +13,53 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from urbis_core.db import create_sync_engine
 from urbis_core.paths import ALEMBIC_INI
+from urbis_core.settings import DatabaseRoles
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
 # The newest revision in migrations/versions (a test checks it against alembic's own view).
-HEAD = "0006"
+HEAD = "0007"
 
 
-def alembic_config(database_url: str) -> Config:
+def alembic_config(database_url: str, roles: DatabaseRoles | None = None) -> Config:
     from alembic.config import Config
 
     config = Config(str(ALEMBIC_INI))
     config.attributes["database_url"] = database_url
     config.attributes["configure_logging"] = False
+    config.attributes["roles"] = roles or DatabaseRoles()
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
+def upgrade(database_url: str, revision: str = "head", roles: DatabaseRoles | None = None) -> None:
     from alembic import command
 
-    command.upgrade(alembic_config(database_url), revision)
+    command.upgrade(alembic_config(database_url, roles), revision)
 
 
-def downgrade(database_url: str, revision: str = "base") -> None:
+def downgrade(
+    database_url: str, revision: str = "base", roles: DatabaseRoles | None = None
+) -> None:
     from alembic import command
 
-    command.downgrade(alembic_config(database_url), revision)
+    command.downgrade(alembic_config(database_url, roles), revision)
+
+
+def ensure_roles(database_url: str, roles: DatabaseRoles | None = None) -> None:
+    """Migration 0007's roles and privileges again, for a database already at the head.
+
+    Roles an admin made since, tables made by hand, a database copied from a template (which
+    keeps its tables' privileges but not the database's own): each gets what it should.
+    """
+    from urbis_core.roles import apply_roles
+
+    engine = create_sync_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            apply_roles(conn, roles or DatabaseRoles())
+    finally:
+        engine.dispose()
 
 
 _VERSIONS = text("SELECT version_num FROM public.urbis_alembic_version")

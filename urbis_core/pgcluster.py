@@ -4,6 +4,10 @@ The cluster lives under the project's `.urbis/` folder and is reused from run to
 PostgreSQL must run as the `postgres` user, and that user must be able to reach the data folder;
 when the project sits somewhere `postgres` cannot enter (e.g. under /root), the data folder goes
 to /var/lib/urbis/<name> and `.urbis/cluster.json` remembers where.
+
+Besides its superuser, the cluster has the service's two roles (urbis_core.roles), each with a
+password of its own: the writer owns the `urbis` database (migrations, sync), the reader is
+the API's.
 """
 
 from __future__ import annotations
@@ -16,12 +20,14 @@ import shutil
 import socket
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import psycopg
+import psycopg.sql
 
 from urbis_core.errors import DatabaseError
+from urbis_core.settings import DatabaseRoles
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 POSTGIS_CONTROL = Path("/usr/share/postgresql/15/extension/postgis.control")
@@ -29,6 +35,7 @@ DEBIAN_PACKAGES = ("postgresql-15", "postgresql-15-postgis-3")
 DATABASE_NAME = "urbis"
 SUPERUSER = "postgres"
 EXTERNAL_ROOT = Path("/var/lib/urbis")
+DEFAULT_ROLES = DatabaseRoles()
 
 
 def postgis_installed() -> bool:
@@ -90,18 +97,30 @@ def _postgres_can_enter(folder: Path) -> bool:
 
 @dataclass(frozen=True)
 class ClusterState:
-    """What `.urbis/cluster.json` remembers: where the data is, its port and password."""
+    """What `.urbis/cluster.json` remembers: where the data is, its port and passwords."""
 
     data_dir: Path
     port: int
-    password: str
+    password: str  # the superuser's
+    roles: DatabaseRoles = DEFAULT_ROLES
+    writer_password: str = ""
+    reader_password: str = ""
+
+    def _url(self, user: str, password: str, dbname: str = DATABASE_NAME) -> str:
+        return f"postgresql://{user}:{password}@127.0.0.1:{self.port}/{dbname}"
 
     @property
     def url(self) -> str:
-        return f"postgresql://{SUPERUSER}:{self.password}@127.0.0.1:{self.port}/{DATABASE_NAME}"
+        """The writer's: for the migrations and the sync."""
+        return self._url(self.roles.writer, self.writer_password)
+
+    @property
+    def api_url(self) -> str:
+        """The reader's: for the API."""
+        return self._url(self.roles.reader, self.reader_password)
 
     def admin_url(self, dbname: str = "postgres") -> str:
-        return f"postgresql://{SUPERUSER}:{self.password}@127.0.0.1:{self.port}/{dbname}"
+        return self._url(SUPERUSER, self.password, dbname)
 
 
 class EmbeddedCluster:
@@ -110,10 +129,18 @@ class EmbeddedCluster:
     `durable=False` (tests only) turns fsync off; the project's own cluster keeps it on.
     """
 
-    def __init__(self, home: Path, *, durable: bool = True, allow_apt: bool = False) -> None:
+    def __init__(
+        self,
+        home: Path,
+        *,
+        durable: bool = True,
+        allow_apt: bool = False,
+        roles: DatabaseRoles = DEFAULT_ROLES,
+    ) -> None:
         self.home = home
         self.durable = durable
         self.allow_apt = allow_apt
+        self.roles = roles
         self.state_file = home / "cluster.json"
         self._as_root = os.geteuid() == 0
 
@@ -122,14 +149,34 @@ class EmbeddedCluster:
         if not self.state_file.exists():
             return None
         raw = json.loads(self.state_file.read_text())
-        return ClusterState(Path(raw["data_dir"]), int(raw["port"]), raw["password"])
+        # A cluster made before the roles has no passwords for them: `start` gives them.
+        passwords = raw.get("role_passwords", {})
+        return ClusterState(
+            Path(raw["data_dir"]),
+            int(raw["port"]),
+            raw["password"],
+            self.roles,
+            writer_password=passwords.get(self.roles.writer, ""),
+            reader_password=passwords.get(self.roles.reader, ""),
+        )
 
     def _save(self, state: ClusterState) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         tmp = self.state_file.with_suffix(".tmp")
+        old = json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
+        passwords = {
+            **old.get("role_passwords", {}),
+            state.roles.writer: state.writer_password,
+            state.roles.reader: state.reader_password,
+        }
         tmp.write_text(
             json.dumps(
-                {"data_dir": str(state.data_dir), "port": state.port, "password": state.password}
+                {
+                    "data_dir": str(state.data_dir),
+                    "port": state.port,
+                    "password": state.password,
+                    "role_passwords": {role: pw for role, pw in passwords.items() if pw},
+                }
             )
         )
         tmp.chmod(0o600)
@@ -200,7 +247,9 @@ class EmbeddedCluster:
             )
         finally:
             pwfile.unlink(missing_ok=True)
-        state = ClusterState(data_dir=data_dir, port=free_port(), password=password)
+        state = ClusterState(
+            data_dir=data_dir, port=free_port(), password=password, roles=self.roles
+        )
         self._write_conf(state)
         self._save(state)
         return state
@@ -226,7 +275,7 @@ class EmbeddedCluster:
         state = self.init()
         if not self.is_running():
             if not _port_is_free(state.port):
-                state = ClusterState(state.data_dir, free_port(), state.password)
+                state = replace(state, port=free_port())
                 self._write_conf(state)
                 self._save(state)
             log = state.data_dir.parent / "server.log"
@@ -234,7 +283,7 @@ class EmbeddedCluster:
                 "pg_ctl", "start", "-D", str(state.data_dir), "-l", str(log), "-w", "-t", "60"
             )
         self._ensure_database(state)
-        return state
+        return self._ensure_roles(state)
 
     def stop(self) -> bool:
         """Stop the cluster; False when it was not running."""
@@ -267,5 +316,50 @@ class EmbeddedCluster:
                 if time.monotonic() > deadline:
                     raise DatabaseError(f"the embedded cluster does not answer: {exc}") from exc
                 time.sleep(0.3)
-        with psycopg.connect(state.url, autocommit=True) as conn:
+        with psycopg.connect(state.admin_url(DATABASE_NAME), autocommit=True) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+
+    def _ensure_roles(self, state: ClusterState) -> ClusterState:
+        """Both roles with their passwords; the database the writer's, with what it holds.
+
+        A cluster made before the roles existed gets them here: its service schemas and tables
+        are handed to the writer, which the sync then connects as.
+        """
+        from sqlalchemy import create_engine
+
+        from urbis_core.roles import apply_roles, quoted
+
+        state = replace(
+            state,
+            roles=self.roles,
+            writer_password=state.writer_password or secrets.token_urlsafe(18),
+            reader_password=state.reader_password or secrets.token_urlsafe(18),
+        )
+        with psycopg.connect(state.admin_url(DATABASE_NAME), autocommit=True) as conn:
+            for role, password in (
+                (self.roles.writer, state.writer_password),
+                (self.roles.reader, state.reader_password),
+            ):
+                exists = conn.execute(
+                    "SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)
+                ).fetchone()
+                verb = "ALTER" if exists else "CREATE"
+                # A password cannot be a bound value in ALTER ROLE: psycopg quotes it as a literal.
+                conn.execute(
+                    psycopg.sql.SQL("{} ROLE {} LOGIN PASSWORD {}").format(
+                        psycopg.sql.SQL(verb),
+                        psycopg.sql.Identifier(role),
+                        psycopg.sql.Literal(password),
+                    )
+                )
+            conn.execute(f"ALTER DATABASE {DATABASE_NAME} OWNER TO {quoted(self.roles.writer)}")
+        self._save(state)
+        engine = create_engine(
+            state.admin_url(DATABASE_NAME).replace("postgresql://", "postgresql+psycopg://", 1)
+        )
+        try:
+            with engine.begin() as conn:
+                apply_roles(conn, self.roles)
+        finally:
+            engine.dispose()
+        return state

@@ -1,15 +1,17 @@
 """Settings: every environment variable read and checked in one place, passed explicitly.
 
-`Settings.from_env()` reads every `URBIS_*` variable (and `DATABASE_URL`) once, each checked
-with a message naming it; the objects the parts of the service take (`DatabaseSettings`,
-`ApiSettings`, `ServerLimits`, `SyncSettings`) are made from it. Nothing here is a module-level
-singleton: the CLI builds the settings once and hands them to whatever needs them; tests build
-their own. An empty variable counts as unset, but for lists, where it means none.
+`Settings.from_env()` reads every `URBIS_*` variable (and `DATABASE_URL`, `DATABASE_URL_API`)
+once, each checked with a message naming it; the objects the parts of the service take
+(`DatabaseSettings`, `ApiSettings`, `ServerLimits`, `SyncSettings`) are made from it. Nothing
+here is a module-level singleton: the CLI builds the settings once and hands them to whatever
+needs them; tests build their own. An empty variable counts as unset, but for lists, where it
+means none.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,16 +47,31 @@ def timeout_variable(kind: str) -> str:
 
 
 @dataclass(frozen=True)
+class DatabaseRoles:
+    """The two roles the service's database work is split between (README "Database roles").
+
+    The writer runs the migrations and the sync and owns the service schemas; the reader is
+    the API's, allowed SELECT on the layers and the catalog and nothing else.
+    """
+
+    reader: str = "urbis_reader"
+    writer: str = "urbis_writer"
+
+
+@dataclass(frozen=True)
 class DatabaseSettings:
     """Which database to use.
 
-    `url` is the libpq URL from `DATABASE_URL`; when it is None the CLI runs an embedded
-    PostgreSQL + PostGIS cluster under `home` (the project's `.urbis/` folder).
+    `url` is the libpq URL from `DATABASE_URL` (the writer's); when it is None the CLI runs an
+    embedded PostgreSQL + PostGIS cluster under `home` (the project's `.urbis/` folder).
+    `api_url` (`DATABASE_URL_API`) is the reader's, the one the API connects with.
     """
 
     url: str | None
     home: Path
     allow_apt: bool
+    api_url: str | None = None
+    roles: DatabaseRoles = field(default_factory=DatabaseRoles)
 
 
 @dataclass(frozen=True)
@@ -281,6 +298,17 @@ def _token(value: str | None) -> str | None:
     return value
 
 
+def _role_name(value: str) -> str:
+    """A role name written as is into GRANT statements: a plain lower-case identifier."""
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", value):
+        raise ValueError(
+            "is not a role name: lower-case letters, digits and _ (not first), at most 63"
+        )
+    if value.startswith("pg_"):
+        raise ValueError("is not a role name: names starting with pg_ are PostgreSQL's own")
+    return value
+
+
 def _comma_list(raw: Any) -> Any:
     """A comma-separated variable's items (an empty value: none)."""
     if isinstance(raw, str):
@@ -294,6 +322,7 @@ Bytes = Annotated[int, BeforeValidator(_integer), AfterValidator(_more_than_zero
 Seconds = Annotated[float, BeforeValidator(_number("seconds")), AfterValidator(_within_a_day)]
 Flag = Annotated[bool, BeforeValidator(_flag)]
 CommaList = Annotated[tuple[str, ...], BeforeValidator(_comma_list)]
+RoleName = Annotated[str, AfterValidator(_role_name)]
 
 
 class Settings(BaseModel):
@@ -303,6 +332,9 @@ class Settings(BaseModel):
 
     # The database (DatabaseSettings)
     database_url: str | None = Field(None, alias="DATABASE_URL")
+    api_database_url: str | None = Field(None, alias="DATABASE_URL_API")
+    reader_role: RoleName = Field(DatabaseRoles.reader, alias="URBIS_DB_READER_ROLE")
+    writer_role: RoleName = Field(DatabaseRoles.writer, alias="URBIS_DB_WRITER_ROLE")
     home: Path = Field(PROJECT_ROOT / ".urbis", alias="URBIS_HOME")
     # Installing Debian packages needs root; URBIS_ALLOW_APT=0 forbids it even then.
     allow_apt: Flag = Field(default_factory=lambda: os.geteuid() == 0, alias="URBIS_ALLOW_APT")
@@ -416,7 +448,7 @@ class Settings(BaseModel):
         given = {
             name: value
             for name, value in env.items()
-            if (name.startswith("URBIS_") or name == "DATABASE_URL")
+            if (name.startswith("URBIS_") or name in {"DATABASE_URL", "DATABASE_URL_API"})
             and (value != "" or name in lists)
         }
         try:
@@ -427,8 +459,17 @@ class Settings(BaseModel):
             ) from None
 
     def database(self) -> DatabaseSettings:
+        if self.reader_role == self.writer_role:
+            raise ConfigError(
+                "environment variables URBIS_DB_READER_ROLE and URBIS_DB_WRITER_ROLE name the "
+                f"same role {self.reader_role!r}: the API's reader must not be the writer"
+            )
         return DatabaseSettings(
-            url=self.database_url, home=self.home.resolve(), allow_apt=self.allow_apt
+            url=self.database_url,
+            home=self.home.resolve(),
+            allow_apt=self.allow_apt,
+            api_url=self.api_database_url,
+            roles=DatabaseRoles(reader=self.reader_role, writer=self.writer_role),
         )
 
     def limits(self) -> ServerLimits:

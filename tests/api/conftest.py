@@ -18,7 +18,7 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
-from tests.conftest import ARTIFACTS, drop_database, synced_sample_database
+from tests.conftest import ARTIFACTS, drop_database, reader_url, synced_sample_database
 from tests.support import rasters
 from urbis_core.config import load_config
 from urbis_core.db import create_sync_engine
@@ -52,13 +52,18 @@ def start_server(
     database_url: str, *args: str, **settings: str
 ) -> tuple[subprocess.Popen[bytes], str]:
     """`urbis serve` on a free port; `args` are its flags, `settings` extra environment
-    variables."""
+    variables.
+
+    The API connects as the reader role (DATABASE_URL_API), as it does when deployed: every
+    API test shows it works with SELECT alone.
+    """
     port = free_port()
     # Low zooms are not drawn ahead unless a test asks: first requests are then cache misses.
     env = {
         **os.environ,
         "URBIS_TILE_WARM_ZOOM": "-1",
         "DATABASE_URL": database_url,
+        "DATABASE_URL_API": reader_url(database_url),
         "URBIS_PORT": str(port),
         **settings,
     }

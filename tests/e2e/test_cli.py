@@ -57,13 +57,25 @@ def test_embedded_database_start_status_url_stop_and_reuse(urbis_home: Path):
     started = run("db", "start", env=env, check=True)
     assert "database running on 127.0.0.1:" in started.stdout
     assert run("db", "status", env=env, check=True).stdout.startswith("running")
+    # The writer's URL (migrations, sync) and the reader's (the API), each with a password.
     url = run("db", "url", env=env, check=True).stdout.strip()
-    assert url.startswith("postgresql://postgres:") and url.endswith("/urbis")
+    assert url.startswith("postgresql://urbis_writer:") and url.endswith("/urbis")
+    api_url = run("db", "url", "--api", env=env, check=True).stdout.strip()
+    assert api_url.startswith("postgresql://urbis_reader:") and api_url.endswith("/urbis")
     with psycopg.connect(url, autocommit=True) as conn:
         assert conn.execute("SELECT postgis_lib_version()").fetchone()
         assert conn.execute("SHOW fsync").fetchone() == ("on",)  # durable, unlike test clusters
         conn.execute("CREATE TABLE kept (v text)")
         conn.execute("INSERT INTO kept VALUES ('still here')")
+        assert conn.execute(
+            "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
+        ).fetchone() == (False,)
+    with psycopg.connect(api_url, autocommit=True) as conn:
+        assert conn.execute("SELECT current_user").fetchone() == ("urbis_reader",)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("CREATE TABLE not_mine (v text)")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("CREATE TEMP TABLE not_mine (v text)")
 
     assert "database stopped" in run("db", "stop", env=env, check=True).stdout
     stopped = run("db", "status", env=env)
@@ -73,6 +85,7 @@ def test_embedded_database_start_status_url_stop_and_reuse(urbis_home: Path):
 
     run("db", "start", env=env, check=True)
     assert run("db", "url", env=env, check=True).stdout.strip() == url
+    assert run("db", "url", "--api", env=env, check=True).stdout.strip() == api_url
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT v FROM kept").fetchone() == ("still here",)
 
@@ -197,6 +210,18 @@ def test_up_serves_the_sample_from_a_fresh_embedded_database(urbis_home: Path):
         assert items["numberMatched"] == 19
         workers = children_running(proc.pid, "urbis_cli sync")
         assert len(workers) == 1  # the continuous sync runs beside the API
+        # The API reads as the reader; the layer tables the sync made as the writer are its.
+        state = EmbeddedCluster(urbis_home).state()
+        assert state is not None
+        with psycopg.connect(state.admin_url("urbis"), autocommit=True) as conn:
+            api_users = conn.execute(
+                "SELECT DISTINCT usename FROM pg_stat_activity WHERE application_name = 'urbis-api'"
+            ).fetchall()
+            owners = conn.execute(
+                "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'urbis'"
+            ).fetchall()
+        assert api_users == [("urbis_reader",)]
+        assert owners == [("urbis_writer",)]
         worker_env = Path(f"/proc/{workers[0]}/environ").read_bytes().split(b"\0")
         assert f"URBIS_CONFIG={SAMPLE_CONFIG}".encode() in worker_env
     finally:

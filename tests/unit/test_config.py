@@ -6,7 +6,7 @@ from tests.conftest import SAMPLE_CONFIG, SAMPLE_DIR, SAMPLE_LAYERS
 from urbis_core.config import FileSource, load_config, read_config
 from urbis_core.errors import ConfigError
 from urbis_core.paths import DEFAULT_CONFIG
-from urbis_core.settings import ApiSettings, ServerLimits, Settings, SyncSettings
+from urbis_core.settings import ApiSettings, DatabaseRoles, ServerLimits, Settings, SyncSettings
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -205,3 +205,45 @@ def test_the_basemap_is_a_tile_url_template_or_unset():
             Settings.from_env({"URBIS_BASEMAP_WMTS_URL": bad})
         assert str(err.value).startswith(f"environment variable URBIS_BASEMAP_WMTS_URL={bad!r}")
         assert words in str(err.value)
+
+
+def test_the_database_roles_and_the_api_url():
+    database = Settings.from_env({}).database()
+    assert database.roles == DatabaseRoles("urbis_reader", "urbis_writer")
+    assert database.api_url is None
+    database = Settings.from_env(
+        {
+            "DATABASE_URL": "postgresql://w@db/urbis",
+            "DATABASE_URL_API": "postgresql://r@db/urbis",
+            "URBIS_DB_READER_ROLE": "geo_read",
+            "URBIS_DB_WRITER_ROLE": "geo_write",
+        }
+    ).database()
+    assert (database.url, database.api_url) == (
+        "postgresql://w@db/urbis",
+        "postgresql://r@db/urbis",
+    )
+    assert database.roles == DatabaseRoles(reader="geo_read", writer="geo_write")
+
+
+@pytest.mark.parametrize(
+    "name, words",
+    [
+        ('reader"; DROP ROLE x; --', "is not a role name"),
+        ("Reader", "is not a role name"),
+        ("pg_read_server_files", "PostgreSQL's own"),
+        ("r" * 64, "is not a role name"),
+    ],
+)
+def test_a_role_name_is_a_plain_identifier(name, words):
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env({"URBIS_DB_READER_ROLE": name})
+    assert str(err.value).startswith(f"environment variable URBIS_DB_READER_ROLE={name!r}")
+    assert words in str(err.value)
+
+
+def test_the_reader_is_not_the_writer():
+    settings = Settings.from_env({"URBIS_DB_READER_ROLE": "urbis_writer"})
+    with pytest.raises(ConfigError) as err:
+        settings.database()
+    assert "the API's reader must not be the writer" in str(err.value)
