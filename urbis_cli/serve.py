@@ -23,18 +23,21 @@ from urbis_cli.sync_commands import run_sync
 from urbis_core.settings import LIMIT_VARIABLES, ServerLimits
 
 
-def _serve(url: str, host: str | None, port: int | None, limits: dict[str, Any]) -> None:
+def _serve(
+    api_url: str, writer_url: str, host: str | None, port: int | None, limits: dict[str, Any]
+) -> None:
+    """The API, connected as the reader; the admin API's sync runs (with a token) as the writer."""
     import uvicorn
 
     from geoapi.app import create_app
     from geoapi.logs import logging_config
     from geoapi.server import uvicorn_options
 
-    api = settings().api(url)
+    api = settings().api(api_url)
     api = replace(
         api,
-        # the admin API's runs sync with the writer's URL, whatever the API connects with
-        admin=settings().admin(url, config_file()),
+        # the admin API's runs sync as the sync does, with the writer's URL
+        admin=settings().admin(writer_url, config_file()),
         limits=replace(
             api.limits, **{name: value for name, value in limits.items() if value is not None}
         ),
@@ -105,9 +108,10 @@ def serve(host: str | None, port: int | None, **limits: Any) -> None:
     The limits on requests and connections are described in README.md, "Limits and server
     settings", with the matching nginx directives.
     """
-    from urbis_core.db import resolve_api_database_url
+    from urbis_core.db import resolve_api_database_url, resolve_database_url
 
-    _serve(resolve_api_database_url(settings().database()), host, port, limits)
+    database = settings().database()
+    _serve(resolve_api_database_url(database), resolve_database_url(database), host, port, limits)
 
 
 @click.command()
@@ -151,7 +155,7 @@ def up(host: str | None, port: int | None, **limits: Any) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, stop_and_exit)
     try:
-        _serve(api_url, host, port, limits)
+        _serve(api_url, url, host, port, limits)
     finally:
         stop_worker()
 
