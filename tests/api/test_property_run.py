@@ -15,11 +15,13 @@ request for request.
 from __future__ import annotations
 
 import itertools
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, seed, settings
@@ -55,9 +57,28 @@ def fuzzed_api(coverage_database_url: str, coverage_sources: CoverageSources) ->
         URBIS_ADMIN_TOKEN=TOKEN,
         URBIS_CONFIG=str(coverage_sources.config),
     )
-    yield base
-    proc.terminate()
-    proc.wait(timeout=10)
+    try:
+        for paths in KNOWN_PATHS:  # a finished job per variant, whose id the run then uses
+            paths["job_id"] = finished_zonal_job(base, paths["coverage_id"])
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def finished_zonal_job(base: str, coverage_id: str) -> str:
+    """A zonal statistics job of the coverage over the municipalities, once it has ended."""
+    with httpx.Client(base_url=base, timeout=30) as client:
+        accepted = client.post(
+            f"/coverages/{coverage_id}/zonal", params={"collection": "municipalities"}
+        )
+        assert accepted.status_code == 202, accepted.text
+        job_id = str(accepted.json()["id"])
+        deadline = time.monotonic() + 60
+        while client.get(f"/jobs/{job_id}").json()["status"] not in ("successful", "failed"):
+            assert time.monotonic() < deadline, f"job {job_id} still running after 60 s"
+            time.sleep(0.2)
+    return job_id
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +89,9 @@ def served_schema(fuzzed_api: str) -> schemathesis.BaseSchema:
 
 
 # Path parameters drawn from the schema alone are nearly always unknown (a 404 at once): each
-# operation is also run with the sample's own collections, raster layers and both tile matrix
-# sets, so the generated query parameters and bodies reach the code behind them.
+# operation is also run with the sample's own collections, raster layers, both tile matrix
+# sets and a finished job (its id added by `fuzzed_api`), so the generated query parameters and
+# bodies reach the code behind them.
 KNOWN_PATHS = [
     {"collection_id": "addresses", "tms_id": "WebMercatorQuad", "coverage_id": "terrain"},
     {"collection_id": "municipalities", "tms_id": "BelgianLambert72", "coverage_id": "imagery"},
@@ -161,6 +183,8 @@ def run(schema: schemathesis.BaseSchema, examples: int) -> Outcome:
     """
     outcome = Outcome()
     operations = [result.ok() for result in schema.get_all_operations()]
+    # Deletions last: DELETE /jobs/{job_id} would take the known jobs from the operations after.
+    operations.sort(key=lambda operation: operation.method.upper() == "DELETE")
     for operation in operations:
         for paths, mode in itertools.product(
             _variants(operation), (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
