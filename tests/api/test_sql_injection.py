@@ -21,6 +21,7 @@ import json
 import re
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -420,7 +421,15 @@ def attempts(database: Database, coverage_sources: CoverageSources) -> Iterator[
                 )
 
             with ThreadPoolExecutor(4) as pool:
-                yield list(pool.map(attempt, calls))
+                done = list(pool.map(attempt, calls))
+        statuses = Counter(a.status for a in done)
+        slowest = max(done, key=lambda a: a.seconds)
+        print(
+            f"\n{len(done)} attempts on {len(TARGETS)} targets;"
+            f" statuses {dict(sorted(statuses.items()))};"
+            f" slowest {slowest.seconds:.2f} s: {slowest.target} {slowest.payload!r}"
+        )
+        yield done
     finally:
         proc.terminate()
         proc.wait(timeout=10)
