@@ -73,7 +73,8 @@ def admin_url() -> Iterator[str]:
         return
     home = Path(tempfile.mkdtemp(prefix="urbis-test-cluster-"))
     home.chmod(0o755)
-    cluster = EmbeddedCluster(home, durable=False, allow_apt=False)
+    # pg_stat_statements: the SQL-injection suite reads what the API really executed.
+    cluster = EmbeddedCluster(home, durable=False, allow_apt=False, preload=("pg_stat_statements",))
     state = cluster.start()
     try:
         yield state.admin_url()

@@ -127,6 +127,8 @@ class EmbeddedCluster:
     """A PostgreSQL cluster under `home`.
 
     `durable=False` (tests only) turns fsync off; the project's own cluster keeps it on.
+    `preload` names server libraries loaded at start (`shared_preload_libraries`), e.g. the
+    test cluster's pg_stat_statements, which the SQL-injection suite reads.
     """
 
     def __init__(
@@ -136,11 +138,13 @@ class EmbeddedCluster:
         durable: bool = True,
         allow_apt: bool = False,
         roles: DatabaseRoles = DEFAULT_ROLES,
+        preload: tuple[str, ...] = (),
     ) -> None:
         self.home = home
         self.durable = durable
         self.allow_apt = allow_apt
         self.roles = roles
+        self.preload = preload
         self.state_file = home / "cluster.json"
         self._as_root = os.geteuid() == 0
 
@@ -264,6 +268,8 @@ class EmbeddedCluster:
         ]
         if not self.durable:
             lines += ["fsync = off", "synchronous_commit = off", "full_page_writes = off"]
+        if self.preload:
+            lines.append(f"shared_preload_libraries = '{','.join(self.preload)}'")
         (state.data_dir / "urbis.conf").write_text("\n".join(lines) + "\n")
         conf = state.data_dir / "postgresql.conf"
         text = conf.read_text()

@@ -49,9 +49,12 @@ router = APIRouter(prefix="/admin", tags=["Admin"], dependencies=[Depends(requir
 
 AUTH_ERRORS = (400, 401)  # every admin operation: a bad parameter, no or a wrong token
 MAX_RUNS = 100
+MAX_RUN_ID = 2**63 - 1  # a bigint: past it, PostgreSQL would refuse the value (a 500)
 
 LayerId = Annotated[str, PathParam(description="A layer id of the configuration")]
-RunId = Annotated[int, PathParam(description="A run's id, as /admin/runs lists them")]
+RunId = Annotated[
+    int, PathParam(ge=1, le=MAX_RUN_ID, description="A run's id, as /admin/runs lists them")
+]
 
 
 def _admin(request: Request) -> AdminSettings:
@@ -132,7 +135,8 @@ async def runs(
     conn: ConnDep,
     limit: Annotated[int, Query(ge=1, le=MAX_RUNS, description="Runs per page")] = 20,
     before: Annotated[
-        int | None, Query(ge=1, description="Only runs older than this run id (paging)")
+        int | None,
+        Query(ge=1, le=MAX_RUN_ID, description="Only runs older than this run id (paging)"),
     ] = None,
     layer: Annotated[str | None, Query(description="Only this layer's runs")] = None,
 ) -> dict[str, Any]:

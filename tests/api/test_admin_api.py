@@ -343,6 +343,12 @@ def test_unknown_layers_and_runs(http, definition):
     assert_problem(missing, 404, "no sync run 987654")
     assert_documented(definition, "GET", "/admin/runs/987654", missing)
     assert_problem(http.get("/admin/runs/abc", headers=AUTH), 400, "run_id")
+    # Past a bigint the database would refuse the value: a 400, not a 500 (found by fuzzing).
+    for huge in (2**63, 10**30):
+        assert_problem(http.get(f"/admin/runs/{huge}", headers=AUTH), 400, "run_id")
+        assert_problem(http.get(f"/admin/runs?before={huge}", headers=AUTH), 400, "before")
+    assert_problem(http.get(f"/admin/runs/{2**63 - 1}", headers=AUTH), 404, "no sync run")
+    assert http.get(f"/admin/runs?before={2**63 - 1}", headers=AUTH).status_code == 200
     assert_problem(http.get("/admin/runs?limit=0", headers=AUTH), 400, "limit")
     assert_problem(http.get("/admin/runs?limit=101", headers=AUTH), 400, "limit")
     assert_problem(http.get("/admin/runs?page=2", headers=AUTH), 400, "page")

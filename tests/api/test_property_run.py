@@ -2,9 +2,12 @@
 
 Every operation the API documents is called with values generated from its schema, valid ones
 and invalid ones (wrong types, out of range, missing, odd strings), against `urbis serve` over
-the synced sample. Whatever comes, the answer is no 5xx but a 503 (the database busy or away)
-and comes within ANSWER_BOUND. The run is deterministic: Hypothesis draws from a fixed seed
-(`derandomize`) with no example database, so a run repeats the last one request for request.
+the synced sample and the coverage tests' raster layers, with the admin API on (its token sent
+with every request, so the admin operations are there and reached). Whatever comes, the answer
+is no 5xx but a 503 (the database busy or away) and comes within ANSWER_BOUND; and it is what
+the definition documents (status, media type, schema). The run is deterministic: Hypothesis
+draws from a fixed seed (`derandomize`) with no example database, so a run repeats the last one
+request for request.
 
 `make test` runs a small budget per operation; the `slow` test a larger one.
 """
@@ -12,10 +15,13 @@ and comes within ANSWER_BOUND. The run is deterministic: Hypothesis draws from a
 from __future__ import annotations
 
 import itertools
+import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, seed, settings
@@ -29,6 +35,8 @@ from schemathesis.checks import (
 from schemathesis.core import NotSet
 from schemathesis.core.transport import Response
 
+from tests.api.conftest import CoverageSources, start_server
+
 pytestmark = pytest.mark.api
 
 ANSWER_BOUND = 5.0  # seconds any one answer may take
@@ -38,19 +46,55 @@ DOCUMENTED = [status_code_conformance, content_type_conformance, response_schema
 SLOW_EXAMPLES = 100  # about 11,000 requests, some 6 minutes
 
 
+TOKEN = "property-run-admin-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
 @pytest.fixture(scope="module")
-def served_schema(api: str) -> schemathesis.BaseSchema:
-    schema = schemathesis.openapi.from_url(f"{api}/openapi.json")
-    schema.config.update(base_url=api)
+def fuzzed_api(coverage_database_url: str, coverage_sources: CoverageSources) -> Iterator[str]:
+    proc, base = start_server(
+        coverage_database_url,
+        URBIS_ADMIN_TOKEN=TOKEN,
+        URBIS_CONFIG=str(coverage_sources.config),
+    )
+    try:
+        for paths in KNOWN_PATHS:  # a finished job per variant, whose id the run then uses
+            paths["job_id"] = finished_zonal_job(base, paths["coverage_id"])
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def finished_zonal_job(base: str, coverage_id: str) -> str:
+    """A zonal statistics job of the coverage over the municipalities, once it has ended."""
+    with httpx.Client(base_url=base, timeout=30) as client:
+        accepted = client.post(
+            f"/coverages/{coverage_id}/zonal", params={"collection": "municipalities"}
+        )
+        assert accepted.status_code == 202, accepted.text
+        job_id = str(accepted.json()["id"])
+        deadline = time.monotonic() + 60
+        while client.get(f"/jobs/{job_id}").json()["status"] not in ("successful", "failed"):
+            assert time.monotonic() < deadline, f"job {job_id} still running after 60 s"
+            time.sleep(0.2)
+    return job_id
+
+
+@pytest.fixture(scope="module")
+def served_schema(fuzzed_api: str) -> schemathesis.BaseSchema:
+    schema = schemathesis.openapi.from_url(f"{fuzzed_api}/openapi.json")
+    schema.config.update(base_url=fuzzed_api)
     return schema
 
 
 # Path parameters drawn from the schema alone are nearly always unknown (a 404 at once): each
-# operation is also run with the sample's own collections and both tile matrix sets, so the
-# generated query parameters and bodies reach the code behind them.
+# operation is also run with the sample's own collections, raster layers, both tile matrix
+# sets and a finished job (its id added by `fuzzed_api`), so the generated query parameters and
+# bodies reach the code behind them.
 KNOWN_PATHS = [
-    {"collection_id": "addresses", "tms_id": "WebMercatorQuad"},
-    {"collection_id": "municipalities", "tms_id": "BelgianLambert72"},
+    {"collection_id": "addresses", "tms_id": "WebMercatorQuad", "coverage_id": "terrain"},
+    {"collection_id": "municipalities", "tms_id": "BelgianLambert72", "coverage_id": "imagery"},
 ]
 
 
@@ -64,7 +108,7 @@ class Outcome:
 
 
 def _check(case: schemathesis.Case, outcome: Outcome) -> None:
-    response = case.call(timeout=ANSWER_BOUND * 4)
+    response = case.call(timeout=ANSWER_BOUND * 4, headers=AUTH)
     where = f"{case.method} {response.request.url}"
     if not isinstance(case.body, NotSet):
         where += f" with body {str(case.body)[:200]}"
@@ -93,9 +137,7 @@ def undocumented(case: schemathesis.Case, response: Response) -> str:
 def _variants(operation: schemathesis.APIOperation) -> list[dict[str, str]]:
     names = {p.name for p in operation.path_parameters}
     known = [{k: v for k, v in paths.items() if k in names} for paths in KNOWN_PATHS]
-    return (
-        [{}] + [paths for paths in known if paths] if names & {"collection_id", "tms_id"} else [{}]
-    )
+    return [{}] + [paths for paths in known if paths] if names & set(KNOWN_PATHS[0]) else [{}]
 
 
 def fuzz(
@@ -141,6 +183,8 @@ def run(schema: schemathesis.BaseSchema, examples: int) -> Outcome:
     """
     outcome = Outcome()
     operations = [result.ok() for result in schema.get_all_operations()]
+    # Deletions last: DELETE /jobs/{job_id} would take the known jobs from the operations after.
+    operations.sort(key=lambda operation: operation.method.upper() == "DELETE")
     for operation in operations:
         for paths, mode in itertools.product(
             _variants(operation), (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
