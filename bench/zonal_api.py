@@ -72,7 +72,7 @@ COVERAGE = "terrain"
 COLLECTION = "buildings"
 KEY = "building_id"
 CELL = 2.0  # metres, as bench.zonal_bench
-POLL = 0.05  # seconds between two GETs of the job
+POLL = 0.2  # seconds between two GETs of the job (each costs the server CPU the job could use)
 JOB_TIMEOUT = 3600.0
 TARGET = 3.0  # rasterstats / job, issue 15
 
