@@ -1,12 +1,16 @@
 """Zonal statistics over many small buildings: urbis_core.raster_values against rasterstats.
 
     python -m bench.zonal_bench [--buildings 100000] [--size 4000]
+    python -m bench.zonal_bench --through-api [--wait-quiet 600] [--json out.json]
 
 Writes a deterministic terrain model (float32 COG, EPSG:31370, 2 m cells over Brussels, nodata
 holes) and as many small rotated rectangles ("buildings") scattered over it, then times one run
 of each on the same data in this process: `zonal_stats` here, and `rasterstats.zonal_stats` with
 the same statistics (count, nodata, min, max, mean, std, 5/50/95th percentiles; rasterstats'
 default cells, centres inside). Checks that both give the same numbers, prints the ratio.
+
+`--through-api` times what a user runs instead, the zonal job of the API over the same data
+(bench.zonal_api says how).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import math
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -26,6 +31,7 @@ from urbis_core.raster_values import zonal_stats
 
 NODATA = -9999.0
 PERCENTILES = (5, 50, 95)
+RASTERSTATS = "count nodata min max mean std " + " ".join(f"percentile_{p}" for p in PERCENTILES)
 
 
 def write_dtm(path: Path, size: int, cell: float) -> tuple[float, float, float, float]:
@@ -76,12 +82,64 @@ def buildings(count: int, bounds: tuple[float, float, float, float]) -> list[Pol
     return out
 
 
-def main() -> None:
+def time_rasterstats(path: str, shapes: list[Polygon]) -> tuple[list[dict[str, Any]], float]:
+    """rasterstats' numbers for every shape (its defaults, our statistics) and its seconds."""
+    import rasterstats  # the dev extra's reference
+
+    start = time.perf_counter()
+    theirs = rasterstats.zonal_stats(shapes, path, stats=RASTERSTATS)
+    return theirs, time.perf_counter() - start
+
+
+def agrees(ours: dict[str, Any], theirs: dict[str, Any]) -> bool:
+    """Whether one feature's statistics (as zonal_stats gives them) are rasterstats' ones."""
+    same = ours["count"] == theirs["count"] and ours["nodata_count"] == int(theirs["nodata"] or 0)
+    if ours["count"]:
+        same = same and all(
+            math.isclose(ours[k], theirs[k], rel_tol=1e-6, abs_tol=1e-6)
+            for k in ("min", "max", "mean", "std")
+        )
+        same = same and all(
+            math.isclose(ours["percentiles"][p], theirs[f"percentile_{p}"], rel_tol=1e-6)
+            for p in PERCENTILES
+        )
+    return same
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--buildings", type=int, default=100_000)
     parser.add_argument("--size", type=int, default=4000, help="raster cells across (2 m each)")
-    args = parser.parse_args()
-    import rasterstats  # the dev extra's reference
+    parser.add_argument(
+        "--through-api",
+        action="store_true",
+        help="time the API's zonal job (sync, urbis serve, POST, poll, download) instead",
+    )
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="--through-api: first wait up to this long for the CPU to be idle",
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path("/tmp/urbis-bench"),
+        help="--through-api: where its files and logs go (<workdir>/zonal-run)",
+    )
+    parser.add_argument(
+        "--json", type=Path, default=None, help="--through-api: write the result here too"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.through_api:
+        from bench import zonal_api
+
+        return zonal_api.run(args)
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "dtm.tif"
@@ -93,29 +151,15 @@ def main() -> None:
         ours = [r for _, r in zonal_stats(str(path), enumerate(shapes), PERCENTILES)]
         ours_s = time.perf_counter() - start
 
-        start = time.perf_counter()
-        stats = "count nodata min max mean std " + " ".join(f"percentile_{p}" for p in PERCENTILES)
-        theirs = rasterstats.zonal_stats(shapes, str(path), stats=stats)
-        theirs_s = time.perf_counter() - start
+        theirs, theirs_s = time_rasterstats(str(path), shapes)
 
-        mismatches = 0
-        for a, b in zip(ours, theirs, strict=True):
-            same = a["count"] == b["count"] and a["nodata_count"] == int(b["nodata"] or 0)
-            if a["count"]:
-                same = same and all(
-                    math.isclose(a[k], b[k], rel_tol=1e-6, abs_tol=1e-6)
-                    for k in ("min", "max", "mean", "std")
-                )
-                same = same and all(
-                    math.isclose(a["percentiles"][p], b[f"percentile_{p}"], rel_tol=1e-6)
-                    for p in PERCENTILES
-                )
-            mismatches += not same
+        mismatches = sum(not agrees(a, b) for a, b in zip(ours, theirs, strict=True))
         print(f"urbis_core.raster_values.zonal_stats: {ours_s:.2f} s")
         print(f"rasterstats.zonal_stats:              {theirs_s:.2f} s")
         print(f"ratio (rasterstats / ours):           {theirs_s / ours_s:.2f} x")
         print(f"features whose numbers differ:        {mismatches}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
