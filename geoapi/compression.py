@@ -195,9 +195,12 @@ class Compress(HttpMiddleware):
             for name, value in scope.get("extensions", {}).items()
             if name != "http.response.pathsend"  # a file's bytes must pass through here
         }
-        inner = {**scope, "headers": raw_headers, "extensions": extensions}
+        # Changed in place, not copied: what the router writes into the scope (the route the
+        # metrics and the log name) must reach the middlewares outside this one.
+        scope["headers"] = raw_headers
+        scope["extensions"] = extensions
         answer = _Answer(coding, self.settings.min_bytes, scope["method"] == "HEAD", revalidating)
-        await self.app(inner, receive, answer.sender(send))
+        await self.app(scope, receive, answer.sender(send))
 
 
 class _Answer:
