@@ -18,6 +18,7 @@ from geoapi import area_of_use
 from geoapi.admin_auth import AdminEdge
 from geoapi.admin_sync import SyncRuns
 from geoapi.budgets import API_APPLICATION_NAME, DEFAULT_KIND, Budgets
+from geoapi.compression import Compress
 from geoapi.counting import MatchCounts
 from geoapi.coverage_entries import CoverageEntries
 from geoapi.cql2 import parse_filter
@@ -31,6 +32,7 @@ from geoapi.observing import ObserveRequests
 from geoapi.offload import Workers
 from geoapi.openapi import ApiDefinition
 from geoapi.public_url import PublicUrl, VaryMiddleware, parse_networks, parse_public_url
+from geoapi.rate_limit import RateLimits
 from geoapi.request_limits import RequestLimits
 from geoapi.routes import (
     admin,
@@ -178,13 +180,31 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.add_middleware(RequestLimits, limits=settings.limits)
     app.add_middleware(VaryMiddleware)
     app.add_middleware(CancelOnDisconnect)
+    # Before any route's work; inside CORS, so that a page's script can read its 429.
+    app.add_middleware(
+        RateLimits,
+        limit=settings.rate_limit,
+        trusted_proxies=app.state.public_url.trusted_proxies,
+        metrics=app.state.metrics,
+    )
+    app.add_middleware(Compress, settings=settings.compression)
     # Web apps on other origins embed tiles and call the API from the browser.
     app.add_middleware(
         CORSMiddleware,
         allow_origins=list(settings.cors_origins),
         allow_methods=["GET", "POST", "DELETE", "HEAD", "OPTIONS"],
         allow_headers=["*"],
-        expose_headers=["ETag", "Content-Crs", "Link", "X-Tile-Cache", "X-Request-Id"],
+        expose_headers=[
+            "ETag",
+            "Content-Crs",
+            "Link",
+            "X-Tile-Cache",
+            "X-Request-Id",
+            "Retry-After",
+            "RateLimit-Limit",
+            "RateLimit-Remaining",
+            "RateLimit-Reset",
+        ],
     )
     # Outside CORS: it refuses /admin's preflights before CORS could allow them.
     app.add_middleware(AdminEdge)

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -46,6 +46,17 @@ class Metrics:
             "Time to draw a tile not in the cache, its turn included (count: tiles drawn)",
             ("kind",),
             buckets=DRAW_BUCKETS,
+            registry=self.registry,
+        )
+
+        self.rate_limited = Counter(
+            "urbis_rate_limited",
+            "Requests refused with a 429: their client had passed its rate (URBIS_RATE_LIMIT)",
+            registry=self.registry,
+        )
+        self.rate_limit_clients = Gauge(
+            "urbis_rate_limit_clients",
+            "Clients whose rate is being counted now (at most the limiter's bound)",
             registry=self.registry,
         )
 

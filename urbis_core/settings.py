@@ -107,6 +107,33 @@ LogFormat = Literal["text", "json"]
 
 
 @dataclass(frozen=True)
+class RateLimit:
+    """How many requests one client may make (geoapi.rate_limit): a token bucket per client.
+
+    `rate` requests a second on average, `burst` at once; 0 turns the limit off. Loopback
+    clients (the machine itself: tests, a local user) are not limited unless `loopback`.
+    At most `max_clients` buckets are kept: the least recently seen is dropped past it.
+    """
+
+    rate: float = 50.0
+    burst: int = 200
+    loopback: bool = False
+    max_clients: int = 100_000
+
+    @property
+    def enabled(self) -> bool:
+        return self.rate > 0
+
+
+@dataclass(frozen=True)
+class Compression:
+    """Which answers are compressed (geoapi.compression): text of at least `min_bytes`."""
+
+    enabled: bool = True
+    min_bytes: int = 1024
+
+
+@dataclass(frozen=True)
 class AdminSettings:
     """The admin API (geoapi.routes.admin): offered only when URBIS_ADMIN_TOKEN is set.
 
@@ -186,6 +213,9 @@ class ApiSettings:
     # log collector.
     log_format: LogFormat = "text"
     admin: AdminSettings | None = None  # None: no token, no admin routes
+    # Fair use: requests per client, and compressed answers.
+    rate_limit: RateLimit = field(default_factory=RateLimit)
+    compression: Compression = field(default_factory=Compression)
 
 
 @dataclass(frozen=True)
@@ -409,6 +439,16 @@ class Settings(BaseModel):
     admin_token: Annotated[str | None, AfterValidator(_token)] = Field(
         None, alias="URBIS_ADMIN_TOKEN", repr=False
     )
+    # Fair use (RateLimit, Compression)
+    rate_per_second: Annotated[
+        float, BeforeValidator(_number("requests a second")), Field(ge=0, le=1_000_000)
+    ] = Field(RateLimit.rate, alias="URBIS_RATE_LIMIT")
+    rate_burst: Count = Field(RateLimit.burst, alias="URBIS_RATE_BURST")
+    rate_limit_loopback: Flag = Field(RateLimit.loopback, alias="URBIS_RATE_LIMIT_LOOPBACK")
+    compress: Flag = Field(Compression.enabled, alias="URBIS_COMPRESS")
+    compress_min_bytes: Annotated[int, BeforeValidator(_integer), AfterValidator(_at_least(0))] = (
+        Field(Compression.min_bytes, alias="URBIS_COMPRESS_MIN_BYTES")
+    )
     # What a request may send (ServerLimits)
     max_body_bytes: Bytes = Field(ServerLimits.max_body_bytes, alias="URBIS_MAX_BODY_BYTES")
     body_timeout: Seconds = Field(ServerLimits.body_timeout, alias="URBIS_BODY_TIMEOUT")
@@ -507,6 +547,10 @@ class Settings(BaseModel):
             job_ttl=self.job_ttl,
             job_dir=self.job_dir,
             log_format=self.log_format,
+            rate_limit=RateLimit(
+                rate=self.rate_per_second, burst=self.rate_burst, loopback=self.rate_limit_loopback
+            ),
+            compression=Compression(enabled=self.compress, min_bytes=self.compress_min_bytes),
         )
 
     def admin(self, database_url: str, config: Path) -> AdminSettings | None:

@@ -56,10 +56,49 @@ class LayerState(BaseModel):
     next_run: datetime = Field(description="When the continuous sync runs it next")
 
 
+class RateLimitState(BaseModel):
+    """Requests per client (URBIS_RATE_LIMIT, URBIS_RATE_BURST, URBIS_RATE_LIMIT_LOOPBACK)."""
+
+    requests_per_second: float = Field(description="0: no limit")
+    burst: int
+    loopback: bool = Field(description="Whether loopback clients are limited too")
+    max_clients: int = Field(description="Clients counted at once; the oldest go past it")
+
+
+class CompressionState(BaseModel):
+    """Compressed answers (URBIS_COMPRESS, URBIS_COMPRESS_MIN_BYTES)."""
+
+    enabled: bool
+    min_bytes: int
+
+
+class Limits(BaseModel):
+    """What one request or client may cost: the README's "Limits in one place", as set now."""
+
+    max_body_bytes: int
+    body_timeout: float
+    max_url_bytes: int
+    max_header_bytes: int
+    header_timeout: float
+    keep_alive_timeout: int
+    statement_timeouts: dict[str, float] = Field(description="Seconds, per kind of query")
+    concurrency: dict[str, int] = Field(description="Requests at once, per kind of query")
+    queue_timeout: float
+    idle_in_transaction_timeout: float
+    max_items_per_page: int
+    download_max_features: int
+    max_stats_cells: int
+    max_query_vertices: int
+    job_queue: int
+    rate_limit: RateLimitState
+    compression: CompressionState
+
+
 class Status(BaseModel):
-    """Every configured layer, in the configuration's order."""
+    """Every configured layer, in the configuration's order; the limits in force."""
 
     layers: list[LayerState]
+    limits: Limits
 
 
 class Purged(BaseModel):

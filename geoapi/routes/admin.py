@@ -42,7 +42,7 @@ from urbis_core.changes import coverage_layer
 from urbis_core.config import ServiceConfig, load_config
 from urbis_core.coverages import list_coverages
 from urbis_core.errors import InvalidParameter, NotFound
-from urbis_core.settings import AdminSettings
+from urbis_core.settings import AdminSettings, ApiSettings
 from urbis_sync.schedule import statuses_on
 
 router = APIRouter(prefix="/admin", tags=["Admin"], dependencies=[Depends(require_token)])
@@ -179,7 +179,8 @@ async def run(run_id: RunId, request: Request, conn: ConnDep) -> dict[str, Any]:
     description=(
         "Per configured layer: version, features, last success, last failure and why, "
         "failures in a row, quarantined features, whether a run is going, the next run of "
-        "the continuous sync. `urbis status --json` prints the same objects."
+        "the continuous sync (`urbis status --json` prints the same objects); and `limits`, "
+        "what one request or client may cost as the service is set now."
     ),
 )
 async def status(request: Request, conn: ConnDep) -> dict[str, Any]:
@@ -187,7 +188,42 @@ async def status(request: Request, conn: ConnDep) -> dict[str, Any]:
     config = await _config(request)
     now = datetime.now(UTC)
     layers = await conn.run_sync(lambda sync_conn: statuses_on(sync_conn, config, now))
-    return {"layers": [layer.record() for layer in layers]}
+    return {
+        "layers": [layer.record() for layer in layers],
+        "limits": limits_record(request.app.state.settings),
+    }
+
+
+def limits_record(settings: ApiSettings) -> dict[str, Any]:
+    """Every limit on a request or a client, as the README's table lists them."""
+    server = settings.limits
+    return {
+        "max_body_bytes": server.max_body_bytes,
+        "body_timeout": server.body_timeout,
+        "max_url_bytes": server.max_url_bytes,
+        "max_header_bytes": server.max_header_bytes,
+        "header_timeout": server.header_timeout,
+        "keep_alive_timeout": server.keep_alive_timeout,
+        "statement_timeouts": dict(settings.statement_timeouts),
+        "concurrency": dict(settings.concurrency),
+        "queue_timeout": settings.queue_timeout,
+        "idle_in_transaction_timeout": settings.idle_in_transaction_timeout,
+        "max_items_per_page": settings.max_limit,
+        "download_max_features": settings.download_max_features,
+        "max_stats_cells": settings.max_stats_cells,
+        "max_query_vertices": settings.max_query_vertices,
+        "job_queue": settings.job_queue,
+        "rate_limit": {
+            "requests_per_second": settings.rate_limit.rate,
+            "burst": settings.rate_limit.burst,
+            "loopback": settings.rate_limit.loopback,
+            "max_clients": settings.rate_limit.max_clients,
+        },
+        "compression": {
+            "enabled": settings.compression.enabled,
+            "min_bytes": settings.compression.min_bytes,
+        },
+    }
 
 
 @lru_cache(maxsize=4)
