@@ -8,6 +8,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from geoapi.links import link
 from urbis_core.catalog import sync_lock_key, sync_run
 from urbis_core.errors import NotFound
 
@@ -30,8 +31,8 @@ def run_doc(row: Row[Any], base: str) -> dict[str, Any]:
         "error": row.error,
         "drift": row.drift,
         "links": [
-            {"href": f"{base}/admin/runs/{row.id}", "rel": "self", "type": "application/json"},
-            {"href": f"{base}/admin/status", "rel": "status", "type": "application/json"},
+            link("self", f"{base}/admin/runs/{row.id}"),
+            link("status", f"{base}/admin/status"),
         ],
     }
 

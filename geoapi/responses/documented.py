@@ -52,6 +52,17 @@ def schema_ref(model: type[BaseModel]) -> dict[str, str]:
     return {"$ref": REF.format(model=model.__name__)}
 
 
+def accepted(model: type[BaseModel], description: str, named: str) -> dict[int | str, Any]:
+    """A 202 whose `Location` names what was started (`named`), with `model` as its body."""
+    return {
+        202: {
+            "description": description,
+            "headers": {"Location": {"schema": {"type": "string"}, "description": named}},
+            "content": {JSON: {"schema": schema_ref(model)}},
+        }
+    }
+
+
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {
         status: {

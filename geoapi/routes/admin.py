@@ -31,10 +31,10 @@ from geoapi.area_of_use import bbox_shape, clip
 from geoapi.budgets import Budgets
 from geoapi.crs import parse_crs
 from geoapi.deps import ConnDep, base_url
-from geoapi.media_types import JSON
+from geoapi.links import link
 from geoapi.params import reject_unknown
 from geoapi.responses.admin import Purged, Run, Runs, Status
-from geoapi.responses.documented import answers, errors, schema_ref
+from geoapi.responses.documented import accepted, answers, errors
 from tiles.cache import TileCache
 from urbis_core.bbox import parse_bbox
 from urbis_core.catalog import STORAGE_SRID, list_layers
@@ -72,12 +72,11 @@ async def _config(request: Request) -> ServiceConfig:
     summary="Start a sync run of a layer now",
     status_code=202,
     responses={
-        202: {
-            "description": "The run started; `Location` names it. Poll it until its status is "
-            "success or failed",
-            "headers": {"Location": {"schema": {"type": "string"}, "description": "The run"}},
-            "content": {JSON: {"schema": schema_ref(Run)}},
-        },
+        **accepted(
+            Run,
+            "The run started; `Location` names it. Poll it until its status is success or failed",
+            "The run",
+        ),
         **errors(*AUTH_ERRORS, 404, 409),
     },
     description=(
@@ -144,21 +143,9 @@ async def runs(
     rows = await read_runs(conn, limit, before, layer)
     base = base_url(request)
     query = f"limit={limit}" + (f"&layer={layer}" if layer else "")
-    links = [
-        {
-            "href": f"{base}/admin/runs?{query}" + (f"&before={before}" if before else ""),
-            "rel": "self",
-            "type": JSON,
-        }
-    ]
+    links = [link("self", f"{base}/admin/runs?{query}" + (f"&before={before}" if before else ""))]
     if len(rows) == limit:
-        links.append(
-            {
-                "href": f"{base}/admin/runs?{query}&before={rows[-1].id}",
-                "rel": "next",
-                "type": JSON,
-            }
-        )
+        links.append(link("next", f"{base}/admin/runs?{query}&before={rows[-1].id}"))
     return {"runs": [run_doc(row, base) for row in rows], "links": links}
 
 

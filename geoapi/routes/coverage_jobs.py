@@ -19,9 +19,9 @@ from geoapi.coverage_areas import parse_percentiles
 from geoapi.deps import CatalogCoverage, ConnDep, FormatDep, LangDep, base_url, chosen_format
 from geoapi.job_pages import job_doc, job_page, jobs_doc, jobs_page
 from geoapi.jobs import FAILED, SUCCESSFUL, JobRunner
-from geoapi.media_types import CSV, GPKG, JSON
+from geoapi.media_types import CSV, GPKG
 from geoapi.params import reject_unknown
-from geoapi.responses.documented import ALSO_HTML, CATALOG_ERRORS, answers, errors, schema_ref
+from geoapi.responses.documented import ALSO_HTML, CATALOG_ERRORS, accepted, answers, errors
 from geoapi.responses.jobs import Job, Jobs
 from geoapi.zonal_job import ZonalSpec
 from geoapi.zonal_results import CSV_NAME, GPKG_NAME
@@ -48,14 +48,14 @@ def _runner(request: Request) -> JobRunner:
     summary="Statistics of a band for each feature of a collection (a job)",
     status_code=202,
     responses={
-        202: {
-            "description": (
+        **accepted(
+            Job,
+            (
                 "The job is accepted; `Location` names it. Poll it until `status` is "
                 "successful, then fetch its results"
             ),
-            "headers": {"Location": {"schema": {"type": "string"}, "description": "The job"}},
-            "content": {JSON: {"schema": schema_ref(Job)}},
-        },
+            "The job",
+        ),
         **errors(*CATALOG_ERRORS),
     },
     description=(
