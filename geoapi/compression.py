@@ -25,11 +25,16 @@ a 304 for the other. Here:
   gets the `Content-Length` of its compressed bytes. A HEAD says what its GET would: the
   coding, the ETag, and the compressed length when the app gave the body, none otherwise.
 - Pieces of 128 KiB and more are compressed in a worker thread, off the event loop.
+- A whole answer with a strong ETag is compressed once per coding: the compressed bytes are kept
+  (`CompressedBodies`, least recently used out past `KEPT_BYTES`) under its path, query, ETag and
+  coding, so a cached tile asked again is not compressed again on every request. A strong ETag
+  promises the same bytes for the same URL, which is what makes the kept bytes right.
 """
 
 from __future__ import annotations
 
 import zlib
+from collections import OrderedDict
 from typing import Protocol
 
 import anyio.to_thread
@@ -45,6 +50,7 @@ CODINGS = ("br", "gzip")  # preferred first, on equal q-values
 GZIP_LEVEL = 6
 BROTLI_QUALITY = 5  # about gzip's size at -9 for less time; 11 is for files compressed once
 THREAD_MIN_BYTES = 128 * 1024
+KEPT_BYTES = 32 * 1024 * 1024  # compressed whole answers kept per app (tiles, mostly)
 _COMPRESSIBLE = frozenset(
     {
         "application/json",
@@ -158,6 +164,36 @@ async def _run(step: _Encoder, data: bytes, last: bool) -> bytes:
     return work(data)
 
 
+BodyKey = tuple[str, bytes, str, str]  # path, query string, strong ETag, coding
+
+
+class CompressedBodies:
+    """Compressed whole answers by URL, ETag and coding, at most `max_bytes` of them."""
+
+    def __init__(self, max_bytes: int = KEPT_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._kept: OrderedDict[BodyKey, bytes] = OrderedDict()
+
+    def get(self, key: BodyKey) -> bytes | None:
+        body = self._kept.get(key)
+        if body is not None:
+            self._kept.move_to_end(key)
+        return body
+
+    def put(self, key: BodyKey, body: bytes) -> None:
+        if len(body) > self.max_bytes or key in self._kept:
+            return
+        self._kept[key] = body
+        self.bytes += len(body)
+        while self.bytes > self.max_bytes:
+            _, dropped = self._kept.popitem(last=False)
+            self.bytes -= len(dropped)
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+
 def _add_vary(message: Message) -> None:
     MutableHeaders(scope=message).add_vary_header("Accept-Encoding")
 
@@ -166,6 +202,7 @@ class Compress(HttpMiddleware):
     def __init__(self, app: ASGIApp, settings: Compression) -> None:
         super().__init__(app)
         self.settings = settings
+        self.kept = CompressedBodies()
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self.settings.enabled:
@@ -200,6 +237,7 @@ class Compress(HttpMiddleware):
         scope["headers"] = raw_headers
         scope["extensions"] = extensions
         answer = _Answer(coding, self.settings.min_bytes, scope["method"] == "HEAD", revalidating)
+        answer.keep_in(self.kept, scope["path"], scope.get("query_string", b""))
         await self.app(scope, receive, answer.sender(send))
 
 
@@ -214,6 +252,12 @@ class _Answer:
         self.start: Message | None = None
         self.encoder: _Encoder | None = None
         self.passing = False  # sent as it is
+        self.kept: CompressedBodies | None = None  # whole answers compressed before
+        self.url: tuple[str, bytes] = ("", b"")
+
+    def keep_in(self, kept: CompressedBodies, path: str, query: bytes) -> None:
+        """Take a whole answer with a strong ETag from `kept`, or compress it into it."""
+        self.kept, self.url = kept, (path, query)
 
     def sender(self, send: Send) -> Send:
         async def send_compressed(message: Message) -> None:
@@ -266,11 +310,12 @@ class _Answer:
                 await send(message)
                 return
             headers["content-encoding"] = self.coding
-            if "etag" in headers:
-                headers["etag"] = variant_etag(headers["etag"], self.coding)
+            etag = headers.get("etag")
+            if etag is not None:
+                headers["etag"] = variant_etag(etag, self.coding)
             self.encoder = _encoder(self.coding)
             if not more and body:  # the whole answer at once: its compressed length is known
-                compressed = await _run(self.encoder, body, last=True)
+                compressed = await self._whole(body, etag)
                 headers["content-length"] = str(len(compressed))
                 await send(start)
                 await send({**message, "body": b"" if self.head else compressed})
@@ -285,3 +330,15 @@ class _Answer:
         out = await _run(self.encoder, body, last=not more)
         if out or not more:
             await send({**message, "body": out})
+
+    async def _whole(self, body: bytes, etag: str | None) -> bytes:
+        """A whole answer compressed, or as it was compressed before under the same strong ETag."""
+        assert self.encoder is not None
+        if etag is None or etag.startswith("W/") or self.kept is None:
+            return await _run(self.encoder, body, last=True)
+        key = (*self.url, etag, self.coding)
+        compressed = self.kept.get(key)
+        if compressed is None:
+            compressed = await _run(self.encoder, body, last=True)
+            self.kept.put(key, compressed)
+        return compressed

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 
+import brotli
+import httpx
 import pytest
 
 from geoapi.client_address import client_address, is_loopback
-from geoapi.compression import compressible, negotiate, variant_etag
+from geoapi.compression import (
+    BROTLI_QUALITY,
+    Compress,
+    CompressedBodies,
+    compressible,
+    negotiate,
+    variant_etag,
+)
+from geoapi.media_types import MVT
 from geoapi.public_url import parse_networks
 from geoapi.rate_limit import Buckets
 from urbis_core.errors import ConfigError
-from urbis_core.settings import RateLimit, Settings
+from urbis_core.settings import Compression, RateLimit, Settings
 
 A = ipaddress.ip_address("203.0.113.1")
 
@@ -151,3 +162,57 @@ def test_the_settings_are_read_and_checked():
     ):
         with pytest.raises(ConfigError, match=name):
             Settings.from_env({name: value})
+
+
+def _compressing(bodies: dict[str, tuple[bytes, str]]) -> tuple[Compress, list[str]]:
+    """Compress over a small ASGI app answering `bodies[path]` (bytes, ETag); paths it drew."""
+    drawn: list[str] = []
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        body, etag = bodies[scope["path"]]
+        drawn.append(scope["path"])
+        headers = [(b"content-type", MVT.encode()), (b"etag", etag.encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return Compress(app, Compression()), drawn
+
+
+def test_a_whole_answer_with_a_strong_etag_is_compressed_once_per_url_and_coding():
+    tile = bytes(range(256)) * 40
+    other = bytes(reversed(range(256))) * 40
+    middleware, drawn = _compressing(
+        {"/a": (tile, '"t.v1"'), "/b": (other, '"t.v1"'), "/w": (tile, 'W/"t.v1"')}
+    )
+    transport = httpx.ASGITransport(app=middleware)
+
+    async def ask() -> list[httpx.Response]:
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            answers = []
+            for path, coding in [("/a", "br"), ("/a", "br"), ("/b", "br"), ("/a", "gzip")]:
+                answers.append(await client.get(path, headers={"Accept-Encoding": coding}))
+            answers.append(await client.get("/w", headers={"Accept-Encoding": "br"}))
+            return answers
+
+    first, again, other_url, gzipped, weak = asyncio.run(ask())
+    assert drawn == ["/a", "/a", "/b", "/a", "/w"]  # the app answers every time
+    assert first.content == again.content == gzipped.content == tile  # decoded by httpx
+    assert again.headers["etag"] == first.headers["etag"] == '"t.v1-br"'
+    assert other_url.content == other  # the same ETag at another URL is another body
+    assert weak.content == tile
+    # kept: /a in br and in gzip, /b in br; not the weak ETag's answer
+    assert len(middleware.kept) == 3
+    assert middleware.kept.get(("/a", b"", '"t.v1"', "br")) == brotli.compress(
+        tile, quality=BROTLI_QUALITY
+    )
+
+
+def test_the_kept_compressed_bodies_stay_within_their_bytes():
+    kept = CompressedBodies(max_bytes=100)
+    for n in range(10):
+        kept.put((f"/{n}", b"", '"e"', "br"), bytes(30))
+    assert kept.bytes <= 100 and len(kept) == 3
+    assert kept.get(("/9", b"", '"e"', "br")) is not None
+    assert kept.get(("/0", b"", '"e"', "br")) is None  # least recently used, gone first
+    kept.put(("/big", b"", '"e"', "br"), bytes(101))  # larger than the whole budget: not kept
+    assert kept.get(("/big", b"", '"e"', "br")) is None and kept.bytes <= 100
