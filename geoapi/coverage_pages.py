@@ -59,8 +59,7 @@ def coverages_page(request: Request, lang: PageLanguage, doc: dict[str, Any]) ->
     base = base_url(request)
     rows = [
         [
-            f'<a href="{html.esc(_page_href(base, c["id"], code))}">'
-            f"{html.esc(_title(c, code))}</a>",
+            html.anchor(_page_href(base, c["id"], code), _title(c, code)),
             html.esc(c["id"]),
             html.esc(number(len(c["bands"]), code)),
             html.esc(" × ".join(_value(r, code) for r in c["resolution"])),
@@ -69,11 +68,7 @@ def coverages_page(request: Request, lang: PageLanguage, doc: dict[str, Any]) ->
         for c in doc["coverages"]
     ]
     headers = ["col.title", "col.id", "coverage.bands", "coverage.resolution", "col.version"]
-    body = (
-        html.table([text(code, h) for h in headers], rows)
-        if rows
-        else f"<p>{html.esc(text(code, 'coverages.none'))}</p>"
-    )
+    body = html.table([text(code, h) for h in headers], rows, none=text(code, "coverages.none"))
     return html.page(request, lang, text(code, "coverages.title"), body, f"{base}/coverages?f=json")
 
 

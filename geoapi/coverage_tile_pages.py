@@ -80,10 +80,9 @@ def coverage_tilesets_page(
         links = _links(tileset["links"])
         rows.append(
             [
-                f'<a href="{html.esc(html.page_href(links["self"]["href"], code))}">'
-                f"{html.esc(tileset['title'])}</a>",
+                html.anchor(html.page_href(links["self"]["href"], code), tileset["title"]),
                 html.esc(tileset["crs"]),
-                f'<a href="{html.esc(links["describedby"]["href"])}">TileJSON</a>',
+                html.anchor(links["describedby"]["href"], "TileJSON"),
                 html.esc(links["image/png"]["href"]),
             ]
         )

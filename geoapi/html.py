@@ -114,12 +114,22 @@ def page(
 
 def link_list(links: list[tuple[str, str]]) -> str:
     """A list of (href, title) links."""
-    items = "".join(f'<li><a href="{esc(href)}">{esc(title)}</a></li>' for href, title in links)
+    items = "".join(f"<li>{anchor(href, title)}</li>" for href, title in links)
     return f"<ul>{items}</ul>"
 
 
-def table(headers: list[str], rows: list[list[str]]) -> str:
-    """A table: `headers` are text (escaped here), cells already markup."""
+def anchor(href: str, label: str) -> str:
+    """A link whose address and label are text (both escaped here)."""
+    return f'<a href="{esc(href)}">{esc(label)}</a>'
+
+
+def table(headers: list[str], rows: list[list[str]], *, none: str | None = None) -> str:
+    """A table: `headers` are text (escaped here), cells already markup.
+
+    With no rows, the sentence `none` (text) stands in its place, when given.
+    """
+    if not rows and none is not None:
+        return f"<p>{esc(none)}</p>"
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
     return (

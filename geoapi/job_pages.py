@@ -118,8 +118,7 @@ def jobs_page(request: Request, lang: PageLanguage, doc: dict[str, Any]) -> HTML
     base = base_url(request)
     rows = [
         [
-            f'<a href="{html.esc(_page_href(base, job["id"], code))}">'
-            f"{html.esc(_title(job, code))}</a>",
+            html.anchor(_page_href(base, job["id"], code), _title(job, code)),
             html.esc(text(code, f"job.status.{job['status']}")),
             _progress(job, code),
             html.esc(job["created"]),
@@ -127,9 +126,5 @@ def jobs_page(request: Request, lang: PageLanguage, doc: dict[str, Any]) -> HTML
         for job in doc["jobs"]
     ]
     headers = ["job.id", "job.status", "job.progress", "job.created"]
-    body = (
-        html.table([text(code, h) for h in headers], rows)
-        if rows
-        else f"<p>{html.esc(text(code, 'jobs.none'))}</p>"
-    )
+    body = html.table([text(code, h) for h in headers], rows, none=text(code, "jobs.none"))
     return html.page(request, lang, text(code, "jobs.title"), body, f"{base}/jobs?f=json")

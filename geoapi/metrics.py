@@ -121,44 +121,41 @@ class Scraped(Collector):
         self.cache, self.pool, self.reachable, self.sync = cache, pool, database_reachable, sync
 
     def collect(self) -> Iterator[Metric]:
-        yield CounterMetricFamily(
-            "urbis_tile_cache_hits", "Tiles answered from the cache", value=self.cache.hits
-        )
-        yield CounterMetricFamily(
-            "urbis_tile_cache_misses", "Tiles not in the cache", value=self.cache.misses
-        )
-        yield CounterMetricFamily(
-            "urbis_tile_cache_dropped",
-            "Cached tiles dropped by the sync's changes",
-            value=self.cache.dropped,
-        )
-        yield GaugeMetricFamily(
-            "urbis_tile_cache_bytes", "Bytes of tiles in the memory cache", value=self.cache.bytes
-        )
-        yield GaugeMetricFamily(
-            "urbis_tile_cache_entries", "Tiles in the memory cache", value=self.cache.entries
-        )
-        yield GaugeMetricFamily(
-            "urbis_db_pool_size", "Connections the pool may hold", value=self.pool.size
-        )
-        yield GaugeMetricFamily(
-            "urbis_db_pool_in_use", "Pooled connections in use now", value=self.pool.in_use
-        )
-        yield GaugeMetricFamily(
-            "urbis_db_pool_waiting",
-            "Requests waiting for a pooled connection now",
-            value=self.pool.waiting,
-        )
-        yield GaugeMetricFamily(
-            "urbis_db_reachable",
-            "1 when the database answered the last request that asked it, else 0",
-            value=int(self.reachable),
-        )
-        yield GaugeMetricFamily(
-            "urbis_sync_figures_up",
-            "1 when the sync's figures below could be read from the database for this scrape",
-            value=int(self.sync is not None),
-        )
+        cache, pool = self.cache, self.pool
+        counter, gauge = CounterMetricFamily, GaugeMetricFamily
+        for family, name, words, value in (
+            (counter, "urbis_tile_cache_hits", "Tiles answered from the cache", cache.hits),
+            (counter, "urbis_tile_cache_misses", "Tiles not in the cache", cache.misses),
+            (
+                counter,
+                "urbis_tile_cache_dropped",
+                "Cached tiles dropped by the sync's changes",
+                cache.dropped,
+            ),
+            (gauge, "urbis_tile_cache_bytes", "Bytes of tiles in the memory cache", cache.bytes),
+            (gauge, "urbis_tile_cache_entries", "Tiles in the memory cache", cache.entries),
+            (gauge, "urbis_db_pool_size", "Connections the pool may hold", pool.size),
+            (gauge, "urbis_db_pool_in_use", "Pooled connections in use now", pool.in_use),
+            (
+                gauge,
+                "urbis_db_pool_waiting",
+                "Requests waiting for a pooled connection now",
+                pool.waiting,
+            ),
+            (
+                gauge,
+                "urbis_db_reachable",
+                "1 when the database answered the last request that asked it, else 0",
+                int(self.reachable),
+            ),
+            (
+                gauge,
+                "urbis_sync_figures_up",
+                "1 when the sync's figures below could be read from the database for this scrape",
+                int(self.sync is not None),
+            ),
+        ):
+            yield family(name, words, value=value)
         if self.sync is None:
             return
         runs = CounterMetricFamily(

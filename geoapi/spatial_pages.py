@@ -69,14 +69,15 @@ def lookup_page(
     rows = []
     for layer in layers:
         found = doc["results"][layer.id]
-        title = (
-            f'<a href="{html.esc(f"{base}/collections/{layer.id}?f=html&lang={code}")}">'
-            f"{html.esc(layer.display_title(code))}</a>"
+        title = html.anchor(
+            f"{base}/collections/{layer.id}?f=html&lang={code}", layer.display_title(code)
         )
         names = (
             "<br>".join(
-                f'<a href="{html.esc(html.feature_href(base, layer, f["id"], code))}">'
-                f"{html.esc(feature_name(layer, f['properties'], code))}</a>"
+                html.anchor(
+                    html.feature_href(base, layer, f["id"], code),
+                    feature_name(layer, f["properties"], code),
+                )
                 for f in found
             )
             or f"<em>{html.esc(text(code, 'lookup.nothing'))}</em>"
@@ -164,10 +165,7 @@ def stats_page(
         headers.append(text(code, f"stats.{measure}"))
     rows = []
     for row in doc["groups"]:
-        cells = [
-            f'<a href="{html.esc(html.feature_href(base, group, row["key"], code))}">'
-            f"{html.esc(row['key'])}</a>"
-        ]
+        cells = [html.anchor(html.feature_href(base, group, row["key"], code), row["key"])]
         cells.append(html.esc(name_of({key: row["key"], **names.get(row["key"], {})})))
         cells.append(html.esc(number(row["count"], code)))
         if measure:

@@ -24,10 +24,9 @@ def tilesets_page(
         tms_href = tileset["tileMatrixSetURI"]
         rows.append(
             [
-                f'<a href="{html.esc(html.page_href(self_href, code))}">'
-                f"{html.esc(tileset['title'])}</a>",
+                html.anchor(html.page_href(self_href, code), tileset["title"]),
                 html.esc(tileset["crs"]),
-                f'<a href="{html.esc(tms_href)}">{html.esc(tms_href)}</a>',
+                html.anchor(tms_href, tms_href),
             ]
         )
     headers = [text(code, "col.title"), text(code, "tileset.crs"), text(code, "tileset.tms")]
@@ -85,8 +84,7 @@ def tile_matrix_sets_page(
     code = lang.code
     rows = [
         [
-            f'<a href="{html.esc(html.page_href(tms["links"][0]["href"], code))}">'
-            f"{html.esc(tms['id'])}</a>",
+            html.anchor(html.page_href(tms["links"][0]["href"], code), tms["id"]),
             html.esc(tms["title"]),
             html.esc(tms["crs"]),
         ]

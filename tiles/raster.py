@@ -230,7 +230,7 @@ def _nodata_mask(data: np.ndarray, nodata: float) -> np.ndarray:
 
 
 def render_tile(
-    path: str,
+    source: RasterSource | str,
     tms: TileMatrixSet,
     z: int,
     x: int,
@@ -239,26 +239,16 @@ def render_tile(
     fmt: TileFormat = "png",
     style: RasterStyle | None = None,
 ) -> bytes | None:
-    """One tile of the raster at `path`, None when the tile does not meet it.
+    """One tile of a raster, None when the tile does not meet it.
+
+    `source` is a path, or a raster kept open by tiles.raster_datasets.
 
     `tif` holds the data values (float32, every band, nodata as the source's, NaN when it has
     none); `png` and `webp` a picture: 3 or 4 bands as RGB(A), one band through the style's ramp.
     """
-    with RasterSource(path) as source:
-        return render_source(source, tms, z, x, y, fmt=fmt, style=style)
-
-
-def render_source(
-    source: RasterSource,
-    tms: TileMatrixSet,
-    z: int,
-    x: int,
-    y: int,
-    *,
-    fmt: TileFormat = "png",
-    style: RasterStyle | None = None,
-) -> bytes | None:
-    """`render_tile` from a raster already opened (kept open by tiles.raster_datasets)."""
+    if isinstance(source, str):
+        with RasterSource(source) as opened:
+            return render_tile(opened, tms, z, x, y, fmt=fmt, style=style)
     if fmt not in FORMATS:
         raise InvalidParameter("f", f"a raster tile is one of {', '.join(FORMATS)}, not '{fmt}'")
     style = style or RasterStyle()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from tiles.raster import RasterSource, RasterStyle, TileFormat, render_source
+from tiles.raster import RasterSource, RasterStyle, TileFormat, render_tile
 from tiles.tms import TileMatrixSet
 
 
@@ -51,7 +51,7 @@ class RasterDatasets:
         """One tile of the coverage's file at `path` (its `version`), as tiles.raster draws it."""
         source = self._borrow(coverage_id, version, path)
         try:
-            tile = render_source(source, tms, z, x, y, fmt=fmt, style=style)
+            tile = render_tile(source, tms, z, x, y, fmt=fmt, style=style)
         except BaseException:
             source.close()  # in whatever state the failure left it: not lent again
             raise

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
@@ -61,6 +62,11 @@ def accepted(model: type[BaseModel], description: str, named: str) -> dict[int |
             "content": {JSON: {"schema": schema_ref(model)}},
         }
     }
+
+
+def started(doc: dict[str, Any], location: str) -> JSONResponse:
+    """The 202 that `accepted` documents: what was started, and where to follow it."""
+    return JSONResponse(doc, status_code=202, headers={"Location": location})
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -34,7 +34,7 @@ from geoapi.deps import ConnDep, base_url
 from geoapi.links import link
 from geoapi.params import reject_unknown
 from geoapi.responses.admin import Purged, Run, Runs, Status
-from geoapi.responses.documented import accepted, answers, errors
+from geoapi.responses.documented import accepted, answers, errors, started
 from tiles.cache import TileCache
 from urbis_core.bbox import parse_bbox
 from urbis_core.catalog import STORAGE_SRID, list_layers
@@ -115,9 +115,7 @@ async def start_sync(layer_id: LayerId, request: Request) -> JSONResponse:
     async with budgets.snapshot(engine, "catalog") as conn:
         row = await read_run(conn, run_id)
     base = base_url(request)
-    return JSONResponse(
-        run_doc(row, base), status_code=202, headers={"Location": f"{base}/admin/runs/{run_id}"}
-    )
+    return started(run_doc(row, base), f"{base}/admin/runs/{run_id}")
 
 
 @router.get(

@@ -191,8 +191,9 @@ async def collections(
         code = lang.code
         rows = [
             [
-                f'<a href="{html.esc(f"{base}/collections/{lyr.id}?f=html&lang={code}")}">'
-                f"{html.esc(lyr.display_title(code))}</a>",
+                html.anchor(
+                    f"{base}/collections/{lyr.id}?f=html&lang={code}", lyr.display_title(code)
+                ),
                 html.esc(lyr.id),
                 html.esc(lyr.geometry_type),
                 html.esc(number(lyr.feature_count, code)),
@@ -815,8 +816,7 @@ def _changes_page(
     base = base_url(request)
     rows = [
         [
-            f'<a href="{html.esc(html.feature_href(base, layer, event["id"], code))}">'
-            f"{html.esc(event['id'])}</a>"
+            html.anchor(html.feature_href(base, layer, event["id"], code), event["id"])
             if event["op"] != "delete"
             else html.esc(event["id"]),
             html.esc(text(code, f"op.{event['op']}")),
@@ -825,7 +825,7 @@ def _changes_page(
         for event in doc["changes"]
     ]
     headers = [text(code, k) for k in ("changes.feature", "changes.op", "changes.time")]
-    body = html.table(headers, rows) if rows else f"<p>{html.esc(text(code, 'changes.none'))}</p>"
+    body = html.table(headers, rows, none=text(code, "changes.none"))
     following = [
         (f"{lk['href']}&f=html&lang={code}", text(code, "items.next"))
         for lk in doc["links"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Annotated, Any, Literal
+from typing import IO, Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
@@ -21,7 +21,14 @@ from geoapi.job_pages import job_doc, job_page, jobs_doc, jobs_page
 from geoapi.jobs import FAILED, SUCCESSFUL, JobRunner
 from geoapi.media_types import CSV, GPKG
 from geoapi.params import reject_unknown
-from geoapi.responses.documented import ALSO_HTML, CATALOG_ERRORS, accepted, answers, errors
+from geoapi.responses.documented import (
+    ALSO_HTML,
+    CATALOG_ERRORS,
+    accepted,
+    answers,
+    errors,
+    started,
+)
 from geoapi.responses.jobs import Job, Jobs
 from geoapi.zonal_job import ZonalSpec
 from geoapi.zonal_results import CSV_NAME, GPKG_NAME
@@ -39,8 +46,7 @@ CHUNK = 1 << 20
 
 
 def _runner(request: Request) -> JobRunner:
-    runner: JobRunner = request.app.state.jobs
-    return runner
+    return cast(JobRunner, request.app.state.jobs)
 
 
 @router.post(
@@ -113,9 +119,7 @@ async def zonal(
 
     job = _runner(request).submit(spec)
     base = base_url(request)
-    return JSONResponse(
-        job_doc(job, base), status_code=202, headers={"Location": f"{base}/jobs/{job.id}"}
-    )
+    return started(job_doc(job, base), f"{base}/jobs/{job.id}")
 
 
 @router.get(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -41,8 +41,7 @@ Collection = Annotated[
 
 
 def street_indexes(request: Request) -> StreetIndexes:
-    indexes: StreetIndexes = request.app.state.street_indexes
-    return indexes
+    return cast(StreetIndexes, request.app.state.street_indexes)
 
 
 @router.get(
