@@ -2,6 +2,9 @@
 
 Structural checks live here. Checks that need to open a source (does the file exist, is the
 key one of its fields) live in `urbis_sync.check`, because only the sync knows how to read one.
+
+About 400 lines: one file's schema (service, vector and raster layers, their sources and
+styles), validated together because a layer's fields refer to its source's and the service's.
 """
 
 from __future__ import annotations

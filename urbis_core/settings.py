@@ -6,6 +6,10 @@ once, each checked with a message naming it; the objects the parts of the servic
 here is a module-level singleton: the CLI builds the settings once and hands them to whatever
 needs them; tests build their own. An empty variable counts as unset, but for lists, where it
 means none.
+
+One module, over 500 lines: every variable in one place is its job (one list to read, one
+reader that names the variable in each message); split by part, a setting shared by two parts
+would have no home.
 """
 
 from __future__ import annotations
