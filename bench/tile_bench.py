@@ -68,6 +68,7 @@ from bench.api_bench import (
     with_defaults,
     write_result,
 )
+from tests.support.nginx import ShippedNginx
 from tiles.seed import run_seed
 from tiles.seed_request import seed_request
 from tiles.tms import get_tms
@@ -242,11 +243,36 @@ def measure_server(
                 f"({load.ok} ok, {len(load.errors)} errors)",
                 file=sys.stderr,
             )
+        if name == "ours":
+            passes["warm through nginx"] = through_nginx(urls(server.base, asks), rundir, args)
         decoded = {}
         with httpx.Client(headers=HEADERS, timeout=600.0) as client:
             for ask, url in zip(compared, urls(server.base, compared), strict=True):
                 decoded[ask] = feature_counts(client.get(url))
     return ServerTiles(low_zoom, passes, decoded)
+
+
+def through_nginx(urls: list[str], rundir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The warm pass again, through nginx with deploy/nginx/urbis.conf in front of our server.
+
+    A first pass fills nginx's cache; then, as in the warm pass, the list round and round for
+    --warm-seconds. nginx keeps a tile 1 s, then revalidates it with its ETag (the API answers
+    a 304 from its own cache), so this is the shipped configuration's rate, not a pure hit rate.
+    """
+    with ShippedNginx(urls[0].split("/collections/")[0], rundir) as nginx:
+        proxied = [nginx.url + "/collections/" + u.split("/collections/", 1)[1] for u in urls]
+        asyncio.run(drive(proxied, args.concurrency, 0.0, ok_statuses=(200, 204), raw=True))
+        load = asyncio.run(
+            drive(proxied, args.concurrency, args.warm_seconds, ok_statuses=(200, 204), raw=True)
+        )
+    figures = load.figures()
+    figures["tiles_per_s"] = figures.pop("requests_per_s")
+    print(
+        f"  ours  warm through nginx {figures['tiles_per_s']:9.1f} tiles/s "
+        f"({load.ok} ok, {len(load.errors)} errors)",
+        file=sys.stderr,
+    )
+    return figures
 
 
 def one_at_a_time(asks: list[TileAsk], urls: list[str]) -> list[dict[str, Any]]:
@@ -410,6 +436,13 @@ def report(
         },
         "low_zoom": low,
         "passes": {p: {s: runs[s].passes[p] for s in SERVERS} for p in ("cold", "warm")},
+        # the shipped nginx configuration in front of ours (one nginx worker process)
+        "warm_through_nginx": {
+            **runs["ours"].passes["warm through nginx"],
+            "ratio_to_ours_alone": ratio(
+                runs["ours"].passes["warm through nginx"]["tiles_per_s"], tps["warm"]["ours"]
+            ),
+        },
         "feature_counts_z16_plus": comparison(runs),
         "seeding": seeding,
         "total_seconds": round(time.perf_counter() - started),
