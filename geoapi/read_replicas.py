@@ -178,6 +178,11 @@ class ReadEngines:
         with contextlib.suppress(psycopg.Error, OSError):
             self.settled = await self._primary_position(_CHANGE_POSITION)
         await self._round()
+        for replica in self.replicas:
+            if not replica.serving:  # said now: it may never serve (a wrong URL or password)
+                log.warning(
+                    "read replica %s does not serve reads yet: %s", replica.name, replica.problem
+                )
         self._watcher = asyncio.create_task(self._watch())
 
     async def close(self) -> None:

@@ -13,6 +13,7 @@ lagging past URBIS_READ_MAX_LAG_S stops serving, the reads then showing the prim
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -30,6 +31,7 @@ import psycopg
 import pytest
 
 from tests.api.conftest import (
+    URBIS,
     lambert_bounds,
     lambert_tile,
     server_log,
@@ -39,7 +41,7 @@ from tests.api.conftest import (
 from tests.conftest import ROLES
 from tests.support.layers import file_layer, geojson_feature, point
 from urbis_core import migrate
-from urbis_core.pgcluster import ClusterState, EmbeddedCluster
+from urbis_core.pgcluster import ClusterState, EmbeddedCluster, free_port
 from urbis_core.settings import Settings
 
 BARRIERE, UCCLE = (148384.0, 169116.0), (148000.0, 163000.0)
@@ -144,6 +146,13 @@ def _position(client: httpx.Client) -> list[float]:
 
 
 _LAMBERT = "http://www.opengis.net/def/crs/EPSG/0/31370"
+
+
+def _position_on_primary(replication: Replication) -> list[float]:
+    with psycopg.connect(replication.primary.admin_url("urbis")) as conn:
+        row = conn.execute("SELECT ST_X(geom), ST_Y(geom) FROM urbis.moving WHERE \"PID\" = 'a'")
+        x, y = row.fetchone()  # type: ignore[misc]
+    return [round(x, 3), round(y, 3)]
 
 
 def _tile_point(response: httpx.Response, path: str) -> tuple[float, float]:
@@ -394,3 +403,41 @@ def test_a_replica_lagging_past_the_bound_stops_serving_until_it_caught_up(repli
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_a_replica_that_never_answers_leaves_the_reads_on_the_primary(replication):
+    nobody = free_port()  # nothing listens there
+    proc, base = start_server(
+        replication.primary.url,
+        DATABASE_URL_API=replication.primary.api_url,
+        DATABASE_URL_READ=f"postgresql://127.0.0.1:{nobody}/urbis",
+    )
+    try:
+        with httpx.Client(base_url=base, timeout=30) as client:
+            assert client.get("/readyz").status_code == 200
+            (replica,) = client.get("/healthz").json()["read_replicas"]
+            assert replica["name"] == f"127.0.0.1:{nobody}/urbis"
+            assert not replica["serving"] and "does not answer" in replica["problem"]
+            assert _position(client) == _position_on_primary(replication)
+            assert client.get(FAR).status_code == 200
+        assert f"read replica 127.0.0.1:{nobody}/urbis does not serve reads yet" in server_log(proc)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_a_malformed_read_url_stops_serve_naming_the_variable(replication):
+    done = subprocess.run(
+        [str(URBIS), "serve"],
+        env={
+            **os.environ,
+            "DATABASE_URL": replication.primary.url,
+            "DATABASE_URL_READ": "postgresql://urbis_reader:hunter2@replica:5432x/urbis",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "DATABASE_URL_READ" in done.stderr and "'replica:5432x'" in done.stderr
+    assert "hunter2" not in done.stderr
