@@ -441,3 +441,34 @@ def test_a_malformed_read_url_stops_serve_naming_the_variable(replication):
     assert done.returncode == 2, done.stderr
     assert "DATABASE_URL_READ" in done.stderr and "'replica:5432x'" in done.stderr
     assert "hunter2" not in done.stderr
+
+
+def test_the_sync_shows_as_urbis_sync_on_the_primary(replication):
+    """`urbis sync` held behind a lock on its layer: its session is named after it."""
+    with psycopg.connect(replication.primary.admin_url("urbis")) as holder:
+        holder.execute("LOCK TABLE urbis.moving IN ACCESS EXCLUSIVE MODE")
+        sync = subprocess.Popen(
+            [str(URBIS), "sync", "--once", "--layer", "moving"],
+            env={
+                **os.environ,
+                "DATABASE_URL": replication.primary.url,
+                "URBIS_CONFIG": str(replication.folder / "moving.yaml"),
+            },
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            sessions = _wait(
+                "the sync's session waits on the lock",
+                lambda: [
+                    session
+                    for session in _sessions(replication.primary.admin_url("urbis"), "urbis-sync")
+                    if session[1] == "Lock"
+                ],
+                seconds=20,
+            )
+        finally:
+            holder.rollback()
+            output = sync.communicate(timeout=60)[0].decode()
+    assert sessions == [("urbis_writer", "Lock")]
+    assert sync.returncode == 0, output
