@@ -209,11 +209,12 @@ class EmbeddedCluster:
         self, *args: str, check: bool = True, password: str | None = None
     ) -> subprocess.CompletedProcess[str]:
         cmd = [str(PG_BIN / args[0]), *args[1:]]
-        if password is not None:  # for a client program (pg_basebackup); runuser keeps it
-            cmd = ["env", f"PGPASSWORD={password}", *cmd]
         if self._as_root:
             cmd = ["runuser", "-u", SUPERUSER, "--", *cmd]
-        done = subprocess.run(cmd, cwd="/", capture_output=True, text=True)
+        # A client program's password (pg_basebackup) in its environment, which runuser keeps,
+        # not on its command line, which any user may read.
+        env = None if password is None else {**os.environ, "PGPASSWORD": password}
+        done = subprocess.run(cmd, cwd="/", capture_output=True, text=True, env=env)
         if check and done.returncode != 0:
             detail = (done.stderr or done.stdout).strip()[-600:]
             raise DatabaseError(f"`{args[0]}` failed: {detail}")
