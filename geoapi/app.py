@@ -111,6 +111,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
             pool,
             budgets,
             settings.read_max_lag,
+            settings.read_check_interval,
         )
         await reads.start()
         app.state.settings = settings

@@ -1,9 +1,10 @@
 """Where the API's reads go: streaming replicas (`DATABASE_URL_READ`), else the primary.
 
 Reads are spread over the replicas that may serve, one after the other; with none, they go to
-the primary. A replica serves while a watcher, once a second in the background (never per
-request), finds it answering, in recovery, and no further behind the primary than
-`read_max_lag` seconds. One that falls out comes back by itself once it is well again.
+the primary. A replica serves while a watcher, in the background every `read_check_interval`
+seconds (never per request), finds it answering, in recovery, and no further behind the
+primary than `read_max_lag` seconds. One that falls out comes back by itself once it is well
+again; one that a request finds gone stops serving at once.
 
 Lag is measured on the primary's clock, not the replica's: the watcher notes how far the
 primary has flushed its WAL (what a replica can have) at each round, and a replica's lag is the
@@ -44,7 +45,6 @@ from urbis_core.db import first_line
 
 log = logging.getLogger(__name__)
 
-CHECK_INTERVAL = 1.0  # seconds between the watcher's rounds
 CONNECT_TIMEOUT = 3  # seconds for the watcher (and a replica's pool) to reach a server
 SETTLE_POLL = 0.02  # seconds between looks at the replicas while a change waits for them
 WATCHER_NAME = "urbis-api-replicas"  # the watcher's sessions in pg_stat_activity
@@ -116,12 +116,14 @@ class ReadEngines:
         pool: Callable[[str], AsyncEngine],
         budgets: Budgets,
         max_lag: float,
+        check_interval: float,
     ) -> None:
         """`pool(url)` makes a replica's pool, as the primary's is made."""
         self.primary = primary
         self.primary_url = primary_url
         self.budgets = budgets
         self.max_lag = max_lag
+        self.check_interval = check_interval
         self.replicas = [Replica(replica_name(url), url, pool(url)) for url in replica_urls]
         self.settled: Lsn = 0  # a replica serves again only once it has replayed this far
         self._marks: deque[tuple[float, Lsn]] = deque()  # (when, the primary's WAL end)
@@ -199,7 +201,7 @@ class ReadEngines:
 
     async def _watch(self) -> None:
         while True:
-            await asyncio.sleep(CHECK_INTERVAL)
+            await asyncio.sleep(self.check_interval)
             try:
                 await self._round()
             except Exception:  # the watcher must outlive any surprise; the next round retries
@@ -283,7 +285,7 @@ class ReadEngines:
                 replica.problem = "has not replayed the last change yet"
             else:
                 replica.serving, replica.problem = True, None
-                log.warning("read replica %s serves reads again", replica.name)
+                log.warning("read replica %s serves reads", replica.name)
 
     def _stop_serving(self, replica: Replica, why: str) -> None:
         replica.problem = why

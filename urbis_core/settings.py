@@ -170,6 +170,7 @@ class ApiSettings:
     # how far behind the primary one may fall and still serve (geoapi.read_replicas).
     read_database_urls: tuple[str, ...] = ()
     read_max_lag: float = 30.0
+    read_check_interval: float = 1.0  # seconds between the watcher's looks at the replicas
     pool_size: int = 10
     default_limit: int = 10
     max_limit: int = MAX_ITEMS_LIMIT
@@ -432,6 +433,9 @@ class Settings(BaseModel):
     api_database_url: str | None = Field(None, alias="DATABASE_URL_API")
     read_database_urls: ReadUrls = Field((), alias="DATABASE_URL_READ", repr=False)
     read_max_lag: Seconds = Field(ApiSettings.read_max_lag, alias="URBIS_READ_MAX_LAG_S")
+    read_check_interval: Seconds = Field(
+        ApiSettings.read_check_interval, alias="URBIS_READ_CHECK_INTERVAL_S"
+    )
     reader_role: RoleName = Field(DatabaseRoles.reader, alias="URBIS_DB_READER_ROLE")
     writer_role: RoleName = Field(DatabaseRoles.writer, alias="URBIS_DB_WRITER_ROLE")
     home: Path = Field(PROJECT_ROOT / ".urbis", alias="URBIS_HOME")
@@ -591,6 +595,7 @@ class Settings(BaseModel):
             database_url=database_url,
             read_database_urls=read_database_urls,
             read_max_lag=self.read_max_lag,
+            read_check_interval=self.read_check_interval,
             host=self.host,
             port=self.port,
             pool_size=self.pool_size,

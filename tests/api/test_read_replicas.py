@@ -96,12 +96,15 @@ def replication() -> Iterator[Replication]:
             shutil.rmtree(home, ignore_errors=True)
 
 
-def _serve(replication: Replication, max_lag: str) -> tuple[subprocess.Popen[bytes], str]:
+def _serve(
+    replication: Replication, max_lag: str, check_interval: str = "1"
+) -> tuple[subprocess.Popen[bytes], str]:
     return start_server(
         replication.primary.url,
         DATABASE_URL_API=replication.primary.api_url,
         DATABASE_URL_READ=f"postgresql://127.0.0.1:{replication.standby_state.port}",
         URBIS_READ_MAX_LAG_S=max_lag,
+        URBIS_READ_CHECK_INTERVAL_S=check_interval,
     )
 
 
@@ -371,7 +374,28 @@ def test_reads_go_to_the_primary_while_the_replica_restarts(replication, served)
     _wait("the replica serves again", lambda: _replica(client)["serving"], 20)
     assert _read_where(replication, client) == "standby"
     log = server_log(proc)
-    assert "serves reads again" in log and "reads go to the primary until it is back" in log
+    assert log.count("serves reads") >= 2 and "reads go to the primary until it is back" in log
+
+
+def test_the_read_that_finds_the_replica_gone_is_answered_by_the_primary(replication):
+    """The watcher looks only once a minute here: the request itself finds the replica gone."""
+    proc, base = _serve(replication, "20", check_interval="60")
+    try:
+        with httpx.Client(base_url=base, timeout=30) as slow_watch:
+            assert _replica(slow_watch)["serving"]  # looked at once, as the API started
+            assert slow_watch.get(FAR).status_code == 200  # a pooled connection to the replica
+            replication.standby.stop()
+            try:
+                assert _position(slow_watch) == _position_on_primary(replication)
+                replica = _replica(slow_watch)
+                assert not replica["serving"] and "does not answer" in replica["problem"]
+                assert _read_where(replication, slow_watch, replaying=False) == "primary"
+            finally:
+                replication.standby.start()
+        assert "reads go to the primary until it is back" in server_log(proc)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def test_a_replica_lagging_past_the_bound_stops_serving_until_it_caught_up(replication, client):
