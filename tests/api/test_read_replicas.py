@@ -266,6 +266,8 @@ def test_read_urls_are_checked_and_take_the_readers_credentials():
     )
     assert Settings.from_env({}).read_database_urls == ()
     assert Settings.from_env({}).read_max_lag == 30
+    assert Settings.from_env({}).read_check_interval == 1
+    assert Settings.from_env({"URBIS_READ_CHECK_INTERVAL_S": "0.25"}).read_check_interval == 0.25
     for bad, words in (
         ("host=r1 port=5433", "item 1 ('host=r1 port=5433') is not a postgresql:// URL"),
         ("postgresql://r1,postgresql://me:pw@r2:70000/x", "item 2 ('postgresql://me:***@r2"),
