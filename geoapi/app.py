@@ -12,7 +12,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from geoapi import area_of_use
 from geoapi.admin_auth import AdminEdge
@@ -33,6 +33,7 @@ from geoapi.offload import Workers
 from geoapi.openapi import ApiDefinition
 from geoapi.public_url import PublicUrl, VaryMiddleware, parse_networks, parse_public_url
 from geoapi.rate_limit import RateLimits
+from geoapi.read_replicas import CONNECT_TIMEOUT, ReadEngines
 from geoapi.request_limits import RequestLimits
 from geoapi.routes import (
     admin,
@@ -77,24 +78,42 @@ def create_app(settings: ApiSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         budgets = Budgets(settings, app.state.db_health, API_APPLICATION_NAME)
-        engine = create_async_engine(
-            sqlalchemy_url(settings.database_url),
-            pool_size=settings.pool_size,
-            max_overflow=0,
-            pool_timeout=settings.queue_timeout,
-            pool_pre_ping=True,
-            # Plan each statement for its values: psycopg prepares repeated statements, and a
-            # generic plan cannot see a LIKE prefix (so no index for it) nor a filter's share.
-            connect_args={
-                "options": session_options(
-                    budgets.timeouts[DEFAULT_KIND],
-                    settings.idle_in_transaction_timeout,
-                    API_APPLICATION_NAME,
-                    plan_cache_mode="force_custom_plan",
-                )
-            },
+
+        def pool(url: str) -> AsyncEngine:
+            """The primary's pool, and each read replica's alike."""
+            return create_async_engine(
+                sqlalchemy_url(url),
+                pool_size=settings.pool_size,
+                max_overflow=0,
+                pool_timeout=settings.queue_timeout,
+                pool_pre_ping=True,
+                # Plan each statement for its values: psycopg prepares repeated statements,
+                # and a generic plan cannot see a LIKE prefix (so no index for it) nor a
+                # filter's share.
+                connect_args={
+                    "options": session_options(
+                        budgets.timeouts[DEFAULT_KIND],
+                        settings.idle_in_transaction_timeout,
+                        API_APPLICATION_NAME,
+                        plan_cache_mode="force_custom_plan",
+                    ),
+                    "connect_timeout": CONNECT_TIMEOUT,
+                },
+            )
+
+        # The primary's pool: the readiness check, the metrics, the admin API; and the reads
+        # too, without replicas or when none may serve (geoapi.read_replicas).
+        app.state.engine = engine = pool(settings.database_url)
+        app.state.reads = reads = ReadEngines(
+            engine,
+            settings.database_url,
+            settings.read_database_urls,
+            pool,
+            budgets,
+            settings.read_max_lag,
+            settings.read_check_interval,
         )
-        app.state.engine = engine
+        await reads.start()
         app.state.settings = settings
         app.state.budgets = budgets
         app.state.workers = Workers(
@@ -119,7 +138,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         # What drawing tiles learns (compiled statements, bytes per feature), for the API's life.
         app.state.drawing_memory = DrawingMemory()
         keeper = LowZoomKeeper(
-            functools.partial(budgets.snapshot, engine, "tiles", DRAWING_AHEAD_TIMEOUT),
+            functools.partial(reads.snapshot, "tiles", DRAWING_AHEAD_TIMEOUT),
             app.state.drawing_memory,
             app.state.tile_cache,
             settings.tile_warm_zoom,
@@ -131,7 +150,12 @@ def create_app(settings: ApiSettings) -> FastAPI:
             entries.forget()  # a coverage's row may have changed with it
 
         listener = asyncio.create_task(
-            follow_changes(settings.database_url, app.state.tile_cache, after_changes)
+            follow_changes(
+                settings.database_url,
+                app.state.tile_cache,
+                after_changes,
+                reads.settle if reads.replicas else None,
+            )
         )
         app.state.jobs = jobs = JobRunner(
             settings.job_dir, settings.job_workers, settings.job_queue, settings.job_ttl
@@ -151,6 +175,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
             warming.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
+            await reads.close()
             await engine.dispose()
             app.state.workers.close()
             app.state.raster_datasets.close()

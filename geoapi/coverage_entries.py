@@ -55,7 +55,7 @@ async def coverage_entry(request: Request, coverage_id: str) -> CoverageEntry:
     request.state.query_kind = "catalog"
     async with (
         budgets.turn("catalog"),
-        budgets.snapshot(request.app.state.engine, "catalog") as conn,
+        request.app.state.reads.snapshot("catalog") as conn,
     ):
         entry = await get_coverage(conn, coverage_id)
     entries.keep(entry, generation, read_at)

@@ -6,25 +6,29 @@ from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Literal
 
 from fastapi import Depends, Path, Query, Request
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from geoapi.budgets import Budgets
 from geoapi.header_values import weighted
 from geoapi.i18n import LANG_DESCRIPTION, PageLanguage, choose_language
 from geoapi.public_url import PublicUrl, record_vary
+from geoapi.read_replicas import ReadEngines
 from urbis_core.catalog import LayerEntry, get_layer
 from urbis_core.coverages import CoverageEntry, get_coverage
 from urbis_core.settings import ApiSettings
 
 
 def _connection(kind: str) -> Callable[[Request], AsyncIterator[AsyncConnection]]:
-    """A dependency: the request's connection, after its turn, under `kind`'s budget."""
+    """A dependency: the request's connection, after its turn, under `kind`'s budget.
+
+    From a read replica when there are some (geoapi.read_replicas), else from the primary.
+    """
 
     async def connection(request: Request) -> AsyncIterator[AsyncConnection]:
         budgets: Budgets = request.app.state.budgets
-        engine: AsyncEngine = request.app.state.engine
+        reads: ReadEngines = request.app.state.reads
         request.state.query_kind = kind  # for the error handler to name the limit
-        async with budgets.turn(kind), budgets.snapshot(engine, kind) as conn:
+        async with budgets.turn(kind), reads.snapshot(kind) as conn:
             yield conn
 
     return connection

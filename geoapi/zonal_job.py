@@ -87,7 +87,10 @@ def run(spec: ZonalSpec, report: Connection) -> None:
         pass
     writer: ResultWriter | None = None
     engine = create_sync_engine(
-        spec.database_url, statement_timeout=STATEMENT_TIMEOUT, poolclass=NullPool
+        spec.database_url,
+        statement_timeout=STATEMENT_TIMEOUT,
+        application_name="urbis-api-job",
+        poolclass=NullPool,
     )
     try:
         layer = spec.layer

@@ -16,7 +16,7 @@ url = config.attributes.get("database_url") or os.environ.get("DATABASE_URL")
 if not url:
     raise SystemExit("alembic: set DATABASE_URL (or use `urbis migrate`)")
 
-engine = create_sync_engine(url, poolclass=pool.NullPool)
+engine = create_sync_engine(url, application_name="urbis-migrate", poolclass=pool.NullPool)
 with engine.connect() as connection:
     context.configure(
         connection=connection,

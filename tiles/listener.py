@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import psycopg
@@ -16,6 +16,16 @@ from urbis_core.db import first_line
 
 log = logging.getLogger(__name__)
 MAX_RETRY_DELAY = 30.0
+APPLICATION_NAME = "urbis-tiles"  # the listener's session in pg_stat_activity
+# Awaited before tiles are dropped: with read replicas, until they show the change
+# (geoapi.read_replicas.ReadEngines.settle), else a tile drawn from one would be the old one.
+Settle = Callable[[], Awaitable[None]]
+
+
+async def _connect(database_url: str) -> psycopg.AsyncConnection[Any]:
+    return await psycopg.AsyncConnection.connect(
+        database_url, autocommit=True, fallback_application_name=APPLICATION_NAME
+    )
 
 
 async def reconcile_disk(conn: psycopg.AsyncConnection[Any], cache: TileCache) -> None:
@@ -57,7 +67,7 @@ async def reconcile_at_start(database_url: str, cache: TileCache) -> None:
     if cache.disk is None:
         return
     try:
-        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        async with await _connect(database_url) as conn:
             await reconcile_disk(conn, cache)
     except (psycopg.Error, OSError) as exc:
         log.warning("cannot compare the disk tile cache with the change log (%s): emptied", exc)
@@ -65,21 +75,27 @@ async def reconcile_at_start(database_url: str, cache: TileCache) -> None:
 
 
 async def follow_changes(
-    database_url: str, cache: TileCache, after: Callable[[], None] | None = None
+    database_url: str,
+    cache: TileCache,
+    after: Callable[[], None] | None = None,
+    settle: Settle | None = None,
 ) -> None:
     """Runs for the app's life (cancelled at shutdown); reconnects after database outages.
 
     The cache is emptied each time listening (re)starts: a change may have been missed while
     nobody listened. While the database is away it is kept, and its tiles served: nothing can
     change them meanwhile. `after` is called once listening and after each change applied.
-    An outage is logged when it starts and when it ends, not at each attempt.
+    An outage is logged when it starts and when it ends, not at each attempt. `settle`, when
+    given, is awaited before any tile is dropped.
     """
     delay = 1.0
     failing_since: float | None = None
     while True:
         try:
-            async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+            async with await _connect(database_url) as conn:
                 await conn.execute(f"LISTEN {CHANNEL}")
+                if settle is not None:
+                    await settle()
                 cache.clear()
                 await reconcile_disk(conn, cache)
                 if after is not None:
@@ -92,6 +108,8 @@ async def follow_changes(
                     failing_since = None
                 delay = 1.0
                 async for note in conn.notifies():
+                    if settle is not None:
+                        await settle()
                     try:
                         change = LayerChanged.parse(note.payload)
                     except ValueError:

@@ -263,7 +263,10 @@ async def seed(
         _check_finished(request.out)
         return SeedResult(request.out, "already complete", bytes=request.out.stat().st_size)
     engine = create_async_engine(
-        sqlalchemy_url(database_url), pool_size=request.concurrency, max_overflow=0
+        sqlalchemy_url(database_url),
+        pool_size=request.concurrency,
+        max_overflow=0,
+        connect_args={"fallback_application_name": "urbis-seed"},
     )
     try:
         return await _seed(engine, request, on_progress, stop or asyncio.Event())

@@ -110,7 +110,7 @@ def prepare_database(database: DatabaseSettings) -> str:
     from urbis_core.db import create_sync_engine, ensure_postgis, resolve_database_url
 
     url = resolve_database_url(database)
-    engine = create_sync_engine(url)
+    engine = create_sync_engine(url, application_name="urbis-migrate")
     try:
         ensure_postgis(engine)
     finally:

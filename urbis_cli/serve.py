@@ -26,14 +26,19 @@ from urbis_core.settings import LIMIT_VARIABLES, ServerLimits
 def _serve(
     api_url: str, writer_url: str, host: str | None, port: int | None, limits: dict[str, Any]
 ) -> None:
-    """The API, connected as the reader; the admin API's sync runs (with a token) as the writer."""
+    """The API, connected as the reader; the admin API's sync runs (with a token) as the writer.
+
+    Its reads go to the replicas of DATABASE_URL_READ, as the reader there too.
+    """
     import uvicorn
 
     from geoapi.app import create_app
     from geoapi.logs import logging_config
     from geoapi.server import uvicorn_options
+    from urbis_core.db import resolve_read_database_urls
 
-    api = settings().api(api_url)
+    read_urls = resolve_read_database_urls(settings().database().read_urls, api_url)
+    api = settings().api(api_url, read_urls)
     api = replace(
         api,
         # the admin API's runs sync as the sync does, with the writer's URL

@@ -26,6 +26,8 @@ from urbis_core.config import ServiceConfig, load_config
 if TYPE_CHECKING:
     from urbis_sync.run import RunReport
 
+SYNC_NAME = "urbis-sync"  # how the sync's sessions show in pg_stat_activity
+
 
 def _report(report: RunReport) -> None:
     """A summary line for people, and the same facts as a structured log record."""
@@ -58,7 +60,9 @@ def run_sync(url: str, config: ServiceConfig, layer_ids: tuple[str, ...]) -> boo
     from urbis_sync.run import sync_layer
 
     sync_settings = settings().sync()
-    engine = create_sync_engine(url, statement_timeout=sync_settings.statement_timeout)
+    engine = create_sync_engine(
+        url, statement_timeout=sync_settings.statement_timeout, application_name=SYNC_NAME
+    )
     progress = ProgressLine()
     ok = True
     try:
@@ -80,7 +84,9 @@ def _sync_on_schedules(url: str, config: ServiceConfig) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     sync_settings = settings().sync()
-    engine = create_sync_engine(url, statement_timeout=sync_settings.statement_timeout)
+    engine = create_sync_engine(
+        url, statement_timeout=sync_settings.statement_timeout, application_name=SYNC_NAME
+    )
     click.echo(
         f"urbis: syncing {', '.join(config.all_ids())} on their schedules (Ctrl-C to stop)",
         err=True,
@@ -197,7 +203,9 @@ def status(layers: tuple[str, ...], as_json: bool) -> None:
 
     config = load_config(config_file())
     wanted = config.select(layers)
-    engine = create_sync_engine(resolve_database_url(settings().database()))
+    engine = create_sync_engine(
+        resolve_database_url(settings().database()), application_name="urbis-status"
+    )
     try:
         rows = [s for s in layer_status(engine, config) if s.layer_id in wanted]
     finally:

@@ -35,12 +35,23 @@ def sqlalchemy_url(url: str) -> str:
 
 
 def create_sync_engine(
-    url: str, *, statement_timeout: float | None = None, **kwargs: object
+    url: str,
+    *,
+    statement_timeout: float | None = None,
+    application_name: str = "urbis",
+    **kwargs: object,
 ) -> Engine:
-    """An engine; with `statement_timeout` (seconds), no statement of it runs longer."""
+    """An engine; with `statement_timeout` (seconds), no statement of it runs longer.
+
+    Its sessions show as `application_name` in pg_stat_activity (`urbis-sync`, ...), unless
+    the URL names one of its own (libpq's fallback_application_name).
+    """
+    connect_args: dict[str, str] = {"fallback_application_name": application_name}
     if statement_timeout is not None:
-        kwargs["connect_args"] = {"options": session_options(statement_timeout)}
-    return create_engine(sqlalchemy_url(url), pool_pre_ping=True, **kwargs)
+        connect_args["options"] = session_options(statement_timeout)
+    return create_engine(
+        sqlalchemy_url(url), pool_pre_ping=True, connect_args=connect_args, **kwargs
+    )
 
 
 def session_options(
@@ -100,6 +111,24 @@ def resolve_api_database_url(settings: DatabaseSettings, *, start: bool = True) 
         )
         return settings.url
     return _embedded_state(settings, start).api_url
+
+
+def resolve_read_database_urls(read_urls: tuple[str, ...], api_url: str) -> tuple[str, ...]:
+    """The replicas' URLs (`DATABASE_URL_READ`), whole: the API reads as its reader there too.
+
+    Roles replicate with everything else, so a replica's URL without a user (or database)
+    takes the reader's user and password (and database) from the API's own URL.
+    """
+    reader = make_url(sqlalchemy_url(api_url))
+    whole = []
+    for raw in read_urls:
+        url = make_url(sqlalchemy_url(raw))
+        if url.username is None:
+            url = url.set(username=reader.username, password=reader.password)
+        if not url.database:
+            url = url.set(database=reader.database)
+        whole.append(url.set(drivername="postgresql").render_as_string(hide_password=False))
+    return tuple(whole)
 
 
 def _embedded_state(settings: DatabaseSettings, start: bool) -> ClusterState:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 # The newest revision in migrations/versions (a test checks it against alembic's own view).
 HEAD = "0007"
+APPLICATION_NAME = "urbis-migrate"  # its sessions in pg_stat_activity
 
 
 def alembic_config(database_url: str, roles: DatabaseRoles | None = None) -> Config:
@@ -54,7 +55,7 @@ def ensure_roles(database_url: str, roles: DatabaseRoles | None = None) -> None:
     """
     from urbis_core.roles import apply_roles
 
-    engine = create_sync_engine(database_url)
+    engine = create_sync_engine(database_url, application_name=APPLICATION_NAME)
     try:
         with engine.begin() as conn:
             apply_roles(conn, roles or DatabaseRoles())
@@ -74,7 +75,7 @@ def _revisions(conn: Connection) -> set[str]:
 
 def is_current(database_url: str) -> bool:
     """Tell whether the database is at the newest revision (cheaper than an upgrade)."""
-    engine = create_sync_engine(database_url)
+    engine = create_sync_engine(database_url, application_name=APPLICATION_NAME)
     try:
         with engine.connect() as conn:
             current = _revisions(conn)

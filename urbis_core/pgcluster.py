@@ -8,6 +8,10 @@ to /var/lib/urbis/<name> and `.urbis/cluster.json` remembers where.
 Besides its superuser, the cluster has the service's two roles (urbis_core.roles), each with a
 password of its own: the writer owns the `urbis` database (migrations, sync), the reader is
 the API's.
+
+A cluster may also be made a streaming replica of another (`standby_of`): copied from it with
+`pg_basebackup -R`, read-only, with its primary's roles and passwords. The primary must then
+be started with `replication=True`.
 """
 
 from __future__ import annotations
@@ -129,6 +133,9 @@ class EmbeddedCluster:
     `durable=False` (tests only) turns fsync off; the project's own cluster keeps it on.
     `preload` names server libraries loaded at start (`shared_preload_libraries`), e.g. the
     test cluster's pg_stat_statements, which the SQL-injection suite reads.
+    `replication=True` lets standbys stream from it (WAL kept for them, replication
+    connections from loopback); `standby_of` makes this cluster such a standby of a running
+    cluster, copied from it at `init`.
     """
 
     def __init__(
@@ -139,12 +146,16 @@ class EmbeddedCluster:
         allow_apt: bool = False,
         roles: DatabaseRoles = DEFAULT_ROLES,
         preload: tuple[str, ...] = (),
+        replication: bool = False,
+        standby_of: ClusterState | None = None,
     ) -> None:
         self.home = home
         self.durable = durable
         self.allow_apt = allow_apt
         self.roles = roles
         self.preload = preload
+        self.replication = replication
+        self.standby_of = standby_of
         self.state_file = home / "cluster.json"
         self._as_root = os.geteuid() == 0
 
@@ -194,11 +205,16 @@ class EmbeddedCluster:
         return EXTERNAL_ROOT / f"{self.home.parent.name}-{digest}"
 
     # -- commands --------------------------------------------------------------------------
-    def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def _run(
+        self, *args: str, check: bool = True, password: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         cmd = [str(PG_BIN / args[0]), *args[1:]]
         if self._as_root:
             cmd = ["runuser", "-u", SUPERUSER, "--", *cmd]
-        done = subprocess.run(cmd, cwd="/", capture_output=True, text=True)
+        # A client program's password (pg_basebackup) in its environment, which runuser keeps,
+        # not on its command line, which any user may read.
+        env = None if password is None else {**os.environ, "PGPASSWORD": password}
+        done = subprocess.run(cmd, cwd="/", capture_output=True, text=True, env=env)
         if check and done.returncode != 0:
             detail = (done.stderr or done.stdout).strip()[-600:]
             raise DatabaseError(f"`{args[0]}` failed: {detail}")
@@ -229,6 +245,8 @@ class EmbeddedCluster:
         self._make_dir(root, 0o755)
         self._make_dir(data_dir, 0o700)
         self._make_dir(root / "sock", 0o755)
+        if self.standby_of is not None:
+            return self._copy_primary(self.standby_of, data_dir)
         password = secrets.token_urlsafe(18)
         pwfile = root / "initdb.pw"
         pwfile.write_text(password + "\n")
@@ -258,6 +276,33 @@ class EmbeddedCluster:
         self._save(state)
         return state
 
+    def _copy_primary(self, primary: ClusterState, data_dir: Path) -> ClusterState:
+        """A standby's data folder: the primary's, streamed by pg_basebackup.
+
+        `-R` writes `standby.signal` and the primary's conninfo; its `urbis.conf` comes along
+        and is rewritten here with the standby's own port and socket folder.
+        """
+        self._run(
+            "pg_basebackup",
+            "-D",
+            str(data_dir),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(primary.port),
+            "-U",
+            SUPERUSER,
+            "-X",
+            "stream",
+            "-R",
+            "--checkpoint=fast",
+            password=primary.password,
+        )
+        state = replace(primary, data_dir=data_dir, port=free_port(), roles=self.roles)
+        self._write_conf(state)
+        self._save(state)
+        return state
+
     def _write_conf(self, state: ClusterState) -> None:
         lines = [
             "# written by urbis (urbis_core.pgcluster)",
@@ -270,14 +315,31 @@ class EmbeddedCluster:
             lines += ["fsync = off", "synchronous_commit = off", "full_page_writes = off"]
         if self.preload:
             lines.append(f"shared_preload_libraries = '{','.join(self.preload)}'")
+        if self.replication:
+            # WAL kept for a standby that was away a while (restarted, or replay paused)
+            lines += ["wal_level = replica", "max_wal_senders = 8", "wal_keep_size = '512MB'"]
+            self._allow_replication(state.data_dir)
+        if self.standby_of is not None:
+            lines.append("hot_standby = on")
         (state.data_dir / "urbis.conf").write_text("\n".join(lines) + "\n")
         conf = state.data_dir / "postgresql.conf"
         text = conf.read_text()
         if "include_if_exists = 'urbis.conf'" not in text:
             conf.write_text(text + "\ninclude_if_exists = 'urbis.conf'\n")
 
+    def _allow_replication(self, data_dir: Path) -> None:
+        """Replication connections from loopback, with the password (initdb's default has it)."""
+        hba = data_dir / "pg_hba.conf"
+        line = "host    replication     all             127.0.0.1/32            scram-sha-256"
+        text = hba.read_text()
+        if line.split() not in [existing.split() for existing in text.splitlines()]:
+            hba.write_text(text + "\n" + line + "\n")
+
     def start(self) -> ClusterState:
-        """Create if needed, start if stopped, and make sure the database and PostGIS exist."""
+        """Create if needed, start if stopped, and make sure the database and PostGIS exist.
+
+        A standby is read-only: it gets both from its primary, and is only started.
+        """
         state = self.init()
         if not self.is_running():
             if not _port_is_free(state.port):
@@ -288,6 +350,8 @@ class EmbeddedCluster:
             self._run(
                 "pg_ctl", "start", "-D", str(state.data_dir), "-l", str(log), "-w", "-t", "60"
             )
+        if self.standby_of is not None:
+            return state
         self._ensure_database(state)
         return self._ensure_roles(state)
 

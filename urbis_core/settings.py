@@ -1,6 +1,7 @@
 """Settings: every environment variable read and checked in one place, passed explicitly.
 
-`Settings.from_env()` reads every `URBIS_*` variable (and `DATABASE_URL`, `DATABASE_URL_API`)
+`Settings.from_env()` reads every `URBIS_*` variable (and `DATABASE_URL`, `DATABASE_URL_API`,
+`DATABASE_URL_READ`)
 once, each checked with a message naming it; the objects the parts of the service take
 (`DatabaseSettings`, `ApiSettings`, `ServerLimits`, `SyncSettings`) are made from it. Nothing
 here is a module-level singleton: the CLI builds the settings once and hands them to whatever
@@ -42,7 +43,9 @@ DEFAULT_TIMEOUTS = {
 DEFAULT_CONCURRENCY = {"items": 6, "spatial": 4, "stats": 2, "geocode": 6, "tiles": 4}
 MAX_DOWNLOAD_FEATURES = 1_000_000
 LOOPBACK = ("127.0.0.0/8", "::1/128")  # the peers trusted as proxies unless told otherwise
-SECRETS = {"URBIS_ADMIN_TOKEN"}  # variables whose value no message repeats
+# Variables whose value no message repeats (a read URL may hold a password).
+SECRETS = {"URBIS_ADMIN_TOKEN", "DATABASE_URL_READ"}
+DATABASE_VARIABLES = {"DATABASE_URL", "DATABASE_URL_API", "DATABASE_URL_READ"}
 
 
 def timeout_variable(kind: str) -> str:
@@ -69,6 +72,8 @@ class DatabaseSettings:
     `url` is the libpq URL from `DATABASE_URL` (the writer's); when it is None the CLI runs an
     embedded PostgreSQL + PostGIS cluster under `home` (the project's `.urbis/` folder).
     `api_url` (`DATABASE_URL_API`) is the reader's, the one the API connects with.
+    `read_urls` (`DATABASE_URL_READ`) are streaming replicas of that database the API reads
+    from (one URL each; without a user or database they take the reader's).
     """
 
     url: str | None
@@ -76,6 +81,7 @@ class DatabaseSettings:
     allow_apt: bool
     api_url: str | None = None
     roles: DatabaseRoles = field(default_factory=DatabaseRoles)
+    read_urls: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -160,6 +166,11 @@ class ApiSettings:
     database_url: str
     host: str = "127.0.0.1"
     port: int = 8000
+    # Streaming replicas the API reads from (DATABASE_URL_READ, whole URLs, the reader's), and
+    # how far behind the primary one may fall and still serve (geoapi.read_replicas).
+    read_database_urls: tuple[str, ...] = ()
+    read_max_lag: float = 30.0
+    read_check_interval: float = 1.0  # seconds between the watcher's looks at the replicas
     pool_size: int = 10
     default_limit: int = 10
     max_limit: int = MAX_ITEMS_LIMIT
@@ -350,6 +361,58 @@ def _comma_list(raw: Any) -> Any:
     return raw
 
 
+_URL_SCHEMES = ("postgresql://", "postgres://")
+
+
+def _read_urls(raw: Any) -> Any:
+    """DATABASE_URL_READ: comma-separated libpq URLs, one a replica.
+
+    A URL naming several hosts (`postgresql://h1:5432,h2:5432/urbis`, libpq's multi-host form)
+    counts as one replica per host: libpq would use only the first that answers, where the
+    reads are to be spread.
+    """
+    if not isinstance(raw, str):
+        return raw
+    if not raw.strip():
+        return ()
+    urls: list[str] = []
+    for number, item in enumerate(re.split(r",\s*(?=postgres(?:ql)?://)", raw.strip()), 1):
+        item = item.strip()
+        if not item.startswith(_URL_SCHEMES):
+            raise ValueError(
+                f"item {number} ({_without_password(item)!r}) is not a postgresql:// URL: give "
+                "the replicas as postgresql://[user[:password]@]host[:port][/dbname], "
+                "separated by commas"
+            )
+        scheme, rest = item.split("://", 1)
+        netloc, slash, path = rest.partition("/")
+        userinfo, at, hosts = netloc.rpartition("@")
+        for host in (h.strip() for h in hosts.split(",")):
+            if not _is_host_port(host):
+                raise ValueError(
+                    f"item {number} ({_without_password(item)!r}) has a host {host!r} that is "
+                    "not host or host:port"
+                )
+            urls.append(f"{scheme}://{userinfo}{at}{host}{slash}{path}")
+    return tuple(urls)
+
+
+def _is_host_port(host: str) -> bool:
+    """`host`, `host:port`, `[ipv6]` or `[ipv6]:port`, with a port from 1 to 65535."""
+    name, port = host, ""
+    if host.startswith("["):
+        name, _, after = host.partition("]")
+        port = after.removeprefix(":") if after.startswith(":") else after
+    elif ":" in host:
+        name, _, port = host.rpartition(":")
+    return bool(name.strip("[")) and (not port or (port.isdigit() and 0 < int(port) < 65536))
+
+
+def _without_password(url: str) -> str:
+    """A URL as a message may show it: its password masked."""
+    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+
 Integer = Annotated[int, BeforeValidator(_integer)]
 Count = Annotated[int, BeforeValidator(_integer), AfterValidator(_at_least(1))]
 Bytes = Annotated[int, BeforeValidator(_integer), AfterValidator(_more_than_zero)]
@@ -357,6 +420,7 @@ Seconds = Annotated[float, BeforeValidator(_number("seconds")), AfterValidator(_
 Flag = Annotated[bool, BeforeValidator(_flag)]
 CommaList = Annotated[tuple[str, ...], BeforeValidator(_comma_list)]
 RoleName = Annotated[str, AfterValidator(_role_name)]
+ReadUrls = Annotated[tuple[str, ...], BeforeValidator(_read_urls)]
 
 
 class Settings(BaseModel):
@@ -367,6 +431,11 @@ class Settings(BaseModel):
     # The database (DatabaseSettings)
     database_url: str | None = Field(None, alias="DATABASE_URL")
     api_database_url: str | None = Field(None, alias="DATABASE_URL_API")
+    read_database_urls: ReadUrls = Field((), alias="DATABASE_URL_READ", repr=False)
+    read_max_lag: Seconds = Field(ApiSettings.read_max_lag, alias="URBIS_READ_MAX_LAG_S")
+    read_check_interval: Seconds = Field(
+        ApiSettings.read_check_interval, alias="URBIS_READ_CHECK_INTERVAL_S"
+    )
     reader_role: RoleName = Field(DatabaseRoles.reader, alias="URBIS_DB_READER_ROLE")
     writer_role: RoleName = Field(DatabaseRoles.writer, alias="URBIS_DB_WRITER_ROLE")
     home: Path = Field(PROJECT_ROOT / ".urbis", alias="URBIS_HOME")
@@ -492,7 +561,7 @@ class Settings(BaseModel):
         given = {
             name: value
             for name, value in env.items()
-            if (name.startswith("URBIS_") or name in {"DATABASE_URL", "DATABASE_URL_API"})
+            if (name.startswith("URBIS_") or name in DATABASE_VARIABLES)
             and (value != "" or name in lists)
         }
         try:
@@ -514,14 +583,19 @@ class Settings(BaseModel):
             allow_apt=self.allow_apt,
             api_url=self.api_database_url,
             roles=DatabaseRoles(reader=self.reader_role, writer=self.writer_role),
+            read_urls=self.read_database_urls,
         )
 
     def limits(self) -> ServerLimits:
         return ServerLimits(**{name: getattr(self, name) for name in LIMIT_VARIABLES})
 
-    def api(self, database_url: str) -> ApiSettings:
+    def api(self, database_url: str, read_database_urls: tuple[str, ...] = ()) -> ApiSettings:
+        """The API's settings; its URLs resolved (urbis_core.db) and handed in."""
         return ApiSettings(
             database_url=database_url,
+            read_database_urls=read_database_urls,
+            read_max_lag=self.read_max_lag,
+            read_check_interval=self.read_check_interval,
             host=self.host,
             port=self.port,
             pool_size=self.pool_size,

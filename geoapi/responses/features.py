@@ -126,12 +126,22 @@ class LowZoomTiles(BaseModel):
     drawing: bool
 
 
+class ReadReplica(BaseModel):
+    """A streaming replica the API reads from (DATABASE_URL_READ), at the watcher's last look."""
+
+    name: str  # host:port/dbname
+    serving: bool
+    lag_s: float | None  # seconds behind the primary; None when it could not be told
+    problem: str | None  # why it does not serve
+
+
 class Health(BaseModel):
     status: str
     database: str
     database_error: str | None
     tile_cache: TileCacheCounts | None = None
     low_zoom_tiles: LowZoomTiles | None = None
+    read_replicas: list[ReadReplica] = []  # empty without DATABASE_URL_READ
 
 
 class Ready(BaseModel):

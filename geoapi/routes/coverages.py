@@ -307,7 +307,7 @@ async def _catalog_read(request: Request) -> AsyncIterator[AsyncConnection]:
     request.state.query_kind = "catalog"  # for the error handler to name the limit
     async with (
         budgets.turn("catalog"),
-        budgets.snapshot(request.app.state.engine, "catalog") as conn,
+        request.app.state.reads.snapshot("catalog") as conn,
     ):
         yield conn
 

@@ -150,7 +150,8 @@ async def conformance(request: Request, fmt: FormatDep, lang: LangDep) -> Any:
     summary="Liveness: the process answers",
     description="200 while the process lives, whatever the database's state (for a "
     "supervisor deciding whether to restart it); `database` says whether "
-    "the last requests reached it. Readiness to answer queries: /readyz.",
+    "the last requests reached it; `read_replicas`, which streaming replicas reads go to "
+    "(DATABASE_URL_READ). Readiness to answer queries: /readyz.",
     responses=answers(Health, errors_=()),
 )
 async def healthz(request: Request) -> JSONResponse:
@@ -164,6 +165,7 @@ async def healthz(request: Request) -> JSONResponse:
             "database_error": health.last_error if not health.reachable else None,
             "tile_cache": dataclasses.asdict(cache.stats),
             "low_zoom_tiles": {"drawn_ahead": keeper.drawn, "drawing": not keeper.idle.is_set()},
+            "read_replicas": request.app.state.reads.report(),
         }
     )
 

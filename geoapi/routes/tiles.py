@@ -201,7 +201,7 @@ async def _draw(
     )
     async with budgets.turn("tiles"):
         return await draw_tile(
-            functools.partial(budgets.snapshot, request.app.state.engine, "tiles"),
+            functools.partial(request.app.state.reads.snapshot, "tiles"),
             request.app.state.drawing_memory,
             key,
             layers,

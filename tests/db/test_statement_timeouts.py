@@ -56,3 +56,16 @@ def test_a_sync_blocked_past_its_timeout_fails_with_the_reason_and_keeps_the_dat
     finally:
         plain.dispose()
         bounded.dispose()
+
+
+def test_an_engines_sessions_carry_its_application_name_unless_the_url_names_one(database_url):
+    def shown(url: str) -> str:
+        engine = create_sync_engine(url, application_name="urbis-sync")
+        try:
+            with engine.connect() as conn:
+                return str(conn.execute(sa.text("SHOW application_name")).scalar_one())
+        finally:
+            engine.dispose()
+
+    assert shown(database_url) == "urbis-sync"
+    assert shown(f"{database_url}?application_name=nightly-import") == "nightly-import"
