@@ -1,0 +1,543 @@
+"""Load under continuous sync: many clients on a real `urbis serve` while `urbis sync` applies
+real changes to a layer every few seconds.
+
+    python -m bench.load_bench                          # 50 clients, 60 s, a sync every 10 s
+    python -m bench.load_bench --clients 20 --seconds 15 --interval 3 --buildings 5000
+
+What it does, in order:
+1. generates Buildings, StreetAxes and Addresses (bench.generate, seed 1; cached under
+   --workdir), copies the file (bench.load_source: the copy is the source that changes), starts
+   a throwaway PostgreSQL cluster (fsync off), migrates it and loads the three layers with
+   `urbis sync --once`, then VACUUM ANALYZE;
+2. starts `urbis serve` (defaults, but for the port; the API connects as the reader role) and
+   `urbis sync` in continuous mode, the buildings on a --interval schedule, the other layers
+   daily (already synced);
+3. for --seconds, --clients clients each send one request after another (no pause: a closed
+   loop, each waiting for its answer), drawn from bench.load_workload's mix: vector tiles on
+   both grids (popular ones, cached, and any others, mostly drawn when asked), items pages,
+   bbox queries, /lookup, /within, /nearest, /geocode and /reverse. Meanwhile, each time a
+   buildings run finishes, the source is changed again (--changes buildings inserted, updated
+   and deleted), so that every later run applies real changes;
+4. then waits for the run that applies the last change, and checks that the API serves it:
+   every inserted and updated building through /items with its new geometry and AREA, every
+   deleted one a 404, and the changed buildings in (or gone from) their vector tiles on both
+   grids, decoded;
+5. reports per kind of request: requests, errors (any answer but 2xx/304, any transport
+   error; the first few printed), p50/p90/p99 latency and throughput; the tile cache's hits and
+   misses; the sync runs during the load (statuses, features changed, durations); the machine's
+   load. It exits 1 on any error or failed check.
+
+Server and sync logs of the last run stay in <workdir>/load-run/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import mapbox_vector_tile
+import psycopg
+import shapely
+from psycopg import sql
+from psycopg.rows import dict_row
+from pyproj import Transformer
+from sqlalchemy import make_url
+
+from bench import api_peers
+from bench.api_bench import (
+    CpuMeter,
+    cpu_per_request,
+    fresh_folder,
+    generated,
+    percentile,
+    scratch_cluster,
+    wait_for_quiet,
+    write_result,
+)
+from bench.load_source import Change, ChangingSource
+from bench.load_workload import (
+    EPSG_31370,
+    KINDS,
+    Places,
+    Workload,
+    feature_path,
+    read_places,
+    tile_at,
+    tile_path,
+)
+from bench.rawhttp import RawClient
+from urbis_core.pgcluster import free_port
+from urbis_core.settings import DatabaseRoles
+
+LAYERS = {"buildings": "Buildings", "street_axes": "StreetAxes", "addresses": "Addresses"}
+CHANGED = "buildings"
+# What a browser sends: the server compresses JSON as it would in service.
+HEADERS = {"Accept": "application/geo+json, application/json;q=0.9", "Accept-Encoding": "gzip, br"}
+OK = range(200, 300)
+FIRST_ERRORS = 10
+CHECK_ZOOMS = {"WebMercatorQuad": 17, "BelgianLambert72": 10}
+TO_MERCATOR = Transformer.from_crs(31370, 3857, always_xy=True)
+
+
+@dataclass(frozen=True)
+class Setup:
+    clients: int = 50
+    seconds: float = 60.0
+    interval: int = 10  # seconds between the changed layer's runs (its schedule)
+    changes: int = 30  # buildings changed a run: inserted, updated and deleted in thirds
+    seed: int = 1
+
+
+# -- the database and the layers -------------------------------------------------------------
+
+
+def layer_config(path: Path, gpkg: Path, interval: int) -> Path:
+    path.write_text(
+        "layers:\n"
+        + "".join(
+            f"  {layer}:\n    source: {{kind: file, path: {gpkg}, layer: {name}}}\n"
+            f"    key: INSPIRE_ID\n"
+            f"    schedule: {f'{interval}s' if layer == CHANGED else '1d'}\n"
+            for layer, name in LAYERS.items()
+        )
+    )
+    return path
+
+
+def urbis(*args: str, env: dict[str, str]) -> None:
+    done = subprocess.run([str(api_peers.URBIS), *args], env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"urbis {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+
+
+def fresh_database(admin: str, name: str) -> tuple[str, str]:
+    """A new migrated database on a scratch cluster: its writer URL (the cluster's superuser,
+    as the bench's other loads) and the reader role's, given a password of this run."""
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = make_url(admin).set(database=name).render_as_string(hide_password=False)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION postgis")
+    urbis("migrate", env={**os.environ, "DATABASE_URL": url})
+    password = secrets.token_urlsafe(18)
+    reader = DatabaseRoles().reader
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                sql.Identifier(reader), sql.Literal(password)
+            )
+        )
+    reader_url = make_url(url).set(username=reader, password=password)
+    return url, reader_url.render_as_string(hide_password=False)
+
+
+def load_layers(url: str, config: Path) -> None:
+    urbis("sync", "--once", env={**os.environ, "DATABASE_URL": url, "URBIS_CONFIG": str(config)})
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE " + ", ".join(f"urbis.{t}" for t in LAYERS))
+
+
+# -- the sync worker and the changes it applies ----------------------------------------------
+
+
+@contextmanager
+def sync_worker(url: str, config: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`urbis sync` in continuous mode, in its own process group, stopped by that group."""
+    env = {**os.environ, "DATABASE_URL": url, "URBIS_CONFIG": str(config)}
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(api_peers.URBIS), "sync"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield proc
+    finally:
+        api_peers.stop(proc)
+
+
+def finished_runs(url: str, after_id: int = 0) -> list[dict[str, Any]]:
+    """The changed layer's finished runs after `after_id`, oldest first."""
+    with psycopg.connect(url) as conn:
+        cursor = conn.cursor(row_factory=dict_row)
+        return cursor.execute(
+            "SELECT id, status, started_at, finished_at, inserted, updated, deleted, error, "
+            "extract(epoch FROM finished_at - started_at) AS seconds "
+            "FROM urbis_meta.sync_run WHERE layer_id = %s AND id > %s "
+            "AND finished_at IS NOT NULL ORDER BY id",
+            (CHANGED, after_id),
+        ).fetchall()
+
+
+@dataclass
+class ChangeFeeder:
+    """Changes the source each time a run of the changed layer finishes, so the next run (one
+    schedule later) has real changes to apply."""
+
+    url: str
+    source: ChangingSource
+    first_run: int  # the last run before the load: later ones are the load's
+    written: list[tuple[Change, float]] = field(default_factory=list)  # and time.time()
+    stop: threading.Event = field(default_factory=threading.Event)
+    failure: str | None = None
+
+    def run(self) -> None:
+        seen = self.first_run
+        try:
+            self._write()
+            while not self.stop.wait(0.3):
+                runs = finished_runs(self.url, seen)
+                if runs:
+                    seen = runs[-1]["id"]
+                    self._write()
+        except Exception as exc:  # reported, the load goes on and the run fails
+            self.failure = f"{type(exc).__name__}: {exc}"
+
+    def _write(self) -> None:
+        change = self.source.change()
+        self.written.append((change, time.time()))
+
+
+def wait_applied(url: str, since: float, after_id: int, timeout: float) -> dict[str, Any] | None:
+    """The first successful run of the changed layer started after `since` (time.time())."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for run in finished_runs(url, after_id):
+            if run["started_at"].timestamp() > since and run["status"] == "success":
+                return run
+        time.sleep(0.3)
+    return None
+
+
+# -- the clients -----------------------------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    """What the clients saw, per kind of request."""
+
+    latencies: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in KINDS})
+    errors: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    first_errors: list[str] = field(default_factory=list)
+    tile_cache: dict[str, list[float]] = field(default_factory=lambda: {"hit": [], "miss": []})
+
+    def error(self, kind: str, text: str) -> None:
+        self.errors[kind] += 1
+        if len(self.first_errors) < FIRST_ERRORS:
+            self.first_errors.append(f"{kind}: {text}")
+            print(f"  error: {kind}: {text}", file=sys.stderr)
+
+
+async def client(base: str, workload: Workload, deadline: float, tally: Tally) -> None:
+    async with RawClient(HEADERS) as http:
+        while time.perf_counter() < deadline:
+            kind, path = workload.next()
+            started = time.perf_counter()
+            try:
+                answer = await http.get(base + path)
+            except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+                tally.error(kind, f"{type(exc).__name__} {exc} on {path}")
+                await asyncio.sleep(0.05)  # a new connection next time
+                continue
+            took = time.perf_counter() - started
+            if answer.status_code not in OK and answer.status_code != 304:
+                tally.error(kind, f"HTTP {answer.status_code} {path}: {answer.text[:300]}")
+                continue
+            tally.latencies[kind].append(took)
+            cache = answer.headers.get("x-tile-cache")
+            if kind.startswith("tile") and cache:
+                tally.tile_cache["hit" if cache == "hit" else "miss"].append(took)
+
+
+async def drive(base: str, places: Places, setup: Setup) -> tuple[Tally, float]:
+    popular = Workload.popular_tiles(places, setup.seed)
+    tally = Tally()
+    started = time.perf_counter()
+    deadline = started + setup.seconds
+    await asyncio.gather(
+        *(
+            client(base, Workload(places, setup.seed * 1000 + i, popular), deadline, tally)
+            for i in range(setup.clients)
+        )
+    )
+    return tally, time.perf_counter() - started
+
+
+def summary(latencies: list[float], errors: int, seconds: float) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "requests": len(latencies) + errors,
+        "errors": errors,
+        "per_s": round(len(latencies) / seconds, 1),
+    }
+    if latencies:
+        row.update(
+            {f"p{q}_ms": round(percentile(latencies, q) * 1000, 1) for q in (50, 90, 99)},
+            max_ms=round(max(latencies) * 1000, 1),
+        )
+    return row
+
+
+# -- the check after the run -----------------------------------------------------------------
+
+
+def check_change(base: str, change: Change) -> list[str]:
+    """What the API does not serve of `change` (nothing when it serves all of it)."""
+    problems: list[str] = []
+    with httpx.Client(base_url=base, timeout=60, headers={"Accept-Encoding": "identity"}) as http:
+        for key, (geom, area) in {**change.inserted, **change.updated}.items():
+            answer = http.get(feature_path(CHANGED, key), params={"crs": EPSG_31370})
+            if answer.status_code != 200:
+                problems.append(f"items {key}: HTTP {answer.status_code} {answer.text[:200]}")
+                continue
+            feature = answer.json()
+            served = shapely.geometry.shape(feature["geometry"])
+            if feature["properties"].get("AREA") != area:
+                problems.append(f"items {key}: AREA {feature['properties'].get('AREA')} != {area}")
+            if shapely.hausdorff_distance(served, geom) > 0.01:
+                problems.append(f"items {key}: the geometry served is not the new one")
+            problems += tile_problems(http, key, geom, area)
+        for key, geom in change.deleted.items():
+            answer = http.get(feature_path(CHANGED, key))
+            if answer.status_code != 404:
+                problems.append(f"items {key} (deleted): HTTP {answer.status_code}")
+            problems += tile_problems(http, key, geom, None)
+    return problems
+
+
+def tile_problems(http: httpx.Client, key: str, geom: Any, area: int | None) -> list[str]:
+    """Whether the building is in its tile on each grid (`area` None: it must be gone)."""
+    problems = []
+    point = geom.representative_point()
+    for tms, z in CHECK_ZOOMS.items():
+        xy = (
+            TO_MERCATOR.transform(point.x, point.y) if tms == "WebMercatorQuad" else point.coords[0]
+        )
+        path = tile_path(CHANGED, tms, z, *tile_at(tms, z, *xy))
+        answer = http.get(path)
+        if answer.status_code not in (200, 204):
+            problems.append(f"tile {path}: HTTP {answer.status_code}")
+            continue
+        layers = mapbox_vector_tile.decode(answer.content) if answer.content else {}
+        found = [
+            f["properties"]
+            for f in layers.get(CHANGED, {}).get("features", [])
+            if f["properties"].get("INSPIRE_ID") == key
+        ]
+        if area is None and found:
+            problems.append(f"tile {path}: deleted {key} still drawn")
+        elif area is not None and not found:
+            problems.append(f"tile {path}: {key} missing")
+        elif area is not None and "AREA" in found[0] and found[0]["AREA"] != area:
+            problems.append(f"tile {path}: {key} AREA {found[0]['AREA']} != {area}")
+    return problems
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+
+def server_spec(url: str, reader_url: str, config: Path, port: int) -> api_peers.ServerSpec:
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "DATABASE_URL_API": reader_url,
+        "URBIS_CONFIG": str(config),
+        "URBIS_PORT": str(port),
+    }
+    cmd = [str(api_peers.URBIS), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    return api_peers.ServerSpec("ours", cmd, env, "/readyz", CHANGED)
+
+
+def run_load(
+    url: str,
+    reader_url: str,
+    gpkg: Path,
+    rundir: Path,
+    setup: Setup,
+    postmaster: int | None = None,
+) -> tuple[dict[str, Any], ChangingSource]:
+    """The load on a migrated database (empty of layers): the report (`ok`: no error, and
+    the last change served), and the source with every change written to it."""
+    source = ChangingSource.copied_from(gpkg, rundir / "source.gpkg", setup.changes, setup.seed)
+    config = layer_config(rundir / "load.yaml", source.path, setup.interval)
+    print("loading the layers with urbis sync --once ...", file=sys.stderr)
+    load_layers(url, config)
+    places = read_places(url, setup.seed)
+    port = free_port()
+    with api_peers.running(
+        server_spec(url, reader_url, config, port), port, rundir / "serve.log"
+    ) as server:
+        before_runs = max((r["id"] for r in finished_runs(url)), default=0)
+        feeder = ChangeFeeder(url, source, before_runs)
+        with sync_worker(url, config, rundir / "sync.log"):
+            thread = threading.Thread(target=feeder.run, daemon=True)
+            thread.start()
+            meter = CpuMeter(server.group, postmaster) if postmaster else None
+            cpu_before = meter.sample() if meter else None
+            load_started = time.time()
+            print(f"{setup.clients} clients for {setup.seconds:g} s ...", file=sys.stderr)
+            tally, seconds = asyncio.run(drive(server.base, places, setup))
+            load_ended = time.time()
+            cpu_after = meter.sample() if meter else None
+            feeder.stop.set()
+            thread.join()
+            last_change, written_at = feeder.written[-1]
+            print(f"waiting for the run applying change {last_change.cycle} ...", file=sys.stderr)
+            applied = wait_applied(url, written_at, before_runs, 3 * setup.interval + 120)
+        problems = check_change(server.base, last_change) if applied else []
+    runs = finished_runs(url, before_runs)
+    during = [r for r in runs if r["started_at"].timestamp() < load_ended]
+    answered = sum(len(v) for v in tally.latencies.values())
+    cpu = (
+        cpu_per_request(cpu_before, cpu_after, answered, seconds)
+        if cpu_before and cpu_after
+        else None
+    )
+    errors = sum(tally.errors.values())
+    report: dict[str, Any] = {
+        "setup": {
+            **setup.__dict__,
+            "features": places.counts,
+            "kinds": KINDS,
+            "headers": HEADERS,
+        },
+        "seconds": round(seconds, 2),
+        "requests": answered + errors,
+        "errors": errors,
+        "requests_per_s": round(answered / seconds, 1),
+        "kinds": {
+            kind: summary(tally.latencies[kind], tally.errors[kind], seconds) for kind in KINDS
+        },
+        "all": summary([v for values in tally.latencies.values() for v in values], errors, seconds),
+        "tile_cache": {
+            state: summary(values, 0, seconds) for state, values in tally.tile_cache.items()
+        },
+        "first_errors": tally.first_errors,
+        "sync": {
+            "runs_during_load": len(during),
+            "statuses": {
+                s: sum(r["status"] == s for r in during) for s in {r["status"] for r in during}
+            },
+            "runs_with_changes": sum(
+                r["inserted"] + r["updated"] + r["deleted"] > 0 for r in during
+            ),
+            "features_changed": {
+                k: sum(int(r[k]) for r in during) for k in ("inserted", "updated", "deleted")
+            },
+            "run_seconds_max": round(max((float(r["seconds"]) for r in during), default=0), 2),
+            "changes_written": len(feeder.written),
+            "feeder_failure": feeder.failure,
+            "errors": [r["error"] for r in during if r["error"]][:3],
+        },
+        "last_change": {
+            "cycle": last_change.cycle,
+            "features": last_change.features,
+            "applied_by_run": applied["id"] if applied else None,
+            "applied_seconds_after_written": round(
+                applied["finished_at"].timestamp() - written_at, 1
+            )
+            if applied
+            else None,
+            "problems": problems if applied else ["never applied"],
+        },
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_average_after": [round(v, 2) for v in os.getloadavg()],
+            **({"cpu": cpu} if cpu else {}),
+        },
+        "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(load_started)),
+    }
+    report["ok"] = not errors and applied is not None and not problems and not feeder.failure
+    return report, source
+
+
+def print_table(report: dict[str, Any]) -> None:
+    out = sys.stderr
+    print(
+        f"\n{'kind':24} {'requests':>9} {'errors':>6} {'req/s':>7} "
+        f"{'p50':>7} {'p90':>7} {'p99':>7}",
+        file=out,
+    )
+    rows = {**report["kinds"], "all": report["all"]}
+    rows.update({f"tiles, cache {k}": v for k, v in report["tile_cache"].items()})
+    for kind, row in rows.items():
+        print(
+            f"{kind:24} {row['requests']:9} {row['errors']:6} {row['per_s']:7} "
+            + " ".join(f"{row.get(f'p{q}_ms', '-'):>7}" for q in (50, 90, 99)),
+            file=out,
+        )
+    sync = report["sync"]
+    print(
+        f"sync: {sync['runs_during_load']} runs during the load ({sync['statuses']}), "
+        f"{sync['runs_with_changes']} with changes, features {sync['features_changed']}",
+        file=out,
+    )
+    last = report["last_change"]
+    print(
+        f"last change {last['cycle']}: run {last['applied_by_run']}, problems {last['problems']}",
+        file=out,
+    )
+    print("OK" if report["ok"] else "FAILED", file=out)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=Setup.clients)
+    parser.add_argument("--seconds", type=float, default=Setup.seconds)
+    parser.add_argument(
+        "--interval", type=int, default=Setup.interval, help="the buildings' schedule, seconds"
+    )
+    parser.add_argument(
+        "--changes", type=int, default=Setup.changes, help="buildings changed before each run"
+    )
+    parser.add_argument(
+        "--buildings", type=int, default=100_000, help="buildings generated (addresses: 1.2 x)"
+    )
+    parser.add_argument("--seed", type=int, default=Setup.seed)
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="first wait up to this long for other processes to leave the CPU idle",
+    )
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/urbis-bench"))
+    parser.add_argument("--json", type=Path, default=None, help="write the result here too")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    busy = wait_for_quiet(args.wait_quiet)
+    load_before = [round(v, 2) for v in os.getloadavg()]
+    gpkg = generated(args.workdir, "brussels-load", args.buildings, list(LAYERS))
+    rundir = fresh_folder(args.workdir / "load-run")
+    setup = Setup(args.clients, args.seconds, args.interval, args.changes, args.seed)
+    with scratch_cluster("urbis-load-bench-cluster-") as (admin, postmaster):
+        url, reader_url = fresh_database(admin, "load_bench")
+        report, _ = run_load(url, reader_url, gpkg, rundir, setup, postmaster)
+    report["command"] = "python -m bench.load_bench " + " ".join(argv or sys.argv[1:])
+    report["machine"].update(busy_cores_before_start=busy, load_average_before=load_before)
+    write_result(report, args.json)
+    print_table(report)
+    return 0 if report["ok"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
