@@ -1,31 +1,35 @@
 """Load under continuous sync: many clients on a real `urbis serve` while `urbis sync` applies
 real changes to a layer every few seconds.
 
-    python -m bench.load_bench                          # 50 clients, 60 s, a sync every 10 s
+    python -m bench.load_bench --wait-quiet 120 --json out.json   # 50 clients, 60 s, sync 10 s
     python -m bench.load_bench --clients 20 --seconds 15 --interval 3 --buildings 5000
 
 What it does, in order:
-1. generates Buildings, StreetAxes and Addresses (bench.generate, seed 1; cached under
-   --workdir), copies the file (bench.load_source: the copy is the source that changes), starts
-   a throwaway PostgreSQL cluster (fsync off), migrates it and loads the three layers with
-   `urbis sync --once`, then VACUUM ANALYZE;
-2. starts `urbis serve` (defaults, but for the port; the API connects as the reader role) and
-   `urbis sync` in continuous mode, the buildings on a --interval schedule, the other layers
-   daily (already synced);
+1. generates Buildings, StreetAxes and Addresses (bench.generate, seed 1, 500,000 buildings by
+   default; cached under --workdir), copies the file (bench.load_source: the copy is the
+   source that changes), starts a throwaway PostgreSQL cluster (fsync off), migrates it and
+   loads the three layers with `urbis sync --once`, then VACUUM ANALYZE;
+2. starts `urbis serve` (its defaults, but for the port; the API connects as the reader role,
+   as deployed), asks one /geocode (the street index, read once per version of the addresses,
+   which do not change here, as a server in service has long done), and starts `urbis sync` in
+   continuous mode, the buildings on an --interval schedule, the other layers daily (already
+   synced);
 3. for --seconds, --clients clients each send one request after another (no pause: a closed
-   loop, each waiting for its answer), drawn from bench.load_workload's mix: vector tiles on
-   both grids (popular ones, cached, and any others, mostly drawn when asked), items pages,
-   bbox queries, /lookup, /within, /nearest, /geocode and /reverse. Meanwhile, each time a
-   buildings run finishes, the source is changed again (--changes buildings inserted, updated
-   and deleted), so that every later run applies real changes;
+   loop, each waiting for its answer; `Accept-Encoding: gzip, br` as browsers send), drawn
+   from bench.load_workload's mix: vector tiles on both grids (popular ones, cached, and any
+   others, mostly drawn when asked), items pages, bbox queries, /lookup, /within, /nearest,
+   /geocode and /reverse. Meanwhile, each time a buildings run finishes, the source is changed
+   again (--changes buildings inserted, updated and deleted), so that every later run applies
+   real changes, and the server's tile cache loses the buildings' tiles each time;
 4. then waits for the run that applies the last change, and checks that the API serves it:
    every inserted and updated building through /items with its new geometry and AREA, every
    deleted one a 404, and the changed buildings in (or gone from) their vector tiles on both
    grids, decoded;
 5. reports per kind of request: requests, errors (any answer but 2xx/304, any transport
    error; the first few printed), p50/p90/p99 latency and throughput; the tile cache's hits and
-   misses; the sync runs during the load (statuses, features changed, durations); the machine's
-   load. It exits 1 on any error or failed check.
+   misses; the sync runs during the load (statuses, features changed, durations); the CPU per
+   request of the server, PostgreSQL and this client, and the machine's load. It exits 1 on any
+   error or failed check.
 
 Server and sync logs of the last run stay in <workdir>/load-run/.
 """
@@ -35,6 +39,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import secrets
 import subprocess
 import sys
@@ -98,6 +103,7 @@ class Setup:
     interval: int = 10  # seconds between the changed layer's runs (its schedule)
     changes: int = 30  # buildings changed a run: inserted, updated and deleted in thirds
     seed: int = 1
+    think: float = 0.0  # mean seconds a client pauses after each answer (0: a closed loop)
 
 
 # -- the database and the layers -------------------------------------------------------------
@@ -237,6 +243,7 @@ class Tally:
     errors: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
     first_errors: list[str] = field(default_factory=list)
     tile_cache: dict[str, list[float]] = field(default_factory=lambda: {"hit": [], "miss": []})
+    misses_by_zoom: dict[str, list[float]] = field(default_factory=dict)  # "<grid> z<zoom>"
 
     def error(self, kind: str, text: str) -> None:
         self.errors[kind] += 1
@@ -245,9 +252,14 @@ class Tally:
             print(f"  error: {kind}: {text}", file=sys.stderr)
 
 
-async def client(base: str, workload: Workload, deadline: float, tally: Tally) -> None:
+async def client(
+    base: str, workload: Workload, deadline: float, tally: Tally, think: float, seed: int
+) -> None:
+    pauses = random.Random(seed)  # apart from the workload's: the same requests for any --think
     async with RawClient(HEADERS) as http:
         while time.perf_counter() < deadline:
+            if think:
+                await asyncio.sleep(pauses.uniform(0, 2 * think))
             kind, path = workload.next()
             started = time.perf_counter()
             try:
@@ -264,6 +276,9 @@ async def client(base: str, workload: Workload, deadline: float, tally: Tally) -
             cache = answer.headers.get("x-tile-cache")
             if kind.startswith("tile") and cache:
                 tally.tile_cache["hit" if cache == "hit" else "miss"].append(took)
+                if cache != "hit":
+                    zoom = f"{kind.split()[1]} z{path.split('/')[5]}"
+                    tally.misses_by_zoom.setdefault(zoom, []).append(took)
 
 
 async def drive(base: str, places: Places, setup: Setup) -> tuple[Tally, float]:
@@ -273,7 +288,14 @@ async def drive(base: str, places: Places, setup: Setup) -> tuple[Tally, float]:
     deadline = started + setup.seconds
     await asyncio.gather(
         *(
-            client(base, Workload(places, setup.seed * 1000 + i, popular), deadline, tally)
+            client(
+                base,
+                Workload(places, setup.seed * 1000 + i, popular),
+                deadline,
+                tally,
+                setup.think,
+                setup.seed * 1000 + i,
+            )
             for i in range(setup.clients)
         )
     )
@@ -440,6 +462,10 @@ def run_load(
         "tile_cache": {
             state: summary(values, 0, seconds) for state, values in tally.tile_cache.items()
         },
+        "tile_misses_by_zoom": {
+            zoom: summary(values, 0, seconds)
+            for zoom, values in sorted(tally.misses_by_zoom.items())
+        },
         "first_errors": tally.first_errors,
         "sync": {
             "runs_during_load": len(during),
@@ -526,6 +552,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=Setup.seed)
     parser.add_argument(
+        "--think",
+        type=float,
+        default=Setup.think,
+        help="mean seconds each client pauses before each request (uniform 0-2x; "
+        "default 0: each sends its next request as soon as it has the answer)",
+    )
+    parser.add_argument(
         "--wait-quiet",
         type=float,
         default=0.0,
@@ -543,7 +576,7 @@ def main(argv: list[str] | None = None) -> int:
     load_before = [round(v, 2) for v in os.getloadavg()]
     gpkg = generated(args.workdir, "brussels-load", args.buildings, list(LAYERS))
     rundir = fresh_folder(args.workdir / "load-run")
-    setup = Setup(args.clients, args.seconds, args.interval, args.changes, args.seed)
+    setup = Setup(args.clients, args.seconds, args.interval, args.changes, args.seed, args.think)
     with scratch_cluster("urbis-load-bench-cluster-") as (admin, postmaster):
         url, reader_url = fresh_database(admin, "load_bench")
         report, _ = run_load(url, reader_url, gpkg, rundir, setup, postmaster)
