@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from bench.generate import generate
-from bench.load_bench import LAYERS, Setup, check_change, run_load
+from bench.load_bench import LAYERS, Setup, check_change, print_table, run_load
 from bench.load_workload import KINDS
 from tests.api.conftest import start_server
 from tests.conftest import TEMPLATE_DB, create_database, drop_database, reader_url
@@ -40,6 +40,7 @@ def test_load_under_continuous_sync(load_database: str, tmp_path: Path) -> None:
     rundir.mkdir()
 
     report, source = run_load(load_database, reader_url(load_database), gpkg, rundir, SETUP)
+    print_table(report)  # the figures, on stderr: shown by pytest -s or with a failure
 
     assert report["errors"] == 0, report["first_errors"]
     assert report["requests"] > 0
