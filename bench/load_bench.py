@@ -45,19 +45,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-import mapbox_vector_tile
 import psycopg
-import shapely
 from psycopg import sql
-from psycopg.rows import dict_row
-from pyproj import Transformer
 from sqlalchemy import make_url
 
 from bench import api_peers
@@ -71,29 +65,19 @@ from bench.api_bench import (
     wait_for_quiet,
     write_result,
 )
-from bench.load_source import Change, ChangingSource
-from bench.load_workload import (
-    EPSG_31370,
-    KINDS,
-    Places,
-    Workload,
-    feature_path,
-    read_places,
-    tile_at,
-    tile_path,
-)
+from bench.load_check import check_change
+from bench.load_source import ChangingSource
+from bench.load_sync import CHANGED, ChangeFeeder, finished_runs, sync_worker, wait_applied
+from bench.load_workload import KINDS, Places, Workload, read_places
 from bench.rawhttp import RawClient
 from urbis_core.pgcluster import free_port
 from urbis_core.settings import DatabaseRoles
 
 LAYERS = {"buildings": "Buildings", "street_axes": "StreetAxes", "addresses": "Addresses"}
-CHANGED = "buildings"
 # What a browser sends: the server compresses JSON as it would in service.
 HEADERS = {"Accept": "application/geo+json, application/json;q=0.9", "Accept-Encoding": "gzip, br"}
 OK = range(200, 300)
 FIRST_ERRORS = 10
-CHECK_ZOOMS = {"WebMercatorQuad": 17, "BelgianLambert72": 10}
-TO_MERCATOR = Transformer.from_crs(31370, 3857, always_xy=True)
 
 
 @dataclass(frozen=True)
@@ -156,80 +140,6 @@ def load_layers(url: str, config: Path) -> None:
     urbis("sync", "--once", env={**os.environ, "DATABASE_URL": url, "URBIS_CONFIG": str(config)})
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE " + ", ".join(f"urbis.{t}" for t in LAYERS))
-
-
-# -- the sync worker and the changes it applies ----------------------------------------------
-
-
-@contextmanager
-def sync_worker(url: str, config: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """`urbis sync` in continuous mode, in its own process group, stopped by that group."""
-    env = {**os.environ, "DATABASE_URL": url, "URBIS_CONFIG": str(config)}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(api_peers.URBIS), "sync"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        yield proc
-    finally:
-        api_peers.stop(proc)
-
-
-def finished_runs(url: str, after_id: int = 0) -> list[dict[str, Any]]:
-    """The changed layer's finished runs after `after_id`, oldest first."""
-    with psycopg.connect(url) as conn:
-        cursor = conn.cursor(row_factory=dict_row)
-        return cursor.execute(
-            "SELECT id, status, started_at, finished_at, inserted, updated, deleted, error, "
-            "extract(epoch FROM finished_at - started_at) AS seconds "
-            "FROM urbis_meta.sync_run WHERE layer_id = %s AND id > %s "
-            "AND finished_at IS NOT NULL ORDER BY id",
-            (CHANGED, after_id),
-        ).fetchall()
-
-
-@dataclass
-class ChangeFeeder:
-    """Changes the source each time a run of the changed layer finishes, so the next run (one
-    schedule later) has real changes to apply."""
-
-    url: str
-    source: ChangingSource
-    first_run: int  # the last run before the load: later ones are the load's
-    written: list[tuple[Change, float]] = field(default_factory=list)  # and time.time()
-    stop: threading.Event = field(default_factory=threading.Event)
-    failure: str | None = None
-
-    def run(self) -> None:
-        seen = self.first_run
-        try:
-            self._write()
-            while not self.stop.wait(0.3):
-                runs = finished_runs(self.url, seen)
-                if runs:
-                    seen = runs[-1]["id"]
-                    self._write()
-        except Exception as exc:  # reported, the load goes on and the run fails
-            self.failure = f"{type(exc).__name__}: {exc}"
-
-    def _write(self) -> None:
-        change = self.source.change()
-        self.written.append((change, time.time()))
-
-
-def wait_applied(url: str, since: float, after_id: int, timeout: float) -> dict[str, Any] | None:
-    """The first successful run of the changed layer started after `since` (time.time())."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for run in finished_runs(url, after_id):
-            if run["started_at"].timestamp() > since and run["status"] == "success":
-                return run
-        time.sleep(0.3)
-    return None
 
 
 # -- the clients -----------------------------------------------------------------------------
@@ -326,61 +236,6 @@ def read_street_index(base: str, places: Places) -> float:
     return round(time.perf_counter() - started, 2)
 
 
-# -- the check after the run -----------------------------------------------------------------
-
-
-def check_change(base: str, change: Change) -> list[str]:
-    """What the API does not serve of `change` (nothing when it serves all of it)."""
-    problems: list[str] = []
-    with httpx.Client(base_url=base, timeout=60, headers={"Accept-Encoding": "identity"}) as http:
-        for key, (geom, area) in {**change.inserted, **change.updated}.items():
-            answer = http.get(feature_path(CHANGED, key), params={"crs": EPSG_31370})
-            if answer.status_code != 200:
-                problems.append(f"items {key}: HTTP {answer.status_code} {answer.text[:200]}")
-                continue
-            feature = answer.json()
-            served = shapely.geometry.shape(feature["geometry"])
-            if feature["properties"].get("AREA") != area:
-                problems.append(f"items {key}: AREA {feature['properties'].get('AREA')} != {area}")
-            if shapely.hausdorff_distance(served, geom) > 0.01:
-                problems.append(f"items {key}: the geometry served is not the new one")
-            problems += tile_problems(http, key, geom, area)
-        for key, geom in change.deleted.items():
-            answer = http.get(feature_path(CHANGED, key))
-            if answer.status_code != 404:
-                problems.append(f"items {key} (deleted): HTTP {answer.status_code}")
-            problems += tile_problems(http, key, geom, None)
-    return problems
-
-
-def tile_problems(http: httpx.Client, key: str, geom: Any, area: int | None) -> list[str]:
-    """Whether the building is in its tile on each grid (`area` None: it must be gone)."""
-    problems = []
-    point = geom.representative_point()
-    for tms, z in CHECK_ZOOMS.items():
-        xy = (
-            TO_MERCATOR.transform(point.x, point.y) if tms == "WebMercatorQuad" else point.coords[0]
-        )
-        path = tile_path(CHANGED, tms, z, *tile_at(tms, z, *xy))
-        answer = http.get(path)
-        if answer.status_code not in (200, 204):
-            problems.append(f"tile {path}: HTTP {answer.status_code}")
-            continue
-        layers = mapbox_vector_tile.decode(answer.content) if answer.content else {}
-        found = [
-            f["properties"]
-            for f in layers.get(CHANGED, {}).get("features", [])
-            if f["properties"].get("INSPIRE_ID") == key
-        ]
-        if area is None and found:
-            problems.append(f"tile {path}: deleted {key} still drawn")
-        elif area is not None and not found:
-            problems.append(f"tile {path}: {key} missing")
-        elif area is not None and "AREA" in found[0] and found[0]["AREA"] != area:
-            problems.append(f"tile {path}: {key} AREA {found[0]['AREA']} != {area}")
-    return problems
-
-
 # -- the run ---------------------------------------------------------------------------------
 
 
@@ -437,12 +292,12 @@ def run_load(
     runs = finished_runs(url, before_runs)
     during = [r for r in runs if r["started_at"].timestamp() < load_ended]
     answered = sum(len(v) for v in tally.latencies.values())
+    errors = sum(tally.errors.values())
     cpu = (
         cpu_per_request(cpu_before, cpu_after, answered, seconds)
         if cpu_before and cpu_after
         else None
     )
-    errors = sum(tally.errors.values())
     report: dict[str, Any] = {
         "setup": {
             **setup.__dict__,
@@ -451,38 +306,8 @@ def run_load(
             "headers": HEADERS,
             "first_geocode_seconds_before_load": street_index,
         },
-        "seconds": round(seconds, 2),
-        "requests": answered + errors,
-        "errors": errors,
-        "requests_per_s": round(answered / seconds, 1),
-        "kinds": {
-            kind: summary(tally.latencies[kind], tally.errors[kind], seconds) for kind in KINDS
-        },
-        "all": summary([v for values in tally.latencies.values() for v in values], errors, seconds),
-        "tile_cache": {
-            state: summary(values, 0, seconds) for state, values in tally.tile_cache.items()
-        },
-        "tile_misses_by_zoom": {
-            zoom: summary(values, 0, seconds)
-            for zoom, values in sorted(tally.misses_by_zoom.items())
-        },
-        "first_errors": tally.first_errors,
-        "sync": {
-            "runs_during_load": len(during),
-            "statuses": {
-                s: sum(r["status"] == s for r in during) for s in {r["status"] for r in during}
-            },
-            "runs_with_changes": sum(
-                r["inserted"] + r["updated"] + r["deleted"] > 0 for r in during
-            ),
-            "features_changed": {
-                k: sum(int(r[k]) for r in during) for k in ("inserted", "updated", "deleted")
-            },
-            "run_seconds_max": round(max((float(r["seconds"]) for r in during), default=0), 2),
-            "changes_written": len(feeder.written),
-            "feeder_failure": feeder.failure,
-            "errors": [r["error"] for r in during if r["error"]][:3],
-        },
+        **requests_report(tally, seconds),
+        "sync": sync_report(during, feeder),
         "last_change": {
             "cycle": last_change.cycle,
             "features": last_change.features,
@@ -503,6 +328,48 @@ def run_load(
     }
     report["ok"] = not errors and applied is not None and not problems and not feeder.failure
     return report, source
+
+
+def requests_report(tally: Tally, seconds: float) -> dict[str, Any]:
+    """Requests, errors, latency and throughput: all, per kind, tiles by cache and zoom."""
+    answered = sum(len(v) for v in tally.latencies.values())
+    errors = sum(tally.errors.values())
+    return {
+        "seconds": round(seconds, 2),
+        "requests": answered + errors,
+        "errors": errors,
+        "requests_per_s": round(answered / seconds, 1),
+        "kinds": {
+            kind: summary(tally.latencies[kind], tally.errors[kind], seconds) for kind in KINDS
+        },
+        "all": summary([v for values in tally.latencies.values() for v in values], errors, seconds),
+        "tile_cache": {
+            state: summary(values, 0, seconds) for state, values in tally.tile_cache.items()
+        },
+        "tile_misses_by_zoom": {
+            zoom: summary(values, 0, seconds)
+            for zoom, values in sorted(tally.misses_by_zoom.items())
+        },
+        "first_errors": tally.first_errors,
+    }
+
+
+def sync_report(during: list[dict[str, Any]], feeder: ChangeFeeder) -> dict[str, Any]:
+    """The changed layer's runs during the load: how they went and what they changed."""
+    return {
+        "runs_during_load": len(during),
+        "statuses": {
+            s: sum(r["status"] == s for r in during) for s in {r["status"] for r in during}
+        },
+        "runs_with_changes": sum(r["inserted"] + r["updated"] + r["deleted"] > 0 for r in during),
+        "features_changed": {
+            k: sum(int(r[k]) for r in during) for k in ("inserted", "updated", "deleted")
+        },
+        "run_seconds_max": round(max((float(r["seconds"]) for r in during), default=0), 2),
+        "changes_written": len(feeder.written),
+        "feeder_failure": feeder.failure,
+        "errors": [r["error"] for r in during if r["error"]][:3],
+    }
 
 
 def print_table(report: dict[str, Any]) -> None:

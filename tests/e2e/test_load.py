@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from bench.generate import generate
-from bench.load_bench import LAYERS, Setup, check_change, print_table, run_load
+from bench.load_bench import LAYERS, Setup, print_table, run_load
+from bench.load_check import check_change
 from bench.load_workload import KINDS
 from tests.api.conftest import start_server
 from tests.conftest import TEMPLATE_DB, create_database, drop_database, reader_url
