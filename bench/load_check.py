@@ -24,22 +24,27 @@ def check_change(base: str, change: Change) -> list[str]:
     problems: list[str] = []
     with httpx.Client(base_url=base, timeout=60, headers={"Accept-Encoding": "identity"}) as http:
         for key, (geom, area) in {**change.inserted, **change.updated}.items():
-            answer = http.get(feature_path(CHANGED, key), params={"crs": EPSG_31370})
-            if answer.status_code != 200:
-                problems.append(f"items {key}: HTTP {answer.status_code} {answer.text[:200]}")
-                continue
-            feature = answer.json()
-            served = shapely.geometry.shape(feature["geometry"])
-            if feature["properties"].get("AREA") != area:
-                problems.append(f"items {key}: AREA {feature['properties'].get('AREA')} != {area}")
-            if shapely.hausdorff_distance(served, geom) > 0.01:
-                problems.append(f"items {key}: the geometry served is not the new one")
+            problems += item_problems(http, key, geom, area)
             problems += tile_problems(http, key, geom, area)
         for key, geom in change.deleted.items():
             answer = http.get(feature_path(CHANGED, key))
             if answer.status_code != 404:
                 problems.append(f"items {key} (deleted): HTTP {answer.status_code}")
             problems += tile_problems(http, key, geom, None)
+    return problems
+
+
+def item_problems(http: httpx.Client, key: str, geom: Any, area: int) -> list[str]:
+    """Whether /items serves the building with this geometry (within 1 cm) and AREA."""
+    answer = http.get(feature_path(CHANGED, key), params={"crs": EPSG_31370})
+    if answer.status_code != 200:
+        return [f"items {key}: HTTP {answer.status_code} {answer.text[:200]}"]
+    feature = answer.json()
+    problems = []
+    if feature["properties"].get("AREA") != area:
+        problems.append(f"items {key}: AREA {feature['properties'].get('AREA')} != {area}")
+    if shapely.hausdorff_distance(shapely.geometry.shape(feature["geometry"]), geom) > 0.01:
+        problems.append(f"items {key}: the geometry served is not the new one")
     return problems
 
 
@@ -66,6 +71,6 @@ def tile_problems(http: httpx.Client, key: str, geom: Any, area: int | None) -> 
             problems.append(f"tile {path}: deleted {key} still drawn")
         elif area is not None and not found:
             problems.append(f"tile {path}: {key} missing")
-        elif area is not None and "AREA" in found[0] and found[0]["AREA"] != area:
-            problems.append(f"tile {path}: {key} AREA {found[0]['AREA']} != {area}")
+        elif area is not None and found[0].get("AREA") != area:
+            problems.append(f"tile {path}: {key} AREA {found[0].get('AREA')} != {area}")
     return problems

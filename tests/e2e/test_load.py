@@ -1,6 +1,6 @@
 """Load under continuous sync, 15 s: bench.load_bench's run, small, in the suite.
 
-30 clients send the benchmark's mix (tiles on both grids, items pages and bboxes, /lookup,
+20 clients send the benchmark's mix (tiles on both grids, items pages and bboxes, /lookup,
 /within, /nearest, /geocode, /reverse) to a real `urbis serve` while a real `urbis sync` worker
 applies changes to the buildings every 3 s. What is asserted is correctness, never timings:
 not one error, runs that applied changes, and the last change served through /items and the
@@ -24,7 +24,9 @@ from tests.conftest import TEMPLATE_DB, create_database, drop_database, reader_u
 
 pytestmark = [pytest.mark.db, pytest.mark.api]
 
-SETUP = Setup(clients=30, seconds=15.0, interval=3, changes=9, seed=3)
+# 20 closed-loop clients: on 2 busy shared cores their drawn tiles waited up to 2 s with 30 (the
+# tile queue refuses after 5 s), kept well under that so the suite does not fail on a busy day
+SETUP = Setup(clients=20, seconds=15.0, interval=3, changes=9, seed=3)
 
 
 @pytest.fixture
@@ -71,6 +73,10 @@ def test_load_under_continuous_sync(load_database: str, tmp_path: Path) -> None:
         assert any(p.startswith(f"items {key}: HTTP 404") for p in problems), problems
     for key in never_synced.updated:
         assert any(p.startswith(f"items {key}: AREA") for p in problems), problems
+        # the tiles still draw it as it was (or where it was): both grids see it
+        assert sum(p.startswith("tile ") and key in p for p in problems) == 2, problems
+    for key in never_synced.inserted:
+        assert sum(p.startswith("tile ") and p.endswith(f"{key} missing") for p in problems) == 2
     for key in never_synced.deleted:
         assert f"items {key} (deleted): HTTP 200" in problems, problems
         assert any(p.endswith(f"deleted {key} still drawn") for p in problems), problems
