@@ -27,9 +27,10 @@ What it does, in order:
    grids, decoded;
 5. reports per kind of request: requests, errors (any answer but 2xx/304, any transport
    error; the first few printed), p50/p90/p99 latency and throughput; the tile cache's hits and
-   misses; the sync runs during the load (statuses, features changed, durations); the CPU per
-   request of the server, PostgreSQL and this client, and the machine's load. It exits 1 on any
-   error or failed check.
+   misses; the sync runs during the load (statuses, features changed, durations) and the
+   low-zoom tiles the server drew again after them (/healthz); the CPU per request of the
+   server, PostgreSQL and this client, and the machine's load. It exits 1 on any error or
+   failed check. `--set URBIS_NAME=VALUE` gives `urbis serve` a setting (default: none).
 
 Server and sync logs of the last run stay in <workdir>/load-run/.
 """
@@ -88,6 +89,7 @@ class Setup:
     changes: int = 30  # buildings changed a run: inserted, updated and deleted in thirds
     seed: int = 1
     think: float = 0.0  # mean seconds a client pauses after each answer (0: a closed loop)
+    server_env: tuple[tuple[str, str], ...] = ()  # settings given to `urbis serve` (--set)
 
 
 # -- the database and the layers -------------------------------------------------------------
@@ -226,6 +228,14 @@ def summary(latencies: list[float], errors: int, seconds: float) -> dict[str, An
     return row
 
 
+def low_zoom_tiles_drawn(base: str) -> int:
+    """How many low-zoom tiles the server has drawn ahead so far (/healthz): after a change,
+    it draws again those the change dropped, in the background."""
+    answer = httpx.get(f"{base}/healthz", timeout=30)
+    answer.raise_for_status()
+    return int(answer.json()["low_zoom_tiles"]["drawn_ahead"])
+
+
 def read_street_index(base: str, places: Places) -> float:
     """Seconds of the server's first /geocode, which reads the streets once per version of
     the addresses (a few seconds at Brussels' size): done before the load, as a server in
@@ -239,13 +249,16 @@ def read_street_index(base: str, places: Places) -> float:
 # -- the run ---------------------------------------------------------------------------------
 
 
-def server_spec(url: str, reader_url: str, config: Path, port: int) -> api_peers.ServerSpec:
+def server_spec(
+    url: str, reader_url: str, config: Path, port: int, settings: tuple[tuple[str, str], ...]
+) -> api_peers.ServerSpec:
     env = {
         **os.environ,
         "DATABASE_URL": url,
         "DATABASE_URL_API": reader_url,
         "URBIS_CONFIG": str(config),
         "URBIS_PORT": str(port),
+        **dict(settings),
     }
     cmd = [str(api_peers.URBIS), "serve", "--host", "127.0.0.1", "--port", str(port)]
     return api_peers.ServerSpec("ours", cmd, env, "/readyz", CHANGED)
@@ -268,9 +281,10 @@ def run_load(
     places = read_places(url, setup.seed)
     port = free_port()
     with api_peers.running(
-        server_spec(url, reader_url, config, port), port, rundir / "serve.log"
+        server_spec(url, reader_url, config, port, setup.server_env), port, rundir / "serve.log"
     ) as server:
         street_index = read_street_index(server.base, places)
+        low_zoom_before = low_zoom_tiles_drawn(server.base)
         before_runs = max((r["id"] for r in finished_runs(url)), default=0)
         feeder = ChangeFeeder(url, source, before_runs)
         with sync_worker(url, config, rundir / "sync.log"):
@@ -282,6 +296,7 @@ def run_load(
             print(f"{setup.clients} clients for {setup.seconds:g} s ...", file=sys.stderr)
             tally, seconds = asyncio.run(drive(server.base, places, setup))
             load_ended = time.time()
+            low_zoom_during = low_zoom_tiles_drawn(server.base) - low_zoom_before
             cpu_after = meter.sample() if meter else None
             feeder.stop.set()
             thread.join()
@@ -307,7 +322,10 @@ def run_load(
             "first_geocode_seconds_before_load": street_index,
         },
         **requests_report(tally, seconds),
-        "sync": sync_report(during, feeder),
+        "sync": {
+            **sync_report(during, feeder),
+            "low_zoom_tiles_drawn_again_by_the_server": low_zoom_during,
+        },
         "last_change": {
             "cycle": last_change.cycle,
             "features": last_change.features,
@@ -390,7 +408,8 @@ def print_table(report: dict[str, Any]) -> None:
     sync = report["sync"]
     print(
         f"sync: {sync['runs_during_load']} runs during the load ({sync['statuses']}), "
-        f"{sync['runs_with_changes']} with changes, features {sync['features_changed']}",
+        f"{sync['runs_with_changes']} with changes, features {sync['features_changed']}; "
+        f"low-zoom tiles drawn again {sync['low_zoom_tiles_drawn_again_by_the_server']}",
         file=out,
     )
     last = report["last_change"]
@@ -432,9 +451,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="SECONDS",
         help="first wait up to this long for other processes to leave the CPU idle",
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="URBIS_NAME=VALUE",
+        help="a setting for `urbis serve` (repeatable; default: its own defaults)",
+    )
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/urbis-bench"))
     parser.add_argument("--json", type=Path, default=None, help="write the result here too")
     return parser.parse_args(argv)
+
+
+def server_setting(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.startswith("URBIS_"):
+        raise SystemExit(f"--set {text!r}: expected URBIS_NAME=VALUE")
+    return name, value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -443,7 +476,15 @@ def main(argv: list[str] | None = None) -> int:
     load_before = [round(v, 2) for v in os.getloadavg()]
     gpkg = generated(args.workdir, "brussels-load", args.buildings, list(LAYERS))
     rundir = fresh_folder(args.workdir / "load-run")
-    setup = Setup(args.clients, args.seconds, args.interval, args.changes, args.seed, args.think)
+    setup = Setup(
+        args.clients,
+        args.seconds,
+        args.interval,
+        args.changes,
+        args.seed,
+        args.think,
+        tuple(server_setting(text) for text in args.set),
+    )
     with scratch_cluster("urbis-load-bench-cluster-") as (admin, postmaster):
         url, reader_url = fresh_database(admin, "load_bench")
         report, _ = run_load(url, reader_url, gpkg, rundir, setup, postmaster)
