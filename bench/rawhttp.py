@@ -10,7 +10,7 @@ either.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from urllib.parse import urlsplit
 
@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 class RawResponse:
     status_code: int
     content: bytes
+    headers: dict[str, str] = field(default_factory=dict)  # names in lower case
 
     @property
     def text(self) -> str:
@@ -61,7 +62,7 @@ class RawClient:
             writer.close()
         else:
             self._idle.append((reader, writer))
-        return RawResponse(status, body)
+        return RawResponse(status, body, headers)
 
 
 async def _head(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
