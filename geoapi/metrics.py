@@ -132,6 +132,11 @@ class Scraped(Collector):
             "Cached tiles dropped by the sync's changes",
             value=self.cache.dropped,
         )
+        yield CounterMetricFamily(
+            "urbis_tile_cache_disk_write_errors",
+            "Tiles the disk tier could not keep (a full disk); served all the same",
+            value=self.cache.disk_write_errors,
+        )
         yield GaugeMetricFamily(
             "urbis_tile_cache_bytes", "Bytes of tiles in the memory cache", value=self.cache.bytes
         )
