@@ -131,7 +131,12 @@ def create_app(settings: ApiSettings) -> FastAPI:
             entries.forget()  # a coverage's row may have changed with it
 
         listener = asyncio.create_task(
-            follow_changes(settings.database_url, app.state.tile_cache, after_changes)
+            follow_changes(
+                settings.database_url,
+                app.state.tile_cache,
+                after_changes,
+                app.state.db_health.back,
+            )
         )
         app.state.jobs = jobs = JobRunner(
             settings.job_dir, settings.job_workers, settings.job_queue, settings.job_ttl

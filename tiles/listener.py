@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -65,13 +66,19 @@ async def reconcile_at_start(database_url: str, cache: TileCache) -> None:
 
 
 async def follow_changes(
-    database_url: str, cache: TileCache, after: Callable[[], None] | None = None
+    database_url: str,
+    cache: TileCache,
+    after: Callable[[], None] | None = None,
+    retry_now: asyncio.Event | None = None,
 ) -> None:
     """Runs for the app's life (cancelled at shutdown); reconnects after database outages.
 
     The cache is emptied each time listening (re)starts: a change may have been missed while
     nobody listened. While the database is away it is kept, and its tiles served: nothing can
-    change them meanwhile. `after` is called once listening and after each change applied.
+    change them meanwhile. Once it is back, a sync may change a layer before the listener
+    hears of it: `retry_now`, set when a request finds the database again, cuts the backoff
+    short so that window lasts a moment, not up to MAX_RETRY_DELAY.
+    `after` is called once listening and after each change applied.
     An outage is logged when it starts and when it ends, not at each attempt.
     """
     delay = 1.0
@@ -80,6 +87,8 @@ async def follow_changes(
         try:
             async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
                 await conn.execute(f"LISTEN {CHANNEL}")
+                if retry_now is not None:
+                    retry_now.clear()
                 cache.clear()
                 await reconcile_disk(conn, cache)
                 if after is not None:
@@ -112,5 +121,19 @@ async def follow_changes(
                     "tile cache cannot follow changes (%s); serving the cached tiles and retrying",
                     first_line(exc),
                 )
-            await asyncio.sleep(delay)
+            await _pause(delay, retry_now)
             delay = min(delay * 2, MAX_RETRY_DELAY)
+
+
+async def _pause(seconds: float, retry_now: asyncio.Event | None) -> None:
+    """Wait `seconds`, or less if `retry_now` is set meanwhile (or already).
+
+    A set is used once (cleared here): one attempt at once, then the backoff again.
+    """
+    if retry_now is None:
+        await asyncio.sleep(seconds)
+        return
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await retry_now.wait()
+    retry_now.clear()
