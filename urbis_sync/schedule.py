@@ -36,6 +36,7 @@ class LayerStatus:
     last_success: datetime | None
     last_failure: datetime | None
     failure_reason: str | None
+    failing_since: datetime | None  # the first failure since the last success; None: not failing
     failures_in_a_row: int
     quarantined: int
     running: bool
@@ -83,11 +84,7 @@ def statuses_on(conn: Connection, config: ServiceConfig, now: datetime) -> list[
             .order_by(sync_run.c.id.desc())
             .limit(50)
         ).all()
-        failures = 0
-        for run in runs:
-            if run.status != "failed":
-                break
-            failures += 1
+        failures, failing_since = _failing(conn, layer_id)
         last_failure = next((r for r in runs if r.status == "failed"), None)
         finished = [r for r in runs if r.finished_at is not None]
         layer = config.rasters.get(layer_id) or config.layers[layer_id]
@@ -109,6 +106,7 @@ def statuses_on(conn: Connection, config: ServiceConfig, now: datetime) -> list[
                 last_success=catalog.last_success if catalog else None,
                 last_failure=last_failure.finished_at if last_failure else None,
                 failure_reason=last_failure.error if last_failure else None,
+                failing_since=failing_since,
                 failures_in_a_row=failures,
                 quarantined=int(held or 0),
                 running=bool(runs) and runs[0].status == "running",
@@ -118,6 +116,29 @@ def statuses_on(conn: Connection, config: ServiceConfig, now: datetime) -> list[
             )
         )
     return out
+
+
+def _failing(conn: Connection, layer_id: str) -> tuple[int, datetime | None]:
+    """How many runs failed since the last success, and when the first of them failed.
+
+    Counted over every run, not the last few: a layer failing for weeks says since when.
+    A run still going is not counted either way.
+    """
+    last_success = (
+        select(func.max(sync_run.c.id))
+        .where(sync_run.c.layer_id == layer_id, sync_run.c.status == "success")
+        .scalar_subquery()
+    )
+    count, since = conn.execute(
+        select(
+            func.count(), func.min(func.coalesce(sync_run.c.finished_at, sync_run.c.started_at))
+        ).where(
+            sync_run.c.layer_id == layer_id,
+            sync_run.c.status == "failed",
+            sync_run.c.id > func.coalesce(last_success, 0),
+        )
+    ).one()
+    return int(count), since
 
 
 def run_continuously(
