@@ -57,7 +57,9 @@ def _next_run(
         return now
     if failures:
         # Retry soon after a failure, then less and less often, never later than the schedule.
-        return last_finished + min(schedule, FIRST_RETRY * 2 ** (failures - 1))
+        # The doubling stops at 2**20 (a year of FIRST_RETRY): beyond ~40 failures in a row it
+        # would overflow timedelta, and the status and the loop itself would fail with it.
+        return last_finished + min(schedule, FIRST_RETRY * 2 ** min(failures - 1, 20))
     return last_finished + schedule
 
 
