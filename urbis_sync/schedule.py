@@ -10,16 +10,19 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy.exc import OperationalError
 
 from urbis_core.catalog import LayerEntry, quarantine, read_layer, sync_run
 from urbis_core.config import ServiceConfig, parse_duration
 from urbis_core.coverages import read_coverage
+from urbis_core.db import first_line
 from urbis_core.settings import SyncSettings
 from urbis_sync.run import RunReport, sync_layer
 
@@ -150,15 +153,49 @@ def run_continuously(
     stop: threading.Event,
     on_report: Callable[[RunReport], None] = lambda r: None,
 ) -> None:
-    """Run each layer when it is due until `stop` is set; a failing layer never stops others."""
+    """Run each layer when it is due until `stop` is set; a failing layer never stops others.
+
+    Nor does the database going away: the loop waits for it (1 s, then twice as long each
+    time, at most a minute) and goes on, saying so once when it goes and once when it is back.
+    """
+    away_since: float | None = None
+    pause = 1.0
     while not stop.is_set():
-        now = datetime.now(UTC)
-        statuses = layer_status(engine, config, now)
-        for status in sorted(statuses, key=lambda s: s.next_run):
-            if stop.is_set():
-                return
-            if status.next_run <= now:
-                on_report(sync_layer(engine, config, status.layer_id, settings))
-        upcoming = min(s.next_run for s in layer_status(engine, config))
-        wait = (upcoming - datetime.now(UTC)).total_seconds()
-        stop.wait(min(max(wait, 1.0), 60.0))
+        try:
+            wait = _due_runs(engine, config, settings, stop, on_report)
+        except OperationalError as exc:
+            if away_since is None:
+                away_since = time.monotonic()
+                log.warning(
+                    "the database is not reachable (%s); the sync waits for it", first_line(exc)
+                )
+            stop.wait(pause)
+            pause = min(pause * 2, 60.0)
+            continue
+        if away_since is not None:
+            log.warning(
+                "the database is reachable again after %.0f s; the sync goes on",
+                time.monotonic() - away_since,
+            )
+            away_since, pause = None, 1.0
+        stop.wait(wait)
+
+
+def _due_runs(
+    engine: Engine,
+    config: ServiceConfig,
+    settings: SyncSettings,
+    stop: threading.Event,
+    on_report: Callable[[RunReport], None],
+) -> float:
+    """Run the layers due now; the seconds until the next is due (1 to 60)."""
+    now = datetime.now(UTC)
+    statuses = layer_status(engine, config, now)
+    for status in sorted(statuses, key=lambda s: s.next_run):
+        if stop.is_set():
+            return 0.0
+        if status.next_run <= now:
+            on_report(sync_layer(engine, config, status.layer_id, settings))
+    upcoming = min(s.next_run for s in layer_status(engine, config))
+    wait = (upcoming - datetime.now(UTC)).total_seconds()
+    return min(max(wait, 1.0), 60.0)

@@ -6,20 +6,26 @@ session die and new ones are refused. Data requests must then answer 503 with Re
 the JSON error model at once (not a 500, not a hang), /readyz 503 saying why, /healthz 200.
 Once the cluster is back, the same `urbis serve` process recovers by itself: its pool
 reconnects, and its tile listener listens again soon enough that a change the sync made
-meanwhile is not served stale from the cache for long.
+meanwhile is not served stale from the cache for long. The continuous sync (`urbis sync`)
+waits the outage out as well, rather than exiting, and runs again once the database is back.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import mapbox_vector_tile
+import psycopg
 import pytest
 
 from tests.api.conftest import (
+    URBIS,
     assert_problem,
     lambert_tile,
     server_log,
@@ -139,3 +145,51 @@ def test_the_api_answers_503_while_the_database_is_stopped_and_recovers_by_itsel
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def successes(cluster_state: ClusterState) -> int:
+    with psycopg.connect(cluster_state.url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM urbis_meta.sync_run WHERE layer_id = 'stored' "
+            "AND status = 'success'"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def wait_until(what: str, check, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"not within {seconds:g} s: {what}"
+        time.sleep(0.2)
+
+
+def test_the_continuous_sync_waits_the_outage_out(own_cluster, tmp_path):
+    cluster, state = own_cluster
+    features = [geojson_feature({"SID": "a"}, point(*BARRIERE))]
+    config = file_layer(tmp_path, "stored", "SID", features)
+    config.write_text(config.read_text() + "    schedule: 1s\n")
+    log = tmp_path / "sync.log"
+    with log.open("w") as out:
+        sync = subprocess.Popen(
+            [str(URBIS), "sync"],
+            env={**os.environ, "DATABASE_URL": state.url, "URBIS_CONFIG": str(config)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        before = successes(state)
+        wait_until("a run before the outage", lambda: successes(state) > before)
+        cluster.stop()
+        time.sleep(4)
+        assert sync.poll() is None, log.read_text()  # it waits; it does not exit
+        cluster.start()
+        after = successes(state)
+        wait_until("a run after the outage", lambda: successes(state) > after)
+        assert sync.poll() is None
+    finally:
+        sync.send_signal(signal.SIGTERM)
+        sync.wait(timeout=30)
+    text = log.read_text()
+    assert text.count("the database is not reachable") == 1, text
+    assert text.count("the database is reachable again") == 1, text
+    assert "Traceback" not in text
