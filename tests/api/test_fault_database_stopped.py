@@ -8,10 +8,15 @@ Once the cluster is back, the same `urbis serve` process recovers by itself: its
 reconnects, and its tile listener listens again soon enough that a change the sync made
 meanwhile is not served stale from the cache for long. The continuous sync (`urbis sync`)
 waits the outage out as well, rather than exiting, and runs again once the database is back.
+
+A database that does not stop but stops answering (its processes frozen with SIGSTOP, as a
+paused VM or a host gone from the network: the sockets stay open, nothing comes back) must
+give the same answers, within a bound, not hold each request as long as TCP keeps trying.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -193,3 +198,52 @@ def test_the_continuous_sync_waits_the_outage_out(own_cluster, tmp_path):
     assert text.count("the database is not reachable") == 1, text
     assert text.count("the database is reachable again") == 1, text
     assert "Traceback" not in text
+
+
+def cluster_processes(state: ClusterState) -> list[int]:
+    """The postmaster and its children (backends, background workers), read from /proc."""
+    postmaster = int((state.data_dir / "postmaster.pid").read_text().split()[0])
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
+                children.append(int(stat.parent.name))
+    return [postmaster, *children]
+
+
+def test_a_database_that_stops_answering_is_an_outage_told_within_a_bound(own_cluster, tmp_path):
+    cluster, state = own_cluster
+    sync_points(state.url, tmp_path, {"a": BARRIERE})
+    # a connection or its ping gets twice the queue's wait: 4 s here
+    proc, base = start_server(state.url, DATABASE_URL_API=state.api_url, URBIS_QUEUE_TIMEOUT="2")
+    frozen: list[int] = []
+    try:
+        with httpx.Client(base_url=base, timeout=30) as client:
+            assert client.get("/collections/stored/items").status_code == 200
+            frozen = cluster_processes(state)
+            for pid in frozen:
+                os.kill(pid, signal.SIGSTOP)
+            for path in ("/collections/stored/items", "/collections/stored/items/a", "/readyz"):
+                response, seconds = timed_get(client, path)
+                assert_problem(response, 503, "database is not reachable right now (no answer")
+                assert response.headers["retry-after"].isdigit()
+                assert 3.5 < seconds < ANSWER_BOUND + 1, (path, seconds)
+            health = client.get("/healthz").json()
+            assert health["database"] == "unreachable"
+            assert health["database_error"] == "no answer within 4 s"
+            for pid in frozen:
+                os.kill(pid, signal.SIGCONT)
+            frozen = []
+            back = client.get("/collections/stored/items")
+            assert back.status_code == 200 and back.json()["numberReturned"] == 1
+            assert client.get("/readyz").status_code == 200
+            metrics = client.get("/metrics").text
+            assert "urbis_db_pool_in_use 0.0" in metrics  # no connection left checked out
+        log = server_log(proc)
+        assert log.count("the database is not reachable") == 1, log
+        assert "the database is reachable again" in log and "Traceback" not in log
+    finally:
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
+        proc.terminate()
+        proc.wait(timeout=10)
