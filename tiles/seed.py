@@ -10,9 +10,12 @@ Resumable: each tile rendered (an empty one as such) goes to a work file next to
 `<out>.seeding` (sqlite), committed every second. A run that stops (Ctrl-C, kill, an error)
 leaves it behind, and the same command continues from it. The archive is written from it at
 the end under a temporary name and renamed over `out`, then the work file goes: an existing
-`out` is a finished archive, left alone unless `force`. The work file remembers what it was
-seeded for (collections, grid, zooms, bbox and the layers' versions): a run with other
-arguments, or over layers a sync has changed since, starts over rather than mix two datasets.
+`out` is a finished archive, left alone unless `force` (and served meanwhile: a forced run
+replaces it only with a whole new one; cut short, the next run goes on from its work file,
+`out` still the old one). A full disk stops the run saying so, the old archive kept. The
+work file remembers what it was seeded for (collections, grid, zooms, bbox and the layers'
+versions): a run with other arguments, or over layers a sync has changed since, starts over
+rather than mix two datasets.
 """
 
 from __future__ import annotations
