@@ -155,6 +155,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
                 app.state.tile_cache,
                 after_changes,
                 reads.settle if reads.replicas else None,
+                app.state.db_health.back,
             )
         )
         app.state.jobs = jobs = JobRunner(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -41,6 +42,7 @@ API_APPLICATION_NAME = "urbis-api"  # how the API's sessions show in pg_stat_act
 RESERVED_CONNECTIONS = 2  # left to the catalog's cheap reads whatever else is running
 DEFAULT_KIND = "catalog"  # its timeout is each pooled session's own, set when it connects
 BUSY_RETRY_AFTER = 2
+OUTAGE_RETRY_AFTER = 5  # as geoapi.errors answers a refused connection
 
 
 @contextlib.asynccontextmanager
@@ -103,7 +105,14 @@ class Budgets:
         conn = engine.connect()
         self.waiting += 1
         try:
-            await conn.start()
+            await self._start(conn)
+        except TimeoutError:
+            reason = f"no answer within {2 * self.queue_timeout:g} s"
+            self.health.failed(reason)
+            raise Unavailable(
+                f"the database is not reachable right now ({reason}); try again shortly",
+                OUTAGE_RETRY_AFTER,
+            ) from None
         except PoolTimeout:
             raise Unavailable(
                 f"every database connection is in use; none came free within "
@@ -133,6 +142,28 @@ class Budgets:
         finally:
             await self._end(conn)
 
+    async def _start(self, conn: AsyncConnection) -> None:
+        """Check a connection out (its ping, or a new connection), within a bound.
+
+        A database that stopped answering without closing its sockets (frozen, a host gone
+        from the network) would hold the ping or the connection for as long as TCP keeps
+        trying: past twice the queue's wait (so that a pool only busy says so itself first,
+        PoolTimeout) it is an outage, TimeoutError. The checkout is left to end in the
+        background: cancelled, psycopg asks the server to cancel too, and that waits on the
+        same silent server.
+        """
+        starting = asyncio.ensure_future(conn.start())
+        try:
+            done, _ = await asyncio.wait({starting}, timeout=2 * self.queue_timeout)
+        except BaseException:
+            starting.cancel()  # the request itself was cancelled (its client left)
+            raise
+        if not done:
+            starting.cancel()
+            starting.add_done_callback(lambda task: _give_back(task, conn))
+            raise TimeoutError
+        starting.result()
+
     async def _end(self, conn: AsyncConnection) -> None:
         """Roll back (the API only reads) and give the connection back to the pool.
 
@@ -145,3 +176,16 @@ class Budgets:
             self.health.failed(first_line(exc))
         finally:
             await conn.close()
+
+
+def _give_back(task: asyncio.Future[Any], conn: AsyncConnection) -> None:
+    """A checkout given up on: its connection back to the pool should it have got one anyway.
+
+    Its outcome is taken here either way, so that asyncio does not log it as lost.
+    """
+    if not task.cancelled() and task.exception() is None:
+        _closing.add(closing := asyncio.ensure_future(conn.close()))
+        closing.add_done_callback(_closing.discard)
+
+
+_closing: set[asyncio.Future[None]] = set()  # held until done: a task only weakly held may vanish

@@ -6,6 +6,7 @@ that matters (when it went, why, and when it came back) under thousands of trace
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -17,6 +18,10 @@ class DatabaseHealth:
         self.reachable = True
         self.since = time.monotonic()
         self.last_error: str | None = None
+        # Set when a request finds the database again after an outage: what waits to
+        # reconnect (the tile cache's listener, backing off) tries at once rather than
+        # serving tiles a change made meanwhile has made stale until its next attempt.
+        self.back = asyncio.Event()
 
     def failed(self, reason: str) -> None:
         self.last_error = reason
@@ -30,3 +35,4 @@ class DatabaseHealth:
                 "the database is reachable again after %.1f s", time.monotonic() - self.since
             )
             self.reachable, self.since = True, time.monotonic()
+            self.back.set()

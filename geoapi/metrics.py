@@ -132,6 +132,12 @@ class Scraped(Collector):
                 "Cached tiles dropped by the sync's changes",
                 cache.dropped,
             ),
+            (
+                counter,
+                "urbis_tile_cache_disk_write_errors",
+                "Tiles the disk tier could not keep (a full disk); served all the same",
+                cache.disk_write_errors,
+            ),
             (gauge, "urbis_tile_cache_bytes", "Bytes of tiles in the memory cache", cache.bytes),
             (gauge, "urbis_tile_cache_entries", "Tiles in the memory cache", cache.entries),
             (gauge, "urbis_db_pool_size", "Connections the pool may hold", pool.size),

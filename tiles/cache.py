@@ -8,6 +8,7 @@ stay hits. A render that was running when its layer changed is served but not ke
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -20,6 +21,7 @@ from tiles.tms import TILE_MATRIX_SETS, TileMatrixSet
 from urbis_core.changes import is_coverage
 
 Box = tuple[float, float, float, float]
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -30,6 +32,7 @@ class CacheStats:
     entries: int = 0
     bytes: int = 0
     changes: int = 0  # the sync's change notifications applied
+    disk_write_errors: int = 0  # tiles (or version records) the disk tier could not write
 
 
 # Told of each tile drawn for the cache and the seconds it took (the API's metrics).
@@ -48,6 +51,7 @@ class TileCache:
         self._generation: dict[str, int] = {}  # per layer, bumped by each change
         self._purges = 0  # bumped by each purge of every layer's tiles
         self.stats = CacheStats()
+        self._disk_failing = False  # told in the log when it starts and when it ends
 
     def holds(self, key: TileKey) -> bool:
         """Whether the tile is cached, in memory or on disk (not counted as a hit)."""
@@ -106,12 +110,36 @@ class TileCache:
 
     def _store(self, key: TileKey, tile: CachedTile) -> None:
         if self.disk is not None:
-            self.disk.write(key, tile)
-            recorded = self.disk.versions()
-            new = {layer: version for layer, version in tile.versions if layer not in recorded}
-            if new:
-                self.disk.record_versions(recorded | new)
+            try:
+                # The versions first: a tile on disk of a layer whose version is not recorded
+                # would escape the reconciliation at the next start.
+                recorded = self.disk.versions()
+                new = {layer: version for layer, version in tile.versions if layer not in recorded}
+                if new:
+                    self.disk.record_versions(recorded | new)
+                self.disk.write(key, tile)
+            except OSError as exc:
+                self._disk_failed(exc)
+            else:
+                self._disk_wrote()
         self._keep(key, tile)
+
+    def _disk_failed(self, exc: OSError) -> None:
+        """A full (or broken) disk costs the disk tier its new tiles, never an answer."""
+        self.stats.disk_write_errors += 1
+        if not self._disk_failing:
+            self._disk_failing = True
+            log.warning(
+                "the tile cache cannot write to %s (%s); tiles are served from memory and the "
+                "database, not kept on disk, until it can",
+                self.disk.root if self.disk is not None else "?",
+                exc.strerror or exc,
+            )
+
+    def _disk_wrote(self) -> None:
+        if self._disk_failing:
+            self._disk_failing = False
+            log.warning("the tile cache writes to its disk tier again")
 
     def _keep(self, key: TileKey, tile: CachedTile) -> None:
         """In memory, evicting the least recently used tiles beyond the size."""
@@ -139,7 +167,11 @@ class TileCache:
         if self.disk is not None:
             self.stats.dropped += self.disk.drop(layer_id, bbox)
             if version is not None:
-                self.disk.record_versions(self.disk.versions() | {layer_id: version})
+                try:
+                    self.disk.record_versions(self.disk.versions() | {layer_id: version})
+                except OSError as exc:
+                    # Safe: an older version recorded drops more at the next start, not less.
+                    self._disk_failed(exc)
         return self._drop_in_memory(layer_id, bbox)
 
     def purge(self, layer_id: str | None, bbox: Box | None) -> tuple[int, int]:

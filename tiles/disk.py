@@ -49,13 +49,27 @@ class DiskTier:
             return None
 
     def write(self, key: TileKey, tile: CachedTile) -> None:
+        """Store the tile and its ETag; on failure (a full disk) the files there stay as they were.
+
+        Both are written whole under temporary names before either is renamed into place: a
+        write cut short by a full disk leaves no temporary file behind, and never a stored
+        tile paired with another tile's ETag.
+        """
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        # etag first, tile last (each by rename): a tile file is never without its ETag
-        for target, data in ((path.with_suffix(".etag"), tile.etag.encode()), (path, tile.data)):
-            handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-            with os.fdopen(handle, "wb") as out:
-                out.write(data)
+        written: list[tuple[str, Path]] = []
+        try:
+            for target, data in (
+                (path.with_suffix(".etag"), tile.etag.encode()),
+                (path, tile.data),
+            ):
+                written.append((_written_whole(path.parent, data), target))
+        except BaseException:
+            for temporary, _ in written:
+                Path(temporary).unlink(missing_ok=True)
+            raise
+        # etag first, tile last: a tile file is never without its ETag
+        for temporary, target in written:
             os.replace(temporary, target)
 
     def drop(self, layer_id: str | None, bbox: tuple[float, float, float, float] | None) -> int:
@@ -114,6 +128,21 @@ class DiskTier:
         return dict(self._versions)
 
     def record_versions(self, versions: dict[str, int]) -> None:
+        # By rename: a write cut short (a full disk) must not leave the file empty, which
+        # the next start would read as "no tiles to reconcile" and keep stale tiles.
         if versions != self._versions:
-            self._versions_file.write_text(json.dumps(versions, sort_keys=True))
+            temporary = _written_whole(self.root, json.dumps(versions, sort_keys=True).encode())
+            os.replace(temporary, self._versions_file)
             self._versions = dict(versions)
+
+
+def _written_whole(folder: Path, data: bytes) -> str:
+    """A new temporary file in `folder` holding `data`; removed if it cannot all be written."""
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return temporary

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -79,14 +80,17 @@ async def follow_changes(
     cache: TileCache,
     after: Callable[[], None] | None = None,
     settle: Settle | None = None,
+    retry_now: asyncio.Event | None = None,
 ) -> None:
     """Runs for the app's life (cancelled at shutdown); reconnects after database outages.
 
     The cache is emptied each time listening (re)starts: a change may have been missed while
     nobody listened. While the database is away it is kept, and its tiles served: nothing can
-    change them meanwhile. `after` is called once listening and after each change applied.
-    An outage is logged when it starts and when it ends, not at each attempt. `settle`, when
-    given, is awaited before any tile is dropped.
+    change them meanwhile. Once it is back, a sync may change a layer before the listener
+    hears of it: `retry_now`, set when a request finds the database again, cuts the backoff
+    short so that window lasts a moment, not up to MAX_RETRY_DELAY. `settle`, when given, is
+    awaited before any tile is dropped. `after` is called once listening and after each change
+    applied. An outage is logged when it starts and when it ends, not at each attempt.
     """
     delay = 1.0
     failing_since: float | None = None
@@ -94,6 +98,8 @@ async def follow_changes(
         try:
             async with await _connect(database_url) as conn:
                 await conn.execute(f"LISTEN {CHANNEL}")
+                if retry_now is not None:
+                    retry_now.clear()
                 if settle is not None:
                     await settle()
                 cache.clear()
@@ -130,5 +136,19 @@ async def follow_changes(
                     "tile cache cannot follow changes (%s); serving the cached tiles and retrying",
                     first_line(exc),
                 )
-            await asyncio.sleep(delay)
+            await _pause(delay, retry_now)
             delay = min(delay * 2, MAX_RETRY_DELAY)
+
+
+async def _pause(seconds: float, retry_now: asyncio.Event | None) -> None:
+    """Wait `seconds`, or less if `retry_now` is set meanwhile (or already).
+
+    A set is used once (cleared here): one attempt at once, then the backoff again.
+    """
+    if retry_now is None:
+        await asyncio.sleep(seconds)
+        return
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await retry_now.wait()
+    retry_now.clear()

@@ -10,9 +10,12 @@ Resumable: each tile rendered (an empty one as such) goes to a work file next to
 `<out>.seeding` (sqlite), committed every second. A run that stops (Ctrl-C, kill, an error)
 leaves it behind, and the same command continues from it. The archive is written from it at
 the end under a temporary name and renamed over `out`, then the work file goes: an existing
-`out` is a finished archive, left alone unless `force`. The work file remembers what it was
-seeded for (collections, grid, zooms, bbox and the layers' versions): a run with other
-arguments, or over layers a sync has changed since, starts over rather than mix two datasets.
+`out` is a finished archive, left alone unless `force` (and served meanwhile: a forced run
+replaces it only with a whole new one; cut short, the next run goes on from its work file,
+`out` still the old one). A full disk stops the run saying so, the old archive kept. The
+work file remembers what it was seeded for (collections, grid, zooms, bbox and the layers'
+versions): a run with other arguments, or over layers a sync has changed since, starts over
+rather than mix two datasets.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +38,7 @@ from tiles.archive import (
     write_mbtiles,
     write_pmtiles,
 )
+from tiles.disk_space import out_of_space
 from tiles.mvt import DrawingMemory, TileRequest, render_tile
 from tiles.plan import MERCATOR_MAX_LAT, TilePlan, plan_for
 from tiles.seed_progress import ProgressCallback, SeedProgress, Tally
@@ -261,7 +266,10 @@ async def seed(
     """Seed `request.out`; `stop` set (by a signal) ends the run early, tiles kept."""
     if request.out.exists() and not request.force:
         _check_finished(request.out)
-        return SeedResult(request.out, "already complete", bytes=request.out.stat().st_size)
+        # A finished archive, unless a run to replace it (forced) was cut short: that run
+        # goes on, and its archive replaces this one only once whole.
+        if not request.work_path.exists():
+            return SeedResult(request.out, "already complete", bytes=request.out.stat().st_size)
     engine = create_async_engine(
         sqlalchemy_url(database_url),
         pool_size=request.concurrency,
@@ -274,14 +282,20 @@ async def seed(
         await engine.dispose()
 
 
+def _kept(out: Path) -> str:
+    if out.exists():
+        return "the previous archive is kept as it was"
+    return f"{out.name} was not written"
+
+
 def _reuse_or_reset(work: WorkFile, request: SeedRequest, layers: list[LayerEntry]) -> str | None:
     """Keep an interrupted run's tiles when they fit this run; else why they were dropped."""
     fingerprint = _fingerprint(request, layers)
     before = work.seeded_for()
     started_over = None if request.force else _why_start_over(before, fingerprint)
     if request.force or started_over or before is None:
+        # An existing archive stays, served, until the new one is renamed over it.
         work.start_over(fingerprint)
-        request.out.unlink(missing_ok=True)  # only there when forced
     if started_over:
         log.warning("%s: starting over: %s", request.out.name, started_over)
     return started_over
@@ -307,9 +321,18 @@ async def _seed(
         started_over = _reuse_or_reset(work, request, layers)
         progress = SeedProgress(total=plan.total, done=work.rendered())
         resumed = progress.done
-        await _render_all(
-            engine, plan, work, Tally(progress, on_progress), stop, request.concurrency
-        )
+        try:
+            await _render_all(
+                engine, plan, work, Tally(progress, on_progress), stop, request.concurrency
+            )
+        except (OSError, sqlite3.Error) as exc:
+            if not out_of_space(exc):
+                raise
+            raise UrbisError(
+                f"no space left on device in {request.out.parent} while keeping the tiles "
+                f"drawn in {request.work_path.name} ({progress.done:,} of {plan.total:,}): "
+                f"{_kept(request.out)}; free some space and run the same command to go on"
+            ) from None
         if stop.is_set() and progress.done < plan.total:
             return SeedResult(
                 request.out,
@@ -327,7 +350,17 @@ async def _seed(
                 "again with --force for one version)",
                 ", ".join(changed),
             )
-        written = _write_archive(request, plan, work)
+        try:
+            written = _write_archive(request, plan, work)
+        except OSError as exc:
+            if not out_of_space(exc):
+                raise
+            raise UrbisError(
+                f"no space left on device in {request.out.parent} while writing "
+                f"{request.out.name}: {_kept(request.out)}; the tiles drawn are kept in "
+                f"{request.work_path.name}: free some space and run the command again without "
+                "--force to write it from them"
+            ) from None
         seconds = progress.seconds
     finally:
         work.close()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tiles.archive import pmtiles_tile_id
+from tiles.disk_space import out_of_space
 from urbis_core.errors import UrbisError
 
 COMMIT_EVERY = 1.0  # seconds of rendering a kill can lose
@@ -39,7 +40,7 @@ class WorkFile:
             # isolation_level=None: transactions are ours (BEGIN/COMMIT), batched by time.
             self._conn = sqlite3.connect(path, timeout=0, isolation_level=None)
         except sqlite3.OperationalError as exc:
-            raise UrbisError(f"cannot create the work file {path}: {exc}") from None
+            raise UrbisError(f"cannot create the work file {path}: {_why(exc, path)}") from None
         try:
             # Held from the first write to close: a second seeder of the same output stops at
             # once instead of interleaving with this one.
@@ -52,7 +53,7 @@ class WorkFile:
             self._conn.close()
             if "locked" in str(exc):
                 raise UrbisError(f"another `urbis tiles seed` is writing {path.name}") from None
-            raise UrbisError(f"cannot use the work file {path}: {exc}") from None
+            raise UrbisError(f"cannot use the work file {path}: {_why(exc, path)}") from None
         self._last_commit = time.monotonic()
 
     def seeded_for(self) -> dict[str, Any] | None:
@@ -106,3 +107,9 @@ class WorkFile:
     def close(self) -> None:
         self.commit()
         self._conn.close()
+
+
+def _why(exc: sqlite3.Error, path: Path) -> str:
+    if out_of_space(exc):
+        return f"no space left on device in {path.parent}"
+    return str(exc)

@@ -239,7 +239,9 @@ def status(layers: tuple[str, ...], as_json: bool) -> None:
     for row in table:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
     for s in rows:
-        if s.failure_reason and s.failures_in_a_row:
+        if s.failing_since is not None:
+            runs = f"{s.failures_in_a_row} run{'s' if s.failures_in_a_row != 1 else ''}"
             click.echo(
-                f"{s.layer_id}: failing ({s.failures_in_a_row} in a row): {s.failure_reason}"
+                f"{s.layer_id}: failing since {local_time(s.failing_since)} ({runs}); last "
+                f"success {local_time(s.last_success, 'never')}; last error: {s.failure_reason}"
             )

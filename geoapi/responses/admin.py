@@ -49,8 +49,11 @@ class LayerState(BaseModel):
     feature_count: int | None = Field(description="null for a raster layer, or before a run")
     last_success: datetime | None
     last_failure: datetime | None
-    failure_reason: str | None
-    failures_in_a_row: int
+    failure_reason: str | None = Field(description="Why the last failed run failed")
+    failing_since: datetime | None = Field(
+        description="When the first run failed since the last success; null while not failing"
+    )
+    failures_in_a_row: int = Field(description="Failed runs since the last success")
     quarantined: int
     running: bool = Field(description="Its last run is still going")
     next_run: datetime = Field(description="When the continuous sync runs it next")

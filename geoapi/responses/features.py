@@ -119,6 +119,9 @@ class TileCacheCounts(BaseModel):
     entries: int
     bytes: int
     changes: int
+    disk_write_errors: int = Field(
+        description="Tiles the disk tier could not keep (a full disk); they were still served"
+    )
 
 
 class LowZoomTiles(BaseModel):

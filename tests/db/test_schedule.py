@@ -43,6 +43,8 @@ def test_durations_and_backoff():
         FIRST_RETRY * 4,
     ]
     assert _next_run(timedelta(minutes=1), now, 10, now) == now + timedelta(minutes=1)
+    # failing for weeks: the backoff stays the schedule, it does not overflow
+    assert _next_run(day, now, 500, now) == now + day
 
 
 def test_runs_each_layer_on_its_schedule_and_a_failing_one_backs_off(engine, tmp_path):
@@ -100,3 +102,42 @@ def test_a_run_left_running_by_a_dead_process_is_closed_as_failed(engine, tmp_pa
     assert runs[0].status == "failed" and runs[0].error.startswith("interrupted")
     assert runs[1].status == "success"
     assert not layer_status(engine, config)[0].running
+
+
+def test_a_layer_failing_for_long_says_since_when(engine, tmp_path):
+    """`failing_since` is the first failure after the last success, however many runs ago;
+    a run still going neither ends nor extends the streak; a success ends it."""
+    config = load_config(config_file(tmp_path, "1h"))
+    start = datetime(2026, 12, 1, 8, tzinfo=UTC)
+
+    def add(status: str, minutes: int | None) -> None:
+        finished = None if minutes is None else start + timedelta(minutes=minutes)
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO urbis_meta.sync_run (layer_id, mode, status, finished_at, "
+                    "error) VALUES ('broken', 'reconcile', :status, :finished, :error)"
+                ),
+                {
+                    "status": status,
+                    "finished": finished,
+                    "error": None if status != "failed" else f"failure {minutes}",
+                },
+            )
+
+    def broken():
+        return next(s for s in layer_status(engine, config) if s.layer_id == "broken")
+
+    assert broken().failing_since is None and broken().failures_in_a_row == 0
+    add("failed", 0)  # an old streak, ended by the success below
+    add("success", 5)
+    for minute in range(10, 10 + 60):  # more runs than the status reads one by one
+        add("failed", minute)
+    add("running", None)
+    status = broken()
+    assert status.failing_since == start + timedelta(minutes=10)
+    assert status.failures_in_a_row == 60
+    assert status.failure_reason == "failure 69" and status.running
+    assert status.record()["failing_since"] == "2026-12-01T08:10:00+00:00"
+    add("success", 80)
+    assert broken().failing_since is None and broken().failures_in_a_row == 0

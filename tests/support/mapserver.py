@@ -260,7 +260,9 @@ class MapServerWfs:
         self._dir = Path(tempfile.mkdtemp(prefix="mapserver-", dir=self.workdir))
         self._stopping.clear()
         try:
-            self._server = _FrontServer(("127.0.0.1", 0), self)
+            # Started again after `stop`, it takes the port it had: the same URL comes back,
+            # as a source does after an outage.
+            self._server = _FrontServer(("127.0.0.1", self._port), self)
             port = self._port = self._server.server_address[1]
             self.url = f"http://127.0.0.1:{port}/wfs"
             self._write_config()

@@ -16,7 +16,9 @@ the run cannot use) is permanent too.
 
 from __future__ import annotations
 
+import html
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -104,7 +106,9 @@ class HttpFetcher:
                 if check is not None:
                     check(response)
                 if is_transient_status(response.status_code):
-                    reason = f"HTTP {response.status_code}"
+                    # the server's words too: `urbis status` shows them while the layer fails
+                    words = _server_words(response)
+                    reason = f"HTTP {response.status_code}" + (f": {words}" if words else "")
                 elif response.status_code >= 400:
                     raise PermanentError(
                         f"{what}: HTTP {response.status_code} from "
@@ -132,6 +136,14 @@ class HttpFetcher:
                 )
                 time.sleep(pause)
         raise SourceError(f"{what}: gave up after {self.policy.attempts} attempts: {reason}")
+
+
+def _server_words(response: httpx.Response, size: int = 200) -> str:
+    """What an error page says, without its markup (an HTML page, an XML exception)."""
+    text = response.text
+    if any(kind in response.headers.get("content-type", "") for kind in ("html", "xml")):
+        text = html.unescape(re.sub(r"<[^>]*>", " ", text))
+    return _excerpt(text, size)
 
 
 def _excerpt(text: str, size: int = 300) -> str:
