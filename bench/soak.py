@@ -99,13 +99,28 @@ class SoakResult:
         return out
 
 
-@dataclass(frozen=True)
+@dataclass
 class Sources:
     """The generated source and its changed copies; the worker reads `current`."""
 
     base: Path
     variants: tuple[Path, ...]
     current: Path
+    on_base: bool = True  # `current` holds `base` (else a changed copy)
+    turns: int = 0  # changed copies put in place so far: the next is the one after
+
+    def prepare(self, kind: str) -> float | None:
+        """The source the next run should read; when it is replaced, the time it was."""
+        if kind != "changed":
+            return None
+        # to a changed copy and back: each replacement changes 1 % of the buildings
+        if self.on_base:
+            self.put(self.variants[self.turns % len(self.variants)])
+            self.turns += 1
+        else:
+            self.put(self.base)
+        self.on_base = not self.on_base
+        return time.time()
 
     def put(self, path: Path) -> None:
         """Replace the file the worker reads, atomically (a run that opened it keeps its own)."""
@@ -202,7 +217,8 @@ def base_env(**settings: str) -> dict[str, str]:
 def finished_runs(watcher: psycopg.Connection, after: int) -> list[dict[str, object]]:
     rows = watcher.execute(
         "SELECT id, status, extract(epoch FROM finished_at - started_at), inserted, updated, "
-        "deleted, error FROM urbis_meta.sync_run WHERE layer_id = %s AND id > %s "
+        "deleted, error, extract(epoch FROM started_at) FROM urbis_meta.sync_run "
+        "WHERE layer_id = %s AND id > %s "
         "AND status <> 'running' ORDER BY id",
         (LAYER, after),
     ).fetchall()
@@ -215,6 +231,7 @@ def finished_runs(watcher: psycopg.Connection, after: int) -> list[dict[str, obj
             "updated": int(r[4]),
             "deleted": int(r[5]),
             "error": r[6],
+            "started": float(r[7]),  # Unix time, to compare with the source's replacement
         }
         for r in rows
     ]
@@ -333,7 +350,13 @@ def trends_of(samples: list[dict[str, object]], plan: SoakPlan) -> list[Trend]:
     return out
 
 
-def off_plan(cycle: int, kind: str, run: Mapping[str, object]) -> str | None:
+def off_plan(
+    cycle: int, kind: str, run: Mapping[str, object], swapped_at: float | None = None
+) -> str | None:
+    """Why a run's changes are not what its cycle planned; None when they are."""
+    if swapped_at is not None and float(run["started"]) < swapped_at:  # type: ignore[arg-type]
+        late = swapped_at - float(run["started"])  # type: ignore[arg-type]
+        return f"cycle {cycle} (run {run['run']}): the soak replaced the source {late:.2f} s late"
     changes = int(run["inserted"]) + int(run["updated"]) + int(run["deleted"])  # type: ignore[call-overload]
     if kind == "same" and changes:
         return f"cycle {cycle} (run {run['run']}): source unchanged, yet {changes} changes"
@@ -360,6 +383,7 @@ def soak(
     shutil.rmtree(logs, ignore_errors=True)
     logs.mkdir(parents=True)
     sources.put(sources.base)
+    sources.on_base = True
     config = write_config(workdir / "soak.yaml", sources.current, plan.schedule)
     dbname = make_url(writer_url).database or ""
     port = free_port()
@@ -404,24 +428,24 @@ def soak(
                 pause=plan.pause,
             )
             load.start()
-            variants = list(sources.variants)
-            on_base = True
-            for cycle, kind in enumerate(plan.kinds(), start=1):
-                if kind == "changed":
-                    # to a changed copy and back: each swap changes 1 % of the buildings
-                    if on_base:
-                        sources.put(variants[0])
-                        variants.append(variants.pop(0))
-                    else:
-                        sources.put(sources.base)
-                    on_base = not on_base
+            # Runs made while the server started belong to no cycle: the first cycle's is the
+            # first to start from now on.
+            latest = watcher.execute("SELECT max(id) FROM urbis_meta.sync_run").fetchone()
+            last = int(latest[0] or 0) if latest else last
+            kinds = plan.kinds()
+            swapped_at = sources.prepare(kinds[0])
+            for cycle, kind in enumerate(kinds, start=1):
                 run = next_run(watcher, last, procs, plan.cycle_timeout)
+                # The next cycle's source at once: the worker starts its next run a second
+                # after this one ended, and a sample can take longer than that.
+                next_swap = sources.prepare(kinds[cycle]) if cycle < len(kinds) else None
                 last = int(run["run"])  # type: ignore[call-overload]
                 runs.append({"cycle": cycle, "kind": kind, **run})
                 if run["status"] != "success":
                     failed.append(f"cycle {cycle}: {run}")
-                elif (wrong := off_plan(cycle, kind, run)) is not None:
+                elif (wrong := off_plan(cycle, kind, run, swapped_at)) is not None:
                     problems.append(wrong)
+                swapped_at = next_swap
                 if cycle % plan.sample_every == 0 or cycle == 1:
                     samples.append(
                         take_sample(cycle, kind, started, procs, watcher, dbname, roles, base, load)

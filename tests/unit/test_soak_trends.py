@@ -58,3 +58,9 @@ def test_a_run_that_missed_or_invented_a_change_is_off_plan():
     assert off_plan(3, "same", run) is None
     assert "no change applied" in (off_plan(3, "changed", run) or "")
     assert "2 changes" in (off_plan(3, "same", {**run, "updated": 2}) or "")
+
+
+def test_a_run_that_started_before_its_source_was_replaced_is_the_soak_late():
+    run = {"run": 7, "inserted": 0, "updated": 0, "deleted": 0, "started": 100.0}
+    assert "0.50 s late" in (off_plan(3, "changed", run, swapped_at=100.5) or "")
+    assert "no change applied" in (off_plan(3, "changed", run, swapped_at=99.0) or "")
