@@ -28,6 +28,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -48,6 +49,8 @@ from bench.soak_trends import Trend, trend
 from urbis_core.pgcluster import free_port
 
 URBIS = Path(sys.executable).parent / "urbis"
+# a log line at level error or above, in JSON (the worker's, lower case) or text (the API's)
+LOGGED_ERROR = re.compile(r'"level": "(error|critical)"| (ERROR|CRITICAL) ', re.IGNORECASE)
 LAYER = "buildings"
 
 
@@ -194,12 +197,7 @@ class Processes:
         found = []
         for log in sorted(self.logs.glob("*.log")):
             for line in log.read_text(errors="replace").splitlines():
-                if (
-                    '"level": "ERROR"' in line
-                    or '"level": "CRITICAL"' in line
-                    or " ERROR " in line
-                    or line.startswith("Traceback")
-                ):
+                if LOGGED_ERROR.search(line) or line.startswith("Traceback"):
                     found.append(f"{log.stem}: {line[:300]}")
         return found
 
@@ -251,7 +249,7 @@ def next_run(
     raise RuntimeError(f"no run finished within {timeout:.0f} s: {procs.tail('sync')}")
 
 
-def wait_ready(base: str, procs: Processes, timeout: float = 60) -> None:
+def wait_ready(base: str, procs: Processes, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         procs.check()
@@ -527,6 +525,13 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="URBIS_TILE_WARM_ZOOM for the server (default: the server's own, as deployed)",
     )
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment variable for `urbis serve` alone (repeatable)",
+    )
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/urbis-bench/soak"))
     parser.add_argument("--csv", type=Path, default=None, help="the samples (runs: *-runs.csv)")
     parser.add_argument("--json", type=Path, default=None)
@@ -539,8 +544,13 @@ def main(argv: list[str] | None = None) -> int:
         warm_up=args.warm_up,
         clients=args.clients,
         max_rss_slope=args.max_rss_slope,
-        server_env={"URBIS_TILE_WARM_ZOOM": args.warm_zoom} if args.warm_zoom else {},
+        server_env={
+            **({"URBIS_TILE_WARM_ZOOM": args.warm_zoom} if args.warm_zoom else {}),
+            **dict(item.split("=", 1) for item in args.server_env),
+        },
     )
+    # A background job ignores SIGINT: SIGTERM too must stop the processes and the cluster.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sources = generated_sources(args.workdir, args.buildings, variants=3)
 
     from urbis_core.pgcluster import EmbeddedCluster
