@@ -62,6 +62,7 @@ class SoakPlan:
     warm_up: int = 25  # cycles left out of the trends
     clients: int = 3
     pause: float = 0.05  # each client's pause between requests (s)
+    accept_encoding: str | None = None  # the clients' Accept-Encoding (None: httpx's)
     schedule: str = "1s"  # the layer's schedule in the worker's configuration
     cycle_timeout: float = 300.0
     # limits: memory slope in MiB per 100 cycles; counts by how much the last third may pass
@@ -424,6 +425,7 @@ def soak(
                 requests_around(sample_points(watcher, 60), LAYER),
                 clients=plan.clients,
                 pause=plan.pause,
+                accept_encoding=plan.accept_encoding,
             )
             load.start()
             # Runs made while the server started belong to no cycle: the first cycle's is the
@@ -521,6 +523,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=SoakPlan.clients)
     parser.add_argument("--max-rss-slope", type=float, default=SoakPlan.max_rss_slope)
     parser.add_argument(
+        "--accept-encoding", default=None, help="the clients' (default: httpx's, br included)"
+    )
+    parser.add_argument(
         "--warm-zoom",
         default=None,
         help="URBIS_TILE_WARM_ZOOM for the server (default: the server's own, as deployed)",
@@ -544,6 +549,7 @@ def main(argv: list[str] | None = None) -> int:
         warm_up=args.warm_up,
         clients=args.clients,
         max_rss_slope=args.max_rss_slope,
+        accept_encoding=args.accept_encoding,
         server_env={
             **({"URBIS_TILE_WARM_ZOOM": args.warm_zoom} if args.warm_zoom else {}),
             **dict(item.split("=", 1) for item in args.server_env),

@@ -70,8 +70,11 @@ class LightLoad:
         clients: int = 3,
         pause: float = 0.05,
         seed: int = 7,
+        accept_encoding: str | None = None,
     ) -> None:
         self.base, self.requests, self.pause = base, list(requests), pause
+        # None: what httpx asks by default (gzip, deflate, and br with brotli installed)
+        self.headers = {"Accept-Encoding": accept_encoding} if accept_encoding else {}
         self.figures = LoadFigures()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -96,7 +99,7 @@ class LightLoad:
     def _client(self, seed: int) -> None:
         order = list(self.requests)
         random.Random(seed).shuffle(order)
-        with httpx.Client(base_url=self.base, timeout=30) as client:
+        with httpx.Client(base_url=self.base, timeout=30, headers=self.headers) as client:
             i = 0
             while not self._stop.is_set():
                 kind, path = order[i % len(order)]
