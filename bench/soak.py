@@ -330,20 +330,15 @@ def trends_of(samples: list[dict[str, object]], plan: SoakPlan) -> list[Trend]:
                 max_slope_per_100=plan.max_rss_slope,
             )
         )
-    for name in ("api_fds", "sync_fds"):
-        out.append(
-            trend(name, cycles, series(name), warm_up=plan.warm_up, tolerance=plan.fd_tolerance)
-        )
-    for name in ("api_connections", "sync_connections", "other_connections"):
-        out.append(
-            trend(
-                name,
-                cycles,
-                series(name),
-                warm_up=plan.warm_up,
-                tolerance=plan.connection_tolerance,
-            )
-        )
+    counted = {
+        **dict.fromkeys(("api_fds", "sync_fds"), plan.fd_tolerance),
+        **dict.fromkeys(
+            ("api_connections", "sync_connections", "other_connections"),
+            plan.connection_tolerance,
+        ),
+    }
+    for name, tolerance in counted.items():
+        out.append(trend(name, cycles, series(name), warm_up=plan.warm_up, tolerance=tolerance))
     # bounded by URBIS_TILE_CACHE_MB by design: reported, not judged
     out.append(trend("tile_cache_mib", cycles, series("tile_cache_mib"), warm_up=plan.warm_up))
     return out

@@ -120,6 +120,16 @@ def read_some(sock: socket.socket, wanted: int) -> bytes:
     return got
 
 
+def released(base: str, database: str) -> None:
+    """The client gone: no API session left in a statement or transaction, the pool all back."""
+    until(
+        "no API session in a statement or transaction",
+        lambda: not api_sessions(database),
+        RELEASED,
+    )
+    until("the pool's connections all back", lambda: pool_in_use(base) == 0)
+
+
 def test_a_client_leaving_a_csv_download_leaves_no_statement_and_no_connection(
     served, big_database
 ):
@@ -135,12 +145,7 @@ def test_a_client_leaving_a_csv_download_leaves_no_statement_and_no_connection(
         assert pool_in_use(base) == 1
     finally:
         sock.close()
-    until(
-        "no API session in a statement or transaction",
-        lambda: not api_sessions(big_database),
-        RELEASED,
-    )
-    until("the pool's connections all back", lambda: pool_in_use(base) == 0)
+    released(base, big_database)
     # and the API answers as before, the same download whole
     with httpx.stream("GET", f"{base}/collections/big/items?f=csv", timeout=120) as whole:
         lines = sum(chunk.count(b"\n") for chunk in whole.iter_bytes())
@@ -156,10 +161,5 @@ def test_a_client_leaving_while_its_geopackage_is_built_leaves_nothing_behind(se
         assert api_sessions(big_database) and pool_in_use(base) == 1
     finally:
         sock.close()
-    until(
-        "no API session in a statement or transaction",
-        lambda: not api_sessions(big_database),
-        RELEASED,
-    )
-    until("the pool's connections all back", lambda: pool_in_use(base) == 0)
+    released(base, big_database)
     until("the GeoPackage's temporary folder gone", lambda: not list(tmp.glob("urbis-gpkg-*")))
