@@ -27,7 +27,7 @@ from geoapi.db_health import DatabaseHealth
 from geoapi.disconnect import CancelOnDisconnect
 from geoapi.errors import install_error_handlers
 from geoapi.jobs import JobRunner
-from geoapi.metrics import Metrics
+from geoapi.metrics import PUBLISH_EVERY, Metrics
 from geoapi.observing import ObserveRequests
 from geoapi.offload import Workers
 from geoapi.openapi import ApiDefinition
@@ -51,6 +51,7 @@ from geoapi.routes import (
     tiles,
 )
 from geoapi.routes.docs import SWAGGER_STATIC, docs_router
+from geoapi.routes.metrics import publish_figures
 from geoapi.street_index import StreetIndexes
 from tiles.archive import open_archive
 from tiles.cache import TileCache
@@ -71,6 +72,13 @@ def _warm_up() -> None:
     area_of_use.warm(STORAGE_SRID, {crs.srid for crs in SUPPORTED.values()})
     parse_filter("1 = 1", "cql2-text")
     parse_filter('{"op": "=", "args": [1, 1]}', "cql2-json")
+
+
+async def _publish_now_and_then(app: FastAPI) -> None:
+    """With several API processes: this one's figures, for the scrapes the others answer."""
+    while True:
+        publish_figures(app.state)
+        await asyncio.sleep(PUBLISH_EVERY)
 
 
 def create_app(settings: ApiSettings) -> FastAPI:
@@ -137,6 +145,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
             settings.job_dir, settings.job_workers, settings.job_queue, settings.job_ttl
         )
         await jobs.start()
+        publishing = (
+            asyncio.create_task(_publish_now_and_then(app)) if settings.metrics_dir else None
+        )
         sync_runs = app.state.sync_runs = SyncRuns(settings.admin) if settings.admin else None
         try:
             yield
@@ -149,6 +160,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
             await keeper.stop()
             listener.cancel()
             warming.cancel()
+            if publishing is not None:
+                publishing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
             await engine.dispose()
@@ -169,7 +182,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
         generate_unique_id_function=lambda route: route.name,
     )
     install_error_handlers(app)
-    app.state.metrics = Metrics()  # this app's own registry: two apps in a process never mix
+    # this app's own registry: two apps in a process never mix
+    app.state.metrics = Metrics(settings.metrics_dir)
     app.state.db_health = DatabaseHealth()
     app.state.public_url = PublicUrl(
         parse_public_url(settings.public_url, "URBIS_PUBLIC_URL") if settings.public_url else None,
