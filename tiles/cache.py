@@ -105,12 +105,8 @@ class TileCache:
         return (self._purges, *(self._generation.get(c, 0) for c in key.collections))
 
     def _store(self, key: TileKey, tile: CachedTile) -> None:
-        if self.disk is not None:
-            self.disk.write(key, tile)
-            recorded = self.disk.versions()
-            new = {layer: version for layer, version in tile.versions if layer not in recorded}
-            if new:
-                self.disk.record_versions(recorded | new)
+        if self.disk is not None and self.disk.write(key, tile):
+            self.disk.note_versions(dict(tile.versions), changed=False)
         self._keep(key, tile)
 
     def _keep(self, key: TileKey, tile: CachedTile) -> None:
@@ -137,9 +133,10 @@ class TileCache:
         self._bump(layer_id)
         self.stats.changes += 1
         if self.disk is not None:
-            self.stats.dropped += self.disk.drop(layer_id, bbox)
+            # recorded before the drop: another process's older tile is not stored after it
             if version is not None:
-                self.disk.record_versions(self.disk.versions() | {layer_id: version})
+                self.disk.note_versions({layer_id: version}, changed=True)
+            self.stats.dropped += self.disk.drop(layer_id, bbox)
         return self._drop_in_memory(layer_id, bbox)
 
     def purge(self, layer_id: str | None, bbox: Box | None) -> tuple[int, int]:
