@@ -49,6 +49,7 @@ MAX_BACKOFF = 30.0  # ...doubled each time one dies young, up to this
 YOUNG = 10.0  # seconds: a process ending before this counts as dying young
 WATCH = 0.2  # seconds between two looks at the stop flag
 METRICS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+METRICS_PREFIX = "urbis-metrics-"  # then the supervisor's pid and a dash
 
 
 @dataclass
@@ -188,10 +189,29 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _remove_orphaned_metrics() -> None:
+    """The metrics folders of supervisors that were killed (they could not remove them)."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{METRICS_PREFIX}*-*"):
+        pid = folder.name.removeprefix(METRICS_PREFIX).partition("-")[0]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: running
+        return True
+    return True
+
+
 def serve_processes(api: ApiSettings, host: str, port: int, workers: int) -> None:
     """`urbis serve --workers N` with N > 1: bind, supervise, clean up."""
     sock = bind(host, port)
-    metrics_dir = Path(tempfile.mkdtemp(prefix="urbis-metrics-"))
+    _remove_orphaned_metrics()
+    metrics_dir = Path(tempfile.mkdtemp(prefix=f"{METRICS_PREFIX}{os.getpid()}-"))
     os.environ[METRICS_VARIABLE] = str(metrics_dir)  # read by prometheus_client on import
     try:
         Supervisor(replace(api, metrics_dir=metrics_dir), sock, workers).run()
