@@ -32,10 +32,12 @@ from urllib.parse import urlsplit
 import psutil
 import pytest
 
-from tests.api.conftest import lambert_tile, start_server, sync_file_layer
+from tests.api.conftest import URBIS, lambert_tile, start_server, sync_file_layer
 from tests.api.test_zonal_jobs import LAYER, plot_shapes, zonal_database_url  # noqa: F401
 from tests.support.layers import file_layer, geojson_feature, point
 from tests.support.processes import alive, spawned_children
+from urbis_core.errors import ConfigError
+from urbis_core.settings import Settings
 
 pytestmark = pytest.mark.api
 
@@ -334,3 +336,24 @@ def test_sigterm_stops_every_process_and_a_killed_supervisor_leaves_none(synced_
         again.terminate()
         again.wait(timeout=60)
         assert not metrics_dir.exists()
+
+
+def test_the_number_of_processes_is_read_and_checked(tmp_path):
+    assert Settings.from_env({}).workers == 1
+    assert Settings.from_env({"URBIS_WORKERS": "4"}).workers == 4
+    for value, words in [("0", "greater than or equal to 1"), ("65", "less than or equal to 64")]:
+        with pytest.raises(ConfigError, match=words) as raised:
+            Settings.from_env({"URBIS_WORKERS": value})
+        assert "URBIS_WORKERS" in str(raised.value)
+    with pytest.raises(ConfigError, match="URBIS_WORKERS='two'"):
+        Settings.from_env({"URBIS_WORKERS": "two"})
+    env = {**os.environ, "URBIS_HOME": str(tmp_path)}
+    wrong = subprocess.run(
+        [str(URBIS), "serve", "--workers", "0"], env=env, capture_output=True, text=True
+    )
+    assert wrong.returncode == 2 and "--workers" in wrong.stderr and "0" in wrong.stderr
+    unreadable = subprocess.run(
+        [str(URBIS), "serve"], env={**env, "URBIS_WORKERS": "two"}, capture_output=True, text=True
+    )
+    assert unreadable.returncode == 2
+    assert "URBIS_WORKERS='two' is not an integer" in unreadable.stderr
