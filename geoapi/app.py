@@ -52,6 +52,7 @@ from geoapi.routes import (
 )
 from geoapi.routes.docs import SWAGGER_STATIC, docs_router
 from geoapi.routes.metrics import publish_figures
+from geoapi.sibling_purges import SiblingPurges
 from geoapi.street_index import StreetIndexes
 from tiles.archive import open_archive
 from tiles.cache import TileCache
@@ -145,8 +146,19 @@ def create_app(settings: ApiSettings) -> FastAPI:
             settings.job_dir, settings.job_workers, settings.job_queue, settings.job_ttl
         )
         await jobs.start()
-        publishing = (
-            asyncio.create_task(_publish_now_and_then(app)) if settings.metrics_dir else None
+        siblings = settings.siblings_dir
+        app.state.sibling_purges = purges = SiblingPurges(
+            siblings / "purges" if siblings else None, app.state.tile_cache
+        )
+        # With several API processes: this one's figures for the others' scrapes, and the
+        # purges they were asked for.
+        helpers = (
+            [
+                asyncio.create_task(_publish_now_and_then(app)),
+                asyncio.create_task(purges.follow()),
+            ]
+            if siblings
+            else []
         )
         sync_runs = app.state.sync_runs = SyncRuns(settings.admin) if settings.admin else None
         try:
@@ -160,8 +172,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
             await keeper.stop()
             listener.cancel()
             warming.cancel()
-            if publishing is not None:
-                publishing.cancel()
+            for helper in helpers:
+                helper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
             await engine.dispose()
@@ -182,8 +194,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
         generate_unique_id_function=lambda route: route.name,
     )
     install_error_handlers(app)
-    # this app's own registry: two apps in a process never mix
-    app.state.metrics = Metrics(settings.metrics_dir)
+    # this app's own registry (two apps in a process never mix), or every sibling's files
+    siblings = settings.siblings_dir
+    app.state.metrics = Metrics(siblings / "metrics" if siblings else None)
     app.state.db_health = DatabaseHealth()
     app.state.public_url = PublicUrl(
         parse_public_url(settings.public_url, "URBIS_PUBLIC_URL") if settings.public_url else None,

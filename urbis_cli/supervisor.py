@@ -16,10 +16,12 @@ is made per limits (geoapi.server.protocol_class), so it cannot cross as it is; 
 each process makes its app and protocol class from the settings (plain, picklable values), as
 `urbis serve` does with one process. uvicorn's supervisor would also give no restart backoff.
 
-The processes' Prometheus counters and histograms are summed across them through
-prometheus_client's multiprocess mode: the parent makes a folder for their files
+The parent makes a folder the processes share (ApiSettings.siblings_dir) and removes it at
+the end (a killed supervisor's is removed by the next one to start). In it, `metrics/` holds
+prometheus_client's multiprocess files, through which /metrics sums every process's figures
 (PROMETHEUS_MULTIPROC_DIR, set before any process starts, since prometheus_client reads it on
-import), marks a dead process's live gauges gone, and removes the folder at the end.
+import; a dead process's live gauges are marked gone), and `purges/` the tile purges one
+process tells the others (geoapi.sibling_purges).
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ MAX_BACKOFF = 30.0  # ...doubled each time one dies young, up to this
 YOUNG = 10.0  # seconds: a process ending before this counts as dying young
 WATCH = 0.2  # seconds between two looks at the stop flag
 METRICS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
-METRICS_PREFIX = "urbis-metrics-"  # then the supervisor's pid and a dash
+SIBLINGS_PREFIX = "urbis-serve-"  # then the supervisor's pid and a dash
 
 
 @dataclass
@@ -141,7 +143,7 @@ class Supervisor:
                 continue
             worker.process.join()
             del self.workers[pid]
-            _forget_metrics(self.api.metrics_dir, pid)
+            _forget_metrics(self.api.siblings_dir, pid)
             lived = now - worker.started
             self._backoff = min(self._backoff * 2, MAX_BACKOFF) if lived < YOUNG else MIN_BACKOFF
             log.warning(
@@ -170,12 +172,12 @@ class Supervisor:
         self.workers.clear()
 
 
-def _forget_metrics(folder: Path | None, pid: int) -> None:
+def _forget_metrics(siblings: Path | None, pid: int) -> None:
     """A dead process's live gauges no longer count (its counters and histograms still do)."""
-    if folder is not None:
+    if siblings is not None:
         from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(pid, str(folder))
+        multiprocess.mark_process_dead(pid, str(siblings / "metrics"))
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -189,10 +191,10 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _remove_orphaned_metrics() -> None:
-    """The metrics folders of supervisors that were killed (they could not remove them)."""
-    for folder in Path(tempfile.gettempdir()).glob(f"{METRICS_PREFIX}*-*"):
-        pid = folder.name.removeprefix(METRICS_PREFIX).partition("-")[0]
+def _remove_orphaned_folders() -> None:
+    """The shared folders of supervisors that were killed (they could not remove them)."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{SIBLINGS_PREFIX}*-*"):
+        pid = folder.name.removeprefix(SIBLINGS_PREFIX).partition("-")[0]
         if pid.isdigit() and not _running(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
 
@@ -210,12 +212,14 @@ def _running(pid: int) -> bool:
 def serve_processes(api: ApiSettings, host: str, port: int, workers: int) -> None:
     """`urbis serve --workers N` with N > 1: bind, supervise, clean up."""
     sock = bind(host, port)
-    _remove_orphaned_metrics()
-    metrics_dir = Path(tempfile.mkdtemp(prefix=f"{METRICS_PREFIX}{os.getpid()}-"))
-    os.environ[METRICS_VARIABLE] = str(metrics_dir)  # read by prometheus_client on import
+    _remove_orphaned_folders()
+    siblings = Path(tempfile.mkdtemp(prefix=f"{SIBLINGS_PREFIX}{os.getpid()}-"))
+    for part in ("metrics", "purges"):
+        (siblings / part).mkdir()
+    os.environ[METRICS_VARIABLE] = str(siblings / "metrics")  # prometheus_client reads it
     try:
-        Supervisor(replace(api, metrics_dir=metrics_dir), sock, workers).run()
+        Supervisor(replace(api, siblings_dir=siblings), sock, workers).run()
     finally:
         sock.close()
-        shutil.rmtree(metrics_dir, ignore_errors=True)
+        shutil.rmtree(siblings, ignore_errors=True)
         os.environ.pop(METRICS_VARIABLE, None)

@@ -221,9 +221,10 @@ class ApiSettings:
     # Fair use: requests per client, and compressed answers.
     rate_limit: RateLimit = field(default_factory=RateLimit)
     compression: Compression = field(default_factory=Compression)
-    # Set by urbis_cli.supervisor when several API processes serve (URBIS_WORKERS > 1): the
-    # folder of prometheus_client's multiprocess files, whose figures /metrics sums.
-    metrics_dir: Path | None = None
+    # Set by urbis_cli.supervisor when several API processes serve (URBIS_WORKERS > 1): their
+    # shared folder, with prometheus_client's multiprocess files (`metrics/`, summed by
+    # /metrics) and the tile purges one process tells the others (`purges/`).
+    siblings_dir: Path | None = None
 
 
 @dataclass(frozen=True)

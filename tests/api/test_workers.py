@@ -25,6 +25,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -42,6 +43,8 @@ from urbis_core.settings import Settings
 pytestmark = pytest.mark.api
 
 WORKERS = 2
+TOKEN = "test-admin-token-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 BARRIERE, UCCLE = (148384.0, 169116.0), (148000.0, 163000.0)
 DEADLINE = 30.0  # seconds for what should take one or two: a restart, a job, a notification
 TRIES = 400  # fresh connections made to reach one given process before giving up
@@ -100,21 +103,43 @@ class Served:
             conn.close()
         raise AssertionError(f"{TRIES} connections, none to process {pid} (avoiding {avoid})")
 
-    def ask(self, method: str, path: str, pid: int | None = None, avoid: int | None = None):
+    def ask(
+        self,
+        method: str,
+        path: str,
+        pid: int | None = None,
+        avoid: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Answer:
         with self.to(pid, avoid) as (conn, owner):
-            conn.request(method, path)
-            response = conn.getresponse()
-            body = response.read()
-            return Answer(
-                owner, response.status, {k.lower(): v for k, v in response.getheaders()}, body
-            )
+            return over(conn, owner, method, path, headers)
 
-    def get(self, path: str, pid: int | None = None, avoid: int | None = None) -> Answer:
-        return self.ask("GET", path, pid, avoid)
+    def get(
+        self,
+        path: str,
+        pid: int | None = None,
+        avoid: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Answer:
+        return self.ask("GET", path, pid, avoid, headers)
 
     def from_each(self, path: str) -> dict[int, Answer]:
         """One answer from each API process."""
         return {pid: self.get(path, pid) for pid in sorted(self.workers())}
+
+
+def over(
+    conn: http.client.HTTPConnection,
+    owner: int,
+    method: str,
+    path: str,
+    headers: dict[str, str] | None = None,
+) -> Answer:
+    """One request over a connection whose process is known."""
+    conn.request(method, path, headers=headers or {})
+    response = conn.getresponse()
+    body = response.read()
+    return Answer(owner, response.status, {k.lower(): v for k, v in response.getheaders()}, body)
 
 
 def wait_until(check, what: str, seconds: float = DEADLINE):
@@ -127,9 +152,12 @@ def wait_until(check, what: str, seconds: float = DEADLINE):
     raise AssertionError(f"not within {seconds:g} s: {what}")
 
 
-def sync_points(database_url: str, folder: Path, points: dict[str, tuple[float, float]]) -> None:
+def sync_points(database_url: str, folder: Path, points: dict[str, tuple[float, float]]) -> Path:
+    """Sync the two points as layer `stored`; the configuration file naming it."""
     features = (geojson_feature({"SID": key}, point(*xy)) for key, xy in points.items())
-    sync_file_layer(database_url, file_layer(folder, "stored", "SID", features), "stored")
+    config = file_layer(folder, "stored", "SID", features)
+    sync_file_layer(database_url, config, "stored")
+    return config
 
 
 def tile_path(xy: tuple[float, float]) -> str:
@@ -137,8 +165,13 @@ def tile_path(xy: tuple[float, float]) -> str:
 
 
 @pytest.fixture(scope="module")
-def workers_database_url(zonal_database_url: str, tmp_path_factory) -> str:  # noqa: F811
-    sync_points(zonal_database_url, tmp_path_factory.mktemp("points"), {"a": BARRIERE, "b": UCCLE})
+def points_config(zonal_database_url: str, tmp_path_factory) -> Path:  # noqa: F811
+    folder = tmp_path_factory.mktemp("points")
+    return sync_points(zonal_database_url, folder, {"a": BARRIERE, "b": UCCLE})
+
+
+@pytest.fixture(scope="module")
+def workers_database_url(zonal_database_url: str, points_config: Path) -> str:  # noqa: F811
     return zonal_database_url
 
 
@@ -148,9 +181,16 @@ def job_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(workers_database_url: str, job_dir: Path) -> Iterator[tuple[subprocess.Popen, Served]]:
+def server(
+    workers_database_url: str, job_dir: Path, points_config: Path
+) -> Iterator[tuple[subprocess.Popen, Served]]:
     proc, base = start_server(
-        workers_database_url, "--workers", str(WORKERS), URBIS_JOB_DIR=str(job_dir)
+        workers_database_url,
+        "--workers",
+        str(WORKERS),
+        URBIS_JOB_DIR=str(job_dir),
+        URBIS_ADMIN_TOKEN=TOKEN,
+        URBIS_CONFIG=str(points_config),
     )
     served = Served(base, proc.pid)
     try:
@@ -208,6 +248,61 @@ def test_a_change_synced_drops_the_tile_each_process_had_cached(
     assert all(a.body == fresh.body and a.headers["etag"] == fresh.headers["etag"] for a in answers)
     for pid in served.workers():
         assert served.get(far, pid).headers["x-tile-cache"] == "hit"  # untouched: still cached
+
+
+def test_a_purge_asked_of_one_process_drops_the_tile_in_the_other_too(server):
+    _, served = server
+    far = tile_path(UCCLE)
+    for pid in served.workers():
+        wait_until(
+            lambda pid=pid: served.get(far, pid).headers["x-tile-cache"] == "hit",
+            f"process {pid} serving the tile from its cache",
+        )
+    asker, other = sorted(served.workers())
+    purged = served.ask("POST", "/admin/tiles/purge?layer=stored", asker, headers=AUTH)
+    assert purged.status == 200, purged.body
+    assert purged.json()["memory"] >= 1  # the asker's own count
+    assert served.get(far, asker).headers["x-tile-cache"] == "miss"
+    wait_until(
+        lambda: served.get(far, other).headers["x-tile-cache"] == "miss",
+        "the other process dropping the tile",
+        seconds=5,
+    )
+    assert served.get(far, other).headers["x-tile-cache"] == "hit"  # kept again, once
+
+
+def test_two_processes_asked_at_once_start_one_sync_run_which_both_show(server):
+    _, served = server
+    first, second = sorted(served.workers())
+    runs = "/admin/runs?layer=stored&limit=100"
+    before = served.get(runs, first, headers=AUTH).json()["runs"]
+    with served.to(first) as (one, _), served.to(second) as (two, _):
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(
+                pool.map(
+                    lambda c: over(*c, "POST", "/admin/sync/stored", AUTH),
+                    [(one, first), (two, second)],
+                )
+            )
+    statuses = sorted(a.status for a in answers)
+    assert statuses in ([202, 202], [202, 409]), [a.body for a in answers]
+    started = {a.json()["id"] for a in answers if a.status == 202}
+    assert len(started) == 1  # two 202s name the one run
+    for refused in (a for a in answers if a.status == 409):
+        assert "stored" in refused.json()["detail"]
+    (run_id,) = started
+    done = wait_until(
+        lambda: (
+            (a := served.get(f"/admin/runs/{run_id}", second, headers=AUTH)).json()["status"]
+            != "running"
+            and a
+        ),
+        "the run's end",
+    )
+    assert done.json()["status"] == "success", done.body
+    assert served.get(f"/admin/runs/{run_id}", first, headers=AUTH).json() == done.json()
+    after = served.get(runs, second, headers=AUTH).json()["runs"]
+    assert [run["id"] for run in after] == [run_id] + [run["id"] for run in before]
 
 
 def test_a_job_submitted_to_one_process_is_seen_downloaded_and_dismissed_through_the_other(
@@ -321,21 +416,21 @@ def test_sigterm_stops_every_process_and_a_killed_supervisor_leaves_none(synced_
     workers = wait_until(
         lambda: len(w := served.workers()) == WORKERS and w, f"{WORKERS} API processes"
     )
-    (metrics_dir,) = Path(tempfile.gettempdir()).glob(f"urbis-metrics-{proc.pid}-*")
-    assert list(metrics_dir.glob("*.db"))  # the processes' figures
+    (shared,) = Path(tempfile.gettempdir()).glob(f"urbis-serve-{proc.pid}-*")
+    assert list(shared.glob("metrics/*.db"))  # the processes' figures
     proc.send_signal(how)
     code = proc.wait(timeout=60)
     # SIGTERM: the supervisor stops the processes and ends well; SIGKILL: the kernel tells them
     assert code == (0 if how == signal.SIGTERM else -signal.SIGKILL)
     wait_until(lambda: not any(alive(pid) for pid in workers), "every API process gone", 15)
     if how == signal.SIGTERM:
-        assert not metrics_dir.exists()
+        assert not shared.exists()
     else:  # left behind by the killed supervisor, removed by the next one to start
-        assert metrics_dir.exists()
+        assert shared.exists()
         again, _ = start_server(synced_database_url, "--workers", str(WORKERS))
         again.terminate()
         again.wait(timeout=60)
-        assert not metrics_dir.exists()
+        assert not shared.exists()
 
 
 def test_the_number_of_processes_is_read_and_checked(tmp_path):
