@@ -8,7 +8,10 @@ them. The parent only watches: a process that ends while the service runs is sta
 after a pause that doubles (up to MAX_BACKOFF) while processes keep dying young, so that a
 service failing at start does not spin; SIGTERM or SIGINT stops every process (SIGTERM, then
 SIGKILL after STOP_GRACE seconds) and the parent returns. A process is told by the kernel to
-stop when the parent dies, however it dies (PR_SET_PDEATHSIG), so none is left behind.
+stop when the parent dies, however it dies (PR_SET_PDEATHSIG), so none is left behind. A
+process whose app cannot start (uvicorn's exit code 3: a setting the lifespan refuses) before
+any process has served for YOUNG seconds stops them all with an error: starting it again would
+fail the same way, as `urbis serve` with one process exits.
 
 Ours rather than uvicorn's own `workers=`: that one takes the app as an import string and
 pickles its Config to each process, and the protocol class carrying the request-head deadline
@@ -41,6 +44,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import FrameType
 
+from urbis_core.errors import UrbisError
 from urbis_core.settings import ApiSettings
 
 log = logging.getLogger("urbis.supervisor")
@@ -50,6 +54,7 @@ MIN_BACKOFF = 0.5  # seconds before a dead process is started again...
 MAX_BACKOFF = 30.0  # ...doubled each time one dies young, up to this
 YOUNG = 10.0  # seconds: a process ending before this counts as dying young
 WATCH = 0.2  # seconds between two looks at the stop flag
+STARTUP_FAILURE = 3  # uvicorn's exit code when the app's lifespan fails at start
 METRICS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 SIBLINGS_PREFIX = "urbis-serve-"  # then the supervisor's pid and a dash
 
@@ -102,6 +107,8 @@ class Supervisor:
         self.count = workers
         self.workers: dict[int, Worker] = {}
         self.stopping = False
+        self.failed_start = False
+        self._served = False  # a process has lived YOUNG seconds: the app can start
         self._context = multiprocessing.get_context("spawn")
         self._backoff = MIN_BACKOFF
         self._due: list[float] = []  # when each process to start again may start
@@ -140,10 +147,15 @@ class Supervisor:
         now = time.monotonic()
         for pid, worker in list(self.workers.items()):
             if worker.process.is_alive() or self.stopping:
+                self._served = self._served or now - worker.started >= YOUNG
                 continue
             worker.process.join()
             del self.workers[pid]
             _forget_metrics(self.api.siblings_dir, pid)
+            if worker.process.exitcode == STARTUP_FAILURE and not self._served:
+                log.error("API process %d could not start its app: stopping", pid)
+                self.failed_start = self.stopping = True
+                return
             lived = now - worker.started
             self._backoff = min(self._backoff * 2, MAX_BACKOFF) if lived < YOUNG else MIN_BACKOFF
             log.warning(
@@ -185,7 +197,11 @@ def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise UrbisError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
@@ -217,9 +233,12 @@ def serve_processes(api: ApiSettings, host: str, port: int, workers: int) -> Non
     for part in ("metrics", "purges"):
         (siblings / part).mkdir()
     os.environ[METRICS_VARIABLE] = str(siblings / "metrics")  # prometheus_client reads it
+    supervisor = Supervisor(replace(api, siblings_dir=siblings), sock, workers)
     try:
-        Supervisor(replace(api, siblings_dir=siblings), sock, workers).run()
+        supervisor.run()
     finally:
         sock.close()
         shutil.rmtree(siblings, ignore_errors=True)
         os.environ.pop(METRICS_VARIABLE, None)
+    if supervisor.failed_start:
+        raise UrbisError("the API could not start: the reason is in its log above")

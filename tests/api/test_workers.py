@@ -21,6 +21,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -35,9 +36,11 @@ import pytest
 
 from tests.api.conftest import URBIS, lambert_tile, start_server, sync_file_layer
 from tests.api.test_zonal_jobs import LAYER, plot_shapes, zonal_database_url  # noqa: F401
+from tests.conftest import reader_url
 from tests.support.layers import file_layer, geojson_feature, point
 from tests.support.processes import alive, spawned_children
 from urbis_core.errors import ConfigError
+from urbis_core.pgcluster import free_port
 from urbis_core.settings import Settings
 
 pytestmark = pytest.mark.api
@@ -452,3 +455,45 @@ def test_the_number_of_processes_is_read_and_checked(tmp_path):
     )
     assert unreadable.returncode == 2
     assert "URBIS_WORKERS='two' is not an integer" in unreadable.stderr
+
+
+def _serve_env(database_url: str, port: int, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "DATABASE_URL_API": reader_url(database_url),
+        "URBIS_PORT": str(port),
+        **extra,
+    }
+
+
+def test_a_port_taken_and_an_app_that_cannot_start_end_the_command_with_the_reason(
+    synced_database_url, tmp_path
+):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [str(URBIS), "serve", "--workers", str(WORKERS)],
+            env=_serve_env(synced_database_url, port),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert f"urbis: error: cannot listen on 127.0.0.1:{port}: Address already in use" in done.stderr
+
+    # the app refuses a setting at start: every process would, so the command ends
+    absent = tmp_path / "absent.pmtiles"
+    started = time.monotonic()
+    done = subprocess.run(
+        [str(URBIS), "serve", "--workers", str(WORKERS)],
+        env=_serve_env(synced_database_url, free_port(), URBIS_TILE_ARCHIVES=str(absent)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert f"URBIS_TILE_ARCHIVES: no such file: {absent}" in done.stderr
+    assert "urbis: error: the API could not start" in done.stderr
+    assert "another starts in" not in done.stderr  # not started again and again
+    assert time.monotonic() - started < 60
