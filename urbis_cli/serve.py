@@ -20,8 +20,9 @@ from urbis_cli.common import (
     prepare_database,
     settings,
 )
-from urbis_cli.supervisor import die_with_parent, serve_processes
+from urbis_cli.supervisor import serve_processes
 from urbis_cli.sync_commands import run_sync
+from urbis_core.processes import die_with_parent
 from urbis_core.settings import LIMIT_VARIABLES, MAX_WORKERS, ServerLimits
 
 

@@ -29,7 +29,6 @@ process tells the others (geoapi.sibling_purges).
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import multiprocessing
 import os
@@ -45,6 +44,7 @@ from pathlib import Path
 from types import FrameType
 
 from urbis_core.errors import UrbisError
+from urbis_core.processes import die_with_parent
 from urbis_core.settings import ApiSettings
 
 log = logging.getLogger("urbis.supervisor")
@@ -65,17 +65,6 @@ class Worker:
 
     process: BaseProcess
     started: float
-
-
-def die_with_parent(parent: int | None = None) -> None:
-    """Ask the kernel to SIGTERM this process when its parent dies (Linux prctl).
-
-    With `parent`, exit at once if the parent already died before the request was made.
-    """
-    pr_set_pdeathsig = 1
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
-    if parent is not None and os.getppid() != parent:
-        os._exit(1)
 
 
 def serve_one(api: ApiSettings, sock: socket.socket, parent: int) -> None:

@@ -35,7 +35,12 @@ import psutil
 import pytest
 
 from tests.api.conftest import URBIS, lambert_tile, start_server, sync_file_layer
-from tests.api.test_zonal_jobs import LAYER, plot_shapes, zonal_database_url  # noqa: F401
+from tests.api.test_zonal_jobs import (  # noqa: F401
+    LAYER,
+    locked,
+    plot_shapes,
+    zonal_database_url,
+)
 from tests.conftest import reader_url
 from tests.support.layers import file_layer, geojson_feature, point
 from tests.support.processes import alive, spawned_children
@@ -391,10 +396,23 @@ def test_metrics_count_the_requests_of_both_processes_whichever_answers(server):
     assert "urbis_tile_cache_hits_total" in text and "urbis_sync_runs_total" in text
 
 
-def test_a_killed_process_is_started_again_while_the_other_answers(server):
+def test_a_killed_process_is_started_again_while_the_other_answers(server, workers_database_url):
     _, served = server
     victim, survivor = sorted(served.workers())
-    os.kill(victim, signal.SIGKILL)
+    # a job of the victim's, held running by a lock on its collection's table
+    with locked(workers_database_url, LAYER):
+        before = spawned_children(victim)
+        accepted = served.ask("POST", f"/coverages/terrain/zonal?collection={LAYER}", victim)
+        assert accepted.status == 202, accepted.body
+        job_id = accepted.json()["id"]
+        wait_until(
+            lambda: served.get(f"/jobs/{job_id}", survivor).json()["status"] == "running",
+            "the job running",
+        )
+        (job_process,) = spawned_children(victim) - before
+        os.kill(victim, signal.SIGKILL)
+        # the kernel ends the job's process with its API process
+        wait_until(lambda: not alive(job_process), "the job's process gone", 10)
     answered = []
     deadline = time.monotonic() + DEADLINE
     while time.monotonic() < deadline:
@@ -410,6 +428,10 @@ def test_a_killed_process_is_started_again_while_the_other_answers(server):
     assert wait_until(
         lambda: served.get("/readyz", newcomer).status == 200, "the new process ready"
     )
+    # the dead process's jobs went with it: no process shows them, nor their files
+    for pid in workers:
+        assert served.get(f"/jobs/{job_id}", pid).status == 404
+        assert job_id not in {job["id"] for job in served.get("/jobs", pid).json()["jobs"]}
 
 
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
