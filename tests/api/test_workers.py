@@ -216,8 +216,12 @@ def test_both_processes_answer_and_the_supervisor_serves_nothing_itself(server):
     proc, served = server
     workers = served.workers()
     assert len(workers) == WORKERS and proc.pid not in workers
-    seen = {served.get("/collections").pid for _ in range(40)}
-    assert seen == workers  # the kernel spreads new connections over both
+    seen = set()
+    for _ in range(TRIES):  # the kernel hands each new connection to one of them
+        seen.add(served.get("/collections").pid)
+        if seen == workers:
+            break
+    assert seen == workers
     for answer in served.from_each("/collections").values():
         assert answer.status == 200 and answer.json()["collections"]
 
