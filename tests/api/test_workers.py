@@ -160,16 +160,19 @@ def wait_until(check, what: str, seconds: float = DEADLINE):
     raise AssertionError(f"not within {seconds:g} s: {what}")
 
 
-def sync_points(database_url: str, folder: Path, points: dict[str, tuple[float, float]]) -> Path:
-    """Sync the two points as layer `stored`; the configuration file naming it."""
+def sync_points(
+    database_url: str, folder: Path, points: dict[str, tuple[float, float]], layer: str = "stored"
+) -> Path:
+    """Sync the points as the layer; the configuration file naming it."""
     features = (geojson_feature({"SID": key}, point(*xy)) for key, xy in points.items())
-    config = file_layer(folder, "stored", "SID", features)
-    sync_file_layer(database_url, config, "stored")
+    config = file_layer(folder, layer, "SID", features)
+    sync_file_layer(database_url, config, layer)
     return config
 
 
-def tile_path(xy: tuple[float, float]) -> str:
-    return "/collections/stored/tiles/BelgianLambert72/10/{}/{}".format(*lambert_tile(10, *xy))
+def tile_path(xy: tuple[float, float], layer: str = "stored") -> str:
+    z, (x, y) = 10, lambert_tile(10, *xy)  # 278 m tiles
+    return f"/collections/{layer}/tiles/BelgianLambert72/{z}/{x}/{y}"
 
 
 @pytest.fixture(scope="module")
@@ -523,3 +526,41 @@ def test_a_port_taken_and_an_app_that_cannot_start_end_the_command_with_the_reas
     assert "urbis: error: the API could not start" in done.stderr
     assert "another starts in" not in done.stderr  # not started again and again
     assert time.monotonic() - started < 60
+
+
+def test_with_a_shared_disk_tier_a_change_reaches_both_and_no_stale_tile_is_left_on_disk(
+    synced_database_url, tmp_path
+):
+    (tmp_path / "one").mkdir(), (tmp_path / "two").mkdir()
+    sync_points(synced_database_url, tmp_path / "one", {"a": BARRIERE, "b": UCCLE}, "ondisk")
+    near = tile_path(BARRIERE, "ondisk")
+    cache_dir = tmp_path / "tile-cache"
+    proc, base = start_server(
+        synced_database_url, "--workers", str(WORKERS), URBIS_TILE_CACHE_DIR=str(cache_dir)
+    )
+    served = Served(base, proc.pid)
+    try:
+        wait_until(lambda: len(served.workers()) == WORKERS, f"{WORKERS} API processes")
+        first = {pid: served.get(near, pid) for pid in sorted(served.workers())}
+        # one drew it, the other read it from the shared disk tier
+        assert sorted(a.headers["x-tile-cache"] for a in first.values()) == ["hit", "miss"]
+        assert len({a.body for a in first.values()}) == 1
+        old = next(iter(first.values()))
+        moved = {"a": (BARRIERE[0] + 30, BARRIERE[1]), "b": UCCLE}
+        sync_points(synced_database_url, tmp_path / "two", moved, "ondisk")
+        for pid in served.workers():
+            wait_until(
+                lambda pid=pid: served.get(near, pid).body != old.body,
+                f"process {pid} serving the changed tile",
+                seconds=10,
+            )
+        answers = [served.get(near) for _ in range(20)]
+        assert {a.body for a in answers} == {answers[0].body} != {old.body}
+        (stored,) = cache_dir.rglob("ondisk/**/*.mvt")
+        assert stored.read_bytes() == answers[0].body  # the disk holds the new tile only
+        etag, _, _ = stored.with_suffix(".etag").read_text().partition("\n")
+        assert etag == answers[0].headers["etag"]
+        assert not list(cache_dir.rglob(".tmp-*"))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
