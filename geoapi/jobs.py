@@ -64,6 +64,8 @@ POLL = 0.1  # seconds between two looks at a running job's pipe, or for dismissa
 STOP_GRACE = 5.0  # seconds a stopped process has to end before it is killed
 RETRY_AFTER = 30  # seconds: about what a job of the sample's size takes
 DISMISS_WAIT = STOP_GRACE + 10.0  # seconds a DELETE waits for the job's owner to dismiss it
+NEW_PREFIX = ".new-"  # a process's folder of jobs while it is being made
+NEW_LEFT_AFTER = 60.0  # seconds after which such a folder was left by a process that died
 
 
 def _now() -> datetime:
@@ -146,10 +148,16 @@ class JobRunner:
         for leftover in self.folder.iterdir():
             if leftover.is_dir() and JOB_ID.match(leftover.name) and owner_gone(leftover):
                 shutil.rmtree(leftover, ignore_errors=True)
-        own = self.folder / uuid.uuid4().hex
-        own.mkdir()
-        self._lock = (own / LOCK_NAME).open("w")
+            elif leftover.name.startswith(NEW_PREFIX) and _older_than(leftover, NEW_LEFT_AFTER):
+                shutil.rmtree(leftover, ignore_errors=True)  # a process died while starting
+        # Made under a name no process looks at, locked, then renamed: another process starting
+        # at the same time never finds it unlocked and takes it for a dead process's.
+        making = self.folder / f"{NEW_PREFIX}{uuid.uuid4().hex}"
+        making.mkdir()
+        self._lock = (making / LOCK_NAME).open("w")
         fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        own = self.folder / uuid.uuid4().hex
+        making.rename(own)
         self._own = own
         self._sweeper = asyncio.create_task(self._sweep_now_and_then())
         self._dismissals = asyncio.create_task(self._follow_dismissals())
@@ -366,6 +374,13 @@ def _read(job: Job) -> tuple[str, Any] | None:
             else:
                 outcome = (kind, value)
     return outcome
+
+
+def _older_than(path: Path, seconds: float) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime > seconds
+    except FileNotFoundError:
+        return False
 
 
 def _stop(job: Job) -> None:
