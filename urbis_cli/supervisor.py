@@ -97,6 +97,7 @@ class Supervisor:
         self.workers: dict[int, Worker] = {}
         self.stopping = False
         self.failed_start = False
+        self.stopped_by: int | None = None
         self._served = False  # a process has lived YOUNG seconds: the app can start
         self._context = multiprocessing.get_context("spawn")
         self._backoff = MIN_BACKOFF
@@ -114,7 +115,8 @@ class Supervisor:
         log.info("API process %d started", process.pid)
 
     def _stop(self, signum: int, _frame: FrameType | None) -> None:
-        log.info("%s: stopping the API processes", signal.Signals(signum).name)
+        # only a flag: logging here could wait for a lock the interrupted code holds
+        self.stopped_by = signum
         self.stopping = True
 
     def run(self) -> None:
@@ -126,6 +128,8 @@ class Supervisor:
             while not self.stopping:
                 self._watch()
         finally:
+            if self.stopped_by is not None:
+                log.info("%s: stopping the API processes", signal.Signals(self.stopped_by).name)
             self._stop_all()
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
@@ -154,7 +158,7 @@ class Supervisor:
                 lived,
                 self._backoff,
             )
-            self._due.append(now + self._backoff)
+            self._due = sorted([*self._due, now + self._backoff])
         while self._due and self._due[0] <= now and not self.stopping:
             self._due.pop(0)
             self._spawn()
