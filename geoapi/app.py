@@ -27,7 +27,7 @@ from geoapi.db_health import DatabaseHealth
 from geoapi.disconnect import CancelOnDisconnect
 from geoapi.errors import install_error_handlers
 from geoapi.jobs import JobRunner
-from geoapi.metrics import Metrics
+from geoapi.metrics import PUBLISH_EVERY, Metrics
 from geoapi.observing import ObserveRequests
 from geoapi.offload import Workers
 from geoapi.openapi import ApiDefinition
@@ -52,6 +52,8 @@ from geoapi.routes import (
     tiles,
 )
 from geoapi.routes.docs import SWAGGER_STATIC, docs_router
+from geoapi.routes.metrics import publish_figures
+from geoapi.sibling_purges import SiblingPurges
 from geoapi.street_index import StreetIndexes
 from tiles.archive import open_archive
 from tiles.cache import TileCache
@@ -72,6 +74,13 @@ def _warm_up() -> None:
     area_of_use.warm(STORAGE_SRID, {crs.srid for crs in SUPPORTED.values()})
     parse_filter("1 = 1", "cql2-text")
     parse_filter('{"op": "=", "args": [1, 1]}', "cql2-json")
+
+
+async def _publish_now_and_then(app: FastAPI) -> None:
+    """With several API processes: this one's figures, for the scrapes the others answer."""
+    while True:
+        publish_figures(app.state)
+        await asyncio.sleep(PUBLISH_EVERY)
 
 
 def create_app(settings: ApiSettings) -> FastAPI:
@@ -162,6 +171,20 @@ def create_app(settings: ApiSettings) -> FastAPI:
             settings.job_dir, settings.job_workers, settings.job_queue, settings.job_ttl
         )
         await jobs.start()
+        siblings = settings.siblings_dir
+        app.state.sibling_purges = purges = SiblingPurges(
+            siblings / "purges" if siblings else None, app.state.tile_cache
+        )
+        # With several API processes: this one's figures for the others' scrapes, and the
+        # purges they were asked for.
+        helpers = (
+            [
+                asyncio.create_task(_publish_now_and_then(app)),
+                asyncio.create_task(purges.follow()),
+            ]
+            if siblings
+            else []
+        )
         sync_runs = app.state.sync_runs = SyncRuns(settings.admin) if settings.admin else None
         try:
             yield
@@ -174,6 +197,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
             await keeper.stop()
             listener.cancel()
             warming.cancel()
+            for helper in helpers:
+                helper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
             await reads.close()
@@ -195,7 +220,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
         generate_unique_id_function=lambda route: route.name,
     )
     install_error_handlers(app)
-    app.state.metrics = Metrics()  # this app's own registry: two apps in a process never mix
+    # this app's own registry (two apps in a process never mix), or every sibling's files
+    siblings = settings.siblings_dir
+    app.state.metrics = Metrics(siblings / "metrics" if siblings else None)
     app.state.db_health = DatabaseHealth()
     app.state.public_url = PublicUrl(
         parse_public_url(settings.public_url, "URBIS_PUBLIC_URL") if settings.public_url else None,

@@ -15,7 +15,8 @@ from fastapi.responses import HTMLResponse
 from geoapi import html
 from geoapi.deps import base_url
 from geoapi.i18n import PageLanguage, number, text
-from geoapi.jobs import FINISHED, SUCCESSFUL, Job
+from geoapi.job_records import JobRecord
+from geoapi.jobs import FINISHED, SUCCESSFUL
 from geoapi.links import link
 from geoapi.media_types import CSV, GPKG, HTML, JSON
 
@@ -26,13 +27,13 @@ def _time(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def job_doc(job: Job, base: str) -> dict[str, Any]:
+def job_doc(job: JobRecord, base: str) -> dict[str, Any]:
     href = f"{base}/jobs/{job.id}"
     links = [
         link("self", href, JSON, "This job"),
         link("alternate", f"{href}?f=html", HTML, "This job as HTML"),
         link("up", f"{base}/jobs", JSON, "Every job"),
-        link("related", f"{base}/coverages/{job.spec.coverage_id}", JSON, "The coverage"),
+        link("related", f"{base}/coverages/{job.coverage_id}", JSON, "The coverage"),
     ]
     if job.status == SUCCESSFUL:
         links += [
@@ -42,11 +43,11 @@ def job_doc(job: Job, base: str) -> dict[str, Any]:
     return {
         "id": job.id,
         "process": "zonal",
-        "coverage": job.spec.coverage_id,
-        "version": job.spec.coverage_version,
-        "collection": job.spec.layer.id,
-        "band": job.spec.band,
-        "percentiles": list(job.spec.percentiles),
+        "coverage": job.coverage_id,
+        "version": job.coverage_version,
+        "collection": job.collection,
+        "band": job.band,
+        "percentiles": list(job.percentiles),
         "status": job.status,
         "progress": {"done": job.done, "total": job.total},
         "created": _time(job.created),
@@ -57,7 +58,7 @@ def job_doc(job: Job, base: str) -> dict[str, Any]:
     }
 
 
-def jobs_doc(jobs: list[Job], base: str) -> dict[str, Any]:
+def jobs_doc(jobs: list[JobRecord], base: str) -> dict[str, Any]:
     return {
         "jobs": [job_doc(job, base) for job in jobs],
         "links": [

@@ -9,7 +9,11 @@ counts cannot race; the processes report over pipes, read here without blocking.
 
 Jobs live in this process's memory: a restart forgets them, which the README says. Their files
 are in this process's own folder under the job folder (`<job dir>/<instance>/<job id>/`),
-locked while it lives; `start` removes the folders of processes that ended.
+locked while it lives; `start` removes the folders of processes that ended. Each job's record
+is written beside its files at each step (geoapi.job_records), so that other API processes
+sharing the job folder answer for it too: they read it, serve its results, and ask this one
+to dismiss it. The bounds (`workers`, `queue`) are this process's: with N API processes up to
+N times as many jobs run.
 """
 
 from __future__ import annotations
@@ -19,19 +23,29 @@ import contextlib
 import fcntl
 import logging
 import multiprocessing
-import re
 import shutil
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import IO, Any
 
+from geoapi.job_records import (
+    JOB_ID,
+    LOCK_NAME,
+    JobRecord,
+    ask_dismissal,
+    dismissals_asked,
+    find_elsewhere,
+    owner_gone,
+    records_elsewhere,
+    write_record,
+)
 from geoapi.zonal_job import ZonalSpec
 from geoapi.zonal_job import run as run_zonal
 from urbis_core.errors import NotFound, Unavailable
@@ -46,11 +60,12 @@ ACCEPTED, RUNNING, SUCCESSFUL, FAILED, DISMISSED = (
     "dismissed",
 )
 FINISHED = (SUCCESSFUL, FAILED)
-JOB_ID = re.compile(r"^[0-9a-f]{32}$")  # what uuid4().hex gives: the only names removed
-LOCK_NAME = ".owner.lock"
-POLL = 0.1  # seconds between two looks at a running job's pipe
+POLL = 0.1  # seconds between two looks at a running job's pipe, or for dismissals asked
 STOP_GRACE = 5.0  # seconds a stopped process has to end before it is killed
 RETRY_AFTER = 30  # seconds: about what a job of the sample's size takes
+DISMISS_WAIT = STOP_GRACE + 10.0  # seconds a DELETE waits for the job's owner to dismiss it
+NEW_PREFIX = ".new-"  # a process's folder of jobs while it is being made
+NEW_LEFT_AFTER = 60.0  # seconds after which such a folder was left by a process that died
 
 
 def _now() -> datetime:
@@ -79,6 +94,30 @@ class Job:
     def folder(self) -> Path:
         return self.spec.folder
 
+    def record(self) -> JobRecord:
+        spec = self.spec
+        return JobRecord(
+            id=self.id,
+            coverage_id=spec.coverage_id,
+            coverage_version=spec.coverage_version,
+            collection=spec.layer.id,
+            band=spec.band,
+            percentiles=spec.percentiles,
+            status=self.status,
+            done=self.done,
+            total=self.total,
+            created=self.created,
+            started=self.started,
+            finished=self.finished,
+            error=self.error,
+            folder=self.folder,
+        )
+
+    def publish(self) -> None:
+        """The job's record where the other API processes read it."""
+        with contextlib.suppress(FileNotFoundError):  # its folder went: it is being forgotten
+            write_record(self.record())
+
 
 class JobRunner:
     """The jobs of one API process: a bounded number running, a bounded number waiting."""
@@ -92,6 +131,7 @@ class JobRunner:
         self.waiting: deque[Job] = deque()
         self._watchers: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self._dismissals: asyncio.Task[None] | None = None
         self._context = multiprocessing.get_context("spawn")
         self._own: Path | None = None  # this process's folder under `folder`
         self._lock: IO[str] | None = None
@@ -106,19 +146,27 @@ class JobRunner:
         """
         self.folder.mkdir(parents=True, exist_ok=True)
         for leftover in self.folder.iterdir():
-            if leftover.is_dir() and JOB_ID.match(leftover.name) and _owner_gone(leftover):
+            if leftover.is_dir() and JOB_ID.match(leftover.name) and owner_gone(leftover):
                 shutil.rmtree(leftover, ignore_errors=True)
-        own = self.folder / uuid.uuid4().hex
-        own.mkdir()
-        self._lock = (own / LOCK_NAME).open("w")
+            elif leftover.name.startswith(NEW_PREFIX) and _older_than(leftover, NEW_LEFT_AFTER):
+                shutil.rmtree(leftover, ignore_errors=True)  # a process died while starting
+        # Made under a name no process looks at, locked, then renamed: another process starting
+        # at the same time never finds it unlocked and takes it for a dead process's.
+        making = self.folder / f"{NEW_PREFIX}{uuid.uuid4().hex}"
+        making.mkdir()
+        self._lock = (making / LOCK_NAME).open("w")
         fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        own = self.folder / uuid.uuid4().hex
+        making.rename(own)
         self._own = own
         self._sweeper = asyncio.create_task(self._sweep_now_and_then())
+        self._dismissals = asyncio.create_task(self._follow_dismissals())
 
     async def close(self) -> None:
         """Stop every running job's process (no orphans) and forget every job."""
-        if self._sweeper is not None:
-            self._sweeper.cancel()
+        for task in (self._sweeper, self._dismissals):
+            if task is not None:
+                task.cancel()
         for watcher in list(self._watchers):
             watcher.cancel()
         running = [job for job in self.jobs.values() if job.status == RUNNING]
@@ -135,7 +183,7 @@ class JobRunner:
     def new_id(self) -> str:
         return uuid.uuid4().hex
 
-    def submit(self, make_spec: Callable[[str, Path], ZonalSpec]) -> Job:
+    def submit(self, make_spec: Callable[[str, Path], ZonalSpec]) -> JobRecord:
         """A new job, started at once if a worker is free, else queued (a 503 if full)."""
         self._expire()
         if self._running() >= self.workers and len(self.waiting) >= self.queue_size:
@@ -148,30 +196,55 @@ class JobRunner:
         job_id = self.new_id()
         assert self._own is not None, "the runner is not started"
         job = Job(job_id, make_spec(job_id, self._own / job_id))
+        job.folder.mkdir(parents=True)
+        job.publish()
         self.jobs[job_id] = job
         if self._running() < self.workers:
             self._start(job)
         else:
             self.waiting.append(job)
-        return job
+        return job.record()
 
-    def get(self, job_id: str) -> Job:
+    def get(self, job_id: str) -> JobRecord:
+        """The job's record: this process's own, else the one another process publishes."""
         self._expire()
         job = self.jobs.get(job_id)
-        if job is None:
+        if job is not None:
+            return job.record()
+        assert self._own is not None, "the runner is not started"
+        record = find_elsewhere(self.folder, self._own, job_id)
+        if record is None or self._expired(record):
             raise NotFound(
                 f"no job '{job_id}': it never existed, was dismissed, or finished more than "
                 f"{self.ttl:g} s ago (URBIS_JOB_TTL); GET /jobs lists the jobs kept"
             )
-        return job
+        return record
 
-    def list(self) -> list[Job]:
+    def list(self) -> list[JobRecord]:
+        """Every job kept, by every API process sharing the job folder, oldest first."""
         self._expire()
-        return sorted(self.jobs.values(), key=lambda job: job.created)
+        assert self._own is not None, "the runner is not started"
+        elsewhere = records_elsewhere(self.folder, self._own)
+        records = [job.record() for job in self.jobs.values()] + [
+            record for record in elsewhere if not self._expired(record)
+        ]
+        return sorted(records, key=lambda record: record.created)
 
-    async def dismiss(self, job_id: str) -> Job:
-        """Stop the job if it runs, drop it from the queue if it waits; its files go."""
-        job = self.get(job_id)
+    def _expired(self, record: JobRecord) -> bool:
+        """Whether another process's job finished over `ttl` ago (its owner sweeps it soon)."""
+        finished = record.finished
+        return finished is not None and (_now() - finished).total_seconds() > self.ttl
+
+    async def dismiss(self, job_id: str) -> JobRecord:
+        """Stop the job if it runs, drop it from the queue if it waits; its files go.
+
+        Another process's job is dismissed by that process, asked through a marker file;
+        this one waits until its folder is gone.
+        """
+        self._expire()
+        if job_id not in self.jobs:
+            return await self._dismiss_elsewhere(self.get(job_id))
+        job = self.jobs[job_id]
         if job.status == ACCEPTED:
             self.waiting.remove(job)
         elif job.status == RUNNING:
@@ -182,7 +255,38 @@ class JobRunner:
         del self.jobs[job_id]
         shutil.rmtree(job.folder, ignore_errors=True)
         self._start_waiting()
-        return job
+        return job.record()
+
+    async def _dismiss_elsewhere(self, record: JobRecord) -> JobRecord:
+        if not ask_dismissal(record):
+            return self.get(record.id)  # gone meanwhile: a 404 saying why
+        deadline = time.monotonic() + DISMISS_WAIT
+        while record.folder.exists():
+            if time.monotonic() > deadline:
+                raise Unavailable(
+                    f"job '{record.id}' is being dismissed by the API process that runs it, "
+                    f"which has not confirmed it within {DISMISS_WAIT:g} s; ask again",
+                    RETRY_AFTER,
+                )
+            await asyncio.sleep(POLL)
+        return replace(record, status=DISMISSED, finished=record.finished or _now())
+
+    async def _follow_dismissals(self) -> None:
+        """Dismiss this process's jobs that another process was asked to dismiss."""
+        assert self._own is not None
+        while True:
+            for job_id in dismissals_asked(self._own):
+                job = self.jobs.get(job_id)
+                if job is not None:
+                    if job.stopping:  # a DELETE here is dismissing it already
+                        continue
+                    try:
+                        await self.dismiss(job_id)
+                    except Exception:  # the next look tries again; the loop must go on
+                        log.exception("dismissing job %s asked by another process", job_id)
+                else:  # expired meanwhile: the marker's folder alone is left
+                    shutil.rmtree(self._own / job_id, ignore_errors=True)
+            await asyncio.sleep(POLL)
 
     # -- running ------------------------------------------------------------------------------
 
@@ -199,6 +303,7 @@ class JobRunner:
         send.close()  # the child holds its end: the pipe ends when the child does
         job.process, job.pipe = process, receive
         job.status, job.started = RUNNING, _now()
+        job.publish()
         watcher = asyncio.create_task(self._watch(job))
         self._watchers.add(watcher)
         watcher.add_done_callback(self._watchers.discard)
@@ -213,7 +318,10 @@ class JobRunner:
         outcome: tuple[str, Any] | None = None
         try:
             while not job.stopping:
+                seen = (job.done, job.total)
                 outcome = _read(job) or outcome
+                if (job.done, job.total) != seen:
+                    job.publish()
                 if outcome is not None or not job.process.is_alive():
                     break
                 await asyncio.sleep(POLL)
@@ -233,6 +341,7 @@ class JobRunner:
                 log.warning("job %s failed: %s", job.id, job.error)
             job.finished, job.finished_at = _now(), time.monotonic()
             job.pipe.close()
+            job.publish()
         finally:
             self._start_waiting()
 
@@ -267,16 +376,11 @@ def _read(job: Job) -> tuple[str, Any] | None:
     return outcome
 
 
-def _owner_gone(folder: Path) -> bool:
-    """Whether the API process that made this folder of jobs has ended (its lock is free)."""
+def _older_than(path: Path, seconds: float) -> bool:
     try:
-        with (folder / LOCK_NAME).open("a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-    except BlockingIOError:
+        return time.time() - path.stat().st_mtime > seconds
+    except FileNotFoundError:
         return False
-    except OSError:
-        return True  # no lock file at all: not a live process's folder
 
 
 def _stop(job: Job) -> None:

@@ -107,7 +107,7 @@ class RateLimits(HttpMiddleware):
         self.trusted_proxies = trusted_proxies
         self.buckets = Buckets(limit)
         self.metrics = metrics
-        metrics.rate_limit_clients.set_function(lambda: len(self.buckets))
+        metrics.count_rate_limit_clients(lambda: len(self.buckets))
 
     def _limited_client(self, scope: Scope) -> IpAddress | None:
         if not self.limit.enabled or scope["path"] in UNLIMITED_PATHS:

@@ -14,6 +14,7 @@ lower priority (nice) than the API, so that on a busy machine requests go first.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import time
 from collections.abc import Iterator
@@ -33,6 +34,7 @@ from geoapi.json_schema import GEOMETRY_TYPES
 from geoapi.zonal_results import ResultWriter
 from urbis_core.catalog import LayerEntry
 from urbis_core.db import create_sync_engine
+from urbis_core.processes import die_with_parent
 from urbis_core.raster_values import LAYER_SRID, ZONAL_BATCH, zonal_stats
 
 NICENESS = 10
@@ -81,6 +83,10 @@ def _areas(
 
 def run(spec: ZonalSpec, report: Connection) -> None:
     """The job, start to end; every outcome is reported, never raised."""
+    # An API process killed (and started again by `urbis serve --workers`) takes its jobs along,
+    # even one killed while this process was still starting.
+    parent = multiprocessing.parent_process()
+    die_with_parent(parent.pid if parent is not None else None)
     try:
         os.nice(NICENESS)
     except OSError:

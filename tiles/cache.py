@@ -111,12 +111,10 @@ class TileCache:
     def _store(self, key: TileKey, tile: CachedTile) -> None:
         if self.disk is not None:
             try:
-                # The versions first: a tile on disk of a layer whose version is not recorded
-                # would escape the reconciliation at the next start.
-                recorded = self.disk.versions()
-                new = {layer: version for layer, version in tile.versions if layer not in recorded}
-                if new:
-                    self.disk.record_versions(recorded | new)
+                # The versions first (for layers not recorded yet): a tile on disk of a layer
+                # whose version is not recorded would escape the reconciliation at the next
+                # start. A tile drawn before a change another process recorded is not stored.
+                self.disk.note_versions(dict(tile.versions), changed=False)
                 self.disk.write(key, tile)
             except OSError as exc:
                 self._disk_failed(exc)
@@ -165,13 +163,14 @@ class TileCache:
         self._bump(layer_id)
         self.stats.changes += 1
         if self.disk is not None:
-            self.stats.dropped += self.disk.drop(layer_id, bbox)
+            # recorded before the drop: another process's older tile is not stored after it
             if version is not None:
                 try:
-                    self.disk.record_versions(self.disk.versions() | {layer_id: version})
+                    self.disk.note_versions({layer_id: version}, changed=True)
                 except OSError as exc:
                     # Safe: an older version recorded drops more at the next start, not less.
                     self._disk_failed(exc)
+            self.stats.dropped += self.disk.drop(layer_id, bbox)
         return self._drop_in_memory(layer_id, bbox)
 
     def purge(self, layer_id: str | None, bbox: Box | None) -> tuple[int, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging.config
 import os
 import signal
 import subprocess
@@ -19,22 +20,26 @@ from urbis_cli.common import (
     prepare_database,
     settings,
 )
+from urbis_cli.supervisor import serve_processes
 from urbis_cli.sync_commands import run_sync
-from urbis_core.settings import LIMIT_VARIABLES, ServerLimits
+from urbis_core.processes import die_with_parent
+from urbis_core.settings import LIMIT_VARIABLES, MAX_WORKERS, ServerLimits
 
 
 def _serve(
-    api_url: str, writer_url: str, host: str | None, port: int | None, limits: dict[str, Any]
+    api_url: str,
+    writer_url: str,
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    limits: dict[str, Any],
 ) -> None:
     """The API, connected as the reader; the admin API's sync runs (with a token) as the writer.
 
-    Its reads go to the replicas of DATABASE_URL_READ, as the reader there too.
+    Its reads go to the replicas of DATABASE_URL_READ, as the reader there too. With more than
+    one worker, urbis_cli.supervisor runs that many API processes on one socket.
     """
-    import uvicorn
-
-    from geoapi.app import create_app
     from geoapi.logs import logging_config
-    from geoapi.server import uvicorn_options
     from urbis_core.db import resolve_read_database_urls
 
     read_urls = resolve_read_database_urls(settings().database().read_urls, api_url)
@@ -49,6 +54,20 @@ def _serve(
     )
     host = host or api.host
     port = port or api.port
+    workers = workers or settings().workers
+    if workers > 1:
+        logging.config.dictConfig(logging_config(api.log_format))
+        click.echo(
+            f"urbis: serving on http://{host}:{port}/ with {workers} processes (Ctrl-C to stop)",
+            err=True,
+        )
+        serve_processes(api, host, port, workers)
+        return
+    import uvicorn
+
+    from geoapi.app import create_app
+    from geoapi.server import uvicorn_options
+
     click.echo(f"urbis: serving on http://{host}:{port}/ (Ctrl-C to stop)", err=True)
     # proxy_headers off: the app believes X-Forwarded-* only from URBIS_TRUSTED_PROXIES and
     # needs the real peer to tell (geoapi.public_url); uvicorn would replace it.
@@ -96,6 +115,13 @@ def server_options(func: F) -> F:
             default=None,
             help=f"{_LIMIT_HELP[name]} ({LIMIT_VARIABLES[name]}, default {shown}).",
         )(func)
+    func = click.option(
+        "--workers",
+        type=click.IntRange(min=1, max=MAX_WORKERS),
+        default=None,
+        help="API processes serving the port, each with its own pool and tile cache "
+        '(URBIS_WORKERS, default 1). README.md, "Several API processes", says what they share.',
+    )(func)
     func = click.option("--port", type=int, default=None, help="Port (URBIS_PORT, default 8000).")(
         func
     )
@@ -107,7 +133,7 @@ def server_options(func: F) -> F:
 @click.command()
 @server_options
 @handle_errors
-def serve(host: str | None, port: int | None, **limits: Any) -> None:
+def serve(host: str | None, port: int | None, workers: int | None, **limits: Any) -> None:
     """Serve the API (the database must be migrated; `urbis up` does everything).
 
     The limits on requests and connections are described in README.md, "Limits and server
@@ -116,13 +142,20 @@ def serve(host: str | None, port: int | None, **limits: Any) -> None:
     from urbis_core.db import resolve_api_database_url, resolve_database_url
 
     database = settings().database()
-    _serve(resolve_api_database_url(database), resolve_database_url(database), host, port, limits)
+    _serve(
+        resolve_api_database_url(database),
+        resolve_database_url(database),
+        host,
+        port,
+        workers,
+        limits,
+    )
 
 
 @click.command()
 @server_options
 @handle_errors
-def up(host: str | None, port: int | None, **limits: Any) -> None:
+def up(host: str | None, port: int | None, workers: int | None, **limits: Any) -> None:
     """Start the database if needed, migrate, sync once, serve.
 
     The migrations and the sync run as the writer (DATABASE_URL), the API as the reader
@@ -141,7 +174,7 @@ def up(host: str | None, port: int | None, **limits: Any) -> None:
     worker = subprocess.Popen(
         [sys.executable, "-m", "urbis_cli", "sync"],
         env={**os.environ, "DATABASE_URL": url, "URBIS_CONFIG": str(config.path)},
-        preexec_fn=_die_with_parent,
+        preexec_fn=die_with_parent,
     )
 
     def stop_worker(*_: object) -> None:
@@ -160,14 +193,6 @@ def up(host: str | None, port: int | None, **limits: Any) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, stop_and_exit)
     try:
-        _serve(api_url, url, host, port, limits)
+        _serve(api_url, url, host, port, workers, limits)
     finally:
         stop_worker()
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGTERM it when its parent dies (Linux prctl)."""
-    import ctypes
-
-    pr_set_pdeathsig = 1
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)

@@ -42,6 +42,7 @@ DEFAULT_TIMEOUTS = {
 }
 DEFAULT_CONCURRENCY = {"items": 6, "spatial": 4, "stats": 2, "geocode": 6, "tiles": 4}
 MAX_DOWNLOAD_FEATURES = 1_000_000
+MAX_WORKERS = 64  # API processes: each holds a pool of URBIS_DB_POOL_SIZE connections
 LOOPBACK = ("127.0.0.0/8", "::1/128")  # the peers trusted as proxies unless told otherwise
 # Variables whose value no message repeats (a read URL may hold a password).
 SECRETS = {"URBIS_ADMIN_TOKEN", "DATABASE_URL_READ"}
@@ -231,6 +232,10 @@ class ApiSettings:
     # Fair use: requests per client, and compressed answers.
     rate_limit: RateLimit = field(default_factory=RateLimit)
     compression: Compression = field(default_factory=Compression)
+    # Set by urbis_cli.supervisor when several API processes serve (URBIS_WORKERS > 1): their
+    # shared folder, with prometheus_client's multiprocess files (`metrics/`, summed by
+    # /metrics) and the tile purges one process tells the others (`purges/`).
+    siblings_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -445,6 +450,8 @@ class Settings(BaseModel):
     # The API (ApiSettings)
     host: str = Field(ApiSettings.host, alias="URBIS_HOST")
     port: Annotated[Integer, Field(ge=0, le=65535)] = Field(ApiSettings.port, alias="URBIS_PORT")
+    # API processes `urbis serve` runs (urbis_cli.supervisor); 1: the API in `serve`'s own.
+    workers: Annotated[Integer, Field(ge=1, le=MAX_WORKERS)] = Field(1, alias="URBIS_WORKERS")
     pool_size: Annotated[
         int,
         BeforeValidator(_integer),

@@ -35,6 +35,7 @@ from geoapi.links import link
 from geoapi.params import reject_unknown
 from geoapi.responses.admin import Purged, Run, Runs, Status
 from geoapi.responses.documented import accepted, answers, errors, started
+from geoapi.sibling_purges import SiblingPurges
 from tiles.cache import TileCache
 from urbis_core.bbox import parse_bbox
 from urbis_core.catalog import STORAGE_SRID, list_layers
@@ -256,8 +257,9 @@ async def _cache_name(conn: ConnDep, layer: str) -> str:
         "Drops from the tile cache, in memory and on disk, the tiles that show `layer` (a "
         "collection or a coverage; the dataset tiles of every layer too) and meet `bbox` "
         "(in `bbox-crs`, default CRS84; a tile's buffer counts). Give `layer`, `bbox` or both. "
-        "The next request of a dropped tile draws it again (`X-Tile-Cache: miss`). Only this "
-        "API process's cache: behind a balancer, ask each."
+        "The next request of a dropped tile draws it again (`X-Tile-Cache: miss`). The counts "
+        "are this API process's; the other processes of one `urbis serve --workers N` drop "
+        "theirs within a second. Behind a balancer over separate services, ask each."
     ),
 )
 async def purge_tiles(
@@ -285,6 +287,8 @@ async def purge_tiles(
     box = _storage_box(bbox, bbox_crs) if bbox else None
     cache: TileCache = request.app.state.tile_cache
     memory, disk = cache.purge(name, box)
+    purges: SiblingPurges = request.app.state.sibling_purges
+    purges.tell(name, box)  # the other API processes of `urbis serve --workers`, if any
     return {
         "layer": layer or None,
         "bbox": [round(v, 3) for v in box] if box else None,

@@ -33,7 +33,7 @@ from geoapi.responses.jobs import Job, Jobs
 from geoapi.zonal_job import ZonalSpec
 from geoapi.zonal_results import CSV_NAME, GPKG_NAME
 from urbis_core.catalog import get_layer
-from urbis_core.errors import Conflict, InvalidParameter
+from urbis_core.errors import Conflict, InvalidParameter, NotFound
 from urbis_core.settings import ApiSettings
 
 router = APIRouter(tags=["Coverages"])
@@ -128,7 +128,8 @@ async def zonal(
     responses=answers(Jobs, also=ALSO_HTML, errors_=(400,)),
     description=(
         "Every job kept: waiting, running, and those finished less than URBIS_JOB_TTL seconds "
-        "ago, oldest first. Jobs live in the API process: a restart forgets them."
+        "ago, oldest first, whichever API process runs them. Jobs live in the API processes: "
+        "a restart forgets them."
     ),
 )
 async def jobs(request: Request, fmt: FormatDep, lang: LangDep) -> Any:
@@ -196,9 +197,12 @@ async def job_results(
         )
     fmt = chosen_format(request, f, ("csv", "gpkg"))
     name, media_type = (CSV_NAME, CSV) if fmt == "csv" else (GPKG_NAME, GPKG)
-    download = f"{found.spec.layer.id}-{found.spec.coverage_id}-zonal.{fmt}"
+    download = f"{found.collection}-{found.coverage_id}-zonal.{fmt}"
     # Opened now: a DELETE or the TTL removing the file meanwhile leaves this answer whole.
-    opened = (found.folder / name).open("rb")
+    try:
+        opened = (found.folder / name).open("rb")
+    except FileNotFoundError:  # another process's job, dismissed or expired since its record
+        raise NotFound(f"no job '{job_id}' any more: it was dismissed or expired") from None
     return StreamingResponse(
         _chunks(opened),
         media_type=media_type,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -12,7 +13,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from geoapi.budgets import Budgets
 from geoapi.db_health import DatabaseHealth
-from geoapi.metrics import Metrics, PoolFigures, Scraped, SyncFigures, exposition, read_sync_figures
+from geoapi.metrics import (
+    Metrics,
+    PoolFigures,
+    Scraped,
+    SyncFigures,
+    exposition,
+    pool_figures,
+    read_sync_figures,
+)
 from urbis_core.db import first_line
 from urbis_core.errors import Unavailable
 
@@ -22,10 +31,15 @@ PROMETHEUS_TEXT = "text/plain"
 
 
 def _pool(engine: AsyncEngine, budgets: Budgets) -> PoolFigures:
-    pool = engine.sync_engine.pool
-    size = getattr(pool, "size", lambda: 0)()
-    in_use = getattr(pool, "checkedout", lambda: 0)()
-    return PoolFigures(size=size, in_use=in_use, waiting=budgets.waiting)
+    return pool_figures(engine.sync_engine.pool, budgets.waiting)
+
+
+def publish_figures(state: Any) -> None:
+    """Copy the process's cache and pool figures for the scrapes other processes answer."""
+    metrics: Metrics = state.metrics
+    metrics.publish(
+        state.tile_cache.stats, _pool(state.engine, state.budgets), state.db_health.reachable
+    )
 
 
 async def _sync_figures(request: Request, budgets: Budgets) -> list[SyncFigures] | None:
@@ -45,7 +59,8 @@ async def _sync_figures(request: Request, budgets: Budgets) -> list[SyncFigures]
     description="The process's metrics in Prometheus' text format: request latency per route "
     "template and status, the tile cache, tiles drawn and their time, the database pool, "
     "and the sync's runs, changes and last success per layer (read from the database at "
-    "each scrape). Each API process answers for itself: scrape each one.",
+    "each scrape). With several API processes (urbis serve --workers), whichever answers "
+    "gives the figures of all of them, summed.",
     responses={
         200: {
             "description": "The metrics (Prometheus text exposition format)",
@@ -59,7 +74,14 @@ async def metrics(request: Request) -> Response:
     health: DatabaseHealth = state.db_health
     figures: Metrics = state.metrics
     sync = await _sync_figures(request, budgets)
-    scraped = Scraped(state.tile_cache.stats, _pool(state.engine, budgets), health.reachable, sync)
+    publish_figures(state)
+    scraped = Scraped(
+        state.tile_cache.stats,
+        _pool(state.engine, budgets),
+        health.reachable,
+        sync,
+        per_process=figures.multiprocess_dir is None,
+    )
     return Response(
         exposition(figures, scraped),
         media_type=CONTENT_TYPE_LATEST,

@@ -24,6 +24,7 @@ import pytest
 from tests.api.conftest import URBIS
 from tests.conftest import SAMPLE_CONFIG, SAMPLE_COUNTS, SAMPLE_DIR, SAMPLE_LAYERS
 from tests.support.mapserver import write_sample_municipalities
+from tests.support.processes import alive, spawned_children
 from urbis_core.pgcluster import EmbeddedCluster, free_port
 
 
@@ -176,13 +177,15 @@ def test_config_check_accepts_the_sample():
     assert f"OK ({len(SAMPLE_LAYERS)} layers: {', '.join(SAMPLE_LAYERS)})" in done.stdout
 
 
-def test_up_serves_the_sample_from_a_fresh_embedded_database(urbis_home: Path):
+@pytest.mark.parametrize("api_processes", [1, 2], ids=["one-api-process", "urbis-workers-2"])
+def test_up_serves_the_sample_from_a_fresh_embedded_database(urbis_home: Path, api_processes: int):
     port = free_port()
     # --config wins over URBIS_CONFIG, for `up` and for the sync worker it starts.
     env = clean_env(
         URBIS_HOME=str(urbis_home),
         URBIS_PORT=str(port),
         URBIS_CONFIG=str(urbis_home / "absent.yaml"),
+        URBIS_WORKERS=str(api_processes),
     )
     proc = subprocess.Popen(
         [str(URBIS), "--config", str(SAMPLE_CONFIG), "up"],
@@ -210,6 +213,9 @@ def test_up_serves_the_sample_from_a_fresh_embedded_database(urbis_home: Path):
         assert items["numberMatched"] == 19
         workers = children_running(proc.pid, "urbis_cli sync")
         assert len(workers) == 1  # the continuous sync runs beside the API
+        # with URBIS_WORKERS=2, two API processes (spawned) under `up`, which serves none itself
+        api_workers = spawned_children(proc.pid) if api_processes > 1 else set()
+        assert len(api_workers) == (api_processes if api_processes > 1 else 0)
         # The API reads as the reader; the layer tables the sync made as the writer are its.
         state = EmbeddedCluster(urbis_home).state()
         assert state is not None
@@ -230,8 +236,8 @@ def test_up_serves_the_sample_from_a_fresh_embedded_database(urbis_home: Path):
     time.sleep(0.5)
     left = {
         pid: Path(f"/proc/{pid}/status").read_text().splitlines()[:3]
-        for pid in workers
-        if Path(f"/proc/{pid}").exists()
+        for pid in [*workers, *api_workers]
+        if alive(pid)
     }
     assert not left
 
