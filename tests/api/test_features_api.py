@@ -53,7 +53,15 @@ def test_landing_conformance_openapi_health(client):
         "layers": len(SAMPLE_COUNTS),
         "migration": HEAD,
     }
-    assert set(health["tile_cache"]) == {"hits", "misses", "dropped", "entries", "bytes", "changes"}
+    assert set(health["tile_cache"]) == {
+        "hits",
+        "misses",
+        "dropped",
+        "entries",
+        "bytes",
+        "changes",
+        "disk_write_errors",
+    }
 
 
 def test_docs_page_is_served_offline(client):

@@ -205,7 +205,8 @@ def test_a_costly_geometry_is_bounded_in_size_and_time(budget_api, synced_databa
     # 666 points in a polygon of 120,000 vertices (densified at most that much): longer
     # than the 1 s a spatial query may take here
     assert_problem(response, 503, "URBIS_TIMEOUT_SPATIAL")
-    assert seconds < 5, seconds
+    # bounded, not fast: unbounded, this comb takes minutes; 5.9 s was seen on a busy machine
+    assert seconds < 15, seconds
     assert api_queries(synced_database_url) == []
 
 

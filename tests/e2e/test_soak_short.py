@@ -70,5 +70,14 @@ def test_short_soak_keeps_sessions_and_descriptors_flat(
     # the API's pool opens connections as requests come, never more than its 10 (and the
     # listener's one)
     assert all(int(s["api_connections"]) <= 11 for s in result.samples)  # type: ignore[call-overload]
+    # The API's pool opens a connection when requests come together, up to its bound (above),
+    # and each is a descriptor: a connection more in the last third than in the first is the
+    # pool growing, not a leak, as long as the descriptors grow no more than the connections.
     flagged = {t.name: t.why for t in result.trends if t.growing}
-    assert flagged == {}
+    assert set(flagged) <= {"api_connections", "api_fds"}, flagged
+    first = after_warm_up[0]
+    pool_grew = max(int(s["api_connections"]) for s in after_warm_up) - int(  # type: ignore[call-overload]
+        first["api_connections"]  # type: ignore[call-overload]
+    )
+    fds_grew = max(int(s["api_fds"]) for s in after_warm_up) - int(first["api_fds"])  # type: ignore[call-overload]
+    assert fds_grew <= max(pool_grew, 0), (fds_grew, pool_grew)
