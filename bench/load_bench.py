@@ -259,6 +259,19 @@ def low_zoom_tiles_drawn(base: str) -> int:
     return int(answer.json()["low_zoom_tiles"]["drawn_ahead"])
 
 
+def replica_scans(admin: str | None) -> int | None:
+    """Scans of the layers' tables the replica has run (its own statistics): the API's reads
+    served there. None without a replica."""
+    if admin is None:
+        return None
+    with psycopg.connect(admin, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT coalesce(sum(seq_scan + coalesce(idx_scan, 0)), 0) "
+            "FROM pg_stat_user_tables WHERE schemaname = 'urbis'"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def read_street_index(base: str, places: Places, processes: int = 1) -> float:
     """Seconds of the server's first /geocode, which reads the streets once per version of
     the addresses (a few seconds at Brussels' size): done before the load, as a server in
@@ -317,6 +330,7 @@ def run_load(
     with serving(stack, url, reader_url, config, rundir, primary, setup.server_env) as server:
         street_index = read_street_index(server.api, places, stack.workers)
         low_zoom_before = low_zoom_tiles_drawn(server.api)
+        scans_before = replica_scans(server.replica_admin)
         before_runs = max((r["id"] for r in finished_runs(url)), default=0)
         feeder = ChangeFeeder(url, source, before_runs)
         with (
@@ -335,7 +349,11 @@ def run_load(
             )
             tally, seconds = asyncio.run(drive(server.base, places, setup, freshness))
             load_ended = time.time()
-            low_zoom_during = low_zoom_tiles_drawn(server.api) - low_zoom_before
+            # /healthz is the answering process's: with several, before and after may differ
+            low_zoom_during = (
+                low_zoom_tiles_drawn(server.api) - low_zoom_before if stack.workers == 1 else None
+            )
+            scans_after = replica_scans(server.replica_admin)
             cpu_after = meter.sample() if meter else None
             feeder.stop.set()
             thread.join()
@@ -366,6 +384,9 @@ def run_load(
         },
         **requests_report(tally, seconds),
         "freshness": fresh,
+        "replica_table_scans_during_load": None
+        if scans_before is None or scans_after is None
+        else scans_after - scans_before,
         "sync": {
             **sync_report(during, feeder),
             "low_zoom_tiles_drawn_again_by_the_server": low_zoom_during,
@@ -462,6 +483,9 @@ def print_table(report: dict[str, Any]) -> None:
     fresh = report["freshness"]
     if fresh is not None:
         print_freshness(fresh)
+    if report["replica_table_scans_during_load"] is not None:
+        scans = report["replica_table_scans_during_load"]
+        print(f"replica: {scans} scans of the layers' tables during the load", file=out)
     sync = report["sync"]
     print(
         f"sync: {sync['runs_during_load']} runs during the load ({sync['statuses']}), "

@@ -17,9 +17,11 @@ Two parts, both running beside the load's clients:
 The bound each answer is held to (documented in README "Load on the whole" and
 bench/README.md): a request sent after the replica replayed the change must be answered with
 it for items (they are read from the replica, or from the primary when it lags); for tiles,
-TILE_SLACK later: the API drops its tiles once the replica replayed the change (it looks every
-20 ms), nginx keeps a copy NGINX_FRESH (1 s) before it asks again, and a tile whose query read
-the old rows just before the drop is still sent (and kept by nginx) when it is drawn.
+TILE_SLACK (3 s) later: the API drops its tiles once the replica replayed the change (it looks
+every 20 ms); nginx serves a copy for less than NGINX_FRESH (2 s: `proxy_cache_valid 1s`,
+counted on whole seconds of its clock, so a copy stored at 10.0 s is a HIT until 11.999 s)
+before it asks again; and a tile whose query read the old rows just before the drop is still
+sent, and kept by nginx, when it is drawn (DRAW_IN_FLIGHT, 1 s, allowed for it).
 """
 
 from __future__ import annotations
@@ -41,7 +43,9 @@ from bench.load_workload import EPSG_31370, feature_path
 from bench.rawhttp import RawClient
 
 WATCH_EVERY = 0.02  # seconds between looks at the change log, on the primary and the replica
-NGINX_FRESH = 1.0  # deploy/nginx/urbis.conf: proxy_cache_valid 200 204 1s
+# deploy/nginx/urbis.conf's `proxy_cache_valid 200 204 1s`: nginx stores valid_sec = now + 1
+# in whole seconds and serves the copy while valid_sec >= now, so for up to (not) 2 s
+NGINX_FRESH = 2.0
 DRAW_IN_FLIGHT = 1.0  # a tile read from the old rows just before the drop, drawn and sent
 TILE_SLACK = NGINX_FRESH + DRAW_IN_FLIGHT
 ROUND_PAUSE = 0.1  # seconds between two rounds of probes of a change
