@@ -70,14 +70,21 @@ from bench.api_bench import (
     write_result,
 )
 from bench.load_check import check_change
-from bench.load_fresh import CommitWatcher, Probed, freshness_report, probe
+from bench.load_fresh import (
+    TILE_SLACK,
+    CommitWatcher,
+    Probed,
+    freshness_report,
+    probe,
+    wait_replayed,
+)
 from bench.load_source import ChangingSource
 from bench.load_stack import Stack, replicated_cluster, serving
 from bench.load_sync import CHANGED, ChangeFeeder, finished_runs, sync_worker, wait_applied
 from bench.load_workload import KINDS, Places, Workload, read_places
 from bench.rawhttp import RawClient
 from urbis_core.pgcluster import ClusterState
-from urbis_core.settings import DatabaseRoles
+from urbis_core.settings import ApiSettings, DatabaseRoles
 
 LAYERS = {"buildings": "Buildings", "street_axes": "StreetAxes", "addresses": "Addresses"}
 # What a browser sends: the server compresses JSON as it would in service.
@@ -360,7 +367,15 @@ def run_load(
             last_change, written_at = feeder.written[-1]
             print(f"waiting for the run applying change {last_change.cycle} ...", file=sys.stderr)
             applied = wait_applied(url, written_at, before_runs, 3 * setup.interval + 120)
-        problems = check_change(server.base, last_change) if applied else []
+        problems = []
+        if applied:
+            # asked once the answers must show it: the read side replayed it, tiles' bound after
+            read_side = server.replica_admin or url
+            max_lag = dict(setup.server_env).get("URBIS_READ_MAX_LAG_S", ApiSettings.read_max_lag)
+            if not wait_replayed(read_side, applied["id"], float(max_lag)):
+                problems.append(f"the read side never replayed run {applied['id']}")
+            time.sleep(TILE_SLACK)
+            problems += check_change(server.base, last_change)
     runs = finished_runs(url, before_runs)
     during = [r for r in runs if r["started_at"].timestamp() < load_ended]
     answered = sum(len(v) for v in tally.latencies.values())

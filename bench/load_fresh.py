@@ -367,3 +367,19 @@ def freshness_report(results: list[Probed]) -> dict[str, Any]:
         and not errors
         and all(d["commit"].replayed is not None for d in done),
     }
+
+
+def wait_replayed(url: str, run_id: int, timeout: float) -> bool:
+    """Whether the database at `url` (the replica, or the primary without one) shows the run's
+    change within `timeout` seconds: its change log row, written in the run's transaction."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(url, autocommit=True) as conn:
+        while True:
+            found = conn.execute(
+                "SELECT 1 FROM urbis_meta.change_log WHERE run_id = %s", (run_id,)
+            ).fetchone()
+            if found:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(WATCH_EVERY)
