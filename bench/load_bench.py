@@ -56,6 +56,7 @@ from typing import Any
 import httpx
 import psycopg
 from psycopg import sql
+from psycopg.rows import dict_row
 from sqlalchemy import make_url
 
 from bench import api_peers
@@ -279,6 +280,36 @@ def replica_scans(admin: str | None) -> int | None:
     return int(row[0]) if row else 0
 
 
+def wal_position(url: str) -> str:
+    """The primary's WAL position now: two of them give the WAL written in between, which a
+    replica replays."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+    return str(row[0]) if row else "0/0"
+
+
+def wal_bytes(url: str, since: str) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s::pg_lsn)", (since,)
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def replica_conflicts(admin: str | None) -> dict[str, int] | None:
+    """Queries the replica cancelled because replaying the primary's WAL needed what they held
+    (pg_stat_database_conflicts), by cause. None without a replica."""
+    if admin is None:
+        return None
+    with psycopg.connect(admin, autocommit=True) as conn:
+        cursor = conn.cursor(row_factory=dict_row)
+        row = cursor.execute(
+            "SELECT confl_tablespace, confl_lock, confl_snapshot, confl_bufferpin, "
+            "confl_deadlock FROM pg_stat_database_conflicts WHERE datname = current_database()"
+        ).fetchone()
+    return {k.removeprefix("confl_"): int(v) for k, v in (row or {}).items()}
+
+
 def read_street_index(base: str, places: Places, processes: int = 1) -> float:
     """Seconds of the server's first /geocode, which reads the streets once per version of
     the addresses (a few seconds at Brussels' size): done before the load, as a server in
@@ -338,6 +369,7 @@ def run_load(
         street_index = read_street_index(server.api, places, stack.workers)
         low_zoom_before = low_zoom_tiles_drawn(server.api)
         scans_before = replica_scans(server.replica_admin)
+        wal_before = wal_position(url)
         before_runs = max((r["id"] for r in finished_runs(url)), default=0)
         feeder = ChangeFeeder(url, source, before_runs)
         with (
@@ -361,6 +393,8 @@ def run_load(
                 low_zoom_tiles_drawn(server.api) - low_zoom_before if stack.workers == 1 else None
             )
             scans_after = replica_scans(server.replica_admin)
+            conflicts = replica_conflicts(server.replica_admin)
+            wal_during = wal_bytes(url, wal_before)
             cpu_after = meter.sample() if meter else None
             feeder.stop.set()
             thread.join()
@@ -402,6 +436,8 @@ def run_load(
         "replica_table_scans_during_load": None
         if scans_before is None or scans_after is None
         else scans_after - scans_before,
+        "replica_queries_cancelled_by_replay": conflicts,
+        "wal_mb_written_during_load": round(wal_during / 2**20, 1),
         "sync": {
             **sync_report(during, feeder),
             "low_zoom_tiles_drawn_again_by_the_server": low_zoom_during,
@@ -500,7 +536,12 @@ def print_table(report: dict[str, Any]) -> None:
         print_freshness(fresh)
     if report["replica_table_scans_during_load"] is not None:
         scans = report["replica_table_scans_during_load"]
-        print(f"replica: {scans} scans of the layers' tables during the load", file=out)
+        print(
+            f"replica: {scans} scans of the layers' tables during the load; queries "
+            f"cancelled by its replay: {report['replica_queries_cancelled_by_replay']}; "
+            f"WAL written during the load {report['wal_mb_written_during_load']} MiB",
+            file=out,
+        )
     sync = report["sync"]
     print(
         f"sync: {sync['runs_during_load']} runs during the load ({sync['statuses']}), "
@@ -532,7 +573,7 @@ def print_freshness(fresh: dict[str, Any]) -> None:
             f"last old {row['last_old_max_s']}; bound: replay + {row['bound_after_replay_s']} s",
             file=out,
         )
-    for what in ("late", "back", "new_before_commit", "never_new", "errors"):
+    for what in ("late", "back", "never_new", "errors", "indistinct"):
         for text in fresh[what]:
             print(f"  {what}: {text}", file=out)
     print(f"freshness {'OK' if fresh['ok'] else 'FAILED'}", file=out)
