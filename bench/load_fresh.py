@@ -183,11 +183,14 @@ def decoded(body: bytes, encoding: str) -> bytes:
     return body
 
 
-async def ask(http: RawClient, base: str, target: Target, probed: Probed) -> Seen | None:
+async def ask(base: str, target: Target, probed: Probed) -> Seen | None:
+    """One answer, on a new connection: between rounds a probe idles longer than nginx keeps
+    an idle connection (keepalive_timeout 5s), and the bench's client does not retry."""
     path = target.path + (f"?crs={EPSG_31370}" if target.kind == "items" else "")
     sent = time.time()
     try:
-        answer = await http.get(base + path)
+        async with RawClient(PROBE_HEADERS) as http:
+            answer = await http.get(base + path)
     except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
         probed.errors.append(f"{target.path}: {type(exc).__name__} {exc}")
         return None
@@ -206,11 +209,9 @@ async def ask(http: RawClient, base: str, target: Target, probed: Probed) -> See
     return Seen(sent, received, not problems, "; ".join(problems))
 
 
-async def probe_round(clients: list[RawClient], base: str, probed: Probed) -> None:
+async def probe_round(base: str, probed: Probed) -> None:
     """Every target once, at once (one connection each)."""
-    seen = await asyncio.gather(
-        *(ask(http, base, t, probed) for http, t in zip(clients, probed.seen, strict=False))
-    )
+    seen = await asyncio.gather(*(ask(base, t, probed) for t in probed.seen))
     for target, one in zip(probed.seen, seen, strict=True):
         if one is not None:
             probed.seen[target].append(one)
@@ -245,24 +246,19 @@ async def probe(
         change, after_run = feeder.written[handled - 1][0], feeder.after_run[handled - 1]
         probed = Probed(change.cycle, seen={t: [] for t in targets(change, per_kind)})
         results.append(probed)
-        clients = [RawClient(PROBE_HEADERS) for _ in probed.seen]
-        try:
-            await probe_round(clients, base, probed)  # before the run: the old state
-            while (commit := watcher.after(after_run)) is None:
-                if time.perf_counter() > deadline:
-                    return
-                await asyncio.sleep(WATCH_EVERY)
-            probed.commit = commit
-            give_up = commit.committed + SETTLE_TIMEOUT
-            while time.time() < give_up:
-                await probe_round(clients, base, probed)
-                since = all_new_since(probed)
-                if since is not None and time.time() > since + HOLD:
-                    break
-                await asyncio.sleep(ROUND_PAUSE)
-        finally:
-            for http in clients:
-                await http.__aexit__(None, None, None)
+        await probe_round(base, probed)  # before the run: the old state
+        while (commit := watcher.after(after_run)) is None:
+            if time.perf_counter() > deadline:
+                return
+            await asyncio.sleep(WATCH_EVERY)
+        probed.commit = commit
+        give_up = commit.committed + SETTLE_TIMEOUT
+        while time.time() < give_up:
+            await probe_round(base, probed)
+            since = all_new_since(probed)
+            if since is not None and time.time() > since + HOLD:
+                break
+            await asyncio.sleep(ROUND_PAUSE)
 
 
 # -- what they showed ------------------------------------------------------------------------
