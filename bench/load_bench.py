@@ -632,6 +632,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="one streaming replica serving the API's reads (DATABASE_URL_READ)",
     )
     parser.add_argument(
+        "--standby-feedback",
+        action="store_true",
+        help="the replica with hot_standby_feedback = on (PostgreSQL's default: off)",
+    )
+    parser.add_argument(
         "--probe",
         type=int,
         default=Setup.probed,
@@ -668,10 +673,11 @@ def main(argv: list[str] | None = None) -> int:
     load_before = [round(v, 2) for v in os.getloadavg()]
     gpkg = generated(args.workdir, "brussels-load", args.buildings, list(LAYERS))
     rundir = fresh_folder(args.workdir / "load-run")
-    stack = (
-        Stack.whole()
-        if args.whole
-        else Stack(workers=args.workers, nginx=args.nginx, replica=args.replica)
+    stack = Stack(
+        workers=2 if args.whole else args.workers,
+        nginx=args.whole or args.nginx,
+        replica=args.whole or args.replica,
+        feedback=args.standby_feedback,
     )
     setup = Setup(
         args.clients,

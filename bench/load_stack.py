@@ -34,6 +34,9 @@ class Stack:
     workers: int = 1  # `urbis serve --workers N`
     nginx: bool = False  # deploy/nginx/urbis.conf in front; the clients ask it
     replica: bool = False  # one streaming replica serving the reads (DATABASE_URL_READ)
+    # the replica's hot_standby_feedback: the primary keeps the rows its queries still see, so
+    # replaying the primary's cleanup neither waits for them nor cancels them
+    feedback: bool = False
 
     @classmethod
     def whole(cls) -> Stack:
@@ -43,7 +46,9 @@ class Stack:
     def name(self) -> str:
         parts = [f"{self.workers} API process{'es' if self.workers > 1 else ''}"]
         parts += ["nginx (deploy/nginx/urbis.conf)"] if self.nginx else []
-        parts += ["1 streaming replica"] if self.replica else []
+        if self.replica:
+            feedback = ", hot_standby_feedback on" if self.feedback else ""
+            parts.append(f"1 streaming replica{feedback}")
         return ", ".join(parts)
 
 
@@ -77,7 +82,7 @@ def serving(
         if stack.replica:
             if primary is None:
                 raise SystemExit("a replica needs the primary's cluster (replication on)")
-            standby = stack_of.enter_context(standby_of(primary))
+            standby = stack_of.enter_context(standby_of(primary, stack.feedback))
             env["DATABASE_URL_READ"] = f"postgresql://127.0.0.1:{standby.port}"
             replica_admin = standby.admin_url(database_of(url))
         port = free_port()
@@ -119,12 +124,16 @@ def replicated_cluster(prefix: str) -> Iterator[tuple[str, int, ClusterState]]:
 
 
 @contextmanager
-def standby_of(primary: ClusterState) -> Iterator[ClusterState]:
+def standby_of(primary: ClusterState, feedback: bool = False) -> Iterator[ClusterState]:
     """A standby streaming from `primary`, copied from it now; destroyed on leaving."""
     home = Path(tempfile.mkdtemp(prefix="urbis-load-bench-standby-"))
     home.chmod(0o755)
     cluster = EmbeddedCluster(home, durable=False, standby_of=primary)
     try:
+        state = cluster.init()
+        if feedback:  # read at start: postgresql.auto.conf, as ALTER SYSTEM would write it
+            with (state.data_dir / "postgresql.auto.conf").open("a") as auto:
+                auto.write("hot_standby_feedback = on\n")
         yield cluster.start()
     finally:
         cluster.destroy()
