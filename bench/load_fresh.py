@@ -268,9 +268,10 @@ def judged(probed: Probed) -> dict[str, Any]:
     """Per target: the last old answer and the first new one after the commit (seconds from
     it), answers old past the bound, and answers old again after a new one was received.
 
-    A target whose answer showed the new state before the commit cannot tell old from new
-    (`distinct` False): a small building a crowded tile leaves out, deleted or not. It is
-    reported, not judged."""
+    A target not seen in its old state before the commit cannot tell old from new (`distinct`
+    False): a small building a crowded tile leaves out, deleted or not, or a change whose run
+    committed before the probe, busy with the one before, got to it. It is reported, not
+    judged."""
     commit = probed.commit
     assert commit is not None
     replayed = commit.replayed if commit.replayed is not None else float("inf")
