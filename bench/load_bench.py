@@ -3,6 +3,13 @@ real changes to a layer every few seconds.
 
     python -m bench.load_bench --wait-quiet 120 --json out.json   # 50 clients, 60 s, sync 10 s
     python -m bench.load_bench --clients 20 --seconds 15 --interval 3 --buildings 5000
+    python -m bench.load_bench --whole --standby-feedback --json out.json  # issue 17's whole
+
+`--whole` (or `--workers 2 --nginx --replica`) serves through bench.load_stack: a streaming
+replica, `urbis serve --workers 2` reading from it, the shipped nginx in front; the clients
+then ask nginx, its X-Cache-Status is counted per kind. With any stack, bench.load_fresh
+probes how soon each change shows in items and tiles after its commit (`--probe`, 0: none),
+and the run fails on an answer past its bound or gone back to the old state.
 
 What it does, in order:
 1. generates Buildings, StreetAxes and Addresses (bench.generate, seed 1, 500,000 buildings by
