@@ -4,6 +4,7 @@ a 404, and each in (or gone from) its decoded vector tile on both grids."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -28,8 +29,7 @@ def check_change(base: str, change: Change) -> list[str]:
             problems += tile_problems(http, key, geom, area)
         for key, geom in change.deleted.items():
             answer = http.get(feature_path(CHANGED, key))
-            if answer.status_code != 404:
-                problems.append(f"items {key} (deleted): HTTP {answer.status_code}")
+            problems += item_judged(key, answer.status_code, answer.content, geom, None)
             problems += tile_problems(http, key, geom, None)
     return problems
 
@@ -37,9 +37,17 @@ def check_change(base: str, change: Change) -> list[str]:
 def item_problems(http: httpx.Client, key: str, geom: Any, area: int) -> list[str]:
     """Whether /items serves the building with this geometry (within 1 cm) and AREA."""
     answer = http.get(feature_path(CHANGED, key), params={"crs": EPSG_31370})
-    if answer.status_code != 200:
-        return [f"items {key}: HTTP {answer.status_code} {answer.text[:200]}"]
-    feature = answer.json()
+    return item_judged(key, answer.status_code, answer.content, geom, area)
+
+
+def item_judged(key: str, status: int, body: bytes, geom: Any, area: int | None) -> list[str]:
+    """What an /items/{key} answer (in EPSG:31370) does not show of the building's new state
+    (`area` None: it must be gone, a 404)."""
+    if area is None:
+        return [] if status == 404 else [f"items {key} (deleted): HTTP {status}"]
+    if status != 200:
+        return [f"items {key}: HTTP {status} {body[:200]!r}"]
+    feature = json.loads(body)
     problems = []
     if feature["properties"].get("AREA") != area:
         problems.append(f"items {key}: AREA {feature['properties'].get('AREA')} != {area}")
@@ -48,29 +56,41 @@ def item_problems(http: httpx.Client, key: str, geom: Any, area: int) -> list[st
     return problems
 
 
-def tile_problems(http: httpx.Client, key: str, geom: Any, area: int | None) -> list[str]:
-    """Whether the building is in its tile on each grid (`area` None: it must be gone)."""
-    problems = []
+def tile_paths(geom: Any) -> list[str]:
+    """The building's tile on each grid (at CHECK_ZOOMS), where its representative point is."""
     point = geom.representative_point()
+    paths = []
     for tms, z in CHECK_ZOOMS.items():
         xy = (
             TO_MERCATOR.transform(point.x, point.y) if tms == "WebMercatorQuad" else point.coords[0]
         )
-        path = tile_path(CHANGED, tms, z, *tile_at(tms, z, *xy))
+        paths.append(tile_path(CHANGED, tms, z, *tile_at(tms, z, *xy)))
+    return paths
+
+
+def tile_problems(http: httpx.Client, key: str, geom: Any, area: int | None) -> list[str]:
+    """Whether the building is in its tile on each grid (`area` None: it must be gone)."""
+    problems = []
+    for path in tile_paths(geom):
         answer = http.get(path)
-        if answer.status_code not in (200, 204):
-            problems.append(f"tile {path}: HTTP {answer.status_code}")
-            continue
-        layers = mapbox_vector_tile.decode(answer.content) if answer.content else {}
-        found = [
-            f["properties"]
-            for f in layers.get(CHANGED, {}).get("features", [])
-            if f["properties"].get("INSPIRE_ID") == key
-        ]
-        if area is None and found:
-            problems.append(f"tile {path}: deleted {key} still drawn")
-        elif area is not None and not found:
-            problems.append(f"tile {path}: {key} missing")
-        elif area is not None and found[0].get("AREA") != area:
-            problems.append(f"tile {path}: {key} AREA {found[0].get('AREA')} != {area}")
+        problems += tile_judged(path, key, answer.status_code, answer.content, area)
     return problems
+
+
+def tile_judged(path: str, key: str, status: int, mvt: bytes, area: int | None) -> list[str]:
+    """What a tile answer (its MVT, decompressed) does not show of the building's new state."""
+    if status not in (200, 204):
+        return [f"tile {path}: HTTP {status}"]
+    layers = mapbox_vector_tile.decode(mvt) if mvt else {}
+    found = [
+        f["properties"]
+        for f in layers.get(CHANGED, {}).get("features", [])
+        if f["properties"].get("INSPIRE_ID") == key
+    ]
+    if area is None and found:
+        return [f"tile {path}: deleted {key} still drawn"]
+    if area is not None and not found:
+        return [f"tile {path}: {key} missing"]
+    if area is not None and found[0].get("AREA") != area:
+        return [f"tile {path}: {key} AREA {found[0].get('AREA')} != {area}"]
+    return []

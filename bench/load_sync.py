@@ -65,23 +65,26 @@ class ChangeFeeder:
     source: ChangingSource
     first_run: int  # the last run before the load: later ones are the load's
     written: list[tuple[Change, float]] = field(default_factory=list)  # and time.time()
+    # the last run finished when each change was written: a later run with changes applied it
+    after_run: list[int] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
     failure: str | None = None
 
     def run(self) -> None:
         seen = self.first_run
         try:
-            self._write()
+            self._write(seen)
             while not self.stop.wait(0.3):
                 runs = finished_runs(self.url, seen)
                 if runs:
                     seen = runs[-1]["id"]
-                    self._write()
+                    self._write(seen)
         except Exception as exc:  # reported, the load goes on and the run fails
             self.failure = f"{type(exc).__name__}: {exc}"
 
-    def _write(self) -> None:
+    def _write(self, after_run: int) -> None:
         change = self.source.change()
+        self.after_run.append(after_run)  # first: a reader of `written` finds it there
         self.written.append((change, time.time()))
 
 

@@ -35,10 +35,14 @@ class Nginx:
     """nginx on a free loopback port with `http_body` inside `http {}`, stopped on exit.
 
     `listen` in the body is where nginx listens (`self.port`); pid, logs, temporary files and
-    caches live under its own folder.
+    caches live under its own folder. One worker of 64 connections suits a test's few
+    clients; a load test gives Debian's nginx.conf defaults (`worker_processes auto`, 768
+    connections each: a proxied request holds two, the client's and the API's).
     """
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, processes: str = "1", connections: int = 64) -> None:
+        self.processes = processes
+        self.connections = connections
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.listen = f"127.0.0.1:{self.port}"
@@ -58,7 +62,8 @@ class Nginx:
             f"pid {self.prefix / 'nginx.pid'};\nerror_log {self.prefix / 'error.log'};\n"
             # as root, workers would run as nobody, who cannot enter the test's folders
             f"{'user root;' if os.geteuid() == 0 else ''}\n"
-            "worker_processes 1;\nevents { worker_connections 64; }\n"
+            f"worker_processes {self.processes};\n"
+            f"events {{ worker_connections {self.connections}; }}\n"
             f"http {{\n  access_log off;\n{temps}{self.http_body()}}}\n"
         )
 
@@ -133,8 +138,10 @@ class ShippedNginx(Nginx):
     where nginx listens. Anything else the file says is what the test runs.
     """
 
-    def __init__(self, upstream: str, workdir: Path) -> None:
-        super().__init__(workdir)
+    def __init__(
+        self, upstream: str, workdir: Path, processes: str = "1", connections: int = 64
+    ) -> None:
+        super().__init__(workdir, processes, connections)
         self.upstream = httpx.URL(upstream)
 
     def http_body(self) -> str:
