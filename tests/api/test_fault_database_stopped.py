@@ -38,6 +38,7 @@ from tests.api.conftest import (
     sync_file_layer,
 )
 from tests.support.layers import file_layer, geojson_feature, point
+from tests.support.waiting import eventually
 from urbis_core import migrate
 from urbis_core.pgcluster import ClusterState, EmbeddedCluster
 from urbis_core.settings import DatabaseRoles
@@ -162,10 +163,7 @@ def successes(cluster_state: ClusterState) -> int:
 
 
 def wait_until(what: str, check, seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, f"not within {seconds:g} s: {what}"
-        time.sleep(0.2)
+    eventually(what, check, seconds)
 
 
 def test_the_continuous_sync_waits_the_outage_out(own_cluster, tmp_path):

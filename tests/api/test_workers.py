@@ -44,6 +44,7 @@ from tests.api.test_zonal_jobs import (  # noqa: F401
 from tests.conftest import reader_url
 from tests.support.layers import file_layer, geojson_feature, point
 from tests.support.processes import alive, spawned_children
+from tests.support.waiting import eventually
 from urbis_core.errors import ConfigError
 from urbis_core.pgcluster import free_port
 from urbis_core.settings import Settings
@@ -151,13 +152,7 @@ def over(
 
 
 def wait_until(check, what: str, seconds: float = DEADLINE):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"not within {seconds:g} s: {what}")
+    return eventually(what, check, seconds)
 
 
 def sync_points(

@@ -15,7 +15,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +26,7 @@ import pytest
 
 from tests.api.conftest import URBIS, start_server
 from tests.support.mapserver import MapServerWfs, WfsLayer, write_sample_municipalities
+from tests.support.waiting import eventually
 from urbis_cli.output import local_time
 
 pytestmark = pytest.mark.api
@@ -40,14 +40,7 @@ WAIT = 60.0  # seconds any state of the loop may take to show
 
 
 def wait_for(what: str, check: Callable[[], Any], seconds: float = WAIT) -> Any:
-    """`check()`'s first truthy value, asked every 0.2 s for at most `seconds`."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"not within {seconds:g} s: {what}")
+    return eventually(what, check, seconds)
 
 
 @pytest.fixture
