@@ -51,17 +51,22 @@ class SyncRuns:
     async def start(
         self,
         layer_id: str,
-        going: Callable[[], Awaitable[bool]],
-        find_run: Callable[[], Awaitable[int | None]],
+        newest_if_idle: Callable[[], Awaitable[int | None]],
+        find_run: Callable[[int], Awaitable[int | None]],
     ) -> int:
-        """Start a run of the layer; its run id once its row exists (`find_run` looks).
+        """Start a run of the layer; its run id once its row exists (`find_run(after)` looks).
 
-        Conflict when one is `going` already (asked once no other start is under way, so that
-        two requests at once make one run); SyncError when the process ends without a run (the
-        layer's source cannot be opened, the database refuses the writer), with its words.
+        `newest_if_idle` gives the layer's newest run id, or None when a run is going: then a
+        Conflict (asked once no other start here is under way, so that two requests at once
+        make one run). Two API processes asked at once both start a process; the one that
+        takes the layer's lock second finds the first one's run newer than the newest it was
+        given (`--unless-run-after`) and does not run again, and both answers name that run.
+        SyncError when the process ends without a run (the layer's source cannot be opened,
+        the database refuses the writer), with its words.
         """
         async with self._starting:
-            if await going():
+            after = await newest_if_idle()
+            if after is None:
                 raise Conflict(
                     f"a sync of '{layer_id}' is going (a run, or the work that ends one); "
                     "/admin/runs shows its runs"
@@ -74,6 +79,8 @@ class SyncRuns:
                 "--once",
                 "--layer",
                 layer_id,
+                "--unless-run-after",
+                str(after),
                 env=self._environment(),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,
@@ -86,7 +93,7 @@ class SyncRuns:
             watcher.add_done_callback(self._watchers.discard)
             deadline = time.monotonic() + START_TIMEOUT
             while True:
-                run_id = await find_run()
+                run_id = await find_run(after)
                 if run_id is not None:
                     return run_id
                 if watcher.done():

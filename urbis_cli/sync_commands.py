@@ -35,7 +35,7 @@ def _report(report: RunReport) -> None:
         f"{local_time(datetime.now(UTC))} {report.summary()}", err=report.status != "success"
     )
     logging.getLogger("urbis_sync.run").log(
-        logging.INFO if report.status == "success" else logging.ERROR,
+        logging.INFO if report.status in ("success", "superseded") else logging.ERROR,
         "run %s",
         report.status,
         extra={
@@ -55,7 +55,12 @@ def _report(report: RunReport) -> None:
     )
 
 
-def run_sync(url: str, config: ServiceConfig, layer_ids: tuple[str, ...]) -> bool:
+def run_sync(
+    url: str,
+    config: ServiceConfig,
+    layer_ids: tuple[str, ...],
+    unless_run_after: int | None = None,
+) -> bool:
     from urbis_core.db import create_sync_engine
     from urbis_sync.run import sync_layer
 
@@ -67,7 +72,7 @@ def run_sync(url: str, config: ServiceConfig, layer_ids: tuple[str, ...]) -> boo
     ok = True
     try:
         for layer_id in list(layer_ids) or config.all_ids():
-            report = sync_layer(engine, config, layer_id, sync_settings, progress)
+            report = sync_layer(engine, config, layer_id, sync_settings, progress, unless_run_after)
             progress.done()
             _report(report)
             ok = ok and report.status != "failed"
@@ -165,13 +170,22 @@ def sources_check(layers: tuple[str, ...]) -> None:
 @click.command()
 @click.option("--once", is_flag=True, help="Sync each layer once, then exit.")
 @layers_option
+@click.option(
+    "--unless-run-after",
+    type=click.IntRange(min=0),
+    metavar="RUN",
+    help="With --once: skip a layer that has a run newer than run RUN (someone started one "
+    "since RUN was its newest); the admin API passes it so that two requests at once make one run.",
+)
 @handle_errors
-def sync(once: bool, layers: tuple[str, ...]) -> None:
+def sync(once: bool, layers: tuple[str, ...], unless_run_after: int | None) -> None:
     """Keep the configured layers in PostGIS: each on its schedule, or once with --once."""
+    if unless_run_after is not None and not once:
+        raise click.UsageError("--unless-run-after goes with --once")
     config = checked_config(layers)
     url = prepare_database(settings().database())
     if once:
-        if not run_sync(url, config, layers):
+        if not run_sync(url, config, layers, unless_run_after):
             sys.exit(1)
         return
     if layers:

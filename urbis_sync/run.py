@@ -35,7 +35,13 @@ from urbis_sync.raster.run import run_raster
 from urbis_sync.reconcile.apply import ApplyResult, apply
 from urbis_sync.reconcile.catalog_write import mark_synced
 from urbis_sync.reconcile.staging import NeedsFullRun, drop_staging, has_fingerprints
-from urbis_sync.run_rows import begin_run, describe_failure, finish_run, record_failure
+from urbis_sync.run_rows import (
+    begin_run,
+    describe_failure,
+    finish_run,
+    record_failure,
+    run_after,
+)
 from urbis_sync.sources import SourceUnchanged
 from urbis_sync.stage import (
     Progress,
@@ -56,7 +62,7 @@ SWAP_ATTEMPTS = 5
 class RunReport:
     layer_id: str
     run_id: int | None
-    status: str  # success, failed, busy (another process is syncing this layer)
+    status: str  # success, failed, busy (another process is syncing this layer), superseded
     fetched: int = 0
     inserted: int = 0
     updated: int = 0
@@ -73,6 +79,8 @@ class RunReport:
     def summary(self) -> str:
         if self.status == "busy":
             return f"{self.layer_id}: skipped, another process is syncing it"
+        if self.status == "superseded":
+            return f"{self.layer_id}: skipped, run {self.run_id} started since it was asked for"
         if self.status != "success":
             return f"{self.layer_id}: FAILED (run {self.run_id}): {self.error}"
         if self.raster is not None:
@@ -101,7 +109,15 @@ def sync_layer(
     layer_id: str,
     settings: SyncSettings | None = None,
     progress: Progress | None = None,
+    unless_run_after: int | None = None,
 ) -> RunReport:
+    """One run of the layer, unless another process is syncing it ("busy").
+
+    `unless_run_after`: skip ("superseded") when a run of the layer newer than that run id
+    exists. Whoever asks for a run looks at the newest first; asked twice at once (two API
+    processes), the second process to take the lock finds the first one's run and does not
+    run the layer again. Checked under the lock, so no run can start between look and skip.
+    """
     config.select([layer_id])  # an unknown id is a configuration error, before any lock
     with engine.connect() as lock_conn:
         got = lock_conn.execute(select(func.pg_try_advisory_lock(sync_lock_key(layer_id)))).scalar()
@@ -109,6 +125,11 @@ def sync_layer(
         if not got:
             return RunReport(layer_id, None, "busy")
         try:
+            if unless_run_after is not None:
+                newer = run_after(lock_conn, layer_id, unless_run_after)
+                lock_conn.commit()
+                if newer is not None:
+                    return RunReport(layer_id, newer, "superseded")
             if layer_id in config.rasters:
                 return _raster_run(engine, config, layer_id, settings or SyncSettings())
             report = _run(engine, config, layer_id, settings or SyncSettings(), progress)

@@ -6,7 +6,7 @@ import logging
 import time
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func
+from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from urbis_core.catalog import quarantine, sync_run
@@ -15,6 +15,16 @@ from urbis_core.errors import UrbisError
 log = logging.getLogger(__name__)
 
 FAILURE_RECORD_ATTEMPTS = 30  # seconds, one a second: long enough for a database restart
+
+
+def run_after(conn: Connection, layer_id: str, after: int) -> int | None:
+    """The layer's first run after run `after`, if any (run ids only grow)."""
+    found = conn.execute(
+        select(func.min(sync_run.c.id)).where(
+            sync_run.c.layer_id == layer_id, sync_run.c.id > after
+        )
+    ).scalar()
+    return None if found is None else int(found)
 
 
 def begin_run(conn: Connection, layer_id: str, mode: str) -> int:

@@ -97,22 +97,19 @@ async def start_sync(layer_id: LayerId, request: Request) -> JSONResponse:
         )
     budgets: Budgets = request.app.state.budgets
     engine = request.app.state.engine
-    after = 0
 
-    async def going() -> bool:
-        nonlocal after
+    async def newest_if_idle() -> int | None:
         async with budgets.snapshot(engine, "catalog") as conn:
             if await syncing(conn, layer_id):
-                return True
-            after = await newest_run_id(conn, layer_id)
-            return False
+                return None
+            return await newest_run_id(conn, layer_id)
 
-    async def find_run() -> int | None:
+    async def find_run(after: int) -> int | None:
         async with budgets.snapshot(engine, "catalog") as conn:
             return await run_after(conn, layer_id, after)
 
     runs: SyncRuns = request.app.state.sync_runs
-    run_id = await runs.start(layer_id, going, find_run)
+    run_id = await runs.start(layer_id, newest_if_idle, find_run)
     async with budgets.snapshot(engine, "catalog") as conn:
         row = await read_run(conn, run_id)
     base = base_url(request)

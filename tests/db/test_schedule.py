@@ -84,6 +84,22 @@ def test_one_process_per_layer(engine, tmp_path):
     assert sync_layer(engine, config, "addresses").status == "success"
 
 
+def test_asked_unless_a_run_came_after_the_newest_it_saw(engine, tmp_path):
+    """What the admin API asks: no second run when one started since it looked."""
+    config = load_config(config_file(tmp_path, "1h"))
+    first = sync_layer(engine, config, "addresses")
+    assert first.status == "success" and first.run_id is not None
+    seen_before = first.run_id - 1  # what a caller saw just before this run started
+    skipped = sync_layer(engine, config, "addresses", unless_run_after=seen_before)
+    assert (skipped.status, skipped.run_id) == ("superseded", first.run_id)
+    assert f"run {first.run_id} started since" in skipped.summary()
+    with engine.connect() as conn:
+        newest = conn.execute(sa.text("SELECT max(id) FROM urbis_meta.sync_run")).scalar()
+    assert newest == first.run_id  # nothing ran
+    again = sync_layer(engine, config, "addresses", unless_run_after=first.run_id)
+    assert again.status == "success" and again.run_id > first.run_id
+
+
 def test_a_run_left_running_by_a_dead_process_is_closed_as_failed(engine, tmp_path):
     config = load_config(config_file(tmp_path, "1h"))
     with engine.begin() as conn:  # what a worker killed mid-run leaves behind

@@ -409,6 +409,8 @@ def test_layers_by_layer_or_collections_and_times_with_their_offset(
     )
     empty = run("sync", "--once", "--collections", "municipalities,", env=env)
     assert empty.returncode == 2 and "an empty layer id" in empty.stderr
+    alone = run("sync", "--unless-run-after", "3", "--layer", "municipalities", env=env)
+    assert alone.returncode == 2 and "--unless-run-after goes with --once" in alone.stderr
 
     synced = run("sync", "--once", "--collections", "municipalities", env=env, check=True)
     assert ISO_WITH_OFFSET.match(synced.stdout)  # the summary line starts with its time
