@@ -95,7 +95,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
                 pool_size=settings.pool_size,
                 max_overflow=0,
                 pool_timeout=settings.queue_timeout,
-                pool_pre_ping=True,
+                # No ping at checkout: geoapi.budgets finds a closed connection by its first
+                # statement, and begins again on a new one.
+                pool_pre_ping=False,
                 # Plan each statement for its values: psycopg prepares repeated statements,
                 # and a generic plan cannot see a LIKE prefix (so no index for it) nor a
                 # filter's share.

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 from sqlalchemy import text
@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from geoapi import request_ids
 from geoapi.db_health import DatabaseHealth
+from urbis_core.catalog import CATALOG_STAMPS_SQL, SNAPSHOT_CATALOG, CatalogMemo
 from urbis_core.db import first_line
 from urbis_core.errors import Unavailable
 from urbis_core.settings import ApiSettings
@@ -35,8 +36,11 @@ from urbis_core.settings import ApiSettings
 # and psycopg compose as well, costs one round trip per checkout rather than per statement, and
 # leaves the statements' text, and so psycopg's prepared statements, the same for every request.
 # Both end with the transaction, before the pool hands the connection to another request.
+# The same statement notes each catalog row's stamp in this snapshot (urbis_core.catalog's
+# CatalogMemo), so that the request's layer entries need no statement of their own.
 _SESSION_FOR_REQUEST = text(
-    "SELECT set_config('statement_timeout', :t, true), set_config('application_name', :name, true)"
+    "SELECT set_config('statement_timeout', :t, true), set_config('application_name', :name, "
+    f"true), {CATALOG_STAMPS_SQL} AS stamps"
 )
 API_APPLICATION_NAME = "urbis-api"  # how the API's sessions show in pg_stat_activity
 RESERVED_CONNECTIONS = 2  # left to the catalog's cheap reads whatever else is running
@@ -80,6 +84,7 @@ class Budgets:
         self.queue_timeout = settings.queue_timeout
         self._gates = {kind: asyncio.Semaphore(n) for kind, n in settings.concurrency.items()}
         self._expensive = asyncio.Semaphore(max(1, settings.pool_size - RESERVED_CONNECTIONS))
+        self.catalog = CatalogMemo()  # the layer entries of this process's snapshots
 
     @contextlib.asynccontextmanager
     async def turn(self, kind: str) -> AsyncIterator[None]:
@@ -102,10 +107,13 @@ class Budgets:
         `timeout` (seconds) replaces it for work no request waits for (tiles drawn ahead).
         """
         seconds = self.timeouts[kind] if timeout is None else timeout
-        conn = engine.connect()
+        session = {
+            "t": f"{round(seconds * 1000)}ms",
+            "name": request_ids.application_name(self.application_name, request_ids.current.get()),
+        }
         self.waiting += 1
         try:
-            await self._start(conn)
+            conn = await self._begin(engine, session)
         except TimeoutError:
             reason = f"no answer within {2 * self.queue_timeout:g} s"
             self.health.failed(reason)
@@ -126,43 +134,61 @@ class Budgets:
             self.waiting -= 1
         self.health.answered()
         try:
-            # One snapshot per request: the catalog row and the layer rows agree.
-            await conn.execution_options(isolation_level="REPEATABLE READ")
-            await conn.begin()
-            await conn.execute(
-                _SESSION_FOR_REQUEST,
-                {
-                    "t": f"{round(seconds * 1000)}ms",
-                    "name": request_ids.application_name(
-                        self.application_name, request_ids.current.get()
-                    ),
-                },
-            )
             yield conn
         finally:
+            conn.info.pop(SNAPSHOT_CATALOG, None)  # `info` stays with the pooled connection
             await self._end(conn)
 
-    async def _start(self, conn: AsyncConnection) -> None:
-        """Check a connection out (its ping, or a new connection), within a bound.
+    async def _begin(self, engine: AsyncEngine, session: dict[str, str]) -> AsyncConnection:
+        """A pooled connection, its snapshot begun by the statement that sets its session.
+
+        The pool does not ping a connection before handing it out (a round trip per
+        request): one the database closed meanwhile (a restart) fails that first statement
+        instead, which SQLAlchemy takes for a disconnect: it drops every pooled connection made
+        before, and the snapshot is begun again on a new one, once.
+        """
+        for attempt in (1, 2):
+            conn = engine.connect()
+            try:
+                await self._bounded(conn, self._open(conn, session))
+                return conn
+            except OperationalError as exc:
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _open(self, conn: AsyncConnection, session: dict[str, str]) -> None:
+        await conn.start()
+        # One snapshot per request: the catalog row and the layer rows agree.
+        await conn.execution_options(isolation_level="REPEATABLE READ")
+        await conn.begin()
+        started = await conn.execute(_SESSION_FOR_REQUEST, session)
+        conn.info[SNAPSHOT_CATALOG] = (self.catalog, started.one().stamps or {})
+
+    async def _bounded(self, conn: AsyncConnection, opening: Coroutine[Any, Any, None]) -> None:
+        """Check a connection out and begin its snapshot (`opening`), within a bound.
 
         A database that stopped answering without closing its sockets (frozen, a host gone
-        from the network) would hold the ping or the connection for as long as TCP keeps
-        trying: past twice the queue's wait (so that a pool only busy says so itself first,
-        PoolTimeout) it is an outage, TimeoutError. The checkout is left to end in the
+        from the network) would hold the checkout or the first statement for as long as TCP
+        keeps trying: past twice the queue's wait (so that a pool only busy says so itself
+        first, PoolTimeout) it is an outage, TimeoutError. The opening is left to end in the
         background: cancelled, psycopg asks the server to cancel too, and that waits on the
         same silent server.
         """
-        starting = asyncio.ensure_future(conn.start())
+        starting = asyncio.ensure_future(opening)
         try:
             done, _ = await asyncio.wait({starting}, timeout=2 * self.queue_timeout)
-        except BaseException:
-            starting.cancel()  # the request itself was cancelled (its client left)
+        except BaseException:  # the request itself was cancelled (its client left)
+            _give_up(starting, conn)
             raise
         if not done:
-            starting.cancel()
-            starting.add_done_callback(lambda task: _give_back(task, conn))
+            _give_up(starting, conn)
             raise TimeoutError
-        starting.result()
+        try:
+            starting.result()
+        except BaseException:
+            await _quietly_close(conn)  # its snapshot did not begin: nothing to roll back
+            raise
 
     async def _end(self, conn: AsyncConnection) -> None:
         """Roll back (the API only reads) and give the connection back to the pool.
@@ -178,14 +204,26 @@ class Budgets:
             await conn.close()
 
 
-def _give_back(task: asyncio.Future[Any], conn: AsyncConnection) -> None:
-    """A checkout given up on: its connection back to the pool should it have got one anyway.
+def _give_up(opening: asyncio.Future[None], conn: AsyncConnection) -> None:
+    """Stop waiting for an opening; once it ends, its connection goes back (or is dropped).
 
-    Its outcome is taken here either way, so that asyncio does not log it as lost.
+    Its outcome is taken then, so that asyncio does not log it as lost.
     """
-    if not task.cancelled() and task.exception() is None:
-        _closing.add(closing := asyncio.ensure_future(conn.close()))
+    opening.cancel()
+
+    def give_back(task: asyncio.Future[None]) -> None:
+        if not task.cancelled():
+            task.exception()
+        _closing.add(closing := asyncio.ensure_future(_quietly_close(conn)))
         closing.add_done_callback(_closing.discard)
+
+    opening.add_done_callback(give_back)
+
+
+async def _quietly_close(conn: AsyncConnection) -> None:
+    """Give a connection back (or drop it) whatever state it is in; nothing to answer for."""
+    with contextlib.suppress(Exception):
+        await conn.close()
 
 
 _closing: set[asyncio.Future[None]] = set()  # held until done: a task only weakly held may vanish

@@ -11,6 +11,7 @@ filters, order and paging, so that a download holds exactly the features a page 
 from __future__ import annotations
 
 import csv
+import functools
 import io
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
@@ -20,8 +21,11 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy import ColumnElement, Row, Select, func
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSON
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from geoapi.area_of_use import bbox_shape, in_storage
 from geoapi.counting import MatchCounts
@@ -112,7 +116,79 @@ def feature_json(
 
     Option 0 keeps PostGIS from adding a `crs` member to each geometry outside EPSG:4326 (not
     GeoJSON; the Content-Crs header says the CRS).
+
+    On the layer's own table the expression is composed and compiled once per definition and
+    kept as SQL text: composing its dozens of elements, and SQLAlchemy hashing them to find the
+    statement in its cache, cost milliseconds per request, more than PostgreSQL takes for a
+    feature by key. (On an alias, whose name the statement chooses, it is composed each time.)
     """
+    if isinstance(table, sa.Table):  # not an alias (typed as a Table where it stands for one)
+        return WrittenOnce(
+            _feature_json_sql(table, layer.key_field, layer.columns, layer.srid, crs, properties),
+            table,
+        )
+    return _feature_json(layer, table, crs, properties)
+
+
+class WrittenOnce(ColumnElement[str]):
+    """A text expression on `table` written as SQL once (`_feature_json_sql`).
+
+    Unlike `literal_column`, it names its table, so a statement selecting it has it in FROM;
+    its cache key is the text and the table, cheap to make and to compare.
+    """
+
+    type = sa.Text()
+    _traverse_internals = [
+        ("sql", InternalTraversal.dp_string),
+        ("table", InternalTraversal.dp_clauseelement),
+    ]
+
+    def __init__(self, sql: str, table: sa.Table) -> None:
+        self.sql = sql
+        self.table = table
+
+    @property
+    def _from_objects(self) -> list[sa.FromClause]:
+        return [self.table]
+
+
+@compiles(WrittenOnce)
+def _write_once(element: WrittenOnce, compiler: Any, **kw: Any) -> str:
+    return element.sql
+
+
+@functools.lru_cache(maxsize=256)
+def _feature_json_sql(
+    table: sa.Table,
+    key_field: str,
+    columns: tuple[ColumnInfo, ...],
+    srid: int,
+    crs: OutputCrs,
+    properties: tuple[str, ...] | None,
+) -> str:
+    """`_feature_json` on a layer table as SQL text, its constants written in.
+
+    None of them is a value a client sent: names from the catalog, the CRS's code and precision.
+    """
+    layer = _Shape(key_field, columns, srid)
+    expression = _feature_json(layer, table, crs, properties)  # type: ignore[arg-type]
+    return str(
+        expression.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
+    )
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What `_feature_json` reads of a layer entry."""
+
+    key_field: str
+    columns: tuple[ColumnInfo, ...]
+    srid: int
+
+
+def _feature_json(
+    layer: LayerEntry, table: sa.Table, crs: OutputCrs, properties: tuple[str, ...] | None
+) -> ColumnElement[str]:
     geometry = sa.cast(
         func.ST_AsGeoJSON(_geometry(layer, table, crs), crs.decimals, GEOJSON_PLAIN), JSON
     )

@@ -239,9 +239,64 @@ def _layer_table(schema: str, name: str, columns: tuple[str, ...], srid: int) ->
 # --- the reader: the only place collection ids turn into tables ----------------------------
 
 
+# What a request's snapshot noted of the catalog, in its connection's `info` (the API's
+# geoapi.budgets): the memo of entries, and each row's stamp in this snapshot.
+SNAPSHOT_CATALOG = "urbis.snapshot_catalog"
+
+# Each catalog row's stamp: its xmin, the transaction that wrote this version of the row (a
+# new one at every update, whatever the update changes).
+CATALOG_STAMPS_SQL = "(SELECT json_object_agg(id, xmin::text) FROM urbis_meta.layer_catalog)"
+
+
+class CatalogMemo:
+    """Layer entries kept between requests, each as long as its catalog row is unchanged.
+
+    Reading a row and making its entry cost more than the rest of a small request's Python;
+    the snapshot notes every row's stamp in the statement that starts it, so an entry is
+    taken from here only when the row in the request's own snapshot is the one it was made
+    from: never staler than a read of the row.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[str, LayerEntry]] = {}
+
+    def get(self, layer_id: str, stamp: str) -> LayerEntry | None:
+        kept = self._entries.get(layer_id)
+        return kept[1] if kept is not None and kept[0] == stamp else None
+
+    def keep(self, stamp: str, entry: LayerEntry) -> None:
+        self._entries[entry.id] = (stamp, entry)
+
+    def forget_others(self, layer_ids: set[str]) -> None:
+        for gone in self._entries.keys() - layer_ids:
+            del self._entries[gone]
+
+
+def _noted(conn: AsyncConnection) -> tuple[CatalogMemo, dict[str, str]] | None:
+    noted: tuple[CatalogMemo, dict[str, str]] | None = conn.info.get(SNAPSHOT_CATALOG)
+    return noted
+
+
 async def list_layers(conn: AsyncConnection) -> list[LayerEntry]:
-    rows = await conn.execute(sa.select(layer_catalog).order_by(layer_catalog.c.id))
-    return [LayerEntry.from_row(r) for r in rows]
+    noted = _noted(conn)
+    if noted is not None:
+        memo, stamps = noted
+        kept = [memo.get(layer_id, stamp) for layer_id, stamp in sorted(stamps.items())]
+        if all(entry is not None for entry in kept):
+            return kept  # type: ignore[return-value]
+    rows = await conn.execute(
+        sa.select(layer_catalog, sa.literal_column("xmin::text").label("stamp")).order_by(
+            layer_catalog.c.id
+        )
+    )
+    entries = []
+    for row in rows:
+        entries.append(entry := LayerEntry.from_row(row))
+        if noted is not None:
+            noted[0].keep(row.stamp, entry)
+    if noted is not None:
+        noted[0].forget_others({entry.id for entry in entries})
+    return entries
 
 
 async def count_layers(conn: AsyncConnection) -> int:
@@ -251,12 +306,26 @@ async def count_layers(conn: AsyncConnection) -> int:
 
 
 async def get_layer(conn: AsyncConnection, layer_id: str) -> LayerEntry:
+    noted = _noted(conn)
+    if noted is not None:
+        memo, stamps = noted
+        stamp = stamps.get(layer_id)
+        entry = None if stamp is None else memo.get(layer_id, stamp)
+        if entry is not None:
+            return entry
     row = (
-        await conn.execute(sa.select(layer_catalog).where(layer_catalog.c.id == layer_id))
+        await conn.execute(
+            sa.select(layer_catalog, sa.literal_column("xmin::text").label("stamp")).where(
+                layer_catalog.c.id == layer_id
+            )
+        )
     ).first()
     if row is None:
         raise NotFound(f"no collection '{layer_id}'; /collections lists the available ones")
-    return LayerEntry.from_row(row)
+    entry = LayerEntry.from_row(row)
+    if noted is not None:
+        noted[0].keep(row.stamp, entry)
+    return entry
 
 
 async def has_history(conn: AsyncConnection, layer: LayerEntry) -> bool:
