@@ -289,13 +289,16 @@ async def list_layers(conn: AsyncConnection) -> list[LayerEntry]:
             layer_catalog.c.id
         )
     )
+    if noted is None:
+        return [LayerEntry.from_row(row) for row in rows]
+    memo = noted[0]
     entries = []
     for row in rows:
-        entries.append(entry := LayerEntry.from_row(row))
-        if noted is not None:
-            noted[0].keep(row.stamp, entry)
-    if noted is not None:
-        noted[0].forget_others({entry.id for entry in entries})
+        entry = memo.get(row.id, row.stamp)
+        if entry is None:
+            memo.keep(row.stamp, entry := LayerEntry.from_row(row))
+        entries.append(entry)
+    memo.forget_others({entry.id for entry in entries})
     return entries
 
 

@@ -22,6 +22,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -148,6 +149,31 @@ def test_the_api_answers_503_while_the_database_is_stopped_and_recovers_by_itsel
         assert log.count("the database is reachable again") == 1, log
         assert "tile cache follows changes again" in log
         assert "Traceback" not in log
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_a_restart_between_two_requests_costs_no_request_an_error(own_cluster, tmp_path):
+    """The pool does not ping what it hands out: the first statement finds a closed one.
+
+    Every pooled connection dies with the restart; the first request after it meets one,
+    which drops them all, and is answered on a new connection, not with a 503.
+    """
+    cluster, state = own_cluster
+    sync_points(state.url, tmp_path, {"a": BARRIERE, "b": UCCLE})
+    proc, base = start_server(state.url, DATABASE_URL_API=state.api_url)
+    try:
+        paths = ["/collections/stored/items/a", "/collections/stored/items?limit=1"] * 4
+        with httpx.Client(base_url=base, timeout=30) as client:
+            with ThreadPoolExecutor(8) as pool:  # several connections in the pool
+                assert {r.status_code for r in pool.map(client.get, paths)} == {200}
+            cluster.stop()
+            cluster.start()
+            for path in paths:
+                response = client.get(path)
+                assert response.status_code == 200, (path, response.text)
+        assert "the database is not reachable" not in server_log(proc)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
