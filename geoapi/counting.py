@@ -41,7 +41,11 @@ class MatchCounts:
         value = self.known(layer, request)
         if value is None:
             value = int((await conn.execute(query)).scalar_one())
-            self._counts[(layer.id, layer.version, request)] = value
-            while len(self._counts) > self.max_entries:
-                self._counts.popitem(last=False)
+            self.note(layer, request, value)
         return value
+
+    def note(self, layer: LayerEntry, request: Hashable, value: int) -> None:
+        """Remember a count found otherwise (alongside a page)."""
+        self._counts[(layer.id, layer.version, request)] = value
+        while len(self._counts) > self.max_entries:
+            self._counts.popitem(last=False)

@@ -336,11 +336,12 @@ async def _select(
 
     Property filters without a bbox count first (the count is remembered per filter, and
     chooses how the page is found). A bbox lets its GiST index find the page, and is counted
-    only when the page cannot tell (a full page, or one past the end).
+    in the same statement (once, an InitPlan), read only when the page cannot tell (a full
+    page): no second round trip. A page past the end has no row to carry it: counted apart.
     """
     if query.as_of is not None:
         page, count = await _compose_as_of(conn, layer, query, outputs, query.as_of)
-        rows = list(await conn.execute(page))
+        rows = (await conn.execute(page)).all()
         matched = _counted_by_page(query, len(rows))
         return rows, (
             matched if matched is not None else await _matched(conn, layer, query, count, counts)
@@ -349,14 +350,21 @@ async def _select(
     conditions = _filters(layer, table, query)
     if not conditions:
         page = _live_page(layer, table, conditions, query, outputs, None)
-        return list(await conn.execute(page)), layer.feature_count
+        return (await conn.execute(page)).all(), layer.feature_count
     count = sa.select(func.count()).select_from(table).where(*conditions)
     known = counts.known(layer, _selection(query)) if counts is not None else None
     if known is None and query.bbox is None:
         known = await _matched(conn, layer, query, count, counts)
-    rows = list(await conn.execute(_live_page(layer, table, conditions, query, outputs, known)))
+    page = _live_page(layer, table, conditions, query, outputs, known)
+    if known is None:
+        page = page.add_columns(count.scalar_subquery().label("number_matched"))
+    rows = (await conn.execute(page)).all()
     if known is None:
         known = _counted_by_page(query, len(rows))
+        if known is None and rows:
+            known = int(rows[0].number_matched)
+            if counts is not None:
+                counts.note(layer, _selection(query), known)
     if known is None:
         known = await _matched(conn, layer, query, count, counts)
     return rows, known

@@ -307,10 +307,10 @@ def _page_links(
     request: Request, href: str, query: ItemsQuery, returned: int, matched: int, fmt: str = "json"
 ) -> list[dict[str, Any]]:
     """The self and next/prev links in `fmt`, alternates in the others; parameters kept."""
-    kept = _selection_params(request) + [("limit", str(query.limit))]
+    kept = urlencode([*_selection_params(request), ("limit", str(query.limit))])
 
     def page(rel: str, offset: int, f: str) -> dict[str, Any]:
-        at = urlencode([*kept, ("offset", offset), ("f", f)])
+        at = f"{kept}&offset={offset}&f={f}"  # a number and a format name: nothing to escape
         return link(rel, f"{href}?{at}", MEDIA_TYPES[f][0], f"{rel} ({FORMAT_TITLES[f]})")
 
     links = [page("self", query.offset, fmt)]
