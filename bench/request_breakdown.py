@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import re
 import subprocess
 import sys
@@ -46,10 +47,20 @@ EXPLAINED = 2  # requests per scenario logged with their plans
 # first, on every frame: a count or a catalog lookup is all its frames (building, sending...).
 WHOLE_STACK = (
     ("count (second statement)", ("_matched (", "geoapi/counting.py")),
+    (
+        "connection checkout and transaction (pool, BEGIN, set_config, ROLLBACK)",
+        (
+            "Budgets.snapshot (",
+            "ReadEngines.snapshot (",
+            "Budgets._start (",
+            "Budgets._end (",
+            "sqlalchemy/pool/",
+        ),
+    ),
     ("catalog lookup (a statement per request)", ("get_layer (", "_catalog_layer (")),
 )
 PHASES = (
-    ("connection checkout", ("sqlalchemy/pool/", "geoapi/budgets.py", "geoapi/read_replicas.py")),
+    ("connection checkout (queue)", ("geoapi/budgets.py", "geoapi/read_replicas.py")),
     (
         "SQL building (SQLAlchemy compile, composition)",
         (
@@ -238,6 +249,32 @@ def explain_blocks(log: str) -> list[str]:
     return blocks
 
 
+def phases(
+    stacks: Counter[tuple[str, ...]], cpu: dict[str, Any], sent: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The phase table of one scenario from its profile, its CPU and its statements."""
+    by_phase: Counter[str] = Counter()
+    idle = 0
+    for stack, n in stacks.items():
+        phase = phase_of(stack)
+        if phase is None:
+            idle += n
+        else:
+            by_phase[phase] += n
+    postgres: dict[str, float] = {}
+    for row in sent:
+        for step, per_call in (("planning", "plan_ms_per_call"), ("execution", "exec_ms_per_call")):
+            name = f"{row['kind']}, {step}"
+            postgres[name] = postgres.get(name, 0.0) + row[per_call] * row["calls_per_request"]
+    server_ms = cpu["server_cpu_ms_per_request"] or 0.0
+    pg_ms = cpu["postgres_cpu_ms_per_request"] or 0.0
+    return {
+        "py_spy_samples": sum(by_phase.values()),
+        "py_spy_idle_thread_samples_left_out": idle,
+        "phases": phase_table(by_phase, server_ms, postgres, pg_ms),
+    }
+
+
 # -- the database side -----------------------------------------------------------------------
 
 
@@ -340,25 +377,6 @@ def scenario(
     profiled = asyncio.run(drive(urls[::-1], args.concurrency, seconds, full_pass=False))
     _, spy_err = spy.communicate(timeout=seconds + 60)
     stacks = parse_collapsed(raw.read_text()) if raw.exists() else Counter()
-    by_phase: Counter[str] = Counter()
-    idle = 0
-    for stack, n in stacks.items():
-        phase = phase_of(stack)
-        if phase is None:
-            idle += n
-        else:
-            by_phase[phase] += n
-    postgres: dict[str, float] = {}
-    for row in sent:
-        kind = row["kind"]
-        postgres[f"{kind}, planning"] = postgres.get(f"{kind}, planning", 0.0) + (
-            row["plan_ms_per_call"] * row["calls_per_request"]
-        )
-        postgres[f"{kind}, execution"] = postgres.get(f"{kind}, execution", 0.0) + (
-            row["exec_ms_per_call"] * row["calls_per_request"]
-        )
-    server_ms = cpu["server_cpu_ms_per_request"] or 0.0
-    pg_ms = cpu["postgres_cpu_ms_per_request"] or 0.0
     access_log = rundir / "ours-breakdown.log"
     mark = access_log.stat().st_size
     took, _ = sequential(latency_urls[:120], 20)
@@ -389,10 +407,8 @@ def scenario(
         "cpu_ms_per_request": cpu,
         "statements_per_request": round(sum(r["calls_per_request"] for r in sent), 2),
         "statements": sent,
-        "py_spy_samples": sum(by_phase.values()),
-        "py_spy_idle_thread_samples_left_out": idle,
+        **phases(stacks, cpu, sent),
         "py_spy_errors": spy_err.decode(errors="replace")[-500:] if spy.returncode else "",
-        "phases": phase_table(by_phase, server_ms, postgres, pg_ms),
         "one_at_a_time_ms": latency_summary([t for t, _ in took]) if took else {},
         # what ours' access lines say for the same requests: the time inside the app
         # (middleware to the last body byte), without uvicorn's parsing and the network
@@ -430,3 +446,30 @@ def run(
                 f"    {row['ms']:8.3f} ms {row['percent']:5.1f} %  {row['phase']}", file=sys.stderr
             )
     return out
+
+
+def rederive(result: Path, rundir: Path) -> None:
+    """Rewrite `result`'s phase tables from the raw profiles kept in `rundir` (py-spy-*.txt),
+    with the phase rules of this code: for when the rules change after a run."""
+    found = json.loads(result.read_text())
+    for name, entry in found.items():
+        raw = rundir / f"py-spy-{name}.txt"
+        stacks = parse_collapsed(raw.read_text())
+        entry.update(phases(stacks, entry["cpu_ms_per_request"], entry["statements"]))
+        entry["top_stacks"] = [
+            {"samples": n, "phase": phase_of(s), "innermost": list(s[-6:])}
+            for s, n in stacks.most_common(15)
+        ]
+    result.write_text(json.dumps(found, indent=2, default=str) + "\n")
+    for name, entry in found.items():
+        print(name)
+        for row in entry["phases"]:
+            print(f"  {row['ms']:8.3f} ms {row['percent']:5.1f} %  {row['phase']}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=rederive.__doc__)
+    parser.add_argument("result", type=Path, help="the --breakdown JSON")
+    parser.add_argument("rundir", type=Path, help="where its py-spy-*.txt are")
+    args = parser.parse_args()
+    rederive(args.result, args.rundir)

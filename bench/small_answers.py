@@ -490,6 +490,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--breakdown", type=Path, default=None, help="profile ours, write here")
     parser.add_argument("--breakdown-only", action="store_true", help="no peers, no comparison")
     parser.add_argument("--breakdown-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--breakdown-scenarios",
+        default=",".join(request_breakdown.SCENARIOS),
+        help="the scenarios profiled, comma-separated (default: %(default)s)",
+    )
     run_options(parser, "50,000 buildings, 4 s runs, 100 requests one at a time")
     args = parser.parse_args(argv)
     return with_defaults(
@@ -530,9 +535,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.json.write_text(json.dumps(result, indent=2, default=str) + "\n")
         if args.breakdown:
             spec = api_peers.ours_spec(url, config, free_port(), args.pool_size)
-            picked = {
-                name: scenarios[name] for name in request_breakdown.SCENARIOS if name in scenarios
-            }
+            picked = {name: scenarios[name] for name in args.breakdown_scenarios.split(",")}
             found = request_breakdown.run(spec, rundir, url, postmaster, picked, args)
             args.breakdown.write_text(json.dumps(found, indent=2, default=str) + "\n")
             result["breakdown"] = found

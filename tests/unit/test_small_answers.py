@@ -116,6 +116,8 @@ def test_phase_of_takes_the_innermost_named_frame_and_the_count_by_any_frame() -
     assert str(phase_of(counted)).startswith("count")
     assert phase_of(("x (somewhere.py:1)",)) == OTHER
     assert phase_of(()) == NO_FRAME
+    ending = ("x (uvicorn/x.py:1)", "Budgets._end (geoapi/budgets.py:174)", "send (psycopg/c.py:1)")
+    assert str(phase_of(ending)).startswith("connection checkout and transaction")
     waiting = (
         "run (anyio/_backends/_asyncio.py:1)",
         "get (queue.py:171)",
