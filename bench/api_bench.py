@@ -1169,11 +1169,14 @@ def fresh_folder(path: Path) -> Path:
 
 
 @contextmanager
-def scratch_cluster(prefix: str) -> Iterator[tuple[str, int]]:
-    """A throwaway PostgreSQL cluster (fsync off): its admin URL and postmaster pid."""
+def scratch_cluster(prefix: str, preload: tuple[str, ...] = ()) -> Iterator[tuple[str, int]]:
+    """A throwaway PostgreSQL cluster (fsync off): its admin URL and postmaster pid.
+
+    `preload`: shared_preload_libraries (e.g. pg_stat_statements for bench.request_breakdown).
+    """
     home = Path(tempfile.mkdtemp(prefix=prefix))
     home.chmod(0o755)
-    cluster = EmbeddedCluster(home, durable=False)
+    cluster = EmbeddedCluster(home, durable=False, preload=preload)
     try:
         state = cluster.start()
         yield state.admin_url(), int((state.data_dir / "postmaster.pid").read_text().split()[0])

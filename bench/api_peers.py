@@ -217,11 +217,18 @@ def titiler_spec(venv: Path, port: int) -> ServerSpec:
 
 
 def pygeoapi_spec(
-    venv: Path, url: str, port: int, pool: int, properties: list[str], workdir: Path
+    venv: Path,
+    url: str,
+    port: int,
+    pool: int,
+    properties: list[str],
+    workdir: Path,
+    crs: tuple[str, ...] = (),
 ) -> ServerSpec:
+    """`crs`: the CRSs pygeoapi may take for bbox-crs and crs besides CRS84 (its default)."""
     config = workdir / "pygeoapi.yml"
     openapi = workdir / "pygeoapi-openapi.yml"
-    config.write_text(pygeoapi_config(url, port, properties))
+    config.write_text(pygeoapi_config(url, port, properties, crs))
     env = {**_clean_env(), "PYGEOAPI_CONFIG": str(config), "PYGEOAPI_OPENAPI": str(openapi)}
     done = subprocess.run(
         [
@@ -269,8 +276,12 @@ def pygeoapi_spec(
     )
 
 
-def pygeoapi_config(url: str, port: int, properties: list[str]) -> str:
-    """A minimal pygeoapi configuration: the buildings table, as ours serves it."""
+def pygeoapi_config(url: str, port: int, properties: list[str], crs: tuple[str, ...] = ()) -> str:
+    """A minimal pygeoapi configuration: the buildings table, as ours serves it.
+
+    `crs`: listed in the provider's `crs` (CRS84 first), which is where pygeoapi looks for
+    the CRSs it accepts in bbox-crs; none: pygeoapi's default list.
+    """
     db = make_url(url)
     data = {
         "host": db.host,
@@ -290,6 +301,8 @@ def pygeoapi_config(url: str, port: int, properties: list[str]) -> str:
         "storage_crs": "http://www.opengis.net/def/crs/EPSG/0/31370",
         "properties": properties,
     }
+    if crs:
+        provider["crs"] = ["http://www.opengis.net/def/crs/OGC/1.3/CRS84", *crs]
     contact = {
         k: "bench"
         for k in (
