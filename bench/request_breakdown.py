@@ -186,10 +186,10 @@ def statement_kind(query: str) -> str:
         return "per-request settings (set_config)"
     if "layer_catalog" in text:
         return "catalog lookup"
+    if "json_build_object" in text:  # a full bbox page carries its count: still the page
+        return "page / feature"
     if "count(" in text:
         return "count"
-    if "json_build_object" in text:
-        return "page / feature"
     if text in ("select 1", "select $1"):
         return "pool pre-ping"
     return "other"

@@ -139,6 +139,9 @@ def test_statement_kind() -> None:
         "count"
     )
     assert statement_kind("SELECT CAST(json_build_object($1, ...) AS TEXT)") == "page / feature"
+    assert statement_kind(
+        "SELECT CAST(json_build_object($1, ...) AS TEXT), (SELECT count(*) FROM urbis.b) AS n"
+    ) == ("page / feature")
     assert statement_kind("SELECT $1") == "pool pre-ping"
 
 
