@@ -336,8 +336,9 @@ async def _select(
 
     Property filters without a bbox count first (the count is remembered per filter, and
     chooses how the page is found). A bbox lets its GiST index find the page, and is counted
-    in the same statement (once, an InitPlan), read only when the page cannot tell (a full
-    page): no second round trip. A page past the end has no row to carry it: counted apart.
+    only when the page cannot tell (a full page, or one past the end). (Counted in the page's
+    own statement, the count also ran for every short page, where it is not needed: large bbox
+    pages cost PostgreSQL a third more; bench/README.md, issue 18.)
     """
     if query.as_of is not None:
         page, count = await _compose_as_of(conn, layer, query, outputs, query.as_of)
@@ -355,16 +356,9 @@ async def _select(
     known = counts.known(layer, _selection(query)) if counts is not None else None
     if known is None and query.bbox is None:
         known = await _matched(conn, layer, query, count, counts)
-    page = _live_page(layer, table, conditions, query, outputs, known)
-    if known is None:
-        page = page.add_columns(count.scalar_subquery().label("number_matched"))
-    rows = (await conn.execute(page)).all()
+    rows = (await conn.execute(_live_page(layer, table, conditions, query, outputs, known))).all()
     if known is None:
         known = _counted_by_page(query, len(rows))
-        if known is None and rows:
-            known = int(rows[0].number_matched)
-            if counts is not None:
-                counts.note(layer, _selection(query), known)
     if known is None:
         known = await _matched(conn, layer, query, count, counts)
     return rows, known
