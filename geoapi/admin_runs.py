@@ -9,7 +9,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from geoapi.links import link
-from urbis_core.catalog import sync_lock_key, sync_run
+from urbis_core.catalog import first_run_after, sync_lock_key, sync_run
 from urbis_core.errors import NotFound
 
 _COUNTS = ("fetched", "inserted", "updated", "deleted", "repaired", "quarantined")
@@ -66,12 +66,7 @@ async def newest_run_id(conn: AsyncConnection, layer_id: str) -> int:
 
 async def run_after(conn: AsyncConnection, layer_id: str, after: int) -> int | None:
     """The id of the layer's first run after run `after`, once there is one."""
-    found = await conn.scalar(
-        select(sync_run.c.id)
-        .where(sync_run.c.layer_id == layer_id, sync_run.c.id > after)
-        .order_by(sync_run.c.id)
-        .limit(1)
-    )
+    found = await conn.scalar(first_run_after(layer_id, after))
     return int(found) if found is not None else None
 
 

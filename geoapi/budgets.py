@@ -147,15 +147,17 @@ class Budgets:
         instead, which SQLAlchemy takes for a disconnect: it drops every pooled connection made
         before, and the snapshot is begun again on a new one, once.
         """
-        for attempt in (1, 2):
-            conn = engine.connect()
-            try:
-                await self._bounded(conn, self._open(conn, session))
-                return conn
-            except OperationalError as exc:
-                if attempt == 2 or not exc.connection_invalidated:
-                    raise
-        raise AssertionError("unreachable")
+        try:
+            return await self._opened(engine, session)
+        except OperationalError as exc:
+            if not exc.connection_invalidated:
+                raise
+        return await self._opened(engine, session)
+
+    async def _opened(self, engine: AsyncEngine, session: dict[str, str]) -> AsyncConnection:
+        conn = engine.connect()
+        await self._bounded(conn, self._open(conn, session))
+        return conn
 
     async def _open(self, conn: AsyncConnection, session: dict[str, str]) -> None:
         await conn.start()

@@ -41,11 +41,7 @@ class MatchCounts:
         value = self.known(layer, request)
         if value is None:
             value = int((await conn.execute(query)).scalar_one())
-            self.note(layer, request, value)
+            self._counts[(layer.id, layer.version, request)] = value
+            while len(self._counts) > self.max_entries:
+                self._counts.popitem(last=False)
         return value
-
-    def note(self, layer: LayerEntry, request: Hashable, value: int) -> None:
-        """Remember a count found otherwise (alongside a page)."""
-        self._counts[(layer.id, layer.version, request)] = value
-        while len(self._counts) > self.max_entries:
-            self._counts.popitem(last=False)

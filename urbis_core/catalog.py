@@ -104,6 +104,16 @@ sync_run = sa.Table(
 )
 
 
+def first_run_after(layer_id: str, after: int) -> sa.Select[Any]:
+    """The id of the layer's first run after run `after` (run ids only grow), if any."""
+    return (
+        sa.select(sync_run.c.id)
+        .where(sync_run.c.layer_id == layer_id, sync_run.c.id > after)
+        .order_by(sync_run.c.id)
+        .limit(1)
+    )
+
+
 def sync_lock_key(layer_id: str) -> int:
     """The advisory lock that lets one process at a time sync a layer (held while it runs)."""
     return zlib.crc32(f"urbis_sync:{layer_id}".encode())

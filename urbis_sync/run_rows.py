@@ -6,10 +6,10 @@ import logging
 import time
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, func
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from urbis_core.catalog import quarantine, sync_run
+from urbis_core.catalog import first_run_after, quarantine, sync_run
 from urbis_core.errors import UrbisError
 
 log = logging.getLogger(__name__)
@@ -19,11 +19,7 @@ FAILURE_RECORD_ATTEMPTS = 30  # seconds, one a second: long enough for a databas
 
 def run_after(conn: Connection, layer_id: str, after: int) -> int | None:
     """The layer's first run after run `after`, if any (run ids only grow)."""
-    found = conn.execute(
-        select(func.min(sync_run.c.id)).where(
-            sync_run.c.layer_id == layer_id, sync_run.c.id > after
-        )
-    ).scalar()
+    found = conn.execute(first_run_after(layer_id, after)).scalar()
     return None if found is None else int(found)
 
 
