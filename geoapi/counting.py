@@ -5,6 +5,8 @@ query only changes when its layer does, and the layer's version says when. Count
 per (layer, version, request) in a small LRU, so each is computed once per version. The
 request part of the key is what the caller's conditions were made from (bbox, filters...):
 cheaper to build than the compiled SQL, which would cost more than many counts it saves.
+A range on one numeric property is counted from the property's sorted values instead
+(`geoapi.column_ranges`), once they are held.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from geoapi.column_ranges import ColumnRange, SortedValues
 from urbis_core.catalog import LayerEntry
 
 MAX_ENTRIES = 4096
@@ -25,6 +28,7 @@ class MatchCounts:
     def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
         self.max_entries = max_entries
         self._counts: OrderedDict[tuple[Any, ...], int] = OrderedDict()
+        self.sorted_values = SortedValues()
 
     def known(self, layer: LayerEntry, request: Hashable) -> int | None:
         """The count remembered for `request` on this version of the layer, if any."""
@@ -35,10 +39,22 @@ class MatchCounts:
         return value
 
     async def count(
-        self, conn: AsyncConnection, layer: LayerEntry, request: Hashable, query: Select[Any]
+        self,
+        conn: AsyncConnection,
+        layer: LayerEntry,
+        request: Hashable,
+        query: Select[Any],
+        span: ColumnRange | None = None,
     ) -> int:
-        """`query`'s count; `request` must tell apart every two requests it can differ for."""
+        """`query`'s count; `request` must tell apart every two requests it can differ for.
+
+        `span`: the same selection as a range on one numeric property, when it is one.
+        """
         value = self.known(layer, request)
+        if value is None and span is not None:
+            value = await self.sorted_values.count(conn, layer, span)
+            if value is not None:
+                return value  # as cheap as finding it here: not kept
         if value is None:
             value = int((await conn.execute(query)).scalar_one())
             self._counts[(layer.id, layer.version, request)] = value

@@ -28,6 +28,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.visitors import InternalTraversal
 
 from geoapi.area_of_use import bbox_shape, in_storage
+from geoapi.column_ranges import column_range
 from geoapi.counting import MatchCounts
 from geoapi.crs import CRS84_URI, OutputCrs
 from geoapi.json_schema import GEOMETRY_TYPES
@@ -441,7 +442,7 @@ async def _matched(
     if count is None:
         return layer.feature_count
     if counts is not None:
-        return await counts.count(conn, layer, _selection(query), count)
+        return await counts.count(conn, layer, _selection(query), count, column_range(layer, query))
     return int((await conn.execute(count)).scalar_one())
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -57,3 +58,32 @@ def test_a_bbox_page_counts_right_whether_full_short_or_past_the_end(
             ).json()
             assert body["numberMatched"] == 3, (limit, offset)
             assert body["numberReturned"] == len(body["features"]) == max(0, min(limit, 3 - offset))
+
+
+def test_range_filters_count_right_once_counted_from_sorted_values(
+    client, synced_database_url, tmp_path
+):
+    """After a few counts in SQL, ranges on one number are counted from its sorted values."""
+
+    def write(sizes: list[float | None]) -> Path:
+        features = (
+            geojson_feature({"SID": f"s{i}", "SIZE": size}, point(148000 + i, 169000))
+            for i, size in enumerate(sizes)
+        )
+        return file_layer(tmp_path, "sized", "SID", features)
+
+    def expected(sizes: list[float | None], low: float, high: float) -> int:
+        return sum(1 for s in sizes if s is not None and low < s <= high)
+
+    sizes = [None, 1.5, 2.0, 2.0, 3.0, None, 7.5, 9.0, 9.0, 12.0]
+    for changed in (False, True):
+        if changed:
+            sizes = [s if s != 9.0 else 8.0 for s in sizes] + [2.0, 100.0]
+        sync_file_layer(synced_database_url, write(sizes), "sized")
+        for low, high in itertools.product((0, 1.5, 2.0, 8.0, 9.0), (2.0, 9.0, 11.0, 1000)):
+            for text in (f"SIZE > {low} AND SIZE <= {high}", f"{high} >= SIZE AND {low} < SIZE"):
+                response = client.get("/collections/sized/items", params={"filter": text})
+                assert response.status_code == 200, response.text
+                body = response.json()
+                assert body["numberMatched"] == expected(sizes, low, high), (changed, text)
+                assert body["numberReturned"] == body["numberMatched"]
