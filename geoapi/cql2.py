@@ -249,6 +249,8 @@ class _Translator:
                 )
             return column.op(op, is_comparison=True)(other)
         value = self.value(name, rhs)
+        if self.types[name] in _INTEGER_TYPES and _decimal(rhs):
+            return _on_integers(column, op, rhs)
         return column.op(op, is_comparison=True)(value)
 
     def like(self, node: ast.Like) -> ColumnElement[bool]:
@@ -280,7 +282,17 @@ class _Translator:
     def between(self, node: ast.Between) -> ColumnElement[bool]:
         column = self.scalar_property(node.lhs, "BETWEEN")
         name = node.lhs.name
-        condition = column.between(self.value(name, node.low), self.value(name, node.high))
+        low, high = self.value(name, node.low), self.value(name, node.high)
+        bounds = (node.low, node.high)
+        if (
+            self.types[name] in _INTEGER_TYPES
+            and any(_decimal(v) for v in bounds)
+            and all(abs(v) < 2.0**53 for v in bounds)
+        ):
+            # the integers within, so that the column's index serves it (see _on_integers)
+            low = sa.literal(math.ceil(node.low), sa.BigInteger())
+            high = sa.literal(math.floor(node.high), sa.BigInteger())
+        condition = column.between(low, high)
         return sa.not_(condition) if node.not_ else condition
 
     def spatial(self, node: Any) -> ColumnElement[bool]:
@@ -461,6 +473,30 @@ def _shape(geojson: Any) -> shapely.Geometry:
             raise ValueError("a GeometryCollection needs a list of 'geometries'")
         return shapely.GeometryCollection([_shape(g) for g in members])
     return shapely.geometry.shape(geojson)
+
+
+def _decimal(value: Any) -> bool:
+    """A float (not a whole one) that float8 compares exactly with every integer below it."""
+    return isinstance(value, float) and not value.is_integer() and abs(value) < 2.0**53
+
+
+def _on_integers(column: ColumnElement[Any], op: str, number: float) -> ColumnElement[bool]:
+    """`column op number`, an integer column against a decimal number, between integers.
+
+    As written, PostgreSQL casts the column to float8, and no index on it serves the
+    comparison: `AREA > 390.5` read all 180,000 entries of AREA's index for 3 matches (18 ms).
+    The same condition on the integers either side is answered from the index. Exact: float8
+    holds every integer below 2^53 (`_decimal`), and above it the column's values lie on the
+    same side of both. NULL stays NULL (under NOT too), as the comparison it stands for.
+    """
+    below = sa.literal(math.floor(number), sa.BigInteger())
+    above = sa.literal(math.floor(number) + 1, sa.BigInteger())
+    if op in (">", ">="):
+        return column >= above
+    if op in ("<", "<="):
+        return column <= below
+    between = sa.and_(column > below, column < above)  # false for any integer, NULL for NULL
+    return between if op == "=" else sa.not_(between)
 
 
 def _shapely_predicate(function: str) -> Any:

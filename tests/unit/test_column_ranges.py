@@ -112,3 +112,22 @@ def test_counts_agree_with_comparing_every_value():
     assert checked == (5 * len(points)) ** 2
     assert ColumnRange("AREA").count(values) == len(values)
     assert ColumnRange("AREA").narrowed(">", 0).count(np.empty(0)) == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "sql"),
+    [
+        ("FLOORS > 2.5", "FLOORS >= 3"),
+        ("FLOORS <= 2.5", "FLOORS <= 2"),
+        ("2.5 < FLOORS", "FLOORS >= 3"),
+        ("FLOORS = -2.5", "FLOORS > -3 AND FLOORS < -2"),
+        ("FLOORS BETWEEN 1.5 AND 4.5", "FLOORS BETWEEN 2 AND 4"),
+        ("FLOORS > 2", "FLOORS > 2"),
+        ("AREA > 2.5", "AREA > 2.5"),  # a float8 column: as written
+    ],
+)
+def test_an_integer_property_is_compared_with_integers(text, sql):
+    """So that the property's index serves the comparison (cast to float8, it cannot)."""
+    condition = query(text).cql.condition(LAYER, LAYER.table())  # type: ignore[union-attr]
+    written = str(condition.compile(compile_kwargs={"literal_binds": True}))
+    assert written.replace('"', "").replace("urbis.layer.", "") == sql
