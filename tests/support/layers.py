@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from urbis_core.catalog import ColumnInfo, LayerEntry
+
 LAMBERT_72 = {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::31370"}}
 
 
@@ -46,3 +48,28 @@ def file_layer(
         f"    key: {key}\n" + (f"    tiles: {{{settings}}}\n" if tiles else "")
     )
     return config
+
+
+def catalog_entry(
+    layer_id: str,
+    columns: tuple[ColumnInfo, ...],
+    geometry_type: str = "Polygon",
+    label: dict[str, str] | None = None,
+) -> LayerEntry:
+    """A catalog entry for code that reads one without a database: key `ID`, EPSG:31370."""
+    return LayerEntry(
+        id=layer_id,
+        table_name=layer_id,
+        title={"en": layer_id},
+        description=None,
+        key_field="ID",
+        geometry_type=geometry_type,
+        srid=31370,
+        columns=columns,
+        feature_count=0,
+        bbox_native=None,
+        bbox_crs84=None,
+        version=1,
+        last_success=None,
+        label=label or {},
+    )

@@ -13,28 +13,18 @@ from geoapi.column_ranges import ColumnRange, column_range
 from geoapi.cql2 import CqlFilter, parse_filter
 from geoapi.crs import CRS84_URI, SUPPORTED
 from geoapi.query_models import ItemsQuery, PropertyFilter
-from urbis_core.catalog import ColumnInfo, LayerEntry
+from tests.support.layers import catalog_entry
+from urbis_core.catalog import ColumnInfo
 
-LAYER = LayerEntry(
-    id="layer",
-    table_name="layer",
-    title={"en": "Layer"},
-    description=None,
-    key_field="ID",
-    geometry_type="Polygon",
-    srid=31370,
-    columns=(
+LAYER = catalog_entry(
+    "layer",
+    (
         ColumnInfo("ID", "bigint"),
         ColumnInfo("AREA", "double precision"),
         ColumnInfo("FLOORS", "integer"),
         ColumnInfo("NAME", "text"),
         ColumnInfo("BUILT", "date"),
     ),
-    feature_count=0,
-    bbox_native=None,
-    bbox_crs84=None,
-    version=1,
-    last_success=None,
 )
 
 

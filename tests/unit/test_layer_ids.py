@@ -2,27 +2,14 @@ import pickle
 
 import pytest
 
+from tests.support.layers import catalog_entry
 from urbis_core.catalog import ColumnInfo, LayerEntry
 from urbis_core.errors import InvalidParameter, UnknownCollection
 from urbis_core.layer_ids import layers_by_ids, parse_layer_ids
 
 
 def layer(layer_id: str) -> LayerEntry:
-    return LayerEntry(
-        id=layer_id,
-        table_name=layer_id,
-        title={"en": layer_id},
-        description=None,
-        key_field="ID",
-        geometry_type="Point",
-        srid=31370,
-        columns=(ColumnInfo("ID", "integer"),),
-        feature_count=0,
-        bbox_native=None,
-        bbox_crs84=None,
-        version=1,
-        last_success=None,
-    )
+    return catalog_entry(layer_id, (ColumnInfo("ID", "integer"),), geometry_type="Point")
 
 
 CATALOG = [layer("addresses"), layer("buildings"), layer("municipalities")]

@@ -4,28 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.layers import catalog_entry
 from urbis_core.catalog import ColumnInfo, LayerEntry
 from urbis_core.config import Label
 from urbis_core.names import feature_name, label_problems, label_templates, name_fields
 
 
 def layer(*text_columns: str, label: dict[str, str] | None = None) -> LayerEntry:
-    return LayerEntry(
-        id="layer",
-        table_name="layer",
-        title={"en": "Layer"},
-        description=None,
-        key_field="ID",
-        geometry_type="Polygon",
-        srid=31370,
-        columns=(ColumnInfo("ID", "bigint"), *(ColumnInfo(c, "text") for c in text_columns)),
-        feature_count=0,
-        bbox_native=None,
-        bbox_crs84=None,
-        version=1,
-        last_success=None,
-        label=label or {},
-    )
+    columns = (ColumnInfo("ID", "bigint"), *(ColumnInfo(c, "text") for c in text_columns))
+    return catalog_entry("layer", columns, label=label)
 
 
 MUNICIPALITY = {"ID": 9, "NAME_FRE": "Ixelles", "NAME_DUT": "Elsene", "SHORT_FRE": "IX"}
