@@ -11,8 +11,9 @@ The answer is the count PostgreSQL would give:
 - the values are those of the layer version the request's snapshot sees, read in that
   snapshot (a version is what the sync commits with its catalog row, as MatchCounts relies on);
 - NULLs are left out, as SQL's comparisons leave them out;
-- numbers compare as PostgreSQL compares them here, as float8 (an integer property against a
-  decimal value is cast to float8; two integers compare exactly, as float8 does below 2^53):
+- numbers compare as float8 compares them (an integer property against a decimal number as
+  geoapi.cql2 writes it, which keeps the float8 comparison's answer; two integers exactly, as
+  float8 does below 2^53):
   a value or literal beyond 2^53 in magnitude, or a NaN (which PostgreSQL sorts above every
   number and equal to itself), leaves the count to SQL.
 
@@ -43,8 +44,8 @@ EXACT_LIMIT = 2.0**53  # float8 holds every integer below it exactly
 MAX_ROWS = 5_000_000  # 40 MB of values for the largest layer held
 MAX_HELD = 16  # properties held at once, across layers (least recently counted dropped)
 READ_AFTER = 2  # SQL counts of a property, on one version, before its values are read
-_LOWER = {">": False, ">=": True}  # operator: whether the bound is included
-_UPPER = {"<": False, "<=": True}
+_LOWER = (">", ">=")
+_UPPER = ("<", "<=")
 _MIRRORED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "=": "="}
 _OPERATORS: dict[type[ast.Node], str] = {
     ast.Equal: "=",
