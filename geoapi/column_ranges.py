@@ -34,6 +34,7 @@ import sqlalchemy as sa
 from pygeofilter import ast
 from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import DOUBLE_PRECISION
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from geoapi.query_models import ItemsQuery
@@ -195,12 +196,30 @@ class SortedValues:
         async with self._reading.setdefault(key, asyncio.Lock()):  # one read per version
             held = self._held.get(key)
             if held is None or held[0] != layer.version:
-                held = (layer.version, await _read_sorted(conn, layer, name))
+                held = (layer.version, await _read_or_leave(conn, layer, name))
                 self._held[key] = held
                 self._held.move_to_end(key)
                 while len(self._held) > self.max_held:
                     self._held.popitem(last=False)
             return held[1]
+
+
+async def _read_or_leave(
+    conn: AsyncConnection, layer: LayerEntry, name: str
+) -> np.ndarray[Any, Any] | None:
+    """`_read_sorted`, or None (SQL counts on this version) when the read fails.
+
+    A large layer under a short statement timeout (URBIS_TIMEOUT_ITEMS) may not be read in
+    time: inside a savepoint, the request's transaction survives it and counts in SQL, and no
+    later request of this version tries again.
+    """
+    try:
+        async with conn.begin_nested():
+            return await _read_sorted(conn, layer, name)
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise
+        return None
 
 
 async def _read_sorted(

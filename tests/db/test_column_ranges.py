@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from geoapi import column_ranges
 from geoapi.budgets import Budgets
 from geoapi.column_ranges import READ_AFTER, ColumnRange, SortedValues
 from geoapi.db_health import DatabaseHealth
@@ -134,6 +135,42 @@ def test_a_layer_above_the_bound_is_counted_in_sql(database_url, engine, tmp_pat
                 assert layer.feature_count > feature_count
                 for _ in range(READ_AFTER + 2):
                     assert await held.count(conn, layer, ColumnRange("AREA")) is None
+        finally:
+            await api.dispose()
+
+    asyncio.run(run())
+
+
+def test_a_read_that_fails_leaves_the_version_to_sql_and_the_request_counting(
+    database_url, engine, tmp_path, monkeypatch
+):
+    """A large layer under a short statement timeout: the read is cancelled, not the request."""
+    assert sync_layer(engine, load_config(write_layer(tmp_path, AREAS)), "ranged").status == (
+        "success"
+    )
+    budgets = Budgets(ApiSettings(database_url=database_url), DatabaseHealth())
+    held = SortedValues()
+    reads = 0
+
+    async def slow_read(conn: AsyncConnection, layer: LayerEntry, name: str) -> None:
+        nonlocal reads
+        reads += 1
+        await conn.execute(sa.text("SET LOCAL statement_timeout = '50ms'"))
+        await conn.execute(sa.text("SELECT pg_sleep(2)"))  # cancelled by PostgreSQL
+
+    monkeypatch.setattr(column_ranges, "_read_sorted", slow_read)
+
+    async def run() -> None:
+        api = create_async_engine(sqlalchemy_url(database_url))
+        try:
+            async with budgets.snapshot(api, "items") as conn:
+                layer = await get_layer(conn, "ranged")
+                span = ColumnRange("AREA").narrowed(">", 0.75)
+                for _ in range(READ_AFTER + 3):
+                    assert await held.count(conn, layer, span) is None
+                assert reads == 1  # tried once for this version, then left to SQL
+                # the request's transaction goes on: its own count is answered
+                assert await sql_count(conn, layer, span) == 9
         finally:
             await api.dispose()
 
