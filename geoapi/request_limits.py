@@ -144,7 +144,7 @@ class _Body:
 
 
 def _content_length(raw: bytes | None) -> int | None:
-    # h11 has already refused a malformed or repeated Content-Length.
+    # The HTTP parser (llhttp) has already refused a malformed or repeated Content-Length.
     return int(raw) if raw is not None and raw.strip().isdigit() else None
 
 
@@ -206,7 +206,7 @@ def _query_problem(query: bytes) -> str | None:
 
 def _text_problem(raw: str, plus_is_space: bool, allowed: frozenset[str], rule: str) -> str | None:
     """Why a percent-encoded piece of the URL cannot be an id, a name or a value, if it cannot."""
-    if "%" not in raw:  # h11 lets only visible ASCII through: nothing else to look at
+    if "%" not in raw:  # llhttp lets only visible ASCII through: nothing else to look at
         return None
     try:
         text = unquote_to_bytes(raw.replace("+", " ") if plus_is_space else raw).decode()

@@ -1,10 +1,12 @@
 """What one request or connection may send a real `urbis serve`, and how it is refused (issue 12).
 
 Bodies are counted while they are read (a 512 MiB upload is a quick 413 and the server's memory,
-read in /proc, does not grow by it); URLs and headers are measured (414, 431), also past h11's
-own limit; control characters and broken UTF-8 in the path or the query are 400s naming the
-parameter before any route runs; request heads and bodies have deadlines (slowloris: 1,000
-half-sent requests are all closed within the deadline while others are still answered).
+read in /proc, does not grow by it); URLs and headers are measured (414, 431), also past the
+server's own limit on a head; bytes other than visible ASCII in a request target, and requests
+that are not HTTP, are 400s in the JSON model; control characters and broken UTF-8 in the path
+or the query are 400s naming the parameter before any route runs; request heads and bodies
+have deadlines (slowloris: 1,000 half-sent requests are all closed within the deadline while
+others are still answered).
 
 Raw sockets where the test must control every byte the server receives; httpx elsewhere.
 """
@@ -38,7 +40,7 @@ KEEP_ALIVE = 1
 MAX_BODY = 10_000_000  # the defaults: the fixture sets no size
 MAX_URL = 8192
 MAX_HEADERS = 32_768
-H11_LIMIT = MAX_URL + MAX_HEADERS + 1024
+HEAD_LIMIT = MAX_URL + MAX_HEADERS + 1024
 INTERSECTS = "/collections/municipalities/intersects"
 POLYGON = json.dumps(EXAMPLE_AREA).encode()  # the body /docs offers
 
@@ -298,13 +300,51 @@ def test_headers_up_to_the_limit_are_read_and_more_are_a_431(server):
     ],
     ids=["url", "headers"],
 )
-def test_a_head_past_h11s_limit_is_a_fast_431_too(server, first):
-    # Sent in pieces, as a slow or hostile client would: h11 gives up once its buffer passes
-    # its limit (set above ours), and the server answers and closes.
+def test_a_head_past_the_servers_limit_is_a_fast_431_too(server, first):
+    # Sent in pieces, as a slow or hostile client would: the server gives up once a head still
+    # incomplete passes its limit (set above ours), and answers and closes.
     pieces = [first[i : i + 4096] for i in range(0, len(first), 4096)]
     answer = exchange(server, pieces[0], pieces[1:], every=0.01, wait=5)
     assert answer.status == 431 and answer.closed and answer.seconds < 2, answer
-    assert f"longer than the {H11_LIMIT:,} bytes" in str(answer.problem()["detail"])
+    assert f"longer than the {HEAD_LIMIT:,} bytes" in str(answer.problem()["detail"])
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        b"/conformance?q=a\tb",
+        b"/conformance?q=\x0cb",
+        b"/conformance?q=caf\xc3\xa9",
+        b"/collections/caf\xc3\xa9",
+        b"/conform\x7fance",
+    ],
+    ids=["tab", "form-feed", "utf8-query", "utf8-path", "del"],
+)
+def test_a_target_with_bytes_other_than_visible_ascii_is_a_400(server, target):
+    answer = exchange(server, b"GET " + target + b" HTTP/1.1\r\nHost: test\r\n\r\n", wait=2)
+    assert answer.status == 400 and answer.closed, answer
+    # llhttp's own refusal ("Invalid char in url query"): geoapi.request_limits relies on it
+    assert "not a valid HTTP/1.1 request" in str(answer.problem()["detail"])
+    # escaped, the same text is read (and judged by the parameter rules)
+    assert exchange(server, request_head("GET", "/conformance?q=caf%C3%A9"), wait=2).status == 200
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET\r\n\r\n",
+        b"G ET / HTTP/1.1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nBad Name: x\r\n\r\n",
+        # geoapi.request_limits relies on these two being refused before it
+        b"POST /lookup HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+        b"POST /lookup HTTP/1.1\r\nHost: t\r\nContent-Length: 1x\r\n\r\n",
+    ],
+    ids=["no-target", "bad-method", "bad-header-name", "two-lengths", "bad-length"],
+)
+def test_what_is_not_http_is_a_400_in_the_error_model(server, head):
+    answer = exchange(server, head, wait=2)
+    assert answer.status == 400 and answer.closed, answer
+    assert "not a valid HTTP/1.1 request" in str(answer.problem()["detail"])
 
 
 # -- control characters and UTF-8 ----------------------------------------------------------------
