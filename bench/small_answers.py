@@ -4,14 +4,16 @@
     python -m bench.small_answers --breakdown-only --breakdown breakdown.json   # ours alone
 
 What a map moving around asks, each scenario against the three servers in one run, on the same
-database (`--buildings`, default 180,000, loaded by `urbis sync` as bench.api_bench does), one
-server at a time, each with the same pool size:
+database (`--buildings`, default 180,000, loaded by `urbis sync` as bench.api_bench does), the
+three serving at once and measured in turn for each scenario, each with the same pool size:
 
 - a bbox holding 50-200 buildings (its count checked in SQL when drawn), in CRS84 (`bbox=`
   lon/lat) and in EPSG:31370 (`bbox-crs`; tipg has no bbox-crs: it is left out there);
 - the first page (`limit=100`) of a range filter on AREA matching ~1 %, ~10 %, ~30 %, ~60 %
   of the layer (`AREA > k AND AREA < m`: m is above every AREA, it only makes each filter
-  distinct, as the first page of a new filter is, so that no server answers from a cache);
+  distinct, as the first page of a new filter is, so that no server answers from a cache of
+  answers or counts per filter; ours counts such a range from AREA's values held sorted,
+  geoapi.column_ranges, which is not one);
 - one feature by key (tipg: `items?ids=<key>`, the same query its item endpoint runs, since
   its item route cannot take a key holding '/');
 - a `properties=` selection (two fields) on a bbox page of 50-200 buildings.
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -305,38 +308,36 @@ def measure(
     base: str,
     server: str,
     collection: str,
-    scenarios: dict[str, SmallScenario],
+    name: str,
+    sc: SmallScenario,
     meter: CpuMeter,
     args: argparse.Namespace,
-) -> dict[str, Any]:
-    out: dict[str, Any] = {"samples": samples(base, server, collection, scenarios, args.check)}
-    out["throughput"], out["latency"] = {}, {}
-    for name, sc in scenarios.items():
-        timed = urls(sc.timed, base, server, collection)
-        if not timed:
-            out["throughput"][name] = out["latency"][name] = None
-            continue
-        warm = urls(sc.warmup, base, server, collection)
-        asyncio.run(drive(warm, args.concurrency, args.warmup, full_pass=False))
-        before = meter.sample()
-        load = asyncio.run(drive(timed, args.concurrency, args.duration, full_pass=False))
-        cpu = cpu_per_request(before, meter.sample(), load.ok, load.seconds)
-        out["throughput"][name] = {**load.figures(), **cpu}
-        took, errors = sequential(urls(sc.latency, base, server, collection), LATENCY_WARMUP)
-        out["latency"][name] = {
-            **(latency_summary([t for t, _ in took]) if took else {}),
-            "errors": len(errors),
-            **({"first_errors": errors[:3]} if errors else {}),
-        }
-        print(
-            f"  {server:9s} {name:16s} {out['throughput'][name]['requests_per_s']:8.1f} req/s "
-            f"({len(load.errors)} errors, server {cpu['server_cpu_ms_per_request']} ms, "
-            f"postgres {cpu['postgres_cpu_ms_per_request']} ms CPU/request, others "
-            f"{cpu['other_processes_cores']} cores); one at a time p50 "
-            f"{out['latency'][name].get('p50_ms')} p99 {out['latency'][name].get('p99_ms')} ms",
-            file=sys.stderr,
-        )
-    return out
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """One scenario on one server: throughput with its CPU per request, then one at a time."""
+    timed = urls(sc.timed, base, server, collection)
+    if not timed:
+        return None, None
+    warm = urls(sc.warmup, base, server, collection)
+    asyncio.run(drive(warm, args.concurrency, args.warmup, full_pass=False))
+    before = meter.sample()
+    load = asyncio.run(drive(timed, args.concurrency, args.duration, full_pass=False))
+    cpu = cpu_per_request(before, meter.sample(), load.ok, load.seconds)
+    throughput = {**load.figures(), **cpu}
+    took, errors = sequential(urls(sc.latency, base, server, collection), LATENCY_WARMUP)
+    latency = {
+        **(latency_summary([t for t, _ in took]) if took else {}),
+        "errors": len(errors),
+        **({"first_errors": errors[:3]} if errors else {}),
+    }
+    print(
+        f"  {server:9s} {name:16s} {throughput['requests_per_s']:8.1f} req/s "
+        f"({len(load.errors)} errors, server {cpu['server_cpu_ms_per_request']} ms, "
+        f"postgres {cpu['postgres_cpu_ms_per_request']} ms CPU/request, others "
+        f"{cpu['other_processes_cores']} cores); one at a time p50 "
+        f"{latency.get('p50_ms')} p99 {latency.get('p99_ms')} ms",
+        file=sys.stderr,
+    )
+    return throughput, latency
 
 
 def cold(
@@ -461,18 +462,35 @@ def compare(
     made = specs(args, url, config, rundir)
     runs: dict[str, dict[str, Any]] = {}
     notes: dict[str, list[str]] = {}
-    for server in SERVERS:
-        port = free_port()
-        spec = made[server](port)
-        notes[server] = spec.notes
+    # All three serve at once, each measured in turn per scenario: the machine's speed drifts
+    # over minutes (tipg's feature by key measured 238 and 319 req/s in two runs), and ratios
+    # taken a scenario at a time drift with it far less than servers measured one after the
+    # other, each through every scenario.
+    with contextlib.ExitStack() as stack:
+        served = {}
         before = our_code()
-        print(f"{server} on port {port}", file=sys.stderr)
-        with api_peers.running(spec, port, rundir / f"{server}.log") as running:
-            meter = CpuMeter(running.group, postmaster)
-            runs[server] = measure(running.base, server, spec.collection, scenarios, meter, args)
-        if server == "ours":
-            args.our_code = (before, our_code())
-        if args.cold:
+        for server in SERVERS:
+            port = free_port()
+            spec = made[server](port)
+            notes[server] = spec.notes
+            print(f"{server} on port {port}", file=sys.stderr)
+            running = stack.enter_context(api_peers.running(spec, port, rundir / f"{server}.log"))
+            served[server] = (running, spec, CpuMeter(running.group, postmaster))
+            runs[server] = {
+                "samples": samples(running.base, server, spec.collection, scenarios, args.check),
+                "throughput": {},
+                "latency": {},
+            }
+        for name, sc in scenarios.items():
+            for server, (running, spec, meter) in served.items():
+                throughput, latency = measure(
+                    running.base, server, spec.collection, name, sc, meter, args
+                )
+                runs[server]["throughput"][name] = throughput
+                runs[server]["latency"][name] = latency
+        args.our_code = (before, our_code())
+    if args.cold:
+        for server in SERVERS:
             runs[server]["cold"] = cold(made[server], server, scenarios, rundir)
     return runs, notes
 

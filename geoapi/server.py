@@ -56,6 +56,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if not self._in_body:
             self._head_bytes += len(data)
         super().data_received(data)
+        if self.transport.is_closing():  # answered already (a 400 for what llhttp refused)
+            return
         if self._in_head and self._head_bytes > self.max_head_bytes:
             self._answer_and_close(
                 431,
