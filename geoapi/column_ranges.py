@@ -37,24 +37,16 @@ from sqlalchemy.dialects.postgresql import DOUBLE_PRECISION
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from geoapi.cql2 import COMPARISONS, EXACT_LIMIT, MIRRORED
 from geoapi.query_models import ItemsQuery
 from urbis_core.catalog import LayerEntry
 
 NUMERIC_TYPES = ("integer", "bigint", "double precision")
-EXACT_LIMIT = 2.0**53  # float8 holds every integer below it exactly
 MAX_ROWS = 5_000_000  # 40 MB of values for the largest layer held
 MAX_HELD = 16  # properties held at once, across layers (least recently counted dropped)
 READ_AFTER = 2  # SQL counts of a property, on one version, before its values are read
 _LOWER = (">", ">=")
 _UPPER = ("<", "<=")
-_MIRRORED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "=": "="}
-_OPERATORS: dict[type[ast.Node], str] = {
-    ast.Equal: "=",
-    ast.LessThan: "<",
-    ast.LessEqual: "<=",
-    ast.GreaterThan: ">",
-    ast.GreaterEqual: ">=",
-}
 
 
 @dataclass(frozen=True)
@@ -137,12 +129,12 @@ def _condition(node: Any) -> tuple[str, list[tuple[str, float]]] | None:
         if node.not_ or not isinstance(node.lhs, ast.Attribute) or low is None or high is None:
             return None
         return node.lhs.name, [(">=", low), ("<=", high)]
-    op = _OPERATORS.get(type(node))
-    if op is None:
+    op = COMPARISONS.get(type(node))
+    if op is None or op == "<>":  # not one range
         return None
     lhs, rhs = node.lhs, node.rhs
     if isinstance(rhs, ast.Attribute) and not isinstance(lhs, ast.Attribute):
-        lhs, rhs, op = rhs, lhs, _MIRRORED[op]
+        lhs, rhs, op = rhs, lhs, MIRRORED.get(op, op)
     value = _number(rhs)
     if not isinstance(lhs, ast.Attribute) or value is None:
         return None

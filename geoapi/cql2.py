@@ -54,7 +54,7 @@ _STRINGS = {
 }
 _OPENS, _CLOSES = np.frombuffer(b"([{", np.uint8), np.frombuffer(b")]}", np.uint8)
 
-_COMPARISONS: dict[type[ast.Node], str] = {
+COMPARISONS: dict[type[ast.Node], str] = {
     ast.Equal: "=",
     ast.NotEqual: "<>",
     ast.LessThan: "<",
@@ -62,6 +62,8 @@ _COMPARISONS: dict[type[ast.Node], str] = {
     ast.GreaterThan: ">",
     ast.GreaterEqual: ">=",
 }
+MIRRORED = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}  # `5 < A` is `A > 5`
+EXACT_LIMIT = 2.0**53  # float8 holds every integer below it exactly
 _SPATIAL: dict[type[ast.Node], str] = {
     ast.GeometryIntersects: "ST_Intersects",
     ast.GeometryWithin: "ST_Within",
@@ -211,7 +213,7 @@ class _Translator:
             return sa.not_(self.condition(node.sub_node))
         if isinstance(node, ast.Include):
             return sa.false() if node.not_ else sa.true()
-        if type(node) in _COMPARISONS:
+        if type(node) in COMPARISONS:
             return self.comparison(node)
         if isinstance(node, ast.Like):
             return self.like(node)
@@ -233,11 +235,11 @@ class _Translator:
         raise _fail(f"expected a condition, got the value {node!r:.100}")
 
     def comparison(self, node: Any) -> ColumnElement[bool]:
-        op = _COMPARISONS[type(node)]
+        op = COMPARISONS[type(node)]
         lhs, rhs = node.lhs, node.rhs
         if not isinstance(lhs, ast.Attribute) and isinstance(rhs, ast.Attribute):
             lhs, rhs = rhs, lhs
-            op = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}.get(op, op)
+            op = MIRRORED.get(op, op)
         column = self.scalar_property(lhs, op)
         name = lhs.name
         if isinstance(rhs, ast.Attribute):
@@ -287,7 +289,7 @@ class _Translator:
         if (
             self.types[name] in _INTEGER_TYPES
             and any(_decimal(v) for v in bounds)
-            and all(abs(v) < 2.0**53 for v in bounds)
+            and all(abs(v) < EXACT_LIMIT for v in bounds)
         ):
             # the integers within, so that the column's index serves it (see _on_integers)
             low = sa.literal(math.ceil(node.low), sa.BigInteger())
@@ -477,7 +479,7 @@ def _shape(geojson: Any) -> shapely.Geometry:
 
 def _decimal(value: Any) -> bool:
     """A float (not a whole one) that float8 compares exactly with every integer below it."""
-    return isinstance(value, float) and not value.is_integer() and abs(value) < 2.0**53
+    return isinstance(value, float) and not value.is_integer() and abs(value) < EXACT_LIMIT
 
 
 def _on_integers(column: ColumnElement[Any], op: str, number: float) -> ColumnElement[bool]:
