@@ -11,8 +11,15 @@ STAMP := $(VENV)/.installed
 up: install
 	$(BIN)/urbis up
 
+# The suite on TEST_WORKERS processes (pytest-xdist), each with a PostgreSQL cluster of its
+# own; a module's tests stay on one worker, with the server and database they share. Most of a
+# test's time is waiting (servers starting, browsers, syncs), so two workers fit two cores.
+# TEST_WORKERS=0 runs it in this one process, as it must on a server of one's own
+# (URBIS_TEST_ADMIN_URL): the workers would share its template databases and roles.
+TEST_WORKERS ?= $(if $(URBIS_TEST_ADMIN_URL),0,2)
+
 test: install lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope
 
 # The quick loop (well under a minute, no database): lint, format, types and the unit tests.
 check: $(STAMP)

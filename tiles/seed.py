@@ -16,6 +16,9 @@ replaces it only with a whole new one; cut short, the next run goes on from its 
 work file remembers what it was seeded for (collections, grid, zooms, bbox and the layers'
 versions): a run with other arguments, or over layers a sync has changed since, starts over
 rather than mix two datasets.
+
+One module of about 420 lines: the plan, the rendering workers, the work file's resumption and
+the archive's replacement are one run's steps, each needing what the one before decided.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ def server_log(proc: subprocess.Popen[bytes]) -> str:
 
 
 @pytest.fixture(scope="module")
-def synced_database_url(admin_url: str, template_url: str) -> Iterator[str]:
+def synced_database_url(admin_url: str, synced_template_url: str) -> Iterator[str]:
     name = f"api_{uuid.uuid4().hex[:10]}"
     yield synced_sample_database(admin_url, name)
     drop_database(admin_url, name)
@@ -233,7 +233,7 @@ def coverage_sources(tmp_path_factory: pytest.TempPathFactory) -> CoverageSource
 
 @pytest.fixture(scope="module")
 def coverage_database_url(
-    admin_url: str, template_url: str, coverage_sources: CoverageSources
+    admin_url: str, synced_template_url: str, coverage_sources: CoverageSources
 ) -> Iterator[str]:
     """The synced sample plus the three raster layers of `coverage_sources`, synced."""
     name = f"cov_{uuid.uuid4().hex[:10]}"

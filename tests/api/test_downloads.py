@@ -126,7 +126,7 @@ def test_the_oapif_way_reads_the_whole_layer_into_geopandas(api):
 
 
 @pytest.fixture(scope="module")
-def small_cap_api(admin_url: str, template_url: str):
+def small_cap_api(admin_url: str, synced_template_url: str):
     """The sample behind a server whose downloads hold at most 300 features."""
     name = f"cap_{uuid.uuid4().hex[:10]}"
     url = synced_sample_database(admin_url, name)

@@ -111,8 +111,11 @@ def exchange(
 ) -> Answer:
     """Send `first`, then each of `then` `every` seconds until the server answers; read what
     it says until it closes the connection or `wait` seconds have passed."""
+    # The clock starts before the connection: the server's starts when it accepts it, so a
+    # timeout it keeps is never measured short here (a client descheduled just after
+    # connecting would otherwise start late).
+    start = time.monotonic()
     with socket.create_connection(server.address) as sock:
-        start = time.monotonic()
         sock.sendall(first)
         pieces = list(then or [])
         raw = b""

@@ -202,7 +202,7 @@ def test_a_forged_host_is_never_written_into_a_link(client):
 
 
 @pytest.fixture(scope="module")
-def configured(admin_url: str, template_url: str) -> Iterator[dict[str, str]]:
+def configured(admin_url: str, synced_template_url: str) -> Iterator[dict[str, str]]:
     """Two servers on one database: one with URBIS_PUBLIC_URL, one trusting no local proxy."""
     name = f"px_{uuid.uuid4().hex[:10]}"
     url = synced_sample_database(admin_url, name)
