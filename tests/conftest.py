@@ -99,7 +99,7 @@ def create_database(admin: str, name: str, template: str | None = None) -> str:
 def synced_sample_database(admin: str, name: str) -> str:
     """A new database holding the bundled sample, synced: a copy of `synced_template_url`'s.
 
-    The sample is synced once per run (into that template), not once per module: a copy is
+    The sample is synced once per test process (into that template), not per module: a copy is
     the same tables, history, runs and catalog rows, made in a fraction of the time.
     """
     return create_database(admin, name, template=SYNCED_TEMPLATE_DB)
