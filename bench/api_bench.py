@@ -17,15 +17,16 @@ What it does, in order:
    list (no server's cache answers what real clients would not ask twice) and warm-ups use
    other requests than the timed ones;
 3. installs tipg and pygeoapi in their own virtualenvs (first run only, bench.api_peers);
-4. runs the servers one after the other, never two at once, each one process with the same
-   pool size (--pool-size) on the same database. For each: the same sample requests are
-   answered first (feature counts and ids compared across servers afterwards), then every
-   throughput scenario is warmed up (--warmup s) and driven for --duration s by --concurrency
-   requests in flight (one asyncio httpx client, keep-alive, no compression), then point
-   queries are timed one at a time (--latency-requests): ours' /lookup, /nearest, /reverse
-   and /geocode (a mix of what users type, bench.geocode_queries, whose first answers are
-   then checked), and the items in a tiny bbox that all three serve. --points-only times
-   ours' point queries alone (no peers, no throughput scenarios).
+4. starts the three servers together, each one process with the same pool size
+   (--pool-size) on the same database, and measures them in turn, never two at once: the
+   same sample requests are answered by each first (feature counts and ids compared across
+   servers afterwards); then each throughput scenario, on each server in turn before the
+   next scenario, is warmed up (--warmup s) and driven for --duration s by --concurrency
+   requests in flight (one asyncio httpx client, keep-alive, no compression); then, server
+   by server, point queries are timed one at a time (--latency-requests): ours' /lookup,
+   /nearest, /reverse and /geocode (a mix of what users type, bench.geocode_queries, whose
+   first answers are then checked), and the items in a tiny bbox that all three serve.
+   --points-only times ours' point queries alone (no peers, no throughput scenarios).
 
 It prints (and with --json writes) requests/s per server and scenario, the ratios ours/tipg and
 ours/pygeoapi, p50/p99 latencies, the CPU time per request of the server, of PostgreSQL and of
@@ -744,31 +745,32 @@ class ServerRun:
     samples: dict[str, list[Answer]] = field(default_factory=dict)
 
 
-def measure(
-    base: str, server: str, collection: str, plan: Plan, meter: CpuMeter, args: argparse.Namespace
-) -> ServerRun:
-    run = ServerRun(samples=sample_answers(base, server, collection, plan, args.check))
-    for name, scenario in plan.throughput.items():
-        warm = [r.url(base, server, collection) for r in scenario.warmup]
-        urls = [r.url(base, server, collection) for r in scenario.requests]
-        asyncio.run(drive(warm, args.concurrency, args.warmup, full_pass=False))
-        before = meter.sample()
-        load = asyncio.run(drive(urls, args.concurrency, args.duration, scenario.full_pass))
-        cpu = cpu_per_request(before, meter.sample(), load.ok, load.seconds)
-        run.throughput[name] = {**load.figures(), **cpu}
-        print(
-            f"  {server:9s} {name:22s} {run.throughput[name]['requests_per_s']:8.2f} req/s"
-            f"  ({load.ok} ok, {len(load.errors)} errors; CPU ms/request: server "
-            f"{cpu['server_cpu_ms_per_request']}, postgres "
-            f"{cpu['postgres_cpu_ms_per_request']}; other processes "
-            f"{cpu['other_processes_cores']} cores)",
-            file=sys.stderr,
-        )
-    latency_sets = dict(plan.shared_latency)
-    if server == "ours":
-        latency_sets.update(plan.ours_latency)
-    time_latencies(base, server, collection, plan, latency_sets, run)
-    return run
+def throughput(
+    base: str,
+    server: str,
+    collection: str,
+    name: str,
+    scenario: Scenario,
+    meter: CpuMeter,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """One throughput scenario on one server, with its CPU per request."""
+    warm = [r.url(base, server, collection) for r in scenario.warmup]
+    urls = [r.url(base, server, collection) for r in scenario.requests]
+    asyncio.run(drive(warm, args.concurrency, args.warmup, full_pass=False))
+    before = meter.sample()
+    load = asyncio.run(drive(urls, args.concurrency, args.duration, scenario.full_pass))
+    cpu = cpu_per_request(before, meter.sample(), load.ok, load.seconds)
+    figures = {**load.figures(), **cpu}
+    print(
+        f"  {server:9s} {name:22s} {figures['requests_per_s']:8.2f} req/s"
+        f"  ({load.ok} ok, {len(load.errors)} errors; CPU ms/request: server "
+        f"{cpu['server_cpu_ms_per_request']}, postgres "
+        f"{cpu['postgres_cpu_ms_per_request']}; other processes "
+        f"{cpu['other_processes_cores']} cores)",
+        file=sys.stderr,
+    )
+    return figures
 
 
 def time_latencies(
@@ -961,21 +963,36 @@ def versions(workdir: Path, code: tuple[str, str]) -> dict[str, str]:
 def run_servers(
     args: argparse.Namespace, url: str, config: Path, rundir: Path, plan: Plan, postmaster: int
 ) -> tuple[dict[str, ServerRun], dict[str, list[str]]]:
-    specs = server_specs(args, url, config, rundir, served_properties(url))
-    runs: dict[str, ServerRun] = {}
-    notes: dict[str, list[str]] = {}
-    for name in SERVERS:
-        port = free_port()
-        spec = specs[name](port)
-        notes[name] = spec.notes
-        print(f"{name}: {' '.join(spec.cmd[:2])} ... on port {port}", file=sys.stderr)
-        before = our_code()  # the tree may change under us: the code ours started with...
-        with api_peers.running(spec, port, rundir / f"{name}.log") as server:
-            runs[name] = measure(
-                server.base, name, spec.collection, plan, CpuMeter(server.group, postmaster), args
+    """The three servers at once, measured in turn: each scenario on each server, then each
+    server's point queries one at a time."""
+    made = server_specs(args, url, config, rundir, served_properties(url))
+    before = our_code()  # the tree may change under us: the code ours started with...
+    with api_peers.all_running(made, rundir) as served:
+        notes = {name: s.spec.notes for name, s in served.items()}
+        meters = {name: CpuMeter(s.running.group, postmaster) for name, s in served.items()}
+        runs = {
+            name: ServerRun(
+                samples=sample_answers(s.running.base, name, s.spec.collection, plan, args.check)
             )
-        if name == "ours":
-            args.our_code = (before, our_code())  # ... and still had when it stopped
+            for name, s in served.items()
+        }
+        for scenario_name, scenario in plan.throughput.items():
+            for name, s in served.items():
+                runs[name].throughput[scenario_name] = throughput(
+                    s.running.base,
+                    name,
+                    s.spec.collection,
+                    scenario_name,
+                    scenario,
+                    meters[name],
+                    args,
+                )
+        for name, s in served.items():
+            latency_sets = dict(plan.shared_latency)
+            if name == "ours":
+                latency_sets.update(plan.ours_latency)
+            time_latencies(s.running.base, name, s.spec.collection, plan, latency_sets, runs[name])
+        args.our_code = (before, our_code())  # ... and still had when it stopped
     return runs, notes
 
 
@@ -1081,7 +1098,8 @@ def report(
             "servers": notes,
             "order": list(SERVERS),
             "client": "one asyncio httpx client in the benchmark process, keep-alive, "
-            "Accept-Encoding: identity; servers run one at a time",
+            "Accept-Encoding: identity; the servers run together, measured in turn, each "
+            "scenario on each server before the next scenario",
         },
         "versions": versions(args.workdir, args.our_code),
         "throughput_rps": rps,

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import math
 import os
@@ -462,29 +461,23 @@ def compare(
     made = specs(args, url, config, rundir)
     runs: dict[str, dict[str, Any]] = {}
     notes: dict[str, list[str]] = {}
-    # All three serve at once, each measured in turn per scenario: the machine's speed drifts
-    # over minutes (tipg's feature by key measured 238 and 319 req/s in two runs), and ratios
-    # taken a scenario at a time drift with it far less than servers measured one after the
-    # other, each through every scenario.
-    with contextlib.ExitStack() as stack:
-        served = {}
-        before = our_code()
-        for server in SERVERS:
-            port = free_port()
-            spec = made[server](port)
-            notes[server] = spec.notes
-            print(f"{server} on port {port}", file=sys.stderr)
-            running = stack.enter_context(api_peers.running(spec, port, rundir / f"{server}.log"))
-            served[server] = (running, spec, CpuMeter(running.group, postmaster))
+    before = our_code()
+    with api_peers.all_running(made, rundir) as served:
+        meters = {}
+        for server, s in served.items():
+            notes[server] = s.spec.notes
+            meters[server] = CpuMeter(s.running.group, postmaster)
             runs[server] = {
-                "samples": samples(running.base, server, spec.collection, scenarios, args.check),
+                "samples": samples(
+                    s.running.base, server, s.spec.collection, scenarios, args.check
+                ),
                 "throughput": {},
                 "latency": {},
             }
         for name, sc in scenarios.items():
-            for server, (running, spec, meter) in served.items():
+            for server, s in served.items():
                 throughput, latency = measure(
-                    running.base, server, spec.collection, name, sc, meter, args
+                    s.running.base, server, s.spec.collection, name, sc, meters[server], args
                 )
                 runs[server]["throughput"][name] = throughput
                 runs[server]["latency"][name] = latency
