@@ -334,8 +334,11 @@ def answer(
     planned: list[Planned],
     limit: int,
     crs: OutputCrs,
-) -> list[dict[str, Any]]:
-    """The features, tier by tier; in a tier by what the number (and box) are worth."""
+) -> list[tuple[float, dict[str, Any]]]:
+    """The features, tier by tier; in a tier by what the number (and box) are worth.
+
+    Each comes with its tier's score (its street's, or its place's), for merging readings.
+    """
     ranked: list[tuple[tuple[Any, ...], Planned, dict[str, Any] | None]] = []
     for i, p in enumerate(planned):
         if p.number is None:
@@ -348,8 +351,15 @@ def answer(
             ranked.append(((p.tier, -fit, i, _box_order(box, query.box)), p, row))
     ranked.sort(key=lambda r: r[0])
     return [
-        _feature(layer, fields, query, p, row, -order[1], crs) for order, p, row in ranked[:limit]
+        (_tier_score(p), _feature(layer, fields, query, p, row, -order[1], crs))
+        for order, p, row in ranked[:limit]
     ]
+
+
+def _tier_score(p: Planned) -> float:
+    matched = p.match if p.match is not None else p.area
+    assert matched is not None
+    return float(matched.score)
 
 
 def _feature(
@@ -436,22 +446,28 @@ async def geocode(
     completed into the names' words it begins, and the answers of every reading are merged.
     """
     require_something(parse_query(q))
-    found: dict[Any, dict[str, Any]] = {}
-    for text in completed(index, q) if complete else [q]:
+    found: dict[Any, tuple[tuple[float, int, int], dict[str, Any]]] = {}
+    for reading, text in enumerate(completed(index, q) if complete else [q]):
         query = parse_query(text)
         if not query.words and query.postcode is None:
             continue
         planned, place_only = await off_loop(_plan_query, index, query, limit, min_score)
         if not place_only:
             await read_addresses(conn, layer, fields, index, planned, crs)
-        for feature in answer(layer, fields, query, planned, limit, crs):
+        for position, (tier_score, feature) in enumerate(
+            answer(layer, fields, query, planned, limit, crs)
+        ):
             # an address by its key; a street or area by its extent (its French and Dutch
             # names are one place)
             same = feature.get("id") or (feature["properties"]["match"], str(feature["bbox"]))
-            if same not in found or _score(feature) > _score(found[same]):
-                found[same] = feature
-    # stable: of equal scores, the reading as typed first, then the most used completions
-    return sorted(found.values(), key=lambda feature: -_score(feature))[:limit]
+            order = (-tier_score, reading, position)
+            if same not in found or order < found[same][0]:
+                found[same] = (order, feature)
+    # The better street (or place) first, whichever reading named it; a tier's answers in
+    # their reading's order, not by their own score: a street's nearest numbers (0.8) come
+    # before its namesake's number in another postcode (0.85), as the tiers say. Of equal
+    # streets, the reading as typed first, then the most used completions.
+    return [feature for _order, feature in sorted(found.values(), key=lambda f: f[0])][:limit]
 
 
 def completed(index: StreetIndex, q: str) -> list[str]:
@@ -461,10 +477,6 @@ def completed(index: StreetIndex, q: str) -> list[str]:
         return [q]
     words = index.completions(fold(last.group(0)), COMPLETIONS)
     return [q] + [q[: last.start()] + word for word in words]
-
-
-def _score(feature: dict[str, Any]) -> float:
-    return float(feature["properties"]["score"])
 
 
 def _plan_query(

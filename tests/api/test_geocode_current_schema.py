@@ -11,6 +11,7 @@ import random
 from pathlib import Path
 
 import geopandas as gpd
+import pandas as pd
 import pytest
 import shapely
 
@@ -190,3 +191,48 @@ def test_a_street_carries_its_id_names_postcode_and_municipality_and_no_number(c
     (missing,) = ask(client, "Avenue Jean Volders 999", limit=1)
     assert missing["properties"]["match"] == "nearest_number"
     assert missing["properties"]["STREET_ID"] == street.STREET_ID.iloc[0]
+
+
+def test_the_place_asked_keeps_its_streets_nearest_numbers_before_a_namesake_with_the_number(
+    client, synced_database_url, tmp_path
+):
+    """'Rue Haute 1, 1000 Bruxelles': Rue Haute in 1000 has no number 1, its namesake in 1020
+    has. The street the query places comes first (its nearest numbers, then itself), the
+    namesake's number 1 after, though it scores more (0.85 x 1, a postcode that disagrees,
+    against 0.8 for a nearest number): tiers are answered in order, not by score."""
+    sample = read_sample_addresses()
+    haute = sample[(sample.PW_NAME_FR == "Rue Haute") & (sample.PZNC == "1000")]
+    assert len(haute) > 2 and "1" not in set(haute.ADRN)
+    own = current_schema(haute, set(), set())
+    namesake = own.head(2).copy()
+    namesake["INSPIRE_ID"] = [f"{ADDRESS.format('namesake')}/{n}" for n in ("1", "3")]
+    namesake["STREET_ID"] = "https://databrussels.be/id/streetname/namesake"
+    namesake["POLICENUM"] = ["1", "3"]
+    namesake["ZIPCODE"] = "1020"
+    namesake["geometry"] = namesake.geometry.translate(0, 4000)  # Laeken, 4 km north
+    frame = gpd.GeoDataFrame(pd.concat([own, namesake], ignore_index=True), crs=31370)
+    gpkg = tmp_path / "namesakes.gpkg"
+    frame.to_file(gpkg, layer="Addresses", driver="GPKG")
+    config = tmp_path / "layers.yaml"
+    config.write_text(
+        f"layers:\n  namesakes:\n    source: {{kind: file, path: {gpkg}, "
+        "layer: Addresses}\n    key: INSPIRE_ID\n"
+    )
+    sync_file_layer(synced_database_url, config, "namesakes")
+    for q, complete in (
+        ("Rue Haute 1, 1000 Bruxelles", "false"),
+        ("Hoogstraat 1, 1000 Brussel", "false"),
+        ("Rue Haute 1, 1000 Bruxelles", "true"),
+    ):
+        found = geocode(client, q, collection="namesakes", limit=10, complete=complete)
+        places = [(f["properties"]["ZIPCODE"], f["properties"]["match"]) for f in found]
+        assert places[0] == ("1000", "nearest_number"), (q, complete, places)
+        first_elsewhere = next(i for i, (zipcode, _) in enumerate(places) if zipcode == "1020")
+        assert {zipcode for zipcode, _ in places[first_elsewhere:]} == {"1020"}, places
+        assert ("1000", "street") in places[:first_elsewhere], places
+        elsewhere = found[first_elsewhere]["properties"]
+        assert (elsewhere["POLICENUM"], elsewhere["match"], elsewhere["score"]) == (
+            "1",
+            "fuzzy",
+            0.85,
+        ), elsewhere
