@@ -60,6 +60,18 @@ def current_schema(
     return gpd.GeoDataFrame(rows, crs=31370)
 
 
+def synced_as(database_url: str, frame: gpd.GeoDataFrame, layer_id: str, folder: Path) -> None:
+    """`frame` written to a GeoPackage in `folder` and synced as the layer `layer_id`."""
+    gpkg = folder / f"{layer_id}.gpkg"
+    frame.to_file(gpkg, layer="Addresses", driver="GPKG")
+    config = folder / "layers.yaml"
+    config.write_text(
+        f"layers:\n  {layer_id}:\n    source: {{kind: file, path: {gpkg}, "
+        "layer: Addresses}\n    key: INSPIRE_ID\n"
+    )
+    sync_file_layer(database_url, config, layer_id)
+
+
 @pytest.fixture(scope="module")
 def layer(synced_database_url: str, tmp_path_factory) -> dict:
     sample = read_sample_addresses()
@@ -69,15 +81,7 @@ def layer(synced_database_url: str, tmp_path_factory) -> dict:
     drawn = list(unique.sample(40, random_state=11).index)
     boxed, only_boxes = set(drawn[:30]), set(drawn[30:])
     frame = current_schema(sample, boxed, only_boxes)
-    folder: Path = tmp_path_factory.mktemp("current-schema")
-    gpkg = folder / "urbisvector.gpkg"
-    frame.to_file(gpkg, layer="Addresses", driver="GPKG")
-    config = folder / "layers.yaml"
-    config.write_text(
-        f"layers:\n  {LAYER}:\n    source: {{kind: file, path: {gpkg}, "
-        "layer: Addresses}\n    key: INSPIRE_ID\n"
-    )
-    sync_file_layer(synced_database_url, config, LAYER)
+    synced_as(synced_database_url, frame, LAYER, tmp_path_factory.mktemp("current-schema"))
     return {"sample": sample, "boxed": boxed, "only_boxes": only_boxes, "frame": frame}
 
 
@@ -211,14 +215,7 @@ def test_the_place_asked_keeps_its_streets_nearest_numbers_before_a_namesake_wit
     namesake["ZIPCODE"] = "1020"
     namesake["geometry"] = namesake.geometry.translate(0, 4000)  # Laeken, 4 km north
     frame = gpd.GeoDataFrame(pd.concat([own, namesake], ignore_index=True), crs=31370)
-    gpkg = tmp_path / "namesakes.gpkg"
-    frame.to_file(gpkg, layer="Addresses", driver="GPKG")
-    config = tmp_path / "layers.yaml"
-    config.write_text(
-        f"layers:\n  namesakes:\n    source: {{kind: file, path: {gpkg}, "
-        "layer: Addresses}\n    key: INSPIRE_ID\n"
-    )
-    sync_file_layer(synced_database_url, config, "namesakes")
+    synced_as(synced_database_url, frame, "namesakes", tmp_path)
     for q, complete in (
         ("Rue Haute 1, 1000 Bruxelles", "false"),
         ("Hoogstraat 1, 1000 Brussel", "false"),
