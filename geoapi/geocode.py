@@ -359,7 +359,7 @@ def answer(
 def _tier_score(p: Planned) -> float:
     matched = p.match if p.match is not None else p.area
     assert matched is not None
-    return float(matched.score)
+    return round(matched.score, 6)  # as `_tiers` groups them
 
 
 def _feature(
@@ -446,7 +446,7 @@ async def geocode(
     completed into the names' words it begins, and the answers of every reading are merged.
     """
     require_something(parse_query(q))
-    found: dict[Any, tuple[tuple[float, int, int], dict[str, Any]]] = {}
+    found: dict[Any, tuple[tuple[float, float, int, int], dict[str, Any]]] = {}
     for reading, text in enumerate(completed(index, q) if complete else [q]):
         query = parse_query(text)
         if not query.words and query.postcode is None:
@@ -460,13 +460,13 @@ async def geocode(
             # an address by its key; a street or area by its extent (its French and Dutch
             # names are one place)
             same = feature.get("id") or (feature["properties"]["match"], str(feature["bbox"]))
-            order = (-tier_score, reading, position)
+            order = (-tier_score, -float(feature["properties"]["score"]), reading, position)
             if same not in found or order < found[same][0]:
                 found[same] = (order, feature)
-    # The better street (or place) first, whichever reading named it; a tier's answers in
-    # their reading's order, not by their own score: a street's nearest numbers (0.8) come
-    # before its namesake's number in another postcode (0.85), as the tiers say. Of equal
-    # streets, the reading as typed first, then the most used completions.
+    # Tier by tier, as in one reading: the better street (or place) first, whichever reading
+    # named it, so a street's nearest numbers (0.8) come before its namesake's number in
+    # another postcode (0.85); among equal streets by what the number is worth; then the
+    # reading as typed first, then the most used completions.
     return [feature for _order, feature in sorted(found.values(), key=lambda f: f[0])][:limit]
 
 
