@@ -220,6 +220,7 @@ def test_the_place_asked_keeps_its_streets_nearest_numbers_before_a_namesake_wit
         ("Rue Haute 1, 1000 Bruxelles", "false"),
         ("Hoogstraat 1, 1000 Brussel", "false"),
         ("Rue Haute 1, 1000 Bruxelles", "true"),
+        ("Rue Haute 1, 1000 Bruxel", "true"),  # as one types: readings merged
     ):
         found = geocode(client, q, collection="namesakes", limit=10, complete=complete)
         places = [(f["properties"]["ZIPCODE"], f["properties"]["match"]) for f in found]
