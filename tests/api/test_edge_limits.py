@@ -312,10 +312,6 @@ def test_a_head_past_the_servers_limit_is_a_fast_431_too(server, first):
     assert f"longer than the {HEAD_LIMIT:,} bytes" in str(answer.problem()["detail"])
 
 
-def _get(target: bytes) -> bytes:
-    return b"GET " + target + b" HTTP/1.1\r\nHost: test\r\n\r\n"
-
-
 @pytest.mark.parametrize(
     "head",
     [
@@ -326,11 +322,11 @@ def _get(target: bytes) -> bytes:
         # malformed Content-Length, a target holding what is not visible ASCII
         b"POST /lookup HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
         b"POST /lookup HTTP/1.1\r\nHost: t\r\nContent-Length: 1x\r\n\r\n",
-        _get(b"/conformance?q=a\tb"),
-        _get(b"/conformance?q=\x0cb"),
-        _get(b"/conformance?q=caf\xc3\xa9"),
-        _get(b"/collections/caf\xc3\xa9"),
-        _get(b"/conform\x7fance"),
+        request_head("GET", "/conformance?q=a\tb"),
+        request_head("GET", "/conformance?q=\x0cb"),
+        request_head("GET", "/conformance?q=café"),
+        request_head("GET", "/collections/café"),
+        request_head("GET", "/conform\x7fance"),
     ],
     ids=[
         "no-target",
@@ -352,7 +348,7 @@ def test_what_is_not_http_is_a_400_in_the_error_model(server, head):
 
 
 def test_a_target_escaped_is_read(server):
-    assert exchange(server, _get(b"/conformance?q=caf%C3%A9"), wait=2).status == 200
+    assert exchange(server, request_head("GET", "/conformance?q=caf%C3%A9"), wait=2).status == 200
 
 
 # -- control characters and UTF-8 ----------------------------------------------------------------
