@@ -96,13 +96,15 @@ def create_database(admin: str, name: str, template: str | None = None) -> str:
     return url
 
 
-def synced_sample_database(admin: str, name: str) -> str:
-    """A new database holding the bundled sample, synced: a copy of `synced_template_url`'s.
+def synced_sample_database(admin: str, synced_template: str, name: str) -> str:
+    """A new database holding the bundled sample, synced: a copy of `synced_template`, the
+    `synced_template_url` fixture's database (asked for here, so that no caller can copy it
+    before the fixture has made it).
 
     The sample is synced once per test process (into that template), not per module: a copy is
     the same tables, history, runs and catalog rows, made in a fraction of the time.
     """
-    return create_database(admin, name, template=SYNCED_TEMPLATE_DB)
+    return create_database(admin, name, template=make_url(synced_template).database)
 
 
 def drop_database(admin: str, name: str) -> None:

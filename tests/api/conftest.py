@@ -44,7 +44,7 @@ def server_log(proc: subprocess.Popen[bytes]) -> str:
 @pytest.fixture(scope="module")
 def synced_database_url(admin_url: str, synced_template_url: str) -> Iterator[str]:
     name = f"api_{uuid.uuid4().hex[:10]}"
-    yield synced_sample_database(admin_url, name)
+    yield synced_sample_database(admin_url, synced_template_url, name)
     drop_database(admin_url, name)
 
 
@@ -237,7 +237,7 @@ def coverage_database_url(
 ) -> Iterator[str]:
     """The synced sample plus the three raster layers of `coverage_sources`, synced."""
     name = f"cov_{uuid.uuid4().hex[:10]}"
-    url = synced_sample_database(admin_url, name)
+    url = synced_sample_database(admin_url, synced_template_url, name)
     config = load_config(coverage_sources.config)
     settings = SyncSettings(raster_dir=coverage_sources.raster_dir)
     engine = create_sync_engine(url)

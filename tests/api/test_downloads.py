@@ -129,7 +129,7 @@ def test_the_oapif_way_reads_the_whole_layer_into_geopandas(api):
 def small_cap_api(admin_url: str, synced_template_url: str):
     """The sample behind a server whose downloads hold at most 300 features."""
     name = f"cap_{uuid.uuid4().hex[:10]}"
-    url = synced_sample_database(admin_url, name)
+    url = synced_sample_database(admin_url, synced_template_url, name)
     proc, base = start_server(url, URBIS_DOWNLOAD_MAX_FEATURES="300")
     try:
         with httpx.Client(base_url=base, timeout=30) as client:

@@ -66,7 +66,7 @@ class Run:
 @pytest.fixture(scope="module")
 def server(admin_url: str, synced_template_url: str, tmp_path_factory) -> Iterator[NotebookServer]:
     name = f"nb_{uuid.uuid4().hex[:10]}"
-    url = synced_sample_database(admin_url, name)
+    url = synced_sample_database(admin_url, synced_template_url, name)
     correction = boundary_correction(tmp_path_factory.mktemp("history"))
     sync_file_layer(url, correction.config, "municipalities")
     proc, base = start_server(url)

@@ -205,7 +205,7 @@ def test_a_forged_host_is_never_written_into_a_link(client):
 def configured(admin_url: str, synced_template_url: str) -> Iterator[dict[str, str]]:
     """Two servers on one database: one with URBIS_PUBLIC_URL, one trusting no local proxy."""
     name = f"px_{uuid.uuid4().hex[:10]}"
-    url = synced_sample_database(admin_url, name)
+    url = synced_sample_database(admin_url, synced_template_url, name)
     public, public_base = start_server(url, URBIS_PUBLIC_URL="https://geo.example.org/urbis/")
     strict, strict_base = start_server(url, URBIS_TRUSTED_PROXIES="10.9.8.7,192.0.2.0/24")
     try:

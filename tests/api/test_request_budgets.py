@@ -214,9 +214,9 @@ def test_a_costly_geometry_is_bounded_in_size_and_time(budget_api, synced_databa
 
 
 @pytest.fixture
-def outage_database(admin_url: str, template_url: str) -> Iterator[str]:
+def outage_database(admin_url: str, synced_template_url: str) -> Iterator[str]:
     name = f"outage_{uuid.uuid4().hex[:10]}"
-    yield synced_sample_database(admin_url, name)
+    yield synced_sample_database(admin_url, synced_template_url, name)
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
     drop_database(admin_url, name)

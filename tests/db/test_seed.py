@@ -43,10 +43,10 @@ Tile = tuple[int, int, int]
 
 
 @pytest.fixture(scope="module")
-def sample_url(admin_url: str, template_url: str) -> Iterator[str]:
+def sample_url(admin_url: str, synced_template_url: str) -> Iterator[str]:
     """A database holding the synced sample, shared by the module (seeding only reads it)."""
     name = f"seed_{uuid.uuid4().hex[:10]}"
-    url = synced_sample_database(admin_url, name)
+    url = synced_sample_database(admin_url, synced_template_url, name)
     # With statistics, as in production: then a tile's rows may come in another order from
     # one connection to the next (custom or generic plan), so tiles are compared by content.
     with psycopg.connect(url, autocommit=True) as conn:
